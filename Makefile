@@ -1,0 +1,89 @@
+# postern: build, test, demo.  `make` builds ./postern; `make test` installs what
+# it needs (Debian packages, as root), builds, and runs every test.
+
+CC      ?= cc
+CFLAGS  ?= -O2 -g
+CFLAGS  += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Iproxy -Ipolicy
+PKGS     = openssl libconfig
+LIBS     = $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lev -lpthread
+PYTHON  ?= /usr/bin/python3
+
+BUILD    = build
+# Parsers and other pure code: no libev, no sockets; linked into fuzzers.
+PURE_SRC = proxy/buf.c proxy/imap.c proxy/pop3.c proxy/sasl.c proxy/route.c proxy/log.c
+# What unit tests link: the pure code and the config loader.
+UNIT_SRC = $(PURE_SRC) proxy/config.c
+CORE_SRC = proxy/config.c proxy/tls.c proxy/listener.c proxy/conn.c proxy/imap_session.c \
+           proxy/pop3_session.c proxy/backend.c proxy/relay.c proxy/worker.c
+MAIN_SRC = proxy/main.c
+SRC      = $(PURE_SRC) $(CORE_SRC) $(MAIN_SRC)
+OBJ      = $(SRC:%.c=$(BUILD)/%.o)
+HDR      = $(wildcard proxy/*.h policy/*.h)
+
+UNIT     = $(patsubst tests/unit/%.c,%,$(wildcard tests/unit/test_*.c))
+FUZZ     = fuzz_imap fuzz_pop3
+
+.PHONY: all deps test unit unit-asan fuzz fuzz-short integration demo bench format clean
+
+all: postern
+
+postern: $(OBJ)
+	$(CC) $(CFLAGS) -o $@ $(OBJ) $(LIBS)
+
+$(BUILD)/%.o: %.c $(HDR)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -c -o $@ $<
+
+deps:
+	@sh tests/deps.sh
+
+# ---- unit tests: each tests/unit/test_X.c links the pure objects and config --
+LIB_OBJ = $(patsubst %.c,$(BUILD)/%.o,$(wildcard $(UNIT_SRC)))
+
+$(BUILD)/unit/%: tests/unit/%.c $(LIB_OBJ) tests/unit/unit.h
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -Itests/unit -o $@ $< $(LIB_OBJ) $(LIBS) -lcmocka
+
+unit: $(UNIT:%=$(BUILD)/unit/%)
+	@set -e; for t in $^; do echo "== $$t"; $$t; done
+
+# The same unit tests under AddressSanitizer and UndefinedBehaviorSanitizer.
+unit-asan:
+	$(MAKE) --no-print-directory BUILD=$(BUILD)/asan \
+	  CFLAGS="-O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=all" unit
+
+# ---- fuzzing (clang, libFuzzer) ---------------------------------------------
+FUZZ_CFLAGS = -std=c11 -D_GNU_SOURCE -g -O1 -Iproxy -fsanitize=fuzzer,address,undefined
+$(BUILD)/fuzz/%: tests/fuzz/%.c $(wildcard $(PURE_SRC)) $(HDR)
+	@mkdir -p $(dir $@)
+	clang $(FUZZ_CFLAGS) -o $@ $< $(wildcard $(PURE_SRC)) -lcrypto
+
+fuzz: $(FUZZ:%=$(BUILD)/fuzz/%)
+	@set -e; for f in $(FUZZ); do n=$${f#fuzz_}; mkdir -p $(BUILD)/fuzz/corpus-$$n; \
+	  $(BUILD)/fuzz/$$f -max_total_time=$${FUZZ_SECONDS:-300} -dict=tests/fuzz/$$n.dict \
+	    $(BUILD)/fuzz/corpus-$$n tests/fuzz/corpus/$$n; done
+
+# A short run, part of `make test`.
+fuzz-short:
+	$(MAKE) --no-print-directory fuzz FUZZ_SECONDS=$${FUZZ_SECONDS:-20}
+
+# ---- integration: real Dovecot backends, real clients, real TLS -------------
+integration: postern
+	$(PYTHON) -m pytest -q -p no:cacheprovider tests/integration
+
+test: deps
+	$(MAKE) --no-print-directory all
+	$(MAKE) --no-print-directory unit
+	$(MAKE) --no-print-directory unit-asan
+	$(MAKE) --no-print-directory fuzz-short
+	$(MAKE) --no-print-directory integration
+
+demo: deps
+	$(MAKE) --no-print-directory all
+	$(PYTHON) tests/integration/demo.py
+
+format:
+	clang-format -i proxy/*.c proxy/*.h policy/*.h tests/unit/*.c tests/unit/*.h tests/fuzz/*.c
+
+clean:
+	rm -rf $(BUILD) postern

@@ -1,0 +1,108 @@
+/*
+ * config.h: the libconfig file -> struct config, validated, plain C.
+ * A loaded config is an immutable snapshot with a reference count: workers
+ * and connections hold references; a reload makes a new snapshot.
+ */
+#ifndef POSTERN_CONFIG_H
+#define POSTERN_CONFIG_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <sys/socket.h>
+
+enum proto_kind { PROTO_IMAP = 0, PROTO_POP3 = 1, PROTO__COUNT };
+enum tls_mode { TLSM_NONE = 0, TLSM_IMPLICIT, TLSM_STARTTLS };
+enum log_level { LOG_DEBUG = 0, LOG_INFO, LOG_WARN, LOG_ERR };
+
+struct listener_conf {
+	char *listen; /* as written: "127.0.0.1:993", "[::]:993", "993" */
+	struct sockaddr_storage addr;
+	socklen_t addrlen;
+	enum proto_kind proto;
+	enum tls_mode tls; /* TLSM_IMPLICIT or TLSM_STARTTLS */
+	char *name;	   /* for logs: lst=; defaults to the port number */
+};
+
+struct cert_conf {
+	char *cert; /* PEM chain path */
+	char *key;  /* PEM key path */
+};
+
+struct backend_conf {
+	char *name;
+	char *host;			     /* as written */
+	uint16_t port[PROTO__COUNT];	     /* 0: this backend does not serve that protocol */
+	struct sockaddr_storage addr[PROTO__COUNT]; /* resolved at load */
+	socklen_t addrlen[PROTO__COUNT];
+	enum tls_mode tls; /* link to the backend; TLSM_NONE for now */
+	char *ca;	   /* CA file to verify the backend, or NULL */
+};
+
+struct config {
+	atomic_int refs;
+	char *path;
+	int workers;	    /* resolved: "auto" -> number of online CPUs */
+	char *user;	    /* drop privileges to this user after binding, or NULL */
+	char *state;	    /* state store URL, or NULL */
+	enum log_level log_level;
+
+	struct {
+		struct cert_conf *certs;
+		size_t ncerts;
+		int min_version; /* TLS1_2_VERSION or TLS1_3_VERSION */
+		char *ciphers;	 /* TLS 1.2 cipher list */
+		char *ciphersuites; /* TLS 1.3 suites */
+		char *groups;
+	} tls;
+
+	struct listener_conf *listeners;
+	size_t nlisteners;
+
+	struct backend_conf *backends;
+	size_t nbackends;
+
+	struct route_table *routes; /* owned */
+
+	struct {
+		uint64_t handshake_ms;	     /* TLS handshake, default 10s */
+		uint64_t login_ms;	     /* pre-auth dialog until login, default 60s */
+		uint64_t idle_ms;	     /* relay idle, default 30m */
+		uint64_t backend_connect_ms; /* default 5s */
+		uint64_t backend_login_ms;   /* backend greeting + login, default 15s */
+	} timeouts;
+
+	struct {
+		int max_bad_commands;	/* pre-auth, then BYE; default 3 */
+		int max_auth_failures;	/* per connection, then BYE; default 3 */
+	} limits;
+};
+
+/*
+ * Load and validate path.  Every error is printed to errs as
+ * "path:line: message" (line 0 when none applies) and all are reported, not
+ * just the first.  Returns a snapshot with refs == 1, or NULL when anything
+ * was wrong.  Host names are resolved here (blocking), never later.
+ */
+struct config *config_load(const char *path, FILE *errs);
+
+/* The same from text in memory (tests); name is used in messages. */
+struct config *config_parse(const char *text, const char *name, FILE *errs);
+
+struct config *config_ref(struct config *cfg);
+/* Drop one reference; frees at zero; sets *cfgp to NULL; takes NULL. */
+void config_unref(struct config **cfgp);
+
+/* "500ms", "30s", "15m", "2h", "90d", or a bare number of seconds; "0" is 0.
+ * Returns 0 and *ms_out, or -1 on a malformed or overflowing value. */
+int config_duration_ms(const char *s, uint64_t *ms_out);
+
+/* Parse "host:port", "[v6]:port" or "port" (all addresses) into addr.
+ * Returns 0, or -1 with *err_out static text. Numeric hosts only. */
+int config_parse_listen(const char *s, struct sockaddr_storage *addr, socklen_t *addrlen_out,
+			const char **err_out);
+
+const char *proto_name(enum proto_kind p);
+
+#endif

@@ -1,0 +1,84 @@
+/*
+ * pop3.h: the POP3 authorization-state command parser (RFC 1939, RFC 2449
+ * CAPA, RFC 5034 AUTH, RFC 2595 STLS).  A pure function over bytes: no
+ * sockets, no malloc, no clock, no globals.
+ */
+#ifndef POSTERN_POP3_H
+#define POSTERN_POP3_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define POP3_LINE_MAX	255  /* RFC 2449 §4: a command line, CRLF included */
+#define POP3_USER_MAX	256
+#define POP3_SECRET_MAX 1024
+#define POP3_MECH_MAX	32
+#define POP3_SASL_MAX	2800 /* RFC 5034 §4: SASL responses may exceed 255 octets */
+#define POP3_VERB_MAX	8
+
+enum pop3_rc {
+	POP3_MORE,  /* all input consumed, line incomplete */
+	POP3_CMD,   /* *cmd_out holds a command */
+	POP3_BAD,   /* unknown or malformed command, line consumed; cmd_out->error says why */
+	POP3_FATAL, /* line over its limit: answer -ERR and close */
+};
+
+enum pop3_verb {
+	POP3_V_NONE = 0,
+	POP3_V_CAPA,
+	POP3_V_USER, /* arg: user */
+	POP3_V_PASS, /* arg: secret, the rest of the line (may hold spaces) */
+	POP3_V_AUTH, /* mech (upper-cased); ir/has_ir for the initial response ("=" is empty);
+			no mech at all: has_mech false (list mechanisms) */
+	POP3_V_SASL, /* a SASL response line (pop3_parser_expect_sasl); cancelled for "*" */
+	POP3_V_QUIT,
+	POP3_V_STLS,
+	POP3_V_NOOP,
+	POP3_V_OTHER, /* a known transaction-state command (STAT, LIST, RETR, DELE, RSET, TOP,
+			 UIDL, APOP, ...): the session answers -ERR */
+};
+
+struct pop3_cmd {
+	enum pop3_verb verb;
+	char name[POP3_VERB_MAX + 1]; /* command word, upper-cased, cut, for logs */
+	char user[POP3_USER_MAX + 1];
+	size_t user_len;
+	char secret[POP3_SECRET_MAX + 1];
+	size_t secret_len;
+	char mech[POP3_MECH_MAX + 1];
+	bool has_mech;
+	char ir[POP3_SASL_MAX + 1];
+	size_t ir_len;
+	bool has_ir;
+	bool cancelled;
+	const char *error; /* POP3_BAD / POP3_FATAL: static text */
+};
+
+struct pop3_parser {
+	int state;
+	size_t line_len;  /* bytes of the current line so far */
+	size_t line_max;  /* POP3_LINE_MAX, or POP3_SASL_MAX + 2 while expect_sasl */
+	bool expect_sasl;
+	bool overlong;	  /* current line went over its limit */
+	uint8_t line[POP3_SASL_MAX + 3]; /* the line being assembled */
+};
+
+void pop3_parser_init(struct pop3_parser *p);
+
+/* After AUTH without initial response the session writes "+ " and calls this. */
+void pop3_parser_expect_sasl(struct pop3_parser *p);
+
+/*
+ * Parse buf[0..len); contract as imap_parse(): *used_out always set, call
+ * again with the rest after POP3_CMD/POP3_BAD, never after POP3_FATAL.  A line
+ * ends at LF (a CR before it is dropped, RFC 1939 asks for CRLF but bare LF
+ * is accepted as most servers do).
+ */
+enum pop3_rc pop3_parse(struct pop3_parser *p, const uint8_t *buf, size_t len, size_t *used_out,
+			struct pop3_cmd *cmd_out);
+
+void pop3_cmd_wipe(struct pop3_cmd *cmd);
+void pop3_parser_wipe(struct pop3_parser *p);
+
+#endif
