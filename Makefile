@@ -23,7 +23,7 @@ HDR      = $(wildcard proxy/*.h policy/*.h)
 UNIT     = $(patsubst tests/unit/%.c,%,$(wildcard tests/unit/test_*.c))
 FUZZ     = fuzz_imap fuzz_pop3
 
-.PHONY: all deps test unit unit-asan fuzz fuzz-short integration demo bench format clean
+.PHONY: all deps test unit unit-asan fuzz fuzz-short integration demo format clean
 
 all: postern
 
@@ -56,7 +56,7 @@ unit-asan:
 FUZZ_CFLAGS = -std=c11 -D_GNU_SOURCE -g -O1 -Iproxy -fsanitize=fuzzer,address,undefined
 $(BUILD)/fuzz/%: tests/fuzz/%.c $(wildcard $(PURE_SRC)) $(HDR)
 	@mkdir -p $(dir $@)
-	clang $(FUZZ_CFLAGS) -o $@ $< $(wildcard $(PURE_SRC)) -lcrypto
+	clang $(FUZZ_CFLAGS) -o $@ $< $(wildcard $(PURE_SRC)) -lcrypto -lm
 
 fuzz: $(FUZZ:%=$(BUILD)/fuzz/%)
 	@set -e; for f in $(FUZZ); do n=$${f#fuzz_}; mkdir -p $(BUILD)/fuzz/corpus-$$n; \

@@ -16,9 +16,11 @@ struct buf {
 	size_t cap;    /* fixed at buf_init() */
 	size_t off;    /* first unread byte */
 	size_t len;    /* unread bytes */
+	bool wipe;     /* may hold credentials: cleanse before the memory is released */
 };
 
-void buf_init(struct buf *b, size_t cap);
+/* An empty buffer of capacity cap; wipe: cleanse memory before releasing it. */
+void buf_init(struct buf *b, size_t cap, bool wipe);
 /* Free the memory (wiping it first: it may have held credentials). */
 void buf_deinit(struct buf *b);
 

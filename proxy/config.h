@@ -23,6 +23,7 @@ struct listener_conf {
 	enum proto_kind proto;
 	enum tls_mode tls; /* TLSM_IMPLICIT or TLSM_STARTTLS */
 	char *name;	   /* for logs: lst=; defaults to the port number */
+	bool allow_plaintext_auth; /* starttls listeners: LOGIN/USER before TLS (default off) */
 };
 
 struct cert_conf {

@@ -84,6 +84,8 @@ struct imap_parser {
 	size_t arg_len;	      /* bytes in the argument being built */
 	uint32_t lit_len_acc; /* digits of {n} being read */
 	const char *error;    /* first error seen in a line being skipped */
+	bool cr;	      /* private: a CR was read, the next byte must be LF */
+	int scan;	      /* private: "{n}"/"{n+}" detector run over every line byte */
 	struct imap_cmd cmd;  /* the command being built */
 };
 

@@ -10,6 +10,8 @@
 
 #define SASL_USER_MAX	256
 #define SASL_SECRET_MAX 1024
+/* base64 of authzid(<=256) NUL authcid(<=256) NUL passwd(<=1024), with its NUL */
+#define SASL_MAX_B64 2048
 
 enum sasl_rc {
 	SASL_OK,

@@ -1,0 +1,769 @@
+/*
+ * backend.c: the login dialog with a backend, as its client.  Connects
+ * without blocking, reads the greeting and capabilities, and logs in with
+ * credentials re-serialised here (SASL PLAIN in base64, or IMAP strings
+ * quoted or as literals), so no raw client byte reaches a backend before
+ * login.  Reports the outcome once through c->proto->login_done().
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+#include <openssl/crypto.h>
+
+#include "backend.h"
+#include "imap.h"
+#include "log.h"
+#include "route.h"
+#include "sasl.h"
+
+#define BE_LINE_MAX  8192 /* one response line from a backend */
+#define BE_TX_MAX    8192 /* our commands, credentials included */
+#define BE_CAPS_MAX  2048
+#define BE_TEXT_MAX  512
+#define BE_SEGS_MAX  3	  /* LOGIN with two synchronising literals has three parts */
+
+enum be_state {
+	BE_CONNECT,
+	/* IMAP */
+	BI_GREETING,
+	BI_CAPA,
+	BI_LOGIN,
+	BI_POSTCAPA,
+	/* POP3 */
+	BP_GREETING,
+	BP_CAPA_FIRST,
+	BP_CAPA_LIST,
+	BP_AUTH,
+	BP_USER,
+	BP_PASS,
+	BE_DONE,
+};
+
+struct backend {
+	const struct backend_conf *bc; /* borrowed from c->cfg */
+	size_t cand[ROUTE_POOL_MAX];
+	size_t ncand;
+	enum be_state state;
+	ev_tstamp started;
+	struct buf rx; /* backend -> us, until a line is complete */
+	struct buf tx; /* us -> backend; holds credentials: wiped */
+	/* Parts of a LOGIN waiting for the backend's "+" (synchronising literals). */
+	struct buf later;
+	size_t seg_len[BE_SEGS_MAX];
+	size_t nsegs, iseg;
+	char caps[BE_CAPS_MAX]; /* capabilities, space separated */
+	bool have_caps;
+	bool auth_plain, sasl_ir, literal_plus, login_disabled;
+	bool pop3_sasl_plain, pop3_user;
+	char text[BE_TEXT_MAX]; /* POP3: the +OK text; failures: what the backend said */
+};
+
+static void be_fail(struct conn *c, enum fail_class fc, const char *why);
+
+int
+backend_events(struct conn *c)
+{
+	struct backend *be = c->be;
+
+	if (be == NULL)
+		return 0;
+	if (be->state == BE_CONNECT || buf_len(&be->tx) > 0)
+		return EV_WRITE;
+	return EV_READ;
+}
+
+void
+backend_free(struct conn *c)
+{
+	struct backend *be = c->be;
+
+	if (be == NULL)
+		return;
+	buf_deinit(&be->rx);
+	buf_deinit(&be->tx);
+	buf_deinit(&be->later);
+	OPENSSL_cleanse(be, sizeof(*be));
+	free(be);
+	c->be = NULL;
+}
+
+int
+backend_take_leftover(struct conn *c)
+{
+	struct backend *be = c->be;
+
+	if (be == NULL || buf_len(&be->rx) == 0)
+		return 0;
+	if (buf_append(&c->out, buf_head(&be->rx), buf_len(&be->rx)) < 0)
+		return -1;
+	buf_consume(&be->rx, buf_len(&be->rx));
+	return 0;
+}
+
+static int
+be_connect(struct conn *c)
+{
+	struct backend *be = c->be;
+	const struct backend_conf *bc = be->bc;
+	enum proto_kind pk = c->proto->kind;
+	int fd;
+
+	fd = socket(bc->addr[pk].ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -1;
+	if (connect(fd, (const struct sockaddr *)&bc->addr[pk], bc->addrlen[pk]) < 0 &&
+	    errno != EINPROGRESS) {
+		int saved = errno;
+		close(fd);
+		errno = saved;
+		return -1;
+	}
+	c->bfd = fd;
+	return 0;
+}
+
+int
+backend_start(struct conn *c, enum fail_class *fc_out, const char **why_out)
+{
+	const struct config *cfg = c->cfg;
+	struct backend *be;
+	char norm[ROUTE_USER_MAX + 1];
+	size_t n;
+
+	n = route_normalize(c->creds->user, c->creds->user_len, norm, sizeof(norm));
+	be = calloc(1, sizeof(*be));
+	if (be == NULL) {
+		*fc_out = FAIL_INTERNAL;
+		*why_out = "out_of_memory";
+		return -1;
+	}
+	be->ncand = n == 0 ? 0 : route_lookup(cfg->routes, norm, n, be->cand, ROUTE_POOL_MAX);
+	/* A backend without a port for this protocol cannot take the user. */
+	while (be->ncand > 0 && cfg->backends[be->cand[0]].port[c->proto->kind] == 0) {
+		memmove(be->cand, be->cand + 1, (be->ncand - 1) * sizeof(be->cand[0]));
+		be->ncand--;
+	}
+	if (be->ncand == 0) {
+		free(be);
+		*fc_out = FAIL_BACKEND_DOWN;
+		*why_out = "no_route";
+		return -1;
+	}
+	be->bc = &cfg->backends[be->cand[0]];
+	be->started = ev_now(c->w->loop);
+	buf_init(&be->rx, BE_LINE_MAX, false);
+	buf_init(&be->tx, BE_TX_MAX, true);
+	buf_init(&be->later, BE_TX_MAX, true);
+	c->be = be;
+	c->backend_name = be->bc->name;
+	be->state = BE_CONNECT;
+	if (be_connect(c) < 0) {
+		log_kv(LOG_WARN, "backend.fail", "cid=%016llx backend=%s reason=\"connect: %s\"",
+		       (unsigned long long)c->id, be->bc->name, strerror(errno));
+		backend_free(c);
+		*fc_out = FAIL_BACKEND_DOWN;
+		*why_out = "backend_connect_failed";
+		return -1;
+	}
+	conn_set_state(c, CS_BACKEND);
+	conn_set_timeout(c, (ev_tstamp)cfg->timeouts.backend_connect_ms / 1000.0);
+	conn_update_io(c);
+	return 0;
+}
+
+/* Report the outcome to the session once; c may be closed afterwards. */
+static void
+be_done(struct conn *c, enum fail_class fc, const char *text)
+{
+	if (fc != FAIL_NONE) {
+		if (c->bfd >= 0) {
+			ev_io_stop(c->w->loop, &c->bio);
+			c->bio_events = 0;
+			close(c->bfd);
+			c->bfd = -1;
+		}
+	} else {
+		c->be->state = BE_DONE;
+	}
+	c->proto->login_done(c, fc, text); /* c may be freed here */
+}
+
+static void
+be_fail(struct conn *c, enum fail_class fc, const char *why)
+{
+	char qtext[LOG_QUOTED_MAX];
+	struct backend *be = c->be;
+
+	if (fc != FAIL_AUTH)
+		log_kv(LOG_WARN, "backend.fail", "cid=%016llx backend=%s reason=%s said=%s",
+		       (unsigned long long)c->id, be->bc->name, why,
+		       log_quote(qtext, sizeof(qtext), be->text, strlen(be->text)));
+	be_done(c, fc, why);
+}
+
+static int
+be_send(struct backend *be, const char *s, size_t len)
+{
+	return buf_append(&be->tx, s, len);
+}
+
+/* ---- IMAP ---------------------------------------------------------------- */
+
+/* Does the space-separated capability list hold word (case-insensitive)? */
+static bool
+caps_has(const char *caps, const char *word)
+{
+	size_t wl = strlen(word);
+
+	for (const char *p = caps; *p != '\0';) {
+		const char *e = strchr(p, ' ');
+		size_t l = e ? (size_t)(e - p) : strlen(p);
+		if (l == wl && strncasecmp(p, word, wl) == 0)
+			return true;
+		if (e == NULL)
+			break;
+		p = e + 1;
+	}
+	return false;
+}
+
+static void
+set_caps(struct backend *be, const char *s, size_t len)
+{
+	while (len > 0 && s[len - 1] == ' ')
+		len--;
+	if (len >= sizeof(be->caps))
+		len = sizeof(be->caps) - 1;
+	memcpy(be->caps, s, len);
+	be->caps[len] = '\0';
+	/* Capabilities go back to the client inside a response code: keep them
+	 * to printable ASCII so nothing can break out of the line. */
+	for (size_t i = 0; i < len; i++)
+		if ((unsigned char)be->caps[i] < 0x20 || (unsigned char)be->caps[i] > 0x7e ||
+		    be->caps[i] == ']')
+			be->caps[i] = ' ';
+	be->have_caps = true;
+	be->auth_plain = caps_has(be->caps, "AUTH=PLAIN");
+	be->sasl_ir = caps_has(be->caps, "SASL-IR");
+	be->literal_plus = caps_has(be->caps, "LITERAL+");
+	be->login_disabled = caps_has(be->caps, "LOGINDISABLED");
+}
+
+/* "[CAPABILITY a b c] text" at the start of resp text: take the list. */
+static void
+caps_from_code(struct backend *be, const char *text)
+{
+	static const char code[] = "[CAPABILITY ";
+	const char *end;
+
+	if (strncasecmp(text, code, sizeof(code) - 1) != 0)
+		return;
+	text += sizeof(code) - 1;
+	end = strchr(text, ']');
+	if (end != NULL)
+		set_caps(be, text, (size_t)(end - text));
+}
+
+/* Keep what the backend said, cut, for the log line. */
+static void
+set_text(struct backend *be, const char *s)
+{
+	size_t n = strnlen(s, sizeof(be->text) - 1);
+
+	memcpy(be->text, s, n);
+	be->text[n] = '\0';
+}
+
+/* Queue the login: AUTHENTICATE PLAIN if offered, else LOGIN with each
+ * string quoted or sent as a literal. */
+static int
+imap_send_login(struct conn *c)
+{
+	struct backend *be = c->be;
+	struct creds *cr = c->creds;
+	char *cmd = NULL;
+	size_t cap = BE_TX_MAX, o = 0;
+	int rc = -1;
+
+	cmd = malloc(cap);
+	if (cmd == NULL)
+		return -1;
+	be->have_caps = false; /* the answer to the login brings the new ones */
+	be->nsegs = be->iseg = 0;
+	if (be->auth_plain) {
+		char b64[SASL_MAX_B64];
+		size_t n = sasl_plain_encode(cr->user, cr->user_len, cr->secret, cr->secret_len,
+					     b64, sizeof(b64));
+		if (n == 0)
+			goto out;
+		if (be->sasl_ir) {
+			o = (size_t)snprintf(cmd, cap, "A2 AUTHENTICATE PLAIN %s\r\n", b64);
+			rc = be_send(be, cmd, o);
+		} else {
+			/* RFC 3501 §6.2.2: wait for "+", then the response. */
+			o = (size_t)snprintf(cmd, cap, "A2 AUTHENTICATE PLAIN\r\n");
+			rc = be_send(be, cmd, o);
+			if (rc == 0) {
+				size_t l = (size_t)snprintf(cmd, cap, "%s\r\n", b64);
+				be->seg_len[be->nsegs++] = l;
+				rc = buf_append(&be->later, cmd, l);
+			}
+		}
+		OPENSSL_cleanse(b64, sizeof(b64));
+		goto out;
+	}
+	if (be->login_disabled) {
+		set_text(be, "backend advertises LOGINDISABLED and no AUTH=PLAIN");
+		goto out;
+	}
+	/* LOGIN: "A2 LOGIN " user SP secret CRLF, split after each synchronising
+	 * literal announcement: the backend must say "+" before its bytes. */
+	{
+		size_t seg_start = 0, n;
+		bool lit;
+
+		o = (size_t)snprintf(cmd, cap, "A2 LOGIN ");
+		n = imap_quote(cmd + o, cap - o, cr->user, cr->user_len, be->literal_plus, &lit);
+		if (n == 0)
+			goto out;
+		if (lit && !be->literal_plus) {
+			/* The quote wrote "{n}\r\n" + bytes: cut after the CRLF. */
+			size_t hdr = (size_t)(strchr(cmd + o, '\n') - (cmd + o)) + 1;
+			be->seg_len[be->nsegs++] = o + hdr - seg_start;
+			seg_start = o + hdr;
+		}
+		o += n;
+		cmd[o++] = ' ';
+		n = imap_quote(cmd + o, cap - o - 2, cr->secret, cr->secret_len, be->literal_plus,
+			       &lit);
+		if (n == 0)
+			goto out;
+		if (lit && !be->literal_plus) {
+			size_t hdr = (size_t)(strchr(cmd + o, '\n') - (cmd + o)) + 1;
+			be->seg_len[be->nsegs++] = o + hdr - seg_start;
+			seg_start = o + hdr;
+		}
+		o += n;
+		cmd[o++] = '\r';
+		cmd[o++] = '\n';
+		be->seg_len[be->nsegs++] = o - seg_start;
+		/* First segment now, the rest after each "+". */
+		rc = be_send(be, cmd, be->seg_len[0]);
+		if (rc == 0 && be->nsegs > 1)
+			rc = buf_append(&be->later, cmd + be->seg_len[0], o - be->seg_len[0]);
+		/* seg_len[0] is sent; the queue holds seg_len[1..]. */
+		memmove(be->seg_len, be->seg_len + 1, (be->nsegs - 1) * sizeof(be->seg_len[0]));
+		be->nsegs--;
+	}
+out:
+	OPENSSL_cleanse(cmd, cap);
+	free(cmd);
+	if (rc == 0)
+		be->state = BI_LOGIN;
+	return rc;
+}
+
+static enum fail_class
+imap_no_class(const char *text)
+{
+	if (strncasecmp(text, "[UNAVAILABLE]", 13) == 0)
+		return FAIL_BACKEND_DOWN;
+	/* [AUTHENTICATIONFAILED], [AUTHORIZATIONFAILED], [EXPIRED], none: the
+	 * credentials were not accepted. */
+	return FAIL_AUTH;
+}
+
+/* One line from an IMAP backend (CRLF removed, NUL-terminated).  Returns -1
+ * when the dialog ended (be_done was called: c may be gone). */
+static int
+imap_line(struct conn *c, char *line)
+{
+	struct backend *be = c->be;
+
+	switch (be->state) {
+	case BI_GREETING:
+		if (strncasecmp(line, "* OK", 4) != 0) {
+			set_text(be, line);
+			be_fail(c, FAIL_BACKEND_PROTO, strncasecmp(line, "* BYE", 5) == 0 ?
+								"backend_bye" : "backend_bad_greeting");
+			return -1;
+		}
+		caps_from_code(be, line + (line[4] == ' ' ? 5 : 4));
+		if (!be->have_caps) {
+			be_send(be, "A1 CAPABILITY\r\n", 15);
+			be->state = BI_CAPA;
+			return 0;
+		}
+		break;
+	case BI_CAPA:
+		if (strncasecmp(line, "* CAPABILITY ", 13) == 0) {
+			set_caps(be, line + 13, strlen(line + 13));
+			return 0;
+		}
+		if (line[0] == '*')
+			return 0;
+		if (strncasecmp(line, "A1 OK", 5) != 0) {
+			set_text(be, line);
+			be_fail(c, FAIL_BACKEND_PROTO, "backend_capability_failed");
+			return -1;
+		}
+		break;
+	case BI_LOGIN:
+		if (line[0] == '+') {
+			size_t l;
+			if (be->nsegs == 0) {
+				set_text(be, line);
+				be_fail(c, FAIL_BACKEND_PROTO, "backend_unexpected_continuation");
+				return -1;
+			}
+			l = be->seg_len[0];
+			if (be_send(be, (const char *)buf_head(&be->later), l) < 0) {
+				be_fail(c, FAIL_INTERNAL, "backend_command_too_long");
+				return -1;
+			}
+			buf_consume(&be->later, l);
+			memmove(be->seg_len, be->seg_len + 1,
+				(be->nsegs - 1) * sizeof(be->seg_len[0]));
+			be->nsegs--;
+			return 0;
+		}
+		if (strncasecmp(line, "* CAPABILITY ", 13) == 0) {
+			set_caps(be, line + 13, strlen(line + 13));
+			return 0;
+		}
+		if (strncasecmp(line, "* BYE", 5) == 0) {
+			set_text(be, line);
+			be_fail(c, FAIL_BACKEND_DOWN, "backend_bye");
+			return -1;
+		}
+		if (line[0] == '*')
+			return 0;
+		if (strncasecmp(line, "A2 OK", 5) == 0) {
+			const char *t = line + 5 + (line[5] == ' ');
+			caps_from_code(be, t);
+			if (!be->have_caps) {
+				be_send(be, "A3 CAPABILITY\r\n", 15);
+				be->state = BI_POSTCAPA;
+				return 0;
+			}
+			be_done(c, FAIL_NONE, be->caps);
+			return -1;
+		}
+		if (strncasecmp(line, "A2 NO", 5) == 0) {
+			const char *t = line + 5 + (line[5] == ' ');
+			set_text(be, line);
+			be_fail(c, imap_no_class(t), "backend_refused_login");
+			return -1;
+		}
+		set_text(be, line);
+		be_fail(c, FAIL_BACKEND_PROTO, "backend_bad_login_reply");
+		return -1;
+	case BI_POSTCAPA:
+		if (strncasecmp(line, "* CAPABILITY ", 13) == 0) {
+			set_caps(be, line + 13, strlen(line + 13));
+			return 0;
+		}
+		if (line[0] == '*')
+			return 0;
+		if (strncasecmp(line, "A3 OK", 5) == 0) {
+			be_done(c, FAIL_NONE, be->have_caps ? be->caps : "IMAP4rev1");
+			return -1;
+		}
+		set_text(be, line);
+		be_fail(c, FAIL_BACKEND_PROTO, "backend_capability_failed");
+		return -1;
+	default:
+		return 0;
+	}
+	/* Greeting or CAPABILITY done: log in. */
+	if (imap_send_login(c) < 0) {
+		be_fail(c, be->text[0] ? FAIL_BACKEND_PROTO : FAIL_INTERNAL,
+			be->text[0] ? "backend_login_disabled" : "backend_command_too_long");
+		return -1;
+	}
+	return 0;
+}
+
+/* ---- POP3 ---------------------------------------------------------------- */
+
+static bool
+pop3_ok(const char *line)
+{
+	return strncmp(line, "+OK", 3) == 0 && (line[3] == '\0' || line[3] == ' ');
+}
+
+static enum fail_class
+pop3_err_class(const char *line)
+{
+	/* RFC 3206 codes after "-ERR ". */
+	const char *t = line + 4 + (line[4] == ' ');
+	if (strncasecmp(t, "[SYS/TEMP]", 10) == 0)
+		return FAIL_BACKEND_DOWN;
+	if (strncasecmp(t, "[IN-USE]", 8) == 0)
+		return FAIL_LIMIT;
+	return FAIL_AUTH;
+}
+
+static int
+pop3_send_login(struct conn *c)
+{
+	struct backend *be = c->be;
+	struct creds *cr = c->creds;
+	char cmd[SASL_MAX_B64 + 16];
+	int rc;
+
+	if (be->pop3_sasl_plain) {
+		char b64[SASL_MAX_B64];
+		size_t n = sasl_plain_encode(cr->user, cr->user_len, cr->secret, cr->secret_len,
+					     b64, sizeof(b64));
+		if (n == 0)
+			return -1;
+		/* RFC 5034 §4: the initial response rides on the AUTH line. */
+		n = (size_t)snprintf(cmd, sizeof(cmd), "AUTH PLAIN %s\r\n", b64);
+		rc = be_send(be, cmd, n);
+		OPENSSL_cleanse(b64, sizeof(b64));
+		OPENSSL_cleanse(cmd, sizeof(cmd));
+		be->state = BP_AUTH;
+		return rc;
+	}
+	/* USER/PASS: the session refused CR, LF and NUL in both already. */
+	rc = buf_printf(&be->tx, "USER %.*s\r\n", (int)cr->user_len, cr->user);
+	be->state = BP_USER;
+	return rc;
+}
+
+static int
+pop3_line(struct conn *c, char *line)
+{
+	struct backend *be = c->be;
+	struct creds *cr = c->creds;
+
+	switch (be->state) {
+	case BP_GREETING:
+		if (!pop3_ok(line)) {
+			set_text(be, line);
+			be_fail(c, FAIL_BACKEND_PROTO, "backend_bad_greeting");
+			return -1;
+		}
+		be_send(be, "CAPA\r\n", 6);
+		be->state = BP_CAPA_FIRST;
+		return 0;
+	case BP_CAPA_FIRST:
+		if (pop3_ok(line)) {
+			be->state = BP_CAPA_LIST;
+			return 0;
+		}
+		break; /* no CAPA (RFC 1939 server): USER/PASS */
+	case BP_CAPA_LIST:
+		if (strcmp(line, ".") != 0) {
+			if (strncasecmp(line, "SASL ", 5) == 0) {
+				char tmp[BE_LINE_MAX];
+				snprintf(tmp, sizeof(tmp), "%s", line + 5);
+				for (char *s = NULL, *t = strtok_r(tmp, " ", &s); t != NULL;
+				     t = strtok_r(NULL, " ", &s))
+					if (strcasecmp(t, "PLAIN") == 0)
+						be->pop3_sasl_plain = true;
+			}
+			return 0;
+		}
+		break;
+	case BP_AUTH:
+		if (line[0] == '+' && line[1] != 'O') {
+			/* A server that ignored the initial response asks for it. */
+			char b64[SASL_MAX_B64];
+			size_t n = sasl_plain_encode(cr->user, cr->user_len, cr->secret,
+						     cr->secret_len, b64, sizeof(b64));
+			int rc = n ? buf_printf(&be->tx, "%s\r\n", b64) : -1;
+			OPENSSL_cleanse(b64, sizeof(b64));
+			if (rc < 0) {
+				be_fail(c, FAIL_INTERNAL, "backend_command_too_long");
+				return -1;
+			}
+			return 0;
+		}
+		/* fall through */
+	case BP_PASS:
+		if (pop3_ok(line)) {
+			set_text(be, line[3] == ' ' ? line + 4 : "");
+			be_done(c, FAIL_NONE, be->text);
+			return -1;
+		}
+		set_text(be, line);
+		be_fail(c, strncmp(line, "-ERR", 4) == 0 ? pop3_err_class(line) : FAIL_BACKEND_PROTO,
+			"backend_refused_login");
+		return -1;
+	case BP_USER:
+		if (!pop3_ok(line)) {
+			set_text(be, line);
+			be_fail(c,
+				strncmp(line, "-ERR", 4) == 0 ? pop3_err_class(line)
+							      : FAIL_BACKEND_PROTO,
+				"backend_refused_login");
+			return -1;
+		}
+		if (buf_printf(&be->tx, "PASS %.*s\r\n", (int)cr->secret_len, cr->secret) < 0) {
+			be_fail(c, FAIL_INTERNAL, "backend_command_too_long");
+			return -1;
+		}
+		be->state = BP_PASS;
+		return 0;
+	default:
+		return 0;
+	}
+	if (pop3_send_login(c) < 0) {
+		be_fail(c, FAIL_INTERNAL, "backend_command_too_long");
+		return -1;
+	}
+	return 0;
+}
+
+/* ---- I/O --------------------------------------------------------------- */
+
+static void
+be_connected(struct conn *c)
+{
+	struct backend *be = c->be;
+	int err = 0;
+	socklen_t el = sizeof(err);
+
+	if (getsockopt(c->bfd, SOL_SOCKET, SO_ERROR, &err, &el) < 0)
+		err = errno;
+	if (err != 0) {
+		snprintf(be->text, sizeof(be->text), "connect: %s", strerror(err));
+		be_fail(c, FAIL_BACKEND_DOWN, "backend_connect_failed");
+		return;
+	}
+	be->state = c->proto->kind == PROTO_IMAP ? BI_GREETING : BP_GREETING;
+	conn_set_timeout(c, (ev_tstamp)c->cfg->timeouts.backend_login_ms / 1000.0);
+}
+
+/* Complete lines in rx, one at a time, to the protocol's handler. */
+static int
+be_lines(struct conn *c)
+{
+	struct backend *be = c->be;
+	char line[BE_LINE_MAX + 1];
+
+	while (buf_len(&be->rx) > 0) {
+		const uint8_t *h = buf_head(&be->rx);
+		const uint8_t *nl = memchr(h, '\n', buf_len(&be->rx));
+		size_t l;
+		int rc;
+
+		if (nl == NULL) {
+			if (buf_space(&be->rx) == 0) {
+				set_text(be, "(line too long)");
+				be_fail(c, FAIL_BACKEND_PROTO, "backend_line_too_long");
+				return -1;
+			}
+			return 0;
+		}
+		l = (size_t)(nl - h);
+		memcpy(line, h, l);
+		buf_consume(&be->rx, l + 1);
+		if (l > 0 && line[l - 1] == '\r')
+			l--;
+		line[l] = '\0';
+		if (memchr(line, '\0', l) != NULL) {
+			set_text(be, "(NUL in line)");
+			be_fail(c, FAIL_BACKEND_PROTO, "backend_bad_line");
+			return -1;
+		}
+		rc = c->proto->kind == PROTO_IMAP ? imap_line(c, line) : pop3_line(c, line);
+		OPENSSL_cleanse(line, l);
+		if (rc < 0)
+			return -1; /* c may be gone */
+	}
+	return 0;
+}
+
+/* Send what is queued until done or the socket is full; -1: failed (c may
+ * be gone). */
+static int
+be_flush(struct conn *c)
+{
+	struct backend *be = c->be;
+
+	while (buf_len(&be->tx) > 0) {
+		ssize_t n = send(c->bfd, buf_head(&be->tx), buf_len(&be->tx), MSG_NOSIGNAL);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+			break;
+		if (n <= 0) {
+			snprintf(be->text, sizeof(be->text), "send: %s", strerror(errno));
+			be_fail(c, FAIL_BACKEND_DOWN, "backend_write_failed");
+			return -1;
+		}
+		buf_consume(&be->tx, (size_t)n);
+	}
+	return 0;
+}
+
+void
+backend_on_io(struct conn *c, int revents)
+{
+	struct backend *be = c->be;
+
+	if (be == NULL)
+		return;
+	if (be->state == BE_CONNECT) {
+		if (!(revents & EV_WRITE))
+			return;
+		be_connected(c);
+		if (c->closed || c->be == NULL || c->state != CS_BACKEND)
+			return;
+	}
+	if (be_flush(c) < 0)
+		return;
+	if (buf_len(&be->tx) == 0 && (revents & EV_READ)) {
+		for (int i = 0; i < 16; i++) {
+			size_t space;
+			uint8_t *t = buf_tail(&be->rx, &space);
+			ssize_t n;
+
+			if (t == NULL) {
+				be_fail(c, FAIL_INTERNAL, "out_of_memory");
+				return;
+			}
+			n = recv(c->bfd, t, space, 0);
+			if (n < 0 && errno == EINTR)
+				continue;
+			if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+				break;
+			if (n <= 0) {
+				snprintf(be->text, sizeof(be->text), "%s",
+					 n == 0 ? "connection closed" : strerror(errno));
+				be_fail(c, FAIL_BACKEND_DOWN, "backend_closed");
+				return;
+			}
+			buf_produce(&be->rx, (size_t)n);
+			if (be_lines(c) < 0)
+				return; /* c may be gone */
+			if (buf_len(&be->tx) > 0)
+				break; /* answer first */
+		}
+	}
+	/* Answers queued by the lines just read go out at once: the socket is
+	 * usually writable. */
+	if (be_flush(c) < 0)
+		return;
+	conn_update_io(c);
+}
+
+void
+backend_on_timeout(struct conn *c)
+{
+	struct backend *be = c->be;
+
+	if (be == NULL)
+		return;
+	snprintf(be->text, sizeof(be->text), "%s",
+		 be->state == BE_CONNECT ? "connect timeout" : "no answer in time");
+	be_fail(c, FAIL_BACKEND_DOWN,
+		be->state == BE_CONNECT ? "backend_connect_timeout" : "backend_timeout");
+}

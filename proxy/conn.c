@@ -1,0 +1,634 @@
+/*
+ * conn.c: the connection object: accept to close, TLS handshake, the
+ * pre-auth read/parse/write pump, timers and the two-step close.  Protocol
+ * talk lives in imap_session.c / pop3_session.c, the backend dialog in
+ * backend.c, the relay in relay.c.  Never blocks; one conn costs one
+ * connection, never the process.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <openssl/err.h>
+
+#include "backend.h"
+#include "conn.h"
+#include "listener.h"
+#include "log.h"
+#include "relay.h"
+#include "tls.h"
+
+const char *const conn_state_name[CS__COUNT] = {
+	[CS_TLS_ACCEPT] = "tls_accept", [CS_PREAUTH] = "preauth", [CS_BACKEND] = "backend",
+	[CS_RELAY] = "relay",		[CS_CLOSING] = "closing",
+};
+_Static_assert(sizeof(conn_state_name) / sizeof(conn_state_name[0]) == CS__COUNT,
+	       "conn_state_name must name every state");
+
+const char *const fail_class_name[FAIL__COUNT] = {
+	[FAIL_NONE] = "none",
+	[FAIL_AUTH] = "auth_failed",
+	[FAIL_POLICY] = "policy",
+	[FAIL_LIMIT] = "limit",
+	[FAIL_BACKEND_DOWN] = "backend_down",
+	[FAIL_BACKEND_PROTO] = "backend_protocol",
+	[FAIL_INTERNAL] = "internal",
+};
+_Static_assert(sizeof(fail_class_name) / sizeof(fail_class_name[0]) == FAIL__COUNT,
+	       "fail_class_name must name every class");
+
+#define CLOSING_LINGER 5.0 /* seconds to flush last words before closing */
+
+static void conn_io_cb(struct ev_loop *loop, ev_io *io, int revents);
+static void conn_bio_cb(struct ev_loop *loop, ev_io *io, int revents);
+static void conn_timer_cb(struct ev_loop *loop, ev_timer *t, int revents);
+static void conn_run(struct conn *c);
+static void starttls_begin(struct conn *c);
+
+static uint64_t
+splitmix64(uint64_t *s)
+{
+	uint64_t z = (*s += 0x9e3779b97f4a7c15ULL);
+	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+	z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+	return z ^ (z >> 31);
+}
+
+static void
+format_peer(const struct sockaddr *sa, char *out, size_t outlen)
+{
+	char host[INET6_ADDRSTRLEN] = "?";
+	unsigned port = 0;
+
+	if (sa->sa_family == AF_INET) {
+		const struct sockaddr_in *s4 = (const struct sockaddr_in *)(const void *)sa;
+		inet_ntop(AF_INET, &s4->sin_addr, host, sizeof(host));
+		port = ntohs(s4->sin_port);
+		snprintf(out, outlen, "%s:%u", host, port);
+	} else if (sa->sa_family == AF_INET6) {
+		const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)(const void *)sa;
+		inet_ntop(AF_INET6, &s6->sin6_addr, host, sizeof(host));
+		port = ntohs(s6->sin6_port);
+		snprintf(out, outlen, "[%s]:%u", host, port);
+	} else {
+		snprintf(out, outlen, "unknown");
+	}
+}
+
+struct conn *
+conn_new(struct worker *w, const struct listener_conf *lc, int fd, const struct sockaddr *sa,
+	 socklen_t salen)
+{
+	struct conn *c;
+	int one = 1;
+
+	(void)salen;
+	c = calloc(1, sizeof(*c));
+	if (c == NULL)
+		goto fail;
+	c->w = w;
+	c->cfg = config_ref(w->cfg);
+	c->lc = lc;
+	c->proto = lc->proto == PROTO_IMAP ? &imap_proto_ops : &pop3_proto_ops;
+	c->fd = fd;
+	c->bfd = -1;
+	c->id = splitmix64(&w->cid_state);
+	c->started = ev_now(w->loop);
+	c->rd_wants = EV_READ;
+	c->wr_wants = EV_WRITE;
+	format_peer(sa, c->peer, sizeof(c->peer));
+	buf_init(&c->in, CONN_BUF_SIZE, true); /* pre-auth input holds passwords */
+	buf_init(&c->out, CONN_OUT_SIZE, false);
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+
+	ev_io_init(&c->io, conn_io_cb, fd, 0);
+	ev_io_init(&c->bio, conn_bio_cb, -1, 0);
+	ev_init(&c->timer, conn_timer_cb);
+
+	c->next = w->conns;
+	if (w->conns != NULL)
+		w->conns->prev = c;
+	w->conns = c;
+	w->nconns++;
+
+	log_kv(LOG_INFO, "session.start", "cid=%016llx proto=%s lst=%s client=%s tls=%s",
+	       (unsigned long long)c->id, proto_name(lc->proto), lc->name, c->peer,
+	       lc->tls == TLSM_IMPLICIT ? "implicit" : "starttls");
+
+	if (lc->tls == TLSM_IMPLICIT) {
+		if (tls_conn_start(c) < 0) {
+			conn_close(c, "tls_setup_failed");
+			return NULL;
+		}
+		conn_set_state(c, CS_TLS_ACCEPT);
+		conn_set_timeout(c, (ev_tstamp)c->cfg->timeouts.handshake_ms / 1000.0);
+		conn_run(c);
+		return c;
+	}
+	/* STARTTLS listener: greet in plaintext. */
+	if (c->proto->start(c) < 0) {
+		conn_close(c, "internal_error");
+		return NULL;
+	}
+	conn_set_state(c, CS_PREAUTH);
+	conn_set_timeout(c, (ev_tstamp)c->cfg->timeouts.login_ms / 1000.0);
+	conn_run(c);
+	return c;
+fail:
+	close(fd);
+	return NULL;
+}
+
+void
+conn_set_state(struct conn *c, enum conn_state st)
+{
+	if (c->state != st && log_get_level() <= LOG_DEBUG)
+		log_kv(LOG_DEBUG, "conn.state", "cid=%016llx state=%s->%s",
+		       (unsigned long long)c->id, conn_state_name[c->state], conn_state_name[st]);
+	c->state = st;
+}
+
+void
+conn_set_timeout(struct conn *c, ev_tstamp seconds)
+{
+	c->timeout = seconds;
+	ev_timer_stop(c->w->loop, &c->timer);
+	if (seconds > 0) {
+		ev_timer_set(&c->timer, seconds, seconds);
+		ev_timer_start(c->w->loop, &c->timer);
+	}
+}
+
+int
+conn_login_begin(struct conn *c, const char *user, size_t user_len, const char *secret,
+		 size_t secret_len, const char *mech, enum fail_class *fc_out, const char **why_out)
+{
+	size_t n = user_len < sizeof(c->user) - 1 ? user_len : sizeof(c->user) - 1;
+
+	memcpy(c->user, user, n); /* for logs; log_quote() escapes it */
+	c->user[n] = '\0';
+	c->login_mech = mech;
+	c->login_started = ev_now(c->w->loop);
+	*fc_out = FAIL_AUTH;
+	if (user_len == 0 || user_len > CREDS_USER_MAX || secret_len == 0 ||
+	    secret_len > CREDS_SECRET_MAX) {
+		*why_out = "invalid_credentials";
+		return -1;
+	}
+	/* A user name is text: CR, LF, NUL and other controls have no business
+	 * there and are how command injection would start. */
+	for (size_t i = 0; i < user_len; i++) {
+		unsigned char ch = (unsigned char)user[i];
+		if (ch < 0x20 || ch == 0x7f) {
+			*why_out = "invalid_user_name";
+			return -1;
+		}
+	}
+	/* A password may hold anything SASL PLAIN can carry, but not NUL, CR or
+	 * LF: POP3 PASS and IMAP quoted strings cannot carry them either. */
+	if (memchr(secret, '\0', secret_len) || memchr(secret, '\r', secret_len) ||
+	    memchr(secret, '\n', secret_len)) {
+		*why_out = "invalid_password";
+		return -1;
+	}
+	c->creds = calloc(1, sizeof(*c->creds));
+	if (c->creds == NULL) {
+		*fc_out = FAIL_INTERNAL;
+		*why_out = "out_of_memory";
+		return -1;
+	}
+	memcpy(c->creds->user, user, user_len);
+	c->creds->user_len = user_len;
+	memcpy(c->creds->secret, secret, secret_len);
+	c->creds->secret_len = secret_len;
+	return backend_start(c, fc_out, why_out);
+}
+
+bool
+conn_login_end(struct conn *c, enum fail_class fc, const char *why)
+{
+	char quser[LOG_QUOTED_MAX];
+	double ms = (ev_now(c->w->loop) - c->login_started) * 1000.0;
+
+	conn_creds_free(c);
+	if (fc != FAIL_NONE)
+		backend_free(c);
+	log_quote(quser, sizeof(quser), c->user, strlen(c->user));
+	if (fc == FAIL_NONE) {
+		log_kv(LOG_INFO, "login.ok", "cid=%016llx proto=%s client=%s user=%s mech=%s "
+		       "backend=%s ms=%.0f",
+		       (unsigned long long)c->id, proto_name(c->lc->proto), c->peer, quser,
+		       c->login_mech, c->backend_name ? c->backend_name : "-", ms);
+		return false;
+	}
+	log_kv(LOG_INFO, "login.fail", "cid=%016llx proto=%s client=%s user=%s mech=%s "
+	       "backend=%s class=%s reason=%s ms=%.0f",
+	       (unsigned long long)c->id, proto_name(c->lc->proto), c->peer, quser,
+	       c->login_mech, c->backend_name ? c->backend_name : "-", fail_class_name[fc],
+	       why ? why : "-", ms);
+	if (fc == FAIL_AUTH || fc == FAIL_POLICY)
+		c->auth_failures++;
+	return c->auth_failures >= c->cfg->limits.max_auth_failures;
+}
+
+void
+conn_creds_free(struct conn *c)
+{
+	if (c->creds == NULL)
+		return;
+	OPENSSL_cleanse(c->creds, sizeof(*c->creds));
+	free(c->creds);
+	c->creds = NULL;
+}
+
+static void
+set_watcher(struct ev_loop *loop, ev_io *io, int fd, int *cur, int want)
+{
+	if (fd < 0)
+		want = 0;
+	if (*cur == want)
+		return;
+	ev_io_stop(loop, io);
+	if (want != 0) {
+		ev_io_set(io, fd, want);
+		ev_io_start(loop, io);
+	}
+	*cur = want;
+}
+
+void
+conn_update_io(struct conn *c)
+{
+	int cw = 0, bw = 0;
+
+	if (c->closed)
+		return;
+	switch (c->state) {
+	case CS_TLS_ACCEPT:
+		cw = c->rd_wants;
+		break;
+	case CS_PREAUTH:
+		cw = buf_len(&c->out) > 0 ? c->wr_wants : c->rd_wants;
+		break;
+	case CS_BACKEND:
+		cw = buf_len(&c->out) > 0 ? c->wr_wants : 0;
+		bw = backend_events(c);
+		break;
+	case CS_RELAY:
+		if (!c->c_eof && buf_space(&c->in) > 0)
+			cw |= c->rd_wants;
+		if (buf_len(&c->out) > 0)
+			cw |= c->wr_wants;
+		if (!c->b_eof && buf_space(&c->out) > 0)
+			bw |= EV_READ;
+		if (buf_len(&c->in) > 0)
+			bw |= EV_WRITE;
+		break;
+	case CS_CLOSING:
+		cw = c->wr_wants;
+		break;
+	case CS__COUNT:
+		break;
+	}
+	set_watcher(c->w->loop, &c->io, c->fd, &c->io_events, cw);
+	set_watcher(c->w->loop, &c->bio, c->bfd, &c->bio_events, bw);
+}
+
+ssize_t
+conn_client_read(struct conn *c, void *p, size_t n)
+{
+	ssize_t r;
+
+	if (n == 0)
+		return CIO_AGAIN;
+	if (c->ssl == NULL) {
+		do
+			r = read(c->fd, p, n);
+		while (r < 0 && errno == EINTR);
+		if (r >= 0)
+			return r;
+		if (errno == EAGAIN || errno == EWOULDBLOCK) {
+			c->rd_wants = EV_READ;
+			return CIO_AGAIN;
+		}
+		return CIO_ERR;
+	}
+	return tls_conn_read(c, p, n);
+}
+
+ssize_t
+conn_client_write(struct conn *c, const void *p, size_t n)
+{
+	ssize_t r;
+
+	if (c->ssl == NULL) {
+		do
+			r = send(c->fd, p, n, MSG_NOSIGNAL);
+		while (r < 0 && errno == EINTR);
+		if (r > 0)
+			return r;
+		if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+			c->wr_wants = EV_WRITE;
+			return CIO_AGAIN;
+		}
+		return CIO_ERR;
+	}
+	return tls_conn_write(c, p, n);
+}
+
+/* Write c->out to the client until done or the socket is full. Returns -1
+ * if the connection failed (and was closed). */
+static int
+flush_out(struct conn *c)
+{
+	while (buf_len(&c->out) > 0) {
+		ssize_t n = conn_client_write(c, buf_head(&c->out), buf_len(&c->out));
+		if (n == CIO_AGAIN)
+			return 0;
+		if (n <= 0) {
+			conn_close(c, "client_write_error");
+			return -1;
+		}
+		c->bytes_out += (uint64_t)n;
+		buf_consume(&c->out, (size_t)n);
+	}
+	return 0;
+}
+
+void
+conn_flush(struct conn *c)
+{
+	if (c->closed)
+		return;
+	if (flush_out(c) < 0)
+		return;
+	if (c->state == CS_CLOSING && buf_len(&c->out) == 0) {
+		conn_close(c, c->close_reason);
+		return;
+	}
+	conn_update_io(c);
+}
+
+void
+conn_close_after(struct conn *c, const char *reason)
+{
+	if (c->closed)
+		return;
+	c->close_reason = reason;
+	conn_set_state(c, CS_CLOSING);
+	conn_set_timeout(c, CLOSING_LINGER);
+	conn_flush(c);
+}
+
+/* Pre-auth: flush replies, parse what came, read more; the client must
+ * read our replies before we read its next commands (nginx's s->blocked). */
+static void
+preauth_run(struct conn *c)
+{
+	for (int round = 0; round < 64; round++) {
+		size_t space;
+		uint8_t *t;
+		ssize_t n;
+
+		if (flush_out(c) < 0)
+			return;
+		if (buf_len(&c->out) > 0)
+			break;
+		if (c->starttls_pending) {
+			starttls_begin(c);
+			return;
+		}
+		if (buf_len(&c->in) > 0) {
+			c->proto->on_input(c);
+			if (c->closed || c->state != CS_PREAUTH)
+				return; /* c may be closing or logging in */
+			if (buf_len(&c->out) > 0)
+				continue;
+		}
+		t = buf_tail(&c->in, &space);
+		if (t == NULL) {
+			conn_close(c, "out_of_memory");
+			return;
+		}
+		n = conn_client_read(c, t, space);
+		if (n == CIO_AGAIN)
+			break;
+		if (n == 0) {
+			conn_close(c, "client_closed");
+			return;
+		}
+		if (n < 0) {
+			conn_close(c, "client_read_error");
+			return;
+		}
+		buf_produce(&c->in, (size_t)n);
+		c->bytes_in += (uint64_t)n;
+	}
+	conn_update_io(c);
+}
+
+void
+conn_starttls(struct conn *c)
+{
+	c->starttls_pending = true;
+}
+
+static void
+starttls_begin(struct conn *c)
+{
+	c->starttls_pending = false;
+	if (buf_len(&c->in) > 0) {
+		/* RFC 3207 §4.2 / RFC 2595 §3.1: nothing sent before the handshake
+		 * may be taken as a command after it. */
+		log_kv(LOG_INFO, "starttls.pipelined_dropped", "cid=%016llx client=%s bytes=%zu",
+		       (unsigned long long)c->id, c->peer, buf_len(&c->in));
+		buf_reset(&c->in);
+	}
+	if (tls_conn_start(c) < 0) {
+		conn_close(c, "tls_setup_failed");
+		return;
+	}
+	c->starttls_done = true;
+	conn_set_state(c, CS_TLS_ACCEPT);
+	conn_set_timeout(c, (ev_tstamp)c->cfg->timeouts.handshake_ms / 1000.0);
+	conn_resume(c);
+}
+
+static void
+tls_accept_run(struct conn *c)
+{
+	int r = tls_conn_handshake(c);
+
+	if (r == 0) {
+		conn_update_io(c);
+		return;
+	}
+	if (r < 0) {
+		conn_close(c, "tls_handshake_failed");
+		return;
+	}
+	c->rd_wants = EV_READ;
+	c->wr_wants = EV_WRITE;
+	/* After STARTTLS there is no second greeting (RFC 2595 §3.1). */
+	if (!c->starttls_done && c->proto->start(c) < 0) {
+		conn_close(c, "internal_error");
+		return;
+	}
+	conn_set_state(c, CS_PREAUTH);
+	conn_set_timeout(c, (ev_tstamp)c->cfg->timeouts.login_ms / 1000.0);
+	preauth_run(c);
+}
+
+void
+conn_resume(struct conn *c)
+{
+	if (!c->closed)
+		conn_run(c);
+}
+
+static void
+conn_run(struct conn *c)
+{
+	switch (c->state) {
+	case CS_TLS_ACCEPT:
+		tls_accept_run(c);
+		break;
+	case CS_PREAUTH:
+		preauth_run(c);
+		break;
+	case CS_BACKEND:
+	case CS_CLOSING:
+		conn_flush(c);
+		break;
+	case CS_RELAY:
+		relay_run(c);
+		break;
+	case CS__COUNT:
+		break;
+	}
+}
+
+static void
+conn_io_cb(struct ev_loop *loop, ev_io *io, int revents)
+{
+	struct conn *c = container_of(io, struct conn, io);
+
+	(void)loop;
+	(void)revents;
+	if (!c->closed)
+		conn_run(c);
+}
+
+static void
+conn_bio_cb(struct ev_loop *loop, ev_io *io, int revents)
+{
+	struct conn *c = container_of(io, struct conn, bio);
+
+	(void)loop;
+	if (c->closed)
+		return;
+	if (c->state == CS_BACKEND)
+		backend_on_io(c, revents);
+	else if (c->state == CS_RELAY)
+		relay_run(c);
+}
+
+static void
+conn_timer_cb(struct ev_loop *loop, ev_timer *t, int revents)
+{
+	struct conn *c = container_of(t, struct conn, timer);
+
+	(void)loop;
+	(void)revents;
+	if (c->closed)
+		return;
+	switch (c->state) {
+	case CS_TLS_ACCEPT:
+		conn_close(c, "handshake_timeout");
+		break;
+	case CS_PREAUTH:
+		c->proto->bye(c, "Login timeout, closing connection");
+		conn_close_after(c, "login_timeout");
+		break;
+	case CS_BACKEND:
+		backend_on_timeout(c);
+		break;
+	case CS_RELAY:
+		conn_close(c, "idle_timeout");
+		break;
+	case CS_CLOSING:
+	case CS__COUNT:
+		conn_close(c, c->close_reason ? c->close_reason : "closing_timeout");
+		break;
+	}
+}
+
+void
+conn_close(struct conn *c, const char *reason)
+{
+	struct worker *w = c->w;
+	char quser[LOG_QUOTED_MAX];
+	double ms;
+
+	if (c->closed)
+		return;
+	c->closed = true;
+	ev_io_stop(w->loop, &c->io);
+	ev_io_stop(w->loop, &c->bio);
+	ev_timer_stop(w->loop, &c->timer);
+	if (c->be != NULL)
+		backend_free(c);
+	if (c->sess != NULL)
+		c->proto->free_sess(c);
+	conn_creds_free(c);
+	if (c->ssl != NULL) {
+		tls_conn_free(c);
+	}
+	if (c->fd >= 0) {
+		close(c->fd);
+		c->fd = -1;
+	}
+	if (c->bfd >= 0) {
+		close(c->bfd);
+		c->bfd = -1;
+	}
+	buf_deinit(&c->in);
+	buf_deinit(&c->out);
+
+	ms = (ev_now(w->loop) - c->started) * 1000.0;
+	log_kv(LOG_INFO, "session.end",
+	       "cid=%016llx proto=%s lst=%s client=%s user=%s backend=%s reason=%s in=%llu "
+	       "out=%llu ms=%.0f",
+	       (unsigned long long)c->id, proto_name(c->lc->proto), c->lc->name, c->peer,
+	       log_quote(quser, sizeof(quser), c->user, strlen(c->user)),
+	       c->backend_name ? c->backend_name : "-", reason ? reason : "unknown",
+	       (unsigned long long)c->bytes_in, (unsigned long long)c->bytes_out, ms);
+
+	if (c->prev != NULL)
+		c->prev->next = c->next;
+	else
+		w->conns = c->next;
+	if (c->next != NULL)
+		c->next->prev = c->prev;
+	c->next = c->prev = NULL;
+	w->nconns--;
+	c->reap_next = w->reap;
+	w->reap = c;
+	listener_conn_closed(w);
+}
+
+void
+conn_reap(struct worker *w)
+{
+	while (w->reap != NULL) {
+		struct conn *c = w->reap;
+		w->reap = c->reap_next;
+		config_unref(&c->cfg);
+		free(c);
+	}
+}

@@ -1,0 +1,316 @@
+/*
+ * imap_session.c: the IMAP dialog before login (RFC 9051 / RFC 3501):
+ * greeting, CAPABILITY, NOOP, ID, LOGOUT, STARTTLS, LOGIN and AUTHENTICATE
+ * PLAIN.  Drives the pure parser in imap.c and writes every reply; never
+ * forwards a client byte to a backend.
+ */
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include <openssl/crypto.h>
+
+#include "backend.h"
+#include "conn.h"
+#include "imap.h"
+#include "log.h"
+#include "relay.h"
+#include "sasl.h"
+
+#define OUT_RESERVE 1024 /* stop parsing while c->out has less room than one reply */
+
+struct imap_sess {
+	struct imap_parser p;
+	struct imap_cmd cmd;
+	char tag[IMAP_TAG_MAX + 1]; /* the tag of the LOGIN/AUTHENTICATE in progress */
+	bool in_sasl;		    /* "+ " sent, waiting for the SASL response */
+};
+
+static bool
+tls_required(const struct conn *c)
+{
+	return c->ssl == NULL && !c->lc->allow_plaintext_auth;
+}
+
+/* Pre-login capabilities (RFC 9051 §7.2.2).  After login the client gets
+ * the backend's own list. */
+static const char *
+preauth_caps(const struct conn *c)
+{
+	if (c->ssl == NULL)
+		return tls_required(c) ? "IMAP4rev1 SASL-IR ID LITERAL+ STARTTLS LOGINDISABLED"
+				       : "IMAP4rev1 SASL-IR ID LITERAL+ STARTTLS AUTH=PLAIN";
+	return "IMAP4rev1 SASL-IR ID LITERAL+ AUTH=PLAIN";
+}
+
+static int
+imap_start(struct conn *c)
+{
+	struct imap_sess *s = calloc(1, sizeof(*s));
+
+	if (s == NULL)
+		return -1;
+	imap_parser_init(&s->p, NULL);
+	c->sess = s;
+	return buf_printf(&c->out, "* OK [CAPABILITY %s] IMAP server ready.\r\n", preauth_caps(c));
+}
+
+static void
+imap_free_sess(struct conn *c)
+{
+	struct imap_sess *s = c->sess;
+
+	if (s == NULL)
+		return;
+	imap_parser_wipe(&s->p);
+	imap_cmd_wipe(&s->cmd);
+	OPENSSL_cleanse(s, sizeof(*s));
+	free(s);
+	c->sess = NULL;
+}
+
+static void
+imap_bye(struct conn *c, const char *text)
+{
+	(void)buf_printf(&c->out, "* BYE %s\r\n", text);
+}
+
+/* A bad command: BAD, and BYE after too many (RFC 9051 §7.1.5). */
+static void
+bad_command(struct conn *c, const char *tag, const char *text)
+{
+	(void)buf_printf(&c->out, "%s BAD %s\r\n", tag[0] ? tag : "*", text);
+	if (++c->bad_commands >= c->cfg->limits.max_bad_commands) {
+		log_kv(LOG_INFO, "session.abuse", "cid=%016llx client=%s reason=too_many_bad_commands",
+		       (unsigned long long)c->id, c->peer);
+		imap_bye(c, "Too many invalid commands.");
+		conn_close_after(c, "too_many_bad_commands");
+	}
+}
+
+static void
+fail_reply(struct conn *c, const char *tag, enum fail_class fc)
+{
+	switch (fc) {
+	case FAIL_AUTH:
+		(void)buf_printf(&c->out, "%s NO [AUTHENTICATIONFAILED] Authentication failed.\r\n",
+				 tag);
+		break;
+	case FAIL_POLICY:
+		(void)buf_printf(&c->out, "%s NO [CONTACTADMIN] Access denied by policy.\r\n", tag);
+		break;
+	case FAIL_LIMIT:
+	case FAIL_BACKEND_DOWN:
+	case FAIL_BACKEND_PROTO:
+	case FAIL_INTERNAL:
+	case FAIL_NONE:
+	case FAIL__COUNT:
+		(void)buf_printf(&c->out,
+				 "%s NO [UNAVAILABLE] Temporary server failure, try again later.\r\n",
+				 tag);
+		break;
+	}
+}
+
+static void
+imap_login_done(struct conn *c, enum fail_class fc, const char *text)
+{
+	struct imap_sess *s = c->sess;
+	bool async = c->state == CS_BACKEND;
+
+	if (fc == FAIL_NONE) {
+		(void)conn_login_end(c, fc, NULL);
+		/* The client's tag on the backend's post-login capabilities. */
+		(void)buf_printf(&c->out, "%s OK [CAPABILITY %s] Logged in\r\n", s->tag, text);
+		imap_free_sess(c); /* parser and its copies of the credentials */
+		relay_start(c);	   /* c may be closed here */
+		return;
+	}
+	fail_reply(c, s->tag, fc);
+	if (conn_login_end(c, fc, text)) {
+		imap_bye(c, "Too many authentication failures.");
+		conn_close_after(c, "too_many_auth_failures");
+		return;
+	}
+	if (async) {
+		conn_set_state(c, CS_PREAUTH);
+		conn_set_timeout(c, (ev_tstamp)c->cfg->timeouts.login_ms / 1000.0);
+		conn_resume(c); /* flush the NO, then go on with pipelined input */
+	}
+}
+
+static void
+login(struct conn *c, const char *user, size_t ulen, const char *secret, size_t slen,
+      const char *mech)
+{
+	enum fail_class fc;
+	const char *why;
+
+	if (conn_login_begin(c, user, ulen, secret, slen, mech, &fc, &why) < 0)
+		imap_login_done(c, fc, why);
+}
+
+static void
+sasl_plain(struct conn *c, const char *b64, size_t len)
+{
+	struct imap_sess *s = c->sess;
+	char user[SASL_USER_MAX + 1], secret[SASL_SECRET_MAX + 1];
+	size_t ulen = 0, slen = 0;
+	enum sasl_rc rc;
+
+	rc = sasl_plain_decode(b64, len, user, &ulen, secret, &slen);
+	if (rc == SASL_BAD_BASE64) {
+		/* RFC 9051 §6.2.2: an undecodable response is rejected with BAD. */
+		bad_command(c, s->tag, "Invalid base64 in SASL response.");
+	} else if (rc == SASL_AUTHZID) {
+		(void)buf_printf(&c->out,
+				 "%s NO [AUTHORIZATIONFAILED] Authorization identity not "
+				 "supported.\r\n",
+				 s->tag);
+	} else if (rc != SASL_OK) {
+		c->login_mech = "plain";
+		imap_login_done(c, FAIL_AUTH, sasl_strerror(rc));
+	} else {
+		login(c, user, ulen, secret, slen, "plain");
+	}
+	OPENSSL_cleanse(user, sizeof(user));
+	OPENSSL_cleanse(secret, sizeof(secret));
+}
+
+/* One parsed command.  Returns false when the dialog must stop parsing
+ * (logging in, closing, TLS starting). */
+static bool
+command(struct conn *c, struct imap_cmd *cmd)
+{
+	struct imap_sess *s = c->sess;
+
+	switch (cmd->verb) {
+	case IMAP_V_CAPABILITY:
+		(void)buf_printf(&c->out, "* CAPABILITY %s\r\n%s OK Capability completed.\r\n",
+				 preauth_caps(c), cmd->tag);
+		return true;
+	case IMAP_V_NOOP:
+		(void)buf_printf(&c->out, "%s OK NOOP completed.\r\n", cmd->tag);
+		return true;
+	case IMAP_V_ID:
+		/* RFC 2971: always answered; we name nothing about ourselves. */
+		(void)buf_printf(&c->out, "* ID NIL\r\n%s OK ID completed.\r\n", cmd->tag);
+		return true;
+	case IMAP_V_LOGOUT:
+		(void)buf_printf(&c->out, "* BYE Logging out.\r\n%s OK Logout completed.\r\n",
+				 cmd->tag);
+		conn_close_after(c, "client_logout");
+		return false;
+	case IMAP_V_STARTTLS:
+		if (c->ssl != NULL) {
+			bad_command(c, cmd->tag, "TLS is already active.");
+			return !c->closed && c->state == CS_PREAUTH;
+		}
+		(void)buf_printf(&c->out, "%s OK Begin TLS negotiation now.\r\n", cmd->tag);
+		conn_starttls(c);
+		return false;
+	case IMAP_V_LOGIN:
+		if (tls_required(c)) {
+			(void)buf_printf(&c->out,
+					 "%s NO [PRIVACYREQUIRED] Use STARTTLS before LOGIN.\r\n",
+					 cmd->tag);
+			return true;
+		}
+		snprintf(s->tag, sizeof(s->tag), "%s", cmd->tag);
+		login(c, cmd->user, cmd->user_len, cmd->secret, cmd->secret_len, "login");
+		imap_cmd_wipe(cmd);
+		return !c->closed && c->state == CS_PREAUTH;
+	case IMAP_V_AUTHENTICATE:
+		snprintf(s->tag, sizeof(s->tag), "%s", cmd->tag);
+		if (tls_required(c)) {
+			(void)buf_printf(&c->out,
+					 "%s NO [PRIVACYREQUIRED] Use STARTTLS before "
+					 "AUTHENTICATE.\r\n",
+					 cmd->tag);
+			return true;
+		}
+		if (strcasecmp(cmd->mech, "PLAIN") != 0) {
+			(void)buf_printf(&c->out,
+					 "%s NO Unsupported authentication mechanism.\r\n",
+					 cmd->tag);
+			return true;
+		}
+		if (cmd->has_ir) {
+			sasl_plain(c, cmd->ir, cmd->ir_len);
+			imap_cmd_wipe(cmd);
+			return !c->closed && c->state == CS_PREAUTH;
+		}
+		/* RFC 9051 §6.2.2: an empty challenge, then one response line. */
+		(void)buf_printf(&c->out, "+ \r\n");
+		imap_parser_expect_sasl(&s->p);
+		s->in_sasl = true;
+		return true;
+	case IMAP_V_SASL:
+		s->in_sasl = false;
+		if (cmd->cancelled) {
+			(void)buf_printf(&c->out, "%s BAD Authentication canceled.\r\n", s->tag);
+			return true;
+		}
+		sasl_plain(c, cmd->ir, cmd->ir_len);
+		imap_cmd_wipe(cmd);
+		return !c->closed && c->state == CS_PREAUTH;
+	case IMAP_V_OTHER:
+		bad_command(c, cmd->tag, "Command not allowed before login.");
+		return !c->closed && c->state == CS_PREAUTH;
+	case IMAP_V_NONE:
+		break;
+	}
+	bad_command(c, cmd->tag, "Unknown command.");
+	return !c->closed && c->state == CS_PREAUTH;
+}
+
+static void
+imap_on_input(struct conn *c)
+{
+	struct imap_sess *s = c->sess;
+
+	while (buf_len(&c->in) > 0 && buf_space(&c->out) >= OUT_RESERVE) {
+		size_t used = 0;
+		enum imap_rc rc;
+
+		rc = imap_parse(&s->p, buf_head(&c->in), buf_len(&c->in), &used, &s->cmd);
+		buf_consume(&c->in, used);
+		switch (rc) {
+		case IMAP_MORE:
+			return;
+		case IMAP_CONTINUE:
+			/* RFC 9051 §7.5: go ahead with the literal. */
+			(void)buf_printf(&c->out, "+ OK\r\n");
+			continue;
+		case IMAP_BAD:
+			bad_command(c, s->cmd.tag, s->cmd.error ? s->cmd.error : "Syntax error.");
+			if (c->closed || c->state != CS_PREAUTH)
+				return;
+			continue;
+		case IMAP_FATAL:
+			log_kv(LOG_INFO, "session.abuse", "cid=%016llx client=%s reason=\"%s\"",
+			       (unsigned long long)c->id, c->peer,
+			       s->cmd.error ? s->cmd.error : "fatal");
+			imap_bye(c, s->cmd.error ? s->cmd.error : "Protocol error.");
+			conn_close_after(c, "protocol_error");
+			return;
+		case IMAP_CMD:
+			if (log_get_level() <= LOG_DEBUG)
+				log_kv(LOG_DEBUG, "imap.command", "cid=%016llx cmd=%s",
+				       (unsigned long long)c->id,
+				       s->cmd.verb == IMAP_V_SASL ? "(sasl)" : s->cmd.name);
+			if (!command(c, &s->cmd))
+				return; /* c may be closing, logging in or starting TLS */
+			continue;
+		}
+	}
+}
+
+const struct proto_ops imap_proto_ops = {
+	.kind = PROTO_IMAP,
+	.start = imap_start,
+	.on_input = imap_on_input,
+	.login_done = imap_login_done,
+	.bye = imap_bye,
+	.free_sess = imap_free_sess,
+};

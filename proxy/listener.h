@@ -1,0 +1,24 @@
+/*
+ * listener.h: listening sockets.  Each worker binds its own SO_REUSEPORT
+ * socket per listener, so the kernel spreads connections over workers and
+ * a connection never changes threads.
+ */
+#ifndef POSTERN_LISTENER_H
+#define POSTERN_LISTENER_H
+
+#include "config.h"
+
+struct worker;
+
+/* Bind and listen (non-blocking, SO_REUSEPORT).  Returns the fd, or -1 with
+ * *err_out static text and errno set. */
+int listener_bind(const struct listener_conf *lc, const char **err_out);
+
+/* Start accepting on w->listeners. */
+void listener_start(struct worker *w);
+/* Stop accepting (shutdown); the sockets stay open until worker teardown. */
+void listener_stop(struct worker *w);
+/* A conn of w closed: resume accepting if descriptors ran out before. */
+void listener_conn_closed(struct worker *w);
+
+#endif

@@ -1,0 +1,178 @@
+/*
+ * main.c: command line, config check, binding, privilege drop, worker
+ * threads and signals.  fatal() exits are allowed only here, before the
+ * first loop runs; after that an error costs one connection.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <grp.h>
+#include <pwd.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <openssl/ssl.h>
+
+#include "config.h"
+#include "listener.h"
+#include "log.h"
+#include "tls.h"
+#include "worker.h"
+
+#ifndef POSTERN_VERSION
+#define POSTERN_VERSION "0.1.0"
+#endif
+
+static void
+usage(FILE *f)
+{
+	fprintf(f, "usage: postern [-t] -c FILE\n"
+		   "       postern -V\n"
+		   "  -c FILE  configuration file (libconfig syntax)\n"
+		   "  -t       check the configuration and exit (1 on errors)\n"
+		   "  -V       print the version and exit\n");
+}
+
+static void
+fatal(const char *what)
+{
+	fprintf(stderr, "postern: %s\n", what);
+	exit(1);
+}
+
+static int
+drop_privileges(const char *user)
+{
+	struct passwd *pw = getpwnam(user);
+
+	if (pw == NULL)
+		return -1;
+	if (getuid() != 0) /* not root: nothing to drop */
+		return 0;
+	if (setgroups(0, NULL) < 0 || initgroups(pw->pw_name, pw->pw_gid) < 0 ||
+	    setgid(pw->pw_gid) < 0 || setuid(pw->pw_uid) < 0)
+		return -1;
+	if (setuid(0) == 0) /* must not be able to get root back */
+		return -1;
+	return 0;
+}
+
+int
+main(int argc, char **argv)
+{
+	const char *path = NULL;
+	bool check = false;
+	struct config *cfg;
+	struct worker *workers;
+	SSL_CTX *ctx;
+	sigset_t sigs;
+	int *fds, opt;
+	size_t nl;
+
+	while ((opt = getopt(argc, argv, "c:tVh")) != -1) {
+		switch (opt) {
+		case 'c':
+			path = optarg;
+			break;
+		case 't':
+			check = true;
+			break;
+		case 'V':
+			printf("postern %s (%s)\n", POSTERN_VERSION, OpenSSL_version(OPENSSL_VERSION));
+			return 0;
+		case 'h':
+			usage(stdout);
+			return 0;
+		default:
+			usage(stderr);
+			return 2;
+		}
+	}
+	if (path == NULL || optind != argc) {
+		usage(stderr);
+		return 2;
+	}
+
+	cfg = config_load(path, stderr);
+	if (cfg == NULL)
+		return 1;
+	ctx = tls_ctx_new(cfg, stderr);
+	if (ctx == NULL) {
+		config_unref(&cfg);
+		return 1;
+	}
+	if (check) {
+		printf("%s: configuration ok (%zu listeners, %zu backends, %d workers)\n", path,
+		       cfg->nlisteners, cfg->nbackends, cfg->workers);
+		SSL_CTX_free(ctx);
+		config_unref(&cfg);
+		return 0;
+	}
+	log_set_level(cfg->log_level);
+	signal(SIGPIPE, SIG_IGN);
+
+	/* Bind every worker's sockets while we may still be root. */
+	nl = cfg->nlisteners;
+	fds = calloc((size_t)cfg->workers * nl, sizeof(*fds));
+	workers = calloc((size_t)cfg->workers, sizeof(*workers));
+	if (fds == NULL || workers == NULL)
+		fatal("out of memory");
+	for (int w = 0; w < cfg->workers; w++) {
+		for (size_t i = 0; i < nl; i++) {
+			const char *err = NULL;
+			int fd = listener_bind(&cfg->listeners[i], &err);
+			if (fd < 0) {
+				fprintf(stderr, "postern: listen %s: %s: %s\n",
+					cfg->listeners[i].listen, err, strerror(errno));
+				exit(1);
+			}
+			fds[(size_t)w * nl + i] = fd;
+		}
+	}
+	if (cfg->user != NULL && drop_privileges(cfg->user) < 0)
+		fatal("cannot drop privileges to the configured user");
+
+	/* Signals go to this thread only (sigwait below); workers never see them. */
+	sigemptyset(&sigs);
+	sigaddset(&sigs, SIGTERM);
+	sigaddset(&sigs, SIGINT);
+	sigaddset(&sigs, SIGHUP);
+	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+
+	for (int w = 0; w < cfg->workers; w++) {
+		if (worker_init(&workers[w], w, cfg, ctx, &fds[(size_t)w * nl], nl) < 0 ||
+		    worker_start(&workers[w]) < 0)
+			fatal("cannot start worker");
+	}
+	log_kv(LOG_INFO, "postern.start", "version=%s workers=%d listeners=%zu backends=%zu",
+	       POSTERN_VERSION, cfg->workers, cfg->nlisteners, cfg->nbackends);
+	for (size_t i = 0; i < nl; i++)
+		log_kv(LOG_INFO, "listener.start", "lst=%s listen=%s proto=%s tls=%s",
+		       cfg->listeners[i].name, cfg->listeners[i].listen,
+		       proto_name(cfg->listeners[i].proto),
+		       cfg->listeners[i].tls == TLSM_IMPLICIT ? "implicit" : "starttls");
+
+	for (;;) {
+		int sig = 0;
+		if (sigwait(&sigs, &sig) != 0)
+			continue;
+		if (sig == SIGHUP) {
+			log_kv(LOG_WARN, "config.reload",
+			       "result=unsupported note=\"restart postern to apply changes\"");
+			continue;
+		}
+		log_kv(LOG_INFO, "postern.stop", "signal=%s", sig == SIGTERM ? "TERM" : "INT");
+		break;
+	}
+	for (int w = 0; w < cfg->workers; w++)
+		worker_stop(&workers[w]);
+	for (int w = 0; w < cfg->workers; w++)
+		worker_join(&workers[w]);
+	free(workers);
+	free(fds);
+	SSL_CTX_free(ctx);
+	config_unref(&cfg);
+	return 0;
+}

@@ -1,0 +1,301 @@
+/*
+ * pop3_session.c: the POP3 AUTHORIZATION state (RFC 1939, RFC 2449 CAPA,
+ * RFC 5034 AUTH, RFC 2595 STLS): greeting, CAPA, USER/PASS, AUTH PLAIN,
+ * STLS, QUIT.  Drives the pure parser in pop3.c; never forwards a client
+ * byte to a backend.
+ */
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include <openssl/crypto.h>
+
+#include "backend.h"
+#include "conn.h"
+#include "log.h"
+#include "pop3.h"
+#include "relay.h"
+#include "sasl.h"
+
+#define OUT_RESERVE 1024
+
+struct pop3_sess {
+	struct pop3_parser p;
+	struct pop3_cmd cmd;
+	char user[POP3_USER_MAX + 1]; /* from USER, waiting for PASS */
+	size_t user_len;
+	bool have_user;
+};
+
+static bool
+tls_required(const struct conn *c)
+{
+	return c->ssl == NULL && !c->lc->allow_plaintext_auth;
+}
+
+static int
+pop3_start(struct conn *c)
+{
+	struct pop3_sess *s = calloc(1, sizeof(*s));
+
+	if (s == NULL)
+		return -1;
+	pop3_parser_init(&s->p);
+	c->sess = s;
+	return buf_printf(&c->out, "+OK POP3 server ready.\r\n");
+}
+
+static void
+pop3_free_sess(struct conn *c)
+{
+	struct pop3_sess *s = c->sess;
+
+	if (s == NULL)
+		return;
+	pop3_parser_wipe(&s->p);
+	pop3_cmd_wipe(&s->cmd);
+	OPENSSL_cleanse(s, sizeof(*s));
+	free(s);
+	c->sess = NULL;
+}
+
+static void
+pop3_bye(struct conn *c, const char *text)
+{
+	(void)buf_printf(&c->out, "-ERR %s\r\n", text);
+}
+
+static void
+bad_command(struct conn *c, const char *text)
+{
+	(void)buf_printf(&c->out, "-ERR %s\r\n", text);
+	if (++c->bad_commands >= c->cfg->limits.max_bad_commands) {
+		log_kv(LOG_INFO, "session.abuse", "cid=%016llx client=%s reason=too_many_bad_commands",
+		       (unsigned long long)c->id, c->peer);
+		pop3_bye(c, "Too many invalid commands.");
+		conn_close_after(c, "too_many_bad_commands");
+	}
+}
+
+/* CAPA (RFC 2449 §5): what this dialog offers before login; after login the
+ * client's CAPA goes to the backend. */
+static void
+capa(struct conn *c)
+{
+	(void)buf_printf(&c->out, "+OK Capability list follows\r\n");
+	if (c->ssl == NULL)
+		(void)buf_printf(&c->out, "STLS\r\n");
+	if (!tls_required(c))
+		(void)buf_printf(&c->out, "USER\r\nSASL PLAIN\r\n");
+	(void)buf_printf(&c->out, "RESP-CODES\r\nAUTH-RESP-CODE\r\nPIPELINING\r\n.\r\n");
+}
+
+static void
+pop3_login_done(struct conn *c, enum fail_class fc, const char *text)
+{
+	bool async = c->state == CS_BACKEND;
+
+	if (fc == FAIL_NONE) {
+		(void)conn_login_end(c, fc, NULL);
+		/* The backend's own +OK text (RFC 1939 §7). */
+		(void)buf_printf(&c->out, "+OK %s\r\n", text[0] ? text : "Logged in.");
+		pop3_free_sess(c);
+		relay_start(c); /* c may be closed here */
+		return;
+	}
+	switch (fc) {
+	case FAIL_AUTH:
+		(void)buf_printf(&c->out, "-ERR [AUTH] Authentication failed.\r\n");
+		break;
+	case FAIL_POLICY:
+		(void)buf_printf(&c->out, "-ERR [AUTH] Access denied by policy.\r\n");
+		break;
+	case FAIL_LIMIT:
+		(void)buf_printf(&c->out, "-ERR [IN-USE] Mailbox is in use, try again later.\r\n");
+		break;
+	default:
+		(void)buf_printf(&c->out,
+				 "-ERR [SYS/TEMP] Temporary server failure, try again later.\r\n");
+		break;
+	}
+	if (conn_login_end(c, fc, text)) {
+		pop3_bye(c, "Too many authentication failures.");
+		conn_close_after(c, "too_many_auth_failures");
+		return;
+	}
+	if (async) {
+		conn_set_state(c, CS_PREAUTH);
+		conn_set_timeout(c, (ev_tstamp)c->cfg->timeouts.login_ms / 1000.0);
+		conn_resume(c);
+	}
+}
+
+static void
+login(struct conn *c, const char *user, size_t ulen, const char *secret, size_t slen,
+      const char *mech)
+{
+	enum fail_class fc;
+	const char *why;
+
+	if (conn_login_begin(c, user, ulen, secret, slen, mech, &fc, &why) < 0)
+		pop3_login_done(c, fc, why);
+}
+
+static void
+sasl_plain(struct conn *c, const char *b64, size_t len)
+{
+	char user[SASL_USER_MAX + 1], secret[SASL_SECRET_MAX + 1];
+	size_t ulen = 0, slen = 0;
+	enum sasl_rc rc;
+
+	rc = sasl_plain_decode(b64, len, user, &ulen, secret, &slen);
+	if (rc == SASL_OK) {
+		login(c, user, ulen, secret, slen, "plain");
+	} else {
+		c->login_mech = "plain";
+		pop3_login_done(c, FAIL_AUTH, sasl_strerror(rc));
+	}
+	OPENSSL_cleanse(user, sizeof(user));
+	OPENSSL_cleanse(secret, sizeof(secret));
+}
+
+static bool
+command(struct conn *c, struct pop3_cmd *cmd)
+{
+	struct pop3_sess *s = c->sess;
+
+	switch (cmd->verb) {
+	case POP3_V_CAPA:
+		capa(c);
+		return true;
+	case POP3_V_QUIT:
+		(void)buf_printf(&c->out, "+OK Logging out.\r\n");
+		conn_close_after(c, "client_quit");
+		return false;
+	case POP3_V_STLS:
+		if (c->ssl != NULL) {
+			bad_command(c, "TLS is already active.");
+			return !c->closed;
+		}
+		(void)buf_printf(&c->out, "+OK Begin TLS negotiation now.\r\n");
+		conn_starttls(c);
+		return false;
+	case POP3_V_USER:
+		if (tls_required(c)) {
+			(void)buf_printf(&c->out,
+					 "-ERR [AUTH] Plaintext authentication disallowed, use "
+					 "STLS first.\r\n");
+			return true;
+		}
+		memcpy(s->user, cmd->user, cmd->user_len);
+		s->user[cmd->user_len] = '\0';
+		s->user_len = cmd->user_len;
+		s->have_user = true;
+		/* Whether the user exists is learnt only from PASS. */
+		(void)buf_printf(&c->out, "+OK\r\n");
+		return true;
+	case POP3_V_PASS:
+		if (tls_required(c)) {
+			(void)buf_printf(&c->out,
+					 "-ERR [AUTH] Plaintext authentication disallowed, use "
+					 "STLS first.\r\n");
+			return true;
+		}
+		if (!s->have_user) {
+			bad_command(c, "No user name given: USER first.");
+			return !c->closed;
+		}
+		s->have_user = false;
+		login(c, s->user, s->user_len, cmd->secret, cmd->secret_len, "user");
+		pop3_cmd_wipe(cmd);
+		return !c->closed && c->state == CS_PREAUTH;
+	case POP3_V_AUTH:
+		if (tls_required(c)) {
+			(void)buf_printf(&c->out,
+					 "-ERR [AUTH] Plaintext authentication disallowed, use "
+					 "STLS first.\r\n");
+			return true;
+		}
+		if (!cmd->has_mech) {
+			/* The mechanism list many clients ask for (RFC 1734 style). */
+			(void)buf_printf(&c->out, "+OK\r\nPLAIN\r\n.\r\n");
+			return true;
+		}
+		if (strcasecmp(cmd->mech, "PLAIN") != 0) {
+			(void)buf_printf(&c->out, "-ERR Unsupported authentication mechanism.\r\n");
+			return true;
+		}
+		if (cmd->has_ir) {
+			sasl_plain(c, cmd->ir, cmd->ir_len);
+			pop3_cmd_wipe(cmd);
+			return !c->closed && c->state == CS_PREAUTH;
+		}
+		(void)buf_printf(&c->out, "+ \r\n");
+		pop3_parser_expect_sasl(&s->p);
+		return true;
+	case POP3_V_SASL:
+		if (cmd->cancelled) {
+			/* RFC 5034 §4: a cancelled exchange is answered -ERR. */
+			(void)buf_printf(&c->out, "-ERR Authentication canceled.\r\n");
+			return true;
+		}
+		sasl_plain(c, cmd->ir, cmd->ir_len);
+		pop3_cmd_wipe(cmd);
+		return !c->closed && c->state == CS_PREAUTH;
+	case POP3_V_NOOP:
+	case POP3_V_OTHER:
+		bad_command(c, "Not logged in.");
+		return !c->closed;
+	case POP3_V_NONE:
+		break;
+	}
+	bad_command(c, "Unknown command.");
+	return !c->closed;
+}
+
+static void
+pop3_on_input(struct conn *c)
+{
+	struct pop3_sess *s = c->sess;
+
+	while (buf_len(&c->in) > 0 && buf_space(&c->out) >= OUT_RESERVE) {
+		size_t used = 0;
+		enum pop3_rc rc;
+
+		rc = pop3_parse(&s->p, buf_head(&c->in), buf_len(&c->in), &used, &s->cmd);
+		buf_consume(&c->in, used);
+		switch (rc) {
+		case POP3_MORE:
+			return;
+		case POP3_BAD:
+			bad_command(c, s->cmd.error ? s->cmd.error : "Syntax error.");
+			if (c->closed || c->state != CS_PREAUTH)
+				return;
+			continue;
+		case POP3_FATAL:
+			log_kv(LOG_INFO, "session.abuse", "cid=%016llx client=%s reason=\"%s\"",
+			       (unsigned long long)c->id, c->peer,
+			       s->cmd.error ? s->cmd.error : "fatal");
+			pop3_bye(c, s->cmd.error ? s->cmd.error : "Protocol error.");
+			conn_close_after(c, "protocol_error");
+			return;
+		case POP3_CMD:
+			if (log_get_level() <= LOG_DEBUG)
+				log_kv(LOG_DEBUG, "pop3.command", "cid=%016llx cmd=%s",
+				       (unsigned long long)c->id,
+				       s->cmd.verb == POP3_V_SASL ? "(sasl)" : s->cmd.name);
+			if (!command(c, &s->cmd))
+				return;
+			continue;
+		}
+	}
+}
+
+const struct proto_ops pop3_proto_ops = {
+	.kind = PROTO_POP3,
+	.start = pop3_start,
+	.on_input = pop3_on_input,
+	.login_done = pop3_login_done,
+	.bye = pop3_bye,
+	.free_sess = pop3_free_sess,
+};

@@ -1,0 +1,100 @@
+/*
+ * worker.c: a thread with its own libev loop.  Only worker_stop() is
+ * called from another thread (through ev_async); everything else of a
+ * worker runs on its own loop.
+ */
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <openssl/rand.h>
+
+#include "listener.h"
+#include "log.h"
+#include "worker.h"
+
+static void
+reap_cb(struct ev_loop *loop, ev_prepare *p, int revents)
+{
+	struct worker *w = container_of(p, struct worker, reap_prepare);
+
+	(void)loop;
+	(void)revents;
+	conn_reap(w);
+}
+
+static void
+stop_cb(struct ev_loop *loop, ev_async *a, int revents)
+{
+	struct worker *w = container_of(a, struct worker, stop_async);
+
+	(void)revents;
+	w->stopping = true;
+	listener_stop(w);
+	while (w->conns != NULL)
+		conn_close(w->conns, "shutdown");
+	conn_reap(w);
+	ev_break(loop, EVBREAK_ALL);
+}
+
+int
+worker_init(struct worker *w, int id, struct config *cfg, SSL_CTX *ctx, const int *fds,
+	    size_t nfds)
+{
+	memset(w, 0, sizeof(*w));
+	w->id = id;
+	w->loop = ev_loop_new(EVFLAG_AUTO | EVFLAG_NOSIGMASK);
+	if (w->loop == NULL)
+		return -1;
+	w->cfg = config_ref(cfg);
+	w->ssl_ctx = ctx;
+	if (RAND_bytes((unsigned char *)&w->cid_state, sizeof(w->cid_state)) != 1)
+		w->cid_state = (uint64_t)getpid() * 0x9e3779b97f4a7c15ULL + (uint64_t)id;
+	w->listeners = calloc(nfds, sizeof(*w->listeners));
+	if (w->listeners == NULL && nfds > 0)
+		return -1;
+	w->nlisteners = nfds;
+	for (size_t i = 0; i < nfds; i++) {
+		w->listeners[i].fd = fds[i];
+		w->listeners[i].lc = &cfg->listeners[i];
+		w->listeners[i].w = w;
+	}
+	ev_async_init(&w->stop_async, stop_cb);
+	ev_async_start(w->loop, &w->stop_async);
+	ev_prepare_init(&w->reap_prepare, reap_cb);
+	ev_prepare_start(w->loop, &w->reap_prepare);
+	listener_start(w);
+	return 0;
+}
+
+static void *
+worker_main(void *arg)
+{
+	struct worker *w = arg;
+
+	ev_run(w->loop, 0);
+	return NULL;
+}
+
+int
+worker_start(struct worker *w)
+{
+	return pthread_create(&w->thread, NULL, worker_main, w) == 0 ? 0 : -1;
+}
+
+void
+worker_stop(struct worker *w)
+{
+	ev_async_send(w->loop, &w->stop_async);
+}
+
+void
+worker_join(struct worker *w)
+{
+	pthread_join(w->thread, NULL);
+	for (size_t i = 0; i < w->nlisteners; i++)
+		close(w->listeners[i].fd);
+	free(w->listeners);
+	ev_loop_destroy(w->loop);
+	config_unref(&w->cfg);
+}

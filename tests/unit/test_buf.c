@@ -1,0 +1,103 @@
+/* test_buf.c: fixed-capacity buffers and log value quoting. */
+#include <stdlib.h>
+
+#include "unit.h"
+
+#include "buf.h"
+#include "log.h"
+
+static void
+an_empty_buffer_holds_no_memory(void **state)
+{
+	struct buf b;
+
+	(void)state;
+	buf_init(&b, 16, false);
+	assert_null(b.data);
+	assert_int_equal(buf_append(&b, "abc", 3), 0);
+	assert_non_null(b.data);
+	buf_consume(&b, 3);
+	assert_null(b.data); /* drained: memory given back */
+	assert_int_equal(buf_len(&b), 0);
+	buf_deinit(&b);
+}
+
+static void
+a_buffer_never_grows_past_its_capacity(void **state)
+{
+	struct buf b;
+
+	(void)state;
+	buf_init(&b, 8, true);
+	assert_int_equal(buf_append(&b, "12345678", 8), 0);
+	assert_int_equal(buf_append(&b, "9", 1), -1);
+	assert_int_equal(buf_space(&b), 0);
+	assert_int_equal(buf_printf(&b, "%d", 1), -1);
+	buf_consume(&b, 3);
+	assert_int_equal(buf_append(&b, "abc", 3), 0); /* compacts to make room */
+	assert_memory_equal(buf_head(&b), "45678abc", 8);
+	buf_deinit(&b);
+}
+
+static void
+tail_and_produce_keep_bytes_in_order(void **state)
+{
+	struct buf b;
+	size_t space;
+	uint8_t *t;
+
+	(void)state;
+	buf_init(&b, 10, false);
+	t = buf_tail(&b, &space);
+	assert_int_equal(space, 10);
+	memcpy(t, "hello", 5);
+	buf_produce(&b, 5);
+	buf_consume(&b, 2);
+	t = buf_tail(&b, &space);
+	assert_int_equal(space, 5); /* tail not exhausted: no compaction yet */
+	memcpy(t, "world", 5);
+	buf_produce(&b, 5);
+	t = buf_tail(&b, &space);
+	assert_int_equal(space, 2); /* tail exhausted: compacted */
+	assert_memory_equal(buf_head(&b), "lloworld", 8);
+	buf_deinit(&b);
+}
+
+static void
+log_values_are_quoted_escaped_and_cut(void **state)
+{
+	static const struct {
+		const char *in;
+		size_t len;
+		const char *out;
+	} rows[] = {
+		{"alice@example.org", 17, "\"alice@example.org\""},
+		{"a\"b\\c", 5, "\"a\\\"b\\\\c\""},
+		{"x\r\na2 CREATE y", 14, "\"x\\x0d\\x0aa2 CREATE y\""},
+		{"\xff\x01", 2, "\"\\xff\\x01\""},
+		{"", 0, "\"\""},
+	};
+	char out[LOG_QUOTED_MAX];
+	char longv[400];
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++)
+		assert_string_equal(log_quote(out, sizeof(out), rows[i].in, rows[i].len),
+				    rows[i].out);
+	memset(longv, 'a', sizeof(longv));
+	log_quote(out, sizeof(out), longv, sizeof(longv));
+	assert_int_equal(strlen(out), 1 + LOG_VALUE_MAX + 3 + 1);
+	assert_string_equal(out + 1 + LOG_VALUE_MAX, "...\"");
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(an_empty_buffer_holds_no_memory),
+		cmocka_unit_test(a_buffer_never_grows_past_its_capacity),
+		cmocka_unit_test(tail_and_produce_keep_bytes_in_order),
+		cmocka_unit_test(log_values_are_quoted_escaped_and_cut),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
