@@ -2,8 +2,10 @@
 # it needs (Debian packages, as root), builds, and runs every test.
 
 CC      ?= cc
-CFLAGS  ?= -O2 -g
-CFLAGS  += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Iproxy -Ipolicy
+# OPT is what a sanitizer or debug build changes; CFLAGS from the command line
+# adds to the fixed flags instead of replacing them.
+OPT     ?= -O2 -g
+ALL_CFLAGS = $(OPT) -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Iproxy -Ipolicy $(CFLAGS)
 PKGS     = openssl libconfig
 LIBS     = $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lev -lpthread
 PYTHON  ?= /usr/bin/python3
@@ -28,11 +30,11 @@ FUZZ     = fuzz_imap fuzz_pop3
 all: postern
 
 postern: $(OBJ)
-	$(CC) $(CFLAGS) -o $@ $(OBJ) $(LIBS)
+	$(CC) $(ALL_CFLAGS) -o $@ $(OBJ) $(LIBS)
 
 $(BUILD)/%.o: %.c $(HDR)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -c -o $@ $<
+	$(CC) $(ALL_CFLAGS) -c -o $@ $<
 
 deps:
 	@sh tests/deps.sh
@@ -42,7 +44,7 @@ LIB_OBJ = $(patsubst %.c,$(BUILD)/%.o,$(wildcard $(UNIT_SRC)))
 
 $(BUILD)/unit/%: tests/unit/%.c $(LIB_OBJ) tests/unit/unit.h
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -Itests/unit -o $@ $< $(LIB_OBJ) $(LIBS) -lcmocka
+	$(CC) $(ALL_CFLAGS) -Itests/unit -o $@ $< $(LIB_OBJ) $(LIBS) -lcmocka
 
 unit: $(UNIT:%=$(BUILD)/unit/%)
 	@set -e; for t in $^; do echo "== $$t"; $$t; done
@@ -50,7 +52,7 @@ unit: $(UNIT:%=$(BUILD)/unit/%)
 # The same unit tests under AddressSanitizer and UndefinedBehaviorSanitizer.
 unit-asan:
 	$(MAKE) --no-print-directory BUILD=$(BUILD)/asan \
-	  CFLAGS="-O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=all" unit
+	  OPT="-O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=all" unit
 
 # ---- fuzzing (clang, libFuzzer) ---------------------------------------------
 FUZZ_CFLAGS = -std=c11 -D_GNU_SOURCE -g -O1 -Iproxy -fsanitize=fuzzer,address,undefined

@@ -1,0 +1,1358 @@
+/*
+ * config.c: the libconfig file -> struct config.  Owns the option table
+ * (defaults and bounds, mirrored by etc/postern.conf), validation, and the
+ * refcounted snapshot.  Prints to errs only, never to the log, and resolves
+ * backend host names here, once, so that nothing after startup waits on DNS.
+ */
+#include <errno.h>
+#include <limits.h>
+#include <netdb.h>
+#include <pwd.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+
+#include <libconfig.h>
+#include <openssl/tls1.h>
+
+#include "config.h"
+#include "route.h"
+
+#define NAME_MAX_LEN 64 /* backend and listener names: they go unquoted into logs */
+
+/* One error, kept until the end so that all come out in file order. */
+struct cerr {
+	const char *file; /* borrowed: libconfig's file name or the caller's name */
+	unsigned line;    /* 0: not tied to a line */
+	unsigned seq;     /* keeps the order of errors on one line */
+	char *msg;        /* owned */
+};
+
+struct ctx {
+	const char *name;   /* borrowed: path or the name given, for messages */
+	const char *incdir; /* borrowed: where @include looks, or NULL */
+	FILE *errs;         /* borrowed; NULL: count only */
+	struct cerr *errv;  /* owned: [nkept] */
+	size_t nkept, errcap;
+	size_t nerr;        /* all errors, kept or not (out of memory) */
+	struct config *cfg; /* being built; owned until returned */
+	/* borrowed from libconfig: the entry each listener and backend came from */
+	const config_setting_t **lst_set; /* owned array: [nlisteners] */
+	const config_setting_t **be_set;  /* owned array: [nbackends] */
+};
+
+static void perr(struct ctx *x, const config_setting_t *s, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void
+perr(struct ctx *x, const config_setting_t *s, const char *fmt, ...)
+{
+	struct cerr *e;
+	va_list ap;
+
+	x->nerr++;
+	if (x->nkept == x->errcap) {
+		size_t ncap = x->errcap ? x->errcap * 2 : 16;
+		struct cerr *nv = realloc(x->errv, ncap * sizeof(*nv));
+
+		if (nv == NULL)
+			return; /* counted all the same: the load fails anyway */
+		x->errv = nv;
+		x->errcap = ncap;
+	}
+	e = &x->errv[x->nkept];
+	e->file = (s != NULL && config_setting_source_file(s) != NULL)
+	              ? config_setting_source_file(s)
+	              : x->name;
+	e->line = s != NULL ? config_setting_source_line(s) : 0;
+	e->seq = (unsigned)x->nkept;
+	va_start(ap, fmt);
+	if (vasprintf(&e->msg, fmt, ap) < 0)
+		e->msg = NULL;
+	va_end(ap);
+	x->nkept++;
+}
+
+/* The main file first, then included files by name; line 0 last; then seq. */
+static int
+cerr_cmp(const void *a, const void *b, void *arg)
+{
+	const struct cerr *ea = a, *eb = b;
+	const char *name = arg;
+	int ma = strcmp(ea->file, name) != 0, mb = strcmp(eb->file, name) != 0, c;
+	unsigned la = ea->line ? ea->line : UINT_MAX, lb = eb->line ? eb->line : UINT_MAX;
+
+	if (ma != mb)
+		return ma - mb;
+	if ((c = strcmp(ea->file, eb->file)) != 0)
+		return c;
+	if (la != lb)
+		return la < lb ? -1 : 1;
+	return ea->seq < eb->seq ? -1 : ea->seq > eb->seq;
+}
+
+/*
+ * libconfig names an included file as the @include line wrote it, but
+ * opens it under the include directory: say where it really is.  Returns
+ * "dir/" in buf, or "", to print before file.
+ */
+static const char *
+include_prefix(const char *incdir, const char *name, const char *file, char *buf, size_t len)
+{
+	if (incdir == NULL || file[0] == '/' || strcmp(file, name) == 0)
+		return "";
+	snprintf(buf, len, "%s%s", incdir,
+	         incdir[0] != '\0' && incdir[strlen(incdir) - 1] == '/' ? "" : "/");
+	return buf;
+}
+
+/* Print and drop the collected errors; before config_destroy(), which
+ * frees the file names they borrow. */
+static void
+perr_flush(struct ctx *x)
+{
+	size_t n = x->nkept;
+	char dir[PATH_MAX];
+
+	qsort_r(x->errv, n, sizeof(*x->errv), cerr_cmp, (void *)x->name);
+	for (size_t i = 0; i < n; i++) {
+		const struct cerr *e = &x->errv[i];
+
+		if (x->errs != NULL)
+			fprintf(x->errs, "%s%s:%u: %s\n",
+			        include_prefix(x->incdir, x->name, e->file, dir, sizeof(dir)),
+			        e->file, e->line, e->msg ? e->msg : "(out of memory)");
+		free(e->msg);
+	}
+	if (x->errs != NULL && x->nerr > n)
+		fprintf(x->errs, "%s:0: out of memory; %zu more errors not shown\n", x->name,
+		        x->nerr - n);
+	if (x->errs != NULL)
+		fflush(x->errs);
+	free(x->errv);
+	x->errv = NULL;
+	x->nkept = x->errcap = 0;
+}
+
+const char *
+proto_name(enum proto_kind p)
+{
+	switch (p) {
+	case PROTO_IMAP:
+		return "imap";
+	case PROTO_POP3:
+		return "pop3";
+	default:
+		return "?";
+	}
+}
+
+static bool
+is_digit(char c)
+{
+	return c >= '0' && c <= '9';
+}
+
+int
+config_duration_ms(const char *s, uint64_t *ms_out)
+{
+	static const struct {
+		const char *suffix;
+		uint64_t ms;
+	} units[] = {
+	    {"", 1000},       {"ms", 1},          {"s", 1000},
+	    {"m", 60 * 1000}, {"h", 3600 * 1000}, {"d", 86400 * 1000},
+	};
+	uint64_t n = 0;
+	const char *p = s;
+
+	/* digits first: no sign, no space, no fraction */
+	if (s == NULL || !is_digit(*p))
+		return -1;
+	for (; is_digit(*p); p++) {
+		unsigned d = (unsigned)(*p - '0');
+
+		if (n > (UINT64_MAX - d) / 10)
+			return -1;
+		n = n * 10 + d;
+	}
+	for (size_t i = 0; i < sizeof(units) / sizeof(units[0]); i++) {
+		if (strcmp(p, units[i].suffix) != 0)
+			continue;
+		if (n > UINT64_MAX / units[i].ms)
+			return -1;
+		*ms_out = n * units[i].ms;
+		return 0;
+	}
+	return -1;
+}
+
+/* "1".."65535", digits only.  0 or -1. */
+static int
+parse_port(const char *s, uint16_t *port_out)
+{
+	unsigned long n = 0;
+	size_t i;
+
+	for (i = 0; is_digit(s[i]); i++) {
+		n = n * 10 + (unsigned long)(s[i] - '0');
+		if (n > 65535)
+			return -1;
+	}
+	if (i == 0 || s[i] != '\0' || n == 0)
+		return -1;
+	*port_out = (uint16_t)n;
+	return 0;
+}
+
+int
+config_parse_listen(const char *s, struct sockaddr_storage *addr, socklen_t *addrlen_out,
+                    const char **err_out)
+{
+	char host[INET6_ADDRSTRLEN + 1];
+	const char *colon, *port;
+	uint16_t p;
+
+	memset(addr, 0, sizeof(*addr));
+	if (s == NULL || *s == '\0') {
+		*err_out = "empty address";
+		return -1;
+	}
+	if (s[0] == '[') {
+		const char *rb = strchr(s, ']');
+		struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)addr;
+		size_t hl;
+
+		if (rb == NULL || rb[1] != ':') {
+			*err_out = "expected [IPv6]:port";
+			return -1;
+		}
+		hl = (size_t)(rb - (s + 1));
+		if (hl == 0 || hl >= sizeof(host)) {
+			*err_out = "not a numeric IPv6 address";
+			return -1;
+		}
+		memcpy(host, s + 1, hl);
+		host[hl] = '\0';
+		if (inet_pton(AF_INET6, host, &sin6->sin6_addr) != 1) {
+			*err_out = "not a numeric IPv6 address";
+			return -1;
+		}
+		if (parse_port(rb + 2, &p) < 0) {
+			*err_out = "port must be a number 1..65535";
+			return -1;
+		}
+		sin6->sin6_family = AF_INET6;
+		sin6->sin6_port = htons(p);
+		*addrlen_out = sizeof(*sin6);
+		return 0;
+	}
+
+	struct sockaddr_in *sin = (struct sockaddr_in *)addr;
+
+	if ((colon = strrchr(s, ':')) == NULL) {
+		/* a port alone: every IPv4 address, as in the DESIGN examples */
+		if (!is_digit(s[0])) {
+			*err_out = "expected host:port, [IPv6]:port or port";
+			return -1;
+		}
+		port = s;
+		strcpy(host, "0.0.0.0");
+	} else {
+		size_t hl = (size_t)(colon - s);
+
+		if (memchr(s, ':', hl) != NULL) {
+			*err_out = "an IPv6 address needs brackets, as in [::1]:993";
+			return -1;
+		}
+		if (hl == 0) {
+			*err_out = "empty host before ':'";
+			return -1;
+		}
+		if (hl >= sizeof(host)) {
+			*err_out = "host must be a numeric IPv4 address";
+			return -1;
+		}
+		memcpy(host, s, hl);
+		host[hl] = '\0';
+		port = colon + 1;
+	}
+	/* inet_pton(), not inet_aton(): "127.1" and friends are refused */
+	if (inet_pton(AF_INET, host, &sin->sin_addr) != 1) {
+		*err_out = "host must be a numeric IPv4 address";
+		return -1;
+	}
+	if (parse_port(port, &p) < 0) {
+		*err_out = "port must be a number 1..65535";
+		return -1;
+	}
+	sin->sin_family = AF_INET;
+	sin->sin_port = htons(p);
+	*addrlen_out = sizeof(*sin);
+	return 0;
+}
+
+/* ---- the option table ------------------------------------------------- */
+
+enum opt_kind {
+	OPT_GROUP,    /* holds further options: tls, timeouts, limits */
+	OPT_LIST,     /* a list of groups, read by its own function */
+	OPT_STRING,   /* char *, copied */
+	OPT_ENUM,     /* int: one of names[] */
+	OPT_INT,      /* int in min..max */
+	OPT_DURATION, /* uint64_t ms in min..max; a string, or an integer of seconds */
+	OPT_WORKERS,  /* int: "auto" or min..max */
+};
+
+struct opt_name {
+	const char *name;
+	int value;
+	const char *refused; /* non-NULL: known, but refused for this reason */
+};
+
+struct opt {
+	const char *path; /* dotted, as written in the file */
+	enum opt_kind kind;
+	size_t off;                   /* offsetof(struct config, field) */
+	const char *def;              /* default in the file's syntax; NULL: none */
+	int64_t min, max;             /* OPT_INT, OPT_WORKERS: the value; OPT_DURATION: ms */
+	const struct opt_name *names; /* OPT_ENUM; ends with a NULL name */
+	/* OPT_STRING: further checks, reports itself */
+	void (*check)(struct ctx *x, const config_setting_t *s, const char *v);
+	/* OPT_LIST: reads each entry of a non-empty list */
+	void (*list)(struct ctx *x, const config_setting_t *s);
+	const char *noun; /* OPT_LIST: "listener" for messages; then required */
+};
+
+static void check_user(struct ctx *x, const config_setting_t *s, const char *v);
+static void parse_certificates(struct ctx *x, const config_setting_t *s);
+static void parse_listeners(struct ctx *x, const config_setting_t *s);
+static void parse_backends(struct ctx *x, const config_setting_t *s);
+static void parse_routes(struct ctx *x, const config_setting_t *s);
+
+static const struct opt_name log_levels[] = {
+    {"debug", LOG_DEBUG, NULL}, {"info", LOG_INFO, NULL}, {"warn", LOG_WARN, NULL},
+    {"error", LOG_ERR, NULL},   {NULL, 0, NULL},
+};
+
+static const struct opt_name tls_versions[] = {
+    {"TLSv1.2", TLS1_2_VERSION, NULL},
+    {"TLSv1.3", TLS1_3_VERSION, NULL},
+    /* RFC 8996 deprecates TLS 1.0 and 1.1; SSL is long broken */
+    {"TLSv1.1", 0, "TLS below 1.2 is not allowed (RFC 8996)"},
+    {"TLSv1", 0, "TLS below 1.2 is not allowed (RFC 8996)"},
+    {"TLSv1.0", 0, "TLS below 1.2 is not allowed (RFC 8996)"},
+    {"SSLv3", 0, "TLS below 1.2 is not allowed (RFC 8996)"},
+    {NULL, 0, NULL},
+};
+
+/* Mozilla's "intermediate" profile (v5.7): every client from the last
+ * decade, forward secrecy and AEAD only. */
+#define DEF_CIPHERS                                                                                \
+	"ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:"                               \
+	"ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:"                               \
+	"ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305:"                               \
+	"DHE-RSA-AES128-GCM-SHA256:DHE-RSA-AES256-GCM-SHA384"
+#define DEF_CIPHERSUITES                                                                           \
+	"TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256"
+#define DEF_GROUPS "X25519:prime256v1:secp384r1"
+
+#define OFF(f)  offsetof(struct config, f)
+#define SEC_MS  1000LL
+#define MIN_MS  (60 * SEC_MS)
+#define HOUR_MS (60 * MIN_MS)
+#define DAY_MS  (24 * HOUR_MS)
+
+/*
+ * Every setting postern reads, in the order it reads them (backends before
+ * routes, which name them).  etc/postern.conf shows each with its default
+ * and bounds; change both together.  One row per option: the macros expand
+ * to designated initialisers.
+ */
+/* clang-format off */
+#define O_GROUP(p)                 {.path = p, .kind = OPT_GROUP}
+#define O_LIST(p, fn, what)        {.path = p, .kind = OPT_LIST, .list = fn, .noun = what}
+#define O_STR(p, f, d, chk)        {.path = p, .kind = OPT_STRING, .off = OFF(f), .def = d, .check = chk}
+#define O_ENUM(p, f, d, tbl)       {.path = p, .kind = OPT_ENUM, .off = OFF(f), .def = d, .names = tbl}
+#define O_INT(p, f, d, lo, hi)     {.path = p, .kind = OPT_INT, .off = OFF(f), .def = d, .min = lo, .max = hi}
+#define O_DUR(p, f, d, lo, hi)     {.path = p, .kind = OPT_DURATION, .off = OFF(f), .def = d, .min = lo, .max = hi}
+#define O_WORKERS(p, f, d, lo, hi) {.path = p, .kind = OPT_WORKERS, .off = OFF(f), .def = d, .min = lo, .max = hi}
+
+static const struct opt opts[] = {
+	/*        path                        field                         default    bounds or names */
+	O_WORKERS("workers",                  workers,                      "auto",    1, 256),
+	O_STR(    "user",                     user,                         NULL,      check_user),
+	O_STR(    "state",                    state,                        NULL,      NULL),
+	O_ENUM(   "log_level",                log_level,                    "info",    log_levels),
+
+	O_GROUP(  "tls"),
+	O_LIST(   "tls.certificates",         parse_certificates,           "certificate"),
+	O_ENUM(   "tls.min_version",          tls.min_version,              "TLSv1.2", tls_versions),
+	O_STR(    "tls.ciphers",              tls.ciphers,                  DEF_CIPHERS, NULL),
+	O_STR(    "tls.ciphersuites",         tls.ciphersuites,             DEF_CIPHERSUITES, NULL),
+	O_STR(    "tls.groups",               tls.groups,                   DEF_GROUPS, NULL),
+
+	O_LIST(   "listeners",                parse_listeners,              "listener"),
+	O_LIST(   "backends",                 parse_backends,               "backend"),
+	O_LIST(   "routes",                   parse_routes,                 "route"),
+
+	O_GROUP(  "timeouts"),
+	O_DUR(    "timeouts.handshake",       timeouts.handshake_ms,        "10s",     SEC_MS, 10 * MIN_MS),
+	O_DUR(    "timeouts.login",           timeouts.login_ms,            "60s",     SEC_MS, HOUR_MS),
+	O_DUR(    "timeouts.idle",            timeouts.idle_ms,             "30m",     SEC_MS, DAY_MS),
+	O_DUR(    "timeouts.backend_connect", timeouts.backend_connect_ms,  "5s",      SEC_MS, 10 * MIN_MS),
+	O_DUR(    "timeouts.backend_login",   timeouts.backend_login_ms,    "15s",     SEC_MS, 10 * MIN_MS),
+
+	O_GROUP(  "limits"),
+	O_INT(    "limits.max_bad_commands",  limits.max_bad_commands,      "3",       1, 100),
+	O_INT(    "limits.max_auth_failures", limits.max_auth_failures,     "3",       1, 100),
+};
+/* clang-format on */
+
+/* OPT_ENUM writes an int into an enum field: same size, and C11 6.5p7
+ * allows the access through the signed or unsigned variant. */
+_Static_assert(sizeof(enum log_level) == sizeof(int), "enum log_level is an int");
+
+static const struct opt *
+opt_find(const char *path)
+{
+	for (size_t i = 0; i < sizeof(opts) / sizeof(opts[0]); i++)
+		if (strcmp(opts[i].path, path) == 0)
+			return &opts[i];
+	return NULL;
+}
+
+/* "1s", "10m", "1d": bounds as a person writes them. */
+static const char *
+fmt_ms(char *buf, size_t len, int64_t ms)
+{
+	if (ms % DAY_MS == 0)
+		snprintf(buf, len, "%lldd", (long long)(ms / DAY_MS));
+	else if (ms % HOUR_MS == 0)
+		snprintf(buf, len, "%lldh", (long long)(ms / HOUR_MS));
+	else if (ms % MIN_MS == 0)
+		snprintf(buf, len, "%lldm", (long long)(ms / MIN_MS));
+	else if (ms % SEC_MS == 0)
+		snprintf(buf, len, "%llds", (long long)(ms / SEC_MS));
+	else
+		snprintf(buf, len, "%lldms", (long long)ms);
+	return buf;
+}
+
+static bool
+is_int(const config_setting_t *s)
+{
+	return config_setting_type(s) == CONFIG_TYPE_INT ||
+	       config_setting_type(s) == CONFIG_TYPE_INT64;
+}
+
+/*
+ * Set option o from s, or from its default when s is NULL (defaults go
+ * through the same code, so they obey the same bounds).  libconfig 1.5
+ * wraps integer literals beyond 32 bits without a word; the bounds catch
+ * most of what that lets through.
+ */
+static void
+opt_set(struct ctx *x, const struct opt *o, const config_setting_t *s)
+{
+	void *field = (char *)x->cfg + o->off;
+	const char *str = s ? config_setting_get_string(s) : o->def; /* NULL if not a string */
+	char lo[32], hi[32];
+
+	switch (o->kind) {
+	case OPT_STRING: {
+		char **dst = field;
+
+		if (str == NULL) {
+			perr(x, s, "'%s' must be a string", o->path);
+			return;
+		}
+		if (*str == '\0') {
+			perr(x, s, "'%s' must not be empty", o->path);
+			return;
+		}
+		if (s != NULL && o->check != NULL)
+			o->check(x, s, str);
+		free(*dst);
+		if ((*dst = strdup(str)) == NULL)
+			perr(x, s, "out of memory");
+		return;
+	}
+	case OPT_ENUM: {
+		char list[128] = "";
+
+		for (const struct opt_name *n = o->names; str != NULL && n->name != NULL; n++) {
+			if (strcmp(n->name, str) != 0)
+				continue;
+			if (n->refused != NULL)
+				perr(x, s, "'%s' = \"%s\": %s", o->path, str, n->refused);
+			else
+				*(int *)field = n->value;
+			return;
+		}
+		for (const struct opt_name *n = o->names; n->name != NULL; n++) {
+			if (n->refused != NULL)
+				continue;
+			if (*list != '\0')
+				strncat(list, ", ", sizeof(list) - strlen(list) - 1);
+			strncat(list, "\"", sizeof(list) - strlen(list) - 1);
+			strncat(list, n->name, sizeof(list) - strlen(list) - 1);
+			strncat(list, "\"", sizeof(list) - strlen(list) - 1);
+		}
+		perr(x, s, "'%s' must be one of %s", o->path, list);
+		return;
+	}
+	case OPT_INT: {
+		long long v;
+
+		if (s != NULL && !is_int(s)) {
+			perr(x, s, "'%s' must be an integer %lld..%lld", o->path, (long long)o->min,
+			     (long long)o->max);
+			return;
+		}
+		v = s ? config_setting_get_int64(s) : strtoll(o->def, NULL, 10);
+		if (v < o->min || v > o->max) {
+			perr(x, s, "'%s' must be between %lld and %lld", o->path, (long long)o->min,
+			     (long long)o->max);
+			return;
+		}
+		*(int *)field = (int)v;
+		return;
+	}
+	case OPT_DURATION: {
+		uint64_t ms;
+
+		fmt_ms(lo, sizeof(lo), o->min);
+		fmt_ms(hi, sizeof(hi), o->max);
+		if (s != NULL && is_int(s)) {
+			/* a bare number is seconds, as in the string form */
+			long long v = config_setting_get_int64(s);
+
+			if (v < 0 || (uint64_t)v > UINT64_MAX / 1000) {
+				perr(x, s, "'%s' must be between %s and %s", o->path, lo, hi);
+				return;
+			}
+			ms = (uint64_t)v * 1000;
+		} else if (str == NULL || config_duration_ms(str, &ms) < 0) {
+			perr(x, s,
+			     "'%s' must be a duration such as \"500ms\", \"30s\", \"15m\", \"2h\" "
+			     "or \"1d\"",
+			     o->path);
+			return;
+		}
+		if (ms < (uint64_t)o->min || ms > (uint64_t)o->max) {
+			perr(x, s, "'%s' must be between %s and %s", o->path, lo, hi);
+			return;
+		}
+		*(uint64_t *)field = ms;
+		return;
+	}
+	case OPT_WORKERS: {
+		long long v = -1;
+
+		if (str != NULL && strcmp(str, "auto") == 0) {
+			/* one loop per core; clamped, a huge box gains nothing past that */
+			v = sysconf(_SC_NPROCESSORS_ONLN);
+			v = v < o->min ? o->min : v > o->max ? o->max : v;
+		} else if (s != NULL && is_int(s)) {
+			v = config_setting_get_int64(s);
+		} else if (str != NULL && is_digit(*str)) {
+			char *end;
+
+			v = strtoll(str, &end, 10);
+			if (*end != '\0')
+				v = -1;
+		}
+		if (v < o->min || v > o->max) {
+			perr(x, s, "'%s' must be \"auto\" or a number %lld..%lld", o->path,
+			     (long long)o->min, (long long)o->max);
+			return;
+		}
+		*(int *)field = (int)v;
+		return;
+	}
+	case OPT_GROUP:
+	case OPT_LIST:
+		return;
+	}
+}
+
+/* Report the members of group that the table does not know. */
+static void
+check_unknown(struct ctx *x, const config_setting_t *group, const char *prefix)
+{
+	for (int i = 0; i < config_setting_length(group); i++) {
+		const config_setting_t *m = config_setting_get_elem(group, i);
+		const struct opt *o;
+		char path[256];
+
+		snprintf(path, sizeof(path), "%s%s%s", prefix, *prefix ? "." : "",
+		         config_setting_name(m));
+		if ((o = opt_find(path)) == NULL)
+			perr(x, m, "unknown setting '%s'", path);
+		else if (o->kind == OPT_GROUP && config_setting_is_group(m))
+			check_unknown(x, m, path);
+	}
+}
+
+/* Report members of a list entry g not among keys. */
+static void
+check_keys(struct ctx *x, const config_setting_t *g, const char *const *keys, const char *noun)
+{
+	for (int i = 0; i < config_setting_length(g); i++) {
+		const config_setting_t *m = config_setting_get_elem(g, i);
+		size_t k;
+
+		for (k = 0; keys[k] != NULL; k++)
+			if (strcmp(keys[k], config_setting_name(m)) == 0)
+				break;
+		if (keys[k] == NULL)
+			perr(x, m, "unknown setting '%s' in a %s", config_setting_name(m), noun);
+	}
+}
+
+/*
+ * The string member key of entry g, or NULL: absent (*bad untouched), or
+ * not a non-empty string (reported, *bad set).
+ */
+static const char *
+get_string(struct ctx *x, const config_setting_t *g, const char *key, const char *what, bool *bad)
+{
+	const config_setting_t *m = config_setting_get_member(g, key);
+	const char *v;
+
+	if (m == NULL)
+		return NULL;
+	if ((v = config_setting_get_string(m)) == NULL) {
+		perr(x, m, "%s: '%s' must be a string", what, key);
+		*bad = true;
+		return NULL;
+	}
+	if (*v == '\0') {
+		perr(x, m, "%s: '%s' must not be empty", what, key);
+		*bad = true;
+		return NULL;
+	}
+	return v;
+}
+
+/* A required string member: NULL after reporting when absent or bad. */
+static const char *
+need_string(struct ctx *x, const config_setting_t *g, const char *key, const char *what)
+{
+	bool bad = false;
+	const char *v = get_string(x, g, key, what, &bad);
+
+	if (v == NULL && !bad)
+		perr(x, g, "%s: missing '%s'", what, key);
+	return v;
+}
+
+static char *
+dup_or_report(struct ctx *x, const config_setting_t *s, const char *v)
+{
+	char *d = strdup(v);
+
+	if (d == NULL)
+		perr(x, s, "out of memory");
+	return d;
+}
+
+/* Names go unquoted into logs (lst=, backend=): keep them plain. */
+static bool
+valid_name(const char *s)
+{
+	size_t n = strlen(s);
+
+	if (n == 0 || n > NAME_MAX_LEN)
+		return false;
+	for (size_t i = 0; i < n; i++) {
+		char c = s[i];
+
+		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || is_digit(c) || c == '.' ||
+		      c == '_' || c == '-'))
+			return false;
+	}
+	return true;
+}
+
+/* Readable now, by whoever runs the check; a missing file fails at load,
+ * not at the first handshake. */
+static void
+check_readable(struct ctx *x, const config_setting_t *s, const char *what, const char *path)
+{
+	if (access(path, R_OK) != 0)
+		perr(x, s, "%s \"%s\" is not readable: %s", what, path, strerror(errno));
+}
+
+static void
+check_user(struct ctx *x, const config_setting_t *s, const char *v)
+{
+	/* fail at load, not after binding as root */
+	if (getpwnam(v) == NULL)
+		perr(x, s, "'user': no such user \"%s\"", v);
+}
+
+/* ---- lists ------------------------------------------------------------ */
+
+static void
+parse_certificates(struct ctx *x, const config_setting_t *list)
+{
+	static const char *const keys[] = {"cert", "key", NULL};
+	struct config *cfg = x->cfg;
+	int n = config_setting_length(list);
+
+	if ((cfg->tls.certs = calloc((size_t)n, sizeof(*cfg->tls.certs))) == NULL) {
+		perr(x, list, "out of memory");
+		return;
+	}
+	for (int i = 0; i < n; i++) {
+		const config_setting_t *g = config_setting_get_elem(list, i);
+		struct cert_conf *cc = &cfg->tls.certs[cfg->tls.ncerts++];
+		const char *cert, *key;
+
+		if (!config_setting_is_group(g)) {
+			perr(x, g,
+			     "certificate: each entry must be a group { cert = ...; key = ...; }");
+			continue;
+		}
+		check_keys(x, g, keys, "certificate");
+		if ((cert = need_string(x, g, "cert", "certificate")) != NULL) {
+			check_readable(x, config_setting_get_member(g, "cert"), "certificate file",
+			               cert);
+			cc->cert = dup_or_report(x, g, cert);
+		}
+		if ((key = need_string(x, g, "key", "certificate")) != NULL) {
+			check_readable(x, config_setting_get_member(g, "key"), "key file", key);
+			cc->key = dup_or_report(x, g, key);
+		}
+	}
+}
+
+static bool
+same_addr(const struct sockaddr_storage *a, const struct sockaddr_storage *b)
+{
+	if (a->ss_family != b->ss_family)
+		return false;
+	if (a->ss_family == AF_INET) {
+		const struct sockaddr_in *x = (const void *)a, *y = (const void *)b;
+
+		return x->sin_port == y->sin_port && x->sin_addr.s_addr == y->sin_addr.s_addr;
+	}
+	const struct sockaddr_in6 *x = (const void *)a, *y = (const void *)b;
+
+	return x->sin6_port == y->sin6_port &&
+	       memcmp(&x->sin6_addr, &y->sin6_addr, sizeof(x->sin6_addr)) == 0;
+}
+
+static uint16_t
+addr_port(const struct sockaddr_storage *a)
+{
+	if (a->ss_family == AF_INET)
+		return ntohs(((const struct sockaddr_in *)(const void *)a)->sin_port);
+	return ntohs(((const struct sockaddr_in6 *)(const void *)a)->sin6_port);
+}
+
+/* The first of listeners[0..n) bound to addr, or -1. */
+static int64_t
+listener_index(const struct config *cfg, size_t n, const struct sockaddr_storage *addr)
+{
+	for (size_t i = 0; i < n; i++)
+		if (cfg->listeners[i].addrlen != 0 && same_addr(&cfg->listeners[i].addr, addr))
+			return (int64_t)i;
+	return -1;
+}
+
+static void
+parse_listeners(struct ctx *x, const config_setting_t *list)
+{
+	static const char *const keys[] = {
+	    "listen", "protocol", "tls", "name", "allow_plaintext_auth", NULL};
+	struct config *cfg = x->cfg;
+	int n = config_setting_length(list);
+
+	cfg->listeners = calloc((size_t)n, sizeof(*cfg->listeners));
+	x->lst_set = calloc((size_t)n, sizeof(*x->lst_set));
+	if (cfg->listeners == NULL || x->lst_set == NULL) {
+		perr(x, list, "out of memory");
+		return;
+	}
+	for (int i = 0; i < n; i++) {
+		const config_setting_t *g = config_setting_get_elem(list, i);
+		struct listener_conf *lc = &cfg->listeners[cfg->nlisteners];
+		const config_setting_t *m;
+		const char *listen, *proto, *tls, *name, *err;
+		bool bad = false, addr_ok = false;
+		int64_t j;
+
+		if (!config_setting_is_group(g)) {
+			perr(x, g, "listener: each entry must be a group { listen = ...; }");
+			continue;
+		}
+		x->lst_set[cfg->nlisteners++] = g;
+		check_keys(x, g, keys, "listener");
+
+		if ((listen = need_string(x, g, "listen", "listener")) != NULL) {
+			m = config_setting_get_member(g, "listen");
+			lc->listen = dup_or_report(x, m, listen);
+			if (config_parse_listen(listen, &lc->addr, &lc->addrlen, &err) < 0) {
+				perr(x, m, "listener: bad listen address \"%s\": %s", listen, err);
+			} else {
+				addr_ok = true;
+				/* each worker binds every listener with SO_REUSEPORT, so a
+				 * duplicate would not fail to bind: it would quietly split
+				 * the connections between two configurations */
+				if ((j = listener_index(cfg, cfg->nlisteners - 1, &lc->addr)) >= 0)
+					perr(x, m,
+					     "listener: duplicate listen address \"%s\" (first on "
+					     "line %u)",
+					     listen, config_setting_source_line(x->lst_set[j]));
+			}
+		}
+
+		if ((proto = need_string(x, g, "protocol", "listener")) != NULL) {
+			if (strcmp(proto, "imap") == 0)
+				lc->proto = PROTO_IMAP;
+			else if (strcmp(proto, "pop3") == 0)
+				lc->proto = PROTO_POP3;
+			else
+				perr(x, config_setting_get_member(g, "protocol"),
+				     "listener: 'protocol' must be \"imap\" or \"pop3\"");
+		}
+
+		lc->tls = TLSM_IMPLICIT;
+		if ((tls = get_string(x, g, "tls", "listener", &bad)) != NULL) {
+			if (strcmp(tls, "implicit") == 0)
+				lc->tls = TLSM_IMPLICIT;
+			else if (strcmp(tls, "starttls") == 0)
+				lc->tls = TLSM_STARTTLS;
+			else
+				/* no plaintext-only listener: passwords never cross in clear */
+				perr(x, config_setting_get_member(g, "tls"),
+				     "listener: 'tls' must be \"implicit\" or \"starttls\"");
+		}
+
+		if ((m = config_setting_get_member(g, "allow_plaintext_auth")) != NULL) {
+			if (config_setting_type(m) != CONFIG_TYPE_BOOL)
+				perr(x, m,
+				     "listener: 'allow_plaintext_auth' must be true or false");
+			else if (lc->tls != TLSM_STARTTLS && config_setting_get_bool(m))
+				/* an implicit-TLS listener never sees plaintext: a
+				 * setting that does nothing hides a misunderstanding */
+				perr(x, m,
+				     "listener: 'allow_plaintext_auth' needs tls = \"starttls\"");
+			else
+				lc->allow_plaintext_auth = config_setting_get_bool(m);
+		}
+
+		if ((name = get_string(x, g, "name", "listener", &bad)) != NULL) {
+			if (!valid_name(name))
+				perr(x, config_setting_get_member(g, "name"),
+				     "listener: 'name' must be 1..%d of A-Z a-z 0-9 . _ -",
+				     NAME_MAX_LEN);
+			lc->name = dup_or_report(x, g, name);
+		} else if (addr_ok) {
+			char port[8];
+
+			snprintf(port, sizeof(port), "%u", (unsigned)addr_port(&lc->addr));
+			lc->name = dup_or_report(x, g, port);
+		}
+	}
+}
+
+/* 0: absent; 1: *port_out set; -1: reported. */
+static int
+get_port(struct ctx *x, const config_setting_t *g, const char *key, const char *what,
+         uint16_t *port_out)
+{
+	const config_setting_t *m = config_setting_get_member(g, key);
+	long long v;
+
+	if (m == NULL)
+		return 0;
+	v = is_int(m) ? config_setting_get_int64(m) : -1;
+	if (v < 1 || v > 65535) {
+		perr(x, m, "%s: '%s' must be a port number 1..65535", what, key);
+		return -1;
+	}
+	*port_out = (uint16_t)v;
+	return 1;
+}
+
+/* Resolve be->host once into addr[] for each protocol it serves. */
+static void
+resolve_backend(struct ctx *x, const config_setting_t *s, struct backend_conf *be, const char *what)
+{
+	struct addrinfo hints, *res = NULL;
+	int rc;
+
+	memset(&hints, 0, sizeof(hints));
+	hints.ai_family = AF_UNSPEC;
+	hints.ai_socktype = SOCK_STREAM;
+	if ((rc = getaddrinfo(be->host, NULL, &hints, &res)) != 0) {
+		perr(x, s, "%s: cannot resolve host \"%s\": %s", what, be->host,
+		     rc == EAI_SYSTEM ? strerror(errno) : gai_strerror(rc));
+		return;
+	}
+	/* the first answer, in the order RFC 6724 sorts them */
+	for (int p = 0; p < PROTO__COUNT; p++) {
+		if (be->port[p] == 0)
+			continue;
+		memcpy(&be->addr[p], res->ai_addr, res->ai_addrlen);
+		be->addrlen[p] = res->ai_addrlen;
+		if (res->ai_family == AF_INET)
+			((struct sockaddr_in *)&be->addr[p])->sin_port = htons(be->port[p]);
+		else if (res->ai_family == AF_INET6)
+			((struct sockaddr_in6 *)&be->addr[p])->sin6_port = htons(be->port[p]);
+	}
+	freeaddrinfo(res);
+}
+
+/* The first backend called name, or -1. */
+static int64_t
+backend_index(const struct config *cfg, const char *name)
+{
+	for (size_t i = 0; i < cfg->nbackends; i++)
+		if (cfg->backends[i].name != NULL && strcmp(cfg->backends[i].name, name) == 0)
+			return (int64_t)i;
+	return -1;
+}
+
+static void
+parse_backends(struct ctx *x, const config_setting_t *list)
+{
+	static const char *const keys[] = {"name", "host", "imap", "pop3", "tls", "ca", NULL};
+	struct config *cfg = x->cfg;
+	int n = config_setting_length(list);
+
+	cfg->backends = calloc((size_t)n, sizeof(*cfg->backends));
+	x->be_set = calloc((size_t)n, sizeof(*x->be_set));
+	if (cfg->backends == NULL || x->be_set == NULL) {
+		perr(x, list, "out of memory");
+		return;
+	}
+	for (int i = 0; i < n; i++) {
+		const config_setting_t *g = config_setting_get_elem(list, i);
+		struct backend_conf *be = &cfg->backends[cfg->nbackends];
+		const char *name, *host, *tls, *ca;
+		char what[NAME_MAX_LEN + 16] = "backend";
+		bool bad_tls = false, bad_ca = false;
+		int nports = 0;
+		int64_t j;
+
+		if (!config_setting_is_group(g)) {
+			perr(x, g, "backend: each entry must be a group { name = ...; }");
+			continue;
+		}
+		x->be_set[cfg->nbackends++] = g;
+		check_keys(x, g, keys, "backend");
+
+		if ((name = need_string(x, g, "name", "backend")) != NULL) {
+			const config_setting_t *m = config_setting_get_member(g, "name");
+
+			if (!valid_name(name)) {
+				perr(x, m, "backend: 'name' must be 1..%d of A-Z a-z 0-9 . _ -",
+				     NAME_MAX_LEN);
+			} else {
+				/* the name, not the position, is what routing hashes */
+				snprintf(what, sizeof(what), "backend '%s'", name);
+				if ((j = backend_index(cfg, name)) >= 0)
+					perr(x, m, "duplicate backend name '%s' (first on line %u)",
+					     name, config_setting_source_line(x->be_set[j]));
+			}
+			be->name = dup_or_report(x, m, name);
+		}
+
+		if ((host = need_string(x, g, "host", what)) != NULL)
+			be->host = dup_or_report(x, g, host);
+
+		for (int p = 0; p < PROTO__COUNT; p++)
+			if (get_port(x, g, proto_name(p), what, &be->port[p]) != 0)
+				nports++;
+		if (nports == 0)
+			perr(x, g, "%s: needs an 'imap' or a 'pop3' port", what);
+
+		be->tls = TLSM_NONE;
+		if ((tls = get_string(x, g, "tls", what, &bad_tls)) != NULL) {
+			const config_setting_t *m = config_setting_get_member(g, "tls");
+
+			if (strcmp(tls, "implicit") == 0 || strcmp(tls, "starttls") == 0)
+				perr(x, m,
+				     "%s: backend TLS is not supported yet (use tls = \"none\")",
+				     what);
+			else if (strcmp(tls, "none") != 0)
+				perr(x, m,
+				     "%s: 'tls' must be \"none\", \"implicit\" or \"starttls\"",
+				     what);
+		}
+
+		if ((ca = get_string(x, g, "ca", what, &bad_ca)) != NULL) {
+			const config_setting_t *m = config_setting_get_member(g, "ca");
+
+			check_readable(x, m, "CA file", ca);
+			/* a CA that verifies nothing would read as if the link were checked */
+			if (!bad_tls && (tls == NULL || strcmp(tls, "none") == 0))
+				perr(x, m, "%s: 'ca' needs backend TLS, but tls = \"none\"", what);
+			be->ca = dup_or_report(x, m, ca);
+		}
+
+		if (be->host != NULL && nports > 0)
+			resolve_backend(x, config_setting_get_member(g, "host"), be, what);
+	}
+}
+
+/* Read the target of route g into pool[]; returns its size, 0 if reported. */
+static size_t
+route_target(struct ctx *x, const config_setting_t *g, size_t *pool)
+{
+	const config_setting_t *be = config_setting_get_member(g, "backend");
+	const config_setting_t *pl = config_setting_get_member(g, "pool");
+	size_t n = 0;
+	int len;
+
+	if ((be == NULL) == (pl == NULL)) {
+		perr(x, g, "route: needs exactly one of 'backend' or 'pool'");
+		return 0;
+	}
+	if (be != NULL) {
+		const char *name = config_setting_get_string(be);
+		int64_t idx;
+
+		if (name == NULL) {
+			perr(x, be, "route: 'backend' must be a string");
+			return 0;
+		}
+		if ((idx = backend_index(x->cfg, name)) < 0) {
+			perr(x, be, "route: unknown backend '%s'", name);
+			return 0;
+		}
+		pool[0] = (size_t)idx;
+		return 1;
+	}
+	if (!config_setting_is_array(pl) && !config_setting_is_list(pl)) {
+		perr(x, pl, "route: 'pool' must be a list of backend names [ \"a\", \"b\" ]");
+		return 0;
+	}
+	if ((len = config_setting_length(pl)) == 0) {
+		perr(x, pl, "route: 'pool' is empty");
+		return 0;
+	}
+	if (len > ROUTE_POOL_MAX) {
+		perr(x, pl, "route: 'pool' has more than %d backends", ROUTE_POOL_MAX);
+		return 0;
+	}
+	bool bad = false;
+
+	for (int i = 0; i < len; i++) {
+		const config_setting_t *e = config_setting_get_elem(pl, i);
+		const char *name = config_setting_get_string(e);
+		int64_t idx;
+
+		if (name == NULL) {
+			perr(x, e, "route: 'pool' must be a list of backend names");
+			bad = true;
+			continue;
+		}
+		if ((idx = backend_index(x->cfg, name)) < 0) {
+			perr(x, e, "route: unknown backend '%s'", name);
+			bad = true;
+			continue;
+		}
+		for (size_t j = 0; j < n; j++) {
+			if (pool[j] == (size_t)idx) {
+				perr(x, e, "route: backend '%s' is twice in the pool", name);
+				bad = true;
+			}
+		}
+		pool[n++] = (size_t)idx;
+	}
+	return bad ? 0 : n;
+}
+
+static void
+parse_routes(struct ctx *x, const config_setting_t *list)
+{
+	static const char *const keys[] = {"user", "domain", "default", "backend", "pool", NULL};
+	struct config *cfg = x->cfg;
+	const char **names;
+	unsigned default_line = 0;
+
+	/* 'backends' is missing or empty, and said so: every route would only
+	 * repeat it as "unknown backend" */
+	if (cfg->nbackends == 0)
+		return;
+	if ((names = calloc(cfg->nbackends + 1, sizeof(*names))) == NULL) {
+		perr(x, list, "out of memory");
+		return;
+	}
+	/* a backend with a bad name still takes its slot: indices stay true */
+	for (size_t i = 0; i < cfg->nbackends; i++)
+		names[i] = cfg->backends[i].name ? cfg->backends[i].name : "";
+	cfg->routes = route_table_new(names, cfg->nbackends);
+	free(names);
+	if (cfg->routes == NULL) {
+		perr(x, list, "out of memory");
+		return;
+	}
+
+	for (int i = 0; i < config_setting_length(list); i++) {
+		const config_setting_t *g = config_setting_get_elem(list, i);
+		const config_setting_t *user, *domain, *def;
+		size_t pool[ROUTE_POOL_MAX], n;
+		const char *key = NULL, *err = NULL;
+		int kinds;
+
+		if (!config_setting_is_group(g)) {
+			perr(x, g,
+			     "route: each entry must be a group { domain = ...; pool = ...; }");
+			continue;
+		}
+		check_keys(x, g, keys, "route");
+		user = config_setting_get_member(g, "user");
+		domain = config_setting_get_member(g, "domain");
+		def = config_setting_get_member(g, "default");
+		kinds = (user != NULL) + (domain != NULL) + (def != NULL);
+		if (kinds != 1) {
+			perr(x, g,
+			     "route: needs exactly one of 'user', 'domain' or 'default = true'");
+			continue;
+		}
+		if (def != NULL && (config_setting_type(def) != CONFIG_TYPE_BOOL ||
+		                    !config_setting_get_bool(def))) {
+			perr(x, def, "route: 'default' can only be true");
+			continue;
+		}
+		if (def == NULL) {
+			const config_setting_t *k = user ? user : domain;
+
+			if ((key = config_setting_get_string(k)) == NULL) {
+				perr(x, k, "route: '%s' must be a string",
+				     user ? "user" : "domain");
+				continue;
+			}
+		}
+		if ((n = route_target(x, g, pool)) == 0)
+			continue;
+		if (user != NULL) {
+			if (route_add_user(cfg->routes, key, pool, NULL, n, &err) < 0)
+				perr(x, user, "route for user \"%s\": %s", key, err);
+		} else if (domain != NULL) {
+			if (route_add_domain(cfg->routes, key, pool, NULL, n, &err) < 0)
+				perr(x, domain, "route for domain \"%s\": %s", key, err);
+		} else if (default_line != 0) {
+			perr(x, def, "route: a default route is already set on line %u",
+			     default_line);
+		} else if (route_set_default(cfg->routes, pool, NULL, n, &err) < 0) {
+			perr(x, def, "default route: %s", err);
+		} else {
+			default_line = config_setting_source_line(def);
+		}
+	}
+}
+
+/* ---- the snapshot ----------------------------------------------------- */
+
+static void
+config_free(struct config *cfg)
+{
+	if (cfg == NULL)
+		return;
+	free(cfg->path);
+	free(cfg->user);
+	free(cfg->state);
+	for (size_t i = 0; i < cfg->tls.ncerts; i++) {
+		free(cfg->tls.certs[i].cert);
+		free(cfg->tls.certs[i].key);
+	}
+	free(cfg->tls.certs);
+	free(cfg->tls.ciphers);
+	free(cfg->tls.ciphersuites);
+	free(cfg->tls.groups);
+	for (size_t i = 0; i < cfg->nlisteners; i++) {
+		free(cfg->listeners[i].listen);
+		free(cfg->listeners[i].name);
+	}
+	free(cfg->listeners);
+	for (size_t i = 0; i < cfg->nbackends; i++) {
+		free(cfg->backends[i].name);
+		free(cfg->backends[i].host);
+		free(cfg->backends[i].ca);
+	}
+	free(cfg->backends);
+	route_table_free(&cfg->routes);
+	free(cfg);
+}
+
+/* Checks across sections, once each section is read. */
+static void
+check_whole(struct ctx *x)
+{
+	struct config *cfg = x->cfg;
+
+	/* a listener whose protocol no backend serves could never log anyone in */
+	for (size_t i = 0; i < cfg->nlisteners; i++) {
+		const struct listener_conf *l = &cfg->listeners[i];
+		bool served = false;
+
+		if (l->listen == NULL)
+			continue;
+		for (size_t j = 0; j < cfg->nbackends; j++)
+			if (cfg->backends[j].port[l->proto] != 0)
+				served = true;
+		if (!served && cfg->nbackends > 0)
+			perr(x, x->lst_set[i], "listener \"%s\": no backend serves %s", l->listen,
+			     proto_name(l->proto));
+	}
+}
+
+/* libconfig tree -> struct config; NULL after reporting when anything is wrong. */
+static struct config *
+config_build(const config_t *lc, const char *name, FILE *errs)
+{
+	struct ctx x = {.name = name, .incdir = config_get_include_dir(lc), .errs = errs};
+	struct config *cfg;
+
+	if ((cfg = calloc(1, sizeof(*cfg))) == NULL || (cfg->path = strdup(name)) == NULL) {
+		free(cfg);
+		if (errs != NULL)
+			fprintf(errs, "%s:0: out of memory\n", name);
+		return NULL;
+	}
+	atomic_init(&cfg->refs, 1);
+	x.cfg = cfg;
+
+	for (size_t i = 0; i < sizeof(opts) / sizeof(opts[0]); i++)
+		if (opts[i].def != NULL)
+			opt_set(&x, &opts[i], NULL);
+
+	check_unknown(&x, config_root_setting(lc), "");
+
+	for (size_t i = 0; i < sizeof(opts) / sizeof(opts[0]); i++) {
+		const struct opt *o = &opts[i];
+		const config_setting_t *s = config_lookup(lc, o->path);
+
+		switch (o->kind) {
+		case OPT_GROUP:
+			if (s != NULL && !config_setting_is_group(s))
+				perr(&x, s, "'%s' must be a group { ... }", o->path);
+			break;
+		case OPT_LIST:
+			if (s == NULL)
+				perr(&x, NULL, "missing '%s': at least one %s is required", o->path,
+				     o->noun);
+			else if (!config_setting_is_list(s))
+				perr(&x, s, "'%s' must be a list ( { ... }, ... )", o->path);
+			else if (config_setting_length(s) == 0)
+				perr(&x, s, "'%s' is empty: at least one %s is required", o->path,
+				     o->noun);
+			else
+				o->list(&x, s);
+			break;
+		default:
+			if (s != NULL)
+				opt_set(&x, o, s);
+			break;
+		}
+	}
+	/* across sections only once each is sound: no echoes of one mistake */
+	if (x.nerr == 0)
+		check_whole(&x);
+
+	free(x.lst_set);
+	free(x.be_set);
+	if (x.nerr > 0) {
+		perr_flush(&x);
+		config_free(cfg);
+		return NULL;
+	}
+	free(x.errv);
+	return cfg;
+}
+
+/* Report a libconfig read or syntax error. */
+static void
+report_libconfig(const config_t *lc, const char *name, int saved_errno, FILE *errs)
+{
+	char dir[PATH_MAX];
+
+	if (errs == NULL)
+		return;
+	if (config_error_type(lc) == CONFIG_ERR_FILE_IO)
+		fprintf(errs, "%s:0: cannot read: %s\n", name,
+		        saved_errno ? strerror(saved_errno) : config_error_text(lc));
+	else if (config_error_file(lc) != NULL)
+		fprintf(errs, "%s%s:%d: %s\n",
+		        include_prefix(config_get_include_dir(lc), name, config_error_file(lc), dir,
+		                       sizeof(dir)),
+		        config_error_file(lc), config_error_line(lc), config_error_text(lc));
+	else
+		fprintf(errs, "%s:%d: %s\n", name, config_error_line(lc), config_error_text(lc));
+	fflush(errs);
+}
+
+struct config *
+config_load(const char *path, FILE *errs)
+{
+	config_t lc;
+	struct config *cfg = NULL;
+	char *dir = strdup(path), *slash;
+
+	config_init(&lc);
+	/* @include "routes.conf" is relative to this file, not to the cwd */
+	if (dir != NULL && (slash = strrchr(dir, '/')) != NULL) {
+		if (slash == dir)
+			slash[1] = '\0'; /* "/postern.conf": the root */
+		else
+			*slash = '\0';
+		config_set_include_dir(&lc, dir);
+	}
+	free(dir);
+	errno = 0;
+	if (!config_read_file(&lc, path))
+		report_libconfig(&lc, path, errno, errs);
+	else
+		cfg = config_build(&lc, path, errs);
+	config_destroy(&lc);
+	return cfg;
+}
+
+struct config *
+config_parse(const char *text, const char *name, FILE *errs)
+{
+	config_t lc;
+	struct config *cfg = NULL;
+
+	config_init(&lc);
+	if (!config_read_string(&lc, text))
+		report_libconfig(&lc, name, 0, errs);
+	else
+		cfg = config_build(&lc, name, errs);
+	config_destroy(&lc);
+	return cfg;
+}
+
+struct config *
+config_ref(struct config *cfg)
+{
+	/* relaxed: whoever passes cfg on already holds a reference */
+	atomic_fetch_add_explicit(&cfg->refs, 1, memory_order_relaxed);
+	return cfg;
+}
+
+void
+config_unref(struct config **cfgp)
+{
+	struct config *cfg = *cfgp;
+
+	if (cfg == NULL)
+		return;
+	*cfgp = NULL;
+	/* acq_rel: the last holder must see every other holder's reads done */
+	if (atomic_fetch_sub_explicit(&cfg->refs, 1, memory_order_acq_rel) == 1)
+		config_free(cfg);
+}

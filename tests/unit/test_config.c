@@ -1,0 +1,918 @@
+/*
+ * test_config.c: the config loader.  A good file becomes the expected
+ * struct; each kind of mistake gives its "file:line: message", all of them
+ * at once; durations and listen addresses parse as documented; and the
+ * sample etc/postern.conf stays true to the code.
+ */
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <openssl/tls1.h>
+
+#include "unit.h"
+
+#include "config.h"
+#include "route.h"
+
+static char cert_path[64], key_path[64]; /* readable temp files, made once */
+
+static int
+make_temp(char *path, size_t len)
+{
+	int fd;
+
+	snprintf(path, len, "/tmp/postern-test-XXXXXX");
+	if ((fd = mkstemp(path)) < 0)
+		return -1;
+	if (write(fd, "not parsed here\n", 16) != 16) {
+		close(fd);
+		return -1;
+	}
+	return close(fd);
+}
+
+static int
+group_setup(void **state)
+{
+	(void)state;
+	return make_temp(cert_path, sizeof(cert_path)) < 0 ||
+	               make_temp(key_path, sizeof(key_path)) < 0
+	           ? -1
+	           : 0;
+}
+
+static int
+group_teardown(void **state)
+{
+	(void)state;
+	unlink(cert_path);
+	unlink(key_path);
+	return 0;
+}
+
+/* s with every from replaced by to; the caller frees. */
+static char *
+replace_all(const char *s, const char *from, const char *to)
+{
+	size_t fl = strlen(from), tl = strlen(to), n = 0;
+	const char *p;
+	char *out, *o;
+
+	for (p = s; (p = strstr(p, from)) != NULL; p += fl)
+		n++;
+	out = malloc(strlen(s) + n * tl + 1);
+	assert_non_null(out);
+	for (o = out; (p = strstr(s, from)) != NULL; s = p + fl) {
+		memcpy(o, s, (size_t)(p - s));
+		o += p - s;
+		memcpy(o, to, tl);
+		o += tl;
+	}
+	strcpy(o, s);
+	return out;
+}
+
+/* Parse tmpl as "t.conf" with @CERT@ and @KEY@ filled in; *errs_out gets
+ * what was printed (the caller frees). */
+static struct config *
+parse(const char *tmpl, char **errs_out)
+{
+	char *a = replace_all(tmpl, "@CERT@", cert_path);
+	char *text = replace_all(a, "@KEY@", key_path);
+	size_t len = 0;
+	FILE *f = open_memstream(errs_out, &len);
+	struct config *cfg;
+
+	assert_non_null(f);
+	cfg = config_parse(text, "t.conf", f);
+	fclose(f);
+	free(a);
+	free(text);
+	return cfg;
+}
+
+static size_t
+count_lines(const char *s)
+{
+	size_t n = 0;
+
+	for (; *s; s++)
+		n += *s == '\n';
+	return n;
+}
+
+/* Four lines that make a valid file: tls, listeners, backends, routes. */
+#define TLS_OK "tls = { certificates = ( { cert = \"@CERT@\"; key = \"@KEY@\"; } ); };\n"
+#define LST_OK "listeners = ( { listen = \"127.0.0.1:9993\"; protocol = \"imap\"; } );\n"
+#define BE_OK  "backends = ( { name = \"mx1\"; host = \"127.0.0.1\"; imap = 143; pop3 = 110; } );\n"
+#define RT_OK  "routes = ( { default = true; backend = \"mx1\"; } );\n"
+#define BASE   TLS_OK LST_OK BE_OK RT_OK
+/* a line 3 with one backend entry; "%s" goes inside it */
+#define BE(x)  "backends = ( { name = \"mx1\"; host = \"127.0.0.1\"; " x " } );\n"
+#define LST(x) "listeners = ( { " x " } );\n"
+#define RT(x)  "routes = ( { " x " } );\n"
+#define TLS(x) "tls = { certificates = ( { cert = \"@CERT@\"; key = \"@KEY@\"; } ); " x " };\n"
+
+static const char full_conf[] =
+    "workers = 4;\n"
+    "user = \"root\";\n"
+    "state = \"lmdb:/var/lib/postern\";\n"
+    "log_level = \"debug\";\n"
+    "tls = {\n"
+    "  certificates = ( { cert = \"@CERT@\"; key = \"@KEY@\"; },\n"
+    "                   { cert = \"@KEY@\"; key = \"@CERT@\"; } );\n"
+    "  min_version = \"TLSv1.3\";\n"
+    "  ciphers = \"ECDHE-RSA-AES128-GCM-SHA256\";\n"
+    "  ciphersuites = \"TLS_AES_128_GCM_SHA256\";\n"
+    "  groups = \"X25519\";\n"
+    "};\n"
+    "listeners = (\n"
+    "  { listen = \"127.0.0.1:9993\"; protocol = \"imap\"; },\n"
+    "  { listen = \"[::1]:9995\"; protocol = \"pop3\"; tls = \"implicit\"; name = \"pop3s-v6\"; "
+    "},\n"
+    "  { listen = \"9143\"; protocol = \"imap\"; tls = \"starttls\";\n"
+    "    allow_plaintext_auth = true; }\n"
+    ");\n"
+    "backends = (\n"
+    "  { name = \"mx1\"; host = \"127.0.0.1\"; imap = 143; pop3 = 110; },\n"
+    "  { name = \"mx2\"; host = \"::1\"; imap = 1143; tls = \"none\"; }\n"
+    ");\n"
+    "routes = (\n"
+    "  { user = \"CEO@example.org\"; backend = \"mx2\"; },\n"
+    "  { domain = \"example.org\"; pool = [ \"mx1\", \"mx2\" ]; },\n"
+    "  { default = true; pool = [ \"mx1\" ]; }\n"
+    ");\n"
+    "timeouts = { handshake = \"5s\"; login = \"2m\"; idle = \"1h\";\n"
+    "             backend_connect = \"3s\"; backend_login = 20; };\n"
+    "limits = { max_bad_commands = 5; max_auth_failures = 2; };\n";
+
+static const char *
+ntop(const struct sockaddr_storage *ss, char *buf, size_t len)
+{
+	const void *a = ss->ss_family == AF_INET
+	                    ? (const void *)&((const struct sockaddr_in *)ss)->sin_addr
+	                    : (const void *)&((const struct sockaddr_in6 *)ss)->sin6_addr;
+
+	return inet_ntop(ss->ss_family, a, buf, (socklen_t)len);
+}
+
+static unsigned
+port_of(const struct sockaddr_storage *ss)
+{
+	return ss->ss_family == AF_INET ? ntohs(((const struct sockaddr_in *)ss)->sin_port)
+	                                : ntohs(((const struct sockaddr_in6 *)ss)->sin6_port);
+}
+
+static size_t
+home(const struct config *cfg, const char *user)
+{
+	size_t out[ROUTE_POOL_MAX];
+
+	return route_lookup(cfg->routes, user, strlen(user), out, ROUTE_POOL_MAX) ? out[0]
+	                                                                          : SIZE_MAX;
+}
+
+static void
+a_full_config_parses_to_the_expected_struct(void **state)
+{
+	char *errs = NULL, buf[64];
+	struct config *cfg = parse(full_conf, &errs);
+
+	(void)state;
+	assert_string_equal(errs, "");
+	assert_non_null(cfg);
+	assert_int_equal(atomic_load(&cfg->refs), 1);
+	assert_string_equal(cfg->path, "t.conf");
+	assert_int_equal(cfg->workers, 4);
+	assert_string_equal(cfg->user, "root");
+	assert_string_equal(cfg->state, "lmdb:/var/lib/postern");
+	assert_int_equal(cfg->log_level, LOG_DEBUG);
+
+	assert_int_equal(cfg->tls.ncerts, 2);
+	assert_string_equal(cfg->tls.certs[0].cert, cert_path);
+	assert_string_equal(cfg->tls.certs[0].key, key_path);
+	assert_string_equal(cfg->tls.certs[1].cert, key_path);
+	assert_int_equal(cfg->tls.min_version, TLS1_3_VERSION);
+	assert_string_equal(cfg->tls.ciphers, "ECDHE-RSA-AES128-GCM-SHA256");
+	assert_string_equal(cfg->tls.ciphersuites, "TLS_AES_128_GCM_SHA256");
+	assert_string_equal(cfg->tls.groups, "X25519");
+
+	assert_int_equal(cfg->nlisteners, 3);
+	assert_string_equal(cfg->listeners[0].listen, "127.0.0.1:9993");
+	assert_int_equal(cfg->listeners[0].addr.ss_family, AF_INET);
+	assert_int_equal(cfg->listeners[0].addrlen, sizeof(struct sockaddr_in));
+	assert_string_equal(ntop(&cfg->listeners[0].addr, buf, sizeof(buf)), "127.0.0.1");
+	assert_int_equal(port_of(&cfg->listeners[0].addr), 9993);
+	assert_int_equal(cfg->listeners[0].proto, PROTO_IMAP);
+	assert_int_equal(cfg->listeners[0].tls, TLSM_IMPLICIT);
+	assert_string_equal(cfg->listeners[0].name, "9993");
+	assert_int_equal(cfg->listeners[1].addr.ss_family, AF_INET6);
+	assert_int_equal(cfg->listeners[1].addrlen, sizeof(struct sockaddr_in6));
+	assert_string_equal(ntop(&cfg->listeners[1].addr, buf, sizeof(buf)), "::1");
+	assert_int_equal(cfg->listeners[1].proto, PROTO_POP3);
+	assert_string_equal(cfg->listeners[1].name, "pop3s-v6");
+	assert_string_equal(ntop(&cfg->listeners[2].addr, buf, sizeof(buf)), "0.0.0.0");
+	assert_int_equal(port_of(&cfg->listeners[2].addr), 9143);
+	assert_int_equal(cfg->listeners[2].tls, TLSM_STARTTLS);
+	assert_true(cfg->listeners[2].allow_plaintext_auth);
+	assert_false(cfg->listeners[0].allow_plaintext_auth);
+
+	assert_int_equal(cfg->nbackends, 2);
+	assert_string_equal(cfg->backends[0].name, "mx1");
+	assert_string_equal(cfg->backends[0].host, "127.0.0.1");
+	assert_int_equal(cfg->backends[0].port[PROTO_IMAP], 143);
+	assert_int_equal(cfg->backends[0].port[PROTO_POP3], 110);
+	assert_int_equal(port_of(&cfg->backends[0].addr[PROTO_IMAP]), 143);
+	assert_int_equal(port_of(&cfg->backends[0].addr[PROTO_POP3]), 110);
+	assert_string_equal(ntop(&cfg->backends[0].addr[PROTO_POP3], buf, sizeof(buf)),
+	                    "127.0.0.1");
+	assert_int_equal(cfg->backends[0].addrlen[PROTO_IMAP], sizeof(struct sockaddr_in));
+	assert_int_equal(cfg->backends[0].tls, TLSM_NONE);
+	assert_null(cfg->backends[0].ca);
+	assert_int_equal(cfg->backends[1].port[PROTO_POP3], 0);
+	assert_int_equal(cfg->backends[1].addrlen[PROTO_POP3], 0);
+	assert_string_equal(ntop(&cfg->backends[1].addr[PROTO_IMAP], buf, sizeof(buf)), "::1");
+	assert_int_equal(port_of(&cfg->backends[1].addr[PROTO_IMAP]), 1143);
+
+	assert_non_null(cfg->routes);
+	assert_int_equal(home(cfg, "ceo@EXAMPLE.org"), 1);
+	assert_int_equal(home(cfg, "nobody@example.net"), 0);
+	assert_true(home(cfg, "alice@example.org") <= 1);
+
+	assert_int_equal(cfg->timeouts.handshake_ms, 5000);
+	assert_int_equal(cfg->timeouts.login_ms, 120000);
+	assert_int_equal(cfg->timeouts.idle_ms, 3600000);
+	assert_int_equal(cfg->timeouts.backend_connect_ms, 3000);
+	assert_int_equal(cfg->timeouts.backend_login_ms, 20000); /* a bare number is seconds */
+	assert_int_equal(cfg->limits.max_bad_commands, 5);
+	assert_int_equal(cfg->limits.max_auth_failures, 2);
+
+	config_unref(&cfg);
+	assert_null(cfg);
+	free(errs);
+}
+
+static void
+a_minimal_config_gets_the_documented_defaults(void **state)
+{
+	char *errs = NULL;
+	struct config *cfg = parse(BASE, &errs);
+	long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+
+	(void)state;
+	assert_string_equal(errs, "");
+	assert_non_null(cfg);
+	assert_int_equal(cfg->workers, cpus < 1 ? 1 : cpus > 256 ? 256 : cpus);
+	assert_null(cfg->user);
+	assert_null(cfg->state);
+	assert_int_equal(cfg->log_level, LOG_INFO);
+	assert_int_equal(cfg->tls.min_version, TLS1_2_VERSION);
+	assert_string_equal(cfg->tls.ciphers,
+	                    "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:"
+	                    "ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:"
+	                    "ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305:"
+	                    "DHE-RSA-AES128-GCM-SHA256:DHE-RSA-AES256-GCM-SHA384");
+	assert_string_equal(cfg->tls.ciphersuites, "TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:"
+	                                           "TLS_CHACHA20_POLY1305_SHA256");
+	assert_string_equal(cfg->tls.groups, "X25519:prime256v1:secp384r1");
+	assert_int_equal(cfg->listeners[0].tls, TLSM_IMPLICIT);
+	assert_string_equal(cfg->listeners[0].name, "9993");
+	assert_int_equal(cfg->backends[0].tls, TLSM_NONE);
+	assert_int_equal(cfg->timeouts.handshake_ms, 10 * 1000);
+	assert_int_equal(cfg->timeouts.login_ms, 60 * 1000);
+	assert_int_equal(cfg->timeouts.idle_ms, 30 * 60 * 1000);
+	assert_int_equal(cfg->timeouts.backend_connect_ms, 5 * 1000);
+	assert_int_equal(cfg->timeouts.backend_login_ms, 15 * 1000);
+	assert_int_equal(cfg->limits.max_bad_commands, 3);
+	assert_int_equal(cfg->limits.max_auth_failures, 3);
+	config_unref(&cfg);
+	free(errs);
+}
+
+static void
+each_mistake_is_reported_with_its_file_and_line(void **state)
+{
+	static const struct {
+		const char *text;
+		const char *want; /* the first line printed */
+		size_t nerr;      /* lines printed in all */
+	} rows[] = {
+	    /* top level */
+	    {BASE "workers = 0;\n", "t.conf:5: 'workers' must be \"auto\" or a number 1..256", 1},
+	    {BASE "workers = 257;\n", "t.conf:5: 'workers' must be \"auto\" or a number 1..256", 1},
+	    {BASE "workers = \"many\";\n",
+	     "t.conf:5: 'workers' must be \"auto\" or a number 1..256", 1},
+	    {BASE "log_level = \"loud\";\n",
+	     "t.conf:5: 'log_level' must be one of \"debug\", \"info\", \"warn\", \"error\"", 1},
+	    {BASE "log_level = 1;\n",
+	     "t.conf:5: 'log_level' must be one of \"debug\", \"info\", \"warn\", \"error\"", 1},
+	    {BASE "user = \"postern-no-such-user\";\n",
+	     "t.conf:5: 'user': no such user \"postern-no-such-user\"", 1},
+	    {BASE "user = \"\";\n", "t.conf:5: 'user' must not be empty", 1},
+	    {BASE "state = 5;\n", "t.conf:5: 'state' must be a string", 1},
+	    {BASE "polcy = 1;\n", "t.conf:5: unknown setting 'polcy'", 1},
+	    {BASE "policy = { protocol_lock = \"sticky\"; };\n",
+	     "t.conf:5: unknown setting 'policy'", 1},
+	    {BASE "x = ;\n", "t.conf:5: syntax error", 1},
+	    {BASE "workers = 2;\nworkers = 3;\n", "t.conf:6: duplicate setting name", 1},
+	    /* timeouts and limits */
+	    {BASE "timeouts = { idel = \"5m\"; };\n", "t.conf:5: unknown setting 'timeouts.idel'",
+	     1},
+	    {BASE "timeouts = { idle = \"5x\"; };\n",
+	     "t.conf:5: 'timeouts.idle' must be a duration such as \"500ms\", \"30s\", \"15m\", "
+	     "\"2h\" or \"1d\"",
+	     1},
+	    {BASE "timeouts = { idle = \"500ms\"; };\n",
+	     "t.conf:5: 'timeouts.idle' must be between 1s and 1d", 1},
+	    {BASE "timeouts = { idle = \"2d\"; };\n",
+	     "t.conf:5: 'timeouts.idle' must be between 1s and 1d", 1},
+	    {BASE "timeouts = { idle = -5; };\n",
+	     "t.conf:5: 'timeouts.idle' must be between 1s and 1d", 1},
+	    {BASE "timeouts = { handshake = \"11m\"; };\n",
+	     "t.conf:5: 'timeouts.handshake' must be between 1s and 10m", 1},
+	    {BASE "timeouts = { login = \"99999999999999999999s\"; };\n",
+	     "t.conf:5: 'timeouts.login' must be a duration such as \"500ms\", \"30s\", \"15m\", "
+	     "\"2h\" or \"1d\"",
+	     1},
+	    {BASE "timeouts = 5;\n", "t.conf:5: 'timeouts' must be a group { ... }", 1},
+	    {BASE "limits = { max_bad_commands = 0; };\n",
+	     "t.conf:5: 'limits.max_bad_commands' must be between 1 and 100", 1},
+	    {BASE "limits = { max_bad_commands = 101; };\n",
+	     "t.conf:5: 'limits.max_bad_commands' must be between 1 and 100", 1},
+	    {BASE "limits = { max_auth_failures = \"3\"; };\n",
+	     "t.conf:5: 'limits.max_auth_failures' must be an integer 1..100", 1},
+	    /* tls */
+	    {TLS("min_version = \"TLSv1.1\";") LST_OK BE_OK RT_OK,
+	     "t.conf:1: 'tls.min_version' = \"TLSv1.1\": TLS below 1.2 is not allowed (RFC 8996)",
+	     1},
+	    {TLS("min_version = \"SSLv3\";") LST_OK BE_OK RT_OK,
+	     "t.conf:1: 'tls.min_version' = \"SSLv3\": TLS below 1.2 is not allowed (RFC 8996)", 1},
+	    {TLS("min_version = \"TLSv1.4\";") LST_OK BE_OK RT_OK,
+	     "t.conf:1: 'tls.min_version' must be one of \"TLSv1.2\", \"TLSv1.3\"", 1},
+	    {TLS("ciphers = \"\";") LST_OK BE_OK RT_OK, "t.conf:1: 'tls.ciphers' must not be empty",
+	     1},
+	    {TLS("sni = true;") LST_OK BE_OK RT_OK, "t.conf:1: unknown setting 'tls.sni'", 1},
+	    {"tls = { certificates = ( { cert = \"/nonexistent/c.pem\"; key = \"@KEY@\"; } ); "
+	     "};\n" LST_OK BE_OK RT_OK,
+	     "t.conf:1: certificate file \"/nonexistent/c.pem\" is not readable: No such file or "
+	     "directory",
+	     1},
+	    {"tls = { certificates = ( { cert = \"@CERT@\"; } ); };\n" LST_OK BE_OK RT_OK,
+	     "t.conf:1: certificate: missing 'key'", 1},
+	    {"tls = { certificates = ( { cert = \"@CERT@\"; key = \"@KEY@\"; chain = \"x\"; } "
+	     "); };\n" LST_OK BE_OK RT_OK,
+	     "t.conf:1: unknown setting 'chain' in a certificate", 1},
+	    {"tls = { certificates = ( ); };\n" LST_OK BE_OK RT_OK,
+	     "t.conf:1: 'tls.certificates' is empty: at least one certificate is required", 1},
+	    {"tls = { certificates = ( \"@CERT@\" ); };\n" LST_OK BE_OK RT_OK,
+	     "t.conf:1: certificate: each entry must be a group { cert = ...; key = ...; }", 1},
+	    {LST_OK BE_OK RT_OK,
+	     "t.conf:0: missing 'tls.certificates': at least one certificate is required", 1},
+	    /* listeners */
+	    {TLS_OK LST("listen = \"localhost:993\"; protocol = \"imap\";") BE_OK RT_OK,
+	     "t.conf:2: listener: bad listen address \"localhost:993\": host must be a numeric "
+	     "IPv4 address",
+	     1},
+	    {TLS_OK LST("listen = \"127.0.0.1:993\"; protocol = \"smtp\";") BE_OK RT_OK,
+	     "t.conf:2: listener: 'protocol' must be \"imap\" or \"pop3\"", 1},
+	    {TLS_OK LST("listen = \"127.0.0.1:993\"; protocol = \"imap\"; tls = \"none\";")
+	         BE_OK RT_OK,
+	     "t.conf:2: listener: 'tls' must be \"implicit\" or \"starttls\"", 1},
+	    {TLS_OK LST("protocol = \"imap\";") BE_OK RT_OK, "t.conf:2: listener: missing 'listen'",
+	     1},
+	    {TLS_OK LST("listen = 993; protocol = \"imap\";") BE_OK RT_OK,
+	     "t.conf:2: listener: 'listen' must be a string", 1},
+	    {TLS_OK LST("listen = \"993\"; protocol = \"imap\"; name = \"my imap\";") BE_OK RT_OK,
+	     "t.conf:2: listener: 'name' must be 1..64 of A-Z a-z 0-9 . _ -", 1},
+	    {TLS_OK LST("listen = \"993\"; protocol = \"imap\"; port = 993;") BE_OK RT_OK,
+	     "t.conf:2: unknown setting 'port' in a listener", 1},
+	    {TLS_OK LST("listen = \"993\"; protocol = \"imap\"; allow_plaintext_auth = true;")
+	         BE_OK RT_OK,
+	     "t.conf:2: listener: 'allow_plaintext_auth' needs tls = \"starttls\"", 1},
+	    {TLS_OK LST("listen = \"143\"; protocol = \"imap\"; tls = \"starttls\"; "
+	                "allow_plaintext_auth = \"yes\";") BE_OK RT_OK,
+	     "t.conf:2: listener: 'allow_plaintext_auth' must be true or false", 1},
+	    {TLS_OK "listeners = (\n"
+	            "  { listen = \"993\"; protocol = \"imap\"; },\n"
+	            "  { listen = \"0.0.0.0:993\"; protocol = \"pop3\"; }\n"
+	            ");\n" BE_OK RT_OK,
+	     "t.conf:4: listener: duplicate listen address \"0.0.0.0:993\" (first on line 3)", 1},
+	    {TLS_OK "listeners = ( );\n" BE_OK RT_OK,
+	     "t.conf:2: 'listeners' is empty: at least one listener is required", 1},
+	    {TLS_OK "listeners = { listen = \"993\"; protocol = \"imap\"; };\n" BE_OK RT_OK,
+	     "t.conf:2: 'listeners' must be a list ( { ... }, ... )", 1},
+	    {TLS_OK BE_OK RT_OK, "t.conf:0: missing 'listeners': at least one listener is required",
+	     1},
+	    {TLS_OK LST("listen = \"127.0.0.1:995\"; protocol = \"pop3\";") BE("imap = 143;") RT_OK,
+	     "t.conf:2: listener \"127.0.0.1:995\": no backend serves pop3", 1},
+	    /* backends */
+	    {TLS_OK LST_OK BE("imap = 143; tls = \"starttls\";") RT_OK,
+	     "t.conf:3: backend 'mx1': backend TLS is not supported yet (use tls = \"none\")", 1},
+	    {TLS_OK LST_OK BE("imap = 143; tls = \"implicit\";") RT_OK,
+	     "t.conf:3: backend 'mx1': backend TLS is not supported yet (use tls = \"none\")", 1},
+	    {TLS_OK LST_OK BE("imap = 143; tls = \"plain\";") RT_OK,
+	     "t.conf:3: backend 'mx1': 'tls' must be \"none\", \"implicit\" or \"starttls\"", 1},
+	    {TLS_OK LST_OK BE("imap = 143; ca = \"@CERT@\";") RT_OK,
+	     "t.conf:3: backend 'mx1': 'ca' needs backend TLS, but tls = \"none\"", 1},
+	    {TLS_OK LST_OK BE("imap = 143; tls = \"starttls\"; ca = \"/nonexistent/ca.pem\";")
+	         RT_OK,
+	     "t.conf:3: backend 'mx1': backend TLS is not supported yet (use tls = \"none\")", 2},
+	    {TLS_OK LST_OK BE("") RT_OK,
+	     "t.conf:3: backend 'mx1': needs an 'imap' or a 'pop3' port", 1},
+	    {TLS_OK LST_OK BE("imap = 0;") RT_OK,
+	     "t.conf:3: backend 'mx1': 'imap' must be a port number 1..65535", 1},
+	    {TLS_OK LST_OK BE("imap = 143; pop3 = 65536;") RT_OK,
+	     "t.conf:3: backend 'mx1': 'pop3' must be a port number 1..65535", 1},
+	    {TLS_OK LST_OK BE("imap = \"143\";") RT_OK,
+	     "t.conf:3: backend 'mx1': 'imap' must be a port number 1..65535", 1},
+	    {TLS_OK LST_OK BE("imap = 143; weight = 2;") RT_OK,
+	     "t.conf:3: unknown setting 'weight' in a backend", 1},
+	    {TLS_OK LST_OK "backends = ( { name = \"mx1\"; imap = 143; } );\n" RT_OK,
+	     "t.conf:3: backend 'mx1': missing 'host'", 1},
+	    {TLS_OK LST_OK "backends = ( { name = \"mx1\"; host = \"\"; imap = 143; } );\n" RT_OK,
+	     "t.conf:3: backend 'mx1': 'host' must not be empty", 1},
+	    {TLS_OK LST_OK
+	     "backends = ( { name = \"mx 1\"; host = \"127.0.0.1\"; imap = 143; } );\n" RT_OK,
+	     "t.conf:3: backend: 'name' must be 1..64 of A-Z a-z 0-9 . _ -",
+	     2 /* and the route names mx1 */},
+	    {TLS_OK LST_OK "backends = (\n"
+	                   "  { name = \"mx1\"; host = \"127.0.0.1\"; imap = 143; },\n"
+	                   "  { name = \"mx1\"; host = \"127.0.0.2\"; imap = 143; }\n"
+	                   ");\n" RT_OK,
+	     "t.conf:5: duplicate backend name 'mx1' (first on line 4)", 1},
+	    {TLS_OK LST_OK "backends = ( );\n" RT_OK,
+	     "t.conf:3: 'backends' is empty: at least one backend is required", 1},
+	    /* routes */
+	    {TLS_OK LST_OK BE_OK RT("default = true; backend = \"mx9\";"),
+	     "t.conf:4: route: unknown backend 'mx9'", 1},
+	    {TLS_OK LST_OK BE_OK RT("domain = \"b\"; pool = [ \"mx1\", \"mx9\" ];"),
+	     "t.conf:4: route: unknown backend 'mx9'", 1},
+	    {TLS_OK LST_OK BE_OK RT("user = \"a@b\"; domain = \"b\"; backend = \"mx1\";"),
+	     "t.conf:4: route: needs exactly one of 'user', 'domain' or 'default = true'", 1},
+	    {TLS_OK LST_OK BE_OK RT("backend = \"mx1\";"),
+	     "t.conf:4: route: needs exactly one of 'user', 'domain' or 'default = true'", 1},
+	    {TLS_OK LST_OK BE_OK RT("domain = \"b\";"),
+	     "t.conf:4: route: needs exactly one of 'backend' or 'pool'", 1},
+	    {TLS_OK LST_OK BE_OK RT("domain = \"b\"; backend = \"mx1\"; pool = [ \"mx1\" ];"),
+	     "t.conf:4: route: needs exactly one of 'backend' or 'pool'", 1},
+	    {TLS_OK LST_OK BE_OK RT("default = false; backend = \"mx1\";"),
+	     "t.conf:4: route: 'default' can only be true", 1},
+	    {TLS_OK LST_OK BE_OK RT("domain = \"b\"; pool = [ ];"),
+	     "t.conf:4: route: 'pool' is empty", 1},
+	    {TLS_OK LST_OK BE_OK RT("domain = \"b\"; pool = [ \"mx1\", \"mx1\" ];"),
+	     "t.conf:4: route: backend 'mx1' is twice in the pool", 1},
+	    {TLS_OK LST_OK BE_OK RT("domain = \"b\"; pool = \"mx1\";"),
+	     "t.conf:4: route: 'pool' must be a list of backend names [ \"a\", \"b\" ]", 1},
+	    {TLS_OK LST_OK BE_OK RT("domain = 5; backend = \"mx1\";"),
+	     "t.conf:4: route: 'domain' must be a string", 1},
+	    {TLS_OK LST_OK BE_OK RT("domain = \"@b\"; backend = \"mx1\";"),
+	     "t.conf:4: route for domain \"@b\": a domain cannot contain '@'", 1},
+	    {TLS_OK LST_OK BE_OK RT("domain = \"b\"; backend = \"mx1\"; weight = 2;"),
+	     "t.conf:4: unknown setting 'weight' in a route", 1},
+	    {TLS_OK LST_OK BE_OK "routes = (\n"
+	                         "  { user = \"Bob@b\"; backend = \"mx1\"; },\n"
+	                         "  { user = \" bob@B\"; backend = \"mx1\"; }\n"
+	                         ");\n",
+	     "t.conf:6: route for user \" bob@B\": a rule for this user already exists", 1},
+	    {TLS_OK LST_OK BE_OK "routes = (\n"
+	                         "  { default = true; backend = \"mx1\"; },\n"
+	                         "  { default = true; backend = \"mx1\"; }\n"
+	                         ");\n",
+	     "t.conf:6: route: a default route is already set on line 5", 1},
+	    {TLS_OK LST_OK BE_OK "routes = ( );\n",
+	     "t.conf:4: 'routes' is empty: at least one route is required", 1},
+	    {TLS_OK LST_OK BE_OK, "t.conf:0: missing 'routes': at least one route is required", 1},
+	};
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+		char *errs = NULL, *nl;
+		struct config *cfg = parse(rows[i].text, &errs);
+		size_t n = count_lines(errs);
+
+		if (cfg != NULL || n != rows[i].nerr ||
+		    strncmp(errs, rows[i].want, strlen(rows[i].want)) != 0)
+			print_message("row %zu printed:\n%s", i, errs);
+		assert_null(cfg);
+		assert_int_equal(n, rows[i].nerr);
+		nl = strchr(errs, '\n');
+		assert_non_null(nl);
+		*nl = '\0';
+		assert_string_equal(errs, rows[i].want);
+		free(errs);
+	}
+}
+
+static void
+all_mistakes_are_reported_at_once_in_file_order(void **state)
+{
+	static const char text[] =
+	    "polcy = 1;\n"
+	    "workers = 0;\n"
+	    "tls = { certificates = ( { cert = \"/nonexistent/c.pem\"; key = \"@KEY@\"; } );\n"
+	    "        min_version = \"SSLv3\"; };\n"
+	    "listeners = ( { listen = \"[::1]\"; protocol = \"imap\"; } );\n"
+	    "backends = ( { name = \"mx1\"; host = \"127.0.0.1\"; imap = 143; tls = \"starttls\"; "
+	    "} );\n"
+	    "routes = ( { domain = \"example.org\"; backend = \"mx2\"; } );\n"
+	    "timeouts = { idle = \"0s\"; };\n";
+	static const char want[] =
+	    "t.conf:1: unknown setting 'polcy'\n"
+	    "t.conf:2: 'workers' must be \"auto\" or a number 1..256\n"
+	    "t.conf:3: certificate file \"/nonexistent/c.pem\" is not readable: No such file or "
+	    "directory\n"
+	    "t.conf:4: 'tls.min_version' = \"SSLv3\": TLS below 1.2 is not allowed (RFC 8996)\n"
+	    "t.conf:5: listener: bad listen address \"[::1]\": expected [IPv6]:port\n"
+	    "t.conf:6: backend 'mx1': backend TLS is not supported yet (use tls = \"none\")\n"
+	    "t.conf:7: route: unknown backend 'mx2'\n"
+	    "t.conf:8: 'timeouts.idle' must be between 1s and 1d\n";
+	char *errs = NULL;
+	struct config *cfg = parse(text, &errs);
+
+	(void)state;
+	assert_null(cfg);
+	assert_string_equal(errs, want);
+	free(errs);
+}
+
+static void
+durations_parse_to_milliseconds(void **state)
+{
+	static const struct {
+		const char *in;
+		int rc;
+		uint64_t ms;
+	} rows[] = {
+	    {"500ms", 0, 500},
+	    {"30s", 0, 30000},
+	    {"15m", 0, 900000},
+	    {"2h", 0, 7200000},
+	    {"90d", 0, 7776000000ULL},
+	    {"10", 0, 10000}, /* a bare number is seconds */
+	    {"0", 0, 0},
+	    {"0ms", 0, 0},
+	    {"007s", 0, 7000},
+	    {"18446744073709551615ms", 0, UINT64_MAX},
+	    {"213503982334d", 0, 213503982334ULL * 86400000ULL},
+	    {"18446744073709551616ms", -1, 0}, /* UINT64_MAX + 1 */
+	    {"18446744073709552s", -1, 0},     /* fits as a number, not as ms */
+	    {"213503982335d", -1, 0},
+	    {"99999999999999999999999999", -1, 0},
+	    {"", -1, 0},
+	    {"s", -1, 0},
+	    {"ms", -1, 0},
+	    {"10x", -1, 0},
+	    {"10w", -1, 0},
+	    {"10S", -1, 0},
+	    {"10 s", -1, 0},
+	    {" 10s", -1, 0},
+	    {"10s ", -1, 0},
+	    {"-5s", -1, 0},
+	    {"+5s", -1, 0},
+	    {"1.5s", -1, 0},
+	    {"1h30m", -1, 0},
+	    {"10mss", -1, 0},
+	    {"0x10", -1, 0},
+	};
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+		uint64_t ms = 12345;
+		int rc = config_duration_ms(rows[i].in, &ms);
+
+		if (rc != rows[i].rc || (rc == 0 && ms != rows[i].ms))
+			print_message("row %zu: \"%s\" -> %d, %llu\n", i, rows[i].in, rc,
+			              (unsigned long long)ms);
+		assert_int_equal(rc, rows[i].rc);
+		if (rc == 0)
+			assert_int_equal(ms, rows[i].ms);
+		else
+			assert_int_equal(ms, 12345); /* untouched on failure */
+	}
+	assert_int_equal(config_duration_ms(NULL, &(uint64_t){0}), -1);
+}
+
+static void
+listen_addresses_parse_as_v4_v6_or_a_port_alone(void **state)
+{
+	static const struct {
+		const char *in;
+		int family; /* 0: refused with err */
+		const char *host;
+		unsigned port;
+		const char *err;
+	} rows[] = {
+	    {"127.0.0.1:993", AF_INET, "127.0.0.1", 993, NULL},
+	    {"0.0.0.0:143", AF_INET, "0.0.0.0", 143, NULL},
+	    {"993", AF_INET, "0.0.0.0", 993, NULL},
+	    {"1", AF_INET, "0.0.0.0", 1, NULL},
+	    {"65535", AF_INET, "0.0.0.0", 65535, NULL},
+	    {"[::]:993", AF_INET6, "::", 993, NULL},
+	    {"[::1]:110", AF_INET6, "::1", 110, NULL},
+	    {"[2001:db8::7]:995", AF_INET6, "2001:db8::7", 995, NULL},
+	    {"[::ffff:192.0.2.1]:993", AF_INET6, "::ffff:192.0.2.1", 993, NULL},
+	    {"", 0, NULL, 0, "empty address"},
+	    {":993", 0, NULL, 0, "empty host before ':'"},
+	    {"127.0.0.1:", 0, NULL, 0, "port must be a number 1..65535"},
+	    {"127.0.0.1:0", 0, NULL, 0, "port must be a number 1..65535"},
+	    {"0", 0, NULL, 0, "port must be a number 1..65535"},
+	    {"127.0.0.1:65536", 0, NULL, 0, "port must be a number 1..65535"},
+	    {"127.0.0.1:99999999999999999999", 0, NULL, 0, "port must be a number 1..65535"},
+	    {"127.0.0.1:99a", 0, NULL, 0, "port must be a number 1..65535"},
+	    {"127.0.0.1:+993", 0, NULL, 0, "port must be a number 1..65535"},
+	    {"127.0.0.1: 993", 0, NULL, 0, "port must be a number 1..65535"},
+	    {"993 ", 0, NULL, 0, "port must be a number 1..65535"},
+	    {"localhost:993", 0, NULL, 0, "host must be a numeric IPv4 address"},
+	    {"127.1:993", 0, NULL, 0, "host must be a numeric IPv4 address"},
+	    {"256.0.0.1:993", 0, NULL, 0, "host must be a numeric IPv4 address"},
+	    {" 127.0.0.1:993", 0, NULL, 0, "host must be a numeric IPv4 address"},
+	    {"::1:993", 0, NULL, 0, "an IPv6 address needs brackets, as in [::1]:993"},
+	    {"[::1]", 0, NULL, 0, "expected [IPv6]:port"},
+	    {"[::1]993", 0, NULL, 0, "expected [IPv6]:port"},
+	    {"[::1:993", 0, NULL, 0, "expected [IPv6]:port"},
+	    {"[]:993", 0, NULL, 0, "not a numeric IPv6 address"},
+	    {"[127.0.0.1]:993", 0, NULL, 0, "not a numeric IPv6 address"},
+	    {"[fe80::1%eth0]:993", 0, NULL, 0, "not a numeric IPv6 address"},
+	    {"[::1]:0", 0, NULL, 0, "port must be a number 1..65535"},
+	    {"imap", 0, NULL, 0, "expected host:port, [IPv6]:port or port"},
+	};
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+		struct sockaddr_storage ss;
+		socklen_t len = 0;
+		const char *err = NULL;
+		char buf[64];
+		int rc = config_parse_listen(rows[i].in, &ss, &len, &err);
+
+		if (rc != (rows[i].family ? 0 : -1))
+			print_message("row %zu: \"%s\" -> %d %s\n", i, rows[i].in, rc,
+			              err ? err : "");
+		if (rows[i].family == 0) {
+			assert_int_equal(rc, -1);
+			assert_string_equal(err, rows[i].err);
+			continue;
+		}
+		assert_int_equal(rc, 0);
+		assert_int_equal(ss.ss_family, rows[i].family);
+		assert_int_equal(len, rows[i].family == AF_INET ? sizeof(struct sockaddr_in)
+		                                                : sizeof(struct sockaddr_in6));
+		assert_string_equal(ntop(&ss, buf, sizeof(buf)), rows[i].host);
+		assert_int_equal(port_of(&ss), rows[i].port);
+	}
+}
+
+static void
+a_backend_host_name_is_resolved_at_load(void **state)
+{
+	char *errs = NULL;
+	struct config *cfg =
+	    parse(TLS_OK LST_OK "backends = ( { name = \"mx1\"; host = \"localhost\"; imap = 143; "
+	                        "} );\n" RT_OK,
+	          &errs);
+	const struct backend_conf *be;
+
+	(void)state;
+	assert_string_equal(errs, "");
+	assert_non_null(cfg);
+	be = &cfg->backends[0];
+	assert_true(be->addr[PROTO_IMAP].ss_family == AF_INET ||
+	            be->addr[PROTO_IMAP].ss_family == AF_INET6);
+	assert_true(be->addrlen[PROTO_IMAP] > 0);
+	assert_int_equal(port_of(&be->addr[PROTO_IMAP]), 143);
+	config_unref(&cfg);
+	free(errs);
+}
+
+static void
+routes_in_the_file_are_built_with_backends_by_position(void **state)
+{
+	static const char text[] =
+	    TLS_OK LST_OK "backends = ( { name = \"a\"; host = \"127.0.0.1\"; imap = 143; },\n"
+	                  "             { name = \"b\"; host = \"127.0.0.1\"; imap = 144; },\n"
+	                  "             { name = \"c\"; host = \"127.0.0.1\"; imap = 145; } );\n"
+	                  "routes = ( { user = \"VIP@Example.org\"; backend = \"c\"; },\n"
+	                  "           { domain = \"Example.ORG\"; pool = [ \"a\", \"b\" ]; },\n"
+	                  "           { domain = \"example.net\"; pool = ( \"b\", \"c\" ); } );\n";
+	char *errs = NULL;
+	struct config *cfg = parse(text, &errs);
+	size_t out[ROUTE_POOL_MAX];
+
+	(void)state;
+	assert_string_equal(errs, "");
+	assert_non_null(cfg);
+	assert_int_equal(home(cfg, "vip@example.org"), 2);
+	assert_int_equal(route_lookup(cfg->routes, "x@example.org", 13, out, ROUTE_POOL_MAX), 2);
+	assert_true((out[0] == 0 && out[1] == 1) || (out[0] == 1 && out[1] == 0));
+	assert_int_equal(route_lookup(cfg->routes, "x@example.net", 13, out, ROUTE_POOL_MAX), 2);
+	assert_true(out[0] >= 1 && out[1] >= 1);
+	/* no default rule: others have no backend */
+	assert_int_equal(home(cfg, "x@example.com"), SIZE_MAX);
+	config_unref(&cfg);
+	free(errs);
+}
+
+static void
+references_keep_the_snapshot_alive_until_the_last_unref(void **state)
+{
+	char *errs = NULL;
+	struct config *cfg = parse(BASE, &errs), *a, *b;
+
+	(void)state;
+	assert_non_null(cfg);
+	a = config_ref(cfg);
+	b = config_ref(cfg);
+	assert_ptr_equal(a, cfg);
+	assert_int_equal(atomic_load(&cfg->refs), 3);
+	config_unref(&a);
+	assert_null(a);
+	config_unref(&cfg);
+	assert_null(cfg);
+	/* b still reads a live snapshot (ASan would object otherwise) */
+	assert_int_equal(atomic_load(&b->refs), 1);
+	assert_string_equal(b->backends[0].name, "mx1");
+	config_unref(&b);
+	config_unref(&b); /* takes NULL */
+	free(errs);
+}
+
+static void
+proto_names_are_lower_case(void **state)
+{
+	(void)state;
+	assert_string_equal(proto_name(PROTO_IMAP), "imap");
+	assert_string_equal(proto_name(PROTO_POP3), "pop3");
+	assert_string_equal(proto_name(PROTO__COUNT), "?");
+}
+
+static void
+loading_a_file_reports_errors_under_its_path(void **state)
+{
+	char dir[] = "/tmp/postern-conf-XXXXXX", path[128], inc[128], want[512], *errs = NULL;
+	size_t len = 0;
+	struct config *cfg;
+	FILE *f, *ef;
+	char *a, *text;
+
+	(void)state;
+	assert_non_null(mkdtemp(dir));
+	snprintf(path, sizeof(path), "%s/postern.conf", dir);
+	snprintf(inc, sizeof(inc), "%s/routes.inc", dir);
+
+	/* a good file, with @include relative to its own directory */
+	a = replace_all(TLS_OK LST_OK BE_OK "@include \"routes.inc\"\n", "@CERT@", cert_path);
+	text = replace_all(a, "@KEY@", key_path);
+	assert_non_null(f = fopen(path, "w"));
+	fputs(text, f);
+	fclose(f);
+	assert_non_null(f = fopen(inc, "w"));
+	fputs(RT_OK, f);
+	fclose(f);
+	assert_non_null(ef = open_memstream(&errs, &len));
+	cfg = config_load(path, ef);
+	fclose(ef);
+	assert_string_equal(errs, "");
+	assert_non_null(cfg);
+	assert_string_equal(cfg->path, path);
+	assert_int_equal(home(cfg, "anyone"), 0);
+	config_unref(&cfg);
+	free(errs);
+
+	/* a mistake in the included file names that file */
+	assert_non_null(f = fopen(inc, "w"));
+	fputs("\n" RT("default = true; backend = \"mx7\";"), f);
+	fclose(f);
+	assert_non_null(ef = open_memstream(&errs, &len));
+	assert_null(config_load(path, ef));
+	fclose(ef);
+	snprintf(want, sizeof(want), "%s:2: route: unknown backend 'mx7'\n", inc);
+	assert_string_equal(errs, want);
+	free(errs);
+
+	/* so does a syntax error there */
+	assert_non_null(f = fopen(inc, "w"));
+	fputs("\nroutes = ;\n", f);
+	fclose(f);
+	assert_non_null(ef = open_memstream(&errs, &len));
+	assert_null(config_load(path, ef));
+	fclose(ef);
+	snprintf(want, sizeof(want), "%s:2: syntax error\n", inc);
+	assert_string_equal(errs, want);
+	free(errs);
+
+	/* a mistake in the file itself names it */
+	assert_non_null(f = fopen(inc, "w"));
+	fputs(RT_OK, f);
+	fclose(f);
+	assert_non_null(f = fopen(path, "w"));
+	fputs("workers = 0;\n", f);
+	fputs(text, f);
+	fclose(f);
+	assert_non_null(ef = open_memstream(&errs, &len));
+	assert_null(config_load(path, ef));
+	fclose(ef);
+	snprintf(want, sizeof(want), "%s:1: 'workers' must be \"auto\" or a number 1..256\n", path);
+	assert_string_equal(errs, want);
+	free(errs);
+
+	unlink(inc);
+	unlink(path);
+	/* and a file that is not there */
+	assert_non_null(ef = open_memstream(&errs, &len));
+	assert_null(config_load(path, ef));
+	fclose(ef);
+	snprintf(want, sizeof(want), "%s:0: cannot read: No such file or directory\n", path);
+	assert_string_equal(errs, want);
+	free(errs);
+	rmdir(dir);
+	free(a);
+	free(text);
+}
+
+/*
+ * etc/postern.conf must parse, and must show the defaults: with its paths
+ * and user swapped for ones that exist here, it gives the same values as
+ * a file that leaves everything out.
+ */
+static void
+the_sample_config_parses_and_shows_the_defaults(void **state)
+{
+	const char *paths[] = {"etc/postern.conf", "../etc/postern.conf", "../../etc/postern.conf"};
+	struct config *cfg, *def;
+	char *text = NULL, *a, *b, *c, *errs = NULL;
+	FILE *f = NULL;
+	long n;
+
+	(void)state;
+	for (size_t i = 0; f == NULL && i < sizeof(paths) / sizeof(paths[0]); i++)
+		f = fopen(paths[i], "r");
+	if (f == NULL)
+		skip();
+	fseek(f, 0, SEEK_END);
+	n = ftell(f);
+	rewind(f);
+	text = calloc(1, (size_t)n + 1);
+	assert_non_null(text);
+	assert_int_equal(fread(text, 1, (size_t)n, f), (size_t)n);
+	fclose(f);
+	a = replace_all(text, "/etc/postern/tls/fullchain.pem", "@CERT@");
+	b = replace_all(a, "/etc/postern/tls/key.pem", "@KEY@");
+	c = replace_all(b, "user = \"postern\";", "user = \"root\";");
+	cfg = parse(c, &errs);
+	if (cfg == NULL)
+		print_message("%s", errs);
+	assert_string_equal(errs, "");
+	assert_non_null(cfg);
+	free(errs);
+	def = parse(BASE, &errs);
+	assert_non_null(def);
+
+	assert_int_equal(cfg->workers, def->workers);
+	assert_int_equal(cfg->log_level, def->log_level);
+	assert_int_equal(cfg->tls.min_version, def->tls.min_version);
+	assert_string_equal(cfg->tls.ciphers, def->tls.ciphers);
+	assert_string_equal(cfg->tls.ciphersuites, def->tls.ciphersuites);
+	assert_string_equal(cfg->tls.groups, def->tls.groups);
+	assert_memory_equal(&cfg->timeouts, &def->timeouts, sizeof(cfg->timeouts));
+	assert_memory_equal(&cfg->limits, &def->limits, sizeof(cfg->limits));
+	assert_null(cfg->state);
+	assert_int_equal(cfg->nlisteners, 2);
+	assert_int_equal(port_of(&cfg->listeners[0].addr), 993);
+	assert_int_equal(port_of(&cfg->listeners[1].addr), 995);
+	assert_int_equal(cfg->nbackends, 2);
+	assert_int_equal(home(cfg, "ceo@example.org"), 1);
+	assert_int_equal(home(cfg, "someone@example.com"), 0);
+
+	config_unref(&cfg);
+	config_unref(&def);
+	free(errs);
+	free(text);
+	free(a);
+	free(b);
+	free(c);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(a_full_config_parses_to_the_expected_struct),
+	    cmocka_unit_test(a_minimal_config_gets_the_documented_defaults),
+	    cmocka_unit_test(each_mistake_is_reported_with_its_file_and_line),
+	    cmocka_unit_test(all_mistakes_are_reported_at_once_in_file_order),
+	    cmocka_unit_test(durations_parse_to_milliseconds),
+	    cmocka_unit_test(listen_addresses_parse_as_v4_v6_or_a_port_alone),
+	    cmocka_unit_test(a_backend_host_name_is_resolved_at_load),
+	    cmocka_unit_test(routes_in_the_file_are_built_with_backends_by_position),
+	    cmocka_unit_test(references_keep_the_snapshot_alive_until_the_last_unref),
+	    cmocka_unit_test(proto_names_are_lower_case),
+	    cmocka_unit_test(loading_a_file_reports_errors_under_its_path),
+	    cmocka_unit_test(the_sample_config_parses_and_shows_the_defaults),
+	};
+
+	return cmocka_run_group_tests(tests, group_setup, group_teardown);
+}
