@@ -1,0 +1,211 @@
+"""pytest fixtures for postern's integration tests: one set of test
+certificates, two real Dovecot backends ("mx1", "mx2") and a postern in
+front of them for the whole session, plus a fresh stack per test for tests
+that stop a backend."""
+
+import os
+import shutil
+import tempfile
+
+import pytest
+
+import harness
+from harness import Dovecot, Postern
+
+# Every password a test sends, right or wrong: the log test greps for each.
+PASSWORDS = {
+    # a quoted string for imaplib: spaces, double quotes, a backslash
+    "alice@example.org": 'alice pw "quoted" back\\slash',
+    # non-ASCII (UTF-8) and a space: only an IMAP literal can carry it
+    "dave@example.org": "d\u00e4v\u00e9 p\u00e4ssw\u00f6rd-7",
+    # routed to mx2 by an exact user rule although example.org goes to mx1
+    "carol@example.org": "carol-Secret-3",
+    # other.test has no rule: the default (mx1)
+    "erin@other.test": "erin-secret-5",
+    # the target of the injection tests
+    "frank@other.test": "frank-secret-6",
+    # big messages go through the relay in both directions (APPEND, FETCH)
+    "gina@other.test": "gina-secret-8",
+    # example.net is a pool of mx1 and mx2
+    "bob@example.net": "bob-net-pw-0",
+}
+POOL_USERS = ["u%02d@example.net" % i for i in range(1, 13)]
+for _u in POOL_USERS:
+    PASSWORDS[_u] = "net-pw-" + _u.split("@")[0]
+
+WRONG_PASSWORDS = ["wrong-password-1", 'wr"ong \\pw 2', "wr\u00f6ng-3"]
+
+# Who lives where.  Users a rule sends to one backend also exist on the other
+# one (with that backend's content) wherever that sharpens a routing test.
+MX1_USERS = ["alice@example.org", "dave@example.org", "carol@example.org",
+             "erin@other.test", "frank@other.test", "gina@other.test",
+             "bob@example.net"] + POOL_USERS
+MX2_USERS = ["carol@example.org", "erin@other.test", "frank@other.test",
+             "bob@example.net"] + POOL_USERS
+
+# A backend that nothing listens on: users of down.test route there.
+DOWN_USER = "zed@down.test"
+PASSWORDS[DOWN_USER] = "zed-down-pw-9"
+
+ROUTES = [
+    {"user": "carol@example.org", "backend": "mx2"},
+    {"domain": "example.org", "backend": "mx1"},
+    {"domain": "example.net", "pool": ["mx1", "mx2"]},
+    {"domain": "down.test", "backend": "dead"},
+    {"default": True, "backend": "mx1"},
+]
+
+# Where the routes above must send each user (pool users: either).
+EXPECTED_BACKEND = {
+    "alice@example.org": "mx1",
+    "dave@example.org": "mx1",
+    "carol@example.org": "mx2",
+    "erin@other.test": "mx1",
+    "frank@other.test": "mx1",
+}
+
+
+def all_secrets():
+    return list(PASSWORDS.values()) + WRONG_PASSWORDS
+
+
+@pytest.fixture(scope="session")
+def run_dir():
+    d = tempfile.mkdtemp(prefix="pit-")
+    os.chmod(d, 0o755)  # the mail uid walks through it to its maildir
+    yield d
+    shutil.rmtree(d, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def certs(run_dir):
+    return harness.make_certs(os.path.join(run_dir, "certs"))
+
+
+@pytest.fixture(scope="session")
+def ca(certs):
+    return certs["ca"]
+
+
+def _dovecot(name, users, run_dir):
+    d = Dovecot(name, {u: PASSWORDS[u] for u in users}, parent_dir=run_dir)
+    d.start()
+    return d
+
+
+@pytest.fixture(scope="session")
+def mx1(run_dir):
+    d = _dovecot("mx1", MX1_USERS, run_dir)
+    yield d
+    d.cleanup()
+
+
+@pytest.fixture(scope="session")
+def mx2(run_dir):
+    d = _dovecot("mx2", MX2_USERS, run_dir)
+    yield d
+    d.cleanup()
+
+
+@pytest.fixture(scope="session")
+def backends(mx1, mx2):
+    return {"mx1": mx1, "mx2": mx2}
+
+
+@pytest.fixture(scope="session")
+def dead_backend():
+    """A backend entry whose ports nothing listens on."""
+    return {"name": "dead", "imap": harness.free_port(), "pop3": harness.free_port()}
+
+
+@pytest.fixture(scope="session")
+def postern_registry():
+    """Every Postern started in this session; their logs outlive them."""
+    return []
+
+
+class _ProxyHolder:
+    def __init__(self):
+        self.current = None
+        self.crashes = []
+
+
+@pytest.fixture(scope="session")
+def _proxy_holder(certs, mx1, mx2, dead_backend, postern_registry, run_dir):
+    h = _ProxyHolder()
+    p = Postern(certs, [mx1, mx2, dead_backend], ROUTES, parent_dir=run_dir)
+    postern_registry.append(p)
+    p.start()
+    h.current = p
+    yield h
+    for q in postern_registry:
+        q.cleanup()
+
+
+@pytest.fixture
+def proxy(_proxy_holder, postern_registry, certs, mx1, mx2, dead_backend, run_dir):
+    """The session's postern.  If an earlier test made it exit, a new one is
+    started on the same ports (so one crash does not fail every later test),
+    and a test during which postern exits fails at teardown with its log."""
+    h = _proxy_holder
+    p = h.current
+    if not p.running():
+        p.stop()
+        q = Postern(certs, [mx1, mx2, dead_backend], ROUTES, imap_port=p.imap_port,
+                    pop3_port=p.pop3_port, parent_dir=run_dir)
+        postern_registry.append(q)
+        q.start()
+        h.current = p = q
+    yield p
+    if not p.running():
+        rc = p.proc.returncode
+        p.stop()
+        pytest.fail("postern exited during this test (exit status %s); log tail:\n%s"
+                    % (rc, "\n".join(p.log().splitlines()[-40:])))
+
+
+@pytest.fixture
+def make_postern(certs, mx1, mx2, dead_backend, postern_registry, run_dir):
+    """A factory for an extra postern in front of the session backends, with
+    Postern() keyword overrides (e.g. timeouts={"login": "2s"}); each one is
+    stopped after the test."""
+    made = []
+
+    def make(**kw):
+        p = Postern(certs, [mx1, mx2, dead_backend], ROUTES, parent_dir=run_dir, **kw)
+        postern_registry.append(p)
+        made.append(p)
+        return p.start()
+
+    yield make
+    for p in made:
+        p.cleanup()
+
+
+class Stack:
+    """A private mx1 + mx2 + postern for one test (which may stop a backend)."""
+
+    def __init__(self, mx1, mx2, postern):
+        self.mx1, self.mx2, self.postern = mx1, mx2, postern
+        self.backends = {"mx1": mx1, "mx2": mx2}
+
+
+@pytest.fixture
+def stack(certs, postern_registry, run_dir):
+    started = []
+    try:
+        a = _dovecot("mx1", ["alice@example.org", "carol@example.org"], run_dir)
+        started.append(a)
+        b = _dovecot("mx2", ["carol@example.org", "erin@other.test"], run_dir)
+        started.append(b)
+        routes = [{"user": "carol@example.org", "backend": "mx2"},
+                  {"domain": "example.org", "backend": "mx1"},
+                  {"default": True, "backend": "mx2"}]
+        p = Postern(certs, [a, b], routes, parent_dir=run_dir)
+        postern_registry.append(p)
+        p.start()
+        started.append(p)
+        yield Stack(a, b, p)
+    finally:
+        for x in reversed(started):
+            x.cleanup()

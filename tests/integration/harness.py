@@ -1,0 +1,802 @@
+"""Integration harness for postern: test certificates, real Dovecot backends
+and a postern process, each in its own temporary directory on loopback.
+
+No pytest in here: tests/integration/demo.py imports it too.  Every wait is
+bounded, every process is stopped by the PID this module started (never by
+name), and every temporary directory is removed, also when a test fails.
+"""
+
+import atexit
+import base64
+import grp
+import os
+import pwd
+import re
+import shutil
+import signal
+import socket
+import ssl
+import subprocess
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.abspath(os.path.join(HERE, "..", ".."))
+POSTERN_BIN = os.environ.get("POSTERN_BIN", os.path.join(REPO, "postern"))
+DOVECOT_BIN = os.environ.get("DOVECOT_BIN", "/usr/sbin/dovecot")
+
+# Dovecot refuses root as the mail uid; these exist on every Debian system.
+MAIL_USER = "nobody"
+MAIL_GROUP = "nogroup"
+
+IO_TIMEOUT = 10.0  # seconds, for every socket operation in the tests
+
+# Processes started here and not yet stopped: stopped at interpreter exit if a
+# caller forgot (or was interrupted before its own cleanup ran).
+_live = set()
+
+
+def _stop_all_at_exit():
+    for obj in list(_live):
+        try:
+            obj.stop()
+        except Exception:  # noqa: BLE001 - best effort at exit
+            pass
+
+
+atexit.register(_stop_all_at_exit)
+
+
+def free_port():
+    """A TCP port on 127.0.0.1 that nothing listened on a moment ago."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_port(port, timeout=10.0, host="127.0.0.1", alive=None):
+    """Wait until host:port accepts a TCP connection.  alive() (optional)
+    returns False when the process that should listen has died, which ends
+    the wait early.  Returns True when the port accepts, False otherwise."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if alive is not None and not alive():
+            return False
+        try:
+            with socket.create_connection((host, port), timeout=0.5):
+                return True
+        except OSError:
+            time.sleep(0.05)
+    return False
+
+
+def stop_pid(proc, term_timeout=10.0):
+    """SIGTERM the one process proc (a subprocess.Popen), wait, then SIGKILL.
+    Only this PID is signalled, never a name or a group."""
+    if proc is None or proc.poll() is not None:
+        return
+    try:
+        os.kill(proc.pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    try:
+        proc.wait(timeout=term_timeout)
+    except subprocess.TimeoutExpired:
+        try:
+            os.kill(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        proc.wait(timeout=5)
+
+
+def _read(path):
+    try:
+        with open(path, "r", encoding="utf-8", errors="replace") as f:
+            return f.read()
+    except FileNotFoundError:
+        return ""
+
+
+def _tail(text, n=60):
+    return "\n".join(text.splitlines()[-n:])
+
+
+# ---------------------------------------------------------------------------
+# Certificates
+# ---------------------------------------------------------------------------
+
+
+def _openssl(*args, cwd=None):
+    r = subprocess.run(["openssl", *args], cwd=cwd, capture_output=True, timeout=60)
+    if r.returncode != 0:
+        raise RuntimeError(
+            "openssl %s failed: %s" % (" ".join(args), r.stderr.decode(errors="replace"))
+        )
+
+
+def make_certs(dirpath):
+    """A self-signed test CA and two server certificates it signs, RSA-2048
+    and ECDSA P-256, for CN "localhost" with SAN DNS:localhost, IP:127.0.0.1.
+    Returns a dict of paths: ca, ca_key, rsa_cert, rsa_key, ecdsa_cert,
+    ecdsa_key."""
+    os.makedirs(dirpath, exist_ok=True)
+    p = {
+        "ca": os.path.join(dirpath, "ca.crt"),
+        "ca_key": os.path.join(dirpath, "ca.key"),
+        "rsa_cert": os.path.join(dirpath, "rsa.crt"),
+        "rsa_key": os.path.join(dirpath, "rsa.key"),
+        "ecdsa_cert": os.path.join(dirpath, "ecdsa.crt"),
+        "ecdsa_key": os.path.join(dirpath, "ecdsa.key"),
+    }
+    _openssl("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
+             "-nodes", "-keyout", p["ca_key"], "-out", p["ca"], "-days", "30",
+             "-subj", "/CN=postern test CA",
+             "-addext", "basicConstraints=critical,CA:TRUE",
+             "-addext", "keyUsage=critical,keyCertSign,cRLSign")
+    ext = os.path.join(dirpath, "server.ext")
+    with open(ext, "w") as f:
+        f.write("basicConstraints=critical,CA:FALSE\n"
+                "keyUsage=critical,digitalSignature,keyEncipherment\n"
+                "extendedKeyUsage=serverAuth\n"
+                "subjectAltName=DNS:localhost,IP:127.0.0.1\n")
+    for kind, newkey in (("rsa", ["-newkey", "rsa:2048"]),
+                         ("ecdsa", ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256"])):
+        csr = os.path.join(dirpath, kind + ".csr")
+        _openssl("req", "-new", *newkey, "-nodes", "-keyout", p[kind + "_key"],
+                 "-out", csr, "-subj", "/CN=localhost")
+        _openssl("x509", "-req", "-in", csr, "-CA", p["ca"], "-CAkey", p["ca_key"],
+                 "-CAcreateserial", "-out", p[kind + "_cert"], "-days", "30",
+                 "-sha256", "-extfile", ext)
+    return p
+
+
+def client_context(cafile):
+    """A client TLS context that verifies the server against cafile."""
+    return ssl.create_default_context(cafile=cafile)
+
+
+# ---------------------------------------------------------------------------
+# Messages
+# ---------------------------------------------------------------------------
+
+
+def make_message(user, backend, n):
+    """Message n for user as stored on backend: CRLF line ends, content that
+    names both, so a test can tell where a FETCH came from."""
+    lines = [
+        "Return-Path: <sender@example.com>",
+        "From: Test Sender <sender@example.com>",
+        "To: <%s>" % user,
+        "Subject: message %d for %s on %s" % (n, user, backend),
+        "Message-ID: <%d.%s.%s@postern.test>" % (n, user.replace("@", "."), backend),
+        "Date: Mon, 01 Jan 2024 10:%02d:00 +0000" % n,
+        "MIME-Version: 1.0",
+        "Content-Type: text/plain; charset=us-ascii",
+        "",
+        "Hello %s," % user,
+        "this is message %d, stored on backend %s." % (n, backend),
+        "user=%s backend=%s n=%d" % (user, backend, n),
+        "",
+        "-- ",
+        "postern integration tests",
+    ]
+    return ("\r\n".join(lines) + "\r\n").encode("ascii")
+
+
+# ---------------------------------------------------------------------------
+# Dovecot
+# ---------------------------------------------------------------------------
+
+DOVECOT_CONF = """\
+# Generated by tests/integration/harness.py for backend {name}.
+instance_name = pit-{name}
+base_dir = {run}
+state_dir = {state}
+log_path = {log}
+info_log_path = {log}
+debug_log_path = {log}
+
+protocols = imap pop3
+listen = 127.0.0.1
+ssl = no
+disable_plaintext_auth = no
+auth_mechanisms = plain login
+login_trusted_networks = 127.0.0.0/8
+login_greeting = Dovecot {name} ready.
+auth_verbose = yes
+auth_failure_delay = 0
+shutdown_clients = yes
+
+default_internal_user = dovecot
+default_internal_group = dovecot
+default_login_user = dovenull
+
+# Mail belongs to an unprivileged user: Dovecot refuses root as mail uid.
+mail_uid = {uid}
+mail_gid = {gid}
+first_valid_uid = 1
+first_valid_gid = 1
+mail_location = maildir:~/Maildir
+mail_plugins = notify mail_log
+plugin {{
+  mail_log_events = mailbox_create mailbox_delete mailbox_rename delete expunge
+  mail_log_fields = uid box msgid
+}}
+
+passdb {{
+  driver = passwd-file
+  args = scheme=PLAIN username_format=%u {users}
+}}
+userdb {{
+  driver = static
+  args = uid={uid} gid={gid} home={mail}/%u
+}}
+
+protocol imap {{
+  mail_max_userip_connections = 200
+}}
+protocol pop3 {{
+  mail_max_userip_connections = 200
+}}
+
+# No anvil auth penalty: tests fail logins on purpose, and every client
+# comes from 127.0.0.1 (the auth process cannot reach this socket).
+service anvil {{
+  unix_listener anvil-auth-penalty {{
+    mode = 0
+  }}
+}}
+
+service imap-login {{
+  inet_listener imap {{
+    address = 127.0.0.1
+    port = {imap_port}
+  }}
+  inet_listener imaps {{
+    port = 0
+  }}
+}}
+service pop3-login {{
+  inet_listener pop3 {{
+    address = 127.0.0.1
+    port = {pop3_port}
+  }}
+  inet_listener pop3s {{
+    port = 0
+  }}
+}}
+"""
+
+
+class Dovecot:
+    """A real Dovecot, plaintext IMAP and POP3 on 127.0.0.1, in its own
+    temporary directory with its own config, users from a passwd-file and
+    mail in maildirs.
+
+        d = Dovecot("mx1", {"alice@example.org": "secret"})
+        d.start(); ...; d.stop()       # or: with Dovecot(...) as d:
+
+    users: {user: password}.  Each user gets `messages` messages;
+    d.messages[user] is the list of their exact bytes, in UID order."""
+
+    def __init__(self, name, users, imap_port=None, pop3_port=None, messages=3,
+                 parent_dir=None):
+        self.name = name
+        self.users = dict(users)
+        self.imap_port = imap_port or free_port()
+        self.pop3_port = pop3_port or free_port()
+        self.nmessages = messages
+        self.parent_dir = parent_dir
+        self.dir = None
+        self.proc = None
+        self.messages = {}
+
+    # paths ------------------------------------------------------------
+    @property
+    def conf_path(self):
+        return os.path.join(self.dir, "dovecot.conf")
+
+    @property
+    def log_path(self):
+        return os.path.join(self.dir, "dovecot.log")
+
+    @property
+    def stderr_path(self):
+        return os.path.join(self.dir, "dovecot.stderr")
+
+    def maildir(self, user):
+        return os.path.join(self.dir, "mail", user, "Maildir")
+
+    # setup ------------------------------------------------------------
+    def _write_users(self, path):
+        with open(path, "wb") as f:
+            for user, password in self.users.items():
+                pw = password.encode("utf-8") if isinstance(password, str) else password
+                if b":" in pw or b"\n" in pw or b":" in user.encode():
+                    raise ValueError("passwd-file cannot hold ':' or newlines: %r" % user)
+                f.write(user.encode("utf-8") + b":{PLAIN}" + pw + b"::::::\n")
+        os.chmod(path, 0o644)
+
+    def _deliver(self, uid, gid):
+        t0 = 1700000000
+        for user in self.users:
+            md = self.maildir(user)
+            for sub in ("new", "cur", "tmp"):
+                os.makedirs(os.path.join(md, sub), exist_ok=True)
+            msgs = []
+            for n in range(1, self.nmessages + 1):
+                data = make_message(user, self.name, n)
+                # Dovecot assigns UIDs to new/ in the order of the time prefix.
+                fname = "%d.M%dP%d.%s,S=%d" % (t0 + n, n, os.getpid(), self.name, len(data))
+                path = os.path.join(md, "new", fname)
+                with open(path, "wb") as f:
+                    f.write(data)
+                os.utime(path, (t0 + n, t0 + n))
+                msgs.append(data)
+            self.messages[user] = msgs
+            for root, dirs, files in os.walk(os.path.join(self.dir, "mail", user)):
+                os.chown(root, uid, gid)
+                for fn in files:
+                    os.chown(os.path.join(root, fn), uid, gid)
+            os.chown(os.path.join(self.dir, "mail", user), uid, gid)
+
+    def start(self, timeout=15.0):
+        uid = pwd.getpwnam(MAIL_USER).pw_uid
+        gid = grp.getgrnam(MAIL_GROUP).gr_gid
+        self.dir = tempfile.mkdtemp(prefix="pit-%s-" % self.name, dir=self.parent_dir)
+        os.chmod(self.dir, 0o755)
+        for sub in ("run", "state", "mail"):
+            os.makedirs(os.path.join(self.dir, sub))
+        os.chmod(os.path.join(self.dir, "mail"), 0o755)
+        users = os.path.join(self.dir, "users")
+        self._write_users(users)
+        self._deliver(uid, gid)
+        with open(self.conf_path, "w") as f:
+            f.write(DOVECOT_CONF.format(
+                name=self.name, run=os.path.join(self.dir, "run"),
+                state=os.path.join(self.dir, "state"), log=self.log_path,
+                uid=uid, gid=gid, mail=os.path.join(self.dir, "mail"), users=users,
+                imap_port=self.imap_port, pop3_port=self.pop3_port))
+        err = open(self.stderr_path, "wb")
+        try:
+            self.proc = subprocess.Popen([DOVECOT_BIN, "-F", "-c", self.conf_path],
+                                         stdin=subprocess.DEVNULL, stdout=err, stderr=err,
+                                         cwd=self.dir)
+        finally:
+            err.close()
+        _live.add(self)
+        alive = lambda: self.proc.poll() is None  # noqa: E731
+        deadline = time.monotonic() + timeout
+        for port in (self.imap_port, self.pop3_port):
+            if not wait_port(port, max(0.1, deadline - time.monotonic()), alive=alive):
+                why = "exited with %s" % self.proc.returncode if not alive() else "timed out"
+                diag = self.diagnostics()
+                self.cleanup()
+                raise RuntimeError("dovecot %s did not listen on %d (%s)\n%s"
+                                   % (self.name, port, why, diag))
+        return self
+
+    def stop(self):
+        """Stop this Dovecot (its master PID only) and keep its directory, so
+        the log can still be read; cleanup() removes it."""
+        stop_pid(self.proc)
+        _live.discard(self)
+
+    def cleanup(self):
+        self.stop()
+        if self.dir and os.path.isdir(self.dir):
+            shutil.rmtree(self.dir, ignore_errors=True)
+        self.dir = None
+
+    def running(self):
+        return self.proc is not None and self.proc.poll() is None
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.cleanup()
+
+    # inspection -------------------------------------------------------
+    def log(self):
+        """The Dovecot log so far (its own log file)."""
+        return _read(self.log_path)
+
+    def diagnostics(self):
+        return ("--- %s stderr ---\n%s\n--- %s log ---\n%s"
+                % (self.name, _read(self.stderr_path), self.name, _tail(self.log())))
+
+    def wait_log(self, pattern, timeout=5.0, since=0):
+        """Wait until the log (from byte offset since) matches regex pattern;
+        returns the match or None.  Dovecot's log process writes a moment
+        after the event."""
+        rx = re.compile(pattern)
+        deadline = time.monotonic() + timeout
+        while True:
+            m = rx.search(self.log()[since:])
+            if m or time.monotonic() >= deadline:
+                return m
+            time.sleep(0.05)
+
+    def log_size(self):
+        return len(self.log())
+
+    def mailboxes(self, user):
+        """Mailbox names that exist on disk for user: "INBOX" plus each
+        Maildir++ folder (".name" directories), e.g. ["INBOX", "injected"]."""
+        md = self.maildir(user)
+        if not os.path.isdir(md):
+            return []
+        boxes = ["INBOX"]
+        for e in sorted(os.listdir(md)):
+            if e.startswith(".") and os.path.isdir(os.path.join(md, e)):
+                boxes.append(e[1:])
+        return boxes
+
+    def all_mailboxes(self):
+        """{user: [mailboxes]} for every maildir under this backend, also
+        ones for users the harness did not create."""
+        root = os.path.join(self.dir, "mail")
+        return {u: self.mailboxes(u) for u in sorted(os.listdir(root))}
+
+    def message_files(self, user):
+        """Message file names in new/ and cur/ for user (a count check
+        tells whether anything was expunged)."""
+        md = self.maildir(user)
+        out = []
+        for sub in ("new", "cur"):
+            d = os.path.join(md, sub)
+            if os.path.isdir(d):
+                out += [os.path.join(sub, f) for f in os.listdir(d)]
+        return sorted(out)
+
+
+# ---------------------------------------------------------------------------
+# postern
+# ---------------------------------------------------------------------------
+
+
+def _q(s):
+    return '"' + str(s).replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+class Postern:
+    """postern in the foreground with a generated libconfig file; stderr goes
+    to a log file.
+
+    backends: list of dicts {name, host?, imap, pop3, tls?}, or Dovecot
+    objects.  routes: list of dicts as in the config, e.g.
+    {"user": "carol@example.org", "backend": "mx2"},
+    {"domain": "example.net", "pool": ["mx1", "mx2"]},
+    {"default": True, "backend": "mx1"}."""
+
+    def __init__(self, certs, backends, routes, imap_port=None, pop3_port=None,
+                 workers=2, log_level="debug", extra="", parent_dir=None, binary=None,
+                 timeouts=None, limits=None, tls_min_version="TLSv1.2"):
+        self.certs = certs
+        self.tls_min_version = tls_min_version
+        self.backends = [self._backend_dict(b) for b in backends]
+        self.routes = routes
+        self.imap_port = imap_port or free_port()
+        self.pop3_port = pop3_port or free_port()
+        self.workers = workers
+        self.log_level = log_level
+        self.extra = extra
+        self.parent_dir = parent_dir
+        self.binary = binary or POSTERN_BIN
+        self.timeouts = dict(handshake="10s", login="60s", idle="30m",
+                             backend_connect="5s", backend_login="15s")
+        self.timeouts.update(timeouts or {})
+        self.limits = dict(max_bad_commands=3, max_auth_failures=3)
+        self.limits.update(limits or {})
+        self.dir = None
+        self.proc = None
+        self.final_log = None  # the log text, kept after cleanup()
+
+    @staticmethod
+    def _backend_dict(b):
+        if isinstance(b, Dovecot):
+            return {"name": b.name, "host": "127.0.0.1", "imap": b.imap_port,
+                    "pop3": b.pop3_port, "tls": "none"}
+        d = {"host": "127.0.0.1", "tls": "none"}
+        d.update(b)
+        return d
+
+    @property
+    def conf_path(self):
+        return os.path.join(self.dir, "postern.conf")
+
+    @property
+    def log_path(self):
+        return os.path.join(self.dir, "postern.log")
+
+    def config_text(self):
+        c = self.certs
+        out = ["# Generated by tests/integration/harness.py",
+               "workers = %s;" % (_q(self.workers) if isinstance(self.workers, str)
+                                  else int(self.workers)),
+               "log_level = %s;" % _q(self.log_level),
+               "tls = {",
+               "  certificates = ( { cert = %s; key = %s; },"
+               % (_q(c["rsa_cert"]), _q(c["rsa_key"])),
+               "                   { cert = %s; key = %s; } );"
+               % (_q(c["ecdsa_cert"]), _q(c["ecdsa_key"])),
+               "  min_version = %s;" % _q(self.tls_min_version),
+               "};",
+               "listeners = (",
+               '  { listen = "127.0.0.1:%d"; protocol = "imap"; tls = "implicit"; },'
+               % self.imap_port,
+               '  { listen = "127.0.0.1:%d"; protocol = "pop3"; tls = "implicit"; }'
+               % self.pop3_port,
+               ");",
+               "backends = ("]
+        bl = []
+        for b in self.backends:
+            bl.append("  { name = %s; host = %s; imap = %d; pop3 = %d; tls = %s; }"
+                      % (_q(b["name"]), _q(b["host"]), b["imap"], b["pop3"], _q(b["tls"])))
+        out.append(",\n".join(bl))
+        out += [");", "routes = ("]
+        rl = []
+        for r in self.routes:
+            parts = []
+            if r.get("default"):
+                parts.append("default = true;")
+            if "user" in r:
+                parts.append("user = %s;" % _q(r["user"]))
+            if "domain" in r:
+                parts.append("domain = %s;" % _q(r["domain"]))
+            if "backend" in r:
+                parts.append("backend = %s;" % _q(r["backend"]))
+            if "pool" in r:
+                parts.append("pool = [ %s ];" % ", ".join(_q(p) for p in r["pool"]))
+            rl.append("  { " + " ".join(parts) + " }")
+        out.append(",\n".join(rl))
+        out.append(");")
+        out.append("timeouts = { %s };" % " ".join("%s = %s;" % (k, _q(v))
+                                                  for k, v in self.timeouts.items()))
+        out.append("limits = { %s };" % " ".join("%s = %d;" % (k, v)
+                                                for k, v in self.limits.items()))
+        if self.extra:
+            out.append(self.extra)
+        return "\n".join(out) + "\n"
+
+    def start(self, timeout=10.0):
+        if not os.access(self.binary, os.X_OK):
+            raise RuntimeError("postern binary not found: %s (run `make`)" % self.binary)
+        self.dir = tempfile.mkdtemp(prefix="pit-postern-", dir=self.parent_dir)
+        with open(self.conf_path, "w") as f:
+            f.write(self.config_text())
+        logf = open(self.log_path, "wb")
+        try:
+            self.proc = subprocess.Popen([self.binary, "-c", self.conf_path],
+                                         stdin=subprocess.DEVNULL, stdout=logf, stderr=logf,
+                                         cwd=self.dir)
+        finally:
+            logf.close()
+        _live.add(self)
+        alive = lambda: self.proc.poll() is None  # noqa: E731
+        deadline = time.monotonic() + timeout
+        for port in (self.imap_port, self.pop3_port):
+            if not wait_port(port, max(0.1, deadline - time.monotonic()), alive=alive):
+                why = "exited with %s" % self.proc.returncode if not alive() else "timed out"
+                text = self.log()
+                self.cleanup()
+                raise RuntimeError("postern did not listen on %d (%s)\n--- config ---\n%s"
+                                   "--- log ---\n%s" % (port, why, self.config_text(),
+                                                        _tail(text)))
+        return self
+
+    def stop(self):
+        stop_pid(self.proc)
+        _live.discard(self)
+        if self.dir:
+            self.final_log = self.log()
+
+    def cleanup(self):
+        self.stop()
+        if self.dir and os.path.isdir(self.dir):
+            shutil.rmtree(self.dir, ignore_errors=True)
+        self.dir = None
+
+    def running(self):
+        return self.proc is not None and self.proc.poll() is None
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.cleanup()
+
+    def log(self):
+        if self.dir is None:
+            return self.final_log or ""
+        return _read(self.log_path)
+
+    def log_size(self):
+        return len(self.log())
+
+    def wait_log(self, pattern, timeout=5.0, since=0):
+        rx = re.compile(pattern)
+        deadline = time.monotonic() + timeout
+        while True:
+            m = rx.search(self.log()[since:])
+            if m or time.monotonic() >= deadline:
+                return m
+            time.sleep(0.05)
+
+
+def run_postern(*args, timeout=20):
+    """Run the postern binary with args (e.g. "-t", "-c", path); returns the
+    CompletedProcess with text stdout/stderr."""
+    return subprocess.run([POSTERN_BIN, *args], capture_output=True, timeout=timeout,
+                          stdin=subprocess.DEVNULL, text=True, errors="replace")
+
+
+# ---------------------------------------------------------------------------
+# Raw protocol clients over TLS (bounded in time)
+# ---------------------------------------------------------------------------
+
+
+class ClosedError(Exception):
+    """The peer closed the connection before the expected data arrived."""
+
+
+class RawTLS:
+    """A line-oriented TLS client; every read has a deadline."""
+
+    def __init__(self, port, cafile, host="127.0.0.1", timeout=IO_TIMEOUT, context=None,
+                 server_hostname=None):
+        self.timeout = timeout
+        ctx = context or client_context(cafile)
+        raw = socket.create_connection((host, port), timeout=timeout)
+        try:
+            self.sock = ctx.wrap_socket(raw, server_hostname=server_hostname or host)
+        except Exception:
+            raw.close()
+            raise
+        self.sock.settimeout(timeout)
+        self.buf = b""
+        self.eof = False
+        self.transcript = []  # (direction, bytes), for failure messages
+
+    def close(self):
+        try:
+            self.sock.close()
+        except OSError:
+            pass
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def send(self, data):
+        if isinstance(data, str):
+            data = data.encode("utf-8")
+        self.transcript.append(("C", data))
+        self.sock.settimeout(self.timeout)  # a read may have left a short one
+        self.sock.sendall(data)
+
+    def _fill(self, deadline):
+        if self.eof:
+            raise ClosedError("connection closed; transcript:\n" + self.dump())
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise socket.timeout("timed out; transcript:\n" + self.dump())
+        self.sock.settimeout(left)
+        try:
+            chunk = self.sock.recv(65536)
+        except socket.timeout:
+            raise socket.timeout("timed out; transcript:\n" + self.dump()) from None
+        except (ConnectionResetError, ssl.SSLEOFError, BrokenPipeError):
+            chunk = b""
+        if not chunk:
+            self.eof = True
+            raise ClosedError("connection closed; transcript:\n" + self.dump())
+        self.transcript.append(("S", chunk))
+        self.buf += chunk
+
+    def readline(self, timeout=None):
+        """One line including CRLF."""
+        deadline = time.monotonic() + (timeout or self.timeout)
+        while b"\n" not in self.buf:
+            self._fill(deadline)
+        line, _, self.buf = self.buf.partition(b"\n")
+        return line + b"\n"
+
+    def read_exact(self, n, timeout=None):
+        deadline = time.monotonic() + (timeout or self.timeout)
+        while len(self.buf) < n:
+            self._fill(deadline)
+        data, self.buf = self.buf[:n], self.buf[n:]
+        return data
+
+    def read_until_closed(self, timeout=None):
+        """Everything until the peer closes; raises on timeout."""
+        deadline = time.monotonic() + (timeout or self.timeout)
+        try:
+            while True:
+                self._fill(deadline)
+        except ClosedError:
+            pass
+        data, self.buf = self.buf, b""
+        return data
+
+    def dump(self):
+        out = []
+        for d, data in self.transcript[-40:]:
+            out.append("%s: %r" % (d, data[:600]))
+        return "\n".join(out)
+
+
+class RawImap(RawTLS):
+    """IMAP over implicit TLS, spoken by hand."""
+
+    def __init__(self, *a, **kw):
+        super().__init__(*a, **kw)
+        self.greeting = self.readline()
+
+    def read_response(self, tag, timeout=None):
+        """Lines until the tagged response for tag (str).  Literals in
+        untagged data ({n}) are read whole and kept inside the line.
+        Returns (tagged_line, [all lines including the tagged one])."""
+        t = tag.encode() + b" "
+        lines = []
+        while True:
+            line = self.readline(timeout)
+            m = re.search(rb"\{(\d+)\}\r\n$", line)
+            while m:
+                lit = self.read_exact(int(m.group(1)), timeout)
+                rest = self.readline(timeout)
+                line = line + lit + rest
+                m = re.search(rb"\{(\d+)\}\r\n$", rest)
+            lines.append(line)
+            if line.startswith(t):
+                return line, lines
+
+    def command(self, tag, text, timeout=None):
+        """Send 'tag text\\r\\n' and read to the tagged response."""
+        if isinstance(text, str):
+            text = text.encode("utf-8")
+        self.send(tag.encode() + b" " + text + b"\r\n")
+        return self.read_response(tag, timeout)
+
+    def expect_continuation(self, timeout=None):
+        line = self.readline(timeout)
+        if not line.startswith(b"+"):
+            raise AssertionError("expected a continuation request, got %r\n%s"
+                                 % (line, self.dump()))
+        return line
+
+
+class RawPop3(RawTLS):
+    """POP3 over implicit TLS, spoken by hand."""
+
+    def __init__(self, *a, **kw):
+        super().__init__(*a, **kw)
+        self.greeting = self.readline()
+
+    def command(self, text, timeout=None):
+        if isinstance(text, str):
+            text = text.encode("utf-8")
+        self.send(text + b"\r\n")
+        return self.readline(timeout)
+
+    def read_multiline(self, timeout=None):
+        """Lines of a multi-line answer up to '.', dot-unstuffed, without CRLF."""
+        out = []
+        while True:
+            line = self.readline(timeout)
+            if line == b".\r\n":
+                return out
+            if line.startswith(b".."):
+                line = line[1:]
+            out.append(line[:-2] if line.endswith(b"\r\n") else line.rstrip(b"\n"))
+
+
+def sasl_plain(user, password, authzid=""):
+    """Base64 of a SASL PLAIN message (RFC 4616): authzid NUL authcid NUL passwd."""
+    enc = lambda s: s.encode("utf-8") if isinstance(s, str) else s  # noqa: E731
+    return base64.b64encode(enc(authzid) + b"\0" + enc(user) + b"\0" + enc(password))
+
