@@ -19,6 +19,7 @@
 #include "log.h"
 #include "route.h"
 #include "sasl.h"
+#include "tls.h"
 
 #define BE_LINE_MAX  8192 /* one response line from a backend */
 #define BE_TX_MAX    8192 /* our commands, credentials included */
@@ -28,13 +29,16 @@
 
 enum be_state {
 	BE_CONNECT,
+	BE_TLS, /* TLS handshake with the backend; then after_tls */
 	/* IMAP */
 	BI_GREETING,
+	BI_STARTTLS,
 	BI_CAPA,
 	BI_LOGIN,
 	BI_POSTCAPA,
 	/* POP3 */
 	BP_GREETING,
+	BP_STLS,
 	BP_CAPA_FIRST,
 	BP_CAPA_LIST,
 	BP_AUTH,
@@ -45,9 +49,11 @@ enum be_state {
 
 struct backend {
 	const struct backend_conf *bc; /* borrowed from c->cfg */
+	size_t bi;		       /* its index */
 	size_t cand[ROUTE_POOL_MAX];
 	size_t ncand;
 	enum be_state state;
+	enum be_state after_tls; /* where the dialog goes once TLS is up */
 	ev_tstamp started;
 	struct buf rx; /* backend -> us, until a line is complete */
 	struct buf tx; /* us -> backend; holds credentials: wiped */
@@ -63,6 +69,7 @@ struct backend {
 };
 
 static void be_fail(struct conn *c, enum fail_class fc, const char *why);
+static void set_text(struct backend *be, const char *s);
 
 int
 backend_events(struct conn *c)
@@ -71,9 +78,13 @@ backend_events(struct conn *c)
 
 	if (be == NULL)
 		return 0;
-	if (be->state == BE_CONNECT || buf_len(&be->tx) > 0)
+	if (be->state == BE_CONNECT)
 		return EV_WRITE;
-	return EV_READ;
+	if (be->state == BE_TLS)
+		return c->brd_wants;
+	if (buf_len(&be->tx) > 0)
+		return c->bwr_wants;
+	return c->brd_wants;
 }
 
 void
@@ -153,7 +164,8 @@ backend_start(struct conn *c, enum fail_class *fc_out, const char **why_out)
 		*why_out = "no_route";
 		return -1;
 	}
-	be->bc = &cfg->backends[be->cand[0]];
+	be->bi = be->cand[0];
+	be->bc = &cfg->backends[be->bi];
 	be->started = ev_now(c->w->loop);
 	buf_init(&be->rx, BE_LINE_MAX, false);
 	buf_init(&be->tx, BE_TX_MAX, true);
@@ -209,6 +221,42 @@ static int
 be_send(struct backend *be, const char *s, size_t len)
 {
 	return buf_append(&be->tx, s, len);
+}
+
+/*
+ * Begin TLS on the backend link; the dialog goes on at next once the
+ * handshake is done.  Anything the backend sent after its OK to STARTTLS is
+ * dropped: it did not come through TLS.  Returns 0, or -1 (be_fail called).
+ */
+static int
+be_start_tls(struct conn *c, enum be_state next)
+{
+	struct backend *be = c->be;
+
+	buf_reset(&be->rx);
+	if (tls_backend_start(c, be->bi, be->bc) < 0) {
+		set_text(be, "cannot set up TLS");
+		be_fail(c, FAIL_INTERNAL, "backend_tls_setup_failed");
+		return -1;
+	}
+	be->after_tls = next;
+	be->state = BE_TLS;
+	return 0;
+}
+
+/* The handshake finished: go where the dialog was going. */
+static void
+be_tls_done(struct conn *c)
+{
+	struct backend *be = c->be;
+
+	be->state = be->after_tls;
+	if (be->state == BI_CAPA) {
+		be->have_caps = false;
+		be_send(be, "A1 CAPABILITY\r\n", 15);
+	} else if (be->state == BP_CAPA_FIRST) {
+		be_send(be, "CAPA\r\n", 6);
+	}
 }
 
 /* ---- IMAP ---------------------------------------------------------------- */
@@ -392,6 +440,12 @@ imap_line(struct conn *c, char *line)
 								"backend_bye" : "backend_bad_greeting");
 			return -1;
 		}
+		if (be->bc->tls == TLSM_STARTTLS && c->bssl == NULL) {
+			/* RFC 9051 §6.2.1; capabilities are asked again over TLS. */
+			be_send(be, "A0 STARTTLS\r\n", 13);
+			be->state = BI_STARTTLS;
+			return 0;
+		}
 		caps_from_code(be, line + (line[4] == ' ' ? 5 : 4));
 		if (!be->have_caps) {
 			be_send(be, "A1 CAPABILITY\r\n", 15);
@@ -399,6 +453,15 @@ imap_line(struct conn *c, char *line)
 			return 0;
 		}
 		break;
+	case BI_STARTTLS:
+		if (line[0] == '*')
+			return 0;
+		if (strncasecmp(line, "A0 OK", 5) != 0) {
+			set_text(be, line);
+			be_fail(c, FAIL_BACKEND_PROTO, "backend_starttls_refused");
+			return -1;
+		}
+		return be_start_tls(c, BI_CAPA);
 	case BI_CAPA:
 		if (strncasecmp(line, "* CAPABILITY ", 13) == 0) {
 			set_caps(be, line + 13, strlen(line + 13));
@@ -549,9 +612,21 @@ pop3_line(struct conn *c, char *line)
 			be_fail(c, FAIL_BACKEND_PROTO, "backend_bad_greeting");
 			return -1;
 		}
+		if (be->bc->tls == TLSM_STARTTLS && c->bssl == NULL) {
+			be_send(be, "STLS\r\n", 6); /* RFC 2595 §4 */
+			be->state = BP_STLS;
+			return 0;
+		}
 		be_send(be, "CAPA\r\n", 6);
 		be->state = BP_CAPA_FIRST;
 		return 0;
+	case BP_STLS:
+		if (!pop3_ok(line)) {
+			set_text(be, line);
+			be_fail(c, FAIL_BACKEND_PROTO, "backend_starttls_refused");
+			return -1;
+		}
+		return be_start_tls(c, BP_CAPA_FIRST);
 	case BP_CAPA_FIRST:
 		if (pop3_ok(line)) {
 			be->state = BP_CAPA_LIST;
@@ -639,6 +714,10 @@ be_connected(struct conn *c)
 	}
 	be->state = c->proto->kind == PROTO_IMAP ? BI_GREETING : BP_GREETING;
 	conn_set_timeout(c, (ev_tstamp)c->cfg->timeouts.backend_login_ms / 1000.0);
+	if (be->bc->tls == TLSM_IMPLICIT) {
+		enum be_state greet = be->state;
+		(void)be_start_tls(c, greet);
+	}
 }
 
 /* Complete lines in rx, one at a time, to the protocol's handler. */
@@ -681,27 +760,57 @@ be_lines(struct conn *c)
 	return 0;
 }
 
-/* Send what is queued until done or the socket is full; -1: failed (c may
- * be gone). */
-static int
+/* Send what is queued until done or the socket is full; returns bytes
+ * moved, or -1: failed (be_fail called, c may be gone). */
+static ssize_t
 be_flush(struct conn *c)
 {
 	struct backend *be = c->be;
+	ssize_t moved = 0;
 
 	while (buf_len(&be->tx) > 0) {
-		ssize_t n = send(c->bfd, buf_head(&be->tx), buf_len(&be->tx), MSG_NOSIGNAL);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+		ssize_t n = conn_backend_write(c, buf_head(&be->tx), buf_len(&be->tx));
+		if (n == CIO_AGAIN)
 			break;
 		if (n <= 0) {
-			snprintf(be->text, sizeof(be->text), "send: %s", strerror(errno));
+			snprintf(be->text, sizeof(be->text), "send: %s",
+				 c->bssl ? "TLS error" : strerror(errno));
 			be_fail(c, FAIL_BACKEND_DOWN, "backend_write_failed");
 			return -1;
 		}
 		buf_consume(&be->tx, (size_t)n);
+		moved += n;
 	}
-	return 0;
+	return moved;
+}
+
+/* Read what the backend sent and hand complete lines on; returns bytes read,
+ * or -1 when the dialog ended (c may be gone). */
+static ssize_t
+be_read(struct conn *c)
+{
+	struct backend *be = c->be;
+	size_t space;
+	uint8_t *t = buf_tail(&be->rx, &space);
+	ssize_t n;
+
+	if (t == NULL) {
+		be_fail(c, FAIL_INTERNAL, "out_of_memory");
+		return -1;
+	}
+	n = conn_backend_read(c, t, space);
+	if (n == CIO_AGAIN)
+		return 0;
+	if (n <= 0) {
+		snprintf(be->text, sizeof(be->text), "%s",
+			 n == 0 ? "connection closed" : c->bssl ? "TLS error" : strerror(errno));
+		be_fail(c, FAIL_BACKEND_DOWN, "backend_closed");
+		return -1;
+	}
+	buf_produce(&be->rx, (size_t)n);
+	if (be_lines(c) < 0)
+		return -1;
+	return n;
 }
 
 void
@@ -718,40 +827,38 @@ backend_on_io(struct conn *c, int revents)
 		if (c->closed || c->be == NULL || c->state != CS_BACKEND)
 			return;
 	}
-	if (be_flush(c) < 0)
-		return;
-	if (buf_len(&be->tx) == 0 && (revents & EV_READ)) {
-		for (int i = 0; i < 16; i++) {
-			size_t space;
-			uint8_t *t = buf_tail(&be->rx, &space);
-			ssize_t n;
+	/* Bounded rounds of: handshake, send, read.  Reading goes on until the
+	 * socket (and OpenSSL's buffer) is empty: bytes TLS already decrypted
+	 * would never wake the loop again. */
+	for (int round = 0; round < 32; round++) {
+		ssize_t moved = 0, n;
 
-			if (t == NULL) {
-				be_fail(c, FAIL_INTERNAL, "out_of_memory");
+		if (be->state == BE_TLS) {
+			char why[256];
+			int r = tls_backend_handshake(c, why, sizeof(why));
+			if (r < 0) {
+				set_text(be, why);
+				be_fail(c, FAIL_BACKEND_DOWN, "backend_tls_failed");
 				return;
 			}
-			n = recv(c->bfd, t, space, 0);
-			if (n < 0 && errno == EINTR)
-				continue;
-			if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+			if (r == 0)
 				break;
-			if (n <= 0) {
-				snprintf(be->text, sizeof(be->text), "%s",
-					 n == 0 ? "connection closed" : strerror(errno));
-				be_fail(c, FAIL_BACKEND_DOWN, "backend_closed");
-				return;
-			}
-			buf_produce(&be->rx, (size_t)n);
-			if (be_lines(c) < 0)
-				return; /* c may be gone */
-			if (buf_len(&be->tx) > 0)
-				break; /* answer first */
+			log_kv(LOG_DEBUG, "backend.tls", "cid=%016llx backend=%s version=%s",
+			       (unsigned long long)c->id, be->bc->name, SSL_get_version(c->bssl));
+			be_tls_done(c);
+			moved = 1;
 		}
+		if ((n = be_flush(c)) < 0)
+			return;
+		moved += n;
+		if (buf_len(&be->tx) == 0) {
+			if ((n = be_read(c)) < 0)
+				return; /* c may be gone */
+			moved += n;
+		}
+		if (moved == 0)
+			break;
 	}
-	/* Answers queued by the lines just read go out at once: the socket is
-	 * usually writable. */
-	if (be_flush(c) < 0)
-		return;
 	conn_update_io(c);
 }
 

@@ -330,6 +330,7 @@ struct opt {
 };
 
 static void check_user(struct ctx *x, const config_setting_t *s, const char *v);
+static void check_ticket_key_file(struct ctx *x, const config_setting_t *s, const char *v);
 static void parse_certificates(struct ctx *x, const config_setting_t *s);
 static void parse_listeners(struct ctx *x, const config_setting_t *s);
 static void parse_backends(struct ctx *x, const config_setting_t *s);
@@ -396,6 +397,8 @@ static const struct opt opts[] = {
 	O_STR(    "tls.ciphers",              tls.ciphers,                  DEF_CIPHERS, NULL),
 	O_STR(    "tls.ciphersuites",         tls.ciphersuites,             DEF_CIPHERSUITES, NULL),
 	O_STR(    "tls.groups",               tls.groups,                   DEF_GROUPS, NULL),
+	O_STR(    "tls.ticket_key_file",      tls.ticket_key_file,          NULL,      check_ticket_key_file),
+	O_DUR(    "tls.session_timeout",      tls.session_timeout_ms,       "1h",      MIN_MS, 7 * DAY_MS),
 
 	O_LIST(   "listeners",                parse_listeners,              "listener"),
 	O_LIST(   "backends",                 parse_backends,               "backend"),
@@ -700,20 +703,25 @@ check_user(struct ctx *x, const config_setting_t *s, const char *v)
 
 /* ---- lists ------------------------------------------------------------ */
 
+/* A list of { cert; key; } groups into *certs_out / *n_out. */
 static void
-parse_certificates(struct ctx *x, const config_setting_t *list)
+read_cert_list(struct ctx *x, const config_setting_t *list, struct cert_conf **certs_out,
+               size_t *n_out)
 {
 	static const char *const keys[] = {"cert", "key", NULL};
-	struct config *cfg = x->cfg;
 	int n = config_setting_length(list);
 
-	if ((cfg->tls.certs = calloc((size_t)n, sizeof(*cfg->tls.certs))) == NULL) {
+	if (n <= 0) {
+		perr(x, list, "certificates: the list is empty");
+		return;
+	}
+	if ((*certs_out = calloc((size_t)n, sizeof(**certs_out))) == NULL) {
 		perr(x, list, "out of memory");
 		return;
 	}
 	for (int i = 0; i < n; i++) {
 		const config_setting_t *g = config_setting_get_elem(list, i);
-		struct cert_conf *cc = &cfg->tls.certs[cfg->tls.ncerts++];
+		struct cert_conf *cc = &(*certs_out)[(*n_out)++];
 		const char *cert, *key;
 
 		if (!config_setting_is_group(g)) {
@@ -732,6 +740,18 @@ parse_certificates(struct ctx *x, const config_setting_t *list)
 			cc->key = dup_or_report(x, g, key);
 		}
 	}
+}
+
+static void
+parse_certificates(struct ctx *x, const config_setting_t *list)
+{
+	read_cert_list(x, list, &x->cfg->tls.certs, &x->cfg->tls.ncerts);
+}
+
+static void
+check_ticket_key_file(struct ctx *x, const config_setting_t *s, const char *v)
+{
+	check_readable(x, s, "ticket key file", v);
 }
 
 static bool
@@ -772,7 +792,7 @@ static void
 parse_listeners(struct ctx *x, const config_setting_t *list)
 {
 	static const char *const keys[] = {
-	    "listen", "protocol", "tls", "name", "allow_plaintext_auth", NULL};
+	    "listen", "protocol", "tls", "name", "allow_plaintext_auth", "certificates", NULL};
 	struct config *cfg = x->cfg;
 	int n = config_setting_length(list);
 
@@ -848,6 +868,15 @@ parse_listeners(struct ctx *x, const config_setting_t *list)
 				     "listener: 'allow_plaintext_auth' needs tls = \"starttls\"");
 			else
 				lc->allow_plaintext_auth = config_setting_get_bool(m);
+		}
+
+		if ((m = config_setting_get_member(g, "certificates")) != NULL) {
+			/* this listener's own set, chosen by SNI like tls.certificates */
+			if (!config_setting_is_list(m))
+				perr(x, m, "listener: 'certificates' must be a list ( { cert = ...; "
+				           "key = ...; } )");
+			else
+				read_cert_list(x, m, &lc->certs, &lc->ncerts);
 		}
 
 		if ((name = get_string(x, g, "name", "listener", &bad)) != NULL) {
@@ -926,7 +955,8 @@ backend_index(const struct config *cfg, const char *name)
 static void
 parse_backends(struct ctx *x, const config_setting_t *list)
 {
-	static const char *const keys[] = {"name", "host", "imap", "pop3", "tls", "ca", NULL};
+	static const char *const keys[] = {"name", "host", "imap", "pop3", "tls", "ca",
+	                                   "verify_name", "cert", "key", NULL};
 	struct config *cfg = x->cfg;
 	int n = config_setting_length(list);
 
@@ -981,10 +1011,10 @@ parse_backends(struct ctx *x, const config_setting_t *list)
 		if ((tls = get_string(x, g, "tls", what, &bad_tls)) != NULL) {
 			const config_setting_t *m = config_setting_get_member(g, "tls");
 
-			if (strcmp(tls, "implicit") == 0 || strcmp(tls, "starttls") == 0)
-				perr(x, m,
-				     "%s: backend TLS is not supported yet (use tls = \"none\")",
-				     what);
+			if (strcmp(tls, "implicit") == 0)
+				be->tls = TLSM_IMPLICIT;
+			else if (strcmp(tls, "starttls") == 0)
+				be->tls = TLSM_STARTTLS;
 			else if (strcmp(tls, "none") != 0)
 				perr(x, m,
 				     "%s: 'tls' must be \"none\", \"implicit\" or \"starttls\"",
@@ -999,6 +1029,35 @@ parse_backends(struct ctx *x, const config_setting_t *list)
 			if (!bad_tls && (tls == NULL || strcmp(tls, "none") == 0))
 				perr(x, m, "%s: 'ca' needs backend TLS, but tls = \"none\"", what);
 			be->ca = dup_or_report(x, m, ca);
+		}
+
+		{
+			const char *vn, *cert, *key;
+			bool bad_vn = false, bad_cert = false, bad_key = false;
+
+			if ((vn = get_string(x, g, "verify_name", what, &bad_vn)) != NULL) {
+				if (be->tls == TLSM_NONE)
+					perr(x, config_setting_get_member(g, "verify_name"),
+					     "%s: 'verify_name' needs backend TLS", what);
+				be->verify_name = dup_or_report(x, g, vn);
+			}
+			cert = get_string(x, g, "cert", what, &bad_cert);
+			key = get_string(x, g, "key", what, &bad_key);
+			if ((cert == NULL) != (key == NULL) && !bad_cert && !bad_key)
+				perr(x, g, "%s: a client certificate needs both 'cert' and 'key'",
+				     what);
+			if (cert != NULL) {
+				const config_setting_t *m = config_setting_get_member(g, "cert");
+				check_readable(x, m, "certificate file", cert);
+				if (be->tls == TLSM_NONE)
+					perr(x, m, "%s: 'cert' needs backend TLS", what);
+				be->cert = dup_or_report(x, m, cert);
+			}
+			if (key != NULL) {
+				const config_setting_t *m = config_setting_get_member(g, "key");
+				check_readable(x, m, "key file", key);
+				be->key = dup_or_report(x, m, key);
+			}
 		}
 
 		if (be->host != NULL && nports > 0)
@@ -1173,15 +1232,24 @@ config_free(struct config *cfg)
 	free(cfg->tls.ciphers);
 	free(cfg->tls.ciphersuites);
 	free(cfg->tls.groups);
+	free(cfg->tls.ticket_key_file);
 	for (size_t i = 0; i < cfg->nlisteners; i++) {
 		free(cfg->listeners[i].listen);
 		free(cfg->listeners[i].name);
+		for (size_t k = 0; k < cfg->listeners[i].ncerts; k++) {
+			free(cfg->listeners[i].certs[k].cert);
+			free(cfg->listeners[i].certs[k].key);
+		}
+		free(cfg->listeners[i].certs);
 	}
 	free(cfg->listeners);
 	for (size_t i = 0; i < cfg->nbackends; i++) {
 		free(cfg->backends[i].name);
 		free(cfg->backends[i].host);
 		free(cfg->backends[i].ca);
+		free(cfg->backends[i].verify_name);
+		free(cfg->backends[i].cert);
+		free(cfg->backends[i].key);
 	}
 	free(cfg->backends);
 	route_table_free(&cfg->routes);

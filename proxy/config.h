@@ -24,6 +24,8 @@ struct listener_conf {
 	enum tls_mode tls; /* TLSM_IMPLICIT or TLSM_STARTTLS */
 	char *name;	   /* for logs: lst=; defaults to the port number */
 	bool allow_plaintext_auth; /* starttls listeners: LOGIN/USER before TLS (default off) */
+	struct cert_conf *certs;   /* the listener's own certificate set, or NULL: tls.certificates */
+	size_t ncerts;
 };
 
 struct cert_conf {
@@ -37,8 +39,11 @@ struct backend_conf {
 	uint16_t port[PROTO__COUNT];	     /* 0: this backend does not serve that protocol */
 	struct sockaddr_storage addr[PROTO__COUNT]; /* resolved at load */
 	socklen_t addrlen[PROTO__COUNT];
-	enum tls_mode tls; /* link to the backend; TLSM_NONE for now */
-	char *ca;	   /* CA file to verify the backend, or NULL */
+	enum tls_mode tls; /* link to the backend */
+	char *ca;	   /* CA file to verify the backend, or NULL: the system store */
+	char *verify_name; /* name the backend certificate must carry; default: host */
+	char *cert;	   /* client certificate (PEM chain) for the backend, or NULL */
+	char *key;	   /* its key */
 };
 
 struct config {
@@ -56,6 +61,8 @@ struct config {
 		char *ciphers;	 /* TLS 1.2 cipher list */
 		char *ciphersuites; /* TLS 1.3 suites */
 		char *groups;
+		char *ticket_key_file;	     /* shared ticket keys for a fleet, or NULL */
+		uint64_t session_timeout_ms; /* resumption lifetime and key rotation, default 1h */
 	} tls;
 
 	struct listener_conf *listeners;

@@ -21,6 +21,7 @@
 #include "listener.h"
 #include "log.h"
 #include "relay.h"
+#include "runtime.h"
 #include "tls.h"
 
 const char *const conn_state_name[CS__COUNT] = {
@@ -81,9 +82,9 @@ format_peer(const struct sockaddr *sa, char *out, size_t outlen)
 }
 
 struct conn *
-conn_new(struct worker *w, const struct listener_conf *lc, int fd, const struct sockaddr *sa,
-	 socklen_t salen)
+conn_new(struct worker *w, size_t li, int fd, const struct sockaddr *sa, socklen_t salen)
 {
+	const struct listener_conf *lc;
 	struct conn *c;
 	int one = 1;
 
@@ -91,12 +92,17 @@ conn_new(struct worker *w, const struct listener_conf *lc, int fd, const struct 
 	c = calloc(1, sizeof(*c));
 	if (c == NULL)
 		goto fail;
+	/* The config and TLS of the moment, kept for the whole session. */
+	c->rt = runtime_get();
+	c->cfg = c->rt->cfg;
+	c->li = li;
+	c->lc = lc = &c->cfg->listeners[li];
 	c->w = w;
-	c->cfg = config_ref(w->cfg);
-	c->lc = lc;
 	c->proto = lc->proto == PROTO_IMAP ? &imap_proto_ops : &pop3_proto_ops;
 	c->fd = fd;
 	c->bfd = -1;
+	c->brd_wants = EV_READ;
+	c->bwr_wants = EV_WRITE;
 	c->id = splitmix64(&w->cid_state);
 	c->started = ev_now(w->loop);
 	c->rd_wants = EV_READ;
@@ -285,9 +291,9 @@ conn_update_io(struct conn *c)
 		if (buf_len(&c->out) > 0)
 			cw |= c->wr_wants;
 		if (!c->b_eof && buf_space(&c->out) > 0)
-			bw |= EV_READ;
+			bw |= c->brd_wants;
 		if (buf_len(&c->in) > 0)
-			bw |= EV_WRITE;
+			bw |= c->bwr_wants;
 		break;
 	case CS_CLOSING:
 		cw = c->wr_wants;
@@ -318,7 +324,7 @@ conn_client_read(struct conn *c, void *p, size_t n)
 		}
 		return CIO_ERR;
 	}
-	return tls_conn_read(c, p, n);
+	return tls_io_read(c->ssl, p, n, &c->rd_wants, &c->tls_failed);
 }
 
 ssize_t
@@ -338,7 +344,47 @@ conn_client_write(struct conn *c, const void *p, size_t n)
 		}
 		return CIO_ERR;
 	}
-	return tls_conn_write(c, p, n);
+	return tls_io_write(c->ssl, p, n, &c->wr_wants, &c->tls_failed);
+}
+
+ssize_t
+conn_backend_read(struct conn *c, void *p, size_t n)
+{
+	ssize_t r;
+
+	if (n == 0)
+		return CIO_AGAIN;
+	if (c->bssl != NULL)
+		return tls_io_read(c->bssl, p, n, &c->brd_wants, &c->btls_failed);
+	do
+		r = recv(c->bfd, p, n, 0);
+	while (r < 0 && errno == EINTR);
+	if (r >= 0)
+		return r;
+	if (errno == EAGAIN || errno == EWOULDBLOCK) {
+		c->brd_wants = EV_READ;
+		return CIO_AGAIN;
+	}
+	return CIO_ERR;
+}
+
+ssize_t
+conn_backend_write(struct conn *c, const void *p, size_t n)
+{
+	ssize_t r;
+
+	if (c->bssl != NULL)
+		return tls_io_write(c->bssl, p, n, &c->bwr_wants, &c->btls_failed);
+	do
+		r = send(c->bfd, p, n, MSG_NOSIGNAL);
+	while (r < 0 && errno == EINTR);
+	if (r > 0)
+		return r;
+	if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+		c->bwr_wants = EV_WRITE;
+		return CIO_AGAIN;
+	}
+	return CIO_ERR;
 }
 
 /* Write c->out to the client until done or the socket is full. Returns -1
@@ -586,9 +632,10 @@ conn_close(struct conn *c, const char *reason)
 	if (c->sess != NULL)
 		c->proto->free_sess(c);
 	conn_creds_free(c);
-	if (c->ssl != NULL) {
+	if (c->ssl != NULL)
 		tls_conn_free(c);
-	}
+	if (c->bssl != NULL)
+		tls_backend_free(c);
 	if (c->fd >= 0) {
 		close(c->fd);
 		c->fd = -1;
@@ -628,7 +675,7 @@ conn_reap(struct worker *w)
 	while (w->reap != NULL) {
 		struct conn *c = w->reap;
 		w->reap = c->reap_next;
-		config_unref(&c->cfg);
+		runtime_unref(&c->rt);
 		free(c);
 	}
 }

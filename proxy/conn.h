@@ -54,6 +54,7 @@ extern const char *const fail_class_name[FAIL__COUNT];
 struct conn;
 struct worker;
 struct backend;
+struct runtime;
 
 /* What differs between IMAP and POP3 in the session. */
 struct proto_ops {
@@ -83,7 +84,8 @@ struct creds {
 };
 
 struct listener {
-	const struct listener_conf *lc; /* borrowed from the worker's config */
+	size_t li;			/* index into cfg->listeners */
+	const char *name;		/* borrowed from the first config, for logs */
 	struct worker *w;		/* borrowed */
 	int fd;				/* owned */
 	ev_io io;
@@ -94,9 +96,7 @@ struct worker {
 	int id;
 	struct ev_loop *loop; /* owned */
 	pthread_t thread;
-	struct config *cfg; /* reference */
-	SSL_CTX *ssl_ctx;   /* borrowed (shared by all workers) */
-	struct listener *listeners;
+	struct listener *listeners; /* [i] serves cfg->listeners[i] of every runtime */
 	size_t nlisteners;
 	ev_async stop_async;
 	ev_prepare reap_prepare;
@@ -111,8 +111,10 @@ struct worker {
 struct conn {
 	uint64_t id;			/* random; logged as cid= */
 	struct worker *w;		/* borrowed */
-	struct config *cfg;		/* reference: the config this conn started under */
+	struct runtime *rt;		/* reference: the config + TLS this conn started under */
+	const struct config *cfg;	/* borrowed: rt->cfg */
 	const struct listener_conf *lc; /* borrowed from cfg */
+	size_t li;			/* index of lc in cfg->listeners */
 	const struct proto_ops *proto;
 	enum conn_state state; /* written only by conn_set_state() */
 
@@ -124,8 +126,10 @@ struct conn {
 	int wr_wants; /* EV_WRITE, or EV_READ when SSL_write wants to read */
 
 	int bfd;   /* backend socket, owned; -1 until connecting */
+	SSL *bssl; /* owned; TLS to the backend, or NULL */
 	ev_io bio; /* backend socket */
 	int bio_events;
+	int brd_wants, bwr_wants; /* as rd_wants/wr_wants, for the backend side */
 
 	ev_timer timer; /* the one timeout of the current state */
 	ev_tstamp timeout;
@@ -151,6 +155,8 @@ struct conn {
 	bool b_shut_wr;	 /* we shut down writing to the backend */
 	bool logged_in;
 	bool closed;
+	bool tls_failed;       /* client TLS had a fatal error: no close_notify */
+	bool btls_failed;      /* the same for the backend side */
 	bool starttls_pending; /* OK to STARTTLS written; handshake once flushed */
 	bool starttls_done;    /* TLS came by STARTTLS: no second greeting */
 	const char *login_mech; /* "login", "user", "plain" for logs */
@@ -162,8 +168,8 @@ struct conn {
 
 /* Take over an accepted socket; starts TLS or the greeting.  NULL on failure
  * (fd closed). */
-struct conn *conn_new(struct worker *w, const struct listener_conf *lc, int fd,
-		      const struct sockaddr *sa, socklen_t salen);
+struct conn *conn_new(struct worker *w, size_t li, int fd, const struct sockaddr *sa,
+		      socklen_t salen);
 
 void conn_set_state(struct conn *c, enum conn_state st);
 /* (Re)arm the timer with seconds; 0 stops it. */
@@ -194,6 +200,9 @@ void conn_update_io(struct conn *c);
 #define CIO_ERR	  (-2)
 ssize_t conn_client_read(struct conn *c, void *p, size_t n);
 ssize_t conn_client_write(struct conn *c, const void *p, size_t n);
+/* The same for the backend socket (TLS when c->bssl); brd_wants/bwr_wants. */
+ssize_t conn_backend_read(struct conn *c, void *p, size_t n);
+ssize_t conn_backend_write(struct conn *c, const void *p, size_t n);
 
 /* Free creds (wiped). */
 void conn_creds_free(struct conn *c);

@@ -115,17 +115,17 @@ accept_cb(struct ev_loop *loop, ev_io *io, int revents)
 					last_warn = ev_now(loop);
 					log_kv(LOG_WARN, "listener.pause",
 					       "lst=%s worker=%d reason=\"%s\" conns=%llu",
-					       l->lc->name, l->w->id, strerror(errno),
+					       l->name, l->w->id, strerror(errno),
 					       (unsigned long long)l->w->nconns);
 				}
 				pause_accepting(l->w);
 				return;
 			}
-			log_kv(LOG_WARN, "listener.error", "lst=%s reason=\"%s\"", l->lc->name,
+			log_kv(LOG_WARN, "listener.error", "lst=%s reason=\"%s\"", l->name,
 			       strerror(errno));
 			return;
 		}
-		(void)conn_new(l->w, l->lc, fd, (struct sockaddr *)&ss, sl);
+		(void)conn_new(l->w, l->li, fd, (struct sockaddr *)&ss, sl);
 	}
 }
 

@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <openssl/ssl.h>
@@ -18,6 +19,7 @@
 #include "config.h"
 #include "listener.h"
 #include "log.h"
+#include "runtime.h"
 #include "tls.h"
 #include "worker.h"
 
@@ -59,6 +61,89 @@ drop_privileges(const char *user)
 	return 0;
 }
 
+static uint64_t
+now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/* Listening sockets are bound once: a reload may not move them. */
+static bool
+same_listeners(const struct config *a, const struct config *b)
+{
+	if (a->nlisteners != b->nlisteners)
+		return false;
+	for (size_t i = 0; i < a->nlisteners; i++) {
+		const struct listener_conf *x = &a->listeners[i], *y = &b->listeners[i];
+		if (x->addrlen != y->addrlen || memcmp(&x->addr, &y->addr, x->addrlen) != 0 ||
+		    x->proto != y->proto || x->tls != y->tls)
+			return false;
+	}
+	return true;
+}
+
+/* Log each line of an error report as its own event. */
+static void
+log_errors(const char *event, char *text)
+{
+	char *save = NULL;
+
+	for (char *l = strtok_r(text, "\n", &save); l != NULL; l = strtok_r(NULL, "\n", &save)) {
+		char q[LOG_QUOTED_MAX];
+		log_kv(LOG_ERR, event, "result=failed error=%s", log_quote(q, sizeof(q), l, strlen(l)));
+	}
+}
+
+/*
+ * SIGHUP: read the file again and build its TLS state; new connections get
+ * the new pair, open ones keep theirs.  Anything wrong (a broken
+ * certificate, a typo, moved listeners) leaves the running pair in service.
+ */
+static void
+reload(const char *path, const struct config *first, unsigned *generation)
+{
+	struct config *cfg;
+	struct tls_state *tls = NULL;
+	struct runtime *rt;
+	char *report = NULL;
+	size_t len = 0;
+	FILE *errs = open_memstream(&report, &len);
+
+	if (errs == NULL)
+		return;
+	cfg = config_load(path, errs);
+	if (cfg != NULL && !same_listeners(first, cfg)) {
+		fprintf(errs, "%s: listeners changed: restart postern to apply that\n", path);
+		config_unref(&cfg);
+	}
+	if (cfg != NULL)
+		tls = tls_state_new(cfg, errs);
+	if (cfg != NULL && tls != NULL && tls_tickets_load(cfg, errs) == 0) {
+		fclose(errs);
+		free(report);
+		log_set_level(cfg->log_level);
+		if (cfg->workers != first->workers)
+			log_kv(LOG_WARN, "config.reload", "note=\"workers changes need a restart\"");
+		rt = runtime_new(cfg, tls, ++*generation);
+		if (rt == NULL) {
+			log_kv(LOG_ERR, "config.reload", "result=failed error=\"out of memory\"");
+			return;
+		}
+		runtime_publish(rt);
+		log_kv(LOG_INFO, "config.reload", "result=ok generation=%u", *generation);
+		return;
+	}
+	fclose(errs);
+	log_errors("config.reload", report);
+	free(report);
+	tls_state_unref(&tls);
+	config_unref(&cfg);
+	log_kv(LOG_ERR, "config.reload", "result=failed note=\"the running configuration stays\"");
+}
+
 int
 main(int argc, char **argv)
 {
@@ -66,7 +151,9 @@ main(int argc, char **argv)
 	bool check = false;
 	struct config *cfg;
 	struct worker *workers;
-	SSL_CTX *ctx;
+	struct tls_state *tls;
+	struct runtime *rt;
+	unsigned generation = 1;
 	sigset_t sigs;
 	int *fds, opt;
 	size_t nl;
@@ -98,18 +185,24 @@ main(int argc, char **argv)
 	cfg = config_load(path, stderr);
 	if (cfg == NULL)
 		return 1;
-	ctx = tls_ctx_new(cfg, stderr);
-	if (ctx == NULL) {
+	tls = tls_state_new(cfg, stderr);
+	if (tls == NULL || tls_tickets_load(cfg, stderr) < 0) {
+		tls_state_unref(&tls);
 		config_unref(&cfg);
 		return 1;
 	}
 	if (check) {
 		printf("%s: configuration ok (%zu listeners, %zu backends, %d workers)\n", path,
 		       cfg->nlisteners, cfg->nbackends, cfg->workers);
-		SSL_CTX_free(ctx);
+		tls_state_unref(&tls);
 		config_unref(&cfg);
 		return 0;
 	}
+	/* The first pair; cfg stays referenced here for the listeners' names. */
+	rt = runtime_new(config_ref(cfg), tls, generation);
+	if (rt == NULL)
+		fatal("out of memory");
+	runtime_publish(rt);
 	log_set_level(cfg->log_level);
 	signal(SIGPIPE, SIG_IGN);
 
@@ -142,7 +235,7 @@ main(int argc, char **argv)
 	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
 
 	for (int w = 0; w < cfg->workers; w++) {
-		if (worker_init(&workers[w], w, cfg, ctx, &fds[(size_t)w * nl], nl) < 0 ||
+		if (worker_init(&workers[w], w, cfg, &fds[(size_t)w * nl], nl) < 0 ||
 		    worker_start(&workers[w]) < 0)
 			fatal("cannot start worker");
 	}
@@ -155,12 +248,15 @@ main(int argc, char **argv)
 		       cfg->listeners[i].tls == TLSM_IMPLICIT ? "implicit" : "starttls");
 
 	for (;;) {
-		int sig = 0;
-		if (sigwait(&sigs, &sig) != 0)
+		/* Wake once a second for the ticket-key clock. */
+		struct timespec tick = {1, 0};
+		int sig = sigtimedwait(&sigs, NULL, &tick);
+
+		tls_tickets_tick(now_ms());
+		if (sig < 0)
 			continue;
 		if (sig == SIGHUP) {
-			log_kv(LOG_WARN, "config.reload",
-			       "result=unsupported note=\"restart postern to apply changes\"");
+			reload(path, cfg, &generation);
 			continue;
 		}
 		log_kv(LOG_INFO, "postern.stop", "signal=%s", sig == SIGTERM ? "TERM" : "INT");
@@ -172,7 +268,7 @@ main(int argc, char **argv)
 		worker_join(&workers[w]);
 	free(workers);
 	free(fds);
-	SSL_CTX_free(ctx);
+	runtime_publish(NULL);
 	config_unref(&cfg);
 	return 0;
 }

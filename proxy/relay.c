@@ -63,18 +63,19 @@ relay_run(struct conn *c)
 		}
 		/* c->in -> backend */
 		if (buf_len(&c->in) > 0) {
-			n = send(c->bfd, buf_head(&c->in), buf_len(&c->in), MSG_NOSIGNAL);
+			n = conn_backend_write(c, buf_head(&c->in), buf_len(&c->in));
 			if (n > 0) {
 				buf_consume(&c->in, (size_t)n);
 				progress = true;
-			} else if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK &&
-				   errno != EINTR) {
+			} else if (n != CIO_AGAIN) {
 				conn_close(c, "backend_write_error");
 				return;
 			}
 		}
 		/* Half-close: the client is done and everything it sent is out. */
 		if (c->c_eof && buf_len(&c->in) == 0 && !c->b_shut_wr) {
+			if (c->bssl != NULL)
+				(void)SSL_shutdown(c->bssl); /* close_notify; no wait */
 			shutdown(c->bfd, SHUT_WR);
 			c->b_shut_wr = true;
 		}
@@ -85,14 +86,14 @@ relay_run(struct conn *c)
 				conn_close(c, "out_of_memory");
 				return;
 			}
-			n = recv(c->bfd, t, space, 0);
+			n = conn_backend_read(c, t, space);
 			if (n > 0) {
 				buf_produce(&c->out, (size_t)n);
 				progress = true;
 			} else if (n == 0) {
 				c->b_eof = true;
 				progress = true;
-			} else if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
+			} else if (n == CIO_ERR) {
 				conn_close(c, "backend_read_error");
 				return;
 			} else if (buf_len(&c->out) == 0) {

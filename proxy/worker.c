@@ -38,16 +38,13 @@ stop_cb(struct ev_loop *loop, ev_async *a, int revents)
 }
 
 int
-worker_init(struct worker *w, int id, struct config *cfg, SSL_CTX *ctx, const int *fds,
-	    size_t nfds)
+worker_init(struct worker *w, int id, const struct config *cfg, const int *fds, size_t nfds)
 {
 	memset(w, 0, sizeof(*w));
 	w->id = id;
 	w->loop = ev_loop_new(EVFLAG_AUTO | EVFLAG_NOSIGMASK);
 	if (w->loop == NULL)
 		return -1;
-	w->cfg = config_ref(cfg);
-	w->ssl_ctx = ctx;
 	if (RAND_bytes((unsigned char *)&w->cid_state, sizeof(w->cid_state)) != 1)
 		w->cid_state = (uint64_t)getpid() * 0x9e3779b97f4a7c15ULL + (uint64_t)id;
 	w->listeners = calloc(nfds, sizeof(*w->listeners));
@@ -56,7 +53,8 @@ worker_init(struct worker *w, int id, struct config *cfg, SSL_CTX *ctx, const in
 	w->nlisteners = nfds;
 	for (size_t i = 0; i < nfds; i++) {
 		w->listeners[i].fd = fds[i];
-		w->listeners[i].lc = &cfg->listeners[i];
+		w->listeners[i].li = i;
+		w->listeners[i].name = cfg->listeners[i].name;
 		w->listeners[i].w = w;
 	}
 	ev_async_init(&w->stop_async, stop_cb);
@@ -96,5 +94,4 @@ worker_join(struct worker *w)
 		close(w->listeners[i].fd);
 	free(w->listeners);
 	ev_loop_destroy(w->loop);
-	config_unref(&w->cfg);
 }

@@ -7,10 +7,9 @@
 
 #include "conn.h"
 
-/* Set up w (loop, listeners from fds[0..nfds), which it takes over).  -1 on
- * failure. */
-int worker_init(struct worker *w, int id, struct config *cfg, SSL_CTX *ctx, const int *fds,
-		size_t nfds);
+/* Set up w: its loop and one listener per fds[i] (taken over), serving
+ * cfg->listeners[i] of whatever runtime is current.  -1 on failure. */
+int worker_init(struct worker *w, int id, const struct config *cfg, const int *fds, size_t nfds);
 /* Start the thread running the loop. */
 int worker_start(struct worker *w);
 /* Ask the worker to close everything and return (thread-safe). */

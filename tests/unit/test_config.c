@@ -410,17 +410,20 @@ each_mistake_is_reported_with_its_file_and_line(void **state)
 	    {TLS_OK LST("listen = \"127.0.0.1:995\"; protocol = \"pop3\";") BE("imap = 143;") RT_OK,
 	     "t.conf:2: listener \"127.0.0.1:995\": no backend serves pop3", 1},
 	    /* backends */
-	    {TLS_OK LST_OK BE("imap = 143; tls = \"starttls\";") RT_OK,
-	     "t.conf:3: backend 'mx1': backend TLS is not supported yet (use tls = \"none\")", 1},
-	    {TLS_OK LST_OK BE("imap = 143; tls = \"implicit\";") RT_OK,
-	     "t.conf:3: backend 'mx1': backend TLS is not supported yet (use tls = \"none\")", 1},
+	    {TLS_OK LST_OK BE("imap = 143; verify_name = \"mx.test\";") RT_OK,
+	     "t.conf:3: backend 'mx1': 'verify_name' needs backend TLS", 1},
+	    {TLS_OK LST_OK BE("imap = 143; tls = \"starttls\"; cert = \"@CERT@\";") RT_OK,
+	     "t.conf:3: backend 'mx1': a client certificate needs both 'cert' and 'key'", 1},
+	    {TLS_OK LST_OK BE("imap = 143; cert = \"@CERT@\"; key = \"@KEY@\";") RT_OK,
+	     "t.conf:3: backend 'mx1': 'cert' needs backend TLS", 1},
 	    {TLS_OK LST_OK BE("imap = 143; tls = \"plain\";") RT_OK,
 	     "t.conf:3: backend 'mx1': 'tls' must be \"none\", \"implicit\" or \"starttls\"", 1},
 	    {TLS_OK LST_OK BE("imap = 143; ca = \"@CERT@\";") RT_OK,
 	     "t.conf:3: backend 'mx1': 'ca' needs backend TLS, but tls = \"none\"", 1},
 	    {TLS_OK LST_OK BE("imap = 143; tls = \"starttls\"; ca = \"/nonexistent/ca.pem\";")
 	         RT_OK,
-	     "t.conf:3: backend 'mx1': backend TLS is not supported yet (use tls = \"none\")", 2},
+	     "t.conf:3: CA file \"/nonexistent/ca.pem\" is not readable: No such file or directory",
+	     1},
 	    {TLS_OK LST_OK BE("") RT_OK,
 	     "t.conf:3: backend 'mx1': needs an 'imap' or a 'pop3' port", 1},
 	    {TLS_OK LST_OK BE("imap = 0;") RT_OK,
@@ -516,7 +519,7 @@ all_mistakes_are_reported_at_once_in_file_order(void **state)
 	    "tls = { certificates = ( { cert = \"/nonexistent/c.pem\"; key = \"@KEY@\"; } );\n"
 	    "        min_version = \"SSLv3\"; };\n"
 	    "listeners = ( { listen = \"[::1]\"; protocol = \"imap\"; } );\n"
-	    "backends = ( { name = \"mx1\"; host = \"127.0.0.1\"; imap = 143; tls = \"starttls\"; "
+	    "backends = ( { name = \"mx1\"; host = \"127.0.0.1\"; imap = 143; tls = \"tls\"; "
 	    "} );\n"
 	    "routes = ( { domain = \"example.org\"; backend = \"mx2\"; } );\n"
 	    "timeouts = { idle = \"0s\"; };\n";
@@ -527,7 +530,7 @@ all_mistakes_are_reported_at_once_in_file_order(void **state)
 	    "directory\n"
 	    "t.conf:4: 'tls.min_version' = \"SSLv3\": TLS below 1.2 is not allowed (RFC 8996)\n"
 	    "t.conf:5: listener: bad listen address \"[::1]\": expected [IPv6]:port\n"
-	    "t.conf:6: backend 'mx1': backend TLS is not supported yet (use tls = \"none\")\n"
+	    "t.conf:6: backend 'mx1': 'tls' must be \"none\", \"implicit\" or \"starttls\"\n"
 	    "t.conf:7: route: unknown backend 'mx2'\n"
 	    "t.conf:8: 'timeouts.idle' must be between 1s and 1d\n";
 	char *errs = NULL;
