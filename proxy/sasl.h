@@ -10,8 +10,9 @@
 
 #define SASL_USER_MAX	256
 #define SASL_SECRET_MAX 1024
-/* base64 of authzid(<=256) NUL authcid(<=256) NUL passwd(<=1024), with its NUL */
-#define SASL_MAX_B64 2048
+/* base64 of authzid(<=256) NUL authcid(<=256) NUL passwd(<=1024), with its NUL:
+ * 4 * ceil(1538 / 3) + 1 = 2053 (sasl.c checks it) */
+#define SASL_MAX_B64 2056
 
 enum sasl_rc {
 	SASL_OK,

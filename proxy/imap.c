@@ -1,0 +1,897 @@
+/*
+ * imap.c: the pre-authentication IMAP command parser, a resumable byte state
+ * machine over RFC 9051 §9 grammar (tag, command word, astrings, literals).
+ * It owns no memory and never does I/O: every byte is looked at once and all
+ * state lives in struct imap_parser, so a command may arrive in any pieces.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "imap.h"
+
+/* Parser states (p->state). */
+enum {
+	S_TAG,       /* reading the tag */
+	S_VERB,      /* reading the command word */
+	S_ARG,       /* an astring (LOGIN) or ID item starts here */
+	S_ATOM,      /* inside an atom argument */
+	S_QUOTED,    /* inside a quoted string; sub 1 after a backslash */
+	S_LITANN,    /* inside "{n[+]}"; sub counts the parts seen */
+	S_LIT,       /* literal bytes, lit_left to come */
+	S_AFTER_ARG, /* an argument ended: SP, ")" (ID) or line end */
+	S_MECH,      /* AUTHENTICATE mechanism name */
+	S_IR,        /* AUTHENTICATE initial response (RFC 4959) */
+	S_ID_ARGS,   /* after "ID ": "(" or NIL */
+	S_ID_NIL,    /* matching NIL; sub = letters matched */
+	S_ID_LIST,   /* just after "(": ")" or the first item */
+	S_END,       /* only the line end may follow */
+	S_SKIP,      /* discarding to line end */
+	S_SASL,      /* a SASL response line (imap_parser_expect_sasl) */
+	S_FATAL,     /* gave IMAP_FATAL; stays here */
+};
+
+/* S_LITANN sub-states: after "{", after digits, after "+", after "}". */
+enum { LA_OPEN, LA_DIGITS, LA_PLUS, LA_CLOSE };
+
+/*
+ * p->scan: a line being skipped may still announce a literal, and "{n}" or
+ * "{n+}" just before the line end is one whatever precedes it (a quoted
+ * string cannot hold CR or LF, RFC 9051 §4.3).  The client will send (or wait
+ * to send) those bytes, so we must find them to stay in step with it; the
+ * detector runs over every line byte so it is right wherever an error began.
+ */
+enum { SK_TEXT, SK_OPEN, SK_DIGITS, SK_PLUS, SK_CLOSE };
+
+/* step() results besides an imap_rc: go on, or look at this byte again. */
+#define R_GO    (-1)
+#define R_AGAIN (-2)
+
+/* RFC 2971 §3.3 limits on ID. */
+#define ID_FIELD_MAX 30
+#define ID_VALUE_MAX 1024
+#define ID_PAIRS_MAX 30
+
+/* RFC 9051 §9: ATOM-CHAR is any CHAR except atom-specials. */
+static bool
+is_atom_char(uint8_t c)
+{
+	if (c <= 0x20 || c >= 0x7f)
+		return false;
+	return strchr("(){%*\"\\]", c) == NULL;
+}
+
+/* ASTRING-CHAR = ATOM-CHAR / resp-specials. */
+static bool
+is_astring_char(uint8_t c)
+{
+	return is_atom_char(c) || c == ']';
+}
+
+/* RFC 9051 §9: tag = 1*<any ASTRING-CHAR except "+">. */
+static bool
+is_tag_char(uint8_t c)
+{
+	return is_astring_char(c) && c != '+';
+}
+
+static bool
+is_alpha(uint8_t c)
+{
+	return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z');
+}
+
+static bool
+is_digit(uint8_t c)
+{
+	return c >= '0' && c <= '9';
+}
+
+/* Command words are atoms; we keep to letters, digits, "-" and "_" so
+ * that a word can be logged as is and garbage is told apart from an
+ * unknown command. */
+static bool
+is_verb_char(uint8_t c)
+{
+	return is_alpha(c) || is_digit(c) || c == '-' || c == '_';
+}
+
+/* RFC 4422 §3.1: mechanism names are upper-case letters, digits, "-", "_". */
+static bool
+is_mech_char(uint8_t c)
+{
+	return is_alpha(c) || is_digit(c) || c == '-' || c == '_';
+}
+
+/* RFC 4648 §4 alphabet plus the pad; RFC 4959 §3 base64 / "=". */
+static bool
+is_base64_char(uint8_t c)
+{
+	return is_alpha(c) || is_digit(c) || c == '+' || c == '/' || c == '=';
+}
+
+static uint8_t
+to_upper(uint8_t c)
+{
+	return (c >= 'a' && c <= 'z') ? (uint8_t)(c - 'a' + 'A') : c;
+}
+
+static bool
+word_eq(const char *word, size_t len, const char *upper)
+{
+	size_t i;
+
+	for (i = 0; i < len; i++) {
+		if (upper[i] == '\0' || to_upper((uint8_t)word[i]) != (uint8_t)upper[i])
+			return false;
+	}
+	return upper[i] == '\0';
+}
+
+/* Wipe that the compiler may not drop: the buffers held passwords. */
+static void
+wipe(void *b, size_t n)
+{
+	explicit_bzero(b, n);
+}
+
+static void
+reset_line(struct imap_parser *p)
+{
+	wipe(&p->cmd, sizeof(p->cmd));
+	p->state = p->expect_sasl ? S_SASL : S_TAG;
+	p->sub = 0;
+	p->line_len = 0;
+	p->lit_left = 0;
+	p->lit_nonsync = false;
+	p->lit_skip = false;
+	p->nargs = 0;
+	p->depth = 0;
+	p->arg_len = 0;
+	p->lit_len_acc = 0;
+	p->error = NULL;
+	p->cr = false;
+	p->scan = SK_TEXT;
+}
+
+void
+imap_parser_init(struct imap_parser *p, const struct imap_limits *lim)
+{
+	memset(p, 0, sizeof(*p));
+	p->lim.line_max = IMAP_LINE_MAX;
+	p->lim.literal_max = IMAP_SECRET_MAX;
+	if (lim != NULL && lim->line_max != 0)
+		p->lim.line_max = lim->line_max;
+	if (lim != NULL && lim->literal_max != 0)
+		p->lim.literal_max = lim->literal_max;
+	reset_line(p);
+}
+
+void
+imap_parser_expect_sasl(struct imap_parser *p)
+{
+	p->expect_sasl = true;
+	/* Called between commands; mid-line it takes effect at the next line. */
+	if (p->state == S_TAG && p->line_len == 0)
+		p->state = S_SASL;
+}
+
+/*
+ * Mark the line bad: the first reason is kept, the rest of the line is
+ * skipped, and the caller looks at the current byte again in S_SKIP (it
+ * may be "{" or the line end).
+ */
+static int
+fail(struct imap_parser *p, const char *why)
+{
+	if (p->error == NULL)
+		p->error = why;
+	if (p->state == S_TAG) {
+		/* RFC 9051 §7.1.5: an untagged BAD when the tag itself is bad. */
+		memset(p->cmd.tag, 0, sizeof(p->cmd.tag));
+		p->cmd.tag[0] = '*';
+	}
+	p->state = S_SKIP;
+	return R_AGAIN;
+}
+
+static int
+fatal(struct imap_parser *p, const char *why)
+{
+	p->error = why;
+	p->state = S_FATAL;
+	return IMAP_FATAL;
+}
+
+static uint32_t
+acc_digit(uint32_t acc, uint8_t c)
+{
+	/* RFC 9051 number is 32 bits; saturate, it is over any budget then. */
+	if (acc > (UINT32_MAX - 9) / 10)
+		return UINT32_MAX;
+	return acc * 10 + (uint32_t)(c - '0');
+}
+
+/* Where the bytes of the current argument go, and how many fit. */
+static char *
+arg_dest(struct imap_parser *p)
+{
+	if (p->cmd.verb == IMAP_V_LOGIN)
+		return p->nargs == 0 ? p->cmd.user : p->cmd.secret;
+	return NULL; /* ID items are counted, not kept */
+}
+
+static size_t
+arg_max(const struct imap_parser *p)
+{
+	if (p->cmd.verb == IMAP_V_LOGIN)
+		return p->nargs == 0 ? IMAP_USER_MAX : IMAP_SECRET_MAX;
+	return (p->nargs % 2 == 0) ? ID_FIELD_MAX : ID_VALUE_MAX;
+}
+
+static const char *
+arg_too_long(const struct imap_parser *p)
+{
+	if (p->cmd.verb == IMAP_V_LOGIN)
+		return p->nargs == 0 ? "user name too long" : "password too long";
+	return (p->nargs % 2 == 0) ? "ID field too long" : "ID value too long";
+}
+
+static int
+put(struct imap_parser *p, uint8_t c)
+{
+	char *dest = arg_dest(p);
+
+	if (p->arg_len >= arg_max(p))
+		return fail(p, arg_too_long(p));
+	if (dest != NULL)
+		dest[p->arg_len] = (char)c; /* cmd was zeroed: stays terminated */
+	p->arg_len++;
+	return R_GO;
+}
+
+static void
+arg_done(struct imap_parser *p)
+{
+	if (p->cmd.verb == IMAP_V_LOGIN) {
+		if (p->nargs == 0)
+			p->cmd.user_len = p->arg_len;
+		else
+			p->cmd.secret_len = p->arg_len;
+	}
+	p->nargs++;
+	p->state = S_AFTER_ARG;
+}
+
+static void
+lit_done(struct imap_parser *p)
+{
+	p->scan = SK_TEXT; /* what follows a literal starts afresh */
+	if (p->lit_skip)
+		p->state = S_SKIP;
+	else
+		arg_done(p);
+}
+
+/*
+ * A literal announced on a line being skipped.  A synchronising one on a bad
+ * line ends the line: we answer BAD instead of "+", so the client never sends
+ * it (RFC 9051 §7.5).  Any other must be read through, and bounded.
+ */
+static int
+skip_literal(struct imap_parser *p)
+{
+	size_t n = p->lit_len_acc;
+
+	if (!p->lit_nonsync && p->error != NULL)
+		return IMAP_BAD;
+	if (n > p->lim.literal_max)
+		return fatal(p, "literal too large");
+	p->lit_skip = true;
+	p->lit_left = n;
+	p->state = S_LIT;
+	if (n == 0)
+		lit_done(p);
+	return p->lit_nonsync ? R_GO : IMAP_CONTINUE;
+}
+
+/*
+ * "{n}" or "{n+}" then CRLF was read where an argument starts.  The budget is
+ * checked before "+" is sent (RFC 9051 §4.3; RFC 7888 §4 for "{n+}", which
+ * comes without asking and so is refused the same way).
+ */
+static int
+arg_literal(struct imap_parser *p)
+{
+	size_t n = p->lit_len_acc;
+	size_t budget = p->lim.literal_max;
+
+	if (p->cmd.verb == IMAP_V_LOGIN && arg_max(p) < budget)
+		budget = arg_max(p);
+	if (n > budget)
+		return fatal(p, "literal too large");
+	if (n > arg_max(p)) {
+		/* An ID item over its RFC 2971 size: a bad line, not a fatal one. */
+		p->error = arg_too_long(p);
+		p->state = S_SKIP;
+		return skip_literal(p);
+	}
+	p->lit_skip = false;
+	p->lit_left = n;
+	p->arg_len = 0;
+	p->state = S_LIT;
+	if (n == 0)
+		lit_done(p);
+	return p->lit_nonsync ? R_GO : IMAP_CONTINUE;
+}
+
+static enum imap_verb
+verb_lookup(const char *name, size_t len)
+{
+	static const struct {
+		const char *name;
+		enum imap_verb verb;
+	} verbs[] = {
+	    {"CAPABILITY", IMAP_V_CAPABILITY},
+	    {"NOOP", IMAP_V_NOOP},
+	    {"LOGOUT", IMAP_V_LOGOUT},
+	    {"ID", IMAP_V_ID},
+	    {"STARTTLS", IMAP_V_STARTTLS},
+	    {"LOGIN", IMAP_V_LOGIN},
+	    {"AUTHENTICATE", IMAP_V_AUTHENTICATE},
+	};
+	size_t i;
+
+	if (len > IMAP_VERB_MAX)
+		return IMAP_V_OTHER; /* name holds a cut copy; no verb is this long */
+	for (i = 0; i < sizeof(verbs) / sizeof(verbs[0]); i++) {
+		if (word_eq(name, len, verbs[i].name))
+			return verbs[i].verb;
+	}
+	return IMAP_V_OTHER;
+}
+
+/* The command word ended, at SP or at the line end. */
+static int
+verb_done(struct imap_parser *p, bool at_eol)
+{
+	p->cmd.verb = verb_lookup(p->cmd.name, p->arg_len);
+	p->arg_len = 0;
+	p->nargs = 0;
+	switch (p->cmd.verb) {
+	case IMAP_V_CAPABILITY:
+	case IMAP_V_NOOP:
+	case IMAP_V_LOGOUT:
+	case IMAP_V_STARTTLS:
+		return at_eol ? IMAP_CMD : fail(p, "unexpected arguments");
+	case IMAP_V_LOGIN:
+		if (at_eol)
+			return fail(p, "missing arguments");
+		p->state = S_ARG;
+		return R_GO;
+	case IMAP_V_AUTHENTICATE:
+		if (at_eol)
+			return fail(p, "missing mechanism");
+		p->state = S_MECH;
+		return R_GO;
+	case IMAP_V_ID:
+		if (at_eol)
+			return fail(p, "missing arguments");
+		p->state = S_ID_ARGS;
+		return R_GO;
+	default:
+		/* Valid only after login: the session refuses it, we skip its
+		 * arguments (literals included) without judging them. */
+		if (at_eol)
+			return IMAP_CMD;
+		p->state = S_SKIP;
+		return R_GO;
+	}
+}
+
+/* The literal detector; it also keeps the length and kind of "{n[+]}". */
+static void
+scan_byte(struct imap_parser *p, uint8_t c)
+{
+	if (c == '{') {
+		p->scan = SK_OPEN;
+		p->lit_len_acc = 0;
+	} else if (is_digit(c) && (p->scan == SK_OPEN || p->scan == SK_DIGITS)) {
+		p->scan = SK_DIGITS;
+		p->lit_len_acc = acc_digit(p->lit_len_acc, c);
+	} else if (c == '+' && p->scan == SK_DIGITS) {
+		p->scan = SK_PLUS;
+	} else if (c == '}' && (p->scan == SK_DIGITS || p->scan == SK_PLUS)) {
+		p->lit_nonsync = (p->scan == SK_PLUS);
+		p->scan = SK_CLOSE;
+	} else {
+		p->scan = SK_TEXT;
+	}
+}
+
+/* One byte of a line, neither CR nor LF nor NUL (unless in S_SKIP). */
+static int
+step(struct imap_parser *p, uint8_t c)
+{
+	switch (p->state) {
+	case S_TAG:
+		if (c == ' ' && p->arg_len > 0) {
+			p->state = S_VERB;
+			p->arg_len = 0;
+			return R_GO;
+		}
+		if (!is_tag_char(c) || p->arg_len == IMAP_TAG_MAX)
+			return fail(p, "invalid tag");
+		p->cmd.tag[p->arg_len++] = (char)c;
+		return R_GO;
+
+	case S_VERB:
+		if (c == ' ' && p->arg_len > 0)
+			return verb_done(p, false);
+		if (!is_verb_char(c) || (p->arg_len == 0 && !is_alpha(c)))
+			return fail(p, "invalid command");
+		if (p->arg_len < IMAP_VERB_MAX)
+			p->cmd.name[p->arg_len] = (char)c;
+		p->arg_len++;
+		return R_GO;
+
+	case S_ARG:
+		p->arg_len = 0;
+		if (c == '"') {
+			p->state = S_QUOTED;
+			p->sub = 0;
+			return R_GO;
+		}
+		if (c == '{') {
+			p->state = S_LITANN; /* scan_byte() reads the number */
+			p->sub = LA_OPEN;
+			return R_GO;
+		}
+		if (is_astring_char(c)) {
+			p->state = S_ATOM;
+			return R_AGAIN;
+		}
+		return fail(p, "invalid arguments");
+
+	case S_ATOM:
+		if (is_astring_char(c))
+			return put(p, c);
+		if (c == ' ' || (c == ')' && p->cmd.verb == IMAP_V_ID)) {
+			arg_done(p);
+			return R_AGAIN;
+		}
+		return fail(p, "invalid arguments");
+
+	case S_QUOTED:
+		/* RFC 9051 §4.3: only \" and \\ are escapes; no CR, LF, NUL.
+		 * 8-bit is refused pre-auth (RFC 3501 quoted strings are 7-bit). */
+		if (p->sub == 1) {
+			if (c != '"' && c != '\\')
+				return fail(p, "invalid escape in quoted string");
+			p->sub = 0;
+			return put(p, c);
+		}
+		if (c == '"') {
+			arg_done(p);
+			return R_GO;
+		}
+		if (c == '\\') {
+			p->sub = 1;
+			return R_GO;
+		}
+		if (c >= 0x80)
+			return fail(p, "invalid character in quoted string");
+		return put(p, c);
+
+	case S_LITANN:
+		/* RFC 9051 §9 literal: "{" number ["+"] "}" CRLF */
+		if (is_digit(c) && (p->sub == LA_OPEN || p->sub == LA_DIGITS)) {
+			p->sub = LA_DIGITS;
+			return R_GO;
+		}
+		if (c == '+' && p->sub == LA_DIGITS) {
+			p->sub = LA_PLUS;
+			return R_GO;
+		}
+		if (c == '}' && (p->sub == LA_DIGITS || p->sub == LA_PLUS)) {
+			p->sub = LA_CLOSE;
+			return R_GO;
+		}
+		return fail(p, "invalid literal");
+
+	case S_AFTER_ARG:
+		if (p->cmd.verb == IMAP_V_LOGIN) {
+			if (c != ' ')
+				return fail(p, "invalid arguments");
+			if (p->nargs >= 2)
+				return fail(p, "too many arguments");
+			p->state = S_ARG;
+			return R_GO;
+		}
+		/* ID list: items separated by SP, closed by ")" */
+		if (c == ' ') {
+			if (p->nargs >= 2 * ID_PAIRS_MAX)
+				return fail(p, "too many ID pairs");
+			p->state = S_ARG;
+			return R_GO;
+		}
+		if (c == ')') {
+			if (p->nargs % 2 != 0)
+				return fail(p, "ID list not in pairs");
+			p->depth = 0;
+			p->state = S_END;
+			return R_GO;
+		}
+		return fail(p, "invalid ID arguments");
+
+	case S_MECH:
+		if (c == ' ') {
+			if (p->arg_len == 0)
+				return fail(p, "missing mechanism");
+			p->state = S_IR;
+			p->arg_len = 0;
+			return R_GO;
+		}
+		if (!is_mech_char(c))
+			return fail(p, "invalid mechanism");
+		if (p->arg_len == IMAP_MECH_MAX)
+			return fail(p, "mechanism name too long");
+		p->cmd.mech[p->arg_len++] = (char)to_upper(c);
+		return R_GO;
+
+	case S_IR:
+		if (c == ' ')
+			return fail(p, "too many arguments");
+		if (!is_base64_char(c))
+			return fail(p, "invalid initial response");
+		if (p->arg_len == IMAP_SASL_MAX)
+			return fail(p, "initial response too long");
+		p->cmd.ir[p->arg_len++] = (char)c;
+		return R_GO;
+
+	case S_ID_ARGS:
+		if (c == '(') {
+			p->depth = 1;
+			p->state = S_ID_LIST;
+			return R_GO;
+		}
+		if (to_upper(c) == 'N') {
+			p->state = S_ID_NIL;
+			p->sub = 1;
+			return R_GO;
+		}
+		return fail(p, "invalid ID arguments");
+
+	case S_ID_NIL:
+		if (p->sub < 3 && to_upper(c) == (uint8_t) "NIL"[p->sub]) {
+			p->sub++;
+			return R_GO;
+		}
+		return fail(p, "invalid ID arguments");
+
+	case S_ID_LIST:
+		if (c == ')') {
+			p->depth = 0;
+			p->state = S_END; /* "()" is an empty list (RFC 2971 §4 "#") */
+			return R_GO;
+		}
+		p->state = S_ARG;
+		return R_AGAIN;
+
+	case S_END:
+		return fail(p, "unexpected arguments");
+
+	case S_SKIP:
+		return R_GO;
+
+	default:
+		return fail(p, "internal parser error");
+	}
+}
+
+/* The line ended (LF, or CRLF) in the current state. */
+static int
+eol(struct imap_parser *p)
+{
+	switch (p->state) {
+	case S_TAG:
+		if (p->arg_len == 0)
+			return fail(p, "empty command line");
+		p->state = S_VERB; /* the tag is good: keep it for the BAD */
+		return fail(p, "missing command");
+
+	case S_VERB:
+		if (p->arg_len == 0)
+			return fail(p, "missing command");
+		return verb_done(p, true);
+
+	case S_ARG:
+		return fail(p, "missing arguments");
+
+	case S_ATOM:
+		arg_done(p);
+		return R_AGAIN;
+
+	case S_QUOTED:
+		return fail(p, "unterminated quoted string");
+
+	case S_LITANN:
+		if (p->sub != LA_CLOSE)
+			return fail(p, "invalid literal");
+		return arg_literal(p);
+
+	case S_AFTER_ARG:
+		if (p->cmd.verb == IMAP_V_LOGIN)
+			return p->nargs == 2 ? IMAP_CMD : fail(p, "missing arguments");
+		return fail(p, "unterminated ID list");
+
+	case S_MECH:
+		if (p->arg_len == 0)
+			return fail(p, "missing mechanism");
+		return IMAP_CMD;
+
+	case S_IR:
+		if (p->arg_len == 0)
+			return fail(p, "missing initial response");
+		/* RFC 4959 §3: a lone "=" is an empty initial response. */
+		if (p->arg_len == 1 && p->cmd.ir[0] == '=') {
+			p->cmd.ir[0] = '\0';
+			p->cmd.ir_len = 0;
+		} else {
+			p->cmd.ir_len = p->arg_len;
+		}
+		p->cmd.has_ir = true;
+		return IMAP_CMD;
+
+	case S_ID_ARGS:
+		return fail(p, "missing arguments");
+
+	case S_ID_NIL:
+		return p->sub == 3 ? IMAP_CMD : fail(p, "invalid ID arguments");
+
+	case S_ID_LIST:
+		return fail(p, "unterminated ID list");
+
+	case S_END:
+		return IMAP_CMD;
+
+	case S_SKIP:
+		if (p->scan == SK_CLOSE)
+			return skip_literal(p);
+		return p->error != NULL ? IMAP_BAD : IMAP_CMD;
+
+	default:
+		return fail(p, "internal parser error");
+	}
+}
+
+static int
+run_step(struct imap_parser *p, uint8_t c)
+{
+	int r;
+
+	while ((r = step(p, c)) == R_AGAIN)
+		;
+	return r;
+}
+
+static int
+run_eol(struct imap_parser *p)
+{
+	int r;
+
+	while ((r = eol(p)) == R_AGAIN)
+		;
+	return r;
+}
+
+/* One byte of a command line (not literal content). */
+static int
+line_byte(struct imap_parser *p, uint8_t c)
+{
+	if (p->cr) {
+		p->cr = false;
+		if (c == '\n')
+			return run_eol(p);
+		/* RFC 9051 §2.2: lines end in CRLF; a lone CR is garbage. */
+		p->scan = SK_TEXT;
+		fail(p, "CR not followed by LF");
+	}
+	if (c == '\r') {
+		p->cr = true;
+		return R_GO;
+	}
+	if (c == '\n')
+		return run_eol(p); /* bare LF: tolerated, as most servers do */
+	if (c == '\0')
+		fail(p, "NUL in command"); /* RFC 9051 §9: CHAR excludes NUL */
+	scan_byte(p, c);
+	return run_step(p, c);
+}
+
+static int
+sasl_put(struct imap_parser *p, uint8_t c)
+{
+	if (p->arg_len >= IMAP_SASL_MAX)
+		return fatal(p, "SASL response too long");
+	p->cmd.ir[p->arg_len++] = (char)c;
+	return R_GO;
+}
+
+/*
+ * One byte of a SASL response line (RFC 9051 §6.2.2).  The line is kept as
+ * sent (a lone CR, NUL and all): the session's base64 decoder judges it.
+ */
+static int
+sasl_byte(struct imap_parser *p, uint8_t c)
+{
+	int r;
+
+	if (p->cr) {
+		p->cr = false;
+		if (c != '\n' && (r = sasl_put(p, '\r')) != R_GO)
+			return r;
+	}
+	if (c == '\r') {
+		p->cr = true;
+		return R_GO;
+	}
+	if (c != '\n')
+		return sasl_put(p, c);
+	p->cmd.verb = IMAP_V_SASL;
+	if (p->arg_len == 1 && p->cmd.ir[0] == '*') {
+		p->cmd.ir[0] = '\0';
+		p->cmd.cancelled = true;
+	} else {
+		p->cmd.ir_len = p->arg_len;
+		p->cmd.has_ir = true;
+	}
+	p->expect_sasl = false;
+	return IMAP_CMD;
+}
+
+/* Copy literal bytes into the argument they belong to. */
+static void
+lit_bytes(struct imap_parser *p, const uint8_t *b, size_t n)
+{
+	char *dest;
+
+	if (!p->lit_skip && (dest = arg_dest(p)) != NULL)
+		memcpy(dest + p->arg_len, b, n); /* fits: checked at "{n}" */
+	if (!p->lit_skip)
+		p->arg_len += n;
+}
+
+static void
+set_out_error(struct imap_parser *p, struct imap_cmd *out)
+{
+	memset(out, 0, sizeof(*out));
+	memcpy(out->tag, p->cmd.tag, sizeof(out->tag));
+	if (out->tag[0] == '\0')
+		out->tag[0] = '*';
+	memcpy(out->name, p->cmd.name, sizeof(out->name));
+	out->error = p->error;
+}
+
+enum imap_rc
+imap_parse(struct imap_parser *p, const uint8_t *buf, size_t len, size_t *used_out,
+           struct imap_cmd *cmd_out)
+{
+	size_t i = 0;
+	int r = R_GO;
+
+	if (p->state == S_FATAL) {
+		*used_out = 0;
+		set_out_error(p, cmd_out);
+		return IMAP_FATAL;
+	}
+	while (i < len && r == R_GO) {
+		if (p->state == S_LIT) {
+			size_t n = len - i < p->lit_left ? len - i : p->lit_left;
+
+			/* Literal bytes are data and do not count as line bytes. */
+			lit_bytes(p, buf + i, n);
+			i += n;
+			p->lit_left -= n;
+			if (p->lit_left == 0)
+				lit_done(p);
+			continue;
+		}
+		if (p->state == S_SASL) {
+			r = sasl_byte(p, buf[i++]);
+			continue;
+		}
+		if (++p->line_len > p->lim.line_max) {
+			r = fatal(p, "line too long");
+			i++;
+			break;
+		}
+		r = line_byte(p, buf[i++]);
+	}
+	*used_out = i;
+	switch (r) {
+	case R_GO:
+		return IMAP_MORE;
+	case IMAP_CONTINUE:
+		return IMAP_CONTINUE;
+	case IMAP_CMD:
+		*cmd_out = p->cmd;
+		cmd_out->error = NULL;
+		reset_line(p);
+		return IMAP_CMD;
+	case IMAP_BAD:
+		set_out_error(p, cmd_out);
+		reset_line(p);
+		return IMAP_BAD;
+	default:
+		set_out_error(p, cmd_out);
+		wipe(&p->cmd.user, sizeof(p->cmd.user));
+		wipe(&p->cmd.secret, sizeof(p->cmd.secret));
+		wipe(&p->cmd.ir, sizeof(p->cmd.ir));
+		return IMAP_FATAL;
+	}
+}
+
+void
+imap_cmd_wipe(struct imap_cmd *cmd)
+{
+	wipe(cmd->user, sizeof(cmd->user));
+	wipe(cmd->secret, sizeof(cmd->secret));
+	wipe(cmd->ir, sizeof(cmd->ir));
+	cmd->user_len = 0;
+	cmd->secret_len = 0;
+	cmd->ir_len = 0;
+}
+
+void
+imap_parser_wipe(struct imap_parser *p)
+{
+	imap_cmd_wipe(&p->cmd);
+	p->arg_len = 0;
+}
+
+/*
+ * RFC 9051 §4.3: a quoted string holds 7-bit text without CR, LF or NUL,
+ * with '"' and '\' escaped; anything else goes as a literal.
+ */
+size_t
+imap_quote(char *out, size_t outlen, const char *s, size_t len, bool nonsync, bool *is_literal_out)
+{
+	bool literal = false;
+	size_t need = 2; /* the quotes */
+	size_t i, o = 0;
+
+	for (i = 0; i < len; i++) {
+		uint8_t c = (uint8_t)s[i];
+
+		if (c == '\0' || c == '\r' || c == '\n' || c >= 0x80) {
+			literal = true;
+			break;
+		}
+		need += (c == '"' || c == '\\') ? 2 : 1;
+	}
+	if (is_literal_out != NULL)
+		*is_literal_out = literal;
+	if (literal) {
+		char hdr[32];
+		int hl = snprintf(hdr, sizeof(hdr), "{%zu%s}\r\n", len, nonsync ? "+" : "");
+
+		/* + 1: out is always NUL-terminated, for callers that format */
+		if (hl < 0 || out == NULL || len > outlen || (size_t)hl + 1 > outlen - len)
+			return 0;
+		memcpy(out, hdr, (size_t)hl);
+		memcpy(out + hl, s, len);
+		out[(size_t)hl + len] = '\0';
+		return (size_t)hl + len;
+	}
+	if (out == NULL || need + 1 > outlen)
+		return 0;
+	out[o++] = '"';
+	for (i = 0; i < len; i++) {
+		if (s[i] == '"' || s[i] == '\\')
+			out[o++] = '\\';
+		out[o++] = s[i];
+	}
+	out[o++] = '"';
+	out[o] = '\0';
+	return o;
+}

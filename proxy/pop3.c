@@ -1,0 +1,345 @@
+/*
+ * pop3.c: the POP3 authorization-state command parser (RFC 1939 §4, §7;
+ * RFC 2449 CAPA; RFC 5034 AUTH; RFC 2595 STLS).  It assembles one line in
+ * the parser, then splits it; it owns no memory and never does I/O.
+ */
+#include <string.h>
+
+#include "pop3.h"
+
+static bool
+is_alpha(uint8_t c)
+{
+	return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z');
+}
+
+static bool
+is_digit(uint8_t c)
+{
+	return c >= '0' && c <= '9';
+}
+
+/* RFC 4422 §3.1: mechanism names are upper-case letters, digits, "-", "_". */
+static bool
+is_mech_char(uint8_t c)
+{
+	return is_alpha(c) || is_digit(c) || c == '-' || c == '_';
+}
+
+/* RFC 4648 §4 alphabet and pad; RFC 5034 §4 initial-response. */
+static bool
+is_base64_char(uint8_t c)
+{
+	return is_alpha(c) || is_digit(c) || c == '+' || c == '/' || c == '=';
+}
+
+static uint8_t
+to_upper(uint8_t c)
+{
+	return (c >= 'a' && c <= 'z') ? (uint8_t)(c - 'a' + 'A') : c;
+}
+
+static bool
+word_eq(const uint8_t *word, size_t len, const char *upper)
+{
+	size_t i;
+
+	for (i = 0; i < len; i++) {
+		if (upper[i] == '\0' || to_upper(word[i]) != (uint8_t)upper[i])
+			return false;
+	}
+	return upper[i] == '\0';
+}
+
+/* Wipe that the compiler may not drop: lines hold PASS arguments. */
+static void
+wipe(void *b, size_t n)
+{
+	explicit_bzero(b, n);
+}
+
+void
+pop3_parser_init(struct pop3_parser *p)
+{
+	memset(p, 0, sizeof(*p));
+	p->line_max = POP3_LINE_MAX;
+}
+
+void
+pop3_parser_expect_sasl(struct pop3_parser *p)
+{
+	/* RFC 5034 §4: responses are not bound by the 255-octet line limit. */
+	p->expect_sasl = true;
+	p->line_max = POP3_SASL_MAX + 2;
+}
+
+static enum pop3_verb
+verb_lookup(const uint8_t *w, size_t n)
+{
+	static const struct {
+		const char *name;
+		enum pop3_verb verb;
+	} verbs[] = {
+	    {"CAPA", POP3_V_CAPA},
+	    {"USER", POP3_V_USER},
+	    {"PASS", POP3_V_PASS},
+	    {"AUTH", POP3_V_AUTH},
+	    {"QUIT", POP3_V_QUIT},
+	    {"STLS", POP3_V_STLS},
+	    {"NOOP", POP3_V_NOOP},
+	    /* RFC 1939 §5, §7 transaction commands (and APOP, LAST, XCLIENT):
+	     * known, so the session can say "not now" instead of "what?" */
+	    {"STAT", POP3_V_OTHER},
+	    {"LIST", POP3_V_OTHER},
+	    {"RETR", POP3_V_OTHER},
+	    {"DELE", POP3_V_OTHER},
+	    {"RSET", POP3_V_OTHER},
+	    {"TOP", POP3_V_OTHER},
+	    {"UIDL", POP3_V_OTHER},
+	    {"LAST", POP3_V_OTHER},
+	    {"APOP", POP3_V_OTHER},
+	    {"XCLIENT", POP3_V_OTHER},
+	};
+	size_t i;
+
+	for (i = 0; i < sizeof(verbs) / sizeof(verbs[0]); i++) {
+		if (word_eq(w, n, verbs[i].name))
+			return verbs[i].verb;
+	}
+	return POP3_V_NONE;
+}
+
+/* AUTH [mech [initial-response]] (RFC 5034 §4), a = the text after "AUTH". */
+static enum pop3_rc
+parse_auth(const uint8_t *a, size_t n, struct pop3_cmd *cmd)
+{
+	size_t i, m;
+
+	if (n == 0)
+		return POP3_CMD; /* no mechanism: list them (RFC 5034 §4) */
+	/* a[0] is the single SP */
+	for (m = 1; m < n && a[m] != ' '; m++) {
+		if (!is_mech_char(a[m])) {
+			cmd->error = "invalid mechanism";
+			return POP3_BAD;
+		}
+	}
+	if (m == 1) {
+		cmd->error = "invalid arguments";
+		return POP3_BAD;
+	}
+	if (m - 1 > POP3_MECH_MAX) {
+		cmd->error = "mechanism name too long";
+		return POP3_BAD;
+	}
+	for (i = 1; i < m; i++)
+		cmd->mech[i - 1] = (char)to_upper(a[i]);
+	cmd->has_mech = true;
+	if (m == n)
+		return POP3_CMD;
+	a += m + 1;
+	n -= m + 1;
+	if (n == 0 || a[0] == ' ') {
+		cmd->error = "invalid arguments"; /* RFC 2449 §3: one SP apart */
+		return POP3_BAD;
+	}
+	for (i = 0; i < n; i++) {
+		if (a[i] == ' ') {
+			cmd->error = "too many arguments";
+			return POP3_BAD;
+		}
+		if (!is_base64_char(a[i])) {
+			cmd->error = "invalid initial response";
+			return POP3_BAD;
+		}
+	}
+	if (n > POP3_SASL_MAX) {
+		cmd->error = "initial response too long";
+		return POP3_BAD;
+	}
+	cmd->has_ir = true;
+	/* RFC 5034 §4: a lone "=" is an empty initial response. */
+	if (n == 1 && a[0] == '=')
+		return POP3_CMD;
+	memcpy(cmd->ir, a, n);
+	cmd->ir_len = n;
+	return POP3_CMD;
+}
+
+/* One command line, terminator removed. */
+static enum pop3_rc
+parse_command(const uint8_t *l, size_t n, struct pop3_cmd *cmd)
+{
+	size_t w, i;
+	const uint8_t *a;
+
+	for (w = 0; w < n && l[w] != ' '; w++)
+		;
+	for (i = 0; i < w && i < POP3_VERB_MAX; i++)
+		cmd->name[i] = (char)to_upper(l[i]);
+	if (memchr(l, '\0', n) != NULL) {
+		cmd->error = "NUL in command";
+		return POP3_BAD;
+	}
+	if (memchr(l, '\r', n) != NULL) {
+		cmd->error = "CR not followed by LF";
+		return POP3_BAD;
+	}
+	if (w == 0) {
+		cmd->error = "empty command";
+		return POP3_BAD;
+	}
+	cmd->verb = verb_lookup(l, w);
+	a = l + w; /* the arguments, with their leading SP */
+	n -= w;
+	if (cmd->verb != POP3_V_PASS) {
+		/* Trailing spaces are client sloppiness, not arguments. */
+		while (n > 0 && a[n - 1] == ' ')
+			n--;
+	}
+	switch (cmd->verb) {
+	case POP3_V_NONE:
+		cmd->error = "unknown command";
+		return POP3_BAD;
+	case POP3_V_CAPA:
+	case POP3_V_QUIT:
+	case POP3_V_STLS:
+	case POP3_V_NOOP:
+		if (n != 0) {
+			cmd->error = "unexpected arguments";
+			return POP3_BAD;
+		}
+		return POP3_CMD;
+	case POP3_V_USER:
+		/* RFC 1939 §7 USER name: the rest of the line, spaces around cut. */
+		while (n > 0 && a[0] == ' ') {
+			a++;
+			n--;
+		}
+		if (n == 0) {
+			cmd->error = "missing user name";
+			return POP3_BAD;
+		}
+		if (n > POP3_USER_MAX) {
+			cmd->error = "user name too long";
+			return POP3_BAD;
+		}
+		memcpy(cmd->user, a, n);
+		cmd->user_len = n;
+		return POP3_CMD;
+	case POP3_V_PASS:
+		/* RFC 1939 §7: the argument may be the rest of the line, spaces
+		 * included; only the one separating SP is dropped. */
+		if (n < 2) {
+			cmd->error = "missing password";
+			return POP3_BAD;
+		}
+		if (n - 1 > POP3_SECRET_MAX) {
+			cmd->error = "password too long";
+			return POP3_BAD;
+		}
+		memcpy(cmd->secret, a + 1, n - 1);
+		cmd->secret_len = n - 1;
+		return POP3_CMD;
+	case POP3_V_AUTH:
+		return parse_auth(a, n, cmd);
+	default:
+		return POP3_CMD; /* POP3_V_OTHER: arguments left to the session */
+	}
+}
+
+static enum pop3_rc
+line_done(struct pop3_parser *p, struct pop3_cmd *cmd)
+{
+	size_t n = p->line_len - 1; /* the LF */
+	enum pop3_rc rc = POP3_CMD;
+
+	memset(cmd, 0, sizeof(*cmd));
+	if (n > 0 && p->line[n - 1] == '\r')
+		n--;
+	if (p->expect_sasl) {
+		/* RFC 5034 §4: "*" cancels; otherwise the line is passed as
+		 * sent, for the base64 decoder to judge. */
+		p->expect_sasl = false;
+		p->line_max = POP3_LINE_MAX;
+		cmd->verb = POP3_V_SASL;
+		if (n > POP3_SASL_MAX) {
+			/* only reachable with a bare LF ending */
+			cmd->error = "line too long";
+			rc = POP3_FATAL;
+			p->overlong = true;
+		} else if (n == 1 && p->line[0] == '*') {
+			cmd->cancelled = true;
+		} else {
+			memcpy(cmd->ir, p->line, n);
+			cmd->ir_len = n;
+			cmd->has_ir = true;
+		}
+	} else {
+		rc = parse_command(p->line, n, cmd);
+		if (rc == POP3_BAD) {
+			cmd->verb = POP3_V_NONE;
+			wipe(cmd->user, sizeof(cmd->user));
+			wipe(cmd->secret, sizeof(cmd->secret));
+			wipe(cmd->ir, sizeof(cmd->ir));
+			cmd->user_len = cmd->secret_len = cmd->ir_len = 0;
+			cmd->has_ir = cmd->has_mech = false;
+			cmd->mech[0] = '\0';
+		}
+	}
+	wipe(p->line, p->line_len);
+	p->line_len = 0;
+	return rc;
+}
+
+enum pop3_rc
+pop3_parse(struct pop3_parser *p, const uint8_t *buf, size_t len, size_t *used_out,
+           struct pop3_cmd *cmd_out)
+{
+	size_t i;
+
+	if (p->overlong) {
+		*used_out = 0;
+		memset(cmd_out, 0, sizeof(*cmd_out));
+		cmd_out->error = "line too long";
+		return POP3_FATAL;
+	}
+	for (i = 0; i < len; i++) {
+		uint8_t c = buf[i];
+
+		/* RFC 2449 §4: 255 octets with the CRLF; we do not wait for the
+		 * end of a line that is already too long. */
+		if (++p->line_len > p->line_max) {
+			p->overlong = true;
+			wipe(p->line, sizeof(p->line));
+			*used_out = i + 1;
+			memset(cmd_out, 0, sizeof(*cmd_out));
+			cmd_out->error = "line too long";
+			return POP3_FATAL;
+		}
+		if (c == '\n') {
+			*used_out = i + 1;
+			return line_done(p, cmd_out);
+		}
+		p->line[p->line_len - 1] = c; /* line_max < sizeof(p->line) */
+	}
+	*used_out = len;
+	return POP3_MORE;
+}
+
+void
+pop3_cmd_wipe(struct pop3_cmd *cmd)
+{
+	wipe(cmd->user, sizeof(cmd->user));
+	wipe(cmd->secret, sizeof(cmd->secret));
+	wipe(cmd->ir, sizeof(cmd->ir));
+	cmd->user_len = 0;
+	cmd->secret_len = 0;
+	cmd->ir_len = 0;
+}
+
+void
+pop3_parser_wipe(struct pop3_parser *p)
+{
+	wipe(p->line, sizeof(p->line));
+}

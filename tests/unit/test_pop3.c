@@ -1,0 +1,463 @@
+/*
+ * test_pop3.c: the POP3 authorization-state parser (proxy/pop3.c).  Every
+ * input is also fed one byte at a time and cut at every point, and must give
+ * the same transcript.
+ */
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "unit.h"
+
+#include "pop3.h"
+
+#define RESULTS_MAX 16
+#define LOG_MAX     32768
+
+/* A pretend session: feeds bytes, answers AUTH with "+ ". */
+struct drive {
+	struct pop3_parser p;
+	struct pop3_cmd cmd[RESULTS_MAX]; /* POP3_CMD, POP3_BAD, POP3_FATAL in order */
+	enum pop3_rc rc[RESULTS_MAX];
+	size_t n;
+	size_t off; /* bytes consumed so far */
+	bool fatal;
+	char log[LOG_MAX];
+	size_t log_len;
+};
+
+static void
+tr_printf(struct drive *d, const char *fmt, ...)
+{
+	va_list ap;
+	int w;
+
+	va_start(ap, fmt);
+	w = vsnprintf(d->log + d->log_len, sizeof(d->log) - d->log_len, fmt, ap);
+	va_end(ap);
+	assert_true(w >= 0 && (size_t)w < sizeof(d->log) - d->log_len);
+	d->log_len += (size_t)w;
+}
+
+static void
+tr_hex(struct drive *d, const char *key, const char *s, size_t n)
+{
+	tr_printf(d, " %s=", key);
+	for (size_t i = 0; i < n; i++)
+		tr_printf(d, "%02x", (unsigned char)s[i]);
+}
+
+static void
+drive_feed(struct drive *d, const uint8_t *in, size_t len)
+{
+	size_t off = 0;
+
+	while (off < len && !d->fatal) {
+		struct pop3_cmd c;
+		size_t used = (size_t)-1;
+		enum pop3_rc rc = pop3_parse(&d->p, in + off, len - off, &used, &c);
+
+		assert_true(used <= len - off);
+		off += used;
+		d->off += used;
+		if (rc == POP3_MORE) {
+			assert_int_equal(off, len);
+			continue;
+		}
+		assert_true(used > 0);
+		assert_true(strnlen(c.name, sizeof(c.name)) < sizeof(c.name));
+		assert_true(strnlen(c.mech, sizeof(c.mech)) < sizeof(c.mech));
+		assert_true(c.user_len <= POP3_USER_MAX && c.user[c.user_len] == '\0');
+		assert_true(c.secret_len <= POP3_SECRET_MAX && c.secret[c.secret_len] == '\0');
+		assert_true(c.ir_len <= POP3_SASL_MAX && c.ir[c.ir_len] == '\0');
+		assert_true(d->n < RESULTS_MAX);
+		d->rc[d->n] = rc;
+		d->cmd[d->n++] = c;
+		if (rc == POP3_CMD) {
+			assert_null(c.error);
+			tr_printf(d, "CMD@%zu v=%d name=%s", d->off, c.verb, c.name);
+			tr_hex(d, "user", c.user, c.user_len);
+			tr_hex(d, "secret", c.secret, c.secret_len);
+			tr_hex(d, "ir", c.ir, c.ir_len);
+			tr_printf(d, " mech=%s has_mech=%d has_ir=%d cancelled=%d|", c.mech,
+			          c.has_mech, c.has_ir, c.cancelled);
+			if (c.verb == POP3_V_AUTH && c.has_mech && !c.has_ir)
+				pop3_parser_expect_sasl(&d->p);
+		} else {
+			assert_non_null(c.error);
+			assert_int_equal(c.user_len + c.secret_len + c.ir_len, 0);
+			tr_printf(d, "%s@%zu name=%s error=%s|", rc == POP3_BAD ? "BAD" : "FATAL",
+			          d->off, c.name, c.error);
+			d->fatal = rc == POP3_FATAL;
+		}
+	}
+}
+
+static struct drive *
+run_split(const void *in, size_t len, size_t cut)
+{
+	struct drive *d = calloc(1, sizeof(*d));
+
+	assert_non_null(d);
+	pop3_parser_init(&d->p);
+	drive_feed(d, in, cut);
+	drive_feed(d, (const uint8_t *)in + cut, len - cut);
+	return d;
+}
+
+/* Whole, byte by byte, and cut at every point: one transcript. */
+static struct drive *
+run(const void *in, size_t len)
+{
+	struct drive *whole = run_split(in, len, len);
+	struct drive *d = calloc(1, sizeof(*d));
+
+	assert_non_null(d);
+	pop3_parser_init(&d->p);
+	for (size_t i = 0; i < len; i++)
+		drive_feed(d, (const uint8_t *)in + i, 1);
+	assert_string_equal(d->log, whole->log);
+	free(d);
+	for (size_t cut = 0; cut <= len; cut++) {
+		d = run_split(in, len, cut);
+		if (strcmp(d->log, whole->log) != 0)
+			fail_msg("cut %zu: %s\n  whole: %s", cut, d->log, whole->log);
+		free(d);
+	}
+	return whole;
+}
+
+#define IN(s) s, sizeof(s) - 1
+
+struct row {
+	const char *in;
+	size_t len;
+	enum pop3_rc rc; /* the first result */
+	const char *error;
+	enum pop3_verb verb; /* for POP3_CMD */
+	const char *name;
+};
+
+static void
+check_rows(const struct row *rows, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		struct drive *d = run(rows[i].in, rows[i].len);
+
+		if (d->n == 0)
+			fail_msg("row %zu: no result", i);
+		if (d->rc[0] != rows[i].rc)
+			fail_msg("row %zu: rc %d, want %d (%s)", i, d->rc[0], rows[i].rc, d->log);
+		if (rows[i].error == NULL)
+			assert_null(d->cmd[0].error);
+		else if (d->cmd[0].error == NULL || strcmp(d->cmd[0].error, rows[i].error) != 0)
+			fail_msg("row %zu: error \"%s\", want \"%s\"", i,
+			         d->cmd[0].error ? d->cmd[0].error : "(null)", rows[i].error);
+		if (rows[i].rc == POP3_CMD)
+			assert_int_equal(d->cmd[0].verb, rows[i].verb);
+		if (rows[i].name != NULL)
+			assert_string_equal(d->cmd[0].name, rows[i].name);
+		free(d);
+	}
+}
+
+static void
+well_formed_commands_parse_in_any_split(void **state)
+{
+	static const struct row rows[] = {
+	    {IN("CAPA\r\n"), POP3_CMD, NULL, POP3_V_CAPA, "CAPA"},
+	    {IN("capa\r\n"), POP3_CMD, NULL, POP3_V_CAPA, "CAPA"},
+	    {IN("CaPa\n"), POP3_CMD, NULL, POP3_V_CAPA, "CAPA"},
+	    {IN("CAPA  \r\n"), POP3_CMD, NULL, POP3_V_CAPA, NULL},
+	    {IN("QUIT\r\n"), POP3_CMD, NULL, POP3_V_QUIT, "QUIT"},
+	    {IN("stls\r\n"), POP3_CMD, NULL, POP3_V_STLS, "STLS"},
+	    {IN("NOOP\r\n"), POP3_CMD, NULL, POP3_V_NOOP, "NOOP"},
+	    {IN("USER alice\r\n"), POP3_CMD, NULL, POP3_V_USER, "USER"},
+	    {IN("user   alice  \r\n"), POP3_CMD, NULL, POP3_V_USER, NULL},
+	    {IN("PASS secret\r\n"), POP3_CMD, NULL, POP3_V_PASS, "PASS"},
+	    {IN("PASS  s e c \r\n"), POP3_CMD, NULL, POP3_V_PASS, NULL},
+	    {IN("AUTH\r\n"), POP3_CMD, NULL, POP3_V_AUTH, "AUTH"},
+	    {IN("AUTH \r\n"), POP3_CMD, NULL, POP3_V_AUTH, NULL},
+	    {IN("auth plain\r\n"), POP3_CMD, NULL, POP3_V_AUTH, NULL},
+	    {IN("AUTH PLAIN =\r\n"), POP3_CMD, NULL, POP3_V_AUTH, NULL},
+	    {IN("AUTH PLAIN AGFsaWNlAHNlY3JldA==\r\n"), POP3_CMD, NULL, POP3_V_AUTH, NULL},
+	    {IN("STAT\r\n"), POP3_CMD, NULL, POP3_V_OTHER, "STAT"},
+	    {IN("list 1\r\n"), POP3_CMD, NULL, POP3_V_OTHER, "LIST"},
+	    {IN("RETR 1\r\n"), POP3_CMD, NULL, POP3_V_OTHER, "RETR"},
+	    {IN("DELE 1\r\n"), POP3_CMD, NULL, POP3_V_OTHER, "DELE"},
+	    {IN("RSET\r\n"), POP3_CMD, NULL, POP3_V_OTHER, "RSET"},
+	    {IN("TOP 1 10\r\n"), POP3_CMD, NULL, POP3_V_OTHER, "TOP"},
+	    {IN("UIDL\r\n"), POP3_CMD, NULL, POP3_V_OTHER, "UIDL"},
+	    {IN("LAST\r\n"), POP3_CMD, NULL, POP3_V_OTHER, "LAST"},
+	    {IN("APOP mrose c4c9334bac560ecc979e58001b3e22fb\r\n"), POP3_CMD, NULL, POP3_V_OTHER,
+	     "APOP"},
+	    {IN("xclient ADDR=192.0.2.1\r\n"), POP3_CMD, NULL, POP3_V_OTHER, "XCLIENT"},
+	};
+	(void)state;
+	check_rows(rows, sizeof(rows) / sizeof(rows[0]));
+}
+
+static void
+malformed_commands_give_bad_with_reason_in_any_split(void **state)
+{
+	static const struct row rows[] = {
+	    {IN("\r\n"), POP3_BAD, "empty command", 0, ""},
+	    {IN("\n"), POP3_BAD, "empty command", 0, ""},
+	    {IN(" USER alice\r\n"), POP3_BAD, "empty command", 0, ""},
+	    {IN("FOO\r\n"), POP3_BAD, "unknown command", 0, "FOO"},
+	    {IN("CAPABILITY\r\n"), POP3_BAD, "unknown command", 0, "CAPABILI"},
+	    {IN("USERalice\r\n"), POP3_BAD, "unknown command", 0, "USERALIC"},
+	    {IN("LOGIN a b\r\n"), POP3_BAD, "unknown command", 0, "LOGIN"},
+	    {IN("CAPA x\r\n"), POP3_BAD, "unexpected arguments", 0, "CAPA"},
+	    {IN("QUIT now\r\n"), POP3_BAD, "unexpected arguments", 0, "QUIT"},
+	    {IN("USER\r\n"), POP3_BAD, "missing user name", 0, "USER"},
+	    {IN("USER   \r\n"), POP3_BAD, "missing user name", 0, "USER"},
+	    {IN("PASS\r\n"), POP3_BAD, "missing password", 0, "PASS"},
+	    {IN("PASS \r\n"), POP3_BAD, "missing password", 0, "PASS"},
+	    {IN("AUTH  PLAIN\r\n"), POP3_BAD, "invalid arguments", 0, "AUTH"},
+	    {IN("AUTH PL@IN\r\n"), POP3_BAD, "invalid mechanism", 0, "AUTH"},
+	    {IN("AUTH ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456\r\n"), POP3_BAD, "mechanism name too long",
+	     0, "AUTH"},
+	    {IN("AUTH PLAIN  x\r\n"), POP3_BAD, "invalid arguments", 0, "AUTH"},
+	    {IN("AUTH PLAIN a b\r\n"), POP3_BAD, "too many arguments", 0, "AUTH"},
+	    {IN("AUTH PLAIN ab!=\r\n"), POP3_BAD, "invalid initial response", 0, "AUTH"},
+	    {IN("USER al\0ice\r\n"), POP3_BAD, "NUL in command", 0, "USER"},
+	    {IN("PASS s\0\r\n"), POP3_BAD, "NUL in command", 0, "PASS"},
+	    {IN("\0\r\n"), POP3_BAD, "NUL in command", 0, NULL},
+	    {IN("USER al\rice\r\n"), POP3_BAD, "CR not followed by LF", 0, "USER"},
+	    {IN("QUIT\r\r\n"), POP3_BAD, "CR not followed by LF", 0, NULL},
+	};
+	(void)state;
+	check_rows(rows, sizeof(rows) / sizeof(rows[0]));
+}
+
+static void
+arguments_are_copied_as_rfc1939_says(void **state)
+{
+	struct drive *d = run(IN("USER   alice@example.org \r\nPASS  s e c \r\nuser a b\r\n"));
+	(void)state;
+	assert_int_equal(d->n, 3);
+	assert_string_equal(d->cmd[0].user, "alice@example.org");
+	assert_int_equal(d->cmd[0].user_len, 17);
+	/* PASS takes the rest of the line after one SP (RFC 1939 §7) */
+	assert_string_equal(d->cmd[1].secret, " s e c ");
+	assert_int_equal(d->cmd[1].secret_len, 7);
+	assert_string_equal(d->cmd[2].user, "a b");
+	free(d);
+}
+
+static void
+auth_mechanism_and_initial_response(void **state)
+{
+	struct drive *d = run(IN("AUTH\r\nAUTH plain AGFsaWNlAHNlY3JldA==\r\nAUTH PLAIN =\r\n"));
+	(void)state;
+	assert_int_equal(d->n, 3);
+	assert_false(d->cmd[0].has_mech); /* list the mechanisms */
+	assert_true(d->cmd[1].has_mech);
+	assert_string_equal(d->cmd[1].mech, "PLAIN");
+	assert_true(d->cmd[1].has_ir);
+	assert_string_equal(d->cmd[1].ir, "AGFsaWNlAHNlY3JldA==");
+	assert_int_equal(d->cmd[1].ir_len, 20);
+	/* RFC 5034 §4: "=" is an empty initial response */
+	assert_true(d->cmd[2].has_ir);
+	assert_int_equal(d->cmd[2].ir_len, 0);
+	free(d);
+}
+
+static void
+auth_without_initial_response_reads_one_sasl_line(void **state)
+{
+	struct drive *d = run(IN("AUTH PLAIN\r\nAGFsaWNlAHNlY3JldA==\r\nCAPA\r\n"
+	                         "AUTH PLAIN\r\n*\r\nAUTH PLAIN\r\n\r\nAUTH X\r\nQUIT\r\n"));
+	(void)state;
+	assert_int_equal(d->n, 9);
+	assert_int_equal(d->cmd[1].verb, POP3_V_SASL);
+	assert_true(d->cmd[1].has_ir);
+	assert_string_equal(d->cmd[1].ir, "AGFsaWNlAHNlY3JldA==");
+	assert_int_equal(d->cmd[2].verb, POP3_V_CAPA);
+	assert_int_equal(d->cmd[4].verb, POP3_V_SASL);
+	assert_true(d->cmd[4].cancelled);
+	assert_int_equal(d->cmd[4].ir_len, 0);
+	/* an empty line is an empty response */
+	assert_int_equal(d->cmd[6].verb, POP3_V_SASL);
+	assert_false(d->cmd[6].cancelled);
+	assert_true(d->cmd[6].has_ir);
+	assert_int_equal(d->cmd[6].ir_len, 0);
+	/* a line that looks like a command is still the response */
+	assert_int_equal(d->cmd[8].verb, POP3_V_SASL);
+	assert_string_equal(d->cmd[8].ir, "QUIT");
+	free(d);
+}
+
+static void
+line_over_255_octets_is_fatal(void **state)
+{
+	char in[600];
+	struct drive *d;
+	(void)state;
+
+	/* 255 octets with CRLF pass (RFC 2449 §4) */
+	memcpy(in, "USER ", 5);
+	memset(in + 5, 'u', 248);
+	memcpy(in + 253, "\r\n", 2);
+	d = run(in, 255);
+	assert_int_equal(d->rc[0], POP3_CMD);
+	assert_int_equal(d->cmd[0].user_len, 248);
+	free(d);
+	/* and with a bare LF, 254 + LF */
+	in[253] = 'u';
+	in[254] = '\n';
+	d = run(in, 255);
+	assert_int_equal(d->rc[0], POP3_CMD);
+	assert_int_equal(d->cmd[0].user_len, 249);
+	free(d);
+	/* 256 do not; FATAL comes before the line end */
+	memcpy(in + 253, "u\r\n", 3);
+	d = run(in, 256);
+	assert_int_equal(d->n, 1);
+	assert_int_equal(d->rc[0], POP3_FATAL);
+	assert_string_equal(d->cmd[0].error, "line too long");
+	assert_int_equal(d->off, 256);
+	free(d);
+	memset(in, 'x', sizeof(in));
+	d = run(in, sizeof(in));
+	assert_int_equal(d->rc[0], POP3_FATAL);
+	assert_int_equal(d->off, 256);
+	free(d);
+}
+
+static void
+sasl_lines_may_exceed_255_octets_up_to_their_own_cap(void **state)
+{
+	static char in[POP3_SASL_MAX + 64];
+	size_t o = (size_t)snprintf(in, sizeof(in), "AUTH PLAIN\r\n");
+	struct drive *d;
+	(void)state;
+
+	memset(in + o, 'A', POP3_SASL_MAX);
+	memcpy(in + o + POP3_SASL_MAX, "\r\nCAPA\r\n", 8);
+	d = run(in, o + POP3_SASL_MAX + 8);
+	assert_int_equal(d->n, 3);
+	assert_int_equal(d->cmd[1].verb, POP3_V_SASL);
+	assert_int_equal(d->cmd[1].ir_len, POP3_SASL_MAX);
+	assert_int_equal(d->cmd[2].verb, POP3_V_CAPA); /* back to 255 */
+	free(d);
+	/* one more, with CRLF or with a bare LF, is fatal */
+	memcpy(in + o + POP3_SASL_MAX, "A\r\n", 3);
+	d = run(in, o + POP3_SASL_MAX + 3);
+	assert_int_equal(d->rc[1], POP3_FATAL);
+	free(d);
+	memcpy(in + o + POP3_SASL_MAX, "A\n", 2);
+	d = run(in, o + POP3_SASL_MAX + 2);
+	assert_int_equal(d->rc[1], POP3_FATAL);
+	assert_string_equal(d->cmd[1].error, "line too long");
+	free(d);
+	/* the limit is back to 255 after the SASL line */
+	o = (size_t)snprintf(in, sizeof(in), "AUTH PLAIN\r\n*\r\nUSER ");
+	memset(in + o, 'u', 300);
+	memcpy(in + o + 300, "\r\n", 2);
+	d = run(in, o + 302);
+	assert_int_equal(d->rc[2], POP3_FATAL);
+	free(d);
+}
+
+static void
+pipelined_commands_stop_used_right_after_each_lf(void **state)
+{
+	static const char in[] = "CAPA\r\nUSER a\nPASS b\r\nQUIT\r\n";
+	static const size_t want[] = {6, 7, 8, 6};
+	struct pop3_parser p;
+	struct pop3_cmd cmd;
+	size_t off = 0, used;
+	(void)state;
+
+	pop3_parser_init(&p);
+	for (size_t i = 0; i < 4; i++) {
+		assert_int_equal(
+		    pop3_parse(&p, (const uint8_t *)in + off, sizeof(in) - 1 - off, &used, &cmd),
+		    POP3_CMD);
+		assert_int_equal(used, want[i]);
+		off += used;
+	}
+	used = 99;
+	assert_int_equal(pop3_parse(&p, (const uint8_t *)in, 0, &used, &cmd), POP3_MORE);
+	assert_int_equal(used, 0);
+	free(run(IN(in)));
+}
+
+static void
+bad_command_pipelined_before_good_one_is_answered_separately(void **state)
+{
+	struct drive *d = run(IN("FOO bar\r\nUSER alice\r\n"));
+	(void)state;
+	assert_int_equal(d->n, 2);
+	assert_int_equal(d->rc[0], POP3_BAD);
+	assert_int_equal(d->rc[1], POP3_CMD);
+	assert_string_equal(d->cmd[1].user, "alice");
+	free(d);
+}
+
+static void
+fatal_is_sticky_and_used_is_always_set(void **state)
+{
+	static char in[300];
+	struct pop3_parser p;
+	struct pop3_cmd cmd;
+	size_t used = 1234;
+	(void)state;
+
+	memset(in, 'x', sizeof(in));
+	pop3_parser_init(&p);
+	assert_int_equal(pop3_parse(&p, (const uint8_t *)in, sizeof(in), &used, &cmd), POP3_FATAL);
+	assert_int_equal(used, 256);
+	used = 1234;
+	assert_int_equal(pop3_parse(&p, (const uint8_t *)"CAPA\r\n", 6, &used, &cmd), POP3_FATAL);
+	assert_int_equal(used, 0);
+	assert_string_equal(cmd.error, "line too long");
+}
+
+static void
+wipe_clears_credentials_in_command_and_parser(void **state)
+{
+	static const char zero[POP3_SASL_MAX + 3];
+	struct pop3_parser p;
+	struct pop3_cmd cmd;
+	size_t used;
+	(void)state;
+
+	pop3_parser_init(&p);
+	assert_int_equal(pop3_parse(&p, (const uint8_t *)"PASS hunter2", 12, &used, &cmd),
+	                 POP3_MORE);
+	pop3_parser_wipe(&p);
+	assert_memory_equal(p.line, zero, sizeof(p.line));
+	pop3_parser_init(&p);
+	assert_int_equal(pop3_parse(&p, (const uint8_t *)"PASS hunter2\r\n", 14, &used, &cmd),
+	                 POP3_CMD);
+	assert_string_equal(cmd.secret, "hunter2");
+	/* the parser keeps no copy once the line is parsed */
+	assert_memory_equal(p.line, zero, sizeof(p.line));
+	pop3_cmd_wipe(&cmd);
+	assert_memory_equal(cmd.secret, zero, sizeof(cmd.secret));
+	assert_int_equal(cmd.secret_len, 0);
+	assert_string_equal(cmd.name, "PASS");
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(well_formed_commands_parse_in_any_split),
+	    cmocka_unit_test(malformed_commands_give_bad_with_reason_in_any_split),
+	    cmocka_unit_test(arguments_are_copied_as_rfc1939_says),
+	    cmocka_unit_test(auth_mechanism_and_initial_response),
+	    cmocka_unit_test(auth_without_initial_response_reads_one_sasl_line),
+	    cmocka_unit_test(line_over_255_octets_is_fatal),
+	    cmocka_unit_test(sasl_lines_may_exceed_255_octets_up_to_their_own_cap),
+	    cmocka_unit_test(pipelined_commands_stop_used_right_after_each_lf),
+	    cmocka_unit_test(bad_command_pipelined_before_good_one_is_answered_separately),
+	    cmocka_unit_test(fatal_is_sticky_and_used_is_always_set),
+	    cmocka_unit_test(wipe_clears_credentials_in_command_and_parser),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

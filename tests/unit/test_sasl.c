@@ -1,0 +1,319 @@
+/*
+ * test_sasl.c: SASL PLAIN and its base64 (proxy/sasl.c): RFC 4616 vectors,
+ * round trips, strict base64, authzid rules and field limits.
+ */
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "unit.h"
+
+#include "sasl.h"
+
+/* base64 of raw[0..n), via the encoder under test's own codec family. */
+#include <openssl/evp.h>
+
+static size_t
+b64(const void *raw, size_t n, char *out, size_t outlen)
+{
+	assert_true((n + 2) / 3 * 4 + 1 <= outlen);
+	return (size_t)EVP_EncodeBlock((unsigned char *)out, raw, (int)n);
+}
+
+struct decoded {
+	enum sasl_rc rc;
+	char user[SASL_USER_MAX + 1];
+	size_t user_len;
+	char secret[SASL_SECRET_MAX + 1];
+	size_t secret_len;
+};
+
+/* Decode into buffers pre-filled with junk, to see what gets wiped. */
+static void
+decode(const char *text, size_t len, struct decoded *d)
+{
+	memset(d->user, 'J', sizeof(d->user));
+	memset(d->secret, 'J', sizeof(d->secret));
+	d->user_len = d->secret_len = 777;
+	d->rc = sasl_plain_decode(text, len, d->user, &d->user_len, d->secret, &d->secret_len);
+}
+
+/* Decode the base64 of raw[0..n). */
+static void
+decode_raw(const void *raw, size_t n, struct decoded *d)
+{
+	static char text[4096];
+	size_t len = b64(raw, n, text, sizeof(text));
+
+	decode(text, len, d);
+}
+
+static void
+assert_wiped(const struct decoded *d)
+{
+	static const char zero[SASL_SECRET_MAX + 1];
+
+	assert_int_equal(d->user_len, 0);
+	assert_int_equal(d->secret_len, 0);
+	assert_memory_equal(d->user, zero, sizeof(d->user));
+	assert_memory_equal(d->secret, zero, sizeof(d->secret));
+}
+
+static void
+rfc4616_example_decodes(void **state)
+{
+	struct decoded d;
+	(void)state;
+
+	/* RFC 4616 §4: "\0tim\0tanstaaftanstaaf" */
+	decode("AHRpbQB0YW5zdGFhZnRhbnN0YWFm", 28, &d);
+	assert_int_equal(d.rc, SASL_OK);
+	assert_string_equal(d.user, "tim");
+	assert_int_equal(d.user_len, 3);
+	assert_string_equal(d.secret, "tanstaaftanstaaf");
+	assert_int_equal(d.secret_len, 16);
+}
+
+static void
+plain_message_table(void **state)
+{
+#define RAW(s) s, sizeof(s) - 1
+	static const struct {
+		const char *raw;
+		size_t len;
+		enum sasl_rc rc;
+		const char *user, *secret;
+	} rows[] = {
+	    {RAW("\0alice\0secret"), SASL_OK, "alice", "secret"},
+	    /* an authzid equal to the authcid asks for nothing more */
+	    {RAW("alice\0alice\0secret"), SASL_OK, "alice", "secret"},
+	    {RAW("\0a\0p"), SASL_OK, "a", "p"},
+	    {RAW("\0alice\0pass word \xc3\xa4"), SASL_OK, "alice", "pass word \xc3\xa4"},
+	    {RAW("bob\0alice\0secret"), SASL_AUTHZID, NULL, NULL},
+	    {RAW("alicex\0alice\0secret"), SASL_AUTHZID, NULL, NULL},
+	    {RAW("Alice\0alice\0secret"), SASL_AUTHZID, NULL, NULL},
+	    {RAW("\0alice\0"), SASL_BAD_FORMAT, NULL, NULL},
+	    {RAW("\0\0secret"), SASL_BAD_FORMAT, NULL, NULL},
+	    {RAW("\0\0"), SASL_BAD_FORMAT, NULL, NULL},
+	    {RAW("alice\0secret"), SASL_BAD_FORMAT, NULL, NULL},
+	    {RAW("alicesecret"), SASL_BAD_FORMAT, NULL, NULL},
+	    {RAW("\0alice\0sec\0ret"), SASL_BAD_FORMAT, NULL, NULL},
+	    {RAW("\0alice\0secret\0"), SASL_BAD_FORMAT, NULL, NULL},
+	    {RAW("\0"), SASL_BAD_FORMAT, NULL, NULL},
+	};
+#undef RAW
+	(void)state;
+
+	for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+		struct decoded d;
+
+		decode_raw(rows[i].raw, rows[i].len, &d);
+		if (d.rc != rows[i].rc)
+			fail_msg("row %zu: rc %d (%s), want %d", i, d.rc, sasl_strerror(d.rc),
+			         rows[i].rc);
+		if (rows[i].rc != SASL_OK) {
+			assert_wiped(&d);
+			continue;
+		}
+		assert_string_equal(d.user, rows[i].user);
+		assert_int_equal(d.user_len, strlen(rows[i].user));
+		assert_string_equal(d.secret, rows[i].secret);
+		assert_int_equal(d.secret_len, strlen(rows[i].secret));
+	}
+}
+
+static void
+bad_base64_is_refused_and_outputs_wiped(void **state)
+{
+	static const char *const rows[] = {
+	    "AHRpbQB0YW5zdGFhZnRhbnN0YWF",   /* length not a multiple of 4 */
+	    "AHRpbQB0YW5zdGFhZnRhbnN0YWFtm", /* ditto */
+	    " AHRpbQB0YW5zdGFhZnRhbnN0YWF",  /* whitespace */
+	    "AHRpbQB0YW5z dGFhZnRhbnN0YWF",
+	    "AHRpbQB0YW5zdGFhZnRhbnN0YWF\n",
+	    "AHRpbQB0YW5zdGFhZnRhbnN0YW\r\n",
+	    "AHRpbQB0YW5z\tGFhZnRhbnN0YWFm",
+	    "AHRpbQB0YW5zdGFhZnRhbnN0YW-m", /* base64url is not base64 */
+	    "AHRpbQB0YW5zdGFhZnRhbnN0YW_m",
+	    "AHRp=QB0YW5zdGFhZnRhbnN0YWFm", /* pad in the middle */
+	    "AHRpbQ==YW5zdGFhZnRhbnN0YWFm",
+	    "AGE=YQ==",
+	    "====",
+	    "A===",
+	    "AA=A",
+	    "AB==", /* pad bits not zero (RFC 4648 §3.5) */
+	    "AAB=",
+	    "*",
+	    "=",
+	};
+	(void)state;
+
+	for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+		struct decoded d;
+
+		decode(rows[i], strlen(rows[i]), &d);
+		if (d.rc != SASL_BAD_BASE64)
+			fail_msg("row %zu \"%s\": rc %d, want SASL_BAD_BASE64", i, rows[i], d.rc);
+		assert_wiped(&d);
+	}
+	/* a NUL inside the text is not base64 either */
+	{
+		struct decoded d;
+
+		decode("AHRp\0QB0", 8, &d);
+		assert_int_equal(d.rc, SASL_BAD_BASE64);
+	}
+}
+
+static void
+empty_response_is_bad_format(void **state)
+{
+	struct decoded d;
+	(void)state;
+
+	decode("", 0, &d);
+	assert_int_equal(d.rc, SASL_BAD_FORMAT);
+	assert_wiped(&d);
+}
+
+static void
+field_lengths_are_limited(void **state)
+{
+	static char raw[4096];
+	struct decoded d;
+	size_t n;
+	(void)state;
+
+	/* authcid 256 and passwd 1024 fit, also with an equal authzid */
+	n = 0;
+	memset(raw + n, 'u', SASL_USER_MAX);
+	n += SASL_USER_MAX;
+	raw[n++] = '\0';
+	memset(raw + n, 'u', SASL_USER_MAX);
+	n += SASL_USER_MAX;
+	raw[n++] = '\0';
+	memset(raw + n, 'p', SASL_SECRET_MAX);
+	n += SASL_SECRET_MAX;
+	decode_raw(raw, n, &d);
+	assert_int_equal(d.rc, SASL_OK);
+	assert_int_equal(d.user_len, SASL_USER_MAX);
+	assert_int_equal(d.secret_len, SASL_SECRET_MAX);
+	assert_int_equal(d.user[SASL_USER_MAX], '\0');
+	assert_int_equal(d.secret[SASL_SECRET_MAX], '\0');
+	/* one more in the password */
+	raw[n++] = 'p';
+	decode_raw(raw, n, &d);
+	assert_int_equal(d.rc, SASL_TOO_LONG);
+	assert_wiped(&d);
+	/* one more in the user name */
+	n = 0;
+	raw[n++] = '\0';
+	memset(raw + n, 'u', SASL_USER_MAX + 1);
+	n += SASL_USER_MAX + 1;
+	raw[n++] = '\0';
+	raw[n++] = 'p';
+	decode_raw(raw, n, &d);
+	assert_int_equal(d.rc, SASL_TOO_LONG);
+	assert_wiped(&d);
+	/* huge input: refused without decoding it all */
+	memset(raw, 'A', sizeof(raw));
+	decode(raw, sizeof(raw), &d);
+	assert_int_equal(d.rc, SASL_TOO_LONG);
+	assert_wiped(&d);
+}
+
+static void
+encode_then_decode_round_trips(void **state)
+{
+	static char user[SASL_USER_MAX + 1], secret[SASL_SECRET_MAX + 1];
+	static char out[2048];
+	static const size_t ulens[] = {1, 2, 3, 4, 5, 100, SASL_USER_MAX};
+	static const size_t slens[] = {1, 2, 3, 7, 8, 9, 500, SASL_SECRET_MAX};
+	(void)state;
+
+	for (size_t i = 0; i < sizeof(user); i++)
+		user[i] = (char)('a' + i % 26);
+	for (size_t i = 0; i < sizeof(secret); i++)
+		secret[i] = (char)(1 + i % 255); /* every byte but NUL */
+	for (size_t u = 0; u < sizeof(ulens) / sizeof(ulens[0]); u++) {
+		for (size_t s = 0; s < sizeof(slens) / sizeof(slens[0]); s++) {
+			struct decoded d;
+			size_t n =
+			    sasl_plain_encode(user, ulens[u], secret, slens[s], out, sizeof(out));
+
+			assert_int_equal(n, (2 + ulens[u] + slens[s] + 2) / 3 * 4);
+			assert_int_equal(strlen(out), n);
+			decode(out, n, &d);
+			assert_int_equal(d.rc, SASL_OK);
+			assert_int_equal(d.user_len, ulens[u]);
+			assert_memory_equal(d.user, user, ulens[u]);
+			assert_int_equal(d.secret_len, slens[s]);
+			assert_memory_equal(d.secret, secret, slens[s]);
+		}
+	}
+}
+
+static void
+encode_gives_the_rfc4616_example(void **state)
+{
+	char out[64];
+	(void)state;
+
+	assert_int_equal(sasl_plain_encode("tim", 3, "tanstaaftanstaaf", 16, out, sizeof(out)), 28);
+	assert_string_equal(out, "AHRpbQB0YW5zdGFhZnRhbnN0YWFm");
+}
+
+static void
+encode_refuses_what_would_not_decode_back(void **state)
+{
+	static char big[SASL_SECRET_MAX + 2];
+	char out[2048];
+	(void)state;
+
+	memset(big, 'x', sizeof(big));
+	/* fits exactly: 28 characters and the NUL */
+	assert_int_equal(sasl_plain_encode("tim", 3, "tanstaaftanstaaf", 16, out, 29), 28);
+	assert_int_equal(sasl_plain_encode("tim", 3, "tanstaaftanstaaf", 16, out, 28), 0);
+	assert_int_equal(sasl_plain_encode("tim", 3, "tanstaaftanstaaf", 16, NULL, 0), 0);
+	assert_int_equal(sasl_plain_encode("", 0, "p", 1, out, sizeof(out)), 0);
+	assert_int_equal(sasl_plain_encode("u", 1, "", 0, out, sizeof(out)), 0);
+	assert_int_equal(sasl_plain_encode("a\0b", 3, "p", 1, out, sizeof(out)), 0);
+	assert_int_equal(sasl_plain_encode("u", 1, "p\0", 2, out, sizeof(out)), 0);
+	assert_int_equal(sasl_plain_encode(big, SASL_USER_MAX + 1, "p", 1, out, sizeof(out)), 0);
+	assert_int_equal(sasl_plain_encode("u", 1, big, SASL_SECRET_MAX + 1, out, sizeof(out)), 0);
+	assert_true(sasl_plain_encode(big, SASL_USER_MAX, big, SASL_SECRET_MAX, out, sizeof(out)) >
+	            0);
+}
+
+static void
+strerror_names_every_rc(void **state)
+{
+	static const enum sasl_rc rcs[] = {SASL_OK, SASL_BAD_BASE64, SASL_BAD_FORMAT, SASL_TOO_LONG,
+	                                   SASL_AUTHZID};
+	(void)state;
+
+	for (size_t i = 0; i < sizeof(rcs) / sizeof(rcs[0]); i++) {
+		assert_non_null(sasl_strerror(rcs[i]));
+		for (size_t j = 0; j < i; j++)
+			assert_string_not_equal(sasl_strerror(rcs[i]), sasl_strerror(rcs[j]));
+	}
+	assert_non_null(sasl_strerror((enum sasl_rc)99));
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(rfc4616_example_decodes),
+	    cmocka_unit_test(plain_message_table),
+	    cmocka_unit_test(bad_base64_is_refused_and_outputs_wiped),
+	    cmocka_unit_test(empty_response_is_bad_format),
+	    cmocka_unit_test(field_lengths_are_limited),
+	    cmocka_unit_test(encode_then_decode_round_trips),
+	    cmocka_unit_test(encode_gives_the_rfc4616_example),
+	    cmocka_unit_test(encode_refuses_what_would_not_decode_back),
+	    cmocka_unit_test(strerror_names_every_rc),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
