@@ -52,6 +52,30 @@ enum { SK_TEXT, SK_OPEN, SK_DIGITS, SK_PLUS, SK_CLOSE };
 #define ID_PAIRS_MAX 30
 
 /* RFC 9051 §9: ATOM-CHAR is any CHAR except atom-specials. */
+
+/* May c continue a UTF-8 sequence that began with lead and has left
+ * continuation bytes to come?  RFC 3629 §4: no overlongs, no surrogates,
+ * nothing above U+10FFFF (the second byte's range depends on the lead). */
+static bool
+utf8_cont_ok(int lead, int left, uint8_t c)
+{
+	bool second = (lead >= 0xe0 && lead <= 0xef) ? left == 2 : lead >= 0xf0 ? left == 3 : false;
+
+	if (c < 0x80 || c > 0xbf)
+		return false;
+	if (!second)
+		return true;
+	if (lead == 0xe0)
+		return c >= 0xa0;
+	if (lead == 0xed)
+		return c <= 0x9f;
+	if (lead == 0xf0)
+		return c >= 0x90;
+	if (lead == 0xf4)
+		return c <= 0x8f;
+	return true;
+}
+
 static bool
 is_atom_char(uint8_t c)
 {
@@ -463,11 +487,21 @@ step(struct imap_parser *p, uint8_t c)
 
 	case S_QUOTED:
 		/* RFC 9051 §4.3: only \" and \\ are escapes; no CR, LF, NUL.
-		 * 8-bit is refused pre-auth (RFC 3501 quoted strings are 7-bit). */
+		 * 8-bit bytes must be well-formed UTF-8 (QUOTED-CHAR's UTF8-2/3/4,
+		 * RFC 3629 §4): clients send UTF-8 passwords as quoted strings.
+		 * sub: 1 after a backslash; else (lead << 8) | continuations left. */
 		if (p->sub == 1) {
 			if (c != '"' && c != '\\')
 				return fail(p, "invalid escape in quoted string");
 			p->sub = 0;
+			return put(p, c);
+		}
+		if ((p->sub & 0xff) != 0) {
+			if (!utf8_cont_ok(p->sub >> 8, p->sub & 0xff, c))
+				return fail(p, "invalid UTF-8 in quoted string");
+			p->sub = (p->sub & ~0xff) | ((p->sub & 0xff) - 1);
+			if ((p->sub & 0xff) == 0)
+				p->sub = 0;
 			return put(p, c);
 		}
 		if (c == '"') {
@@ -478,8 +512,15 @@ step(struct imap_parser *p, uint8_t c)
 			p->sub = 1;
 			return R_GO;
 		}
-		if (c >= 0x80)
-			return fail(p, "invalid character in quoted string");
+		if (c >= 0x80) {
+			int more = c >= 0xc2 && c <= 0xdf   ? 1
+			           : c >= 0xe0 && c <= 0xef ? 2
+			           : c >= 0xf0 && c <= 0xf4 ? 3
+			                                    : 0;
+			if (more == 0)
+				return fail(p, "invalid UTF-8 in quoted string");
+			p->sub = (c << 8) | more;
+		}
 		return put(p, c);
 
 	case S_LITANN:

@@ -331,7 +331,13 @@ malformed_commands_give_bad_with_reason_in_any_split(void **state)
 	    {IN("a LOGIN \"al\\nce\" s\r\n"), IMAP_BAD, "invalid escape in quoted string", "a", 0},
 	    {IN("a LOGIN \"alice s\r\n"), IMAP_BAD, "unterminated quoted string", "a", 0},
 	    {IN("a LOGIN \"al\rice\" s\r\n"), IMAP_BAD, "CR not followed by LF", "a", 0},
-	    {IN("a LOGIN \"al\xc3\xa9\" s\r\n"), IMAP_BAD, "invalid character in quoted string",
+	    /* 8-bit in a quoted string must be well-formed UTF-8 (RFC 3629) */
+	    {IN("a LOGIN \"al\xe9\" s\r\n"), IMAP_BAD, "invalid UTF-8 in quoted string", "a", 0},
+	    {IN("a LOGIN \"al\xc3\" s\r\n"), IMAP_BAD, "invalid UTF-8 in quoted string", "a", 0},
+	    {IN("a LOGIN \"\xc0\xaf\" s\r\n"), IMAP_BAD, "invalid UTF-8 in quoted string", "a", 0},
+	    {IN("a LOGIN \"\xed\xa0\x80\" s\r\n"), IMAP_BAD, "invalid UTF-8 in quoted string", "a",
+	     0},
+	    {IN("a LOGIN \"\xf4\x90\x80\x80\" s\r\n"), IMAP_BAD, "invalid UTF-8 in quoted string",
 	     "a", 0},
 	    {IN("a LOGIN \"al\0ice\" s\r\n"), IMAP_BAD, "NUL in command", "a", 0},
 	    {IN("a LOGIN {5\r\n"), IMAP_BAD, "invalid literal", "a", 0},
@@ -449,6 +455,19 @@ quoted_strings_unescape_backslash_and_quote(void **state)
 	assert_string_equal(d->cmd[0].user, "a\tb");
 	assert_string_equal(d->cmd[0].secret, "{5}");
 	assert_int_equal(d->continues, 0);
+	free(d);
+}
+
+static void
+quoted_strings_carry_utf8_passwords(void **state)
+{
+	/* RFC 9051 §9 QUOTED-CHAR includes UTF8-2, UTF8-3 and UTF8-4 */
+	struct drive *d =
+	    run(IN("a LOGIN \"d\xc3\xa4v\" \"p\xc3\xa4ss \xe2\x82\xac \xf0\x9f\x94\x91\"\r\n"));
+	(void)state;
+	assert_int_equal(d->rc[0], IMAP_CMD);
+	assert_string_equal(d->cmd[0].user, "d\xc3\xa4v");
+	assert_string_equal(d->cmd[0].secret, "p\xc3\xa4ss \xe2\x82\xac \xf0\x9f\x94\x91");
 	free(d);
 }
 
@@ -1111,6 +1130,7 @@ main(void)
 	    cmocka_unit_test(login_with_literal_survives_any_split),
 	    cmocka_unit_test(login_copies_atom_and_quoted_arguments),
 	    cmocka_unit_test(quoted_strings_unescape_backslash_and_quote),
+	    cmocka_unit_test(quoted_strings_carry_utf8_passwords),
 	    cmocka_unit_test(sync_literal_asks_for_continuation_right_after_its_crlf),
 	    cmocka_unit_test(nonsync_literal_needs_no_continuation),
 	    cmocka_unit_test(zero_length_literals_give_empty_arguments),
