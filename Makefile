@@ -16,7 +16,7 @@ PURE_SRC = proxy/buf.c proxy/imap.c proxy/pop3.c proxy/sasl.c proxy/route.c prox
 # What unit tests link: the pure code and the config loader.
 UNIT_SRC = $(PURE_SRC) proxy/config.c
 CORE_SRC = proxy/config.c proxy/tls.c proxy/listener.c proxy/conn.c proxy/imap_session.c \
-           proxy/pop3_session.c proxy/backend.c proxy/relay.c proxy/worker.c proxy/runtime.c
+           proxy/pop3_session.c proxy/backend.c proxy/relay.c proxy/worker.c proxy/runtime.c proxy/health.c
 MAIN_SRC = proxy/main.c
 SRC      = $(PURE_SRC) $(CORE_SRC) $(MAIN_SRC)
 OBJ      = $(SRC:%.c=$(BUILD)/%.o)

@@ -15,9 +15,11 @@
 #include <openssl/crypto.h>
 
 #include "backend.h"
+#include "health.h"
 #include "imap.h"
 #include "log.h"
 #include "route.h"
+#include "runtime.h"
 #include "sasl.h"
 #include "tls.h"
 
@@ -34,6 +36,7 @@ enum be_state {
 	BI_GREETING,
 	BI_STARTTLS,
 	BI_CAPA,
+	BI_ID,
 	BI_LOGIN,
 	BI_POSTCAPA,
 	/* POP3 */
@@ -41,6 +44,7 @@ enum be_state {
 	BP_STLS,
 	BP_CAPA_FIRST,
 	BP_CAPA_LIST,
+	BP_XCLIENT,
 	BP_AUTH,
 	BP_USER,
 	BP_PASS,
@@ -51,7 +55,8 @@ struct backend {
 	const struct backend_conf *bc; /* borrowed from c->cfg */
 	size_t bi;		       /* its index */
 	size_t cand[ROUTE_POOL_MAX];
-	size_t ncand;
+	size_t ncand, icand; /* candidates, best first; the one in use */
+	bool creds_sent;     /* a login command went out: no failover any more */
 	enum be_state state;
 	enum be_state after_tls; /* where the dialog goes once TLS is up */
 	ev_tstamp started;
@@ -64,7 +69,7 @@ struct backend {
 	char caps[BE_CAPS_MAX]; /* capabilities, space separated */
 	bool have_caps;
 	bool auth_plain, sasl_ir, literal_plus, login_disabled;
-	bool pop3_sasl_plain, pop3_user;
+	bool pop3_sasl_plain, pop3_user, pop3_xclient;
 	char text[BE_TEXT_MAX]; /* POP3: the +OK text; failures: what the backend said */
 };
 
@@ -137,13 +142,67 @@ be_connect(struct conn *c)
 	return 0;
 }
 
+/* Drop the link to the current backend (socket, TLS, half-read lines). */
+static void
+be_close_link(struct conn *c)
+{
+	ev_io_stop(c->w->loop, &c->bio);
+	c->bio_events = 0;
+	tls_backend_free(c);
+	if (c->bfd >= 0) {
+		close(c->bfd);
+		c->bfd = -1;
+	}
+	c->brd_wants = EV_READ;
+	c->bwr_wants = EV_WRITE;
+}
+
+/*
+ * Connect to the next candidate that is up, from be->icand on.  Returns 0
+ * when a connection is under way, -1 when none is left (errno of the last
+ * attempt, or 0).  A synchronous refusal marks the backend and moves on.
+ */
+static int
+be_connect_next(struct conn *c)
+{
+	struct backend *be = c->be;
+	const struct config *cfg = c->cfg;
+
+	for (; be->icand < be->ncand; be->icand++) {
+		size_t bi = be->cand[be->icand];
+		const struct backend_conf *bc = &cfg->backends[bi];
+
+		if (!health_is_up(c->rt->health[bi]))
+			continue; /* skip the dead: the next in this user's own order */
+		be->bi = bi;
+		be->bc = bc;
+		c->backend_name = bc->name;
+		be->state = BE_CONNECT;
+		be->creds_sent = false;
+		buf_reset(&be->rx);
+		buf_reset(&be->tx);
+		buf_reset(&be->later);
+		be->nsegs = be->iseg = 0;
+		be->have_caps = be->auth_plain = be->sasl_ir = be->literal_plus = false;
+		be->login_disabled = be->pop3_sasl_plain = be->pop3_xclient = false;
+		be->text[0] = '\0';
+		if (be_connect(c) == 0)
+			return 0;
+		snprintf(be->text, sizeof(be->text), "connect: %s", strerror(errno));
+		log_kv(LOG_WARN, "backend.fail", "cid=%016llx backend=%s reason=backend_connect_failed "
+		       "said=\"%s\"", (unsigned long long)c->id, bc->name, be->text);
+		health_report(c->rt->health[bi], false, be->text, bc->rise, bc->fall);
+	}
+	return -1;
+}
+
 int
 backend_start(struct conn *c, enum fail_class *fc_out, const char **why_out)
 {
 	const struct config *cfg = c->cfg;
 	struct backend *be;
 	char norm[ROUTE_USER_MAX + 1];
-	size_t n;
+	size_t n, k = 0;
 
 	n = route_normalize(c->creds->user, c->creds->user_len, norm, sizeof(norm));
 	be = calloc(1, sizeof(*be));
@@ -154,31 +213,27 @@ backend_start(struct conn *c, enum fail_class *fc_out, const char **why_out)
 	}
 	be->ncand = n == 0 ? 0 : route_lookup(cfg->routes, norm, n, be->cand, ROUTE_POOL_MAX);
 	/* A backend without a port for this protocol cannot take the user. */
-	while (be->ncand > 0 && cfg->backends[be->cand[0]].port[c->proto->kind] == 0) {
-		memmove(be->cand, be->cand + 1, (be->ncand - 1) * sizeof(be->cand[0]));
-		be->ncand--;
-	}
+	for (size_t i = 0; i < be->ncand; i++)
+		if (cfg->backends[be->cand[i]].port[c->proto->kind] != 0)
+			be->cand[k++] = be->cand[i];
+	be->ncand = k;
 	if (be->ncand == 0) {
 		free(be);
 		*fc_out = FAIL_BACKEND_DOWN;
 		*why_out = "no_route";
 		return -1;
 	}
-	be->bi = be->cand[0];
-	be->bc = &cfg->backends[be->bi];
 	be->started = ev_now(c->w->loop);
 	buf_init(&be->rx, BE_LINE_MAX, false);
 	buf_init(&be->tx, BE_TX_MAX, true);
 	buf_init(&be->later, BE_TX_MAX, true);
 	c->be = be;
-	c->backend_name = be->bc->name;
-	be->state = BE_CONNECT;
-	if (be_connect(c) < 0) {
-		log_kv(LOG_WARN, "backend.fail", "cid=%016llx backend=%s reason=\"connect: %s\"",
-		       (unsigned long long)c->id, be->bc->name, strerror(errno));
+	c->backend_name = cfg->backends[be->cand[0]].name;
+	if (be_connect_next(c) < 0) {
+		/* Every candidate is down: say so at once, not after a timeout. */
 		backend_free(c);
 		*fc_out = FAIL_BACKEND_DOWN;
-		*why_out = "backend_connect_failed";
+		*why_out = "backend_down";
 		return -1;
 	}
 	conn_set_state(c, CS_BACKEND);
@@ -191,16 +246,10 @@ backend_start(struct conn *c, enum fail_class *fc_out, const char **why_out)
 static void
 be_done(struct conn *c, enum fail_class fc, const char *text)
 {
-	if (fc != FAIL_NONE) {
-		if (c->bfd >= 0) {
-			ev_io_stop(c->w->loop, &c->bio);
-			c->bio_events = 0;
-			close(c->bfd);
-			c->bfd = -1;
-		}
-	} else {
+	if (fc != FAIL_NONE)
+		be_close_link(c);
+	else
 		c->be->state = BE_DONE;
-	}
 	c->proto->login_done(c, fc, text); /* c may be freed here */
 }
 
@@ -214,6 +263,23 @@ be_fail(struct conn *c, enum fail_class fc, const char *why)
 		log_kv(LOG_WARN, "backend.fail", "cid=%016llx backend=%s reason=%s said=%s",
 		       (unsigned long long)c->id, be->bc->name, why,
 		       log_quote(qtext, sizeof(qtext), be->text, strlen(be->text)));
+	/* Unreachable before it saw any credential: count it against the
+	 * backend and try the user's next candidate within this login.  Once
+	 * credentials went out, nothing is retried elsewhere. */
+	if (fc == FAIL_BACKEND_DOWN && !be->creds_sent) {
+		const char *from = be->bc->name;
+		health_report(c->rt->health[be->bi], false, be->text[0] ? be->text : why,
+			      be->bc->rise, be->bc->fall);
+		be_close_link(c);
+		be->icand++;
+		if (be_connect_next(c) == 0) {
+			log_kv(LOG_INFO, "backend.failover", "cid=%016llx from=%s to=%s",
+			       (unsigned long long)c->id, from, be->bc->name);
+			conn_set_timeout(c, (ev_tstamp)c->cfg->timeouts.backend_connect_ms / 1000.0);
+			conn_update_io(c);
+			return;
+		}
+	}
 	be_done(c, fc, why);
 }
 
@@ -340,6 +406,7 @@ imap_send_login(struct conn *c)
 	cmd = malloc(cap);
 	if (cmd == NULL)
 		return -1;
+	be->creds_sent = true;
 	be->have_caps = false; /* the answer to the login brings the new ones */
 	be->nsegs = be->iseg = 0;
 	if (be->auth_plain) {
@@ -415,6 +482,25 @@ out:
 	return rc;
 }
 
+/* The client's address for the backend (RFC 2971 ID with the fields
+ * Dovecot trusts from login_trusted_networks). */
+static int
+imap_send_id(struct conn *c)
+{
+	struct backend *be = c->be;
+	char pip[64], lip[64];
+	unsigned pport, lport;
+
+	conn_addr_parts(&c->client_sa, pip, sizeof(pip), &pport);
+	conn_addr_parts(&c->local_sa, lip, sizeof(lip), &lport);
+	be->state = BI_ID;
+	return buf_printf(&be->tx,
+			  "A4 ID (\"x-originating-ip\" \"%s\" \"x-originating-port\" \"%u\" "
+			  "\"x-connected-ip\" \"%s\" \"x-connected-port\" \"%u\" "
+			  "\"x-session-id\" \"%016llx\")\r\n",
+			  pip, pport, lip, lport, (unsigned long long)c->id);
+}
+
 static enum fail_class
 imap_no_class(const char *text)
 {
@@ -440,6 +526,7 @@ imap_line(struct conn *c, char *line)
 								"backend_bye" : "backend_bad_greeting");
 			return -1;
 		}
+		health_report(c->rt->health[be->bi], true, NULL, be->bc->rise, be->bc->fall);
 		if (be->bc->tls == TLSM_STARTTLS && c->bssl == NULL) {
 			/* RFC 9051 §6.2.1; capabilities are asked again over TLS. */
 			be_send(be, "A0 STARTTLS\r\n", 13);
@@ -525,6 +612,18 @@ imap_line(struct conn *c, char *line)
 		set_text(be, line);
 		be_fail(c, FAIL_BACKEND_PROTO, "backend_bad_login_reply");
 		return -1;
+	case BI_ID:
+		/* Whatever the answer, go on: a backend that ignores ID still
+		 * serves the user, it only logs the proxy's address. */
+		if (line[0] == '*')
+			return 0;
+		if (strncasecmp(line, "A4 OK", 5) != 0) {
+			char q[LOG_QUOTED_MAX];
+			log_kv(LOG_WARN, "backend.forward", "cid=%016llx backend=%s via=id said=%s",
+			       (unsigned long long)c->id, be->bc->name,
+			       log_quote(q, sizeof(q), line, strlen(line)));
+		}
+		break;
 	case BI_POSTCAPA:
 		if (strncasecmp(line, "* CAPABILITY ", 13) == 0) {
 			set_caps(be, line + 13, strlen(line + 13));
@@ -542,7 +641,14 @@ imap_line(struct conn *c, char *line)
 	default:
 		return 0;
 	}
-	/* Greeting or CAPABILITY done: log in. */
+	/* Greeting or CAPABILITY done: tell who the client is, then log in. */
+	if ((be->bc->forward & FORWARD_ID) && be->state != BI_ID) {
+		if (imap_send_id(c) < 0) {
+			be_fail(c, FAIL_INTERNAL, "backend_command_too_long");
+			return -1;
+		}
+		return 0;
+	}
 	if (imap_send_login(c) < 0) {
 		be_fail(c, be->text[0] ? FAIL_BACKEND_PROTO : FAIL_INTERNAL,
 			be->text[0] ? "backend_login_disabled" : "backend_command_too_long");
@@ -579,6 +685,7 @@ pop3_send_login(struct conn *c)
 	char cmd[SASL_MAX_B64 + 16];
 	int rc;
 
+	be->creds_sent = true;
 	if (be->pop3_sasl_plain) {
 		char b64[SASL_MAX_B64];
 		size_t n = sasl_plain_encode(cr->user, cr->user_len, cr->secret, cr->secret_len,
@@ -612,6 +719,7 @@ pop3_line(struct conn *c, char *line)
 			be_fail(c, FAIL_BACKEND_PROTO, "backend_bad_greeting");
 			return -1;
 		}
+		health_report(c->rt->health[be->bi], true, NULL, be->bc->rise, be->bc->fall);
 		if (be->bc->tls == TLSM_STARTTLS && c->bssl == NULL) {
 			be_send(be, "STLS\r\n", 6); /* RFC 2595 §4 */
 			be->state = BP_STLS;
@@ -635,6 +743,9 @@ pop3_line(struct conn *c, char *line)
 		break; /* no CAPA (RFC 1939 server): USER/PASS */
 	case BP_CAPA_LIST:
 		if (strcmp(line, ".") != 0) {
+			if (strncasecmp(line, "XCLIENT", 7) == 0 &&
+			    (line[7] == '\0' || line[7] == ' '))
+				be->pop3_xclient = true;
 			if (strncasecmp(line, "SASL ", 5) == 0) {
 				char tmp[BE_LINE_MAX];
 				snprintf(tmp, sizeof(tmp), "%s", line + 5);
@@ -644,6 +755,32 @@ pop3_line(struct conn *c, char *line)
 						be->pop3_sasl_plain = true;
 			}
 			return 0;
+		}
+		if (be->bc->forward & FORWARD_XCLIENT) {
+			if (be->pop3_xclient) {
+				char pip[64];
+				unsigned pport;
+				conn_addr_parts(&c->client_sa, pip, sizeof(pip), &pport);
+				if (buf_printf(&be->tx, "XCLIENT ADDR=%s PORT=%u SESSION=%016llx\r\n",
+					       pip, pport, (unsigned long long)c->id) < 0) {
+					be_fail(c, FAIL_INTERNAL, "backend_command_too_long");
+					return -1;
+				}
+				be->state = BP_XCLIENT;
+				return 0;
+			}
+			log_kv(LOG_WARN, "backend.forward",
+			       "cid=%016llx backend=%s via=xclient said=\"XCLIENT not offered "
+			       "(login_trusted_networks?)\"",
+			       (unsigned long long)c->id, be->bc->name);
+		}
+		break;
+	case BP_XCLIENT:
+		if (!pop3_ok(line)) {
+			char q[LOG_QUOTED_MAX];
+			log_kv(LOG_WARN, "backend.forward", "cid=%016llx backend=%s via=xclient said=%s",
+			       (unsigned long long)c->id, be->bc->name,
+			       log_quote(q, sizeof(q), line, strlen(line)));
 		}
 		break;
 	case BP_AUTH:

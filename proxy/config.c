@@ -12,6 +12,7 @@
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 #include <arpa/inet.h>
@@ -41,6 +42,7 @@ struct ctx {
 	size_t nkept, errcap;
 	size_t nerr;        /* all errors, kept or not (out of memory) */
 	struct config *cfg; /* being built; owned until returned */
+	const config_t *lc; /* borrowed: the parsed file, for checks across sections */
 	/* borrowed from libconfig: the entry each listener and backend came from */
 	const config_setting_t **lst_set; /* owned array: [nlisteners] */
 	const config_setting_t **be_set;  /* owned array: [nbackends] */
@@ -307,6 +309,7 @@ enum opt_kind {
 	OPT_INT,      /* int in min..max */
 	OPT_DURATION, /* uint64_t ms in min..max; a string, or an integer of seconds */
 	OPT_WORKERS,  /* int: "auto" or min..max */
+	OPT_FUNC,     /* optional, any shape: read by its own function (s NULL: the default) */
 };
 
 struct opt_name {
@@ -324,7 +327,7 @@ struct opt {
 	const struct opt_name *names; /* OPT_ENUM; ends with a NULL name */
 	/* OPT_STRING: further checks, reports itself */
 	void (*check)(struct ctx *x, const config_setting_t *s, const char *v);
-	/* OPT_LIST: reads each entry of a non-empty list */
+	/* OPT_LIST: reads each entry of a non-empty list; OPT_FUNC: reads the setting */
 	void (*list)(struct ctx *x, const config_setting_t *s);
 	const char *noun; /* OPT_LIST: "listener" for messages; then required */
 };
@@ -335,6 +338,18 @@ static void parse_certificates(struct ctx *x, const config_setting_t *s);
 static void parse_listeners(struct ctx *x, const config_setting_t *s);
 static void parse_backends(struct ctx *x, const config_setting_t *s);
 static void parse_routes(struct ctx *x, const config_setting_t *s);
+static void check_state(struct ctx *x, const config_setting_t *s, const char *v);
+static void check_protocols_file(struct ctx *x, const config_setting_t *s, const char *v);
+static void parse_protocol_rules(struct ctx *x, const config_setting_t *s);
+static void parse_protocols_default(struct ctx *x, const config_setting_t *s);
+static void parse_policy_allow(struct ctx *x, const config_setting_t *s);
+static void parse_policy_deny(struct ctx *x, const config_setting_t *s);
+
+static const struct opt_name protocol_lock_modes[] = {
+    {"off", PLOCK_OFF, NULL},       {"concurrent", PLOCK_CONCURRENT, NULL},
+    {"sticky", PLOCK_STICKY, NULL}, {"static", PLOCK_STATIC, NULL},
+    {NULL, 0, NULL},
+};
 
 static const struct opt_name log_levels[] = {
     {"debug", LOG_DEBUG, NULL}, {"info", LOG_INFO, NULL}, {"warn", LOG_WARN, NULL},
@@ -383,12 +398,13 @@ static const struct opt_name tls_versions[] = {
 #define O_INT(p, f, d, lo, hi)     {.path = p, .kind = OPT_INT, .off = OFF(f), .def = d, .min = lo, .max = hi}
 #define O_DUR(p, f, d, lo, hi)     {.path = p, .kind = OPT_DURATION, .off = OFF(f), .def = d, .min = lo, .max = hi}
 #define O_WORKERS(p, f, d, lo, hi) {.path = p, .kind = OPT_WORKERS, .off = OFF(f), .def = d, .min = lo, .max = hi}
+#define O_FUNC(p, fn, d)           {.path = p, .kind = OPT_FUNC, .list = fn, .def = d}
 
 static const struct opt opts[] = {
 	/*        path                        field                         default    bounds or names */
 	O_WORKERS("workers",                  workers,                      "auto",    1, 256),
 	O_STR(    "user",                     user,                         NULL,      check_user),
-	O_STR(    "state",                    state,                        NULL,      NULL),
+	O_STR(    "state",                    state,                        NULL,      check_state),
 	O_ENUM(   "log_level",                log_level,                    "info",    log_levels),
 
 	O_GROUP(  "tls"),
@@ -414,12 +430,31 @@ static const struct opt opts[] = {
 	O_GROUP(  "limits"),
 	O_INT(    "limits.max_bad_commands",  limits.max_bad_commands,      "3",       1, 100),
 	O_INT(    "limits.max_auth_failures", limits.max_auth_failures,     "3",       1, 100),
+
+	O_GROUP(  "policy"),
+	O_ENUM(   "policy.protocol_lock",     policy.protocol_lock,         "off",     protocol_lock_modes),
+	O_DUR(    "policy.lock_expire",       policy.lock_expire_ms,        "90d",     0, 3650 * DAY_MS),
+	O_FUNC(   "policy.protocols",         parse_protocol_rules,         NULL),
+	O_STR(    "policy.protocols_file",    policy.protocols_file,        NULL,      check_protocols_file),
+	O_FUNC(   "policy.protocols_default", parse_protocols_default,      "[\"imap\", \"pop3\"]"),
+	O_INT(    "policy.max_connections_per_ip", policy.max_connections_per_ip, "0", 0, 1000000),
+	O_INT(    "policy.max_sessions_per_user",  policy.max_sessions_per_user,  "0", 0, 100000),
+	O_FUNC(   "policy.allow",             parse_policy_allow,           NULL),
+	O_FUNC(   "policy.deny",              parse_policy_deny,            NULL),
+	O_INT(    "policy.ipv6_prefix",       policy.ipv6_prefix,           "64",      32, 128),
+	O_GROUP(  "policy.throttle"),
+	O_INT(    "policy.throttle.ip_user_limit", policy.throttle.ip_user_limit, "5",  0, 1000),
+	O_INT(    "policy.throttle.ip_limit", policy.throttle.ip_limit,     "50",      0, 1000000),
+	O_DUR(    "policy.throttle.window",   policy.throttle.window_ms,    "15m",     SEC_MS, DAY_MS),
+	O_DUR(    "policy.throttle.delay_base", policy.throttle.delay_base_ms, "1s",   0, MIN_MS),
+	O_DUR(    "policy.throttle.delay_max", policy.throttle.delay_max_ms, "15s",    0, 5 * MIN_MS),
 };
 /* clang-format on */
 
 /* OPT_ENUM writes an int into an enum field: same size, and C11 6.5p7
  * allows the access through the signed or unsigned variant. */
 _Static_assert(sizeof(enum log_level) == sizeof(int), "enum log_level is an int");
+_Static_assert(sizeof(enum protocol_lock_mode) == sizeof(int), "enum protocol_lock_mode is an int");
 
 static const struct opt *
 opt_find(const char *path)
@@ -434,7 +469,9 @@ opt_find(const char *path)
 static const char *
 fmt_ms(char *buf, size_t len, int64_t ms)
 {
-	if (ms % DAY_MS == 0)
+	if (ms == 0)
+		snprintf(buf, len, "0");
+	else if (ms % DAY_MS == 0)
 		snprintf(buf, len, "%lldd", (long long)(ms / DAY_MS));
 	else if (ms % HOUR_MS == 0)
 		snprintf(buf, len, "%lldh", (long long)(ms / HOUR_MS));
@@ -579,6 +616,9 @@ opt_set(struct ctx *x, const struct opt *o, const config_setting_t *s)
 		*(int *)field = (int)v;
 		return;
 	}
+	case OPT_FUNC:
+		o->list(x, s);
+		return;
 	case OPT_GROUP:
 	case OPT_LIST:
 		return;
@@ -952,11 +992,115 @@ backend_index(const struct config *cfg, const char *name)
 	return -1;
 }
 
+/* A duration in a list entry: default def (ms) when absent; lo..hi ms. */
+static uint64_t
+entry_duration(struct ctx *x, const config_setting_t *g, const char *key, const char *what,
+               uint64_t def, uint64_t lo, uint64_t hi)
+{
+	const config_setting_t *m = config_setting_get_member(g, key);
+	const char *str;
+	uint64_t ms;
+
+	if (m == NULL)
+		return def;
+	if (is_int(m) && config_setting_get_int64(m) >= 0) {
+		ms = (uint64_t)config_setting_get_int64(m) * 1000;
+	} else if ((str = config_setting_get_string(m)) == NULL ||
+	           config_duration_ms(str, &ms) < 0) {
+		perr(x, m, "%s: '%s' must be a duration like \"10s\"", what, key);
+		return def;
+	}
+	if (ms != 0 && (ms < lo || ms > hi)) {
+		perr(x, m, "%s: '%s' must be 0 or between %llus and %llus", what, key,
+		     (unsigned long long)(lo / 1000), (unsigned long long)(hi / 1000));
+		return def;
+	}
+	return ms;
+}
+
+static int
+entry_int(struct ctx *x, const config_setting_t *g, const char *key, const char *what, int def,
+          int lo, int hi)
+{
+	const config_setting_t *m = config_setting_get_member(g, key);
+	long long v;
+
+	if (m == NULL)
+		return def;
+	if (!is_int(m) || (v = config_setting_get_int64(m)) < lo || v > hi) {
+		perr(x, m, "%s: '%s' must be an integer %d..%d", what, key, lo, hi);
+		return def;
+	}
+	return (int)v;
+}
+
+/* Health checks: check_interval ("10s", 0 = none), check_timeout, rise, fall. */
+static void
+be_health(struct ctx *x, const config_setting_t *g, struct backend_conf *be, const char *what)
+{
+	be->check_interval_ms =
+	    entry_duration(x, g, "check_interval", what, 10 * SEC_MS, SEC_MS, HOUR_MS);
+	be->check_timeout_ms =
+	    entry_duration(x, g, "check_timeout", what, 5 * SEC_MS, SEC_MS, 10 * MIN_MS);
+	if (be->check_timeout_ms == 0)
+		be->check_timeout_ms = 5 * SEC_MS;
+	be->rise = entry_int(x, g, "rise", what, 2, 1, 100);
+	be->fall = entry_int(x, g, "fall", what, 3, 1, 100);
+}
+
+/* forward = "none" | "id" | "xclient" | "proxy-v1" | "proxy-v2", or a list. */
+static void
+be_forward(struct ctx *x, const config_setting_t *g, struct backend_conf *be, const char *what)
+{
+	static const struct {
+		const char *name;
+		unsigned bit;
+	} kinds[] = {{"none", 0},
+	             {"id", FORWARD_ID},
+	             {"xclient", FORWARD_XCLIENT},
+	             {"proxy-v1", FORWARD_PROXY_V1},
+	             {"proxy-v2", FORWARD_PROXY_V2}};
+	const config_setting_t *m = config_setting_get_member(g, "forward");
+	int n;
+
+	be->forward = 0;
+	if (m == NULL)
+		return;
+	n = config_setting_is_scalar(m) ? 1 : config_setting_length(m);
+	if (!config_setting_is_scalar(m) && !config_setting_is_array(m) &&
+	    !config_setting_is_list(m)) {
+		perr(x, m, "%s: 'forward' must be a string or a list of strings", what);
+		return;
+	}
+	for (int i = 0; i < n; i++) {
+		const config_setting_t *e = config_setting_is_scalar(m) ? m : config_setting_get_elem(m, i);
+		const char *v = config_setting_get_string(e);
+		size_t k;
+
+		for (k = 0; v != NULL && k < sizeof(kinds) / sizeof(kinds[0]); k++)
+			if (strcmp(v, kinds[k].name) == 0)
+				break;
+		if (v == NULL || k == sizeof(kinds) / sizeof(kinds[0])) {
+			perr(x, e,
+			     "%s: 'forward' takes \"none\", \"id\", \"xclient\", \"proxy-v1\" "
+			     "or \"proxy-v2\"",
+			     what);
+			continue;
+		}
+		be->forward |= kinds[k].bit;
+	}
+	if ((be->forward & FORWARD_PROXY_V1) && (be->forward & FORWARD_PROXY_V2))
+		perr(x, m, "%s: 'forward' may hold one PROXY version, not both", what);
+}
+
 static void
 parse_backends(struct ctx *x, const config_setting_t *list)
 {
-	static const char *const keys[] = {"name", "host", "imap", "pop3", "tls", "ca",
-	                                   "verify_name", "cert", "key", NULL};
+	static const char *const keys[] = {"name",           "host",          "imap", "pop3",
+	                                   "tls",            "ca",            "verify_name",
+	                                   "cert",           "key",           "check_interval",
+	                                   "check_timeout",  "rise",          "fall",
+	                                   "forward",        NULL};
 	struct config *cfg = x->cfg;
 	int n = config_setting_length(list);
 
@@ -1059,6 +1203,9 @@ parse_backends(struct ctx *x, const config_setting_t *list)
 				be->key = dup_or_report(x, m, key);
 			}
 		}
+
+		be_health(x, g, be, what);
+		be_forward(x, g, be, what);
 
 		if (be->host != NULL && nports > 0)
 			resolve_backend(x, config_setting_get_member(g, "host"), be, what);
@@ -1214,6 +1361,304 @@ parse_routes(struct ctx *x, const config_setting_t *list)
 	}
 }
 
+/* ---- policy ----------------------------------------------------------- */
+
+int
+config_parse_cidr(const char *s, struct cidr_conf *out, const char **err_out)
+{
+	char host[INET6_ADDRSTRLEN + 1];
+	const char *slash;
+	size_t hl;
+	unsigned long prefix = 0, max;
+	int family;
+
+	memset(out, 0, sizeof(*out));
+	if (s == NULL || *s == '\0') {
+		*err_out = "empty network";
+		return -1;
+	}
+	slash = strchr(s, '/');
+	hl = slash ? (size_t)(slash - s) : strlen(s);
+	if (hl == 0 || hl >= sizeof(host)) {
+		*err_out = "expected an address or address/prefix";
+		return -1;
+	}
+	memcpy(host, s, hl);
+	host[hl] = '\0';
+	/* inet_pton(): numeric only, and no "10.1" shorthands */
+	if (inet_pton(AF_INET, host, out->addr) == 1) {
+		family = AF_INET;
+		max = 32;
+	} else if (inet_pton(AF_INET6, host, out->addr) == 1) {
+		family = AF_INET6;
+		max = 128;
+	} else {
+		*err_out = "not a numeric IPv4 or IPv6 address";
+		return -1;
+	}
+	prefix = max;
+	if (slash != NULL) {
+		const char *p = slash + 1;
+
+		prefix = 0;
+		if (!is_digit(*p)) {
+			*err_out = "the prefix length must be a number";
+			return -1;
+		}
+		for (; is_digit(*p); p++) {
+			prefix = prefix * 10 + (unsigned long)(*p - '0');
+			if (prefix > max)
+				break;
+		}
+		if (*p != '\0' && prefix <= max) {
+			*err_out = "the prefix length must be a number";
+			return -1;
+		}
+		if (prefix > max) {
+			*err_out = family == AF_INET ? "an IPv4 prefix is at most 32"
+			                             : "an IPv6 prefix is at most 128";
+			return -1;
+		}
+	}
+	/* "192.0.2.7/24" is a typo for either a host or a network: say so */
+	for (unsigned bit = (unsigned)prefix; bit < max; bit++) {
+		if (out->addr[bit / 8] & (0x80u >> (bit % 8))) {
+			*err_out = "host bits are set beyond the prefix length";
+			return -1;
+		}
+	}
+	out->family = family;
+	out->prefix = (unsigned)prefix;
+	return 0;
+}
+
+/* A list or array of protocol names into a PROTO_MASK() set; 0 if reported. */
+static unsigned
+read_protocols(struct ctx *x, const config_setting_t *s, const char *what)
+{
+	unsigned mask = 0;
+	int n;
+
+	if (!config_setting_is_array(s) && !config_setting_is_list(s)) {
+		perr(x, s, "%s must be a list of protocols [ \"imap\", \"pop3\" ]", what);
+		return 0;
+	}
+	if ((n = config_setting_length(s)) == 0) {
+		perr(x, s, "%s is empty: name \"imap\", \"pop3\" or both", what);
+		return 0;
+	}
+	for (int i = 0; i < n; i++) {
+		const config_setting_t *e = config_setting_get_elem(s, i);
+		const char *v = config_setting_get_string(e);
+		unsigned bit;
+
+		if (v != NULL && strcmp(v, "imap") == 0) {
+			bit = PROTO_MASK(PROTO_IMAP);
+		} else if (v != NULL && strcmp(v, "pop3") == 0) {
+			bit = PROTO_MASK(PROTO_POP3);
+		} else {
+			perr(x, e, "%s: each entry must be \"imap\" or \"pop3\"", what);
+			return 0;
+		}
+		if (mask & bit) {
+			perr(x, e, "%s names \"%s\" twice", what, v);
+			return 0;
+		}
+		mask |= bit;
+	}
+	return mask;
+}
+
+/* policy.protocols_default; called with s == NULL for the default. */
+static void
+parse_protocols_default(struct ctx *x, const config_setting_t *s)
+{
+	unsigned mask;
+
+	if (s == NULL) {
+		x->cfg->policy.protocols_default = PROTO_MASK_ALL;
+		return;
+	}
+	if ((mask = read_protocols(x, s, "'policy.protocols_default'")) != 0)
+		x->cfg->policy.protocols_default = mask;
+}
+
+static void
+parse_protocol_rules(struct ctx *x, const config_setting_t *list)
+{
+	static const char *const keys[] = {"user", "domain", "allow", NULL};
+	struct config *cfg = x->cfg;
+	int n;
+
+	if (!config_setting_is_list(list)) {
+		perr(x, list, "'policy.protocols' must be a list ( { ... }, ... )");
+		return;
+	}
+	if ((n = config_setting_length(list)) == 0)
+		return;
+	if (n > POLICY_LIST_MAX) {
+		perr(x, list, "'policy.protocols' has more than %d rules: use protocols_file",
+		     POLICY_LIST_MAX);
+		return;
+	}
+	if ((cfg->policy.protocols = calloc((size_t)n, sizeof(*cfg->policy.protocols))) == NULL) {
+		perr(x, list, "out of memory");
+		return;
+	}
+	for (int i = 0; i < n; i++) {
+		const config_setting_t *g = config_setting_get_elem(list, i);
+		struct protocol_rule_conf *r = &cfg->policy.protocols[cfg->policy.nprotocols];
+		const config_setting_t *user, *domain, *allow;
+		const char *key;
+
+		if (!config_setting_is_group(g)) {
+			perr(x, g,
+			     "protocol rule: each entry must be a group { user = ...; allow = ...; }");
+			continue;
+		}
+		check_keys(x, g, keys, "protocol rule");
+		user = config_setting_get_member(g, "user");
+		domain = config_setting_get_member(g, "domain");
+		if ((user == NULL) == (domain == NULL)) {
+			perr(x, g, "protocol rule: needs exactly one of 'user' or 'domain'");
+			continue;
+		}
+		key = config_setting_get_string(user ? user : domain);
+		if (key == NULL || *key == '\0') {
+			perr(x, user ? user : domain, "protocol rule: '%s' must be a non-empty string",
+			     user ? "user" : "domain");
+			continue;
+		}
+		if (domain != NULL && strchr(key, '@') != NULL) {
+			perr(x, domain, "protocol rule: a domain cannot contain '@'");
+			continue;
+		}
+		if ((allow = config_setting_get_member(g, "allow")) == NULL) {
+			perr(x, g, "protocol rule: missing 'allow'");
+			continue;
+		}
+		if ((r->allow = read_protocols(x, allow, "protocol rule: 'allow'")) == 0)
+			continue;
+		for (size_t j = 0; j < cfg->policy.nprotocols; j++) {
+			const struct protocol_rule_conf *o = &cfg->policy.protocols[j];
+			const char *ok = user ? o->user : o->domain;
+
+			if (ok != NULL && strcasecmp(ok, key) == 0) {
+				perr(x, g, "protocol rule: %s \"%s\" has a rule already",
+				     user ? "user" : "domain", key);
+				key = NULL;
+				break;
+			}
+		}
+		if (key == NULL)
+			continue;
+		if (user)
+			r->user = dup_or_report(x, user, key);
+		else
+			r->domain = dup_or_report(x, domain, key);
+		cfg->policy.nprotocols++;
+	}
+}
+
+/* policy.allow / policy.deny: [ "192.0.2.0/24", "2001:db8::/32", ... ] */
+static void
+read_cidr_list(struct ctx *x, const config_setting_t *s, const char *path, struct cidr_conf **out,
+               size_t *n_out)
+{
+	int n;
+
+	if (!config_setting_is_array(s) && !config_setting_is_list(s)) {
+		perr(x, s, "'%s' must be a list of networks [ \"192.0.2.0/24\", \"2001:db8::/32\" ]",
+		     path);
+		return;
+	}
+	if ((n = config_setting_length(s)) == 0)
+		return;
+	if (n > POLICY_LIST_MAX) {
+		perr(x, s, "'%s' has more than %d networks", path, POLICY_LIST_MAX);
+		return;
+	}
+	if ((*out = calloc((size_t)n, sizeof(**out))) == NULL) {
+		perr(x, s, "out of memory");
+		return;
+	}
+	for (int i = 0; i < n; i++) {
+		const config_setting_t *e = config_setting_get_elem(s, i);
+		const char *v = config_setting_get_string(e), *err;
+
+		if (v == NULL) {
+			perr(x, e, "'%s': each entry must be a string such as \"192.0.2.0/24\"", path);
+			continue;
+		}
+		if (config_parse_cidr(v, &(*out)[*n_out], &err) < 0) {
+			perr(x, e, "'%s': bad network \"%s\": %s", path, v, err);
+			continue;
+		}
+		(*n_out)++;
+	}
+}
+
+static void
+parse_policy_allow(struct ctx *x, const config_setting_t *s)
+{
+	read_cidr_list(x, s, "policy.allow", &x->cfg->policy.allow, &x->cfg->policy.nallow);
+}
+
+static void
+parse_policy_deny(struct ctx *x, const config_setting_t *s)
+{
+	read_cidr_list(x, s, "policy.deny", &x->cfg->policy.deny, &x->cfg->policy.ndeny);
+}
+
+static void
+check_state(struct ctx *x, const config_setting_t *s, const char *v)
+{
+	if (strncmp(v, "lmdb:", 5) == 0) {
+		if (v[5] == '\0')
+			perr(x, s, "'state' = \"lmdb:\": name a directory, as in \"lmdb:/var/lib/postern\"");
+	} else if (strncmp(v, "redis://", 8) == 0) {
+		perr(x, s, "'state' = \"%s\": the Redis store is not supported yet (use \"lmdb:DIR\")",
+		     v);
+	} else {
+		perr(x, s, "'state' must be \"lmdb:DIR\" (or \"redis://host:port/db\", not supported yet)");
+	}
+}
+
+static void
+check_protocols_file(struct ctx *x, const config_setting_t *s, const char *v)
+{
+	check_readable(x, s, "protocols file", v);
+}
+
+/* The policy settings that only make sense together. */
+static void
+check_policy(struct ctx *x)
+{
+	const struct config *cfg = x->cfg;
+	const config_setting_t *mode = config_lookup(x->lc, "policy.protocol_lock");
+	static const char *const rules[] = {"policy.protocols", "policy.protocols_file",
+	                                    "policy.protocols_default", NULL};
+
+	if (cfg->policy.protocol_lock == PLOCK_STICKY && cfg->state == NULL)
+		perr(x, mode,
+		     "'policy.protocol_lock' = \"sticky\" needs a state store: set state = "
+		     "\"lmdb:DIR\"");
+	/* rules that nothing reads would read as if they were enforced */
+	for (size_t i = 0; cfg->policy.protocol_lock == PLOCK_OFF && rules[i] != NULL; i++) {
+		const config_setting_t *s = config_lookup(x->lc, rules[i]);
+
+		if (s != NULL)
+			perr(x, s, "'%s' has no effect with protocol_lock = \"off\"", rules[i]);
+	}
+	if (cfg->policy.throttle.delay_max_ms < cfg->policy.throttle.delay_base_ms)
+		perr(x, config_lookup(x->lc, "policy.throttle.delay_max"),
+		     "'policy.throttle.delay_max' must not be below delay_base");
+	/* a tarpit as long as the login timeout would only ever end in a timeout */
+	if (cfg->policy.throttle.delay_max_ms >= cfg->timeouts.login_ms)
+		perr(x, config_lookup(x->lc, "policy.throttle.delay_max"),
+		     "'policy.throttle.delay_max' must be shorter than timeouts.login");
+}
+
 /* ---- the snapshot ----------------------------------------------------- */
 
 static void
@@ -1253,6 +1698,14 @@ config_free(struct config *cfg)
 	}
 	free(cfg->backends);
 	route_table_free(&cfg->routes);
+	for (size_t i = 0; i < cfg->policy.nprotocols; i++) {
+		free(cfg->policy.protocols[i].user);
+		free(cfg->policy.protocols[i].domain);
+	}
+	free(cfg->policy.protocols);
+	free(cfg->policy.protocols_file);
+	free(cfg->policy.allow);
+	free(cfg->policy.deny);
 	free(cfg);
 }
 
@@ -1276,13 +1729,14 @@ check_whole(struct ctx *x)
 			perr(x, x->lst_set[i], "listener \"%s\": no backend serves %s", l->listen,
 			     proto_name(l->proto));
 	}
+	check_policy(x);
 }
 
 /* libconfig tree -> struct config; NULL after reporting when anything is wrong. */
 static struct config *
 config_build(const config_t *lc, const char *name, FILE *errs)
 {
-	struct ctx x = {.name = name, .incdir = config_get_include_dir(lc), .errs = errs};
+	struct ctx x = {.name = name, .incdir = config_get_include_dir(lc), .errs = errs, .lc = lc};
 	struct config *cfg;
 
 	if ((cfg = calloc(1, sizeof(*cfg))) == NULL || (cfg->path = strdup(name)) == NULL) {

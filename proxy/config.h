@@ -15,6 +15,25 @@
 enum proto_kind { PROTO_IMAP = 0, PROTO_POP3 = 1, PROTO__COUNT };
 enum tls_mode { TLSM_NONE = 0, TLSM_IMPLICIT, TLSM_STARTTLS };
 enum log_level { LOG_DEBUG = 0, LOG_INFO, LOG_WARN, LOG_ERR };
+/* policy.protocol_lock */
+enum protocol_lock_mode { PLOCK_OFF = 0, PLOCK_CONCURRENT, PLOCK_STICKY, PLOCK_STATIC };
+#define PROTO_MASK(p) (1u << (p)) /* sets of protocols: PROTO_MASK(PROTO_IMAP) | ... */
+#define PROTO_MASK_ALL (PROTO_MASK(PROTO_IMAP) | PROTO_MASK(PROTO_POP3))
+#define POLICY_LIST_MAX 4096 /* entries in policy.allow, .deny and .protocols each */
+
+/* An IPv4 or IPv6 network, as in policy.allow / policy.deny. */
+struct cidr_conf {
+	int family;	 /* AF_INET or AF_INET6 */
+	unsigned prefix; /* 0..32 or 0..128 */
+	uint8_t addr[16]; /* network bytes; AF_INET uses addr[0..4); host bits are zero */
+};
+
+/* One entry of policy.protocols: exactly one of user and domain. */
+struct protocol_rule_conf {
+	char *user;	/* as written, or NULL */
+	char *domain;	/* as written, without '@', or NULL */
+	unsigned allow; /* PROTO_MASK() bits, never 0 */
+};
 
 struct listener_conf {
 	char *listen; /* as written: "127.0.0.1:993", "[::]:993", "993" */
@@ -44,6 +63,18 @@ struct backend_conf {
 	char *verify_name; /* name the backend certificate must carry; default: host */
 	char *cert;	   /* client certificate (PEM chain) for the backend, or NULL */
 	char *key;	   /* its key */
+	uint64_t check_interval_ms; /* active health check period; 0: none */
+	uint64_t check_timeout_ms;  /* one check: connect + greeting (+ TLS) */
+	int rise, fall;		    /* consecutive results that flip the state */
+	unsigned forward;	    /* FORWARD_* bits: how the client's address travels */
+};
+
+/* How a backend learns the client's address (per backend `forward`). */
+enum {
+	FORWARD_ID = 1 << 0,	    /* IMAP ID x-originating-ip ... before login */
+	FORWARD_XCLIENT = 1 << 1,   /* POP3 XCLIENT ADDR= PORT= SESSION= */
+	FORWARD_PROXY_V1 = 1 << 2,  /* PROXY protocol v1 header */
+	FORWARD_PROXY_V2 = 1 << 3,  /* PROXY protocol v2 header with TLS TLVs */
 };
 
 struct config {
@@ -85,6 +116,29 @@ struct config {
 		int max_bad_commands;	/* pre-auth, then BYE; default 3 */
 		int max_auth_failures;	/* per connection, then BYE; default 3 */
 	} limits;
+
+	struct {
+		int protocol_lock;	   /* enum protocol_lock_mode; default off */
+		uint64_t lock_expire_ms;   /* sticky: unused this long, a lock lapses; 0 never */
+		struct protocol_rule_conf *protocols; /* static rules, in file order */
+		size_t nprotocols;
+		char *protocols_file;	   /* map file of more rules, or NULL */
+		unsigned protocols_default; /* PROTO_MASK() bits for unlisted accounts */
+		int max_connections_per_ip; /* live, per address (IPv6: per ipv6_prefix); 0 none */
+		int max_sessions_per_user;  /* live logged-in sessions, both protocols; 0 none */
+		struct cidr_conf *allow;    /* empty: everybody not denied */
+		size_t nallow;
+		struct cidr_conf *deny;	    /* checked first: a match is refused */
+		size_t ndeny;
+		int ipv6_prefix;	    /* IPv6 clients are counted by this prefix, default 64 */
+		struct {
+			int ip_user_limit;     /* failures per (address, user) and window; 0 none */
+			int ip_limit;	       /* failures per address and window; 0 none */
+			uint64_t window_ms;    /* default 15m */
+			uint64_t delay_base_ms; /* tarpit after the first failure; 0 none */
+			uint64_t delay_max_ms; /* tarpit cap */
+		} throttle;
+	} policy;
 };
 
 /*
@@ -110,6 +164,11 @@ int config_duration_ms(const char *s, uint64_t *ms_out);
  * Returns 0, or -1 with *err_out static text. Numeric hosts only. */
 int config_parse_listen(const char *s, struct sockaddr_storage *addr, socklen_t *addrlen_out,
 			const char **err_out);
+
+/* Parse "192.0.2.0/24", "2001:db8::/32" or a bare address (a /32 or /128)
+ * into out.  Host bits beyond the prefix are refused (a typo, not a network).
+ * Returns 0, or -1 with *err_out static text. */
+int config_parse_cidr(const char *s, struct cidr_conf *out, const char **err_out);
 
 const char *proto_name(enum proto_kind p);
 

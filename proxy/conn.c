@@ -60,6 +60,25 @@ splitmix64(uint64_t *s)
 	return z ^ (z >> 31);
 }
 
+void
+conn_addr_parts(const struct sockaddr_storage *sa, char *ip, size_t iplen, unsigned *port)
+{
+	snprintf(ip, iplen, "unknown");
+	*port = 0;
+	if (sa->ss_family == AF_INET) {
+		const struct sockaddr_in *s4 = (const struct sockaddr_in *)(const void *)sa;
+		inet_ntop(AF_INET, &s4->sin_addr, ip, (socklen_t)iplen);
+		*port = ntohs(s4->sin_port);
+	} else if (sa->ss_family == AF_INET6) {
+		const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)(const void *)sa;
+		if (IN6_IS_ADDR_V4MAPPED(&s6->sin6_addr))
+			inet_ntop(AF_INET, &s6->sin6_addr.s6_addr[12], ip, (socklen_t)iplen);
+		else
+			inet_ntop(AF_INET6, &s6->sin6_addr, ip, (socklen_t)iplen);
+		*port = ntohs(s6->sin6_port);
+	}
+}
+
 static void
 format_peer(const struct sockaddr *sa, char *out, size_t outlen)
 {
@@ -88,7 +107,6 @@ conn_new(struct worker *w, size_t li, int fd, const struct sockaddr *sa, socklen
 	struct conn *c;
 	int one = 1;
 
-	(void)salen;
 	c = calloc(1, sizeof(*c));
 	if (c == NULL)
 		goto fail;
@@ -107,6 +125,13 @@ conn_new(struct worker *w, size_t li, int fd, const struct sockaddr *sa, socklen
 	c->started = ev_now(w->loop);
 	c->rd_wants = EV_READ;
 	c->wr_wants = EV_WRITE;
+	if (salen <= sizeof(c->client_sa))
+		memcpy(&c->client_sa, sa, salen);
+	{
+		socklen_t ll = sizeof(c->local_sa);
+		if (getsockname(fd, (struct sockaddr *)&c->local_sa, &ll) < 0)
+			memset(&c->local_sa, 0, sizeof(c->local_sa));
+	}
 	format_peer(sa, c->peer, sizeof(c->peer));
 	buf_init(&c->in, CONN_BUF_SIZE, true); /* pre-auth input holds passwords */
 	buf_init(&c->out, CONN_OUT_SIZE, false);

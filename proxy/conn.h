@@ -141,6 +141,8 @@ struct conn {
 	struct backend *be; /* owned: backend dialog; NULL outside CS_BACKEND */
 	struct creds *creds; /* owned: NULL except between login command and backend answer */
 
+	struct sockaddr_storage client_sa; /* the client (after a PROXY header: the real one) */
+	struct sockaddr_storage local_sa;  /* the address it connected to */
 	char peer[CONN_PEER_MAX]; /* client "ip:port" */
 	char user[CREDS_USER_MAX + 1]; /* user name once known (for logs; never the secret) */
 	const char *backend_name;      /* borrowed from cfg */
@@ -220,6 +222,10 @@ int conn_login_begin(struct conn *c, const char *user, size_t user_len, const ch
  * Returns true when this failure used the last attempt (the session says
  * goodbye and closes). */
 bool conn_login_end(struct conn *c, enum fail_class fc, const char *why);
+
+/* Split sa into a numeric address and a port (IPv4-mapped IPv6 shown as
+ * IPv4); "unknown" and 0 for other families. */
+void conn_addr_parts(const struct sockaddr_storage *sa, char *ip, size_t iplen, unsigned *port);
 
 /* Go on with the state's work (after an answer came from elsewhere). */
 void conn_resume(struct conn *c);

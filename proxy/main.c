@@ -17,6 +17,7 @@
 #include <openssl/ssl.h>
 
 #include "config.h"
+#include "health.h"
 #include "listener.h"
 #include "log.h"
 #include "runtime.h"
@@ -239,6 +240,8 @@ main(int argc, char **argv)
 		    worker_start(&workers[w]) < 0)
 			fatal("cannot start worker");
 	}
+	if (health_start() < 0)
+		fatal("cannot start the health checker");
 	log_kv(LOG_INFO, "postern.start", "version=%s workers=%d listeners=%zu backends=%zu",
 	       POSTERN_VERSION, cfg->workers, cfg->nlisteners, cfg->nbackends);
 	for (size_t i = 0; i < nl; i++)
@@ -262,6 +265,7 @@ main(int argc, char **argv)
 		log_kv(LOG_INFO, "postern.stop", "signal=%s", sig == SIGTERM ? "TERM" : "INT");
 		break;
 	}
+	health_stop();
 	for (int w = 0; w < cfg->workers; w++)
 		worker_stop(&workers[w]);
 	for (int w = 0; w < cfg->workers; w++)

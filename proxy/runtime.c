@@ -20,6 +20,15 @@ runtime_new(struct config *cfg, struct tls_state *tls, unsigned generation)
 		tls_state_unref(&tls);
 		return NULL;
 	}
+	rt->health = calloc(cfg->nbackends + 1, sizeof(*rt->health));
+	if (rt->health == NULL) {
+		free(rt);
+		config_unref(&cfg);
+		tls_state_unref(&tls);
+		return NULL;
+	}
+	for (size_t i = 0; i < cfg->nbackends; i++)
+		rt->health[i] = health_get(cfg->backends[i].name);
 	atomic_init(&rt->refs, 1);
 	rt->cfg = cfg;
 	rt->tls = tls;
@@ -50,6 +59,7 @@ runtime_unref(struct runtime **rtp)
 		return;
 	config_unref(&rt->cfg);
 	tls_state_unref(&rt->tls);
+	free(rt->health);
 	free(rt);
 }
 

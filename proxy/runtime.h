@@ -10,12 +10,14 @@
 #include <stdatomic.h>
 
 #include "config.h"
+#include "health.h"
 #include "tls.h"
 
 struct runtime {
 	atomic_int refs;
 	struct config *cfg;   /* reference */
 	struct tls_state *tls; /* reference */
+	struct health **health; /* [cfg->nbackends]: process-wide records, by name */
 	unsigned generation;   /* 1 at start, +1 per reload */
 };
 
