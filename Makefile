@@ -12,18 +12,21 @@ PYTHON  ?= /usr/bin/python3
 
 BUILD    = build
 # Parsers and other pure code: no libev, no sockets; linked into fuzzers.
-PURE_SRC = proxy/buf.c proxy/imap.c proxy/pop3.c proxy/sasl.c proxy/route.c proxy/log.c
+PURE_SRC = proxy/buf.c proxy/imap.c proxy/pop3.c proxy/sasl.c proxy/route.c proxy/log.c \
+           proxy/proxyproto.c
 # What unit tests link: the pure code and the config loader.
 UNIT_SRC = $(PURE_SRC) proxy/config.c
 CORE_SRC = proxy/config.c proxy/tls.c proxy/listener.c proxy/conn.c proxy/imap_session.c \
            proxy/pop3_session.c proxy/backend.c proxy/relay.c proxy/worker.c proxy/runtime.c proxy/health.c
 MAIN_SRC = proxy/main.c
-SRC      = $(PURE_SRC) $(CORE_SRC) $(MAIN_SRC)
+# policy/: decisions and the state behind them
+POLICY_SRC = policy/acl.c
+SRC      = $(PURE_SRC) $(CORE_SRC) $(POLICY_SRC) $(MAIN_SRC)
 OBJ      = $(SRC:%.c=$(BUILD)/%.o)
 HDR      = $(wildcard proxy/*.h policy/*.h)
 
 UNIT     = $(patsubst tests/unit/%.c,%,$(wildcard tests/unit/test_*.c))
-FUZZ     = fuzz_imap fuzz_pop3
+FUZZ     = fuzz_imap fuzz_pop3 fuzz_proxyproto
 
 .PHONY: all deps test unit unit-asan fuzz fuzz-short integration demo format clean
 

@@ -18,6 +18,7 @@
 #include "health.h"
 #include "imap.h"
 #include "log.h"
+#include "proxyproto.h"
 #include "route.h"
 #include "runtime.h"
 #include "sasl.h"
@@ -835,6 +836,53 @@ pop3_line(struct conn *c, char *line)
 
 /* ---- I/O --------------------------------------------------------------- */
 
+/*
+ * The PROXY header goes first, in the clear even before backend TLS.  The
+ * socket has just connected and its send buffer is empty, so the header
+ * (at most a few hundred bytes) goes out whole or the link is unusable.
+ * Returns 0, or -1 (be_fail called).
+ */
+static int
+be_send_proxy(struct conn *c)
+{
+	struct backend *be = c->be;
+	uint8_t hdr[PP_HEADER_MAX];
+	size_t n;
+	ssize_t w;
+
+	if (be->bc->forward & FORWARD_PROXY_V2) {
+		struct pp_tls_info ti = {0};
+		struct pp_tls_info *tip = NULL;
+		if (c->ssl != NULL) {
+			ti.version = SSL_get_version(c->ssl);
+			ti.cipher = SSL_get_cipher_name(c->ssl);
+			ti.sni = SSL_get_servername(c->ssl, TLSEXT_NAMETYPE_host_name);
+			tip = &ti;
+		}
+		n = proxyproto_write_v2(hdr, sizeof(hdr), (const struct sockaddr *)&c->client_sa,
+					(const struct sockaddr *)&c->local_sa, tip);
+	} else {
+		n = proxyproto_write_v1((char *)hdr, sizeof(hdr),
+					(const struct sockaddr *)&c->client_sa,
+					(const struct sockaddr *)&c->local_sa);
+	}
+	if (n == 0) {
+		set_text(be, "cannot write the PROXY header");
+		be_fail(c, FAIL_INTERNAL, "backend_proxy_header_failed");
+		return -1;
+	}
+	do
+		w = send(c->bfd, hdr, n, MSG_NOSIGNAL);
+	while (w < 0 && errno == EINTR);
+	if (w != (ssize_t)n) {
+		snprintf(be->text, sizeof(be->text), "PROXY header: %s",
+			 w < 0 ? strerror(errno) : "short write");
+		be_fail(c, FAIL_BACKEND_DOWN, "backend_write_failed");
+		return -1;
+	}
+	return 0;
+}
+
 static void
 be_connected(struct conn *c)
 {
@@ -851,6 +899,8 @@ be_connected(struct conn *c)
 	}
 	be->state = c->proto->kind == PROTO_IMAP ? BI_GREETING : BP_GREETING;
 	conn_set_timeout(c, (ev_tstamp)c->cfg->timeouts.backend_login_ms / 1000.0);
+	if ((be->bc->forward & (FORWARD_PROXY_V1 | FORWARD_PROXY_V2)) && be_send_proxy(c) < 0)
+		return;
 	if (be->bc->tls == TLSM_IMPLICIT) {
 		enum be_state greet = be->state;
 		(void)be_start_tls(c, greet);

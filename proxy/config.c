@@ -338,6 +338,8 @@ static void parse_certificates(struct ctx *x, const config_setting_t *s);
 static void parse_listeners(struct ctx *x, const config_setting_t *s);
 static void parse_backends(struct ctx *x, const config_setting_t *s);
 static void parse_routes(struct ctx *x, const config_setting_t *s);
+static void read_cidr_list(struct ctx *x, const config_setting_t *s, const char *path,
+                           struct cidr_conf **out, size_t *n_out);
 static void check_state(struct ctx *x, const config_setting_t *s, const char *v);
 static void check_protocols_file(struct ctx *x, const config_setting_t *s, const char *v);
 static void parse_protocol_rules(struct ctx *x, const config_setting_t *s);
@@ -832,7 +834,8 @@ static void
 parse_listeners(struct ctx *x, const config_setting_t *list)
 {
 	static const char *const keys[] = {
-	    "listen", "protocol", "tls", "name", "allow_plaintext_auth", "certificates", NULL};
+	    "listen", "protocol", "tls", "name", "allow_plaintext_auth", "certificates",
+	    "proxy_protocol", "trusted", NULL};
 	struct config *cfg = x->cfg;
 	int n = config_setting_length(list);
 
@@ -908,6 +911,23 @@ parse_listeners(struct ctx *x, const config_setting_t *list)
 				     "listener: 'allow_plaintext_auth' needs tls = \"starttls\"");
 			else
 				lc->allow_plaintext_auth = config_setting_get_bool(m);
+		}
+
+		/* Behind a load balancer: a PROXY header, from the trusted only. */
+		if ((m = config_setting_get_member(g, "proxy_protocol")) != NULL) {
+			if (config_setting_type(m) != CONFIG_TYPE_BOOL)
+				perr(x, m, "listener: 'proxy_protocol' must be true or false");
+			else
+				lc->proxy_protocol = config_setting_get_bool(m);
+		}
+		if ((m = config_setting_get_member(g, "trusted")) != NULL) {
+			read_cidr_list(x, m, "trusted", &lc->trusted, &lc->ntrusted);
+			if (!lc->proxy_protocol)
+				perr(x, m, "listener: 'trusted' needs proxy_protocol = true");
+		} else if (lc->proxy_protocol) {
+			perr(x, config_setting_get_member(g, "proxy_protocol"),
+			     "listener: proxy_protocol needs 'trusted' = [ the load balancers' "
+			     "networks ]");
 		}
 
 		if ((m = config_setting_get_member(g, "certificates")) != NULL) {
@@ -1681,6 +1701,7 @@ config_free(struct config *cfg)
 	for (size_t i = 0; i < cfg->nlisteners; i++) {
 		free(cfg->listeners[i].listen);
 		free(cfg->listeners[i].name);
+		free(cfg->listeners[i].trusted);
 		for (size_t k = 0; k < cfg->listeners[i].ncerts; k++) {
 			free(cfg->listeners[i].certs[k].cert);
 			free(cfg->listeners[i].certs[k].key);

@@ -45,6 +45,9 @@ struct listener_conf {
 	bool allow_plaintext_auth; /* starttls listeners: LOGIN/USER before TLS (default off) */
 	struct cert_conf *certs;   /* the listener's own certificate set, or NULL: tls.certificates */
 	size_t ncerts;
+	bool proxy_protocol;	   /* a PROXY v1/v2 header comes first, from trusted peers only */
+	struct cidr_conf *trusted; /* the load balancers allowed to send it */
+	size_t ntrusted;
 };
 
 struct cert_conf {

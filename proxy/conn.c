@@ -16,15 +16,18 @@
 
 #include <openssl/err.h>
 
+#include "acl.h"
 #include "backend.h"
 #include "conn.h"
 #include "listener.h"
 #include "log.h"
+#include "proxyproto.h"
 #include "relay.h"
 #include "runtime.h"
 #include "tls.h"
 
 const char *const conn_state_name[CS__COUNT] = {
+	[CS_PROXY] = "proxy",
 	[CS_TLS_ACCEPT] = "tls_accept", [CS_PREAUTH] = "preauth", [CS_BACKEND] = "backend",
 	[CS_RELAY] = "relay",		[CS_CLOSING] = "closing",
 };
@@ -50,6 +53,8 @@ static void conn_bio_cb(struct ev_loop *loop, ev_io *io, int revents);
 static void conn_timer_cb(struct ev_loop *loop, ev_timer *t, int revents);
 static void conn_run(struct conn *c);
 static void starttls_begin(struct conn *c);
+static int conn_begin(struct conn *c);
+static void proxy_run(struct conn *c);
 
 static uint64_t
 splitmix64(uint64_t *s)
@@ -147,32 +152,128 @@ conn_new(struct worker *w, size_t li, int fd, const struct sockaddr *sa, socklen
 	w->conns = c;
 	w->nconns++;
 
-	log_kv(LOG_INFO, "session.start", "cid=%016llx proto=%s lst=%s client=%s tls=%s",
-	       (unsigned long long)c->id, proto_name(lc->proto), lc->name, c->peer,
-	       lc->tls == TLSM_IMPLICIT ? "implicit" : "starttls");
 
-	if (lc->tls == TLSM_IMPLICIT) {
-		if (tls_conn_start(c) < 0) {
-			conn_close(c, "tls_setup_failed");
+	if (lc->proxy_protocol) {
+		struct acl_addr a;
+		/* Only the load balancers named in trusted may tell us who the
+		 * client is; anyone else could claim any address. */
+		if (acl_addr_from_sockaddr(sa, salen, &a) < 0 ||
+		    acl_find(lc->trusted, lc->ntrusted, &a) == NULL) {
+			log_kv(LOG_WARN, "proxy.refused", "cid=%016llx lst=%s peer=%s",
+			       (unsigned long long)c->id, lc->name, c->peer);
+			conn_close(c, "proxy_untrusted");
 			return NULL;
 		}
-		conn_set_state(c, CS_TLS_ACCEPT);
+		c->pp = calloc(1, sizeof(*c->pp));
+		if (c->pp == NULL) {
+			conn_close(c, "out_of_memory");
+			return NULL;
+		}
+		proxyproto_init(c->pp);
+		conn_set_state(c, CS_PROXY);
 		conn_set_timeout(c, (ev_tstamp)c->cfg->timeouts.handshake_ms / 1000.0);
 		conn_run(c);
 		return c;
 	}
+	return conn_begin(c) < 0 ? NULL : c;
+fail:
+	close(fd);
+	return NULL;
+}
+
+/* After accept, or after the PROXY header: TLS or the plaintext greeting.
+ * -1 when c was closed. */
+static int
+conn_begin(struct conn *c)
+{
+	const struct listener_conf *lc = c->lc;
+
+	/* Logged here, after any PROXY header: client= is the real client. */
+	log_kv(LOG_INFO, "session.start", "cid=%016llx proto=%s lst=%s client=%s tls=%s",
+	       (unsigned long long)c->id, proto_name(lc->proto), lc->name, c->peer,
+	       lc->tls == TLSM_IMPLICIT ? "implicit" : "starttls");
+	if (lc->tls == TLSM_IMPLICIT) {
+		if (tls_conn_start(c) < 0) {
+			conn_close(c, "tls_setup_failed");
+			return -1;
+		}
+		conn_set_state(c, CS_TLS_ACCEPT);
+		conn_set_timeout(c, (ev_tstamp)c->cfg->timeouts.handshake_ms / 1000.0);
+		conn_run(c);
+		return 0;
+	}
 	/* STARTTLS listener: greet in plaintext. */
 	if (c->proto->start(c) < 0) {
 		conn_close(c, "internal_error");
-		return NULL;
+		return -1;
 	}
 	conn_set_state(c, CS_PREAUTH);
 	conn_set_timeout(c, (ev_tstamp)c->cfg->timeouts.login_ms / 1000.0);
 	conn_run(c);
-	return c;
-fail:
-	close(fd);
-	return NULL;
+	return 0;
+}
+
+/*
+ * Read the PROXY header without taking a byte of what follows (a TLS
+ * ClientHello): v1 a byte at a time (at most 107), v2 its 16 fixed bytes,
+ * then exactly the length they announce.
+ */
+static void
+proxy_run(struct conn *c)
+{
+	struct pp_parser *p = c->pp;
+
+	for (int i = 0; i < PP_V1_MAX + 4; i++) {
+		uint8_t b[PP_HEADER_MAX];
+		size_t want, used = 0;
+		struct pp_result res;
+		enum pp_rc rc;
+		ssize_t n;
+
+		if (p->version == 2)
+			want = p->need ? p->need - p->have : PP_V2_FIXED - p->have;
+		else
+			want = 1;
+		do
+			n = recv(c->fd, b, want, 0);
+		while (n < 0 && errno == EINTR);
+		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+			c->rd_wants = EV_READ;
+			conn_update_io(c);
+			return;
+		}
+		if (n <= 0) {
+			conn_close(c, "client_closed");
+			return;
+		}
+		c->bytes_in += (uint64_t)n;
+		rc = proxyproto_parse(p, b, (size_t)n, &used, &res);
+		if (rc == PP_MORE)
+			continue;
+		if (rc == PP_BAD) {
+			log_kv(LOG_WARN, "proxy.bad", "cid=%016llx lst=%s peer=%s reason=\"%s\"",
+			       (unsigned long long)c->id, c->lc->name, c->peer,
+			       res.error ? res.error : "malformed");
+			conn_close(c, "proxy_header_bad");
+			return;
+		}
+		/* PP_DONE: the real client, unless the balancer spoke for itself. */
+		if (!res.local && res.srclen > 0 && res.srclen <= sizeof(c->client_sa)) {
+			char was[CONN_PEER_MAX];
+			snprintf(was, sizeof(was), "%s", c->peer);
+			memcpy(&c->client_sa, &res.src, res.srclen);
+			if (res.dstlen > 0 && res.dstlen <= sizeof(c->local_sa))
+				memcpy(&c->local_sa, &res.dst, res.dstlen);
+			format_peer((const struct sockaddr *)&c->client_sa, c->peer, sizeof(c->peer));
+			log_kv(LOG_INFO, "proxy.header", "cid=%016llx lst=%s client=%s via=%s v=%d",
+			       (unsigned long long)c->id, c->lc->name, c->peer, was, res.version);
+		}
+		free(c->pp);
+		c->pp = NULL;
+		(void)conn_begin(c);
+		return;
+	}
+	conn_close(c, "proxy_header_bad");
 }
 
 void
@@ -300,6 +401,7 @@ conn_update_io(struct conn *c)
 	if (c->closed)
 		return;
 	switch (c->state) {
+	case CS_PROXY:
 	case CS_TLS_ACCEPT:
 		cw = c->rd_wants;
 		break;
@@ -566,6 +668,9 @@ static void
 conn_run(struct conn *c)
 {
 	switch (c->state) {
+	case CS_PROXY:
+		proxy_run(c);
+		break;
 	case CS_TLS_ACCEPT:
 		tls_accept_run(c);
 		break;
@@ -619,6 +724,9 @@ conn_timer_cb(struct ev_loop *loop, ev_timer *t, int revents)
 	if (c->closed)
 		return;
 	switch (c->state) {
+	case CS_PROXY:
+		conn_close(c, "proxy_header_timeout");
+		break;
 	case CS_TLS_ACCEPT:
 		conn_close(c, "handshake_timeout");
 		break;
@@ -656,6 +764,8 @@ conn_close(struct conn *c, const char *reason)
 		backend_free(c);
 	if (c->sess != NULL)
 		c->proto->free_sess(c);
+	free(c->pp);
+	c->pp = NULL;
 	conn_creds_free(c);
 	if (c->ssl != NULL)
 		tls_conn_free(c);

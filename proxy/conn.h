@@ -27,6 +27,7 @@
 #define container_of(ptr, type, member) ((type *)(void *)((char *)(ptr) - offsetof(type, member)))
 
 enum conn_state {
+	CS_PROXY,      /* a load balancer's PROXY header comes first */
 	CS_TLS_ACCEPT, /* implicit TLS: handshake before anything else */
 	CS_PREAUTH,    /* greeting sent, pre-auth dialog */
 	CS_BACKEND,    /* credentials in hand: connecting and logging in to a backend */
@@ -55,6 +56,7 @@ struct conn;
 struct worker;
 struct backend;
 struct runtime;
+struct pp_parser;
 
 /* What differs between IMAP and POP3 in the session. */
 struct proto_ops {
@@ -137,6 +139,7 @@ struct conn {
 	struct buf in;	/* client -> us (pre-auth) / -> backend (relay) */
 	struct buf out; /* us -> client (pre-auth) / backend -> client (relay) */
 
+	struct pp_parser *pp; /* owned: while reading a PROXY header */
 	void *sess;	    /* owned: the protocol's pre-auth state (parser); NULL in relay */
 	struct backend *be; /* owned: backend dialog; NULL outside CS_BACKEND */
 	struct creds *creds; /* owned: NULL except between login command and backend answer */
