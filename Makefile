@@ -7,7 +7,7 @@ CC      ?= cc
 OPT     ?= -O2 -g
 ALL_CFLAGS = $(OPT) -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Iproxy -Ipolicy $(CFLAGS)
 PKGS     = openssl libconfig
-LIBS     = $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lev -lpthread
+LIBS     = $(shell pkg-config --libs $(PKGS) 2>/dev/null) -llmdb -lev -lpthread
 PYTHON  ?= /usr/bin/python3
 
 BUILD    = build
@@ -15,12 +15,12 @@ BUILD    = build
 PURE_SRC = proxy/buf.c proxy/imap.c proxy/pop3.c proxy/sasl.c proxy/route.c proxy/log.c \
            proxy/proxyproto.c
 # What unit tests link: the pure code and the config loader.
-UNIT_SRC = $(PURE_SRC) proxy/config.c
+UNIT_SRC = $(PURE_SRC) proxy/config.c $(POLICY_SRC)
 CORE_SRC = proxy/config.c proxy/tls.c proxy/listener.c proxy/conn.c proxy/imap_session.c \
            proxy/pop3_session.c proxy/backend.c proxy/relay.c proxy/worker.c proxy/runtime.c proxy/health.c
 MAIN_SRC = proxy/main.c
 # policy/: decisions and the state behind them
-POLICY_SRC = policy/acl.c
+POLICY_SRC = $(wildcard policy/*.c)
 SRC      = $(PURE_SRC) $(CORE_SRC) $(POLICY_SRC) $(MAIN_SRC)
 OBJ      = $(SRC:%.c=$(BUILD)/%.o)
 HDR      = $(wildcard proxy/*.h policy/*.h)

@@ -84,6 +84,8 @@ backend_events(struct conn *c)
 
 	if (be == NULL)
 		return 0;
+	if (be->state == BE_DONE)
+		return 0; /* logged in, waiting for the policy: the relay reads */
 	if (be->state == BE_CONNECT)
 		return EV_WRITE;
 	if (be->state == BE_TLS)
@@ -247,11 +249,14 @@ backend_start(struct conn *c, enum fail_class *fc_out, const char **why_out)
 static void
 be_done(struct conn *c, enum fail_class fc, const char *text)
 {
-	if (fc != FAIL_NONE)
+	if (fc != FAIL_NONE) {
 		be_close_link(c);
-	else
-		c->be->state = BE_DONE;
-	c->proto->login_done(c, fc, text); /* c may be freed here */
+		c->proto->login_done(c, fc, text); /* c may be freed here */
+		return;
+	}
+	c->be->state = BE_DONE;
+	conn_update_io(c);	    /* nothing is read from the backend until relay */
+	conn_backend_ok(c, text); /* the policy speaks before the client hears OK */
 }
 
 static void
@@ -1049,6 +1054,18 @@ backend_on_io(struct conn *c, int revents)
 	conn_update_io(c);
 }
 
+const char *
+backend_ok_text(const struct conn *c)
+{
+	const struct backend *be = c->be;
+
+	if (be == NULL)
+		return "";
+	if (c->proto->kind == PROTO_IMAP)
+		return be->have_caps ? be->caps : "IMAP4rev1";
+	return be->text;
+}
+
 void
 backend_on_timeout(struct conn *c)
 {
@@ -1056,6 +1073,13 @@ backend_on_timeout(struct conn *c)
 
 	if (be == NULL)
 		return;
+	if (be->state == BE_DONE) {
+		/* Logged in, but the policy did not answer in time. */
+		policy_req_cancel(&c->preq);
+		set_text(be, "no policy answer in time");
+		be_fail(c, FAIL_INTERNAL, "policy_timeout");
+		return;
+	}
 	snprintf(be->text, sizeof(be->text), "%s",
 		 be->state == BE_CONNECT ? "connect timeout" : "no answer in time");
 	be_fail(c, FAIL_BACKEND_DOWN,

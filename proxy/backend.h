@@ -25,6 +25,10 @@ void backend_on_timeout(struct conn *c);
  * c->out, so nothing it said is lost.  -1 if it does not fit. */
 int backend_take_leftover(struct conn *c);
 
+/* After a login the backend accepted: its capabilities (IMAP) or the text
+ * of its +OK (POP3), valid while c->be lives. */
+const char *backend_ok_text(const struct conn *c);
+
 /* Free c->be (wiping what it held); the backend socket stays with c. */
 void backend_free(struct conn *c);
 

@@ -42,6 +42,7 @@ const char *const fail_class_name[FAIL__COUNT] = {
 	[FAIL_BACKEND_DOWN] = "backend_down",
 	[FAIL_BACKEND_PROTO] = "backend_protocol",
 	[FAIL_INTERNAL] = "internal",
+	[FAIL_THROTTLE] = "throttled",
 };
 _Static_assert(sizeof(fail_class_name) / sizeof(fail_class_name[0]) == FAIL__COUNT,
 	       "fail_class_name must name every class");
@@ -52,6 +53,8 @@ static void conn_io_cb(struct ev_loop *loop, ev_io *io, int revents);
 static void conn_bio_cb(struct ev_loop *loop, ev_io *io, int revents);
 static void conn_timer_cb(struct ev_loop *loop, ev_timer *t, int revents);
 static void conn_run(struct conn *c);
+static void delay_cb(struct ev_loop *loop, ev_timer *t, int revents);
+static void conn_hold(struct conn *c, uint64_t ms);
 static void starttls_begin(struct conn *c);
 static int conn_begin(struct conn *c);
 static void proxy_run(struct conn *c);
@@ -145,6 +148,7 @@ conn_new(struct worker *w, size_t li, int fd, const struct sockaddr *sa, socklen
 	ev_io_init(&c->io, conn_io_cb, fd, 0);
 	ev_io_init(&c->bio, conn_bio_cb, -1, 0);
 	ev_init(&c->timer, conn_timer_cb);
+	ev_init(&c->delay, delay_cb);
 
 	c->next = w->conns;
 	if (w->conns != NULL)
@@ -188,10 +192,33 @@ conn_begin(struct conn *c)
 {
 	const struct listener_conf *lc = c->lc;
 
+	enum policy_verdict v;
+	const char *why = NULL;
+
 	/* Logged here, after any PROXY header: client= is the real client. */
 	log_kv(LOG_INFO, "session.start", "cid=%016llx proto=%s lst=%s client=%s tls=%s",
 	       (unsigned long long)c->id, proto_name(lc->proto), lc->name, c->peer,
 	       lc->tls == TLSM_IMPLICIT ? "implicit" : "starttls");
+	v = policy_accept(c->w->policy, (const struct sockaddr *)&c->client_sa,
+			  sizeof(c->client_sa), &c->pc, &why);
+	if (v != POLICY_ALLOW) {
+		/* A proper refusal, after the TLS handshake when there is one. */
+		log_kv(LOG_INFO, "policy.deny", "cid=%016llx client=%s verdict=%s reason=%s",
+		       (unsigned long long)c->id, c->peer, policy_verdict_name[v],
+		       why ? why : "-");
+		if (c->proto->kind == PROTO_IMAP)
+			c->refuse = v == POLICY_DENY_ACL
+					? "* BYE [CONTACTADMIN] Connections from your address are "
+					  "not allowed.\r\n"
+					: "* BYE [UNAVAILABLE] Too many connections from your "
+					  "address, try again later.\r\n";
+		else
+			c->refuse = v == POLICY_DENY_ACL
+					? "-ERR [SYS/PERM] Connections from your address are not "
+					  "allowed.\r\n"
+					: "-ERR [SYS/TEMP] Too many connections from your address, "
+					  "try again later.\r\n";
+	}
 	if (lc->tls == TLSM_IMPLICIT) {
 		if (tls_conn_start(c) < 0) {
 			conn_close(c, "tls_setup_failed");
@@ -203,6 +230,11 @@ conn_begin(struct conn *c)
 		return 0;
 	}
 	/* STARTTLS listener: greet in plaintext. */
+	if (c->refuse != NULL) {
+		(void)buf_append(&c->out, c->refuse, strlen(c->refuse));
+		conn_close_after(c, "policy_refused");
+		return c->closed ? -1 : 0;
+	}
 	if (c->proto->start(c) < 0) {
 		conn_close(c, "internal_error");
 		return -1;
@@ -328,6 +360,19 @@ conn_login_begin(struct conn *c, const char *user, size_t user_len, const char *
 		*why_out = "invalid_password";
 		return -1;
 	}
+	{
+		uint64_t delay = 0;
+		/* Throttled: no backend hears of it; answered after the tarpit. */
+		if (policy_login_check(c->w->policy, (const struct sockaddr *)&c->client_sa,
+				       sizeof(c->client_sa), user, user_len,
+				       (uint64_t)(ev_now(c->w->loop) * 1000.0),
+				       &delay) != POLICY_ALLOW) {
+			*fc_out = FAIL_THROTTLE;
+			*why_out = "throttled";
+			c->throttle_delay_ms = delay;
+			return -1;
+		}
+	}
 	c->creds = calloc(1, sizeof(*c->creds));
 	if (c->creds == NULL) {
 		*fc_out = FAIL_INTERNAL;
@@ -363,7 +408,16 @@ conn_login_end(struct conn *c, enum fail_class fc, const char *why)
 	       (unsigned long long)c->id, proto_name(c->lc->proto), c->peer, quser,
 	       c->login_mech, c->backend_name ? c->backend_name : "-", fail_class_name[fc],
 	       why ? why : "-", ms);
-	if (fc == FAIL_AUTH || fc == FAIL_POLICY)
+	if (fc == FAIL_AUTH) {
+		/* Only real credential failures count, never an outage. */
+		conn_hold(c, policy_login_failed(c->w->policy,
+						 (const struct sockaddr *)&c->client_sa,
+						 sizeof(c->client_sa), c->user, strlen(c->user),
+						 (uint64_t)(ev_now(c->w->loop) * 1000.0)));
+	} else if (fc == FAIL_THROTTLE) {
+		conn_hold(c, c->throttle_delay_ms);
+	}
+	if (fc == FAIL_AUTH || fc == FAIL_POLICY || fc == FAIL_THROTTLE)
 		c->auth_failures++;
 	return c->auth_failures >= c->cfg->limits.max_auth_failures;
 }
@@ -406,7 +460,10 @@ conn_update_io(struct conn *c)
 		cw = c->rd_wants;
 		break;
 	case CS_PREAUTH:
-		cw = buf_len(&c->out) > 0 ? c->wr_wants : c->rd_wants;
+		if (c->tarpit)
+			cw = 0; /* neither answer nor read until the delay ends */
+		else
+			cw = buf_len(&c->out) > 0 ? c->wr_wants : c->rd_wants;
 		break;
 	case CS_BACKEND:
 		cw = buf_len(&c->out) > 0 ? c->wr_wants : 0;
@@ -423,7 +480,7 @@ conn_update_io(struct conn *c)
 			bw |= c->bwr_wants;
 		break;
 	case CS_CLOSING:
-		cw = c->wr_wants;
+		cw = c->tarpit ? 0 : c->wr_wants;
 		break;
 	case CS__COUNT:
 		break;
@@ -519,6 +576,8 @@ conn_backend_write(struct conn *c, const void *p, size_t n)
 static int
 flush_out(struct conn *c)
 {
+	if (c->tarpit)
+		return 0; /* a failed login's answer waits for its delay */
 	while (buf_len(&c->out) > 0) {
 		ssize_t n = conn_client_write(c, buf_head(&c->out), buf_len(&c->out));
 		if (n == CIO_AGAIN)
@@ -554,8 +613,36 @@ conn_close_after(struct conn *c, const char *reason)
 		return;
 	c->close_reason = reason;
 	conn_set_state(c, CS_CLOSING);
-	conn_set_timeout(c, CLOSING_LINGER);
+	/* A held (tarpit) answer still goes out: linger past its delay. */
+	conn_set_timeout(c, CLOSING_LINGER + (c->tarpit ? ev_timer_remaining(c->w->loop,
+									      &c->delay)
+							: 0.));
 	conn_flush(c);
+}
+
+static void
+delay_cb(struct ev_loop *loop, ev_timer *t, int revents)
+{
+	struct conn *c = container_of(t, struct conn, delay);
+
+	(void)loop;
+	(void)revents;
+	c->tarpit = false;
+	if (!c->closed)
+		conn_run(c); /* the held answer goes out, then input again */
+}
+
+/* Hold c->out for ms (the tarpit of a failed login). */
+static void
+conn_hold(struct conn *c, uint64_t ms)
+{
+	if (ms == 0 || c->closed)
+		return;
+	c->tarpit = true;
+	ev_timer_stop(c->w->loop, &c->delay);
+	ev_timer_set(&c->delay, (ev_tstamp)ms / 1000.0, 0.);
+	ev_timer_start(c->w->loop, &c->delay);
+	conn_update_io(c);
 }
 
 /* Pre-auth: flush replies, parse what came, read more; the client must
@@ -570,7 +657,7 @@ preauth_run(struct conn *c)
 
 		if (flush_out(c) < 0)
 			return;
-		if (buf_len(&c->out) > 0)
+		if (buf_len(&c->out) > 0 || c->tarpit)
 			break;
 		if (c->starttls_pending) {
 			starttls_begin(c);
@@ -647,6 +734,11 @@ tls_accept_run(struct conn *c)
 	}
 	c->rd_wants = EV_READ;
 	c->wr_wants = EV_WRITE;
+	if (c->refuse != NULL) {
+		(void)buf_append(&c->out, c->refuse, strlen(c->refuse));
+		conn_close_after(c, "policy_refused");
+		return;
+	}
 	/* After STARTTLS there is no second greeting (RFC 2595 §3.1). */
 	if (!c->starttls_done && c->proto->start(c) < 0) {
 		conn_close(c, "internal_error");
@@ -655,6 +747,70 @@ tls_accept_run(struct conn *c)
 	conn_set_state(c, CS_PREAUTH);
 	conn_set_timeout(c, (ev_tstamp)c->cfg->timeouts.login_ms / 1000.0);
 	preauth_run(c);
+}
+
+/* Log out of a backend whose login the policy refused, politely and without
+ * waiting: one non-blocking write, then the link is closed. */
+static void
+backend_logout(struct conn *c)
+{
+	const char *bye = c->proto->kind == PROTO_IMAP ? "A9 LOGOUT\r\n" : "QUIT\r\n";
+
+	(void)conn_backend_write(c, bye, strlen(bye));
+	ev_io_stop(c->w->loop, &c->bio);
+	c->bio_events = 0;
+	if (c->bssl != NULL)
+		tls_backend_free(c);
+	if (c->bfd >= 0) {
+		close(c->bfd);
+		c->bfd = -1;
+	}
+}
+
+static void
+conn_policy_answer(void *arg, const struct policy_answer *a)
+{
+	struct conn *c = arg;
+	enum fail_class fc;
+
+	c->preq = NULL; /* freed by policy after this returns */
+	if (c->closed)
+		return;
+	if (a->verdict == POLICY_ALLOW) {
+		c->session_live = true;
+		c->proto->login_done(c, FAIL_NONE, backend_ok_text(c)); /* c may be freed */
+		return;
+	}
+	log_kv(LOG_INFO, "policy.deny", "cid=%016llx client=%s user=%s verdict=%s reason=%s",
+	       (unsigned long long)c->id, c->peer, c->user[0] ? "(see login.fail)" : "-",
+	       policy_verdict_name[a->verdict], a->reason ? a->reason : "-");
+	switch (a->verdict) {
+	case POLICY_DENY_PROTOCOL:
+		fc = FAIL_POLICY;
+		c->policy_allowed = a->allowed;
+		break;
+	case POLICY_DENY_LIMIT:
+		fc = FAIL_LIMIT;
+		break;
+	default:
+		fc = FAIL_INTERNAL;
+		break;
+	}
+	backend_logout(c);
+	c->proto->login_done(c, fc, a->reason ? a->reason : policy_verdict_name[a->verdict]);
+}
+
+void
+conn_backend_ok(struct conn *c, const char *text)
+{
+	(void)text; /* kept in c->be until login_done: backend_ok_text() */
+	c->preq = policy_postauth(c->w->pw, (const struct sockaddr *)&c->client_sa,
+				  sizeof(c->client_sa), c->user, strlen(c->user), c->lc->proto,
+				  (uint64_t)(ev_now(c->w->loop) * 1000.0), conn_policy_answer, c);
+	if (c->preq == NULL) {
+		backend_logout(c);
+		c->proto->login_done(c, FAIL_INTERNAL, "policy_out_of_memory");
+	}
 }
 
 void
@@ -760,6 +916,13 @@ conn_close(struct conn *c, const char *reason)
 	ev_io_stop(w->loop, &c->io);
 	ev_io_stop(w->loop, &c->bio);
 	ev_timer_stop(w->loop, &c->timer);
+	ev_timer_stop(w->loop, &c->delay);
+	policy_req_cancel(&c->preq);
+	if (c->session_live) {
+		policy_session_end(w->policy, c->user, strlen(c->user), c->lc->proto);
+		c->session_live = false;
+	}
+	policy_conn_closed(w->policy, &c->pc);
 	if (c->be != NULL)
 		backend_free(c);
 	if (c->sess != NULL)

@@ -17,6 +17,7 @@
 
 #include "buf.h"
 #include "config.h"
+#include "policy.h"
 
 #define CONN_BUF_SIZE	(16 * 1024) /* each relay direction, and pre-auth input */
 #define CONN_OUT_SIZE	(16 * 1024)
@@ -47,6 +48,7 @@ enum fail_class {
 	FAIL_BACKEND_DOWN,  /* cannot reach a backend: [UNAVAILABLE] / -ERR [SYS/TEMP] */
 	FAIL_BACKEND_PROTO, /* backend said something unusable: [UNAVAILABLE] / -ERR [SYS/TEMP] */
 	FAIL_INTERNAL,	    /* our fault: [UNAVAILABLE] / -ERR [SYS/TEMP] */
+	FAIL_THROTTLE,	    /* too many failed logins: [UNAVAILABLE] / -ERR [SYS/TEMP] */
 	FAIL__COUNT
 };
 
@@ -103,6 +105,8 @@ struct worker {
 	ev_async stop_async;
 	ev_prepare reap_prepare;
 	ev_timer accept_resume; /* after EMFILE: accepting resumes shortly */
+	struct policy *policy;	   /* borrowed: the process's policy */
+	struct policy_worker *pw;  /* owned: this loop's way into it */
 	struct conn *conns;	/* all live conns (for shutdown) */
 	struct conn *reap;	/* closed conns waiting to be freed */
 	uint64_t nconns;
@@ -140,6 +144,14 @@ struct conn {
 	struct buf out; /* us -> client (pre-auth) / backend -> client (relay) */
 
 	struct pp_parser *pp; /* owned: while reading a PROXY header */
+	struct policy_conn pc;	 /* what policy_accept() counted */
+	struct policy_req *preq; /* owned: the post-auth question under way */
+	bool session_live;	 /* policy counted this session: policy_session_end() owed */
+	enum proto_kind policy_allowed; /* FAIL_POLICY: the protocol the account may use */
+	const char *refuse;	 /* refused at accept: say this after TLS, then close */
+	ev_timer delay;		 /* tarpit: a failed login's answer waits */
+	uint64_t throttle_delay_ms; /* a throttled login's tarpit */
+	bool tarpit;		 /* c->out is held until the delay ends */
 	void *sess;	    /* owned: the protocol's pre-auth state (parser); NULL in relay */
 	struct backend *be; /* owned: backend dialog; NULL outside CS_BACKEND */
 	struct creds *creds; /* owned: NULL except between login command and backend answer */
@@ -229,6 +241,12 @@ bool conn_login_end(struct conn *c, enum fail_class fc, const char *why);
 /* Split sa into a numeric address and a port (IPv4-mapped IPv6 shown as
  * IPv4); "unknown" and 0 for other families. */
 void conn_addr_parts(const struct sockaddr_storage *sa, char *ip, size_t iplen, unsigned *port);
+
+/* The backend accepted the login (text: IMAP capabilities or the POP3 +OK
+ * text, valid while c->be lives): ask the policy, then either
+ * login_done(FAIL_NONE, text) or log out of the backend and login_done()
+ * with the refusal.  c may be closed when it returns. */
+void conn_backend_ok(struct conn *c, const char *text);
 
 /* Go on with the state's work (after an answer came from elsewhere). */
 void conn_resume(struct conn *c);

@@ -97,9 +97,29 @@ fail_reply(struct conn *c, const char *tag, enum fail_class fc)
 				 tag);
 		break;
 	case FAIL_POLICY:
-		(void)buf_printf(&c->out, "%s NO [CONTACTADMIN] Access denied by policy.\r\n", tag);
+		/* Said only after the backend accepted the password. */
+		if (c->policy_allowed == PROTO_POP3)
+			(void)buf_printf(&c->out,
+					 "%s NO [CONTACTADMIN] This account is set to POP3; IMAP "
+					 "access is disabled.\r\n",
+					 tag);
+		else
+			(void)buf_printf(&c->out,
+					 "%s NO [CONTACTADMIN] IMAP access is disabled for this "
+					 "account.\r\n",
+					 tag);
 		break;
 	case FAIL_LIMIT:
+		(void)buf_printf(&c->out,
+				 "%s NO [UNAVAILABLE] Too many sessions for this account, try "
+				 "again later.\r\n",
+				 tag);
+		break;
+	case FAIL_THROTTLE:
+		(void)buf_printf(&c->out,
+				 "%s NO [UNAVAILABLE] Too many failed logins, try again later.\r\n",
+				 tag);
+		break;
 	case FAIL_BACKEND_DOWN:
 	case FAIL_BACKEND_PROTO:
 	case FAIL_INTERNAL:

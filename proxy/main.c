@@ -20,6 +20,7 @@
 #include "health.h"
 #include "listener.h"
 #include "log.h"
+#include "policy.h"
 #include "runtime.h"
 #include "tls.h"
 #include "worker.h"
@@ -32,6 +33,7 @@ static void
 usage(FILE *f)
 {
 	fprintf(f, "usage: postern [-t] -c FILE\n"
+		   "       postern -c FILE lock show USER | set USER imap|pop3 | clear USER | list\n"
 		   "       postern -V\n"
 		   "  -c FILE  configuration file (libconfig syntax)\n"
 		   "  -t       check the configuration and exit (1 on errors)\n"
@@ -104,7 +106,7 @@ log_errors(const char *event, char *text)
  * certificate, a typo, moved listeners) leaves the running pair in service.
  */
 static void
-reload(const char *path, const struct config *first, unsigned *generation)
+reload(const char *path, const struct config *first, struct policy *policy, unsigned *generation)
 {
 	struct config *cfg;
 	struct tls_state *tls = NULL;
@@ -122,7 +124,8 @@ reload(const char *path, const struct config *first, unsigned *generation)
 	}
 	if (cfg != NULL)
 		tls = tls_state_new(cfg, errs);
-	if (cfg != NULL && tls != NULL && tls_tickets_load(cfg, errs) == 0) {
+	if (cfg != NULL && tls != NULL && tls_tickets_load(cfg, errs) == 0 &&
+	    policy_reload(policy, cfg, errs) == 0) {
 		fclose(errs);
 		free(report);
 		log_set_level(cfg->log_level);
@@ -154,12 +157,14 @@ main(int argc, char **argv)
 	struct worker *workers;
 	struct tls_state *tls;
 	struct runtime *rt;
+	struct policy *policy;
 	unsigned generation = 1;
 	sigset_t sigs;
 	int *fds, opt;
 	size_t nl;
 
-	while ((opt = getopt(argc, argv, "c:tVh")) != -1) {
+	/* "+": options end at the first word (lock ...). */
+	while ((opt = getopt(argc, argv, "+c:tVh")) != -1) {
 		switch (opt) {
 		case 'c':
 			path = optarg;
@@ -178,7 +183,7 @@ main(int argc, char **argv)
 			return 2;
 		}
 	}
-	if (path == NULL || optind != argc) {
+	if (path == NULL || (optind != argc && strcmp(argv[optind], "lock") != 0)) {
 		usage(stderr);
 		return 2;
 	}
@@ -186,6 +191,12 @@ main(int argc, char **argv)
 	cfg = config_load(path, stderr);
 	if (cfg == NULL)
 		return 1;
+	if (optind != argc) {
+		/* postern -c FILE lock show|set|clear|list ...: on the live store. */
+		int rc = policy_admin_main(cfg, argc - optind, argv + optind, stdout, stderr);
+		config_unref(&cfg);
+		return rc;
+	}
 	tls = tls_state_new(cfg, stderr);
 	if (tls == NULL || tls_tickets_load(cfg, stderr) < 0) {
 		tls_state_unref(&tls);
@@ -193,6 +204,11 @@ main(int argc, char **argv)
 		return 1;
 	}
 	if (check) {
+		if (policy_check(cfg, stderr) < 0) {
+			tls_state_unref(&tls);
+			config_unref(&cfg);
+			return 1;
+		}
 		printf("%s: configuration ok (%zu listeners, %zu backends, %d workers)\n", path,
 		       cfg->nlisteners, cfg->nbackends, cfg->workers);
 		tls_state_unref(&tls);
@@ -206,6 +222,13 @@ main(int argc, char **argv)
 	runtime_publish(rt);
 	log_set_level(cfg->log_level);
 	signal(SIGPIPE, SIG_IGN);
+	/* The state store opens now, while we may still be root. */
+	policy = policy_new(cfg, stderr);
+	if (policy == NULL) {
+		tls_state_unref(&tls);
+		config_unref(&cfg);
+		return 1;
+	}
 
 	/* Bind every worker's sockets while we may still be root. */
 	nl = cfg->nlisteners;
@@ -236,7 +259,7 @@ main(int argc, char **argv)
 	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
 
 	for (int w = 0; w < cfg->workers; w++) {
-		if (worker_init(&workers[w], w, cfg, &fds[(size_t)w * nl], nl) < 0 ||
+		if (worker_init(&workers[w], w, cfg, policy, &fds[(size_t)w * nl], nl) < 0 ||
 		    worker_start(&workers[w]) < 0)
 			fatal("cannot start worker");
 	}
@@ -259,7 +282,7 @@ main(int argc, char **argv)
 		if (sig < 0)
 			continue;
 		if (sig == SIGHUP) {
-			reload(path, cfg, &generation);
+			reload(path, cfg, policy, &generation);
 			continue;
 		}
 		log_kv(LOG_INFO, "postern.stop", "signal=%s", sig == SIGTERM ? "TERM" : "INT");
@@ -273,6 +296,7 @@ main(int argc, char **argv)
 	free(workers);
 	free(fds);
 	runtime_publish(NULL);
+	policy_free(&policy);
 	config_unref(&cfg);
 	return 0;
 }

@@ -108,10 +108,20 @@ pop3_login_done(struct conn *c, enum fail_class fc, const char *text)
 		(void)buf_printf(&c->out, "-ERR [AUTH] Authentication failed.\r\n");
 		break;
 	case FAIL_POLICY:
-		(void)buf_printf(&c->out, "-ERR [AUTH] Access denied by policy.\r\n");
+		/* Said only after the backend accepted the password. */
+		if (c->policy_allowed == PROTO_IMAP)
+			(void)buf_printf(&c->out, "-ERR [AUTH] This account is set to IMAP; POP3 "
+						  "access is disabled.\r\n");
+		else
+			(void)buf_printf(&c->out,
+					 "-ERR [AUTH] POP3 access is disabled for this account.\r\n");
 		break;
 	case FAIL_LIMIT:
 		(void)buf_printf(&c->out, "-ERR [IN-USE] Mailbox is in use, try again later.\r\n");
+		break;
+	case FAIL_THROTTLE:
+		(void)buf_printf(&c->out,
+				 "-ERR [SYS/TEMP] Too many failed logins, try again later.\r\n");
 		break;
 	default:
 		(void)buf_printf(&c->out,

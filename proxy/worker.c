@@ -34,17 +34,27 @@ stop_cb(struct ev_loop *loop, ev_async *a, int revents)
 	while (w->conns != NULL)
 		conn_close(w->conns, "shutdown");
 	conn_reap(w);
+	policy_worker_free(&w->pw);
 	ev_break(loop, EVBREAK_ALL);
 }
 
 int
-worker_init(struct worker *w, int id, const struct config *cfg, const int *fds, size_t nfds)
+worker_init(struct worker *w, int id, const struct config *cfg, struct policy *policy,
+	    const int *fds, size_t nfds)
 {
+	const char *err = NULL;
+
 	memset(w, 0, sizeof(*w));
 	w->id = id;
 	w->loop = ev_loop_new(EVFLAG_AUTO | EVFLAG_NOSIGMASK);
 	if (w->loop == NULL)
 		return -1;
+	w->policy = policy;
+	w->pw = policy_worker_new(policy, w->loop, &err);
+	if (w->pw == NULL) {
+		log_kv(LOG_ERR, "worker.fail", "worker=%d reason=\"%s\"", id, err ? err : "policy");
+		return -1;
+	}
 	if (RAND_bytes((unsigned char *)&w->cid_state, sizeof(w->cid_state)) != 1)
 		w->cid_state = (uint64_t)getpid() * 0x9e3779b97f4a7c15ULL + (uint64_t)id;
 	w->listeners = calloc(nfds, sizeof(*w->listeners));
