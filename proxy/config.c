@@ -348,8 +348,10 @@ static void parse_policy_allow(struct ctx *x, const config_setting_t *s);
 static void parse_policy_deny(struct ctx *x, const config_setting_t *s);
 
 static const struct opt_name protocol_lock_modes[] = {
-    {"off", PLOCK_OFF, NULL},       {"concurrent", PLOCK_CONCURRENT, NULL},
-    {"sticky", PLOCK_STICKY, NULL}, {"static", PLOCK_STATIC, NULL},
+    {"off", PLOCK_OFF, NULL},
+    {"concurrent", PLOCK_CONCURRENT, NULL},
+    {"sticky", PLOCK_STICKY, NULL},
+    {"static", PLOCK_STATIC, NULL},
     {NULL, 0, NULL},
 };
 
@@ -1533,7 +1535,8 @@ parse_protocol_rules(struct ctx *x, const config_setting_t *list)
 
 		if (!config_setting_is_group(g)) {
 			perr(x, g,
-			     "protocol rule: each entry must be a group { user = ...; allow = ...; }");
+			     "protocol rule: each entry must be a group "
+			     "{ user = ...; allow = ...; }");
 			continue;
 		}
 		check_keys(x, g, keys, "protocol rule");
@@ -1545,7 +1548,8 @@ parse_protocol_rules(struct ctx *x, const config_setting_t *list)
 		}
 		key = config_setting_get_string(user ? user : domain);
 		if (key == NULL || *key == '\0') {
-			perr(x, user ? user : domain, "protocol rule: '%s' must be a non-empty string",
+			perr(x, user ? user : domain,
+			     "protocol rule: '%s' must be a non-empty string",
 			     user ? "user" : "domain");
 			continue;
 		}
@@ -1588,7 +1592,8 @@ read_cidr_list(struct ctx *x, const config_setting_t *s, const char *path, struc
 	int n;
 
 	if (!config_setting_is_array(s) && !config_setting_is_list(s)) {
-		perr(x, s, "'%s' must be a list of networks [ \"192.0.2.0/24\", \"2001:db8::/32\" ]",
+		perr(x, s,
+		     "'%s' must be a list of networks [ \"192.0.2.0/24\", \"2001:db8::/32\" ]",
 		     path);
 		return;
 	}
@@ -1607,7 +1612,8 @@ read_cidr_list(struct ctx *x, const config_setting_t *s, const char *path, struc
 		const char *v = config_setting_get_string(e), *err;
 
 		if (v == NULL) {
-			perr(x, e, "'%s': each entry must be a string such as \"192.0.2.0/24\"", path);
+			perr(x, e, "'%s': each entry must be a string such as \"192.0.2.0/24\"",
+			     path);
 			continue;
 		}
 		if (config_parse_cidr(v, &(*out)[*n_out], &err) < 0) {
@@ -1635,12 +1641,17 @@ check_state(struct ctx *x, const config_setting_t *s, const char *v)
 {
 	if (strncmp(v, "lmdb:", 5) == 0) {
 		if (v[5] == '\0')
-			perr(x, s, "'state' = \"lmdb:\": name a directory, as in \"lmdb:/var/lib/postern\"");
+			perr(x, s,
+			     "'state' = \"lmdb:\": name a directory, as in "
+			     "\"lmdb:/var/lib/postern\"");
 	} else if (strncmp(v, "redis://", 8) == 0) {
-		perr(x, s, "'state' = \"%s\": the Redis store is not supported yet (use \"lmdb:DIR\")",
+		perr(x, s,
+		     "'state' = \"%s\": the Redis store is not supported yet (use \"lmdb:DIR\")",
 		     v);
 	} else {
-		perr(x, s, "'state' must be \"lmdb:DIR\" (or \"redis://host:port/db\", not supported yet)");
+		perr(x, s,
+		     "'state' must be \"lmdb:DIR\" "
+		     "(or \"redis://host:port/db\", not supported yet)");
 	}
 }
 

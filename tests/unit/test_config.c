@@ -148,7 +148,17 @@ static const char full_conf[] =
     ");\n"
     "timeouts = { handshake = \"5s\"; login = \"2m\"; idle = \"1h\";\n"
     "             backend_connect = \"3s\"; backend_login = 20; };\n"
-    "limits = { max_bad_commands = 5; max_auth_failures = 2; };\n";
+    "limits = { max_bad_commands = 5; max_auth_failures = 2; };\n"
+    "policy = { protocol_lock = \"sticky\"; lock_expire = \"30d\";\n"
+    "  protocols = ( { domain = \"example.org\"; allow = [ \"imap\" ]; },\n"
+    "                { user = \"x@y\"; allow = ( \"pop3\", \"imap\" ); } );\n"
+    "  protocols_file = \"@CERT@\"; protocols_default = [ \"pop3\" ];\n"
+    "  max_connections_per_ip = 20; max_sessions_per_user = 10;\n"
+    "  allow = [ \"10.0.0.0/8\", \"2001:db8::/32\" ]; deny = ( \"10.6.0.0/16\" );\n"
+    "  ipv6_prefix = 56;\n"
+    "  throttle = { ip_user_limit = 3; ip_limit = 30; window = \"10m\";\n"
+    "               delay_base = \"500ms\"; delay_max = 10; };\n"
+    "};\n";
 
 static const char *
 ntop(const struct sockaddr_storage *ss, char *buf, size_t len)
@@ -251,6 +261,34 @@ a_full_config_parses_to_the_expected_struct(void **state)
 	assert_int_equal(cfg->limits.max_bad_commands, 5);
 	assert_int_equal(cfg->limits.max_auth_failures, 2);
 
+	assert_int_equal(cfg->policy.protocol_lock, PLOCK_STICKY);
+	assert_int_equal(cfg->policy.lock_expire_ms, 30ULL * 86400 * 1000);
+	assert_int_equal(cfg->policy.nprotocols, 2);
+	assert_string_equal(cfg->policy.protocols[0].domain, "example.org");
+	assert_null(cfg->policy.protocols[0].user);
+	assert_int_equal(cfg->policy.protocols[0].allow, PROTO_MASK(PROTO_IMAP));
+	assert_string_equal(cfg->policy.protocols[1].user, "x@y");
+	assert_int_equal(cfg->policy.protocols[1].allow, PROTO_MASK_ALL);
+	assert_string_equal(cfg->policy.protocols_file, cert_path);
+	assert_int_equal(cfg->policy.protocols_default, PROTO_MASK(PROTO_POP3));
+	assert_int_equal(cfg->policy.max_connections_per_ip, 20);
+	assert_int_equal(cfg->policy.max_sessions_per_user, 10);
+	assert_int_equal(cfg->policy.nallow, 2);
+	assert_int_equal(cfg->policy.allow[0].family, AF_INET);
+	assert_int_equal(cfg->policy.allow[0].prefix, 8);
+	assert_int_equal(cfg->policy.allow[0].addr[0], 10);
+	assert_int_equal(cfg->policy.allow[1].family, AF_INET6);
+	assert_int_equal(cfg->policy.allow[1].prefix, 32);
+	assert_int_equal(cfg->policy.ndeny, 1);
+	assert_int_equal(cfg->policy.deny[0].prefix, 16);
+	assert_int_equal(cfg->policy.deny[0].addr[1], 6);
+	assert_int_equal(cfg->policy.ipv6_prefix, 56);
+	assert_int_equal(cfg->policy.throttle.ip_user_limit, 3);
+	assert_int_equal(cfg->policy.throttle.ip_limit, 30);
+	assert_int_equal(cfg->policy.throttle.window_ms, 600000);
+	assert_int_equal(cfg->policy.throttle.delay_base_ms, 500);
+	assert_int_equal(cfg->policy.throttle.delay_max_ms, 10000); /* a bare number is seconds */
+
 	config_unref(&cfg);
 	assert_null(cfg);
 	free(errs);
@@ -289,6 +327,22 @@ a_minimal_config_gets_the_documented_defaults(void **state)
 	assert_int_equal(cfg->timeouts.backend_login_ms, 15 * 1000);
 	assert_int_equal(cfg->limits.max_bad_commands, 3);
 	assert_int_equal(cfg->limits.max_auth_failures, 3);
+	assert_int_equal(cfg->policy.protocol_lock, PLOCK_OFF);
+	assert_int_equal(cfg->policy.lock_expire_ms, 90ULL * 86400 * 1000);
+	assert_int_equal(cfg->policy.nprotocols, 0);
+	assert_null(cfg->policy.protocols);
+	assert_null(cfg->policy.protocols_file);
+	assert_int_equal(cfg->policy.protocols_default, PROTO_MASK_ALL);
+	assert_int_equal(cfg->policy.max_connections_per_ip, 0);
+	assert_int_equal(cfg->policy.max_sessions_per_user, 0);
+	assert_int_equal(cfg->policy.nallow, 0);
+	assert_int_equal(cfg->policy.ndeny, 0);
+	assert_int_equal(cfg->policy.ipv6_prefix, 64);
+	assert_int_equal(cfg->policy.throttle.ip_user_limit, 5);
+	assert_int_equal(cfg->policy.throttle.ip_limit, 50);
+	assert_int_equal(cfg->policy.throttle.window_ms, 15 * 60 * 1000);
+	assert_int_equal(cfg->policy.throttle.delay_base_ms, 1000);
+	assert_int_equal(cfg->policy.throttle.delay_max_ms, 15000);
 	config_unref(&cfg);
 	free(errs);
 }
@@ -315,8 +369,101 @@ each_mistake_is_reported_with_its_file_and_line(void **state)
 	    {BASE "user = \"\";\n", "t.conf:5: 'user' must not be empty", 1},
 	    {BASE "state = 5;\n", "t.conf:5: 'state' must be a string", 1},
 	    {BASE "polcy = 1;\n", "t.conf:5: unknown setting 'polcy'", 1},
+	    {BASE "state = \"redis://127.0.0.1:6379/0\";\n",
+	     "t.conf:5: 'state' = \"redis://127.0.0.1:6379/0\": the Redis store is not supported yet "
+	     "(use \"lmdb:DIR\")",
+	     1},
+	    {BASE "state = \"lmdb:\";\n",
+	     "t.conf:5: 'state' = \"lmdb:\": name a directory, as in \"lmdb:/var/lib/postern\"", 1},
+	    {BASE "state = \"/var/lib/postern\";\n",
+	     "t.conf:5: 'state' must be \"lmdb:DIR\" (or \"redis://host:port/db\", not supported yet)",
+	     1},
+	    /* policy */
 	    {BASE "policy = { protocol_lock = \"sticky\"; };\n",
-	     "t.conf:5: unknown setting 'policy'", 1},
+	     "t.conf:5: 'policy.protocol_lock' = \"sticky\" needs a state store: set state = "
+	     "\"lmdb:DIR\"",
+	     1},
+	    {BASE "policy = { protocol_lock = \"strict\"; };\n",
+	     "t.conf:5: 'policy.protocol_lock' must be one of \"off\", \"concurrent\", \"sticky\", "
+	     "\"static\"",
+	     1},
+	    {BASE "policy = { lock_expire = \"3651d\"; };\n",
+	     "t.conf:5: 'policy.lock_expire' must be between 0 and 3650d", 1},
+	    {BASE "policy = { protocols = ( { domain = \"x\"; allow = [ \"imap\" ]; } ); };\n",
+	     "t.conf:5: 'policy.protocols' has no effect with protocol_lock = \"off\"", 1},
+	    {BASE "policy = { protocols_default = [ \"imap\" ]; };\n",
+	     "t.conf:5: 'policy.protocols_default' has no effect with protocol_lock = \"off\"", 1},
+	    {BASE "policy = { protocol_lock = \"static\";\n"
+	          "  protocols = ( { user = \"a\"; domain = \"b\"; allow = [ \"imap\" ]; } ); };\n",
+	     "t.conf:6: protocol rule: needs exactly one of 'user' or 'domain'", 1},
+	    {BASE "policy = { protocol_lock = \"static\";\n"
+	          "  protocols = ( { domain = \"@b\"; allow = [ \"imap\" ]; } ); };\n",
+	     "t.conf:6: protocol rule: a domain cannot contain '@'", 1},
+	    {BASE "policy = { protocol_lock = \"static\";\n"
+	          "  protocols = ( { user = \"\"; allow = [ \"imap\" ]; } ); };\n",
+	     "t.conf:6: protocol rule: 'user' must be a non-empty string", 1},
+	    {BASE "policy = { protocol_lock = \"static\"; protocols = ( { user = \"a\"; } ); };\n",
+	     "t.conf:5: protocol rule: missing 'allow'", 1},
+	    {BASE "policy = { protocol_lock = \"static\";\n"
+	          "  protocols = ( { user = \"a\"; allow = [ ]; } ); };\n",
+	     "t.conf:6: protocol rule: 'allow' is empty: name \"imap\", \"pop3\" or both", 1},
+	    {BASE "policy = { protocol_lock = \"static\";\n"
+	          "  protocols = ( { user = \"a\"; allow = [ \"smtp\" ]; } ); };\n",
+	     "t.conf:6: protocol rule: 'allow': each entry must be \"imap\" or \"pop3\"", 1},
+	    {BASE "policy = { protocol_lock = \"static\";\n"
+	          "  protocols = ( { user = \"a\"; allow = [ \"imap\", \"imap\" ]; } ); };\n",
+	     "t.conf:6: protocol rule: 'allow' names \"imap\" twice", 1},
+	    {BASE "policy = { protocol_lock = \"static\";\n"
+	          "  protocols = ( { user = \"a\"; allow = \"imap\"; } ); };\n",
+	     "t.conf:6: protocol rule: 'allow' must be a list of protocols [ \"imap\", \"pop3\" ]", 1},
+	    {BASE "policy = { protocol_lock = \"static\"; protocols = (\n"
+	          "  { user = \"a@b\"; allow = [ \"imap\" ]; },\n"
+	          "  { user = \"A@B\"; allow = [ \"pop3\" ]; } ); };\n",
+	     "t.conf:7: protocol rule: user \"A@B\" has a rule already", 1},
+	    {BASE "policy = { protocol_lock = \"static\";\n"
+	          "  protocols = ( { user = \"a\"; allow = [ \"imap\" ]; weight = 1; } ); };\n",
+	     "t.conf:6: unknown setting 'weight' in a protocol rule", 1},
+	    {BASE "policy = { protocol_lock = \"static\"; protocols = { }; };\n",
+	     "t.conf:5: 'policy.protocols' must be a list ( { ... }, ... )", 1},
+	    {BASE "policy = { protocol_lock = \"static\"; protocols = ( \"a\" ); };\n",
+	     "t.conf:5: protocol rule: each entry must be a group { user = ...; allow = ...; }", 1},
+	    {BASE "policy = { protocol_lock = \"static\"; protocols_default = [ ]; };\n",
+	     "t.conf:5: 'policy.protocols_default' is empty: name \"imap\", \"pop3\" or both", 1},
+	    {BASE "policy = { protocol_lock = \"static\"; protocols_file = \"/nonexistent/p\"; };\n",
+	     "t.conf:5: protocols file \"/nonexistent/p\" is not readable: No such file or directory",
+	     1},
+	    {BASE "policy = { max_connections_per_ip = -1; };\n",
+	     "t.conf:5: 'policy.max_connections_per_ip' must be between 0 and 1000000", 1},
+	    {BASE "policy = { max_sessions_per_user = 100001; };\n",
+	     "t.conf:5: 'policy.max_sessions_per_user' must be between 0 and 100000", 1},
+	    {BASE "policy = { allow = [ \"10.0.0.1/8\" ]; };\n",
+	     "t.conf:5: 'policy.allow': bad network \"10.0.0.1/8\": host bits are set beyond the "
+	     "prefix length",
+	     1},
+	    {BASE "policy = { allow = [ \"10.0.0.0/8\", \"2001:db8::/129\" ]; };\n",
+	     "t.conf:5: 'policy.allow': bad network \"2001:db8::/129\": an IPv6 prefix is at most 128",
+	     1},
+	    {BASE "policy = { deny = \"10.0.0.0/8\"; };\n",
+	     "t.conf:5: 'policy.deny' must be a list of networks [ \"192.0.2.0/24\", "
+	     "\"2001:db8::/32\" ]",
+	     1},
+	    {BASE "policy = { deny = [ 5 ]; };\n",
+	     "t.conf:5: 'policy.deny': each entry must be a string such as \"192.0.2.0/24\"", 1},
+	    {BASE "policy = { ipv6_prefix = 16; };\n",
+	     "t.conf:5: 'policy.ipv6_prefix' must be between 32 and 128", 1},
+	    {BASE "policy = { throttle = { window = \"0\"; }; };\n",
+	     "t.conf:5: 'policy.throttle.window' must be between 1s and 1d", 1},
+	    {BASE "policy = { throttle = { delay_base = \"10s\"; delay_max = \"5s\"; }; };\n",
+	     "t.conf:5: 'policy.throttle.delay_max' must not be below delay_base", 1},
+	    {BASE "policy = { throttle = { delay_max = \"2m\"; }; };\n",
+	     "t.conf:5: 'policy.throttle.delay_max' must be shorter than timeouts.login", 1},
+	    {BASE "policy = { throttle = { ip_limit = 1000001; }; };\n",
+	     "t.conf:5: 'policy.throttle.ip_limit' must be between 0 and 1000000", 1},
+	    {BASE "policy = { throttle = { burst = 1; }; };\n",
+	     "t.conf:5: unknown setting 'policy.throttle.burst'", 1},
+	    {BASE "policy = { throttle = 5; };\n", "t.conf:5: 'policy.throttle' must be a group { ... }",
+	     1},
+	    {BASE "policy = { lock = \"sticky\"; };\n", "t.conf:5: unknown setting 'policy.lock'", 1},
 	    {BASE "x = ;\n", "t.conf:5: syntax error", 1},
 	    {BASE "workers = 2;\nworkers = 3;\n", "t.conf:6: duplicate setting name", 1},
 	    /* timeouts and limits */
@@ -882,6 +1029,21 @@ the_sample_config_parses_and_shows_the_defaults(void **state)
 	assert_string_equal(cfg->tls.groups, def->tls.groups);
 	assert_memory_equal(&cfg->timeouts, &def->timeouts, sizeof(cfg->timeouts));
 	assert_memory_equal(&cfg->limits, &def->limits, sizeof(cfg->limits));
+	assert_int_equal(cfg->policy.protocol_lock, def->policy.protocol_lock);
+	assert_int_equal(cfg->policy.lock_expire_ms, def->policy.lock_expire_ms);
+	assert_int_equal(cfg->policy.nprotocols, 0);
+	assert_null(cfg->policy.protocols_file);
+	assert_int_equal(cfg->policy.protocols_default, def->policy.protocols_default);
+	assert_int_equal(cfg->policy.max_connections_per_ip, def->policy.max_connections_per_ip);
+	assert_int_equal(cfg->policy.max_sessions_per_user, def->policy.max_sessions_per_user);
+	assert_int_equal(cfg->policy.nallow, 0);
+	assert_int_equal(cfg->policy.ndeny, 0);
+	assert_int_equal(cfg->policy.ipv6_prefix, def->policy.ipv6_prefix);
+	assert_int_equal(cfg->policy.throttle.ip_user_limit, def->policy.throttle.ip_user_limit);
+	assert_int_equal(cfg->policy.throttle.ip_limit, def->policy.throttle.ip_limit);
+	assert_int_equal(cfg->policy.throttle.window_ms, def->policy.throttle.window_ms);
+	assert_int_equal(cfg->policy.throttle.delay_base_ms, def->policy.throttle.delay_base_ms);
+	assert_int_equal(cfg->policy.throttle.delay_max_ms, def->policy.throttle.delay_max_ms);
 	assert_null(cfg->state);
 	assert_int_equal(cfg->nlisteners, 2);
 	assert_int_equal(port_of(&cfg->listeners[0].addr), 993);

@@ -1,0 +1,44 @@
+/*
+ * connlimit.c: decisions on live connection and session counts.  Pure: the
+ * counts come from counters.c, which calls this under its lock, so the
+ * check and the count that follows it are one step.
+ */
+#include "connlimit.h"
+
+enum connlimit_rc
+connlimit_conn(uint32_t live, uint32_t max)
+{
+	return max != 0 && live >= max ? CONNLIMIT_IP_FULL : CONNLIMIT_OK;
+}
+
+enum connlimit_rc
+connlimit_session(const uint32_t live[PROTO__COUNT], enum proto_kind proto, uint32_t max,
+                  bool exclusive)
+{
+	uint64_t total = 0;
+
+	for (int p = 0; p < PROTO__COUNT; p++) {
+		total += live[p];
+		if (exclusive && p != (int)proto && live[p] > 0)
+			return CONNLIMIT_OTHER_PROTO;
+	}
+	return max != 0 && total >= max ? CONNLIMIT_USER_FULL : CONNLIMIT_OK;
+}
+
+const char *
+connlimit_name(enum connlimit_rc rc)
+{
+	switch (rc) {
+	case CONNLIMIT_OK:
+		return "ok";
+	case CONNLIMIT_IP_FULL:
+		return "ip_connection_limit";
+	case CONNLIMIT_USER_FULL:
+		return "user_session_limit";
+	case CONNLIMIT_OTHER_PROTO:
+		return "concurrent_other_protocol";
+	case CONNLIMIT_TABLE_FULL:
+		return "counters_table_full";
+	}
+	return "?";
+}

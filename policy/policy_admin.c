@@ -1,0 +1,184 @@
+/*
+ * policy_admin.c: `postern -c FILE lock show|set|clear|list`, the admin
+ * commands on the protocol locks.  They run in their own process, on the
+ * same store as the daemon (LMDB serialises writers across processes), and
+ * never create a store: that is the daemon's, owned by its user.
+ */
+#include <string.h>
+#include <time.h>
+
+#include "log.h"
+#include "policy.h"
+#include "protolock.h"
+#include "route.h"
+#include "store.h"
+
+struct show {
+	FILE *out;
+	uint64_t now_ms, expire_ms;
+	enum protocol_lock_mode mode;
+	const struct protolock_rules *rules; /* NULL: not known */
+	size_t n;
+};
+
+static const char *
+fmt_time(uint64_t ms, char *buf, size_t len)
+{
+	time_t t = (time_t)(ms / 1000);
+	struct tm tm;
+
+	if (gmtime_r(&t, &tm) == NULL || strftime(buf, len, "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
+		snprintf(buf, len, "?");
+	return buf;
+}
+
+/* One line: user="..." lock=imap origin=login created=... used=... expires=... */
+static void
+show_line(struct show *s, const char *key, size_t len, const struct store_lock *l)
+{
+	char qu[LOG_QUOTED_MAX], c[32], u[32], e[32];
+
+	log_quote(qu, sizeof(qu), key, len);
+	if (l == NULL) {
+		fprintf(s->out, "user=%s lock=none", qu);
+	} else {
+		fprintf(s->out, "user=%s lock=%s origin=%s created=%s used=%s expires=%s", qu,
+		        proto_name(l->proto), l->origin == STORE_ORIGIN_ADMIN ? "admin" : "login",
+		        fmt_time(l->created_ms, c, sizeof(c)), fmt_time(l->used_ms, u, sizeof(u)),
+		        s->expire_ms == 0 ? "never"
+		                          : fmt_time(l->used_ms + s->expire_ms, e, sizeof(e)));
+		if (protolock_expired(l, s->now_ms, s->expire_ms))
+			fprintf(s->out, " expired=yes");
+	}
+	if (s->rules != NULL) {
+		/* the lock does not decide for an account with its own rule */
+		struct protolock_rule r =
+		    protolock_rules_lookup(s->rules, key, len, PROTO_MASK_ALL);
+
+		if (r.explicit_rule)
+			fprintf(s->out, " static=%s", protolock_mask_name(r.allow));
+	}
+	fputc('\n', s->out);
+	s->n++;
+}
+
+static int
+list_one(void *arg, const char *key, size_t len, const struct store_lock *rec)
+{
+	show_line(arg, key, len, rec);
+	return 0;
+}
+
+static int
+usage(FILE *err)
+{
+	fprintf(err, "usage: postern -c FILE lock show USER\n"
+	             "       postern -c FILE lock set USER imap|pop3\n"
+	             "       postern -c FILE lock clear USER\n"
+	             "       postern -c FILE lock list\n");
+	return 2;
+}
+
+int
+policy_admin_run(const struct config *cfg, int argc, char **argv, uint64_t now_ms, FILE *out,
+                 FILE *err)
+{
+	struct show s = {.out = out,
+	                 .now_ms = now_ms,
+	                 .expire_ms = cfg->policy.lock_expire_ms,
+	                 .mode = (enum protocol_lock_mode)cfg->policy.protocol_lock};
+	struct protolock_rules *rules = NULL;
+	char key[ROUTE_USER_MAX + 1];
+	size_t klen = 0;
+	struct store *st;
+	const char *sub, *e = NULL;
+	int rc = 1;
+
+	if (argc < 2 || strcmp(argv[0], "lock") != 0)
+		return usage(err);
+	sub = argv[1];
+	if (!((strcmp(sub, "show") == 0 && argc == 3) || (strcmp(sub, "set") == 0 && argc == 4) ||
+	      (strcmp(sub, "clear") == 0 && argc == 3) || (strcmp(sub, "list") == 0 && argc == 2)))
+		return usage(err);
+	if (argc >= 3 &&
+	    (klen = route_normalize(argv[2], strlen(argv[2]), key, sizeof(key))) == 0) {
+		fprintf(err, "postern: lock %s: \"%s\" is not a user name\n", sub, argv[2]);
+		return 2;
+	}
+	enum proto_kind proto = PROTO__COUNT;
+
+	if (argc == 4) {
+		for (int p = 0; p < PROTO__COUNT; p++)
+			if (strcmp(argv[3], proto_name((enum proto_kind)p)) == 0)
+				proto = (enum proto_kind)p;
+		if (proto == PROTO__COUNT) {
+			fprintf(err, "postern: lock set: the protocol must be imap or pop3\n");
+			return 2;
+		}
+	}
+	if (cfg->state == NULL) {
+		fprintf(err, "postern: lock: no state store: set state = \"lmdb:DIR\" in %s\n",
+		        cfg->path ? cfg->path : "the configuration");
+		return 1;
+	}
+	if ((st = store_open(cfg->state, 0, &e)) == NULL) {
+		fprintf(err, "postern: lock: state \"%s\": %s\n", cfg->state, e);
+		return 1;
+	}
+	/* static rules are shown beside the lock they override; a rule file
+	 * that fails to read only costs that note */
+	if (cfg->policy.protocol_lock != PLOCK_OFF)
+		rules = protolock_rules_from_config(cfg, err);
+	s.rules = rules;
+
+	if (strcmp(sub, "show") == 0) {
+		struct store_lock l;
+		bool found;
+
+		if (store_lock_get(st, key, klen, &l, &found, &e) < 0)
+			goto fail;
+		show_line(&s, key, klen, found ? &l : NULL);
+	} else if (strcmp(sub, "set") == 0) {
+		struct store_lock l = {.proto = proto,
+		                       .origin = STORE_ORIGIN_ADMIN,
+		                       .created_ms = now_ms,
+		                       .used_ms = now_ms};
+
+		if (store_lock_put(st, key, klen, &l, &e) < 0)
+			goto fail;
+		show_line(&s, key, klen, &l);
+		if (s.mode != PLOCK_STICKY)
+			fprintf(err,
+			        "postern: lock set: note: protocol_lock is \"%s\": stored locks "
+			        "are enforced only with \"sticky\"\n",
+			        s.mode == PLOCK_OFF      ? "off"
+			        : s.mode == PLOCK_STATIC ? "static"
+			                                 : "concurrent");
+	} else if (strcmp(sub, "clear") == 0) {
+		bool found;
+
+		if (store_lock_del(st, key, klen, &found, &e) < 0)
+			goto fail;
+		show_line(&s, key, klen, NULL);
+		if (!found)
+			fprintf(err, "postern: lock clear: there was no lock\n");
+	} else {
+		if (store_lock_list(st, list_one, &s, &e) < 0)
+			goto fail;
+	}
+	rc = 0;
+	goto out;
+fail:
+	fprintf(err, "postern: lock %s: %s\n", sub, e ? e : "failed");
+out:
+	fflush(out);
+	protolock_rules_free(&rules);
+	store_close(&st);
+	return rc;
+}
+
+int
+policy_admin_main(const struct config *cfg, int argc, char **argv, FILE *out, FILE *err)
+{
+	return policy_admin_run(cfg, argc, argv, policy_now_ms(), out, err);
+}

@@ -1,0 +1,309 @@
+/*
+ * store.c: the store interface's common half.  Owns the choice of store by
+ * URL scheme, the request object and the per-loop mailbox that brings an
+ * answer from whatever thread made it back to the asking loop.  Never reads
+ * or writes data itself: store_lmdb.c and store_mem.c do.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "store_impl.h"
+
+#define container_of_sw(w)                                                                         \
+	((struct store_worker *)(void *)((char *)(w)-offsetof(struct store_worker, async)))
+
+struct store *
+store_open(const char *url, int flags, const char **err_out)
+{
+	if (url == NULL) {
+		*err_out = "no state store configured";
+		return NULL;
+	}
+	if (strncmp(url, "lmdb:", 5) == 0)
+		return store_lmdb_open(url + 5, flags, err_out);
+	if (strncmp(url, "mem:", 4) == 0)
+		return store_mem_open(url + 4, err_out);
+	if (strncmp(url, "redis://", 8) == 0) {
+		*err_out = "the Redis store is not supported yet";
+		return NULL;
+	}
+	*err_out = "unknown state store (expected \"lmdb:DIR\")";
+	return NULL;
+}
+
+void
+store_close(struct store **stp)
+{
+	struct store *st = *stp;
+
+	if (st == NULL)
+		return;
+	*stp = NULL;
+	st->ops->close(st);
+}
+
+const char *
+store_name(const struct store *st)
+{
+	return st->ops->name;
+}
+
+/* ---- the mailbox ------------------------------------------------------- */
+
+/* On sw's loop: run the answers that arrived, in arrival order. */
+static void
+sw_async_cb(struct ev_loop *loop, ev_async *w, int revents)
+{
+	struct store_worker *sw = container_of_sw(w);
+	struct store_req *r, *next;
+
+	(void)loop;
+	(void)revents;
+	pthread_mutex_lock(&sw->mu);
+	r = sw->done_head;
+	sw->done_head = sw->done_tail = NULL;
+	pthread_mutex_unlock(&sw->mu);
+	for (; r != NULL; r = next) {
+		next = r->next;
+		/* a callback may cancel a later request of this same list:
+		 * cancelled is read now, not before the loop */
+		if (!r->cancelled) {
+			if (r->kind == SRQ_LOCK_UPDATE)
+				r->update_cb(r->arg, r->rc, r->err, r->dctx);
+			else
+				r->counter_cb(r->arg, r->rc, r->err, r->value);
+		}
+		free(r);
+	}
+}
+
+struct store_worker *
+store_worker_new(struct store *st, struct ev_loop *loop, const char **err_out)
+{
+	struct store_worker *sw = calloc(1, sizeof(*sw));
+	bool mu = false;
+
+	if (sw == NULL) {
+		*err_out = "out of memory";
+		return NULL;
+	}
+	sw->st = st;
+	sw->loop = loop;
+	if (pthread_mutex_init(&sw->mu, NULL) != 0 || !(mu = true) ||
+	    pthread_cond_init(&sw->idle, NULL) != 0) {
+		*err_out = "cannot make a mutex";
+		goto fail;
+	}
+	if (st->ops->worker_open(sw, err_out) < 0) {
+		pthread_cond_destroy(&sw->idle);
+		goto fail;
+	}
+	ev_async_init(&sw->async, sw_async_cb);
+	ev_async_start(loop, &sw->async);
+	/* the mailbox alone must not keep the loop running */
+	ev_unref(loop);
+	return sw;
+fail:
+	if (mu)
+		pthread_mutex_destroy(&sw->mu);
+	free(sw);
+	return NULL;
+}
+
+void
+store_worker_free(struct store_worker **swp)
+{
+	struct store_worker *sw = *swp;
+	struct store_req *r, *next;
+
+	if (sw == NULL)
+		return;
+	*swp = NULL;
+	pthread_mutex_lock(&sw->mu);
+	/* the store thread touches sw until it has put the last answer here */
+	while (sw->inflight > 0)
+		pthread_cond_wait(&sw->idle, &sw->mu);
+	r = sw->done_head;
+	sw->done_head = sw->done_tail = NULL;
+	pthread_mutex_unlock(&sw->mu);
+	for (; r != NULL; r = next) {
+		next = r->next;
+		free(r);
+	}
+	ev_ref(sw->loop);
+	ev_async_stop(sw->loop, &sw->async);
+	sw->st->ops->worker_close(sw);
+	pthread_cond_destroy(&sw->idle);
+	pthread_mutex_destroy(&sw->mu);
+	free(sw);
+}
+
+void
+store_req_done(struct store_req *r)
+{
+	struct store_worker *sw = r->sw;
+
+	pthread_mutex_lock(&sw->mu);
+	r->next = NULL;
+	if (sw->done_tail != NULL)
+		sw->done_tail->next = r;
+	else
+		sw->done_head = r;
+	sw->done_tail = r;
+	/* under the lock: store_worker_free() cannot free sw between these */
+	ev_async_send(sw->loop, &sw->async);
+	if (--sw->inflight == 0)
+		pthread_cond_signal(&sw->idle);
+	pthread_mutex_unlock(&sw->mu);
+}
+
+static struct store_req *
+req_new(struct store_worker *sw, enum store_req_kind kind, const char *key, size_t len,
+        const char **err_out)
+{
+	struct store_req *r;
+
+	if (len == 0 || len > STORE_KEY_MAX) {
+		*err_out = len == 0 ? "empty key" : "key too long";
+		return NULL;
+	}
+	if ((r = calloc(1, sizeof(*r))) == NULL) {
+		*err_out = "out of memory";
+		return NULL;
+	}
+	r->sw = sw;
+	r->kind = kind;
+	memcpy(r->key, key, len);
+	r->key_len = len;
+	return r;
+}
+
+/* Hand r to the store; NULL (r freed) if it would not take it. */
+static struct store_req *
+req_submit(struct store_req *r, const char **err_out)
+{
+	struct store_worker *sw = r->sw;
+
+	pthread_mutex_lock(&sw->mu);
+	sw->inflight++;
+	pthread_mutex_unlock(&sw->mu);
+	if (sw->st->ops->submit(r, err_out) == 0)
+		return r;
+	pthread_mutex_lock(&sw->mu);
+	if (--sw->inflight == 0)
+		pthread_cond_signal(&sw->idle);
+	pthread_mutex_unlock(&sw->mu);
+	free(r);
+	return NULL;
+}
+
+struct store_req *
+store_lock_update(struct store_worker *sw, const char *key, size_t len, store_decide_cb decide,
+                  const void *dctx, size_t dctx_len, store_update_cb cb, void *arg,
+                  const char **err_out)
+{
+	struct store_req *r;
+
+	if (dctx_len > STORE_DCTX_MAX) {
+		*err_out = "decision context too large";
+		return NULL;
+	}
+	if ((r = req_new(sw, SRQ_LOCK_UPDATE, key, len, err_out)) == NULL)
+		return NULL;
+	r->decide = decide;
+	memcpy(r->dctx, dctx, dctx_len);
+	r->dctx_len = dctx_len;
+	r->update_cb = cb;
+	r->arg = arg;
+	return req_submit(r, err_out);
+}
+
+struct store_req *
+store_counter_add(struct store_worker *sw, const char *key, size_t len, int64_t delta,
+                  uint64_t ttl_ms, uint64_t now_ms, store_counter_cb cb, void *arg,
+                  const char **err_out)
+{
+	struct store_req *r;
+
+	if ((r = req_new(sw, SRQ_COUNTER_ADD, key, len, err_out)) == NULL)
+		return NULL;
+	r->delta = delta;
+	r->ttl_ms = ttl_ms;
+	r->now_ms = now_ms;
+	r->counter_cb = cb;
+	r->arg = arg;
+	return req_submit(r, err_out);
+}
+
+void
+store_req_cancel(struct store_req *r)
+{
+	if (r != NULL)
+		r->cancelled = true;
+}
+
+int64_t
+store_counter_apply(struct store_counter *c, bool *exists_io, int64_t delta, uint64_t ttl_ms,
+                    uint64_t now_ms)
+{
+	if (!*exists_io || (c->expires_ms != 0 && now_ms >= c->expires_ms)) {
+		c->value = 0;
+		c->expires_ms = ttl_ms == 0                    ? 0
+		                : now_ms > UINT64_MAX - ttl_ms ? UINT64_MAX
+		                                               : now_ms + ttl_ms;
+	}
+	/* saturating: a counter pinned at a bound is still a usable answer */
+	if (delta > 0 && c->value > INT64_MAX - delta)
+		c->value = INT64_MAX;
+	else if (delta < 0 && c->value < INT64_MIN - delta)
+		c->value = INT64_MIN;
+	else
+		c->value += delta;
+	*exists_io = c->value > 0;
+	return c->value;
+}
+
+/* ---- synchronous ---------------------------------------------------------- */
+
+int
+store_lock_get(struct store *st, const char *key, size_t len, struct store_lock *out,
+               bool *found_out, const char **err_out)
+{
+	if (len == 0 || len > STORE_KEY_MAX) {
+		*err_out = len == 0 ? "empty key" : "key too long";
+		return -1;
+	}
+	return st->ops->lock_get(st, key, len, out, found_out, err_out);
+}
+
+int
+store_lock_put(struct store *st, const char *key, size_t len, const struct store_lock *rec,
+               const char **err_out)
+{
+	if (len == 0 || len > STORE_KEY_MAX) {
+		*err_out = len == 0 ? "empty key" : "key too long";
+		return -1;
+	}
+	if ((unsigned)rec->proto >= PROTO__COUNT) {
+		*err_out = "no such protocol";
+		return -1;
+	}
+	return st->ops->lock_put(st, key, len, rec, err_out);
+}
+
+int
+store_lock_del(struct store *st, const char *key, size_t len, bool *found_out, const char **err_out)
+{
+	if (len == 0 || len > STORE_KEY_MAX) {
+		*err_out = len == 0 ? "empty key" : "key too long";
+		return -1;
+	}
+	return st->ops->lock_del(st, key, len, found_out, err_out);
+}
+
+int
+store_lock_list(struct store *st, store_list_cb cb, void *arg, const char **err_out)
+{
+	return st->ops->lock_list(st, cb, arg, err_out);
+}

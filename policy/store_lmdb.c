@@ -1,0 +1,717 @@
+/*
+ * store_lmdb.c: the embedded store, LMDB in the `state` directory.  Owns
+ * the environment, the record formats and the one store thread that makes
+ * every write: it takes queued requests in batches, runs each one's decision
+ * inside one write transaction (so a read, its decision and its write are
+ * one atomic step against every other thread and process), commits once
+ * (LMDB fsyncs the data, then the meta page) and only then hands the
+ * answers back.  Worker threads never write and never wait for a disk: they
+ * read from a snapshot, and if the decision needs no write, answer from it.
+ *
+ * Crash safety is LMDB's: copy-on-write pages and a meta page written last,
+ * so a kill -9 or a power cut leaves the last committed state.  The admin
+ * commands open the same directory from another process; LMDB's lock file
+ * (robust mutexes, a reader table) keeps them consistent.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <sys/stat.h>
+
+#include <lmdb.h>
+
+#include "log.h"
+#include "store_impl.h"
+
+#define LMDB_MAPSIZE    ((size_t)1 << 30) /* 1 GiB of address space: ~3M locks */
+#define LMDB_MAXREADERS 1024              /* workers (<= 256), admin commands, tests */
+#define LMDB_QUEUE_MAX  16384             /* requests waiting for the store thread (~10 MB) */
+#define LMDB_BATCH_MAX  1024              /* requests per write transaction */
+#define LMDB_SWEEP      32                /* counters checked for expiry per batch */
+
+#define LOCK_REC_LEN 24 /* version, proto, origin, 5 zero bytes, created, used */
+#define LOCK_REC_V1  1
+#define CTR_REC_LEN  17 /* version, value, expires */
+#define CTR_REC_V1   1
+
+struct lmdb_store {
+	struct store base;
+	MDB_env *env;
+	MDB_dbi locks, counters;
+	char *dir; /* owned, for logs */
+
+	pthread_mutex_t qmu; /* guards the queue and the thread's life */
+	pthread_cond_t qcond;
+	struct store_req *qhead, *qtail;
+	size_t qlen;
+	bool stopping;
+	bool started;
+	pthread_t thread;
+
+	/* store thread only: where the counter sweep goes on */
+	char sweep_key[STORE_KEY_MAX];
+	size_t sweep_len;
+};
+
+struct lmdb_worker {
+	MDB_txn *rtxn; /* a reset read transaction, renewed for each read */
+};
+
+/* Static text for err_out; the details go to the log. */
+static const char *
+lmdb_err(int rc)
+{
+	switch (rc) {
+	case MDB_MAP_FULL:
+		return "the store is full (LMDB map size)";
+	case MDB_READERS_FULL:
+		return "too many readers of the store";
+	case MDB_INVALID:
+	case MDB_VERSION_MISMATCH:
+		return "not an LMDB store this version can read";
+	case MDB_PANIC:
+	case MDB_CORRUPTED:
+		return "the store is damaged";
+	case MDB_MAP_RESIZED:
+		return "the store was resized by another process; restart";
+	case ENOENT:
+		return "no such directory";
+	case EACCES:
+	case EPERM:
+		return "permission denied";
+	case ENOSPC:
+		return "no space left on device";
+	case EIO:
+		return "I/O error";
+	case ENOMEM:
+		return "out of memory";
+	default:
+		return "store error";
+	}
+}
+
+/* ---- records ------------------------------------------------------------ */
+
+static void
+put64(unsigned char *p, uint64_t v)
+{
+	for (int i = 0; i < 8; i++)
+		p[i] = (unsigned char)(v >> (8 * i));
+}
+
+static uint64_t
+get64(const unsigned char *p)
+{
+	uint64_t v = 0;
+
+	for (int i = 0; i < 8; i++)
+		v |= (uint64_t)p[i] << (8 * i);
+	return v;
+}
+
+static void
+lock_encode(const struct store_lock *l, unsigned char out[LOCK_REC_LEN])
+{
+	memset(out, 0, LOCK_REC_LEN);
+	out[0] = LOCK_REC_V1;
+	out[1] = (unsigned char)l->proto;
+	out[2] = (unsigned char)l->origin;
+	put64(out + 8, l->created_ms);
+	put64(out + 16, l->used_ms);
+}
+
+/* 0, or -1 for a record this code does not know (never guessed at). */
+static int
+lock_decode(const MDB_val *v, struct store_lock *out)
+{
+	const unsigned char *p = v->mv_data;
+
+	if (v->mv_size != LOCK_REC_LEN || p[0] != LOCK_REC_V1 || p[1] >= PROTO__COUNT || p[2] > 1)
+		return -1;
+	out->proto = (enum proto_kind)p[1];
+	out->origin = (enum store_origin)p[2];
+	out->created_ms = get64(p + 8);
+	out->used_ms = get64(p + 16);
+	return 0;
+}
+
+static void
+ctr_encode(const struct store_counter *c, unsigned char out[CTR_REC_LEN])
+{
+	out[0] = CTR_REC_V1;
+	put64(out + 1, (uint64_t)c->value);
+	put64(out + 9, c->expires_ms);
+}
+
+static int
+ctr_decode(const MDB_val *v, struct store_counter *out)
+{
+	const unsigned char *p = v->mv_data;
+
+	if (v->mv_size != CTR_REC_LEN || p[0] != CTR_REC_V1)
+		return -1;
+	out->value = (int64_t)get64(p + 1);
+	out->expires_ms = get64(p + 9);
+	return 0;
+}
+
+/* ---- the store thread ---------------------------------------------------- */
+
+/*
+ * One request inside txn.  Returns 0 when r is answered (r->rc set, which
+ * may be a failure of r alone), or an LMDB error that spoils txn.
+ */
+static int
+apply(struct lmdb_store *ls, MDB_txn *txn, struct store_req *r)
+{
+	MDB_val k = {.mv_size = r->key_len, .mv_data = r->key}, v;
+	int rc;
+
+	r->rc = 0;
+	r->err = NULL;
+	if (r->kind == SRQ_LOCK_UPDATE) {
+		struct store_lock cur, next;
+		unsigned char buf[LOCK_REC_LEN];
+		enum store_action act;
+		bool found;
+
+		rc = mdb_get(txn, ls->locks, &k, &v);
+		if (rc != 0 && rc != MDB_NOTFOUND)
+			return rc;
+		found = rc == 0;
+		if (found && lock_decode(&v, &cur) < 0) {
+			/* fail closed: a record we cannot read is not "no lock" */
+			r->rc = -1;
+			r->err = "unreadable lock record";
+			return 0;
+		}
+		memset(&next, 0, sizeof(next));
+		act = r->decide(r->dctx, found ? &cur : NULL, &next);
+		if (act == STORE_PUT || act == STORE_PUT_LAZY) {
+			if ((unsigned)next.proto >= PROTO__COUNT) {
+				r->rc = -1;
+				r->err = "no such protocol";
+				return 0;
+			}
+			lock_encode(&next, buf);
+			v.mv_size = sizeof(buf);
+			v.mv_data = buf;
+			return mdb_put(txn, ls->locks, &k, &v, 0);
+		}
+		if (act == STORE_DEL && found)
+			return mdb_del(txn, ls->locks, &k, NULL);
+		return 0;
+	}
+
+	struct store_counter c = {0, 0};
+	unsigned char buf[CTR_REC_LEN];
+	bool exists;
+
+	rc = mdb_get(txn, ls->counters, &k, &v);
+	if (rc != 0 && rc != MDB_NOTFOUND)
+		return rc;
+	exists = rc == 0 && ctr_decode(&v, &c) == 0; /* an unknown record restarts at 0 */
+	bool had = rc == 0;
+
+	r->value = store_counter_apply(&c, &exists, r->delta, r->ttl_ms, r->now_ms);
+	if (!exists)
+		return had ? mdb_del(txn, ls->counters, &k, NULL) : 0;
+	ctr_encode(&c, buf);
+	v.mv_size = sizeof(buf);
+	v.mv_data = buf;
+	return mdb_put(txn, ls->counters, &k, &v, 0);
+}
+
+/* Delete a few expired counters, going round the table batch by batch, so
+ * counters nobody asks for again do not pile up. */
+static int
+sweep(struct lmdb_store *ls, MDB_txn *txn, uint64_t now_ms)
+{
+	MDB_cursor *cur;
+	MDB_val k = {.mv_size = ls->sweep_len, .mv_data = ls->sweep_key}, v;
+	int rc, n = 0;
+
+	if ((rc = mdb_cursor_open(txn, ls->counters, &cur)) != 0)
+		return rc;
+	rc = mdb_cursor_get(cur, &k, &v, ls->sweep_len ? MDB_SET_RANGE : MDB_FIRST);
+	for (; rc == 0 && n < LMDB_SWEEP; n++) {
+		struct store_counter c;
+
+		if (ctr_decode(&v, &c) < 0 || (c.expires_ms != 0 && now_ms >= c.expires_ms)) {
+			if ((rc = mdb_cursor_del(cur, 0)) != 0)
+				break;
+			/* LMDB: MDB_NEXT after a delete lands on the entry that
+			 * followed the deleted one, not one further */
+		}
+		rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
+	}
+	if (rc == 0 && k.mv_size <= sizeof(ls->sweep_key)) {
+		memcpy(ls->sweep_key, k.mv_data, k.mv_size);
+		ls->sweep_len = k.mv_size;
+	} else {
+		ls->sweep_len = 0; /* the end: start again from the top */
+	}
+	mdb_cursor_close(cur);
+	return rc == MDB_NOTFOUND || rc == 0 ? 0 : rc;
+}
+
+/* Run reqs[0..n) in one transaction.  0, or the LMDB error that sank it. */
+static int
+run_txn(struct lmdb_store *ls, struct store_req **reqs, size_t n)
+{
+	MDB_txn *txn;
+	uint64_t sweep_now = 0;
+	int rc;
+
+	if ((rc = mdb_txn_begin(ls->env, NULL, 0, &txn)) != 0)
+		return rc;
+	for (size_t i = 0; i < n; i++) {
+		if ((rc = apply(ls, txn, reqs[i])) != 0) {
+			mdb_txn_abort(txn);
+			return rc;
+		}
+		if (reqs[i]->kind == SRQ_COUNTER_ADD && reqs[i]->now_ms > sweep_now)
+			sweep_now = reqs[i]->now_ms;
+	}
+	if (sweep_now != 0 && (rc = sweep(ls, txn, sweep_now)) != 0) {
+		mdb_txn_abort(txn);
+		return rc;
+	}
+	/* the commit is the fsync: nothing is answered before it returns */
+	return mdb_txn_commit(txn);
+}
+
+static void
+run_batch(struct lmdb_store *ls, struct store_req **reqs, size_t n)
+{
+	int rc = run_txn(ls, reqs, n);
+
+	if (rc != 0 && n > 1) {
+		/* one request may have sunk the others (a full map): give each its
+		 * own transaction, and its own answer */
+		for (size_t i = 0; i < n; i++)
+			run_batch(ls, &reqs[i], 1);
+		return;
+	}
+	if (rc != 0) {
+		log_kv(LOG_WARN, "store.error", "store=lmdb dir=\"%s\" op=commit err=\"%s\"",
+		       ls->dir, mdb_strerror(rc));
+		for (size_t i = 0; i < n; i++) {
+			reqs[i]->rc = -1;
+			reqs[i]->err = lmdb_err(rc);
+		}
+	}
+}
+
+static void *
+store_thread(void *arg)
+{
+	struct lmdb_store *ls = arg;
+	struct store_req *batch[LMDB_BATCH_MAX];
+
+	for (;;) {
+		size_t n = 0;
+
+		pthread_mutex_lock(&ls->qmu);
+		while (ls->qhead == NULL && !ls->stopping)
+			pthread_cond_wait(&ls->qcond, &ls->qmu);
+		if (ls->qhead == NULL) { /* stopping, and nothing left to do */
+			pthread_mutex_unlock(&ls->qmu);
+			break;
+		}
+		/* everything queued so far rides on one commit (group commit) */
+		while (ls->qhead != NULL && n < LMDB_BATCH_MAX) {
+			batch[n++] = ls->qhead;
+			ls->qhead = ls->qhead->next;
+		}
+		if (ls->qhead == NULL)
+			ls->qtail = NULL;
+		ls->qlen -= n;
+		pthread_mutex_unlock(&ls->qmu);
+
+		run_batch(ls, batch, n);
+		for (size_t i = 0; i < n; i++) {
+			if (batch[i]->sw == NULL)
+				free(batch[i]); /* a lazy write: nobody waits for it */
+			else
+				store_req_done(batch[i]); /* it may be freed from here on */
+		}
+	}
+	return NULL;
+}
+
+/* ---- worker side -------------------------------------------------------- */
+
+static int
+lmdb_worker_open(struct store_worker *sw, const char **err_out)
+{
+	struct lmdb_store *ls = (struct lmdb_store *)(void *)sw->st;
+	struct lmdb_worker *lw;
+	int rc;
+
+	pthread_mutex_lock(&ls->qmu);
+	/* the thread starts with the first worker: admin commands need none */
+	if (!ls->started) {
+		if (pthread_create(&ls->thread, NULL, store_thread, ls) != 0) {
+			pthread_mutex_unlock(&ls->qmu);
+			*err_out = "cannot start the store thread";
+			return -1;
+		}
+		ls->started = true;
+	}
+	pthread_mutex_unlock(&ls->qmu);
+	if ((lw = calloc(1, sizeof(*lw))) == NULL) {
+		*err_out = "out of memory";
+		return -1;
+	}
+	if ((rc = mdb_txn_begin(ls->env, NULL, MDB_RDONLY, &lw->rtxn)) != 0) {
+		free(lw);
+		*err_out = lmdb_err(rc);
+		return -1;
+	}
+	mdb_txn_reset(lw->rtxn);
+	sw->impl = lw;
+	return 0;
+}
+
+static void
+lmdb_worker_close(struct store_worker *sw)
+{
+	struct lmdb_worker *lw = sw->impl;
+
+	if (lw == NULL)
+		return;
+	mdb_txn_abort(lw->rtxn);
+	free(lw);
+	sw->impl = NULL;
+}
+
+/*
+ * The optimistic read: run the decision on a snapshot, on the worker's
+ * thread.  When it needs no write, or only a lazy one, the snapshot's answer
+ * stands (it was the committed state at a moment between the request and
+ * its answer): true, and *act_out says which.  Never waits for a writer.
+ */
+static bool
+answer_from_snapshot(struct lmdb_store *ls, struct lmdb_worker *lw, struct store_req *r,
+                     enum store_action *act_out)
+{
+	MDB_val k = {.mv_size = r->key_len, .mv_data = r->key}, v;
+	struct store_lock cur, next;
+	enum store_action act;
+	bool found;
+	int rc;
+
+	if (mdb_txn_renew(lw->rtxn) != 0)
+		return false;
+	rc = mdb_get(lw->rtxn, ls->locks, &k, &v);
+	found = rc == 0;
+	if ((rc != 0 && rc != MDB_NOTFOUND) || (found && lock_decode(&v, &cur) < 0)) {
+		mdb_txn_reset(lw->rtxn);
+		return false; /* the store thread will say what is wrong */
+	}
+	mdb_txn_reset(lw->rtxn);
+	memset(&next, 0, sizeof(next));
+	act = r->decide(r->dctx, found ? &cur : NULL, &next);
+	*act_out = act;
+	return act == STORE_KEEP || act == STORE_PUT_LAZY || (act == STORE_DEL && !found);
+}
+
+/* Queue r for the store thread; false when the queue is full. */
+static bool
+enqueue(struct lmdb_store *ls, struct store_req *r)
+{
+	pthread_mutex_lock(&ls->qmu);
+	if (ls->qlen >= LMDB_QUEUE_MAX || ls->stopping) {
+		pthread_mutex_unlock(&ls->qmu);
+		return false;
+	}
+	r->next = NULL;
+	if (ls->qtail != NULL)
+		ls->qtail->next = r;
+	else
+		ls->qhead = r;
+	ls->qtail = r;
+	ls->qlen++;
+	pthread_cond_signal(&ls->qcond);
+	pthread_mutex_unlock(&ls->qmu);
+	return true;
+}
+
+static int
+lmdb_submit(struct store_req *r, const char **err_out)
+{
+	struct lmdb_store *ls = (struct lmdb_store *)(void *)r->sw->st;
+	enum store_action act;
+
+	if (r->kind == SRQ_LOCK_UPDATE && answer_from_snapshot(ls, r->sw->impl, r, &act)) {
+		if (act == STORE_PUT_LAZY) {
+			/* a detached copy makes the write; the store thread runs the
+			 * decision again on the state it then finds */
+			struct store_req *w = malloc(sizeof(*w));
+
+			if (w != NULL) {
+				*w = *r;
+				w->sw = NULL;
+				if (!enqueue(ls, w))
+					free(w); /* overloaded: another login will write it */
+			}
+		}
+		r->rc = 0;
+		store_req_done(r);
+		return 0;
+	}
+	if (!enqueue(ls, r)) {
+		*err_out = "the store is overloaded (queue full)";
+		return -1;
+	}
+	return 0;
+}
+
+/* ---- synchronous ---------------------------------------------------------- */
+
+static int
+lmdb_lock_get(struct store *st, const char *key, size_t len, struct store_lock *out,
+              bool *found_out, const char **err_out)
+{
+	struct lmdb_store *ls = (struct lmdb_store *)(void *)st;
+	MDB_val k = {.mv_size = len, .mv_data = (void *)key}, v;
+	MDB_txn *txn;
+	int rc;
+
+	if ((rc = mdb_txn_begin(ls->env, NULL, MDB_RDONLY, &txn)) != 0) {
+		*err_out = lmdb_err(rc);
+		return -1;
+	}
+	rc = mdb_get(txn, ls->locks, &k, &v);
+	*found_out = rc == 0;
+	if (rc == 0 && lock_decode(&v, out) < 0) {
+		mdb_txn_abort(txn);
+		*err_out = "unreadable lock record";
+		return -1;
+	}
+	mdb_txn_abort(txn);
+	if (rc != 0 && rc != MDB_NOTFOUND) {
+		*err_out = lmdb_err(rc);
+		return -1;
+	}
+	return 0;
+}
+
+static int
+lmdb_lock_put(struct store *st, const char *key, size_t len, const struct store_lock *rec,
+              const char **err_out)
+{
+	struct lmdb_store *ls = (struct lmdb_store *)(void *)st;
+	MDB_val k = {.mv_size = len, .mv_data = (void *)key}, v;
+	unsigned char buf[LOCK_REC_LEN];
+	MDB_txn *txn;
+	int rc;
+
+	lock_encode(rec, buf);
+	v.mv_size = sizeof(buf);
+	v.mv_data = buf;
+	if ((rc = mdb_txn_begin(ls->env, NULL, 0, &txn)) != 0) {
+		*err_out = lmdb_err(rc);
+		return -1;
+	}
+	if ((rc = mdb_put(txn, ls->locks, &k, &v, 0)) != 0) {
+		mdb_txn_abort(txn);
+		*err_out = lmdb_err(rc);
+		return -1;
+	}
+	if ((rc = mdb_txn_commit(txn)) != 0) {
+		*err_out = lmdb_err(rc);
+		return -1;
+	}
+	return 0;
+}
+
+static int
+lmdb_lock_del(struct store *st, const char *key, size_t len, bool *found_out, const char **err_out)
+{
+	struct lmdb_store *ls = (struct lmdb_store *)(void *)st;
+	MDB_val k = {.mv_size = len, .mv_data = (void *)key};
+	MDB_txn *txn;
+	int rc;
+
+	if ((rc = mdb_txn_begin(ls->env, NULL, 0, &txn)) != 0) {
+		*err_out = lmdb_err(rc);
+		return -1;
+	}
+	rc = mdb_del(txn, ls->locks, &k, NULL);
+	*found_out = rc == 0;
+	if (rc != 0 && rc != MDB_NOTFOUND) {
+		mdb_txn_abort(txn);
+		*err_out = lmdb_err(rc);
+		return -1;
+	}
+	if ((rc = mdb_txn_commit(txn)) != 0) {
+		*err_out = lmdb_err(rc);
+		return -1;
+	}
+	return 0;
+}
+
+static int
+lmdb_lock_list(struct store *st, store_list_cb cb, void *arg, const char **err_out)
+{
+	struct lmdb_store *ls = (struct lmdb_store *)(void *)st;
+	MDB_cursor *cur;
+	MDB_txn *txn;
+	MDB_val k, v;
+	int rc;
+
+	if ((rc = mdb_txn_begin(ls->env, NULL, MDB_RDONLY, &txn)) != 0) {
+		*err_out = lmdb_err(rc);
+		return -1;
+	}
+	if ((rc = mdb_cursor_open(txn, ls->locks, &cur)) != 0) {
+		mdb_txn_abort(txn);
+		*err_out = lmdb_err(rc);
+		return -1;
+	}
+	for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0;
+	     rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+		struct store_lock l;
+
+		if (lock_decode(&v, &l) < 0)
+			continue; /* a record from elsewhere: not ours to show */
+		if (cb(arg, k.mv_data, k.mv_size, &l) != 0)
+			break;
+	}
+	mdb_cursor_close(cur);
+	mdb_txn_abort(txn);
+	if (rc != 0 && rc != MDB_NOTFOUND) {
+		*err_out = lmdb_err(rc);
+		return -1;
+	}
+	return 0;
+}
+
+/* ---- open and close ----------------------------------------------------- */
+
+static void
+lmdb_close(struct store *st)
+{
+	struct lmdb_store *ls = (struct lmdb_store *)(void *)st;
+
+	pthread_mutex_lock(&ls->qmu);
+	ls->stopping = true;
+	pthread_cond_signal(&ls->qcond);
+	pthread_mutex_unlock(&ls->qmu);
+	if (ls->started)
+		pthread_join(ls->thread, NULL); /* it empties the queue first */
+	if (ls->env != NULL)
+		mdb_env_close(ls->env);
+	pthread_cond_destroy(&ls->qcond);
+	pthread_mutex_destroy(&ls->qmu);
+	free(ls->dir);
+	free(ls);
+}
+
+static const struct store_ops lmdb_ops = {
+    .name = "lmdb",
+    .close = lmdb_close,
+    .worker_open = lmdb_worker_open,
+    .worker_close = lmdb_worker_close,
+    .submit = lmdb_submit,
+    .lock_get = lmdb_lock_get,
+    .lock_put = lmdb_lock_put,
+    .lock_del = lmdb_lock_del,
+    .lock_list = lmdb_lock_list,
+};
+
+/* A new file's name is durable only once its directory is synced. */
+static void
+sync_dir(const char *dir)
+{
+	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+
+	if (fd >= 0) {
+		(void)fsync(fd);
+		close(fd);
+	}
+}
+
+struct store *
+store_lmdb_open(const char *dir, int flags, const char **err_out)
+{
+	struct lmdb_store *ls;
+	char data[4096];
+	struct stat sb;
+	MDB_txn *txn;
+	bool made = false;
+	int rc, dead = 0;
+
+	if (*dir == '\0') {
+		*err_out = "\"lmdb:\" needs a directory";
+		return NULL;
+	}
+	if (stat(dir, &sb) < 0) {
+		if (errno != ENOENT || !(flags & STORE_CREATE) || mkdir(dir, 0700) < 0) {
+			*err_out = errno == ENOENT ? "the state directory does not exist"
+			                           : lmdb_err(errno);
+			return NULL;
+		}
+		made = true;
+	} else if (!S_ISDIR(sb.st_mode)) {
+		*err_out = "the state path is not a directory";
+		return NULL;
+	}
+	/* without STORE_CREATE (admin commands) never make a store, which
+	 * would be owned by whoever ran the command, not by the daemon */
+	snprintf(data, sizeof(data), "%s/data.mdb", dir);
+	if (!(flags & STORE_CREATE) && access(data, F_OK) != 0) {
+		*err_out = "no store in the state directory yet (postern makes it when it starts)";
+		return NULL;
+	}
+	if ((ls = calloc(1, sizeof(*ls))) == NULL || (ls->dir = strdup(dir)) == NULL) {
+		free(ls);
+		*err_out = "out of memory";
+		return NULL;
+	}
+	ls->base.ops = &lmdb_ops;
+	if (pthread_mutex_init(&ls->qmu, NULL) != 0 || pthread_cond_init(&ls->qcond, NULL) != 0) {
+		free(ls->dir);
+		free(ls);
+		*err_out = "cannot make a mutex";
+		return NULL;
+	}
+	if ((rc = mdb_env_create(&ls->env)) != 0) {
+		ls->env = NULL;
+		goto fail;
+	}
+	/* MDB_NOTLS: a read transaction belongs to its worker, not to a thread
+	 * slot, so it can be reset and renewed; no MDB_NOSYNC, ever */
+	if ((rc = mdb_env_set_maxdbs(ls->env, 4)) != 0 ||
+	    (rc = mdb_env_set_maxreaders(ls->env, LMDB_MAXREADERS)) != 0 ||
+	    (rc = mdb_env_set_mapsize(ls->env, LMDB_MAPSIZE)) != 0 ||
+	    (rc = mdb_env_open(ls->env, dir, MDB_NOTLS, 0600)) != 0)
+		goto fail;
+	/* slots of readers that died (a kill -9) would pin old pages forever */
+	(void)mdb_reader_check(ls->env, &dead);
+	if ((rc = mdb_txn_begin(ls->env, NULL, 0, &txn)) != 0)
+		goto fail;
+	if ((rc = mdb_dbi_open(txn, "locks", MDB_CREATE, &ls->locks)) != 0 ||
+	    (rc = mdb_dbi_open(txn, "counters", MDB_CREATE, &ls->counters)) != 0) {
+		mdb_txn_abort(txn);
+		goto fail;
+	}
+	if ((rc = mdb_txn_commit(txn)) != 0)
+		goto fail;
+	if (made || (flags & STORE_CREATE))
+		sync_dir(dir);
+	return &ls->base;
+fail:
+	*err_out = lmdb_err(rc);
+	log_kv(LOG_WARN, "store.error", "store=lmdb dir=\"%s\" op=open err=\"%s\"", dir,
+	       mdb_strerror(rc));
+	lmdb_close(&ls->base);
+	return NULL;
+}

@@ -1,0 +1,939 @@
+/*
+ * test_store.c: the store interface.  One conformance suite runs through
+ * the same calls on the memory store and on LMDB in a temporary directory:
+ * locks round-trip, updates are atomic and answered on the asking loop and
+ * never before the call returns, cancelled requests stay silent, counters
+ * count in windows, and threads racing for a key agree on one winner.
+ * Then LMDB alone: a lock answered is on disk (the writer is killed with
+ * SIGKILL, the store reopened), another process sees and makes changes
+ * while the store is open, processes racing agree, unknown records fail
+ * closed.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <ev.h>
+#include <lmdb.h>
+
+#include "unit.h"
+
+#include "store.h"
+
+#define T0 1700000000000ULL
+
+struct fix {
+	const char *kind; /* "mem" or "lmdb" */
+	char dir[64];     /* lmdb: the temporary directory */
+	char url[96];
+	struct store *st;
+};
+
+static int
+rm_one(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
+{
+	(void)sb;
+	(void)flag;
+	(void)ftw;
+	return remove(path);
+}
+
+static void
+rm_rf(const char *dir)
+{
+	nftw(dir, rm_one, 8, FTW_DEPTH | FTW_PHYS);
+}
+
+static int
+fix_setup(void **state)
+{
+	struct fix *f = calloc(1, sizeof(*f));
+	const char *err = NULL;
+
+	f->kind = *state;
+	if (strcmp(f->kind, "lmdb") == 0) {
+		snprintf(f->dir, sizeof(f->dir), "/tmp/postern-store-XXXXXX");
+		if (mkdtemp(f->dir) == NULL)
+			return -1;
+		snprintf(f->url, sizeof(f->url), "lmdb:%s", f->dir);
+	} else {
+		snprintf(f->url, sizeof(f->url), "mem:");
+	}
+	if ((f->st = store_open(f->url, STORE_CREATE, &err)) == NULL) {
+		print_error("store_open %s: %s\n", f->url, err);
+		return -1;
+	}
+	*state = f;
+	return 0;
+}
+
+static int
+fix_teardown(void **state)
+{
+	struct fix *f = *state;
+
+	store_close(&f->st);
+	if (f->dir[0] != '\0')
+		rm_rf(f->dir);
+	free(f);
+	return 0;
+}
+
+/* ---- running a loop until something happened ----------------------------- */
+
+static void
+tick(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	(void)loop;
+	(void)w;
+	(void)revents;
+}
+
+/* Run loop until *n reaches want; fail after 10 s instead of hanging. */
+static void
+run_until(struct ev_loop *loop, const int *n, int want)
+{
+	ev_timer t;
+	ev_tstamp end = ev_time() + 10;
+
+	/* the store's mailbox does not keep a loop running: this timer does */
+	ev_timer_init(&t, tick, 0.005, 0.005);
+	ev_timer_start(loop, &t);
+	while (*n < want && ev_time() < end)
+		ev_run(loop, EVRUN_ONCE);
+	ev_timer_stop(loop, &t);
+	assert_int_equal(*n, want);
+}
+
+/* ---- decisions used by the tests ------------------------------------------ */
+
+/* The first writer wins: the context says who it is and who won. */
+struct first {
+	int me;
+	int winner;
+	bool wrote;
+};
+
+static enum store_action
+first_wins(void *dctx, const struct store_lock *cur, struct store_lock *next)
+{
+	struct first *x = dctx;
+
+	if (cur != NULL) {
+		x->winner = (int)cur->created_ms;
+		x->wrote = false;
+		return STORE_KEEP;
+	}
+	next->proto = x->me % 2 ? PROTO_POP3 : PROTO_IMAP;
+	next->origin = STORE_ORIGIN_LOGIN;
+	next->created_ms = (uint64_t)x->me;
+	next->used_ms = T0;
+	x->winner = x->me;
+	x->wrote = true;
+	return STORE_PUT;
+}
+
+/* Move used_ms on, lazily, if there is a lock. */
+static enum store_action
+touch(void *dctx, const struct store_lock *cur, struct store_lock *next)
+{
+	if (cur == NULL)
+		return STORE_KEEP;
+	*next = *cur;
+	next->used_ms = *(uint64_t *)dctx;
+	return STORE_PUT_LAZY;
+}
+
+static enum store_action
+delete_it(void *dctx, const struct store_lock *cur, struct store_lock *next)
+{
+	(void)next;
+	*(bool *)dctx = cur != NULL;
+	return STORE_DEL;
+}
+
+static enum store_action
+bad_proto(void *dctx, const struct store_lock *cur, struct store_lock *next)
+{
+	(void)dctx;
+	(void)cur;
+	next->proto = PROTO__COUNT;
+	return STORE_PUT;
+}
+
+struct answer {
+	int n;
+	int rc;
+	const char *err;
+	struct first first;
+	bool existed;
+	int64_t value;
+};
+
+static void
+on_first(void *arg, int rc, const char *err, void *dctx)
+{
+	struct answer *a = arg;
+
+	a->rc = rc;
+	a->err = err;
+	if (rc == 0)
+		a->first = *(struct first *)dctx;
+	a->n++;
+}
+
+static void
+on_delete(void *arg, int rc, const char *err, void *dctx)
+{
+	struct answer *a = arg;
+
+	a->rc = rc;
+	a->err = err;
+	a->existed = *(bool *)dctx;
+	a->n++;
+}
+
+static void
+on_counter(void *arg, int rc, const char *err, int64_t value)
+{
+	struct answer *a = arg;
+
+	a->rc = rc;
+	a->err = err;
+	a->value = value;
+	a->n++;
+}
+
+static void
+must_not_run(void *arg, int rc, const char *err, void *dctx)
+{
+	(void)arg;
+	(void)rc;
+	(void)err;
+	(void)dctx;
+	fail_msg("a cancelled request's callback ran");
+}
+
+/* One update through a fresh worker, waited for. */
+static struct answer
+update(struct store *st, const char *key, store_decide_cb decide, void *dctx, size_t dlen)
+{
+	struct ev_loop *loop = ev_loop_new(EVFLAG_AUTO);
+	const char *err = NULL;
+	struct store_worker *sw = store_worker_new(st, loop, &err);
+	struct answer a = {0};
+
+	assert_non_null(sw);
+	assert_non_null(store_lock_update(sw, key, strlen(key), decide, dctx, dlen,
+	                                  decide == delete_it ? on_delete : on_first, &a, &err));
+	run_until(loop, &a.n, 1);
+	store_worker_free(&sw);
+	ev_loop_destroy(loop);
+	return a;
+}
+
+/* ---- the conformance suite ------------------------------------------------ */
+
+static void
+a_lock_round_trips_through_put_get_and_delete(void **state)
+{
+	struct fix *f = *state;
+	struct store_lock l = {.proto = PROTO_POP3,
+	                       .origin = STORE_ORIGIN_ADMIN,
+	                       .created_ms = T0,
+	                       .used_ms = T0 + 5},
+	                  got;
+	const char *err = NULL;
+	bool found = true;
+
+	assert_int_equal(store_lock_get(f->st, "alice", 5, &got, &found, &err), 0);
+	assert_false(found);
+	assert_int_equal(store_lock_put(f->st, "alice", 5, &l, &err), 0);
+	assert_int_equal(store_lock_get(f->st, "alice", 5, &got, &found, &err), 0);
+	assert_true(found);
+	assert_int_equal(got.proto, PROTO_POP3);
+	assert_int_equal(got.origin, STORE_ORIGIN_ADMIN);
+	assert_int_equal(got.created_ms, T0);
+	assert_int_equal(got.used_ms, T0 + 5);
+	/* keys are bytes: no folding here (policy normalises before) */
+	assert_int_equal(store_lock_get(f->st, "Alice", 5, &got, &found, &err), 0);
+	assert_false(found);
+	assert_int_equal(store_lock_get(f->st, "alic", 4, &got, &found, &err), 0);
+	assert_false(found);
+	l.proto = PROTO_IMAP;
+	assert_int_equal(store_lock_put(f->st, "alice", 5, &l, &err), 0);
+	assert_int_equal(store_lock_get(f->st, "alice", 5, &got, &found, &err), 0);
+	assert_int_equal(got.proto, PROTO_IMAP);
+	assert_int_equal(store_lock_del(f->st, "alice", 5, &found, &err), 0);
+	assert_true(found);
+	assert_int_equal(store_lock_del(f->st, "alice", 5, &found, &err), 0);
+	assert_false(found);
+	assert_int_equal(store_lock_get(f->st, "alice", 5, &got, &found, &err), 0);
+	assert_false(found);
+}
+
+static void
+bad_keys_and_protocols_are_refused(void **state)
+{
+	struct fix *f = *state;
+	char big[STORE_KEY_MAX + 2];
+	struct store_lock l = {.proto = PROTO__COUNT}, got;
+	const char *err = NULL;
+	bool found;
+
+	memset(big, 'k', sizeof(big));
+	assert_int_equal(store_lock_put(f->st, "x", 1, &l, &err), -1);
+	assert_string_equal(err, "no such protocol");
+	l.proto = PROTO_IMAP;
+	assert_int_equal(store_lock_put(f->st, big, STORE_KEY_MAX + 1, &l, &err), -1);
+	assert_string_equal(err, "key too long");
+	assert_int_equal(store_lock_put(f->st, big, STORE_KEY_MAX, &l, &err), 0);
+	assert_int_equal(store_lock_get(f->st, big, STORE_KEY_MAX, &got, &found, &err), 0);
+	assert_true(found);
+	assert_int_equal(store_lock_get(f->st, "", 0, &got, &found, &err), -1);
+	assert_string_equal(err, "empty key");
+	assert_int_equal(store_lock_del(f->st, "", 0, &found, &err), -1);
+}
+
+static int
+collect(void *arg, const char *key, size_t len, const struct store_lock *rec)
+{
+	char *out = arg;
+
+	strncat(out, key, len);
+	strcat(out, rec->proto == PROTO_IMAP ? "=i " : "=p ");
+	return strncmp(key, "stop", len) == 0;
+}
+
+static void
+the_list_walks_every_lock_in_key_order(void **state)
+{
+	struct fix *f = *state;
+	const char *keys[] = {"m", "b", "zz", "a", "ab", "c"};
+	struct store_lock l = {.proto = PROTO_IMAP, .created_ms = 1, .used_ms = 1};
+	const char *err = NULL;
+	char out[256] = "";
+
+	assert_int_equal(store_lock_list(f->st, collect, out, &err), 0);
+	assert_string_equal(out, "");
+	for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
+		l.proto = i % 2 ? PROTO_POP3 : PROTO_IMAP;
+		assert_int_equal(store_lock_put(f->st, keys[i], strlen(keys[i]), &l, &err), 0);
+	}
+	assert_int_equal(store_lock_list(f->st, collect, out, &err), 0);
+	assert_string_equal(out, "a=p ab=i b=p c=p m=i zz=i ");
+	/* counters are not locks: they never show in the list */
+	{
+		struct ev_loop *loop = ev_loop_new(EVFLAG_AUTO);
+		struct store_worker *sw = store_worker_new(f->st, loop, &err);
+		struct answer a = {0};
+
+		assert_non_null(store_counter_add(sw, "aa", 2, 1, 0, T0, on_counter, &a, &err));
+		run_until(loop, &a.n, 1);
+		store_worker_free(&sw);
+		ev_loop_destroy(loop);
+	}
+	out[0] = '\0';
+	assert_int_equal(store_lock_put(f->st, "stop", 4, &l, &err), 0);
+	assert_int_equal(store_lock_list(f->st, collect, out, &err), 0);
+	assert_string_equal(out, "a=p ab=i b=p c=p m=i stop=p "); /* the callback stopped it */
+}
+
+static void
+an_update_is_answered_on_the_loop_never_before_the_call_returns(void **state)
+{
+	struct fix *f = *state;
+	struct ev_loop *loop = ev_loop_new(EVFLAG_AUTO);
+	const char *err = NULL;
+	struct store_worker *sw = store_worker_new(f->st, loop, &err);
+	struct first x = {.me = 7};
+	struct answer a = {0}, b = {0};
+	struct store_lock got;
+	bool found;
+
+	assert_non_null(sw);
+	/* a write, and a decision that needs none */
+	assert_non_null(
+	    store_lock_update(sw, "k", 1, first_wins, &x, sizeof(x), on_first, &a, &err));
+	assert_int_equal(a.n, 0);
+	run_until(loop, &a.n, 1);
+	assert_int_equal(a.rc, 0);
+	assert_true(a.first.wrote);
+	assert_int_equal(a.first.winner, 7);
+	/* the caller's context is copied: changing it now changes nothing */
+	x.me = 8;
+	assert_non_null(
+	    store_lock_update(sw, "k", 1, first_wins, &x, sizeof(x), on_first, &b, &err));
+	x.me = 99;
+	assert_int_equal(b.n, 0);
+	run_until(loop, &b.n, 1);
+	assert_false(b.first.wrote);
+	assert_int_equal(b.first.me, 8);
+	assert_int_equal(b.first.winner, 7);
+	/* answered means written */
+	assert_int_equal(store_lock_get(f->st, "k", 1, &got, &found, &err), 0);
+	assert_true(found);
+	assert_int_equal(got.created_ms, 7);
+	assert_int_equal(got.proto, PROTO_POP3);
+	store_worker_free(&sw);
+	ev_loop_destroy(loop);
+}
+
+static void
+an_update_can_delete_and_refuses_a_bad_record(void **state)
+{
+	struct fix *f = *state;
+	struct first x = {.me = 2};
+	struct answer a;
+	bool existed = false;
+	struct store_lock got;
+	const char *err = NULL;
+	bool found;
+
+	a = update(f->st, "d", first_wins, &x, sizeof(x));
+	assert_true(a.first.wrote);
+	a = update(f->st, "d", delete_it, &existed, sizeof(existed));
+	assert_int_equal(a.rc, 0);
+	assert_true(a.existed);
+	assert_int_equal(store_lock_get(f->st, "d", 1, &got, &found, &err), 0);
+	assert_false(found);
+	a = update(f->st, "d", delete_it, &existed, sizeof(existed));
+	assert_int_equal(a.rc, 0);
+	assert_false(a.existed);
+	a = update(f->st, "d", bad_proto, &existed, sizeof(existed));
+	assert_int_equal(a.rc, -1);
+	assert_string_equal(a.err, "no such protocol");
+	assert_int_equal(store_lock_get(f->st, "d", 1, &got, &found, &err), 0);
+	assert_false(found);
+}
+
+static void
+a_lazy_write_is_answered_and_lands_soon_after(void **state)
+{
+	struct fix *f = *state;
+	struct first x = {.me = 5};
+	uint64_t when = T0 + 777;
+	struct store_lock got;
+	const char *err = NULL;
+	struct answer a;
+	bool found = false;
+
+	a = update(f->st, "lazy", first_wins, &x, sizeof(x));
+	assert_true(a.first.wrote);
+	a = update(f->st, "lazy", touch, &when, sizeof(when));
+	assert_int_equal(a.rc, 0);
+	/* the answer may come before the write: wait for it a little */
+	for (int i = 0; i < 400; i++) {
+		assert_int_equal(store_lock_get(f->st, "lazy", 4, &got, &found, &err), 0);
+		if (got.used_ms == when)
+			break;
+		usleep(5000);
+	}
+	assert_true(found);
+	assert_int_equal(got.used_ms, when);
+	assert_int_equal(got.created_ms, 5);
+	/* with no lock, touch writes nothing */
+	a = update(f->st, "none", touch, &when, sizeof(when));
+	assert_int_equal(a.rc, 0);
+	assert_int_equal(store_lock_get(f->st, "none", 4, &got, &found, &err), 0);
+	assert_false(found);
+}
+
+static void
+requests_that_cannot_be_taken_are_refused_at_once(void **state)
+{
+	struct fix *f = *state;
+	struct ev_loop *loop = ev_loop_new(EVFLAG_AUTO);
+	const char *err = NULL;
+	struct store_worker *sw = store_worker_new(f->st, loop, &err);
+	char big[STORE_DCTX_MAX + 1] = {0}, key[STORE_KEY_MAX + 1];
+	struct answer a = {0};
+
+	memset(key, 'k', sizeof(key));
+	assert_null(
+	    store_lock_update(sw, "k", 1, first_wins, big, sizeof(big), on_first, &a, &err));
+	assert_string_equal(err, "decision context too large");
+	assert_null(
+	    store_lock_update(sw, key, sizeof(key), first_wins, big, 8, on_first, &a, &err));
+	assert_string_equal(err, "key too long");
+	assert_null(store_counter_add(sw, "", 0, 1, 0, T0, on_counter, &a, &err));
+	assert_string_equal(err, "empty key");
+	store_worker_free(&sw);
+	ev_loop_destroy(loop);
+	assert_int_equal(a.n, 0);
+}
+
+static void
+a_cancelled_request_stays_silent_though_its_write_may_land(void **state)
+{
+	struct fix *f = *state;
+	struct ev_loop *loop = ev_loop_new(EVFLAG_AUTO);
+	const char *err = NULL;
+	struct store_worker *sw = store_worker_new(f->st, loop, &err);
+	struct first x = {.me = 3};
+	struct answer a = {0};
+	struct store_req *r;
+	struct store_lock got;
+	bool found;
+
+	r = store_lock_update(sw, "c", 1, first_wins, &x, sizeof(x), must_not_run, NULL, &err);
+	assert_non_null(r);
+	store_req_cancel(r);
+	/* a later request on the same worker still gets its answer */
+	x.me = 4;
+	assert_non_null(
+	    store_lock_update(sw, "c", 1, first_wins, &x, sizeof(x), on_first, &a, &err));
+	run_until(loop, &a.n, 1);
+	assert_int_equal(a.first.winner, 3); /* the cancelled one wrote first */
+	assert_int_equal(store_lock_get(f->st, "c", 1, &got, &found, &err), 0);
+	assert_true(found);
+	/* freeing a worker with a cancelled request outstanding runs nothing */
+	x.me = 5;
+	r = store_lock_update(sw, "c2", 2, first_wins, &x, sizeof(x), must_not_run, NULL, &err);
+	store_req_cancel(r);
+	store_req_cancel(NULL);
+	store_worker_free(&sw);
+	assert_null(sw);
+	store_worker_free(&sw);
+	ev_loop_destroy(loop);
+}
+
+static void
+counters_count_in_windows_and_vanish_at_zero(void **state)
+{
+	struct fix *f = *state;
+	struct ev_loop *loop = ev_loop_new(EVFLAG_AUTO);
+	const char *err = NULL;
+	struct store_worker *sw = store_worker_new(f->st, loop, &err);
+	struct answer a = {0};
+	static const struct {
+		int64_t delta;
+		uint64_t ttl, now;
+		int64_t want;
+	} steps[] = {
+	    {1, 1000, T0, 1},           {1, 1000, T0 + 10, 2},
+	    {0, 1000, T0 + 999, 2},     {5, 1000, T0 + 999, 7},
+	    {1, 1000, T0 + 1000, 1},                                   /* the window ended */
+	    {-1, 1000, T0 + 1001, 0},                                  /* gone at zero */
+	    {0, 1000, T0 + 1002, 0},    {-3, 1000, T0 + 1002, -3},     /* never stored below */
+	    {0, 1000, T0 + 1002, 0},    {2, 0, T0, 2},                 /* no ttl: lives on */
+	    {1, 0, T0 + 1000000000, 3}, {INT64_MAX, 0, T0, INT64_MAX}, /* saturates */
+	};
+
+	for (size_t i = 0; i < sizeof(steps) / sizeof(steps[0]); i++) {
+		int n = a.n;
+
+		assert_non_null(store_counter_add(sw, "ctr", 3, steps[i].delta, steps[i].ttl,
+		                                  steps[i].now, on_counter, &a, &err));
+		run_until(loop, &a.n, n + 1);
+		if (a.value != steps[i].want)
+			print_message("step %zu: %lld\n", i, (long long)a.value);
+		assert_int_equal(a.rc, 0);
+		assert_int_equal(a.value, steps[i].want);
+	}
+	/* expired counters are swept even if nobody asks for them again */
+	for (int i = 0; i < 100; i++) {
+		char k[16];
+		int n = a.n, kl = snprintf(k, sizeof(k), "old%d", i);
+
+		assert_non_null(
+		    store_counter_add(sw, k, (size_t)kl, 1, 10, T0, on_counter, &a, &err));
+		run_until(loop, &a.n, n + 1);
+	}
+	for (int i = 0; i < 10; i++) {
+		int n = a.n;
+
+		assert_non_null(
+		    store_counter_add(sw, "now", 3, 1, 0, T0 + 100000, on_counter, &a, &err));
+		run_until(loop, &a.n, n + 1);
+	}
+	store_worker_free(&sw);
+	ev_loop_destroy(loop);
+}
+
+/* ---- threads racing ------------------------------------------------------- */
+
+#define RACERS 8
+#define KEYS   64
+
+struct racer {
+	struct store *st;
+	int id;
+	int winner[KEYS];
+	int won;
+	int failed;
+};
+
+static void *
+race(void *arg)
+{
+	struct racer *r = arg;
+	struct ev_loop *loop = ev_loop_new(EVFLAG_AUTO);
+	const char *err = NULL;
+	struct store_worker *sw = store_worker_new(r->st, loop, &err);
+	struct answer a[KEYS];
+	int done = 0;
+
+	memset(a, 0, sizeof(a));
+	for (int k = 0; k < KEYS; k++) {
+		char key[16];
+		struct first x = {.me = r->id};
+		int kl = snprintf(key, sizeof(key), "user%d", k);
+
+		if (store_lock_update(sw, key, (size_t)kl, first_wins, &x, sizeof(x), on_first,
+		                      &a[k], &err) == NULL)
+			r->failed++;
+	}
+	/* each answer bumps its own a[k].n: sum them */
+	ev_timer t;
+	ev_tstamp end = ev_time() + 20;
+
+	ev_timer_init(&t, tick, 0.005, 0.005);
+	ev_timer_start(loop, &t);
+	while (done < KEYS - r->failed && ev_time() < end) {
+		ev_run(loop, EVRUN_ONCE);
+		done = 0;
+		for (int k = 0; k < KEYS; k++)
+			done += a[k].n;
+	}
+	ev_timer_stop(loop, &t);
+	for (int k = 0; k < KEYS; k++) {
+		r->winner[k] = a[k].n == 1 && a[k].rc == 0 ? a[k].first.winner : -1;
+		r->won += a[k].n == 1 && a[k].first.wrote;
+	}
+	store_worker_free(&sw);
+	ev_loop_destroy(loop);
+	return NULL;
+}
+
+static void
+threads_racing_for_a_key_agree_on_one_winner(void **state)
+{
+	struct fix *f = *state;
+	struct racer r[RACERS];
+	pthread_t th[RACERS];
+	int won = 0;
+
+	for (int i = 0; i < RACERS; i++) {
+		r[i] = (struct racer){.st = f->st, .id = i + 1};
+		assert_int_equal(pthread_create(&th[i], NULL, race, &r[i]), 0);
+	}
+	for (int i = 0; i < RACERS; i++)
+		pthread_join(th[i], NULL);
+	for (int k = 0; k < KEYS; k++) {
+		char key[16];
+		int kl = snprintf(key, sizeof(key), "user%d", k);
+		struct store_lock got;
+		const char *err = NULL;
+		bool found;
+
+		assert_int_equal(store_lock_get(f->st, key, (size_t)kl, &got, &found, &err), 0);
+		assert_true(found);
+		for (int i = 0; i < RACERS; i++)
+			assert_int_equal(r[i].winner[k], (int)got.created_ms);
+	}
+	for (int i = 0; i < RACERS; i++) {
+		assert_int_equal(r[i].failed, 0);
+		won += r[i].won;
+	}
+	assert_int_equal(won, KEYS); /* one write per key, whoever made it */
+}
+
+/* ---- the memory store ------------------------------------------------------ */
+
+static void
+a_full_memory_store_refuses_new_keys_only(void **state)
+{
+	const char *err = NULL;
+	struct store *st = store_open("mem:2", 0, &err);
+	struct store_lock l = {.proto = PROTO_IMAP};
+
+	(void)state;
+	assert_non_null(st);
+	assert_string_equal(store_name(st), "mem");
+	assert_int_equal(store_lock_put(st, "a", 1, &l, &err), 0);
+	assert_int_equal(store_lock_put(st, "b", 1, &l, &err), 0);
+	assert_int_equal(store_lock_put(st, "c", 1, &l, &err), -1);
+	assert_string_equal(err, "the store is full");
+	assert_int_equal(store_lock_put(st, "a", 1, &l, &err), 0);
+	store_close(&st);
+	assert_null(store_open("mem:0", 0, &err));
+	assert_null(store_open("mem:x", 0, &err));
+}
+
+static void
+store_urls_pick_a_store_or_say_why_not(void **state)
+{
+	const char *err = NULL;
+
+	(void)state;
+	assert_null(store_open("redis://127.0.0.1:6379/0", 0, &err));
+	assert_string_equal(err, "the Redis store is not supported yet");
+	assert_null(store_open("files:/tmp", 0, &err));
+	assert_string_equal(err, "unknown state store (expected \"lmdb:DIR\")");
+	assert_null(store_open(NULL, 0, &err));
+	assert_null(store_open("lmdb:", 0, &err));
+	assert_string_equal(err, "\"lmdb:\" needs a directory");
+}
+
+/* ---- LMDB ---------------------------------------------------------------- */
+
+static void
+lmdb_opens_only_what_it_should(void **state)
+{
+	char dir[] = "/tmp/postern-open-XXXXXX", sub[96], url[128], file[96];
+	const char *err = NULL;
+	struct store *st;
+
+	(void)state;
+	assert_non_null(mkdtemp(dir));
+	snprintf(sub, sizeof(sub), "%s/state", dir);
+	snprintf(url, sizeof(url), "lmdb:%s", sub);
+	/* admin commands never make a store */
+	assert_null(store_open(url, 0, &err));
+	assert_string_equal(err, "the state directory does not exist");
+	assert_int_equal(mkdir(sub, 0700), 0);
+	assert_null(store_open(url, 0, &err));
+	assert_string_equal(
+	    err, "no store in the state directory yet (postern makes it when it starts)");
+	rmdir(sub);
+	/* the daemon makes it */
+	assert_non_null(st = store_open(url, STORE_CREATE, &err));
+	assert_string_equal(store_name(st), "lmdb");
+	store_close(&st);
+	assert_non_null(st = store_open(url, 0, &err));
+	store_close(&st);
+	/* a file is not a directory; a missing parent is not made */
+	snprintf(file, sizeof(file), "%s/file", dir);
+	close(open(file, O_CREAT | O_WRONLY, 0600));
+	snprintf(url, sizeof(url), "lmdb:%s", file);
+	assert_null(store_open(url, STORE_CREATE, &err));
+	assert_string_equal(err, "the state path is not a directory");
+	snprintf(url, sizeof(url), "lmdb:%s/no/such", dir);
+	assert_null(store_open(url, STORE_CREATE, &err));
+	assert_string_equal(err, "the state directory does not exist");
+	rm_rf(dir);
+}
+
+/* In a child: open, write a lock through the asynchronous path, and die by
+ * SIGKILL the moment the answer comes: no close, no clean shutdown. */
+static void
+write_and_die(const char *url)
+{
+	const char *err = NULL;
+	struct store *st = store_open(url, STORE_CREATE, &err);
+	struct ev_loop *loop = ev_loop_new(EVFLAG_AUTO);
+	struct store_worker *sw = st ? store_worker_new(st, loop, &err) : NULL;
+	struct first x = {.me = 42};
+	struct answer a = {0};
+	ev_timer t;
+
+	if (sw == NULL || store_lock_update(sw, "durable@example.org", 19, first_wins, &x,
+	                                    sizeof(x), on_first, &a, &err) == NULL)
+		_exit(3);
+	ev_timer_init(&t, tick, 0.005, 0.005);
+	ev_timer_start(loop, &t);
+	while (a.n == 0)
+		ev_run(loop, EVRUN_ONCE);
+	if (a.rc != 0 || !a.first.wrote)
+		_exit(4);
+	raise(SIGKILL);
+	_exit(5);
+}
+
+static void
+a_lock_answered_survives_a_kill_9_of_its_writer(void **state)
+{
+	char dir[] = "/tmp/postern-kill-XXXXXX", url[64];
+	struct store_lock got;
+	const char *err = NULL;
+	struct store *st;
+	bool found = false;
+	int status;
+	pid_t pid;
+
+	(void)state;
+	assert_non_null(mkdtemp(dir));
+	snprintf(url, sizeof(url), "lmdb:%s", dir);
+	for (int round = 0; round < 3; round++) {
+		if ((pid = fork()) == 0)
+			write_and_die(url);
+		assert_true(pid > 0);
+		assert_int_equal(waitpid(pid, &status, 0), pid);
+		assert_true(WIFSIGNALED(status));
+		assert_int_equal(WTERMSIG(status), SIGKILL);
+		/* reopened: the lock is there, as the killed writer was told */
+		assert_non_null(st = store_open(url, 0, &err));
+		assert_int_equal(store_lock_get(st, "durable@example.org", 19, &got, &found, &err),
+		                 0);
+		assert_true(found);
+		assert_int_equal(got.created_ms, 42);
+		assert_int_equal(got.proto, PROTO_IMAP);
+		/* clear it for the next round */
+		assert_int_equal(store_lock_del(st, "durable@example.org", 19, &found, &err), 0);
+		store_close(&st);
+	}
+	rm_rf(dir);
+}
+
+static void
+another_process_sees_and_changes_locks_while_the_store_is_open(void **state)
+{
+	struct fix *f = *state;
+	struct store_lock l = {.proto = PROTO_POP3, .origin = STORE_ORIGIN_ADMIN}, got;
+	struct first x = {.me = 11};
+	struct answer a;
+	const char *err = NULL;
+	bool found;
+	int status;
+	pid_t pid;
+
+	a = update(f->st, "shared", first_wins, &x, sizeof(x));
+	assert_true(a.first.wrote);
+	/* the "admin command": a separate process on the same directory */
+	if ((pid = fork()) == 0) {
+		struct store *st = store_open(f->url, 0, &err);
+
+		if (st == NULL || store_lock_get(st, "shared", 6, &got, &found, &err) < 0 ||
+		    !found || got.created_ms != 11)
+			_exit(1);
+		if (store_lock_put(st, "shared", 6, &l, &err) < 0 ||
+		    store_lock_put(st, "fromadmin", 9, &l, &err) < 0)
+			_exit(2);
+		store_close(&st);
+		_exit(0);
+	}
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_true(WIFEXITED(status));
+	assert_int_equal(WEXITSTATUS(status), 0);
+	/* the open store reads the other process's writes at once */
+	assert_int_equal(store_lock_get(f->st, "shared", 6, &got, &found, &err), 0);
+	assert_int_equal(got.origin, STORE_ORIGIN_ADMIN);
+	assert_int_equal(got.proto, PROTO_POP3);
+	x.me = 12;
+	a = update(f->st, "fromadmin", first_wins, &x, sizeof(x));
+	assert_false(a.first.wrote); /* the optimistic read saw the admin's lock */
+}
+
+static void
+processes_racing_for_a_key_agree_on_one_winner(void **state)
+{
+	struct fix *f = *state;
+	enum { PROCS = 4 };
+	int pipes[PROCS][2];
+	pid_t pid[PROCS];
+
+	for (int p = 0; p < PROCS; p++) {
+		assert_int_equal(pipe(pipes[p]), 0);
+		if ((pid[p] = fork()) == 0) {
+			const char *err = NULL;
+			struct store *st = store_open(f->url, 0, &err);
+			struct racer r = {.st = st, .id = 100 + p};
+
+			if (st == NULL)
+				_exit(1);
+			race(&r);
+			if (write(pipes[p][1], r.winner, sizeof(r.winner)) != sizeof(r.winner))
+				_exit(2);
+			store_close(&st);
+			_exit(r.failed ? 3 : 0);
+		}
+		close(pipes[p][1]);
+	}
+	for (int p = 0; p < PROCS; p++) {
+		int winner[KEYS], status;
+
+		assert_int_equal(read(pipes[p][0], winner, sizeof(winner)), sizeof(winner));
+		close(pipes[p][0]);
+		assert_int_equal(waitpid(pid[p], &status, 0), pid[p]);
+		assert_int_equal(WEXITSTATUS(status), 0);
+		for (int k = 0; k < KEYS; k++) {
+			char key[16];
+			int kl = snprintf(key, sizeof(key), "user%d", k);
+			struct store_lock got;
+			const char *err = NULL;
+			bool found;
+
+			assert_int_equal(store_lock_get(f->st, key, (size_t)kl, &got, &found, &err),
+			                 0);
+			assert_true(found);
+			assert_int_equal(winner[k], (int)got.created_ms);
+		}
+	}
+}
+
+static void
+a_record_the_store_cannot_read_fails_closed(void **state)
+{
+	struct fix *f = *state;
+	MDB_env *env;
+	MDB_txn *txn;
+	MDB_dbi dbi;
+	MDB_val k = {.mv_size = 3, .mv_data = "odd"}, v = {.mv_size = 5, .mv_data = "\x09zzzz"};
+	struct first x = {.me = 1};
+	struct store_lock got;
+	const char *err = NULL;
+	struct answer a;
+	bool found;
+	int status;
+	pid_t pid;
+
+	/* written by a "future version", from another process (one LMDB
+	 * environment per process) */
+	if ((pid = fork()) == 0) {
+		if (mdb_env_create(&env) || mdb_env_set_maxdbs(env, 4) ||
+		    mdb_env_set_maxreaders(env, 1024) ||
+		    mdb_env_set_mapsize(env, (size_t)1 << 30) ||
+		    mdb_env_open(env, f->dir, MDB_NOTLS, 0600) ||
+		    mdb_txn_begin(env, NULL, 0, &txn) || mdb_dbi_open(txn, "locks", 0, &dbi) ||
+		    mdb_put(txn, dbi, &k, &v, 0) || mdb_txn_commit(txn))
+			_exit(1);
+		mdb_env_close(env);
+		_exit(0);
+	}
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_int_equal(WEXITSTATUS(status), 0);
+	a = update(f->st, "odd", first_wins, &x, sizeof(x));
+	assert_int_equal(a.rc, -1);
+	assert_string_equal(a.err, "unreadable lock record");
+	assert_int_equal(store_lock_get(f->st, "odd", 3, &got, &found, &err), -1);
+	assert_string_equal(err, "unreadable lock record");
+}
+
+#define CONFORM(t)                                                                                 \
+	cmocka_unit_test_prestate_setup_teardown(t, fix_setup, fix_teardown, "mem"),               \
+	    cmocka_unit_test_prestate_setup_teardown(t, fix_setup, fix_teardown, "lmdb")
+#define LMDB(t) cmocka_unit_test_prestate_setup_teardown(t, fix_setup, fix_teardown, "lmdb")
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    CONFORM(a_lock_round_trips_through_put_get_and_delete),
+	    CONFORM(bad_keys_and_protocols_are_refused),
+	    CONFORM(the_list_walks_every_lock_in_key_order),
+	    CONFORM(an_update_is_answered_on_the_loop_never_before_the_call_returns),
+	    CONFORM(an_update_can_delete_and_refuses_a_bad_record),
+	    CONFORM(a_lazy_write_is_answered_and_lands_soon_after),
+	    CONFORM(requests_that_cannot_be_taken_are_refused_at_once),
+	    CONFORM(a_cancelled_request_stays_silent_though_its_write_may_land),
+	    CONFORM(counters_count_in_windows_and_vanish_at_zero),
+	    CONFORM(threads_racing_for_a_key_agree_on_one_winner),
+	    cmocka_unit_test(a_full_memory_store_refuses_new_keys_only),
+	    cmocka_unit_test(store_urls_pick_a_store_or_say_why_not),
+	    cmocka_unit_test(lmdb_opens_only_what_it_should),
+	    cmocka_unit_test(a_lock_answered_survives_a_kill_9_of_its_writer),
+	    LMDB(another_process_sees_and_changes_locks_while_the_store_is_open),
+	    LMDB(processes_racing_for_a_key_agree_on_one_winner),
+	    LMDB(a_record_the_store_cannot_read_fails_closed),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
