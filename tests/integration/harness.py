@@ -150,6 +150,58 @@ def make_certs(dirpath):
     return p
 
 
+def make_ca(dirpath, name, cn):
+    """Another self-signed CA (ECDSA P-256) in dirpath: {"ca", "ca_key"}."""
+    os.makedirs(dirpath, exist_ok=True)
+    p = {"ca": os.path.join(dirpath, name + ".crt"),
+         "ca_key": os.path.join(dirpath, name + ".key")}
+    _openssl("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
+             "-nodes", "-keyout", p["ca_key"], "-out", p["ca"], "-days", "30",
+             "-subj", "/CN=" + cn,
+             "-addext", "basicConstraints=critical,CA:TRUE",
+             "-addext", "keyUsage=critical,keyCertSign,cRLSign")
+    return p
+
+
+def make_server_cert(dirpath, name, ca, cn, dns=(), ips=(), kind="rsa"):
+    """A server certificate signed by ca (a dict with "ca" and "ca_key", e.g.
+    make_certs()' result), subject CN=cn, SAN DNS:dns..., IP:ips..., key kind
+    "rsa" (2048) or "ecdsa" (P-256), a random serial.  Files
+    dirpath/name.crt and name.key; returns {"cert", "key"}."""
+    os.makedirs(dirpath, exist_ok=True)
+    p = {"cert": os.path.join(dirpath, name + ".crt"),
+         "key": os.path.join(dirpath, name + ".key")}
+    san = ",".join(["DNS:" + d for d in dns] + ["IP:" + i for i in ips])
+    ext = os.path.join(dirpath, name + ".ext")
+    with open(ext, "w") as f:
+        f.write("basicConstraints=critical,CA:FALSE\n"
+                "keyUsage=critical,digitalSignature,keyEncipherment\n"
+                "extendedKeyUsage=serverAuth\n")
+        if san:
+            f.write("subjectAltName=%s\n" % san)
+    newkey = (["-newkey", "rsa:2048"] if kind == "rsa" else
+              ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256"])
+    csr = os.path.join(dirpath, name + ".csr")
+    _openssl("req", "-new", *newkey, "-nodes", "-keyout", p["key"], "-out", csr,
+             "-subj", "/CN=" + cn)
+    _openssl("x509", "-req", "-in", csr, "-CA", ca["ca"], "-CAkey", ca["ca_key"],
+             "-set_serial", "0x" + os.urandom(8).hex(), "-out", p["cert"], "-days", "30",
+             "-sha256", "-extfile", ext)
+    return p
+
+
+def pem_to_der(path_or_text):
+    """The DER bytes of the first certificate in a PEM file (or PEM text)."""
+    text = path_or_text
+    if "-----BEGIN" not in text:
+        with open(text) as f:
+            text = f.read()
+    m = re.search(r"-----BEGIN CERTIFICATE-----.*?-----END CERTIFICATE-----", text, re.S)
+    if not m:
+        raise ValueError("no certificate in %r" % text[:200])
+    return ssl.PEM_cert_to_DER_cert(m.group(0))
+
+
 def client_context(cafile):
     """A client TLS context that verifies the server against cafile."""
     return ssl.create_default_context(cafile=cafile)
@@ -197,11 +249,11 @@ info_log_path = {log}
 debug_log_path = {log}
 
 protocols = imap pop3
-listen = 127.0.0.1
-ssl = no
-disable_plaintext_auth = no
+listen = {listen}
+{ssl_settings}
+disable_plaintext_auth = {disable_plaintext_auth}
 auth_mechanisms = plain login
-login_trusted_networks = 127.0.0.0/8
+{trusted_line}
 login_greeting = Dovecot {name} ready.
 auth_verbose = yes
 auth_failure_delay = 0
@@ -249,20 +301,22 @@ service anvil {{
 
 service imap-login {{
   inet_listener imap {{
-    address = 127.0.0.1
+    address = {listen}
     port = {imap_port}
   }}
   inet_listener imaps {{
-    port = 0
+    address = {listen}
+    port = {imaps_port}
   }}
 }}
 service pop3-login {{
   inet_listener pop3 {{
-    address = 127.0.0.1
+    address = {listen}
     port = {pop3_port}
   }}
   inet_listener pop3s {{
-    port = 0
+    address = {listen}
+    port = {pop3s_port}
   }}
 }}
 """
@@ -277,14 +331,34 @@ class Dovecot:
         d.start(); ...; d.stop()       # or: with Dovecot(...) as d:
 
     users: {user: password}.  Each user gets `messages` messages;
-    d.messages[user] is the list of their exact bytes, in UID order."""
+    d.messages[user] is the list of their exact bytes, in UID order.
+
+    TLS (all optional; the defaults are the plaintext backend above):
+    ssl = {"cert": path, "key": path} turns Dovecot's TLS on: STARTTLS/STLS on
+    imap_port/pop3_port and implicit TLS on imaps_port/pop3s_port;
+    ssl_mode "yes" or "required".  listen: the one address every listener
+    binds (e.g. "127.0.0.2").  trusted_networks: login_trusted_networks, None
+    for none.  disable_plaintext_auth: Dovecot's setting of that name."""
 
     def __init__(self, name, users, imap_port=None, pop3_port=None, messages=3,
-                 parent_dir=None):
+                 parent_dir=None, ssl=None, ssl_mode="required", listen="127.0.0.1",
+                 trusted_networks="127.0.0.0/8", disable_plaintext_auth=False,
+                 imaps_port=None, pop3s_port=None, haproxy=None, extra_conf=""):
         self.name = name
         self.users = dict(users)
+        # PROXY protocol on the plaintext imap and pop3 listeners (see
+        # _extra_conf); extra_conf: more Dovecot settings, appended as is.
+        self.haproxy = haproxy
+        self.extra_conf = extra_conf
         self.imap_port = imap_port or free_port()
         self.pop3_port = pop3_port or free_port()
+        self.ssl = dict(ssl) if ssl else None
+        self.ssl_mode = ssl_mode
+        self.listen = listen
+        self.trusted_networks = trusted_networks
+        self.disable_plaintext_auth = disable_plaintext_auth
+        self.imaps_port = (imaps_port or free_port()) if ssl else 0
+        self.pop3s_port = (pop3s_port or free_port()) if ssl else 0
         self.nmessages = messages
         self.parent_dir = parent_dir
         self.dir = None
@@ -340,6 +414,46 @@ class Dovecot:
                     os.chown(os.path.join(root, fn), uid, gid)
             os.chown(os.path.join(self.dir, "mail", user), uid, gid)
 
+    def _ssl_settings(self):
+        if not self.ssl:
+            return "ssl = no"
+        lines = ["ssl = %s" % self.ssl_mode,
+                 "ssl_cert = <%s" % self.ssl["cert"],
+                 "ssl_key = <%s" % self.ssl["key"],
+                 "ssl_min_protocol = TLSv1.2"]
+        if os.path.exists("/usr/share/dovecot/dh.pem"):
+            lines.append("ssl_dh = </usr/share/dovecot/dh.pem")
+        return "\n".join(lines)
+
+    def _extra_conf(self):
+        """Settings after the generated ones (Dovecot merges a repeated
+        section into the earlier one of the same name).  haproxy: True (or a
+        network list, default 127.0.0.0/8, for haproxy_trusted_networks) puts
+        `haproxy = yes` on the plaintext imap and pop3 listeners, which then
+        REQUIRE a PROXY v1/v2 header from those networks; the implicit-TLS
+        listeners stay as they are."""
+        out = ["", "# added by Dovecot(haproxy=..., extra_conf=...)"]
+        if self.haproxy:
+            nets = self.haproxy if isinstance(self.haproxy, str) else "127.0.0.0/8"
+            out += ["haproxy_trusted_networks = %s" % nets,
+                    "service imap-login {",
+                    "  inet_listener imap {",
+                    "    haproxy = yes",
+                    "  }",
+                    "}",
+                    "service pop3-login {",
+                    "  inet_listener pop3 {",
+                    "    haproxy = yes",
+                    "  }",
+                    "}"]
+        if self.extra_conf:
+            out.append(self.extra_conf)
+        return "\n".join(out) + "\n"
+
+    def listening_ports(self):
+        return [p for p in (self.imap_port, self.pop3_port, self.imaps_port,
+                            self.pop3s_port) if p]
+
     def start(self, timeout=15.0):
         uid = pwd.getpwnam(MAIL_USER).pw_uid
         gid = grp.getgrnam(MAIL_GROUP).gr_gid
@@ -356,7 +470,14 @@ class Dovecot:
                 name=self.name, run=os.path.join(self.dir, "run"),
                 state=os.path.join(self.dir, "state"), log=self.log_path,
                 uid=uid, gid=gid, mail=os.path.join(self.dir, "mail"), users=users,
-                imap_port=self.imap_port, pop3_port=self.pop3_port))
+                imap_port=self.imap_port, pop3_port=self.pop3_port,
+                imaps_port=self.imaps_port, pop3s_port=self.pop3s_port,
+                listen=self.listen, ssl_settings=self._ssl_settings(),
+                disable_plaintext_auth="yes" if self.disable_plaintext_auth else "no",
+                trusted_line=("login_trusted_networks = %s" % self.trusted_networks
+                              if self.trusted_networks else
+                              "# no login_trusted_networks")))
+            f.write(self._extra_conf())
         err = open(self.stderr_path, "wb")
         try:
             self.proc = subprocess.Popen([DOVECOT_BIN, "-F", "-c", self.conf_path],
@@ -367,8 +488,9 @@ class Dovecot:
         _live.add(self)
         alive = lambda: self.proc.poll() is None  # noqa: E731
         deadline = time.monotonic() + timeout
-        for port in (self.imap_port, self.pop3_port):
-            if not wait_port(port, max(0.1, deadline - time.monotonic()), alive=alive):
+        for port in self.listening_ports():
+            if not wait_port(port, max(0.1, deadline - time.monotonic()), host=self.listen,
+                             alive=alive):
                 why = "exited with %s" % self.proc.returncode if not alive() else "timed out"
                 diag = self.diagnostics()
                 self.cleanup()
@@ -381,6 +503,35 @@ class Dovecot:
         the log can still be read; cleanup() removes it."""
         stop_pid(self.proc)
         _live.discard(self)
+
+    def restart(self, timeout=15.0):
+        """Start this Dovecot again after stop(): the same directory, config,
+        ports, users, mail and log file (the log goes on growing, so offsets
+        from log_size() stay valid).  Waits until every port listens."""
+        if self.dir is None or not os.path.isdir(self.dir):
+            raise RuntimeError("dovecot %s: restart() needs start() and stop() first"
+                               % self.name)
+        if self.running():
+            raise RuntimeError("dovecot %s is still running" % self.name)
+        err = open(self.stderr_path, "ab")
+        try:
+            self.proc = subprocess.Popen([DOVECOT_BIN, "-F", "-c", self.conf_path],
+                                         stdin=subprocess.DEVNULL, stdout=err, stderr=err,
+                                         cwd=self.dir)
+        finally:
+            err.close()
+        _live.add(self)
+        alive = lambda: self.proc.poll() is None  # noqa: E731
+        deadline = time.monotonic() + timeout
+        for port in self.listening_ports():
+            if not wait_port(port, max(0.1, deadline - time.monotonic()), host=self.listen,
+                             alive=alive):
+                why = "exited with %s" % self.proc.returncode if not alive() else "timed out"
+                diag = self.diagnostics()
+                self.stop()
+                raise RuntimeError("dovecot %s did not listen again on %d (%s)\n%s"
+                                   % (self.name, port, why, diag))
+        return self
 
     def cleanup(self):
         self.stop()
@@ -456,8 +607,26 @@ class Dovecot:
 # ---------------------------------------------------------------------------
 
 
+# No tarpit and generous failed-login limits: the default for tests that are
+# not about the policy.
+RELAXED_POLICY = ('policy = { throttle = { delay_base = "0"; delay_max = "0"; '
+                  'ip_user_limit = 1000; ip_limit = 1000000; }; };')
+
+
 def _q(s):
     return '"' + str(s).replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def _cfg_value(v):
+    """A Python value as a libconfig value: bool, int, string, or a list
+    (array) of strings."""
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, int):
+        return "%d" % v
+    if isinstance(v, (list, tuple)):
+        return "[ %s ]" % ", ".join(_q(x) for x in v)
+    return _q(v)
 
 
 class Postern:
@@ -468,17 +637,53 @@ class Postern:
     objects.  routes: list of dicts as in the config, e.g.
     {"user": "carol@example.org", "backend": "mx2"},
     {"domain": "example.net", "pool": ["mx1", "mx2"]},
-    {"default": True, "backend": "mx1"}."""
+    {"default": True, "backend": "mx1"}.
+
+    Backend dicts may also carry "ca", "verify_name", "cert" and "key", and
+    "check_interval", "check_timeout" (strings), "rise", "fall" (ints) and
+    "forward" (a string or a list of strings).
+
+    TLS (all optional):
+    certificates: [{"cert", "key"}, ...], the tls.certificates set (default:
+      certs' RSA and ECDSA pair).
+    tls_options: more settings of the tls group, e.g. {"ticket_key_file":
+      path, "session_timeout": "1h", "ciphers": "..."}.
+    starttls: also listen with tls = "starttls" for IMAP and POP3, on
+      imap_starttls_port / pop3_starttls_port; allow_plaintext_auth (None:
+      not written) goes on those two.
+    extra_listeners: more listeners, dicts {"protocol", "tls", "port"?,
+      "certificates"?, "allow_plaintext_auth"?, "name"?, "proxy_protocol"?
+      (bool), "trusted"? (list of CIDR strings)}; a missing port is chosen
+      and stored in the dict.
+
+    After changing attributes, write_config() rewrites the file and reload()
+    sends SIGHUP and waits for the outcome."""
 
     def __init__(self, certs, backends, routes, imap_port=None, pop3_port=None,
                  workers=2, log_level="debug", extra="", parent_dir=None, binary=None,
-                 timeouts=None, limits=None, tls_min_version="TLSv1.2"):
+                 timeouts=None, limits=None, tls_min_version="TLSv1.2",
+                 certificates=None, tls_options=None, starttls=False,
+                 allow_plaintext_auth=None, imap_starttls_port=None,
+                 pop3_starttls_port=None, extra_listeners=None, policy=None):
         self.certs = certs
+        # The policy group: by default failed logins are not slowed down nor
+        # throttled, so tests that try wrong passwords on purpose stay fast;
+        # the policy tests pass their own "policy = { ... };" text.
+        self.policy = RELAXED_POLICY if policy is None else policy
         self.tls_min_version = tls_min_version
+        self.certificates = certificates
+        self.tls_options = dict(tls_options or {})
         self.backends = [self._backend_dict(b) for b in backends]
         self.routes = routes
         self.imap_port = imap_port or free_port()
         self.pop3_port = pop3_port or free_port()
+        self.starttls = starttls
+        self.allow_plaintext_auth = allow_plaintext_auth
+        self.imap_starttls_port = (imap_starttls_port or free_port()) if starttls else None
+        self.pop3_starttls_port = (pop3_starttls_port or free_port()) if starttls else None
+        self.extra_listeners = [dict(x) for x in (extra_listeners or [])]
+        for x in self.extra_listeners:
+            x.setdefault("port", free_port())
         self.workers = workers
         self.log_level = log_level
         self.extra = extra
@@ -510,30 +715,68 @@ class Postern:
     def log_path(self):
         return os.path.join(self.dir, "postern.log")
 
+    @staticmethod
+    def _cert_list(certs):
+        return "( %s )" % ",\n    ".join("{ cert = %s; key = %s; }" % (_q(x["cert"]), _q(x["key"]))
+                                        for x in certs)
+
+    def listeners(self):
+        """Every listener as a dict {port, protocol, tls, ...}, in config order."""
+        ls = [{"port": self.imap_port, "protocol": "imap", "tls": "implicit"},
+              {"port": self.pop3_port, "protocol": "pop3", "tls": "implicit"}]
+        if self.starttls:
+            for port, proto in ((self.imap_starttls_port, "imap"),
+                                (self.pop3_starttls_port, "pop3")):
+                d = {"port": port, "protocol": proto, "tls": "starttls"}
+                if self.allow_plaintext_auth is not None:
+                    d["allow_plaintext_auth"] = self.allow_plaintext_auth
+                ls.append(d)
+        return ls + self.extra_listeners
+
     def config_text(self):
         c = self.certs
+        certificates = self.certificates or [
+            {"cert": c["rsa_cert"], "key": c["rsa_key"]},
+            {"cert": c["ecdsa_cert"], "key": c["ecdsa_key"]}]
         out = ["# Generated by tests/integration/harness.py",
                "workers = %s;" % (_q(self.workers) if isinstance(self.workers, str)
                                   else int(self.workers)),
                "log_level = %s;" % _q(self.log_level),
                "tls = {",
-               "  certificates = ( { cert = %s; key = %s; },"
-               % (_q(c["rsa_cert"]), _q(c["rsa_key"])),
-               "                   { cert = %s; key = %s; } );"
-               % (_q(c["ecdsa_cert"]), _q(c["ecdsa_key"])),
-               "  min_version = %s;" % _q(self.tls_min_version),
-               "};",
-               "listeners = (",
-               '  { listen = "127.0.0.1:%d"; protocol = "imap"; tls = "implicit"; },'
-               % self.imap_port,
-               '  { listen = "127.0.0.1:%d"; protocol = "pop3"; tls = "implicit"; }'
-               % self.pop3_port,
-               ");",
-               "backends = ("]
+               "  certificates = %s;" % self._cert_list(certificates),
+               "  min_version = %s;" % _q(self.tls_min_version)]
+        for k, v in self.tls_options.items():
+            out.append("  %s = %s;" % (k, _q(v)))
+        out += ["};", "listeners = ("]
+        ll = []
+        for x in self.listeners():
+            parts = ['listen = "127.0.0.1:%d";' % x["port"],
+                     "protocol = %s;" % _q(x["protocol"]), "tls = %s;" % _q(x["tls"])]
+            if "name" in x:
+                parts.append("name = %s;" % _q(x["name"]))
+            if "allow_plaintext_auth" in x:
+                parts.append("allow_plaintext_auth = %s;"
+                             % ("true" if x["allow_plaintext_auth"] else "false"))
+            if x.get("certificates"):
+                parts.append("certificates = %s;" % self._cert_list(x["certificates"]))
+            for k in ("proxy_protocol", "trusted"):
+                if x.get(k) is not None:
+                    parts.append("%s = %s;" % (k, _cfg_value(x[k])))
+            ll.append("  { " + " ".join(parts) + " }")
+        out.append(",\n".join(ll))
+        out += [");", "backends = ("]
         bl = []
         for b in self.backends:
-            bl.append("  { name = %s; host = %s; imap = %d; pop3 = %d; tls = %s; }"
-                      % (_q(b["name"]), _q(b["host"]), b["imap"], b["pop3"], _q(b["tls"])))
+            parts = ["name = %s;" % _q(b["name"]), "host = %s;" % _q(b["host"]),
+                     "imap = %d;" % b["imap"], "pop3 = %d;" % b["pop3"],
+                     "tls = %s;" % _q(b["tls"])]
+            for k in ("ca", "verify_name", "cert", "key"):
+                if b.get(k) is not None:
+                    parts.append("%s = %s;" % (k, _q(b[k])))
+            for k in ("check_interval", "check_timeout", "rise", "fall", "forward"):
+                if b.get(k) is not None:
+                    parts.append("%s = %s;" % (k, _cfg_value(b[k])))
+            bl.append("  { " + " ".join(parts) + " }")
         out.append(",\n".join(bl))
         out += [");", "routes = ("]
         rl = []
@@ -556,6 +799,8 @@ class Postern:
                                                   for k, v in self.timeouts.items()))
         out.append("limits = { %s };" % " ".join("%s = %d;" % (k, v)
                                                 for k, v in self.limits.items()))
+        if self.policy:
+            out.append(self.policy)
         if self.extra:
             out.append(self.extra)
         return "\n".join(out) + "\n"
@@ -564,8 +809,7 @@ class Postern:
         if not os.access(self.binary, os.X_OK):
             raise RuntimeError("postern binary not found: %s (run `make`)" % self.binary)
         self.dir = tempfile.mkdtemp(prefix="pit-postern-", dir=self.parent_dir)
-        with open(self.conf_path, "w") as f:
-            f.write(self.config_text())
+        self.write_config()
         logf = open(self.log_path, "wb")
         try:
             self.proc = subprocess.Popen([self.binary, "-c", self.conf_path],
@@ -576,7 +820,7 @@ class Postern:
         _live.add(self)
         alive = lambda: self.proc.poll() is None  # noqa: E731
         deadline = time.monotonic() + timeout
-        for port in (self.imap_port, self.pop3_port):
+        for port in [x["port"] for x in self.listeners()]:
             if not wait_port(port, max(0.1, deadline - time.monotonic()), alive=alive):
                 why = "exited with %s" % self.proc.returncode if not alive() else "timed out"
                 text = self.log()
@@ -585,6 +829,28 @@ class Postern:
                                    "--- log ---\n%s" % (port, why, self.config_text(),
                                                         _tail(text)))
         return self
+
+    def write_config(self):
+        """(Re)write the config file from the current attributes."""
+        tmp = self.conf_path + ".tmp"
+        with open(tmp, "w") as f:
+            f.write(self.config_text())
+        os.replace(tmp, self.conf_path)
+
+    def reload(self, timeout=10.0):
+        """SIGHUP to this postern's PID; waits for its config.reload result
+        line.  Returns ("ok" | "failed", the log text since the signal);
+        (None, text) on a timeout."""
+        if not self.running():
+            raise RuntimeError("postern is not running")
+        since = self.log_size()
+        os.kill(self.proc.pid, signal.SIGHUP)
+        m = self.wait_log(r"event=config\.reload\b[^\n]*\bresult=(ok|failed)\b[^\n]*\n",
+                          timeout=timeout, since=since)
+        if m and m.group(1) == "failed":
+            # the failure comes as several lines; let the last one arrive
+            self.wait_log(r'event=config\.reload result=failed note=', timeout=2, since=since)
+        return (m.group(1) if m else None), self.log()[since:]
 
     def stop(self):
         stop_pid(self.proc)
@@ -642,22 +908,57 @@ class ClosedError(Exception):
 
 
 class RawTLS:
-    """A line-oriented TLS client; every read has a deadline."""
+    """A line-oriented TLS client; every read has a deadline.
+
+    plaintext=True connects without TLS (a STARTTLS listener); starttls()
+    later runs the TLS handshake on the same socket.
+
+    source: the local address to connect from (e.g. "127.0.0.3"; any
+    127.0.0.0/8 address works on loopback).  preamble: bytes sent on the TCP
+    connection before anything else (e.g. a PROXY protocol header), before
+    the TLS handshake."""
 
     def __init__(self, port, cafile, host="127.0.0.1", timeout=IO_TIMEOUT, context=None,
-                 server_hostname=None):
+                 server_hostname=None, plaintext=False, source=None, preamble=b""):
         self.timeout = timeout
-        ctx = context or client_context(cafile)
-        raw = socket.create_connection((host, port), timeout=timeout)
-        try:
-            self.sock = ctx.wrap_socket(raw, server_hostname=server_hostname or host)
-        except Exception:
-            raw.close()
-            raise
+        self.cafile = cafile
+        self.context = context
+        self.server_hostname = server_hostname or host
+        raw = socket.create_connection((host, port), timeout=timeout,
+                                       source_address=(source, 0) if source else None)
+        if preamble:
+            try:
+                raw.sendall(preamble)
+            except Exception:
+                raw.close()
+                raise
+        if plaintext:
+            self.sock = raw
+        else:
+            ctx = context or client_context(cafile)
+            try:
+                self.sock = ctx.wrap_socket(raw, server_hostname=self.server_hostname)
+            except Exception:
+                raw.close()
+                raise
         self.sock.settimeout(timeout)
         self.buf = b""
         self.eof = False
         self.transcript = []  # (direction, bytes), for failure messages
+
+    def starttls(self, context=None, server_hostname=None):
+        """TLS handshake on the existing (plaintext) socket.  Returns the
+        bytes that were already received after the last line read (a server
+        must send nothing between its STARTTLS answer and the handshake);
+        they are dropped."""
+        leftover, self.buf = self.buf, b""
+        ctx = context or self.context or client_context(self.cafile)
+        self.sock.settimeout(self.timeout)
+        self.sock = ctx.wrap_socket(self.sock,
+                                    server_hostname=server_hostname or self.server_hostname)
+        self.sock.settimeout(self.timeout)
+        self.transcript.append(("-", b"(TLS handshake done: %s)" % self.sock.version().encode()))
+        return leftover
 
     def close(self):
         try:
@@ -731,7 +1032,8 @@ class RawTLS:
 
 
 class RawImap(RawTLS):
-    """IMAP over implicit TLS, spoken by hand."""
+    """IMAP over implicit TLS (or plaintext=True: a STARTTLS port), spoken
+    by hand."""
 
     def __init__(self, *a, **kw):
         super().__init__(*a, **kw)
@@ -771,7 +1073,8 @@ class RawImap(RawTLS):
 
 
 class RawPop3(RawTLS):
-    """POP3 over implicit TLS, spoken by hand."""
+    """POP3 over implicit TLS (or plaintext=True: a STLS port), spoken by
+    hand."""
 
     def __init__(self, *a, **kw):
         super().__init__(*a, **kw)
@@ -800,3 +1103,226 @@ def sasl_plain(user, password, authzid=""):
     enc = lambda s: s.encode("utf-8") if isinstance(s, str) else s  # noqa: E731
     return base64.b64encode(enc(authzid) + b"\0" + enc(user) + b"\0" + enc(password))
 
+
+
+# ---------------------------------------------------------------------------
+# openssl s_client and sslscan, bounded in time
+# ---------------------------------------------------------------------------
+
+
+def s_client(port, args=(), wait_for=None, send=b"", timeout=15.0, host="127.0.0.1"):
+    """Run `openssl s_client -connect host:port args...`.  Once its output
+    matches the regex wait_for (bytes; None: at once) `send` goes to its stdin
+    and stdin is closed, which makes s_client close the connection and exit.
+    Returns (exit status or None if it had to be stopped, output text with
+    stderr).  The process is stopped by its PID whatever happens."""
+    import threading
+    proc = subprocess.Popen(["openssl", "s_client", "-connect", "%s:%d" % (host, port),
+                             *args],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT)
+    chunks = []
+    seen = threading.Event()
+    rx = re.compile(wait_for) if wait_for is not None else None
+
+    def reader():
+        while True:
+            b = proc.stdout.read1(65536) if hasattr(proc.stdout, "read1") else \
+                proc.stdout.read(1)
+            if not b:
+                seen.set()
+                return
+            chunks.append(b)
+            if rx is None or rx.search(b"".join(chunks)):
+                seen.set()
+
+    t = threading.Thread(target=reader, daemon=True)
+    t.start()
+    rc = None
+    try:
+        if rx is not None:
+            seen.wait(timeout)
+        try:
+            if send:
+                proc.stdin.write(send)
+                proc.stdin.flush()
+            proc.stdin.close()
+        except (BrokenPipeError, OSError):
+            pass
+        try:
+            rc = proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            rc = None
+    finally:
+        stop_pid(proc, term_timeout=5)
+        t.join(5)
+        try:
+            proc.stdout.close()
+        except OSError:
+            pass
+    return rc, b"".join(chunks).decode("utf-8", errors="replace")
+
+
+def s_client_cert(output):
+    """(subject line, DER of the server certificate) from s_client output;
+    ValueError when it shows none."""
+    m = re.search(r"^subject=(.*)$", output, re.M)
+    pem = re.search(r"-----BEGIN CERTIFICATE-----.*?-----END CERTIFICATE-----", output, re.S)
+    if not pem:
+        raise ValueError("s_client showed no server certificate")
+    return (m.group(1).strip() if m else None), ssl.PEM_cert_to_DER_cert(pem.group(0))
+
+
+def sslscan(target, args=(), timeout=180):
+    """Run `sslscan --no-colour args... target`; returns (status, text)."""
+    r = subprocess.run(["sslscan", "--no-colour", *args, target], capture_output=True,
+                       timeout=timeout, stdin=subprocess.DEVNULL)
+    return r.returncode, (r.stdout + r.stderr).decode("utf-8", errors="replace")
+
+
+# ---------------------------------------------------------------------------
+# HAProxy: a TCP load balancer in front of postern (PROXY protocol)
+# ---------------------------------------------------------------------------
+
+HAPROXY_BIN = os.environ.get("HAPROXY_BIN", "/usr/sbin/haproxy")
+
+HAPROXY_CONF = """\
+# Generated by tests/integration/harness.py
+global
+    maxconn 100
+    log stderr format raw local0 info
+
+defaults
+    mode tcp
+    log global
+    option tcplog
+    timeout connect {timeout_connect}
+    timeout client {timeout_client}
+    timeout server {timeout_server}
+
+frontend f
+    bind {listen}:{port}
+    default_backend b
+
+backend b
+    server p {target_host}:{target_port}{send_proxy}
+"""
+
+
+class HAProxy:
+    """A real HAProxy in the foreground (-db) in mode tcp: listens on
+    listen:port and passes every connection (TLS untouched) to
+    target_host:target_port, first sending a PROXY header: send_proxy "v2"
+    (send-proxy-v2), "v1" (send-proxy) or None (no header).  Its own log
+    (tcplog lines) goes to a file.  Started and stopped by its PID only."""
+
+    def __init__(self, target_port, send_proxy="v2", port=None, listen="127.0.0.1",
+                 target_host="127.0.0.1", parent_dir=None, binary=None,
+                 timeout_connect="5s", timeout_client="30s", timeout_server="30s"):
+        self.target_port = target_port
+        self.target_host = target_host
+        self.send_proxy = send_proxy
+        self.port = port or free_port()
+        self.listen = listen
+        self.parent_dir = parent_dir
+        self.binary = binary or HAPROXY_BIN
+        self.timeouts = (timeout_connect, timeout_client, timeout_server)
+        self.dir = None
+        self.proc = None
+        self.final_log = None
+
+    @property
+    def conf_path(self):
+        return os.path.join(self.dir, "haproxy.cfg")
+
+    @property
+    def log_path(self):
+        return os.path.join(self.dir, "haproxy.log")
+
+    def config_text(self):
+        sp = {"v2": " send-proxy-v2", "v1": " send-proxy", None: ""}[self.send_proxy]
+        return HAPROXY_CONF.format(
+            listen=self.listen, port=self.port, target_host=self.target_host,
+            target_port=self.target_port, send_proxy=sp,
+            timeout_connect=self.timeouts[0], timeout_client=self.timeouts[1],
+            timeout_server=self.timeouts[2])
+
+    def start(self, timeout=10.0):
+        if not os.access(self.binary, os.X_OK):
+            raise RuntimeError("haproxy not found: %s (apt-get install haproxy)" % self.binary)
+        self.dir = tempfile.mkdtemp(prefix="pit-haproxy-", dir=self.parent_dir)
+        with open(self.conf_path, "w") as f:
+            f.write(self.config_text())
+        logf = open(self.log_path, "wb")
+        try:
+            self.proc = subprocess.Popen([self.binary, "-f", self.conf_path, "-db"],
+                                         stdin=subprocess.DEVNULL, stdout=logf, stderr=logf,
+                                         cwd=self.dir)
+        finally:
+            logf.close()
+        _live.add(self)
+        alive = lambda: self.proc.poll() is None  # noqa: E731
+        if not wait_port(self.port, timeout, host=self.listen, alive=alive):
+            why = "exited with %s" % self.proc.returncode if not alive() else "timed out"
+            text = self.log()
+            self.cleanup()
+            raise RuntimeError("haproxy did not listen on %d (%s)\n--- config ---\n%s"
+                               "--- log ---\n%s" % (self.port, why, self.config_text(),
+                                                    _tail(text)))
+        return self
+
+    def stop(self):
+        stop_pid(self.proc)
+        _live.discard(self)
+        if self.dir:
+            self.final_log = self.log()
+
+    def cleanup(self):
+        self.stop()
+        if self.dir and os.path.isdir(self.dir):
+            shutil.rmtree(self.dir, ignore_errors=True)
+        self.dir = None
+
+    def running(self):
+        return self.proc is not None and self.proc.poll() is None
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.cleanup()
+
+    def log(self):
+        if self.dir is None:
+            return self.final_log or ""
+        return _read(self.log_path)
+
+
+class OpensslServer:
+    """`openssl s_server` on 127.0.0.1 (a TLS server with any settings, to
+    check what the tests' own checks catch); stopped by its PID."""
+
+    def __init__(self, args, port=None):
+        self.args = list(args)
+        self.port = port or free_port()
+        self.proc = None
+        self.output = None
+
+    def start(self, timeout=10.0):
+        self.output = tempfile.TemporaryFile()
+        self.proc = subprocess.Popen(["openssl", "s_server", "-accept",
+                                      "127.0.0.1:%d" % self.port, "-quiet", *self.args],
+                                     stdin=subprocess.DEVNULL, stdout=self.output,
+                                     stderr=subprocess.STDOUT)
+        _live.add(self)
+        if not wait_port(self.port, timeout, alive=lambda: self.proc.poll() is None):
+            self.stop()
+            raise RuntimeError("openssl s_server did not listen on %d" % self.port)
+        return self
+
+    def stop(self):
+        stop_pid(self.proc)
+        _live.discard(self)
+        if self.output is not None:
+            self.output.close()
+            self.output = None
