@@ -726,6 +726,10 @@ pop3_line(struct conn *c, char *line)
 			return -1;
 		}
 		health_report(c->rt->health[be->bi], true, NULL, be->bc->rise, be->bc->fall);
+		/* Dovecot offers XCLIENT in its greeting's response code
+		 * ("+OK [XCLIENT] ..."), not in CAPA, to trusted networks. */
+		if (strncasecmp(line, "+OK [XCLIENT]", 13) == 0)
+			be->pop3_xclient = true;
 		if (be->bc->tls == TLSM_STARTTLS && c->bssl == NULL) {
 			be_send(be, "STLS\r\n", 6); /* RFC 2595 §4 */
 			be->state = BP_STLS;

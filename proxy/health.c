@@ -172,6 +172,22 @@ check_step(struct check *k)
 			check_end(k, false, err ? strerror(err) : "connect failed");
 			return;
 		}
+		/* A backend that expects a PROXY header says nothing without one:
+		 * a LOCAL header (v2) or "UNKNOWN" (v1) says "this is the proxy
+		 * itself" (PROXY protocol spec 2.1, 2.2). */
+		if (bc->forward & (FORWARD_PROXY_V1 | FORWARD_PROXY_V2)) {
+			static const uint8_t v2_local[16] = {0x0d, 0x0a, 0x0d, 0x0a, 0x00, 0x0d,
+							     0x0a, 0x51, 0x55, 0x49, 0x54, 0x0a,
+							     0x20, 0x00, 0x00, 0x00};
+			static const char v1_unknown[] = "PROXY UNKNOWN\r\n";
+			bool v2 = (bc->forward & FORWARD_PROXY_V2) != 0;
+			size_t n = v2 ? sizeof(v2_local) : sizeof(v1_unknown) - 1;
+			if (send(k->fd, v2 ? (const void *)v2_local : (const void *)v1_unknown, n,
+				 MSG_NOSIGNAL) != (ssize_t)n) {
+				check_end(k, false, "cannot send the PROXY header");
+				return;
+			}
+		}
 		if (bc->tls == TLSM_IMPLICIT) {
 			SSL_CTX *ctx = tls_state_backend_ctx(k->rt->tls, k->bi);
 			const char *vn = bc->verify_name ? bc->verify_name : bc->host;
