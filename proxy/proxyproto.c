@@ -508,6 +508,18 @@ proxyproto_init(struct pp_parser *p)
 	p->finished = false;
 }
 
+#define PP_MIN_HEADER 15 /* "PROXY UNKNOWN\r\n"; a v2 header has at least 16 */
+
+size_t
+proxyproto_want(const struct pp_parser *p)
+{
+	if (p->finished)
+		return 0;
+	if (p->version == 2)
+		return p->need ? p->need - p->have : PP_V2_FIXED - p->have;
+	return p->have < PP_MIN_HEADER ? PP_MIN_HEADER - p->have : 1;
+}
+
 enum pp_rc
 proxyproto_parse(struct pp_parser *p, const uint8_t *buf, size_t len, size_t *used_out,
                  struct pp_result *out)

@@ -81,6 +81,7 @@ struct pp_result {
 /*
  * Resumable state: the header bytes seen so far are kept here, so a call
  * never needs earlier input again.  About 2 KiB; only needed until PP_DONE.
+ * The fields are read-only outside proxyproto.c (see proxyproto_want()).
  */
 struct pp_parser {
 	size_t have;   /* bytes of the header in buf */
@@ -89,6 +90,16 @@ struct pp_parser {
 	bool finished; /* PP_DONE or PP_BAD was returned */
 	uint8_t buf[PP_HEADER_MAX];
 };
+
+/*
+ * How many bytes the next proxyproto_parse() can be given with none of them
+ * past the header: a listener that recv()s exactly this much never takes the
+ * client's first bytes (e.g. a ClientHello that OpenSSL will read from the
+ * socket itself).  At least 1 until PP_DONE or PP_BAD, then 0.  15 (the
+ * shortest header) before the first byte; v1: up to 15, then 1 (the header
+ * ends at the first LF); v2: the 16 fixed bytes, then exactly the rest.
+ */
+size_t proxyproto_want(const struct pp_parser *p);
 
 /* Set up (or reset) a parser. */
 void proxyproto_init(struct pp_parser *p);
