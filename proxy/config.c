@@ -338,6 +338,8 @@ static void parse_certificates(struct ctx *x, const config_setting_t *s);
 static void parse_listeners(struct ctx *x, const config_setting_t *s);
 static void parse_backends(struct ctx *x, const config_setting_t *s);
 static void parse_routes(struct ctx *x, const config_setting_t *s);
+static void parse_pools(struct ctx *x, const config_setting_t *s);
+static void load_route_map(struct ctx *x, const config_setting_t *s, const char *v);
 static void read_cidr_list(struct ctx *x, const config_setting_t *s, const char *path,
                            struct cidr_conf **out, size_t *n_out);
 static void check_state(struct ctx *x, const config_setting_t *s, const char *v);
@@ -422,7 +424,9 @@ static const struct opt opts[] = {
 
 	O_LIST(   "listeners",                parse_listeners,              "listener"),
 	O_LIST(   "backends",                 parse_backends,               "backend"),
+	O_FUNC(   "pools",                    parse_pools,                  NULL),
 	O_LIST(   "routes",                   parse_routes,                 "route"),
+	O_STR(    "route_map",                route_map,                    NULL,      load_route_map),
 
 	O_GROUP(  "timeouts"),
 	O_DUR(    "timeouts.handshake",       timeouts.handshake_ms,        "10s",     SEC_MS, 10 * MIN_MS),
@@ -1235,6 +1239,168 @@ parse_backends(struct ctx *x, const config_setting_t *list)
 }
 
 /* Read the target of route g into pool[]; returns its size, 0 if reported. */
+_Static_assert(CONFIG_POOL_MAX == ROUTE_POOL_MAX, "pool sizes agree");
+
+static int64_t
+pool_index(const struct config *cfg, const char *name)
+{
+	for (size_t i = 0; i < cfg->npools; i++)
+		if (cfg->pools[i].name != NULL && strcmp(cfg->pools[i].name, name) == 0)
+			return (int64_t)i;
+	return -1;
+}
+
+/* weights = [ 1, 2, ... ] beside a pool of n backends: each 1..1000. */
+static bool
+read_weights(struct ctx *x, const config_setting_t *wl, size_t n, uint32_t *weights,
+             const char *what)
+{
+	if (!config_setting_is_array(wl) && !config_setting_is_list(wl)) {
+		perr(x, wl, "%s: 'weights' must be a list of integers [ 1, 2 ]", what);
+		return false;
+	}
+	if ((size_t)config_setting_length(wl) != n) {
+		perr(x, wl, "%s: 'weights' needs one weight per backend (%zu)", what, n);
+		return false;
+	}
+	for (size_t i = 0; i < n; i++) {
+		const config_setting_t *e = config_setting_get_elem(wl, (unsigned)i);
+		long long v;
+		if (!is_int(e) || (v = config_setting_get_int64(e)) < 1 || v > 1000) {
+			perr(x, e, "%s: a weight is an integer 1..1000", what);
+			return false;
+		}
+		weights[i] = (uint32_t)v;
+	}
+	return true;
+}
+
+/* top-level pools = ( { name = "eu"; backends = [ "mx1", "mx2" ]; weights = [ 1, 2 ]; } ) */
+static void
+parse_pools(struct ctx *x, const config_setting_t *list)
+{
+	static const char *const keys[] = {"name", "backends", "weights", NULL};
+	struct config *cfg = x->cfg;
+	int n;
+
+	if (list == NULL)
+		return;
+	if (!config_setting_is_list(list)) {
+		perr(x, list, "'pools' must be a list ( { name = ...; backends = [ ... ]; } )");
+		return;
+	}
+	n = config_setting_length(list);
+	if (n == 0 || (cfg->pools = calloc((size_t)n, sizeof(*cfg->pools))) == NULL)
+		return;
+	for (int i = 0; i < n; i++) {
+		const config_setting_t *g = config_setting_get_elem(list, i);
+		struct pool_conf *pc = &cfg->pools[cfg->npools];
+		const config_setting_t *bl, *wl;
+		const char *name;
+		int len;
+
+		if (!config_setting_is_group(g)) {
+			perr(x, g, "pool: each entry must be a group { name = ...; backends = ...; }");
+			continue;
+		}
+		check_keys(x, g, keys, "pool");
+		if ((name = need_string(x, g, "name", "pool")) == NULL)
+			continue;
+		if (!valid_name(name)) {
+			perr(x, config_setting_get_member(g, "name"),
+			     "pool: 'name' must be 1..%d of A-Z a-z 0-9 . _ -", NAME_MAX_LEN);
+			continue;
+		}
+		if (pool_index(cfg, name) >= 0) {
+			perr(x, g, "duplicate pool name '%s'", name);
+			continue;
+		}
+		bl = config_setting_get_member(g, "backends");
+		if (bl == NULL || (!config_setting_is_array(bl) && !config_setting_is_list(bl)) ||
+		    (len = config_setting_length(bl)) == 0 || len > CONFIG_POOL_MAX) {
+			perr(x, bl ? bl : g, "pool '%s': 'backends' must list 1..%d backend names",
+			     name, CONFIG_POOL_MAX);
+			continue;
+		}
+		bool bad = false;
+		for (int k = 0; k < len; k++) {
+			const config_setting_t *e = config_setting_get_elem(bl, k);
+			const char *bn = config_setting_get_string(e);
+			int64_t idx = bn ? backend_index(cfg, bn) : -1;
+			if (idx < 0) {
+				perr(x, e, "pool '%s': unknown backend '%s'", name, bn ? bn : "?");
+				bad = true;
+				continue;
+			}
+			for (size_t j = 0; j < pc->n; j++)
+				if (pc->idx[j] == (size_t)idx) {
+					perr(x, e, "pool '%s': backend '%s' is twice in it", name, bn);
+					bad = true;
+				}
+			pc->idx[pc->n] = (size_t)idx;
+			pc->weight[pc->n++] = 1;
+		}
+		if ((wl = config_setting_get_member(g, "weights")) != NULL && !bad &&
+		    !read_weights(x, wl, pc->n, pc->weight, "pool"))
+			bad = true;
+		if (bad) {
+			pc->n = 0;
+			continue;
+		}
+		pc->name = dup_or_report(x, g, name);
+		cfg->npools++;
+	}
+}
+
+/* A map file line's target: a backend name, or "pool:NAME". */
+static int
+map_resolve(void *arg, const char *name, size_t *pool_out, uint32_t *weights_out, size_t *n_out)
+{
+	const struct config *cfg = arg;
+	int64_t i;
+
+	if (strncmp(name, "pool:", 5) == 0) {
+		if ((i = pool_index(cfg, name + 5)) < 0)
+			return -1;
+		memcpy(pool_out, cfg->pools[i].idx, cfg->pools[i].n * sizeof(pool_out[0]));
+		memcpy(weights_out, cfg->pools[i].weight, cfg->pools[i].n * sizeof(weights_out[0]));
+		*n_out = cfg->pools[i].n;
+		return 0;
+	}
+	if ((i = backend_index(cfg, name)) < 0)
+		return -1;
+	pool_out[0] = (size_t)i;
+	weights_out[0] = 1;
+	*n_out = 1;
+	return 0;
+}
+
+/* route_map = "FILE": its rules join the table built from `routes`. */
+static void
+load_route_map(struct ctx *x, const config_setting_t *s, const char *v)
+{
+	char *text = NULL;
+	size_t len = 0;
+	FILE *errs;
+	int rc;
+
+	if (x->cfg->routes == NULL)
+		return; /* routes failed: said already */
+	if ((errs = open_memstream(&text, &len)) == NULL) {
+		perr(x, s, "out of memory");
+		return;
+	}
+	rc = route_map_load(x->cfg->routes, v, map_resolve, x->cfg, errs);
+	fclose(errs);
+	/* Each problem of the map as one error of this setting's line. */
+	for (char *save = NULL, *l = strtok_r(text, "\n", &save); l != NULL;
+	     l = strtok_r(NULL, "\n", &save))
+		perr(x, s, "route_map: %s", l);
+	if (rc < 0 && (text == NULL || text[0] == '\0'))
+		perr(x, s, "route_map: cannot load \"%s\"", v);
+	free(text);
+}
+
 static size_t
 route_target(struct ctx *x, const config_setting_t *g, size_t *pool)
 {
@@ -1262,8 +1428,22 @@ route_target(struct ctx *x, const config_setting_t *g, size_t *pool)
 		pool[0] = (size_t)idx;
 		return 1;
 	}
+	if (config_setting_get_string(pl) != NULL) {
+		/* pool = "NAME": a named pool from `pools` */
+		int64_t pi = pool_index(x->cfg, config_setting_get_string(pl));
+		if (pi < 0) {
+			perr(x, pl,
+			     "route: unknown pool '%s' (a pool is a list [ \"a\", \"b\" ] or the name "
+			     "of one in 'pools')",
+			     config_setting_get_string(pl));
+			return 0;
+		}
+		memcpy(pool, x->cfg->pools[pi].idx, x->cfg->pools[pi].n * sizeof(pool[0]));
+		return x->cfg->pools[pi].n;
+	}
 	if (!config_setting_is_array(pl) && !config_setting_is_list(pl)) {
-		perr(x, pl, "route: 'pool' must be a list of backend names [ \"a\", \"b\" ]");
+		perr(x, pl, "route: 'pool' must be a list of backend names [ \"a\", \"b\" ] or a "
+		            "pool's name");
 		return 0;
 	}
 	if ((len = config_setting_length(pl)) == 0) {
@@ -1305,7 +1485,8 @@ route_target(struct ctx *x, const config_setting_t *g, size_t *pool)
 static void
 parse_routes(struct ctx *x, const config_setting_t *list)
 {
-	static const char *const keys[] = {"user", "domain", "default", "backend", "pool", NULL};
+	static const char *const keys[] = {"user",    "domain", "default",
+	                                   "backend", "pool",   "weights", NULL};
 	struct config *cfg = x->cfg;
 	const char **names;
 	unsigned default_line = 0;
@@ -1332,6 +1513,9 @@ parse_routes(struct ctx *x, const config_setting_t *list)
 		const config_setting_t *g = config_setting_get_elem(list, i);
 		const config_setting_t *user, *domain, *def;
 		size_t pool[ROUTE_POOL_MAX], n;
+		uint32_t weights[ROUTE_POOL_MAX];
+		const uint32_t *wp = NULL;
+		const config_setting_t *wl, *pl;
 		const char *key = NULL, *err = NULL;
 		int kinds;
 
@@ -1366,16 +1550,31 @@ parse_routes(struct ctx *x, const config_setting_t *list)
 		}
 		if ((n = route_target(x, g, pool)) == 0)
 			continue;
+		pl = config_setting_get_member(g, "pool");
+		if (pl != NULL && config_setting_get_string(pl) != NULL) {
+			/* a named pool brings its own weights */
+			int64_t pi = pool_index(cfg, config_setting_get_string(pl));
+			wp = cfg->pools[pi].weight;
+		}
+		if ((wl = config_setting_get_member(g, "weights")) != NULL) {
+			if (pl == NULL || config_setting_get_string(pl) != NULL) {
+				perr(x, wl, "route: 'weights' goes with a pool = [ ... ] list");
+				continue;
+			}
+			if (!read_weights(x, wl, n, weights, "route"))
+				continue;
+			wp = weights;
+		}
 		if (user != NULL) {
-			if (route_add_user(cfg->routes, key, pool, NULL, n, &err) < 0)
+			if (route_add_user(cfg->routes, key, pool, wp, n, &err) < 0)
 				perr(x, user, "route for user \"%s\": %s", key, err);
 		} else if (domain != NULL) {
-			if (route_add_domain(cfg->routes, key, pool, NULL, n, &err) < 0)
+			if (route_add_domain(cfg->routes, key, pool, wp, n, &err) < 0)
 				perr(x, domain, "route for domain \"%s\": %s", key, err);
 		} else if (default_line != 0) {
 			perr(x, def, "route: a default route is already set on line %u",
 			     default_line);
-		} else if (route_set_default(cfg->routes, pool, NULL, n, &err) < 0) {
+		} else if (route_set_default(cfg->routes, pool, wp, n, &err) < 0) {
 			perr(x, def, "default route: %s", err);
 		} else {
 			default_line = config_setting_source_line(def);
@@ -1730,6 +1929,10 @@ config_free(struct config *cfg)
 	}
 	free(cfg->backends);
 	route_table_free(&cfg->routes);
+	for (size_t i = 0; i < cfg->npools; i++)
+		free(cfg->pools[i].name);
+	free(cfg->pools);
+	free(cfg->route_map);
 	for (size_t i = 0; i < cfg->policy.nprotocols; i++) {
 		free(cfg->policy.protocols[i].user);
 		free(cfg->policy.protocols[i].domain);

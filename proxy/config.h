@@ -80,6 +80,16 @@ enum {
 	FORWARD_PROXY_V2 = 1 << 3,  /* PROXY protocol v2 header with TLS TLVs */
 };
 
+#define CONFIG_POOL_MAX 64 /* backends in one pool: route.h's ROUTE_POOL_MAX */
+
+/* A named pool (top-level `pools`), for routes and map files. */
+struct pool_conf {
+	char *name;
+	size_t n;
+	size_t idx[CONFIG_POOL_MAX];	 /* backend indices */
+	uint32_t weight[CONFIG_POOL_MAX]; /* >= 1 */
+};
+
 struct config {
 	atomic_int refs;
 	char *path;
@@ -105,7 +115,10 @@ struct config {
 	struct backend_conf *backends;
 	size_t nbackends;
 
-	struct route_table *routes; /* owned */
+	struct route_table *routes; /* owned: config rules and the route_map file */
+	struct pool_conf *pools;    /* named pools */
+	size_t npools;
+	char *route_map;	    /* map file of user/domain rules, or NULL */
 
 	struct {
 		uint64_t handshake_ms;	     /* TLS handshake, default 10s */

@@ -999,3 +999,25 @@ def test_no_password_ever_appears_in_the_log(proxy, ca, postern_registry):
                 assert form not in text, "password %r found in %s as %r" % (s, where, form)
         for blob in sasl_blobs:
             assert blob.decode() not in text, "SASL payload found in %s" % where
+
+
+def test_a_route_map_file_sends_its_users_to_their_backends(make_postern, ca, backends, tmp_path):
+    # erin@other.test routes to mx1 by the default rule; the map sends her to
+    # mx2, and a named pool serves a whole domain from the map.
+    m = tmp_path / "routes.map"
+    m.write_text("# user and domain rules\nerin@other.test   mx2\n@other.test  pool:both\n")
+    p = make_postern(extra='pools = ( { name = "both"; backends = [ "mx2" ]; } );\n'
+                           'route_map = "%s";' % m)
+    since = log_offsets(backends)
+    assert backend_of(imap_fetch_first(p, ca, "erin@other.test"), backends) == "mx2"
+    assert backend_of(pop3_retr_first(p, ca, "frank@other.test"), backends) == "mx2"
+    assert login_seen(backends["mx2"], "imap", "erin@other.test", since["mx2"])
+    assert "user=<erin@other.test>" not in backends["mx1"].log()[since["mx1"]:]
+    # A broken map is refused with the map's own line number.
+    bad = tmp_path / "bad.map"
+    bad.write_text("ok@x.test mx1\nnobody@x.test nosuch\n")
+    conf = tmp_path / "bad.conf"
+    conf.write_text(p.config_text().replace(str(m), str(bad)))
+    r = harness.run_postern("-t", "-c", str(conf))
+    assert r.returncode == 1, r
+    assert '%s:2: unknown backend "nosuch"' % bad in r.stderr, r.stderr
