@@ -247,8 +247,8 @@ conn_begin(struct conn *c)
 
 /*
  * Read the PROXY header without taking a byte of what follows (a TLS
- * ClientHello): v1 a byte at a time (at most 107), v2 its 16 fixed bytes,
- * then exactly the length they announce.
+ * ClientHello): each read asks for no more than proxyproto_want() says
+ * the header can still hold.
  */
 static void
 proxy_run(struct conn *c)
@@ -262,9 +262,8 @@ proxy_run(struct conn *c)
 		enum pp_rc rc;
 		ssize_t n;
 
-		if (p->version == 2)
-			want = p->need ? p->need - p->have : PP_V2_FIXED - p->have;
-		else
+		want = proxyproto_want(p); /* never past the header */
+		if (want == 0 || want > sizeof(b))
 			want = 1;
 		do
 			n = recv(c->fd, b, want, 0);
