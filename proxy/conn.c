@@ -24,6 +24,7 @@
 #include "proxyproto.h"
 #include "relay.h"
 #include "runtime.h"
+#include "sasl.h"
 #include "tls.h"
 
 const char *const conn_state_name[CS__COUNT] = {
@@ -383,6 +384,33 @@ conn_login_begin(struct conn *c, const char *user, size_t user_len, const char *
 	memcpy(c->creds->secret, secret, secret_len);
 	c->creds->secret_len = secret_len;
 	return backend_start(c, fc_out, why_out);
+}
+
+void
+conn_login(struct conn *c, const char *user, size_t user_len, const char *secret,
+	   size_t secret_len, const char *mech)
+{
+	enum fail_class fc;
+	const char *why;
+
+	if (conn_login_begin(c, user, user_len, secret, secret_len, mech, &fc, &why) < 0)
+		c->proto->login_done(c, fc, why);
+}
+
+int
+conn_login_sasl_plain(struct conn *c, const char *b64, size_t len)
+{
+	char user[SASL_USER_MAX + 1], secret[SASL_SECRET_MAX + 1];
+	size_t ulen = 0, slen = 0;
+	enum sasl_rc rc;
+
+	c->login_mech = "plain";
+	rc = sasl_plain_decode(b64, len, user, &ulen, secret, &slen);
+	if (rc == SASL_OK)
+		conn_login(c, user, ulen, secret, slen, "plain");
+	OPENSSL_cleanse(user, sizeof(user));
+	OPENSSL_cleanse(secret, sizeof(secret));
+	return (int)rc;
 }
 
 bool

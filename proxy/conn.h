@@ -233,6 +233,23 @@ void conn_creds_free(struct conn *c);
 int conn_login_begin(struct conn *c, const char *user, size_t user_len, const char *secret,
 		     size_t secret_len, const char *mech, enum fail_class *fc_out,
 		     const char **why_out);
+/* conn_login_begin(), and on a refusal at once the session's login_done()
+ * with it (c may be closing afterwards). */
+void conn_login(struct conn *c, const char *user, size_t user_len, const char *secret,
+		size_t secret_len, const char *mech);
+/* Decode a SASL PLAIN response (RFC 4616) and conn_login() with it.  Any
+ * other rc: nothing was started, the caller answers (the credentials it
+ * held are wiped). */
+int conn_login_sasl_plain(struct conn *c, const char *b64, size_t len);
+
+/* Must the client start TLS before it may log in (a STARTTLS listener
+ * without allow_plaintext_auth)? */
+static inline bool
+conn_tls_required(const struct conn *c)
+{
+	return c->ssl == NULL && !c->lc->allow_plaintext_auth;
+}
+
 /* Log login.ok / login.fail and count failures; wipes the credentials.
  * Returns true when this failure used the last attempt (the session says
  * goodbye and closes). */

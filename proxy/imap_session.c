@@ -26,19 +26,13 @@ struct imap_sess {
 	bool in_sasl;		    /* "+ " sent, waiting for the SASL response */
 };
 
-static bool
-tls_required(const struct conn *c)
-{
-	return c->ssl == NULL && !c->lc->allow_plaintext_auth;
-}
-
 /* Pre-login capabilities (RFC 9051 §7.2.2).  After login the client gets
  * the backend's own list. */
 static const char *
 preauth_caps(const struct conn *c)
 {
 	if (c->ssl == NULL)
-		return tls_required(c) ? "IMAP4rev1 SASL-IR ID LITERAL+ STARTTLS LOGINDISABLED"
+		return conn_tls_required(c) ? "IMAP4rev1 SASL-IR ID LITERAL+ STARTTLS LOGINDISABLED"
 				       : "IMAP4rev1 SASL-IR ID LITERAL+ STARTTLS AUTH=PLAIN";
 	return "IMAP4rev1 SASL-IR ID LITERAL+ AUTH=PLAIN";
 }
@@ -160,41 +154,27 @@ imap_login_done(struct conn *c, enum fail_class fc, const char *text)
 }
 
 static void
-login(struct conn *c, const char *user, size_t ulen, const char *secret, size_t slen,
-      const char *mech)
-{
-	enum fail_class fc;
-	const char *why;
-
-	if (conn_login_begin(c, user, ulen, secret, slen, mech, &fc, &why) < 0)
-		imap_login_done(c, fc, why);
-}
-
-static void
 sasl_plain(struct conn *c, const char *b64, size_t len)
 {
 	struct imap_sess *s = c->sess;
-	char user[SASL_USER_MAX + 1], secret[SASL_SECRET_MAX + 1];
-	size_t ulen = 0, slen = 0;
-	enum sasl_rc rc;
 
-	rc = sasl_plain_decode(b64, len, user, &ulen, secret, &slen);
-	if (rc == SASL_BAD_BASE64) {
+	switch ((enum sasl_rc)conn_login_sasl_plain(c, b64, len)) {
+	case SASL_OK:
+		break;
+	case SASL_BAD_BASE64:
 		/* RFC 9051 §6.2.2: an undecodable response is rejected with BAD. */
 		bad_command(c, s->tag, "Invalid base64 in SASL response.");
-	} else if (rc == SASL_AUTHZID) {
+		break;
+	case SASL_AUTHZID:
 		(void)buf_printf(&c->out,
 				 "%s NO [AUTHORIZATIONFAILED] Authorization identity not "
 				 "supported.\r\n",
 				 s->tag);
-	} else if (rc != SASL_OK) {
-		c->login_mech = "plain";
-		imap_login_done(c, FAIL_AUTH, sasl_strerror(rc));
-	} else {
-		login(c, user, ulen, secret, slen, "plain");
+		break;
+	default:
+		imap_login_done(c, FAIL_AUTH, "sasl_bad_format");
+		break;
 	}
-	OPENSSL_cleanse(user, sizeof(user));
-	OPENSSL_cleanse(secret, sizeof(secret));
 }
 
 /* One parsed command.  Returns false when the dialog must stop parsing
@@ -230,19 +210,19 @@ command(struct conn *c, struct imap_cmd *cmd)
 		conn_starttls(c);
 		return false;
 	case IMAP_V_LOGIN:
-		if (tls_required(c)) {
+		if (conn_tls_required(c)) {
 			(void)buf_printf(&c->out,
 					 "%s NO [PRIVACYREQUIRED] Use STARTTLS before LOGIN.\r\n",
 					 cmd->tag);
 			return true;
 		}
 		snprintf(s->tag, sizeof(s->tag), "%s", cmd->tag);
-		login(c, cmd->user, cmd->user_len, cmd->secret, cmd->secret_len, "login");
+		conn_login(c, cmd->user, cmd->user_len, cmd->secret, cmd->secret_len, "login");
 		imap_cmd_wipe(cmd);
 		return !c->closed && c->state == CS_PREAUTH;
 	case IMAP_V_AUTHENTICATE:
 		snprintf(s->tag, sizeof(s->tag), "%s", cmd->tag);
-		if (tls_required(c)) {
+		if (conn_tls_required(c)) {
 			(void)buf_printf(&c->out,
 					 "%s NO [PRIVACYREQUIRED] Use STARTTLS before "
 					 "AUTHENTICATE.\r\n",

@@ -27,12 +27,6 @@ struct pop3_sess {
 	bool have_user;
 };
 
-static bool
-tls_required(const struct conn *c)
-{
-	return c->ssl == NULL && !c->lc->allow_plaintext_auth;
-}
-
 static int
 pop3_start(struct conn *c)
 {
@@ -85,7 +79,7 @@ capa(struct conn *c)
 	(void)buf_printf(&c->out, "+OK Capability list follows\r\n");
 	if (c->ssl == NULL)
 		(void)buf_printf(&c->out, "STLS\r\n");
-	if (!tls_required(c))
+	if (!conn_tls_required(c))
 		(void)buf_printf(&c->out, "USER\r\nSASL PLAIN\r\n");
 	(void)buf_printf(&c->out, "RESP-CODES\r\nAUTH-RESP-CODE\r\nPIPELINING\r\n.\r\n");
 }
@@ -141,32 +135,11 @@ pop3_login_done(struct conn *c, enum fail_class fc, const char *text)
 }
 
 static void
-login(struct conn *c, const char *user, size_t ulen, const char *secret, size_t slen,
-      const char *mech)
-{
-	enum fail_class fc;
-	const char *why;
-
-	if (conn_login_begin(c, user, ulen, secret, slen, mech, &fc, &why) < 0)
-		pop3_login_done(c, fc, why);
-}
-
-static void
 sasl_plain(struct conn *c, const char *b64, size_t len)
 {
-	char user[SASL_USER_MAX + 1], secret[SASL_SECRET_MAX + 1];
-	size_t ulen = 0, slen = 0;
-	enum sasl_rc rc;
-
-	rc = sasl_plain_decode(b64, len, user, &ulen, secret, &slen);
-	if (rc == SASL_OK) {
-		login(c, user, ulen, secret, slen, "plain");
-	} else {
-		c->login_mech = "plain";
-		pop3_login_done(c, FAIL_AUTH, sasl_strerror(rc));
-	}
-	OPENSSL_cleanse(user, sizeof(user));
-	OPENSSL_cleanse(secret, sizeof(secret));
+	/* RFC 5034 §4: any undecodable or malformed response is -ERR [AUTH]. */
+	if (conn_login_sasl_plain(c, b64, len) != SASL_OK)
+		pop3_login_done(c, FAIL_AUTH, "sasl_bad_format");
 }
 
 static bool
@@ -191,7 +164,7 @@ command(struct conn *c, struct pop3_cmd *cmd)
 		conn_starttls(c);
 		return false;
 	case POP3_V_USER:
-		if (tls_required(c)) {
+		if (conn_tls_required(c)) {
 			(void)buf_printf(&c->out,
 					 "-ERR [AUTH] Plaintext authentication disallowed, use "
 					 "STLS first.\r\n");
@@ -205,7 +178,7 @@ command(struct conn *c, struct pop3_cmd *cmd)
 		(void)buf_printf(&c->out, "+OK\r\n");
 		return true;
 	case POP3_V_PASS:
-		if (tls_required(c)) {
+		if (conn_tls_required(c)) {
 			(void)buf_printf(&c->out,
 					 "-ERR [AUTH] Plaintext authentication disallowed, use "
 					 "STLS first.\r\n");
@@ -216,11 +189,11 @@ command(struct conn *c, struct pop3_cmd *cmd)
 			return !c->closed;
 		}
 		s->have_user = false;
-		login(c, s->user, s->user_len, cmd->secret, cmd->secret_len, "user");
+		conn_login(c, s->user, s->user_len, cmd->secret, cmd->secret_len, "user");
 		pop3_cmd_wipe(cmd);
 		return !c->closed && c->state == CS_PREAUTH;
 	case POP3_V_AUTH:
-		if (tls_required(c)) {
+		if (conn_tls_required(c)) {
 			(void)buf_printf(&c->out,
 					 "-ERR [AUTH] Plaintext authentication disallowed, use "
 					 "STLS first.\r\n");

@@ -47,11 +47,21 @@ def _stop_all_at_exit():
 atexit.register(_stop_all_at_exit)
 
 
+_handed_out = set()
+
+
 def free_port():
-    """A TCP port on 127.0.0.1 that nothing listened on a moment ago."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A TCP port on 127.0.0.1 that nothing listened on a moment ago, and
+    never one this process handed out before (the kernel may offer a port
+    again once its probe socket is closed)."""
+    for _ in range(200):
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        if port not in _handed_out:
+            _handed_out.add(port)
+            return port
+    raise RuntimeError("no fresh free port after 200 tries")
 
 
 def wait_port(port, timeout=10.0, host="127.0.0.1", alive=None):
