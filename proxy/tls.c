@@ -121,6 +121,9 @@ server_ctx_new(const struct config *cfg, FILE *errs)
 	/* Renegotiation is a DoS lever and useless here; compression is CRIME. */
 	SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_COMPRESSION |
 					 SSL_OP_IGNORE_UNEXPECTED_EOF);
+	/* DHE suites of the cipher list need parameters: the RFC 7919 group
+	 * that matches the certificate's strength (ffdhe2048 and up). */
+	SSL_CTX_set_dh_auto(ctx, 1);
 	/* Idle sessions give their read/write buffers back (about 34 KiB each). */
 	SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS | SSL_MODE_ENABLE_PARTIAL_WRITE |
 				      SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
