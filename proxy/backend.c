@@ -24,11 +24,11 @@
 #include "sasl.h"
 #include "tls.h"
 
-#define BE_LINE_MAX  8192 /* one response line from a backend */
-#define BE_TX_MAX    8192 /* our commands, credentials included */
-#define BE_CAPS_MAX  2048
-#define BE_TEXT_MAX  512
-#define BE_SEGS_MAX  3	  /* LOGIN with two synchronising literals has three parts */
+#define BE_LINE_MAX 8192 /* one response line from a backend */
+#define BE_TX_MAX   8192 /* our commands, credentials included */
+#define BE_CAPS_MAX 2048
+#define BE_TEXT_MAX 512
+#define BE_SEGS_MAX 3 /* LOGIN with two synchronising literals has three parts */
 
 enum be_state {
 	BE_CONNECT,
@@ -54,7 +54,7 @@ enum be_state {
 
 struct backend {
 	const struct backend_conf *bc; /* borrowed from c->cfg */
-	size_t bi;		       /* its index */
+	size_t bi;                     /* its index */
 	size_t cand[ROUTE_POOL_MAX];
 	size_t ncand, icand; /* candidates, best first; the one in use */
 	bool creds_sent;     /* a login command went out: no failover any more */
@@ -192,8 +192,10 @@ be_connect_next(struct conn *c)
 		if (be_connect(c) == 0)
 			return 0;
 		snprintf(be->text, sizeof(be->text), "connect: %s", strerror(errno));
-		log_kv(LOG_WARN, "backend.fail", "cid=%016llx backend=%s reason=backend_connect_failed "
-		       "said=\"%s\"", (unsigned long long)c->id, bc->name, be->text);
+		log_kv(LOG_WARN, "backend.fail",
+		       "cid=%016llx backend=%s reason=backend_connect_failed "
+		       "said=\"%s\"",
+		       (unsigned long long)c->id, bc->name, be->text);
 		health_report(c->rt->health[bi], false, be->text, bc->rise, bc->fall);
 	}
 	return -1;
@@ -255,7 +257,7 @@ be_done(struct conn *c, enum fail_class fc, const char *text)
 		return;
 	}
 	c->be->state = BE_DONE;
-	conn_update_io(c);	    /* nothing is read from the backend until relay */
+	conn_update_io(c);        /* nothing is read from the backend until relay */
 	conn_backend_ok(c, text); /* the policy speaks before the client hears OK */
 }
 
@@ -275,13 +277,14 @@ be_fail(struct conn *c, enum fail_class fc, const char *why)
 	if (fc == FAIL_BACKEND_DOWN && !be->creds_sent) {
 		const char *from = be->bc->name;
 		health_report(c->rt->health[be->bi], false, be->text[0] ? be->text : why,
-			      be->bc->rise, be->bc->fall);
+		              be->bc->rise, be->bc->fall);
 		be_close_link(c);
 		be->icand++;
 		if (be_connect_next(c) == 0) {
 			log_kv(LOG_INFO, "backend.failover", "cid=%016llx from=%s to=%s",
 			       (unsigned long long)c->id, from, be->bc->name);
-			conn_set_timeout(c, (ev_tstamp)c->cfg->timeouts.backend_connect_ms / 1000.0);
+			conn_set_timeout(c,
+			                 (ev_tstamp)c->cfg->timeouts.backend_connect_ms / 1000.0);
 			conn_update_io(c);
 			return;
 		}
@@ -418,7 +421,7 @@ imap_send_login(struct conn *c)
 	if (be->auth_plain) {
 		char b64[SASL_MAX_B64];
 		size_t n = sasl_plain_encode(cr->user, cr->user_len, cr->secret, cr->secret_len,
-					     b64, sizeof(b64));
+		                             b64, sizeof(b64));
 		if (n == 0)
 			goto out;
 		if (be->sasl_ir) {
@@ -460,7 +463,7 @@ imap_send_login(struct conn *c)
 		o += n;
 		cmd[o++] = ' ';
 		n = imap_quote(cmd + o, cap - o - 2, cr->secret, cr->secret_len, be->literal_plus,
-			       &lit);
+		               &lit);
 		if (n == 0)
 			goto out;
 		if (lit && !be->literal_plus) {
@@ -501,10 +504,10 @@ imap_send_id(struct conn *c)
 	conn_addr_parts(&c->local_sa, lip, sizeof(lip), &lport);
 	be->state = BI_ID;
 	return buf_printf(&be->tx,
-			  "A4 ID (\"x-originating-ip\" \"%s\" \"x-originating-port\" \"%u\" "
-			  "\"x-connected-ip\" \"%s\" \"x-connected-port\" \"%u\" "
-			  "\"x-session-id\" \"%016llx\")\r\n",
-			  pip, pport, lip, lport, (unsigned long long)c->id);
+	                  "A4 ID (\"x-originating-ip\" \"%s\" \"x-originating-port\" \"%u\" "
+	                  "\"x-connected-ip\" \"%s\" \"x-connected-port\" \"%u\" "
+	                  "\"x-session-id\" \"%016llx\")\r\n",
+	                  pip, pport, lip, lport, (unsigned long long)c->id);
 }
 
 static enum fail_class
@@ -528,8 +531,9 @@ imap_line(struct conn *c, char *line)
 	case BI_GREETING:
 		if (strncasecmp(line, "* OK", 4) != 0) {
 			set_text(be, line);
-			be_fail(c, FAIL_BACKEND_PROTO, strncasecmp(line, "* BYE", 5) == 0 ?
-								"backend_bye" : "backend_bad_greeting");
+			be_fail(c, FAIL_BACKEND_PROTO,
+			        strncasecmp(line, "* BYE", 5) == 0 ? "backend_bye"
+			                                           : "backend_bad_greeting");
 			return -1;
 		}
 		health_report(c->rt->health[be->bi], true, NULL, be->bc->rise, be->bc->fall);
@@ -583,7 +587,7 @@ imap_line(struct conn *c, char *line)
 			}
 			buf_consume(&be->later, l);
 			memmove(be->seg_len, be->seg_len + 1,
-				(be->nsegs - 1) * sizeof(be->seg_len[0]));
+			        (be->nsegs - 1) * sizeof(be->seg_len[0]));
 			be->nsegs--;
 			return 0;
 		}
@@ -657,7 +661,7 @@ imap_line(struct conn *c, char *line)
 	}
 	if (imap_send_login(c) < 0) {
 		be_fail(c, be->text[0] ? FAIL_BACKEND_PROTO : FAIL_INTERNAL,
-			be->text[0] ? "backend_login_disabled" : "backend_command_too_long");
+		        be->text[0] ? "backend_login_disabled" : "backend_command_too_long");
 		return -1;
 	}
 	return 0;
@@ -695,7 +699,7 @@ pop3_send_login(struct conn *c)
 	if (be->pop3_sasl_plain) {
 		char b64[SASL_MAX_B64];
 		size_t n = sasl_plain_encode(cr->user, cr->user_len, cr->secret, cr->secret_len,
-					     b64, sizeof(b64));
+		                             b64, sizeof(b64));
 		if (n == 0)
 			return -1;
 		/* RFC 5034 §4: the initial response rides on the AUTH line. */
@@ -771,8 +775,9 @@ pop3_line(struct conn *c, char *line)
 				char pip[64];
 				unsigned pport;
 				conn_addr_parts(&c->client_sa, pip, sizeof(pip), &pport);
-				if (buf_printf(&be->tx, "XCLIENT ADDR=%s PORT=%u SESSION=%016llx\r\n",
-					       pip, pport, (unsigned long long)c->id) < 0) {
+				if (buf_printf(&be->tx,
+				               "XCLIENT ADDR=%s PORT=%u SESSION=%016llx\r\n", pip,
+				               pport, (unsigned long long)c->id) < 0) {
 					be_fail(c, FAIL_INTERNAL, "backend_command_too_long");
 					return -1;
 				}
@@ -788,7 +793,8 @@ pop3_line(struct conn *c, char *line)
 	case BP_XCLIENT:
 		if (!pop3_ok(line)) {
 			char q[LOG_QUOTED_MAX];
-			log_kv(LOG_WARN, "backend.forward", "cid=%016llx backend=%s via=xclient said=%s",
+			log_kv(LOG_WARN, "backend.forward",
+			       "cid=%016llx backend=%s via=xclient said=%s",
 			       (unsigned long long)c->id, be->bc->name,
 			       log_quote(q, sizeof(q), line, strlen(line)));
 		}
@@ -798,7 +804,7 @@ pop3_line(struct conn *c, char *line)
 			/* A server that ignored the initial response asks for it. */
 			char b64[SASL_MAX_B64];
 			size_t n = sasl_plain_encode(cr->user, cr->user_len, cr->secret,
-						     cr->secret_len, b64, sizeof(b64));
+			                             cr->secret_len, b64, sizeof(b64));
 			int rc = n ? buf_printf(&be->tx, "%s\r\n", b64) : -1;
 			OPENSSL_cleanse(b64, sizeof(b64));
 			if (rc < 0) {
@@ -815,16 +821,17 @@ pop3_line(struct conn *c, char *line)
 			return -1;
 		}
 		set_text(be, line);
-		be_fail(c, strncmp(line, "-ERR", 4) == 0 ? pop3_err_class(line) : FAIL_BACKEND_PROTO,
-			"backend_refused_login");
+		be_fail(c,
+		        strncmp(line, "-ERR", 4) == 0 ? pop3_err_class(line) : FAIL_BACKEND_PROTO,
+		        "backend_refused_login");
 		return -1;
 	case BP_USER:
 		if (!pop3_ok(line)) {
 			set_text(be, line);
 			be_fail(c,
-				strncmp(line, "-ERR", 4) == 0 ? pop3_err_class(line)
-							      : FAIL_BACKEND_PROTO,
-				"backend_refused_login");
+			        strncmp(line, "-ERR", 4) == 0 ? pop3_err_class(line)
+			                                      : FAIL_BACKEND_PROTO,
+			        "backend_refused_login");
 			return -1;
 		}
 		if (buf_printf(&be->tx, "PASS %.*s\r\n", (int)cr->secret_len, cr->secret) < 0) {
@@ -869,11 +876,11 @@ be_send_proxy(struct conn *c)
 			tip = &ti;
 		}
 		n = proxyproto_write_v2(hdr, sizeof(hdr), (const struct sockaddr *)&c->client_sa,
-					(const struct sockaddr *)&c->local_sa, tip);
+		                        (const struct sockaddr *)&c->local_sa, tip);
 	} else {
 		n = proxyproto_write_v1((char *)hdr, sizeof(hdr),
-					(const struct sockaddr *)&c->client_sa,
-					(const struct sockaddr *)&c->local_sa);
+		                        (const struct sockaddr *)&c->client_sa,
+		                        (const struct sockaddr *)&c->local_sa);
 	}
 	if (n == 0) {
 		set_text(be, "cannot write the PROXY header");
@@ -885,7 +892,7 @@ be_send_proxy(struct conn *c)
 	while (w < 0 && errno == EINTR);
 	if (w != (ssize_t)n) {
 		snprintf(be->text, sizeof(be->text), "PROXY header: %s",
-			 w < 0 ? strerror(errno) : "short write");
+		         w < 0 ? strerror(errno) : "short write");
 		be_fail(c, FAIL_BACKEND_DOWN, "backend_write_failed");
 		return -1;
 	}
@@ -970,7 +977,7 @@ be_flush(struct conn *c)
 			break;
 		if (n <= 0) {
 			snprintf(be->text, sizeof(be->text), "send: %s",
-				 c->bssl ? "TLS error" : strerror(errno));
+			         c->bssl ? "TLS error" : strerror(errno));
 			be_fail(c, FAIL_BACKEND_DOWN, "backend_write_failed");
 			return -1;
 		}
@@ -999,7 +1006,9 @@ be_read(struct conn *c)
 		return 0;
 	if (n <= 0) {
 		snprintf(be->text, sizeof(be->text), "%s",
-			 n == 0 ? "connection closed" : c->bssl ? "TLS error" : strerror(errno));
+		         n == 0    ? "connection closed"
+		         : c->bssl ? "TLS error"
+		                   : strerror(errno));
 		be_fail(c, FAIL_BACKEND_DOWN, "backend_closed");
 		return -1;
 	}
@@ -1085,7 +1094,7 @@ backend_on_timeout(struct conn *c)
 		return;
 	}
 	snprintf(be->text, sizeof(be->text), "%s",
-		 be->state == BE_CONNECT ? "connect timeout" : "no answer in time");
+	         be->state == BE_CONNECT ? "connect timeout" : "no answer in time");
 	be_fail(c, FAIL_BACKEND_DOWN,
-		be->state == BE_CONNECT ? "backend_connect_timeout" : "backend_timeout");
+	        be->state == BE_CONNECT ? "backend_connect_timeout" : "backend_timeout");
 }

@@ -840,8 +840,8 @@ static void
 parse_listeners(struct ctx *x, const config_setting_t *list)
 {
 	static const char *const keys[] = {
-	    "listen", "protocol", "tls", "name", "allow_plaintext_auth", "certificates",
-	    "proxy_protocol", "trusted", NULL};
+	    "listen",       "protocol",       "tls",     "name", "allow_plaintext_auth",
+	    "certificates", "proxy_protocol", "trusted", NULL};
 	struct config *cfg = x->cfg;
 	int n = config_setting_length(list);
 
@@ -939,8 +939,9 @@ parse_listeners(struct ctx *x, const config_setting_t *list)
 		if ((m = config_setting_get_member(g, "certificates")) != NULL) {
 			/* this listener's own set, chosen by SNI like tls.certificates */
 			if (!config_setting_is_list(m))
-				perr(x, m, "listener: 'certificates' must be a list ( { cert = ...; "
-				           "key = ...; } )");
+				perr(x, m,
+				     "listener: 'certificates' must be a list ( { cert = ...; "
+				     "key = ...; } )");
 			else
 				read_cert_list(x, m, &lc->certs, &lc->ncerts);
 		}
@@ -1099,7 +1100,8 @@ be_forward(struct ctx *x, const config_setting_t *g, struct backend_conf *be, co
 		return;
 	}
 	for (int i = 0; i < n; i++) {
-		const config_setting_t *e = config_setting_is_scalar(m) ? m : config_setting_get_elem(m, i);
+		const config_setting_t *e =
+		    config_setting_is_scalar(m) ? m : config_setting_get_elem(m, i);
 		const char *v = config_setting_get_string(e);
 		size_t k;
 
@@ -1122,11 +1124,10 @@ be_forward(struct ctx *x, const config_setting_t *g, struct backend_conf *be, co
 static void
 parse_backends(struct ctx *x, const config_setting_t *list)
 {
-	static const char *const keys[] = {"name",           "host",          "imap", "pop3",
-	                                   "tls",            "ca",            "verify_name",
-	                                   "cert",           "key",           "check_interval",
-	                                   "check_timeout",  "rise",          "fall",
-	                                   "forward",        NULL};
+	static const char *const keys[] = {
+	    "name",        "host",    "imap", "pop3",           "tls",           "ca",
+	    "verify_name", "cert",    "key",  "check_interval", "check_timeout", "rise",
+	    "fall",        "forward", NULL};
 	struct config *cfg = x->cfg;
 	int n = config_setting_length(list);
 
@@ -1300,7 +1301,8 @@ parse_pools(struct ctx *x, const config_setting_t *list)
 		int len;
 
 		if (!config_setting_is_group(g)) {
-			perr(x, g, "pool: each entry must be a group { name = ...; backends = ...; }");
+			perr(x, g,
+			     "pool: each entry must be a group { name = ...; backends = ...; }");
 			continue;
 		}
 		check_keys(x, g, keys, "pool");
@@ -1334,7 +1336,8 @@ parse_pools(struct ctx *x, const config_setting_t *list)
 			}
 			for (size_t j = 0; j < pc->n; j++)
 				if (pc->idx[j] == (size_t)idx) {
-					perr(x, e, "pool '%s': backend '%s' is twice in it", name, bn);
+					perr(x, e, "pool '%s': backend '%s' is twice in it", name,
+					     bn);
 					bad = true;
 				}
 			pc->idx[pc->n] = (size_t)idx;
@@ -1433,7 +1436,8 @@ route_target(struct ctx *x, const config_setting_t *g, size_t *pool)
 		int64_t pi = pool_index(x->cfg, config_setting_get_string(pl));
 		if (pi < 0) {
 			perr(x, pl,
-			     "route: unknown pool '%s' (a pool is a list [ \"a\", \"b\" ] or the name "
+			     "route: unknown pool '%s' (a pool is a list [ \"a\", \"b\" ] or the "
+			     "name "
 			     "of one in 'pools')",
 			     config_setting_get_string(pl));
 			return 0;
@@ -1442,8 +1446,9 @@ route_target(struct ctx *x, const config_setting_t *g, size_t *pool)
 		return x->cfg->pools[pi].n;
 	}
 	if (!config_setting_is_array(pl) && !config_setting_is_list(pl)) {
-		perr(x, pl, "route: 'pool' must be a list of backend names [ \"a\", \"b\" ] or a "
-		            "pool's name");
+		perr(x, pl,
+		     "route: 'pool' must be a list of backend names [ \"a\", \"b\" ] or a "
+		     "pool's name");
 		return 0;
 	}
 	if ((len = config_setting_length(pl)) == 0) {
@@ -1485,8 +1490,8 @@ route_target(struct ctx *x, const config_setting_t *g, size_t *pool)
 static void
 parse_routes(struct ctx *x, const config_setting_t *list)
 {
-	static const char *const keys[] = {"user",    "domain", "default",
-	                                   "backend", "pool",   "weights", NULL};
+	static const char *const keys[] = {"user", "domain",  "default", "backend",
+	                                   "pool", "weights", NULL};
 	struct config *cfg = x->cfg;
 	const char **names;
 	unsigned default_line = 0;

@@ -17,21 +17,21 @@ enum tls_mode { TLSM_NONE = 0, TLSM_IMPLICIT, TLSM_STARTTLS };
 enum log_level { LOG_DEBUG = 0, LOG_INFO, LOG_WARN, LOG_ERR };
 /* policy.protocol_lock */
 enum protocol_lock_mode { PLOCK_OFF = 0, PLOCK_CONCURRENT, PLOCK_STICKY, PLOCK_STATIC };
-#define PROTO_MASK(p) (1u << (p)) /* sets of protocols: PROTO_MASK(PROTO_IMAP) | ... */
-#define PROTO_MASK_ALL (PROTO_MASK(PROTO_IMAP) | PROTO_MASK(PROTO_POP3))
+#define PROTO_MASK(p)   (1u << (p)) /* sets of protocols: PROTO_MASK(PROTO_IMAP) | ... */
+#define PROTO_MASK_ALL  (PROTO_MASK(PROTO_IMAP) | PROTO_MASK(PROTO_POP3))
 #define POLICY_LIST_MAX 4096 /* entries in policy.allow, .deny and .protocols each */
 
 /* An IPv4 or IPv6 network, as in policy.allow / policy.deny. */
 struct cidr_conf {
-	int family;	 /* AF_INET or AF_INET6 */
-	unsigned prefix; /* 0..32 or 0..128 */
+	int family;       /* AF_INET or AF_INET6 */
+	unsigned prefix;  /* 0..32 or 0..128 */
 	uint8_t addr[16]; /* network bytes; AF_INET uses addr[0..4); host bits are zero */
 };
 
 /* One entry of policy.protocols: exactly one of user and domain. */
 struct protocol_rule_conf {
-	char *user;	/* as written, or NULL */
-	char *domain;	/* as written, without '@', or NULL */
+	char *user;     /* as written, or NULL */
+	char *domain;   /* as written, without '@', or NULL */
 	unsigned allow; /* PROTO_MASK() bits, never 0 */
 };
 
@@ -40,12 +40,12 @@ struct listener_conf {
 	struct sockaddr_storage addr;
 	socklen_t addrlen;
 	enum proto_kind proto;
-	enum tls_mode tls; /* TLSM_IMPLICIT or TLSM_STARTTLS */
-	char *name;	   /* for logs: lst=; defaults to the port number */
+	enum tls_mode tls;         /* TLSM_IMPLICIT or TLSM_STARTTLS */
+	char *name;                /* for logs: lst=; defaults to the port number */
 	bool allow_plaintext_auth; /* starttls listeners: LOGIN/USER before TLS (default off) */
-	struct cert_conf *certs;   /* the listener's own certificate set, or NULL: tls.certificates */
+	struct cert_conf *certs; /* the listener's own certificate set, or NULL: tls.certificates */
 	size_t ncerts;
-	bool proxy_protocol;	   /* a PROXY v1/v2 header comes first, from trusted peers only */
+	bool proxy_protocol;       /* a PROXY v1/v2 header comes first, from trusted peers only */
 	struct cidr_conf *trusted; /* the load balancers allowed to send it */
 	size_t ntrusted;
 };
@@ -57,27 +57,27 @@ struct cert_conf {
 
 struct backend_conf {
 	char *name;
-	char *host;			     /* as written */
-	uint16_t port[PROTO__COUNT];	     /* 0: this backend does not serve that protocol */
+	char *host;                  /* as written */
+	uint16_t port[PROTO__COUNT]; /* 0: this backend does not serve that protocol */
 	struct sockaddr_storage addr[PROTO__COUNT]; /* resolved at load */
 	socklen_t addrlen[PROTO__COUNT];
-	enum tls_mode tls; /* link to the backend */
-	char *ca;	   /* CA file to verify the backend, or NULL: the system store */
-	char *verify_name; /* name the backend certificate must carry; default: host */
-	char *cert;	   /* client certificate (PEM chain) for the backend, or NULL */
-	char *key;	   /* its key */
+	enum tls_mode tls;          /* link to the backend */
+	char *ca;                   /* CA file to verify the backend, or NULL: the system store */
+	char *verify_name;          /* name the backend certificate must carry; default: host */
+	char *cert;                 /* client certificate (PEM chain) for the backend, or NULL */
+	char *key;                  /* its key */
 	uint64_t check_interval_ms; /* active health check period; 0: none */
 	uint64_t check_timeout_ms;  /* one check: connect + greeting (+ TLS) */
-	int rise, fall;		    /* consecutive results that flip the state */
-	unsigned forward;	    /* FORWARD_* bits: how the client's address travels */
+	int rise, fall;             /* consecutive results that flip the state */
+	unsigned forward;           /* FORWARD_* bits: how the client's address travels */
 };
 
 /* How a backend learns the client's address (per backend `forward`). */
 enum {
-	FORWARD_ID = 1 << 0,	    /* IMAP ID x-originating-ip ... before login */
-	FORWARD_XCLIENT = 1 << 1,   /* POP3 XCLIENT ADDR= PORT= SESSION= */
-	FORWARD_PROXY_V1 = 1 << 2,  /* PROXY protocol v1 header */
-	FORWARD_PROXY_V2 = 1 << 3,  /* PROXY protocol v2 header with TLS TLVs */
+	FORWARD_ID = 1 << 0,       /* IMAP ID x-originating-ip ... before login */
+	FORWARD_XCLIENT = 1 << 1,  /* POP3 XCLIENT ADDR= PORT= SESSION= */
+	FORWARD_PROXY_V1 = 1 << 2, /* PROXY protocol v1 header */
+	FORWARD_PROXY_V2 = 1 << 3, /* PROXY protocol v2 header with TLS TLVs */
 };
 
 #define CONFIG_POOL_MAX 64 /* backends in one pool: route.h's ROUTE_POOL_MAX */
@@ -86,26 +86,26 @@ enum {
 struct pool_conf {
 	char *name;
 	size_t n;
-	size_t idx[CONFIG_POOL_MAX];	 /* backend indices */
+	size_t idx[CONFIG_POOL_MAX];      /* backend indices */
 	uint32_t weight[CONFIG_POOL_MAX]; /* >= 1 */
 };
 
 struct config {
 	atomic_int refs;
 	char *path;
-	int workers;	    /* resolved: "auto" -> number of online CPUs */
-	char *user;	    /* drop privileges to this user after binding, or NULL */
-	char *state;	    /* state store URL, or NULL */
+	int workers; /* resolved: "auto" -> number of online CPUs */
+	char *user;  /* drop privileges to this user after binding, or NULL */
+	char *state; /* state store URL, or NULL */
 	enum log_level log_level;
 
 	struct {
 		struct cert_conf *certs;
 		size_t ncerts;
-		int min_version; /* TLS1_2_VERSION or TLS1_3_VERSION */
-		char *ciphers;	 /* TLS 1.2 cipher list */
+		int min_version;    /* TLS1_2_VERSION or TLS1_3_VERSION */
+		char *ciphers;      /* TLS 1.2 cipher list */
 		char *ciphersuites; /* TLS 1.3 suites */
 		char *groups;
-		char *ticket_key_file;	     /* shared ticket keys for a fleet, or NULL */
+		char *ticket_key_file;       /* shared ticket keys for a fleet, or NULL */
 		uint64_t session_timeout_ms; /* resumption lifetime and key rotation, default 1h */
 	} tls;
 
@@ -118,41 +118,41 @@ struct config {
 	struct route_table *routes; /* owned: config rules and the route_map file */
 	struct pool_conf *pools;    /* named pools */
 	size_t npools;
-	char *route_map;	    /* map file of user/domain rules, or NULL */
+	char *route_map; /* map file of user/domain rules, or NULL */
 
 	struct {
-		uint64_t handshake_ms;	     /* TLS handshake, default 10s */
-		uint64_t login_ms;	     /* pre-auth dialog until login, default 60s */
-		uint64_t idle_ms;	     /* relay idle, default 30m */
+		uint64_t handshake_ms;       /* TLS handshake, default 10s */
+		uint64_t login_ms;           /* pre-auth dialog until login, default 60s */
+		uint64_t idle_ms;            /* relay idle, default 30m */
 		uint64_t backend_connect_ms; /* default 5s */
 		uint64_t backend_login_ms;   /* backend greeting + login, default 15s */
 	} timeouts;
 
 	struct {
-		int max_bad_commands;	/* pre-auth, then BYE; default 3 */
-		int max_auth_failures;	/* per connection, then BYE; default 3 */
+		int max_bad_commands;  /* pre-auth, then BYE; default 3 */
+		int max_auth_failures; /* per connection, then BYE; default 3 */
 	} limits;
 
 	struct {
-		int protocol_lock;	   /* enum protocol_lock_mode; default off */
-		uint64_t lock_expire_ms;   /* sticky: unused this long, a lock lapses; 0 never */
+		int protocol_lock;       /* enum protocol_lock_mode; default off */
+		uint64_t lock_expire_ms; /* sticky: unused this long, a lock lapses; 0 never */
 		struct protocol_rule_conf *protocols; /* static rules, in file order */
 		size_t nprotocols;
-		char *protocols_file;	   /* map file of more rules, or NULL */
+		char *protocols_file;       /* map file of more rules, or NULL */
 		unsigned protocols_default; /* PROTO_MASK() bits for unlisted accounts */
 		int max_connections_per_ip; /* live, per address (IPv6: per ipv6_prefix); 0 none */
 		int max_sessions_per_user;  /* live logged-in sessions, both protocols; 0 none */
 		struct cidr_conf *allow;    /* empty: everybody not denied */
 		size_t nallow;
-		struct cidr_conf *deny;	    /* checked first: a match is refused */
+		struct cidr_conf *deny; /* checked first: a match is refused */
 		size_t ndeny;
-		int ipv6_prefix;	    /* IPv6 clients are counted by this prefix, default 64 */
+		int ipv6_prefix; /* IPv6 clients are counted by this prefix, default 64 */
 		struct {
-			int ip_user_limit;     /* failures per (address, user) and window; 0 none */
-			int ip_limit;	       /* failures per address and window; 0 none */
-			uint64_t window_ms;    /* default 15m */
+			int ip_user_limit;  /* failures per (address, user) and window; 0 none */
+			int ip_limit;       /* failures per address and window; 0 none */
+			uint64_t window_ms; /* default 15m */
 			uint64_t delay_base_ms; /* tarpit after the first failure; 0 none */
-			uint64_t delay_max_ms; /* tarpit cap */
+			uint64_t delay_max_ms;  /* tarpit cap */
 		} throttle;
 	} policy;
 };
@@ -179,7 +179,7 @@ int config_duration_ms(const char *s, uint64_t *ms_out);
 /* Parse "host:port", "[v6]:port" or "port" (all addresses) into addr.
  * Returns 0, or -1 with *err_out static text. Numeric hosts only. */
 int config_parse_listen(const char *s, struct sockaddr_storage *addr, socklen_t *addrlen_out,
-			const char **err_out);
+                        const char **err_out);
 
 /* Parse "192.0.2.0/24", "2001:db8::/32" or a bare address (a /32 or /128)
  * into out.  Host bits beyond the prefix are refused (a typo, not a network).

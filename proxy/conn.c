@@ -28,25 +28,24 @@
 #include "tls.h"
 
 const char *const conn_state_name[CS__COUNT] = {
-	[CS_PROXY] = "proxy",
-	[CS_TLS_ACCEPT] = "tls_accept", [CS_PREAUTH] = "preauth", [CS_BACKEND] = "backend",
-	[CS_RELAY] = "relay",		[CS_CLOSING] = "closing",
+    [CS_PROXY] = "proxy",     [CS_TLS_ACCEPT] = "tls_accept", [CS_PREAUTH] = "preauth",
+    [CS_BACKEND] = "backend", [CS_RELAY] = "relay",           [CS_CLOSING] = "closing",
 };
 _Static_assert(sizeof(conn_state_name) / sizeof(conn_state_name[0]) == CS__COUNT,
-	       "conn_state_name must name every state");
+               "conn_state_name must name every state");
 
 const char *const fail_class_name[FAIL__COUNT] = {
-	[FAIL_NONE] = "none",
-	[FAIL_AUTH] = "auth_failed",
-	[FAIL_POLICY] = "policy",
-	[FAIL_LIMIT] = "limit",
-	[FAIL_BACKEND_DOWN] = "backend_down",
-	[FAIL_BACKEND_PROTO] = "backend_protocol",
-	[FAIL_INTERNAL] = "internal",
-	[FAIL_THROTTLE] = "throttled",
+    [FAIL_NONE] = "none",
+    [FAIL_AUTH] = "auth_failed",
+    [FAIL_POLICY] = "policy",
+    [FAIL_LIMIT] = "limit",
+    [FAIL_BACKEND_DOWN] = "backend_down",
+    [FAIL_BACKEND_PROTO] = "backend_protocol",
+    [FAIL_INTERNAL] = "internal",
+    [FAIL_THROTTLE] = "throttled",
 };
 _Static_assert(sizeof(fail_class_name) / sizeof(fail_class_name[0]) == FAIL__COUNT,
-	       "fail_class_name must name every class");
+               "fail_class_name must name every class");
 
 #define CLOSING_LINGER 5.0 /* seconds to flush last words before closing */
 
@@ -157,7 +156,6 @@ conn_new(struct worker *w, size_t li, int fd, const struct sockaddr *sa, socklen
 	w->conns = c;
 	w->nconns++;
 
-
 	if (lc->proxy_protocol) {
 		struct acl_addr a;
 		/* Only the load balancers named in trusted may tell us who the
@@ -201,24 +199,23 @@ conn_begin(struct conn *c)
 	       (unsigned long long)c->id, proto_name(lc->proto), lc->name, c->peer,
 	       lc->tls == TLSM_IMPLICIT ? "implicit" : "starttls");
 	v = policy_accept(c->w->policy, (const struct sockaddr *)&c->client_sa,
-			  sizeof(c->client_sa), &c->pc, &why);
+	                  sizeof(c->client_sa), &c->pc, &why);
 	if (v != POLICY_ALLOW) {
 		/* A proper refusal, after the TLS handshake when there is one. */
 		log_kv(LOG_INFO, "policy.deny", "cid=%016llx client=%s verdict=%s reason=%s",
-		       (unsigned long long)c->id, c->peer, policy_verdict_name[v],
-		       why ? why : "-");
+		       (unsigned long long)c->id, c->peer, policy_verdict_name[v], why ? why : "-");
 		if (c->proto->kind == PROTO_IMAP)
 			c->refuse = v == POLICY_DENY_ACL
-					? "* BYE [CONTACTADMIN] Connections from your address are "
-					  "not allowed.\r\n"
-					: "* BYE [UNAVAILABLE] Too many connections from your "
-					  "address, try again later.\r\n";
+			                ? "* BYE [CONTACTADMIN] Connections from your address are "
+			                  "not allowed.\r\n"
+			                : "* BYE [UNAVAILABLE] Too many connections from your "
+			                  "address, try again later.\r\n";
 		else
 			c->refuse = v == POLICY_DENY_ACL
-					? "-ERR [SYS/PERM] Connections from your address are not "
-					  "allowed.\r\n"
-					: "-ERR [SYS/TEMP] Too many connections from your address, "
-					  "try again later.\r\n";
+			                ? "-ERR [SYS/PERM] Connections from your address are not "
+			                  "allowed.\r\n"
+			                : "-ERR [SYS/TEMP] Too many connections from your address, "
+			                  "try again later.\r\n";
 	}
 	if (lc->tls == TLSM_IMPLICIT) {
 		if (tls_conn_start(c) < 0) {
@@ -296,7 +293,8 @@ proxy_run(struct conn *c)
 			memcpy(&c->client_sa, &res.src, res.srclen);
 			if (res.dstlen > 0 && res.dstlen <= sizeof(c->local_sa))
 				memcpy(&c->local_sa, &res.dst, res.dstlen);
-			format_peer((const struct sockaddr *)&c->client_sa, c->peer, sizeof(c->peer));
+			format_peer((const struct sockaddr *)&c->client_sa, c->peer,
+			            sizeof(c->peer));
 			log_kv(LOG_INFO, "proxy.header", "cid=%016llx lst=%s client=%s via=%s v=%d",
 			       (unsigned long long)c->id, c->lc->name, c->peer, was, res.version);
 		}
@@ -330,7 +328,7 @@ conn_set_timeout(struct conn *c, ev_tstamp seconds)
 
 int
 conn_login_begin(struct conn *c, const char *user, size_t user_len, const char *secret,
-		 size_t secret_len, const char *mech, enum fail_class *fc_out, const char **why_out)
+                 size_t secret_len, const char *mech, enum fail_class *fc_out, const char **why_out)
 {
 	size_t n = user_len < sizeof(c->user) - 1 ? user_len : sizeof(c->user) - 1;
 
@@ -364,9 +362,9 @@ conn_login_begin(struct conn *c, const char *user, size_t user_len, const char *
 		uint64_t delay = 0;
 		/* Throttled: no backend hears of it; answered after the tarpit. */
 		if (policy_login_check(c->w->policy, (const struct sockaddr *)&c->client_sa,
-				       sizeof(c->client_sa), user, user_len,
-				       (uint64_t)(ev_now(c->w->loop) * 1000.0),
-				       &delay) != POLICY_ALLOW) {
+		                       sizeof(c->client_sa), user, user_len,
+		                       (uint64_t)(ev_now(c->w->loop) * 1000.0),
+		                       &delay) != POLICY_ALLOW) {
 			*fc_out = FAIL_THROTTLE;
 			*why_out = "throttled";
 			c->throttle_delay_ms = delay;
@@ -387,8 +385,8 @@ conn_login_begin(struct conn *c, const char *user, size_t user_len, const char *
 }
 
 void
-conn_login(struct conn *c, const char *user, size_t user_len, const char *secret,
-	   size_t secret_len, const char *mech)
+conn_login(struct conn *c, const char *user, size_t user_len, const char *secret, size_t secret_len,
+           const char *mech)
 {
 	enum fail_class fc;
 	const char *why;
@@ -424,23 +422,24 @@ conn_login_end(struct conn *c, enum fail_class fc, const char *why)
 		backend_free(c);
 	log_quote(quser, sizeof(quser), c->user, strlen(c->user));
 	if (fc == FAIL_NONE) {
-		log_kv(LOG_INFO, "login.ok", "cid=%016llx proto=%s client=%s user=%s mech=%s "
+		log_kv(LOG_INFO, "login.ok",
+		       "cid=%016llx proto=%s client=%s user=%s mech=%s "
 		       "backend=%s ms=%.0f",
 		       (unsigned long long)c->id, proto_name(c->lc->proto), c->peer, quser,
 		       c->login_mech, c->backend_name ? c->backend_name : "-", ms);
 		return false;
 	}
-	log_kv(LOG_INFO, "login.fail", "cid=%016llx proto=%s client=%s user=%s mech=%s "
+	log_kv(LOG_INFO, "login.fail",
+	       "cid=%016llx proto=%s client=%s user=%s mech=%s "
 	       "backend=%s class=%s reason=%s ms=%.0f",
-	       (unsigned long long)c->id, proto_name(c->lc->proto), c->peer, quser,
-	       c->login_mech, c->backend_name ? c->backend_name : "-", fail_class_name[fc],
-	       why ? why : "-", ms);
+	       (unsigned long long)c->id, proto_name(c->lc->proto), c->peer, quser, c->login_mech,
+	       c->backend_name ? c->backend_name : "-", fail_class_name[fc], why ? why : "-", ms);
 	if (fc == FAIL_AUTH) {
 		/* Only real credential failures count, never an outage. */
-		conn_hold(c, policy_login_failed(c->w->policy,
-						 (const struct sockaddr *)&c->client_sa,
-						 sizeof(c->client_sa), c->user, strlen(c->user),
-						 (uint64_t)(ev_now(c->w->loop) * 1000.0)));
+		conn_hold(c,
+		          policy_login_failed(c->w->policy, (const struct sockaddr *)&c->client_sa,
+		                              sizeof(c->client_sa), c->user, strlen(c->user),
+		                              (uint64_t)(ev_now(c->w->loop) * 1000.0)));
 	} else if (fc == FAIL_THROTTLE) {
 		conn_hold(c, c->throttle_delay_ms);
 	}
@@ -641,9 +640,8 @@ conn_close_after(struct conn *c, const char *reason)
 	c->close_reason = reason;
 	conn_set_state(c, CS_CLOSING);
 	/* A held (tarpit) answer still goes out: linger past its delay. */
-	conn_set_timeout(c, CLOSING_LINGER + (c->tarpit ? ev_timer_remaining(c->w->loop,
-									      &c->delay)
-							: 0.));
+	conn_set_timeout(c, CLOSING_LINGER +
+	                        (c->tarpit ? ev_timer_remaining(c->w->loop, &c->delay) : 0.));
 	conn_flush(c);
 }
 
@@ -832,8 +830,8 @@ conn_backend_ok(struct conn *c, const char *text)
 {
 	(void)text; /* kept in c->be until login_done: backend_ok_text() */
 	c->preq = policy_postauth(c->w->pw, (const struct sockaddr *)&c->client_sa,
-				  sizeof(c->client_sa), c->user, strlen(c->user), c->lc->proto,
-				  (uint64_t)(ev_now(c->w->loop) * 1000.0), conn_policy_answer, c);
+	                          sizeof(c->client_sa), c->user, strlen(c->user), c->lc->proto,
+	                          (uint64_t)(ev_now(c->w->loop) * 1000.0), conn_policy_answer, c);
 	if (c->preq == NULL) {
 		backend_logout(c);
 		c->proto->login_done(c, FAIL_INTERNAL, "policy_out_of_memory");

@@ -19,13 +19,13 @@
 #include "config.h"
 #include "policy.h"
 
-#define CONN_BUF_SIZE	(16 * 1024) /* each relay direction, and pre-auth input */
-#define CONN_OUT_SIZE	(16 * 1024)
-#define CONN_PEER_MAX	64	    /* "[v6]:port" */
-#define CREDS_USER_MAX	256
+#define CONN_BUF_SIZE    (16 * 1024) /* each relay direction, and pre-auth input */
+#define CONN_OUT_SIZE    (16 * 1024)
+#define CONN_PEER_MAX    64 /* "[v6]:port" */
+#define CREDS_USER_MAX   256
 #define CREDS_SECRET_MAX 1024
 
-#define container_of(ptr, type, member) ((type *)(void *)((char *)(ptr) - offsetof(type, member)))
+#define container_of(ptr, type, member) ((type *)(void *)((char *)(ptr)-offsetof(type, member)))
 
 enum conn_state {
 	CS_PROXY,      /* a load balancer's PROXY header comes first */
@@ -42,13 +42,13 @@ extern const char *const conn_state_name[CS__COUNT];
 /* Why a login or session failed; picks the client reply code and reason=. */
 enum fail_class {
 	FAIL_NONE = 0,
-	FAIL_AUTH,	    /* credentials refused: [AUTHENTICATIONFAILED] / -ERR [AUTH] */
-	FAIL_POLICY,	    /* refused by a policy: [CONTACTADMIN] / -ERR [AUTH] */
-	FAIL_LIMIT,	    /* a limit: [UNAVAILABLE] / -ERR [IN-USE] */
+	FAIL_AUTH,          /* credentials refused: [AUTHENTICATIONFAILED] / -ERR [AUTH] */
+	FAIL_POLICY,        /* refused by a policy: [CONTACTADMIN] / -ERR [AUTH] */
+	FAIL_LIMIT,         /* a limit: [UNAVAILABLE] / -ERR [IN-USE] */
 	FAIL_BACKEND_DOWN,  /* cannot reach a backend: [UNAVAILABLE] / -ERR [SYS/TEMP] */
 	FAIL_BACKEND_PROTO, /* backend said something unusable: [UNAVAILABLE] / -ERR [SYS/TEMP] */
-	FAIL_INTERNAL,	    /* our fault: [UNAVAILABLE] / -ERR [SYS/TEMP] */
-	FAIL_THROTTLE,	    /* too many failed logins: [UNAVAILABLE] / -ERR [SYS/TEMP] */
+	FAIL_INTERNAL,      /* our fault: [UNAVAILABLE] / -ERR [SYS/TEMP] */
+	FAIL_THROTTLE,      /* too many failed logins: [UNAVAILABLE] / -ERR [SYS/TEMP] */
 	FAIL__COUNT
 };
 
@@ -88,10 +88,10 @@ struct creds {
 };
 
 struct listener {
-	size_t li;			/* index into cfg->listeners */
-	const char *name;		/* borrowed from the first config, for logs */
-	struct worker *w;		/* borrowed */
-	int fd;				/* owned */
+	size_t li;        /* index into cfg->listeners */
+	const char *name; /* borrowed from the first config, for logs */
+	struct worker *w; /* borrowed */
+	int fd;           /* owned */
 	ev_io io;
 	bool paused;
 };
@@ -104,27 +104,27 @@ struct worker {
 	size_t nlisteners;
 	ev_async stop_async;
 	ev_prepare reap_prepare;
-	ev_timer accept_resume; /* after EMFILE: accepting resumes shortly */
-	struct policy *policy;	   /* borrowed: the process's policy */
-	struct policy_worker *pw;  /* owned: this loop's way into it */
-	struct conn *conns;	/* all live conns (for shutdown) */
-	struct conn *reap;	/* closed conns waiting to be freed */
+	ev_timer accept_resume;   /* after EMFILE: accepting resumes shortly */
+	struct policy *policy;    /* borrowed: the process's policy */
+	struct policy_worker *pw; /* owned: this loop's way into it */
+	struct conn *conns;       /* all live conns (for shutdown) */
+	struct conn *reap;        /* closed conns waiting to be freed */
 	uint64_t nconns;
 	uint64_t cid_state; /* splitmix64 state for connection ids */
 	bool stopping;
 };
 
 struct conn {
-	uint64_t id;			/* random; logged as cid= */
-	struct worker *w;		/* borrowed */
-	struct runtime *rt;		/* reference: the config + TLS this conn started under */
-	const struct config *cfg;	/* borrowed: rt->cfg */
+	uint64_t id;                    /* random; logged as cid= */
+	struct worker *w;               /* borrowed */
+	struct runtime *rt;             /* reference: the config + TLS this conn started under */
+	const struct config *cfg;       /* borrowed: rt->cfg */
 	const struct listener_conf *lc; /* borrowed from cfg */
-	size_t li;			/* index of lc in cfg->listeners */
+	size_t li;                      /* index of lc in cfg->listeners */
 	const struct proto_ops *proto;
 	enum conn_state state; /* written only by conn_set_state() */
 
-	int fd;	  /* client socket, owned */
+	int fd;   /* client socket, owned */
 	SSL *ssl; /* owned; NULL until TLS starts */
 	ev_io io; /* client socket */
 	int io_events;
@@ -140,42 +140,42 @@ struct conn {
 	ev_timer timer; /* the one timeout of the current state */
 	ev_tstamp timeout;
 
-	struct buf in;	/* client -> us (pre-auth) / -> backend (relay) */
+	struct buf in;  /* client -> us (pre-auth) / -> backend (relay) */
 	struct buf out; /* us -> client (pre-auth) / backend -> client (relay) */
 
-	struct pp_parser *pp; /* owned: while reading a PROXY header */
-	struct policy_conn pc;	 /* what policy_accept() counted */
-	struct policy_req *preq; /* owned: the post-auth question under way */
-	bool session_live;	 /* policy counted this session: policy_session_end() owed */
+	struct pp_parser *pp;           /* owned: while reading a PROXY header */
+	struct policy_conn pc;          /* what policy_accept() counted */
+	struct policy_req *preq;        /* owned: the post-auth question under way */
+	bool session_live;              /* policy counted this session: policy_session_end() owed */
 	enum proto_kind policy_allowed; /* FAIL_POLICY: the protocol the account may use */
-	const char *refuse;	 /* refused at accept: say this after TLS, then close */
-	ev_timer delay;		 /* tarpit: a failed login's answer waits */
-	uint64_t throttle_delay_ms; /* a throttled login's tarpit */
-	bool tarpit;		 /* c->out is held until the delay ends */
-	void *sess;	    /* owned: the protocol's pre-auth state (parser); NULL in relay */
-	struct backend *be; /* owned: backend dialog; NULL outside CS_BACKEND */
+	const char *refuse;             /* refused at accept: say this after TLS, then close */
+	ev_timer delay;                 /* tarpit: a failed login's answer waits */
+	uint64_t throttle_delay_ms;     /* a throttled login's tarpit */
+	bool tarpit;                    /* c->out is held until the delay ends */
+	void *sess;          /* owned: the protocol's pre-auth state (parser); NULL in relay */
+	struct backend *be;  /* owned: backend dialog; NULL outside CS_BACKEND */
 	struct creds *creds; /* owned: NULL except between login command and backend answer */
 
 	struct sockaddr_storage client_sa; /* the client (after a PROXY header: the real one) */
 	struct sockaddr_storage local_sa;  /* the address it connected to */
-	char peer[CONN_PEER_MAX]; /* client "ip:port" */
-	char user[CREDS_USER_MAX + 1]; /* user name once known (for logs; never the secret) */
-	const char *backend_name;      /* borrowed from cfg */
+	char peer[CONN_PEER_MAX];          /* client "ip:port" */
+	char user[CREDS_USER_MAX + 1];     /* user name once known (for logs; never the secret) */
+	const char *backend_name;          /* borrowed from cfg */
 	const char *close_reason;
 	uint64_t bytes_in, bytes_out; /* from and to the client */
 	ev_tstamp started;
 	int bad_commands;
 	int auth_failures;
 
-	bool c_eof;	 /* client sent EOF (relay) */
-	bool b_eof;	 /* backend sent EOF (relay) */
-	bool b_shut_wr;	 /* we shut down writing to the backend */
+	bool c_eof;     /* client sent EOF (relay) */
+	bool b_eof;     /* backend sent EOF (relay) */
+	bool b_shut_wr; /* we shut down writing to the backend */
 	bool logged_in;
 	bool closed;
-	bool tls_failed;       /* client TLS had a fatal error: no close_notify */
-	bool btls_failed;      /* the same for the backend side */
-	bool starttls_pending; /* OK to STARTTLS written; handshake once flushed */
-	bool starttls_done;    /* TLS came by STARTTLS: no second greeting */
+	bool tls_failed;        /* client TLS had a fatal error: no close_notify */
+	bool btls_failed;       /* the same for the backend side */
+	bool starttls_pending;  /* OK to STARTTLS written; handshake once flushed */
+	bool starttls_done;     /* TLS came by STARTTLS: no second greeting */
 	const char *login_mech; /* "login", "user", "plain" for logs */
 	ev_tstamp login_started;
 
@@ -186,7 +186,7 @@ struct conn {
 /* Take over an accepted socket; starts TLS or the greeting.  NULL on failure
  * (fd closed). */
 struct conn *conn_new(struct worker *w, size_t li, int fd, const struct sockaddr *sa,
-		      socklen_t salen);
+                      socklen_t salen);
 
 void conn_set_state(struct conn *c, enum conn_state st);
 /* (Re)arm the timer with seconds; 0 stops it. */
@@ -214,7 +214,7 @@ void conn_update_io(struct conn *c);
  * CIO_AGAIN (try later: rd_wants/wr_wants tell which event) or CIO_ERR.
  */
 #define CIO_AGAIN (-1)
-#define CIO_ERR	  (-2)
+#define CIO_ERR   (-2)
 ssize_t conn_client_read(struct conn *c, void *p, size_t n);
 ssize_t conn_client_write(struct conn *c, const void *p, size_t n);
 /* The same for the backend socket (TLS when c->bssl); brd_wants/bwr_wants. */
@@ -231,12 +231,12 @@ void conn_creds_free(struct conn *c);
  * -1: refused at once, *fc_out and *why_out (static) say why; no callback.
  */
 int conn_login_begin(struct conn *c, const char *user, size_t user_len, const char *secret,
-		     size_t secret_len, const char *mech, enum fail_class *fc_out,
-		     const char **why_out);
+                     size_t secret_len, const char *mech, enum fail_class *fc_out,
+                     const char **why_out);
 /* conn_login_begin(), and on a refusal at once the session's login_done()
  * with it (c may be closing afterwards). */
 void conn_login(struct conn *c, const char *user, size_t user_len, const char *secret,
-		size_t secret_len, const char *mech);
+                size_t secret_len, const char *mech);
 /* Decode a SASL PLAIN response (RFC 4616) and conn_login() with it.  Any
  * other rc: nothing was started, the caller answers (the credentials it
  * held are wiped). */

@@ -23,15 +23,15 @@
 #include "log.h"
 #include "runtime.h"
 
-#define HEALTH_MAX	   1024 /* backend names remembered */
-#define CHECK_LINE_MAX	   512
+#define HEALTH_MAX         1024 /* backend names remembered */
+#define CHECK_LINE_MAX     512
 #define CHECK_TICK_SECONDS 0.25
 
 struct health {
 	char name[65];
 	atomic_bool up;
 	pthread_mutex_t lock; /* the counters below */
-	int oks, fails;	      /* consecutive results */
+	int oks, fails;       /* consecutive results */
 	char last_why[128];
 };
 
@@ -177,13 +177,13 @@ check_step(struct check *k)
 		 * itself" (PROXY protocol spec 2.1, 2.2). */
 		if (bc->forward & (FORWARD_PROXY_V1 | FORWARD_PROXY_V2)) {
 			static const uint8_t v2_local[16] = {0x0d, 0x0a, 0x0d, 0x0a, 0x00, 0x0d,
-							     0x0a, 0x51, 0x55, 0x49, 0x54, 0x0a,
-							     0x20, 0x00, 0x00, 0x00};
+			                                     0x0a, 0x51, 0x55, 0x49, 0x54, 0x0a,
+			                                     0x20, 0x00, 0x00, 0x00};
 			static const char v1_unknown[] = "PROXY UNKNOWN\r\n";
 			bool v2 = (bc->forward & FORWARD_PROXY_V2) != 0;
 			size_t n = v2 ? sizeof(v2_local) : sizeof(v1_unknown) - 1;
 			if (send(k->fd, v2 ? (const void *)v2_local : (const void *)v1_unknown, n,
-				 MSG_NOSIGNAL) != (ssize_t)n) {
+			         MSG_NOSIGNAL) != (ssize_t)n) {
 				check_end(k, false, "cannot send the PROXY header");
 				return;
 			}
@@ -213,9 +213,9 @@ check_step(struct check *k)
 				return;
 			}
 			check_end(k, false,
-				  SSL_get_verify_result(k->ssl) != X509_V_OK
-				      ? "certificate verification failed"
-				      : "TLS handshake failed");
+			          SSL_get_verify_result(k->ssl) != X509_V_OK
+			              ? "certificate verification failed"
+			              : "TLS handshake failed");
 			return;
 		}
 		k->state = CK_GREETING;
@@ -230,7 +230,8 @@ check_step(struct check *k)
 			if (r <= 0) {
 				int e = SSL_get_error(k->ssl, r);
 				if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) {
-					check_wait(k, e == SSL_ERROR_WANT_READ ? EV_READ : EV_WRITE);
+					check_wait(k,
+					           e == SSL_ERROR_WANT_READ ? EV_READ : EV_WRITE);
 					return;
 				}
 				check_end(k, false, "closed before the greeting");
@@ -251,7 +252,8 @@ check_step(struct check *k)
 		k->len += (size_t)n;
 		k->line[k->len] = '\0';
 		if ((nl = strchr(k->line, '\n')) != NULL) {
-			bool ok = strncmp(k->line, "* OK", 4) == 0 || strncmp(k->line, "+OK", 3) == 0;
+			bool ok =
+			    strncmp(k->line, "* OK", 4) == 0 || strncmp(k->line, "+OK", 3) == 0;
 			check_end(k, ok, ok ? NULL : "unexpected greeting");
 			return;
 		}
@@ -292,9 +294,9 @@ check_start(struct check *k, struct runtime *rt, size_t bi)
 	k->bi = bi;
 	k->len = 0;
 	k->fd = socket(bc->addr[pk].ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	if (k->fd < 0 || (connect(k->fd, (const struct sockaddr *)&bc->addr[pk], bc->addrlen[pk]) <
-			      0 &&
-			  errno != EINPROGRESS)) {
+	if (k->fd < 0 ||
+	    (connect(k->fd, (const struct sockaddr *)&bc->addr[pk], bc->addrlen[pk]) < 0 &&
+	     errno != EINPROGRESS)) {
 		check_end(k, false, strerror(errno));
 		return;
 	}

@@ -11,23 +11,23 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define IMAP_TAG_MAX	64	/* longest tag accepted */
-#define IMAP_USER_MAX	256	/* longest user name (LOGIN arg 1) */
-#define IMAP_SECRET_MAX 1024	/* longest password (LOGIN arg 2) */
-#define IMAP_MECH_MAX	32	/* longest SASL mechanism name */
-#define IMAP_SASL_MAX	2800	/* longest base64 SASL line (initial or continued response) */
-#define IMAP_LINE_MAX	8192	/* a command line, literals excluded */
-#define IMAP_VERB_MAX	32	/* longest command name kept for logs */
+#define IMAP_TAG_MAX    64   /* longest tag accepted */
+#define IMAP_USER_MAX   256  /* longest user name (LOGIN arg 1) */
+#define IMAP_SECRET_MAX 1024 /* longest password (LOGIN arg 2) */
+#define IMAP_MECH_MAX   32   /* longest SASL mechanism name */
+#define IMAP_SASL_MAX   2800 /* longest base64 SASL line (initial or continued response) */
+#define IMAP_LINE_MAX   8192 /* a command line, literals excluded */
+#define IMAP_VERB_MAX   32   /* longest command name kept for logs */
 
 enum imap_rc {
-	IMAP_MORE,	/* all input consumed, command incomplete: read more */
-	IMAP_CMD,	/* *cmd_out holds a complete command */
-	IMAP_CONTINUE,	/* a synchronising literal {n} was announced and fits its budget:
-			   write "+ OK\r\n", then call again with the following bytes */
-	IMAP_BAD,	/* a malformed or unknown command, line consumed; cmd_out->tag holds the
-			   tag if one was read ("*" otherwise), cmd_out->error a static reason */
-	IMAP_FATAL,	/* unrecoverable (line over IMAP_LINE_MAX, literal over budget, bad
-			   input inside a non-synchronising literal): write BYE and close */
+	IMAP_MORE,     /* all input consumed, command incomplete: read more */
+	IMAP_CMD,      /* *cmd_out holds a complete command */
+	IMAP_CONTINUE, /* a synchronising literal {n} was announced and fits its budget:
+	                  write "+ OK\r\n", then call again with the following bytes */
+	IMAP_BAD,      /* a malformed or unknown command, line consumed; cmd_out->tag holds the
+	                  tag if one was read ("*" otherwise), cmd_out->error a static reason */
+	IMAP_FATAL,    /* unrecoverable (line over IMAP_LINE_MAX, literal over budget, bad
+	                  input inside a non-synchronising literal): write BYE and close */
 };
 
 enum imap_verb {
@@ -35,14 +35,14 @@ enum imap_verb {
 	IMAP_V_CAPABILITY,
 	IMAP_V_NOOP,
 	IMAP_V_LOGOUT,
-	IMAP_V_ID,	     /* arguments parsed (NIL or a list of string pairs) and dropped */
+	IMAP_V_ID, /* arguments parsed (NIL or a list of string pairs) and dropped */
 	IMAP_V_STARTTLS,
-	IMAP_V_LOGIN,	     /* user, secret */
+	IMAP_V_LOGIN,        /* user, secret */
 	IMAP_V_AUTHENTICATE, /* mech; ir/ir_len/has_ir for SASL-IR (RFC 4959; "=" is empty) */
-	IMAP_V_SASL,	     /* a SASL response line (see imap_parser_expect_sasl): ir/ir_len;
-				cancelled is true for "*" */
-	IMAP_V_OTHER,	     /* a well-formed command valid only after login (SELECT, ...):
-				the session answers BAD/NO; verb holds its name */
+	IMAP_V_SASL,         /* a SASL response line (see imap_parser_expect_sasl): ir/ir_len;
+	                        cancelled is true for "*" */
+	IMAP_V_OTHER,        /* a well-formed command valid only after login (SELECT, ...):
+	                        the session answers BAD/NO; verb holds its name */
 };
 
 struct imap_cmd {
@@ -57,12 +57,12 @@ struct imap_cmd {
 	char ir[IMAP_SASL_MAX + 1];   /* base64 text as sent, NUL-terminated */
 	size_t ir_len;
 	bool has_ir;
-	bool cancelled;	   /* IMAP_V_SASL: the client sent "*" */
+	bool cancelled;    /* IMAP_V_SASL: the client sent "*" */
 	const char *error; /* IMAP_BAD / IMAP_FATAL: static text for the reply and logs */
 };
 
 struct imap_limits {
-	size_t line_max;   /* default IMAP_LINE_MAX */
+	size_t line_max;    /* default IMAP_LINE_MAX */
 	size_t literal_max; /* any one literal; default IMAP_SECRET_MAX */
 };
 
@@ -73,19 +73,19 @@ struct imap_limits {
 struct imap_parser {
 	struct imap_limits lim;
 	int state;
-	int sub;	      /* sub-state (inside quoted string, escape, ...) */
+	int sub;              /* sub-state (inside quoted string, escape, ...) */
 	size_t line_len;      /* bytes of the current line, literals excluded */
 	size_t lit_left;      /* bytes of the current literal still to come */
 	bool lit_nonsync;     /* current literal is {n+} */
-	bool lit_skip;	      /* literal of a command being discarded */
+	bool lit_skip;        /* literal of a command being discarded */
 	bool expect_sasl;     /* next line is a SASL response, not a command */
-	int nargs;	      /* arguments completed in this command */
-	int depth;	      /* parenthesis depth (ID lists) */
-	size_t arg_len;	      /* bytes in the argument being built */
+	int nargs;            /* arguments completed in this command */
+	int depth;            /* parenthesis depth (ID lists) */
+	size_t arg_len;       /* bytes in the argument being built */
 	uint32_t lit_len_acc; /* digits of {n} being read */
 	const char *error;    /* first error seen in a line being skipped */
-	bool cr;	      /* private: a CR was read, the next byte must be LF */
-	int scan;	      /* private: "{n}"/"{n+}" detector run over every line byte */
+	bool cr;              /* private: a CR was read, the next byte must be LF */
+	int scan;             /* private: "{n}"/"{n+}" detector run over every line byte */
 	struct imap_cmd cmd;  /* the command being built */
 };
 
@@ -105,7 +105,7 @@ void imap_parser_expect_sasl(struct imap_parser *p);
  * command; after IMAP_FATAL it must not be called again.
  */
 enum imap_rc imap_parse(struct imap_parser *p, const uint8_t *buf, size_t len, size_t *used_out,
-			struct imap_cmd *cmd_out);
+                        struct imap_cmd *cmd_out);
 
 /* Wipe credentials held by the parser (partial arguments) and by cmd. */
 void imap_cmd_wipe(struct imap_cmd *cmd);
@@ -119,6 +119,6 @@ void imap_parser_wipe(struct imap_parser *p);
  * fit in outlen.  *is_literal_out tells which form was used.
  */
 size_t imap_quote(char *out, size_t outlen, const char *s, size_t len, bool nonsync,
-		  bool *is_literal_out);
+                  bool *is_literal_out);
 
 #endif

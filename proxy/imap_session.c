@@ -23,7 +23,7 @@ struct imap_sess {
 	struct imap_parser p;
 	struct imap_cmd cmd;
 	char tag[IMAP_TAG_MAX + 1]; /* the tag of the LOGIN/AUTHENTICATE in progress */
-	bool in_sasl;		    /* "+ " sent, waiting for the SASL response */
+	bool in_sasl;               /* "+ " sent, waiting for the SASL response */
 };
 
 /* Pre-login capabilities (RFC 9051 §7.2.2).  After login the client gets
@@ -33,7 +33,7 @@ preauth_caps(const struct conn *c)
 {
 	if (c->ssl == NULL)
 		return conn_tls_required(c) ? "IMAP4rev1 SASL-IR ID LITERAL+ STARTTLS LOGINDISABLED"
-				       : "IMAP4rev1 SASL-IR ID LITERAL+ STARTTLS AUTH=PLAIN";
+		                            : "IMAP4rev1 SASL-IR ID LITERAL+ STARTTLS AUTH=PLAIN";
 	return "IMAP4rev1 SASL-IR ID LITERAL+ AUTH=PLAIN";
 }
 
@@ -75,7 +75,8 @@ bad_command(struct conn *c, const char *tag, const char *text)
 {
 	(void)buf_printf(&c->out, "%s BAD %s\r\n", tag[0] ? tag : "*", text);
 	if (++c->bad_commands >= c->cfg->limits.max_bad_commands) {
-		log_kv(LOG_INFO, "session.abuse", "cid=%016llx client=%s reason=too_many_bad_commands",
+		log_kv(LOG_INFO, "session.abuse",
+		       "cid=%016llx client=%s reason=too_many_bad_commands",
 		       (unsigned long long)c->id, c->peer);
 		imap_bye(c, "Too many invalid commands.");
 		conn_close_after(c, "too_many_bad_commands");
@@ -88,40 +89,40 @@ fail_reply(struct conn *c, const char *tag, enum fail_class fc)
 	switch (fc) {
 	case FAIL_AUTH:
 		(void)buf_printf(&c->out, "%s NO [AUTHENTICATIONFAILED] Authentication failed.\r\n",
-				 tag);
+		                 tag);
 		break;
 	case FAIL_POLICY:
 		/* Said only after the backend accepted the password. */
 		if (c->policy_allowed == PROTO_POP3)
 			(void)buf_printf(&c->out,
-					 "%s NO [CONTACTADMIN] This account is set to POP3; IMAP "
-					 "access is disabled.\r\n",
-					 tag);
+			                 "%s NO [CONTACTADMIN] This account is set to POP3; IMAP "
+			                 "access is disabled.\r\n",
+			                 tag);
 		else
 			(void)buf_printf(&c->out,
-					 "%s NO [CONTACTADMIN] IMAP access is disabled for this "
-					 "account.\r\n",
-					 tag);
+			                 "%s NO [CONTACTADMIN] IMAP access is disabled for this "
+			                 "account.\r\n",
+			                 tag);
 		break;
 	case FAIL_LIMIT:
 		(void)buf_printf(&c->out,
-				 "%s NO [UNAVAILABLE] Too many sessions for this account, try "
-				 "again later.\r\n",
-				 tag);
+		                 "%s NO [UNAVAILABLE] Too many sessions for this account, try "
+		                 "again later.\r\n",
+		                 tag);
 		break;
 	case FAIL_THROTTLE:
 		(void)buf_printf(&c->out,
-				 "%s NO [UNAVAILABLE] Too many failed logins, try again later.\r\n",
-				 tag);
+		                 "%s NO [UNAVAILABLE] Too many failed logins, try again later.\r\n",
+		                 tag);
 		break;
 	case FAIL_BACKEND_DOWN:
 	case FAIL_BACKEND_PROTO:
 	case FAIL_INTERNAL:
 	case FAIL_NONE:
 	case FAIL__COUNT:
-		(void)buf_printf(&c->out,
-				 "%s NO [UNAVAILABLE] Temporary server failure, try again later.\r\n",
-				 tag);
+		(void)buf_printf(
+		    &c->out, "%s NO [UNAVAILABLE] Temporary server failure, try again later.\r\n",
+		    tag);
 		break;
 	}
 }
@@ -137,7 +138,7 @@ imap_login_done(struct conn *c, enum fail_class fc, const char *text)
 		/* The client's tag on the backend's post-login capabilities. */
 		(void)buf_printf(&c->out, "%s OK [CAPABILITY %s] Logged in\r\n", s->tag, text);
 		imap_free_sess(c); /* parser and its copies of the credentials */
-		relay_start(c);	   /* c may be closed here */
+		relay_start(c);    /* c may be closed here */
 		return;
 	}
 	fail_reply(c, s->tag, fc);
@@ -167,9 +168,9 @@ sasl_plain(struct conn *c, const char *b64, size_t len)
 		break;
 	case SASL_AUTHZID:
 		(void)buf_printf(&c->out,
-				 "%s NO [AUTHORIZATIONFAILED] Authorization identity not "
-				 "supported.\r\n",
-				 s->tag);
+		                 "%s NO [AUTHORIZATIONFAILED] Authorization identity not "
+		                 "supported.\r\n",
+		                 s->tag);
 		break;
 	default:
 		imap_login_done(c, FAIL_AUTH, "sasl_bad_format");
@@ -187,7 +188,7 @@ command(struct conn *c, struct imap_cmd *cmd)
 	switch (cmd->verb) {
 	case IMAP_V_CAPABILITY:
 		(void)buf_printf(&c->out, "* CAPABILITY %s\r\n%s OK Capability completed.\r\n",
-				 preauth_caps(c), cmd->tag);
+		                 preauth_caps(c), cmd->tag);
 		return true;
 	case IMAP_V_NOOP:
 		(void)buf_printf(&c->out, "%s OK NOOP completed.\r\n", cmd->tag);
@@ -198,7 +199,7 @@ command(struct conn *c, struct imap_cmd *cmd)
 		return true;
 	case IMAP_V_LOGOUT:
 		(void)buf_printf(&c->out, "* BYE Logging out.\r\n%s OK Logout completed.\r\n",
-				 cmd->tag);
+		                 cmd->tag);
 		conn_close_after(c, "client_logout");
 		return false;
 	case IMAP_V_STARTTLS:
@@ -212,8 +213,8 @@ command(struct conn *c, struct imap_cmd *cmd)
 	case IMAP_V_LOGIN:
 		if (conn_tls_required(c)) {
 			(void)buf_printf(&c->out,
-					 "%s NO [PRIVACYREQUIRED] Use STARTTLS before LOGIN.\r\n",
-					 cmd->tag);
+			                 "%s NO [PRIVACYREQUIRED] Use STARTTLS before LOGIN.\r\n",
+			                 cmd->tag);
 			return true;
 		}
 		snprintf(s->tag, sizeof(s->tag), "%s", cmd->tag);
@@ -224,15 +225,14 @@ command(struct conn *c, struct imap_cmd *cmd)
 		snprintf(s->tag, sizeof(s->tag), "%s", cmd->tag);
 		if (conn_tls_required(c)) {
 			(void)buf_printf(&c->out,
-					 "%s NO [PRIVACYREQUIRED] Use STARTTLS before "
-					 "AUTHENTICATE.\r\n",
-					 cmd->tag);
+			                 "%s NO [PRIVACYREQUIRED] Use STARTTLS before "
+			                 "AUTHENTICATE.\r\n",
+			                 cmd->tag);
 			return true;
 		}
 		if (strcasecmp(cmd->mech, "PLAIN") != 0) {
-			(void)buf_printf(&c->out,
-					 "%s NO Unsupported authentication mechanism.\r\n",
-					 cmd->tag);
+			(void)buf_printf(&c->out, "%s NO Unsupported authentication mechanism.\r\n",
+			                 cmd->tag);
 			return true;
 		}
 		if (cmd->has_ir) {
@@ -307,10 +307,10 @@ imap_on_input(struct conn *c)
 }
 
 const struct proto_ops imap_proto_ops = {
-	.kind = PROTO_IMAP,
-	.start = imap_start,
-	.on_input = imap_on_input,
-	.login_done = imap_login_done,
-	.bye = imap_bye,
-	.free_sess = imap_free_sess,
+    .kind = PROTO_IMAP,
+    .start = imap_start,
+    .on_input = imap_on_input,
+    .login_done = imap_login_done,
+    .bye = imap_bye,
+    .free_sess = imap_free_sess,
 };

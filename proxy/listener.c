@@ -14,8 +14,8 @@
 #include "listener.h"
 #include "log.h"
 
-#define LISTEN_BACKLOG	  1024
-#define ACCEPT_BATCH	  64   /* accepts per wakeup, so one listener cannot starve the loop */
+#define LISTEN_BACKLOG    1024
+#define ACCEPT_BATCH      64   /* accepts per wakeup, so one listener cannot starve the loop */
 #define ACCEPT_PAUSE_SECS 0.25 /* after EMFILE/ENFILE */
 
 int
@@ -47,7 +47,7 @@ listener_bind(const struct listener_conf *lc, const char **err_out)
 		goto fail;
 	}
 	return fd;
-fail: {
+fail : {
 	int saved = errno;
 	close(fd);
 	errno = saved;
@@ -114,8 +114,8 @@ accept_cb(struct ev_loop *loop, ev_io *io, int revents)
 				if (ev_now(loop) - last_warn > 10) {
 					last_warn = ev_now(loop);
 					log_kv(LOG_WARN, "listener.pause",
-					       "lst=%s worker=%d reason=\"%s\" conns=%llu",
-					       l->name, l->w->id, strerror(errno),
+					       "lst=%s worker=%d reason=\"%s\" conns=%llu", l->name,
+					       l->w->id, strerror(errno),
 					       (unsigned long long)l->w->nconns);
 				}
 				pause_accepting(l->w);

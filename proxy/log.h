@@ -10,7 +10,7 @@
 
 #include "config.h"
 
-#define LOG_VALUE_MAX 160 /* network-supplied values are cut here */
+#define LOG_VALUE_MAX  160 /* network-supplied values are cut here */
 #define LOG_QUOTED_MAX (LOG_VALUE_MAX * 4 + 8)
 
 void log_set_level(enum log_level lvl);
@@ -22,7 +22,7 @@ int log_level_parse(const char *s, enum log_level *out);
  * Prefixes "ts=... level=... event=...".  Lines are cut at 2 KiB.
  */
 void log_kv(enum log_level lvl, const char *event, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+    __attribute__((format(printf, 3, 4)));
 
 /*
  * Quote src[0..len) for a log value: surrounded by '"', '"' and '\\'

@@ -32,12 +32,13 @@
 static void
 usage(FILE *f)
 {
-	fprintf(f, "usage: postern [-t] -c FILE\n"
-		   "       postern -c FILE lock show USER | set USER imap|pop3 | clear USER | list\n"
-		   "       postern -V\n"
-		   "  -c FILE  configuration file (libconfig syntax)\n"
-		   "  -t       check the configuration and exit (1 on errors)\n"
-		   "  -V       print the version and exit\n");
+	fprintf(f,
+	        "usage: postern [-t] -c FILE\n"
+	        "       postern -c FILE lock show USER | set USER imap|pop3 | clear USER | list\n"
+	        "       postern -V\n"
+	        "  -c FILE  configuration file (libconfig syntax)\n"
+	        "  -t       check the configuration and exit (1 on errors)\n"
+	        "  -V       print the version and exit\n");
 }
 
 static void
@@ -96,7 +97,8 @@ log_errors(const char *event, char *text)
 
 	for (char *l = strtok_r(text, "\n", &save); l != NULL; l = strtok_r(NULL, "\n", &save)) {
 		char q[LOG_QUOTED_MAX];
-		log_kv(LOG_ERR, event, "result=failed error=%s", log_quote(q, sizeof(q), l, strlen(l)));
+		log_kv(LOG_ERR, event, "result=failed error=%s",
+		       log_quote(q, sizeof(q), l, strlen(l)));
 	}
 }
 
@@ -130,7 +132,8 @@ reload(const char *path, const struct config *first, struct policy *policy, unsi
 		free(report);
 		log_set_level(cfg->log_level);
 		if (cfg->workers != first->workers)
-			log_kv(LOG_WARN, "config.reload", "note=\"workers changes need a restart\"");
+			log_kv(LOG_WARN, "config.reload",
+			       "note=\"workers changes need a restart\"");
 		rt = runtime_new(cfg, tls, ++*generation);
 		if (rt == NULL) {
 			log_kv(LOG_ERR, "config.reload", "result=failed error=\"out of memory\"");
@@ -173,7 +176,8 @@ main(int argc, char **argv)
 			check = true;
 			break;
 		case 'V':
-			printf("postern %s (%s)\n", POSTERN_VERSION, OpenSSL_version(OPENSSL_VERSION));
+			printf("postern %s (%s)\n", POSTERN_VERSION,
+			       OpenSSL_version(OPENSSL_VERSION));
 			return 0;
 		case 'h':
 			usage(stdout);
@@ -242,7 +246,7 @@ main(int argc, char **argv)
 			int fd = listener_bind(&cfg->listeners[i], &err);
 			if (fd < 0) {
 				fprintf(stderr, "postern: listen %s: %s: %s\n",
-					cfg->listeners[i].listen, err, strerror(errno));
+				        cfg->listeners[i].listen, err, strerror(errno));
 				exit(1);
 			}
 			fds[(size_t)w * nl + i] = fd;

@@ -10,12 +10,12 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define POP3_LINE_MAX	255  /* RFC 2449 §4: a command line, CRLF included */
-#define POP3_USER_MAX	256
+#define POP3_LINE_MAX   255 /* RFC 2449 §4: a command line, CRLF included */
+#define POP3_USER_MAX   256
 #define POP3_SECRET_MAX 1024
-#define POP3_MECH_MAX	32
-#define POP3_SASL_MAX	2800 /* RFC 5034 §4: SASL responses may exceed 255 octets */
-#define POP3_VERB_MAX	8
+#define POP3_MECH_MAX   32
+#define POP3_SASL_MAX   2800 /* RFC 5034 §4: SASL responses may exceed 255 octets */
+#define POP3_VERB_MAX   8
 
 enum pop3_rc {
 	POP3_MORE,  /* all input consumed, line incomplete */
@@ -30,13 +30,13 @@ enum pop3_verb {
 	POP3_V_USER, /* arg: user */
 	POP3_V_PASS, /* arg: secret, the rest of the line (may hold spaces) */
 	POP3_V_AUTH, /* mech (upper-cased); ir/has_ir for the initial response ("=" is empty);
-			no mech at all: has_mech false (list mechanisms) */
+	                no mech at all: has_mech false (list mechanisms) */
 	POP3_V_SASL, /* a SASL response line (pop3_parser_expect_sasl); cancelled for "*" */
 	POP3_V_QUIT,
 	POP3_V_STLS,
 	POP3_V_NOOP,
 	POP3_V_OTHER, /* a known transaction-state command (STAT, LIST, RETR, DELE, RSET, TOP,
-			 UIDL, APOP, ...): the session answers -ERR */
+	                 UIDL, APOP, ...): the session answers -ERR */
 };
 
 struct pop3_cmd {
@@ -57,10 +57,10 @@ struct pop3_cmd {
 
 struct pop3_parser {
 	int state;
-	size_t line_len;  /* bytes of the current line so far */
-	size_t line_max;  /* POP3_LINE_MAX, or POP3_SASL_MAX + 2 while expect_sasl */
+	size_t line_len; /* bytes of the current line so far */
+	size_t line_max; /* POP3_LINE_MAX, or POP3_SASL_MAX + 2 while expect_sasl */
 	bool expect_sasl;
-	bool overlong;	  /* current line went over its limit */
+	bool overlong;                   /* current line went over its limit */
 	uint8_t line[POP3_SASL_MAX + 3]; /* the line being assembled */
 };
 
@@ -76,7 +76,7 @@ void pop3_parser_expect_sasl(struct pop3_parser *p);
  * is accepted as most servers do).
  */
 enum pop3_rc pop3_parse(struct pop3_parser *p, const uint8_t *buf, size_t len, size_t *used_out,
-			struct pop3_cmd *cmd_out);
+                        struct pop3_cmd *cmd_out);
 
 void pop3_cmd_wipe(struct pop3_cmd *cmd);
 void pop3_parser_wipe(struct pop3_parser *p);

@@ -64,7 +64,8 @@ bad_command(struct conn *c, const char *text)
 {
 	(void)buf_printf(&c->out, "-ERR %s\r\n", text);
 	if (++c->bad_commands >= c->cfg->limits.max_bad_commands) {
-		log_kv(LOG_INFO, "session.abuse", "cid=%016llx client=%s reason=too_many_bad_commands",
+		log_kv(LOG_INFO, "session.abuse",
+		       "cid=%016llx client=%s reason=too_many_bad_commands",
 		       (unsigned long long)c->id, c->peer);
 		pop3_bye(c, "Too many invalid commands.");
 		conn_close_after(c, "too_many_bad_commands");
@@ -105,21 +106,21 @@ pop3_login_done(struct conn *c, enum fail_class fc, const char *text)
 		/* Said only after the backend accepted the password. */
 		if (c->policy_allowed == PROTO_IMAP)
 			(void)buf_printf(&c->out, "-ERR [AUTH] This account is set to IMAP; POP3 "
-						  "access is disabled.\r\n");
+			                          "access is disabled.\r\n");
 		else
-			(void)buf_printf(&c->out,
-					 "-ERR [AUTH] POP3 access is disabled for this account.\r\n");
+			(void)buf_printf(
+			    &c->out, "-ERR [AUTH] POP3 access is disabled for this account.\r\n");
 		break;
 	case FAIL_LIMIT:
 		(void)buf_printf(&c->out, "-ERR [IN-USE] Mailbox is in use, try again later.\r\n");
 		break;
 	case FAIL_THROTTLE:
 		(void)buf_printf(&c->out,
-				 "-ERR [SYS/TEMP] Too many failed logins, try again later.\r\n");
+		                 "-ERR [SYS/TEMP] Too many failed logins, try again later.\r\n");
 		break;
 	default:
 		(void)buf_printf(&c->out,
-				 "-ERR [SYS/TEMP] Temporary server failure, try again later.\r\n");
+		                 "-ERR [SYS/TEMP] Temporary server failure, try again later.\r\n");
 		break;
 	}
 	if (conn_login_end(c, fc, text)) {
@@ -166,8 +167,8 @@ command(struct conn *c, struct pop3_cmd *cmd)
 	case POP3_V_USER:
 		if (conn_tls_required(c)) {
 			(void)buf_printf(&c->out,
-					 "-ERR [AUTH] Plaintext authentication disallowed, use "
-					 "STLS first.\r\n");
+			                 "-ERR [AUTH] Plaintext authentication disallowed, use "
+			                 "STLS first.\r\n");
 			return true;
 		}
 		memcpy(s->user, cmd->user, cmd->user_len);
@@ -180,8 +181,8 @@ command(struct conn *c, struct pop3_cmd *cmd)
 	case POP3_V_PASS:
 		if (conn_tls_required(c)) {
 			(void)buf_printf(&c->out,
-					 "-ERR [AUTH] Plaintext authentication disallowed, use "
-					 "STLS first.\r\n");
+			                 "-ERR [AUTH] Plaintext authentication disallowed, use "
+			                 "STLS first.\r\n");
 			return true;
 		}
 		if (!s->have_user) {
@@ -195,8 +196,8 @@ command(struct conn *c, struct pop3_cmd *cmd)
 	case POP3_V_AUTH:
 		if (conn_tls_required(c)) {
 			(void)buf_printf(&c->out,
-					 "-ERR [AUTH] Plaintext authentication disallowed, use "
-					 "STLS first.\r\n");
+			                 "-ERR [AUTH] Plaintext authentication disallowed, use "
+			                 "STLS first.\r\n");
 			return true;
 		}
 		if (!cmd->has_mech) {
@@ -275,10 +276,10 @@ pop3_on_input(struct conn *c)
 }
 
 const struct proto_ops pop3_proto_ops = {
-	.kind = PROTO_POP3,
-	.start = pop3_start,
-	.on_input = pop3_on_input,
-	.login_done = pop3_login_done,
-	.bye = pop3_bye,
-	.free_sess = pop3_free_sess,
+    .kind = PROTO_POP3,
+    .start = pop3_start,
+    .on_input = pop3_on_input,
+    .login_done = pop3_login_done,
+    .bye = pop3_bye,
+    .free_sess = pop3_free_sess,
 };

@@ -12,8 +12,8 @@
 #include <stdint.h>
 #include <stdio.h>
 
-#define ROUTE_POOL_MAX	 64  /* backends in one pool */
-#define ROUTE_USER_MAX	 256 /* normalised user name */
+#define ROUTE_POOL_MAX     64   /* backends in one pool */
+#define ROUTE_USER_MAX     256  /* normalised user name */
 #define ROUTE_MAP_LINE_MAX 4096 /* one map file line, comment included */
 
 struct route_table; /* opaque */
@@ -33,11 +33,11 @@ void route_table_free(struct route_table **rtp);
  * Keys are normalised like user names.
  */
 int route_add_user(struct route_table *rt, const char *user, const size_t *pool,
-		   const uint32_t *weights, size_t n, const char **err_out);
+                   const uint32_t *weights, size_t n, const char **err_out);
 int route_add_domain(struct route_table *rt, const char *domain, const size_t *pool,
-		     const uint32_t *weights, size_t n, const char **err_out);
-int route_set_default(struct route_table *rt, const size_t *pool, const uint32_t *weights,
-		      size_t n, const char **err_out);
+                     const uint32_t *weights, size_t n, const char **err_out);
+int route_set_default(struct route_table *rt, const size_t *pool, const uint32_t *weights, size_t n,
+                      const char **err_out);
 
 /*
  * Normalise a user name for routing and keys: lower-case ASCII, surrounding
@@ -54,7 +54,7 @@ size_t route_normalize(const char *user, size_t len, char *out, size_t outlen);
  * count written to out (at most max), 0 when no rule matches.
  */
 size_t route_lookup(const struct route_table *rt, const char *user, size_t user_len, size_t *out,
-		    size_t max);
+                    size_t max);
 
 /* The score rendezvous hashing gives (user, backend name); exposed for tests. */
 uint64_t route_hash(const char *user, size_t user_len, const char *backend, size_t backend_len);
@@ -68,7 +68,7 @@ uint64_t route_hash(const char *user, size_t user_len, const char *backend, size
  * it cheap and without side effects.
  */
 typedef int (*route_resolve_cb)(void *arg, const char *name, size_t *pool_out,
-				uint32_t *weights_out, size_t *n_out);
+                                uint32_t *weights_out, size_t *n_out);
 
 /*
  * Add the rules of the map file at path, one a line:
@@ -86,6 +86,6 @@ typedef int (*route_resolve_cb)(void *arg, const char *name, size_t *pool_out,
  * the table.  Reads in 1 MiB chunks; no allocation per line.
  */
 int route_map_load(struct route_table *rt, const char *path, route_resolve_cb resolve, void *arg,
-		   FILE *errs);
+                   FILE *errs);
 
 #endif

@@ -15,10 +15,10 @@
 
 struct runtime {
 	atomic_int refs;
-	struct config *cfg;   /* reference */
-	struct tls_state *tls; /* reference */
+	struct config *cfg;     /* reference */
+	struct tls_state *tls;  /* reference */
 	struct health **health; /* [cfg->nbackends]: process-wide records, by name */
-	unsigned generation;   /* 1 at start, +1 per reload */
+	unsigned generation;    /* 1 at start, +1 per reload */
 };
 
 /* Wrap cfg and tls (taking over the caller's references).  NULL on

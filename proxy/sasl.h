@@ -8,7 +8,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#define SASL_USER_MAX	256
+#define SASL_USER_MAX   256
 #define SASL_SECRET_MAX 1024
 /* base64 of authzid(<=256) NUL authcid(<=256) NUL passwd(<=1024), with its NUL:
  * 4 * ceil(1538 / 3) + 1 = 2053 (sasl.c checks it) */
@@ -18,8 +18,8 @@ enum sasl_rc {
 	SASL_OK,
 	SASL_BAD_BASE64, /* not valid base64 */
 	SASL_BAD_FORMAT, /* not authzid NUL authcid NUL passwd */
-	SASL_TOO_LONG,	 /* a field over its limit */
-	SASL_AUTHZID,	 /* authzid given and differs from authcid (proxy refuses) */
+	SASL_TOO_LONG,   /* a field over its limit */
+	SASL_AUTHZID,    /* authzid given and differs from authcid (proxy refuses) */
 };
 
 /*
@@ -29,15 +29,15 @@ enum sasl_rc {
  * user and secret are wiped.
  */
 enum sasl_rc sasl_plain_decode(const char *b64, size_t len, char user[SASL_USER_MAX + 1],
-			       size_t *user_len_out, char secret[SASL_SECRET_MAX + 1],
-			       size_t *secret_len_out);
+                               size_t *user_len_out, char secret[SASL_SECRET_MAX + 1],
+                               size_t *secret_len_out);
 
 /*
  * Encode "\0user\0secret" as base64 into out (NUL-terminated).  Returns the
  * length written, or 0 if it does not fit outlen.  Wipes its scratch copy.
  */
 size_t sasl_plain_encode(const char *user, size_t user_len, const char *secret, size_t secret_len,
-			 char *out, size_t outlen);
+                         char *out, size_t outlen);
 
 /* Static text for an rc, for logs. */
 const char *sasl_strerror(enum sasl_rc rc);

@@ -24,8 +24,8 @@
 #include "runtime.h"
 #include "tls.h"
 
-#define TLS_NAMES_MAX	    64 /* DNS names taken from one certificate */
-#define TICKET_KEYS_MAX	    8  /* keys accepted at once */
+#define TLS_NAMES_MAX       64 /* DNS names taken from one certificate */
+#define TICKET_KEYS_MAX     8  /* keys accepted at once */
 #define TICKET_KEY_FILE_MAX (TICKET_KEYS_MAX * 80)
 
 /* ---- server certificate sets ---------------------------------------------- */
@@ -84,8 +84,8 @@ tls_name_match(const char *pattern, const char *name)
 	return dot != NULL && dot != name && strcmp(dot, pattern + 1) == 0;
 }
 
-static int ticket_key_cb(SSL *s, unsigned char key_name[16], unsigned char *iv,
-			 EVP_CIPHER_CTX *ctx, EVP_MAC_CTX *hctx, int enc);
+static int ticket_key_cb(SSL *s, unsigned char key_name[16], unsigned char *iv, EVP_CIPHER_CTX *ctx,
+                         EVP_MAC_CTX *hctx, int enc);
 
 /* Settings every server context shares. */
 static SSL_CTX *
@@ -120,13 +120,13 @@ server_ctx_new(const struct config *cfg, FILE *errs)
 	}
 	/* Renegotiation is a DoS lever and useless here; compression is CRIME. */
 	SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_COMPRESSION |
-					 SSL_OP_IGNORE_UNEXPECTED_EOF);
+	                             SSL_OP_IGNORE_UNEXPECTED_EOF);
 	/* DHE suites of the cipher list need parameters: the RFC 7919 group
 	 * that matches the certificate's strength (ffdhe2048 and up). */
 	SSL_CTX_set_dh_auto(ctx, 1);
 	/* Idle sessions give their read/write buffers back (about 34 KiB each). */
 	SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS | SSL_MODE_ENABLE_PARTIAL_WRITE |
-				      SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+	                          SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
 	/* Resumption: the context's session cache (shared by all workers, it is
 	 * one context) for TLS 1.2 session ids, and tickets under our keys. */
 	SSL_CTX_set_session_id_context(ctx, (const unsigned char *)"postern", 7);
@@ -207,7 +207,7 @@ static int sni_cb(SSL *ssl, int *alert, void *arg);
 
 static int
 certset_build(struct tls_certset *set, const struct config *cfg, const struct cert_conf *certs,
-	      size_t ncerts, FILE *errs)
+              size_t ncerts, FILE *errs)
 {
 	bool ok = true;
 
@@ -265,7 +265,8 @@ certset_build(struct tls_certset *set, const struct config *cfg, const struct ce
 			continue;
 		}
 		if (SSL_CTX_check_private_key(grp->ctx) != 1) {
-			print_ssl_errors(errs, cc->key, "private key does not match the certificate");
+			print_ssl_errors(errs, cc->key,
+			                 "private key does not match the certificate");
 			ok = false;
 			continue;
 		}
@@ -273,9 +274,9 @@ certset_build(struct tls_certset *set, const struct config *cfg, const struct ce
 		slot = EVP_PKEY_is_a(pk, "RSA") ? 0 : EVP_PKEY_is_a(pk, "EC") ? 1 : 2;
 		if (grp->have_type[slot]++) {
 			fprintf(errs,
-				"%s: another certificate of the same key type has the same names; "
-				"give each name set one RSA and/or one ECDSA certificate\n",
-				cc->cert);
+			        "%s: another certificate of the same key type has the same names; "
+			        "give each name set one RSA and/or one ECDSA certificate\n",
+			        cc->cert);
 			ok = false;
 		}
 	}
@@ -312,7 +313,7 @@ sni_cb(SSL *ssl, int *alert, void *arg)
 			for (size_t i = 0; i < grp->nnames; i++) {
 				bool wild = grp->names[i][0] == '*';
 				if (pass == 0 ? (!wild && strcmp(grp->names[i], name) == 0)
-					      : (wild && tls_name_match(grp->names[i], name))) {
+				              : (wild && tls_name_match(grp->names[i], name))) {
 					if (g != 0)
 						SSL_set_SSL_CTX(ssl, grp->ctx);
 					return SSL_TLSEXT_ERR_OK;
@@ -337,7 +338,7 @@ backend_ctx_new(const struct config *cfg, const struct backend_conf *bc, FILE *e
 	SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
 	SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_COMPRESSION);
 	SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS | SSL_MODE_ENABLE_PARTIAL_WRITE |
-				      SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+	                          SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
 	/* Always verify: a backend link is never silently unauthenticated. */
 	SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
 	if (bc->ca != NULL) {
@@ -355,7 +356,8 @@ backend_ctx_new(const struct config *cfg, const struct backend_conf *bc, FILE *e
 		if (SSL_CTX_use_certificate_chain_file(ctx, bc->cert) != 1 ||
 		    SSL_CTX_use_PrivateKey_file(ctx, bc->key, SSL_FILETYPE_PEM) != 1 ||
 		    SSL_CTX_check_private_key(ctx) != 1) {
-			print_ssl_errors(errs, bc->cert, "cannot load the backend client certificate");
+			print_ssl_errors(errs, bc->cert,
+			                 "cannot load the backend client certificate");
 			SSL_CTX_free(ctx);
 			return NULL;
 		}
@@ -486,16 +488,16 @@ tls_tickets_load(const struct config *cfg, FILE *errs)
 
 		if (f == NULL) {
 			fprintf(errs, "%s: cannot open: %s\n", cfg->tls.ticket_key_file,
-				strerror(errno));
+			        strerror(errno));
 			return -1;
 		}
 		len = fread(raw, 1, sizeof(raw), f);
 		fclose(f);
 		if (len == 0 || len % 80 != 0 || len > TICKET_KEY_FILE_MAX) {
 			fprintf(errs,
-				"%s: a ticket key file holds 1 to %d keys of 80 random bytes "
-				"(e.g. openssl rand 80 > FILE)\n",
-				cfg->tls.ticket_key_file, TICKET_KEYS_MAX);
+			        "%s: a ticket key file holds 1 to %d keys of 80 random bytes "
+			        "(e.g. openssl rand 80 > FILE)\n",
+			        cfg->tls.ticket_key_file, TICKET_KEYS_MAX);
 			OPENSSL_cleanse(raw, sizeof(raw));
 			return -1;
 		}
@@ -539,12 +541,13 @@ tls_tickets_tick(uint64_t now_ms)
 			 * ticket lives between one and three periods. */
 			if (ticket_key_generate(&k) == 0) {
 				memmove(&tickets.keys[1], &tickets.keys[0],
-					2 * sizeof(tickets.keys[0]));
+				        2 * sizeof(tickets.keys[0]));
 				tickets.keys[0] = k;
 				if (tickets.nkeys < 3)
 					tickets.nkeys++;
 				OPENSSL_cleanse(&k, sizeof(k));
-				log_kv(LOG_INFO, "tls.ticket_key_rotated", "keys=%zu", tickets.nkeys);
+				log_kv(LOG_INFO, "tls.ticket_key_rotated", "keys=%zu",
+				       tickets.nkeys);
 			}
 			tickets.next_rotation_ms = now_ms + tickets.rotate_every_ms;
 		}
@@ -554,7 +557,7 @@ tls_tickets_tick(uint64_t now_ms)
 
 static int
 ticket_key_cb(SSL *s, unsigned char key_name[16], unsigned char *iv, EVP_CIPHER_CTX *ctx,
-	      EVP_MAC_CTX *hctx, int enc)
+              EVP_MAC_CTX *hctx, int enc)
 {
 	struct ticket_key k;
 	OSSL_PARAM params[3];
@@ -647,7 +650,7 @@ tls_conn_handshake(struct conn *c)
 		ERR_error_string_n(e, reason, sizeof(reason));
 	else
 		snprintf(reason, sizeof(reason), "%s",
-			 err == SSL_ERROR_SYSCALL && errno ? strerror(errno) : "connection closed");
+		         err == SSL_ERROR_SYSCALL && errno ? strerror(errno) : "connection closed");
 	ERR_clear_error();
 	c->tls_failed = true;
 	log_kv(LOG_INFO, "tls.fail", "cid=%016llx client=%s reason=\"%s\"",
@@ -749,7 +752,8 @@ tls_backend_start(struct conn *c, size_t bi, const struct backend_conf *bc)
 		if (X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(c->bssl), name) != 1)
 			goto fail;
 	} else {
-		if (SSL_set1_host(c->bssl, name) != 1 || SSL_set_tlsext_host_name(c->bssl, name) != 1)
+		if (SSL_set1_host(c->bssl, name) != 1 ||
+		    SSL_set_tlsext_host_name(c->bssl, name) != 1)
 			goto fail;
 	}
 	c->brd_wants = EV_READ;
@@ -787,12 +791,12 @@ tls_backend_handshake(struct conn *c, char *why, size_t whylen)
 	e = ERR_peek_error();
 	if (vr != X509_V_OK)
 		snprintf(why, whylen, "certificate verification failed: %s",
-			 X509_verify_cert_error_string(vr));
+		         X509_verify_cert_error_string(vr));
 	else if (e != 0)
 		ERR_error_string_n(e, why, whylen);
 	else
 		snprintf(why, whylen, "%s",
-			 err == SSL_ERROR_SYSCALL && errno ? strerror(errno) : "connection closed");
+		         err == SSL_ERROR_SYSCALL && errno ? strerror(errno) : "connection closed");
 	ERR_clear_error();
 	return -1;
 }

@@ -40,7 +40,7 @@ stop_cb(struct ev_loop *loop, ev_async *a, int revents)
 
 int
 worker_init(struct worker *w, int id, const struct config *cfg, struct policy *policy,
-	    const int *fds, size_t nfds)
+            const int *fds, size_t nfds)
 {
 	const char *err = NULL;
 

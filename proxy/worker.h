@@ -10,7 +10,7 @@
 /* Set up w: its loop and one listener per fds[i] (taken over), serving
  * cfg->listeners[i] of whatever runtime is current.  -1 on failure. */
 int worker_init(struct worker *w, int id, const struct config *cfg, struct policy *policy,
-		const int *fds, size_t nfds);
+                const int *fds, size_t nfds);
 /* Start the thread running the loop. */
 int worker_start(struct worker *w);
 /* Ask the worker to close everything and return (thread-safe). */

@@ -639,7 +639,52 @@ def _cfg_value(v):
     return _q(v)
 
 
-class Postern:
+class _Daemon:
+    """What the daemons started here share: a process (self.proc) stopped by
+    its PID, a temp dir (self.dir) removed at cleanup, and a log file
+    (self.log_path) whose text outlives the dir."""
+
+    def stop(self):
+        stop_pid(self.proc)
+        _live.discard(self)
+        if self.dir:
+            self.final_log = self.log()
+
+    def cleanup(self):
+        self.stop()
+        if self.dir and os.path.isdir(self.dir):
+            shutil.rmtree(self.dir, ignore_errors=True)
+        self.dir = None
+
+    def running(self):
+        return self.proc is not None and self.proc.poll() is None
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.cleanup()
+
+    def log(self):
+        if self.dir is None:
+            return self.final_log or ""
+        return _read(self.log_path)
+
+    def log_size(self):
+        return len(self.log())
+
+    def wait_log(self, pattern, timeout=5.0, since=0):
+        rx = re.compile(pattern)
+        deadline = time.monotonic() + timeout
+        while True:
+            m = rx.search(self.log()[since:])
+            if m or time.monotonic() >= deadline:
+                return m
+            time.sleep(0.05)
+
+
+
+class Postern(_Daemon):
     """postern in the foreground with a generated libconfig file; stderr goes
     to a log file.
 
@@ -862,44 +907,7 @@ class Postern:
             self.wait_log(r'event=config\.reload result=failed note=', timeout=2, since=since)
         return (m.group(1) if m else None), self.log()[since:]
 
-    def stop(self):
-        stop_pid(self.proc)
-        _live.discard(self)
-        if self.dir:
-            self.final_log = self.log()
-
-    def cleanup(self):
-        self.stop()
-        if self.dir and os.path.isdir(self.dir):
-            shutil.rmtree(self.dir, ignore_errors=True)
-        self.dir = None
-
-    def running(self):
-        return self.proc is not None and self.proc.poll() is None
-
-    def __enter__(self):
-        return self.start()
-
-    def __exit__(self, *exc):
-        self.cleanup()
-
-    def log(self):
-        if self.dir is None:
-            return self.final_log or ""
-        return _read(self.log_path)
-
-    def log_size(self):
-        return len(self.log())
-
-    def wait_log(self, pattern, timeout=5.0, since=0):
-        rx = re.compile(pattern)
-        deadline = time.monotonic() + timeout
-        while True:
-            m = rx.search(self.log()[since:])
-            if m or time.monotonic() >= deadline:
-                return m
-            time.sleep(0.05)
-
+    # stop, cleanup, running, log, wait_log: _Daemon
 
 def run_postern(*args, timeout=20):
     """Run the postern binary with args (e.g. "-t", "-c", path); returns the
@@ -1219,7 +1227,7 @@ backend b
 """
 
 
-class HAProxy:
+class HAProxy(_Daemon):
     """A real HAProxy in the foreground (-db) in mode tcp: listens on
     listen:port and passes every connection (TLS untouched) to
     target_host:target_port, first sending a PROXY header: send_proxy "v2"
@@ -1280,32 +1288,6 @@ class HAProxy:
                                "--- log ---\n%s" % (self.port, why, self.config_text(),
                                                     _tail(text)))
         return self
-
-    def stop(self):
-        stop_pid(self.proc)
-        _live.discard(self)
-        if self.dir:
-            self.final_log = self.log()
-
-    def cleanup(self):
-        self.stop()
-        if self.dir and os.path.isdir(self.dir):
-            shutil.rmtree(self.dir, ignore_errors=True)
-        self.dir = None
-
-    def running(self):
-        return self.proc is not None and self.proc.poll() is None
-
-    def __enter__(self):
-        return self.start()
-
-    def __exit__(self, *exc):
-        self.cleanup()
-
-    def log(self):
-        if self.dir is None:
-            return self.final_log or ""
-        return _read(self.log_path)
 
 
 class OpensslServer:

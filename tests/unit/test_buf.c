@@ -71,11 +71,11 @@ log_values_are_quoted_escaped_and_cut(void **state)
 		size_t len;
 		const char *out;
 	} rows[] = {
-		{"alice@example.org", 17, "\"alice@example.org\""},
-		{"a\"b\\c", 5, "\"a\\\"b\\\\c\""},
-		{"x\r\na2 CREATE y", 14, "\"x\\x0d\\x0aa2 CREATE y\""},
-		{"\xff\x01", 2, "\"\\xff\\x01\""},
-		{"", 0, "\"\""},
+	    {"alice@example.org", 17, "\"alice@example.org\""},
+	    {"a\"b\\c", 5, "\"a\\\"b\\\\c\""},
+	    {"x\r\na2 CREATE y", 14, "\"x\\x0d\\x0aa2 CREATE y\""},
+	    {"\xff\x01", 2, "\"\\xff\\x01\""},
+	    {"", 0, "\"\""},
 	};
 	char out[LOG_QUOTED_MAX];
 	char longv[400];
@@ -83,7 +83,7 @@ log_values_are_quoted_escaped_and_cut(void **state)
 	(void)state;
 	for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++)
 		assert_string_equal(log_quote(out, sizeof(out), rows[i].in, rows[i].len),
-				    rows[i].out);
+		                    rows[i].out);
 	memset(longv, 'a', sizeof(longv));
 	log_quote(out, sizeof(out), longv, sizeof(longv));
 	assert_int_equal(strlen(out), 1 + LOG_VALUE_MAX + 3 + 1);
@@ -94,10 +94,10 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(an_empty_buffer_holds_no_memory),
-		cmocka_unit_test(a_buffer_never_grows_past_its_capacity),
-		cmocka_unit_test(tail_and_produce_keep_bytes_in_order),
-		cmocka_unit_test(log_values_are_quoted_escaped_and_cut),
+	    cmocka_unit_test(an_empty_buffer_holds_no_memory),
+	    cmocka_unit_test(a_buffer_never_grows_past_its_capacity),
+	    cmocka_unit_test(tail_and_produce_keep_bytes_in_order),
+	    cmocka_unit_test(log_values_are_quoted_escaped_and_cut),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
