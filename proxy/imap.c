@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "chars.h"
 #include "imap.h"
 
 /* Parser states (p->state). */
@@ -98,57 +99,13 @@ is_tag_char(uint8_t c)
 	return is_astring_char(c) && c != '+';
 }
 
-static bool
-is_alpha(uint8_t c)
-{
-	return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z');
-}
-
-static bool
-is_digit(uint8_t c)
-{
-	return c >= '0' && c <= '9';
-}
-
 /* Command words are atoms; we keep to letters, digits, "-" and "_" so
  * that a word can be logged as is and garbage is told apart from an
  * unknown command. */
 static bool
 is_verb_char(uint8_t c)
 {
-	return is_alpha(c) || is_digit(c) || c == '-' || c == '_';
-}
-
-/* RFC 4422 §3.1: mechanism names are upper-case letters, digits, "-", "_". */
-static bool
-is_mech_char(uint8_t c)
-{
-	return is_alpha(c) || is_digit(c) || c == '-' || c == '_';
-}
-
-/* RFC 4648 §4 alphabet plus the pad; RFC 4959 §3 base64 / "=". */
-static bool
-is_base64_char(uint8_t c)
-{
-	return is_alpha(c) || is_digit(c) || c == '+' || c == '/' || c == '=';
-}
-
-static uint8_t
-to_upper(uint8_t c)
-{
-	return (c >= 'a' && c <= 'z') ? (uint8_t)(c - 'a' + 'A') : c;
-}
-
-static bool
-word_eq(const char *word, size_t len, const char *upper)
-{
-	size_t i;
-
-	for (i = 0; i < len; i++) {
-		if (upper[i] == '\0' || to_upper((uint8_t)word[i]) != (uint8_t)upper[i])
-			return false;
-	}
-	return upper[i] == '\0';
+	return chars_alpha(c) || chars_digit(c) || c == '-' || c == '_';
 }
 
 /* Wipe that the compiler may not drop: the buffers held passwords. */
@@ -368,7 +325,7 @@ verb_lookup(const char *name, size_t len)
 	if (len > IMAP_VERB_MAX)
 		return IMAP_V_OTHER; /* name holds a cut copy; no verb is this long */
 	for (i = 0; i < sizeof(verbs) / sizeof(verbs[0]); i++) {
-		if (word_eq(name, len, verbs[i].name))
+		if (chars_word_eq(name, len, verbs[i].name))
 			return verbs[i].verb;
 	}
 	return IMAP_V_OTHER;
@@ -419,7 +376,7 @@ scan_byte(struct imap_parser *p, uint8_t c)
 	if (c == '{') {
 		p->scan = SK_OPEN;
 		p->lit_len_acc = 0;
-	} else if (is_digit(c) && (p->scan == SK_OPEN || p->scan == SK_DIGITS)) {
+	} else if (chars_digit(c) && (p->scan == SK_OPEN || p->scan == SK_DIGITS)) {
 		p->scan = SK_DIGITS;
 		p->lit_len_acc = acc_digit(p->lit_len_acc, c);
 	} else if (c == '+' && p->scan == SK_DIGITS) {
@@ -451,7 +408,7 @@ step(struct imap_parser *p, uint8_t c)
 	case S_VERB:
 		if (c == ' ' && p->arg_len > 0)
 			return verb_done(p, false);
-		if (!is_verb_char(c) || (p->arg_len == 0 && !is_alpha(c)))
+		if (!is_verb_char(c) || (p->arg_len == 0 && !chars_alpha(c)))
 			return fail(p, "invalid command");
 		if (p->arg_len < IMAP_VERB_MAX)
 			p->cmd.name[p->arg_len] = (char)c;
@@ -525,7 +482,7 @@ step(struct imap_parser *p, uint8_t c)
 
 	case S_LITANN:
 		/* RFC 9051 §9 literal: "{" number ["+"] "}" CRLF */
-		if (is_digit(c) && (p->sub == LA_OPEN || p->sub == LA_DIGITS)) {
+		if (chars_digit(c) && (p->sub == LA_OPEN || p->sub == LA_DIGITS)) {
 			p->sub = LA_DIGITS;
 			return R_GO;
 		}
@@ -572,17 +529,17 @@ step(struct imap_parser *p, uint8_t c)
 			p->arg_len = 0;
 			return R_GO;
 		}
-		if (!is_mech_char(c))
+		if (!chars_mech(c))
 			return fail(p, "invalid mechanism");
 		if (p->arg_len == IMAP_MECH_MAX)
 			return fail(p, "mechanism name too long");
-		p->cmd.mech[p->arg_len++] = (char)to_upper(c);
+		p->cmd.mech[p->arg_len++] = (char)chars_upper(c);
 		return R_GO;
 
 	case S_IR:
 		if (c == ' ')
 			return fail(p, "too many arguments");
-		if (!is_base64_char(c))
+		if (!chars_base64(c))
 			return fail(p, "invalid initial response");
 		if (p->arg_len == IMAP_SASL_MAX)
 			return fail(p, "initial response too long");
@@ -595,7 +552,7 @@ step(struct imap_parser *p, uint8_t c)
 			p->state = S_ID_LIST;
 			return R_GO;
 		}
-		if (to_upper(c) == 'N') {
+		if (chars_upper(c) == 'N') {
 			p->state = S_ID_NIL;
 			p->sub = 1;
 			return R_GO;
@@ -603,7 +560,7 @@ step(struct imap_parser *p, uint8_t c)
 		return fail(p, "invalid ID arguments");
 
 	case S_ID_NIL:
-		if (p->sub < 3 && to_upper(c) == (uint8_t) "NIL"[p->sub]) {
+		if (p->sub < 3 && chars_upper(c) == (uint8_t) "NIL"[p->sub]) {
 			p->sub++;
 			return R_GO;
 		}

@@ -5,51 +5,8 @@
  */
 #include <string.h>
 
+#include "chars.h"
 #include "pop3.h"
-
-static bool
-is_alpha(uint8_t c)
-{
-	return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z');
-}
-
-static bool
-is_digit(uint8_t c)
-{
-	return c >= '0' && c <= '9';
-}
-
-/* RFC 4422 §3.1: mechanism names are upper-case letters, digits, "-", "_". */
-static bool
-is_mech_char(uint8_t c)
-{
-	return is_alpha(c) || is_digit(c) || c == '-' || c == '_';
-}
-
-/* RFC 4648 §4 alphabet and pad; RFC 5034 §4 initial-response. */
-static bool
-is_base64_char(uint8_t c)
-{
-	return is_alpha(c) || is_digit(c) || c == '+' || c == '/' || c == '=';
-}
-
-static uint8_t
-to_upper(uint8_t c)
-{
-	return (c >= 'a' && c <= 'z') ? (uint8_t)(c - 'a' + 'A') : c;
-}
-
-static bool
-word_eq(const uint8_t *word, size_t len, const char *upper)
-{
-	size_t i;
-
-	for (i = 0; i < len; i++) {
-		if (upper[i] == '\0' || to_upper(word[i]) != (uint8_t)upper[i])
-			return false;
-	}
-	return upper[i] == '\0';
-}
 
 /* Wipe that the compiler may not drop: lines hold PASS arguments. */
 static void
@@ -103,7 +60,7 @@ verb_lookup(const uint8_t *w, size_t n)
 	size_t i;
 
 	for (i = 0; i < sizeof(verbs) / sizeof(verbs[0]); i++) {
-		if (word_eq(w, n, verbs[i].name))
+		if (chars_word_eq(w, n, verbs[i].name))
 			return verbs[i].verb;
 	}
 	return POP3_V_NONE;
@@ -119,7 +76,7 @@ parse_auth(const uint8_t *a, size_t n, struct pop3_cmd *cmd)
 		return POP3_CMD; /* no mechanism: list them (RFC 5034 §4) */
 	/* a[0] is the single SP */
 	for (m = 1; m < n && a[m] != ' '; m++) {
-		if (!is_mech_char(a[m])) {
+		if (!chars_mech(a[m])) {
 			cmd->error = "invalid mechanism";
 			return POP3_BAD;
 		}
@@ -133,7 +90,7 @@ parse_auth(const uint8_t *a, size_t n, struct pop3_cmd *cmd)
 		return POP3_BAD;
 	}
 	for (i = 1; i < m; i++)
-		cmd->mech[i - 1] = (char)to_upper(a[i]);
+		cmd->mech[i - 1] = (char)chars_upper(a[i]);
 	cmd->has_mech = true;
 	if (m == n)
 		return POP3_CMD;
@@ -148,7 +105,7 @@ parse_auth(const uint8_t *a, size_t n, struct pop3_cmd *cmd)
 			cmd->error = "too many arguments";
 			return POP3_BAD;
 		}
-		if (!is_base64_char(a[i])) {
+		if (!chars_base64(a[i])) {
 			cmd->error = "invalid initial response";
 			return POP3_BAD;
 		}
@@ -176,7 +133,7 @@ parse_command(const uint8_t *l, size_t n, struct pop3_cmd *cmd)
 	for (w = 0; w < n && l[w] != ' '; w++)
 		;
 	for (i = 0; i < w && i < POP3_VERB_MAX; i++)
-		cmd->name[i] = (char)to_upper(l[i]);
+		cmd->name[i] = (char)chars_upper(l[i]);
 	if (memchr(l, '\0', n) != NULL) {
 		cmd->error = "NUL in command";
 		return POP3_BAD;

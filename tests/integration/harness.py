@@ -488,7 +488,12 @@ class Dovecot:
                               if self.trusted_networks else
                               "# no login_trusted_networks")))
             f.write(self._extra_conf())
-        err = open(self.stderr_path, "wb")
+        return self._spawn("wb", timeout, self.cleanup, "listen")
+
+    def _spawn(self, mode, timeout, on_fail, what):
+        """Run dovecot -F in the background (stderr file opened with mode) and
+        wait, bounded, until every port listens; else on_fail() and raise."""
+        err = open(self.stderr_path, mode)
         try:
             self.proc = subprocess.Popen([DOVECOT_BIN, "-F", "-c", self.conf_path],
                                          stdin=subprocess.DEVNULL, stdout=err, stderr=err,
@@ -503,9 +508,9 @@ class Dovecot:
                              alive=alive):
                 why = "exited with %s" % self.proc.returncode if not alive() else "timed out"
                 diag = self.diagnostics()
-                self.cleanup()
-                raise RuntimeError("dovecot %s did not listen on %d (%s)\n%s"
-                                   % (self.name, port, why, diag))
+                on_fail()
+                raise RuntimeError("dovecot %s did not %s on %d (%s)\n%s"
+                                   % (self.name, what, port, why, diag))
         return self
 
     def stop(self):
@@ -523,25 +528,7 @@ class Dovecot:
                                % self.name)
         if self.running():
             raise RuntimeError("dovecot %s is still running" % self.name)
-        err = open(self.stderr_path, "ab")
-        try:
-            self.proc = subprocess.Popen([DOVECOT_BIN, "-F", "-c", self.conf_path],
-                                         stdin=subprocess.DEVNULL, stdout=err, stderr=err,
-                                         cwd=self.dir)
-        finally:
-            err.close()
-        _live.add(self)
-        alive = lambda: self.proc.poll() is None  # noqa: E731
-        deadline = time.monotonic() + timeout
-        for port in self.listening_ports():
-            if not wait_port(port, max(0.1, deadline - time.monotonic()), host=self.listen,
-                             alive=alive):
-                why = "exited with %s" % self.proc.returncode if not alive() else "timed out"
-                diag = self.diagnostics()
-                self.stop()
-                raise RuntimeError("dovecot %s did not listen again on %d (%s)\n%s"
-                                   % (self.name, port, why, diag))
-        return self
+        return self._spawn("ab", timeout, self.stop, "listen again")
 
     def cleanup(self):
         self.stop()
