@@ -5,25 +5,32 @@ CC      ?= cc
 # OPT is what a sanitizer or debug build changes; CFLAGS from the command line
 # adds to the fixed flags instead of replacing them.
 OPT     ?= -O2 -g
-ALL_CFLAGS = $(OPT) -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Iproxy -Ipolicy $(CFLAGS)
+BASE_CFLAGS = $(OPT) -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror
+# Layers: lib/ (pure) <- policy/ <- proxy/.  Each folder is compiled with the
+# -I flags of itself and the layers below it only, so an upward include
+# fails to build.
+INC_lib    = -Ilib
+INC_policy = -Ilib -Ipolicy
+INC_proxy  = -Ilib -Ipolicy -Iproxy
+ALL_CFLAGS = $(BASE_CFLAGS) $(INC_proxy) $(CFLAGS)
 PKGS     = openssl libconfig
 LIBS     = $(shell pkg-config --libs $(PKGS) 2>/dev/null) -llmdb -lev -lpthread
 PYTHON  ?= /usr/bin/python3
 
 BUILD    = build
 # Parsers and other pure code: no libev, no sockets; linked into fuzzers.
-PURE_SRC = proxy/buf.c proxy/imap.c proxy/pop3.c proxy/sasl.c proxy/route.c proxy/log.c \
-           proxy/proxyproto.c
+PURE_SRC = lib/buf.c lib/imap.c lib/pop3.c lib/sasl.c lib/route.c lib/log.c \
+           lib/proxyproto.c
 # What unit tests link: the pure code and the config loader.
-UNIT_SRC = $(PURE_SRC) proxy/config.c $(POLICY_SRC)
-CORE_SRC = proxy/config.c proxy/tls.c proxy/listener.c proxy/conn.c proxy/imap_session.c \
+UNIT_SRC = $(PURE_SRC) lib/config.c $(POLICY_SRC)
+CORE_SRC = lib/config.c proxy/tls.c proxy/listener.c proxy/conn.c proxy/imap_session.c \
            proxy/pop3_session.c proxy/backend.c proxy/relay.c proxy/worker.c proxy/runtime.c proxy/health.c
 MAIN_SRC = proxy/main.c
 # policy/: decisions and the state behind them
 POLICY_SRC = $(wildcard policy/*.c)
 SRC      = $(PURE_SRC) $(CORE_SRC) $(POLICY_SRC) $(MAIN_SRC)
 OBJ      = $(SRC:%.c=$(BUILD)/%.o)
-HDR      = $(wildcard proxy/*.h policy/*.h)
+HDR      = $(wildcard lib/*.h proxy/*.h policy/*.h)
 
 UNIT     = $(patsubst tests/unit/%.c,%,$(wildcard tests/unit/test_*.c))
 FUZZ     = fuzz_imap fuzz_pop3 fuzz_proxyproto
@@ -35,9 +42,17 @@ all: postern
 postern: $(OBJ)
 	$(CC) $(ALL_CFLAGS) -o $@ $(OBJ) $(LIBS)
 
-$(BUILD)/%.o: %.c $(HDR)
+$(BUILD)/lib/%.o: lib/%.c $(HDR)
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) -c -o $@ $<
+	$(CC) $(BASE_CFLAGS) $(INC_lib) $(CFLAGS) -c -o $@ $<
+
+$(BUILD)/policy/%.o: policy/%.c $(HDR)
+	@mkdir -p $(dir $@)
+	$(CC) $(BASE_CFLAGS) $(INC_policy) $(CFLAGS) -c -o $@ $<
+
+$(BUILD)/proxy/%.o: proxy/%.c $(HDR)
+	@mkdir -p $(dir $@)
+	$(CC) $(BASE_CFLAGS) $(INC_proxy) $(CFLAGS) -c -o $@ $<
 
 deps:
 	@sh tests/deps.sh
@@ -47,7 +62,7 @@ LIB_OBJ = $(patsubst %.c,$(BUILD)/%.o,$(wildcard $(UNIT_SRC)))
 
 $(BUILD)/unit/%: tests/unit/%.c $(LIB_OBJ) tests/unit/unit.h
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) -Itests/unit -o $@ $< $(LIB_OBJ) $(LIBS) -lcmocka
+	$(CC) $(BASE_CFLAGS) $(INC_policy) $(CFLAGS) -Itests/unit -o $@ $< $(LIB_OBJ) $(LIBS) -lcmocka
 
 unit: $(UNIT:%=$(BUILD)/unit/%)
 	@set -e; for t in $^; do echo "== $$t"; $$t; done
@@ -58,7 +73,7 @@ unit-asan:
 	  OPT="-O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=all" unit
 
 # ---- fuzzing (clang, libFuzzer) ---------------------------------------------
-FUZZ_CFLAGS = -std=c11 -D_GNU_SOURCE -g -O1 -Iproxy -fsanitize=fuzzer,address,undefined
+FUZZ_CFLAGS = -std=c11 -D_GNU_SOURCE -g -O1 -Ilib -fsanitize=fuzzer,address,undefined
 $(BUILD)/fuzz/%: tests/fuzz/%.c $(wildcard $(PURE_SRC)) $(HDR)
 	@mkdir -p $(dir $@)
 	clang $(FUZZ_CFLAGS) -o $@ $< $(wildcard $(PURE_SRC)) -lcrypto -lm
@@ -88,7 +103,7 @@ demo: deps
 	$(PYTHON) tests/integration/demo.py
 
 format:
-	clang-format -i proxy/*.c proxy/*.h policy/*.h tests/unit/*.c tests/unit/*.h tests/fuzz/*.c
+	clang-format -i lib/*.c lib/*.h proxy/*.c proxy/*.h policy/*.c policy/*.h tests/unit/*.c tests/unit/*.h tests/fuzz/*.c
 
 clean:
 	rm -rf $(BUILD) postern

@@ -1,5 +1,5 @@
 /*
- * test_imap.c: the pre-auth IMAP parser (proxy/imap.c).  Every input is also
+ * test_imap.c: the pre-auth IMAP parser (lib/imap.c).  Every input is also
  * fed one byte at a time and cut at every point, and must give the same
  * transcript: the parser is resumable at any byte boundary.
  */

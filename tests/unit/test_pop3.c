@@ -1,5 +1,5 @@
 /*
- * test_pop3.c: the POP3 authorization-state parser (proxy/pop3.c).  Every
+ * test_pop3.c: the POP3 authorization-state parser (lib/pop3.c).  Every
  * input is also fed one byte at a time and cut at every point, and must give
  * the same transcript.
  */

@@ -1,5 +1,5 @@
 /*
- * test_proxyproto.c: the PROXY protocol parser and writers (proxy/proxyproto.c).
+ * test_proxyproto.c: the PROXY protocol parser and writers (lib/proxyproto.c).
  * Every input is fed whole, cut in two at every point and one byte at a
  * time, and must give the same result; the bytes after a header stay with
  * the caller; what the writers produce parses back to what they were given.

@@ -1,5 +1,5 @@
 /*
- * test_sasl.c: SASL PLAIN and its base64 (proxy/sasl.c): RFC 4616 vectors,
+ * test_sasl.c: SASL PLAIN and its base64 (lib/sasl.c): RFC 4616 vectors,
  * round trips, strict base64, authzid rules and field limits.
  */
 #include <stdbool.h>
