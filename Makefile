@@ -19,12 +19,14 @@ PYTHON  ?= /usr/bin/python3
 
 BUILD    = build
 # Parsers and other pure code: no libev, no sockets; linked into fuzzers.
-PURE_SRC = lib/buf.c lib/imap.c lib/pop3.c lib/sasl.c lib/route.c lib/log.c \
+PURE_SRC = lib/addr.c lib/buf.c lib/imap.c lib/pop3.c lib/sasl.c lib/route.c lib/log.c \
            lib/proxyproto.c
 # What unit tests link: the pure code and the config loader.
 UNIT_SRC = $(PURE_SRC) lib/config.c $(POLICY_SRC)
-CORE_SRC = lib/config.c proxy/tls.c proxy/listener.c proxy/conn.c proxy/imap_session.c \
-           proxy/pop3_session.c proxy/backend.c proxy/relay.c proxy/worker.c proxy/runtime.c proxy/health.c
+CORE_SRC = lib/config.c proxy/tls.c proxy/link.c proxy/listener.c proxy/conn.c proxy/login.c \
+           proxy/reason.c proxy/imap_session.c proxy/pop3_session.c proxy/backend.c \
+           proxy/backend_imap.c proxy/backend_pop3.c proxy/relay.c proxy/worker.c \
+           proxy/runtime.c proxy/health.c
 MAIN_SRC = proxy/main.c
 # policy/: decisions and the state behind them
 POLICY_SRC = $(wildcard policy/*.c)

@@ -338,6 +338,15 @@ user_key(const char *user, size_t len, char *buf, size_t buflen)
 
 /* ---- pre-auth ------------------------------------------------------------ */
 
+bool
+policy_proxy_trusted(const struct listener_conf *lc, const struct sockaddr *sa, socklen_t salen)
+{
+	struct acl_addr a;
+
+	return acl_addr_from_sockaddr(sa, salen, &a) == 0 &&
+	       acl_find(lc->trusted, lc->ntrusted, &a) != NULL;
+}
+
 enum policy_verdict
 policy_accept(struct policy *p, const struct sockaddr *sa, socklen_t salen, struct policy_conn *pc,
               const char **reason_out)

@@ -113,6 +113,11 @@ void policy_worker_free(struct policy_worker **pwp);
 
 /* ---- pre-auth --------------------------------------------------------- */
 
+/* May the peer at sa speak for clients on listener lc (a PROXY listener's
+ * trusted list)?  Pure; any thread. */
+bool policy_proxy_trusted(const struct listener_conf *lc, const struct sockaddr *sa,
+                          socklen_t salen);
+
 /*
  * A connection from sa was accepted.  POLICY_ALLOW: it passed policy.allow
  * and policy.deny and is counted in *pc (call policy_conn_closed(pc) once

@@ -1,35 +1,91 @@
 /*
- * backend.h: connecting to the backend a user routes to and logging in there
- * with the user's credentials, re-serialised by postern (never the client's
- * raw bytes).  Speaks the client side of IMAP and POP3 just far enough.
+ * backend.h: a connection to the backend a user routes to, logged in with
+ * the user's credentials re-serialised by postern (never the client's raw
+ * bytes).  A backend is a full connection of its own: it owns its link,
+ * its timer and its dialog, and knows nothing of the client connection
+ * that asked for it; it reports once through a callback and, on success,
+ * hands its link to the relay.
  */
 #ifndef POSTERN_BACKEND_H
 #define POSTERN_BACKEND_H
 
-#include "conn.h"
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include <ev.h>
+#include <openssl/ssl.h>
+
+#include "buf.h"
+#include "config.h"
+#include "link.h"
+#include "reason.h"
+
+#define CREDS_USER_MAX   256
+#define CREDS_SECRET_MAX 1024
+
+struct runtime;
+struct backend;
+
+/* Credentials between the pre-auth dialog and the backend's answer. */
+struct creds {
+	char user[CREDS_USER_MAX + 1];
+	size_t user_len;
+	char secret[CREDS_SECRET_MAX + 1];
+	size_t secret_len;
+};
+
+/* Wipe and free *cp; takes NULL. */
+void creds_free(struct creds **cp);
+
+/* The outcome of a login: FAIL_NONE (logged in; the link waits for
+ * backend_hand_over() or backend_logout()) or why it failed (why: a static
+ * reason= name).  Called once, never from inside backend_start(). */
+typedef void (*backend_done_cb)(void *arg, enum fail_class fc, const char *why);
+
+/* What a login asks for.  Everything is borrowed and must outlive the
+ * backend (creds: until done() is called). */
+struct backend_req {
+	uint64_t cid; /* the client connection's id, for logs and forwarding */
+	struct ev_loop *loop;
+	struct runtime *rt; /* config, backend TLS contexts, health records */
+	enum proto_kind proto;
+	const struct sockaddr_storage *client_sa; /* forwarded (ID, XCLIENT, PROXY) */
+	const struct sockaddr_storage *local_sa;
+	SSL *client_ssl; /* the client's TLS, NULL if plain: PROXY v2 TLS fields */
+	const struct creds *creds;
+	backend_done_cb done;
+	void *arg;
+};
 
 /*
- * Route c->creds->user and start connecting; c enters CS_BACKEND.  Returns
- * 0, and later calls c->proto->login_done() exactly once (never before this
- * returns); or -1 with *fc_out and *why_out (static) when nothing could be
- * started (no route, socket failure): then no callback comes.
+ * Route req->creds->user and start connecting to the first candidate that
+ * is up.  Returns the backend (done() comes later, exactly once), or NULL
+ * with *fc_out and *why_out (static) when nothing could be started (no
+ * route, every candidate down, out of memory): then no callback comes.
  */
-int backend_start(struct conn *c, enum fail_class *fc_out, const char **why_out);
+struct backend *backend_start(const struct backend_req *req, enum fail_class *fc_out,
+                              const char **why_out);
 
-/* The events the backend socket waits for in CS_BACKEND. */
-int backend_events(struct conn *c);
-void backend_on_io(struct conn *c, int revents);
-void backend_on_timeout(struct conn *c);
+/* The backend in use (the first candidate before a connection is made);
+ * borrowed from the config. */
+const char *backend_name(const struct backend *be);
 
-/* After a successful login: move what the backend sent after its OK into
- * c->out, so nothing it said is lost.  -1 if it does not fit. */
-int backend_take_leftover(struct conn *c);
+/* After FAIL_NONE: what the client's OK carries (the IMAP capabilities, or
+ * the text of POP3's +OK); valid while be lives. */
+const char *backend_ok_text(const struct backend *be);
 
-/* After a login the backend accepted: its capabilities (IMAP) or the text
- * of its +OK (POP3), valid while c->be lives. */
-const char *backend_ok_text(const struct conn *c);
+/* After FAIL_NONE, when the login is refused after all (policy): say
+ * LOGOUT/QUIT without waiting and close the link. */
+void backend_logout(struct backend *be);
 
-/* Free c->be (wiping what it held); the backend socket stays with c. */
-void backend_free(struct conn *c);
+/* After FAIL_NONE: move the link into to (watched by cb) and whatever the
+ * backend sent after its OK into leftover.  -1 when that does not fit (the
+ * link stays with be). */
+int backend_hand_over(struct backend *be, struct link *to, link_cb cb, struct buf *leftover);
+
+/* Close the link (if still held), wipe and free *bep; takes NULL.  No
+ * callback comes afterwards. */
+void backend_free(struct backend **bep);
 
 #endif

@@ -1,11 +1,11 @@
 /*
- * conn.c: the connection object: accept to close, TLS handshake, the
- * pre-auth read/parse/write pump, timers and the two-step close.  Protocol
- * talk lives in imap_session.c / pop3_session.c, the backend dialog in
- * backend.c, the relay in relay.c.  Never blocks; one conn costs one
- * connection, never the process.
+ * conn.c: the connection object: accept to close, the PROXY header, the
+ * client's TLS handshake, the pre-auth read/parse/write pump, STARTTLS,
+ * the state table with each state's timeout, and the two-step close.
+ * Protocol talk lives in imap_session.c / pop3_session.c, the login in
+ * login.c, the backend in backend.c, the relay in relay.c.  Never blocks;
+ * one conn costs one connection, never the process.
  */
-#include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -14,50 +14,77 @@
 #include <string.h>
 #include <unistd.h>
 
-#include <openssl/err.h>
-
-#include "acl.h"
-#include "backend.h"
-#include "conn.h"
 #include "listener.h"
 #include "log.h"
+#include "login.h"
 #include "proxyproto.h"
-#include "relay.h"
 #include "runtime.h"
-#include "sasl.h"
 #include "tls.h"
+#include "worker.h"
 
-const char *const conn_state_name[CS__COUNT] = {
-    [CS_PROXY] = "proxy",     [CS_TLS_ACCEPT] = "tls_accept", [CS_PREAUTH] = "preauth",
-    [CS_BACKEND] = "backend", [CS_RELAY] = "relay",           [CS_CLOSING] = "closing",
+#define CLOSING_LINGER_MS 5000 /* to flush last words before closing */
+
+/* Each state's name and timeout (ms, from the conn's config; 0: none). */
+struct state_info {
+	const char *name;
+	uint64_t (*timeout_ms)(const struct config *cfg);
 };
-_Static_assert(sizeof(conn_state_name) / sizeof(conn_state_name[0]) == CS__COUNT,
-               "conn_state_name must name every state");
 
-const char *const fail_class_name[FAIL__COUNT] = {
-    [FAIL_NONE] = "none",
-    [FAIL_AUTH] = "auth_failed",
-    [FAIL_POLICY] = "policy",
-    [FAIL_LIMIT] = "limit",
-    [FAIL_BACKEND_DOWN] = "backend_down",
-    [FAIL_BACKEND_PROTO] = "backend_protocol",
-    [FAIL_INTERNAL] = "internal",
-    [FAIL_THROTTLE] = "throttled",
+static uint64_t
+to_handshake(const struct config *cfg)
+{
+	return cfg->timeouts.handshake_ms;
+}
+
+static uint64_t
+to_login(const struct config *cfg)
+{
+	return cfg->timeouts.login_ms;
+}
+
+static uint64_t
+to_policy(const struct config *cfg)
+{
+	/* The backend keeps its own deadlines; the policy's answer may take
+	 * at most what a backend login may. */
+	return cfg->timeouts.backend_login_ms;
+}
+
+static uint64_t
+to_idle(const struct config *cfg)
+{
+	return cfg->timeouts.idle_ms;
+}
+
+static uint64_t
+to_linger(const struct config *cfg)
+{
+	(void)cfg;
+	return CLOSING_LINGER_MS;
+}
+
+static const struct state_info states[CS__COUNT] = {
+    [CS_PROXY] = {"proxy", to_handshake},  [CS_TLS_ACCEPT] = {"tls_accept", to_handshake},
+    [CS_PREAUTH] = {"preauth", to_login},  [CS_BACKEND] = {"backend", NULL},
+    [CS_POLICY] = {"policy", to_policy},   [CS_RELAY] = {"relay", to_idle},
+    [CS_CLOSING] = {"closing", to_linger},
 };
-_Static_assert(sizeof(fail_class_name) / sizeof(fail_class_name[0]) == FAIL__COUNT,
-               "fail_class_name must name every class");
+_Static_assert(sizeof(states) / sizeof(states[0]) == CS__COUNT, "states must list every state");
 
-#define CLOSING_LINGER 5.0 /* seconds to flush last words before closing */
-
-static void conn_io_cb(struct ev_loop *loop, ev_io *io, int revents);
-static void conn_bio_cb(struct ev_loop *loop, ev_io *io, int revents);
-static void conn_timer_cb(struct ev_loop *loop, ev_timer *t, int revents);
-static void conn_run(struct conn *c);
+static void client_io_cb(struct ev_loop *loop, ev_io *io, int revents);
+static void backend_io_cb(struct ev_loop *loop, ev_io *io, int revents);
+static void timer_cb(struct ev_loop *loop, ev_timer *t, int revents);
 static void delay_cb(struct ev_loop *loop, ev_timer *t, int revents);
-static void conn_hold(struct conn *c, uint64_t ms);
+static void conn_run(struct conn *c);
+static void conn_watch(struct conn *c);
 static void starttls_begin(struct conn *c);
 static int conn_begin(struct conn *c);
-static void proxy_run(struct conn *c);
+
+const char *
+conn_state_name(enum conn_state st)
+{
+	return (unsigned)st < CS__COUNT ? states[st].name : "?";
+}
 
 static uint64_t
 splitmix64(uint64_t *s)
@@ -69,43 +96,24 @@ splitmix64(uint64_t *s)
 }
 
 void
-conn_addr_parts(const struct sockaddr_storage *sa, char *ip, size_t iplen, unsigned *port)
+conn_set_state(struct conn *c, enum conn_state st)
 {
-	snprintf(ip, iplen, "unknown");
-	*port = 0;
-	if (sa->ss_family == AF_INET) {
-		const struct sockaddr_in *s4 = (const struct sockaddr_in *)(const void *)sa;
-		inet_ntop(AF_INET, &s4->sin_addr, ip, (socklen_t)iplen);
-		*port = ntohs(s4->sin_port);
-	} else if (sa->ss_family == AF_INET6) {
-		const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)(const void *)sa;
-		if (IN6_IS_ADDR_V4MAPPED(&s6->sin6_addr))
-			inet_ntop(AF_INET, &s6->sin6_addr.s6_addr[12], ip, (socklen_t)iplen);
-		else
-			inet_ntop(AF_INET6, &s6->sin6_addr, ip, (socklen_t)iplen);
-		*port = ntohs(s6->sin6_port);
-	}
-}
+	uint64_t ms = states[st].timeout_ms ? states[st].timeout_ms(c->cfg) : 0;
 
-static void
-format_peer(const struct sockaddr *sa, char *out, size_t outlen)
-{
-	char host[INET6_ADDRSTRLEN] = "?";
-	unsigned port = 0;
-
-	if (sa->sa_family == AF_INET) {
-		const struct sockaddr_in *s4 = (const struct sockaddr_in *)(const void *)sa;
-		inet_ntop(AF_INET, &s4->sin_addr, host, sizeof(host));
-		port = ntohs(s4->sin_port);
-		snprintf(out, outlen, "%s:%u", host, port);
-	} else if (sa->sa_family == AF_INET6) {
-		const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)(const void *)sa;
-		inet_ntop(AF_INET6, &s6->sin6_addr, host, sizeof(host));
-		port = ntohs(s6->sin6_port);
-		snprintf(out, outlen, "[%s]:%u", host, port);
-	} else {
-		snprintf(out, outlen, "unknown");
+	if (c->state != st && log_get_level() <= LOG_DEBUG)
+		log_kv(LOG_DEBUG, "conn.state", "cid=%016llx state=%s->%s",
+		       (unsigned long long)c->id, conn_state_name(c->state), conn_state_name(st));
+	c->state = st;
+	ev_timer_stop(c->w->loop, &c->timer);
+	if (ms > 0) {
+		ev_tstamp s = (ev_tstamp)ms / 1000.0;
+		/* A held (tarpit) answer still goes out: linger past its delay. */
+		if (st == CS_CLOSING && c->tarpit)
+			s += ev_timer_remaining(c->w->loop, &c->delay);
+		ev_timer_set(&c->timer, s, s);
+		ev_timer_start(c->w->loop, &c->timer);
 	}
+	conn_watch(c);
 }
 
 struct conn *
@@ -113,11 +121,14 @@ conn_new(struct worker *w, size_t li, int fd, const struct sockaddr *sa, socklen
 {
 	const struct listener_conf *lc;
 	struct conn *c;
+	socklen_t ll;
 	int one = 1;
 
 	c = calloc(1, sizeof(*c));
-	if (c == NULL)
-		goto fail;
+	if (c == NULL) {
+		close(fd);
+		return NULL;
+	}
 	/* The config and TLS of the moment, kept for the whole session. */
 	c->rt = runtime_get();
 	c->cfg = c->rt->cfg;
@@ -125,29 +136,20 @@ conn_new(struct worker *w, size_t li, int fd, const struct sockaddr *sa, socklen
 	c->lc = lc = &c->cfg->listeners[li];
 	c->w = w;
 	c->proto = lc->proto == PROTO_IMAP ? &imap_proto_ops : &pop3_proto_ops;
-	c->fd = fd;
-	c->bfd = -1;
-	c->brd_wants = EV_READ;
-	c->bwr_wants = EV_WRITE;
 	c->id = splitmix64(&w->cid_state);
 	c->started = ev_now(w->loop);
-	c->rd_wants = EV_READ;
-	c->wr_wants = EV_WRITE;
+	link_init(&c->cl, w->loop, fd, client_io_cb);
+	link_init(&c->bl, w->loop, -1, backend_io_cb);
 	if (salen <= sizeof(c->client_sa))
 		memcpy(&c->client_sa, sa, salen);
-	{
-		socklen_t ll = sizeof(c->local_sa);
-		if (getsockname(fd, (struct sockaddr *)&c->local_sa, &ll) < 0)
-			memset(&c->local_sa, 0, sizeof(c->local_sa));
-	}
-	format_peer(sa, c->peer, sizeof(c->peer));
+	ll = sizeof(c->local_sa);
+	if (getsockname(fd, (struct sockaddr *)&c->local_sa, &ll) < 0)
+		memset(&c->local_sa, 0, sizeof(c->local_sa));
+	addr_format(sa, c->peer, sizeof(c->peer));
 	buf_init(&c->in, CONN_BUF_SIZE, true); /* pre-auth input holds passwords */
 	buf_init(&c->out, CONN_OUT_SIZE, false);
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-
-	ev_io_init(&c->io, conn_io_cb, fd, 0);
-	ev_io_init(&c->bio, conn_bio_cb, -1, 0);
-	ev_init(&c->timer, conn_timer_cb);
+	ev_init(&c->timer, timer_cb);
 	ev_init(&c->delay, delay_cb);
 
 	c->next = w->conns;
@@ -157,31 +159,25 @@ conn_new(struct worker *w, size_t li, int fd, const struct sockaddr *sa, socklen
 	w->nconns++;
 
 	if (lc->proxy_protocol) {
-		struct acl_addr a;
 		/* Only the load balancers named in trusted may tell us who the
 		 * client is; anyone else could claim any address. */
-		if (acl_addr_from_sockaddr(sa, salen, &a) < 0 ||
-		    acl_find(lc->trusted, lc->ntrusted, &a) == NULL) {
+		if (!policy_proxy_trusted(lc, sa, salen)) {
 			log_kv(LOG_WARN, "proxy.refused", "cid=%016llx lst=%s peer=%s",
 			       (unsigned long long)c->id, lc->name, c->peer);
-			conn_close(c, "proxy_untrusted");
+			conn_close(c, CLOSE_PROXY_UNTRUSTED);
 			return NULL;
 		}
 		c->pp = calloc(1, sizeof(*c->pp));
 		if (c->pp == NULL) {
-			conn_close(c, "out_of_memory");
+			conn_close(c, CLOSE_OUT_OF_MEMORY);
 			return NULL;
 		}
 		proxyproto_init(c->pp);
 		conn_set_state(c, CS_PROXY);
-		conn_set_timeout(c, (ev_tstamp)c->cfg->timeouts.handshake_ms / 1000.0);
 		conn_run(c);
 		return c;
 	}
 	return conn_begin(c) < 0 ? NULL : c;
-fail:
-	close(fd);
-	return NULL;
 }
 
 /* After accept, or after the PROXY header: TLS or the plaintext greeting.
@@ -190,7 +186,6 @@ static int
 conn_begin(struct conn *c)
 {
 	const struct listener_conf *lc = c->lc;
-
 	enum policy_verdict v;
 	const char *why = NULL;
 
@@ -204,43 +199,30 @@ conn_begin(struct conn *c)
 		/* A proper refusal, after the TLS handshake when there is one. */
 		log_kv(LOG_INFO, "policy.deny", "cid=%016llx client=%s verdict=%s reason=%s",
 		       (unsigned long long)c->id, c->peer, policy_verdict_name[v], why ? why : "-");
-		if (c->proto->kind == PROTO_IMAP)
-			c->refuse = v == POLICY_DENY_ACL
-			                ? "* BYE [CONTACTADMIN] Connections from your address are "
-			                  "not allowed.\r\n"
-			                : "* BYE [UNAVAILABLE] Too many connections from your "
-			                  "address, try again later.\r\n";
-		else
-			c->refuse = v == POLICY_DENY_ACL
-			                ? "-ERR [SYS/PERM] Connections from your address are not "
-			                  "allowed.\r\n"
-			                : "-ERR [SYS/TEMP] Too many connections from your address, "
-			                  "try again later.\r\n";
+		c->refuse = v == POLICY_DENY_ACL ? FAIL_ACL : FAIL_CONN_LIMIT;
 	}
 	if (lc->tls == TLSM_IMPLICIT) {
-		if (tls_conn_start(c) < 0) {
-			conn_close(c, "tls_setup_failed");
+		if (link_tls_server(&c->cl, tls_state_server_ctx(c->rt->tls, c->li)) < 0) {
+			conn_close(c, CLOSE_TLS_SETUP_FAILED);
 			return -1;
 		}
 		conn_set_state(c, CS_TLS_ACCEPT);
-		conn_set_timeout(c, (ev_tstamp)c->cfg->timeouts.handshake_ms / 1000.0);
 		conn_run(c);
-		return 0;
+		return c->closed ? -1 : 0;
 	}
 	/* STARTTLS listener: greet in plaintext. */
-	if (c->refuse != NULL) {
-		(void)buf_append(&c->out, c->refuse, strlen(c->refuse));
-		conn_close_after(c, "policy_refused");
+	if (c->refuse != FAIL_NONE) {
+		c->proto->bye(c, fail_reply_text(c->refuse, lc->proto));
+		conn_close_after(c, CLOSE_POLICY_REFUSED);
 		return c->closed ? -1 : 0;
 	}
 	if (c->proto->start(c) < 0) {
-		conn_close(c, "internal_error");
+		conn_close(c, CLOSE_INTERNAL_ERROR);
 		return -1;
 	}
 	conn_set_state(c, CS_PREAUTH);
-	conn_set_timeout(c, (ev_tstamp)c->cfg->timeouts.login_ms / 1000.0);
 	conn_run(c);
-	return 0;
+	return c->closed ? -1 : 0;
 }
 
 /*
@@ -263,16 +245,13 @@ proxy_run(struct conn *c)
 		want = proxyproto_want(p); /* never past the header */
 		if (want == 0 || want > sizeof(b))
 			want = 1;
-		do
-			n = recv(c->fd, b, want, 0);
-		while (n < 0 && errno == EINTR);
-		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-			c->rd_wants = EV_READ;
-			conn_update_io(c);
+		n = link_read(&c->cl, b, want);
+		if (n == LINK_AGAIN) {
+			link_watch(&c->cl, c->cl.rd_wants);
 			return;
 		}
 		if (n <= 0) {
-			conn_close(c, "client_closed");
+			conn_close(c, n == 0 ? CLOSE_CLIENT_CLOSED : CLOSE_CLIENT_READ_ERROR);
 			return;
 		}
 		c->bytes_in += (uint64_t)n;
@@ -283,17 +262,17 @@ proxy_run(struct conn *c)
 			log_kv(LOG_WARN, "proxy.bad", "cid=%016llx lst=%s peer=%s reason=\"%s\"",
 			       (unsigned long long)c->id, c->lc->name, c->peer,
 			       res.error ? res.error : "malformed");
-			conn_close(c, "proxy_header_bad");
+			conn_close(c, CLOSE_PROXY_HEADER_BAD);
 			return;
 		}
 		/* PP_DONE: the real client, unless the balancer spoke for itself. */
 		if (!res.local && res.srclen > 0 && res.srclen <= sizeof(c->client_sa)) {
-			char was[CONN_PEER_MAX];
+			char was[ADDR_TEXT_MAX];
 			snprintf(was, sizeof(was), "%s", c->peer);
 			memcpy(&c->client_sa, &res.src, res.srclen);
 			if (res.dstlen > 0 && res.dstlen <= sizeof(c->local_sa))
 				memcpy(&c->local_sa, &res.dst, res.dstlen);
-			format_peer((const struct sockaddr *)&c->client_sa, c->peer,
+			addr_format((const struct sockaddr *)&c->client_sa, c->peer,
 			            sizeof(c->peer));
 			log_kv(LOG_INFO, "proxy.header", "cid=%016llx lst=%s client=%s via=%s v=%d",
 			       (unsigned long long)c->id, c->lc->name, c->peer, was, res.version);
@@ -303,313 +282,54 @@ proxy_run(struct conn *c)
 		(void)conn_begin(c);
 		return;
 	}
-	conn_close(c, "proxy_header_bad");
+	conn_close(c, CLOSE_PROXY_HEADER_BAD);
 }
 
-void
-conn_set_state(struct conn *c, enum conn_state st)
-{
-	if (c->state != st && log_get_level() <= LOG_DEBUG)
-		log_kv(LOG_DEBUG, "conn.state", "cid=%016llx state=%s->%s",
-		       (unsigned long long)c->id, conn_state_name[c->state], conn_state_name[st]);
-	c->state = st;
-}
-
-void
-conn_set_timeout(struct conn *c, ev_tstamp seconds)
-{
-	c->timeout = seconds;
-	ev_timer_stop(c->w->loop, &c->timer);
-	if (seconds > 0) {
-		ev_timer_set(&c->timer, seconds, seconds);
-		ev_timer_start(c->w->loop, &c->timer);
-	}
-}
-
-int
-conn_login_begin(struct conn *c, const char *user, size_t user_len, const char *secret,
-                 size_t secret_len, const char *mech, enum fail_class *fc_out, const char **why_out)
-{
-	size_t n = user_len < sizeof(c->user) - 1 ? user_len : sizeof(c->user) - 1;
-
-	memcpy(c->user, user, n); /* for logs; log_quote() escapes it */
-	c->user[n] = '\0';
-	c->login_mech = mech;
-	c->login_started = ev_now(c->w->loop);
-	*fc_out = FAIL_AUTH;
-	if (user_len == 0 || user_len > CREDS_USER_MAX || secret_len == 0 ||
-	    secret_len > CREDS_SECRET_MAX) {
-		*why_out = "invalid_credentials";
-		return -1;
-	}
-	/* A user name is text: CR, LF, NUL and other controls have no business
-	 * there and are how command injection would start. */
-	for (size_t i = 0; i < user_len; i++) {
-		unsigned char ch = (unsigned char)user[i];
-		if (ch < 0x20 || ch == 0x7f) {
-			*why_out = "invalid_user_name";
-			return -1;
-		}
-	}
-	/* A password may hold anything SASL PLAIN can carry, but not NUL, CR or
-	 * LF: POP3 PASS and IMAP quoted strings cannot carry them either. */
-	if (memchr(secret, '\0', secret_len) || memchr(secret, '\r', secret_len) ||
-	    memchr(secret, '\n', secret_len)) {
-		*why_out = "invalid_password";
-		return -1;
-	}
-	{
-		uint64_t delay = 0;
-		/* Throttled: no backend hears of it; answered after the tarpit. */
-		if (policy_login_check(c->w->policy, (const struct sockaddr *)&c->client_sa,
-		                       sizeof(c->client_sa), user, user_len,
-		                       (uint64_t)(ev_now(c->w->loop) * 1000.0),
-		                       &delay) != POLICY_ALLOW) {
-			*fc_out = FAIL_THROTTLE;
-			*why_out = "throttled";
-			c->throttle_delay_ms = delay;
-			return -1;
-		}
-	}
-	c->creds = calloc(1, sizeof(*c->creds));
-	if (c->creds == NULL) {
-		*fc_out = FAIL_INTERNAL;
-		*why_out = "out_of_memory";
-		return -1;
-	}
-	memcpy(c->creds->user, user, user_len);
-	c->creds->user_len = user_len;
-	memcpy(c->creds->secret, secret, secret_len);
-	c->creds->secret_len = secret_len;
-	return backend_start(c, fc_out, why_out);
-}
-
-void
-conn_login(struct conn *c, const char *user, size_t user_len, const char *secret, size_t secret_len,
-           const char *mech)
-{
-	enum fail_class fc;
-	const char *why;
-
-	if (conn_login_begin(c, user, user_len, secret, secret_len, mech, &fc, &why) < 0)
-		c->proto->login_done(c, fc, why);
-}
-
-int
-conn_login_sasl_plain(struct conn *c, const char *b64, size_t len)
-{
-	char user[SASL_USER_MAX + 1], secret[SASL_SECRET_MAX + 1];
-	size_t ulen = 0, slen = 0;
-	enum sasl_rc rc;
-
-	c->login_mech = "plain";
-	rc = sasl_plain_decode(b64, len, user, &ulen, secret, &slen);
-	if (rc == SASL_OK)
-		conn_login(c, user, ulen, secret, slen, "plain");
-	OPENSSL_cleanse(user, sizeof(user));
-	OPENSSL_cleanse(secret, sizeof(secret));
-	return (int)rc;
-}
-
-bool
-conn_login_end(struct conn *c, enum fail_class fc, const char *why)
-{
-	char quser[LOG_QUOTED_MAX];
-	double ms = (ev_now(c->w->loop) - c->login_started) * 1000.0;
-
-	conn_creds_free(c);
-	if (fc != FAIL_NONE)
-		backend_free(c);
-	log_quote(quser, sizeof(quser), c->user, strlen(c->user));
-	if (fc == FAIL_NONE) {
-		log_kv(LOG_INFO, "login.ok",
-		       "cid=%016llx proto=%s client=%s user=%s mech=%s "
-		       "backend=%s ms=%.0f",
-		       (unsigned long long)c->id, proto_name(c->lc->proto), c->peer, quser,
-		       c->login_mech, c->backend_name ? c->backend_name : "-", ms);
-		return false;
-	}
-	log_kv(LOG_INFO, "login.fail",
-	       "cid=%016llx proto=%s client=%s user=%s mech=%s "
-	       "backend=%s class=%s reason=%s ms=%.0f",
-	       (unsigned long long)c->id, proto_name(c->lc->proto), c->peer, quser, c->login_mech,
-	       c->backend_name ? c->backend_name : "-", fail_class_name[fc], why ? why : "-", ms);
-	if (fc == FAIL_AUTH) {
-		/* Only real credential failures count, never an outage. */
-		conn_hold(c,
-		          policy_login_failed(c->w->policy, (const struct sockaddr *)&c->client_sa,
-		                              sizeof(c->client_sa), c->user, strlen(c->user),
-		                              (uint64_t)(ev_now(c->w->loop) * 1000.0)));
-	} else if (fc == FAIL_THROTTLE) {
-		conn_hold(c, c->throttle_delay_ms);
-	}
-	if (fc == FAIL_AUTH || fc == FAIL_POLICY || fc == FAIL_THROTTLE)
-		c->auth_failures++;
-	return c->auth_failures >= c->cfg->limits.max_auth_failures;
-}
-
-void
-conn_creds_free(struct conn *c)
-{
-	if (c->creds == NULL)
-		return;
-	OPENSSL_cleanse(c->creds, sizeof(*c->creds));
-	free(c->creds);
-	c->creds = NULL;
-}
-
+/* The client watcher outside the relay (which watches both links itself). */
 static void
-set_watcher(struct ev_loop *loop, ev_io *io, int fd, int *cur, int want)
+conn_watch(struct conn *c)
 {
-	if (fd < 0)
-		want = 0;
-	if (*cur == want)
-		return;
-	ev_io_stop(loop, io);
-	if (want != 0) {
-		ev_io_set(io, fd, want);
-		ev_io_start(loop, io);
-	}
-	*cur = want;
-}
-
-void
-conn_update_io(struct conn *c)
-{
-	int cw = 0, bw = 0;
+	int ev = 0;
 
 	if (c->closed)
 		return;
 	switch (c->state) {
 	case CS_PROXY:
 	case CS_TLS_ACCEPT:
-		cw = c->rd_wants;
+		ev = c->cl.rd_wants;
 		break;
 	case CS_PREAUTH:
-		if (c->tarpit)
-			cw = 0; /* neither answer nor read until the delay ends */
-		else
-			cw = buf_len(&c->out) > 0 ? c->wr_wants : c->rd_wants;
+		/* Neither answer nor read while a failed login's delay runs. */
+		if (!c->tarpit)
+			ev = buf_len(&c->out) > 0 ? c->cl.wr_wants : c->cl.rd_wants;
 		break;
 	case CS_BACKEND:
-		cw = buf_len(&c->out) > 0 ? c->wr_wants : 0;
-		bw = backend_events(c);
-		break;
-	case CS_RELAY:
-		if (!c->c_eof && buf_space(&c->in) > 0)
-			cw |= c->rd_wants;
-		if (buf_len(&c->out) > 0)
-			cw |= c->wr_wants;
-		if (!c->b_eof && buf_space(&c->out) > 0)
-			bw |= c->brd_wants;
-		if (buf_len(&c->in) > 0)
-			bw |= c->bwr_wants;
+	case CS_POLICY:
+		ev = buf_len(&c->out) > 0 && !c->tarpit ? c->cl.wr_wants : 0;
 		break;
 	case CS_CLOSING:
-		cw = c->tarpit ? 0 : c->wr_wants;
+		ev = c->tarpit ? 0 : c->cl.wr_wants;
 		break;
+	case CS_RELAY:
 	case CS__COUNT:
-		break;
+		return;
 	}
-	set_watcher(c->w->loop, &c->io, c->fd, &c->io_events, cw);
-	set_watcher(c->w->loop, &c->bio, c->bfd, &c->bio_events, bw);
+	link_watch(&c->cl, ev);
 }
 
-ssize_t
-conn_client_read(struct conn *c, void *p, size_t n)
-{
-	ssize_t r;
-
-	if (n == 0)
-		return CIO_AGAIN;
-	if (c->ssl == NULL) {
-		do
-			r = read(c->fd, p, n);
-		while (r < 0 && errno == EINTR);
-		if (r >= 0)
-			return r;
-		if (errno == EAGAIN || errno == EWOULDBLOCK) {
-			c->rd_wants = EV_READ;
-			return CIO_AGAIN;
-		}
-		return CIO_ERR;
-	}
-	return tls_io_read(c->ssl, p, n, &c->rd_wants, &c->tls_failed);
-}
-
-ssize_t
-conn_client_write(struct conn *c, const void *p, size_t n)
-{
-	ssize_t r;
-
-	if (c->ssl == NULL) {
-		do
-			r = send(c->fd, p, n, MSG_NOSIGNAL);
-		while (r < 0 && errno == EINTR);
-		if (r > 0)
-			return r;
-		if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-			c->wr_wants = EV_WRITE;
-			return CIO_AGAIN;
-		}
-		return CIO_ERR;
-	}
-	return tls_io_write(c->ssl, p, n, &c->wr_wants, &c->tls_failed);
-}
-
-ssize_t
-conn_backend_read(struct conn *c, void *p, size_t n)
-{
-	ssize_t r;
-
-	if (n == 0)
-		return CIO_AGAIN;
-	if (c->bssl != NULL)
-		return tls_io_read(c->bssl, p, n, &c->brd_wants, &c->btls_failed);
-	do
-		r = recv(c->bfd, p, n, 0);
-	while (r < 0 && errno == EINTR);
-	if (r >= 0)
-		return r;
-	if (errno == EAGAIN || errno == EWOULDBLOCK) {
-		c->brd_wants = EV_READ;
-		return CIO_AGAIN;
-	}
-	return CIO_ERR;
-}
-
-ssize_t
-conn_backend_write(struct conn *c, const void *p, size_t n)
-{
-	ssize_t r;
-
-	if (c->bssl != NULL)
-		return tls_io_write(c->bssl, p, n, &c->bwr_wants, &c->btls_failed);
-	do
-		r = send(c->bfd, p, n, MSG_NOSIGNAL);
-	while (r < 0 && errno == EINTR);
-	if (r > 0)
-		return r;
-	if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-		c->bwr_wants = EV_WRITE;
-		return CIO_AGAIN;
-	}
-	return CIO_ERR;
-}
-
-/* Write c->out to the client until done or the socket is full. Returns -1
- * if the connection failed (and was closed). */
+/* Write c->out to the client until done or the socket is full.  -1 when
+ * the connection failed (and was closed). */
 static int
 flush_out(struct conn *c)
 {
 	if (c->tarpit)
 		return 0; /* a failed login's answer waits for its delay */
 	while (buf_len(&c->out) > 0) {
-		ssize_t n = conn_client_write(c, buf_head(&c->out), buf_len(&c->out));
-		if (n == CIO_AGAIN)
+		ssize_t n = link_write(&c->cl, buf_head(&c->out), buf_len(&c->out));
+		if (n == LINK_AGAIN)
 			return 0;
 		if (n <= 0) {
-			conn_close(c, "client_write_error");
+			conn_close(c, CLOSE_CLIENT_WRITE_ERROR);
 			return -1;
 		}
 		c->bytes_out += (uint64_t)n;
@@ -618,30 +338,26 @@ flush_out(struct conn *c)
 	return 0;
 }
 
-void
+/* Flush, and close once a closing conn's last words are out. */
+static void
 conn_flush(struct conn *c)
 {
-	if (c->closed)
-		return;
 	if (flush_out(c) < 0)
 		return;
 	if (c->state == CS_CLOSING && buf_len(&c->out) == 0) {
 		conn_close(c, c->close_reason);
 		return;
 	}
-	conn_update_io(c);
+	conn_watch(c);
 }
 
 void
-conn_close_after(struct conn *c, const char *reason)
+conn_close_after(struct conn *c, enum close_reason reason)
 {
 	if (c->closed)
 		return;
 	c->close_reason = reason;
 	conn_set_state(c, CS_CLOSING);
-	/* A held (tarpit) answer still goes out: linger past its delay. */
-	conn_set_timeout(c, CLOSING_LINGER +
-	                        (c->tarpit ? ev_timer_remaining(c->w->loop, &c->delay) : 0.));
 	conn_flush(c);
 }
 
@@ -657,8 +373,7 @@ delay_cb(struct ev_loop *loop, ev_timer *t, int revents)
 		conn_run(c); /* the held answer goes out, then input again */
 }
 
-/* Hold c->out for ms (the tarpit of a failed login). */
-static void
+void
 conn_hold(struct conn *c, uint64_t ms)
 {
 	if (ms == 0 || c->closed)
@@ -667,7 +382,7 @@ conn_hold(struct conn *c, uint64_t ms)
 	ev_timer_stop(c->w->loop, &c->delay);
 	ev_timer_set(&c->delay, (ev_tstamp)ms / 1000.0, 0.);
 	ev_timer_start(c->w->loop, &c->delay);
-	conn_update_io(c);
+	conn_watch(c);
 }
 
 /* Pre-auth: flush replies, parse what came, read more; the client must
@@ -697,24 +412,20 @@ preauth_run(struct conn *c)
 		}
 		t = buf_tail(&c->in, &space);
 		if (t == NULL) {
-			conn_close(c, "out_of_memory");
+			conn_close(c, CLOSE_OUT_OF_MEMORY);
 			return;
 		}
-		n = conn_client_read(c, t, space);
-		if (n == CIO_AGAIN)
+		n = link_read(&c->cl, t, space);
+		if (n == LINK_AGAIN)
 			break;
-		if (n == 0) {
-			conn_close(c, "client_closed");
-			return;
-		}
-		if (n < 0) {
-			conn_close(c, "client_read_error");
+		if (n <= 0) {
+			conn_close(c, n == 0 ? CLOSE_CLIENT_CLOSED : CLOSE_CLIENT_READ_ERROR);
 			return;
 		}
 		buf_produce(&c->in, (size_t)n);
 		c->bytes_in += (uint64_t)n;
 	}
-	conn_update_io(c);
+	conn_watch(c);
 }
 
 void
@@ -734,108 +445,82 @@ starttls_begin(struct conn *c)
 		       (unsigned long long)c->id, c->peer, buf_len(&c->in));
 		buf_reset(&c->in);
 	}
-	if (tls_conn_start(c) < 0) {
-		conn_close(c, "tls_setup_failed");
+	if (link_tls_server(&c->cl, tls_state_server_ctx(c->rt->tls, c->li)) < 0) {
+		conn_close(c, CLOSE_TLS_SETUP_FAILED);
 		return;
 	}
 	c->starttls_done = true;
 	conn_set_state(c, CS_TLS_ACCEPT);
-	conn_set_timeout(c, (ev_tstamp)c->cfg->timeouts.handshake_ms / 1000.0);
-	conn_resume(c);
+	conn_run(c);
 }
 
 static void
 tls_accept_run(struct conn *c)
 {
-	int r = tls_conn_handshake(c);
+	char why[256];
+	int r = link_handshake(&c->cl, why, sizeof(why));
 
 	if (r == 0) {
-		conn_update_io(c);
+		conn_watch(c);
 		return;
 	}
 	if (r < 0) {
-		conn_close(c, "tls_handshake_failed");
+		log_kv(LOG_INFO, "tls.fail", "cid=%016llx client=%s reason=\"%s\"",
+		       (unsigned long long)c->id, c->peer, why);
+		conn_close(c, CLOSE_TLS_HANDSHAKE_FAILED);
 		return;
 	}
-	c->rd_wants = EV_READ;
-	c->wr_wants = EV_WRITE;
-	if (c->refuse != NULL) {
-		(void)buf_append(&c->out, c->refuse, strlen(c->refuse));
-		conn_close_after(c, "policy_refused");
+	if (log_get_level() <= LOG_DEBUG) {
+		const char *sn = SSL_get_servername(c->cl.ssl, TLSEXT_NAMETYPE_host_name);
+		char qsn[LOG_QUOTED_MAX];
+		log_kv(LOG_DEBUG, "tls.ok", "cid=%016llx version=%s cipher=%s sni=%s reused=%d",
+		       (unsigned long long)c->id, SSL_get_version(c->cl.ssl),
+		       SSL_get_cipher_name(c->cl.ssl),
+		       sn ? log_quote(qsn, sizeof(qsn), sn, strlen(sn)) : "-",
+		       SSL_session_reused(c->cl.ssl));
+	}
+	if (c->refuse != FAIL_NONE) {
+		c->proto->bye(c, fail_reply_text(c->refuse, c->lc->proto));
+		conn_close_after(c, CLOSE_POLICY_REFUSED);
 		return;
 	}
 	/* After STARTTLS there is no second greeting (RFC 2595 §3.1). */
 	if (!c->starttls_done && c->proto->start(c) < 0) {
-		conn_close(c, "internal_error");
+		conn_close(c, CLOSE_INTERNAL_ERROR);
 		return;
 	}
 	conn_set_state(c, CS_PREAUTH);
-	conn_set_timeout(c, (ev_tstamp)c->cfg->timeouts.login_ms / 1000.0);
 	preauth_run(c);
 }
 
-/* Log out of a backend whose login the policy refused, politely and without
- * waiting: one non-blocking write, then the link is closed. */
 static void
-backend_logout(struct conn *c)
+relay_step(struct conn *c)
 {
-	const char *bye = c->proto->kind == PROTO_IMAP ? "A9 LOGOUT\r\n" : "QUIT\r\n";
+	enum close_reason why;
+	enum relay_rc rc = relay_run(&c->relay, &why);
 
-	(void)conn_backend_write(c, bye, strlen(bye));
-	ev_io_stop(c->w->loop, &c->bio);
-	c->bio_events = 0;
-	if (c->bssl != NULL)
-		tls_backend_free(c);
-	if (c->bfd >= 0) {
-		close(c->bfd);
-		c->bfd = -1;
-	}
-}
-
-static void
-conn_policy_answer(void *arg, const struct policy_answer *a)
-{
-	struct conn *c = arg;
-	enum fail_class fc;
-
-	c->preq = NULL; /* freed by policy after this returns */
-	if (c->closed)
-		return;
-	if (a->verdict == POLICY_ALLOW) {
-		c->session_live = true;
-		c->proto->login_done(c, FAIL_NONE, backend_ok_text(c)); /* c may be freed */
+	if (rc == RELAY_END) {
+		conn_close(c, why);
 		return;
 	}
-	log_kv(LOG_INFO, "policy.deny", "cid=%016llx client=%s user=%s verdict=%s reason=%s",
-	       (unsigned long long)c->id, c->peer, c->user[0] ? "(see login.fail)" : "-",
-	       policy_verdict_name[a->verdict], a->reason ? a->reason : "-");
-	switch (a->verdict) {
-	case POLICY_DENY_PROTOCOL:
-		fc = FAIL_POLICY;
-		c->policy_allowed = a->allowed;
-		break;
-	case POLICY_DENY_LIMIT:
-		fc = FAIL_LIMIT;
-		break;
-	default:
-		fc = FAIL_INTERNAL;
-		break;
-	}
-	backend_logout(c);
-	c->proto->login_done(c, fc, a->reason ? a->reason : policy_verdict_name[a->verdict]);
+	if (c->relay.moved)
+		ev_timer_again(c->w->loop, &c->timer); /* idle timeout counts from now */
+	if (rc == RELAY_MORE)
+		ev_feed_event(c->w->loop, &c->cl.io, EV_READ);
 }
 
 void
-conn_backend_ok(struct conn *c, const char *text)
+conn_relay_start(struct conn *c)
 {
-	(void)text; /* kept in c->be until login_done: backend_ok_text() */
-	c->preq = policy_postauth(c->w->pw, (const struct sockaddr *)&c->client_sa,
-	                          sizeof(c->client_sa), c->user, strlen(c->user), c->lc->proto,
-	                          (uint64_t)(ev_now(c->w->loop) * 1000.0), conn_policy_answer, c);
-	if (c->preq == NULL) {
-		backend_logout(c);
-		c->proto->login_done(c, FAIL_INTERNAL, "policy_out_of_memory");
+	if (backend_hand_over(c->be, &c->bl, backend_io_cb, &c->out) < 0) {
+		conn_close(c, CLOSE_BACKEND_SENT_TOO_MUCH);
+		return;
 	}
+	backend_free(&c->be);
+	c->logged_in = true;
+	relay_init(&c->relay, c->lc->proto, &c->cl, &c->bl, &c->in, &c->out);
+	conn_set_state(c, CS_RELAY);
+	relay_step(c);
 }
 
 void
@@ -859,11 +544,12 @@ conn_run(struct conn *c)
 		preauth_run(c);
 		break;
 	case CS_BACKEND:
+	case CS_POLICY:
 	case CS_CLOSING:
 		conn_flush(c);
 		break;
 	case CS_RELAY:
-		relay_run(c);
+		relay_step(c);
 		break;
 	case CS__COUNT:
 		break;
@@ -871,9 +557,9 @@ conn_run(struct conn *c)
 }
 
 static void
-conn_io_cb(struct ev_loop *loop, ev_io *io, int revents)
+client_io_cb(struct ev_loop *loop, ev_io *io, int revents)
 {
-	struct conn *c = container_of(io, struct conn, io);
+	struct conn *c = container_of(io, struct conn, cl.io);
 
 	(void)loop;
 	(void)revents;
@@ -882,21 +568,18 @@ conn_io_cb(struct ev_loop *loop, ev_io *io, int revents)
 }
 
 static void
-conn_bio_cb(struct ev_loop *loop, ev_io *io, int revents)
+backend_io_cb(struct ev_loop *loop, ev_io *io, int revents)
 {
-	struct conn *c = container_of(io, struct conn, bio);
+	struct conn *c = container_of(io, struct conn, bl.io);
 
 	(void)loop;
-	if (c->closed)
-		return;
-	if (c->state == CS_BACKEND)
-		backend_on_io(c, revents);
-	else if (c->state == CS_RELAY)
-		relay_run(c);
+	(void)revents;
+	if (!c->closed && c->state == CS_RELAY)
+		relay_step(c);
 }
 
 static void
-conn_timer_cb(struct ev_loop *loop, ev_timer *t, int revents)
+timer_cb(struct ev_loop *loop, ev_timer *t, int revents)
 {
 	struct conn *c = container_of(t, struct conn, timer);
 
@@ -906,30 +589,31 @@ conn_timer_cb(struct ev_loop *loop, ev_timer *t, int revents)
 		return;
 	switch (c->state) {
 	case CS_PROXY:
-		conn_close(c, "proxy_header_timeout");
+		conn_close(c, CLOSE_PROXY_HEADER_TIMEOUT);
 		break;
 	case CS_TLS_ACCEPT:
-		conn_close(c, "handshake_timeout");
+		conn_close(c, CLOSE_HANDSHAKE_TIMEOUT);
 		break;
 	case CS_PREAUTH:
 		c->proto->bye(c, "Login timeout, closing connection");
-		conn_close_after(c, "login_timeout");
+		conn_close_after(c, CLOSE_LOGIN_TIMEOUT);
 		break;
-	case CS_BACKEND:
-		backend_on_timeout(c);
+	case CS_POLICY:
+		login_policy_timeout(c);
 		break;
 	case CS_RELAY:
-		conn_close(c, "idle_timeout");
+		conn_close(c, CLOSE_IDLE_TIMEOUT);
 		break;
+	case CS_BACKEND: /* the backend keeps its own deadlines */
 	case CS_CLOSING:
 	case CS__COUNT:
-		conn_close(c, c->close_reason ? c->close_reason : "closing_timeout");
+		conn_close(c, c->close_reason);
 		break;
 	}
 }
 
 void
-conn_close(struct conn *c, const char *reason)
+conn_close(struct conn *c, enum close_reason reason)
 {
 	struct worker *w = c->w;
 	char quser[LOG_QUOTED_MAX];
@@ -938,8 +622,6 @@ conn_close(struct conn *c, const char *reason)
 	if (c->closed)
 		return;
 	c->closed = true;
-	ev_io_stop(w->loop, &c->io);
-	ev_io_stop(w->loop, &c->bio);
 	ev_timer_stop(w->loop, &c->timer);
 	ev_timer_stop(w->loop, &c->delay);
 	policy_req_cancel(&c->preq);
@@ -948,25 +630,14 @@ conn_close(struct conn *c, const char *reason)
 		c->session_live = false;
 	}
 	policy_conn_closed(w->policy, &c->pc);
-	if (c->be != NULL)
-		backend_free(c);
+	backend_free(&c->be);
 	if (c->sess != NULL)
 		c->proto->free_sess(c);
 	free(c->pp);
 	c->pp = NULL;
-	conn_creds_free(c);
-	if (c->ssl != NULL)
-		tls_conn_free(c);
-	if (c->bssl != NULL)
-		tls_backend_free(c);
-	if (c->fd >= 0) {
-		close(c->fd);
-		c->fd = -1;
-	}
-	if (c->bfd >= 0) {
-		close(c->bfd);
-		c->bfd = -1;
-	}
+	creds_free(&c->creds);
+	link_close(&c->cl);
+	link_close(&c->bl);
 	buf_deinit(&c->in);
 	buf_deinit(&c->out);
 
@@ -976,8 +647,9 @@ conn_close(struct conn *c, const char *reason)
 	       "out=%llu ms=%.0f",
 	       (unsigned long long)c->id, proto_name(c->lc->proto), c->lc->name, c->peer,
 	       log_quote(quser, sizeof(quser), c->user, strlen(c->user)),
-	       c->backend_name ? c->backend_name : "-", reason ? reason : "unknown",
-	       (unsigned long long)c->bytes_in, (unsigned long long)c->bytes_out, ms);
+	       c->backend_name ? c->backend_name : "-", close_reason_name(reason),
+	       (unsigned long long)(c->bytes_in + c->relay.up_bytes),
+	       (unsigned long long)(c->bytes_out + c->relay.down_bytes), ms);
 
 	if (c->prev != NULL)
 		c->prev->next = c->next;

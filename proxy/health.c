@@ -3,8 +3,8 @@
  * by backend name (stable across reloads) and never freed; workers read the
  * state with one atomic load.  A checker thread with its own libev loop
  * connects to each backend every check_interval and reads its greeting
- * (through TLS for implicit-TLS backends); real logins report connect
- * failures too.  It never touches a client connection.
+ * (through TLS for implicit-TLS backends, on the same link code as
+ * logins); real logins report connect failures too.  It never touches a client connection.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -15,13 +15,12 @@
 #include <unistd.h>
 
 #include <ev.h>
-#include <openssl/err.h>
-#include <openssl/ssl.h>
 
-#include "conn.h"
 #include "health.h"
+#include "link.h"
 #include "log.h"
 #include "runtime.h"
+#include "tls.h"
 
 #define HEALTH_MAX         1024 /* backend names remembered */
 #define CHECK_LINE_MAX     512
@@ -102,6 +101,11 @@ health_report(struct health *h, bool ok, const char *why, int rise, int fall)
 
 /* ---- the checker ---------------------------------------------------------- */
 
+/*
+ * A check is a small backend connection: the same link and TLS code as a
+ * login (so it sends SNI and verifies the certificate the same way), a
+ * PROXY header saying "this is the proxy itself", and one greeting line.
+ */
 enum check_state { CK_IDLE, CK_CONNECT, CK_TLS, CK_GREETING };
 
 struct check {
@@ -110,9 +114,7 @@ struct check {
 	struct runtime *rt; /* reference while a check runs */
 	size_t bi;
 	enum check_state state;
-	int fd;
-	SSL *ssl;
-	ev_io io;
+	struct link link;
 	ev_timer to;
 	ev_tstamp next;
 	char line[CHECK_LINE_MAX];
@@ -134,120 +136,84 @@ check_end(struct check *k, bool ok, const char *why)
 {
 	const struct backend_conf *bc = &k->rt->cfg->backends[k->bi];
 
-	ev_io_stop(checker.loop, &k->io);
 	ev_timer_stop(checker.loop, &k->to);
-	if (k->ssl != NULL) {
-		SSL_free(k->ssl);
-		k->ssl = NULL;
-	}
-	if (k->fd >= 0) {
-		close(k->fd);
-		k->fd = -1;
-	}
+	link_close(&k->link);
 	health_report(k->h, ok, why, bc->rise, bc->fall);
 	k->next = ev_now(checker.loop) + (ev_tstamp)bc->check_interval_ms / 1000.0;
 	k->state = CK_IDLE;
 	runtime_unref(&k->rt);
-	ERR_clear_error();
 }
 
-static void
-check_wait(struct check *k, int events)
+/* Connected: the PROXY header a PROXY backend needs, then TLS or the
+ * greeting.  false when the check ended. */
+static bool
+check_connected(struct check *k)
 {
-	ev_io_stop(checker.loop, &k->io);
-	ev_io_set(&k->io, k->fd, events);
-	ev_io_start(checker.loop, &k->io);
+	const struct backend_conf *bc = &k->rt->cfg->backends[k->bi];
+	int err = link_connect_error(&k->link);
+
+	if (err != 0) {
+		check_end(k, false, strerror(err));
+		return false;
+	}
+	/* A backend that expects a PROXY header says nothing without one: a
+	 * LOCAL header (v2) or "UNKNOWN" (v1) says "this is the proxy itself"
+	 * (PROXY protocol spec 2.1, 2.2). */
+	if (bc->forward & (FORWARD_PROXY_V1 | FORWARD_PROXY_V2)) {
+		static const uint8_t v2_local[16] = {0x0d, 0x0a, 0x0d, 0x0a, 0x00, 0x0d,
+		                                     0x0a, 0x51, 0x55, 0x49, 0x54, 0x0a,
+		                                     0x20, 0x00, 0x00, 0x00};
+		static const char v1_unknown[] = "PROXY UNKNOWN\r\n";
+		bool v2 = (bc->forward & FORWARD_PROXY_V2) != 0;
+		if (link_send_all(&k->link, v2 ? (const void *)v2_local : (const void *)v1_unknown,
+		                  v2 ? sizeof(v2_local) : sizeof(v1_unknown) - 1) < 0) {
+			check_end(k, false, "cannot send the PROXY header");
+			return false;
+		}
+	}
+	if (bc->tls == TLSM_IMPLICIT) {
+		if (link_tls_client(&k->link, tls_state_backend_ctx(k->rt->tls, k->bi),
+		                    tls_backend_verify_name(bc)) < 0) {
+			check_end(k, false, "TLS setup failed");
+			return false;
+		}
+		k->state = CK_TLS;
+	} else {
+		k->state = CK_GREETING;
+	}
+	return true;
 }
 
 static void
 check_step(struct check *k)
 {
-	const struct backend_conf *bc = &k->rt->cfg->backends[k->bi];
-	int r;
-
-	if (k->state == CK_CONNECT) {
-		int err = 0;
-		socklen_t el = sizeof(err);
-		if (getsockopt(k->fd, SOL_SOCKET, SO_ERROR, &err, &el) < 0 || err != 0) {
-			check_end(k, false, err ? strerror(err) : "connect failed");
+	if (k->state == CK_CONNECT && !check_connected(k))
+		return;
+	if (k->state == CK_TLS) {
+		char why[256];
+		int r = link_handshake(&k->link, why, sizeof(why));
+		if (r == 0) {
+			link_watch(&k->link, k->link.rd_wants);
 			return;
 		}
-		/* A backend that expects a PROXY header says nothing without one:
-		 * a LOCAL header (v2) or "UNKNOWN" (v1) says "this is the proxy
-		 * itself" (PROXY protocol spec 2.1, 2.2). */
-		if (bc->forward & (FORWARD_PROXY_V1 | FORWARD_PROXY_V2)) {
-			static const uint8_t v2_local[16] = {0x0d, 0x0a, 0x0d, 0x0a, 0x00, 0x0d,
-			                                     0x0a, 0x51, 0x55, 0x49, 0x54, 0x0a,
-			                                     0x20, 0x00, 0x00, 0x00};
-			static const char v1_unknown[] = "PROXY UNKNOWN\r\n";
-			bool v2 = (bc->forward & FORWARD_PROXY_V2) != 0;
-			size_t n = v2 ? sizeof(v2_local) : sizeof(v1_unknown) - 1;
-			if (send(k->fd, v2 ? (const void *)v2_local : (const void *)v1_unknown, n,
-			         MSG_NOSIGNAL) != (ssize_t)n) {
-				check_end(k, false, "cannot send the PROXY header");
-				return;
-			}
-		}
-		if (bc->tls == TLSM_IMPLICIT) {
-			SSL_CTX *ctx = tls_state_backend_ctx(k->rt->tls, k->bi);
-			const char *vn = bc->verify_name ? bc->verify_name : bc->host;
-			k->ssl = ctx ? SSL_new(ctx) : NULL;
-			if (k->ssl == NULL || SSL_set_fd(k->ssl, k->fd) != 1) {
-				check_end(k, false, "TLS setup failed");
-				return;
-			}
-			SSL_set_connect_state(k->ssl);
-			SSL_set1_host(k->ssl, vn);
-			k->state = CK_TLS;
-		} else {
-			k->state = CK_GREETING;
-		}
-	}
-	if (k->state == CK_TLS) {
-		ERR_clear_error();
-		r = SSL_do_handshake(k->ssl);
-		if (r != 1) {
-			int e = SSL_get_error(k->ssl, r);
-			if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) {
-				check_wait(k, e == SSL_ERROR_WANT_READ ? EV_READ : EV_WRITE);
-				return;
-			}
-			check_end(k, false,
-			          SSL_get_verify_result(k->ssl) != X509_V_OK
-			              ? "certificate verification failed"
-			              : "TLS handshake failed");
+		if (r < 0) {
+			check_end(k, false, why);
 			return;
 		}
 		k->state = CK_GREETING;
 	}
 	/* CK_GREETING: one line, "* OK" (IMAP) or "+OK" (POP3). */
 	for (;;) {
-		ssize_t n;
+		ssize_t n = link_read(&k->link, k->line + k->len, sizeof(k->line) - 1 - k->len);
 		char *nl;
-		if (k->ssl != NULL) {
-			ERR_clear_error();
-			r = SSL_read(k->ssl, k->line + k->len, (int)(sizeof(k->line) - 1 - k->len));
-			if (r <= 0) {
-				int e = SSL_get_error(k->ssl, r);
-				if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) {
-					check_wait(k,
-					           e == SSL_ERROR_WANT_READ ? EV_READ : EV_WRITE);
-					return;
-				}
-				check_end(k, false, "closed before the greeting");
-				return;
-			}
-			n = r;
-		} else {
-			n = recv(k->fd, k->line + k->len, sizeof(k->line) - 1 - k->len, 0);
-			if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) {
-				check_wait(k, EV_READ);
-				return;
-			}
-			if (n <= 0) {
-				check_end(k, false, "closed before the greeting");
-				return;
-			}
+
+		if (n == LINK_AGAIN) {
+			link_watch(&k->link, k->link.rd_wants);
+			return;
+		}
+		if (n <= 0) {
+			check_end(k, false, "closed before the greeting");
+			return;
 		}
 		k->len += (size_t)n;
 		k->line[k->len] = '\0';
@@ -267,7 +233,7 @@ check_step(struct check *k)
 static void
 check_io_cb(struct ev_loop *loop, ev_io *io, int revents)
 {
-	struct check *k = container_of(io, struct check, io);
+	struct check *k = container_of(io, struct check, link.io);
 
 	(void)loop;
 	(void)revents;
@@ -293,17 +259,14 @@ check_start(struct check *k, struct runtime *rt, size_t bi)
 	k->rt = rt;
 	k->bi = bi;
 	k->len = 0;
-	k->fd = socket(bc->addr[pk].ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	if (k->fd < 0 ||
-	    (connect(k->fd, (const struct sockaddr *)&bc->addr[pk], bc->addrlen[pk]) < 0 &&
-	     errno != EINPROGRESS)) {
+	link_init(&k->link, checker.loop, -1, check_io_cb);
+	ev_timer_init(&k->to, check_timeout_cb, (ev_tstamp)bc->check_timeout_ms / 1000.0, 0.);
+	if (link_connect(&k->link, (const struct sockaddr *)&bc->addr[pk], bc->addrlen[pk]) < 0) {
 		check_end(k, false, strerror(errno));
 		return;
 	}
 	k->state = CK_CONNECT;
-	ev_io_init(&k->io, check_io_cb, k->fd, EV_WRITE);
-	ev_io_start(checker.loop, &k->io);
-	ev_timer_init(&k->to, check_timeout_cb, (ev_tstamp)bc->check_timeout_ms / 1000.0, 0.);
+	link_watch(&k->link, EV_WRITE);
 	ev_timer_start(checker.loop, &k->to);
 }
 
@@ -319,7 +282,7 @@ check_for(const char *name)
 		return NULL;
 	snprintf(k->name, sizeof(k->name), "%s", name);
 	k->h = health_get(name);
-	k->fd = -1;
+	link_init(&k->link, checker.loop, -1, check_io_cb);
 	checker.checks[checker.nchecks++] = k;
 	return k;
 }

@@ -10,11 +10,10 @@
 
 #include <openssl/crypto.h>
 
-#include "backend.h"
 #include "conn.h"
 #include "imap.h"
 #include "log.h"
-#include "relay.h"
+#include "login.h"
 #include "sasl.h"
 
 #define OUT_RESERVE 1024 /* stop parsing while c->out has less room than one reply */
@@ -31,7 +30,7 @@ struct imap_sess {
 static const char *
 preauth_caps(const struct conn *c)
 {
-	if (c->ssl == NULL)
+	if (c->cl.ssl == NULL)
 		return conn_tls_required(c) ? "IMAP4rev1 SASL-IR ID LITERAL+ STARTTLS LOGINDISABLED"
 		                            : "IMAP4rev1 SASL-IR ID LITERAL+ STARTTLS AUTH=PLAIN";
 	return "IMAP4rev1 SASL-IR ID LITERAL+ AUTH=PLAIN";
@@ -79,79 +78,27 @@ bad_command(struct conn *c, const char *tag, const char *text)
 		       "cid=%016llx client=%s reason=too_many_bad_commands",
 		       (unsigned long long)c->id, c->peer);
 		imap_bye(c, "Too many invalid commands.");
-		conn_close_after(c, "too_many_bad_commands");
+		conn_close_after(c, CLOSE_TOO_MANY_BAD_COMMANDS);
 	}
 }
 
+/* The login succeeded: the client's tag on the backend's post-login
+ * capabilities (RFC 9051 §7.1 response code). */
 static void
-fail_reply(struct conn *c, const char *tag, enum fail_class fc)
-{
-	switch (fc) {
-	case FAIL_AUTH:
-		(void)buf_printf(&c->out, "%s NO [AUTHENTICATIONFAILED] Authentication failed.\r\n",
-		                 tag);
-		break;
-	case FAIL_POLICY:
-		/* Said only after the backend accepted the password. */
-		if (c->policy_allowed == PROTO_POP3)
-			(void)buf_printf(&c->out,
-			                 "%s NO [CONTACTADMIN] This account is set to POP3; IMAP "
-			                 "access is disabled.\r\n",
-			                 tag);
-		else
-			(void)buf_printf(&c->out,
-			                 "%s NO [CONTACTADMIN] IMAP access is disabled for this "
-			                 "account.\r\n",
-			                 tag);
-		break;
-	case FAIL_LIMIT:
-		(void)buf_printf(&c->out,
-		                 "%s NO [UNAVAILABLE] Too many sessions for this account, try "
-		                 "again later.\r\n",
-		                 tag);
-		break;
-	case FAIL_THROTTLE:
-		(void)buf_printf(&c->out,
-		                 "%s NO [UNAVAILABLE] Too many failed logins, try again later.\r\n",
-		                 tag);
-		break;
-	case FAIL_BACKEND_DOWN:
-	case FAIL_BACKEND_PROTO:
-	case FAIL_INTERNAL:
-	case FAIL_NONE:
-	case FAIL__COUNT:
-		(void)buf_printf(
-		    &c->out, "%s NO [UNAVAILABLE] Temporary server failure, try again later.\r\n",
-		    tag);
-		break;
-	}
-}
-
-static void
-imap_login_done(struct conn *c, enum fail_class fc, const char *text)
+imap_reply_ok(struct conn *c, const char *caps)
 {
 	struct imap_sess *s = c->sess;
-	bool async = c->state == CS_BACKEND;
 
-	if (fc == FAIL_NONE) {
-		(void)conn_login_end(c, fc, NULL);
-		/* The client's tag on the backend's post-login capabilities. */
-		(void)buf_printf(&c->out, "%s OK [CAPABILITY %s] Logged in\r\n", s->tag, text);
-		imap_free_sess(c); /* parser and its copies of the credentials */
-		relay_start(c);    /* c may be closed here */
-		return;
-	}
-	fail_reply(c, s->tag, fc);
-	if (conn_login_end(c, fc, text)) {
-		imap_bye(c, "Too many authentication failures.");
-		conn_close_after(c, "too_many_auth_failures");
-		return;
-	}
-	if (async) {
-		conn_set_state(c, CS_PREAUTH);
-		conn_set_timeout(c, (ev_tstamp)c->cfg->timeouts.login_ms / 1000.0);
-		conn_resume(c); /* flush the NO, then go on with pipelined input */
-	}
+	(void)buf_printf(&c->out, "%s OK [CAPABILITY %s] Logged in\r\n", s->tag, caps);
+	imap_free_sess(c); /* parser and its copies of the credentials */
+}
+
+static void
+imap_reply_fail(struct conn *c, const char *text)
+{
+	struct imap_sess *s = c->sess;
+
+	(void)buf_printf(&c->out, "%s NO %s\r\n", s->tag, text);
 }
 
 static void
@@ -159,7 +106,7 @@ sasl_plain(struct conn *c, const char *b64, size_t len)
 {
 	struct imap_sess *s = c->sess;
 
-	switch ((enum sasl_rc)conn_login_sasl_plain(c, b64, len)) {
+	switch ((enum sasl_rc)login_sasl_plain(c, b64, len)) {
 	case SASL_OK:
 		break;
 	case SASL_BAD_BASE64:
@@ -173,7 +120,7 @@ sasl_plain(struct conn *c, const char *b64, size_t len)
 		                 s->tag);
 		break;
 	default:
-		imap_login_done(c, FAIL_AUTH, "sasl_bad_format");
+		login_refuse(c, FAIL_AUTH, "sasl_bad_format");
 		break;
 	}
 }
@@ -200,10 +147,10 @@ command(struct conn *c, struct imap_cmd *cmd)
 	case IMAP_V_LOGOUT:
 		(void)buf_printf(&c->out, "* BYE Logging out.\r\n%s OK Logout completed.\r\n",
 		                 cmd->tag);
-		conn_close_after(c, "client_logout");
+		conn_close_after(c, CLOSE_CLIENT_LOGOUT);
 		return false;
 	case IMAP_V_STARTTLS:
-		if (c->ssl != NULL) {
+		if (c->cl.ssl != NULL) {
 			bad_command(c, cmd->tag, "TLS is already active.");
 			return !c->closed && c->state == CS_PREAUTH;
 		}
@@ -218,7 +165,7 @@ command(struct conn *c, struct imap_cmd *cmd)
 			return true;
 		}
 		snprintf(s->tag, sizeof(s->tag), "%s", cmd->tag);
-		conn_login(c, cmd->user, cmd->user_len, cmd->secret, cmd->secret_len, "login");
+		login_begin(c, cmd->user, cmd->user_len, cmd->secret, cmd->secret_len, "login");
 		imap_cmd_wipe(cmd);
 		return !c->closed && c->state == CS_PREAUTH;
 	case IMAP_V_AUTHENTICATE:
@@ -292,7 +239,7 @@ imap_on_input(struct conn *c)
 			       (unsigned long long)c->id, c->peer,
 			       s->cmd.error ? s->cmd.error : "fatal");
 			imap_bye(c, s->cmd.error ? s->cmd.error : "Protocol error.");
-			conn_close_after(c, "protocol_error");
+			conn_close_after(c, CLOSE_PROTOCOL_ERROR);
 			return;
 		case IMAP_CMD:
 			if (log_get_level() <= LOG_DEBUG)
@@ -310,7 +257,8 @@ const struct proto_ops imap_proto_ops = {
     .kind = PROTO_IMAP,
     .start = imap_start,
     .on_input = imap_on_input,
-    .login_done = imap_login_done,
+    .reply_ok = imap_reply_ok,
+    .reply_fail = imap_reply_fail,
     .bye = imap_bye,
     .free_sess = imap_free_sess,
 };

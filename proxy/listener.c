@@ -13,6 +13,7 @@
 #include "conn.h"
 #include "listener.h"
 #include "log.h"
+#include "worker.h"
 
 #define LISTEN_BACKLOG    1024
 #define ACCEPT_BATCH      64   /* accepts per wakeup, so one listener cannot starve the loop */

@@ -6,9 +6,23 @@
 #ifndef POSTERN_LISTENER_H
 #define POSTERN_LISTENER_H
 
+#include <stdbool.h>
+#include <stddef.h>
+
+#include <ev.h>
+
 #include "config.h"
 
 struct worker;
+
+struct listener {
+	size_t li;        /* index into cfg->listeners */
+	const char *name; /* borrowed from the first config, for logs */
+	struct worker *w; /* borrowed */
+	int fd;           /* owned */
+	ev_io io;
+	bool paused;
+};
 
 /* Bind and listen (non-blocking, SO_REUSEPORT).  Returns the fd, or -1 with
  * *err_out static text and errno set. */

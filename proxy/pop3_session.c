@@ -10,11 +10,10 @@
 
 #include <openssl/crypto.h>
 
-#include "backend.h"
 #include "conn.h"
 #include "log.h"
+#include "login.h"
 #include "pop3.h"
-#include "relay.h"
 #include "sasl.h"
 
 #define OUT_RESERVE 1024
@@ -68,7 +67,7 @@ bad_command(struct conn *c, const char *text)
 		       "cid=%016llx client=%s reason=too_many_bad_commands",
 		       (unsigned long long)c->id, c->peer);
 		pop3_bye(c, "Too many invalid commands.");
-		conn_close_after(c, "too_many_bad_commands");
+		conn_close_after(c, CLOSE_TOO_MANY_BAD_COMMANDS);
 	}
 }
 
@@ -78,69 +77,33 @@ static void
 capa(struct conn *c)
 {
 	(void)buf_printf(&c->out, "+OK Capability list follows\r\n");
-	if (c->ssl == NULL)
+	if (c->cl.ssl == NULL)
 		(void)buf_printf(&c->out, "STLS\r\n");
 	if (!conn_tls_required(c))
 		(void)buf_printf(&c->out, "USER\r\nSASL PLAIN\r\n");
 	(void)buf_printf(&c->out, "RESP-CODES\r\nAUTH-RESP-CODE\r\nPIPELINING\r\n.\r\n");
 }
 
+/* The login succeeded: the backend's own +OK text (RFC 1939 §7). */
 static void
-pop3_login_done(struct conn *c, enum fail_class fc, const char *text)
+pop3_reply_ok(struct conn *c, const char *text)
 {
-	bool async = c->state == CS_BACKEND;
+	(void)buf_printf(&c->out, "+OK %s\r\n", text[0] ? text : "Logged in.");
+	pop3_free_sess(c);
+}
 
-	if (fc == FAIL_NONE) {
-		(void)conn_login_end(c, fc, NULL);
-		/* The backend's own +OK text (RFC 1939 §7). */
-		(void)buf_printf(&c->out, "+OK %s\r\n", text[0] ? text : "Logged in.");
-		pop3_free_sess(c);
-		relay_start(c); /* c may be closed here */
-		return;
-	}
-	switch (fc) {
-	case FAIL_AUTH:
-		(void)buf_printf(&c->out, "-ERR [AUTH] Authentication failed.\r\n");
-		break;
-	case FAIL_POLICY:
-		/* Said only after the backend accepted the password. */
-		if (c->policy_allowed == PROTO_IMAP)
-			(void)buf_printf(&c->out, "-ERR [AUTH] This account is set to IMAP; POP3 "
-			                          "access is disabled.\r\n");
-		else
-			(void)buf_printf(
-			    &c->out, "-ERR [AUTH] POP3 access is disabled for this account.\r\n");
-		break;
-	case FAIL_LIMIT:
-		(void)buf_printf(&c->out, "-ERR [IN-USE] Mailbox is in use, try again later.\r\n");
-		break;
-	case FAIL_THROTTLE:
-		(void)buf_printf(&c->out,
-		                 "-ERR [SYS/TEMP] Too many failed logins, try again later.\r\n");
-		break;
-	default:
-		(void)buf_printf(&c->out,
-		                 "-ERR [SYS/TEMP] Temporary server failure, try again later.\r\n");
-		break;
-	}
-	if (conn_login_end(c, fc, text)) {
-		pop3_bye(c, "Too many authentication failures.");
-		conn_close_after(c, "too_many_auth_failures");
-		return;
-	}
-	if (async) {
-		conn_set_state(c, CS_PREAUTH);
-		conn_set_timeout(c, (ev_tstamp)c->cfg->timeouts.login_ms / 1000.0);
-		conn_resume(c);
-	}
+static void
+pop3_reply_fail(struct conn *c, const char *text)
+{
+	(void)buf_printf(&c->out, "-ERR %s\r\n", text);
 }
 
 static void
 sasl_plain(struct conn *c, const char *b64, size_t len)
 {
 	/* RFC 5034 §4: any undecodable or malformed response is -ERR [AUTH]. */
-	if (conn_login_sasl_plain(c, b64, len) != SASL_OK)
-		pop3_login_done(c, FAIL_AUTH, "sasl_bad_format");
+	if (login_sasl_plain(c, b64, len) != SASL_OK)
+		login_refuse(c, FAIL_AUTH, "sasl_bad_format");
 }
 
 static bool
@@ -154,10 +117,10 @@ command(struct conn *c, struct pop3_cmd *cmd)
 		return true;
 	case POP3_V_QUIT:
 		(void)buf_printf(&c->out, "+OK Logging out.\r\n");
-		conn_close_after(c, "client_quit");
+		conn_close_after(c, CLOSE_CLIENT_LOGOUT);
 		return false;
 	case POP3_V_STLS:
-		if (c->ssl != NULL) {
+		if (c->cl.ssl != NULL) {
 			bad_command(c, "TLS is already active.");
 			return !c->closed;
 		}
@@ -190,7 +153,7 @@ command(struct conn *c, struct pop3_cmd *cmd)
 			return !c->closed;
 		}
 		s->have_user = false;
-		conn_login(c, s->user, s->user_len, cmd->secret, cmd->secret_len, "user");
+		login_begin(c, s->user, s->user_len, cmd->secret, cmd->secret_len, "user");
 		pop3_cmd_wipe(cmd);
 		return !c->closed && c->state == CS_PREAUTH;
 	case POP3_V_AUTH:
@@ -261,7 +224,7 @@ pop3_on_input(struct conn *c)
 			       (unsigned long long)c->id, c->peer,
 			       s->cmd.error ? s->cmd.error : "fatal");
 			pop3_bye(c, s->cmd.error ? s->cmd.error : "Protocol error.");
-			conn_close_after(c, "protocol_error");
+			conn_close_after(c, CLOSE_PROTOCOL_ERROR);
 			return;
 		case POP3_CMD:
 			if (log_get_level() <= LOG_DEBUG)
@@ -279,7 +242,8 @@ const struct proto_ops pop3_proto_ops = {
     .kind = PROTO_POP3,
     .start = pop3_start,
     .on_input = pop3_on_input,
-    .login_done = pop3_login_done,
+    .reply_ok = pop3_reply_ok,
+    .reply_fail = pop3_reply_fail,
     .bye = pop3_bye,
     .free_sess = pop3_free_sess,
 };

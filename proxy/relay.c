@@ -1,137 +1,188 @@
 /*
- * relay.c: after login, bytes flow untouched between client and backend.
- * Two fixed buffers (c->in: client -> backend, c->out: backend -> client);
- * a full buffer stops reading the side that fills it.  Never parses.
+ * relay.c: after login, bytes flow untouched between client and backend
+ * (see relay.h).  A full buffer stops reading the side that fills it; an
+ * empty one gives its memory back while idle.
  */
-#include <errno.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <unistd.h>
+#include <strings.h>
 
-#include "backend.h"
-#include "log.h"
 #include "relay.h"
 
 #define RELAY_ROUNDS 32 /* bounded work per wakeup, so one busy session cannot starve others */
 
 void
-relay_start(struct conn *c)
+relay_init(struct relay *r, enum proto_kind proto, struct link *cl, struct link *bl, struct buf *up,
+           struct buf *down)
 {
-	if (backend_take_leftover(c) < 0) {
-		conn_close(c, "backend_sent_too_much");
-		return;
-	}
-	backend_free(c);
-	c->logged_in = true;
-	conn_set_state(c, CS_RELAY);
-	conn_set_timeout(c, (ev_tstamp)c->cfg->timeouts.idle_ms / 1000.0);
-	relay_run(c);
+	memset(r, 0, sizeof(*r));
+	r->proto = proto;
+	r->cl = cl;
+	r->bl = bl;
+	r->up = up;
+	r->down = down;
 }
 
-void
-relay_run(struct conn *c)
+/* Remember the last RELAY_TAIL bytes the client sent. */
+static void
+tail_add(struct relay *r, const uint8_t *p, size_t n)
 {
-	bool moved_any = false, progress = false;
+	if (n >= RELAY_TAIL) {
+		memcpy(r->tail, p + n - RELAY_TAIL, RELAY_TAIL);
+		r->tail_len = RELAY_TAIL;
+		return;
+	}
+	if (r->tail_len + n > RELAY_TAIL) {
+		size_t drop = r->tail_len + n - RELAY_TAIL;
+		memmove(r->tail, r->tail + drop, r->tail_len - drop);
+		r->tail_len = (uint8_t)(r->tail_len - drop);
+	}
+	memcpy(r->tail + r->tail_len, p, n);
+	r->tail_len = (uint8_t)(r->tail_len + n);
+}
 
+/* Did the client's last command end the session: "tag LOGOUT" (IMAP) or
+ * "QUIT" (POP3) as the last line it sent? */
+static bool
+client_logged_out(const struct relay *r)
+{
+	static const char imap[] = " LOGOUT\r\n", pop3[] = "QUIT\r\n";
+	const char *w = r->proto == PROTO_IMAP ? imap : pop3;
+	size_t wl = strlen(w);
+
+	if (r->tail_len < wl || strncasecmp(r->tail + r->tail_len - wl, w, wl) != 0)
+		return false;
+	if (r->proto == PROTO_IMAP)
+		return true;
+	/* POP3: QUIT is the whole line. */
+	return r->tail_len == wl ? r->up_bytes == wl : r->tail[r->tail_len - wl - 1] == '\n';
+}
+
+/* One direction: read from src into b (when not at EOF and b has room);
+ * r: the client's side (its bytes are counted and its tail kept).
+ * Returns 1 progress, 0 none, -1 error, -2 out of memory. */
+static int
+pull(struct link *src, struct buf *b, bool *eof, struct relay *r)
+{
+	size_t space;
+	uint8_t *t;
+	ssize_t n;
+
+	if (*eof || buf_space(b) == 0)
+		return 0;
+	t = buf_tail(b, &space);
+	if (t == NULL)
+		return -2;
+	n = link_read(src, t, space);
+	if (n > 0) {
+		if (r != NULL) {
+			tail_add(r, t, (size_t)n);
+			r->up_bytes += (uint64_t)n;
+		}
+		buf_produce(b, (size_t)n);
+		return 1;
+	}
+	if (n == 0) {
+		*eof = true;
+		return 1;
+	}
+	if (n == LINK_ERR)
+		return -1;
+	if (buf_len(b) == 0)
+		buf_consume(b, 0); /* give the memory back while idle */
+	return 0;
+}
+
+/* Write what b holds to dst (counted in *count when given).  1 progress,
+ * 0 none, -1 error. */
+static int
+push(struct link *dst, struct buf *b, uint64_t *count)
+{
+	ssize_t n;
+
+	if (buf_len(b) == 0)
+		return 0;
+	n = link_write(dst, buf_head(b), buf_len(b));
+	if (n > 0) {
+		buf_consume(b, (size_t)n);
+		if (count != NULL)
+			*count += (uint64_t)n;
+		return 1;
+	}
+	return n == LINK_AGAIN ? 0 : -1;
+}
+
+static void
+watch(struct relay *r)
+{
+	int cw = 0, bw = 0;
+
+	if (!r->c_eof && buf_space(r->up) > 0)
+		cw |= r->cl->rd_wants;
+	if (buf_len(r->down) > 0)
+		cw |= r->cl->wr_wants;
+	if (!r->b_eof && buf_space(r->down) > 0)
+		bw |= r->bl->rd_wants;
+	if (buf_len(r->up) > 0)
+		bw |= r->bl->wr_wants;
+	link_watch(r->cl, cw);
+	link_watch(r->bl, bw);
+}
+
+enum relay_rc
+relay_run(struct relay *r, enum close_reason *reason_out)
+{
+	bool progress = false;
+	int k;
+
+	r->moved = false;
 	for (int round = 0; round < RELAY_ROUNDS; round++) {
 		progress = false;
-		size_t space;
-		uint8_t *t;
-		ssize_t n;
-
-		/* client -> c->in */
-		if (!c->c_eof && buf_space(&c->in) > 0) {
-			t = buf_tail(&c->in, &space);
-			if (t == NULL) {
-				conn_close(c, "out_of_memory");
-				return;
-			}
-			n = conn_client_read(c, t, space);
-			if (n > 0) {
-				buf_produce(&c->in, (size_t)n);
-				c->bytes_in += (uint64_t)n;
-				progress = true;
-			} else if (n == 0) {
-				c->c_eof = true;
-				progress = true;
-			} else if (n == CIO_ERR) {
-				conn_close(c, "client_read_error");
-				return;
-			} else if (buf_len(&c->in) == 0) {
-				buf_consume(&c->in, 0); /* give the memory back while idle */
-			}
+		/* client -> up -> backend */
+		if ((k = pull(r->cl, r->up, &r->c_eof, r)) < 0) {
+			*reason_out = k == -2 ? CLOSE_OUT_OF_MEMORY : CLOSE_CLIENT_READ_ERROR;
+			return RELAY_END;
 		}
-		/* c->in -> backend */
-		if (buf_len(&c->in) > 0) {
-			n = conn_backend_write(c, buf_head(&c->in), buf_len(&c->in));
-			if (n > 0) {
-				buf_consume(&c->in, (size_t)n);
-				progress = true;
-			} else if (n != CIO_AGAIN) {
-				conn_close(c, "backend_write_error");
-				return;
-			}
+		progress |= k > 0;
+		if ((k = push(r->bl, r->up, NULL)) < 0) {
+			*reason_out = CLOSE_BACKEND_WRITE_ERROR;
+			return RELAY_END;
 		}
+		progress |= k > 0;
 		/* Half-close: the client is done and everything it sent is out. */
-		if (c->c_eof && buf_len(&c->in) == 0 && !c->b_shut_wr) {
-			if (c->bssl != NULL)
-				(void)SSL_shutdown(c->bssl); /* close_notify; no wait */
-			shutdown(c->bfd, SHUT_WR);
-			c->b_shut_wr = true;
+		if (r->c_eof && buf_len(r->up) == 0 && !r->b_shut_wr) {
+			link_shutdown_write(r->bl);
+			r->b_shut_wr = true;
 		}
-		/* backend -> c->out */
-		if (!c->b_eof && buf_space(&c->out) > 0) {
-			t = buf_tail(&c->out, &space);
-			if (t == NULL) {
-				conn_close(c, "out_of_memory");
-				return;
-			}
-			n = conn_backend_read(c, t, space);
-			if (n > 0) {
-				buf_produce(&c->out, (size_t)n);
-				progress = true;
-			} else if (n == 0) {
-				c->b_eof = true;
-				progress = true;
-			} else if (n == CIO_ERR) {
-				conn_close(c, "backend_read_error");
-				return;
-			} else if (buf_len(&c->out) == 0) {
-				buf_consume(&c->out, 0);
-			}
+		/* backend -> down -> client */
+		if ((k = pull(r->bl, r->down, &r->b_eof, NULL)) < 0) {
+			*reason_out = k == -2 ? CLOSE_OUT_OF_MEMORY : CLOSE_BACKEND_READ_ERROR;
+			return RELAY_END;
 		}
-		/* c->out -> client */
-		if (buf_len(&c->out) > 0) {
-			n = conn_client_write(c, buf_head(&c->out), buf_len(&c->out));
-			if (n > 0) {
-				c->bytes_out += (uint64_t)n;
-				buf_consume(&c->out, (size_t)n);
-				progress = true;
-			} else if (n == CIO_ERR || n == 0) {
-				conn_close(c, "client_write_error");
-				return;
-			}
+		progress |= k > 0;
+		if ((k = push(r->cl, r->down, &r->down_bytes)) < 0) {
+			*reason_out = CLOSE_CLIENT_WRITE_ERROR;
+			return RELAY_END;
 		}
+		progress |= k > 0;
 		/* The backend ended the session (LOGOUT, QUIT, shutdown) and all it
 		 * said reached the client: nothing more can happen. */
-		if (c->b_eof && buf_len(&c->out) == 0) {
-			conn_close(c, c->c_eof ? "client_closed" : "backend_closed");
-			return;
+		if (r->b_eof && buf_len(r->down) == 0) {
+			*reason_out = client_logged_out(r) ? CLOSE_CLIENT_LOGOUT
+			              : r->c_eof           ? CLOSE_CLIENT_CLOSED
+			                                   : CLOSE_BACKEND_CLOSED;
+			return RELAY_END;
 		}
 		/* The client left and the backend has nothing left to say. */
-		if (c->c_eof && c->b_eof) {
-			conn_close(c, "client_closed");
-			return;
+		if (r->c_eof && r->b_eof) {
+			*reason_out = CLOSE_CLIENT_CLOSED;
+			return RELAY_END;
 		}
 		if (!progress)
 			break;
-		moved_any = true;
+		r->moved = true;
 	}
-	if (moved_any)
-		ev_timer_again(c->w->loop, &c->timer); /* idle timeout counts from now */
-	conn_update_io(c);
+	watch(r);
 	/* Out of rounds with work left (perhaps bytes OpenSSL already decrypted,
 	 * which no socket event will announce): come back on the next iteration. */
-	if (progress)
-		ev_feed_event(c->w->loop, &c->io, EV_READ);
+	return progress ? RELAY_MORE : RELAY_WAIT;
 }

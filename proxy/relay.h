@@ -1,15 +1,46 @@
 /*
  * relay.h: after login, bytes flow both ways untouched between the client
- * (TLS) and the backend (TCP), with backpressure and half-close.
+ * link and the backend link, through two fixed buffers, with backpressure
+ * and half-close.  The relay never parses; it only remembers the client's
+ * last few bytes, so that a session the backend ends right after the
+ * client's LOGOUT/QUIT is logged as the client's doing.
  */
 #ifndef POSTERN_RELAY_H
 #define POSTERN_RELAY_H
 
-#include "conn.h"
+#include <stdbool.h>
+#include <stdint.h>
 
-/* Enter CS_RELAY: the login reply is already in c->out. */
-void relay_start(struct conn *c);
-/* Move bytes in both directions as far as the sockets allow. */
-void relay_run(struct conn *c);
+#include "buf.h"
+#include "config.h"
+#include "link.h"
+#include "reason.h"
+
+#define RELAY_TAIL 15
+
+struct relay {
+	struct link *cl, *bl;          /* borrowed: client, backend */
+	struct buf *up, *down;         /* borrowed: client -> backend, backend -> client */
+	uint64_t up_bytes, down_bytes; /* read from / written to the client */
+	enum proto_kind proto;
+	bool c_eof, b_eof, b_shut_wr;
+	bool moved; /* the last relay_run() moved bytes (the idle timer restarts) */
+	uint8_t tail_len;
+	char tail[RELAY_TAIL]; /* the client's last bytes */
+};
+
+enum relay_rc {
+	RELAY_WAIT, /* watchers set: call again on an event */
+	RELAY_MORE, /* out of rounds with work left: call again soon */
+	RELAY_END,  /* the session is over: *reason_out says why */
+};
+
+/* Set r up over the two links and buffers (the login reply may already be
+ * in down). */
+void relay_init(struct relay *r, enum proto_kind proto, struct link *cl, struct link *bl,
+                struct buf *up, struct buf *down);
+/* Move bytes in both directions as far as the sockets allow, then watch
+ * what is needed on both links. */
+enum relay_rc relay_run(struct relay *r, enum close_reason *reason_out);
 
 #endif

@@ -1,9 +1,8 @@
 /*
  * tls.h: every OpenSSL context postern uses, built from one config snapshot
  * (server certificates chosen by SNI, client contexts for backends), the
- * session-ticket keys shared by all of them, and TLS on a client
- * connection: non-blocking handshake, read and write with the wants of
- * SSL_ERROR_WANT_READ/WRITE recorded on the conn.
+ * session-ticket keys shared by all of them.  TLS on a connection (handshake,
+ * read, write, close_notify) is link.c's.
  */
 #ifndef POSTERN_TLS_H
 #define POSTERN_TLS_H
@@ -14,8 +13,6 @@
 #include <openssl/ssl.h>
 
 #include "config.h"
-
-struct conn;
 
 /* Immutable after creation, refcounted: connections keep the state they
  * started with while a reload publishes a new one. */
@@ -29,7 +26,6 @@ struct tls_state;
  * per TLS backend.  NULL with every problem printed to errs.
  */
 struct tls_state *tls_state_new(const struct config *cfg, FILE *errs);
-struct tls_state *tls_state_ref(struct tls_state *st);
 void tls_state_unref(struct tls_state **stp);
 /* The server context for listener li (its default certificate). */
 SSL_CTX *tls_state_server_ctx(const struct tls_state *st, size_t li);
@@ -48,26 +44,12 @@ int tls_tickets_load(const struct config *cfg, FILE *errs);
 /* Called periodically; rotates the generated key when it is due. */
 void tls_tickets_tick(uint64_t now_ms);
 
-/* Attach a new SSL in server mode to c->fd.  -1 on failure. */
-int tls_conn_start(struct conn *c);
-/* One handshake step: 1 done, 0 in progress (c->rd_wants set), -1 failed
- * (logged). */
-int tls_conn_handshake(struct conn *c);
-/* Read/write through ssl: bytes, 0 on EOF, CIO_AGAIN (*wants: the event to
- * wait for) or CIO_ERR (*failed set: no close_notify afterwards). */
-ssize_t tls_io_read(SSL *ssl, void *p, size_t n, int *wants, bool *failed);
-ssize_t tls_io_write(SSL *ssl, const void *p, size_t n, int *wants, bool *failed);
-/* Send close_notify if possible (never waits) and free c->ssl. */
-void tls_conn_free(struct conn *c);
-
-/* TLS to backend bi on c->bfd: verification of the chain against the
- * backend's CA and of its name (verify_name, else host), SNI sent.  -1 on
- * failure. */
-int tls_backend_start(struct conn *c, size_t bi, const struct backend_conf *bc);
-/* One handshake step: 1 done, 0 in progress (c->brd_wants set), -1 failed
- * with the reason (verification or TLS) in why. */
-int tls_backend_handshake(struct conn *c, char *why, size_t whylen);
-void tls_backend_free(struct conn *c);
+/* The name a backend's certificate must carry (verify_name, else host). */
+static inline const char *
+tls_backend_verify_name(const struct backend_conf *bc)
+{
+	return bc->verify_name ? bc->verify_name : bc->host;
+}
 
 /* Does the DNS name pattern (maybe "*.example.org") match name?  Both lower
  * case; a wildcard covers exactly one label (RFC 6125 §6.4.3). */

@@ -9,6 +9,7 @@
 
 #include <openssl/rand.h>
 
+#include "conn.h"
 #include "listener.h"
 #include "log.h"
 #include "worker.h"
@@ -32,7 +33,7 @@ stop_cb(struct ev_loop *loop, ev_async *a, int revents)
 	w->stopping = true;
 	listener_stop(w);
 	while (w->conns != NULL)
-		conn_close(w->conns, "shutdown");
+		conn_close(w->conns, CLOSE_SHUTDOWN);
 	conn_reap(w);
 	policy_worker_free(&w->pw);
 	ev_break(loop, EVBREAK_ALL);

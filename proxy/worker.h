@@ -1,11 +1,40 @@
 /*
  * worker.h: one thread, one libev loop, its own listening sockets and the
- * connections they accept.  struct worker itself is in conn.h.
+ * connections they accept.  Only worker_stop() is called from another
+ * thread; everything else of a worker runs on its own loop.
  */
 #ifndef POSTERN_WORKER_H
 #define POSTERN_WORKER_H
 
-#include "conn.h"
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <ev.h>
+
+#include "config.h"
+#include "listener.h"
+#include "policy.h"
+
+struct conn;
+
+struct worker {
+	int id;
+	struct ev_loop *loop; /* owned */
+	pthread_t thread;
+	struct listener *listeners; /* [i] serves cfg->listeners[i] of every runtime */
+	size_t nlisteners;
+	ev_async stop_async;
+	ev_prepare reap_prepare;
+	ev_timer accept_resume;   /* after EMFILE: accepting resumes shortly */
+	struct policy *policy;    /* borrowed: the process's policy */
+	struct policy_worker *pw; /* owned: this loop's way into it */
+	struct conn *conns;       /* all live conns (for shutdown) */
+	struct conn *reap;        /* closed conns waiting to be freed */
+	uint64_t nconns;
+	uint64_t cid_state; /* splitmix64 state for connection ids */
+	bool stopping;
+};
 
 /* Set up w: its loop and one listener per fds[i] (taken over), serving
  * cfg->listeners[i] of whatever runtime is current.  -1 on failure. */

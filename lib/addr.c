@@ -1,0 +1,44 @@
+/*
+ * addr.c: socket addresses as text (see addr.h).  Never resolves names.
+ */
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "addr.h"
+
+void
+addr_parts(const struct sockaddr *sa, char *ip, size_t iplen, unsigned *port)
+{
+	snprintf(ip, iplen, "unknown");
+	*port = 0;
+	if (sa->sa_family == AF_INET) {
+		const struct sockaddr_in *s4 = (const struct sockaddr_in *)(const void *)sa;
+		inet_ntop(AF_INET, &s4->sin_addr, ip, (socklen_t)iplen);
+		*port = ntohs(s4->sin_port);
+	} else if (sa->sa_family == AF_INET6) {
+		const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)(const void *)sa;
+		if (IN6_IS_ADDR_V4MAPPED(&s6->sin6_addr))
+			inet_ntop(AF_INET, &s6->sin6_addr.s6_addr[12], ip, (socklen_t)iplen);
+		else
+			inet_ntop(AF_INET6, &s6->sin6_addr, ip, (socklen_t)iplen);
+		*port = ntohs(s6->sin6_port);
+	}
+}
+
+const char *
+addr_format(const struct sockaddr *sa, char *out, size_t outlen)
+{
+	char ip[INET6_ADDRSTRLEN];
+	unsigned port;
+
+	addr_parts(sa, ip, sizeof(ip), &port);
+	if (strcmp(ip, "unknown") == 0)
+		snprintf(out, outlen, "unknown");
+	else if (strchr(ip, ':') != NULL)
+		snprintf(out, outlen, "[%s]:%u", ip, port);
+	else
+		snprintf(out, outlen, "%s:%u", ip, port);
+	return out;
+}

@@ -1,0 +1,396 @@
+/*
+ * backend_imap.c: the IMAP side of a backend login (RFC 9051 / 3501), as
+ * a client: greeting, STARTTLS, CAPABILITY, ID with the client's address
+ * (RFC 2971, the fields Dovecot trusts), then AUTHENTICATE PLAIN or LOGIN
+ * with credentials re-serialised here, and LOGOUT when a login is refused
+ * after all.  The only code that writes IMAP to a backend.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include <openssl/crypto.h>
+
+#include "addr.h"
+#include "backend_impl.h"
+#include "imap.h"
+#include "sasl.h"
+
+/* Our tags, one per command, so an answer is never taken for another's. */
+#define TAG_STARTTLS "A0"
+#define TAG_CAPA     "A1"
+#define TAG_LOGIN    "A2"
+#define TAG_POSTCAPA "A3"
+#define TAG_ID       "A4"
+#define TAG_LOGOUT   "A9"
+
+enum imap_step { BI_GREETING, BI_STARTTLS, BI_CAPA, BI_ID, BI_LOGIN, BI_POSTCAPA };
+
+/* A queued command: -1 (backend_fail called) when it did not fit. */
+static int
+sent(struct backend *be, int rc)
+{
+	if (rc < 0) {
+		backend_fail(be, FAIL_INTERNAL, "backend_command_too_long");
+		return -1;
+	}
+	return 0;
+}
+
+/* Is line the tagged status "TAG STATUS" (case-insensitive)? */
+static bool
+tagged(const char *line, const char *tag, const char *status)
+{
+	size_t tl = strlen(tag), sl = strlen(status);
+
+	return strncmp(line, tag, tl) == 0 && line[tl] == ' ' &&
+	       strncasecmp(line + tl + 1, status, sl) == 0 &&
+	       (line[tl + 1 + sl] == ' ' || line[tl + 1 + sl] == '\0');
+}
+
+/* The resp-text after "TAG STATUS ". */
+static const char *
+tagged_text(const char *line, const char *tag, const char *status)
+{
+	const char *t = line + strlen(tag) + 1 + strlen(status);
+
+	return *t == ' ' ? t + 1 : t;
+}
+
+/* Does the space-separated capability list hold word (case-insensitive)? */
+static bool
+caps_has(const char *caps, const char *word)
+{
+	size_t wl = strlen(word);
+
+	for (const char *p = caps; *p != '\0';) {
+		const char *e = strchr(p, ' ');
+		size_t l = e ? (size_t)(e - p) : strlen(p);
+		if (l == wl && strncasecmp(p, word, wl) == 0)
+			return true;
+		if (e == NULL)
+			break;
+		p = e + 1;
+	}
+	return false;
+}
+
+static void
+set_caps(struct backend *be, const char *s, size_t len)
+{
+	while (len > 0 && s[len - 1] == ' ')
+		len--;
+	if (len >= sizeof(be->caps))
+		len = sizeof(be->caps) - 1;
+	memcpy(be->caps, s, len);
+	be->caps[len] = '\0';
+	/* Capabilities go back to the client inside a response code: keep them
+	 * to printable ASCII so nothing can break out of the line. */
+	for (size_t i = 0; i < len; i++)
+		if ((unsigned char)be->caps[i] < 0x20 || (unsigned char)be->caps[i] > 0x7e ||
+		    be->caps[i] == ']')
+			be->caps[i] = ' ';
+	be->have_caps = true;
+	be->auth_plain = caps_has(be->caps, "AUTH=PLAIN");
+	be->sasl_ir = caps_has(be->caps, "SASL-IR");
+	be->literal_plus = caps_has(be->caps, "LITERAL+");
+	be->login_disabled = caps_has(be->caps, "LOGINDISABLED");
+}
+
+/* "* CAPABILITY a b c": take the list.  False for any other line. */
+static bool
+caps_untagged(struct backend *be, const char *line)
+{
+	if (strncasecmp(line, "* CAPABILITY ", 13) != 0)
+		return false;
+	set_caps(be, line + 13, strlen(line + 13));
+	return true;
+}
+
+/* "[CAPABILITY a b c] text" at the start of resp-text: take the list. */
+static void
+caps_from_code(struct backend *be, const char *text)
+{
+	static const char code[] = "[CAPABILITY ";
+	const char *end;
+
+	if (strncasecmp(text, code, sizeof(code) - 1) != 0)
+		return;
+	text += sizeof(code) - 1;
+	end = strchr(text, ']');
+	if (end != NULL)
+		set_caps(be, text, (size_t)(end - text));
+}
+
+/* Queue AUTHENTICATE PLAIN (RFC 4959 SASL-IR when offered; else the
+ * response after "+", RFC 9051 §6.2.2). */
+static int
+send_authenticate(struct backend *be, const struct creds *cr)
+{
+	char b64[SASL_MAX_B64];
+	size_t n =
+	    sasl_plain_encode(cr->user, cr->user_len, cr->secret, cr->secret_len, b64, sizeof(b64));
+	int rc = -1;
+
+	if (n == 0)
+		return -1;
+	if (be->sasl_ir) {
+		rc = backend_printf(be, TAG_LOGIN " AUTHENTICATE PLAIN %s\r\n", b64);
+	} else if (backend_printf(be, TAG_LOGIN " AUTHENTICATE PLAIN\r\n") == 0 &&
+	           buf_append(&be->later, b64, n) == 0 && buf_append(&be->later, "\r\n", 2) == 0) {
+		be->seg_len[be->nsegs++] = n + 2;
+		rc = 0;
+	}
+	OPENSSL_cleanse(b64, sizeof(b64));
+	return rc;
+}
+
+/* Quote s into cmd at *o as a string or a literal; a synchronising
+ * literal's announcement ends a segment (the backend says "+" first). */
+static int
+quote_part(struct backend *be, char *cmd, size_t cap, size_t *o, size_t *seg_start, const char *s,
+           size_t len)
+{
+	bool lit;
+	size_t n = imap_quote(cmd + *o, cap - *o - 2, s, len, be->literal_plus, &lit);
+
+	if (n == 0)
+		return -1;
+	if (lit && !be->literal_plus) {
+		/* The quote wrote "{n}\r\n" + bytes: cut after the CRLF. */
+		size_t hdr = (size_t)(strchr(cmd + *o, '\n') - (cmd + *o)) + 1;
+		if (be->nsegs == BE_SEGS_MAX)
+			return -1;
+		be->seg_len[be->nsegs++] = *o + hdr - *seg_start;
+		*seg_start = *o + hdr;
+	}
+	*o += n;
+	return 0;
+}
+
+/* Queue LOGIN: "A2 LOGIN " user SP secret CRLF, each as a quoted string or
+ * a literal, split after each synchronising literal's announcement. */
+static int
+send_login(struct backend *be, const struct creds *cr)
+{
+	size_t cap = BE_TX_MAX, o, seg_start = 0;
+	char *cmd = malloc(cap);
+	int rc = -1;
+
+	if (cmd == NULL)
+		return -1;
+	o = (size_t)snprintf(cmd, cap, TAG_LOGIN " LOGIN ");
+	if (quote_part(be, cmd, cap, &o, &seg_start, cr->user, cr->user_len) < 0)
+		goto out;
+	cmd[o++] = ' ';
+	if (quote_part(be, cmd, cap, &o, &seg_start, cr->secret, cr->secret_len) < 0)
+		goto out;
+	cmd[o++] = '\r';
+	cmd[o++] = '\n';
+	if (be->nsegs == BE_SEGS_MAX)
+		goto out;
+	be->seg_len[be->nsegs++] = o - seg_start;
+	/* The first segment now, the rest after each "+". */
+	rc = backend_send(be, cmd, be->seg_len[0]);
+	if (rc == 0 && be->nsegs > 1)
+		rc = buf_append(&be->later, cmd + be->seg_len[0], o - be->seg_len[0]);
+	memmove(be->seg_len, be->seg_len + 1, (be->nsegs - 1) * sizeof(be->seg_len[0]));
+	be->nsegs--;
+out:
+	OPENSSL_cleanse(cmd, cap);
+	free(cmd);
+	return rc;
+}
+
+/* Log in: AUTHENTICATE PLAIN if offered, else LOGIN.  -1: backend_fail. */
+static int
+send_credentials(struct backend *be)
+{
+	int rc;
+
+	be->creds_sent = true;
+	be->have_caps = false; /* the answer to the login brings the new ones */
+	be->nsegs = 0;
+	if (be->auth_plain) {
+		rc = send_authenticate(be, be->req.creds);
+	} else if (be->login_disabled) {
+		backend_set_text(be, "backend advertises LOGINDISABLED and no AUTH=PLAIN");
+		backend_fail(be, FAIL_BACKEND_PROTO, "backend_login_disabled");
+		return -1;
+	} else {
+		rc = send_login(be, be->req.creds);
+	}
+	be->step = BI_LOGIN;
+	return sent(be, rc);
+}
+
+/* The client's address for the backend (RFC 2971 ID with the fields
+ * Dovecot trusts from login_trusted_networks). */
+static int
+send_id(struct backend *be)
+{
+	char pip[64], lip[64];
+	unsigned pport, lport;
+
+	addr_parts((const struct sockaddr *)be->req.client_sa, pip, sizeof(pip), &pport);
+	addr_parts((const struct sockaddr *)be->req.local_sa, lip, sizeof(lip), &lport);
+	be->step = BI_ID;
+	return sent(be, backend_printf(
+	                    be,
+	                    TAG_ID " ID (\"x-originating-ip\" \"%s\" \"x-originating-port\" \"%u\" "
+	                           "\"x-connected-ip\" \"%s\" \"x-connected-port\" \"%u\" "
+	                           "\"x-session-id\" \"%016llx\")\r\n",
+	                    pip, pport, lip, lport, (unsigned long long)be->req.cid));
+}
+
+/* Capabilities known: forward the client's address, then log in. */
+static int
+ready(struct backend *be)
+{
+	if ((be->bc->forward & FORWARD_ID) && be->step != BI_ID)
+		return send_id(be);
+	return send_credentials(be);
+}
+
+static enum fail_class
+no_class(const char *text)
+{
+	if (strncasecmp(text, "[UNAVAILABLE]", 13) == 0)
+		return FAIL_BACKEND_DOWN;
+	/* [AUTHENTICATIONFAILED], [AUTHORIZATIONFAILED], [EXPIRED], none: the
+	 * credentials were not accepted. */
+	return FAIL_AUTH;
+}
+
+static int
+fail_with(struct backend *be, const char *line, enum fail_class fc, const char *why)
+{
+	backend_set_text(be, line);
+	backend_fail(be, fc, why);
+	return -1;
+}
+
+/* The answer to our login. */
+static int
+login_line(struct backend *be, char *line)
+{
+	if (line[0] == '+') {
+		size_t l;
+		if (be->nsegs == 0)
+			return fail_with(be, line, FAIL_BACKEND_PROTO,
+			                 "backend_unexpected_continuation");
+		l = be->seg_len[0];
+		if (sent(be, backend_send(be, (const char *)buf_head(&be->later), l)) < 0)
+			return -1;
+		buf_consume(&be->later, l);
+		memmove(be->seg_len, be->seg_len + 1, (be->nsegs - 1) * sizeof(be->seg_len[0]));
+		be->nsegs--;
+		return 0;
+	}
+	if (caps_untagged(be, line))
+		return 0;
+	if (strncasecmp(line, "* BYE", 5) == 0)
+		return fail_with(be, line, FAIL_BACKEND_DOWN, "backend_bye");
+	if (line[0] == '*')
+		return 0;
+	if (tagged(line, TAG_LOGIN, "OK")) {
+		caps_from_code(be, tagged_text(line, TAG_LOGIN, "OK"));
+		if (!be->have_caps) {
+			/* RFC 9051 §6.2.3: capabilities may change at login. */
+			be->step = BI_POSTCAPA;
+			return sent(be, backend_send(be, TAG_POSTCAPA " CAPABILITY\r\n", 15));
+		}
+		backend_logged_in(be);
+		return -1;
+	}
+	if (tagged(line, TAG_LOGIN, "NO"))
+		return fail_with(be, line, no_class(tagged_text(line, TAG_LOGIN, "NO")),
+		                 "backend_refused_login");
+	return fail_with(be, line, FAIL_BACKEND_PROTO, "backend_bad_login_reply");
+}
+
+static int
+imap_dialog_line(struct backend *be, char *line)
+{
+	switch ((enum imap_step)be->step) {
+	case BI_GREETING:
+		if (strncasecmp(line, "* OK", 4) != 0)
+			return fail_with(be, line, FAIL_BACKEND_PROTO,
+			                 strncasecmp(line, "* BYE", 5) == 0
+			                     ? "backend_bye"
+			                     : "backend_bad_greeting");
+		backend_greeted(be);
+		if (be->bc->tls == TLSM_STARTTLS && be->link.ssl == NULL) {
+			/* RFC 9051 §6.2.1; capabilities are asked again over TLS. */
+			be->step = BI_STARTTLS;
+			return sent(be, backend_send(be, TAG_STARTTLS " STARTTLS\r\n", 13));
+		}
+		caps_from_code(be, line + (line[4] == ' ' ? 5 : 4));
+		if (!be->have_caps) {
+			be->step = BI_CAPA;
+			return sent(be, backend_send(be, TAG_CAPA " CAPABILITY\r\n", 15));
+		}
+		return ready(be);
+	case BI_STARTTLS:
+		if (line[0] == '*')
+			return 0;
+		if (!tagged(line, TAG_STARTTLS, "OK"))
+			return fail_with(be, line, FAIL_BACKEND_PROTO, "backend_starttls_refused");
+		return backend_start_tls(be, BI_CAPA);
+	case BI_CAPA:
+		if (caps_untagged(be, line) || line[0] == '*')
+			return 0;
+		if (!tagged(line, TAG_CAPA, "OK"))
+			return fail_with(be, line, FAIL_BACKEND_PROTO, "backend_capability_failed");
+		return ready(be);
+	case BI_ID:
+		/* Whatever the answer, go on: a backend that ignores ID still
+		 * serves the user, it only logs the proxy's address. */
+		if (line[0] == '*')
+			return 0;
+		if (!tagged(line, TAG_ID, "OK"))
+			backend_forward_failed(be, "id", line);
+		return ready(be);
+	case BI_LOGIN:
+		return login_line(be, line);
+	case BI_POSTCAPA:
+		if (caps_untagged(be, line) || line[0] == '*')
+			return 0;
+		if (!tagged(line, TAG_POSTCAPA, "OK"))
+			return fail_with(be, line, FAIL_BACKEND_PROTO, "backend_capability_failed");
+		backend_logged_in(be);
+		return -1;
+	}
+	return 0;
+}
+
+static void
+imap_dialog_begin(struct backend *be)
+{
+	be->step = BI_GREETING;
+}
+
+static void
+imap_dialog_after_tls(struct backend *be)
+{
+	if (be->step == BI_CAPA) {
+		be->have_caps = false;
+		(void)backend_send(be, TAG_CAPA " CAPABILITY\r\n", 15);
+	}
+}
+
+static const char *
+imap_dialog_ok_text(const struct backend *be)
+{
+	return be->have_caps ? be->caps : "IMAP4rev1";
+}
+
+const struct backend_dialog backend_imap_dialog = {
+    .name = "imap",
+    .begin = imap_dialog_begin,
+    .after_tls = imap_dialog_after_tls,
+    .line = imap_dialog_line,
+    .ok_text = imap_dialog_ok_text,
+    .logout = TAG_LOGOUT " LOGOUT\r\n",
+};

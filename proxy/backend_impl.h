@@ -1,0 +1,91 @@
+/*
+ * backend_impl.h: what backend.c shares with the protocol dialogs
+ * (backend_imap.c, backend_pop3.c) and nobody else.  backend.c connects,
+ * fails over, forwards the client's address in a PROXY header, runs TLS,
+ * splits lines and keeps time; a dialog turns lines into the next command
+ * and is the only code that speaks the backend's protocol.
+ */
+#ifndef POSTERN_BACKEND_IMPL_H
+#define POSTERN_BACKEND_IMPL_H
+
+#include "backend.h"
+#include "route.h"
+
+#define BE_LINE_MAX 8192 /* one response line from a backend */
+#define BE_TX_MAX   8192 /* our commands, credentials included */
+#define BE_CAPS_MAX 2048
+#define BE_TEXT_MAX 512
+#define BE_SEGS_MAX 3 /* LOGIN with two synchronising literals has three parts */
+
+enum be_state {
+	BE_CONNECT, /* TCP connect under way */
+	BE_TLS,     /* TLS handshake (implicit, or after STARTTLS/STLS) */
+	BE_DIALOG,  /* lines to the dialog; be->step is its own state */
+	BE_DONE,    /* logged in: nothing read until the relay takes the link */
+};
+
+struct backend_dialog {
+	const char *name;
+	/* Connected (PROXY header and implicit TLS done): the greeting comes. */
+	void (*begin)(struct backend *be);
+	/* STARTTLS/STLS finished: go on at be->step (capabilities again). */
+	void (*after_tls)(struct backend *be);
+	/* One line, CRLF removed, NUL-terminated, no NUL inside.  0: go on;
+	 * -1: the dialog ended (backend_fail() or backend_logged_in() was
+	 * called, be may be freed). */
+	int (*line)(struct backend *be, char *line);
+	/* What the client's OK carries. */
+	const char *(*ok_text)(const struct backend *be);
+	/* The line that ends a logged-in session politely. */
+	const char *logout;
+};
+
+extern const struct backend_dialog backend_imap_dialog;
+extern const struct backend_dialog backend_pop3_dialog;
+
+struct backend {
+	struct backend_req req;
+	const struct backend_dialog *dialog;
+	const struct backend_conf *bc; /* borrowed from req.rt's config */
+	size_t bi;                     /* its index */
+	size_t cand[ROUTE_POOL_MAX];
+	size_t ncand, icand; /* candidates, best first; the one in use */
+	bool creds_sent;     /* a login command went out: no failover any more */
+	enum be_state state;
+	int step;      /* the dialog's state */
+	int after_tls; /* the dialog's state once TLS is up */
+	struct link link;
+	ev_timer timer; /* connect, then greeting-to-login deadline */
+	struct buf rx;  /* backend -> us, until a line is complete */
+	struct buf tx;  /* us -> backend; holds credentials: wiped */
+	/* Parts of a LOGIN waiting for the backend's "+" (synchronising literals). */
+	struct buf later;
+	size_t seg_len[BE_SEGS_MAX];
+	size_t nsegs;
+	char caps[BE_CAPS_MAX]; /* IMAP capabilities, space separated */
+	bool have_caps;
+	bool auth_plain, sasl_ir, literal_plus, login_disabled; /* IMAP */
+	bool pop3_sasl_plain, pop3_xclient;                     /* POP3 */
+	char text[BE_TEXT_MAX]; /* POP3: the +OK text; failures: what the backend said */
+};
+
+/* Queue bytes for the backend.  -1 when they do not fit. */
+int backend_send(struct backend *be, const char *s, size_t len);
+int backend_printf(struct backend *be, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Keep what the backend said (cut) for the log line. */
+void backend_set_text(struct backend *be, const char *s);
+/* The backend greeted: a passive health success. */
+void backend_greeted(struct backend *be);
+/* Begin TLS on the link (after STARTTLS/STLS was accepted); the dialog's
+ * after_tls() runs at step next once it is up.  0, or -1 (backend_fail
+ * called). */
+int backend_start_tls(struct backend *be, int next);
+/* The dialog failed (fc, static reason name); fails over to the next
+ * candidate while no credentials were sent.  be may be freed. */
+void backend_fail(struct backend *be, enum fail_class fc, const char *why);
+/* The backend accepted the login.  be may be freed. */
+void backend_logged_in(struct backend *be);
+/* Log that the client's address could not be forwarded (via: id, xclient). */
+void backend_forward_failed(struct backend *be, const char *via, const char *said);
+
+#endif

@@ -1,0 +1,232 @@
+/*
+ * backend_pop3.c: the POP3 side of a backend login (RFC 1939, RFC 2449
+ * CAPA, RFC 2595 STLS, RFC 5034 AUTH), as a client: greeting, STLS, CAPA,
+ * XCLIENT with the client's address (Dovecot), then AUTH PLAIN or
+ * USER/PASS with credentials re-serialised here, and QUIT when a login is
+ * refused after all.  The only code that writes POP3 to a backend.
+ */
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+
+#include <openssl/crypto.h>
+
+#include "addr.h"
+#include "backend_impl.h"
+#include "sasl.h"
+
+enum pop3_step {
+	BP_GREETING,
+	BP_STLS,
+	BP_CAPA_FIRST,
+	BP_CAPA_LIST,
+	BP_XCLIENT,
+	BP_AUTH,
+	BP_USER,
+	BP_PASS
+};
+
+static int
+sent(struct backend *be, int rc)
+{
+	if (rc < 0) {
+		backend_fail(be, FAIL_INTERNAL, "backend_command_too_long");
+		return -1;
+	}
+	return 0;
+}
+
+static bool
+is_ok(const char *line)
+{
+	return strncmp(line, "+OK", 3) == 0 && (line[3] == '\0' || line[3] == ' ');
+}
+
+static bool
+is_err(const char *line)
+{
+	return strncmp(line, "-ERR", 4) == 0 && (line[4] == '\0' || line[4] == ' ');
+}
+
+/* A refusal: RFC 3206 codes after "-ERR " say what kind. */
+static enum fail_class
+err_class(const char *line)
+{
+	const char *t;
+
+	if (!is_err(line))
+		return FAIL_BACKEND_PROTO;
+	t = line + 4 + (line[4] == ' ');
+	if (strncasecmp(t, "[SYS/TEMP]", 10) == 0)
+		return FAIL_BACKEND_DOWN;
+	if (strncasecmp(t, "[IN-USE]", 8) == 0)
+		return FAIL_LIMIT;
+	return FAIL_AUTH;
+}
+
+static int
+fail_with(struct backend *be, const char *line, enum fail_class fc, const char *why)
+{
+	backend_set_text(be, line);
+	backend_fail(be, fc, why);
+	return -1;
+}
+
+/* AUTH PLAIN with the initial response (RFC 5034 §4), else the response
+ * alone after "+ ". */
+static int
+send_plain(struct backend *be, bool with_command)
+{
+	const struct creds *cr = be->req.creds;
+	char b64[SASL_MAX_B64];
+	size_t n =
+	    sasl_plain_encode(cr->user, cr->user_len, cr->secret, cr->secret_len, b64, sizeof(b64));
+	int rc = n == 0         ? -1
+	         : with_command ? backend_printf(be, "AUTH PLAIN %s\r\n", b64)
+	                        : backend_printf(be, "%s\r\n", b64);
+
+	OPENSSL_cleanse(b64, sizeof(b64));
+	return sent(be, rc);
+}
+
+static int
+send_credentials(struct backend *be)
+{
+	const struct creds *cr = be->req.creds;
+
+	be->creds_sent = true;
+	if (be->pop3_sasl_plain) {
+		be->step = BP_AUTH;
+		return send_plain(be, true);
+	}
+	/* USER/PASS: the session refused CR, LF and NUL in both already. */
+	be->step = BP_USER;
+	return sent(be, backend_printf(be, "USER %.*s\r\n", (int)cr->user_len, cr->user));
+}
+
+/* CAPA is done: forward the client's address if asked, then log in. */
+static int
+capa_done(struct backend *be)
+{
+	if (be->bc->forward & FORWARD_XCLIENT) {
+		if (be->pop3_xclient) {
+			char pip[64];
+			unsigned pport;
+			addr_parts((const struct sockaddr *)be->req.client_sa, pip, sizeof(pip),
+			           &pport);
+			be->step = BP_XCLIENT;
+			return sent(
+			    be, backend_printf(be, "XCLIENT ADDR=%s PORT=%u SESSION=%016llx\r\n",
+			                       pip, pport, (unsigned long long)be->req.cid));
+		}
+		backend_forward_failed(be, "xclient",
+		                       "XCLIENT not offered (login_trusted_networks?)");
+	}
+	return send_credentials(be);
+}
+
+/* One line of the CAPA list (RFC 2449 §5). */
+static void
+capa_line(struct backend *be, const char *line)
+{
+	if (strncasecmp(line, "XCLIENT", 7) == 0 && (line[7] == '\0' || line[7] == ' '))
+		be->pop3_xclient = true;
+	if (strncasecmp(line, "SASL ", 5) == 0) {
+		for (const char *p = line + 5; *p != '\0';) {
+			size_t l = strcspn(p, " ");
+			if (l == 5 && strncasecmp(p, "PLAIN", 5) == 0)
+				be->pop3_sasl_plain = true;
+			p += l;
+			p += strspn(p, " ");
+		}
+	}
+}
+
+static int
+pop3_dialog_line(struct backend *be, char *line)
+{
+	const struct creds *cr = be->req.creds;
+
+	switch ((enum pop3_step)be->step) {
+	case BP_GREETING:
+		if (!is_ok(line))
+			return fail_with(be, line, FAIL_BACKEND_PROTO, "backend_bad_greeting");
+		backend_greeted(be);
+		/* Dovecot offers XCLIENT in its greeting's response code
+		 * ("+OK [XCLIENT] ..."), not in CAPA, to trusted networks. */
+		if (strncasecmp(line, "+OK [XCLIENT]", 13) == 0)
+			be->pop3_xclient = true;
+		if (be->bc->tls == TLSM_STARTTLS && be->link.ssl == NULL) {
+			be->step = BP_STLS; /* RFC 2595 §4 */
+			return sent(be, backend_send(be, "STLS\r\n", 6));
+		}
+		be->step = BP_CAPA_FIRST;
+		return sent(be, backend_send(be, "CAPA\r\n", 6));
+	case BP_STLS:
+		if (!is_ok(line))
+			return fail_with(be, line, FAIL_BACKEND_PROTO, "backend_starttls_refused");
+		return backend_start_tls(be, BP_CAPA_FIRST);
+	case BP_CAPA_FIRST:
+		if (is_ok(line)) {
+			be->step = BP_CAPA_LIST;
+			return 0;
+		}
+		return send_credentials(be); /* no CAPA (RFC 1939 server): USER/PASS */
+	case BP_CAPA_LIST:
+		if (strcmp(line, ".") != 0) {
+			capa_line(be, line);
+			return 0;
+		}
+		return capa_done(be);
+	case BP_XCLIENT:
+		if (!is_ok(line))
+			backend_forward_failed(be, "xclient", line);
+		return send_credentials(be);
+	case BP_AUTH:
+		if (line[0] == '+' && line[1] != 'O')
+			return send_plain(be, false); /* it ignored the initial response */
+		                                      /* fall through */
+	case BP_PASS:
+		if (is_ok(line)) {
+			backend_set_text(be, line[3] == ' ' ? line + 4 : "");
+			backend_logged_in(be);
+			return -1;
+		}
+		return fail_with(be, line, err_class(line), "backend_refused_login");
+	case BP_USER:
+		if (!is_ok(line))
+			return fail_with(be, line, err_class(line), "backend_refused_login");
+		be->step = BP_PASS;
+		return sent(be,
+		            backend_printf(be, "PASS %.*s\r\n", (int)cr->secret_len, cr->secret));
+	}
+	return 0;
+}
+
+static void
+pop3_dialog_begin(struct backend *be)
+{
+	be->step = BP_GREETING;
+}
+
+static void
+pop3_dialog_after_tls(struct backend *be)
+{
+	if (be->step == BP_CAPA_FIRST)
+		(void)backend_send(be, "CAPA\r\n", 6);
+}
+
+static const char *
+pop3_dialog_ok_text(const struct backend *be)
+{
+	return be->text;
+}
+
+const struct backend_dialog backend_pop3_dialog = {
+    .name = "pop3",
+    .begin = pop3_dialog_begin,
+    .after_tls = pop3_dialog_after_tls,
+    .line = pop3_dialog_line,
+    .ok_text = pop3_dialog_ok_text,
+    .logout = "QUIT\r\n",
+};

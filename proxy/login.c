@@ -1,0 +1,252 @@
+/*
+ * login.c: the login room (see login.h): credentials in hand to the
+ * client's OK.  The order is DESIGN's: check the credentials and the
+ * throttle, route and log in at the backend, and only after the backend
+ * accepted the password ask the policy, whose refusals may reveal
+ * something about the account.  Secrets are wiped here once the backend
+ * answered; none reaches a log line.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/crypto.h>
+
+#include "log.h"
+#include "login.h"
+#include "runtime.h"
+#include "sasl.h"
+#include "worker.h"
+
+static uint64_t
+now_ms(const struct conn *c)
+{
+	return (uint64_t)(ev_now(c->w->loop) * 1000.0);
+}
+
+/* Log login.ok / login.fail, count and tarpit failures, wipe the
+ * credentials.  true when this failure used the last attempt. */
+static bool
+login_end(struct conn *c, enum fail_class fc, const char *why)
+{
+	char quser[LOG_QUOTED_MAX];
+	double ms = (ev_now(c->w->loop) - c->login_started) * 1000.0;
+
+	creds_free(&c->creds);
+	log_quote(quser, sizeof(quser), c->user, strlen(c->user));
+	if (fc == FAIL_NONE) {
+		log_kv(LOG_INFO, "login.ok",
+		       "cid=%016llx proto=%s client=%s user=%s mech=%s backend=%s ms=%.0f",
+		       (unsigned long long)c->id, proto_name(c->lc->proto), c->peer, quser,
+		       c->login_mech, c->backend_name ? c->backend_name : "-", ms);
+		return false;
+	}
+	log_kv(LOG_INFO, "login.fail",
+	       "cid=%016llx proto=%s client=%s user=%s mech=%s backend=%s class=%s reason=%s "
+	       "ms=%.0f",
+	       (unsigned long long)c->id, proto_name(c->lc->proto), c->peer, quser, c->login_mech,
+	       c->backend_name ? c->backend_name : "-", fail_class_name(fc), why ? why : "-", ms);
+	if (fc == FAIL_AUTH) {
+		/* Only real credential failures count, never an outage. */
+		conn_hold(c, policy_login_failed(
+		                 c->w->policy, (const struct sockaddr *)&c->client_sa,
+		                 sizeof(c->client_sa), c->user, strlen(c->user), now_ms(c)));
+	} else if (fc == FAIL_THROTTLE) {
+		conn_hold(c, c->throttle_delay_ms);
+	}
+	if (fc == FAIL_AUTH || fc == FAIL_POLICY || fc == FAIL_LOCKED || fc == FAIL_THROTTLE)
+		c->auth_failures++;
+	return c->auth_failures >= c->cfg->limits.max_auth_failures;
+}
+
+/* The outcome, told to the client; c may be closed when it returns. */
+static void
+login_finish(struct conn *c, enum fail_class fc, const char *why)
+{
+	bool async = c->state == CS_BACKEND || c->state == CS_POLICY;
+
+	if (fc == FAIL_NONE) {
+		(void)login_end(c, fc, NULL);
+		/* The client's tag on the backend's post-login capabilities. */
+		c->proto->reply_ok(c, backend_ok_text(c->be));
+		conn_relay_start(c); /* c may be closed here */
+		return;
+	}
+	backend_free(&c->be);
+	c->proto->reply_fail(c, fail_reply_text(fc, c->lc->proto));
+	if (login_end(c, fc, why)) {
+		c->proto->bye(c, "Too many authentication failures.");
+		conn_close_after(c, CLOSE_TOO_MANY_AUTH_FAILURES);
+		return;
+	}
+	if (async) {
+		conn_set_state(c, CS_PREAUTH);
+		conn_resume(c); /* flush the refusal, then go on with pipelined input */
+	}
+}
+
+void
+login_refuse(struct conn *c, enum fail_class fc, const char *why)
+{
+	login_finish(c, fc, why);
+}
+
+static void
+policy_answer(void *arg, const struct policy_answer *a)
+{
+	struct conn *c = arg;
+	enum fail_class fc;
+
+	c->preq = NULL; /* freed by policy after this returns */
+	if (c->closed)
+		return;
+	if (a->verdict == POLICY_ALLOW) {
+		c->session_live = true;
+		login_finish(c, FAIL_NONE, NULL); /* c may be freed */
+		return;
+	}
+	log_kv(LOG_INFO, "policy.deny", "cid=%016llx client=%s user=%s verdict=%s reason=%s",
+	       (unsigned long long)c->id, c->peer, c->user[0] ? "(see login.fail)" : "-",
+	       policy_verdict_name[a->verdict], a->reason ? a->reason : "-");
+	switch (a->verdict) {
+	case POLICY_DENY_PROTOCOL:
+		/* Say which protocol the account is set to, when it is the other. */
+		fc = a->allowed < PROTO__COUNT && a->allowed != c->lc->proto ? FAIL_LOCKED
+		                                                             : FAIL_POLICY;
+		break;
+	case POLICY_DENY_LIMIT:
+		fc = FAIL_LIMIT;
+		break;
+	default:
+		fc = FAIL_INTERNAL;
+		break;
+	}
+	backend_logout(c->be);
+	login_finish(c, fc, a->reason ? a->reason : policy_verdict_name[a->verdict]);
+}
+
+void
+login_policy_timeout(struct conn *c)
+{
+	policy_req_cancel(&c->preq);
+	log_kv(LOG_WARN, "backend.fail",
+	       "cid=%016llx backend=%s reason=policy_timeout said=\"no policy answer in time\"",
+	       (unsigned long long)c->id, c->backend_name ? c->backend_name : "-");
+	backend_logout(c->be);
+	login_finish(c, FAIL_INTERNAL, "policy_timeout");
+}
+
+/* The backend's answer: logged in, or why not. */
+static void
+backend_done(void *arg, enum fail_class fc, const char *why)
+{
+	struct conn *c = arg;
+
+	c->backend_name = backend_name(c->be); /* failover may have moved on */
+	if (fc != FAIL_NONE) {
+		login_finish(c, fc, why);
+		return;
+	}
+	/* The policy speaks before the client hears OK. */
+	conn_set_state(c, CS_POLICY);
+	c->preq =
+	    policy_postauth(c->w->pw, (const struct sockaddr *)&c->client_sa, sizeof(c->client_sa),
+	                    c->user, strlen(c->user), c->lc->proto, now_ms(c), policy_answer, c);
+	if (c->preq == NULL) {
+		backend_logout(c->be);
+		login_finish(c, FAIL_INTERNAL, "policy_out_of_memory");
+	}
+}
+
+/* Credentials that no backend should ever see.  NULL when fine. */
+static const char *
+creds_invalid(const char *user, size_t user_len, const char *secret, size_t secret_len)
+{
+	if (user_len == 0 || user_len > CREDS_USER_MAX || secret_len == 0 ||
+	    secret_len > CREDS_SECRET_MAX)
+		return "invalid_credentials";
+	/* A user name is text: CR, LF, NUL and other controls have no business
+	 * there and are how command injection would start. */
+	for (size_t i = 0; i < user_len; i++) {
+		unsigned char ch = (unsigned char)user[i];
+		if (ch < 0x20 || ch == 0x7f)
+			return "invalid_user_name";
+	}
+	/* A password may hold anything SASL PLAIN can carry, but not NUL, CR or
+	 * LF: POP3 PASS and IMAP quoted strings cannot carry them either. */
+	if (memchr(secret, '\0', secret_len) || memchr(secret, '\r', secret_len) ||
+	    memchr(secret, '\n', secret_len))
+		return "invalid_password";
+	return NULL;
+}
+
+void
+login_begin(struct conn *c, const char *user, size_t user_len, const char *secret,
+            size_t secret_len, const char *mech)
+{
+	size_t n = user_len < sizeof(c->user) - 1 ? user_len : sizeof(c->user) - 1;
+	struct backend_req req;
+	enum fail_class fc;
+	const char *why;
+	uint64_t delay = 0;
+
+	memcpy(c->user, user, n); /* for logs; log_quote() escapes it */
+	c->user[n] = '\0';
+	c->login_mech = mech;
+	c->login_started = ev_now(c->w->loop);
+	if ((why = creds_invalid(user, user_len, secret, secret_len)) != NULL) {
+		login_finish(c, FAIL_AUTH, why);
+		return;
+	}
+	/* Throttled: no backend hears of it; answered after the tarpit. */
+	if (policy_login_check(c->w->policy, (const struct sockaddr *)&c->client_sa,
+	                       sizeof(c->client_sa), user, user_len, now_ms(c),
+	                       &delay) != POLICY_ALLOW) {
+		c->throttle_delay_ms = delay;
+		login_finish(c, FAIL_THROTTLE, "throttled");
+		return;
+	}
+	c->creds = calloc(1, sizeof(*c->creds));
+	if (c->creds == NULL) {
+		login_finish(c, FAIL_INTERNAL, "out_of_memory");
+		return;
+	}
+	memcpy(c->creds->user, user, user_len);
+	c->creds->user_len = user_len;
+	memcpy(c->creds->secret, secret, secret_len);
+	c->creds->secret_len = secret_len;
+	req = (struct backend_req){
+	    .cid = c->id,
+	    .loop = c->w->loop,
+	    .rt = c->rt,
+	    .proto = c->lc->proto,
+	    .client_sa = &c->client_sa,
+	    .local_sa = &c->local_sa,
+	    .client_ssl = c->cl.ssl,
+	    .creds = c->creds,
+	    .done = backend_done,
+	    .arg = c,
+	};
+	c->be = backend_start(&req, &fc, &why);
+	if (c->be == NULL) {
+		login_finish(c, fc, why);
+		return;
+	}
+	c->backend_name = backend_name(c->be);
+	conn_set_state(c, CS_BACKEND);
+}
+
+int
+login_sasl_plain(struct conn *c, const char *b64, size_t len)
+{
+	char user[SASL_USER_MAX + 1], secret[SASL_SECRET_MAX + 1];
+	size_t ulen = 0, slen = 0;
+	enum sasl_rc rc;
+
+	c->login_mech = "plain";
+	rc = sasl_plain_decode(b64, len, user, &ulen, secret, &slen);
+	if (rc == SASL_OK)
+		login_begin(c, user, ulen, secret, slen, "plain");
+	OPENSSL_cleanse(user, sizeof(user));
+	OPENSSL_cleanse(secret, sizeof(secret));
+	return (int)rc;
+}
