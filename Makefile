@@ -21,9 +21,11 @@ BUILD    = build
 # Parsers and other pure code: no libev, no sockets; linked into fuzzers.
 PURE_SRC = lib/buf.c lib/imap.c lib/pop3.c lib/sasl.c lib/route.c lib/log.c \
            lib/proxyproto.c
+# The config loader: lib/ too, but it reads files and resolves host names.
+CONFIG_SRC = lib/config.c lib/config_listen.c lib/config_backend.c lib/config_policy.c
 # What unit tests link: the pure code and the config loader.
-UNIT_SRC = $(PURE_SRC) lib/config.c $(POLICY_SRC)
-CORE_SRC = lib/config.c proxy/tls.c proxy/listener.c proxy/conn.c proxy/imap_session.c \
+UNIT_SRC = $(PURE_SRC) $(CONFIG_SRC) $(POLICY_SRC)
+CORE_SRC = $(CONFIG_SRC) proxy/tls.c proxy/listener.c proxy/conn.c proxy/imap_session.c \
            proxy/pop3_session.c proxy/backend.c proxy/relay.c proxy/worker.c proxy/runtime.c proxy/health.c
 MAIN_SRC = proxy/main.c
 # policy/: decisions and the state behind them
