@@ -37,11 +37,16 @@ HDR      = $(wildcard lib/*.h proxy/*.h policy/*.h)
 UNIT     = $(patsubst tests/unit/%.c,%,$(wildcard tests/unit/test_*.c))
 FUZZ     = fuzz_imap fuzz_pop3 fuzz_proxyproto
 
-.PHONY: all deps test unit unit-asan fuzz fuzz-short integration demo format clean
+.PHONY: all deps test unit unit-asan postern-asan fuzz fuzz-short integration integration-asan \
+        demo format clean
 
 all: postern
 
 postern: $(OBJ)
+	$(CC) $(ALL_CFLAGS) -o $@ $(OBJ) $(LIBS)
+
+# The daemon inside a build directory (the sanitizer build uses it).
+$(BUILD)/postern: $(OBJ)
 	$(CC) $(ALL_CFLAGS) -o $@ $(OBJ) $(LIBS)
 
 $(BUILD)/lib/%.o: lib/%.c $(HDR)
@@ -70,9 +75,13 @@ unit: $(UNIT:%=$(BUILD)/unit/%)
 	@set -e; for t in $^; do echo "== $$t"; $$t; done
 
 # The same unit tests under AddressSanitizer and UndefinedBehaviorSanitizer.
+ASAN_OPT = -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=all
 unit-asan:
-	$(MAKE) --no-print-directory BUILD=$(BUILD)/asan \
-	  OPT="-O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=all" unit
+	$(MAKE) --no-print-directory BUILD=$(BUILD)/asan OPT="$(ASAN_OPT)" unit
+
+# postern itself under both sanitizers: build/asan/postern.
+postern-asan:
+	$(MAKE) --no-print-directory BUILD=$(BUILD)/asan OPT="$(ASAN_OPT)" $(BUILD)/asan/postern
 
 # ---- fuzzing (clang, libFuzzer) ---------------------------------------------
 FUZZ_CFLAGS = -std=c11 -D_GNU_SOURCE -g -O1 -Ilib -fsanitize=fuzzer,address,undefined
@@ -93,12 +102,27 @@ fuzz-short:
 integration: postern
 	$(PYTHON) -m pytest -q -p no:cacheprovider tests/integration
 
+# The integration suite against build/asan/postern.  Every sanitizer report
+# (ASan, LeakSanitizer at exit, UBSan) goes to a file in SAN_LOGS, and any
+# such file fails the run (tests/integration/conftest.py prints them).
+# harness.py stops postern with SIGTERM, so it returns from main() and the
+# leak check runs.  POSTERN_TIMEOUT_SCALE stretches the harness's waits.
+SAN_LOGS = $(abspath $(BUILD))/asan/reports
+integration-asan: postern-asan
+	rm -rf $(SAN_LOGS) && mkdir -p $(SAN_LOGS)
+	POSTERN_BIN=$(abspath $(BUILD))/asan/postern POSTERN_SANITIZER_LOGS=$(SAN_LOGS) \
+	POSTERN_TIMEOUT_SCALE=$${POSTERN_TIMEOUT_SCALE:-2} \
+	ASAN_OPTIONS=detect_leaks=1:abort_on_error=0:log_path=$(SAN_LOGS)/asan \
+	UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1:log_path=$(SAN_LOGS)/ubsan \
+	  $(PYTHON) -m pytest -q -p no:cacheprovider tests/integration
+
 test: deps
 	$(MAKE) --no-print-directory all
 	$(MAKE) --no-print-directory unit
 	$(MAKE) --no-print-directory unit-asan
 	$(MAKE) --no-print-directory fuzz-short
 	$(MAKE) --no-print-directory integration
+	$(MAKE) --no-print-directory integration-asan
 
 demo: deps
 	$(MAKE) --no-print-directory all
