@@ -16,6 +16,7 @@
 #include "config.h"
 #include "config_impl.h"
 #include "route.h"
+#include "route_map.h"
 
 /* 0: absent; 1: *port_out set; -1: reported. */
 static int
