@@ -19,11 +19,13 @@ PYTHON  ?= /usr/bin/python3
 
 BUILD    = build
 # Parsers and other pure code: no libev, no sockets; linked into fuzzers.
-PURE_SRC = lib/addr.c lib/buf.c lib/imap.c lib/pop3.c lib/sasl.c lib/route.c lib/log.c \
+PURE_SRC = lib/addr.c lib/buf.c lib/imap.c lib/pop3.c lib/sasl.c lib/route.c lib/route_map.c lib/log.c \
            lib/proxyproto.c
+# The config loader: lib/ too, but it reads files and resolves host names.
+CONFIG_SRC = lib/config.c lib/config_listen.c lib/config_backend.c lib/config_policy.c
 # What unit tests link: the pure code and the config loader.
-UNIT_SRC = $(PURE_SRC) lib/config.c $(POLICY_SRC)
-CORE_SRC = lib/config.c proxy/tls.c proxy/link.c proxy/listener.c proxy/conn.c proxy/login.c \
+UNIT_SRC = $(PURE_SRC) $(CONFIG_SRC) $(POLICY_SRC)
+CORE_SRC = $(CONFIG_SRC) proxy/tls.c proxy/link.c proxy/listener.c proxy/conn.c proxy/login.c \
            proxy/reason.c proxy/imap_session.c proxy/pop3_session.c proxy/backend.c \
            proxy/backend_imap.c proxy/backend_pop3.c proxy/relay.c proxy/worker.c \
            proxy/runtime.c proxy/health.c
@@ -37,11 +39,16 @@ HDR      = $(wildcard lib/*.h proxy/*.h policy/*.h)
 UNIT     = $(patsubst tests/unit/%.c,%,$(wildcard tests/unit/test_*.c))
 FUZZ     = fuzz_imap fuzz_pop3 fuzz_proxyproto
 
-.PHONY: all deps test unit unit-asan fuzz fuzz-short integration demo format clean
+.PHONY: all deps test unit unit-asan postern-asan fuzz fuzz-short integration integration-asan \
+        demo format clean
 
 all: postern
 
 postern: $(OBJ)
+	$(CC) $(ALL_CFLAGS) -o $@ $(OBJ) $(LIBS)
+
+# The daemon inside a build directory (the sanitizer build uses it).
+$(BUILD)/postern: $(OBJ)
 	$(CC) $(ALL_CFLAGS) -o $@ $(OBJ) $(LIBS)
 
 $(BUILD)/lib/%.o: lib/%.c $(HDR)
@@ -70,9 +77,13 @@ unit: $(UNIT:%=$(BUILD)/unit/%)
 	@set -e; for t in $^; do echo "== $$t"; $$t; done
 
 # The same unit tests under AddressSanitizer and UndefinedBehaviorSanitizer.
+ASAN_OPT = -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=all
 unit-asan:
-	$(MAKE) --no-print-directory BUILD=$(BUILD)/asan \
-	  OPT="-O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=all" unit
+	$(MAKE) --no-print-directory BUILD=$(BUILD)/asan OPT="$(ASAN_OPT)" unit
+
+# postern itself under both sanitizers: build/asan/postern.
+postern-asan:
+	$(MAKE) --no-print-directory BUILD=$(BUILD)/asan OPT="$(ASAN_OPT)" $(BUILD)/asan/postern
 
 # ---- fuzzing (clang, libFuzzer) ---------------------------------------------
 FUZZ_CFLAGS = -std=c11 -D_GNU_SOURCE -g -O1 -Ilib -fsanitize=fuzzer,address,undefined
@@ -93,12 +104,27 @@ fuzz-short:
 integration: postern
 	$(PYTHON) -m pytest -q -p no:cacheprovider tests/integration
 
+# The integration suite against build/asan/postern.  Every sanitizer report
+# (ASan, LeakSanitizer at exit, UBSan) goes to a file in SAN_LOGS, and any
+# such file fails the run (tests/integration/conftest.py prints them).
+# harness.py stops postern with SIGTERM, so it returns from main() and the
+# leak check runs.  POSTERN_TIMEOUT_SCALE stretches the harness's waits.
+SAN_LOGS = $(abspath $(BUILD))/asan/reports
+integration-asan: postern-asan
+	rm -rf $(SAN_LOGS) && mkdir -p $(SAN_LOGS)
+	POSTERN_BIN=$(abspath $(BUILD))/asan/postern POSTERN_SANITIZER_LOGS=$(SAN_LOGS) \
+	POSTERN_TIMEOUT_SCALE=$${POSTERN_TIMEOUT_SCALE:-2} \
+	ASAN_OPTIONS=detect_leaks=1:abort_on_error=0:log_path=$(SAN_LOGS)/asan \
+	UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1:log_path=$(SAN_LOGS)/ubsan \
+	  $(PYTHON) -m pytest -q -p no:cacheprovider tests/integration
+
 test: deps
 	$(MAKE) --no-print-directory all
 	$(MAKE) --no-print-directory unit
 	$(MAKE) --no-print-directory unit-asan
 	$(MAKE) --no-print-directory fuzz-short
 	$(MAKE) --no-print-directory integration
+	$(MAKE) --no-print-directory integration-asan
 
 demo: deps
 	$(MAKE) --no-print-directory all

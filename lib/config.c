@@ -1,58 +1,29 @@
 /*
- * config.c: the libconfig file -> struct config.  Owns the option table
- * (defaults and bounds, mirrored by etc/postern.conf), validation, and the
- * refcounted snapshot.  Prints to errs only, never to the log, and resolves
- * backend host names here, once, so that nothing after startup waits on DNS.
+ * config.c: the libconfig file -> struct config.  Owns the loader core, the
+ * one option table (defaults and bounds, mirrored by etc/postern.conf),
+ * error collection and reporting, the helpers every section shares, and the
+ * refcounted snapshot.  The sections with lists of their own are read in
+ * config_listen.c, config_backend.c and config_policy.c.  Prints to errs
+ * only, never to the log.
  */
 #include <errno.h>
 #include <limits.h>
-#include <netdb.h>
 #include <pwd.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 #include <unistd.h>
-
-#include <arpa/inet.h>
-#include <netinet/in.h>
 
 #include <libconfig.h>
 #include <openssl/tls1.h>
 
 #include "config.h"
+#include "config_impl.h"
 #include "route.h"
 
-#define NAME_MAX_LEN 64 /* backend and listener names: they go unquoted into logs */
-
-/* One error, kept until the end so that all come out in file order. */
-struct cerr {
-	const char *file; /* borrowed: libconfig's file name or the caller's name */
-	unsigned line;    /* 0: not tied to a line */
-	unsigned seq;     /* keeps the order of errors on one line */
-	char *msg;        /* owned */
-};
-
-struct ctx {
-	const char *name;   /* borrowed: path or the name given, for messages */
-	const char *incdir; /* borrowed: where @include looks, or NULL */
-	FILE *errs;         /* borrowed; NULL: count only */
-	struct cerr *errv;  /* owned: [nkept] */
-	size_t nkept, errcap;
-	size_t nerr;        /* all errors, kept or not (out of memory) */
-	struct config *cfg; /* being built; owned until returned */
-	const config_t *lc; /* borrowed: the parsed file, for checks across sections */
-	/* borrowed from libconfig: the entry each listener and backend came from */
-	const config_setting_t **lst_set; /* owned array: [nlisteners] */
-	const config_setting_t **be_set;  /* owned array: [nbackends] */
-};
-
-static void perr(struct ctx *x, const config_setting_t *s, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void
-perr(struct ctx *x, const config_setting_t *s, const char *fmt, ...)
+void
+cfg_err(struct ctx *x, const config_setting_t *s, const char *fmt, ...)
 {
 	struct cerr *e;
 	va_list ap;
@@ -154,12 +125,6 @@ proto_name(enum proto_kind p)
 	}
 }
 
-static bool
-is_digit(char c)
-{
-	return c >= '0' && c <= '9';
-}
-
 int
 config_duration_ms(const char *s, uint64_t *ms_out)
 {
@@ -192,111 +157,6 @@ config_duration_ms(const char *s, uint64_t *ms_out)
 		return 0;
 	}
 	return -1;
-}
-
-/* "1".."65535", digits only.  0 or -1. */
-static int
-parse_port(const char *s, uint16_t *port_out)
-{
-	unsigned long n = 0;
-	size_t i;
-
-	for (i = 0; is_digit(s[i]); i++) {
-		n = n * 10 + (unsigned long)(s[i] - '0');
-		if (n > 65535)
-			return -1;
-	}
-	if (i == 0 || s[i] != '\0' || n == 0)
-		return -1;
-	*port_out = (uint16_t)n;
-	return 0;
-}
-
-int
-config_parse_listen(const char *s, struct sockaddr_storage *addr, socklen_t *addrlen_out,
-                    const char **err_out)
-{
-	char host[INET6_ADDRSTRLEN + 1];
-	const char *colon, *port;
-	uint16_t p;
-
-	memset(addr, 0, sizeof(*addr));
-	if (s == NULL || *s == '\0') {
-		*err_out = "empty address";
-		return -1;
-	}
-	if (s[0] == '[') {
-		const char *rb = strchr(s, ']');
-		struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)addr;
-		size_t hl;
-
-		if (rb == NULL || rb[1] != ':') {
-			*err_out = "expected [IPv6]:port";
-			return -1;
-		}
-		hl = (size_t)(rb - (s + 1));
-		if (hl == 0 || hl >= sizeof(host)) {
-			*err_out = "not a numeric IPv6 address";
-			return -1;
-		}
-		memcpy(host, s + 1, hl);
-		host[hl] = '\0';
-		if (inet_pton(AF_INET6, host, &sin6->sin6_addr) != 1) {
-			*err_out = "not a numeric IPv6 address";
-			return -1;
-		}
-		if (parse_port(rb + 2, &p) < 0) {
-			*err_out = "port must be a number 1..65535";
-			return -1;
-		}
-		sin6->sin6_family = AF_INET6;
-		sin6->sin6_port = htons(p);
-		*addrlen_out = sizeof(*sin6);
-		return 0;
-	}
-
-	struct sockaddr_in *sin = (struct sockaddr_in *)addr;
-
-	if ((colon = strrchr(s, ':')) == NULL) {
-		/* a port alone: every IPv4 address, as in the DESIGN examples */
-		if (!is_digit(s[0])) {
-			*err_out = "expected host:port, [IPv6]:port or port";
-			return -1;
-		}
-		port = s;
-		strcpy(host, "0.0.0.0");
-	} else {
-		size_t hl = (size_t)(colon - s);
-
-		if (memchr(s, ':', hl) != NULL) {
-			*err_out = "an IPv6 address needs brackets, as in [::1]:993";
-			return -1;
-		}
-		if (hl == 0) {
-			*err_out = "empty host before ':'";
-			return -1;
-		}
-		if (hl >= sizeof(host)) {
-			*err_out = "host must be a numeric IPv4 address";
-			return -1;
-		}
-		memcpy(host, s, hl);
-		host[hl] = '\0';
-		port = colon + 1;
-	}
-	/* inet_pton(), not inet_aton(): "127.1" and friends are refused */
-	if (inet_pton(AF_INET, host, &sin->sin_addr) != 1) {
-		*err_out = "host must be a numeric IPv4 address";
-		return -1;
-	}
-	if (parse_port(port, &p) < 0) {
-		*err_out = "port must be a number 1..65535";
-		return -1;
-	}
-	sin->sin_family = AF_INET;
-	sin->sin_port = htons(p);
-	*addrlen_out = sizeof(*sin);
-	return 0;
 }
 
 /* ---- the option table ------------------------------------------------- */
@@ -333,21 +193,6 @@ struct opt {
 };
 
 static void check_user(struct ctx *x, const config_setting_t *s, const char *v);
-static void check_ticket_key_file(struct ctx *x, const config_setting_t *s, const char *v);
-static void parse_certificates(struct ctx *x, const config_setting_t *s);
-static void parse_listeners(struct ctx *x, const config_setting_t *s);
-static void parse_backends(struct ctx *x, const config_setting_t *s);
-static void parse_routes(struct ctx *x, const config_setting_t *s);
-static void parse_pools(struct ctx *x, const config_setting_t *s);
-static void load_route_map(struct ctx *x, const config_setting_t *s, const char *v);
-static void read_cidr_list(struct ctx *x, const config_setting_t *s, const char *path,
-                           struct cidr_conf **out, size_t *n_out);
-static void check_state(struct ctx *x, const config_setting_t *s, const char *v);
-static void check_protocols_file(struct ctx *x, const config_setting_t *s, const char *v);
-static void parse_protocol_rules(struct ctx *x, const config_setting_t *s);
-static void parse_protocols_default(struct ctx *x, const config_setting_t *s);
-static void parse_policy_allow(struct ctx *x, const config_setting_t *s);
-static void parse_policy_deny(struct ctx *x, const config_setting_t *s);
 
 static const struct opt_name protocol_lock_modes[] = {
     {"off", PLOCK_OFF, NULL},
@@ -384,11 +229,7 @@ static const struct opt_name tls_versions[] = {
 	"TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256"
 #define DEF_GROUPS "X25519:prime256v1:secp384r1"
 
-#define OFF(f)  offsetof(struct config, f)
-#define SEC_MS  1000LL
-#define MIN_MS  (60 * SEC_MS)
-#define HOUR_MS (60 * MIN_MS)
-#define DAY_MS  (24 * HOUR_MS)
+#define OFF(f) offsetof(struct config, f)
 
 /*
  * Every setting postern reads, in the order it reads them (backends before
@@ -410,23 +251,23 @@ static const struct opt opts[] = {
 	/*        path                        field                         default    bounds or names */
 	O_WORKERS("workers",                  workers,                      "auto",    1, 256),
 	O_STR(    "user",                     user,                         NULL,      check_user),
-	O_STR(    "state",                    state,                        NULL,      check_state),
+	O_STR(    "state",                    state,                        NULL,      cfg_check_state),
 	O_ENUM(   "log_level",                log_level,                    "info",    log_levels),
 
 	O_GROUP(  "tls"),
-	O_LIST(   "tls.certificates",         parse_certificates,           "certificate"),
+	O_LIST(   "tls.certificates",         cfg_parse_certificates,       "certificate"),
 	O_ENUM(   "tls.min_version",          tls.min_version,              "TLSv1.2", tls_versions),
 	O_STR(    "tls.ciphers",              tls.ciphers,                  DEF_CIPHERS, NULL),
 	O_STR(    "tls.ciphersuites",         tls.ciphersuites,             DEF_CIPHERSUITES, NULL),
 	O_STR(    "tls.groups",               tls.groups,                   DEF_GROUPS, NULL),
-	O_STR(    "tls.ticket_key_file",      tls.ticket_key_file,          NULL,      check_ticket_key_file),
+	O_STR(    "tls.ticket_key_file",      tls.ticket_key_file,          NULL,      cfg_check_ticket_key_file),
 	O_DUR(    "tls.session_timeout",      tls.session_timeout_ms,       "1h",      MIN_MS, 7 * DAY_MS),
 
-	O_LIST(   "listeners",                parse_listeners,              "listener"),
-	O_LIST(   "backends",                 parse_backends,               "backend"),
-	O_FUNC(   "pools",                    parse_pools,                  NULL),
-	O_LIST(   "routes",                   parse_routes,                 "route"),
-	O_STR(    "route_map",                route_map,                    NULL,      load_route_map),
+	O_LIST(   "listeners",                cfg_parse_listeners,          "listener"),
+	O_LIST(   "backends",                 cfg_parse_backends,           "backend"),
+	O_FUNC(   "pools",                    cfg_parse_pools,              NULL),
+	O_LIST(   "routes",                   cfg_parse_routes,             "route"),
+	O_STR(    "route_map",                route_map,                    NULL,      cfg_load_route_map),
 
 	O_GROUP(  "timeouts"),
 	O_DUR(    "timeouts.handshake",       timeouts.handshake_ms,        "10s",     SEC_MS, 10 * MIN_MS),
@@ -442,13 +283,13 @@ static const struct opt opts[] = {
 	O_GROUP(  "policy"),
 	O_ENUM(   "policy.protocol_lock",     policy.protocol_lock,         "off",     protocol_lock_modes),
 	O_DUR(    "policy.lock_expire",       policy.lock_expire_ms,        "90d",     0, 3650 * DAY_MS),
-	O_FUNC(   "policy.protocols",         parse_protocol_rules,         NULL),
-	O_STR(    "policy.protocols_file",    policy.protocols_file,        NULL,      check_protocols_file),
-	O_FUNC(   "policy.protocols_default", parse_protocols_default,      "[\"imap\", \"pop3\"]"),
+	O_FUNC(   "policy.protocols",         cfg_parse_protocol_rules,     NULL),
+	O_STR(    "policy.protocols_file",    policy.protocols_file,        NULL,      cfg_check_protocols_file),
+	O_FUNC(   "policy.protocols_default", cfg_parse_protocols_default,  "[\"imap\", \"pop3\"]"),
 	O_INT(    "policy.max_connections_per_ip", policy.max_connections_per_ip, "0", 0, 1000000),
 	O_INT(    "policy.max_sessions_per_user",  policy.max_sessions_per_user,  "0", 0, 100000),
-	O_FUNC(   "policy.allow",             parse_policy_allow,           NULL),
-	O_FUNC(   "policy.deny",              parse_policy_deny,            NULL),
+	O_FUNC(   "policy.allow",             cfg_parse_policy_allow,       NULL),
+	O_FUNC(   "policy.deny",              cfg_parse_policy_deny,        NULL),
 	O_INT(    "policy.ipv6_prefix",       policy.ipv6_prefix,           "64",      32, 128),
 	O_GROUP(  "policy.throttle"),
 	O_INT(    "policy.throttle.ip_user_limit", policy.throttle.ip_user_limit, "5",  0, 1000),
@@ -492,13 +333,6 @@ fmt_ms(char *buf, size_t len, int64_t ms)
 	return buf;
 }
 
-static bool
-is_int(const config_setting_t *s)
-{
-	return config_setting_type(s) == CONFIG_TYPE_INT ||
-	       config_setting_type(s) == CONFIG_TYPE_INT64;
-}
-
 /*
  * Set option o from s, or from its default when s is NULL (defaults go
  * through the same code, so they obey the same bounds).  libconfig 1.5
@@ -517,18 +351,18 @@ opt_set(struct ctx *x, const struct opt *o, const config_setting_t *s)
 		char **dst = field;
 
 		if (str == NULL) {
-			perr(x, s, "'%s' must be a string", o->path);
+			cfg_err(x, s, "'%s' must be a string", o->path);
 			return;
 		}
 		if (*str == '\0') {
-			perr(x, s, "'%s' must not be empty", o->path);
+			cfg_err(x, s, "'%s' must not be empty", o->path);
 			return;
 		}
 		if (s != NULL && o->check != NULL)
 			o->check(x, s, str);
 		free(*dst);
 		if ((*dst = strdup(str)) == NULL)
-			perr(x, s, "out of memory");
+			cfg_err(x, s, "out of memory");
 		return;
 	}
 	case OPT_ENUM: {
@@ -538,7 +372,7 @@ opt_set(struct ctx *x, const struct opt *o, const config_setting_t *s)
 			if (strcmp(n->name, str) != 0)
 				continue;
 			if (n->refused != NULL)
-				perr(x, s, "'%s' = \"%s\": %s", o->path, str, n->refused);
+				cfg_err(x, s, "'%s' = \"%s\": %s", o->path, str, n->refused);
 			else
 				*(int *)field = n->value;
 			return;
@@ -552,21 +386,21 @@ opt_set(struct ctx *x, const struct opt *o, const config_setting_t *s)
 			strncat(list, n->name, sizeof(list) - strlen(list) - 1);
 			strncat(list, "\"", sizeof(list) - strlen(list) - 1);
 		}
-		perr(x, s, "'%s' must be one of %s", o->path, list);
+		cfg_err(x, s, "'%s' must be one of %s", o->path, list);
 		return;
 	}
 	case OPT_INT: {
 		long long v;
 
 		if (s != NULL && !is_int(s)) {
-			perr(x, s, "'%s' must be an integer %lld..%lld", o->path, (long long)o->min,
-			     (long long)o->max);
+			cfg_err(x, s, "'%s' must be an integer %lld..%lld", o->path,
+			        (long long)o->min, (long long)o->max);
 			return;
 		}
 		v = s ? config_setting_get_int64(s) : strtoll(o->def, NULL, 10);
 		if (v < o->min || v > o->max) {
-			perr(x, s, "'%s' must be between %lld and %lld", o->path, (long long)o->min,
-			     (long long)o->max);
+			cfg_err(x, s, "'%s' must be between %lld and %lld", o->path,
+			        (long long)o->min, (long long)o->max);
 			return;
 		}
 		*(int *)field = (int)v;
@@ -582,19 +416,20 @@ opt_set(struct ctx *x, const struct opt *o, const config_setting_t *s)
 			long long v = config_setting_get_int64(s);
 
 			if (v < 0 || (uint64_t)v > UINT64_MAX / 1000) {
-				perr(x, s, "'%s' must be between %s and %s", o->path, lo, hi);
+				cfg_err(x, s, "'%s' must be between %s and %s", o->path, lo, hi);
 				return;
 			}
 			ms = (uint64_t)v * 1000;
 		} else if (str == NULL || config_duration_ms(str, &ms) < 0) {
-			perr(x, s,
-			     "'%s' must be a duration such as \"500ms\", \"30s\", \"15m\", \"2h\" "
-			     "or \"1d\"",
-			     o->path);
+			cfg_err(
+			    x, s,
+			    "'%s' must be a duration such as \"500ms\", \"30s\", \"15m\", \"2h\" "
+			    "or \"1d\"",
+			    o->path);
 			return;
 		}
 		if (ms < (uint64_t)o->min || ms > (uint64_t)o->max) {
-			perr(x, s, "'%s' must be between %s and %s", o->path, lo, hi);
+			cfg_err(x, s, "'%s' must be between %s and %s", o->path, lo, hi);
 			return;
 		}
 		*(uint64_t *)field = ms;
@@ -617,8 +452,8 @@ opt_set(struct ctx *x, const struct opt *o, const config_setting_t *s)
 				v = -1;
 		}
 		if (v < o->min || v > o->max) {
-			perr(x, s, "'%s' must be \"auto\" or a number %lld..%lld", o->path,
-			     (long long)o->min, (long long)o->max);
+			cfg_err(x, s, "'%s' must be \"auto\" or a number %lld..%lld", o->path,
+			        (long long)o->min, (long long)o->max);
 			return;
 		}
 		*(int *)field = (int)v;
@@ -645,15 +480,17 @@ check_unknown(struct ctx *x, const config_setting_t *group, const char *prefix)
 		snprintf(path, sizeof(path), "%s%s%s", prefix, *prefix ? "." : "",
 		         config_setting_name(m));
 		if ((o = opt_find(path)) == NULL)
-			perr(x, m, "unknown setting '%s'", path);
+			cfg_err(x, m, "unknown setting '%s'", path);
 		else if (o->kind == OPT_GROUP && config_setting_is_group(m))
 			check_unknown(x, m, path);
 	}
 }
 
+/* ---- readers the sections share (config_impl.h) --------------------- */
+
 /* Report members of a list entry g not among keys. */
-static void
-check_keys(struct ctx *x, const config_setting_t *g, const char *const *keys, const char *noun)
+void
+cfg_check_keys(struct ctx *x, const config_setting_t *g, const char *const *keys, const char *noun)
 {
 	for (int i = 0; i < config_setting_length(g); i++) {
 		const config_setting_t *m = config_setting_get_elem(g, i);
@@ -663,7 +500,7 @@ check_keys(struct ctx *x, const config_setting_t *g, const char *const *keys, co
 			if (strcmp(keys[k], config_setting_name(m)) == 0)
 				break;
 		if (keys[k] == NULL)
-			perr(x, m, "unknown setting '%s' in a %s", config_setting_name(m), noun);
+			cfg_err(x, m, "unknown setting '%s' in a %s", config_setting_name(m), noun);
 	}
 }
 
@@ -671,8 +508,9 @@ check_keys(struct ctx *x, const config_setting_t *g, const char *const *keys, co
  * The string member key of entry g, or NULL: absent (*bad untouched), or
  * not a non-empty string (reported, *bad set).
  */
-static const char *
-get_string(struct ctx *x, const config_setting_t *g, const char *key, const char *what, bool *bad)
+const char *
+cfg_get_string(struct ctx *x, const config_setting_t *g, const char *key, const char *what,
+               bool *bad)
 {
 	const config_setting_t *m = config_setting_get_member(g, key);
 	const char *v;
@@ -680,12 +518,12 @@ get_string(struct ctx *x, const config_setting_t *g, const char *key, const char
 	if (m == NULL)
 		return NULL;
 	if ((v = config_setting_get_string(m)) == NULL) {
-		perr(x, m, "%s: '%s' must be a string", what, key);
+		cfg_err(x, m, "%s: '%s' must be a string", what, key);
 		*bad = true;
 		return NULL;
 	}
 	if (*v == '\0') {
-		perr(x, m, "%s: '%s' must not be empty", what, key);
+		cfg_err(x, m, "%s: '%s' must not be empty", what, key);
 		*bad = true;
 		return NULL;
 	}
@@ -693,30 +531,30 @@ get_string(struct ctx *x, const config_setting_t *g, const char *key, const char
 }
 
 /* A required string member: NULL after reporting when absent or bad. */
-static const char *
-need_string(struct ctx *x, const config_setting_t *g, const char *key, const char *what)
+const char *
+cfg_need_string(struct ctx *x, const config_setting_t *g, const char *key, const char *what)
 {
 	bool bad = false;
-	const char *v = get_string(x, g, key, what, &bad);
+	const char *v = cfg_get_string(x, g, key, what, &bad);
 
 	if (v == NULL && !bad)
-		perr(x, g, "%s: missing '%s'", what, key);
+		cfg_err(x, g, "%s: missing '%s'", what, key);
 	return v;
 }
 
-static char *
-dup_or_report(struct ctx *x, const config_setting_t *s, const char *v)
+char *
+cfg_dup(struct ctx *x, const config_setting_t *s, const char *v)
 {
 	char *d = strdup(v);
 
 	if (d == NULL)
-		perr(x, s, "out of memory");
+		cfg_err(x, s, "out of memory");
 	return d;
 }
 
 /* Names go unquoted into logs (lst=, backend=): keep them plain. */
-static bool
-valid_name(const char *s)
+bool
+cfg_valid_name(const char *s)
 {
 	size_t n = strlen(s);
 
@@ -734,11 +572,11 @@ valid_name(const char *s)
 
 /* Readable now, by whoever runs the check; a missing file fails at load,
  * not at the first handshake. */
-static void
-check_readable(struct ctx *x, const config_setting_t *s, const char *what, const char *path)
+void
+cfg_check_readable(struct ctx *x, const config_setting_t *s, const char *what, const char *path)
 {
 	if (access(path, R_OK) != 0)
-		perr(x, s, "%s \"%s\" is not readable: %s", what, path, strerror(errno));
+		cfg_err(x, s, "%s \"%s\" is not readable: %s", what, path, strerror(errno));
 }
 
 static void
@@ -746,1152 +584,7 @@ check_user(struct ctx *x, const config_setting_t *s, const char *v)
 {
 	/* fail at load, not after binding as root */
 	if (getpwnam(v) == NULL)
-		perr(x, s, "'user': no such user \"%s\"", v);
-}
-
-/* ---- lists ------------------------------------------------------------ */
-
-/* A list of { cert; key; } groups into *certs_out / *n_out. */
-static void
-read_cert_list(struct ctx *x, const config_setting_t *list, struct cert_conf **certs_out,
-               size_t *n_out)
-{
-	static const char *const keys[] = {"cert", "key", NULL};
-	int n = config_setting_length(list);
-
-	if (n <= 0) {
-		perr(x, list, "certificates: the list is empty");
-		return;
-	}
-	if ((*certs_out = calloc((size_t)n, sizeof(**certs_out))) == NULL) {
-		perr(x, list, "out of memory");
-		return;
-	}
-	for (int i = 0; i < n; i++) {
-		const config_setting_t *g = config_setting_get_elem(list, i);
-		struct cert_conf *cc = &(*certs_out)[(*n_out)++];
-		const char *cert, *key;
-
-		if (!config_setting_is_group(g)) {
-			perr(x, g,
-			     "certificate: each entry must be a group { cert = ...; key = ...; }");
-			continue;
-		}
-		check_keys(x, g, keys, "certificate");
-		if ((cert = need_string(x, g, "cert", "certificate")) != NULL) {
-			check_readable(x, config_setting_get_member(g, "cert"), "certificate file",
-			               cert);
-			cc->cert = dup_or_report(x, g, cert);
-		}
-		if ((key = need_string(x, g, "key", "certificate")) != NULL) {
-			check_readable(x, config_setting_get_member(g, "key"), "key file", key);
-			cc->key = dup_or_report(x, g, key);
-		}
-	}
-}
-
-static void
-parse_certificates(struct ctx *x, const config_setting_t *list)
-{
-	read_cert_list(x, list, &x->cfg->tls.certs, &x->cfg->tls.ncerts);
-}
-
-static void
-check_ticket_key_file(struct ctx *x, const config_setting_t *s, const char *v)
-{
-	check_readable(x, s, "ticket key file", v);
-}
-
-static bool
-same_addr(const struct sockaddr_storage *a, const struct sockaddr_storage *b)
-{
-	if (a->ss_family != b->ss_family)
-		return false;
-	if (a->ss_family == AF_INET) {
-		const struct sockaddr_in *x = (const void *)a, *y = (const void *)b;
-
-		return x->sin_port == y->sin_port && x->sin_addr.s_addr == y->sin_addr.s_addr;
-	}
-	const struct sockaddr_in6 *x = (const void *)a, *y = (const void *)b;
-
-	return x->sin6_port == y->sin6_port &&
-	       memcmp(&x->sin6_addr, &y->sin6_addr, sizeof(x->sin6_addr)) == 0;
-}
-
-static uint16_t
-addr_port(const struct sockaddr_storage *a)
-{
-	if (a->ss_family == AF_INET)
-		return ntohs(((const struct sockaddr_in *)(const void *)a)->sin_port);
-	return ntohs(((const struct sockaddr_in6 *)(const void *)a)->sin6_port);
-}
-
-/* The first of listeners[0..n) bound to addr, or -1. */
-static int64_t
-listener_index(const struct config *cfg, size_t n, const struct sockaddr_storage *addr)
-{
-	for (size_t i = 0; i < n; i++)
-		if (cfg->listeners[i].addrlen != 0 && same_addr(&cfg->listeners[i].addr, addr))
-			return (int64_t)i;
-	return -1;
-}
-
-static void
-parse_listeners(struct ctx *x, const config_setting_t *list)
-{
-	static const char *const keys[] = {
-	    "listen",       "protocol",       "tls",     "name", "allow_plaintext_auth",
-	    "certificates", "proxy_protocol", "trusted", NULL};
-	struct config *cfg = x->cfg;
-	int n = config_setting_length(list);
-
-	cfg->listeners = calloc((size_t)n, sizeof(*cfg->listeners));
-	x->lst_set = calloc((size_t)n, sizeof(*x->lst_set));
-	if (cfg->listeners == NULL || x->lst_set == NULL) {
-		perr(x, list, "out of memory");
-		return;
-	}
-	for (int i = 0; i < n; i++) {
-		const config_setting_t *g = config_setting_get_elem(list, i);
-		struct listener_conf *lc = &cfg->listeners[cfg->nlisteners];
-		const config_setting_t *m;
-		const char *listen, *proto, *tls, *name, *err;
-		bool bad = false, addr_ok = false;
-		int64_t j;
-
-		if (!config_setting_is_group(g)) {
-			perr(x, g, "listener: each entry must be a group { listen = ...; }");
-			continue;
-		}
-		x->lst_set[cfg->nlisteners++] = g;
-		check_keys(x, g, keys, "listener");
-
-		if ((listen = need_string(x, g, "listen", "listener")) != NULL) {
-			m = config_setting_get_member(g, "listen");
-			lc->listen = dup_or_report(x, m, listen);
-			if (config_parse_listen(listen, &lc->addr, &lc->addrlen, &err) < 0) {
-				perr(x, m, "listener: bad listen address \"%s\": %s", listen, err);
-			} else {
-				addr_ok = true;
-				/* each worker binds every listener with SO_REUSEPORT, so a
-				 * duplicate would not fail to bind: it would quietly split
-				 * the connections between two configurations */
-				if ((j = listener_index(cfg, cfg->nlisteners - 1, &lc->addr)) >= 0)
-					perr(x, m,
-					     "listener: duplicate listen address \"%s\" (first on "
-					     "line %u)",
-					     listen, config_setting_source_line(x->lst_set[j]));
-			}
-		}
-
-		if ((proto = need_string(x, g, "protocol", "listener")) != NULL) {
-			if (strcmp(proto, "imap") == 0)
-				lc->proto = PROTO_IMAP;
-			else if (strcmp(proto, "pop3") == 0)
-				lc->proto = PROTO_POP3;
-			else
-				perr(x, config_setting_get_member(g, "protocol"),
-				     "listener: 'protocol' must be \"imap\" or \"pop3\"");
-		}
-
-		lc->tls = TLSM_IMPLICIT;
-		if ((tls = get_string(x, g, "tls", "listener", &bad)) != NULL) {
-			if (strcmp(tls, "implicit") == 0)
-				lc->tls = TLSM_IMPLICIT;
-			else if (strcmp(tls, "starttls") == 0)
-				lc->tls = TLSM_STARTTLS;
-			else
-				/* no plaintext-only listener: passwords never cross in clear */
-				perr(x, config_setting_get_member(g, "tls"),
-				     "listener: 'tls' must be \"implicit\" or \"starttls\"");
-		}
-
-		if ((m = config_setting_get_member(g, "allow_plaintext_auth")) != NULL) {
-			if (config_setting_type(m) != CONFIG_TYPE_BOOL)
-				perr(x, m,
-				     "listener: 'allow_plaintext_auth' must be true or false");
-			else if (lc->tls != TLSM_STARTTLS && config_setting_get_bool(m))
-				/* an implicit-TLS listener never sees plaintext: a
-				 * setting that does nothing hides a misunderstanding */
-				perr(x, m,
-				     "listener: 'allow_plaintext_auth' needs tls = \"starttls\"");
-			else
-				lc->allow_plaintext_auth = config_setting_get_bool(m);
-		}
-
-		/* Behind a load balancer: a PROXY header, from the trusted only. */
-		if ((m = config_setting_get_member(g, "proxy_protocol")) != NULL) {
-			if (config_setting_type(m) != CONFIG_TYPE_BOOL)
-				perr(x, m, "listener: 'proxy_protocol' must be true or false");
-			else
-				lc->proxy_protocol = config_setting_get_bool(m);
-		}
-		if ((m = config_setting_get_member(g, "trusted")) != NULL) {
-			read_cidr_list(x, m, "trusted", &lc->trusted, &lc->ntrusted);
-			if (!lc->proxy_protocol)
-				perr(x, m, "listener: 'trusted' needs proxy_protocol = true");
-		} else if (lc->proxy_protocol) {
-			perr(x, config_setting_get_member(g, "proxy_protocol"),
-			     "listener: proxy_protocol needs 'trusted' = [ the load balancers' "
-			     "networks ]");
-		}
-
-		if ((m = config_setting_get_member(g, "certificates")) != NULL) {
-			/* this listener's own set, chosen by SNI like tls.certificates */
-			if (!config_setting_is_list(m))
-				perr(x, m,
-				     "listener: 'certificates' must be a list ( { cert = ...; "
-				     "key = ...; } )");
-			else
-				read_cert_list(x, m, &lc->certs, &lc->ncerts);
-		}
-
-		if ((name = get_string(x, g, "name", "listener", &bad)) != NULL) {
-			if (!valid_name(name))
-				perr(x, config_setting_get_member(g, "name"),
-				     "listener: 'name' must be 1..%d of A-Z a-z 0-9 . _ -",
-				     NAME_MAX_LEN);
-			lc->name = dup_or_report(x, g, name);
-		} else if (addr_ok) {
-			char port[8];
-
-			snprintf(port, sizeof(port), "%u", (unsigned)addr_port(&lc->addr));
-			lc->name = dup_or_report(x, g, port);
-		}
-	}
-}
-
-/* 0: absent; 1: *port_out set; -1: reported. */
-static int
-get_port(struct ctx *x, const config_setting_t *g, const char *key, const char *what,
-         uint16_t *port_out)
-{
-	const config_setting_t *m = config_setting_get_member(g, key);
-	long long v;
-
-	if (m == NULL)
-		return 0;
-	v = is_int(m) ? config_setting_get_int64(m) : -1;
-	if (v < 1 || v > 65535) {
-		perr(x, m, "%s: '%s' must be a port number 1..65535", what, key);
-		return -1;
-	}
-	*port_out = (uint16_t)v;
-	return 1;
-}
-
-/* Resolve be->host once into addr[] for each protocol it serves. */
-static void
-resolve_backend(struct ctx *x, const config_setting_t *s, struct backend_conf *be, const char *what)
-{
-	struct addrinfo hints, *res = NULL;
-	int rc;
-
-	memset(&hints, 0, sizeof(hints));
-	hints.ai_family = AF_UNSPEC;
-	hints.ai_socktype = SOCK_STREAM;
-	if ((rc = getaddrinfo(be->host, NULL, &hints, &res)) != 0) {
-		perr(x, s, "%s: cannot resolve host \"%s\": %s", what, be->host,
-		     rc == EAI_SYSTEM ? strerror(errno) : gai_strerror(rc));
-		return;
-	}
-	/* the first answer, in the order RFC 6724 sorts them */
-	for (int p = 0; p < PROTO__COUNT; p++) {
-		if (be->port[p] == 0)
-			continue;
-		memcpy(&be->addr[p], res->ai_addr, res->ai_addrlen);
-		be->addrlen[p] = res->ai_addrlen;
-		if (res->ai_family == AF_INET)
-			((struct sockaddr_in *)&be->addr[p])->sin_port = htons(be->port[p]);
-		else if (res->ai_family == AF_INET6)
-			((struct sockaddr_in6 *)&be->addr[p])->sin6_port = htons(be->port[p]);
-	}
-	freeaddrinfo(res);
-}
-
-/* The first backend called name, or -1. */
-static int64_t
-backend_index(const struct config *cfg, const char *name)
-{
-	for (size_t i = 0; i < cfg->nbackends; i++)
-		if (cfg->backends[i].name != NULL && strcmp(cfg->backends[i].name, name) == 0)
-			return (int64_t)i;
-	return -1;
-}
-
-/* A duration in a list entry: default def (ms) when absent; lo..hi ms. */
-static uint64_t
-entry_duration(struct ctx *x, const config_setting_t *g, const char *key, const char *what,
-               uint64_t def, uint64_t lo, uint64_t hi)
-{
-	const config_setting_t *m = config_setting_get_member(g, key);
-	const char *str;
-	uint64_t ms;
-
-	if (m == NULL)
-		return def;
-	if (is_int(m) && config_setting_get_int64(m) >= 0) {
-		ms = (uint64_t)config_setting_get_int64(m) * 1000;
-	} else if ((str = config_setting_get_string(m)) == NULL ||
-	           config_duration_ms(str, &ms) < 0) {
-		perr(x, m, "%s: '%s' must be a duration like \"10s\"", what, key);
-		return def;
-	}
-	if (ms != 0 && (ms < lo || ms > hi)) {
-		perr(x, m, "%s: '%s' must be 0 or between %llus and %llus", what, key,
-		     (unsigned long long)(lo / 1000), (unsigned long long)(hi / 1000));
-		return def;
-	}
-	return ms;
-}
-
-static int
-entry_int(struct ctx *x, const config_setting_t *g, const char *key, const char *what, int def,
-          int lo, int hi)
-{
-	const config_setting_t *m = config_setting_get_member(g, key);
-	long long v;
-
-	if (m == NULL)
-		return def;
-	if (!is_int(m) || (v = config_setting_get_int64(m)) < lo || v > hi) {
-		perr(x, m, "%s: '%s' must be an integer %d..%d", what, key, lo, hi);
-		return def;
-	}
-	return (int)v;
-}
-
-/* Health checks: check_interval ("10s", 0 = none), check_timeout, rise, fall. */
-static void
-be_health(struct ctx *x, const config_setting_t *g, struct backend_conf *be, const char *what)
-{
-	be->check_interval_ms =
-	    entry_duration(x, g, "check_interval", what, 10 * SEC_MS, SEC_MS, HOUR_MS);
-	be->check_timeout_ms =
-	    entry_duration(x, g, "check_timeout", what, 5 * SEC_MS, SEC_MS, 10 * MIN_MS);
-	if (be->check_timeout_ms == 0)
-		be->check_timeout_ms = 5 * SEC_MS;
-	be->rise = entry_int(x, g, "rise", what, 2, 1, 100);
-	be->fall = entry_int(x, g, "fall", what, 3, 1, 100);
-}
-
-/* forward = "none" | "id" | "xclient" | "proxy-v1" | "proxy-v2", or a list. */
-static void
-be_forward(struct ctx *x, const config_setting_t *g, struct backend_conf *be, const char *what)
-{
-	static const struct {
-		const char *name;
-		unsigned bit;
-	} kinds[] = {{"none", 0},
-	             {"id", FORWARD_ID},
-	             {"xclient", FORWARD_XCLIENT},
-	             {"proxy-v1", FORWARD_PROXY_V1},
-	             {"proxy-v2", FORWARD_PROXY_V2}};
-	const config_setting_t *m = config_setting_get_member(g, "forward");
-	int n;
-
-	be->forward = 0;
-	if (m == NULL)
-		return;
-	n = config_setting_is_scalar(m) ? 1 : config_setting_length(m);
-	if (!config_setting_is_scalar(m) && !config_setting_is_array(m) &&
-	    !config_setting_is_list(m)) {
-		perr(x, m, "%s: 'forward' must be a string or a list of strings", what);
-		return;
-	}
-	for (int i = 0; i < n; i++) {
-		const config_setting_t *e =
-		    config_setting_is_scalar(m) ? m : config_setting_get_elem(m, i);
-		const char *v = config_setting_get_string(e);
-		size_t k;
-
-		for (k = 0; v != NULL && k < sizeof(kinds) / sizeof(kinds[0]); k++)
-			if (strcmp(v, kinds[k].name) == 0)
-				break;
-		if (v == NULL || k == sizeof(kinds) / sizeof(kinds[0])) {
-			perr(x, e,
-			     "%s: 'forward' takes \"none\", \"id\", \"xclient\", \"proxy-v1\" "
-			     "or \"proxy-v2\"",
-			     what);
-			continue;
-		}
-		be->forward |= kinds[k].bit;
-	}
-	if ((be->forward & FORWARD_PROXY_V1) && (be->forward & FORWARD_PROXY_V2))
-		perr(x, m, "%s: 'forward' may hold one PROXY version, not both", what);
-}
-
-static void
-parse_backends(struct ctx *x, const config_setting_t *list)
-{
-	static const char *const keys[] = {
-	    "name",        "host",    "imap", "pop3",           "tls",           "ca",
-	    "verify_name", "cert",    "key",  "check_interval", "check_timeout", "rise",
-	    "fall",        "forward", NULL};
-	struct config *cfg = x->cfg;
-	int n = config_setting_length(list);
-
-	cfg->backends = calloc((size_t)n, sizeof(*cfg->backends));
-	x->be_set = calloc((size_t)n, sizeof(*x->be_set));
-	if (cfg->backends == NULL || x->be_set == NULL) {
-		perr(x, list, "out of memory");
-		return;
-	}
-	for (int i = 0; i < n; i++) {
-		const config_setting_t *g = config_setting_get_elem(list, i);
-		struct backend_conf *be = &cfg->backends[cfg->nbackends];
-		const char *name, *host, *tls, *ca;
-		char what[NAME_MAX_LEN + 16] = "backend";
-		bool bad_tls = false, bad_ca = false;
-		int nports = 0;
-		int64_t j;
-
-		if (!config_setting_is_group(g)) {
-			perr(x, g, "backend: each entry must be a group { name = ...; }");
-			continue;
-		}
-		x->be_set[cfg->nbackends++] = g;
-		check_keys(x, g, keys, "backend");
-
-		if ((name = need_string(x, g, "name", "backend")) != NULL) {
-			const config_setting_t *m = config_setting_get_member(g, "name");
-
-			if (!valid_name(name)) {
-				perr(x, m, "backend: 'name' must be 1..%d of A-Z a-z 0-9 . _ -",
-				     NAME_MAX_LEN);
-			} else {
-				/* the name, not the position, is what routing hashes */
-				snprintf(what, sizeof(what), "backend '%s'", name);
-				if ((j = backend_index(cfg, name)) >= 0)
-					perr(x, m, "duplicate backend name '%s' (first on line %u)",
-					     name, config_setting_source_line(x->be_set[j]));
-			}
-			be->name = dup_or_report(x, m, name);
-		}
-
-		if ((host = need_string(x, g, "host", what)) != NULL)
-			be->host = dup_or_report(x, g, host);
-
-		for (int p = 0; p < PROTO__COUNT; p++)
-			if (get_port(x, g, proto_name(p), what, &be->port[p]) != 0)
-				nports++;
-		if (nports == 0)
-			perr(x, g, "%s: needs an 'imap' or a 'pop3' port", what);
-
-		be->tls = TLSM_NONE;
-		if ((tls = get_string(x, g, "tls", what, &bad_tls)) != NULL) {
-			const config_setting_t *m = config_setting_get_member(g, "tls");
-
-			if (strcmp(tls, "implicit") == 0)
-				be->tls = TLSM_IMPLICIT;
-			else if (strcmp(tls, "starttls") == 0)
-				be->tls = TLSM_STARTTLS;
-			else if (strcmp(tls, "none") != 0)
-				perr(x, m,
-				     "%s: 'tls' must be \"none\", \"implicit\" or \"starttls\"",
-				     what);
-		}
-
-		if ((ca = get_string(x, g, "ca", what, &bad_ca)) != NULL) {
-			const config_setting_t *m = config_setting_get_member(g, "ca");
-
-			check_readable(x, m, "CA file", ca);
-			/* a CA that verifies nothing would read as if the link were checked */
-			if (!bad_tls && (tls == NULL || strcmp(tls, "none") == 0))
-				perr(x, m, "%s: 'ca' needs backend TLS, but tls = \"none\"", what);
-			be->ca = dup_or_report(x, m, ca);
-		}
-
-		{
-			const char *vn, *cert, *key;
-			bool bad_vn = false, bad_cert = false, bad_key = false;
-
-			if ((vn = get_string(x, g, "verify_name", what, &bad_vn)) != NULL) {
-				if (be->tls == TLSM_NONE)
-					perr(x, config_setting_get_member(g, "verify_name"),
-					     "%s: 'verify_name' needs backend TLS", what);
-				be->verify_name = dup_or_report(x, g, vn);
-			}
-			cert = get_string(x, g, "cert", what, &bad_cert);
-			key = get_string(x, g, "key", what, &bad_key);
-			if ((cert == NULL) != (key == NULL) && !bad_cert && !bad_key)
-				perr(x, g, "%s: a client certificate needs both 'cert' and 'key'",
-				     what);
-			if (cert != NULL) {
-				const config_setting_t *m = config_setting_get_member(g, "cert");
-				check_readable(x, m, "certificate file", cert);
-				if (be->tls == TLSM_NONE)
-					perr(x, m, "%s: 'cert' needs backend TLS", what);
-				be->cert = dup_or_report(x, m, cert);
-			}
-			if (key != NULL) {
-				const config_setting_t *m = config_setting_get_member(g, "key");
-				check_readable(x, m, "key file", key);
-				be->key = dup_or_report(x, m, key);
-			}
-		}
-
-		be_health(x, g, be, what);
-		be_forward(x, g, be, what);
-
-		if (be->host != NULL && nports > 0)
-			resolve_backend(x, config_setting_get_member(g, "host"), be, what);
-	}
-}
-
-/* Read the target of route g into pool[]; returns its size, 0 if reported. */
-_Static_assert(CONFIG_POOL_MAX == ROUTE_POOL_MAX, "pool sizes agree");
-
-static int64_t
-pool_index(const struct config *cfg, const char *name)
-{
-	for (size_t i = 0; i < cfg->npools; i++)
-		if (cfg->pools[i].name != NULL && strcmp(cfg->pools[i].name, name) == 0)
-			return (int64_t)i;
-	return -1;
-}
-
-/* weights = [ 1, 2, ... ] beside a pool of n backends: each 1..1000. */
-static bool
-read_weights(struct ctx *x, const config_setting_t *wl, size_t n, uint32_t *weights,
-             const char *what)
-{
-	if (!config_setting_is_array(wl) && !config_setting_is_list(wl)) {
-		perr(x, wl, "%s: 'weights' must be a list of integers [ 1, 2 ]", what);
-		return false;
-	}
-	if ((size_t)config_setting_length(wl) != n) {
-		perr(x, wl, "%s: 'weights' needs one weight per backend (%zu)", what, n);
-		return false;
-	}
-	for (size_t i = 0; i < n; i++) {
-		const config_setting_t *e = config_setting_get_elem(wl, (unsigned)i);
-		long long v;
-		if (!is_int(e) || (v = config_setting_get_int64(e)) < 1 || v > 1000) {
-			perr(x, e, "%s: a weight is an integer 1..1000", what);
-			return false;
-		}
-		weights[i] = (uint32_t)v;
-	}
-	return true;
-}
-
-/* top-level pools = ( { name = "eu"; backends = [ "mx1", "mx2" ]; weights = [ 1, 2 ]; } ) */
-static void
-parse_pools(struct ctx *x, const config_setting_t *list)
-{
-	static const char *const keys[] = {"name", "backends", "weights", NULL};
-	struct config *cfg = x->cfg;
-	int n;
-
-	if (list == NULL)
-		return;
-	if (!config_setting_is_list(list)) {
-		perr(x, list, "'pools' must be a list ( { name = ...; backends = [ ... ]; } )");
-		return;
-	}
-	n = config_setting_length(list);
-	if (n == 0 || (cfg->pools = calloc((size_t)n, sizeof(*cfg->pools))) == NULL)
-		return;
-	for (int i = 0; i < n; i++) {
-		const config_setting_t *g = config_setting_get_elem(list, i);
-		struct pool_conf *pc = &cfg->pools[cfg->npools];
-		const config_setting_t *bl, *wl;
-		const char *name;
-		int len;
-
-		if (!config_setting_is_group(g)) {
-			perr(x, g,
-			     "pool: each entry must be a group { name = ...; backends = ...; }");
-			continue;
-		}
-		check_keys(x, g, keys, "pool");
-		if ((name = need_string(x, g, "name", "pool")) == NULL)
-			continue;
-		if (!valid_name(name)) {
-			perr(x, config_setting_get_member(g, "name"),
-			     "pool: 'name' must be 1..%d of A-Z a-z 0-9 . _ -", NAME_MAX_LEN);
-			continue;
-		}
-		if (pool_index(cfg, name) >= 0) {
-			perr(x, g, "duplicate pool name '%s'", name);
-			continue;
-		}
-		bl = config_setting_get_member(g, "backends");
-		if (bl == NULL || (!config_setting_is_array(bl) && !config_setting_is_list(bl)) ||
-		    (len = config_setting_length(bl)) == 0 || len > CONFIG_POOL_MAX) {
-			perr(x, bl ? bl : g, "pool '%s': 'backends' must list 1..%d backend names",
-			     name, CONFIG_POOL_MAX);
-			continue;
-		}
-		bool bad = false;
-		for (int k = 0; k < len; k++) {
-			const config_setting_t *e = config_setting_get_elem(bl, k);
-			const char *bn = config_setting_get_string(e);
-			int64_t idx = bn ? backend_index(cfg, bn) : -1;
-			if (idx < 0) {
-				perr(x, e, "pool '%s': unknown backend '%s'", name, bn ? bn : "?");
-				bad = true;
-				continue;
-			}
-			for (size_t j = 0; j < pc->n; j++)
-				if (pc->idx[j] == (size_t)idx) {
-					perr(x, e, "pool '%s': backend '%s' is twice in it", name,
-					     bn);
-					bad = true;
-				}
-			pc->idx[pc->n] = (size_t)idx;
-			pc->weight[pc->n++] = 1;
-		}
-		if ((wl = config_setting_get_member(g, "weights")) != NULL && !bad &&
-		    !read_weights(x, wl, pc->n, pc->weight, "pool"))
-			bad = true;
-		if (bad) {
-			pc->n = 0;
-			continue;
-		}
-		pc->name = dup_or_report(x, g, name);
-		cfg->npools++;
-	}
-}
-
-/* A map file line's target: a backend name, or "pool:NAME". */
-static int
-map_resolve(void *arg, const char *name, size_t *pool_out, uint32_t *weights_out, size_t *n_out)
-{
-	const struct config *cfg = arg;
-	int64_t i;
-
-	if (strncmp(name, "pool:", 5) == 0) {
-		if ((i = pool_index(cfg, name + 5)) < 0)
-			return -1;
-		memcpy(pool_out, cfg->pools[i].idx, cfg->pools[i].n * sizeof(pool_out[0]));
-		memcpy(weights_out, cfg->pools[i].weight, cfg->pools[i].n * sizeof(weights_out[0]));
-		*n_out = cfg->pools[i].n;
-		return 0;
-	}
-	if ((i = backend_index(cfg, name)) < 0)
-		return -1;
-	pool_out[0] = (size_t)i;
-	weights_out[0] = 1;
-	*n_out = 1;
-	return 0;
-}
-
-/* route_map = "FILE": its rules join the table built from `routes`. */
-static void
-load_route_map(struct ctx *x, const config_setting_t *s, const char *v)
-{
-	char *text = NULL;
-	size_t len = 0;
-	FILE *errs;
-	int rc;
-
-	if (x->cfg->routes == NULL)
-		return; /* routes failed: said already */
-	if ((errs = open_memstream(&text, &len)) == NULL) {
-		perr(x, s, "out of memory");
-		return;
-	}
-	rc = route_map_load(x->cfg->routes, v, map_resolve, x->cfg, errs);
-	fclose(errs);
-	/* Each problem of the map as one error of this setting's line. */
-	for (char *save = NULL, *l = strtok_r(text, "\n", &save); l != NULL;
-	     l = strtok_r(NULL, "\n", &save))
-		perr(x, s, "route_map: %s", l);
-	if (rc < 0 && (text == NULL || text[0] == '\0'))
-		perr(x, s, "route_map: cannot load \"%s\"", v);
-	free(text);
-}
-
-static size_t
-route_target(struct ctx *x, const config_setting_t *g, size_t *pool)
-{
-	const config_setting_t *be = config_setting_get_member(g, "backend");
-	const config_setting_t *pl = config_setting_get_member(g, "pool");
-	size_t n = 0;
-	int len;
-
-	if ((be == NULL) == (pl == NULL)) {
-		perr(x, g, "route: needs exactly one of 'backend' or 'pool'");
-		return 0;
-	}
-	if (be != NULL) {
-		const char *name = config_setting_get_string(be);
-		int64_t idx;
-
-		if (name == NULL) {
-			perr(x, be, "route: 'backend' must be a string");
-			return 0;
-		}
-		if ((idx = backend_index(x->cfg, name)) < 0) {
-			perr(x, be, "route: unknown backend '%s'", name);
-			return 0;
-		}
-		pool[0] = (size_t)idx;
-		return 1;
-	}
-	if (config_setting_get_string(pl) != NULL) {
-		/* pool = "NAME": a named pool from `pools` */
-		int64_t pi = pool_index(x->cfg, config_setting_get_string(pl));
-		if (pi < 0) {
-			perr(x, pl,
-			     "route: unknown pool '%s' (a pool is a list [ \"a\", \"b\" ] or the "
-			     "name "
-			     "of one in 'pools')",
-			     config_setting_get_string(pl));
-			return 0;
-		}
-		memcpy(pool, x->cfg->pools[pi].idx, x->cfg->pools[pi].n * sizeof(pool[0]));
-		return x->cfg->pools[pi].n;
-	}
-	if (!config_setting_is_array(pl) && !config_setting_is_list(pl)) {
-		perr(x, pl,
-		     "route: 'pool' must be a list of backend names [ \"a\", \"b\" ] or a "
-		     "pool's name");
-		return 0;
-	}
-	if ((len = config_setting_length(pl)) == 0) {
-		perr(x, pl, "route: 'pool' is empty");
-		return 0;
-	}
-	if (len > ROUTE_POOL_MAX) {
-		perr(x, pl, "route: 'pool' has more than %d backends", ROUTE_POOL_MAX);
-		return 0;
-	}
-	bool bad = false;
-
-	for (int i = 0; i < len; i++) {
-		const config_setting_t *e = config_setting_get_elem(pl, i);
-		const char *name = config_setting_get_string(e);
-		int64_t idx;
-
-		if (name == NULL) {
-			perr(x, e, "route: 'pool' must be a list of backend names");
-			bad = true;
-			continue;
-		}
-		if ((idx = backend_index(x->cfg, name)) < 0) {
-			perr(x, e, "route: unknown backend '%s'", name);
-			bad = true;
-			continue;
-		}
-		for (size_t j = 0; j < n; j++) {
-			if (pool[j] == (size_t)idx) {
-				perr(x, e, "route: backend '%s' is twice in the pool", name);
-				bad = true;
-			}
-		}
-		pool[n++] = (size_t)idx;
-	}
-	return bad ? 0 : n;
-}
-
-static void
-parse_routes(struct ctx *x, const config_setting_t *list)
-{
-	static const char *const keys[] = {"user", "domain",  "default", "backend",
-	                                   "pool", "weights", NULL};
-	struct config *cfg = x->cfg;
-	const char **names;
-	unsigned default_line = 0;
-
-	/* 'backends' is missing or empty, and said so: every route would only
-	 * repeat it as "unknown backend" */
-	if (cfg->nbackends == 0)
-		return;
-	if ((names = calloc(cfg->nbackends + 1, sizeof(*names))) == NULL) {
-		perr(x, list, "out of memory");
-		return;
-	}
-	/* a backend with a bad name still takes its slot: indices stay true */
-	for (size_t i = 0; i < cfg->nbackends; i++)
-		names[i] = cfg->backends[i].name ? cfg->backends[i].name : "";
-	cfg->routes = route_table_new(names, cfg->nbackends);
-	free(names);
-	if (cfg->routes == NULL) {
-		perr(x, list, "out of memory");
-		return;
-	}
-
-	for (int i = 0; i < config_setting_length(list); i++) {
-		const config_setting_t *g = config_setting_get_elem(list, i);
-		const config_setting_t *user, *domain, *def;
-		size_t pool[ROUTE_POOL_MAX], n;
-		uint32_t weights[ROUTE_POOL_MAX];
-		const uint32_t *wp = NULL;
-		const config_setting_t *wl, *pl;
-		const char *key = NULL, *err = NULL;
-		int kinds;
-
-		if (!config_setting_is_group(g)) {
-			perr(x, g,
-			     "route: each entry must be a group { domain = ...; pool = ...; }");
-			continue;
-		}
-		check_keys(x, g, keys, "route");
-		user = config_setting_get_member(g, "user");
-		domain = config_setting_get_member(g, "domain");
-		def = config_setting_get_member(g, "default");
-		kinds = (user != NULL) + (domain != NULL) + (def != NULL);
-		if (kinds != 1) {
-			perr(x, g,
-			     "route: needs exactly one of 'user', 'domain' or 'default = true'");
-			continue;
-		}
-		if (def != NULL && (config_setting_type(def) != CONFIG_TYPE_BOOL ||
-		                    !config_setting_get_bool(def))) {
-			perr(x, def, "route: 'default' can only be true");
-			continue;
-		}
-		if (def == NULL) {
-			const config_setting_t *k = user ? user : domain;
-
-			if ((key = config_setting_get_string(k)) == NULL) {
-				perr(x, k, "route: '%s' must be a string",
-				     user ? "user" : "domain");
-				continue;
-			}
-		}
-		if ((n = route_target(x, g, pool)) == 0)
-			continue;
-		pl = config_setting_get_member(g, "pool");
-		if (pl != NULL && config_setting_get_string(pl) != NULL) {
-			/* a named pool brings its own weights */
-			int64_t pi = pool_index(cfg, config_setting_get_string(pl));
-			wp = cfg->pools[pi].weight;
-		}
-		if ((wl = config_setting_get_member(g, "weights")) != NULL) {
-			if (pl == NULL || config_setting_get_string(pl) != NULL) {
-				perr(x, wl, "route: 'weights' goes with a pool = [ ... ] list");
-				continue;
-			}
-			if (!read_weights(x, wl, n, weights, "route"))
-				continue;
-			wp = weights;
-		}
-		if (user != NULL) {
-			if (route_add_user(cfg->routes, key, pool, wp, n, &err) < 0)
-				perr(x, user, "route for user \"%s\": %s", key, err);
-		} else if (domain != NULL) {
-			if (route_add_domain(cfg->routes, key, pool, wp, n, &err) < 0)
-				perr(x, domain, "route for domain \"%s\": %s", key, err);
-		} else if (default_line != 0) {
-			perr(x, def, "route: a default route is already set on line %u",
-			     default_line);
-		} else if (route_set_default(cfg->routes, pool, wp, n, &err) < 0) {
-			perr(x, def, "default route: %s", err);
-		} else {
-			default_line = config_setting_source_line(def);
-		}
-	}
-}
-
-/* ---- policy ----------------------------------------------------------- */
-
-int
-config_parse_cidr(const char *s, struct cidr_conf *out, const char **err_out)
-{
-	char host[INET6_ADDRSTRLEN + 1];
-	const char *slash;
-	size_t hl;
-	unsigned long prefix = 0, max;
-	int family;
-
-	memset(out, 0, sizeof(*out));
-	if (s == NULL || *s == '\0') {
-		*err_out = "empty network";
-		return -1;
-	}
-	slash = strchr(s, '/');
-	hl = slash ? (size_t)(slash - s) : strlen(s);
-	if (hl == 0 || hl >= sizeof(host)) {
-		*err_out = "expected an address or address/prefix";
-		return -1;
-	}
-	memcpy(host, s, hl);
-	host[hl] = '\0';
-	/* inet_pton(): numeric only, and no "10.1" shorthands */
-	if (inet_pton(AF_INET, host, out->addr) == 1) {
-		family = AF_INET;
-		max = 32;
-	} else if (inet_pton(AF_INET6, host, out->addr) == 1) {
-		family = AF_INET6;
-		max = 128;
-	} else {
-		*err_out = "not a numeric IPv4 or IPv6 address";
-		return -1;
-	}
-	prefix = max;
-	if (slash != NULL) {
-		const char *p = slash + 1;
-
-		prefix = 0;
-		if (!is_digit(*p)) {
-			*err_out = "the prefix length must be a number";
-			return -1;
-		}
-		for (; is_digit(*p); p++) {
-			prefix = prefix * 10 + (unsigned long)(*p - '0');
-			if (prefix > max)
-				break;
-		}
-		if (*p != '\0' && prefix <= max) {
-			*err_out = "the prefix length must be a number";
-			return -1;
-		}
-		if (prefix > max) {
-			*err_out = family == AF_INET ? "an IPv4 prefix is at most 32"
-			                             : "an IPv6 prefix is at most 128";
-			return -1;
-		}
-	}
-	/* "192.0.2.7/24" is a typo for either a host or a network: say so */
-	for (unsigned bit = (unsigned)prefix; bit < max; bit++) {
-		if (out->addr[bit / 8] & (0x80u >> (bit % 8))) {
-			*err_out = "host bits are set beyond the prefix length";
-			return -1;
-		}
-	}
-	out->family = family;
-	out->prefix = (unsigned)prefix;
-	return 0;
-}
-
-/* A list or array of protocol names into a PROTO_MASK() set; 0 if reported. */
-static unsigned
-read_protocols(struct ctx *x, const config_setting_t *s, const char *what)
-{
-	unsigned mask = 0;
-	int n;
-
-	if (!config_setting_is_array(s) && !config_setting_is_list(s)) {
-		perr(x, s, "%s must be a list of protocols [ \"imap\", \"pop3\" ]", what);
-		return 0;
-	}
-	if ((n = config_setting_length(s)) == 0) {
-		perr(x, s, "%s is empty: name \"imap\", \"pop3\" or both", what);
-		return 0;
-	}
-	for (int i = 0; i < n; i++) {
-		const config_setting_t *e = config_setting_get_elem(s, i);
-		const char *v = config_setting_get_string(e);
-		unsigned bit;
-
-		if (v != NULL && strcmp(v, "imap") == 0) {
-			bit = PROTO_MASK(PROTO_IMAP);
-		} else if (v != NULL && strcmp(v, "pop3") == 0) {
-			bit = PROTO_MASK(PROTO_POP3);
-		} else {
-			perr(x, e, "%s: each entry must be \"imap\" or \"pop3\"", what);
-			return 0;
-		}
-		if (mask & bit) {
-			perr(x, e, "%s names \"%s\" twice", what, v);
-			return 0;
-		}
-		mask |= bit;
-	}
-	return mask;
-}
-
-/* policy.protocols_default; called with s == NULL for the default. */
-static void
-parse_protocols_default(struct ctx *x, const config_setting_t *s)
-{
-	unsigned mask;
-
-	if (s == NULL) {
-		x->cfg->policy.protocols_default = PROTO_MASK_ALL;
-		return;
-	}
-	if ((mask = read_protocols(x, s, "'policy.protocols_default'")) != 0)
-		x->cfg->policy.protocols_default = mask;
-}
-
-static void
-parse_protocol_rules(struct ctx *x, const config_setting_t *list)
-{
-	static const char *const keys[] = {"user", "domain", "allow", NULL};
-	struct config *cfg = x->cfg;
-	int n;
-
-	if (!config_setting_is_list(list)) {
-		perr(x, list, "'policy.protocols' must be a list ( { ... }, ... )");
-		return;
-	}
-	if ((n = config_setting_length(list)) == 0)
-		return;
-	if (n > POLICY_LIST_MAX) {
-		perr(x, list, "'policy.protocols' has more than %d rules: use protocols_file",
-		     POLICY_LIST_MAX);
-		return;
-	}
-	if ((cfg->policy.protocols = calloc((size_t)n, sizeof(*cfg->policy.protocols))) == NULL) {
-		perr(x, list, "out of memory");
-		return;
-	}
-	for (int i = 0; i < n; i++) {
-		const config_setting_t *g = config_setting_get_elem(list, i);
-		struct protocol_rule_conf *r = &cfg->policy.protocols[cfg->policy.nprotocols];
-		const config_setting_t *user, *domain, *allow;
-		const char *key;
-
-		if (!config_setting_is_group(g)) {
-			perr(x, g,
-			     "protocol rule: each entry must be a group "
-			     "{ user = ...; allow = ...; }");
-			continue;
-		}
-		check_keys(x, g, keys, "protocol rule");
-		user = config_setting_get_member(g, "user");
-		domain = config_setting_get_member(g, "domain");
-		if ((user == NULL) == (domain == NULL)) {
-			perr(x, g, "protocol rule: needs exactly one of 'user' or 'domain'");
-			continue;
-		}
-		key = config_setting_get_string(user ? user : domain);
-		if (key == NULL || *key == '\0') {
-			perr(x, user ? user : domain,
-			     "protocol rule: '%s' must be a non-empty string",
-			     user ? "user" : "domain");
-			continue;
-		}
-		if (domain != NULL && strchr(key, '@') != NULL) {
-			perr(x, domain, "protocol rule: a domain cannot contain '@'");
-			continue;
-		}
-		if ((allow = config_setting_get_member(g, "allow")) == NULL) {
-			perr(x, g, "protocol rule: missing 'allow'");
-			continue;
-		}
-		if ((r->allow = read_protocols(x, allow, "protocol rule: 'allow'")) == 0)
-			continue;
-		for (size_t j = 0; j < cfg->policy.nprotocols; j++) {
-			const struct protocol_rule_conf *o = &cfg->policy.protocols[j];
-			const char *ok = user ? o->user : o->domain;
-
-			if (ok != NULL && strcasecmp(ok, key) == 0) {
-				perr(x, g, "protocol rule: %s \"%s\" has a rule already",
-				     user ? "user" : "domain", key);
-				key = NULL;
-				break;
-			}
-		}
-		if (key == NULL)
-			continue;
-		if (user)
-			r->user = dup_or_report(x, user, key);
-		else
-			r->domain = dup_or_report(x, domain, key);
-		cfg->policy.nprotocols++;
-	}
-}
-
-/* policy.allow / policy.deny: [ "192.0.2.0/24", "2001:db8::/32", ... ] */
-static void
-read_cidr_list(struct ctx *x, const config_setting_t *s, const char *path, struct cidr_conf **out,
-               size_t *n_out)
-{
-	int n;
-
-	if (!config_setting_is_array(s) && !config_setting_is_list(s)) {
-		perr(x, s,
-		     "'%s' must be a list of networks [ \"192.0.2.0/24\", \"2001:db8::/32\" ]",
-		     path);
-		return;
-	}
-	if ((n = config_setting_length(s)) == 0)
-		return;
-	if (n > POLICY_LIST_MAX) {
-		perr(x, s, "'%s' has more than %d networks", path, POLICY_LIST_MAX);
-		return;
-	}
-	if ((*out = calloc((size_t)n, sizeof(**out))) == NULL) {
-		perr(x, s, "out of memory");
-		return;
-	}
-	for (int i = 0; i < n; i++) {
-		const config_setting_t *e = config_setting_get_elem(s, i);
-		const char *v = config_setting_get_string(e), *err;
-
-		if (v == NULL) {
-			perr(x, e, "'%s': each entry must be a string such as \"192.0.2.0/24\"",
-			     path);
-			continue;
-		}
-		if (config_parse_cidr(v, &(*out)[*n_out], &err) < 0) {
-			perr(x, e, "'%s': bad network \"%s\": %s", path, v, err);
-			continue;
-		}
-		(*n_out)++;
-	}
-}
-
-static void
-parse_policy_allow(struct ctx *x, const config_setting_t *s)
-{
-	read_cidr_list(x, s, "policy.allow", &x->cfg->policy.allow, &x->cfg->policy.nallow);
-}
-
-static void
-parse_policy_deny(struct ctx *x, const config_setting_t *s)
-{
-	read_cidr_list(x, s, "policy.deny", &x->cfg->policy.deny, &x->cfg->policy.ndeny);
-}
-
-static void
-check_state(struct ctx *x, const config_setting_t *s, const char *v)
-{
-	if (strncmp(v, "lmdb:", 5) == 0) {
-		if (v[5] == '\0')
-			perr(x, s,
-			     "'state' = \"lmdb:\": name a directory, as in "
-			     "\"lmdb:/var/lib/postern\"");
-	} else if (strncmp(v, "redis://", 8) == 0) {
-		perr(x, s,
-		     "'state' = \"%s\": the Redis store is not supported yet (use \"lmdb:DIR\")",
-		     v);
-	} else {
-		perr(x, s,
-		     "'state' must be \"lmdb:DIR\" "
-		     "(or \"redis://host:port/db\", not supported yet)");
-	}
-}
-
-static void
-check_protocols_file(struct ctx *x, const config_setting_t *s, const char *v)
-{
-	check_readable(x, s, "protocols file", v);
-}
-
-/* The policy settings that only make sense together. */
-static void
-check_policy(struct ctx *x)
-{
-	const struct config *cfg = x->cfg;
-	const config_setting_t *mode = config_lookup(x->lc, "policy.protocol_lock");
-	static const char *const rules[] = {"policy.protocols", "policy.protocols_file",
-	                                    "policy.protocols_default", NULL};
-
-	if (cfg->policy.protocol_lock == PLOCK_STICKY && cfg->state == NULL)
-		perr(x, mode,
-		     "'policy.protocol_lock' = \"sticky\" needs a state store: set state = "
-		     "\"lmdb:DIR\"");
-	/* rules that nothing reads would read as if they were enforced */
-	for (size_t i = 0; cfg->policy.protocol_lock == PLOCK_OFF && rules[i] != NULL; i++) {
-		const config_setting_t *s = config_lookup(x->lc, rules[i]);
-
-		if (s != NULL)
-			perr(x, s, "'%s' has no effect with protocol_lock = \"off\"", rules[i]);
-	}
-	if (cfg->policy.throttle.delay_max_ms < cfg->policy.throttle.delay_base_ms)
-		perr(x, config_lookup(x->lc, "policy.throttle.delay_max"),
-		     "'policy.throttle.delay_max' must not be below delay_base");
-	/* a tarpit as long as the login timeout would only ever end in a timeout */
-	if (cfg->policy.throttle.delay_max_ms >= cfg->timeouts.login_ms)
-		perr(x, config_lookup(x->lc, "policy.throttle.delay_max"),
-		     "'policy.throttle.delay_max' must be shorter than timeouts.login");
+		cfg_err(x, s, "'user': no such user \"%s\"", v);
 }
 
 /* ---- the snapshot ----------------------------------------------------- */
@@ -1966,10 +659,10 @@ check_whole(struct ctx *x)
 			if (cfg->backends[j].port[l->proto] != 0)
 				served = true;
 		if (!served && cfg->nbackends > 0)
-			perr(x, x->lst_set[i], "listener \"%s\": no backend serves %s", l->listen,
-			     proto_name(l->proto));
+			cfg_err(x, x->lst_set[i], "listener \"%s\": no backend serves %s",
+			        l->listen, proto_name(l->proto));
 	}
-	check_policy(x);
+	cfg_check_policy(x);
 }
 
 /* libconfig tree -> struct config; NULL after reporting when anything is wrong. */
@@ -2001,17 +694,17 @@ config_build(const config_t *lc, const char *name, FILE *errs)
 		switch (o->kind) {
 		case OPT_GROUP:
 			if (s != NULL && !config_setting_is_group(s))
-				perr(&x, s, "'%s' must be a group { ... }", o->path);
+				cfg_err(&x, s, "'%s' must be a group { ... }", o->path);
 			break;
 		case OPT_LIST:
 			if (s == NULL)
-				perr(&x, NULL, "missing '%s': at least one %s is required", o->path,
-				     o->noun);
+				cfg_err(&x, NULL, "missing '%s': at least one %s is required",
+				        o->path, o->noun);
 			else if (!config_setting_is_list(s))
-				perr(&x, s, "'%s' must be a list ( { ... }, ... )", o->path);
+				cfg_err(&x, s, "'%s' must be a list ( { ... }, ... )", o->path);
 			else if (config_setting_length(s) == 0)
-				perr(&x, s, "'%s' is empty: at least one %s is required", o->path,
-				     o->noun);
+				cfg_err(&x, s, "'%s' is empty: at least one %s is required",
+				        o->path, o->noun);
 			else
 				o->list(&x, s);
 			break;

@@ -15,7 +15,6 @@
 
 void log_set_level(enum log_level lvl);
 enum log_level log_get_level(void);
-int log_level_parse(const char *s, enum log_level *out);
 
 /*
  * Log event at lvl; fmt (printf) continues the line with " key=value" pairs.

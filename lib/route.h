@@ -2,8 +2,8 @@
  * route.h: user -> backend.  Pure code: rules (exact user, domain, default),
  * each naming one backend or a pool, and rendezvous (highest-random-weight)
  * hashing within a pool, so a user always lands on the same backend and
- * removing one backend moves only its own users.  No I/O, no clock, except
- * route_map_load(), which reads a map file of per-user and per-domain rules.
+ * removing one backend moves only its own users.  No I/O, no clock.  Map
+ * files of per-user and per-domain rules: route_map.h (included here).
  */
 #ifndef POSTERN_ROUTE_H
 #define POSTERN_ROUTE_H
@@ -12,11 +12,12 @@
 #include <stdint.h>
 #include <stdio.h>
 
-#define ROUTE_POOL_MAX     64   /* backends in one pool */
-#define ROUTE_USER_MAX     256  /* normalised user name */
-#define ROUTE_MAP_LINE_MAX 4096 /* one map file line, comment included */
+#define ROUTE_POOL_MAX 64  /* backends in one pool */
+#define ROUTE_USER_MAX 256 /* normalised user name */
 
 struct route_table; /* opaque */
+
+#include "route_map.h" /* route_map_load(): map files into a table */
 
 /*
  * A table over nbackends backends whose stable names are names[i]: the
@@ -58,34 +59,5 @@ size_t route_lookup(const struct route_table *rt, const char *user, size_t user_
 
 /* The score rendezvous hashing gives (user, backend name); exposed for tests. */
 uint64_t route_hash(const char *user, size_t user_len, const char *backend, size_t backend_len);
-
-/*
- * Resolve a map target, a backend name ("mx1") or "pool:NAME" (a pool the
- * config defines), into pool_out[0..*n_out) backend indices and their
- * weights; both arrays have room for ROUTE_POOL_MAX and weights_out comes
- * filled with 1.  Returns 0, or -1 when the name is unknown.  Called during
- * route_map_load() only, for any line (consecutive equal targets once): keep
- * it cheap and without side effects.
- */
-typedef int (*route_resolve_cb)(void *arg, const char *name, size_t *pool_out,
-                                uint32_t *weights_out, size_t *n_out);
-
-/*
- * Add the rules of the map file at path, one a line:
- *	alice@example.org   mx1          # a user to a backend
- *	@example.net        mx2          # a domain to a backend
- *	@example.com        pool:big     # a domain to a named pool
- * '#' starts a comment (a whole line, or after the target); blank lines are
- * ignored; fields are separated by spaces or tabs; keys are normalised like
- * user names.  Map rules join the rules already in rt and lookups rank them
- * as usual: user, then domain, then default.  Call it once, after the config's
- * rules: a key that the config or an earlier line already has is an error
- * (the map never overrides the config silently).  Every error is printed to
- * errs (NULL: none printed) as "path:LINE: message", all of them.  Returns
- * 0, or -1 on any error, with the good lines' rules added: the caller drops
- * the table.  Reads in 1 MiB chunks; no allocation per line.
- */
-int route_map_load(struct route_table *rt, const char *path, route_resolve_cb resolve, void *arg,
-                   FILE *errs);
 
 #endif

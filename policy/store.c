@@ -69,10 +69,7 @@ sw_async_cb(struct ev_loop *loop, ev_async *w, int revents)
 		/* a callback may cancel a later request of this same list:
 		 * cancelled is read now, not before the loop */
 		if (!r->cancelled) {
-			if (r->kind == SRQ_LOCK_UPDATE)
-				r->update_cb(r->arg, r->rc, r->err, r->dctx);
-			else
-				r->counter_cb(r->arg, r->rc, r->err, r->value);
+			r->update_cb(r->arg, r->rc, r->err, r->dctx);
 		}
 		free(r);
 	}
@@ -159,8 +156,7 @@ store_req_done(struct store_req *r)
 }
 
 static struct store_req *
-req_new(struct store_worker *sw, enum store_req_kind kind, const char *key, size_t len,
-        const char **err_out)
+req_new(struct store_worker *sw, const char *key, size_t len, const char **err_out)
 {
 	struct store_req *r;
 
@@ -173,7 +169,6 @@ req_new(struct store_worker *sw, enum store_req_kind kind, const char *key, size
 		return NULL;
 	}
 	r->sw = sw;
-	r->kind = kind;
 	memcpy(r->key, key, len);
 	r->key_len = len;
 	return r;
@@ -209,7 +204,7 @@ store_lock_update(struct store_worker *sw, const char *key, size_t len, store_de
 		*err_out = "decision context too large";
 		return NULL;
 	}
-	if ((r = req_new(sw, SRQ_LOCK_UPDATE, key, len, err_out)) == NULL)
+	if ((r = req_new(sw, key, len, err_out)) == NULL)
 		return NULL;
 	r->decide = decide;
 	memcpy(r->dctx, dctx, dctx_len);
@@ -219,49 +214,11 @@ store_lock_update(struct store_worker *sw, const char *key, size_t len, store_de
 	return req_submit(r, err_out);
 }
 
-struct store_req *
-store_counter_add(struct store_worker *sw, const char *key, size_t len, int64_t delta,
-                  uint64_t ttl_ms, uint64_t now_ms, store_counter_cb cb, void *arg,
-                  const char **err_out)
-{
-	struct store_req *r;
-
-	if ((r = req_new(sw, SRQ_COUNTER_ADD, key, len, err_out)) == NULL)
-		return NULL;
-	r->delta = delta;
-	r->ttl_ms = ttl_ms;
-	r->now_ms = now_ms;
-	r->counter_cb = cb;
-	r->arg = arg;
-	return req_submit(r, err_out);
-}
-
 void
 store_req_cancel(struct store_req *r)
 {
 	if (r != NULL)
 		r->cancelled = true;
-}
-
-int64_t
-store_counter_apply(struct store_counter *c, bool *exists_io, int64_t delta, uint64_t ttl_ms,
-                    uint64_t now_ms)
-{
-	if (!*exists_io || (c->expires_ms != 0 && now_ms >= c->expires_ms)) {
-		c->value = 0;
-		c->expires_ms = ttl_ms == 0                    ? 0
-		                : now_ms > UINT64_MAX - ttl_ms ? UINT64_MAX
-		                                               : now_ms + ttl_ms;
-	}
-	/* saturating: a counter pinned at a bound is still a usable answer */
-	if (delta > 0 && c->value > INT64_MAX - delta)
-		c->value = INT64_MAX;
-	else if (delta < 0 && c->value < INT64_MIN - delta)
-		c->value = INT64_MIN;
-	else
-		c->value += delta;
-	*exists_io = c->value > 0;
-	return c->value;
 }
 
 /* ---- synchronous ---------------------------------------------------------- */

@@ -1,5 +1,5 @@
 /*
- * store.h: durable facts (protocol locks) and shared counters, behind one
+ * store.h: durable facts (protocol locks), behind one
  * interface that an embedded store (LMDB) and a remote one (Redis, next)
  * both implement.  The `state` URL's scheme picks the store: "lmdb:DIR";
  * "mem:" and "mem:N" (N entries at most) are for unit tests only.
@@ -70,10 +70,6 @@ typedef enum store_action (*store_decide_cb)(void *dctx, const struct store_lock
  * effect and durable), or -1 and err (static text; nothing was written). */
 typedef void (*store_update_cb)(void *arg, int rc, const char *err, void *dctx);
 
-/* The answer to store_counter_add(): rc 0 and the value after the add, or
- * -1 and err (static). */
-typedef void (*store_counter_cb)(void *arg, int rc, const char *err, int64_t value);
-
 /* One lock of store_lock_list(); return nonzero to stop the walk. */
 typedef int (*store_list_cb)(void *arg, const char *key, size_t len, const struct store_lock *rec);
 
@@ -115,17 +111,6 @@ void store_worker_free(struct store_worker **swp);
 struct store_req *store_lock_update(struct store_worker *sw, const char *key, size_t len,
                                     store_decide_cb decide, const void *dctx, size_t dctx_len,
                                     store_update_cb cb, void *arg, const char **err_out);
-
-/*
- * Add delta to key's counter and answer its new value.  A counter starts
- * at 0 and lives ttl_ms from its creation (0: until deleted), so counts
- * fall in fixed windows (as Redis INCR + PEXPIRE NX); one that drops to
- * 0 or below is deleted.  delta 0 reads.  Not necessarily durable.
- * Returns as store_lock_update().
- */
-struct store_req *store_counter_add(struct store_worker *sw, const char *key, size_t len,
-                                    int64_t delta, uint64_t ttl_ms, uint64_t now_ms,
-                                    store_counter_cb cb, void *arg, const char **err_out);
 
 /* Cancel r on its worker's thread: its callback never runs.  The caller
  * forgets r; the store frees it.  Not from inside r's own callback. */

@@ -46,44 +46,25 @@ struct store_worker {
 	void *impl;        /* owned by the implementation */
 };
 
-enum store_req_kind { SRQ_LOCK_UPDATE, SRQ_COUNTER_ADD };
-
 struct store_req {
 	struct store_worker *sw; /* borrowed: where the answer goes */
 	struct store_req *next;  /* a store's queue, then sw's done list */
-	enum store_req_kind kind;
 	size_t key_len;
 	char key[STORE_KEY_MAX];
-	/* SRQ_LOCK_UPDATE */
+	/* store_lock_update() */
 	store_decide_cb decide;
 	size_t dctx_len;
 	alignas(max_align_t) unsigned char dctx[STORE_DCTX_MAX];
 	store_update_cb update_cb;
-	/* SRQ_COUNTER_ADD */
-	int64_t delta;
-	uint64_t ttl_ms, now_ms;
-	store_counter_cb counter_cb;
 	/* the answer */
 	int rc;
 	const char *err;
-	int64_t value;
 	void *arg;
 	bool cancelled; /* sw's thread only */
 };
 
-/* Hand r's answer (rc, err, value, dctx filled) to its loop; any thread. */
+/* Hand r's answer (rc, err, dctx filled) to its loop; any thread. */
 void store_req_done(struct store_req *r);
-
-/* A counter as stored. */
-struct store_counter {
-	int64_t value;
-	uint64_t expires_ms; /* 0: never */
-};
-
-/* Apply an add to *c (*exists_io: whether it is there; both updated: false
- * afterwards means delete it).  Returns the value after the add. */
-int64_t store_counter_apply(struct store_counter *c, bool *exists_io, int64_t delta,
-                            uint64_t ttl_ms, uint64_t now_ms);
 
 /* The implementations' openers: url is what follows the scheme's colon. */
 struct store *store_lmdb_open(const char *dir, int flags, const char **err_out);

@@ -32,17 +32,14 @@
 #define LMDB_MAXREADERS 1024              /* workers (<= 256), admin commands, tests */
 #define LMDB_QUEUE_MAX  16384             /* requests waiting for the store thread (~10 MB) */
 #define LMDB_BATCH_MAX  1024              /* requests per write transaction */
-#define LMDB_SWEEP      32                /* counters checked for expiry per batch */
 
 #define LOCK_REC_LEN 24 /* version, proto, origin, 5 zero bytes, created, used */
 #define LOCK_REC_V1  1
-#define CTR_REC_LEN  17 /* version, value, expires */
-#define CTR_REC_V1   1
 
 struct lmdb_store {
 	struct store base;
 	MDB_env *env;
-	MDB_dbi locks, counters;
+	MDB_dbi locks;
 	char *dir; /* owned, for logs */
 
 	pthread_mutex_t qmu; /* guards the queue and the thread's life */
@@ -52,10 +49,6 @@ struct lmdb_store {
 	bool stopping;
 	bool started;
 	pthread_t thread;
-
-	/* store thread only: where the counter sweep goes on */
-	char sweep_key[STORE_KEY_MAX];
-	size_t sweep_len;
 };
 
 struct lmdb_worker {
@@ -140,26 +133,6 @@ lock_decode(const MDB_val *v, struct store_lock *out)
 	return 0;
 }
 
-static void
-ctr_encode(const struct store_counter *c, unsigned char out[CTR_REC_LEN])
-{
-	out[0] = CTR_REC_V1;
-	put64(out + 1, (uint64_t)c->value);
-	put64(out + 9, c->expires_ms);
-}
-
-static int
-ctr_decode(const MDB_val *v, struct store_counter *out)
-{
-	const unsigned char *p = v->mv_data;
-
-	if (v->mv_size != CTR_REC_LEN || p[0] != CTR_REC_V1)
-		return -1;
-	out->value = (int64_t)get64(p + 1);
-	out->expires_ms = get64(p + 9);
-	return 0;
-}
-
 /* ---- the store thread ---------------------------------------------------- */
 
 /*
@@ -174,90 +147,37 @@ apply(struct lmdb_store *ls, MDB_txn *txn, struct store_req *r)
 
 	r->rc = 0;
 	r->err = NULL;
-	if (r->kind == SRQ_LOCK_UPDATE) {
-		struct store_lock cur, next;
-		unsigned char buf[LOCK_REC_LEN];
-		enum store_action act;
-		bool found;
+	struct store_lock cur, next;
+	unsigned char buf[LOCK_REC_LEN];
+	enum store_action act;
+	bool found;
 
-		rc = mdb_get(txn, ls->locks, &k, &v);
-		if (rc != 0 && rc != MDB_NOTFOUND)
-			return rc;
-		found = rc == 0;
-		if (found && lock_decode(&v, &cur) < 0) {
-			/* fail closed: a record we cannot read is not "no lock" */
-			r->rc = -1;
-			r->err = "unreadable lock record";
-			return 0;
-		}
-		memset(&next, 0, sizeof(next));
-		act = r->decide(r->dctx, found ? &cur : NULL, &next);
-		if (act == STORE_PUT || act == STORE_PUT_LAZY) {
-			if ((unsigned)next.proto >= PROTO__COUNT) {
-				r->rc = -1;
-				r->err = "no such protocol";
-				return 0;
-			}
-			lock_encode(&next, buf);
-			v.mv_size = sizeof(buf);
-			v.mv_data = buf;
-			return mdb_put(txn, ls->locks, &k, &v, 0);
-		}
-		if (act == STORE_DEL && found)
-			return mdb_del(txn, ls->locks, &k, NULL);
-		return 0;
-	}
-
-	struct store_counter c = {0, 0};
-	unsigned char buf[CTR_REC_LEN];
-	bool exists;
-
-	rc = mdb_get(txn, ls->counters, &k, &v);
+	rc = mdb_get(txn, ls->locks, &k, &v);
 	if (rc != 0 && rc != MDB_NOTFOUND)
 		return rc;
-	exists = rc == 0 && ctr_decode(&v, &c) == 0; /* an unknown record restarts at 0 */
-	bool had = rc == 0;
-
-	r->value = store_counter_apply(&c, &exists, r->delta, r->ttl_ms, r->now_ms);
-	if (!exists)
-		return had ? mdb_del(txn, ls->counters, &k, NULL) : 0;
-	ctr_encode(&c, buf);
-	v.mv_size = sizeof(buf);
-	v.mv_data = buf;
-	return mdb_put(txn, ls->counters, &k, &v, 0);
-}
-
-/* Delete a few expired counters, going round the table batch by batch, so
- * counters nobody asks for again do not pile up. */
-static int
-sweep(struct lmdb_store *ls, MDB_txn *txn, uint64_t now_ms)
-{
-	MDB_cursor *cur;
-	MDB_val k = {.mv_size = ls->sweep_len, .mv_data = ls->sweep_key}, v;
-	int rc, n = 0;
-
-	if ((rc = mdb_cursor_open(txn, ls->counters, &cur)) != 0)
-		return rc;
-	rc = mdb_cursor_get(cur, &k, &v, ls->sweep_len ? MDB_SET_RANGE : MDB_FIRST);
-	for (; rc == 0 && n < LMDB_SWEEP; n++) {
-		struct store_counter c;
-
-		if (ctr_decode(&v, &c) < 0 || (c.expires_ms != 0 && now_ms >= c.expires_ms)) {
-			if ((rc = mdb_cursor_del(cur, 0)) != 0)
-				break;
-			/* LMDB: MDB_NEXT after a delete lands on the entry that
-			 * followed the deleted one, not one further */
+	found = rc == 0;
+	if (found && lock_decode(&v, &cur) < 0) {
+		/* fail closed: a record we cannot read is not "no lock" */
+		r->rc = -1;
+		r->err = "unreadable lock record";
+		return 0;
+	}
+	memset(&next, 0, sizeof(next));
+	act = r->decide(r->dctx, found ? &cur : NULL, &next);
+	if (act == STORE_PUT || act == STORE_PUT_LAZY) {
+		if ((unsigned)next.proto >= PROTO__COUNT) {
+			r->rc = -1;
+			r->err = "no such protocol";
+			return 0;
 		}
-		rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
+		lock_encode(&next, buf);
+		v.mv_size = sizeof(buf);
+		v.mv_data = buf;
+		return mdb_put(txn, ls->locks, &k, &v, 0);
 	}
-	if (rc == 0 && k.mv_size <= sizeof(ls->sweep_key)) {
-		memcpy(ls->sweep_key, k.mv_data, k.mv_size);
-		ls->sweep_len = k.mv_size;
-	} else {
-		ls->sweep_len = 0; /* the end: start again from the top */
-	}
-	mdb_cursor_close(cur);
-	return rc == MDB_NOTFOUND || rc == 0 ? 0 : rc;
+	if (act == STORE_DEL && found)
+		return mdb_del(txn, ls->locks, &k, NULL);
+	return 0;
 }
 
 /* Run reqs[0..n) in one transaction.  0, or the LMDB error that sank it. */
@@ -265,7 +185,6 @@ static int
 run_txn(struct lmdb_store *ls, struct store_req **reqs, size_t n)
 {
 	MDB_txn *txn;
-	uint64_t sweep_now = 0;
 	int rc;
 
 	if ((rc = mdb_txn_begin(ls->env, NULL, 0, &txn)) != 0)
@@ -275,12 +194,6 @@ run_txn(struct lmdb_store *ls, struct store_req **reqs, size_t n)
 			mdb_txn_abort(txn);
 			return rc;
 		}
-		if (reqs[i]->kind == SRQ_COUNTER_ADD && reqs[i]->now_ms > sweep_now)
-			sweep_now = reqs[i]->now_ms;
-	}
-	if (sweep_now != 0 && (rc = sweep(ls, txn, sweep_now)) != 0) {
-		mdb_txn_abort(txn);
-		return rc;
 	}
 	/* the commit is the fsync: nothing is answered before it returns */
 	return mdb_txn_commit(txn);
@@ -449,7 +362,7 @@ lmdb_submit(struct store_req *r, const char **err_out)
 	struct lmdb_store *ls = (struct lmdb_store *)(void *)r->sw->st;
 	enum store_action act;
 
-	if (r->kind == SRQ_LOCK_UPDATE && answer_from_snapshot(ls, r->sw->impl, r, &act)) {
+	if (answer_from_snapshot(ls, r->sw->impl, r, &act)) {
 		if (act == STORE_PUT_LAZY) {
 			/* a detached copy makes the write; the store thread runs the
 			 * decision again on the state it then finds */
@@ -698,8 +611,7 @@ store_lmdb_open(const char *dir, int flags, const char **err_out)
 	(void)mdb_reader_check(ls->env, &dead);
 	if ((rc = mdb_txn_begin(ls->env, NULL, 0, &txn)) != 0)
 		goto fail;
-	if ((rc = mdb_dbi_open(txn, "locks", MDB_CREATE, &ls->locks)) != 0 ||
-	    (rc = mdb_dbi_open(txn, "counters", MDB_CREATE, &ls->counters)) != 0) {
+	if ((rc = mdb_dbi_open(txn, "locks", MDB_CREATE, &ls->locks)) != 0) {
 		mdb_txn_abort(txn);
 		goto fail;
 	}

@@ -15,9 +15,7 @@
 
 struct mem_entry {
 	struct mem_entry *next; /* sorted by key bytes, as LMDB walks */
-	bool is_lock;           /* else a counter */
 	struct store_lock lock;
-	struct store_counter ctr;
 	size_t klen;
 	char key[STORE_KEY_MAX];
 };
@@ -39,36 +37,29 @@ key_cmp(const char *a, size_t al, const char *b, size_t bl)
 
 /* The link that points at key's entry, or where it would go. */
 static struct mem_entry **
-slot(struct mem_store *ms, bool is_lock, const char *key, size_t len)
+slot(struct mem_store *ms, const char *key, size_t len)
 {
 	struct mem_entry **pp = &ms->head;
 
-	/* locks and counters are two namespaces: locks sort first */
-	for (; *pp != NULL; pp = &(*pp)->next) {
-		const struct mem_entry *e = *pp;
-		int c = e->is_lock != is_lock ? (e->is_lock ? -1 : 1)
-		                              : key_cmp(e->key, e->klen, key, len);
-
-		if (c >= 0)
+	for (; *pp != NULL; pp = &(*pp)->next)
+		if (key_cmp((*pp)->key, (*pp)->klen, key, len) >= 0)
 			break;
-	}
 	return pp;
 }
 
 static struct mem_entry *
-get(struct mem_store *ms, bool is_lock, const char *key, size_t len, struct mem_entry ***pp_out)
+get(struct mem_store *ms, const char *key, size_t len, struct mem_entry ***pp_out)
 {
-	struct mem_entry **pp = slot(ms, is_lock, key, len);
+	struct mem_entry **pp = slot(ms, key, len);
 
 	*pp_out = pp;
-	if (*pp != NULL && (*pp)->is_lock == is_lock && (*pp)->klen == len &&
-	    memcmp((*pp)->key, key, len) == 0)
+	if (*pp != NULL && (*pp)->klen == len && memcmp((*pp)->key, key, len) == 0)
 		return *pp;
 	return NULL;
 }
 
 static int
-add(struct mem_store *ms, struct mem_entry **pp, bool is_lock, const char *key, size_t len,
+add(struct mem_store *ms, struct mem_entry **pp, const char *key, size_t len,
     struct mem_entry **e_out, const char **err_out)
 {
 	struct mem_entry *e;
@@ -81,7 +72,6 @@ add(struct mem_store *ms, struct mem_entry **pp, bool is_lock, const char *key, 
 		*err_out = "out of memory";
 		return -1;
 	}
-	e->is_lock = is_lock;
 	memcpy(e->key, key, len);
 	e->klen = len;
 	e->next = *pp;
@@ -105,7 +95,7 @@ del(struct mem_store *ms, struct mem_entry **pp)
 static void
 apply_update(struct mem_store *ms, struct store_req *r)
 {
-	struct mem_entry **pp, *e = get(ms, true, r->key, r->key_len, &pp);
+	struct mem_entry **pp, *e = get(ms, r->key, r->key_len, &pp);
 	struct store_lock next;
 	enum store_action act;
 
@@ -116,32 +106,13 @@ apply_update(struct mem_store *ms, struct store_req *r)
 		if ((unsigned)next.proto >= PROTO__COUNT) {
 			r->rc = -1;
 			r->err = "no such protocol";
-		} else if (e == NULL && add(ms, pp, true, r->key, r->key_len, &e, &r->err) < 0) {
+		} else if (e == NULL && add(ms, pp, r->key, r->key_len, &e, &r->err) < 0) {
 			r->rc = -1;
 		} else {
 			e->lock = next;
 		}
 	} else if (act == STORE_DEL && e != NULL) {
 		del(ms, pp);
-	}
-}
-
-static void
-apply_counter(struct mem_store *ms, struct store_req *r)
-{
-	struct mem_entry **pp, *e = get(ms, false, r->key, r->key_len, &pp);
-	struct store_counter c = e ? e->ctr : (struct store_counter){0, 0};
-	bool exists = e != NULL;
-
-	r->value = store_counter_apply(&c, &exists, r->delta, r->ttl_ms, r->now_ms);
-	r->rc = 0;
-	if (!exists) {
-		if (e != NULL)
-			del(ms, pp);
-	} else if (e == NULL && add(ms, pp, false, r->key, r->key_len, &e, &r->err) < 0) {
-		r->rc = -1;
-	} else {
-		e->ctr = c;
 	}
 }
 
@@ -152,10 +123,7 @@ mem_submit(struct store_req *r, const char **err_out)
 
 	(void)err_out;
 	pthread_mutex_lock(&ms->mu);
-	if (r->kind == SRQ_LOCK_UPDATE)
-		apply_update(ms, r);
-	else
-		apply_counter(ms, r);
+	apply_update(ms, r);
 	pthread_mutex_unlock(&ms->mu);
 	store_req_done(r); /* delivered on the loop's next turn, not now */
 	return 0;
@@ -184,7 +152,7 @@ mem_lock_get(struct store *st, const char *key, size_t len, struct store_lock *o
 
 	(void)err_out;
 	pthread_mutex_lock(&ms->mu);
-	if ((e = get(ms, true, key, len, &pp)) != NULL)
+	if ((e = get(ms, key, len, &pp)) != NULL)
 		*out = e->lock;
 	*found_out = e != NULL;
 	pthread_mutex_unlock(&ms->mu);
@@ -200,8 +168,8 @@ mem_lock_put(struct store *st, const char *key, size_t len, const struct store_l
 	int rc = 0;
 
 	pthread_mutex_lock(&ms->mu);
-	if ((e = get(ms, true, key, len, &pp)) == NULL)
-		rc = add(ms, pp, true, key, len, &e, err_out);
+	if ((e = get(ms, key, len, &pp)) == NULL)
+		rc = add(ms, pp, key, len, &e, err_out);
 	if (rc == 0)
 		e->lock = *rec;
 	pthread_mutex_unlock(&ms->mu);
@@ -216,7 +184,7 @@ mem_lock_del(struct store *st, const char *key, size_t len, bool *found_out, con
 
 	(void)err_out;
 	pthread_mutex_lock(&ms->mu);
-	if ((e = get(ms, true, key, len, &pp)) != NULL)
+	if ((e = get(ms, key, len, &pp)) != NULL)
 		del(ms, pp);
 	*found_out = e != NULL;
 	pthread_mutex_unlock(&ms->mu);
@@ -231,7 +199,7 @@ mem_lock_list(struct store *st, store_list_cb cb, void *arg, const char **err_ou
 	(void)err_out;
 	/* the callback runs under the lock: it must not call back into the store */
 	pthread_mutex_lock(&ms->mu);
-	for (struct mem_entry *e = ms->head; e != NULL && e->is_lock; e = e->next)
+	for (struct mem_entry *e = ms->head; e != NULL; e = e->next)
 		if (cb(arg, e->key, e->klen, &e->lock) != 0)
 			break;
 	pthread_mutex_unlock(&ms->mu);

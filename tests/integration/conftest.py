@@ -69,6 +69,42 @@ def all_secrets():
     return list(PASSWORDS.values()) + WRONG_PASSWORDS
 
 
+# ---- sanitizer reports (make integration-asan) ------------------------------
+# postern built with ASan/UBSan writes each report to a file in
+# harness.SANITIZER_LOGS.  A test during which one appears fails at teardown
+# with the report; and since leaks of the session's postern are found only
+# when it exits at the end, any report file at all fails the whole run.
+
+
+@pytest.fixture(autouse=True)
+def _sanitizer_reports_fail_the_test():
+    before = set(harness.sanitizer_reports())
+    yield
+    new = {k: v for k, v in harness.sanitizer_reports().items() if k not in before}
+    if new:
+        pytest.fail("sanitizer report(s) during this test:\n" +
+                    "\n".join("--- %s ---\n%s" % kv for kv in sorted(new.items())),
+                    pytrace=False)
+
+
+def pytest_sessionfinish(session, exitstatus):
+    if harness.sanitizer_reports() and session.exitstatus == 0:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config):
+    reports = harness.sanitizer_reports()
+    if not reports:
+        return
+    tr = terminalreporter
+    tr.section("sanitizer reports: %d file(s) in %s" % (len(reports), harness.SANITIZER_LOGS),
+               red=True)
+    for path, text in sorted(reports.items()):
+        tr.write_line("--- %s ---" % path)
+        tr.write_line(text)
+    tr.write_line("FAILED: sanitizer reports (above)", red=True)
+
+
 @pytest.fixture(scope="session")
 def run_dir():
     d = tempfile.mkdtemp(prefix="pit-")

@@ -29,7 +29,30 @@ DOVECOT_BIN = os.environ.get("DOVECOT_BIN", "/usr/sbin/dovecot")
 MAIL_USER = "nobody"
 MAIL_GROUP = "nogroup"
 
-IO_TIMEOUT = 10.0  # seconds, for every socket operation in the tests
+# Slow builds (the sanitizer build: make integration-asan) stretch the
+# harness's waits by this factor; what a test asserts stays the same.
+TIMEOUT_SCALE = float(os.environ.get("POSTERN_TIMEOUT_SCALE") or 1.0)
+
+IO_TIMEOUT = 10.0 * TIMEOUT_SCALE  # seconds, for every socket operation in the tests
+
+# Where a sanitizer build of postern writes its reports (ASAN_OPTIONS and
+# UBSAN_OPTIONS log_path=DIR/asan, DIR/ubsan: one file per process, named
+# by its PID), or None.
+SANITIZER_LOGS = os.environ.get("POSTERN_SANITIZER_LOGS") or None
+
+
+def sanitizer_reports(pid=None):
+    """The sanitizer report files, as {path: text}: all of them, or only
+    those of process pid.  Empty when no sanitizer log directory is set."""
+    if not SANITIZER_LOGS or not os.path.isdir(SANITIZER_LOGS):
+        return {}
+    out = {}
+    for name in sorted(os.listdir(SANITIZER_LOGS)):
+        if pid is not None and name.rsplit(".", 1)[-1] != str(pid):
+            continue
+        path = os.path.join(SANITIZER_LOGS, name)
+        out[path] = _read(path)
+    return out
 
 # Processes started here and not yet stopped: stopped at interpreter exit if a
 # caller forgot (or was interrupted before its own cleanup ran).
@@ -82,9 +105,11 @@ def wait_port(port, timeout=10.0, host="127.0.0.1", alive=None):
 
 def stop_pid(proc, term_timeout=10.0):
     """SIGTERM the one process proc (a subprocess.Popen), wait, then SIGKILL.
-    Only this PID is signalled, never a name or a group."""
+    Only this PID is signalled, never a name or a group.  SIGTERM lets
+    postern return from main(), so a sanitizer build runs its leak check."""
     if proc is None or proc.poll() is not None:
         return
+    term_timeout *= TIMEOUT_SCALE
     try:
         os.kill(proc.pid, signal.SIGTERM)
     except ProcessLookupError:
@@ -662,7 +687,7 @@ class _Daemon:
 
     def wait_log(self, pattern, timeout=5.0, since=0):
         rx = re.compile(pattern)
-        deadline = time.monotonic() + timeout
+        deadline = time.monotonic() + timeout * TIMEOUT_SCALE
         while True:
             m = rx.search(self.log()[since:])
             if m or time.monotonic() >= deadline:
@@ -861,7 +886,7 @@ class Postern(_Daemon):
             logf.close()
         _live.add(self)
         alive = lambda: self.proc.poll() is None  # noqa: E731
-        deadline = time.monotonic() + timeout
+        deadline = time.monotonic() + timeout * TIMEOUT_SCALE
         for port in [x["port"] for x in self.listeners()]:
             if not wait_port(port, max(0.1, deadline - time.monotonic()), alive=alive):
                 why = "exited with %s" % self.proc.returncode if not alive() else "timed out"
@@ -899,7 +924,8 @@ class Postern(_Daemon):
 def run_postern(*args, timeout=20):
     """Run the postern binary with args (e.g. "-t", "-c", path); returns the
     CompletedProcess with text stdout/stderr."""
-    return subprocess.run([POSTERN_BIN, *args], capture_output=True, timeout=timeout,
+    return subprocess.run([POSTERN_BIN, *args], capture_output=True,
+                          timeout=timeout * TIMEOUT_SCALE,
                           stdin=subprocess.DEVNULL, text=True, errors="replace")
 
 

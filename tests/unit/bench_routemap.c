@@ -1,8 +1,8 @@
 /*
  * bench_routemap.c: how long a big route map takes to load and what it costs
  * per entry.  Not part of `make test`.  Build and run:
- *	cc -std=c11 -D_GNU_SOURCE -O2 -Iproxy -o /tmp/bench_routemap \
- *	   tests/unit/bench_routemap.c lib/route.c
+ *	cc -std=c11 -D_GNU_SOURCE -O2 -Ilib -o /tmp/bench_routemap \
+ *	   tests/unit/bench_routemap.c lib/route.c lib/route_map.c
  *	/tmp/bench_routemap [users (1000000)] [map path (/tmp/postern_bench.map)]
  * Writes the map (user%d@example%d.org over ten backends, one domain line per
  * hundred users), loads it into a fresh table, then looks every user up.

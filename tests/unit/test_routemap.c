@@ -1,5 +1,5 @@
 /*
- * test_routemap.c: route map files (route_map_load() in lib/route.c): the
+ * test_routemap.c: route map files (route_map_load() in lib/route_map.c): the
  * format, errors with their line numbers (all of them), duplicates, the rule
  * that a map may not repeat a config key, pools by name, and a big map.
  */

@@ -2,8 +2,8 @@
  * test_store.c: the store interface.  One conformance suite runs through
  * the same calls on the memory store and on LMDB in a temporary directory:
  * locks round-trip, updates are atomic and answered on the asking loop and
- * never before the call returns, cancelled requests stay silent, counters
- * count in windows, and threads racing for a key agree on one winner.
+ * never before the call returns, cancelled requests stay silent, and
+ * threads racing for a key agree on one winner.
  * Then LMDB alone: a lock answered is on disk (the writer is killed with
  * SIGKILL, the store reopened), another process sees and makes changes
  * while the store is open, processes racing agree, unknown records fail
@@ -174,7 +174,6 @@ struct answer {
 	const char *err;
 	struct first first;
 	bool existed;
-	int64_t value;
 };
 
 static void
@@ -197,17 +196,6 @@ on_delete(void *arg, int rc, const char *err, void *dctx)
 	a->rc = rc;
 	a->err = err;
 	a->existed = *(bool *)dctx;
-	a->n++;
-}
-
-static void
-on_counter(void *arg, int rc, const char *err, int64_t value)
-{
-	struct answer *a = arg;
-
-	a->rc = rc;
-	a->err = err;
-	a->value = value;
 	a->n++;
 }
 
@@ -329,17 +317,6 @@ the_list_walks_every_lock_in_key_order(void **state)
 	}
 	assert_int_equal(store_lock_list(f->st, collect, out, &err), 0);
 	assert_string_equal(out, "a=p ab=i b=p c=p m=i zz=i ");
-	/* counters are not locks: they never show in the list */
-	{
-		struct ev_loop *loop = ev_loop_new(EVFLAG_AUTO);
-		struct store_worker *sw = store_worker_new(f->st, loop, &err);
-		struct answer a = {0};
-
-		assert_non_null(store_counter_add(sw, "aa", 2, 1, 0, T0, on_counter, &a, &err));
-		run_until(loop, &a.n, 1);
-		store_worker_free(&sw);
-		ev_loop_destroy(loop);
-	}
 	out[0] = '\0';
 	assert_int_equal(store_lock_put(f->st, "stop", 4, &l, &err), 0);
 	assert_int_equal(store_lock_list(f->st, collect, out, &err), 0);
@@ -463,7 +440,7 @@ requests_that_cannot_be_taken_are_refused_at_once(void **state)
 	assert_null(
 	    store_lock_update(sw, key, sizeof(key), first_wins, big, 8, on_first, &a, &err));
 	assert_string_equal(err, "key too long");
-	assert_null(store_counter_add(sw, "", 0, 1, 0, T0, on_counter, &a, &err));
+	assert_null(store_lock_update(sw, "", 0, first_wins, big, 8, on_first, &a, &err));
 	assert_string_equal(err, "empty key");
 	store_worker_free(&sw);
 	ev_loop_destroy(loop);
@@ -501,59 +478,6 @@ a_cancelled_request_stays_silent_though_its_write_may_land(void **state)
 	store_req_cancel(NULL);
 	store_worker_free(&sw);
 	assert_null(sw);
-	store_worker_free(&sw);
-	ev_loop_destroy(loop);
-}
-
-static void
-counters_count_in_windows_and_vanish_at_zero(void **state)
-{
-	struct fix *f = *state;
-	struct ev_loop *loop = ev_loop_new(EVFLAG_AUTO);
-	const char *err = NULL;
-	struct store_worker *sw = store_worker_new(f->st, loop, &err);
-	struct answer a = {0};
-	static const struct {
-		int64_t delta;
-		uint64_t ttl, now;
-		int64_t want;
-	} steps[] = {
-	    {1, 1000, T0, 1},           {1, 1000, T0 + 10, 2},
-	    {0, 1000, T0 + 999, 2},     {5, 1000, T0 + 999, 7},
-	    {1, 1000, T0 + 1000, 1},                                   /* the window ended */
-	    {-1, 1000, T0 + 1001, 0},                                  /* gone at zero */
-	    {0, 1000, T0 + 1002, 0},    {-3, 1000, T0 + 1002, -3},     /* never stored below */
-	    {0, 1000, T0 + 1002, 0},    {2, 0, T0, 2},                 /* no ttl: lives on */
-	    {1, 0, T0 + 1000000000, 3}, {INT64_MAX, 0, T0, INT64_MAX}, /* saturates */
-	};
-
-	for (size_t i = 0; i < sizeof(steps) / sizeof(steps[0]); i++) {
-		int n = a.n;
-
-		assert_non_null(store_counter_add(sw, "ctr", 3, steps[i].delta, steps[i].ttl,
-		                                  steps[i].now, on_counter, &a, &err));
-		run_until(loop, &a.n, n + 1);
-		if (a.value != steps[i].want)
-			print_message("step %zu: %lld\n", i, (long long)a.value);
-		assert_int_equal(a.rc, 0);
-		assert_int_equal(a.value, steps[i].want);
-	}
-	/* expired counters are swept even if nobody asks for them again */
-	for (int i = 0; i < 100; i++) {
-		char k[16];
-		int n = a.n, kl = snprintf(k, sizeof(k), "old%d", i);
-
-		assert_non_null(
-		    store_counter_add(sw, k, (size_t)kl, 1, 10, T0, on_counter, &a, &err));
-		run_until(loop, &a.n, n + 1);
-	}
-	for (int i = 0; i < 10; i++) {
-		int n = a.n;
-
-		assert_non_null(
-		    store_counter_add(sw, "now", 3, 1, 0, T0 + 100000, on_counter, &a, &err));
-		run_until(loop, &a.n, n + 1);
-	}
 	store_worker_free(&sw);
 	ev_loop_destroy(loop);
 }
@@ -924,7 +848,6 @@ main(void)
 	    CONFORM(a_lazy_write_is_answered_and_lands_soon_after),
 	    CONFORM(requests_that_cannot_be_taken_are_refused_at_once),
 	    CONFORM(a_cancelled_request_stays_silent_though_its_write_may_land),
-	    CONFORM(counters_count_in_windows_and_vanish_at_zero),
 	    CONFORM(threads_racing_for_a_key_agree_on_one_winner),
 	    cmocka_unit_test(a_full_memory_store_refuses_new_keys_only),
 	    cmocka_unit_test(store_urls_pick_a_store_or_say_why_not),
