@@ -99,6 +99,18 @@ health_report(struct health *h, bool ok, const char *why, int rise, int fall)
 		log_kv(LOG_INFO, "backend.up", "backend=%s oks=%d", h->name, rise);
 }
 
+bool
+health_any_up(void)
+{
+	struct runtime *rt = runtime_get();
+	bool up = false;
+
+	for (size_t bi = 0; rt != NULL && bi < rt->cfg->nbackends && !up; bi++)
+		up = health_is_up(rt->health[bi]);
+	runtime_unref(&rt);
+	return up;
+}
+
 /* ---- the checker ---------------------------------------------------------- */
 
 /*

@@ -21,6 +21,9 @@ bool health_is_up(const struct health *h);
  * the backend's config.  Logs backend.down / backend.up on a change. */
 void health_report(struct health *h, bool ok, const char *why, int rise, int fall);
 
+/* Is at least one backend of the current runtime up?  Thread-safe. */
+bool health_any_up(void);
+
 /* Start/stop the checker thread; it checks the backends of the current
  * runtime that have a check_interval. */
 int health_start(void);
