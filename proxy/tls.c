@@ -20,7 +20,6 @@
 #include <openssl/x509v3.h>
 
 #include "log.h"
-#include "runtime.h"
 #include "tls.h"
 
 #define TLS_NAMES_MAX       64 /* DNS names taken from one certificate */
