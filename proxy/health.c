@@ -337,6 +337,11 @@ checker_main(void *arg)
 {
 	(void)arg;
 	ev_run(checker.loop, 0);
+	/* A tick queued beside the stop may have started checks after
+	 * stop_cb: end them, so no runtime reference outlives the thread. */
+	for (size_t i = 0; i < checker.nchecks; i++)
+		if (checker.checks[i]->state != CK_IDLE)
+			check_end(checker.checks[i], false, "stopping");
 	return NULL;
 }
 

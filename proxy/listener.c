@@ -99,6 +99,8 @@ accept_cb(struct ev_loop *loop, ev_io *io, int revents)
 	static __thread ev_tstamp last_warn;
 
 	(void)revents;
+	if (l->w->stopping)
+		return; /* queued beside the stop in the loop's last iteration */
 	for (int i = 0; i < ACCEPT_BATCH; i++) {
 		struct sockaddr_storage ss;
 		socklen_t sl = sizeof(ss);

@@ -34,8 +34,6 @@ stop_cb(struct ev_loop *loop, ev_async *a, int revents)
 	listener_stop(w);
 	while (w->conns != NULL)
 		conn_close(w->conns, CLOSE_SHUTDOWN);
-	conn_reap(w);
-	policy_worker_free(&w->pw);
 	ev_break(loop, EVBREAK_ALL);
 }
 
@@ -82,6 +80,13 @@ worker_main(void *arg)
 	struct worker *w = arg;
 
 	ev_run(w->loop, 0);
+	/* ev_break() lets the rest of the last iteration run: an accept or a
+	 * close queued beside the stop may have opened or closed conns after
+	 * stop_cb.  End them all, then free what the reaper holds. */
+	while (w->conns != NULL)
+		conn_close(w->conns, CLOSE_SHUTDOWN);
+	conn_reap(w);
+	policy_worker_free(&w->pw);
 	return NULL;
 }
 
