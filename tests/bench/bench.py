@@ -486,6 +486,7 @@ class Bench:
 
     # -- setup
     def start_backends(self):
+        self.backend_pids = []
         for name in ("a", "b"):
             d = os.path.join(self.run, "dovecot-" + name)
             os.makedirs(d, exist_ok=True)
@@ -638,11 +639,16 @@ class Bench:
                 log("   %s bulk %s failed: %s" % (peer, proto, kv.get("first_error", kv)))
 
     def idle(self, peer):
-        # A fresh proxy: the login storms before leave freed heap behind
-        # that idle sessions would reuse, hiding what a session costs.
+        # Fresh backends: Dovecot keeps the mail processes the previous
+        # peer's sessions made, and this peer's sessions would reuse them.
+        # Then a fresh proxy: the login storms before leave freed heap
+        # behind that idle sessions would reuse, hiding what one costs.
         self.procs.stop(peer)
         if peer == "nginx":
             self.procs.stop("nginx-auth")
+        self.procs.stop("dovecot-b")
+        self.procs.stop("dovecot-a")
+        self.start_backends()
         if not self.start_peer(peer):
             log("   %s did not restart" % peer)
             return
