@@ -40,7 +40,7 @@ UNIT     = $(patsubst tests/unit/%.c,%,$(wildcard tests/unit/test_*.c))
 FUZZ     = fuzz_imap fuzz_pop3 fuzz_proxyproto
 
 .PHONY: all deps test unit unit-asan postern-asan fuzz fuzz-short integration integration-asan \
-        demo format clean
+        demo bench format clean
 
 all: postern
 
@@ -130,8 +130,21 @@ demo: deps
 	$(MAKE) --no-print-directory all
 	$(PYTHON) tests/integration/demo.py
 
+# ---- bench: postern side by side with HAProxy and nginx mail (not in `test`) --
+# Installs its peers (Debian packages), builds the load generator, starts two
+# Dovecot backends and every proxy on 127.0.0.1, prints a table.  QUICK=1 for
+# a short run; tests/bench/bench.py lists the other knobs.
+$(BUILD)/bench/loadgen: tests/bench/loadgen.c
+	@mkdir -p $(dir $@)
+	$(CC) $(BASE_CFLAGS) $(CFLAGS) -o $@ $< -lssl -lcrypto
+
+bench:
+	@sh tests/bench/deps.sh
+	$(MAKE) --no-print-directory postern $(BUILD)/bench/loadgen
+	POSTERN=$(CURDIR)/postern LOADGEN=$(CURDIR)/$(BUILD)/bench/loadgen $(PYTHON) tests/bench/bench.py
+
 format:
-	clang-format -i lib/*.c lib/*.h proxy/*.c proxy/*.h policy/*.c policy/*.h tests/unit/*.c tests/unit/*.h tests/fuzz/*.c
+	clang-format -i lib/*.c lib/*.h proxy/*.c proxy/*.h policy/*.c policy/*.h tests/unit/*.c tests/unit/*.h tests/fuzz/*.c tests/bench/*.c
 
 clean:
 	rm -rf $(BUILD) postern

@@ -555,7 +555,6 @@ ticket_key_cb(SSL *s, unsigned char key_name[16], unsigned char *iv, EVP_CIPHER_
 	int rc = 0;
 	size_t i;
 
-	(void)s;
 	pthread_mutex_lock(&tickets.lock);
 	if (enc) {
 		if (tickets.nkeys > 0) {
@@ -566,8 +565,13 @@ ticket_key_cb(SSL *s, unsigned char key_name[16], unsigned char *iv, EVP_CIPHER_
 		for (i = 0; i < tickets.nkeys; i++) {
 			if (memcmp(tickets.keys[i].name, key_name, 16) == 0) {
 				k = tickets.keys[i];
-				/* 2: valid but old, OpenSSL issues a fresh ticket. */
-				rc = i == 0 ? 1 : 2;
+				/* 2: valid, and OpenSSL issues a fresh ticket.  Always
+				 * in TLS 1.3: clients use a ticket once (RFC 8446
+				 * §C.4), and after a resumed handshake OpenSSL sends
+				 * a new one only when asked to, so 1 would leave the
+				 * client none and make every other connection a full
+				 * handshake.  In TLS 1.2, only for an old key. */
+				rc = i == 0 && SSL_version(s) != TLS1_3_VERSION ? 1 : 2;
 				break;
 			}
 		}

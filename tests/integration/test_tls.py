@@ -789,6 +789,81 @@ def test_posterns_with_different_ticket_keys_do_not_resume_each_others_sessions(
         assert (k1, k2) == ("New", "Reused"), out
 
 
+def _epoll_watching(pid, port, client_port):
+    """The epoll instance (one per worker loop) that watches postern's end of
+    the connection from 127.0.0.1:client_port to port: its fd number in
+    postern, or None.  Found through /proc: the socket's inode, the fd that
+    holds it, and the epoll fdinfo that lists that fd."""
+    inode = None
+    with open("/proc/net/tcp") as f:
+        for line in f.readlines()[1:]:
+            x = line.split()
+            if (int(x[1].split(":")[1], 16) == port
+                    and int(x[2].split(":")[1], 16) == client_port):
+                inode = x[9]
+    if inode is None:
+        return None
+    fds, epolls = {}, []
+    for fd in os.listdir("/proc/%d/fd" % pid):
+        try:
+            link = os.readlink("/proc/%d/fd/%s" % (pid, fd))
+        except OSError:
+            continue
+        fds[link] = int(fd)
+        if link == "anon_inode:[eventpoll]":
+            epolls.append(int(fd))
+    sock = fds.get("socket:[%s]" % inode)
+    for ep in epolls:
+        with open("/proc/%d/fdinfo/%d" % (pid, ep)) as f:
+            if re.search(r"^tfd:\s+%d\s" % sock, f.read(), re.M):
+                return ep
+    return None
+
+
+RESUME_CHAIN = {
+    # TLS 1.3: a client uses each ticket once (RFC 8446 §C.4, as OpenSSL's
+    # own client and browsers do), so every connection must hand out a new one
+    "tls13": (ssl.TLSVersion.TLSv1_3, True),
+    # TLS 1.2: a session (ticket) may be offered again and again
+    "tls12": (ssl.TLSVersion.TLSv1_2, False),
+}
+
+
+@pytest.mark.parametrize("version", sorted(RESUME_CHAIN))
+def test_every_reconnect_resumes_the_previous_connections_session_on_either_worker(
+        make_postern, ca, version):
+    tls_version, single_use = RESUME_CHAIN[version]
+    p = make_postern(workers=2, log_level="warn")
+    ctx = ctx_for(ca)
+    ctx.minimum_version = ctx.maximum_version = tls_version
+    sess, kinds, workers = None, [], []
+    # At least ten reconnects; more until both workers have served some
+    # (SO_REUSEPORT spreads connections by their address hash).
+    while len(kinds) < 41 and (len(kinds) < 11 or len(set(workers)) < 2):
+        raw = socket.create_connection((HOST, p.imap_port), timeout=IO_TIMEOUT)
+        with ctx.wrap_socket(raw, server_hostname="localhost", session=sess) as s:
+            greeting = b""
+            while not greeting.endswith(b"\r\n"):
+                chunk = s.recv(512)
+                assert chunk, "connection %d closed before the greeting" % len(kinds)
+                greeting += chunk
+            assert greeting.startswith(b"* OK"), greeting
+            kinds.append("resumed" if s.session_reused else "full")
+            workers.append(_epoll_watching(p.proc.pid, p.imap_port, s.getsockname()[1]))
+            # TLS 1.3 tickets come after the handshake, before the greeting:
+            # s.session is now the newest one the server sent.
+            new = s.session
+            if single_use and sess is not None and new is not None and new.id == sess.id:
+                new = None  # no fresh ticket: the one just used is spent
+            sess = new
+    assert None not in workers, workers
+    assert len(set(workers)) == 2, \
+        "all %d connections went to one worker (epoll %s)" % (len(kinds), workers)
+    assert kinds[0] == "full"
+    assert kinds[1:] == ["resumed"] * (len(kinds) - 1), \
+        "handshakes in order: %s; workers (epoll fd) in order: %s" % (kinds, workers)
+
+
 # ---------------------------------------------------------------------------
 # 7. SIGHUP: certificate rotation
 # ---------------------------------------------------------------------------
