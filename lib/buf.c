@@ -79,6 +79,28 @@ buf_consume(struct buf *b, size_t n)
 	b->len -= n;
 }
 
+void
+buf_consume_keep(struct buf *b, size_t n)
+{
+	if (n >= b->len) {
+		b->off = 0;
+		b->len = 0;
+		return;
+	}
+	b->off += n;
+	b->len -= n;
+}
+
+void
+buf_stop_wiping(struct buf *b)
+{
+	if (b->data != NULL && b->wipe) {
+		OPENSSL_cleanse(b->data, b->off);
+		OPENSSL_cleanse(b->data + b->off + b->len, b->cap - b->off - b->len);
+	}
+	b->wipe = false;
+}
+
 int
 buf_append(struct buf *b, const void *p, size_t n)
 {

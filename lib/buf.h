@@ -48,6 +48,12 @@ uint8_t *buf_tail(struct buf *b, size_t *space_out);
 void buf_produce(struct buf *b, size_t n);
 /* Drop n bytes from the head; releases the memory when empty. */
 void buf_consume(struct buf *b, size_t n);
+/* Drop n bytes from the head, keeping the memory when empty for the next
+ * producer (a busy relay); buf_consume(b, 0) gives it back once idle. */
+void buf_consume_keep(struct buf *b, size_t n);
+/* The buffer no longer carries credentials: wipe whatever its memory held
+ * besides the unread bytes, and stop wiping on release. */
+void buf_stop_wiping(struct buf *b);
 /* Append; returns 0, or -1 (nothing written) when it does not fit. */
 int buf_append(struct buf *b, const void *p, size_t n);
 int buf_printf(struct buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

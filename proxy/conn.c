@@ -518,6 +518,9 @@ conn_relay_start(struct conn *c)
 	}
 	backend_free(&c->be);
 	c->logged_in = true;
+	/* The credentials are gone from c->in: what the client sends from now
+	 * on is its mail session, relayed without a wipe on every drain. */
+	buf_stop_wiping(&c->in);
 	relay_init(&c->relay, c->lc->proto, &c->cl, &c->bl, &c->in, &c->out);
 	conn_set_state(c, CS_RELAY);
 	relay_step(c);

@@ -88,7 +88,7 @@ pull(struct link *src, struct buf *b, bool *eof, struct relay *r)
 	if (n == LINK_ERR)
 		return -1;
 	if (buf_len(b) == 0)
-		buf_consume(b, 0); /* give the memory back while idle */
+		buf_consume(b, 0); /* nothing to read, nothing held: give the memory back */
 	return 0;
 }
 
@@ -103,7 +103,7 @@ push(struct link *dst, struct buf *b, uint64_t *count)
 		return 0;
 	n = link_write(dst, buf_head(b), buf_len(b));
 	if (n > 0) {
-		buf_consume(b, (size_t)n);
+		buf_consume_keep(b, (size_t)n); /* the next read reuses it */
 		if (count != NULL)
 			*count += (uint64_t)n;
 		return 1;

@@ -23,6 +23,48 @@ an_empty_buffer_holds_no_memory(void **state)
 }
 
 static void
+a_busy_relay_keeps_the_memory_until_it_is_idle(void **state)
+{
+	struct buf b;
+	uint8_t *first;
+
+	(void)state;
+	buf_init(&b, 16, false);
+	assert_int_equal(buf_append(&b, "abcd", 4), 0);
+	first = b.data;
+	buf_consume_keep(&b, 4); /* drained while busy: kept for the next read */
+	assert_int_equal(buf_len(&b), 0);
+	assert_ptr_equal(b.data, first);
+	assert_int_equal(buf_append(&b, "efgh", 4), 0);
+	assert_ptr_equal(b.data, first);
+	assert_memory_equal(buf_head(&b), "efgh", 4);
+	buf_consume_keep(&b, 2);
+	assert_memory_equal(buf_head(&b), "gh", 2);
+	buf_consume_keep(&b, 2);
+	buf_consume(&b, 0); /* idle: given back */
+	assert_null(b.data);
+	buf_deinit(&b);
+}
+
+static void
+a_buffer_that_stops_wiping_keeps_its_unread_bytes_and_clears_the_rest(void **state)
+{
+	struct buf b;
+
+	(void)state;
+	buf_init(&b, 16, true);
+	assert_int_equal(buf_append(&b, "a1 LOGIN u pw\r\nx", 16), 0);
+	buf_consume(&b, 15); /* the login is read; "x" (pipelined) is not */
+	buf_stop_wiping(&b);
+	assert_false(b.wipe);
+	assert_int_equal(buf_len(&b), 1);
+	assert_memory_equal(buf_head(&b), "x", 1);
+	for (size_t i = 0; i < b.off; i++)
+		assert_int_equal(b.data[i], 0); /* the password is gone from memory */
+	buf_deinit(&b);
+}
+
+static void
 a_buffer_never_grows_past_its_capacity(void **state)
 {
 	struct buf b;
@@ -96,6 +138,8 @@ main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(an_empty_buffer_holds_no_memory),
 	    cmocka_unit_test(a_buffer_never_grows_past_its_capacity),
+	    cmocka_unit_test(a_busy_relay_keeps_the_memory_until_it_is_idle),
+	    cmocka_unit_test(a_buffer_that_stops_wiping_keeps_its_unread_bytes_and_clears_the_rest),
 	    cmocka_unit_test(tail_and_produce_keep_bytes_in_order),
 	    cmocka_unit_test(log_values_are_quoted_escaped_and_cut),
 	};
