@@ -1,7 +1,8 @@
 /*
- * sasl.c: SASL PLAIN messages (RFC 4616 §2) in and out of base64 (RFC 4648
- * §4), for the client side (decode) and the backend side (encode).  Pure:
- * stack scratch only, wiped before return; OpenSSL's EVP codec does base64.
+ * sasl.c: SASL messages (PLAIN RFC 4616 §2, LOGIN) in and out of base64
+ * (RFC 4648 §4), for the client side (decode) and the backend side (encode).
+ * Pure: stack scratch only, wiped before return; OpenSSL's EVP codec does
+ * base64.  Never passes a client's bytes through: encoders rebuild messages.
  */
 #include <string.h>
 
@@ -65,6 +66,34 @@ b64_check(const char *b64, size_t len)
 	if ((pad == 2 && (last & 0x0f) != 0) || (pad == 1 && (last & 0x03) != 0))
 		return -1;
 	return pad;
+}
+
+/*
+ * Decode strict base64 b64[0..len) into raw (room for rawcap bytes, which
+ * must be at least max + 2: EVP_DecodeBlock writes whole 3-byte groups) and
+ * *n_out.  A message over max bytes gives SASL_TOO_LONG, without decoding
+ * it when the text alone says so.
+ */
+static enum sasl_rc
+b64_decode(const char *b64, size_t len, unsigned char *raw, size_t rawcap, size_t max,
+           size_t *n_out)
+{
+	int pad, n;
+
+	*n_out = 0;
+	pad = b64_check(b64, len);
+	if (pad < 0)
+		return SASL_BAD_BASE64;
+	if (len / 4 * 3 > rawcap || len / 4 * 3 - (size_t)pad > max)
+		return SASL_TOO_LONG;
+	if (len == 0)
+		return SASL_OK;
+	n = EVP_DecodeBlock(raw, (const unsigned char *)b64, (int)len);
+	if (n < pad)
+		return SASL_BAD_BASE64;
+	/* EVP_DecodeBlock counts the zero bytes that "=" stands for */
+	*n_out = (size_t)(n - pad);
+	return SASL_OK;
 }
 
 static enum sasl_rc
@@ -175,6 +204,49 @@ sasl_plain_encode(const char *user, size_t user_len, const char *secret, size_t 
 	return w < 0 ? 0 : (size_t)w;
 }
 
+/* One LOGIN response: 1..max bytes, no NUL, CR or LF. */
+static enum sasl_rc
+login_decode(const char *b64, size_t len, char *out, size_t max, size_t *out_len_out)
+{
+	unsigned char raw[SASL_SECRET_MAX + 3];
+	enum sasl_rc rc;
+	size_t n = 0;
+
+	*out_len_out = 0;
+	if (len == 1 && b64[0] == '*')
+		rc = SASL_CANCELLED;
+	else
+		rc = b64_decode(b64, len, raw, sizeof(raw), max, &n);
+	if (rc == SASL_OK && n == 0)
+		rc = SASL_BAD_FORMAT;
+	if (rc == SASL_OK && (memchr(raw, '\0', n) != NULL || memchr(raw, '\r', n) != NULL ||
+	                      memchr(raw, '\n', n) != NULL))
+		rc = SASL_BAD_FORMAT;
+	if (rc == SASL_OK) {
+		memcpy(out, raw, n);
+		out[n] = '\0';
+		*out_len_out = n;
+	} else {
+		OPENSSL_cleanse(out, max + 1);
+	}
+	OPENSSL_cleanse(raw, sizeof(raw));
+	return rc;
+}
+
+enum sasl_rc
+sasl_login_user_decode(const char *b64, size_t len, char user[SASL_USER_MAX + 1],
+                       size_t *user_len_out)
+{
+	return login_decode(b64, len, user, SASL_USER_MAX, user_len_out);
+}
+
+enum sasl_rc
+sasl_login_secret_decode(const char *b64, size_t len, char secret[SASL_SECRET_MAX + 1],
+                         size_t *secret_len_out)
+{
+	return login_decode(b64, len, secret, SASL_SECRET_MAX, secret_len_out);
+}
+
 const char *
 sasl_strerror(enum sasl_rc rc)
 {
@@ -184,11 +256,13 @@ sasl_strerror(enum sasl_rc rc)
 	case SASL_BAD_BASE64:
 		return "invalid base64";
 	case SASL_BAD_FORMAT:
-		return "malformed PLAIN message";
+		return "malformed SASL message";
 	case SASL_TOO_LONG:
-		return "PLAIN field too long";
+		return "SASL field too long";
 	case SASL_AUTHZID:
 		return "authorization identity differs from authentication identity";
+	case SASL_CANCELLED:
+		return "authentication cancelled";
 	}
 	return "unknown SASL error";
 }

@@ -1,6 +1,7 @@
 /*
- * test_sasl.c: SASL PLAIN and its base64 (lib/sasl.c): RFC 4616 vectors,
- * round trips, strict base64, authzid rules and field limits.
+ * test_sasl.c: SASL messages and their base64 (lib/sasl.c): PLAIN (RFC 4616
+ * vectors, round trips, strict base64, authzid rules, field limits) and
+ * LOGIN (challenges, limits, refused bytes).
  */
 #include <stdbool.h>
 #include <stdio.h>
@@ -286,10 +287,119 @@ encode_refuses_what_would_not_decode_back(void **state)
 }
 
 static void
+login_challenges_are_the_base64_of_the_prompts(void **state)
+{
+	char out[32];
+	(void)state;
+
+	b64("Username:", 9, out, sizeof(out));
+	assert_string_equal(out, SASL_LOGIN_USER_CHALLENGE);
+	b64("Password:", 9, out, sizeof(out));
+	assert_string_equal(out, SASL_LOGIN_SECRET_CHALLENGE);
+}
+
+struct login_row {
+	const char *raw; /* decoded message, or NULL: b64 is sent as is */
+	size_t raw_len;
+	const char *b64;
+	enum sasl_rc user_rc, secret_rc;
+};
+
+static void
+login_responses_table(void **state)
+{
+#define LRAW(s) s, sizeof(s) - 1, NULL
+	static const struct login_row rows[] = {
+	    {LRAW("alice"), SASL_OK, SASL_OK},
+	    {LRAW("alice@example.org"), SASL_OK, SASL_OK},
+	    {LRAW("p w \"x\"\t\x01\xc3\xa9"), SASL_OK, SASL_OK}, /* any byte but NUL CR LF */
+	    {LRAW("a\0b"), SASL_BAD_FORMAT, SASL_BAD_FORMAT},
+	    {LRAW("a\rb"), SASL_BAD_FORMAT, SASL_BAD_FORMAT},
+	    {LRAW("a\nb"), SASL_BAD_FORMAT, SASL_BAD_FORMAT},
+	    {LRAW("\0"), SASL_BAD_FORMAT, SASL_BAD_FORMAT},
+	    {NULL, 0, "", SASL_BAD_FORMAT, SASL_BAD_FORMAT}, /* empty response */
+	    {NULL, 0, "*", SASL_CANCELLED, SASL_CANCELLED},
+	    {NULL, 0, "**", SASL_BAD_BASE64, SASL_BAD_BASE64},
+	    {NULL, 0, "YWxpY2U", SASL_BAD_BASE64, SASL_BAD_BASE64}, /* no pad */
+	    {NULL, 0, "YWxpY2U=\n", SASL_BAD_BASE64, SASL_BAD_BASE64},
+	    {NULL, 0, "YWxpY2V=", SASL_BAD_BASE64, SASL_BAD_BASE64}, /* pad bits set */
+	    {NULL, 0, " YWxp", SASL_BAD_BASE64, SASL_BAD_BASE64},
+	    {NULL, 0, "=", SASL_BAD_BASE64, SASL_BAD_BASE64},
+	};
+#undef LRAW
+	(void)state;
+
+	for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+		char text[64], user[SASL_USER_MAX + 1], secret[SASL_SECRET_MAX + 1];
+		const char *in = rows[i].b64;
+		size_t len, ul = 99, sl = 99;
+		enum sasl_rc rc;
+
+		if (in == NULL) {
+			len = b64(rows[i].raw, rows[i].raw_len, text, sizeof(text));
+			in = text;
+		} else {
+			len = strlen(in);
+		}
+		memset(user, 'J', sizeof(user));
+		memset(secret, 'J', sizeof(secret));
+		rc = sasl_login_user_decode(in, len, user, &ul);
+		if (rc != rows[i].user_rc)
+			fail_msg("row %zu: user rc %d, want %d", i, rc, rows[i].user_rc);
+		rc = sasl_login_secret_decode(in, len, secret, &sl);
+		if (rc != rows[i].secret_rc)
+			fail_msg("row %zu: secret rc %d, want %d", i, rc, rows[i].secret_rc);
+		if (rows[i].user_rc == SASL_OK) {
+			assert_int_equal(ul, rows[i].raw_len);
+			assert_memory_equal(user, rows[i].raw, ul + 1); /* with its NUL */
+			assert_int_equal(sl, rows[i].raw_len);
+			assert_memory_equal(secret, rows[i].raw, sl + 1);
+		} else {
+			static const char zero[SASL_SECRET_MAX + 1];
+
+			assert_int_equal(ul, 0);
+			assert_int_equal(sl, 0);
+			assert_memory_equal(user, zero, sizeof(user));
+			assert_memory_equal(secret, zero, sizeof(secret));
+		}
+	}
+}
+
+static void
+login_limits_are_plains(void **state)
+{
+	static char raw[SASL_SECRET_MAX + 2], text[4096];
+	char user[SASL_USER_MAX + 1], secret[SASL_SECRET_MAX + 1];
+	size_t len, n;
+	(void)state;
+
+	memset(raw, 'x', sizeof(raw));
+	/* a user name of SASL_USER_MAX fits, one more does not */
+	len = b64(raw, SASL_USER_MAX, text, sizeof(text));
+	assert_int_equal(sasl_login_user_decode(text, len, user, &n), SASL_OK);
+	assert_int_equal(n, SASL_USER_MAX);
+	assert_int_equal(user[SASL_USER_MAX], '\0');
+	len = b64(raw, SASL_USER_MAX + 1, text, sizeof(text));
+	assert_int_equal(sasl_login_user_decode(text, len, user, &n), SASL_TOO_LONG);
+	assert_int_equal(n, 0);
+	/* ... and it is a good password */
+	assert_int_equal(sasl_login_secret_decode(text, len, secret, &n), SASL_OK);
+	assert_int_equal(n, SASL_USER_MAX + 1);
+	len = b64(raw, SASL_SECRET_MAX, text, sizeof(text));
+	assert_int_equal(sasl_login_secret_decode(text, len, secret, &n), SASL_OK);
+	assert_int_equal(n, SASL_SECRET_MAX);
+	len = b64(raw, SASL_SECRET_MAX + 1, text, sizeof(text));
+	assert_int_equal(sasl_login_secret_decode(text, len, secret, &n), SASL_TOO_LONG);
+	/* a line far too long is refused by its length alone */
+	memset(text, 'A', sizeof(text));
+	assert_int_equal(sasl_login_secret_decode(text, sizeof(text), secret, &n), SASL_TOO_LONG);
+}
+
+static void
 strerror_names_every_rc(void **state)
 {
-	static const enum sasl_rc rcs[] = {SASL_OK, SASL_BAD_BASE64, SASL_BAD_FORMAT, SASL_TOO_LONG,
-	                                   SASL_AUTHZID};
+	static const enum sasl_rc rcs[] = {SASL_OK,       SASL_BAD_BASE64, SASL_BAD_FORMAT,
+	                                   SASL_TOO_LONG, SASL_AUTHZID,    SASL_CANCELLED};
 	(void)state;
 
 	for (size_t i = 0; i < sizeof(rcs) / sizeof(rcs[0]); i++) {
@@ -312,6 +422,9 @@ main(void)
 	    cmocka_unit_test(encode_then_decode_round_trips),
 	    cmocka_unit_test(encode_gives_the_rfc4616_example),
 	    cmocka_unit_test(encode_refuses_what_would_not_decode_back),
+	    cmocka_unit_test(login_challenges_are_the_base64_of_the_prompts),
+	    cmocka_unit_test(login_responses_table),
+	    cmocka_unit_test(login_limits_are_plains),
 	    cmocka_unit_test(strerror_names_every_rc),
 	};
 
