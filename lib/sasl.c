@@ -259,7 +259,13 @@ _Static_assert(4 + 3 * SASL_USER_MAX + 2 + 12 + SASL_TOKEN_MAX + 2 <= SASL_OAUTH
 _Static_assert(5 + SASL_USER_MAX + 1 + 12 + SASL_TOKEN_MAX + 2 <= SASL_OAUTH_MAX,
                "SASL_OAUTH_MAX too small for an XOAUTH2 message");
 
-/* A user name the backend can be given and every encoder can frame. */
+/*
+ * A user name the backend can be given and every encoder can frame: no
+ * control characters (C0 or DEL).  XOAUTH2 carries it as a kvpair value,
+ * which allows no controls but HTAB, CR and LF (RFC 7628 §3.1), and those
+ * have no business in a mailbox name; so OAUTHBEARER's saslname, which
+ * would allow them, is held to the same rule and the two re-encode freely.
+ */
 static enum sasl_rc
 user_check(const unsigned char *u, size_t n)
 {
@@ -268,7 +274,7 @@ user_check(const unsigned char *u, size_t n)
 	if (n > SASL_USER_MAX)
 		return SASL_TOO_LONG;
 	for (size_t i = 0; i < n; i++) {
-		if (u[i] == '\0' || u[i] == '\r' || u[i] == '\n' || u[i] == KVSEP)
+		if (u[i] < 0x20 || u[i] == 0x7f)
 			return SASL_BAD_FORMAT;
 	}
 	return SASL_OK;

@@ -96,7 +96,8 @@ enum sasl_rc sasl_login_secret_decode(const char *b64, size_t len, char secret[S
  *
  * Decode b64[0..len) into user and token (the b64token after "Bearer" and
  * its spaces, RFC 6750 §2.1), NUL-terminated, with their lengths.  User
- * names are 1..SASL_USER_MAX bytes without NUL, CR, LF or ^A; tokens are
+ * names are 1..SASL_USER_MAX bytes without control characters (C0, DEL:
+ * so no NUL, CR, LF or ^A), 8-bit bytes passed as they are; tokens are
  * 1..SASL_TOKEN_MAX b64token characters.  OAUTHBEARER: a "p=" header gives
  * SASL_CHANNEL_BINDING; a header without "a=" gives SASL_NO_USER with the
  * token set and user empty (the proxy cannot route it).  On any other

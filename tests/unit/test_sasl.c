@@ -530,6 +530,10 @@ oauthbearer_message_table(void **state)
 	    {ORAW("n,a=u\0v,\001auth=Bearer t\001\001"), SASL_BAD_FORMAT, NULL, NULL},
 	    {ORAW("n,a=u\rv,\001auth=Bearer t\001\001"), SASL_BAD_FORMAT, NULL, NULL},
 	    {ORAW("n,a=u\001v,\001auth=Bearer t\001\001"), SASL_BAD_FORMAT, NULL, NULL},
+	    /* no controls in a user name, so XOAUTH2 can carry it too */
+	    {ORAW("n,a=u\006v,\001auth=Bearer t\001\001"), SASL_BAD_FORMAT, NULL, NULL},
+	    {ORAW("n,a=u\tv,\001auth=Bearer t\001\001"), SASL_BAD_FORMAT, NULL, NULL},
+	    {ORAW("n,a=u\177,\001auth=Bearer t\001\001"), SASL_BAD_FORMAT, NULL, NULL},
 	    /* pairs and framing */
 	    {ORAW("n,a=u,\001auth=Bearer t\001"), SASL_BAD_FORMAT, NULL, NULL},
 	    {ORAW("n,a=u,\001auth=Bearer t"), SASL_BAD_FORMAT, NULL, NULL},
@@ -581,6 +585,7 @@ xoauth2_message_table(void **state)
 	    {ORAW("user=u\001user=v\001auth=Bearer t\001\001"), SASL_BAD_FORMAT, NULL, NULL},
 	    {ORAW("user=u\rv\001auth=Bearer t\001\001"), SASL_BAD_FORMAT, NULL, NULL},
 	    {ORAW("user=u\nv\001auth=Bearer t\001\001"), SASL_BAD_FORMAT, NULL, NULL},
+	    {ORAW("user=u\tv\001auth=Bearer t\001\001"), SASL_BAD_FORMAT, NULL, NULL},
 	    {ORAW("user=u\001auth=Bearer t\001"), SASL_BAD_FORMAT, NULL, NULL},
 	    {ORAW("user=u\001auth=Bearer t"), SASL_BAD_FORMAT, NULL, NULL},
 	    {ORAW("n,a=u,\001auth=Bearer t\001\001"), SASL_BAD_FORMAT, NULL,
@@ -702,7 +707,7 @@ oauth_encoders_rebuild_messages_that_decode_back(void **state)
 	static char token[SASL_TOKEN_MAX + 1], user[SASL_USER_MAX + 1];
 	static char out[SASL_OAUTH_B64_MAX + 1];
 	static const char *const users[] = {"u",  "alice@example.org", "a,b=c", ",,,",
-	                                    "==", "\xc3\xa9t\xc3\xa9", "a b\tc"};
+	                                    "==", "\xc3\xa9t\xc3\xa9", "a b~c"};
 	struct oauth_out o;
 	size_t n;
 	(void)state;
@@ -757,6 +762,8 @@ oauth_encoders_rebuild_messages_that_decode_back(void **state)
 	assert_int_equal(sasl_xoauth2_encode("u", 1, token, SASL_TOKEN_MAX + 1, out, sizeof(out)),
 	                 0);
 	assert_int_equal(sasl_oauthbearer_encode("u\001", 2, "t", 1, out, sizeof(out)), 0);
+	assert_int_equal(sasl_oauthbearer_encode("u\t", 2, "t", 1, out, sizeof(out)), 0);
+	assert_int_equal(sasl_xoauth2_encode("u\x7f", 2, "t", 1, out, sizeof(out)), 0);
 	assert_int_equal(sasl_oauthbearer_encode("u\r", 2, "t", 1, out, sizeof(out)), 0);
 	assert_int_equal(sasl_oauthbearer_encode("u\0", 2, "t", 1, out, sizeof(out)), 0);
 	assert_int_equal(sasl_oauthbearer_encode("u", 1, "t t", 3, out, sizeof(out)), 0);
