@@ -33,7 +33,7 @@ OBJ      = $(SRC:%.c=$(BUILD)/%.o)
 HDR      = $(wildcard lib/*.h proxy/*.h policy/*.h)
 
 UNIT     = $(patsubst tests/unit/%.c,%,$(wildcard tests/unit/test_*.c))
-FUZZ     = fuzz_imap fuzz_pop3 fuzz_proxyproto
+FUZZ     = fuzz_imap fuzz_pop3 fuzz_proxyproto fuzz_sasl
 
 .PHONY: all deps test unit unit-asan fuzz fuzz-short integration demo format clean
 
