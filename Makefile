@@ -37,7 +37,7 @@ OBJ      = $(SRC:%.c=$(BUILD)/%.o)
 HDR      = $(wildcard lib/*.h proxy/*.h policy/*.h)
 
 UNIT     = $(patsubst tests/unit/%.c,%,$(wildcard tests/unit/test_*.c))
-FUZZ     = fuzz_imap fuzz_pop3 fuzz_proxyproto
+FUZZ     = fuzz_imap fuzz_pop3 fuzz_proxyproto fuzz_sasl
 
 .PHONY: all deps test unit unit-asan postern-asan fuzz fuzz-short integration integration-asan \
         demo bench format clean

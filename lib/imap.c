@@ -9,6 +9,7 @@
 
 #include "chars.h"
 #include "imap.h"
+#include "sasl.h"
 
 /* Parser states (p->state). */
 enum {
@@ -25,6 +26,7 @@ enum {
 	S_ID_ARGS,   /* after "ID ": "(" or NIL */
 	S_ID_NIL,    /* matching NIL; sub = letters matched */
 	S_ID_LIST,   /* just after "(": ")" or the first item */
+	S_ID_VNIL,   /* an ID value that must be NIL; sub = letters matched */
 	S_END,       /* only the line end may follow */
 	S_SKIP,      /* discarding to line end */
 	S_SASL,      /* a SASL response line (imap_parser_expect_sasl) */
@@ -51,6 +53,14 @@ enum { SK_TEXT, SK_OPEN, SK_DIGITS, SK_PLUS, SK_CLOSE };
 #define ID_FIELD_MAX 30
 #define ID_VALUE_MAX 1024
 #define ID_PAIRS_MAX 30
+
+_Static_assert(IMAP_SASL_MAX >= SASL_LINE_MAX, "IMAP_SASL_MAX below the SASL line bound");
+/* tag SP "ID" SP "(" pairs ")" CRLF, each pair two quoted strings with every
+ * byte escaped, pairs apart by SP: the longest well-formed ID line. */
+_Static_assert(IMAP_TAG_MAX + 5 + ID_PAIRS_MAX * (2 + 2 * ID_FIELD_MAX + 1 + 2 + 2 * ID_VALUE_MAX) +
+                       (ID_PAIRS_MAX - 1) + 3 <=
+                   IMAP_ID_LINE_MAX,
+               "IMAP_ID_LINE_MAX below RFC 2971's bounds");
 
 /* RFC 9051 §9: ATOM-CHAR is any CHAR except atom-specials. */
 
@@ -140,10 +150,19 @@ imap_parser_init(struct imap_parser *p, const struct imap_limits *lim)
 	memset(p, 0, sizeof(*p));
 	p->lim.line_max = IMAP_LINE_MAX;
 	p->lim.literal_max = IMAP_SECRET_MAX;
+	p->lim.sasl_line_max = IMAP_SASL_MAX;
+	p->lim.id_line_max = IMAP_ID_LINE_MAX;
 	if (lim != NULL && lim->line_max != 0)
 		p->lim.line_max = lim->line_max;
 	if (lim != NULL && lim->literal_max != 0)
 		p->lim.literal_max = lim->literal_max;
+	/* cmd.ir is a fixed array: the SASL limit can only be lowered */
+	if (lim != NULL && lim->sasl_line_max != 0 && lim->sasl_line_max < IMAP_SASL_MAX)
+		p->lim.sasl_line_max = lim->sasl_line_max;
+	if (lim != NULL && lim->id_line_max != 0)
+		p->lim.id_line_max = lim->id_line_max;
+	if (p->lim.id_line_max < p->lim.line_max)
+		p->lim.id_line_max = p->lim.line_max;
 	reset_line(p);
 }
 
@@ -286,16 +305,18 @@ arg_literal(struct imap_parser *p)
 	size_t n = p->lit_len_acc;
 	size_t budget = p->lim.literal_max;
 
-	if (p->cmd.verb == IMAP_V_LOGIN && arg_max(p) < budget)
-		budget = arg_max(p);
-	if (n > budget)
-		return fatal(p, "literal too large");
-	if (n > arg_max(p)) {
-		/* An ID item over its RFC 2971 size: a bad line, not a fatal one. */
+	if (p->cmd.verb == IMAP_V_ID && n > arg_max(p)) {
+		/* An ID item over its RFC 2971 size: a bad line, not a fatal one
+		 * when it can be skipped: "{n}" is answered BAD before the client
+		 * sends it, "{n+}" is read through if within literal_max. */
 		p->error = arg_too_long(p);
 		p->state = S_SKIP;
 		return skip_literal(p);
 	}
+	if (p->cmd.verb == IMAP_V_LOGIN && arg_max(p) < budget)
+		budget = arg_max(p);
+	if (n > budget)
+		return fatal(p, "literal too large");
 	p->lit_skip = false;
 	p->lit_left = n;
 	p->arg_len = 0;
@@ -427,6 +448,15 @@ step(struct imap_parser *p, uint8_t c)
 			p->sub = LA_OPEN;
 			return R_GO;
 		}
+		if (p->cmd.verb == IMAP_V_ID && is_astring_char(c)) {
+			/* RFC 2971 §4: fields are strings, values nstrings: the
+			 * only atom is a value's NIL. */
+			if (p->nargs % 2 == 0 || chars_upper(c) != 'N')
+				return fail(p, "ID item not a string");
+			p->state = S_ID_VNIL;
+			p->sub = 1;
+			return R_GO;
+		}
 		if (is_astring_char(c)) {
 			p->state = S_ATOM;
 			return R_AGAIN;
@@ -436,11 +466,22 @@ step(struct imap_parser *p, uint8_t c)
 	case S_ATOM:
 		if (is_astring_char(c))
 			return put(p, c);
-		if (c == ' ' || (c == ')' && p->cmd.verb == IMAP_V_ID)) {
+		if (c == ' ') {
 			arg_done(p);
 			return R_AGAIN;
 		}
 		return fail(p, "invalid arguments");
+
+	case S_ID_VNIL:
+		if (p->sub < 3 && chars_upper(c) == (uint8_t) "NIL"[p->sub]) {
+			p->sub++;
+			return R_GO;
+		}
+		if (p->sub == 3 && (c == ' ' || c == ')')) {
+			arg_done(p);
+			return R_AGAIN;
+		}
+		return fail(p, "ID item not a string");
 
 	case S_QUOTED:
 		/* RFC 9051 §4.3: only \" and \\ are escapes; no CR, LF, NUL.
@@ -541,7 +582,7 @@ step(struct imap_parser *p, uint8_t c)
 			return fail(p, "too many arguments");
 		if (!chars_base64(c))
 			return fail(p, "invalid initial response");
-		if (p->arg_len == IMAP_SASL_MAX)
+		if (p->arg_len == p->lim.sasl_line_max)
 			return fail(p, "initial response too long");
 		p->cmd.ir[p->arg_len++] = (char)c;
 		return R_GO;
@@ -647,6 +688,7 @@ eol(struct imap_parser *p)
 		return p->sub == 3 ? IMAP_CMD : fail(p, "invalid ID arguments");
 
 	case S_ID_LIST:
+	case S_ID_VNIL:
 		return fail(p, "unterminated ID list");
 
 	case S_END:
@@ -709,7 +751,7 @@ line_byte(struct imap_parser *p, uint8_t c)
 static int
 sasl_put(struct imap_parser *p, uint8_t c)
 {
-	if (p->arg_len >= IMAP_SASL_MAX)
+	if (p->arg_len >= p->lim.sasl_line_max)
 		return fatal(p, "SASL response too long");
 	p->cmd.ir[p->arg_len++] = (char)c;
 	return R_GO;
@@ -745,6 +787,23 @@ sasl_byte(struct imap_parser *p, uint8_t c)
 	}
 	p->expect_sasl = false;
 	return IMAP_CMD;
+}
+
+/*
+ * The cap on the current command line (literals excluded), known once the
+ * command word is: AUTHENTICATE may carry an initial response of up to
+ * sasl_line_max on top of the usual line (RFC 4959 §3 sets no length; a
+ * bearer token needs ~12 KiB of base64), ID may take id_line_max (RFC 2971
+ * §3.3).  A bad line of either is skipped to its end within the same cap.
+ */
+static size_t
+line_cap(const struct imap_parser *p)
+{
+	if (p->cmd.verb == IMAP_V_AUTHENTICATE)
+		return p->lim.line_max + p->lim.sasl_line_max;
+	if (p->cmd.verb == IMAP_V_ID)
+		return p->lim.id_line_max;
+	return p->lim.line_max;
 }
 
 /* Copy literal bytes into the argument they belong to. */
@@ -798,7 +857,7 @@ imap_parse(struct imap_parser *p, const uint8_t *buf, size_t len, size_t *used_o
 			r = sasl_byte(p, buf[i++]);
 			continue;
 		}
-		if (++p->line_len > p->lim.line_max) {
+		if (++p->line_len > line_cap(p)) {
 			r = fatal(p, "line too long");
 			i++;
 			break;

@@ -15,9 +15,15 @@
 #define IMAP_USER_MAX   256  /* longest user name (LOGIN arg 1) */
 #define IMAP_SECRET_MAX 1024 /* longest password (LOGIN arg 2) */
 #define IMAP_MECH_MAX   32   /* longest SASL mechanism name */
-#define IMAP_SASL_MAX   2800 /* longest base64 SASL line (initial or continued response) */
-#define IMAP_LINE_MAX   8192 /* a command line, literals excluded */
-#define IMAP_VERB_MAX   32   /* longest command name kept for logs */
+/* Longest base64 SASL line, initial or continued response: SASL_LINE_MAX
+ * (sasl.h), room for an OAuth bearer token of 8 KiB (imap.c checks). */
+#define IMAP_SASL_MAX 12288
+#define IMAP_LINE_MAX 8192 /* a command line, literals excluded */
+/* An ID command at RFC 2971 §3.3's bounds (30 pairs, fields of 30 octets,
+ * values of 1024, every byte escaped in a quoted string) is 63491 octets
+ * with a 64-octet tag, literals excluded (imap.c checks). */
+#define IMAP_ID_LINE_MAX 65536
+#define IMAP_VERB_MAX    32 /* longest command name kept for logs */
 
 enum imap_rc {
 	IMAP_MORE,     /* all input consumed, command incomplete: read more */
@@ -26,7 +32,7 @@ enum imap_rc {
 	                  write "+ OK\r\n", then call again with the following bytes */
 	IMAP_BAD,      /* a malformed or unknown command, line consumed; cmd_out->tag holds the
 	                  tag if one was read ("*" otherwise), cmd_out->error a static reason */
-	IMAP_FATAL,    /* unrecoverable (line over IMAP_LINE_MAX, literal over budget, bad
+	IMAP_FATAL,    /* unrecoverable (line over its limit, literal over budget, bad
 	                  input inside a non-synchronising literal): write BYE and close */
 };
 
@@ -35,7 +41,7 @@ enum imap_verb {
 	IMAP_V_CAPABILITY,
 	IMAP_V_NOOP,
 	IMAP_V_LOGOUT,
-	IMAP_V_ID, /* arguments parsed (NIL or a list of string pairs) and dropped */
+	IMAP_V_ID, /* arguments parsed (NIL or a list of string/nstring pairs) and dropped */
 	IMAP_V_STARTTLS,
 	IMAP_V_LOGIN,        /* user, secret */
 	IMAP_V_AUTHENTICATE, /* mech; ir/ir_len/has_ir for SASL-IR (RFC 4959; "=" is empty) */
@@ -61,9 +67,18 @@ struct imap_cmd {
 	const char *error; /* IMAP_BAD / IMAP_FATAL: static text for the reply and logs */
 };
 
+/*
+ * Line limits.  Every command line keeps to line_max, except two that carry
+ * more by design: AUTHENTICATE may add an initial response of up to
+ * sasl_line_max (RFC 4959), which also bounds a SASL continuation line; ID
+ * may take id_line_max in all (RFC 2971 §3.3), its values counted and
+ * dropped as they stream.  Literal bytes never count as line bytes.
+ */
 struct imap_limits {
-	size_t line_max;    /* default IMAP_LINE_MAX */
-	size_t literal_max; /* any one literal; default IMAP_SECRET_MAX */
+	size_t line_max;      /* default IMAP_LINE_MAX */
+	size_t literal_max;   /* any one literal; default IMAP_SECRET_MAX */
+	size_t sasl_line_max; /* default and most IMAP_SASL_MAX */
+	size_t id_line_max;   /* default IMAP_ID_LINE_MAX; never below line_max */
 };
 
 /*

@@ -7,6 +7,10 @@
 
 #include "chars.h"
 #include "pop3.h"
+#include "sasl.h"
+
+_Static_assert(POP3_SASL_MAX >= SASL_LINE_MAX, "POP3_SASL_MAX below the SASL line bound");
+_Static_assert(POP3_AUTH_LINE_MAX >= POP3_SASL_MAX + 2, "line[] too small for a SASL line");
 
 /* Wipe that the compiler may not drop: lines hold PASS arguments. */
 static void
@@ -246,6 +250,7 @@ line_done(struct pop3_parser *p, struct pop3_cmd *cmd)
 	}
 	wipe(p->line, p->line_len);
 	p->line_len = 0;
+	p->line_max = POP3_LINE_MAX;
 	return rc;
 }
 
@@ -265,7 +270,11 @@ pop3_parse(struct pop3_parser *p, const uint8_t *buf, size_t len, size_t *used_o
 		uint8_t c = buf[i];
 
 		/* RFC 2449 §4: 255 octets with the CRLF; we do not wait for the
-		 * end of a line that is already too long. */
+		 * end of a line that is already too long.  An AUTH line may go on
+		 * to carry a long initial response (POP3_AUTH_LINE_MAX). */
+		if (p->line_len == POP3_LINE_MAX && p->line_max == POP3_LINE_MAX &&
+		    chars_word_eq(p->line, 4, "AUTH") && p->line[4] == ' ')
+			p->line_max = POP3_AUTH_LINE_MAX;
 		if (++p->line_len > p->line_max) {
 			p->overlong = true;
 			wipe(p->line, sizeof(p->line));

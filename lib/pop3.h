@@ -14,8 +14,15 @@
 #define POP3_USER_MAX   256
 #define POP3_SECRET_MAX 1024
 #define POP3_MECH_MAX   32
-#define POP3_SASL_MAX   2800 /* RFC 5034 §4: SASL responses may exceed 255 octets */
-#define POP3_VERB_MAX   8
+/* Longest base64 SASL line: SASL_LINE_MAX (sasl.h), room for an OAuth
+ * bearer token of 8 KiB (pop3.c checks). */
+#define POP3_SASL_MAX 12288
+#define POP3_VERB_MAX 8
+/* "AUTH" SP mech SP initial-response CRLF: RFC 5034 §4 keeps AUTH within
+ * the 255 octets of RFC 2449 §4 and tells clients with a longer initial
+ * response to wait for the "+ " instead; some send it on the line anyway
+ * (OAuth tokens), so an AUTH line alone may run to this. */
+#define POP3_AUTH_LINE_MAX (5 + POP3_MECH_MAX + 1 + POP3_SASL_MAX + 2)
 
 enum pop3_rc {
 	POP3_MORE,  /* all input consumed, line incomplete */
@@ -58,10 +65,11 @@ struct pop3_cmd {
 struct pop3_parser {
 	int state;
 	size_t line_len; /* bytes of the current line so far */
-	size_t line_max; /* POP3_LINE_MAX, or POP3_SASL_MAX + 2 while expect_sasl */
+	size_t line_max; /* POP3_LINE_MAX; POP3_SASL_MAX + 2 while expect_sasl;
+	                    POP3_AUTH_LINE_MAX for a line that starts "AUTH " */
 	bool expect_sasl;
-	bool overlong;                   /* current line went over its limit */
-	uint8_t line[POP3_SASL_MAX + 3]; /* the line being assembled */
+	bool overlong;                        /* current line went over its limit */
+	uint8_t line[POP3_AUTH_LINE_MAX + 1]; /* the line being assembled */
 };
 
 void pop3_parser_init(struct pop3_parser *p);

@@ -233,7 +233,8 @@ int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	static struct fz_run whole, split, bytes; /* big: keep off the stack */
-	struct imap_limits small = {.line_max = 48, .literal_max = 12};
+	struct imap_limits small = {
+	    .line_max = 48, .literal_max = 12, .sasl_line_max = 40, .id_line_max = 160};
 	const struct imap_limits *lim = NULL;
 	size_t len, cut;
 

@@ -10,9 +10,10 @@
 #include "unit.h"
 
 #include "imap.h"
+#include "sasl.h"
 
 #define RESULTS_MAX  16
-#define LOG_MAX      32768
+#define LOG_MAX      131072
 #define ID_VALUE_MAX 1024 /* RFC 2971 §3.3 */
 
 /* A pretend session: feeds bytes, answers IMAP_CONTINUE and AUTHENTICATE. */
@@ -251,7 +252,8 @@ well_formed_commands_parse_in_any_split(void **state)
 	    {IN("a ID ()\r\n"), IMAP_CMD, NULL, "a", IMAP_V_ID},
 	    {IN("a ID (\"name\" \"Thunderbird\" \"version\" NIL)\r\n"), IMAP_CMD, NULL, "a",
 	     IMAP_V_ID},
-	    {IN("a ID (name {3}\r\nx\"y \"os\" {0+}\r\n)\r\n"), IMAP_CMD, NULL, "a", IMAP_V_ID},
+	    {IN("a ID (\"name\" {3}\r\nx\"y \"os\" {0+}\r\n)\r\n"), IMAP_CMD, NULL, "a", IMAP_V_ID},
+	    {IN("a ID (\"a\" nil \"b\" NiL)\r\n"), IMAP_CMD, NULL, "a", IMAP_V_ID},
 	    {IN("a AUTHENTICATE PLAIN\r\n"), IMAP_CMD, NULL, "a", IMAP_V_AUTHENTICATE},
 	    {IN("a authenticate plain =\r\n"), IMAP_CMD, NULL, "a", IMAP_V_AUTHENTICATE},
 	    {IN("a AUTHENTICATE PLAIN AGFsaWNlAHNlY3JldA==\r\n"), IMAP_CMD, NULL, "a",
@@ -382,6 +384,18 @@ malformed_commands_give_bad_with_reason_in_any_split(void **state)
 	    {IN("a ID (\"0123456789012345678901234567890\" NIL)\r\n"), IMAP_BAD,
 	     "ID field too long", "a", 0},
 	    {IN("a ID ({31}\r\n"), IMAP_BAD, "ID field too long", "a", 0},
+	    /* RFC 2971 §4: fields are strings, values strings or NIL */
+	    {IN("a ID (name \"x\")\r\n"), IMAP_BAD, "ID item not a string", "a", 0},
+	    {IN("a ID (NIL \"x\")\r\n"), IMAP_BAD, "ID item not a string", "a", 0},
+	    {IN("a ID (\"name\" x)\r\n"), IMAP_BAD, "ID item not a string", "a", 0},
+	    {IN("a ID (\"name\" NILL)\r\n"), IMAP_BAD, "ID item not a string", "a", 0},
+	    {IN("a ID (\"name\" NI)\r\n"), IMAP_BAD, "ID item not a string", "a", 0},
+	    {IN("a ID (\"name\" NIL\r\n"), IMAP_BAD, "unterminated ID list", "a", 0},
+	    {IN("a ID (\"name\" N\r\n"), IMAP_BAD, "unterminated ID list", "a", 0},
+	    {IN("a ID (\"name\" (\"x\"))\r\n"), IMAP_BAD, "invalid arguments", "a", 0},
+	    /* a value literal over 1024: BAD before the client sends it */
+	    {IN("a ID (\"a\" {1025}\r\n"), IMAP_BAD, "ID value too long", "a", 0},
+	    {IN("a ID (\"a\" {4294967296}\r\n"), IMAP_BAD, "ID value too long", "a", 0},
 	};
 	(void)state;
 	check_rows(rows, sizeof(rows) / sizeof(rows[0]));
@@ -399,7 +413,7 @@ over_budget_inputs_are_fatal_in_any_split(void **state)
 	    {IN("a LOGIN {99999999999999999999999}\r\n"), IMAP_FATAL, "literal too large", NULL, 0},
 	    {IN("a SELECT {1025}\r\n"), IMAP_FATAL, "literal too large", NULL, 0},
 	    {IN("a APPEND INBOX {1025+}\r\n"), IMAP_FATAL, "literal too large", NULL, 0},
-	    {IN("a ID (\"a\" {1025}\r\n"), IMAP_FATAL, "literal too large", NULL, 0},
+	    {IN("a ID (\"a\" {1025+}\r\n"), IMAP_FATAL, "literal too large", NULL, 0},
 	    /* a bad line cannot hide a {n+} over budget: its bytes would follow */
 	    {IN("a NOOP {1025+}\r\n"), IMAP_FATAL, "literal too large", NULL, 0},
 	    {IN("+ {2000+}\r\n"), IMAP_FATAL, "literal too large", NULL, 0},
@@ -798,6 +812,234 @@ id_enforces_rfc2971_limits(void **state)
 	free(d);
 }
 
+/*
+ * An ID command built to order: pairs pairs, each field flen octets and
+ * each value vlen octets ('\\' escaped when esc, so the line is longest),
+ * as quoted strings, or {n+}/{n} literals when lit is '+' / 's'.
+ */
+static size_t
+id_cmd(char *in, size_t cap, int pairs, size_t flen, size_t vlen, bool esc, char lit,
+       const char *after)
+{
+	size_t o = (size_t)snprintf(in, cap, "a ID (");
+
+	for (int i = 0; i < pairs; i++) {
+		for (int k = 0; k < 2; k++) {
+			size_t len = k == 0 ? flen : vlen;
+
+			if (i > 0 || k > 0)
+				in[o++] = ' ';
+			if (lit != 0) {
+				o += (size_t)snprintf(in + o, cap - o, "{%zu%s}\r\n", len,
+				                      lit == '+' ? "+" : "");
+				memset(in + o, k == 0 ? 'f' : '\n', len);
+				o += len;
+				continue;
+			}
+			in[o++] = '"';
+			for (size_t j = 0; j < len; j++) {
+				if (esc)
+					in[o++] = '\\';
+				in[o++] = esc ? '\\' : (char)('a' + (i + j) % 26);
+			}
+			in[o++] = '"';
+			assert_true(o < cap - 64);
+		}
+	}
+	o += (size_t)snprintf(in + o, cap - o, ")\r\n%s", after);
+	return o;
+}
+
+static void
+id_at_its_full_rfc2971_size_passes_and_one_past_any_bound_is_bad(void **state)
+{
+	static char in[IMAP_ID_LINE_MAX + 70000];
+	struct drive *d;
+	size_t n;
+	(void)state;
+
+	/* 30 pairs, 30-octet fields, 1024-octet values, every byte escaped:
+	 * 63427 line octets, then a command that must keep the 8 KiB cap */
+	n = id_cmd(in, sizeof(in), 30, 30, 1024, true, 0, "b NOOP\r\n");
+	assert_true(n - 8 > IMAP_LINE_MAX * 7);
+	d = run(in, n);
+	assert_int_equal(d->n, 2);
+	assert_int_equal(d->rc[0], IMAP_CMD);
+	assert_int_equal(d->cmd[0].verb, IMAP_V_ID);
+	assert_int_equal(d->cmd[1].verb, IMAP_V_NOOP);
+	free(d);
+	/* the same as literals, {n+} and {n} (60 continuations are asked) */
+	n = id_cmd(in, sizeof(in), 30, 30, 1024, false, '+', "");
+	d = run(in, n);
+	assert_int_equal(d->rc[0], IMAP_CMD);
+	assert_int_equal(d->continues, 0);
+	free(d);
+	n = id_cmd(in, sizeof(in), 8, 30, 1024, false, 's', ""); /* RESULTS_MAX continuations */
+	d = run(in, n);
+	assert_int_equal(d->rc[0], IMAP_CMD);
+	assert_int_equal(d->continues, 16);
+	free(d);
+	/* one past each bound: a BAD with the line skipped, then "b" parses */
+	n = id_cmd(in, sizeof(in), 31, 30, 1024, false, 0, "b NOOP\r\n");
+	d = run(in, n);
+	assert_int_equal(d->rc[0], IMAP_BAD);
+	assert_string_equal(d->cmd[0].error, "too many ID pairs");
+	assert_int_equal(d->cmd[1].verb, IMAP_V_NOOP);
+	free(d);
+	n = id_cmd(in, sizeof(in), 30, 31, 1024, false, 0, "b NOOP\r\n");
+	d = run(in, n);
+	assert_int_equal(d->rc[0], IMAP_BAD);
+	assert_string_equal(d->cmd[0].error, "ID field too long");
+	assert_int_equal(d->cmd[1].verb, IMAP_V_NOOP);
+	free(d);
+	n = id_cmd(in, sizeof(in), 30, 30, 1025, true, 0, "b NOOP\r\n");
+	d = run(in, n);
+	assert_int_equal(d->rc[0], IMAP_BAD);
+	assert_string_equal(d->cmd[0].error, "ID value too long");
+	assert_int_equal(d->cmd[1].verb, IMAP_V_NOOP);
+	free(d);
+	n = id_cmd(in, sizeof(in), 1, 30, 1025, false, '+', "b NOOP\r\n");
+	d = run(in, n);
+	assert_int_equal(d->rc[0], IMAP_FATAL); /* 1025 bytes on their way: over budget */
+	assert_string_equal(d->cmd[0].error, "literal too large");
+	free(d);
+	n = id_cmd(in, sizeof(in), 1, 31, 1, false, '+', "b NOOP\r\n");
+	d = run(in, n);
+	assert_int_equal(d->rc[0], IMAP_BAD); /* 31 bytes within budget: skipped */
+	assert_string_equal(d->cmd[0].error, "ID field too long");
+	assert_int_equal(d->cmd[1].verb, IMAP_V_NOOP);
+	free(d);
+	/* a bad ID line is skipped within the ID cap, and no further */
+	n = id_cmd(in, sizeof(in), 32, 30, 1024, true, 0, "b NOOP\r\n");
+	assert_true(n > IMAP_ID_LINE_MAX);
+	d = run(in, n);
+	assert_int_equal(d->n, 1);
+	assert_int_equal(d->rc[0], IMAP_FATAL);
+	assert_string_equal(d->cmd[0].error, "line too long");
+	assert_int_equal(d->off, IMAP_ID_LINE_MAX + 1);
+	free(d);
+}
+
+static void
+id_cap_applies_to_id_only(void **state)
+{
+	static char in[2 * IMAP_LINE_MAX];
+	struct imap_limits lim = {.id_line_max = 100};
+	struct drive *d;
+	size_t n;
+	(void)state;
+
+	/* LOGIN keeps 8 KiB even right after a long ID */
+	n = id_cmd(in, sizeof(in), 4, 30, 1024, false, 0, "");
+	n += (size_t)snprintf(in + n, sizeof(in) - n, "b LOGIN ");
+	memset(in + n, 'x', IMAP_LINE_MAX);
+	n += IMAP_LINE_MAX;
+	d = run(in, n);
+	assert_int_equal(d->rc[0], IMAP_CMD);
+	assert_int_equal(d->rc[1], IMAP_FATAL);
+	assert_string_equal(d->cmd[1].error, "line too long");
+	free(d);
+	/* the ID cap can be lowered, never below line_max */
+	n = id_cmd(in, sizeof(in), 4, 30, 30, false, 0, "");
+	d = run_lim(in, n, &lim);
+	assert_int_equal(d->rc[0], IMAP_CMD); /* 259 octets: under line_max */
+	free(d);
+	lim.line_max = 64;
+	d = run_lim(in, n, &lim);
+	assert_int_equal(d->rc[0], IMAP_FATAL);
+	free(d);
+}
+
+static void
+authenticate_carries_an_oauth_token_longer_than_a_command_line(void **state)
+{
+	static char in[2 * IMAP_SASL_MAX + 128], token[SASL_TOKEN_MAX];
+	static char b64[SASL_OAUTH_B64_MAX + 1], user[SASL_USER_MAX + 1], tok[SASL_TOKEN_MAX + 1];
+	size_t n, bl, ul, tl;
+	struct drive *d;
+	(void)state;
+
+	memset(token, 'T', sizeof(token));
+	bl = sasl_oauthbearer_encode("alice@example.org", 17, token, sizeof(token), b64,
+	                             sizeof(b64));
+	assert_true(bl > IMAP_LINE_MAX);
+	/* as a SASL-IR initial response, and as a continuation line */
+	n = (size_t)snprintf(in, sizeof(in),
+	                     "a AUTHENTICATE OAUTHBEARER %s\r\n"
+	                     "b AUTHENTICATE XOAUTH2\r\n%s\r\nc NOOP\r\n",
+	                     b64, b64);
+	d = run(in, n);
+	assert_int_equal(d->n, 4);
+	assert_int_equal(d->rc[0], IMAP_CMD);
+	assert_true(d->cmd[0].has_ir);
+	assert_int_equal(d->cmd[0].ir_len, bl);
+	assert_int_equal(
+	    sasl_oauthbearer_decode(d->cmd[0].ir, d->cmd[0].ir_len, user, &ul, tok, &tl), SASL_OK);
+	assert_string_equal(user, "alice@example.org");
+	assert_int_equal(tl, SASL_TOKEN_MAX);
+	assert_int_equal(d->cmd[2].verb, IMAP_V_SASL);
+	assert_int_equal(d->cmd[2].ir_len, bl);
+	assert_int_equal(d->cmd[3].verb, IMAP_V_NOOP);
+	free(d);
+}
+
+static void
+sasl_line_limits_are_exact_and_separate_from_the_line_limit(void **state)
+{
+	static char in[2 * IMAP_LINE_MAX + IMAP_SASL_MAX + 64];
+	struct imap_limits lim = {.sasl_line_max = 100};
+	struct drive *d;
+	size_t o;
+	(void)state;
+
+	/* an initial response of IMAP_SASL_MAX passes, one more is BAD */
+	o = (size_t)snprintf(in, sizeof(in), "a AUTHENTICATE XOAUTH2 ");
+	memset(in + o, 'A', IMAP_SASL_MAX);
+	memcpy(in + o + IMAP_SASL_MAX, "\r\nb NOOP\r\n", 10);
+	d = run(in, o + IMAP_SASL_MAX + 10);
+	assert_int_equal(d->rc[0], IMAP_CMD);
+	assert_int_equal(d->cmd[0].ir_len, IMAP_SASL_MAX);
+	free(d);
+	memcpy(in + o + IMAP_SASL_MAX, "A\r\nb NOOP\r\n", 11);
+	d = run(in, o + IMAP_SASL_MAX + 11);
+	assert_int_equal(d->rc[0], IMAP_BAD);
+	assert_string_equal(d->cmd[0].error, "initial response too long");
+	assert_int_equal(d->cmd[1].verb, IMAP_V_NOOP);
+	free(d);
+	/* the rest of such a line is skipped up to line_max + sasl_line_max */
+	memset(in + o, 'A', IMAP_SASL_MAX + IMAP_LINE_MAX);
+	memcpy(in + o + IMAP_SASL_MAX + IMAP_LINE_MAX, "\r\n", 2);
+	d = run(in, o + IMAP_SASL_MAX + IMAP_LINE_MAX + 2);
+	assert_int_equal(d->rc[0], IMAP_FATAL);
+	assert_string_equal(d->cmd[0].error, "line too long");
+	assert_int_equal(d->off, IMAP_SASL_MAX + IMAP_LINE_MAX + 1);
+	free(d);
+	/* a lowered SASL limit bounds both kinds of line */
+	o = (size_t)snprintf(in, sizeof(in), "a AUTHENTICATE PLAIN ");
+	memset(in + o, 'A', 101);
+	memcpy(in + o + 101, "\r\n", 2);
+	d = run_lim(in, o + 103, &lim);
+	assert_string_equal(d->cmd[0].error, "initial response too long");
+	free(d);
+	o = (size_t)snprintf(in, sizeof(in), "a AUTHENTICATE PLAIN\r\n");
+	memset(in + o, 'A', 100);
+	memcpy(in + o + 100, "\r\n", 2);
+	d = run_lim(in, o + 102, &lim);
+	assert_int_equal(d->rc[1], IMAP_CMD);
+	free(d);
+	in[o + 100] = 'A';
+	d = run_lim(in, o + 102, &lim);
+	assert_int_equal(d->rc[1], IMAP_FATAL);
+	assert_string_equal(d->cmd[1].error, "SASL response too long");
+	free(d);
+	/* LOGIN keeps IMAP_LINE_MAX */
+	o = (size_t)snprintf(in, sizeof(in), "a LOGIN ");
+	memset(in + o, 'x', IMAP_LINE_MAX);
+	d = run(in, IMAP_LINE_MAX + 1);
+	assert_int_equal(d->rc[0], IMAP_FATAL);
+	free(d);
+}
+
 static void
 authenticate_without_initial_response_reads_a_sasl_line(void **state)
 {
@@ -1144,6 +1386,10 @@ main(void)
 	    cmocka_unit_test(long_command_names_are_cut_for_logs),
 	    cmocka_unit_test(id_accepts_nil_lists_and_literals),
 	    cmocka_unit_test(id_enforces_rfc2971_limits),
+	    cmocka_unit_test(id_at_its_full_rfc2971_size_passes_and_one_past_any_bound_is_bad),
+	    cmocka_unit_test(id_cap_applies_to_id_only),
+	    cmocka_unit_test(authenticate_carries_an_oauth_token_longer_than_a_command_line),
+	    cmocka_unit_test(sasl_line_limits_are_exact_and_separate_from_the_line_limit),
 	    cmocka_unit_test(authenticate_without_initial_response_reads_a_sasl_line),
 	    cmocka_unit_test(authenticate_initial_response_and_equals_sign),
 	    cmocka_unit_test(sasl_star_cancels_and_other_lines_pass_as_sent),

@@ -10,9 +10,10 @@
 #include "unit.h"
 
 #include "pop3.h"
+#include "sasl.h"
 
 #define RESULTS_MAX 16
-#define LOG_MAX     32768
+#define LOG_MAX     65536
 
 /* A pretend session: feeds bytes, answers AUTH with "+ ". */
 struct drive {
@@ -105,7 +106,8 @@ run_split(const void *in, size_t len, size_t cut)
 	return d;
 }
 
-/* Whole, byte by byte, and cut at every point: one transcript. */
+/* Whole, byte by byte, and cut at every point (or some 1500 points of a
+ * long input): one transcript. */
 static struct drive *
 run(const void *in, size_t len)
 {
@@ -118,7 +120,8 @@ run(const void *in, size_t len)
 		drive_feed(d, (const uint8_t *)in + i, 1);
 	assert_string_equal(d->log, whole->log);
 	free(d);
-	for (size_t cut = 0; cut <= len; cut++) {
+	/* long inputs (SASL lines of 12 KiB): some 1500 cuts, as test_imap.c */
+	for (size_t cut = 0; cut <= len; cut += len > 3000 ? len / 1500 : 1) {
 		d = run_split(in, len, cut);
 		if (strcmp(d->log, whole->log) != 0)
 			fail_msg("cut %zu: %s\n  whole: %s", cut, d->log, whole->log);
@@ -362,6 +365,90 @@ sasl_lines_may_exceed_255_octets_up_to_their_own_cap(void **state)
 }
 
 static void
+auth_line_may_carry_an_oauth_initial_response(void **state)
+{
+	static char in[2 * POP3_AUTH_LINE_MAX], token[SASL_TOKEN_MAX], b64[SASL_OAUTH_B64_MAX + 1];
+	char user[SASL_USER_MAX + 1], tok[SASL_TOKEN_MAX + 1];
+	size_t o, bl, ul, tl;
+	struct drive *d;
+	(void)state;
+
+	memset(token, 'T', sizeof(token));
+	bl = sasl_xoauth2_encode("bob@example.org", 15, token, sizeof(token), b64, sizeof(b64));
+	assert_true(bl > POP3_LINE_MAX);
+	o = (size_t)snprintf(in, sizeof(in), "AUTH XOAUTH2 %s\r\nCAPA\r\n", b64);
+	d = run(in, o);
+	assert_int_equal(d->n, 2);
+	assert_int_equal(d->rc[0], POP3_CMD);
+	assert_int_equal(d->cmd[0].verb, POP3_V_AUTH);
+	assert_string_equal(d->cmd[0].mech, "XOAUTH2");
+	assert_int_equal(d->cmd[0].ir_len, bl);
+	assert_int_equal(sasl_xoauth2_decode(d->cmd[0].ir, d->cmd[0].ir_len, user, &ul, tok, &tl),
+	                 SASL_OK);
+	assert_string_equal(user, "bob@example.org");
+	assert_int_equal(tl, SASL_TOKEN_MAX);
+	assert_int_equal(d->cmd[1].verb, POP3_V_CAPA);
+	free(d);
+}
+
+static void
+auth_line_limits_are_exact_and_other_lines_keep_255(void **state)
+{
+	static char in[2 * POP3_AUTH_LINE_MAX];
+	size_t o;
+	struct drive *d;
+	(void)state;
+
+	/* an initial response of POP3_SASL_MAX passes, one more is BAD */
+	o = (size_t)snprintf(in, sizeof(in), "auth X ");
+	memset(in + o, 'A', POP3_SASL_MAX);
+	memcpy(in + o + POP3_SASL_MAX, "\r\nNOOP\r\n", 8);
+	d = run(in, o + POP3_SASL_MAX + 8);
+	assert_int_equal(d->rc[0], POP3_CMD);
+	assert_int_equal(d->cmd[0].ir_len, POP3_SASL_MAX);
+	assert_int_equal(d->cmd[1].verb, POP3_V_NOOP);
+	free(d);
+	memcpy(in + o + POP3_SASL_MAX, "A\r\nNOOP\r\n", 9);
+	d = run(in, o + POP3_SASL_MAX + 9);
+	assert_int_equal(d->rc[0], POP3_BAD);
+	assert_string_equal(d->cmd[0].error, "initial response too long");
+	assert_int_equal(d->cmd[1].verb, POP3_V_NOOP);
+	free(d);
+	/* the AUTH line itself: POP3_AUTH_LINE_MAX octets, then fatal */
+	o = (size_t)snprintf(in, sizeof(in), "AUTH ");
+	memset(in + o, 'A', POP3_AUTH_LINE_MAX - o - 2);
+	memcpy(in + POP3_AUTH_LINE_MAX - 2, "\r\n", 2);
+	d = run(in, POP3_AUTH_LINE_MAX);
+	assert_int_equal(d->rc[0], POP3_BAD); /* a 12321-octet mechanism name */
+	free(d);
+	memcpy(in + POP3_AUTH_LINE_MAX - 2, "A\r\n", 3);
+	d = run(in, POP3_AUTH_LINE_MAX + 1);
+	assert_int_equal(d->rc[0], POP3_FATAL);
+	assert_int_equal(d->off, POP3_AUTH_LINE_MAX + 1);
+	free(d);
+	/* only "AUTH " lines: not AUTHX, not USER, and not the line after */
+	static const char *const heads[] = {"AUTHX ", "USER ", "XAUTH ", "AUTH\t"};
+	for (size_t i = 0; i < sizeof(heads) / sizeof(heads[0]); i++) {
+		o = (size_t)snprintf(in, sizeof(in), "%s", heads[i]);
+		memset(in + o, 'A', 300);
+		memcpy(in + o + 300, "\r\n", 2);
+		d = run(in, o + 302);
+		assert_int_equal(d->rc[0], POP3_FATAL);
+		assert_int_equal(d->off, POP3_LINE_MAX + 1);
+		free(d);
+	}
+	o = (size_t)snprintf(in, sizeof(in), "AUTH X ");
+	memset(in + o, 'A', 300);
+	o += 300;
+	o += (size_t)snprintf(in + o, sizeof(in) - o, "\r\nUSER ");
+	memset(in + o, 'u', 300);
+	d = run(in, o + 300);
+	assert_int_equal(d->rc[0], POP3_CMD);
+	assert_int_equal(d->rc[1], POP3_FATAL);
+	free(d);
+}
+
+static void
 pipelined_commands_stop_used_right_after_each_lf(void **state)
 {
 	static const char in[] = "CAPA\r\nUSER a\nPASS b\r\nQUIT\r\n";
@@ -419,7 +506,7 @@ fatal_is_sticky_and_used_is_always_set(void **state)
 static void
 wipe_clears_credentials_in_command_and_parser(void **state)
 {
-	static const char zero[POP3_SASL_MAX + 3];
+	static const char zero[POP3_AUTH_LINE_MAX + 1];
 	struct pop3_parser p;
 	struct pop3_cmd cmd;
 	size_t used;
@@ -453,6 +540,8 @@ main(void)
 	    cmocka_unit_test(auth_without_initial_response_reads_one_sasl_line),
 	    cmocka_unit_test(line_over_255_octets_is_fatal),
 	    cmocka_unit_test(sasl_lines_may_exceed_255_octets_up_to_their_own_cap),
+	    cmocka_unit_test(auth_line_may_carry_an_oauth_initial_response),
+	    cmocka_unit_test(auth_line_limits_are_exact_and_other_lines_keep_255),
 	    cmocka_unit_test(pipelined_commands_stop_used_right_after_each_lf),
 	    cmocka_unit_test(bad_command_pipelined_before_good_one_is_answered_separately),
 	    cmocka_unit_test(fatal_is_sticky_and_used_is_always_set),
