@@ -13,9 +13,20 @@ INC_lib    = -Ilib
 INC_policy = -Ilib -Ipolicy
 INC_proxy  = -Ilib -Ipolicy -Iproxy
 ALL_CFLAGS = $(BASE_CFLAGS) $(INC_proxy) $(CFLAGS)
-PKGS     = openssl libconfig
+PKGS     = openssl libconfig libsystemd
 LIBS     = $(shell pkg-config --libs $(PKGS) 2>/dev/null) -llmdb -lev -lpthread
 PYTHON  ?= /usr/bin/python3
+
+# make install: GNU-style directories; DESTDIR is prepended to each.  The
+# sample config goes to SYSCONFDIR/postern/postern.conf.sample, never over
+# an operator's postern.conf; packagers set PREFIX=/usr SYSCONFDIR=/etc.
+# The unit and the man page get SBINDIR and SYSCONFDIR written into them.
+PREFIX     ?= /usr/local
+SBINDIR    ?= $(PREFIX)/sbin
+SYSCONFDIR ?= $(PREFIX)/etc
+MANDIR     ?= $(PREFIX)/share/man
+UNITDIR    ?= $(PREFIX)/lib/systemd/system
+INSTALL    ?= install
 
 BUILD    = build
 # Parsers and other pure code: no libev, no sockets; linked into fuzzers.
@@ -28,7 +39,7 @@ UNIT_SRC = $(PURE_SRC) $(CONFIG_SRC) $(POLICY_SRC)
 CORE_SRC = $(CONFIG_SRC) proxy/tls.c proxy/link.c proxy/listener.c proxy/conn.c proxy/login.c \
            proxy/reason.c proxy/imap_session.c proxy/pop3_session.c proxy/backend.c \
            proxy/backend_imap.c proxy/backend_pop3.c proxy/relay.c proxy/worker.c \
-           proxy/runtime.c proxy/health.c proxy/lifecycle.c
+           proxy/runtime.c proxy/health.c proxy/lifecycle.c proxy/notify.c
 MAIN_SRC = proxy/main.c
 # policy/: decisions and the state behind them
 POLICY_SRC = $(wildcard policy/*.c)
@@ -40,7 +51,7 @@ UNIT     = $(patsubst tests/unit/%.c,%,$(wildcard tests/unit/test_*.c))
 FUZZ     = fuzz_imap fuzz_pop3 fuzz_proxyproto fuzz_sasl
 
 .PHONY: all deps test unit unit-asan postern-asan fuzz fuzz-short integration integration-asan \
-        demo bench format clean
+        demo bench format clean install uninstall install-check
 
 all: postern
 
@@ -65,6 +76,31 @@ $(BUILD)/proxy/%.o: proxy/%.c $(HDR)
 
 deps:
 	@sh tests/deps.sh
+
+# ---- install ------------------------------------------------------------------
+SUBST = sed -e 's|/usr/local/sbin|$(SBINDIR)|g' -e 's|/usr/local/etc|$(SYSCONFDIR)|g'
+
+install: postern
+	$(INSTALL) -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(UNITDIR) $(DESTDIR)$(SYSCONFDIR)/postern \
+	  $(DESTDIR)$(MANDIR)/man8
+	$(INSTALL) -m 755 postern $(DESTDIR)$(SBINDIR)/postern
+	$(SUBST) etc/postern.service > $(DESTDIR)$(UNITDIR)/postern.service
+	$(SUBST) etc/postern.service > $(DESTDIR)$(UNITDIR)/postern@.service
+	chmod 644 $(DESTDIR)$(UNITDIR)/postern.service $(DESTDIR)$(UNITDIR)/postern@.service
+	$(INSTALL) -m 644 etc/postern.conf $(DESTDIR)$(SYSCONFDIR)/postern/postern.conf.sample
+	$(SUBST) man/postern.8 > $(DESTDIR)$(MANDIR)/man8/postern.8
+	chmod 644 $(DESTDIR)$(MANDIR)/man8/postern.8
+
+uninstall:
+	rm -f $(DESTDIR)$(SBINDIR)/postern $(DESTDIR)$(UNITDIR)/postern.service \
+	  $(DESTDIR)$(UNITDIR)/postern@.service \
+	  $(DESTDIR)$(SYSCONFDIR)/postern/postern.conf.sample $(DESTDIR)$(MANDIR)/man8/postern.8
+
+# make install into a temporary DESTDIR (default and packager layouts): the
+# files land where postern(8) says, the man page renders without warnings,
+# the unit passes systemd-analyze verify where that tool exists.
+install-check: postern
+	@sh tests/install_check.sh
 
 # ---- unit tests: each tests/unit/test_X.c links the pure objects and config --
 LIB_OBJ = $(patsubst %.c,$(BUILD)/%.o,$(wildcard $(UNIT_SRC)))
@@ -120,6 +156,7 @@ integration-asan: postern-asan
 
 test: deps
 	$(MAKE) --no-print-directory all
+	$(MAKE) --no-print-directory install-check
 	$(MAKE) --no-print-directory unit
 	$(MAKE) --no-print-directory unit-asan
 	$(MAKE) --no-print-directory fuzz-short

@@ -20,6 +20,7 @@
 #include "health.h"
 #include "listener.h"
 #include "log.h"
+#include "notify.h"
 #include "policy.h"
 #include "runtime.h"
 #include "tls.h"
@@ -276,6 +277,7 @@ main(int argc, char **argv)
 		       cfg->listeners[i].name, cfg->listeners[i].listen,
 		       proto_name(cfg->listeners[i].proto),
 		       cfg->listeners[i].tls == TLSM_IMPLICIT ? "implicit" : "starttls");
+	notify_ready(); /* systemd: bound, workers running */
 
 	for (;;) {
 		/* Wake once a second for the ticket-key clock. */
@@ -286,9 +288,12 @@ main(int argc, char **argv)
 		if (sig < 0)
 			continue;
 		if (sig == SIGHUP) {
+			notify_reloading();
 			reload(path, cfg, policy, &generation);
+			notify_ready(); /* a failed reload leaves the old state serving */
 			continue;
 		}
+		notify_stopping();
 		log_kv(LOG_INFO, "postern.stop", "signal=%s", sig == SIGTERM ? "TERM" : "INT");
 		break;
 	}
