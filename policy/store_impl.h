@@ -7,7 +7,6 @@
 #define POSTERN_STORE_IMPL_H
 
 #include <pthread.h>
-#include <stdalign.h>
 
 #include "store.h"
 
@@ -46,24 +45,28 @@ struct store_worker {
 	void *impl;        /* owned by the implementation */
 };
 
+enum store_op {
+	STORE_OP_CLAIM, /* store_lock_claim() */
+};
+
 struct store_req {
-	struct store_worker *sw; /* borrowed: where the answer goes */
+	struct store_worker *sw; /* borrowed: where the answer goes; NULL for a
+	                          * detached lazy write nobody waits for */
 	struct store_req *next;  /* a store's queue, then sw's done list */
+	enum store_op op;
 	size_t key_len;
 	char key[STORE_KEY_MAX];
-	/* store_lock_update() */
-	store_decide_cb decide;
-	size_t dctx_len;
-	alignas(max_align_t) unsigned char dctx[STORE_DCTX_MAX];
-	store_update_cb update_cb;
+	struct store_claim claim; /* STORE_OP_CLAIM: the question */
+	store_claim_cb claim_cb;
 	/* the answer */
 	int rc;
 	const char *err;
+	struct store_claim_answer claim_ans; /* rc 0 */
 	void *arg;
 	bool cancelled; /* sw's thread only */
 };
 
-/* Hand r's answer (rc, err, dctx filled) to its loop; any thread. */
+/* Hand r's answer (rc, err, the op's answer filled) to its loop; any thread. */
 void store_req_done(struct store_req *r);
 
 /* The implementations' openers: url is what follows the scheme's colon. */
