@@ -223,8 +223,13 @@ policy_new(const struct config *cfg, FILE *errs)
 		err = "out of memory";
 		goto fail;
 	}
-	if (cfg->state != NULL && (p->store = store_open(cfg->state, STORE_CREATE, &err)) == NULL)
-		goto fail;
+	if (cfg->state != NULL) {
+		struct store_params sp;
+
+		store_params_from_config(cfg, &sp);
+		if ((p->store = store_open_with(cfg->state, &sp, STORE_CREATE, &err)) == NULL)
+			goto fail;
+	}
 	if (p->conf->mode == PLOCK_STICKY && p->store == NULL) {
 		err = "protocol_lock = \"sticky\" needs a state store";
 		goto fail;

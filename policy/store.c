@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "state_url.h"
 #include "store_impl.h"
 
 #define container_of_sw(w)                                                                         \
@@ -16,20 +17,36 @@
 struct store *
 store_open(const char *url, int flags, const char **err_out)
 {
-	if (url == NULL) {
-		*err_out = "no state store configured";
+	return store_open_with(url, NULL, flags, err_out);
+}
+
+struct store *
+store_open_with(const char *url, const struct store_params *sp, int flags, const char **err_out)
+{
+	struct state_url u;
+
+	if (state_url_parse(url, &u, err_out) < 0)
 		return NULL;
+	switch (u.kind) {
+	case STATE_LMDB:
+		return store_lmdb_open(u.arg, flags, err_out);
+	case STATE_MEM:
+		return store_mem_open(u.arg, err_out);
+	case STATE_REDIS_TCP:
+	case STATE_REDIS_UNIX:
+		return store_redis_open(&u, sp, err_out);
 	}
-	if (strncmp(url, "lmdb:", 5) == 0)
-		return store_lmdb_open(url + 5, flags, err_out);
-	if (strncmp(url, "mem:", 4) == 0)
-		return store_mem_open(url + 4, err_out);
-	if (strncmp(url, "redis://", 8) == 0) {
-		*err_out = "the Redis store is not supported yet";
-		return NULL;
-	}
-	*err_out = "unknown state store (expected \"lmdb:DIR\")";
+	*err_out = "unknown state store";
 	return NULL;
+}
+
+void
+store_params_from_config(const struct config *cfg, struct store_params *out)
+{
+	out->password_file = cfg->state_password_file;
+	out->prefix = cfg->state_prefix;
+	out->timeout_ms = cfg->state_timeout_ms;
+	out->lock_expire_ms = cfg->policy.lock_expire_ms;
 }
 
 void
@@ -164,6 +181,8 @@ store_worker_free(struct store_worker **swp)
 	if (sw == NULL)
 		return;
 	*swp = NULL;
+	if (sw->st->ops->worker_stop != NULL)
+		sw->st->ops->worker_stop(sw);
 	pthread_mutex_lock(&sw->mu);
 	/* the store thread touches sw until it has put the last answer here */
 	while (sw->inflight > 0)

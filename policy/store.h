@@ -1,8 +1,9 @@
 /*
  * store.h: durable facts (protocol locks), behind one
- * interface that an embedded store (LMDB) and a remote one (Redis, next)
- * both implement.  The `state` URL's scheme picks the store: "lmdb:DIR";
- * "mem:" and "mem:N" (N entries at most) are for unit tests only.
+ * interface that an embedded store (LMDB) and a shared one (Redis) both
+ * implement.  The `state` URL's scheme picks the store: "lmdb:DIR",
+ * "redis://HOST:PORT/DB" or "redis+unix:PATH"; "mem:" and "mem:N" (N
+ * entries at most) are for unit tests only.
  *
  * Two ways in:
  *  - Asynchronous, for worker loops: each worker thread makes its own
@@ -111,15 +112,34 @@ struct store_req;    /* one outstanding request; owned by the store */
 
 #define STORE_CREATE 0x1 /* store_open(): make the directory and files if missing */
 
+/* What a store needs besides its URL (Redis reads these; LMDB and mem
+ * none).  Zero or NULL: the default. */
+struct store_params {
+	const char *password_file; /* AUTH password: the file's first line; NULL: none */
+	const char *prefix;        /* every key starts with it; default "postern:" */
+	uint64_t timeout_ms;       /* a request never waits longer; default 250 */
+	uint64_t lock_expire_ms;   /* TTL of a lock store_lock_put() writes; 0: none */
+};
+
+/* The store_params of cfg (borrowed strings: keep cfg while opening). */
+void store_params_from_config(const struct config *cfg, struct store_params *out);
+
 /*
- * Open the store named by url.  Returns NULL and *err_out (static) on
- * failure: unknown scheme, "redis://" (not supported yet), a directory that
- * is missing without STORE_CREATE, an unreadable or foreign store.
+ * Open the store named by url (lib/state_url.h: "lmdb:DIR",
+ * "redis://HOST:PORT/DB", "redis+unix:PATH", "mem:").  Returns NULL and
+ * *err_out (static) on failure: a bad URL, "rediss://", a directory that is
+ * missing without STORE_CREATE, an unreadable or foreign store, a Redis
+ * host that does not resolve or an unreadable password file.  Opening a
+ * Redis store does not connect: workers connect on their loops (and keep
+ * reconnecting), the synchronous calls on first use.
  */
+struct store *store_open_with(const char *url, const struct store_params *sp, int flags,
+                              const char **err_out);
+/* store_open_with() and default parameters. */
 struct store *store_open(const char *url, int flags, const char **err_out);
 /* Close; every store_worker must be freed first.  Takes NULL; sets *stp NULL. */
 void store_close(struct store **stp);
-/* "lmdb" or "mem". */
+/* "lmdb", "redis" or "mem". */
 const char *store_name(const struct store *st);
 
 /* A way in for loop: call on the loop's thread (or before it runs).  Holds

@@ -15,6 +15,10 @@ struct store_ops {
 	void (*close)(struct store *st);
 	/* Set up sw->impl (sw->st, sw->loop are set).  0 or -1. */
 	int (*worker_open)(struct store_worker *sw, const char **err_out);
+	/* Optional: answer (store_req_done()) every request sw still has out,
+	 * on sw's thread, before store_worker_free() waits for them: for a
+	 * store that answers on that same thread (Redis). */
+	void (*worker_stop)(struct store_worker *sw);
 	void (*worker_close)(struct store_worker *sw);
 	/* Take r, answer it later with store_req_done() from any thread (even
 	 * before returning: delivery waits for the loop anyway).  -1: not
@@ -69,8 +73,12 @@ struct store_req {
 /* Hand r's answer (rc, err, the op's answer filled) to its loop; any thread. */
 void store_req_done(struct store_req *r);
 
-/* The implementations' openers: url is what follows the scheme's colon. */
+/* The implementations' openers: for LMDB and mem, what follows the
+ * scheme's colon. */
 struct store *store_lmdb_open(const char *dir, int flags, const char **err_out);
 struct store *store_mem_open(const char *arg, const char **err_out);
+struct state_url;
+struct store *store_redis_open(const struct state_url *u, const struct store_params *sp,
+                               const char **err_out);
 
 #endif

@@ -25,14 +25,15 @@
 
 #include "unit.h"
 
+#include "redis_server.h"
 #include "store.h"
 
 #define T0 1700000000000ULL
 
 struct fix {
-	const char *kind; /* "mem" or "lmdb" */
+	const char *kind; /* "mem", "lmdb" or "redis" */
 	char dir[64];     /* lmdb: the temporary directory */
-	char url[96];
+	char url[160];
 	struct store *st;
 };
 
@@ -63,6 +64,14 @@ fix_setup(void **state)
 		if (mkdtemp(f->dir) == NULL)
 			return -1;
 		snprintf(f->url, sizeof(f->url), "lmdb:%s", f->dir);
+	} else if (strcmp(f->kind, "redis") == 0) {
+		/* a Redis case with no redis-server fails here: it never skips */
+		if (redis_server_start() < 0 || redis_server_cmd("FLUSHALL") < 0) {
+			print_error("no redis-server to test with\n");
+			free(f);
+			return -1;
+		}
+		snprintf(f->url, sizeof(f->url), "%s", test_redis.url);
 	} else {
 		snprintf(f->url, sizeof(f->url), "mem:");
 	}
@@ -596,10 +605,17 @@ store_urls_pick_a_store_or_say_why_not(void **state)
 	const char *err = NULL;
 
 	(void)state;
-	assert_null(store_open("redis://127.0.0.1:6379/0", 0, &err));
-	assert_string_equal(err, "the Redis store is not supported yet");
+	assert_null(store_open("rediss://127.0.0.1:6379/0", 0, &err));
+	assert_non_null(strstr(err, "not supported"));
+	assert_null(store_open("redis://no-such-host.invalid:6379/0", 0, &err));
+	assert_string_equal(err, "cannot resolve the Redis host");
+	assert_null(store_open_with("redis://127.0.0.1/0",
+	                            &(struct store_params){.password_file = "/no/such/file"}, 0,
+	                            &err));
+	assert_string_equal(err, "cannot read state_password_file");
 	assert_null(store_open("files:/tmp", 0, &err));
-	assert_string_equal(err, "unknown state store (expected \"lmdb:DIR\")");
+	assert_string_equal(err, "unknown state store (expected \"lmdb:DIR\", "
+	                         "\"redis://HOST:PORT/DB\" or \"redis+unix:PATH\")");
 	assert_null(store_open(NULL, 0, &err));
 	assert_null(store_open("lmdb:", 0, &err));
 	assert_string_equal(err, "\"lmdb:\" needs a directory");
@@ -826,10 +842,209 @@ a_record_the_store_cannot_read_fails_closed(void **state)
 	assert_string_equal(err, "unreadable lock record");
 }
 
+/* ---- Redis --------------------------------------------------------------- */
+
+static void
+redis_a_record_the_store_cannot_read_fails_closed(void **state)
+{
+	struct fix *f = *state;
+	struct store_lock got;
+	const char *err = NULL;
+	struct answer a;
+	bool found;
+
+	/* another program's string, and a record of a "future version" */
+	assert_int_equal(redis_server_cmd("SET postern:lock:odd zzzz"), 0);
+	assert_int_equal(redis_server_cmd("HSET postern:lock:odd2 v 9 proto imap"), 0);
+	a = claim(f->st, "odd", as(1));
+	assert_int_equal(a.rc, -1);
+	assert_string_equal(a.err, "unreadable lock record");
+	a = claim(f->st, "odd2", as(1));
+	assert_int_equal(a.rc, -1);
+	assert_string_equal(a.err, "unreadable lock record");
+	assert_int_equal(store_lock_get(f->st, "odd", 3, &got, &found, &err), -1);
+	assert_string_equal(err, "unreadable lock record");
+	/* and lock list leaves them out */
+	char out[256] = "";
+	struct store_lock l = {.proto = PROTO_IMAP};
+
+	assert_int_equal(store_lock_put(f->st, "a", 1, &l, &err), 0);
+	assert_int_equal(store_lock_list(f->st, collect, out, &err), 0);
+	assert_string_equal(out, "a=i ");
+}
+
+static void
+redis_a_lost_script_is_loaded_again(void **state)
+{
+	struct fix *f = *state;
+	struct store_lock got;
+	const char *err = NULL;
+	struct answer a;
+	bool found;
+
+	a = claim(f->st, "s", as(2));
+	assert_int_equal(a.a.outcome, STORE_CLAIM_CREATED);
+	/* a restart or a failover forgets scripts: NOSCRIPT, then SCRIPT LOAD */
+	assert_int_equal(redis_server_cmd("SCRIPT FLUSH"), 0);
+	a = claim(f->st, "s", as(4));
+	assert_int_equal(a.rc, 0);
+	assert_int_equal(a.a.outcome, STORE_CLAIM_HELD);
+	assert_int_equal(redis_server_cmd("SCRIPT FLUSH"), 0);
+	assert_int_equal(store_lock_get(f->st, "s", 1, &got, &found, &err), 0);
+	assert_true(found);
+	assert_int_equal(got.created_ms, 2);
+}
+
+static long long
+redis_int(const char *cmd)
+{
+	struct timeval tv = {2, 0};
+	redisContext *c = redisConnectUnixWithTimeout(test_redis.sock, tv);
+	redisReply *r;
+	long long v = -99;
+
+	assert_non_null(c);
+	if ((r = redisCommand(c, cmd)) != NULL && r->type == REDIS_REPLY_INTEGER)
+		v = r->integer;
+	freeReplyObject(r);
+	redisFree(c);
+	return v;
+}
+
+static void
+redis_keys_carry_the_prefix_and_lock_expire_is_their_ttl(void **state)
+{
+	struct fix *f = *state;
+	struct store_params sp = {.prefix = "fleet-b:", .lock_expire_ms = 5 * DAY};
+	struct store *b;
+	struct store_claim c = {
+	    .proto = PROTO_IMAP, .now_ms = T0, .expire_ms = 10 * DAY, .refresh_ms = DAY};
+	const char *err = NULL;
+	struct store_lock l = {.proto = PROTO_POP3, .origin = STORE_ORIGIN_ADMIN}, got;
+	char out[256] = "";
+	long long ttl;
+	bool found;
+
+	assert_non_null(b = store_open_with(f->url, &sp, 0, &err));
+	assert_string_equal(store_name(b), "redis");
+	assert_int_equal(claim(f->st, "u@x", c).a.outcome, STORE_CLAIM_CREATED);
+	/* lock_expire is the key's TTL */
+	ttl = redis_int("PTTL postern:lock:u@x");
+	assert_true(ttl > (long long)(10 * DAY) - 60000 && ttl <= (long long)(10 * DAY));
+	/* a refresh sets it again; expire 0 writes no TTL */
+	assert_int_equal(redis_server_cmd("PEXPIRE postern:lock:u@x 100000"), 0);
+	c.now_ms = T0 + DAY;
+	assert_int_equal(claim(f->st, "u@x", c).a.outcome, STORE_CLAIM_REFRESHED);
+	assert_true(redis_int("PTTL postern:lock:u@x") > 100000);
+	c.expire_ms = 0;
+	assert_int_equal(claim(f->st, "v@x", c).a.outcome, STORE_CLAIM_CREATED);
+	assert_int_equal(redis_int("PTTL postern:lock:v@x"), -1);
+	/* another deployment on the same Redis sees none of it */
+	assert_int_equal(store_lock_get(b, "u@x", 3, &got, &found, &err), 0);
+	assert_false(found);
+	assert_int_equal(store_lock_put(b, "w@x", 3, &l, &err), 0);
+	ttl = redis_int("PTTL fleet-b:lock:w@x");
+	assert_true(ttl > (long long)(5 * DAY) - 60000 && ttl <= (long long)(5 * DAY));
+	assert_int_equal(store_lock_list(b, collect, out, &err), 0);
+	assert_string_equal(out, "w@x=p ");
+	out[0] = '\0';
+	assert_int_equal(store_lock_list(f->st, collect, out, &err), 0);
+	assert_string_equal(out, "u@x=i v@x=i ");
+	/* a prefix with glob characters is matched literally by the SCAN */
+	store_close(&b);
+	sp.prefix = "f*[x]?:";
+	assert_non_null(b = store_open_with(f->url, &sp, 0, &err));
+	out[0] = '\0';
+	assert_int_equal(store_lock_list(b, collect, out, &err), 0);
+	assert_string_equal(out, "");
+	assert_int_equal(store_lock_put(b, "z", 1, &l, &err), 0);
+	assert_int_equal(store_lock_list(b, collect, out, &err), 0);
+	assert_string_equal(out, "z=p ");
+	store_close(&b);
+}
+
+static void
+redis_a_request_waits_no_longer_than_state_timeout(void **state)
+{
+	struct fix *f = *state;
+	struct store_params sp = {.timeout_ms = 100};
+	struct store *st;
+	struct ev_loop *loop = ev_loop_new(EVFLAG_AUTO);
+	const char *err = NULL;
+	struct store_worker *sw;
+	struct store_claim c = as(1);
+	struct answer a = {0}, b = {0};
+	ev_tstamp t0;
+
+	assert_non_null(st = store_open_with(f->url, &sp, 0, &err));
+	assert_non_null(sw = store_worker_new(st, loop, &err));
+	assert_non_null(store_lock_claim(sw, "w", 1, &c, on_claim, &a, &err));
+	run_until(loop, &a.n, 1); /* connected, script loaded */
+	assert_int_equal(a.rc, 0);
+	/* Redis stops answering for 0.6 s (short of the 1 s that makes a
+	 * silent link count as dead) */
+	assert_int_equal(redis_server_cmd("CLIENT PAUSE 600 ALL"), 0);
+	t0 = ev_time();
+	assert_non_null(store_lock_claim(sw, "w", 1, &c, on_claim, &b, &err));
+	run_until(loop, &b.n, 1);
+	assert_int_equal(b.rc, -1);
+	assert_string_equal(b.err, "the store did not answer in time (state_timeout)");
+	assert_true(ev_time() - t0 >= 0.09);
+	assert_true(ev_time() - t0 < 0.5);
+	/* the link stays: once Redis answers again, so does the store */
+	usleep(700000);
+	memset(&b, 0, sizeof(b));
+	assert_non_null(store_lock_claim(sw, "w", 1, &c, on_claim, &b, &err));
+	run_until(loop, &b.n, 1);
+	assert_int_equal(b.rc, 0);
+	assert_int_equal(b.a.outcome, STORE_CLAIM_HELD);
+	store_worker_free(&sw);
+	ev_loop_destroy(loop);
+	store_close(&st);
+}
+
+static void
+redis_a_dropped_link_fails_fast_and_comes_back(void **state)
+{
+	struct fix *f = *state;
+	struct ev_loop *loop = ev_loop_new(EVFLAG_AUTO);
+	const char *err = NULL;
+	struct store_worker *sw = store_worker_new(f->st, loop, &err);
+	struct store_claim c = as(3);
+	struct answer a = {0};
+	int failed = 0, ok = 0;
+	ev_tstamp end;
+
+	assert_non_null(sw);
+	assert_non_null(store_lock_claim(sw, "r", 1, &c, on_claim, &a, &err));
+	run_until(loop, &a.n, 1);
+	assert_int_equal(a.rc, 0);
+	/* Redis closes every client's link (a restart looks the same) */
+	assert_int_equal(redis_server_cmd("CLIENT KILL TYPE normal"), 0);
+	end = ev_time() + 10;
+	while (ok == 0 && ev_time() < end) {
+		memset(&a, 0, sizeof(a));
+		assert_non_null(store_lock_claim(sw, "r", 1, &c, on_claim, &a, &err));
+		run_until(loop, &a.n, 1);
+		if (a.rc == 0)
+			ok++;
+		else
+			failed++;
+		usleep(20000);
+	}
+	/* answered, right or wrong, every time; and back within the backoff */
+	assert_int_equal(ok, 1);
+	assert_int_equal(a.a.outcome, STORE_CLAIM_HELD);
+	store_worker_free(&sw);
+	ev_loop_destroy(loop);
+}
+
 #define CONFORM(t)                                                                                 \
 	cmocka_unit_test_prestate_setup_teardown(t, fix_setup, fix_teardown, "mem"),               \
-	    cmocka_unit_test_prestate_setup_teardown(t, fix_setup, fix_teardown, "lmdb")
-#define LMDB(t) cmocka_unit_test_prestate_setup_teardown(t, fix_setup, fix_teardown, "lmdb")
+	    cmocka_unit_test_prestate_setup_teardown(t, fix_setup, fix_teardown, "lmdb"),          \
+	    cmocka_unit_test_prestate_setup_teardown(t, fix_setup, fix_teardown, "redis")
+#define REDIS(t) cmocka_unit_test_prestate_setup_teardown(t, fix_setup, fix_teardown, "redis")
+#define LMDB(t)  cmocka_unit_test_prestate_setup_teardown(t, fix_setup, fix_teardown, "lmdb")
 
 int
 main(void)
@@ -851,7 +1066,16 @@ main(void)
 	    LMDB(another_process_sees_and_changes_locks_while_the_store_is_open),
 	    LMDB(processes_racing_for_a_key_agree_on_one_winner),
 	    LMDB(a_record_the_store_cannot_read_fails_closed),
+	    REDIS(another_process_sees_and_changes_locks_while_the_store_is_open),
+	    REDIS(processes_racing_for_a_key_agree_on_one_winner),
+	    REDIS(redis_a_record_the_store_cannot_read_fails_closed),
+	    REDIS(redis_a_lost_script_is_loaded_again),
+	    REDIS(redis_keys_carry_the_prefix_and_lock_expire_is_their_ttl),
+	    REDIS(redis_a_request_waits_no_longer_than_state_timeout),
+	    REDIS(redis_a_dropped_link_fails_fast_and_comes_back),
 	};
+	int rc = cmocka_run_group_tests(tests, NULL, NULL);
 
-	return cmocka_run_group_tests(tests, NULL, NULL);
+	redis_server_stop();
+	return rc;
 }
