@@ -70,7 +70,7 @@ deps:
 # ---- unit tests: each tests/unit/test_X.c links the pure objects and config --
 LIB_OBJ = $(patsubst %.c,$(BUILD)/%.o,$(wildcard $(UNIT_SRC)))
 
-$(BUILD)/unit/%: tests/unit/%.c $(LIB_OBJ) tests/unit/unit.h
+$(BUILD)/unit/%: tests/unit/%.c $(LIB_OBJ) tests/unit/unit.h tests/unit/redis_server.h
 	@mkdir -p $(dir $@)
 	$(CC) $(BASE_CFLAGS) $(INC_policy) $(CFLAGS) -Itests/unit -o $@ $< $(LIB_OBJ) $(LIBS) -lcmocka
 
