@@ -1090,7 +1090,8 @@ redis_lock_list(struct store *st, store_list_cb cb, void *arg, const char **err_
 	if (rc < 0)
 		return -1;
 	/* SCAN has no order; the interface promises key byte order */
-	qsort(items, n, sizeof(*items), item_cmp);
+	if (n > 1)
+		qsort(items, n, sizeof(*items), item_cmp);
 	for (size_t i = 0; i < n; i++)
 		if (cb(arg, items[i].key, items[i].len, &items[i].lock) != 0)
 			break;
