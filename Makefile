@@ -14,7 +14,7 @@ INC_policy = -Ilib -Ipolicy
 INC_proxy  = -Ilib -Ipolicy -Iproxy
 ALL_CFLAGS = $(BASE_CFLAGS) $(INC_proxy) $(CFLAGS)
 PKGS     = openssl libconfig libsystemd
-LIBS     = $(shell pkg-config --libs $(PKGS) 2>/dev/null) -llmdb -lev -lpthread
+LIBS     = $(shell pkg-config --libs $(PKGS) 2>/dev/null) -llmdb -lhiredis -lev -lpthread
 PYTHON  ?= /usr/bin/python3
 
 # make install: GNU-style directories; DESTDIR is prepended to each.  The
@@ -33,7 +33,8 @@ BUILD    = build
 PURE_SRC = lib/addr.c lib/buf.c lib/imap.c lib/pop3.c lib/sasl.c lib/route.c lib/route_map.c lib/log.c \
            lib/proxyproto.c
 # The config loader: lib/ too, but it reads files and resolves host names.
-CONFIG_SRC = lib/config.c lib/config_listen.c lib/config_backend.c lib/config_policy.c
+CONFIG_SRC = lib/config.c lib/config_listen.c lib/config_backend.c lib/config_policy.c \
+             lib/state_url.c
 # What unit tests link: the pure code and the config loader.
 UNIT_SRC = $(PURE_SRC) $(CONFIG_SRC) $(POLICY_SRC)
 CORE_SRC = $(CONFIG_SRC) proxy/tls.c proxy/link.c proxy/listener.c proxy/conn.c proxy/login.c \
@@ -105,7 +106,7 @@ install-check: postern
 # ---- unit tests: each tests/unit/test_X.c links the pure objects and config --
 LIB_OBJ = $(patsubst %.c,$(BUILD)/%.o,$(wildcard $(UNIT_SRC)))
 
-$(BUILD)/unit/%: tests/unit/%.c $(LIB_OBJ) tests/unit/unit.h
+$(BUILD)/unit/%: tests/unit/%.c $(LIB_OBJ) tests/unit/unit.h tests/unit/redis_server.h
 	@mkdir -p $(dir $@)
 	$(CC) $(BASE_CFLAGS) $(INC_policy) $(CFLAGS) -Itests/unit -o $@ $< $(LIB_OBJ) $(LIBS) -lcmocka
 

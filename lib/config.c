@@ -252,6 +252,9 @@ static const struct opt opts[] = {
 	O_WORKERS("workers",                  workers,                      "auto",    1, 256),
 	O_STR(    "user",                     user,                         NULL,      check_user),
 	O_STR(    "state",                    state,                        NULL,      cfg_check_state),
+	O_STR(    "state_password_file",      state_password_file,          NULL,      cfg_check_state_password_file),
+	O_STR(    "state_prefix",             state_prefix,                 "postern:", cfg_check_state_prefix),
+	O_DUR(    "state_timeout",            state_timeout_ms,             "250ms",   10, MIN_MS),
 	O_ENUM(   "log_level",                log_level,                    "info",    log_levels),
 
 	O_GROUP(  "tls"),
@@ -597,6 +600,8 @@ config_free(struct config *cfg)
 	free(cfg->path);
 	free(cfg->user);
 	free(cfg->state);
+	free(cfg->state_password_file);
+	free(cfg->state_prefix);
 	for (size_t i = 0; i < cfg->tls.ncerts; i++) {
 		free(cfg->tls.certs[i].cert);
 		free(cfg->tls.certs[i].key);

@@ -19,7 +19,9 @@ enum log_level { LOG_DEBUG = 0, LOG_INFO, LOG_WARN, LOG_ERR };
 enum protocol_lock_mode { PLOCK_OFF = 0, PLOCK_CONCURRENT, PLOCK_STICKY, PLOCK_STATIC };
 #define PROTO_MASK(p)   (1u << (p)) /* sets of protocols: PROTO_MASK(PROTO_IMAP) | ... */
 #define PROTO_MASK_ALL  (PROTO_MASK(PROTO_IMAP) | PROTO_MASK(PROTO_POP3))
-#define POLICY_LIST_MAX 4096 /* entries in policy.allow, .deny and .protocols each */
+#define POLICY_LIST_MAX 4096
+#define STATE_PREFIX_MAX                                                                           \
+	64 /* bytes in state_prefix */ /* entries in policy.allow, .deny and .protocols each */
 
 /* An IPv4 or IPv6 network, as in policy.allow / policy.deny. */
 struct cidr_conf {
@@ -93,9 +95,12 @@ struct pool_conf {
 struct config {
 	atomic_int refs;
 	char *path;
-	int workers; /* resolved: "auto" -> number of online CPUs */
-	char *user;  /* drop privileges to this user after binding, or NULL */
-	char *state; /* state store URL, or NULL */
+	int workers;               /* resolved: "auto" -> number of online CPUs */
+	char *user;                /* drop privileges to this user after binding, or NULL */
+	char *state;               /* state store URL (lib/state_url.h), or NULL */
+	char *state_password_file; /* Redis: AUTH password, first line of this file; or NULL */
+	char *state_prefix;        /* Redis: every key starts with it; default "postern:" */
+	uint64_t state_timeout_ms; /* Redis: longest a store request waits; default 250ms */
 	enum log_level log_level;
 
 	struct {

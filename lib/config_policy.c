@@ -13,6 +13,7 @@
 
 #include "config.h"
 #include "config_impl.h"
+#include "state_url.h"
 
 /* ---- policy ----------------------------------------------------------- */
 
@@ -270,19 +271,41 @@ cfg_parse_policy_deny(struct ctx *x, const config_setting_t *s)
 void
 cfg_check_state(struct ctx *x, const config_setting_t *s, const char *v)
 {
-	if (strncmp(v, "lmdb:", 5) == 0) {
-		if (v[5] == '\0')
-			cfg_err(x, s,
-			        "'state' = \"lmdb:\": name a directory, as in "
-			        "\"lmdb:/var/lib/postern\"");
-	} else if (strncmp(v, "redis://", 8) == 0) {
+	struct state_url u;
+	const char *err;
+
+	if (state_url_parse(v, &u, &err) < 0)
+		cfg_err(x, s, "'state' = \"%s\": %s", v, err);
+	else if (u.kind == STATE_LMDB && u.arg[0] == '\0')
 		cfg_err(x, s,
-		        "'state' = \"%s\": the Redis store is not supported yet (use \"lmdb:DIR\")",
-		        v);
-	} else {
-		cfg_err(x, s,
-		        "'state' must be \"lmdb:DIR\" "
-		        "(or \"redis://host:port/db\", not supported yet)");
+		        "'state' = \"lmdb:\": name a directory, as in "
+		        "\"lmdb:/var/lib/postern\"");
+	else if (u.kind == STATE_MEM)
+		cfg_err(x, s, "'state' = \"%s\": the memory store is for unit tests only", v);
+}
+
+void
+cfg_check_state_password_file(struct ctx *x, const config_setting_t *s, const char *v)
+{
+	cfg_check_readable(x, s, "state password file", v);
+}
+
+/* Keys are PREFIX + "lock:" + user: keep the prefix printable, unspaced,
+ * and short, so that `redis-cli --scan --pattern` finds them. */
+void
+cfg_check_state_prefix(struct ctx *x, const config_setting_t *s, const char *v)
+{
+	size_t n = strlen(v);
+
+	if (n > STATE_PREFIX_MAX) {
+		cfg_err(x, s, "'state_prefix' is longer than %d bytes", STATE_PREFIX_MAX);
+		return;
+	}
+	for (size_t i = 0; i < n; i++) {
+		if ((unsigned char)v[i] <= ' ' || (unsigned char)v[i] >= 0x7f) {
+			cfg_err(x, s, "'state_prefix' must be printable ASCII without spaces");
+			return;
+		}
 	}
 }
 
@@ -305,6 +328,19 @@ cfg_check_policy(struct ctx *x)
 		cfg_err(x, mode,
 		        "'policy.protocol_lock' = \"sticky\" needs a state store: set state = "
 		        "\"lmdb:DIR\"");
+	/* Redis settings beside a store that reads none of them would mislead */
+	if (!state_url_is_redis(cfg->state)) {
+		static const char *const redis_only[] = {"state_password_file", "state_prefix",
+		                                         NULL};
+
+		for (size_t i = 0; redis_only[i] != NULL; i++) {
+			const config_setting_t *s = config_lookup(x->lc, redis_only[i]);
+
+			if (s != NULL)
+				cfg_err(x, s, "'%s' is for a Redis store (state = \"redis://...\")",
+				        redis_only[i]);
+		}
+	}
 	/* rules that nothing reads would read as if they were enforced */
 	for (size_t i = 0; cfg->policy.protocol_lock == PLOCK_OFF && rules[i] != NULL; i++) {
 		const config_setting_t *s = config_lookup(x->lc, rules[i]);

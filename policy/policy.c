@@ -84,6 +84,7 @@ struct policy_req {
 	char user[ROUTE_USER_MAX + 1]; /* normalised */
 	size_t user_len;
 	enum proto_kind proto;
+	uint64_t now_ms; /* the asker's clock */
 	bool reserved;   /* a live session is counted for it, not yet handed over */
 	bool on_ready;   /* in the ready list; freed there */
 	bool cancelled;  /* on the ready list, cancelled: free without a callback */
@@ -222,8 +223,13 @@ policy_new(const struct config *cfg, FILE *errs)
 		err = "out of memory";
 		goto fail;
 	}
-	if (cfg->state != NULL && (p->store = store_open(cfg->state, STORE_CREATE, &err)) == NULL)
-		goto fail;
+	if (cfg->state != NULL) {
+		struct store_params sp;
+
+		store_params_from_config(cfg, &sp);
+		if ((p->store = store_open_with(cfg->state, &sp, STORE_CREATE, &err)) == NULL)
+			goto fail;
+	}
 	if (p->conf->mode == PLOCK_STICKY && p->store == NULL) {
 		err = "protocol_lock = \"sticky\" needs a state store";
 		goto fail;
@@ -539,23 +545,24 @@ answer_soon(struct policy_req *r, enum policy_verdict v, const char *reason,
 }
 
 static void
-on_store_answer(void *arg, int rc, const char *err, void *dctx)
+on_store_answer(void *arg, int rc, const char *err, const struct store_claim_answer *a)
 {
 	struct policy_req *r = arg;
-	const struct protolock_ctx *x = dctx;
+	struct protolock_decision d;
 	char qu[LOG_QUOTED_MAX];
 
 	r->sreq = NULL;
 	if (rc != 0) {
-		warn_store(r->pw->p, r->user, r->user_len, err, x->now_ms);
+		warn_store(r->pw->p, r->user, r->user_len, err, r->now_ms);
 		r->ans = (struct policy_answer){POLICY_DENY_INTERNAL, "store_error", PROTO__COUNT};
 	} else {
-		r->ans = (struct policy_answer){x->out.verdict, x->out.reason, x->out.allowed};
-		if (x->out.write == PROTOLOCK_CREATE || x->out.write == PROTOLOCK_REPLACE)
+		d = protolock_from_claim(a);
+		r->ans = (struct policy_answer){d.verdict, d.reason, d.allowed};
+		if (d.write == PROTOLOCK_CREATE || d.write == PROTOLOCK_REPLACE)
 			log_kv(LOG_INFO, "lock.create", "user=%s proto=%s replaced=%s",
 			       log_quote(qu, sizeof(qu), r->user, r->user_len),
-			       proto_name(x->out.rec.proto),
-			       x->out.write == PROTOLOCK_REPLACE ? "expired" : "none");
+			       proto_name(d.rec.proto),
+			       d.write == PROTOLOCK_REPLACE ? "expired" : "none");
 	}
 	deliver(r);
 }
@@ -579,6 +586,7 @@ policy_postauth(struct policy_worker *pw, const struct sockaddr *sa, socklen_t s
 	r->cb = cb;
 	r->arg = arg;
 	r->proto = proto;
+	r->now_ms = now_ms;
 	r->next = pw->pending;
 	if (pw->pending != NULL)
 		pw->pending->prev = r;
@@ -623,17 +631,12 @@ policy_postauth(struct policy_worker *pw, const struct sockaddr *sa, socklen_t s
 
 	/* 3. the sticky lock: read, decide, write in one store step */
 	if (protolock_uses_store(c->mode, rule)) {
-		struct protolock_ctx x = {.mode = c->mode,
-		                          .rule = rule,
-		                          .proto = proto,
-		                          .now_ms = now_ms,
-		                          .expire_ms = c->expire_ms};
+		struct store_claim claim = protolock_claim(proto, now_ms, c->expire_ms);
 		const char *err = "no state store";
 
 		if (pw->sw != NULL)
-			r->sreq =
-			    store_lock_update(pw->sw, r->user, r->user_len, protolock_store_decide,
-			                      &x, sizeof(x), on_store_answer, r, &err);
+			r->sreq = store_lock_claim(pw->sw, r->user, r->user_len, &claim,
+			                           on_store_answer, r, &err);
 		if (r->sreq == NULL) {
 			warn_store(p, r->user, r->user_len, err, now_ms);
 			answer_soon(r, POLICY_DENY_INTERNAL, "store_error", PROTO__COUNT);

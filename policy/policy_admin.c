@@ -90,6 +90,7 @@ policy_admin_run(const struct config *cfg, int argc, char **argv, uint64_t now_m
 	struct protolock_rules *rules = NULL;
 	char key[ROUTE_USER_MAX + 1];
 	size_t klen = 0;
+	struct store_params sp;
 	struct store *st;
 	const char *sub, *e = NULL;
 	int rc = 1;
@@ -121,7 +122,8 @@ policy_admin_run(const struct config *cfg, int argc, char **argv, uint64_t now_m
 		        cfg->path ? cfg->path : "the configuration");
 		return 1;
 	}
-	if ((st = store_open(cfg->state, 0, &e)) == NULL) {
+	store_params_from_config(cfg, &sp);
+	if ((st = store_open_with(cfg->state, &sp, 0, &e)) == NULL) {
 		fprintf(err, "postern: lock: state \"%s\": %s\n", cfg->state, e);
 		return 1;
 	}

@@ -27,8 +27,7 @@ protolock_refresh_ms(uint64_t expire_ms)
 bool
 protolock_expired(const struct store_lock *l, uint64_t now_ms, uint64_t expire_ms)
 {
-	/* a clock that went back leaves the lock alone */
-	return expire_ms != 0 && now_ms >= l->used_ms && now_ms - l->used_ms >= expire_ms;
+	return store_lock_expired(l, now_ms, expire_ms);
 }
 
 bool
@@ -67,41 +66,51 @@ protolock_decide(enum protocol_lock_mode mode, struct protolock_rule rule,
 	}
 	if (!protolock_uses_store(mode, rule))
 		return d;
-	if (stored == NULL || protolock_expired(stored, now_ms, expire_ms)) {
-		d.write = stored == NULL ? PROTOLOCK_CREATE : PROTOLOCK_REPLACE;
-		d.rec.proto = proto;
-		d.rec.origin = STORE_ORIGIN_LOGIN;
-		d.rec.created_ms = now_ms;
-		d.rec.used_ms = now_ms;
-		return d;
-	}
-	if (stored->proto != proto) {
-		d.verdict = POLICY_DENY_PROTOCOL;
-		d.reason = "sticky_lock";
-		d.allowed = stored->proto;
-		return d;
-	}
-	if (now_ms > stored->used_ms &&
-	    now_ms - stored->used_ms >= protolock_refresh_ms(expire_ms)) {
-		d.write = PROTOLOCK_REFRESH;
-		d.rec = *stored;
-		d.rec.used_ms = now_ms;
-	}
-	return d;
+	/* the sticky part is the store's claim decision, made here on the
+	 * lock given, and in the store (atomically) by store_lock_claim() */
+	struct store_claim c = protolock_claim(proto, now_ms, expire_ms);
+	struct store_claim_answer a;
+
+	a.outcome = store_claim_decide(&c, stored, &a.lock);
+	return protolock_from_claim(&a);
 }
 
-enum store_action
-protolock_store_decide(void *dctx, const struct store_lock *cur, struct store_lock *next_out)
+struct store_claim
+protolock_claim(enum proto_kind proto, uint64_t now_ms, uint64_t expire_ms)
 {
-	struct protolock_ctx *x = dctx;
+	return (struct store_claim){.proto = proto,
+	                            .now_ms = now_ms,
+	                            .expire_ms = expire_ms,
+	                            .refresh_ms = protolock_refresh_ms(expire_ms)};
+}
 
-	x->out = protolock_decide(x->mode, x->rule, cur, x->proto, x->now_ms, x->expire_ms);
-	if (x->out.write == PROTOLOCK_NONE)
-		return STORE_KEEP;
-	*next_out = x->out.rec;
-	/* a refresh promises the client nothing new, so it need not wait for
-	 * the disk; a new lock must be on disk before the client hears OK */
-	return x->out.write == PROTOLOCK_REFRESH ? STORE_PUT_LAZY : STORE_PUT;
+struct protolock_decision
+protolock_from_claim(const struct store_claim_answer *a)
+{
+	struct protolock_decision d = {.verdict = POLICY_ALLOW,
+	                               .write = PROTOLOCK_NONE,
+	                               .allowed = PROTO__COUNT,
+	                               .reason = "ok"};
+
+	switch (a->outcome) {
+	case STORE_CLAIM_CREATED:
+	case STORE_CLAIM_REPLACED:
+	case STORE_CLAIM_REFRESHED:
+		d.write = a->outcome == STORE_CLAIM_CREATED    ? PROTOLOCK_CREATE
+		          : a->outcome == STORE_CLAIM_REPLACED ? PROTOLOCK_REPLACE
+		                                               : PROTOLOCK_REFRESH;
+		d.rec = a->lock;
+		break;
+	case STORE_CLAIM_HELD:
+		break;
+	case STORE_CLAIM_OTHER:
+	default:
+		d.verdict = POLICY_DENY_PROTOCOL;
+		d.reason = "sticky_lock";
+		d.allowed = a->lock.proto;
+		break;
+	}
+	return d;
 }
 
 /* ---- the rule table ------------------------------------------------------ */

@@ -74,20 +74,13 @@ struct protolock_decision protolock_decide(enum protocol_lock_mode mode, struct 
                                            const struct store_lock *stored, enum proto_kind proto,
                                            uint64_t now_ms, uint64_t expire_ms);
 
-/* The inputs and the outcome of one decision, as a store request carries
- * them (store_lock_update()'s dctx). */
-struct protolock_ctx {
-	enum protocol_lock_mode mode;
-	struct protolock_rule rule;
-	enum proto_kind proto;
-	uint64_t now_ms, expire_ms;
-	struct protolock_decision out; /* written by protolock_store_decide() */
-};
+/* The store question a sticky decision asks (store_lock_claim()): the
+ * store runs the sticky part of protolock_decide() atomically. */
+struct store_claim protolock_claim(enum proto_kind proto, uint64_t now_ms, uint64_t expire_ms);
 
-/* store_decide_cb over a struct protolock_ctx: a new lock is STORE_PUT
- * (durable before the answer), a refresh STORE_PUT_LAZY. */
-enum store_action protolock_store_decide(void *dctx, const struct store_lock *cur,
-                                         struct store_lock *next_out);
+/* The decision that a claim's answer amounts to (the same that
+ * protolock_decide() gives on the lock the store held). */
+struct protolock_decision protolock_from_claim(const struct store_claim_answer *a);
 
 /* ---- static rules ------------------------------------------------------ */
 

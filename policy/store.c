@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "state_url.h"
 #include "store_impl.h"
 
 #define container_of_sw(w)                                                                         \
@@ -16,20 +17,36 @@
 struct store *
 store_open(const char *url, int flags, const char **err_out)
 {
-	if (url == NULL) {
-		*err_out = "no state store configured";
+	return store_open_with(url, NULL, flags, err_out);
+}
+
+struct store *
+store_open_with(const char *url, const struct store_params *sp, int flags, const char **err_out)
+{
+	struct state_url u;
+
+	if (state_url_parse(url, &u, err_out) < 0)
 		return NULL;
+	switch (u.kind) {
+	case STATE_LMDB:
+		return store_lmdb_open(u.arg, flags, err_out);
+	case STATE_MEM:
+		return store_mem_open(u.arg, err_out);
+	case STATE_REDIS_TCP:
+	case STATE_REDIS_UNIX:
+		return store_redis_open(&u, sp, err_out);
 	}
-	if (strncmp(url, "lmdb:", 5) == 0)
-		return store_lmdb_open(url + 5, flags, err_out);
-	if (strncmp(url, "mem:", 4) == 0)
-		return store_mem_open(url + 4, err_out);
-	if (strncmp(url, "redis://", 8) == 0) {
-		*err_out = "the Redis store is not supported yet";
-		return NULL;
-	}
-	*err_out = "unknown state store (expected \"lmdb:DIR\")";
+	*err_out = "unknown state store";
 	return NULL;
+}
+
+void
+store_params_from_config(const struct config *cfg, struct store_params *out)
+{
+	out->password_file = cfg->state_password_file;
+	out->prefix = cfg->state_prefix;
+	out->timeout_ms = cfg->state_timeout_ms;
+	out->lock_expire_ms = cfg->policy.lock_expire_ms;
 }
 
 void
@@ -49,7 +66,55 @@ store_name(const struct store *st)
 	return st->ops->name;
 }
 
+/* ---- the decisions every store makes -------------------------------------- */
+
+const char *const store_claim_outcome_name[STORE_CLAIM__COUNT] = {
+    [STORE_CLAIM_CREATED] = "created", [STORE_CLAIM_REPLACED] = "replaced",
+    [STORE_CLAIM_HELD] = "held",       [STORE_CLAIM_REFRESHED] = "refreshed",
+    [STORE_CLAIM_OTHER] = "other",
+};
+
+bool
+store_lock_expired(const struct store_lock *l, uint64_t now_ms, uint64_t expire_ms)
+{
+	/* a clock that went back leaves the lock alone */
+	return expire_ms != 0 && now_ms >= l->used_ms && now_ms - l->used_ms >= expire_ms;
+}
+
+/* store_redis.c's Lua script makes this same decision: change both. */
+enum store_claim_outcome
+store_claim_decide(const struct store_claim *c, const struct store_lock *cur,
+                   struct store_lock *next_out)
+{
+	if (cur == NULL || store_lock_expired(cur, c->now_ms, c->expire_ms)) {
+		next_out->proto = c->proto;
+		next_out->origin = STORE_ORIGIN_LOGIN;
+		next_out->created_ms = c->now_ms;
+		next_out->used_ms = c->now_ms;
+		return cur == NULL ? STORE_CLAIM_CREATED : STORE_CLAIM_REPLACED;
+	}
+	*next_out = *cur;
+	if (cur->proto != c->proto)
+		return STORE_CLAIM_OTHER;
+	if (c->now_ms > cur->used_ms && c->now_ms - cur->used_ms >= c->refresh_ms) {
+		next_out->used_ms = c->now_ms;
+		return STORE_CLAIM_REFRESHED;
+	}
+	return STORE_CLAIM_HELD;
+}
+
 /* ---- the mailbox ------------------------------------------------------- */
+
+static void
+deliver(struct store_req *r)
+{
+	switch (r->op) {
+	case STORE_OP_CLAIM:
+		r->claim_cb(r->arg, r->rc, r->rc == 0 ? NULL : r->err,
+		            r->rc == 0 ? &r->claim_ans : NULL);
+		break;
+	}
+}
 
 /* On sw's loop: run the answers that arrived, in arrival order. */
 static void
@@ -68,9 +133,8 @@ sw_async_cb(struct ev_loop *loop, ev_async *w, int revents)
 		next = r->next;
 		/* a callback may cancel a later request of this same list:
 		 * cancelled is read now, not before the loop */
-		if (!r->cancelled) {
-			r->update_cb(r->arg, r->rc, r->err, r->dctx);
-		}
+		if (!r->cancelled)
+			deliver(r);
 		free(r);
 	}
 }
@@ -117,6 +181,8 @@ store_worker_free(struct store_worker **swp)
 	if (sw == NULL)
 		return;
 	*swp = NULL;
+	if (sw->st->ops->worker_stop != NULL)
+		sw->st->ops->worker_stop(sw);
 	pthread_mutex_lock(&sw->mu);
 	/* the store thread touches sw until it has put the last answer here */
 	while (sw->inflight > 0)
@@ -194,22 +260,20 @@ req_submit(struct store_req *r, const char **err_out)
 }
 
 struct store_req *
-store_lock_update(struct store_worker *sw, const char *key, size_t len, store_decide_cb decide,
-                  const void *dctx, size_t dctx_len, store_update_cb cb, void *arg,
-                  const char **err_out)
+store_lock_claim(struct store_worker *sw, const char *key, size_t len, const struct store_claim *c,
+                 store_claim_cb cb, void *arg, const char **err_out)
 {
 	struct store_req *r;
 
-	if (dctx_len > STORE_DCTX_MAX) {
-		*err_out = "decision context too large";
+	if ((unsigned)c->proto >= PROTO__COUNT) {
+		*err_out = "no such protocol";
 		return NULL;
 	}
 	if ((r = req_new(sw, key, len, err_out)) == NULL)
 		return NULL;
-	r->decide = decide;
-	memcpy(r->dctx, dctx, dctx_len);
-	r->dctx_len = dctx_len;
-	r->update_cb = cb;
+	r->op = STORE_OP_CLAIM;
+	r->claim = *c;
+	r->claim_cb = cb;
 	r->arg = arg;
 	return req_submit(r, err_out);
 }

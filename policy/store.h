@@ -1,8 +1,9 @@
 /*
  * store.h: durable facts (protocol locks), behind one
- * interface that an embedded store (LMDB) and a remote one (Redis, next)
- * both implement.  The `state` URL's scheme picks the store: "lmdb:DIR";
- * "mem:" and "mem:N" (N entries at most) are for unit tests only.
+ * interface that an embedded store (LMDB) and a shared one (Redis) both
+ * implement.  The `state` URL's scheme picks the store: "lmdb:DIR",
+ * "redis://HOST:PORT/DB" or "redis+unix:PATH"; "mem:" and "mem:N" (N
+ * entries at most) are for unit tests only.
  *
  * Two ways in:
  *  - Asynchronous, for worker loops: each worker thread makes its own
@@ -14,8 +15,10 @@
  *  - Synchronous (store_lock_get/put/del/list): blocking, for the admin
  *    commands and tests, never on a worker loop.
  *
- * Every lock write is atomic with the read it depends on
- * (store_lock_update()) and durable before its answer is delivered.  All
+ * Every lock write is atomic with the read it depends on (a named
+ * operation such as store_lock_claim(), never a callback run inside the
+ * store: a remote store cannot run C) and durable before its answer is
+ * delivered, as far as the store can promise it (see store_redis.c).  All
  * functions are thread-safe except where a store_worker is named: a
  * store_worker belongs to its loop's thread.
  */
@@ -30,8 +33,7 @@
 
 #include "config.h"
 
-#define STORE_KEY_MAX  320 /* key bytes: a normalised user name and some */
-#define STORE_DCTX_MAX 160 /* decision context bytes carried by one request */
+#define STORE_KEY_MAX 320 /* key bytes: a normalised user name and some */
 
 enum store_origin {
 	STORE_ORIGIN_LOGIN = 0, /* a first successful login made it */
@@ -46,29 +48,60 @@ struct store_lock {
 	uint64_t used_ms;    /* last login that used it (coarse: see protolock.h) */
 };
 
-enum store_action {
-	STORE_KEEP,     /* nothing to write */
-	STORE_PUT,      /* write *next_out; durable before the answer */
-	STORE_DEL,      /* delete; durable before the answer */
-	STORE_PUT_LAZY, /* write *next_out, but the answer does not depend on it:
-	                 * it may come first, and the write may be lost to a
-	                 * crash or dropped under overload (a lock's "last used") */
+/*
+ * The named operations a worker loop can ask for.  Each is one atomic
+ * read-decide-write in the store: LMDB and the memory store run the C
+ * function below inside their atomic section, Redis runs the same decision
+ * as a Lua script (store_redis.c); both must agree to the millisecond
+ * (the conformance suite in tests/unit/test_store.c runs on every store).
+ */
+
+/* store_lock_claim(): a login over proto that the backend accepted. */
+struct store_claim {
+	enum proto_kind proto; /* the protocol logging in */
+	uint64_t now_ms;       /* wall clock: a new lock's created_ms and used_ms */
+	uint64_t expire_ms;    /* a lock unused this long is replaced; 0: never */
+	uint64_t refresh_ms;   /* a held lock's used_ms older than this moves to now */
 };
 
-/*
- * Decide, inside the store's atomic section, what becomes of one key's lock:
- * cur is the present record or NULL; for STORE_PUT fill *next_out.  dctx is
- * the request's own copy of the context given to store_lock_update(); write
- * the outcome there.  Must be pure (no I/O, no locks, no globals): it runs
- * on any thread, and may run more than once for one request (a retried
- * batch, an optimistic read first); the last run is the one that counts.
- */
-typedef enum store_action (*store_decide_cb)(void *dctx, const struct store_lock *cur,
-                                             struct store_lock *next_out);
+enum store_claim_outcome {
+	STORE_CLAIM_CREATED,   /* there was none: a lock for proto, durable before the answer */
+	STORE_CLAIM_REPLACED,  /* the lock had expired: replaced by one for proto, durable */
+	STORE_CLAIM_HELD,      /* a lock for proto: nothing written */
+	STORE_CLAIM_REFRESHED, /* a lock for proto: used_ms moved to now; the answer does
+	                        * not wait for that write, which may be lost to a crash */
+	STORE_CLAIM_OTHER,     /* a lock for another protocol: nothing written */
+	STORE_CLAIM__COUNT
+};
 
-/* The answer to store_lock_update(): rc 0 (dctx holds the last decision, in
- * effect and durable), or -1 and err (static text; nothing was written). */
-typedef void (*store_update_cb)(void *arg, int rc, const char *err, void *dctx);
+extern const char *const store_claim_outcome_name[STORE_CLAIM__COUNT];
+
+/* The answer to a claim: the outcome and the lock in effect after it. */
+struct store_claim_answer {
+	enum store_claim_outcome outcome;
+	struct store_lock lock;
+};
+
+/* Has l lain unused for expire_ms (0: never) at now_ms?  A clock that went
+ * back (now_ms < used_ms) leaves it alone. */
+bool store_lock_expired(const struct store_lock *l, uint64_t now_ms, uint64_t expire_ms);
+
+/*
+ * The claim decision, pure: cur is the stored lock or NULL; *next_out is
+ * the lock in effect afterwards (for HELD and OTHER: *cur).  Sticky first
+ * writer wins: no lock or an expired one -> a new lock for c->proto; a lock
+ * for another protocol -> OTHER; the same protocol -> HELD, or REFRESHED
+ * when now_ms - used_ms >= refresh_ms (and the clock moved forward).
+ */
+enum store_claim_outcome store_claim_decide(const struct store_claim *c,
+                                            const struct store_lock *cur,
+                                            struct store_lock *next_out);
+
+/* The answer to store_lock_claim(): rc 0 and *a (valid during the call), or
+ * -1 and err (static text; a is NULL; nothing the answer depends on was
+ * written). */
+typedef void (*store_claim_cb)(void *arg, int rc, const char *err,
+                               const struct store_claim_answer *a);
 
 /* One lock of store_lock_list(); return nonzero to stop the walk. */
 typedef int (*store_list_cb)(void *arg, const char *key, size_t len, const struct store_lock *rec);
@@ -79,15 +112,34 @@ struct store_req;    /* one outstanding request; owned by the store */
 
 #define STORE_CREATE 0x1 /* store_open(): make the directory and files if missing */
 
+/* What a store needs besides its URL (Redis reads these; LMDB and mem
+ * none).  Zero or NULL: the default. */
+struct store_params {
+	const char *password_file; /* AUTH password: the file's first line; NULL: none */
+	const char *prefix;        /* every key starts with it; default "postern:" */
+	uint64_t timeout_ms;       /* a request never waits longer; default 250 */
+	uint64_t lock_expire_ms;   /* TTL of a lock store_lock_put() writes; 0: none */
+};
+
+/* The store_params of cfg (borrowed strings: keep cfg while opening). */
+void store_params_from_config(const struct config *cfg, struct store_params *out);
+
 /*
- * Open the store named by url.  Returns NULL and *err_out (static) on
- * failure: unknown scheme, "redis://" (not supported yet), a directory that
- * is missing without STORE_CREATE, an unreadable or foreign store.
+ * Open the store named by url (lib/state_url.h: "lmdb:DIR",
+ * "redis://HOST:PORT/DB", "redis+unix:PATH", "mem:").  Returns NULL and
+ * *err_out (static) on failure: a bad URL, "rediss://", a directory that is
+ * missing without STORE_CREATE, an unreadable or foreign store, a Redis
+ * host that does not resolve or an unreadable password file.  Opening a
+ * Redis store does not connect: workers connect on their loops (and keep
+ * reconnecting), the synchronous calls on first use.
  */
+struct store *store_open_with(const char *url, const struct store_params *sp, int flags,
+                              const char **err_out);
+/* store_open_with() and default parameters. */
 struct store *store_open(const char *url, int flags, const char **err_out);
 /* Close; every store_worker must be freed first.  Takes NULL; sets *stp NULL. */
 void store_close(struct store **stp);
-/* "lmdb" or "mem". */
+/* "lmdb", "redis" or "mem". */
 const char *store_name(const struct store *st);
 
 /* A way in for loop: call on the loop's thread (or before it runs).  Holds
@@ -102,15 +154,16 @@ struct store_worker *store_worker_new(struct store *st, struct ev_loop *loop, co
 void store_worker_free(struct store_worker **swp);
 
 /*
- * Atomically read key's lock, run decide on it (with a copy of dctx,
- * dctx_len <= STORE_DCTX_MAX) and apply its action; durable before cb runs.
- * Returns the request (cancel with store_req_cancel() until cb runs; the
- * store frees it after cb returns), or NULL and *err_out (static: queue
- * full, out of memory, key too long): then no callback comes.
+ * Claim key's lock for a login (store_claim_decide() in one atomic store
+ * step); a new lock is durable before cb runs.  Returns the request (cancel
+ * with store_req_cancel() until cb runs; the store frees it after cb
+ * returns), or NULL and *err_out (static: queue full, out of memory, key
+ * too long, no such protocol): then no callback comes.  A store that cannot
+ * answer within its timeout (Redis: state_timeout) answers rc -1.
  */
-struct store_req *store_lock_update(struct store_worker *sw, const char *key, size_t len,
-                                    store_decide_cb decide, const void *dctx, size_t dctx_len,
-                                    store_update_cb cb, void *arg, const char **err_out);
+struct store_req *store_lock_claim(struct store_worker *sw, const char *key, size_t len,
+                                   const struct store_claim *c, store_claim_cb cb, void *arg,
+                                   const char **err_out);
 
 /* Cancel r on its worker's thread: its callback never runs.  The caller
  * forgets r; the store frees it.  Not from inside r's own callback. */

@@ -7,7 +7,6 @@
 #define POSTERN_STORE_IMPL_H
 
 #include <pthread.h>
-#include <stdalign.h>
 
 #include "store.h"
 
@@ -16,6 +15,10 @@ struct store_ops {
 	void (*close)(struct store *st);
 	/* Set up sw->impl (sw->st, sw->loop are set).  0 or -1. */
 	int (*worker_open)(struct store_worker *sw, const char **err_out);
+	/* Optional: answer (store_req_done()) every request sw still has out,
+	 * on sw's thread, before store_worker_free() waits for them: for a
+	 * store that answers on that same thread (Redis). */
+	void (*worker_stop)(struct store_worker *sw);
 	void (*worker_close)(struct store_worker *sw);
 	/* Take r, answer it later with store_req_done() from any thread (even
 	 * before returning: delivery waits for the loop anyway).  -1: not
@@ -46,28 +49,36 @@ struct store_worker {
 	void *impl;        /* owned by the implementation */
 };
 
+enum store_op {
+	STORE_OP_CLAIM, /* store_lock_claim() */
+};
+
 struct store_req {
-	struct store_worker *sw; /* borrowed: where the answer goes */
+	struct store_worker *sw; /* borrowed: where the answer goes; NULL for a
+	                          * detached lazy write nobody waits for */
 	struct store_req *next;  /* a store's queue, then sw's done list */
+	enum store_op op;
 	size_t key_len;
 	char key[STORE_KEY_MAX];
-	/* store_lock_update() */
-	store_decide_cb decide;
-	size_t dctx_len;
-	alignas(max_align_t) unsigned char dctx[STORE_DCTX_MAX];
-	store_update_cb update_cb;
+	struct store_claim claim; /* STORE_OP_CLAIM: the question */
+	store_claim_cb claim_cb;
 	/* the answer */
 	int rc;
 	const char *err;
+	struct store_claim_answer claim_ans; /* rc 0 */
 	void *arg;
 	bool cancelled; /* sw's thread only */
 };
 
-/* Hand r's answer (rc, err, dctx filled) to its loop; any thread. */
+/* Hand r's answer (rc, err, the op's answer filled) to its loop; any thread. */
 void store_req_done(struct store_req *r);
 
-/* The implementations' openers: url is what follows the scheme's colon. */
+/* The implementations' openers: for LMDB and mem, what follows the
+ * scheme's colon. */
 struct store *store_lmdb_open(const char *dir, int flags, const char **err_out);
 struct store *store_mem_open(const char *arg, const char **err_out);
+struct state_url;
+struct store *store_redis_open(const struct state_url *u, const struct store_params *sp,
+                               const char **err_out);
 
 #endif

@@ -136,8 +136,8 @@ lock_decode(const MDB_val *v, struct store_lock *out)
 /* ---- the store thread ---------------------------------------------------- */
 
 /*
- * One request inside txn.  Returns 0 when r is answered (r->rc set, which
- * may be a failure of r alone), or an LMDB error that spoils txn.
+ * One request (a claim) inside txn.  Returns 0 when r is answered (r->rc
+ * set, which may be a failure of r alone), or an LMDB error that spoils txn.
  */
 static int
 apply(struct lmdb_store *ls, MDB_txn *txn, struct store_req *r)
@@ -145,13 +145,13 @@ apply(struct lmdb_store *ls, MDB_txn *txn, struct store_req *r)
 	MDB_val k = {.mv_size = r->key_len, .mv_data = r->key}, v;
 	int rc;
 
-	r->rc = 0;
-	r->err = NULL;
-	struct store_lock cur, next;
+	struct store_lock cur;
 	unsigned char buf[LOCK_REC_LEN];
-	enum store_action act;
+	enum store_claim_outcome o;
 	bool found;
 
+	r->rc = 0;
+	r->err = NULL;
 	rc = mdb_get(txn, ls->locks, &k, &v);
 	if (rc != 0 && rc != MDB_NOTFOUND)
 		return rc;
@@ -162,22 +162,14 @@ apply(struct lmdb_store *ls, MDB_txn *txn, struct store_req *r)
 		r->err = "unreadable lock record";
 		return 0;
 	}
-	memset(&next, 0, sizeof(next));
-	act = r->decide(r->dctx, found ? &cur : NULL, &next);
-	if (act == STORE_PUT || act == STORE_PUT_LAZY) {
-		if ((unsigned)next.proto >= PROTO__COUNT) {
-			r->rc = -1;
-			r->err = "no such protocol";
-			return 0;
-		}
-		lock_encode(&next, buf);
-		v.mv_size = sizeof(buf);
-		v.mv_data = buf;
-		return mdb_put(txn, ls->locks, &k, &v, 0);
-	}
-	if (act == STORE_DEL && found)
-		return mdb_del(txn, ls->locks, &k, NULL);
-	return 0;
+	o = store_claim_decide(&r->claim, found ? &cur : NULL, &r->claim_ans.lock);
+	r->claim_ans.outcome = o;
+	if (o == STORE_CLAIM_HELD || o == STORE_CLAIM_OTHER)
+		return 0;
+	lock_encode(&r->claim_ans.lock, buf);
+	v.mv_size = sizeof(buf);
+	v.mv_data = buf;
+	return mdb_put(txn, ls->locks, &k, &v, 0);
 }
 
 /* Run reqs[0..n) in one transaction.  0, or the LMDB error that sank it. */
@@ -305,18 +297,18 @@ lmdb_worker_close(struct store_worker *sw)
 }
 
 /*
- * The optimistic read: run the decision on a snapshot, on the worker's
- * thread.  When it needs no write, or only a lazy one, the snapshot's answer
- * stands (it was the committed state at a moment between the request and
- * its answer): true, and *act_out says which.  Never waits for a writer.
+ * The optimistic read: run the claim decision on a snapshot, on the
+ * worker's thread.  When it needs no write (HELD, OTHER), or only a lazy one
+ * (REFRESHED), the snapshot's answer stands (it was the committed state at a
+ * moment between the request and its answer): true, with r's answer filled.
+ * Never waits for a writer.
  */
 static bool
-answer_from_snapshot(struct lmdb_store *ls, struct lmdb_worker *lw, struct store_req *r,
-                     enum store_action *act_out)
+answer_from_snapshot(struct lmdb_store *ls, struct lmdb_worker *lw, struct store_req *r)
 {
 	MDB_val k = {.mv_size = r->key_len, .mv_data = r->key}, v;
-	struct store_lock cur, next;
-	enum store_action act;
+	struct store_lock cur;
+	enum store_claim_outcome o;
 	bool found;
 	int rc;
 
@@ -329,10 +321,9 @@ answer_from_snapshot(struct lmdb_store *ls, struct lmdb_worker *lw, struct store
 		return false; /* the store thread will say what is wrong */
 	}
 	mdb_txn_reset(lw->rtxn);
-	memset(&next, 0, sizeof(next));
-	act = r->decide(r->dctx, found ? &cur : NULL, &next);
-	*act_out = act;
-	return act == STORE_KEEP || act == STORE_PUT_LAZY || (act == STORE_DEL && !found);
+	o = store_claim_decide(&r->claim, found ? &cur : NULL, &r->claim_ans.lock);
+	r->claim_ans.outcome = o;
+	return o == STORE_CLAIM_HELD || o == STORE_CLAIM_OTHER || o == STORE_CLAIM_REFRESHED;
 }
 
 /* Queue r for the store thread; false when the queue is full. */
@@ -360,10 +351,9 @@ static int
 lmdb_submit(struct store_req *r, const char **err_out)
 {
 	struct lmdb_store *ls = (struct lmdb_store *)(void *)r->sw->st;
-	enum store_action act;
 
-	if (answer_from_snapshot(ls, r->sw->impl, r, &act)) {
-		if (act == STORE_PUT_LAZY) {
+	if (answer_from_snapshot(ls, r->sw->impl, r)) {
+		if (r->claim_ans.outcome == STORE_CLAIM_REFRESHED) {
 			/* a detached copy makes the write; the store thread runs the
 			 * decision again on the state it then finds */
 			struct store_req *w = malloc(sizeof(*w));

@@ -91,29 +91,23 @@ del(struct mem_store *ms, struct mem_entry **pp)
 	ms->n--;
 }
 
-/* Under ms->mu: a lock update, as one step. */
+/* Under ms->mu: a claim, as one step. */
 static void
-apply_update(struct mem_store *ms, struct store_req *r)
+apply_claim(struct mem_store *ms, struct store_req *r)
 {
 	struct mem_entry **pp, *e = get(ms, r->key, r->key_len, &pp);
-	struct store_lock next;
-	enum store_action act;
+	enum store_claim_outcome o;
 
-	memset(&next, 0, sizeof(next));
-	act = r->decide(r->dctx, e ? &e->lock : NULL, &next);
 	r->rc = 0;
-	if (act == STORE_PUT || act == STORE_PUT_LAZY) {
-		if ((unsigned)next.proto >= PROTO__COUNT) {
-			r->rc = -1;
-			r->err = "no such protocol";
-		} else if (e == NULL && add(ms, pp, r->key, r->key_len, &e, &r->err) < 0) {
-			r->rc = -1;
-		} else {
-			e->lock = next;
-		}
-	} else if (act == STORE_DEL && e != NULL) {
-		del(ms, pp);
+	o = store_claim_decide(&r->claim, e ? &e->lock : NULL, &r->claim_ans.lock);
+	r->claim_ans.outcome = o;
+	if (o == STORE_CLAIM_HELD || o == STORE_CLAIM_OTHER)
+		return;
+	if (e == NULL && add(ms, pp, r->key, r->key_len, &e, &r->err) < 0) {
+		r->rc = -1;
+		return;
 	}
+	e->lock = r->claim_ans.lock;
 }
 
 static int
@@ -123,7 +117,7 @@ mem_submit(struct store_req *r, const char **err_out)
 
 	(void)err_out;
 	pthread_mutex_lock(&ms->mu);
-	apply_update(ms, r);
+	apply_claim(ms, r);
 	pthread_mutex_unlock(&ms->mu);
 	store_req_done(r); /* delivered on the loop's next turn, not now */
 	return 0;

@@ -4,7 +4,7 @@
 set -eu
 PKGS="build-essential pkg-config clang libclang-rt-14-dev libssl-dev libev-dev
 libconfig-dev libcmocka-dev liblmdb-dev libhiredis-dev libsystemd-dev openssl curl python3
-python3-pytest dovecot-imapd dovecot-pop3d sslscan haproxy"
+python3-pytest dovecot-imapd dovecot-pop3d sslscan haproxy redis-server"
 
 missing=""
 for p in $PKGS; do

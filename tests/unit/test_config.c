@@ -16,6 +16,7 @@
 #include "unit.h"
 
 #include "config.h"
+#include "state_url.h"
 #include "route.h"
 
 static char cert_path[64], key_path[64]; /* readable temp files, made once */
@@ -295,6 +296,53 @@ a_full_config_parses_to_the_expected_struct(void **state)
 }
 
 static void
+redis_state_urls_name_a_host_port_and_db_or_a_socket(void **state)
+{
+	static const struct {
+		const char *url;
+		enum state_kind kind;
+		const char *host_or_path;
+		int port, db;
+	} ok[] = {
+	    {"redis://127.0.0.1:6380/3", STATE_REDIS_TCP, "127.0.0.1", 6380, 3},
+	    {"redis://redis.example", STATE_REDIS_TCP, "redis.example", 6379, 0},
+	    {"redis://h:7000", STATE_REDIS_TCP, "h", 7000, 0},
+	    {"redis://h/", STATE_REDIS_TCP, "h", 6379, 0},
+	    {"redis://[::1]:6379/2", STATE_REDIS_TCP, "::1", 6379, 2},
+	    {"redis://[::1]", STATE_REDIS_TCP, "::1", 6379, 0},
+	    {"redis+unix:/run/redis/redis.sock", STATE_REDIS_UNIX, "/run/redis/redis.sock", 0, 0},
+	    {"redis+unix:/tmp/r.sock?db=5", STATE_REDIS_UNIX, "/tmp/r.sock", 0, 5},
+	};
+	static const char *const bad[] = {
+	    "redis://",          "redis://h:",  "redis://h:70000",  "redis://[::1",
+	    "redis://[::1]x",    "redis://u@h", "redis+unix:",      "redis+unix:/s?x=1",
+	    "redis+unix:/s?db=", "rediss://h",  "unix:/tmp/r.sock", "redis://h/65536",
+	};
+	struct state_url u;
+	const char *err;
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++) {
+		assert_int_equal(state_url_parse(ok[i].url, &u, &err), 0);
+		assert_int_equal(u.kind, ok[i].kind);
+		assert_string_equal(u.kind == STATE_REDIS_TCP ? u.host : u.path,
+		                    ok[i].host_or_path);
+		if (u.kind == STATE_REDIS_TCP)
+			assert_int_equal(u.port, ok[i].port);
+		assert_int_equal(u.db, ok[i].db);
+		assert_true(state_url_is_redis(ok[i].url));
+	}
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		err = NULL;
+		if (state_url_parse(bad[i], &u, &err) == 0)
+			fail_msg("\"%s\" parsed", bad[i]);
+		assert_non_null(err);
+	}
+	assert_false(state_url_is_redis("lmdb:/x"));
+	assert_false(state_url_is_redis(NULL));
+}
+
+static void
 a_minimal_config_gets_the_documented_defaults(void **state)
 {
 	char *errs = NULL;
@@ -307,6 +355,9 @@ a_minimal_config_gets_the_documented_defaults(void **state)
 	assert_int_equal(cfg->workers, cpus < 1 ? 1 : cpus > 256 ? 256 : cpus);
 	assert_null(cfg->user);
 	assert_null(cfg->state);
+	assert_null(cfg->state_password_file);
+	assert_string_equal(cfg->state_prefix, "postern:");
+	assert_int_equal(cfg->state_timeout_ms, 250);
 	assert_int_equal(cfg->log_level, LOG_INFO);
 	assert_int_equal(cfg->tls.min_version, TLS1_2_VERSION);
 	assert_string_equal(cfg->tls.ciphers,
@@ -369,16 +420,43 @@ each_mistake_is_reported_with_its_file_and_line(void **state)
 	    {BASE "user = \"\";\n", "t.conf:5: 'user' must not be empty", 1},
 	    {BASE "state = 5;\n", "t.conf:5: 'state' must be a string", 1},
 	    {BASE "polcy = 1;\n", "t.conf:5: unknown setting 'polcy'", 1},
-	    {BASE "state = \"redis://127.0.0.1:6379/0\";\n",
-	     "t.conf:5: 'state' = \"redis://127.0.0.1:6379/0\": the Redis store is not supported "
-	     "yet "
-	     "(use \"lmdb:DIR\")",
+	    {BASE "state = \"rediss://127.0.0.1:6379/0\";\n",
+	     "t.conf:5: 'state' = \"rediss://127.0.0.1:6379/0\": TLS to Redis (\"rediss://\") is "
+	     "not supported: this build's hiredis has no TLS; use \"redis+unix:PATH\" or a TLS "
+	     "tunnel on loopback",
+	     1},
+	    {BASE "state = \"redis://:secret@127.0.0.1\";\n",
+	     "t.conf:5: 'state' = \"redis://:secret@127.0.0.1\": no user or password in the URL: "
+	     "put the password in state_password_file",
+	     1},
+	    {BASE "state = \"redis://127.0.0.1:0/0\";\n",
+	     "t.conf:5: 'state' = \"redis://127.0.0.1:0/0\": the port must be a number 1..65535",
+	     1},
+	    {BASE "state = \"redis://h/x\";\n",
+	     "t.conf:5: 'state' = \"redis://h/x\": the database must be a number, as in "
+	     "\"redis://HOST:PORT/0\"",
+	     1},
+	    {BASE "state = \"redis+unix:run/r.sock\";\n",
+	     "t.conf:5: 'state' = \"redis+unix:run/r.sock\": \"redis+unix:\" needs an absolute "
+	     "socket path, as in \"redis+unix:/run/redis/redis.sock\"",
+	     1},
+	    {BASE "state = \"mem:\";\n",
+	     "t.conf:5: 'state' = \"mem:\": the memory store is for unit tests only", 1},
+	    {BASE "state_timeout = \"5ms\";\n",
+	     "t.conf:5: 'state_timeout' must be between 10ms and 1m", 1},
+	    {BASE "state_prefix = \"a b\";\n",
+	     "t.conf:5: 'state_prefix' must be printable ASCII without spaces", 1},
+	    {BASE "state_prefix = \"p:\";\n",
+	     "t.conf:5: 'state_prefix' is for a Redis store (state = \"redis://...\")", 1},
+	    {BASE "state = \"redis://127.0.0.1/0\";\nstate_password_file = \"/no/such/pw\";\n",
+	     "t.conf:6: state password file \"/no/such/pw\" is not readable: No such file or "
+	     "directory",
 	     1},
 	    {BASE "state = \"lmdb:\";\n",
 	     "t.conf:5: 'state' = \"lmdb:\": name a directory, as in \"lmdb:/var/lib/postern\"", 1},
 	    {BASE "state = \"/var/lib/postern\";\n",
-	     "t.conf:5: 'state' must be \"lmdb:DIR\" (or \"redis://host:port/db\", not supported "
-	     "yet)",
+	     "t.conf:5: 'state' = \"/var/lib/postern\": unknown state store (expected "
+	     "\"lmdb:DIR\", \"redis://HOST:PORT/DB\" or \"redis+unix:PATH\")",
 	     1},
 	    /* policy */
 	    {BASE "policy = { protocol_lock = \"sticky\"; };\n",
@@ -1087,6 +1165,7 @@ main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(a_full_config_parses_to_the_expected_struct),
 	    cmocka_unit_test(a_minimal_config_gets_the_documented_defaults),
+	    cmocka_unit_test(redis_state_urls_name_a_host_port_and_db_or_a_socket),
 	    cmocka_unit_test(each_mistake_is_reported_with_its_file_and_line),
 	    cmocka_unit_test(all_mistakes_are_reported_at_once_in_file_order),
 	    cmocka_unit_test(durations_parse_to_milliseconds),

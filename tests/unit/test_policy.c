@@ -24,6 +24,8 @@
 
 #include "unit.h"
 
+#include "redis_server.h"
+
 #include "config.h"
 #include "log.h"
 #include "policy.h"
@@ -735,17 +737,15 @@ worker_race(void *arg)
 }
 
 static void
-racing_first_logins_over_both_protocols_agree_on_one(void **state)
+race_first_logins(const char *url, uint64_t store_timeout_ms)
 {
-	struct tmpdir t;
 	struct config *cfg;
 	struct policy *p;
 	struct worker_run w[WORKERS];
 	pthread_t th[WORKERS];
 
-	(void)state;
-	tmpdir_make(&t);
-	cfg = conf_new(PLOCK_STICKY, t.url);
+	cfg = conf_new(PLOCK_STICKY, url);
+	cfg->state_timeout_ms = store_timeout_ms;
 	p = policy_new(cfg, stderr);
 	assert_non_null(p);
 	/* the record is read back in a worker of its own */
@@ -793,7 +793,30 @@ racing_first_logins_over_both_protocols_agree_on_one(void **state)
 	ev_loop_destroy(loop);
 	policy_free(&p);
 	conf_free(cfg);
+}
+
+static void
+racing_first_logins_over_both_protocols_agree_on_one(void **state)
+{
+	struct tmpdir t;
+
+	(void)state;
+	tmpdir_make(&t);
+	race_first_logins(t.url, 0);
 	tmpdir_remove(&t);
+}
+
+/* The same race through Redis: the Lua claim is the atomic step.  A test
+ * redis-server of its own (a missing one fails the test). */
+static void
+racing_first_logins_through_redis_agree_on_one(void **state)
+{
+	(void)state;
+	assert_int_equal(redis_server_start(), 0);
+	assert_int_equal(redis_server_cmd("FLUSHALL"), 0);
+	/* 4800 claims at once on two busy cores: this is about atomicity, so
+	 * a generous timeout (a timed-out claim answers store_error) */
+	race_first_logins(test_redis.url, 20000);
 }
 
 /* ---- admin commands, from another process ---------------------------------- */
@@ -1059,11 +1082,15 @@ main(void)
 	    cmocka_unit_test(a_question_cancelled_while_the_store_writes_stays_silent_but_may_lock),
 	    cmocka_unit_test(cancelling_inside_the_callback_does_nothing),
 	    cmocka_unit_test(racing_first_logins_over_both_protocols_agree_on_one),
+	    cmocka_unit_test(racing_first_logins_through_redis_agree_on_one),
 	    cmocka_unit_test(admin_commands_work_on_the_store_while_the_daemon_runs),
 	    cmocka_unit_test(a_bad_rule_file_or_store_stops_the_policy_with_a_message),
 	    cmocka_unit_test(a_reload_changes_the_rules_and_keeps_the_counts),
 	};
 
 	log_set_level(LOG_WARN); /* lock.create and throttle.block would fill the output */
-	return cmocka_run_group_tests(tests, NULL, NULL);
+	int rc = cmocka_run_group_tests(tests, NULL, NULL);
+
+	redis_server_stop();
+	return rc;
 }

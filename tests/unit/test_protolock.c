@@ -220,32 +220,35 @@ expiry_moves_with_the_test_clock_and_each_use(void **state)
 }
 
 static void
-the_store_decision_writes_only_what_the_decision_says(void **state)
+the_store_claim_writes_only_what_the_decision_says(void **state)
 {
-	struct protolock_ctx x = {.mode = PLOCK_STICKY,
-	                          .rule = {M_IP, false},
-	                          .proto = POP3,
-	                          .now_ms = T0,
-	                          .expire_ms = 90 * DAY};
-	struct store_lock cur = {.proto = IMAP, .used_ms = T0}, next = {0};
+	struct store_claim c = protolock_claim(POP3, T0, 90 * DAY);
+	struct store_lock cur = {.proto = IMAP, .used_ms = T0};
+	struct store_claim_answer a;
+	struct protolock_decision d;
 
 	(void)state;
-	assert_int_equal(protolock_store_decide(&x, NULL, &next), STORE_PUT);
-	assert_int_equal(next.proto, POP3);
-	assert_int_equal(x.out.write, PROTOLOCK_CREATE);
-	assert_int_equal(protolock_store_decide(&x, &cur, &next), STORE_KEEP);
-	assert_int_equal(x.out.verdict, DENY);
-	assert_int_equal(x.out.allowed, IMAP);
+	assert_int_equal(c.refresh_ms, protolock_refresh_ms(90 * DAY));
+	assert_int_equal(a.outcome = store_claim_decide(&c, NULL, &a.lock), STORE_CLAIM_CREATED);
+	assert_int_equal(a.lock.proto, POP3);
+	d = protolock_from_claim(&a);
+	assert_int_equal(d.write, PROTOLOCK_CREATE);
+	assert_int_equal(a.outcome = store_claim_decide(&c, &cur, &a.lock), STORE_CLAIM_OTHER);
+	d = protolock_from_claim(&a);
+	assert_int_equal(d.verdict, DENY);
+	assert_int_equal(d.allowed, IMAP);
 	/* a refresh need not be on disk before the answer: it promises nothing */
-	x.proto = IMAP;
-	x.now_ms = T0 + 2 * DAY;
-	assert_int_equal(protolock_store_decide(&x, &cur, &next), STORE_PUT_LAZY);
-	assert_int_equal(x.out.write, PROTOLOCK_REFRESH);
-	assert_int_equal(next.used_ms, T0 + 2 * DAY);
+	c = protolock_claim(IMAP, T0 + 2 * DAY, 90 * DAY);
+	assert_int_equal(a.outcome = store_claim_decide(&c, &cur, &a.lock), STORE_CLAIM_REFRESHED);
+	d = protolock_from_claim(&a);
+	assert_int_equal(d.write, PROTOLOCK_REFRESH);
+	assert_int_equal(d.rec.used_ms, T0 + 2 * DAY);
 	/* a lock past its expiry is replaced, and that one must be durable */
-	x.now_ms = T0 + 90 * DAY;
-	assert_int_equal(protolock_store_decide(&x, &cur, &next), STORE_PUT);
-	assert_int_equal(x.out.write, PROTOLOCK_REPLACE);
+	c = protolock_claim(IMAP, T0 + 90 * DAY, 90 * DAY);
+	assert_int_equal(a.outcome = store_claim_decide(&c, &cur, &a.lock), STORE_CLAIM_REPLACED);
+	d = protolock_from_claim(&a);
+	assert_int_equal(d.write, PROTOLOCK_REPLACE);
+	assert_int_equal(d.rec.created_ms, T0 + 90 * DAY);
 }
 
 /* ---- rules --------------------------------------------------------------- */
@@ -508,7 +511,7 @@ main(void)
 	    cmocka_unit_test(sticky_records_the_first_protocol_and_refuses_the_other),
 	    cmocka_unit_test(a_lock_that_never_expires_stays_however_old),
 	    cmocka_unit_test(expiry_moves_with_the_test_clock_and_each_use),
-	    cmocka_unit_test(the_store_decision_writes_only_what_the_decision_says),
+	    cmocka_unit_test(the_store_claim_writes_only_what_the_decision_says),
 	    cmocka_unit_test(rules_match_user_then_domain_then_default),
 	    cmocka_unit_test(many_rules_grow_the_table_and_all_stay_found),
 	    cmocka_unit_test(the_map_file_reads_users_and_domains),

@@ -25,14 +25,15 @@
 
 #include "unit.h"
 
+#include "redis_server.h"
 #include "store.h"
 
 #define T0 1700000000000ULL
 
 struct fix {
-	const char *kind; /* "mem" or "lmdb" */
+	const char *kind; /* "mem", "lmdb" or "redis" */
 	char dir[64];     /* lmdb: the temporary directory */
-	char url[96];
+	char url[160];
 	struct store *st;
 };
 
@@ -63,6 +64,14 @@ fix_setup(void **state)
 		if (mkdtemp(f->dir) == NULL)
 			return -1;
 		snprintf(f->url, sizeof(f->url), "lmdb:%s", f->dir);
+	} else if (strcmp(f->kind, "redis") == 0) {
+		/* a Redis case with no redis-server fails here: it never skips */
+		if (redis_server_start() < 0 || redis_server_cmd("FLUSHALL") < 0) {
+			print_error("no redis-server to test with\n");
+			free(f);
+			return -1;
+		}
+		snprintf(f->url, sizeof(f->url), "%s", test_redis.url);
 	} else {
 		snprintf(f->url, sizeof(f->url), "mem:");
 	}
@@ -112,106 +121,61 @@ run_until(struct ev_loop *loop, const int *n, int want)
 	assert_int_equal(*n, want);
 }
 
-/* ---- decisions used by the tests ------------------------------------------ */
+/* ---- claims used by the tests -------------------------------------------- */
 
-/* The first writer wins: the context says who it is and who won. */
-struct first {
-	int me;
-	int winner;
-	bool wrote;
-};
+#define DAY 86400000ULL
 
-static enum store_action
-first_wins(void *dctx, const struct store_lock *cur, struct store_lock *next)
+/* The first writer wins: a claim whose clock is the claimer's id (odd ids
+ * over POP3, even ones over IMAP), so a lock's created_ms names its maker. */
+static struct store_claim
+as(int me)
 {
-	struct first *x = dctx;
-
-	if (cur != NULL) {
-		x->winner = (int)cur->created_ms;
-		x->wrote = false;
-		return STORE_KEEP;
-	}
-	next->proto = x->me % 2 ? PROTO_POP3 : PROTO_IMAP;
-	next->origin = STORE_ORIGIN_LOGIN;
-	next->created_ms = (uint64_t)x->me;
-	next->used_ms = T0;
-	x->winner = x->me;
-	x->wrote = true;
-	return STORE_PUT;
-}
-
-/* Move used_ms on, lazily, if there is a lock. */
-static enum store_action
-touch(void *dctx, const struct store_lock *cur, struct store_lock *next)
-{
-	if (cur == NULL)
-		return STORE_KEEP;
-	*next = *cur;
-	next->used_ms = *(uint64_t *)dctx;
-	return STORE_PUT_LAZY;
-}
-
-static enum store_action
-delete_it(void *dctx, const struct store_lock *cur, struct store_lock *next)
-{
-	(void)next;
-	*(bool *)dctx = cur != NULL;
-	return STORE_DEL;
-}
-
-static enum store_action
-bad_proto(void *dctx, const struct store_lock *cur, struct store_lock *next)
-{
-	(void)dctx;
-	(void)cur;
-	next->proto = PROTO__COUNT;
-	return STORE_PUT;
+	return (struct store_claim){.proto = me % 2 ? PROTO_POP3 : PROTO_IMAP,
+	                            .now_ms = (uint64_t)me,
+	                            .expire_ms = 0,
+	                            .refresh_ms = DAY};
 }
 
 struct answer {
 	int n;
 	int rc;
 	const char *err;
-	struct first first;
-	bool existed;
+	struct store_claim_answer a;
+	int winner; /* created_ms of the lock in effect */
+	bool wrote; /* this claim made the lock */
 };
 
 static void
-on_first(void *arg, int rc, const char *err, void *dctx)
+on_claim(void *arg, int rc, const char *err, const struct store_claim_answer *ca)
 {
 	struct answer *a = arg;
 
 	a->rc = rc;
 	a->err = err;
-	if (rc == 0)
-		a->first = *(struct first *)dctx;
+	if (rc == 0) {
+		a->a = *ca;
+		a->winner = (int)ca->lock.created_ms;
+		a->wrote =
+		    ca->outcome == STORE_CLAIM_CREATED || ca->outcome == STORE_CLAIM_REPLACED;
+	} else {
+		assert_null(ca);
+	}
 	a->n++;
 }
 
 static void
-on_delete(void *arg, int rc, const char *err, void *dctx)
-{
-	struct answer *a = arg;
-
-	a->rc = rc;
-	a->err = err;
-	a->existed = *(bool *)dctx;
-	a->n++;
-}
-
-static void
-must_not_run(void *arg, int rc, const char *err, void *dctx)
+must_not_run(void *arg, int rc, const char *err, const struct store_claim_answer *ca)
 {
 	(void)arg;
 	(void)rc;
 	(void)err;
-	(void)dctx;
+	(void)ca;
 	fail_msg("a cancelled request's callback ran");
 }
 
-/* One update through a fresh worker, waited for. */
+/* One claim through a fresh worker, waited for. */
 static struct answer
-update(struct store *st, const char *key, store_decide_cb decide, void *dctx, size_t dlen)
+claim(struct store *st, const char *key, struct store_claim c)
 {
 	struct ev_loop *loop = ev_loop_new(EVFLAG_AUTO);
 	const char *err = NULL;
@@ -219,8 +183,7 @@ update(struct store *st, const char *key, store_decide_cb decide, void *dctx, si
 	struct answer a = {0};
 
 	assert_non_null(sw);
-	assert_non_null(store_lock_update(sw, key, strlen(key), decide, dctx, dlen,
-	                                  decide == delete_it ? on_delete : on_first, &a, &err));
+	assert_non_null(store_lock_claim(sw, key, strlen(key), &c, on_claim, &a, &err));
 	run_until(loop, &a.n, 1);
 	store_worker_free(&sw);
 	ev_loop_destroy(loop);
@@ -324,103 +287,145 @@ the_list_walks_every_lock_in_key_order(void **state)
 }
 
 static void
-an_update_is_answered_on_the_loop_never_before_the_call_returns(void **state)
+a_claim_is_answered_on_the_loop_never_before_the_call_returns(void **state)
 {
 	struct fix *f = *state;
 	struct ev_loop *loop = ev_loop_new(EVFLAG_AUTO);
 	const char *err = NULL;
 	struct store_worker *sw = store_worker_new(f->st, loop, &err);
-	struct first x = {.me = 7};
+	struct store_claim c = as(7);
 	struct answer a = {0}, b = {0};
 	struct store_lock got;
 	bool found;
 
 	assert_non_null(sw);
 	/* a write, and a decision that needs none */
-	assert_non_null(
-	    store_lock_update(sw, "k", 1, first_wins, &x, sizeof(x), on_first, &a, &err));
+	assert_non_null(store_lock_claim(sw, "k", 1, &c, on_claim, &a, &err));
 	assert_int_equal(a.n, 0);
 	run_until(loop, &a.n, 1);
 	assert_int_equal(a.rc, 0);
-	assert_true(a.first.wrote);
-	assert_int_equal(a.first.winner, 7);
-	/* the caller's context is copied: changing it now changes nothing */
-	x.me = 8;
-	assert_non_null(
-	    store_lock_update(sw, "k", 1, first_wins, &x, sizeof(x), on_first, &b, &err));
-	x.me = 99;
+	assert_true(a.wrote);
+	assert_int_equal(a.a.outcome, STORE_CLAIM_CREATED);
+	assert_int_equal(a.winner, 7);
+	/* the caller's claim is copied: changing it now changes nothing */
+	c = as(8);
+	assert_non_null(store_lock_claim(sw, "k", 1, &c, on_claim, &b, &err));
+	c = as(7);
 	assert_int_equal(b.n, 0);
 	run_until(loop, &b.n, 1);
-	assert_false(b.first.wrote);
-	assert_int_equal(b.first.me, 8);
-	assert_int_equal(b.first.winner, 7);
+	assert_false(b.wrote);
+	assert_int_equal(b.a.outcome, STORE_CLAIM_OTHER);
+	assert_int_equal(b.a.lock.proto, PROTO_POP3);
+	assert_int_equal(b.winner, 7);
 	/* answered means written */
 	assert_int_equal(store_lock_get(f->st, "k", 1, &got, &found, &err), 0);
 	assert_true(found);
 	assert_int_equal(got.created_ms, 7);
+	assert_int_equal(got.used_ms, 7);
+	assert_int_equal(got.origin, STORE_ORIGIN_LOGIN);
 	assert_int_equal(got.proto, PROTO_POP3);
 	store_worker_free(&sw);
 	ev_loop_destroy(loop);
 }
 
 static void
-an_update_can_delete_and_refuses_a_bad_record(void **state)
+a_claim_follows_the_lock_through_hold_expiry_and_deletion(void **state)
 {
 	struct fix *f = *state;
-	struct first x = {.me = 2};
-	struct answer a;
-	bool existed = false;
+	struct store_claim c = {
+	    .proto = PROTO_IMAP, .now_ms = DAY, .expire_ms = 10 * DAY, .refresh_ms = DAY / 4};
 	struct store_lock got;
 	const char *err = NULL;
+	struct answer a;
 	bool found;
 
-	a = update(f->st, "d", first_wins, &x, sizeof(x));
-	assert_true(a.first.wrote);
-	a = update(f->st, "d", delete_it, &existed, sizeof(existed));
+	a = claim(f->st, "d", c);
+	assert_int_equal(a.a.outcome, STORE_CLAIM_CREATED);
+	/* the same protocol soon after: held, nothing written */
+	c.now_ms = DAY + DAY / 4 - 1;
+	a = claim(f->st, "d", c);
 	assert_int_equal(a.rc, 0);
-	assert_true(a.existed);
+	assert_int_equal(a.a.outcome, STORE_CLAIM_HELD);
+	assert_int_equal(a.a.lock.used_ms, DAY);
+	/* the other protocol, one ms before the expiry: refused */
+	c.proto = PROTO_POP3;
+	c.now_ms = 11 * DAY - 1;
+	a = claim(f->st, "d", c);
+	assert_int_equal(a.a.outcome, STORE_CLAIM_OTHER);
+	assert_int_equal(a.a.lock.proto, PROTO_IMAP);
+	assert_int_equal(a.a.lock.created_ms, DAY);
+	/* at the expiry, to the millisecond: replaced, durably */
+	c.now_ms = 11 * DAY;
+	a = claim(f->st, "d", c);
+	assert_int_equal(a.a.outcome, STORE_CLAIM_REPLACED);
+	assert_int_equal(a.a.lock.proto, PROTO_POP3);
 	assert_int_equal(store_lock_get(f->st, "d", 1, &got, &found, &err), 0);
-	assert_false(found);
-	a = update(f->st, "d", delete_it, &existed, sizeof(existed));
-	assert_int_equal(a.rc, 0);
-	assert_false(a.existed);
-	a = update(f->st, "d", bad_proto, &existed, sizeof(existed));
-	assert_int_equal(a.rc, -1);
-	assert_string_equal(a.err, "no such protocol");
-	assert_int_equal(store_lock_get(f->st, "d", 1, &got, &found, &err), 0);
-	assert_false(found);
+	assert_true(found);
+	assert_int_equal(got.proto, PROTO_POP3);
+	assert_int_equal(got.created_ms, 11 * DAY);
+	assert_int_equal(got.used_ms, 11 * DAY);
+	/* a clock that went back neither expires nor refreshes */
+	c.proto = PROTO_IMAP;
+	c.now_ms = DAY;
+	a = claim(f->st, "d", c);
+	assert_int_equal(a.a.outcome, STORE_CLAIM_OTHER);
+	c.proto = PROTO_POP3;
+	a = claim(f->st, "d", c);
+	assert_int_equal(a.a.outcome, STORE_CLAIM_HELD);
+	/* an admin's lock is claimed like any other */
+	got.origin = STORE_ORIGIN_ADMIN;
+	got.proto = PROTO_IMAP;
+	assert_int_equal(store_lock_put(f->st, "d", 1, &got, &err), 0);
+	a = claim(f->st, "d", c);
+	assert_int_equal(a.a.outcome, STORE_CLAIM_OTHER);
+	assert_int_equal(a.a.lock.origin, STORE_ORIGIN_ADMIN);
+	/* deleted: the next claim creates */
+	assert_int_equal(store_lock_del(f->st, "d", 1, &found, &err), 0);
+	assert_true(found);
+	a = claim(f->st, "d", c);
+	assert_int_equal(a.a.outcome, STORE_CLAIM_CREATED);
+	assert_int_equal(a.a.lock.origin, STORE_ORIGIN_LOGIN);
 }
 
 static void
-a_lazy_write_is_answered_and_lands_soon_after(void **state)
+a_lazy_refresh_is_answered_and_lands_soon_after(void **state)
 {
 	struct fix *f = *state;
-	struct first x = {.me = 5};
-	uint64_t when = T0 + 777;
+	struct store_claim c = as(5);
 	struct store_lock got;
 	const char *err = NULL;
 	struct answer a;
 	bool found = false;
 
-	a = update(f->st, "lazy", first_wins, &x, sizeof(x));
-	assert_true(a.first.wrote);
-	a = update(f->st, "lazy", touch, &when, sizeof(when));
+	a = claim(f->st, "lazy", c);
+	assert_true(a.wrote);
+	c.now_ms = T0 + 777;
+	c.refresh_ms = 1;
+	a = claim(f->st, "lazy", c);
 	assert_int_equal(a.rc, 0);
+	assert_int_equal(a.a.outcome, STORE_CLAIM_REFRESHED);
+	assert_int_equal(a.a.lock.used_ms, T0 + 777);
+	assert_int_equal(a.a.lock.created_ms, 5);
 	/* the answer may come before the write: wait for it a little */
 	for (int i = 0; i < 400; i++) {
 		assert_int_equal(store_lock_get(f->st, "lazy", 4, &got, &found, &err), 0);
-		if (got.used_ms == when)
+		if (got.used_ms == T0 + 777)
 			break;
 		usleep(5000);
 	}
 	assert_true(found);
-	assert_int_equal(got.used_ms, when);
+	assert_int_equal(got.used_ms, T0 + 777);
 	assert_int_equal(got.created_ms, 5);
-	/* with no lock, touch writes nothing */
-	a = update(f->st, "none", touch, &when, sizeof(when));
-	assert_int_equal(a.rc, 0);
-	assert_int_equal(store_lock_get(f->st, "none", 4, &got, &found, &err), 0);
-	assert_false(found);
+	/* a claim over the other protocol writes nothing */
+	c = as(6);
+	c.now_ms = T0 + 999;
+	c.refresh_ms = 1;
+	a = claim(f->st, "lazy", c);
+	assert_int_equal(a.a.outcome, STORE_CLAIM_OTHER);
+	usleep(20000);
+	assert_int_equal(store_lock_get(f->st, "lazy", 4, &got, &found, &err), 0);
+	assert_int_equal(got.used_ms, T0 + 777);
+	assert_int_equal(got.proto, PROTO_POP3);
 }
 
 static void
@@ -430,21 +435,25 @@ requests_that_cannot_be_taken_are_refused_at_once(void **state)
 	struct ev_loop *loop = ev_loop_new(EVFLAG_AUTO);
 	const char *err = NULL;
 	struct store_worker *sw = store_worker_new(f->st, loop, &err);
-	char big[STORE_DCTX_MAX + 1] = {0}, key[STORE_KEY_MAX + 1];
+	struct store_claim c = as(1);
+	char key[STORE_KEY_MAX + 1];
 	struct answer a = {0};
+	struct store_lock got;
+	bool found;
 
 	memset(key, 'k', sizeof(key));
-	assert_null(
-	    store_lock_update(sw, "k", 1, first_wins, big, sizeof(big), on_first, &a, &err));
-	assert_string_equal(err, "decision context too large");
-	assert_null(
-	    store_lock_update(sw, key, sizeof(key), first_wins, big, 8, on_first, &a, &err));
+	assert_null(store_lock_claim(sw, key, sizeof(key), &c, on_claim, &a, &err));
 	assert_string_equal(err, "key too long");
-	assert_null(store_lock_update(sw, "", 0, first_wins, big, 8, on_first, &a, &err));
+	assert_null(store_lock_claim(sw, "", 0, &c, on_claim, &a, &err));
 	assert_string_equal(err, "empty key");
+	c.proto = PROTO__COUNT;
+	assert_null(store_lock_claim(sw, "k", 1, &c, on_claim, &a, &err));
+	assert_string_equal(err, "no such protocol");
 	store_worker_free(&sw);
 	ev_loop_destroy(loop);
 	assert_int_equal(a.n, 0);
+	assert_int_equal(store_lock_get(f->st, "k", 1, &got, &found, &err), 0);
+	assert_false(found);
 }
 
 static void
@@ -454,26 +463,25 @@ a_cancelled_request_stays_silent_though_its_write_may_land(void **state)
 	struct ev_loop *loop = ev_loop_new(EVFLAG_AUTO);
 	const char *err = NULL;
 	struct store_worker *sw = store_worker_new(f->st, loop, &err);
-	struct first x = {.me = 3};
+	struct store_claim c = as(3);
 	struct answer a = {0};
 	struct store_req *r;
 	struct store_lock got;
 	bool found;
 
-	r = store_lock_update(sw, "c", 1, first_wins, &x, sizeof(x), must_not_run, NULL, &err);
+	r = store_lock_claim(sw, "c", 1, &c, must_not_run, NULL, &err);
 	assert_non_null(r);
 	store_req_cancel(r);
 	/* a later request on the same worker still gets its answer */
-	x.me = 4;
-	assert_non_null(
-	    store_lock_update(sw, "c", 1, first_wins, &x, sizeof(x), on_first, &a, &err));
+	c = as(4);
+	assert_non_null(store_lock_claim(sw, "c", 1, &c, on_claim, &a, &err));
 	run_until(loop, &a.n, 1);
-	assert_int_equal(a.first.winner, 3); /* the cancelled one wrote first */
+	assert_int_equal(a.winner, 3); /* the cancelled one wrote first */
 	assert_int_equal(store_lock_get(f->st, "c", 1, &got, &found, &err), 0);
 	assert_true(found);
 	/* freeing a worker with a cancelled request outstanding runs nothing */
-	x.me = 5;
-	r = store_lock_update(sw, "c2", 2, first_wins, &x, sizeof(x), must_not_run, NULL, &err);
+	c = as(5);
+	r = store_lock_claim(sw, "c2", 2, &c, must_not_run, NULL, &err);
 	store_req_cancel(r);
 	store_req_cancel(NULL);
 	store_worker_free(&sw);
@@ -508,11 +516,10 @@ race(void *arg)
 	memset(a, 0, sizeof(a));
 	for (int k = 0; k < KEYS; k++) {
 		char key[16];
-		struct first x = {.me = r->id};
+		struct store_claim c = as(r->id);
 		int kl = snprintf(key, sizeof(key), "user%d", k);
 
-		if (store_lock_update(sw, key, (size_t)kl, first_wins, &x, sizeof(x), on_first,
-		                      &a[k], &err) == NULL)
+		if (store_lock_claim(sw, key, (size_t)kl, &c, on_claim, &a[k], &err) == NULL)
 			r->failed++;
 	}
 	/* each answer bumps its own a[k].n: sum them */
@@ -529,8 +536,8 @@ race(void *arg)
 	}
 	ev_timer_stop(loop, &t);
 	for (int k = 0; k < KEYS; k++) {
-		r->winner[k] = a[k].n == 1 && a[k].rc == 0 ? a[k].first.winner : -1;
-		r->won += a[k].n == 1 && a[k].first.wrote;
+		r->winner[k] = a[k].n == 1 && a[k].rc == 0 ? a[k].winner : -1;
+		r->won += a[k].n == 1 && a[k].wrote;
 	}
 	store_worker_free(&sw);
 	ev_loop_destroy(loop);
@@ -598,10 +605,17 @@ store_urls_pick_a_store_or_say_why_not(void **state)
 	const char *err = NULL;
 
 	(void)state;
-	assert_null(store_open("redis://127.0.0.1:6379/0", 0, &err));
-	assert_string_equal(err, "the Redis store is not supported yet");
+	assert_null(store_open("rediss://127.0.0.1:6379/0", 0, &err));
+	assert_non_null(strstr(err, "not supported"));
+	assert_null(store_open("redis://no-such-host.invalid:6379/0", 0, &err));
+	assert_string_equal(err, "cannot resolve the Redis host");
+	assert_null(store_open_with("redis://127.0.0.1/0",
+	                            &(struct store_params){.password_file = "/no/such/file"}, 0,
+	                            &err));
+	assert_string_equal(err, "cannot read state_password_file");
 	assert_null(store_open("files:/tmp", 0, &err));
-	assert_string_equal(err, "unknown state store (expected \"lmdb:DIR\")");
+	assert_string_equal(err, "unknown state store (expected \"lmdb:DIR\", "
+	                         "\"redis://HOST:PORT/DB\" or \"redis+unix:PATH\")");
 	assert_null(store_open(NULL, 0, &err));
 	assert_null(store_open("lmdb:", 0, &err));
 	assert_string_equal(err, "\"lmdb:\" needs a directory");
@@ -655,18 +669,18 @@ write_and_die(const char *url)
 	struct store *st = store_open(url, STORE_CREATE, &err);
 	struct ev_loop *loop = ev_loop_new(EVFLAG_AUTO);
 	struct store_worker *sw = st ? store_worker_new(st, loop, &err) : NULL;
-	struct first x = {.me = 42};
+	struct store_claim c = as(42);
 	struct answer a = {0};
 	ev_timer t;
 
-	if (sw == NULL || store_lock_update(sw, "durable@example.org", 19, first_wins, &x,
-	                                    sizeof(x), on_first, &a, &err) == NULL)
+	if (sw == NULL ||
+	    store_lock_claim(sw, "durable@example.org", 19, &c, on_claim, &a, &err) == NULL)
 		_exit(3);
 	ev_timer_init(&t, tick, 0.005, 0.005);
 	ev_timer_start(loop, &t);
 	while (a.n == 0)
 		ev_run(loop, EVRUN_ONCE);
-	if (a.rc != 0 || !a.first.wrote)
+	if (a.rc != 0 || !a.wrote)
 		_exit(4);
 	raise(SIGKILL);
 	_exit(5);
@@ -712,15 +726,14 @@ another_process_sees_and_changes_locks_while_the_store_is_open(void **state)
 {
 	struct fix *f = *state;
 	struct store_lock l = {.proto = PROTO_POP3, .origin = STORE_ORIGIN_ADMIN}, got;
-	struct first x = {.me = 11};
 	struct answer a;
 	const char *err = NULL;
 	bool found;
 	int status;
 	pid_t pid;
 
-	a = update(f->st, "shared", first_wins, &x, sizeof(x));
-	assert_true(a.first.wrote);
+	a = claim(f->st, "shared", as(11));
+	assert_true(a.wrote);
 	/* the "admin command": a separate process on the same directory */
 	if ((pid = fork()) == 0) {
 		struct store *st = store_open(f->url, 0, &err);
@@ -741,9 +754,8 @@ another_process_sees_and_changes_locks_while_the_store_is_open(void **state)
 	assert_int_equal(store_lock_get(f->st, "shared", 6, &got, &found, &err), 0);
 	assert_int_equal(got.origin, STORE_ORIGIN_ADMIN);
 	assert_int_equal(got.proto, PROTO_POP3);
-	x.me = 12;
-	a = update(f->st, "fromadmin", first_wins, &x, sizeof(x));
-	assert_false(a.first.wrote); /* the optimistic read saw the admin's lock */
+	a = claim(f->st, "fromadmin", as(12));
+	assert_false(a.wrote); /* the optimistic read saw the admin's lock */
 }
 
 static void
@@ -801,7 +813,6 @@ a_record_the_store_cannot_read_fails_closed(void **state)
 	MDB_txn *txn;
 	MDB_dbi dbi;
 	MDB_val k = {.mv_size = 3, .mv_data = "odd"}, v = {.mv_size = 5, .mv_data = "\x09zzzz"};
-	struct first x = {.me = 1};
 	struct store_lock got;
 	const char *err = NULL;
 	struct answer a;
@@ -824,17 +835,216 @@ a_record_the_store_cannot_read_fails_closed(void **state)
 	}
 	assert_int_equal(waitpid(pid, &status, 0), pid);
 	assert_int_equal(WEXITSTATUS(status), 0);
-	a = update(f->st, "odd", first_wins, &x, sizeof(x));
+	a = claim(f->st, "odd", as(1));
 	assert_int_equal(a.rc, -1);
 	assert_string_equal(a.err, "unreadable lock record");
 	assert_int_equal(store_lock_get(f->st, "odd", 3, &got, &found, &err), -1);
 	assert_string_equal(err, "unreadable lock record");
 }
 
+/* ---- Redis --------------------------------------------------------------- */
+
+static void
+redis_a_record_the_store_cannot_read_fails_closed(void **state)
+{
+	struct fix *f = *state;
+	struct store_lock got;
+	const char *err = NULL;
+	struct answer a;
+	bool found;
+
+	/* another program's string, and a record of a "future version" */
+	assert_int_equal(redis_server_cmd("SET postern:lock:odd zzzz"), 0);
+	assert_int_equal(redis_server_cmd("HSET postern:lock:odd2 v 9 proto imap"), 0);
+	a = claim(f->st, "odd", as(1));
+	assert_int_equal(a.rc, -1);
+	assert_string_equal(a.err, "unreadable lock record");
+	a = claim(f->st, "odd2", as(1));
+	assert_int_equal(a.rc, -1);
+	assert_string_equal(a.err, "unreadable lock record");
+	assert_int_equal(store_lock_get(f->st, "odd", 3, &got, &found, &err), -1);
+	assert_string_equal(err, "unreadable lock record");
+	/* and lock list leaves them out */
+	char out[256] = "";
+	struct store_lock l = {.proto = PROTO_IMAP};
+
+	assert_int_equal(store_lock_put(f->st, "a", 1, &l, &err), 0);
+	assert_int_equal(store_lock_list(f->st, collect, out, &err), 0);
+	assert_string_equal(out, "a=i ");
+}
+
+static void
+redis_a_lost_script_is_loaded_again(void **state)
+{
+	struct fix *f = *state;
+	struct store_lock got;
+	const char *err = NULL;
+	struct answer a;
+	bool found;
+
+	a = claim(f->st, "s", as(2));
+	assert_int_equal(a.a.outcome, STORE_CLAIM_CREATED);
+	/* a restart or a failover forgets scripts: NOSCRIPT, then SCRIPT LOAD */
+	assert_int_equal(redis_server_cmd("SCRIPT FLUSH"), 0);
+	a = claim(f->st, "s", as(4));
+	assert_int_equal(a.rc, 0);
+	assert_int_equal(a.a.outcome, STORE_CLAIM_HELD);
+	assert_int_equal(redis_server_cmd("SCRIPT FLUSH"), 0);
+	assert_int_equal(store_lock_get(f->st, "s", 1, &got, &found, &err), 0);
+	assert_true(found);
+	assert_int_equal(got.created_ms, 2);
+}
+
+static long long
+redis_int(const char *cmd)
+{
+	struct timeval tv = {2, 0};
+	redisContext *c = redisConnectUnixWithTimeout(test_redis.sock, tv);
+	redisReply *r;
+	long long v = -99;
+
+	assert_non_null(c);
+	if ((r = redisCommand(c, cmd)) != NULL && r->type == REDIS_REPLY_INTEGER)
+		v = r->integer;
+	freeReplyObject(r);
+	redisFree(c);
+	return v;
+}
+
+static void
+redis_keys_carry_the_prefix_and_lock_expire_is_their_ttl(void **state)
+{
+	struct fix *f = *state;
+	struct store_params sp = {.prefix = "fleet-b:", .lock_expire_ms = 5 * DAY};
+	struct store *b;
+	struct store_claim c = {
+	    .proto = PROTO_IMAP, .now_ms = T0, .expire_ms = 10 * DAY, .refresh_ms = DAY};
+	const char *err = NULL;
+	struct store_lock l = {.proto = PROTO_POP3, .origin = STORE_ORIGIN_ADMIN}, got;
+	char out[256] = "";
+	long long ttl;
+	bool found;
+
+	assert_non_null(b = store_open_with(f->url, &sp, 0, &err));
+	assert_string_equal(store_name(b), "redis");
+	assert_int_equal(claim(f->st, "u@x", c).a.outcome, STORE_CLAIM_CREATED);
+	/* lock_expire is the key's TTL */
+	ttl = redis_int("PTTL postern:lock:u@x");
+	assert_true(ttl > (long long)(10 * DAY) - 60000 && ttl <= (long long)(10 * DAY));
+	/* a refresh sets it again; expire 0 writes no TTL */
+	assert_int_equal(redis_server_cmd("PEXPIRE postern:lock:u@x 100000"), 0);
+	c.now_ms = T0 + DAY;
+	assert_int_equal(claim(f->st, "u@x", c).a.outcome, STORE_CLAIM_REFRESHED);
+	assert_true(redis_int("PTTL postern:lock:u@x") > 100000);
+	c.expire_ms = 0;
+	assert_int_equal(claim(f->st, "v@x", c).a.outcome, STORE_CLAIM_CREATED);
+	assert_int_equal(redis_int("PTTL postern:lock:v@x"), -1);
+	/* another deployment on the same Redis sees none of it */
+	assert_int_equal(store_lock_get(b, "u@x", 3, &got, &found, &err), 0);
+	assert_false(found);
+	assert_int_equal(store_lock_put(b, "w@x", 3, &l, &err), 0);
+	ttl = redis_int("PTTL fleet-b:lock:w@x");
+	assert_true(ttl > (long long)(5 * DAY) - 60000 && ttl <= (long long)(5 * DAY));
+	assert_int_equal(store_lock_list(b, collect, out, &err), 0);
+	assert_string_equal(out, "w@x=p ");
+	out[0] = '\0';
+	assert_int_equal(store_lock_list(f->st, collect, out, &err), 0);
+	assert_string_equal(out, "u@x=i v@x=i ");
+	/* a prefix with glob characters is matched literally by the SCAN */
+	store_close(&b);
+	sp.prefix = "f*[x]?:";
+	assert_non_null(b = store_open_with(f->url, &sp, 0, &err));
+	out[0] = '\0';
+	assert_int_equal(store_lock_list(b, collect, out, &err), 0);
+	assert_string_equal(out, "");
+	assert_int_equal(store_lock_put(b, "z", 1, &l, &err), 0);
+	assert_int_equal(store_lock_list(b, collect, out, &err), 0);
+	assert_string_equal(out, "z=p ");
+	store_close(&b);
+}
+
+static void
+redis_a_request_waits_no_longer_than_state_timeout(void **state)
+{
+	struct fix *f = *state;
+	struct store_params sp = {.timeout_ms = 100};
+	struct store *st;
+	struct ev_loop *loop = ev_loop_new(EVFLAG_AUTO);
+	const char *err = NULL;
+	struct store_worker *sw;
+	struct store_claim c = as(1);
+	struct answer a = {0}, b = {0};
+	ev_tstamp t0;
+
+	assert_non_null(st = store_open_with(f->url, &sp, 0, &err));
+	assert_non_null(sw = store_worker_new(st, loop, &err));
+	assert_non_null(store_lock_claim(sw, "w", 1, &c, on_claim, &a, &err));
+	run_until(loop, &a.n, 1); /* connected, script loaded */
+	assert_int_equal(a.rc, 0);
+	/* Redis stops answering for 0.6 s (short of the 1 s that makes a
+	 * silent link count as dead) */
+	assert_int_equal(redis_server_cmd("CLIENT PAUSE 600 ALL"), 0);
+	t0 = ev_time();
+	assert_non_null(store_lock_claim(sw, "w", 1, &c, on_claim, &b, &err));
+	run_until(loop, &b.n, 1);
+	assert_int_equal(b.rc, -1);
+	assert_string_equal(b.err, "the store did not answer in time (state_timeout)");
+	assert_true(ev_time() - t0 >= 0.09);
+	assert_true(ev_time() - t0 < 0.5);
+	/* the link stays: once Redis answers again, so does the store */
+	usleep(700000);
+	memset(&b, 0, sizeof(b));
+	assert_non_null(store_lock_claim(sw, "w", 1, &c, on_claim, &b, &err));
+	run_until(loop, &b.n, 1);
+	assert_int_equal(b.rc, 0);
+	assert_int_equal(b.a.outcome, STORE_CLAIM_HELD);
+	store_worker_free(&sw);
+	ev_loop_destroy(loop);
+	store_close(&st);
+}
+
+static void
+redis_a_dropped_link_fails_fast_and_comes_back(void **state)
+{
+	struct fix *f = *state;
+	struct ev_loop *loop = ev_loop_new(EVFLAG_AUTO);
+	const char *err = NULL;
+	struct store_worker *sw = store_worker_new(f->st, loop, &err);
+	struct store_claim c = as(3);
+	struct answer a = {0};
+	int failed = 0, ok = 0;
+	ev_tstamp end;
+
+	assert_non_null(sw);
+	assert_non_null(store_lock_claim(sw, "r", 1, &c, on_claim, &a, &err));
+	run_until(loop, &a.n, 1);
+	assert_int_equal(a.rc, 0);
+	/* Redis closes every client's link (a restart looks the same) */
+	assert_int_equal(redis_server_cmd("CLIENT KILL TYPE normal"), 0);
+	end = ev_time() + 10;
+	while (ok == 0 && ev_time() < end) {
+		memset(&a, 0, sizeof(a));
+		assert_non_null(store_lock_claim(sw, "r", 1, &c, on_claim, &a, &err));
+		run_until(loop, &a.n, 1);
+		if (a.rc == 0)
+			ok++;
+		else
+			failed++;
+		usleep(20000);
+	}
+	/* answered, right or wrong, every time; and back within the backoff */
+	assert_int_equal(ok, 1);
+	assert_int_equal(a.a.outcome, STORE_CLAIM_HELD);
+	store_worker_free(&sw);
+	ev_loop_destroy(loop);
+}
+
 #define CONFORM(t)                                                                                 \
 	cmocka_unit_test_prestate_setup_teardown(t, fix_setup, fix_teardown, "mem"),               \
-	    cmocka_unit_test_prestate_setup_teardown(t, fix_setup, fix_teardown, "lmdb")
-#define LMDB(t) cmocka_unit_test_prestate_setup_teardown(t, fix_setup, fix_teardown, "lmdb")
+	    cmocka_unit_test_prestate_setup_teardown(t, fix_setup, fix_teardown, "lmdb"),          \
+	    cmocka_unit_test_prestate_setup_teardown(t, fix_setup, fix_teardown, "redis")
+#define REDIS(t) cmocka_unit_test_prestate_setup_teardown(t, fix_setup, fix_teardown, "redis")
+#define LMDB(t)  cmocka_unit_test_prestate_setup_teardown(t, fix_setup, fix_teardown, "lmdb")
 
 int
 main(void)
@@ -843,9 +1053,9 @@ main(void)
 	    CONFORM(a_lock_round_trips_through_put_get_and_delete),
 	    CONFORM(bad_keys_and_protocols_are_refused),
 	    CONFORM(the_list_walks_every_lock_in_key_order),
-	    CONFORM(an_update_is_answered_on_the_loop_never_before_the_call_returns),
-	    CONFORM(an_update_can_delete_and_refuses_a_bad_record),
-	    CONFORM(a_lazy_write_is_answered_and_lands_soon_after),
+	    CONFORM(a_claim_is_answered_on_the_loop_never_before_the_call_returns),
+	    CONFORM(a_claim_follows_the_lock_through_hold_expiry_and_deletion),
+	    CONFORM(a_lazy_refresh_is_answered_and_lands_soon_after),
 	    CONFORM(requests_that_cannot_be_taken_are_refused_at_once),
 	    CONFORM(a_cancelled_request_stays_silent_though_its_write_may_land),
 	    CONFORM(threads_racing_for_a_key_agree_on_one_winner),
@@ -856,7 +1066,16 @@ main(void)
 	    LMDB(another_process_sees_and_changes_locks_while_the_store_is_open),
 	    LMDB(processes_racing_for_a_key_agree_on_one_winner),
 	    LMDB(a_record_the_store_cannot_read_fails_closed),
+	    REDIS(another_process_sees_and_changes_locks_while_the_store_is_open),
+	    REDIS(processes_racing_for_a_key_agree_on_one_winner),
+	    REDIS(redis_a_record_the_store_cannot_read_fails_closed),
+	    REDIS(redis_a_lost_script_is_loaded_again),
+	    REDIS(redis_keys_carry_the_prefix_and_lock_expire_is_their_ttl),
+	    REDIS(redis_a_request_waits_no_longer_than_state_timeout),
+	    REDIS(redis_a_dropped_link_fails_fast_and_comes_back),
 	};
+	int rc = cmocka_run_group_tests(tests, NULL, NULL);
 
-	return cmocka_run_group_tests(tests, NULL, NULL);
+	redis_server_stop();
+	return rc;
 }

@@ -1,0 +1,199 @@
+"""The Redis store end to end: two postern processes ("A" and "B", as two
+proxies of a fleet) share one real redis-server, so the sticky lock one
+writes is the lock the other obeys; the admin commands work on it from
+either config; a Redis that stops answering costs a login the internal
+error, promptly, and the proxies reconnect when it is back.
+
+The redis-server is the test's own: a unix socket in a temporary directory
+(no TCP port), no configuration file (nothing from the system's redis.conf),
+a password (state_password_file), stopped by its PID."""
+
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+import time
+
+import pytest
+
+import harness
+from harness import Dovecot, Postern
+from test_policy import (IMAP_SET_TO_POP3, NO_TARPIT, POP3_SET_TO_IMAP, imap_login,
+                         lock_cmd, lock_list, lock_show, pop3_login)
+
+REDIS_BIN = os.environ.get("REDIS_SERVER", "redis-server")
+USERS = {"rita@redis.test": "pw-rita-1", "ron@redis.test": "pw-ron-2",
+         "rae@redis.test": "pw-rae-3"}
+ROUTES = [{"default": True, "backend": "rmx"}]
+STICKY = ('policy = {\n'
+          '  protocol_lock = "sticky";\n'
+          '  lock_expire = "90d";\n'
+          + NO_TARPIT +
+          '};')
+IMAP_UNAVAILABLE = "a1 NO [UNAVAILABLE] Temporary server failure, try again later."
+PREFIX = "pit-fleet:"
+
+
+class RedisServer:
+    """redis-server on a unix socket, with a password; stop() by PID."""
+
+    def __init__(self, parent_dir):
+        self.dir = tempfile.mkdtemp(prefix="redis-", dir=parent_dir)
+        self.sock = os.path.join(self.dir, "redis.sock")
+        self.password = "pit-redis-secret-7"
+        self.password_file = os.path.join(self.dir, "password")
+        with open(self.password_file, "w") as f:
+            f.write(self.password + "\n")
+        self.proc = None
+
+    def start(self):
+        if shutil.which(REDIS_BIN) is None:
+            pytest.fail("redis-server is not installed (make deps installs it)")
+        self.proc = subprocess.Popen(
+            [REDIS_BIN, "--port", "0", "--unixsocket", self.sock, "--unixsocketperm", "700",
+             "--dir", self.dir, "--save", "", "--appendonly", "no",
+             "--requirepass", self.password, "--daemonize", "no",
+             "--logfile", os.path.join(self.dir, "redis.log")],
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 10 * harness.TIMEOUT_SCALE
+        while time.monotonic() < deadline:
+            if self.cli("PING").strip() == "PONG":
+                return self
+            if self.proc.poll() is not None:
+                break
+            time.sleep(0.05)
+        pytest.fail("redis-server did not start")
+
+    def cli(self, *args):
+        r = subprocess.run(["redis-cli", "-s", self.sock, "--no-auth-warning",
+                            "-a", self.password, *args],
+                           capture_output=True, text=True, timeout=10)
+        return r.stdout
+
+    def stop(self):
+        harness.stop_pid(self.proc)
+        self.proc = None
+
+    def cleanup(self):
+        self.stop()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def rmx(run_dir):
+    d = Dovecot("rmx", USERS, messages=1, parent_dir=run_dir)
+    d.start()
+    yield d
+    d.cleanup()
+
+
+@pytest.fixture
+def redis(run_dir):
+    r = RedisServer(run_dir).start()
+    yield r
+    r.cleanup()
+
+
+@pytest.fixture
+def fleet(certs, rmx, redis, postern_registry, run_dir):
+    """Two posterns on the same Redis and the same backend."""
+    extra = ("state = %s;\nstate_password_file = %s;\nstate_prefix = %s;\n"
+             'state_timeout = "250ms";\n'
+             % (harness._q("redis+unix:" + redis.sock), harness._q(redis.password_file),
+                harness._q(PREFIX)))
+    made = []
+    for _ in range(2):
+        p = Postern(certs, [rmx], ROUTES, policy=STICKY, extra=extra, parent_dir=run_dir)
+        postern_registry.append(p)
+        made.append(p)
+        p.start()
+    yield made
+    for p in made:
+        p.cleanup()
+
+
+def test_a_lock_taken_through_one_proxy_is_obeyed_by_another(fleet, ca, redis):
+    a, b = fleet
+    user = "rita@redis.test"
+    s = imap_login(a, ca, user, USERS[user])
+    assert s.ok, s.line
+    assert a.wait_log(r'event=lock\.create\b[^\n]*user="%s" proto=imap' % re.escape(user))
+    # B never saw this user: its refusal comes from the lock in Redis
+    s = pop3_login(b, ca, user, USERS[user])
+    assert s.line == POP3_SET_TO_IMAP, s.line
+    assert re.search(r'event=policy\.deny\b[^\n]*verdict=protocol reason=sticky_lock', b.log())
+    assert imap_login(b, ca, user, USERS[user]).ok
+    # the record is where the prefix says, with lock_expire as its TTL
+    assert redis.cli("HGET", PREFIX + "lock:" + user, "proto").strip() == "imap"
+    ttl = int(redis.cli("PTTL", PREFIX + "lock:" + user).strip())
+    assert 89 * 86400 * 1000 < ttl <= 90 * 86400 * 1000, ttl
+
+
+def test_admin_commands_work_on_the_shared_store_from_either_config(fleet, ca, redis):
+    a, b = fleet
+    ron, rae = "ron@redis.test", "rae@redis.test"
+    assert imap_login(a, ca, ron, USERS[ron]).ok
+    proto, line = lock_show(b, ron)
+    assert proto == "imap" and " origin=login " in line, line
+    # set through B's config: A obeys it at once
+    rc, out, err = lock_cmd(b, "set", rae, "pop3")
+    assert rc == 0, out + err
+    assert imap_login(a, ca, rae, USERS[rae]).line == IMAP_SET_TO_POP3
+    assert lock_list(a) == {ron: "imap", rae: "pop3"}
+    # clear through A: the next login decides again, on B
+    rc, out, err = lock_cmd(a, "clear", ron)
+    assert rc == 0 and 'lock=none' in out, out + err
+    assert pop3_login(b, ca, ron, USERS[ron]).ok
+    assert imap_login(a, ca, ron, USERS[ron]).line == IMAP_SET_TO_POP3
+    assert lock_show(a, ron)[0] == "pop3"
+
+
+def test_a_redis_that_is_gone_costs_the_login_not_the_proxy_and_it_reconnects(
+        fleet, ca, redis):
+    a, b = fleet
+    user = "rita@redis.test"
+    redis.stop()
+    t0 = time.monotonic()
+    s = imap_login(a, ca, user, USERS[user])
+    assert s.line == IMAP_UNAVAILABLE, s.line
+    assert time.monotonic() - t0 < 5 * harness.TIMEOUT_SCALE
+    assert a.wait_log(r'event=store\.(disconnect|error)\b')
+    assert a.running() and b.running()
+    # the admin command says why, and fails
+    rc, out, err = lock_cmd(a, "show", user)
+    assert rc == 1 and "Redis" in err, (rc, out, err)
+    # Redis is back (same socket, empty): both proxies come back by themselves
+    redis.start()
+    deadline = time.monotonic() + 15 * harness.TIMEOUT_SCALE
+    while time.monotonic() < deadline:
+        s = imap_login(a, ca, user, USERS[user])
+        if s.ok:
+            break
+        time.sleep(0.3)
+    assert s.ok, s.line
+    deadline = time.monotonic() + 15 * harness.TIMEOUT_SCALE
+    while time.monotonic() < deadline:
+        s = pop3_login(b, ca, user, USERS[user])
+        if s.line == POP3_SET_TO_IMAP:
+            break
+        time.sleep(0.3)
+    assert s.line == POP3_SET_TO_IMAP, s.line
+
+
+def test_config_check_refuses_rediss_and_accepts_the_redis_forms(certs, rmx, redis, tmp_path):
+    def check(extra):
+        p = Postern(certs, [rmx], ROUTES, policy=STICKY, extra=extra, parent_dir=str(tmp_path))
+        path = str(tmp_path / "t.conf")
+        with open(path, "w") as f:
+            f.write(p.config_text())
+        return harness.run_postern("-t", "-c", path)
+
+    r = check('state = "rediss://127.0.0.1:6379/0";\n')
+    assert r.returncode != 0 and "rediss://" in r.stderr and "not supported" in r.stderr, \
+        r.stderr
+    r = check('state = "redis://127.0.0.1:6379/0";\nstate_timeout = "100ms";\n')
+    assert r.returncode == 0, r.stderr
+    r = check('state = "redis+unix:%s";\nstate_password_file = "%s";\n'
+              % (redis.sock, redis.password_file))
+    assert r.returncode == 0, r.stderr
