@@ -141,6 +141,10 @@ def with_admin(make, tmp_path, **kw):
     p = make(extra=extra, **kw)
     p.admin_port = port
     assert harness.wait_port(port, 10 * SCALE, alive=p.running), p.log()[-3000:]
+    # the harness's own probe of each listener (one connection each) is
+    # counted once a worker accepts it: wait, so no test counts it as its own
+    wait_metric(p, lambda s: all(s.total("postern_connections_total", listener=str(x["port"]))
+                                 >= 1 for x in p.listeners()), "the start-up probes")
     return p
 
 
