@@ -13,7 +13,7 @@ INC_lib    = -Ilib
 INC_policy = -Ilib -Ipolicy
 INC_proxy  = -Ilib -Ipolicy -Iproxy
 ALL_CFLAGS = $(BASE_CFLAGS) $(INC_proxy) $(CFLAGS)
-PKGS     = openssl libconfig libsystemd
+PKGS     = openssl libconfig libsystemd libmicrohttpd
 LIBS     = $(shell pkg-config --libs $(PKGS) 2>/dev/null) -llmdb -lhiredis -lev -lpthread
 PYTHON  ?= /usr/bin/python3
 
@@ -31,13 +31,13 @@ INSTALL    ?= install
 BUILD    = build
 # Parsers and other pure code: no libev, no sockets; linked into fuzzers.
 PURE_SRC = lib/addr.c lib/buf.c lib/imap.c lib/pop3.c lib/sasl.c lib/route.c lib/route_map.c lib/log.c \
-           lib/proxyproto.c
+           lib/proxyproto.c lib/prom.c
 # The config loader: lib/ too, but it reads files and resolves host names.
 CONFIG_SRC = lib/config.c lib/config_listen.c lib/config_backend.c lib/config_policy.c \
              lib/state_url.c
 # What unit tests link: the pure code and the config loader.
 UNIT_SRC = $(PURE_SRC) $(CONFIG_SRC) $(POLICY_SRC)
-CORE_SRC = $(CONFIG_SRC) proxy/tls.c proxy/link.c proxy/listener.c proxy/conn.c proxy/login.c \
+CORE_SRC = $(CONFIG_SRC) proxy/metrics.c proxy/metrics_http.c proxy/tls.c proxy/link.c proxy/listener.c proxy/conn.c proxy/login.c \
            proxy/reason.c proxy/imap_session.c proxy/pop3_session.c proxy/backend.c \
            proxy/backend_imap.c proxy/backend_pop3.c proxy/relay.c proxy/worker.c \
            proxy/runtime.c proxy/health.c proxy/lifecycle.c proxy/notify.c

@@ -193,6 +193,7 @@ struct opt {
 };
 
 static void check_user(struct ctx *x, const config_setting_t *s, const char *v);
+static void check_admin_http(struct ctx *x, const config_setting_t *s, const char *v);
 
 static const struct opt_name protocol_lock_modes[] = {
     {"off", PLOCK_OFF, NULL},
@@ -300,6 +301,9 @@ static const struct opt opts[] = {
 	O_DUR(    "policy.throttle.window",   policy.throttle.window_ms,    "15m",     SEC_MS, DAY_MS),
 	O_DUR(    "policy.throttle.delay_base", policy.throttle.delay_base_ms, "1s",   0, MIN_MS),
 	O_DUR(    "policy.throttle.delay_max", policy.throttle.delay_max_ms, "15s",    0, 5 * MIN_MS),
+
+	O_GROUP(  "admin"),
+	O_STR(    "admin.http",               admin.http,                   NULL,      check_admin_http),
 };
 /* clang-format on */
 
@@ -590,6 +594,18 @@ check_user(struct ctx *x, const config_setting_t *s, const char *v)
 		cfg_err(x, s, "'user': no such user \"%s\"", v);
 }
 
+/* admin.http: "host:port" as a listener takes it (numeric host). */
+static void
+check_admin_http(struct ctx *x, const config_setting_t *s, const char *v)
+{
+	struct sockaddr_storage ss;
+	socklen_t len;
+	const char *err = NULL;
+
+	if (config_parse_listen(v, &ss, &len, &err) < 0)
+		cfg_err(x, s, "'admin.http': bad address \"%s\": %s", v, err);
+}
+
 /* ---- the snapshot ----------------------------------------------------- */
 
 static void
@@ -644,6 +660,7 @@ config_free(struct config *cfg)
 	free(cfg->policy.protocols_file);
 	free(cfg->policy.allow);
 	free(cfg->policy.deny);
+	free(cfg->admin.http);
 	free(cfg);
 }
 

@@ -160,6 +160,10 @@ struct config {
 			uint64_t delay_max_ms;  /* tarpit cap */
 		} throttle;
 	} policy;
+
+	struct {
+		char *http; /* "127.0.0.1:9100": serves /metrics and /health; NULL: off */
+	} admin;
 };
 
 /*

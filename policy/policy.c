@@ -100,6 +100,19 @@ policy_now_ms(void)
 	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
+const char *
+policy_state_name(const struct policy *p)
+{
+	return p != NULL && p->store != NULL ? store_name(p->store) : NULL;
+}
+
+bool
+policy_state_up(const struct policy *p)
+{
+	/* p->store is set once by policy_new() and kept until policy_free(). */
+	return p != NULL && p->store != NULL;
+}
+
 /* ---- settings ------------------------------------------------------------ */
 
 static void

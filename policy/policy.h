@@ -184,6 +184,13 @@ void policy_req_cancel(struct policy_req **reqp);
 /* A session that got POLICY_ALLOW ended, for any reason. */
 void policy_session_end(struct policy *p, const char *user, size_t len, enum proto_kind proto);
 
+/* The state store (`state`): its kind ("lmdb", ...), or NULL when none is
+ * configured; and whether it is usable now.  An LMDB store is opened by
+ * policy_new() or the process does not start, so it stays up; a remote
+ * store would answer from its connection.  Thread-safe. */
+const char *policy_state_name(const struct policy *p);
+bool policy_state_up(const struct policy *p);
+
 /* Wall clock in ms, for callers without a loop at hand. */
 uint64_t policy_now_ms(void);
 

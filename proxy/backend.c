@@ -16,6 +16,7 @@
 #include "backend_impl.h"
 #include "health.h"
 #include "log.h"
+#include "metrics.h"
 #include "proxyproto.h"
 #include "runtime.h"
 #include "tls.h"
@@ -40,6 +41,12 @@ const char *
 backend_name(const struct backend *be)
 {
 	return be->bc != NULL ? be->bc->name : "-";
+}
+
+size_t
+backend_index(const struct backend *be)
+{
+	return be->bi;
 }
 
 const char *
@@ -172,6 +179,7 @@ be_connect_next(struct backend *be)
 		       "cid=%016llx backend=%s reason=backend_connect_failed said=\"%s\"",
 		       (unsigned long long)be->req.cid, bc->name, be->text);
 		health_report(be->req.rt->health[bi], false, be->text, bc->rise, bc->fall);
+		metrics_connect_error(be->req.metrics, be->req.rt->metrics_id[bi]);
 	}
 	return -1;
 }
@@ -273,6 +281,7 @@ backend_fail(struct backend *be, enum fail_class fc, const char *why)
 		const char *from = be->bc->name;
 		health_report(be->req.rt->health[be->bi], false, be->text[0] ? be->text : why,
 		              be->bc->rise, be->bc->fall);
+		metrics_connect_error(be->req.metrics, be->req.rt->metrics_id[be->bi]);
 		link_close(&be->link);
 		be->icand++;
 		if (be_connect_next(be) == 0) {

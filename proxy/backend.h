@@ -26,6 +26,7 @@
 
 struct runtime;
 struct backend;
+struct metrics;
 
 /* Credentials between the pre-auth dialog and the backend's answer. */
 struct creds {
@@ -56,6 +57,7 @@ struct backend_req {
 	const struct creds *creds;
 	backend_done_cb done;
 	void *arg;
+	struct metrics *metrics; /* borrowed: the worker's counters (connect errors) */
 };
 
 /*
@@ -70,6 +72,10 @@ struct backend *backend_start(const struct backend_req *req, enum fail_class *fc
 /* The backend in use (the first candidate before a connection is made);
  * borrowed from the config. */
 const char *backend_name(const struct backend *be);
+
+/* The index of the backend in use in req.rt's config (the first candidate
+ * before a connection is made). */
+size_t backend_index(const struct backend *be);
 
 /* After FAIL_NONE: what the client's OK carries (the IMAP capabilities, or
  * the text of POP3's +OK); valid while be lives. */

@@ -196,6 +196,7 @@ conn_begin(struct conn *c)
 	v = policy_accept(c->w->policy, (const struct sockaddr *)&c->client_sa,
 	                  sizeof(c->client_sa), &c->pc, &why);
 	if (v != POLICY_ALLOW) {
+		metrics_refused(&c->w->metrics, v);
 		/* A proper refusal, after the TLS handshake when there is one. */
 		log_kv(LOG_INFO, "policy.deny", "cid=%016llx client=%s verdict=%s reason=%s",
 		       (unsigned long long)c->id, c->peer, policy_verdict_name[v], why ? why : "-");
@@ -470,6 +471,7 @@ tls_accept_run(struct conn *c)
 		conn_close(c, CLOSE_TLS_HANDSHAKE_FAILED);
 		return;
 	}
+	metrics_tls_done(&c->w->metrics, c->li, SSL_session_reused(c->cl.ssl) == 1);
 	if (log_get_level() <= LOG_DEBUG) {
 		const char *sn = SSL_get_servername(c->cl.ssl, TLSEXT_NAMETYPE_host_name);
 		char qsn[LOG_QUOTED_MAX];
@@ -493,12 +495,25 @@ tls_accept_run(struct conn *c)
 	preauth_run(c);
 }
 
+/* Hand the bytes moved since the last call to the metrics (during the
+ * relay after each run, so a long session shows as it goes). */
+static void
+count_bytes(struct conn *c)
+{
+	uint64_t in = c->bytes_in + c->relay.up_bytes, out = c->bytes_out + c->relay.down_bytes;
+
+	metrics_bytes(&c->w->metrics, c->lc->proto, in - c->counted_in, out - c->counted_out);
+	c->counted_in = in;
+	c->counted_out = out;
+}
+
 static void
 relay_step(struct conn *c)
 {
 	enum close_reason why;
 	enum relay_rc rc = relay_run(&c->relay, &why);
 
+	count_bytes(c);
 	if (rc == RELAY_END) {
 		conn_close(c, why);
 		return;
@@ -516,11 +531,13 @@ conn_relay_start(struct conn *c)
 		conn_close(c, CLOSE_BACKEND_SENT_TOO_MUCH);
 		return;
 	}
+	c->metrics_backend = c->rt->metrics_id[backend_index(c->be)];
 	backend_free(&c->be);
 	c->logged_in = true;
 	/* The credentials are gone from c->in: what the client sends from now
 	 * on is its mail session, relayed without a wipe on every drain. */
 	buf_stop_wiping(&c->in);
+	metrics_session(&c->w->metrics, c->lc->proto, c->metrics_backend, +1);
 	relay_init(&c->relay, c->lc->proto, &c->cl, &c->bl, &c->in, &c->out);
 	conn_set_state(c, CS_RELAY);
 	relay_step(c);
@@ -625,6 +642,9 @@ conn_close(struct conn *c, enum close_reason reason)
 	if (c->closed)
 		return;
 	c->closed = true;
+	count_bytes(c);
+	if (c->logged_in)
+		metrics_session(&w->metrics, c->lc->proto, c->metrics_backend, -1);
 	ev_timer_stop(w->loop, &c->timer);
 	ev_timer_stop(w->loop, &c->delay);
 	policy_req_cancel(&c->preq);

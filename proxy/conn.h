@@ -104,6 +104,8 @@ struct conn {
 	const char *backend_name;          /* borrowed from cfg */
 	enum close_reason close_reason;    /* CS_CLOSING: what to log once flushed */
 	uint64_t bytes_in, bytes_out;      /* from and to the client */
+	uint64_t counted_in, counted_out;  /* of all bytes (with the relay's), those in metrics */
+	uint32_t metrics_backend;          /* the relay's backend: metrics_backend_id() */
 	ev_tstamp started;
 	int bad_commands;
 	int auth_failures;

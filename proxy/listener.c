@@ -128,6 +128,7 @@ accept_cb(struct ev_loop *loop, ev_io *io, int revents)
 			       strerror(errno));
 			return;
 		}
+		metrics_accepted(&l->w->metrics, l->li);
 		(void)conn_new(l->w, l->li, fd, (struct sockaddr *)&ss, sl);
 	}
 }

@@ -32,6 +32,7 @@ login_end(struct conn *c, enum fail_class fc, const char *why)
 	double ms = (ev_now(c->w->loop) - c->login_started) * 1000.0;
 
 	creds_free(&c->creds);
+	metrics_login(&c->w->metrics, c->lc->proto, fc, ms / 1000.0);
 	log_quote(quser, sizeof(quser), c->user, strlen(c->user));
 	if (fc == FAIL_NONE) {
 		log_kv(LOG_INFO, "login.ok",
@@ -104,6 +105,7 @@ policy_answer(void *arg, const struct policy_answer *a)
 		login_finish(c, FAIL_NONE, NULL); /* c may be freed */
 		return;
 	}
+	metrics_refused(&c->w->metrics, a->verdict);
 	log_kv(LOG_INFO, "policy.deny", "cid=%016llx client=%s user=%s verdict=%s reason=%s",
 	       (unsigned long long)c->id, c->peer, c->user[0] ? "(see login.fail)" : "-",
 	       policy_verdict_name[a->verdict], a->reason ? a->reason : "-");
@@ -202,6 +204,7 @@ login_begin(struct conn *c, const char *user, size_t user_len, const char *secre
 	                       sizeof(c->client_sa), user, user_len, now_ms(c),
 	                       &delay) != POLICY_ALLOW) {
 		c->throttle_delay_ms = delay;
+		metrics_refused(&c->w->metrics, POLICY_DENY_THROTTLE);
 		login_finish(c, FAIL_THROTTLE, "throttled");
 		return;
 	}
@@ -225,6 +228,7 @@ login_begin(struct conn *c, const char *user, size_t user_len, const char *secre
 	    .creds = c->creds,
 	    .done = backend_done,
 	    .arg = c,
+	    .metrics = &c->w->metrics,
 	};
 	c->be = backend_start(&req, &fc, &why);
 	if (c->be == NULL) {

@@ -21,6 +21,8 @@
 #include "listener.h"
 #include "log.h"
 #include "notify.h"
+#include "metrics.h"
+#include "metrics_http.h"
 #include "policy.h"
 #include "runtime.h"
 #include "tls.h"
@@ -135,6 +137,10 @@ reload(const char *path, const struct config *first, struct policy *policy, unsi
 		if (cfg->workers != first->workers)
 			log_kv(LOG_WARN, "config.reload",
 			       "note=\"workers changes need a restart\"");
+		if ((cfg->admin.http == NULL) != (first->admin.http == NULL) ||
+		    (cfg->admin.http != NULL && strcmp(cfg->admin.http, first->admin.http) != 0))
+			log_kv(LOG_WARN, "config.reload",
+			       "note=\"admin.http changes need a restart\"");
 		rt = runtime_new(cfg, tls, ++*generation);
 		if (rt == NULL) {
 			log_kv(LOG_ERR, "config.reload", "result=failed error=\"out of memory\"");
@@ -162,6 +168,7 @@ main(int argc, char **argv)
 	struct tls_state *tls;
 	struct runtime *rt;
 	struct policy *policy;
+	struct metrics_http *http = NULL;
 	unsigned generation = 1;
 	sigset_t sigs;
 	int *fds, opt;
@@ -253,6 +260,14 @@ main(int argc, char **argv)
 			fds[(size_t)w * nl + i] = fd;
 		}
 	}
+	if (cfg->admin.http != NULL) {
+		const char *err = NULL;
+		if ((http = metrics_http_new(cfg->admin.http, &err)) == NULL) {
+			fprintf(stderr, "postern: admin.http %s: %s: %s\n", cfg->admin.http, err,
+			        strerror(errno));
+			exit(1);
+		}
+	}
 	if (cfg->user != NULL && drop_privileges(cfg->user) < 0)
 		fatal("cannot drop privileges to the configured user");
 
@@ -270,6 +285,12 @@ main(int argc, char **argv)
 	}
 	if (health_start() < 0)
 		fatal("cannot start the health checker");
+	metrics_publish(workers, (size_t)cfg->workers, policy, POSTERN_VERSION);
+	if (http != NULL) {
+		const char *err = NULL;
+		if (metrics_http_start(http, &err) < 0)
+			fatal(err);
+	}
 	log_kv(LOG_INFO, "postern.start", "version=%s workers=%d listeners=%zu backends=%zu",
 	       POSTERN_VERSION, cfg->workers, cfg->nlisteners, cfg->nbackends);
 	for (size_t i = 0; i < nl; i++)
@@ -297,6 +318,8 @@ main(int argc, char **argv)
 		log_kv(LOG_INFO, "postern.stop", "signal=%s", sig == SIGTERM ? "TERM" : "INT");
 		break;
 	}
+	metrics_http_free(&http); /* no scrape runs past here */
+	metrics_unpublish();
 	health_stop();
 	for (int w = 0; w < cfg->workers; w++)
 		worker_stop(&workers[w]);

@@ -5,6 +5,7 @@
 #include <pthread.h>
 #include <stdlib.h>
 
+#include "metrics.h"
 #include "runtime.h"
 
 static pthread_mutex_t runtime_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -21,7 +22,10 @@ runtime_new(struct config *cfg, struct tls_state *tls, unsigned generation)
 		return NULL;
 	}
 	rt->health = calloc(cfg->nbackends + 1, sizeof(*rt->health));
-	if (rt->health == NULL) {
+	rt->metrics_id = calloc(cfg->nbackends + 1, sizeof(*rt->metrics_id));
+	if (rt->health == NULL || rt->metrics_id == NULL) {
+		free(rt->health);
+		free(rt->metrics_id);
 		free(rt);
 		config_unref(&cfg);
 		tls_state_unref(&tls);
@@ -29,6 +33,8 @@ runtime_new(struct config *cfg, struct tls_state *tls, unsigned generation)
 	}
 	for (size_t i = 0; i < cfg->nbackends; i++)
 		rt->health[i] = health_get(cfg->backends[i].name);
+	for (size_t i = 0; i < cfg->nbackends; i++)
+		rt->metrics_id[i] = metrics_backend_id(cfg->backends[i].name);
 	atomic_init(&rt->refs, 1);
 	rt->cfg = cfg;
 	rt->tls = tls;
@@ -60,6 +66,7 @@ runtime_unref(struct runtime **rtp)
 	config_unref(&rt->cfg);
 	tls_state_unref(&rt->tls);
 	free(rt->health);
+	free(rt->metrics_id);
 	free(rt);
 }
 

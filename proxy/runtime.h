@@ -8,6 +8,7 @@
 #define POSTERN_RUNTIME_H
 
 #include <stdatomic.h>
+#include <stdint.h>
 
 #include "config.h"
 #include "health.h"
@@ -18,6 +19,7 @@ struct runtime {
 	struct config *cfg;     /* reference */
 	struct tls_state *tls;  /* reference */
 	struct health **health; /* [cfg->nbackends]: process-wide records, by name */
+	uint32_t *metrics_id;   /* [cfg->nbackends]: metrics.c's slots, by name */
 	unsigned generation;    /* 1 at start, +1 per reload */
 };
 

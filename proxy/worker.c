@@ -56,6 +56,8 @@ worker_init(struct worker *w, int id, const struct config *cfg, struct policy *p
 	}
 	if (RAND_bytes((unsigned char *)&w->cid_state, sizeof(w->cid_state)) != 1)
 		w->cid_state = (uint64_t)getpid() * 0x9e3779b97f4a7c15ULL + (uint64_t)id;
+	if (metrics_init(&w->metrics, nfds) < 0)
+		return -1;
 	w->listeners = calloc(nfds, sizeof(*w->listeners));
 	if (w->listeners == NULL && nfds > 0)
 		return -1;
@@ -109,5 +111,6 @@ worker_join(struct worker *w)
 	for (size_t i = 0; i < w->nlisteners; i++)
 		close(w->listeners[i].fd);
 	free(w->listeners);
+	metrics_deinit(&w->metrics);
 	ev_loop_destroy(w->loop);
 }

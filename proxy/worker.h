@@ -14,6 +14,7 @@
 
 #include "config.h"
 #include "listener.h"
+#include "metrics.h"
 #include "policy.h"
 
 struct conn;
@@ -34,6 +35,7 @@ struct worker {
 	uint64_t nconns;
 	uint64_t cid_state; /* splitmix64 state for connection ids */
 	bool stopping;
+	struct metrics metrics; /* written by this thread only; read by scrapes */
 };
 
 /* Set up w: its loop and one listener per fds[i] (taken over), serving

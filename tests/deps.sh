@@ -3,8 +3,9 @@
 # Runs apt-get only when something is missing (as root, or through sudo).
 set -eu
 PKGS="build-essential pkg-config clang libclang-rt-14-dev libssl-dev libev-dev
-libconfig-dev libcmocka-dev liblmdb-dev libhiredis-dev libsystemd-dev openssl curl python3
-python3-pytest dovecot-imapd dovecot-pop3d sslscan haproxy redis-server"
+libconfig-dev libcmocka-dev liblmdb-dev libhiredis-dev libsystemd-dev libmicrohttpd-dev openssl
+curl python3 python3-pytest python3-prometheus-client dovecot-imapd dovecot-pop3d sslscan haproxy
+redis-server"
 
 missing=""
 for p in $PKGS; do

@@ -394,8 +394,47 @@ a_minimal_config_gets_the_documented_defaults(void **state)
 	assert_int_equal(cfg->policy.throttle.window_ms, 15 * 60 * 1000);
 	assert_int_equal(cfg->policy.throttle.delay_base_ms, 1000);
 	assert_int_equal(cfg->policy.throttle.delay_max_ms, 15000);
+	assert_null(cfg->admin.http);
 	config_unref(&cfg);
 	free(errs);
+}
+
+static void
+admin_http_takes_a_numeric_address_and_port(void **state)
+{
+	static const struct {
+		const char *text, *want; /* want NULL: loads */
+	} rows[] = {
+	    {BASE "admin = { http = \"127.0.0.1:9100\"; };\n", NULL},
+	    {BASE "admin = { http = \"[::1]:9100\"; };\n", NULL},
+	    {BASE "admin = { http = \"9100\"; };\n", NULL},
+	    {BASE "admin = { http = \"localhost:9100\"; };\n",
+	     "t.conf:5: 'admin.http': bad address \"localhost:9100\": host must be a numeric IPv4 "
+	     "address\n"},
+	    {BASE "admin = { http = \"127.0.0.1:0\"; };\n",
+	     "t.conf:5: 'admin.http': bad address \"127.0.0.1:0\": port must be a number "
+	     "1..65535\n"},
+	    {BASE "admin = { http = 9100; };\n", "t.conf:5: 'admin.http' must be a string\n"},
+	    {BASE "admin = { htp = \"127.0.0.1:9100\"; };\n",
+	     "t.conf:5: unknown setting 'admin.htp'\n"},
+	};
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+		char *errs = NULL;
+		struct config *cfg = parse(rows[i].text, &errs);
+
+		if (rows[i].want == NULL) {
+			assert_string_equal(errs, "");
+			assert_non_null(cfg);
+			assert_non_null(cfg->admin.http);
+		} else {
+			assert_null(cfg);
+			assert_string_equal(errs, rows[i].want);
+		}
+		config_unref(&cfg);
+		free(errs);
+	}
 }
 
 static void
@@ -1143,6 +1182,7 @@ the_sample_config_parses_and_shows_the_defaults(void **state)
 	assert_int_equal(cfg->policy.throttle.delay_base_ms, def->policy.throttle.delay_base_ms);
 	assert_int_equal(cfg->policy.throttle.delay_max_ms, def->policy.throttle.delay_max_ms);
 	assert_null(cfg->state);
+	assert_null(cfg->admin.http);
 	assert_int_equal(cfg->nlisteners, 2);
 	assert_int_equal(port_of(&cfg->listeners[0].addr), 993);
 	assert_int_equal(port_of(&cfg->listeners[1].addr), 995);
@@ -1166,6 +1206,7 @@ main(void)
 	    cmocka_unit_test(a_full_config_parses_to_the_expected_struct),
 	    cmocka_unit_test(a_minimal_config_gets_the_documented_defaults),
 	    cmocka_unit_test(redis_state_urls_name_a_host_port_and_db_or_a_socket),
+	    cmocka_unit_test(admin_http_takes_a_numeric_address_and_port),
 	    cmocka_unit_test(each_mistake_is_reported_with_its_file_and_line),
 	    cmocka_unit_test(all_mistakes_are_reported_at_once_in_file_order),
 	    cmocka_unit_test(durations_parse_to_milliseconds),

@@ -221,6 +221,38 @@ postauth(struct env *e, const char *from, const char *user, enum proto_kind prot
 #define IMAP PROTO_IMAP
 #define POP3 PROTO_POP3
 
+/* ---- the state store, as metrics see it ------------------------------------ */
+
+static void
+the_state_store_is_named_and_up_only_when_configured(void **state)
+{
+	struct tmpdir t;
+	struct policy *p;
+	struct config *cfg;
+
+	(void)state;
+	cfg = conf_new(PLOCK_OFF, NULL);
+	p = policy_new(cfg, stderr);
+	assert_non_null(p);
+	assert_null(policy_state_name(p));
+	assert_false(policy_state_up(p));
+	policy_free(&p);
+	conf_free(cfg);
+
+	tmpdir_make(&t);
+	cfg = conf_new(PLOCK_STICKY, t.url);
+	p = policy_new(cfg, stderr);
+	assert_non_null(p);
+	assert_string_equal(policy_state_name(p), "lmdb");
+	assert_true(policy_state_up(p));
+	policy_free(&p);
+	conf_free(cfg);
+	tmpdir_remove(&t);
+
+	assert_null(policy_state_name(NULL));
+	assert_false(policy_state_up(NULL));
+}
+
 /* ---- accept --------------------------------------------------------------- */
 
 static void
@@ -1068,6 +1100,7 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(the_state_store_is_named_and_up_only_when_configured),
 	    cmocka_unit_test(accept_applies_the_acl_then_counts_per_address),
 	    cmocka_unit_test(failed_logins_are_tarpitted_then_refused_until_the_window_ends),
 	    cmocka_unit_test(a_successful_login_forgives_its_pair_but_not_its_address),
