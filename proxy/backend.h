@@ -71,6 +71,9 @@ struct backend *backend_start(const struct backend_req *req, enum fail_class *fc
  * borrowed from the config. */
 const char *backend_name(const struct backend *be);
 
+/* The index in the runtime's config of the backend in use. */
+size_t backend_index(const struct backend *be);
+
 /* After FAIL_NONE: what the client's OK carries (the IMAP capabilities, or
  * the text of POP3's +OK); valid while be lives. */
 const char *backend_ok_text(const struct backend *be);
