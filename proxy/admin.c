@@ -400,7 +400,7 @@ static void ac_error(struct aclient *ac, const char *fmt, ...)
 static void
 ac_error(struct aclient *ac, const char *fmt, ...)
 {
-	char text[256];
+	char text[1200];
 	va_list ap;
 	size_t n;
 

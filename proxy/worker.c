@@ -58,14 +58,15 @@ worker_post(struct worker *w, struct admin_job *job)
 {
 	int rc = -1;
 
+	/* The send is under the lock: once the mailbox is closed (the worker
+	 * stopping), nobody touches the loop, which worker_join() destroys. */
 	pthread_mutex_lock(&w->mbox_lock);
 	if (!w->mbox_closed && w->nmbox < WORKER_MAILBOX_MAX) {
 		w->mbox[w->nmbox++] = job;
+		ev_async_send(w->loop, &w->mbox_async);
 		rc = 0;
 	}
 	pthread_mutex_unlock(&w->mbox_lock);
-	if (rc == 0)
-		ev_async_send(w->loop, &w->mbox_async);
 	return rc;
 }
 
@@ -233,6 +234,7 @@ worker_join(struct worker *w)
 		if (w->listeners[i].fd >= 0)
 			close(w->listeners[i].fd);
 	free(w->listeners);
-	pthread_mutex_destroy(&w->mbox_lock);
+	/* mbox_lock stays: the admin thread may still find the mailbox closed
+	 * until admin_stop(). */
 	ev_loop_destroy(w->loop);
 }
