@@ -516,13 +516,14 @@ def test_sigterm_ends_50_idle_sessions_politely_and_exits_0(ops, ops_backends, c
         # the listeners are closed at once
         assert refused_soon(p.imap_port), "a listener still accepts"
 
-        # the FETCH comes whole, read slowly and with a pause longer than
-        # drain_quiet in the middle, and only then the BYE
+        # the FETCH comes whole, read slowly, with a pause in the middle
+        # longer than drain_quiet and past every session's moment within
+        # drain_spread (3s); only then the BYE
         got = bytearray()
         while len(got) < len(big):
             n = min(256 * 1024, len(big) - len(got))
             got += g.read_exact(n, 10 * TIMEOUT_SCALE)
-            time.sleep(1.5 if len(got) == 1024 * 1024 else 0.02)
+            time.sleep(4.0 if len(got) == 1024 * 1024 else 0.02)
         assert bytes(got) == big, "FETCH body differs"
         assert g.readline() == b")\r\n", g.dump()
         assert g.readline().startswith(b"f OK"), g.dump()
