@@ -542,6 +542,8 @@ answer_sessions(struct aclient *ac)
 		return;
 	}
 	for (struct admin_job *j = ac->done; j != NULL; j = j->next) {
+		if (j->nrecs == 0)
+			continue; /* recs may be NULL: no memcpy from it */
 		memcpy(all + k, j->recs, j->nrecs * sizeof(*all));
 		k += j->nrecs;
 	}
