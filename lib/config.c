@@ -13,6 +13,8 @@
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include <libconfig.h>
@@ -194,6 +196,7 @@ struct opt {
 
 static void check_user(struct ctx *x, const config_setting_t *s, const char *v);
 static void check_admin_http(struct ctx *x, const config_setting_t *s, const char *v);
+static void check_admin_socket(struct ctx *x, const config_setting_t *s, const char *v);
 
 static const struct opt_name protocol_lock_modes[] = {
     {"off", PLOCK_OFF, NULL},
@@ -279,6 +282,13 @@ static const struct opt opts[] = {
 	O_DUR(    "timeouts.idle",            timeouts.idle_ms,             "30m",     SEC_MS, DAY_MS),
 	O_DUR(    "timeouts.backend_connect", timeouts.backend_connect_ms,  "5s",      SEC_MS, 10 * MIN_MS),
 	O_DUR(    "timeouts.backend_login",   timeouts.backend_login_ms,    "15s",     SEC_MS, 10 * MIN_MS),
+	O_DUR(    "timeouts.drain",           timeouts.drain_ms,            "60s",     SEC_MS, HOUR_MS),
+	O_DUR(    "timeouts.drain_quiet",     timeouts.drain_quiet_ms,      "2s",      100, MIN_MS),
+	O_DUR(    "timeouts.drain_spread",    timeouts.drain_spread_ms,     "10s",     0, HOUR_MS),
+
+	O_GROUP(  "admin"),
+	O_STR(    "admin.socket",             admin.socket,                 NULL,      check_admin_socket),
+	O_STR(    "admin.http",               admin.http,                   NULL,      check_admin_http),
 
 	O_GROUP(  "limits"),
 	O_INT(    "limits.max_bad_commands",  limits.max_bad_commands,      "3",       1, 100),
@@ -301,9 +311,6 @@ static const struct opt opts[] = {
 	O_DUR(    "policy.throttle.window",   policy.throttle.window_ms,    "15m",     SEC_MS, DAY_MS),
 	O_DUR(    "policy.throttle.delay_base", policy.throttle.delay_base_ms, "1s",   0, MIN_MS),
 	O_DUR(    "policy.throttle.delay_max", policy.throttle.delay_max_ms, "15s",    0, 5 * MIN_MS),
-
-	O_GROUP(  "admin"),
-	O_STR(    "admin.http",               admin.http,                   NULL,      check_admin_http),
 };
 /* clang-format on */
 
@@ -606,6 +613,42 @@ check_admin_http(struct ctx *x, const config_setting_t *s, const char *v)
 		cfg_err(x, s, "'admin.http': bad address \"%s\": %s", v, err);
 }
 
+/*
+ * The admin socket ends sessions and drains backends: whoever can create a
+ * file beside it could put their own in its place, so a world-writable
+ * directory is refused (even with the sticky bit: the name could be taken
+ * before postern starts).
+ */
+static void
+check_admin_socket(struct ctx *x, const config_setting_t *s, const char *v)
+{
+	char dir[PATH_MAX];
+	const char *slash = strrchr(v, '/');
+	struct stat st;
+	struct sockaddr_un sun;
+
+	if (v[0] != '/') {
+		cfg_err(x, s, "'admin.socket' must be an absolute path");
+		return;
+	}
+	if (strlen(v) >= sizeof(sun.sun_path)) {
+		cfg_err(x, s, "'admin.socket' is longer than %zu bytes", sizeof(sun.sun_path) - 1);
+		return;
+	}
+	snprintf(dir, sizeof(dir), "%.*s", slash == v ? 1 : (int)(slash - v), v);
+	if (stat(dir, &st) != 0) {
+		cfg_err(x, s, "'admin.socket': directory \"%s\": %s", dir, strerror(errno));
+		return;
+	}
+	if (!S_ISDIR(st.st_mode))
+		cfg_err(x, s, "'admin.socket': \"%s\" is not a directory", dir);
+	else if (st.st_mode & S_IWOTH)
+		cfg_err(x, s,
+		        "'admin.socket': directory \"%s\" is world-writable; use a directory "
+		        "only root or the postern user can write (e.g. /run/postern)",
+		        dir);
+}
+
 /* ---- the snapshot ----------------------------------------------------- */
 
 static void
@@ -618,6 +661,7 @@ config_free(struct config *cfg)
 	free(cfg->state);
 	free(cfg->state_password_file);
 	free(cfg->state_prefix);
+	free(cfg->admin.socket);
 	for (size_t i = 0; i < cfg->tls.ncerts; i++) {
 		free(cfg->tls.certs[i].cert);
 		free(cfg->tls.certs[i].key);
@@ -796,6 +840,21 @@ config_load(const char *path, FILE *errs)
 		cfg = config_build(&lc, path, errs);
 	config_destroy(&lc);
 	return cfg;
+}
+
+char *
+config_admin_socket(const char *path)
+{
+	config_t lc;
+	const char *v = NULL;
+	char *out = NULL;
+
+	config_init(&lc);
+	if (config_read_file(&lc, path) && config_lookup_string(&lc, "admin.socket", &v) &&
+	    v != NULL && *v != '\0')
+		out = strdup(v);
+	config_destroy(&lc);
+	return out;
 }
 
 struct config *

@@ -131,7 +131,15 @@ struct config {
 		uint64_t idle_ms;            /* relay idle, default 30m */
 		uint64_t backend_connect_ms; /* default 5s */
 		uint64_t backend_login_ms;   /* backend greeting + login, default 15s */
+		uint64_t drain_ms;           /* SIGTERM: polite endings until then, default 60s */
+		uint64_t drain_quiet_ms;     /* a quiet moment: no bytes either way, default 2s */
+		uint64_t drain_spread_ms;    /* BYEs spread at random over this, default 10s */
 	} timeouts;
+
+	struct {
+		char *socket; /* the admin socket's path, or NULL: no admin socket */
+		char *http;   /* "127.0.0.1:9100": serves /metrics and /health; NULL: off */
+	} admin;
 
 	struct {
 		int max_bad_commands;  /* pre-auth, then BYE; default 3 */
@@ -160,10 +168,6 @@ struct config {
 			uint64_t delay_max_ms;  /* tarpit cap */
 		} throttle;
 	} policy;
-
-	struct {
-		char *http; /* "127.0.0.1:9100": serves /metrics and /health; NULL: off */
-	} admin;
 };
 
 /*
@@ -173,6 +177,12 @@ struct config {
  * was wrong.  Host names are resolved here (blocking), never later.
  */
 struct config *config_load(const char *path, FILE *errs);
+
+/* Only admin.socket of the file at path, with no other check (the admin
+ * commands reach the daemon even when the file is broken, e.g. to hear
+ * the daemon's own reload errors).  A new string (the caller frees), or
+ * NULL when the file cannot be parsed or sets none. */
+char *config_admin_socket(const char *path);
 
 /* The same from text in memory (tests); name is used in messages. */
 struct config *config_parse(const char *text, const char *name, FILE *errs);

@@ -155,8 +155,10 @@ be_connect_next(struct backend *be)
 		size_t bi = be->cand[be->icand];
 		const struct backend_conf *bc = &cfg->backends[bi];
 
-		if (!health_is_up(be->req.rt->health[bi]))
-			continue; /* skip the dead: the next in this user's own order */
+		/* Skip the dead, and what the operator drained: the next in this
+		 * user's own order.  None left: "[UNAVAILABLE]", as when all are down. */
+		if (!health_takes_logins(be->req.rt->health[bi]))
+			continue;
 		be->bi = bi;
 		be->bc = bc;
 		be->state = BE_CONNECT;

@@ -14,6 +14,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "health.h"
 #include "listener.h"
 #include "log.h"
 #include "login.h"
@@ -388,9 +389,15 @@ conn_hold(struct conn *c, uint64_t ms)
 
 /* Pre-auth: flush replies, parse what came, read more; the client must
  * read our replies before we read its next commands (nginx's s->blocked). */
+static void end_preauth(struct conn *c);
+
 static void
 preauth_run(struct conn *c)
 {
+	if (c->ending) {
+		end_preauth(c); /* a login under way failed: now it ends */
+		return;
+	}
 	for (int round = 0; round < 64; round++) {
 		size_t space;
 		uint8_t *t;
@@ -518,8 +525,10 @@ relay_step(struct conn *c)
 		conn_close(c, why);
 		return;
 	}
-	if (c->relay.moved)
+	if (c->relay.moved) {
 		ev_timer_again(c->w->loop, &c->timer); /* idle timeout counts from now */
+		c->last_active = ev_now(c->w->loop);
+	}
 	if (rc == RELAY_MORE)
 		ev_feed_event(c->w->loop, &c->cl.io, EV_READ);
 }
@@ -532,8 +541,11 @@ conn_relay_start(struct conn *c)
 		return;
 	}
 	c->metrics_backend = c->rt->metrics_id[backend_index(c->be)];
+	c->be_health = c->rt->health[backend_index(c->be)];
+	health_sessions_add(c->be_health, c->lc->proto, 1);
 	backend_free(&c->be);
 	c->logged_in = true;
+	c->last_active = ev_now(c->w->loop);
 	/* The credentials are gone from c->in: what the client sends from now
 	 * on is its mail session, relayed without a wipe on every drain. */
 	buf_stop_wiping(&c->in);
@@ -653,6 +665,10 @@ conn_close(struct conn *c, enum close_reason reason)
 		c->session_live = false;
 	}
 	policy_conn_closed(w->policy, &c->pc);
+	health_sessions_add(c->be_health, c->lc->proto, -1);
+	c->be_health = NULL;
+	if (c->ending)
+		worker_end_done(w);
 	backend_free(&c->be);
 	if (c->sess != NULL)
 		c->proto->free_sess(c);
@@ -685,6 +701,79 @@ conn_close(struct conn *c, enum close_reason reason)
 	c->reap_next = w->reap;
 	w->reap = c;
 	listener_conn_closed(w);
+}
+
+/* ---- ending sessions politely (SIGTERM, kick) ---------------------------- */
+
+static void
+end_preauth(struct conn *c)
+{
+	c->proto->bye(c, close_bye_text(c->end_reason, c->lc->proto));
+	conn_close_after(c, c->end_reason);
+}
+
+/* A relayed session at a quiet moment: the backend link goes (IMAP
+ * sessions there end as a client that vanished), the client gets BYE
+ * (RFC 9051 §7.1.5: the server may send it at any time) or, POP3, which
+ * has no word for it, the close. */
+static void
+end_relay(struct conn *c)
+{
+	link_close(&c->bl);
+	if (c->lc->proto == PROTO_IMAP)
+		c->proto->bye(c, close_bye_text(c->end_reason, c->lc->proto));
+	conn_close_after(c, c->end_reason);
+}
+
+void
+conn_end_politely(struct conn *c, enum close_reason reason, double after_s, double deadline_s)
+{
+	ev_tstamp now = ev_now(c->w->loop);
+
+	if (c->closed || c->ending || c->state == CS_CLOSING)
+		return;
+	c->ending = true;
+	c->end_reason = reason;
+	c->end_after = now + (after_s > 0 ? after_s : 0);
+	c->end_deadline = now + (deadline_s > 0 ? deadline_s : 0);
+	worker_end_started(c->w);
+	switch (c->state) {
+	case CS_PROXY:
+	case CS_TLS_ACCEPT:
+		conn_close(c, reason); /* nothing said yet, nothing to say it in */
+		break;
+	case CS_PREAUTH:
+		end_preauth(c);
+		break;
+	case CS_BACKEND:
+	case CS_POLICY: /* the login ends first: back in pre-auth, or relayed */
+	case CS_RELAY:  /* conn_end_sweep() waits for a quiet moment */
+	case CS_CLOSING:
+	case CS__COUNT:
+		break;
+	}
+}
+
+void
+conn_end_sweep(struct worker *w)
+{
+	ev_tstamp now = ev_now(w->loop);
+	struct conn *next;
+
+	for (struct conn *c = w->conns; c != NULL; c = next) {
+		next = c->next; /* closing c unlinks c only */
+		if (!c->ending || c->closed || c->state == CS_CLOSING)
+			continue;
+		if (now >= c->end_deadline) {
+			conn_close(c, c->end_reason);
+			continue;
+		}
+		if (c->state != CS_RELAY || now < c->end_after)
+			continue;
+		if (now - c->last_active >= (ev_tstamp)c->cfg->timeouts.drain_quiet_ms / 1000.0 &&
+		    relay_at_line_boundary(&c->relay))
+			end_relay(c);
+	}
 }
 
 void

@@ -42,6 +42,7 @@ enum conn_state {
 const char *conn_state_name(enum conn_state st);
 
 struct conn;
+struct health;
 struct worker;
 struct runtime;
 struct pp_parser;
@@ -110,6 +111,14 @@ struct conn {
 	int bad_commands;
 	int auth_failures;
 
+	/* Ending it politely (SIGTERM, kick): see conn_end_politely(). */
+	bool ending;
+	enum close_reason end_reason; /* CLOSE_SHUTDOWN or CLOSE_KICKED */
+	ev_tstamp end_after;          /* not before (a random point within drain_spread) */
+	ev_tstamp end_deadline;       /* closed then, quiet or not */
+	ev_tstamp last_active;        /* relay: when bytes last moved either way */
+	struct health *be_health;     /* borrowed: counted in its sessions while relaying */
+
 	bool logged_in;
 	bool closed;
 	bool starttls_pending;  /* OK to STARTTLS written; handshake once flushed */
@@ -163,6 +172,23 @@ conn_tls_required(const struct conn *c)
 /* The login succeeded and the client's OK is in c->out: take the
  * backend's link and relay.  c may be closed when it returns. */
 void conn_relay_start(struct conn *c);
+
+/*
+ * End c politely for reason (CLOSE_SHUTDOWN or CLOSE_KICKED): before TLS,
+ * close; pre-auth, the protocol's BYE / -ERR and close; a login under way
+ * goes on and is ended when it is done; a relayed session ends at its
+ * first quiet moment (no bytes either way for timeouts.drain_quiet, the
+ * backend's last line complete) after after_s seconds from now: IMAP with
+ * "* BYE [UNAVAILABLE] ...", POP3 by closing.  Whatever is still open
+ * deadline_s seconds from now is closed.  The waiting is done by
+ * conn_end_sweep().  c may be closed when it returns; calling it again
+ * changes nothing.
+ */
+void conn_end_politely(struct conn *c, enum close_reason reason, double after_s, double deadline_s);
+
+/* The worker's periodic look at the conns being ended: those at a quiet
+ * moment are told BYE, those past their deadline are closed. */
+void conn_end_sweep(struct worker *w);
 
 /* Worker's reaper: frees conns closed since the last loop iteration. */
 void conn_reap(struct worker *w);

@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -29,8 +30,10 @@
 struct health {
 	char name[65];
 	atomic_bool up;
-	pthread_mutex_t lock; /* the counters below */
-	int oks, fails;       /* consecutive results */
+	atomic_int admin;                   /* enum backend_admin */
+	atomic_long sessions[PROTO__COUNT]; /* relayed sessions now */
+	pthread_mutex_t lock;               /* the counters below */
+	int oks, fails;                     /* consecutive results */
 	char last_why[128];
 };
 
@@ -53,6 +56,9 @@ health_get(const char *name)
 	if (h == NULL && ntable < HEALTH_MAX && (h = calloc(1, sizeof(*h))) != NULL) {
 		snprintf(h->name, sizeof(h->name), "%s", name);
 		atomic_init(&h->up, true); /* innocent until proven down */
+		atomic_init(&h->admin, BACKEND_READY);
+		for (int p = 0; p < PROTO__COUNT; p++)
+			atomic_init(&h->sessions[p], 0);
 		pthread_mutex_init(&h->lock, NULL);
 		table[ntable++] = h;
 	}
@@ -64,6 +70,77 @@ bool
 health_is_up(const struct health *h)
 {
 	return h == NULL || atomic_load(&h->up);
+}
+
+static const char *const admin_names[BACKEND__COUNT] = {
+    [BACKEND_READY] = "ready",
+    [BACKEND_DRAIN] = "drain",
+    [BACKEND_MAINT] = "maint",
+};
+
+const char *
+backend_admin_name(enum backend_admin a)
+{
+	return (unsigned)a < BACKEND__COUNT ? admin_names[a] : "?";
+}
+
+enum backend_admin
+backend_admin_parse(const char *word)
+{
+	for (int a = 0; a < BACKEND__COUNT; a++)
+		if (strcmp(admin_names[a], word) == 0)
+			return (enum backend_admin)a;
+	return BACKEND__COUNT;
+}
+
+enum backend_admin
+health_admin(const struct health *h)
+{
+	return h == NULL ? BACKEND_READY : (enum backend_admin)atomic_load(&h->admin);
+}
+
+bool
+health_takes_logins(const struct health *h)
+{
+	return health_is_up(h) && health_admin(h) == BACKEND_READY;
+}
+
+void
+health_set_admin(struct health *h, enum backend_admin a)
+{
+	int was;
+
+	if (h == NULL || (unsigned)a >= BACKEND__COUNT)
+		return;
+	was = atomic_exchange(&h->admin, (int)a);
+	if (was != (int)a)
+		log_kv(LOG_INFO, "backend.admin", "backend=%s state=%s was=%s", h->name,
+		       backend_admin_name(a), backend_admin_name((enum backend_admin)was));
+}
+
+void
+health_last_why(struct health *h, char *buf, size_t len)
+{
+	if (h == NULL) {
+		snprintf(buf, len, "%s", "");
+		return;
+	}
+	pthread_mutex_lock(&h->lock);
+	snprintf(buf, len, "%s", h->last_why);
+	pthread_mutex_unlock(&h->lock);
+}
+
+void
+health_sessions_add(struct health *h, enum proto_kind pk, int delta)
+{
+	if (h != NULL && (unsigned)pk < PROTO__COUNT)
+		atomic_fetch_add(&h->sessions[pk], delta);
+}
+
+long
+health_sessions(const struct health *h, enum proto_kind pk)
+{
+	return h != NULL && (unsigned)pk < PROTO__COUNT ? atomic_load(&h->sessions[pk]) : 0;
 }
 
 void

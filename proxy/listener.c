@@ -71,7 +71,7 @@ pause_accepting(struct worker *w)
 static void
 resume_accepting(struct worker *w)
 {
-	if (w->stopping)
+	if (w->stopping || w->draining)
 		return;
 	ev_timer_stop(w->loop, &w->accept_resume);
 	for (size_t i = 0; i < w->nlisteners; i++) {
@@ -153,8 +153,22 @@ listener_stop(struct worker *w)
 }
 
 void
+listener_close(struct worker *w)
+{
+	listener_stop(w);
+	for (size_t i = 0; i < w->nlisteners; i++) {
+		if (w->listeners[i].fd >= 0)
+			close(w->listeners[i].fd);
+		w->listeners[i].fd = -1;
+		w->listeners[i].paused = false;
+	}
+}
+
+void
 listener_conn_closed(struct worker *w)
 {
+	if (w->draining)
+		return;
 	if (ev_is_active(&w->accept_resume))
 		resume_accepting(w);
 }

@@ -32,6 +32,9 @@ int listener_bind(const struct listener_conf *lc, const char **err_out);
 void listener_start(struct worker *w);
 /* Stop accepting (shutdown); the sockets stay open until worker teardown. */
 void listener_stop(struct worker *w);
+/* Draining: stop accepting and close the sockets, so that new connections
+ * are refused here at once (and go to another instance). */
+void listener_close(struct worker *w);
 /* A conn of w closed: resume accepting if descriptors ran out before. */
 void listener_conn_closed(struct worker *w);
 

@@ -16,8 +16,10 @@
 
 #include <openssl/ssl.h>
 
+#include "admin.h"
 #include "config.h"
 #include "health.h"
+#include "lifecycle.h"
 #include "listener.h"
 #include "log.h"
 #include "notify.h"
@@ -35,13 +37,17 @@
 static void
 usage(FILE *f)
 {
-	fprintf(f,
-	        "usage: postern [-t] -c FILE\n"
-	        "       postern -c FILE lock show USER | set USER imap|pop3 | clear USER | list\n"
-	        "       postern -V\n"
-	        "  -c FILE  configuration file (libconfig syntax)\n"
-	        "  -t       check the configuration and exit (1 on errors)\n"
-	        "  -V       print the version and exit\n");
+	fprintf(
+	    f, "usage: postern [-t] -c FILE\n"
+	       "       postern -c FILE lock show USER | set USER imap|pop3 | clear USER | list\n"
+	       "       postern -c FILE sessions [--user U] [--backend B] [--client CIDR] [--json]\n"
+	       "       postern -c FILE kick --user U | --backend B | --client CIDR\n"
+	       "       postern -c FILE backend list [--json] | backend NAME drain|maint|ready\n"
+	       "       postern -c FILE reload | stats | health\n"
+	       "       postern -V\n"
+	       "  -c FILE  configuration file (libconfig syntax)\n"
+	       "  -t       check the configuration and exit (1 on errors)\n"
+	       "  -V       print the version and exit\n");
 }
 
 static void
@@ -109,9 +115,11 @@ log_errors(const char *event, char *text)
  * SIGHUP: read the file again and build its TLS state; new connections get
  * the new pair, open ones keep theirs.  Anything wrong (a broken
  * certificate, a typo, moved listeners) leaves the running pair in service.
+ * Returns 0, or -1 with the error report in *report_out (the caller frees).
  */
-static void
-reload(const char *path, const struct config *first, struct policy *policy, unsigned *generation)
+static int
+reload(const char *path, const struct config *first, struct policy *policy, unsigned *generation,
+       char **report_out)
 {
 	struct config *cfg;
 	struct tls_state *tls = NULL;
@@ -120,8 +128,9 @@ reload(const char *path, const struct config *first, struct policy *policy, unsi
 	size_t len = 0;
 	FILE *errs = open_memstream(&report, &len);
 
+	*report_out = NULL;
 	if (errs == NULL)
-		return;
+		return -1;
 	cfg = config_load(path, errs);
 	if (cfg != NULL && !same_listeners(first, cfg)) {
 		fprintf(errs, "%s: listeners changed: restart postern to apply that\n", path);
@@ -141,21 +150,123 @@ reload(const char *path, const struct config *first, struct policy *policy, unsi
 		    (cfg->admin.http != NULL && strcmp(cfg->admin.http, first->admin.http) != 0))
 			log_kv(LOG_WARN, "config.reload",
 			       "note=\"admin.http changes need a restart\"");
+		if ((cfg->admin.socket == NULL) != (first->admin.socket == NULL) ||
+		    (cfg->admin.socket && strcmp(cfg->admin.socket, first->admin.socket) != 0))
+			log_kv(LOG_WARN, "config.reload",
+			       "note=\"admin.socket changes need a restart\"");
 		rt = runtime_new(cfg, tls, ++*generation);
 		if (rt == NULL) {
 			log_kv(LOG_ERR, "config.reload", "result=failed error=\"out of memory\"");
-			return;
+			*report_out = strdup("out of memory");
+			return -1;
 		}
 		runtime_publish(rt);
 		log_kv(LOG_INFO, "config.reload", "result=ok generation=%u", *generation);
-		return;
+		return 0;
 	}
 	fclose(errs);
+	*report_out = report != NULL ? strdup(report) : NULL;
 	log_errors("config.reload", report);
 	free(report);
 	tls_state_unref(&tls);
 	config_unref(&cfg);
 	log_kv(LOG_ERR, "config.reload", "result=failed note=\"the running configuration stays\"");
+	return -1;
+}
+
+/* A reload, its outcome told to the admin requests it covers. */
+static void
+reload_and_answer(const char *path, const struct config *first, struct policy *policy,
+                  unsigned *generation)
+{
+	uint64_t token = admin_reload_begin();
+	char *report = NULL;
+	int rc;
+
+	notify_reloading();
+	rc = reload(path, first, policy, generation, &report);
+	notify_ready(); /* a failed reload leaves the old state serving */
+	admin_reload_done(token, rc == 0, report);
+	free(report);
+}
+
+/* Are all workers out of connections? */
+static bool
+workers_idle(struct worker *workers, int n)
+{
+	for (int w = 0; w < n; w++)
+		if (worker_conns(&workers[w]) > 0)
+			return false;
+	return true;
+}
+
+/*
+ * SIGTERM: every listener closes at once, then sessions end politely (see
+ * conn_end_politely) until none is left or timeouts.drain has passed.
+ * SIGINT meanwhile stops at once; SIGHUP still reloads.
+ */
+static void
+drain(const char *path, const struct config *first, struct policy *policy, unsigned *generation,
+      struct worker *workers, const sigset_t *sigs)
+{
+	struct runtime *rt = runtime_get();
+	uint64_t spread = rt->cfg->timeouts.drain_spread_ms, limit = rt->cfg->timeouts.drain_ms;
+	uint64_t start = now_ms();
+
+	runtime_unref(&rt);
+	lifecycle_set_draining();
+	log_kv(LOG_INFO, "postern.drain", "deadline_ms=%llu spread_ms=%llu",
+	       (unsigned long long)limit, (unsigned long long)spread);
+	for (int w = 0; w < first->workers; w++)
+		worker_drain(&workers[w], spread, limit);
+	/* The workers close what is left at the deadline themselves; this
+	 * waits a little longer for their last words to go out. */
+	while (!workers_idle(workers, first->workers) && now_ms() - start < limit + 1000) {
+		struct timespec tick = {0, 100 * 1000 * 1000};
+		int sig = sigtimedwait(sigs, NULL, &tick);
+
+		tls_tickets_tick(now_ms());
+		if (sig == SIGHUP)
+			reload_and_answer(path, first, policy, generation);
+		else if (sig == SIGINT) {
+			log_kv(LOG_INFO, "postern.stop", "signal=INT note=\"drain cut short\"");
+			return;
+		}
+	}
+	log_kv(LOG_INFO, "postern.drained", "ms=%llu left=%s",
+	       (unsigned long long)(now_ms() - start),
+	       workers_idle(workers, first->workers) ? "none" : "closed");
+}
+
+/*
+ * postern -c FILE sessions|kick|...: through the admin socket.  A file
+ * that does not load still names its socket (a reload of a broken file is
+ * for the daemon to refuse, with its own words); one that cannot be parsed
+ * at all shows its errors here.
+ */
+static int
+admin_command(const char *path, int argc, char **argv)
+{
+	char *report = NULL, *sock = NULL;
+	size_t len = 0;
+	FILE *errs = open_memstream(&report, &len);
+	struct config *cfg = config_load(path, errs);
+	int rc;
+
+	if (errs != NULL)
+		fclose(errs);
+	if (cfg != NULL)
+		sock = cfg->admin.socket != NULL ? strdup(cfg->admin.socket) : NULL;
+	else if ((sock = config_admin_socket(path)) == NULL) {
+		fputs(report != NULL ? report : "postern: cannot load the configuration\n", stderr);
+		free(report);
+		return 1;
+	}
+	rc = admin_client_main(path, sock, argc, argv, stdout, stderr);
+	free(sock);
+	free(report);
+	config_unref(&cfg);
+	return rc;
 }
 
 int
@@ -171,7 +282,7 @@ main(int argc, char **argv)
 	struct metrics_http *http = NULL;
 	unsigned generation = 1;
 	sigset_t sigs;
-	int *fds, opt;
+	int *fds, opt, admin_fd = -1;
 	size_t nl;
 
 	/* "+": options end at the first word (lock ...). */
@@ -195,11 +306,14 @@ main(int argc, char **argv)
 			return 2;
 		}
 	}
-	if (path == NULL || (optind != argc && strcmp(argv[optind], "lock") != 0)) {
+	if (path == NULL || (optind != argc && strcmp(argv[optind], "lock") != 0 &&
+	                     !admin_is_command(argv[optind]))) {
 		usage(stderr);
 		return 2;
 	}
 
+	if (optind != argc && admin_is_command(argv[optind]))
+		return admin_command(path, argc - optind, argv + optind);
 	cfg = config_load(path, stderr);
 	if (cfg == NULL)
 		return 1;
@@ -268,6 +382,19 @@ main(int argc, char **argv)
 			exit(1);
 		}
 	}
+	if (cfg->admin.socket != NULL) {
+		/* Bound while we may be root; then it belongs to the user we become. */
+		struct passwd *pw = cfg->user != NULL && getuid() == 0 ? getpwnam(cfg->user) : NULL;
+		const char *err = NULL;
+
+		admin_fd = admin_bind(cfg->admin.socket, pw ? pw->pw_uid : (uid_t)-1,
+		                      pw ? pw->pw_gid : (gid_t)-1, &err);
+		if (admin_fd < 0) {
+			fprintf(stderr, "postern: admin socket %s: %s: %s\n", cfg->admin.socket,
+			        err, strerror(errno));
+			exit(1);
+		}
+	}
 	if (cfg->user != NULL && drop_privileges(cfg->user) < 0)
 		fatal("cannot drop privileges to the configured user");
 
@@ -291,6 +418,9 @@ main(int argc, char **argv)
 		if (metrics_http_start(http, &err) < 0)
 			fatal(err);
 	}
+	if (admin_fd >= 0 &&
+	    admin_start(admin_fd, cfg->admin.socket, workers, (size_t)cfg->workers) < 0)
+		fatal("cannot start the admin socket");
 	log_kv(LOG_INFO, "postern.start", "version=%s workers=%d listeners=%zu backends=%zu",
 	       POSTERN_VERSION, cfg->workers, cfg->nlisteners, cfg->nbackends);
 	for (size_t i = 0; i < nl; i++)
@@ -309,13 +439,13 @@ main(int argc, char **argv)
 		if (sig < 0)
 			continue;
 		if (sig == SIGHUP) {
-			notify_reloading();
-			reload(path, cfg, policy, &generation);
-			notify_ready(); /* a failed reload leaves the old state serving */
+			reload_and_answer(path, cfg, policy, &generation);
 			continue;
 		}
 		notify_stopping();
 		log_kv(LOG_INFO, "postern.stop", "signal=%s", sig == SIGTERM ? "TERM" : "INT");
+		if (sig == SIGTERM)
+			drain(path, cfg, policy, &generation, workers, &sigs);
 		break;
 	}
 	metrics_http_free(&http); /* no scrape runs past here */
@@ -325,6 +455,7 @@ main(int argc, char **argv)
 		worker_stop(&workers[w]);
 	for (int w = 0; w < cfg->workers; w++)
 		worker_join(&workers[w]);
+	admin_stop(); /* after the workers: their last answers are in */
 	free(workers);
 	free(fds);
 	runtime_publish(NULL);

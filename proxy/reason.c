@@ -76,6 +76,7 @@ static const char *const close_reason_names[CLOSE__COUNT] = {
     [CLOSE_OUT_OF_MEMORY] = "out_of_memory",
     [CLOSE_INTERNAL_ERROR] = "internal_error",
     [CLOSE_SHUTDOWN] = "shutdown",
+    [CLOSE_KICKED] = "kicked",
 };
 _Static_assert(sizeof(close_reason_names) / sizeof(close_reason_names[0]) == CLOSE__COUNT,
                "close_reason_names must name every reason");
@@ -84,4 +85,20 @@ const char *
 close_reason_name(enum close_reason r)
 {
 	return (unsigned)r < CLOSE__COUNT ? close_reason_names[r] : "unknown";
+}
+
+const char *
+close_bye_text(enum close_reason r, enum proto_kind pk)
+{
+	/* RFC 5530 §3 UNAVAILABLE: try again (elsewhere) later; RFC 3206 SYS/TEMP. */
+	switch (r) {
+	case CLOSE_SHUTDOWN:
+		return pk == PROTO_IMAP ? "[UNAVAILABLE] Server shutting down, please reconnect"
+		                        : "[SYS/TEMP] Server shutting down, please reconnect";
+	case CLOSE_KICKED:
+		return pk == PROTO_IMAP ? "[UNAVAILABLE] Session ended by the administrator"
+		                        : "[SYS/TEMP] Session ended by the administrator";
+	default:
+		return "";
+	}
 }

@@ -62,9 +62,14 @@ enum close_reason {
 	CLOSE_OUT_OF_MEMORY,          /* an allocation failed */
 	CLOSE_INTERNAL_ERROR,         /* our fault */
 	CLOSE_SHUTDOWN,               /* postern is stopping */
+	CLOSE_KICKED,                 /* ended from the admin socket (kick, backend maint) */
 	CLOSE__COUNT
 };
 
 const char *close_reason_name(enum close_reason r);
+
+/* The last words (after "* BYE " or "-ERR ") of a session postern ends
+ * itself: CLOSE_SHUTDOWN or CLOSE_KICKED; "" for other reasons. */
+const char *close_bye_text(enum close_reason r, enum proto_kind pk);
 
 #endif

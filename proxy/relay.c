@@ -20,6 +20,13 @@ relay_init(struct relay *r, enum proto_kind proto, struct link *cl, struct link 
 	r->bl = bl;
 	r->up = up;
 	r->down = down;
+	r->b_line_ended = true; /* the login reply was a whole line */
+}
+
+bool
+relay_at_line_boundary(const struct relay *r)
+{
+	return r->b_line_ended && buf_len(r->up) == 0 && buf_len(r->down) == 0;
 }
 
 /* Remember the last RELAY_TAIL bytes the client sent. */
@@ -58,10 +65,11 @@ client_logged_out(const struct relay *r)
 }
 
 /* One direction: read from src into b (when not at EOF and b has room);
- * r: the client's side (its bytes are counted and its tail kept).
+ * r: the client's side (its bytes are counted and its tail kept);
+ * line_ended: the backend's side (did its last byte end a line?).
  * Returns 1 progress, 0 none, -1 error, -2 out of memory. */
 static int
-pull(struct link *src, struct buf *b, bool *eof, struct relay *r)
+pull(struct link *src, struct buf *b, bool *eof, struct relay *r, bool *line_ended)
 {
 	size_t space;
 	uint8_t *t;
@@ -78,6 +86,8 @@ pull(struct link *src, struct buf *b, bool *eof, struct relay *r)
 			tail_add(r, t, (size_t)n);
 			r->up_bytes += (uint64_t)n;
 		}
+		if (line_ended != NULL)
+			*line_ended = t[n - 1] == '\n';
 		buf_produce(b, (size_t)n);
 		return 1;
 	}
@@ -138,7 +148,7 @@ relay_run(struct relay *r, enum close_reason *reason_out)
 	for (int round = 0; round < RELAY_ROUNDS; round++) {
 		progress = false;
 		/* client -> up -> backend */
-		if ((k = pull(r->cl, r->up, &r->c_eof, r)) < 0) {
+		if ((k = pull(r->cl, r->up, &r->c_eof, r, NULL)) < 0) {
 			*reason_out = k == -2 ? CLOSE_OUT_OF_MEMORY : CLOSE_CLIENT_READ_ERROR;
 			return RELAY_END;
 		}
@@ -154,7 +164,7 @@ relay_run(struct relay *r, enum close_reason *reason_out)
 			r->b_shut_wr = true;
 		}
 		/* backend -> down -> client */
-		if ((k = pull(r->bl, r->down, &r->b_eof, NULL)) < 0) {
+		if ((k = pull(r->bl, r->down, &r->b_eof, NULL, &r->b_line_ended)) < 0) {
 			*reason_out = k == -2 ? CLOSE_OUT_OF_MEMORY : CLOSE_BACKEND_READ_ERROR;
 			return RELAY_END;
 		}

@@ -3,7 +3,8 @@
  * link and the backend link, through two fixed buffers, with backpressure
  * and half-close.  The relay never parses; it only remembers the client's
  * last few bytes, so that a session the backend ends right after the
- * client's LOGOUT/QUIT is logged as the client's doing.
+ * client's LOGOUT/QUIT is logged as the client's doing, and whether the
+ * backend's last byte ended a line (a quiet moment for a BYE needs it).
  */
 #ifndef POSTERN_RELAY_H
 #define POSTERN_RELAY_H
@@ -24,7 +25,8 @@ struct relay {
 	uint64_t up_bytes, down_bytes; /* read from / written to the client */
 	enum proto_kind proto;
 	bool c_eof, b_eof, b_shut_wr;
-	bool moved; /* the last relay_run() moved bytes (the idle timer restarts) */
+	bool moved;        /* the last relay_run() moved bytes (the idle timer restarts) */
+	bool b_line_ended; /* the backend's last byte read was '\n' (true before any) */
 	uint8_t tail_len;
 	char tail[RELAY_TAIL]; /* the client's last bytes */
 };
@@ -42,5 +44,9 @@ void relay_init(struct relay *r, enum proto_kind proto, struct link *cl, struct 
 /* Move bytes in both directions as far as the sockets allow, then watch
  * what is needed on both links. */
 enum relay_rc relay_run(struct relay *r, enum close_reason *reason_out);
+
+/* Nothing in flight: both buffers empty and the backend's last line
+ * complete, so a line of our own to the client splits nothing. */
+bool relay_at_line_boundary(const struct relay *r);
 
 #endif

@@ -1,7 +1,7 @@
 /*
- * worker.c: a thread with its own libev loop.  Only worker_stop() is
- * called from another thread (through ev_async); everything else of a
- * worker runs on its own loop.
+ * worker.c: a thread with its own libev loop.  worker_stop(), worker_drain()
+ * and worker_post() are called from other threads (through ev_async);
+ * everything else of a worker runs on its own loop.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -9,6 +9,7 @@
 
 #include <openssl/rand.h>
 
+#include "admin.h"
 #include "conn.h"
 #include "listener.h"
 #include "log.h"
@@ -24,6 +25,126 @@ reap_cb(struct ev_loop *loop, ev_prepare *p, int revents)
 	conn_reap(w);
 }
 
+#define END_SWEEP_SECONDS 0.1 /* how often sessions being ended are looked at */
+
+/* Run what the admin thread queued; with close, refuse anything later. */
+static void
+mbox_run(struct worker *w, bool close)
+{
+	struct admin_job *jobs[WORKER_MAILBOX_MAX];
+	size_t n;
+
+	pthread_mutex_lock(&w->mbox_lock);
+	n = w->nmbox;
+	memcpy(jobs, w->mbox, n * sizeof(jobs[0]));
+	w->nmbox = 0;
+	if (close)
+		w->mbox_closed = true;
+	pthread_mutex_unlock(&w->mbox_lock);
+	for (size_t i = 0; i < n; i++)
+		admin_job_run(jobs[i], w); /* the job goes back to the admin thread */
+}
+
+static void
+mbox_cb(struct ev_loop *loop, ev_async *a, int revents)
+{
+	(void)loop;
+	(void)revents;
+	mbox_run(container_of(a, struct worker, mbox_async), false);
+}
+
+int
+worker_post(struct worker *w, struct admin_job *job)
+{
+	int rc = -1;
+
+	/* The send is under the lock: once the mailbox is closed (the worker
+	 * stopping), nobody touches the loop, which worker_join() destroys. */
+	pthread_mutex_lock(&w->mbox_lock);
+	if (!w->mbox_closed && w->nmbox < WORKER_MAILBOX_MAX) {
+		w->mbox[w->nmbox++] = job;
+		ev_async_send(w->loop, &w->mbox_async);
+		rc = 0;
+	}
+	pthread_mutex_unlock(&w->mbox_lock);
+	return rc;
+}
+
+static void
+end_sweep_cb(struct ev_loop *loop, ev_timer *t, int revents)
+{
+	struct worker *w = container_of(t, struct worker, end_sweep);
+
+	(void)revents;
+	conn_end_sweep(w);
+	if (w->nending == 0)
+		ev_timer_stop(loop, t);
+}
+
+void
+worker_end_started(struct worker *w)
+{
+	if (w->nending++ == 0 && !ev_is_active(&w->end_sweep)) {
+		ev_timer_set(&w->end_sweep, END_SWEEP_SECONDS, END_SWEEP_SECONDS);
+		ev_timer_start(w->loop, &w->end_sweep);
+	}
+}
+
+void
+worker_end_done(struct worker *w)
+{
+	if (w->nending > 0)
+		w->nending--;
+}
+
+uint64_t
+worker_conns(struct worker *w)
+{
+	return atomic_load(&w->nconns);
+}
+
+/* A uniform double in [0, 1) from the worker's splitmix64 state. */
+static double
+worker_random(struct worker *w)
+{
+	uint64_t z = (w->cid_state += 0x9e3779b97f4a7c15ULL);
+
+	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+	z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+	z ^= z >> 31;
+	return (double)(z >> 11) / (double)(1ULL << 53);
+}
+
+static void
+drain_cb(struct ev_loop *loop, ev_async *a, int revents)
+{
+	struct worker *w = container_of(a, struct worker, drain_async);
+	double spread = (double)atomic_load(&w->drain_spread_ms) / 1000.0;
+	double deadline = (double)atomic_load(&w->drain_deadline_ms) / 1000.0;
+	struct conn *next;
+
+	(void)loop;
+	(void)revents;
+	if (w->draining || w->stopping)
+		return;
+	w->draining = true;
+	listener_close(w);
+	/* Each session its own moment within the spread, so that thousands of
+	 * clients do not come back at once. */
+	for (struct conn *c = w->conns; c != NULL; c = next) {
+		next = c->next; /* c may be closed (unlinked) here */
+		conn_end_politely(c, CLOSE_SHUTDOWN, worker_random(w) * spread, deadline);
+	}
+}
+
+void
+worker_drain(struct worker *w, uint64_t spread_ms, uint64_t deadline_ms)
+{
+	atomic_store(&w->drain_spread_ms, spread_ms);
+	atomic_store(&w->drain_deadline_ms, deadline_ms);
+	ev_async_send(w->loop, &w->drain_async);
+}
+
 static void
 stop_cb(struct ev_loop *loop, ev_async *a, int revents)
 {
@@ -31,7 +152,9 @@ stop_cb(struct ev_loop *loop, ev_async *a, int revents)
 
 	(void)revents;
 	w->stopping = true;
+	mbox_run(w, true); /* answer what is queued, then take no more */
 	listener_stop(w);
+	ev_timer_stop(loop, &w->end_sweep);
 	while (w->conns != NULL)
 		conn_close(w->conns, CLOSE_SHUTDOWN);
 	ev_break(loop, EVBREAK_ALL);
@@ -70,6 +193,12 @@ worker_init(struct worker *w, int id, const struct config *cfg, struct policy *p
 	}
 	ev_async_init(&w->stop_async, stop_cb);
 	ev_async_start(w->loop, &w->stop_async);
+	ev_async_init(&w->drain_async, drain_cb);
+	ev_async_start(w->loop, &w->drain_async);
+	pthread_mutex_init(&w->mbox_lock, NULL);
+	ev_async_init(&w->mbox_async, mbox_cb);
+	ev_async_start(w->loop, &w->mbox_async);
+	ev_init(&w->end_sweep, end_sweep_cb);
 	ev_prepare_init(&w->reap_prepare, reap_cb);
 	ev_prepare_start(w->loop, &w->reap_prepare);
 	listener_start(w);
@@ -109,8 +238,11 @@ worker_join(struct worker *w)
 {
 	pthread_join(w->thread, NULL);
 	for (size_t i = 0; i < w->nlisteners; i++)
-		close(w->listeners[i].fd);
+		if (w->listeners[i].fd >= 0)
+			close(w->listeners[i].fd);
 	free(w->listeners);
 	metrics_deinit(&w->metrics);
+	/* mbox_lock stays: the admin thread may still find the mailbox closed
+	 * until admin_stop(). */
 	ev_loop_destroy(w->loop);
 }

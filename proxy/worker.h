@@ -1,12 +1,14 @@
 /*
  * worker.h: one thread, one libev loop, its own listening sockets and the
- * connections they accept.  Only worker_stop() is called from another
- * thread; everything else of a worker runs on its own loop.
+ * connections they accept.  Only worker_stop(), worker_drain() and
+ * worker_post() are called from other threads (each through an ev_async);
+ * everything else of a worker runs on its own loop.
  */
 #ifndef POSTERN_WORKER_H
 #define POSTERN_WORKER_H
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -18,6 +20,9 @@
 #include "policy.h"
 
 struct conn;
+struct admin_job;
+
+#define WORKER_MAILBOX_MAX 64 /* admin jobs queued at once; more are refused */
 
 struct worker {
 	int id;
@@ -27,15 +32,33 @@ struct worker {
 	size_t nlisteners;
 	ev_async stop_async;
 	ev_prepare reap_prepare;
-	ev_timer accept_resume;   /* after EMFILE: accepting resumes shortly */
-	struct policy *policy;    /* borrowed: the process's policy */
-	struct policy_worker *pw; /* owned: this loop's way into it */
-	struct conn *conns;       /* all live conns (for shutdown) */
-	struct conn *reap;        /* closed conns waiting to be freed */
-	uint64_t nconns;
-	uint64_t cid_state; /* splitmix64 state for connection ids */
+	ev_timer accept_resume;      /* after EMFILE: accepting resumes shortly */
+	struct policy *policy;       /* borrowed: the process's policy */
+	struct policy_worker *pw;    /* owned: this loop's way into it */
+	struct conn *conns;          /* all live conns (for shutdown) */
+	struct conn *reap;           /* closed conns waiting to be freed */
+	atomic_uint_fast64_t nconns; /* written by the worker; main reads it while draining */
+	uint64_t cid_state;          /* splitmix64 state for connection ids */
 	bool stopping;
 	struct metrics metrics; /* written by this thread only; read by scrapes */
+
+	/* Sessions being ended politely (conn_end_politely) and the timer
+	 * that looks at them while there are any. */
+	uint64_t nending;
+	ev_timer end_sweep;
+
+	/* SIGTERM: main sets these and sends drain_async. */
+	ev_async drain_async;
+	atomic_uint_fast64_t drain_spread_ms, drain_deadline_ms;
+	bool draining;
+
+	/* Admin jobs from the admin thread: a list under mbox_lock, announced
+	 * by mbox_async; closed (refusing jobs) once the worker stops. */
+	pthread_mutex_t mbox_lock;
+	struct admin_job *mbox[WORKER_MAILBOX_MAX]; /* the admin's, held here until run */
+	size_t nmbox;
+	bool mbox_closed;
+	ev_async mbox_async;
 };
 
 /* Set up w: its loop and one listener per fds[i] (taken over), serving
@@ -46,6 +69,18 @@ int worker_init(struct worker *w, int id, const struct config *cfg, struct polic
 int worker_start(struct worker *w);
 /* Ask the worker to close everything and return (thread-safe). */
 void worker_stop(struct worker *w);
+/* SIGTERM: close the listeners now and end every session politely: BYEs
+ * spread over spread_ms, all closed after deadline_ms (thread-safe). */
+void worker_drain(struct worker *w, uint64_t spread_ms, uint64_t deadline_ms);
+/* Live connections now (thread-safe, a moment's count). */
+uint64_t worker_conns(struct worker *w);
+/* Queue an admin job; w runs admin_job_run() on its own loop.  -1 when
+ * the worker stopped or its mailbox is full (then nothing is queued). */
+int worker_post(struct worker *w, struct admin_job *job);
+/* A conn of w started / finished ending politely (conn.c): the sweep runs
+ * while any is pending. */
+void worker_end_started(struct worker *w);
+void worker_end_done(struct worker *w);
 /* Wait for the thread and free everything. */
 void worker_join(struct worker *w);
 

@@ -756,8 +756,11 @@ class Postern(_Daemon):
         self.extra = extra
         self.parent_dir = parent_dir
         self.binary = binary or POSTERN_BIN
+        # SIGTERM drains politely (timeouts.drain); stop() waits 10s for the
+        # exit, so the drain here is shorter than that.
         self.timeouts = dict(handshake="10s", login="60s", idle="30m",
-                             backend_connect="5s", backend_login="15s")
+                             backend_connect="5s", backend_login="15s",
+                             drain="5s", drain_quiet="500ms", drain_spread="1s")
         self.timeouts.update(timeouts or {})
         self.limits = dict(max_bad_commands=3, max_auth_failures=3)
         self.limits.update(limits or {})

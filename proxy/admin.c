@@ -1,0 +1,1269 @@
+/*
+ * admin.c: the admin socket's server (see admin.h).  One thread, one libev
+ * loop, at most ADMIN_CLIENTS_MAX clients; each sends one request line
+ * within ADMIN_READ_SECONDS and gets one answer ("OK" and a body, or one
+ * "ERR ..." line), written without blocking within ADMIN_WRITE_SECONDS.
+ * Workers are asked through their mailboxes and answer through ours; this
+ * file reads a conn only inside admin_job_run(), on the conn's own worker.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <ev.h>
+
+#include "acl.h"
+#include "admin.h"
+#include "conn.h"
+#include "health.h"
+#include "lifecycle.h"
+#include "log.h"
+#include "metrics.h"
+#include "runtime.h"
+#include "worker.h"
+
+#define ADMIN_CLIENTS_MAX    16
+#define ADMIN_LISTEN_BACKLOG 16
+#define ADMIN_READ_SECONDS   5.0    /* to send the request line */
+#define ADMIN_WAIT_SECONDS   10.0   /* for the workers' answers */
+#define ADMIN_RELOAD_SECONDS 120.0  /* for a reload (certificates, route maps) */
+#define ADMIN_WRITE_SECONDS  10.0   /* to take the answer */
+#define ADMIN_LINGER_SECONDS 1.0    /* after it, for the client to close first */
+#define ADMIN_SESSIONS_MAX   100000 /* sessions listed per worker */
+#define ADMIN_ARGS_MAX       8
+#define BACKEND_NAME_MAX     64
+
+struct filter {
+	bool user_set, backend_set, client_set;
+	char user[CREDS_USER_MAX + 1];
+	char backend[BACKEND_NAME_MAX + 1];
+	struct cidr_conf client;
+};
+
+struct session_rec {
+	uint64_t cid;
+	enum proto_kind proto;
+	enum conn_state state;
+	bool ending;
+	double since; /* wall clock, seconds since the epoch */
+	uint64_t in, out;
+	char user[CREDS_USER_MAX + 1];
+	char client[ADDR_TEXT_MAX];
+	char backend[BACKEND_NAME_MAX + 1];
+};
+
+enum job_kind { JOB_LIST, JOB_KICK };
+
+struct aclient;
+
+/* One question to one worker, and its answer. */
+struct admin_job {
+	enum job_kind kind;
+	struct filter f;
+	struct aclient *ac;       /* borrowed: the client waiting for it */
+	struct session_rec *recs; /* owned: JOB_LIST's answer */
+	size_t nrecs, cap;
+	bool truncated;
+	uint64_t kicked;        /* JOB_KICK's answer */
+	struct admin_job *next; /* in adm.answers, then in ac->done */
+};
+
+enum ac_cmd {
+	CMD_SESSIONS,
+	CMD_KICK,
+	CMD_BACKEND_LIST,
+	CMD_BACKEND_SET,
+	CMD_RELOAD,
+	CMD_STATS,
+	CMD_HEALTH
+};
+enum ac_state { AC_READ, AC_WAIT, AC_WRITE, AC_LINGER, AC_GONE };
+
+struct aclient {
+	int fd;
+	ev_io io;
+	ev_timer timer;
+	enum ac_state st;
+	char in[ADMIN_REQUEST_MAX];
+	size_t inlen;
+	char *out; /* owned: the answer */
+	size_t outlen, outoff;
+	/* the request */
+	enum ac_cmd cmd;
+	bool json;
+	struct filter f;
+	char backend[BACKEND_NAME_MAX + 1];
+	enum backend_admin set;
+	/* waiting */
+	int pending;            /* jobs out at workers */
+	struct admin_job *done; /* owned: answered jobs */
+	bool reload_wait;
+	uint64_t reload_token;
+	struct aclient *next, *prev;
+};
+
+static struct {
+	pthread_t thread, main_thread;
+	struct ev_loop *loop;
+	ev_io accept_io;
+	ev_async wake; /* answers or a reload outcome came */
+	ev_async stop;
+	int fd;
+	char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
+	struct worker *workers; /* borrowed */
+	size_t nworkers;
+	struct aclient *clients;
+	size_t nclients;
+	bool running;
+
+	pthread_mutex_t lock; /* the fields below: any thread */
+	struct admin_job *answers;
+	uint64_t reload_asked; /* the last token handed to a request */
+	uint64_t reload_done;  /* requests up to this token have an outcome */
+	bool reload_ok;
+	char *reload_report; /* owned */
+} adm = {.fd = -1, .lock = PTHREAD_MUTEX_INITIALIZER};
+
+static const char *const commands[] = {"sessions", "kick",   "backend", "reload",
+                                       "stats",    "health", NULL};
+
+bool
+admin_is_command(const char *word)
+{
+	for (size_t i = 0; commands[i] != NULL; i++)
+		if (strcmp(commands[i], word) == 0)
+			return true;
+	return false;
+}
+
+/* ---- binding --------------------------------------------------------------- */
+
+int
+admin_bind(const char *path, uid_t uid, gid_t gid, const char **err_out)
+{
+	struct sockaddr_un sun = {.sun_family = AF_UNIX};
+	struct stat st;
+	mode_t old;
+	int fd, rc, saved;
+
+	if (strlen(path) >= sizeof(sun.sun_path)) {
+		*err_out = "path too long";
+		errno = ENAMETOOLONG;
+		return -1;
+	}
+	memcpy(sun.sun_path, path, strlen(path) + 1);
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0) {
+		*err_out = "socket";
+		return -1;
+	}
+	/* Something there already: a live postern's socket, or a stale one. */
+	if (lstat(path, &st) == 0) {
+		int probe;
+
+		if (!S_ISSOCK(st.st_mode)) {
+			*err_out = "exists and is not a socket";
+			errno = EEXIST;
+			goto fail;
+		}
+		probe = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		if (probe >= 0 && connect(probe, (struct sockaddr *)&sun, sizeof(sun)) == 0) {
+			close(probe);
+			*err_out = "in use by a running postern";
+			errno = EADDRINUSE;
+			goto fail;
+		}
+		if (probe >= 0)
+			close(probe);
+		(void)unlink(path);
+	}
+	/* 0600 from the start: no moment when others could connect. */
+	old = umask(0177);
+	rc = bind(fd, (struct sockaddr *)&sun, sizeof(sun));
+	umask(old);
+	if (rc < 0) {
+		*err_out = "bind";
+		goto fail;
+	}
+	if (chmod(path, 0600) < 0 || (uid != (uid_t)-1 && chown(path, uid, gid) < 0)) {
+		*err_out = "chmod/chown";
+		saved = errno;
+		(void)unlink(path);
+		errno = saved;
+		goto fail;
+	}
+	if (listen(fd, ADMIN_LISTEN_BACKLOG) < 0) {
+		*err_out = "listen";
+		saved = errno;
+		(void)unlink(path);
+		errno = saved;
+		goto fail;
+	}
+	return fd;
+fail:
+	saved = errno;
+	close(fd);
+	errno = saved;
+	return -1;
+}
+
+/* ---- on a worker's thread ------------------------------------------------ */
+
+static bool
+filter_match(const struct filter *f, const struct conn *c)
+{
+	if (f->user_set && strcasecmp(c->user, f->user) != 0)
+		return false;
+	if (f->backend_set && (c->backend_name == NULL || strcmp(c->backend_name, f->backend) != 0))
+		return false;
+	if (f->client_set) {
+		struct acl_addr a;
+		if (acl_addr_from_sockaddr((const struct sockaddr *)&c->client_sa,
+		                           sizeof(c->client_sa), &a) < 0 ||
+		    !acl_match(&f->client, &a))
+			return false;
+	}
+	return true;
+}
+
+static void
+job_list_add(struct admin_job *job, const struct conn *c)
+{
+	struct session_rec *r;
+
+	if (job->nrecs == job->cap) {
+		size_t ncap = job->cap ? job->cap * 2 : 64;
+		struct session_rec *nr;
+
+		if (ncap > ADMIN_SESSIONS_MAX)
+			ncap = ADMIN_SESSIONS_MAX;
+		if (ncap == job->cap || (nr = realloc(job->recs, ncap * sizeof(*nr))) == NULL) {
+			job->truncated = true;
+			return;
+		}
+		job->recs = nr;
+		job->cap = ncap;
+	}
+	r = &job->recs[job->nrecs++];
+	memset(r, 0, sizeof(*r));
+	r->cid = c->id;
+	r->proto = c->lc->proto;
+	r->state = c->state;
+	r->ending = c->ending;
+	r->since = c->started;
+	r->in = c->bytes_in + c->relay.up_bytes;
+	r->out = c->bytes_out + c->relay.down_bytes;
+	snprintf(r->user, sizeof(r->user), "%s", c->user);
+	snprintf(r->client, sizeof(r->client), "%s", c->peer);
+	snprintf(r->backend, sizeof(r->backend), "%s", c->backend_name ? c->backend_name : "");
+}
+
+void
+admin_job_run(struct admin_job *job, struct worker *w)
+{
+	struct conn *next;
+
+	for (struct conn *c = w->conns; c != NULL; c = next) {
+		next = c->next; /* a kicked c may be closed (unlinked) at once */
+		if (c->closed || !filter_match(&job->f, c))
+			continue;
+		if (job->kind == JOB_LIST) {
+			job_list_add(job, c);
+		} else if (c->state != CS_CLOSING) {
+			job->kicked++;
+			conn_end_politely(c, CLOSE_KICKED, 0,
+			                  (double)c->cfg->timeouts.drain_ms / 1000.0);
+		}
+	}
+	/* Back to the admin thread; the loop send is under the lock so that
+	 * admin_stop() cannot destroy the loop in between. */
+	pthread_mutex_lock(&adm.lock);
+	job->next = adm.answers;
+	adm.answers = job;
+	if (adm.running)
+		ev_async_send(adm.loop, &adm.wake);
+	pthread_mutex_unlock(&adm.lock);
+}
+
+/* ---- main's thread: reloads ------------------------------------------------ */
+
+uint64_t
+admin_reload_begin(void)
+{
+	uint64_t t;
+
+	pthread_mutex_lock(&adm.lock);
+	t = adm.reload_asked;
+	pthread_mutex_unlock(&adm.lock);
+	return t;
+}
+
+void
+admin_reload_done(uint64_t token, bool ok, const char *report)
+{
+	pthread_mutex_lock(&adm.lock);
+	if (adm.running && token > adm.reload_done) {
+		adm.reload_done = token;
+		adm.reload_ok = ok;
+		free(adm.reload_report);
+		adm.reload_report = report != NULL ? strdup(report) : NULL;
+		ev_async_send(adm.loop, &adm.wake);
+	}
+	pthread_mutex_unlock(&adm.lock);
+}
+
+/* ---- the admin thread: clients --------------------------------------------- */
+
+static void ac_io_cb(struct ev_loop *loop, ev_io *io, int revents);
+static void ac_timer_cb(struct ev_loop *loop, ev_timer *t, int revents);
+
+static void
+job_free(struct admin_job *job)
+{
+	free(job->recs);
+	free(job);
+}
+
+static void
+ac_free(struct aclient *ac)
+{
+	while (ac->done != NULL) {
+		struct admin_job *j = ac->done;
+		ac->done = j->next;
+		job_free(j);
+	}
+	if (ac->prev != NULL)
+		ac->prev->next = ac->next;
+	else
+		adm.clients = ac->next;
+	if (ac->next != NULL)
+		ac->next->prev = ac->prev;
+	adm.nclients--;
+	free(ac->out);
+	free(ac);
+}
+
+/* The client is done with: close it; free it once nothing refers to it. */
+static void
+ac_close(struct aclient *ac)
+{
+	ev_io_stop(adm.loop, &ac->io);
+	ev_timer_stop(adm.loop, &ac->timer);
+	if (ac->fd >= 0)
+		close(ac->fd);
+	ac->fd = -1;
+	ac->st = AC_GONE;
+	if (ac->pending == 0 && !ac->reload_wait)
+		ac_free(ac);
+}
+
+static void
+ac_arm(struct aclient *ac, double seconds)
+{
+	ev_timer_stop(adm.loop, &ac->timer);
+	ev_timer_set(&ac->timer, seconds, 0.);
+	ev_timer_start(adm.loop, &ac->timer);
+}
+
+/* Start writing the answer in ac->out. */
+static void
+ac_send(struct aclient *ac)
+{
+	ac->st = AC_WRITE;
+	ac->outoff = 0;
+	ac_arm(ac, ADMIN_WRITE_SECONDS);
+	ev_io_stop(adm.loop, &ac->io);
+	ev_io_set(&ac->io, ac->fd, EV_WRITE);
+	ev_io_start(adm.loop, &ac->io);
+}
+
+/* One line of refusal: "ERR " and the text, printable and bounded. */
+static void ac_error(struct aclient *ac, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+static void
+ac_error(struct aclient *ac, const char *fmt, ...)
+{
+	char text[1200];
+	va_list ap;
+	size_t n;
+
+	va_start(ap, fmt);
+	vsnprintf(text, sizeof(text), fmt, ap);
+	va_end(ap);
+	for (char *p = text; *p; p++)
+		if ((unsigned char)*p < 0x20 || (unsigned char)*p == 0x7f)
+			*p = '?';
+	free(ac->out);
+	n = strlen(text) + 6;
+	ac->out = malloc(n);
+	if (ac->out == NULL) {
+		ac_close(ac);
+		return;
+	}
+	ac->outlen = (size_t)snprintf(ac->out, n, "ERR %s\n", text);
+	ac_send(ac);
+}
+
+/* Open the answer: the caller writes the body to the stream, then ac_done(). */
+static FILE *
+ac_begin(struct aclient *ac)
+{
+	FILE *f;
+
+	free(ac->out);
+	ac->out = NULL;
+	ac->outlen = 0;
+	f = open_memstream(&ac->out, &ac->outlen);
+	if (f != NULL)
+		fputs("OK\n", f);
+	return f;
+}
+
+static void
+ac_done(struct aclient *ac, FILE *f)
+{
+	if (f == NULL || ferror(f)) {
+		if (f != NULL)
+			fclose(f);
+		ac_error(ac, "out of memory");
+		return;
+	}
+	fclose(f);
+	ac_send(ac);
+}
+
+/* ---- composing answers ----------------------------------------------------- */
+
+/* s as a JSON string: control characters escaped, valid UTF-8 kept,
+ * any other byte as U+FFFD. */
+static void
+json_str(FILE *f, const char *s)
+{
+	const unsigned char *p = (const unsigned char *)s;
+
+	fputc('"', f);
+	while (*p) {
+		unsigned char ch = *p;
+		size_t len = ch < 0x80             ? 1
+		             : (ch & 0xe0) == 0xc0 ? 2
+		             : (ch & 0xf0) == 0xe0 ? 3
+		             : (ch & 0xf8) == 0xf0 ? 4
+		                                   : 0;
+		bool ok = len > 0 && !(len == 2 && ch < 0xc2);
+
+		for (size_t i = 1; ok && i < len; i++)
+			ok = (p[i] & 0xc0) == 0x80;
+		if (!ok) {
+			fputs("\\ufffd", f);
+			p++;
+			continue;
+		}
+		if (len > 1) {
+			fwrite(p, 1, len, f);
+			p += len;
+			continue;
+		}
+		if (ch == '"' || ch == '\\')
+			fprintf(f, "\\%c", ch);
+		else if (ch < 0x20 || ch == 0x7f)
+			fprintf(f, "\\u%04x", ch);
+		else
+			fputc(ch, f);
+		p++;
+	}
+	fputc('"', f);
+}
+
+/* s for a text column: printable ASCII, anything else as '?'. */
+static const char *
+text_col(char *buf, size_t len, const char *s)
+{
+	size_t i = 0;
+
+	for (; s[i] != '\0' && i + 1 < len; i++)
+		buf[i] = (unsigned char)s[i] < 0x21 || (unsigned char)s[i] > 0x7e ? '?' : s[i];
+	buf[i] = '\0';
+	return i == 0 ? "-" : buf;
+}
+
+static void
+iso_time(char *buf, size_t len, double t)
+{
+	time_t s = (time_t)t;
+	struct tm tm;
+
+	gmtime_r(&s, &tm);
+	strftime(buf, len, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
+static int
+rec_cmp(const void *a, const void *b)
+{
+	const struct session_rec *x = a, *y = b;
+
+	if (x->since != y->since)
+		return x->since < y->since ? -1 : 1;
+	return x->cid < y->cid ? -1 : x->cid > y->cid;
+}
+
+static void
+answer_sessions(struct aclient *ac)
+{
+	size_t n = 0, k = 0;
+	bool truncated = false;
+	struct session_rec *all;
+	double now = ev_time();
+	FILE *f;
+
+	for (struct admin_job *j = ac->done; j != NULL; j = j->next) {
+		n += j->nrecs;
+		truncated |= j->truncated;
+	}
+	all = calloc(n + 1, sizeof(*all));
+	if (all == NULL) {
+		ac_error(ac, "out of memory");
+		return;
+	}
+	for (struct admin_job *j = ac->done; j != NULL; j = j->next) {
+		if (j->nrecs == 0)
+			continue; /* recs may be NULL: no memcpy from it */
+		memcpy(all + k, j->recs, j->nrecs * sizeof(*all));
+		k += j->nrecs;
+	}
+	qsort(all, n, sizeof(*all), rec_cmp);
+	if ((f = ac_begin(ac)) == NULL) {
+		free(all);
+		ac_error(ac, "out of memory");
+		return;
+	}
+	if (ac->json)
+		fputs("[", f);
+	else
+		fprintf(f, "%-16s  %-5s  %-8s  %-28s  %-21s  %-8s  %-20s  %8s  %10s  %10s\n", "CID",
+		        "PROTO", "STATE", "USER", "CLIENT", "BACKEND", "SINCE", "AGE", "IN", "OUT");
+	for (size_t i = 0; i < n; i++) {
+		const struct session_rec *r = &all[i];
+		char since[32], a[CREDS_USER_MAX + 1], b[ADDR_TEXT_MAX], c[BACKEND_NAME_MAX + 1],
+		    st[24];
+
+		iso_time(since, sizeof(since), r->since);
+		snprintf(st, sizeof(st), "%s%s", conn_state_name(r->state), r->ending ? "*" : "");
+		if (ac->json) {
+			fprintf(f,
+			        "%s\n {\"cid\": \"%016llx\", \"proto\": \"%s\", \"state\": \"%s\", "
+			        "\"ending\": %s, \"user\": ",
+			        i ? "," : "", (unsigned long long)r->cid, proto_name(r->proto),
+			        conn_state_name(r->state), r->ending ? "true" : "false");
+			json_str(f, r->user);
+			fputs(", \"client\": ", f);
+			json_str(f, r->client);
+			fputs(", \"backend\": ", f);
+			if (r->backend[0])
+				json_str(f, r->backend);
+			else
+				fputs("null", f);
+			fprintf(
+			    f, ", \"since\": \"%s\", \"age_s\": %.0f, \"in\": %llu, \"out\": %llu}",
+			    since, now - r->since, (unsigned long long)r->in,
+			    (unsigned long long)r->out);
+		} else {
+			fprintf(f,
+			        "%016llx  %-5s  %-8s  %-28s  %-21s  %-8s  %-20s  %7.0fs  %10llu  "
+			        "%10llu\n",
+			        (unsigned long long)r->cid, proto_name(r->proto), st,
+			        text_col(a, sizeof(a), r->user), text_col(b, sizeof(b), r->client),
+			        text_col(c, sizeof(c), r->backend), since, now - r->since,
+			        (unsigned long long)r->in, (unsigned long long)r->out);
+		}
+	}
+	if (ac->json)
+		fputs(n ? "\n]\n" : "]\n", f);
+	else if (truncated)
+		fprintf(f, "(truncated: at most %d sessions per worker are listed)\n",
+		        ADMIN_SESSIONS_MAX);
+	free(all);
+	ac_done(ac, f);
+}
+
+static uint64_t
+kicked_total(const struct aclient *ac)
+{
+	uint64_t n = 0;
+
+	for (const struct admin_job *j = ac->done; j != NULL; j = j->next)
+		n += j->kicked;
+	return n;
+}
+
+static void
+answer_kick(struct aclient *ac)
+{
+	FILE *f = ac_begin(ac);
+	uint64_t n = kicked_total(ac);
+
+	if (f == NULL) {
+		ac_error(ac, "out of memory");
+		return;
+	}
+	if (ac->cmd == CMD_BACKEND_SET)
+		fprintf(f, "backend %s: %s, %llu session%s ending\n", ac->backend,
+		        backend_admin_name(ac->set), (unsigned long long)n, n == 1 ? "" : "s");
+	else
+		fprintf(f, "kicked %llu session%s\n", (unsigned long long)n, n == 1 ? "" : "s");
+	ac_done(ac, f);
+}
+
+/* The workers answered (or could not be asked): compose the answer. */
+static void
+answer_jobs(struct aclient *ac)
+{
+	if (ac->cmd == CMD_SESSIONS)
+		answer_sessions(ac);
+	else
+		answer_kick(ac);
+}
+
+static void
+answer_backend_list(struct aclient *ac)
+{
+	struct runtime *rt = runtime_get();
+	FILE *f = ac_begin(ac);
+
+	if (f == NULL || rt == NULL) {
+		if (f != NULL)
+			fclose(f);
+		runtime_unref(&rt);
+		ac_error(ac, "out of memory");
+		return;
+	}
+	if (ac->json)
+		fputs("[", f);
+	else
+		fprintf(f, "%-16s  %-6s  %-6s  %6s  %6s  %s\n", "BACKEND", "STATE", "HEALTH",
+		        "IMAP", "POP3", "LAST_FAILURE");
+	for (size_t bi = 0; bi < rt->cfg->nbackends; bi++) {
+		struct health *h = rt->health[bi];
+		char why[128], q[128];
+		const char *name = rt->cfg->backends[bi].name;
+		bool up = health_is_up(h);
+
+		health_last_why(h, why, sizeof(why));
+		if (ac->json) {
+			fprintf(f,
+			        "%s\n {\"name\": \"%s\", \"state\": \"%s\", \"health\": \"%s\", "
+			        "\"sessions\": {\"imap\": %ld, \"pop3\": %ld}, \"last_failure\": ",
+			        bi ? "," : "", name, backend_admin_name(health_admin(h)),
+			        up ? "up" : "down", health_sessions(h, PROTO_IMAP),
+			        health_sessions(h, PROTO_POP3));
+			json_str(f, why);
+			fputs("}", f);
+		} else {
+			for (char *p = why; *p; p++)
+				if ((unsigned char)*p < 0x20)
+					*p = ' ';
+			snprintf(q, sizeof(q), "%s", why[0] ? why : "-");
+			fprintf(f, "%-16s  %-6s  %-6s  %6ld  %6ld  %s\n", name,
+			        backend_admin_name(health_admin(h)), up ? "up" : "down",
+			        health_sessions(h, PROTO_IMAP), health_sessions(h, PROTO_POP3), q);
+		}
+	}
+	if (ac->json)
+		fputs(rt->cfg->nbackends ? "\n]\n" : "]\n", f);
+	runtime_unref(&rt);
+	ac_done(ac, f);
+}
+
+static void
+answer_reload(struct aclient *ac, bool ok, const char *report)
+{
+	FILE *f;
+
+	if (!ok) {
+		/* one line: the report's lines joined */
+		char text[1024];
+		size_t n = 0;
+
+		for (const char *p = report ? report : "reload failed"; *p && n + 3 < sizeof(text);
+		     p++) {
+			if (*p == '\n') {
+				if (p[1] != '\0' && n > 0) {
+					text[n++] = ';';
+					text[n++] = ' ';
+				}
+			} else {
+				text[n++] = *p;
+			}
+		}
+		text[n] = '\0';
+		ac_error(ac, "reload failed, the running configuration stays: %s", text);
+		return;
+	}
+	if ((f = ac_begin(ac)) == NULL) {
+		ac_error(ac, "out of memory");
+		return;
+	}
+	{
+		struct runtime *rt = runtime_get();
+		fprintf(f, "reloaded: generation %u\n", rt ? rt->generation : 0);
+		runtime_unref(&rt);
+	}
+	ac_done(ac, f);
+}
+
+static void
+answer_stats(struct aclient *ac)
+{
+	FILE *f = ac_begin(ac);
+
+	if (f == NULL) {
+		ac_error(ac, "out of memory");
+		return;
+	}
+	if (metrics_write(f, false) < 0) {
+		fclose(f);
+		ac_error(ac, "cannot read the counters");
+		return;
+	}
+	ac_done(ac, f);
+}
+
+static void
+answer_health(struct aclient *ac)
+{
+	FILE *f;
+
+	if (lifecycle_draining()) {
+		ac_error(ac, "draining: not accepting connections");
+		return;
+	}
+	if (!health_any_up()) {
+		ac_error(ac, "no backend is up");
+		return;
+	}
+	if ((f = ac_begin(ac)) == NULL) {
+		ac_error(ac, "out of memory");
+		return;
+	}
+	fputs("ok\n", f);
+	ac_done(ac, f);
+}
+
+/* ---- requests -------------------------------------------------------------- */
+
+/* Undo the client's %XX escapes in place.  -1 on a bad escape or a NUL. */
+static int
+unescape(char *s)
+{
+	char *o = s;
+
+	for (char *p = s; *p; p++) {
+		if (*p != '%') {
+			*o++ = *p;
+			continue;
+		}
+		unsigned v = 0;
+		for (int i = 1; i <= 2; i++) {
+			char h = p[i];
+			v <<= 4;
+			if (h >= '0' && h <= '9')
+				v |= (unsigned)(h - '0');
+			else if (h >= 'a' && h <= 'f')
+				v |= (unsigned)(h - 'a' + 10);
+			else if (h >= 'A' && h <= 'F')
+				v |= (unsigned)(h - 'A' + 10);
+			else
+				return -1;
+		}
+		if (v == 0)
+			return -1;
+		*o++ = (char)v;
+		p += 2;
+	}
+	*o = '\0';
+	return 0;
+}
+
+/* key=value words into f (and "json").  -1 after answering an error. */
+static int
+parse_filter(struct aclient *ac, char **args, int nargs, bool json_ok)
+{
+	for (int i = 0; i < nargs; i++) {
+		char *a = args[i], *v = strchr(a, '=');
+		const char *err = NULL;
+
+		if (json_ok && strcmp(a, "json") == 0) {
+			ac->json = true;
+			continue;
+		}
+		if (v == NULL) {
+			ac_error(ac, "unknown argument \"%.40s\"", a);
+			return -1;
+		}
+		*v++ = '\0';
+		if (strcmp(a, "user") == 0 && *v && strlen(v) <= CREDS_USER_MAX) {
+			snprintf(ac->f.user, sizeof(ac->f.user), "%s", v);
+			ac->f.user_set = true;
+		} else if (strcmp(a, "backend") == 0 && *v && strlen(v) <= BACKEND_NAME_MAX) {
+			snprintf(ac->f.backend, sizeof(ac->f.backend), "%s", v);
+			ac->f.backend_set = true;
+		} else if (strcmp(a, "client") == 0) {
+			if (config_parse_cidr(v, &ac->f.client, &err) < 0) {
+				ac_error(ac, "client=%.60s: %s", v, err);
+				return -1;
+			}
+			ac->f.client_set = true;
+		} else {
+			ac_error(ac, "bad argument \"%.40s\"", a);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+/* Ask every worker; the answer is composed when the last one replies. */
+static void
+ask_workers(struct aclient *ac, enum job_kind kind)
+{
+	for (size_t i = 0; i < adm.nworkers; i++) {
+		struct admin_job *job = calloc(1, sizeof(*job));
+
+		if (job == NULL)
+			continue;
+		job->kind = kind;
+		job->f = ac->f;
+		job->ac = ac;
+		if (worker_post(&adm.workers[i], job) < 0) {
+			job_free(job); /* stopping, or too busy: it has nothing to add */
+			continue;
+		}
+		ac->pending++;
+	}
+	if (ac->pending == 0) {
+		answer_jobs(ac);
+		return;
+	}
+	ac->st = AC_WAIT;
+	ev_io_stop(adm.loop, &ac->io);
+	ac_arm(ac, ADMIN_WAIT_SECONDS);
+}
+
+static void
+cmd_backend(struct aclient *ac, char **args, int nargs)
+{
+	struct runtime *rt;
+	struct health *h = NULL;
+
+	if (nargs >= 1 && strcmp(args[0], "list") == 0) {
+		if (nargs > 2 || (nargs == 2 && strcmp(args[1], "json") != 0)) {
+			ac_error(ac, "usage: backend list [json]");
+			return;
+		}
+		ac->json = nargs == 2;
+		ac->cmd = CMD_BACKEND_LIST;
+		answer_backend_list(ac);
+		return;
+	}
+	if (nargs != 2 || (ac->set = backend_admin_parse(args[1])) == BACKEND__COUNT) {
+		ac_error(ac, "usage: backend list | backend NAME drain|maint|ready");
+		return;
+	}
+	rt = runtime_get();
+	for (size_t bi = 0; rt != NULL && bi < rt->cfg->nbackends; bi++)
+		if (strcmp(rt->cfg->backends[bi].name, args[0]) == 0)
+			h = rt->health[bi];
+	runtime_unref(&rt);
+	if (h == NULL) {
+		ac_error(ac, "no backend named \"%.64s\"", args[0]);
+		return;
+	}
+	ac->cmd = CMD_BACKEND_SET;
+	snprintf(ac->backend, sizeof(ac->backend), "%s", args[0]);
+	health_set_admin(h, ac->set);
+	if (ac->set == BACKEND_MAINT) {
+		/* maint: no new logins (set above, first), then end what is there. */
+		memset(&ac->f, 0, sizeof(ac->f));
+		ac->f.backend_set = true;
+		snprintf(ac->f.backend, sizeof(ac->f.backend), "%s", ac->backend);
+		ask_workers(ac, JOB_KICK);
+		return;
+	}
+	{
+		FILE *f = ac_begin(ac);
+		long n = health_sessions(h, PROTO_IMAP) + health_sessions(h, PROTO_POP3);
+		if (f == NULL) {
+			ac_error(ac, "out of memory");
+			return;
+		}
+		fprintf(f, "backend %s: %s, %ld session%s %s\n", ac->backend,
+		        backend_admin_name(ac->set), n, n == 1 ? "" : "s",
+		        ac->set == BACKEND_DRAIN ? "stay" : "open");
+		ac_done(ac, f);
+	}
+}
+
+static void
+cmd_reload(struct aclient *ac)
+{
+	pthread_mutex_lock(&adm.lock);
+	ac->reload_token = ++adm.reload_asked;
+	pthread_mutex_unlock(&adm.lock);
+	ac->reload_wait = true;
+	ac->cmd = CMD_RELOAD;
+	ac->st = AC_WAIT;
+	ev_io_stop(adm.loop, &ac->io);
+	ac_arm(ac, ADMIN_RELOAD_SECONDS);
+	/* main's sigtimedwait() takes it, reloads, and answers through
+	 * admin_reload_done(). */
+	pthread_kill(adm.main_thread, SIGHUP);
+}
+
+/* One complete request line (without its newline). */
+static void
+ac_request(struct aclient *ac, char *line)
+{
+	char *args[ADMIN_ARGS_MAX + 1], *save = NULL, *cmd;
+	int nargs = 0;
+
+	for (char *p = line; *p; p++) {
+		if ((unsigned char)*p < 0x20 || (unsigned char)*p > 0x7e) {
+			ac_error(ac, "bad request: byte 0x%02x (send one line of printable words)",
+			         (unsigned char)*p);
+			return;
+		}
+	}
+	cmd = strtok_r(line, " ", &save);
+	if (cmd == NULL) {
+		ac_error(ac, "empty request (try: sessions, kick, backend, reload, stats, health)");
+		return;
+	}
+	for (char *a; (a = strtok_r(NULL, " ", &save)) != NULL;) {
+		if (nargs == ADMIN_ARGS_MAX) {
+			ac_error(ac, "too many arguments");
+			return;
+		}
+		if (unescape(a) < 0) {
+			ac_error(ac, "bad %%-escape in an argument");
+			return;
+		}
+		args[nargs++] = a;
+	}
+	log_kv(LOG_INFO, "admin.request", "command=%.16s args=%d", cmd, nargs);
+	if (strcmp(cmd, "sessions") == 0) {
+		ac->cmd = CMD_SESSIONS;
+		if (parse_filter(ac, args, nargs, true) == 0)
+			ask_workers(ac, JOB_LIST);
+	} else if (strcmp(cmd, "kick") == 0) {
+		ac->cmd = CMD_KICK;
+		if (parse_filter(ac, args, nargs, false) < 0)
+			return;
+		if (!ac->f.user_set && !ac->f.backend_set && !ac->f.client_set) {
+			ac_error(ac, "kick needs user=, backend= or client=");
+			return;
+		}
+		ask_workers(ac, JOB_KICK);
+	} else if (strcmp(cmd, "backend") == 0) {
+		cmd_backend(ac, args, nargs);
+	} else if (nargs > 0 && (strcmp(cmd, "reload") == 0 || strcmp(cmd, "stats") == 0 ||
+	                         strcmp(cmd, "health") == 0)) {
+		ac_error(ac, "%s takes no arguments", cmd);
+	} else if (strcmp(cmd, "reload") == 0) {
+		cmd_reload(ac);
+	} else if (strcmp(cmd, "stats") == 0) {
+		ac->cmd = CMD_STATS;
+		answer_stats(ac);
+	} else if (strcmp(cmd, "health") == 0) {
+		ac->cmd = CMD_HEALTH;
+		answer_health(ac);
+	} else {
+		char q[64];
+		ac_error(ac, "unknown command \"%s\"", text_col(q, sizeof(q), cmd));
+	}
+}
+
+static void
+ac_read(struct aclient *ac)
+{
+	for (;;) {
+		ssize_t n = read(ac->fd, ac->in + ac->inlen, sizeof(ac->in) - ac->inlen);
+		char *nl;
+
+		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+			return;
+		if (n <= 0) {
+			ac_close(ac); /* gone before a whole line */
+			return;
+		}
+		ac->inlen += (size_t)n;
+		if ((nl = memchr(ac->in, '\n', ac->inlen)) != NULL) {
+			if (memchr(ac->in, '\0', (size_t)(nl - ac->in)) != NULL) {
+				ac_error(ac, "bad request: NUL byte");
+				return;
+			}
+			*nl = '\0';
+			if (nl > ac->in && nl[-1] == '\r')
+				nl[-1] = '\0';
+			ac_request(ac, ac->in); /* anything after the line is ignored */
+			return;
+		}
+		if (ac->inlen == sizeof(ac->in)) {
+			ac_error(ac, "request too long (at most %d bytes)", ADMIN_REQUEST_MAX);
+			return;
+		}
+	}
+}
+
+static void
+ac_write(struct aclient *ac)
+{
+	while (ac->outoff < ac->outlen) {
+		ssize_t n = send(ac->fd, ac->out + ac->outoff, ac->outlen - ac->outoff,
+		                 MSG_NOSIGNAL | MSG_DONTWAIT);
+		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+			return;
+		if (n <= 0) {
+			ac_close(ac);
+			return;
+		}
+		ac->outoff += (size_t)n;
+	}
+	/* Closing with unread input would reset the connection and could
+	 * lose the answer: say we are done, and wait (briefly) for the
+	 * client's close, dropping whatever it still sends. */
+	(void)shutdown(ac->fd, SHUT_WR);
+	ac->st = AC_LINGER;
+	ac_arm(ac, ADMIN_LINGER_SECONDS);
+	ev_io_stop(adm.loop, &ac->io);
+	ev_io_set(&ac->io, ac->fd, EV_READ);
+	ev_io_start(adm.loop, &ac->io);
+}
+
+static void
+ac_linger(struct aclient *ac)
+{
+	char sink[4096];
+
+	for (int i = 0; i < 16; i++) {
+		ssize_t n = read(ac->fd, sink, sizeof(sink));
+		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+			return;
+		if (n <= 0)
+			break;
+	}
+	ac_close(ac); /* closed, failed, or sending too much: enough */
+}
+
+static void
+ac_io_cb(struct ev_loop *loop, ev_io *io, int revents)
+{
+	struct aclient *ac = container_of(io, struct aclient, io);
+
+	(void)loop;
+	(void)revents;
+	if (ac->st == AC_READ)
+		ac_read(ac);
+	else if (ac->st == AC_WRITE)
+		ac_write(ac);
+	else if (ac->st == AC_LINGER)
+		ac_linger(ac);
+}
+
+static void
+ac_timer_cb(struct ev_loop *loop, ev_timer *t, int revents)
+{
+	struct aclient *ac = container_of(t, struct aclient, timer);
+
+	(void)loop;
+	(void)revents;
+	switch (ac->st) {
+	case AC_READ:
+		ac_error(ac, "timed out waiting for the request line");
+		break;
+	case AC_WAIT:
+		/* The jobs still out keep ac (AC_GONE) until they come back. */
+		ac_error(ac, "%s did not answer in time",
+		         ac->reload_wait ? "the reload" : "the workers");
+		break;
+	case AC_WRITE:
+	case AC_LINGER:
+	case AC_GONE:
+		ac_close(ac);
+		break;
+	}
+}
+
+static void
+accept_cb(struct ev_loop *loop, ev_io *io, int revents)
+{
+	(void)io;
+	(void)revents;
+	for (int i = 0; i < ADMIN_CLIENTS_MAX; i++) {
+		int fd = accept4(adm.fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+		struct aclient *ac;
+
+		if (fd < 0)
+			return;
+		if (adm.nclients >= ADMIN_CLIENTS_MAX || (ac = calloc(1, sizeof(*ac))) == NULL) {
+			static const char busy[] = "ERR busy: too many admin clients\n";
+			(void)send(fd, busy, sizeof(busy) - 1, MSG_NOSIGNAL | MSG_DONTWAIT);
+			close(fd);
+			continue;
+		}
+		ac->fd = fd;
+		ac->st = AC_READ;
+		ev_io_init(&ac->io, ac_io_cb, fd, EV_READ);
+		ev_io_start(loop, &ac->io);
+		ev_init(&ac->timer, ac_timer_cb);
+		ac_arm(ac, ADMIN_READ_SECONDS);
+		ac->next = adm.clients;
+		if (adm.clients != NULL)
+			adm.clients->prev = ac;
+		adm.clients = ac;
+		adm.nclients++;
+	}
+}
+
+/* Answers from workers, reload outcomes from main. */
+static void
+wake_cb(struct ev_loop *loop, ev_async *a, int revents)
+{
+	struct admin_job *jobs;
+	uint64_t done;
+	bool ok;
+	char *report;
+	struct aclient *next;
+
+	(void)loop;
+	(void)a;
+	(void)revents;
+	pthread_mutex_lock(&adm.lock);
+	jobs = adm.answers;
+	adm.answers = NULL;
+	done = adm.reload_done;
+	ok = adm.reload_ok;
+	report = adm.reload_report ? strdup(adm.reload_report) : NULL;
+	pthread_mutex_unlock(&adm.lock);
+
+	while (jobs != NULL) {
+		struct admin_job *j = jobs;
+		struct aclient *ac = j->ac;
+
+		jobs = j->next;
+		ac->pending--;
+		if (ac->st != AC_WAIT) {
+			job_free(j); /* timed out meanwhile */
+			if (ac->st == AC_GONE && ac->pending == 0 && !ac->reload_wait)
+				ac_free(ac);
+			continue;
+		}
+		j->next = ac->done;
+		ac->done = j;
+		if (ac->pending == 0)
+			answer_jobs(ac);
+	}
+	for (struct aclient *ac = adm.clients; ac != NULL; ac = next) {
+		next = ac->next;
+		if (!ac->reload_wait || ac->reload_token > done)
+			continue;
+		ac->reload_wait = false;
+		if (ac->st == AC_WAIT)
+			answer_reload(ac, ok, report);
+		else if (ac->st == AC_GONE && ac->pending == 0)
+			ac_free(ac);
+	}
+	free(report);
+}
+
+static void
+stop_cb(struct ev_loop *loop, ev_async *a, int revents)
+{
+	(void)a;
+	wake_cb(loop, &adm.wake, revents); /* the workers' last answers */
+	while (adm.clients != NULL) {
+		struct aclient *ac = adm.clients;
+		ev_io_stop(loop, &ac->io);
+		ev_timer_stop(loop, &ac->timer);
+		if (ac->fd >= 0)
+			close(ac->fd);
+		ac_free(ac);
+	}
+	ev_io_stop(loop, &adm.accept_io);
+	ev_break(loop, EVBREAK_ALL);
+}
+
+static void *
+admin_main(void *arg)
+{
+	(void)arg;
+	ev_run(adm.loop, 0);
+	return NULL;
+}
+
+int
+admin_start(int fd, const char *path, struct worker *workers, size_t nworkers)
+{
+	adm.loop = ev_loop_new(EVFLAG_AUTO | EVFLAG_NOSIGMASK);
+	if (adm.loop == NULL) {
+		close(fd);
+		return -1;
+	}
+	adm.fd = fd;
+	snprintf(adm.path, sizeof(adm.path), "%s", path);
+	adm.workers = workers;
+	adm.nworkers = nworkers;
+	adm.main_thread = pthread_self();
+	ev_io_init(&adm.accept_io, accept_cb, fd, EV_READ);
+	ev_io_start(adm.loop, &adm.accept_io);
+	ev_async_init(&adm.wake, wake_cb);
+	ev_async_start(adm.loop, &adm.wake);
+	ev_async_init(&adm.stop, stop_cb);
+	ev_async_start(adm.loop, &adm.stop);
+	pthread_mutex_lock(&adm.lock);
+	adm.running = true;
+	pthread_mutex_unlock(&adm.lock);
+	if (pthread_create(&adm.thread, NULL, admin_main, NULL) != 0) {
+		pthread_mutex_lock(&adm.lock);
+		adm.running = false;
+		pthread_mutex_unlock(&adm.lock);
+		return -1;
+	}
+	return 0;
+}
+
+void
+admin_stop(void)
+{
+	bool running;
+
+	pthread_mutex_lock(&adm.lock);
+	running = adm.running;
+	pthread_mutex_unlock(&adm.lock);
+	if (!running)
+		return;
+	ev_async_send(adm.loop, &adm.stop);
+	pthread_join(adm.thread, NULL);
+	pthread_mutex_lock(&adm.lock);
+	adm.running = false;
+	while (adm.answers != NULL) { /* none expected: the workers stopped first */
+		struct admin_job *j = adm.answers;
+		adm.answers = j->next;
+		job_free(j);
+	}
+	free(adm.reload_report);
+	adm.reload_report = NULL;
+	pthread_mutex_unlock(&adm.lock);
+	close(adm.fd);
+	adm.fd = -1;
+	(void)unlink(adm.path); /* may fail once privileges are dropped: harmless */
+	ev_loop_destroy(adm.loop);
+	adm.loop = NULL;
+}

@@ -1,0 +1,63 @@
+/*
+ * admin.h: the admin socket (admin.socket): one thread with its own libev
+ * loop serves one-line requests (sessions, kick, backend, reload, stats,
+ * health) from `postern -c FILE <command>`.  It never runs on a worker's
+ * loop and never touches a conn: workers are asked through their mailbox
+ * (worker_post) and answer through the admin's, main through a reload
+ * token.  Every read, wait and reply is bounded in size and time.
+ */
+#ifndef POSTERN_ADMIN_H
+#define POSTERN_ADMIN_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <sys/types.h>
+
+#include "config.h"
+
+struct worker;
+struct admin_job;
+
+#define ADMIN_REQUEST_MAX 1024 /* one request line, newline included */
+
+/*
+ * Bind and listen on the unix socket path (before privileges are dropped):
+ * mode 0600, owned by uid/gid unless they are (uid_t)-1.  A stale socket
+ * left by a dead postern is replaced; a live one is an error.  Returns the
+ * fd, or -1 with *err_out (static text) and errno.
+ */
+int admin_bind(const char *path, uid_t uid, gid_t gid, const char **err_out);
+
+/* Start the admin thread serving fd (taken over) for workers[0..n)
+ * (borrowed: they outlive admin_stop()).  Call from main's thread, with
+ * SIGHUP blocked: reload requests reach it as SIGHUP.  -1 on failure. */
+int admin_start(int fd, const char *path, struct worker *workers, size_t nworkers);
+
+/* Stop the thread, close and unlink the socket.  Call after the workers
+ * stopped: their last answers are in by then.  Takes a never-started admin. */
+void admin_stop(void);
+
+/* On w's thread (its mailbox): do job on w's conns, then hand it back to
+ * the admin thread.  job is not w's to keep. */
+void admin_job_run(struct admin_job *job, struct worker *w);
+
+/* main's thread, at each SIGHUP: admin_reload_begin() before reloading
+ * (a token covering the admin's requests until now), admin_reload_done()
+ * with the outcome and the error report (copied; NULL when ok).  Both do
+ * nothing when the admin is not running. */
+uint64_t admin_reload_begin(void);
+void admin_reload_done(uint64_t token, bool ok, const char *report);
+
+/* Is word an admin command of the command line (sessions, kick, ...)? */
+bool admin_is_command(const char *word);
+
+/* The command line's side: postern -c FILE <command> [args]: one request
+ * to the admin socket at socket_path (NULL: FILE sets none), the answer
+ * to out (errors to err).  Returns the exit status: 0, 1 (refused,
+ * failed, unreachable), 2 (usage). */
+int admin_client_main(const char *cfg_path, const char *socket_path, int argc, char **argv,
+                      FILE *out, FILE *err);
+
+#endif

@@ -1,0 +1,254 @@
+/*
+ * admin_client.c: the command line's side of the admin socket:
+ * `postern -c FILE sessions|kick|backend|reload|stats|health ...` turns its
+ * arguments into one request line, sends it to the socket the config
+ * names and prints the answer.  It never talks to a worker or a store.
+ */
+#include <errno.h>
+#include <poll.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "admin.h"
+
+#define CLIENT_SECONDS        30  /* for any answer but a reload's */
+#define CLIENT_RELOAD_SECONDS 130 /* the server's own limit, and a little */
+#define ANSWER_MAX            (256u * 1024 * 1024)
+
+static void
+usage(FILE *err)
+{
+	fprintf(err, "usage: postern -c FILE sessions [--user U] [--backend B] [--client CIDR] "
+	             "[--json]\n"
+	             "       postern -c FILE kick --user U | --backend B | --client CIDR\n"
+	             "       postern -c FILE backend list [--json] | backend NAME "
+	             "drain|maint|ready\n"
+	             "       postern -c FILE reload | stats | health\n");
+}
+
+/* Append " key=value" to req, the value %XX-escaped: the server takes
+ * printable words separated by spaces.  -1 when it does not fit. */
+static int
+add_word(char *req, size_t len, const char *key, const char *value)
+{
+	size_t n = strlen(req);
+	int k = snprintf(req + n, len - n, " %s%s", key, key[0] && value[0] ? "=" : "");
+
+	if (k < 0 || (size_t)k >= len - n)
+		return -1;
+	n += (size_t)k;
+	for (const unsigned char *p = (const unsigned char *)value; *p; p++) {
+		if (n + 4 >= len)
+			return -1;
+		if (*p <= 0x20 || *p >= 0x7f || *p == '%')
+			n += (size_t)snprintf(req + n, len - n, "%%%02X", *p);
+		else
+			req[n++] = (char)*p;
+	}
+	req[n] = '\0';
+	return 0;
+}
+
+/* The request line for argv (argv[0] is the command), or -1 after usage. */
+static int
+build_request(int argc, char **argv, char *req, size_t len, FILE *err)
+{
+	const char *cmd = argv[0];
+	bool filters = strcmp(cmd, "sessions") == 0 || strcmp(cmd, "kick") == 0;
+	int nfilters = 0;
+
+	snprintf(req, len, "%s", cmd);
+	if (strcmp(cmd, "backend") == 0) {
+		if (argc >= 2 && strcmp(argv[1], "list") == 0 &&
+		    (argc == 2 || (argc == 3 && strcmp(argv[2], "--json") == 0)))
+			return add_word(req, len, argc == 3 ? "list json" : "list", "");
+		if (argc == 3 && strcmp(argv[1], "list") != 0 &&
+		    (strcmp(argv[2], "drain") == 0 || strcmp(argv[2], "maint") == 0 ||
+		     strcmp(argv[2], "ready") == 0)) {
+			if (add_word(req, len, "", argv[1]) < 0)
+				return -1;
+			return add_word(req, len, argv[2], "");
+		}
+		usage(err);
+		return -1;
+	}
+	if (!filters) {
+		if (argc != 1) {
+			usage(err);
+			return -1;
+		}
+		return 0;
+	}
+	for (int i = 1; i < argc; i++) {
+		const char *key = NULL;
+
+		if (strcmp(argv[i], "--json") == 0 && strcmp(cmd, "sessions") == 0) {
+			if (add_word(req, len, "json", "") < 0)
+				return -1;
+			continue;
+		}
+		if (strcmp(argv[i], "--user") == 0)
+			key = "user";
+		else if (strcmp(argv[i], "--backend") == 0)
+			key = "backend";
+		else if (strcmp(argv[i], "--client") == 0)
+			key = "client";
+		if (key == NULL || i + 1 >= argc || argv[i + 1][0] == '\0') {
+			usage(err);
+			return -1;
+		}
+		if (add_word(req, len, key, argv[++i]) < 0) {
+			fprintf(err, "postern: arguments too long\n");
+			return -1;
+		}
+		nfilters++;
+	}
+	if (strcmp(cmd, "kick") == 0 && nfilters == 0) {
+		usage(err);
+		return -1;
+	}
+	return 0;
+}
+
+static int
+connect_admin(const char *path, int seconds, FILE *err)
+{
+	struct sockaddr_un sun = {.sun_family = AF_UNIX};
+	struct timeval tv = {.tv_sec = seconds};
+	int fd;
+
+	if (strlen(path) >= sizeof(sun.sun_path)) {
+		fprintf(err, "postern: admin socket %s: path too long\n", path);
+		return -1;
+	}
+	memcpy(sun.sun_path, path, strlen(path) + 1);
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0) {
+		fprintf(err, "postern: socket: %s\n", strerror(errno));
+		return -1;
+	}
+	/* For a unix socket, the send timeout bounds connect() too. */
+	(void)setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+	if (connect(fd, (struct sockaddr *)&sun, sizeof(sun)) < 0) {
+		fprintf(err, "postern: admin socket %s: %s (is postern running?)\n", path,
+		        strerror(errno));
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+static int64_t
+mono_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Everything until the server closes, within seconds.  NULL after
+ * reporting.  The caller frees. */
+static char *
+read_answer(int fd, int seconds, size_t *len_out, FILE *err)
+{
+	int64_t deadline = mono_ms() + (int64_t)seconds * 1000;
+	size_t cap = 4096, len = 0;
+	char *buf = malloc(cap + 1);
+
+	if (buf == NULL)
+		return NULL;
+	for (;;) {
+		struct pollfd pfd = {.fd = fd, .events = POLLIN};
+		int64_t left = deadline - mono_ms();
+		ssize_t n;
+		int r;
+
+		if (left <= 0) {
+			fprintf(err, "postern: no complete answer within %d s\n", seconds);
+			free(buf);
+			return NULL;
+		}
+		r = poll(&pfd, 1, (int)left);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0)
+			continue; /* the deadline check above ends it */
+		if (len == cap) {
+			char *nb;
+			if (cap >= ANSWER_MAX || (nb = realloc(buf, cap * 2 + 1)) == NULL) {
+				fprintf(err, "postern: answer too large\n");
+				free(buf);
+				return NULL;
+			}
+			buf = nb;
+			cap *= 2;
+		}
+		n = read(fd, buf + len, cap - len);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			fprintf(err, "postern: reading the answer: %s\n", strerror(errno));
+			free(buf);
+			return NULL;
+		}
+		if (n == 0)
+			break;
+		len += (size_t)n;
+	}
+	buf[len] = '\0';
+	*len_out = len;
+	return buf;
+}
+
+int
+admin_client_main(const char *cfg_path, const char *socket_path, int argc, char **argv, FILE *out,
+                  FILE *err)
+{
+	char req[ADMIN_REQUEST_MAX];
+	int seconds = CLIENT_SECONDS, fd;
+	size_t len = 0, rl;
+	char *ans;
+
+	if (argc < 1 || !admin_is_command(argv[0])) {
+		usage(err);
+		return 2;
+	}
+	if (build_request(argc, argv, req, sizeof(req) - 1, err) < 0)
+		return 2;
+	if (socket_path == NULL) {
+		fprintf(err, "postern: %s sets no admin socket (admin = { socket = \"...\"; };)\n",
+		        cfg_path);
+		return 1;
+	}
+	if (strcmp(argv[0], "reload") == 0)
+		seconds = CLIENT_RELOAD_SECONDS;
+	if ((fd = connect_admin(socket_path, seconds, err)) < 0)
+		return 1;
+	rl = strlen(req);
+	req[rl++] = '\n';
+	if (send(fd, req, rl, MSG_NOSIGNAL) != (ssize_t)rl) {
+		fprintf(err, "postern: admin socket %s: %s\n", socket_path, strerror(errno));
+		close(fd);
+		return 1;
+	}
+	ans = read_answer(fd, seconds, &len, err);
+	close(fd);
+	if (ans == NULL)
+		return 1;
+	if (strncmp(ans, "OK\n", 3) == 0) {
+		fwrite(ans + 3, 1, len - 3, out);
+		free(ans);
+		return 0;
+	}
+	if (strncmp(ans, "ERR ", 4) == 0)
+		fprintf(err, "postern: %s%s", ans + 4, len > 0 && ans[len - 1] == '\n' ? "" : "\n");
+	else
+		fprintf(err, "postern: no answer from the admin socket %s\n", socket_path);
+	free(ans);
+	return 1;
+}
