@@ -1,0 +1,330 @@
+/*
+ * admin_answer.c: the admin socket's answers, composed once the workers
+ * (or main, for a reload) have answered: session tables (text and JSON),
+ * kick counts, backend states, reload outcomes, stats and health.  Runs on
+ * the admin thread; reads only what the jobs carry, never a conn.
+ */
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "admin_impl.h"
+#include "lifecycle.h"
+#include "metrics.h"
+#include "runtime.h"
+
+/* ---- composing answers ----------------------------------------------------- */
+
+/* s as a JSON string: control characters escaped, valid UTF-8 kept,
+ * any other byte as U+FFFD. */
+static void
+json_str(FILE *f, const char *s)
+{
+	const unsigned char *p = (const unsigned char *)s;
+
+	fputc('"', f);
+	while (*p) {
+		unsigned char ch = *p;
+		size_t len = ch < 0x80             ? 1
+		             : (ch & 0xe0) == 0xc0 ? 2
+		             : (ch & 0xf0) == 0xe0 ? 3
+		             : (ch & 0xf8) == 0xf0 ? 4
+		                                   : 0;
+		bool ok = len > 0 && !(len == 2 && ch < 0xc2);
+
+		for (size_t i = 1; ok && i < len; i++)
+			ok = (p[i] & 0xc0) == 0x80;
+		if (!ok) {
+			fputs("\\ufffd", f);
+			p++;
+			continue;
+		}
+		if (len > 1) {
+			fwrite(p, 1, len, f);
+			p += len;
+			continue;
+		}
+		if (ch == '"' || ch == '\\')
+			fprintf(f, "\\%c", ch);
+		else if (ch < 0x20 || ch == 0x7f)
+			fprintf(f, "\\u%04x", ch);
+		else
+			fputc(ch, f);
+		p++;
+	}
+	fputc('"', f);
+}
+
+/* s for a text column: printable ASCII, anything else as '?'. */
+const char *
+text_col(char *buf, size_t len, const char *s)
+{
+	size_t i = 0;
+
+	for (; s[i] != '\0' && i + 1 < len; i++)
+		buf[i] = (unsigned char)s[i] < 0x21 || (unsigned char)s[i] > 0x7e ? '?' : s[i];
+	buf[i] = '\0';
+	return i == 0 ? "-" : buf;
+}
+
+static void
+iso_time(char *buf, size_t len, double t)
+{
+	time_t s = (time_t)t;
+	struct tm tm;
+
+	gmtime_r(&s, &tm);
+	strftime(buf, len, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
+static int
+rec_cmp(const void *a, const void *b)
+{
+	const struct session_rec *x = a, *y = b;
+
+	if (x->since != y->since)
+		return x->since < y->since ? -1 : 1;
+	return x->cid < y->cid ? -1 : x->cid > y->cid;
+}
+
+void
+answer_sessions(struct aclient *ac)
+{
+	size_t n = 0, k = 0;
+	bool truncated = false;
+	struct session_rec *all;
+	double now = ev_time();
+	FILE *f;
+
+	for (struct admin_job *j = ac->done; j != NULL; j = j->next) {
+		n += j->nrecs;
+		truncated |= j->truncated;
+	}
+	all = calloc(n + 1, sizeof(*all));
+	if (all == NULL) {
+		ac_error(ac, "out of memory");
+		return;
+	}
+	for (struct admin_job *j = ac->done; j != NULL; j = j->next) {
+		if (j->nrecs == 0)
+			continue; /* recs may be NULL: no memcpy from it */
+		memcpy(all + k, j->recs, j->nrecs * sizeof(*all));
+		k += j->nrecs;
+	}
+	qsort(all, n, sizeof(*all), rec_cmp);
+	if ((f = ac_begin(ac)) == NULL) {
+		free(all);
+		ac_error(ac, "out of memory");
+		return;
+	}
+	if (ac->json)
+		fputs("[", f);
+	else
+		fprintf(f, "%-16s  %-5s  %-8s  %-28s  %-21s  %-8s  %-20s  %8s  %10s  %10s\n", "CID",
+		        "PROTO", "STATE", "USER", "CLIENT", "BACKEND", "SINCE", "AGE", "IN", "OUT");
+	for (size_t i = 0; i < n; i++) {
+		const struct session_rec *r = &all[i];
+		char since[32], a[CREDS_USER_MAX + 1], b[ADDR_TEXT_MAX], c[BACKEND_NAME_MAX + 1],
+		    st[24];
+
+		iso_time(since, sizeof(since), r->since);
+		snprintf(st, sizeof(st), "%s%s", conn_state_name(r->state), r->ending ? "*" : "");
+		if (ac->json) {
+			fprintf(f,
+			        "%s\n {\"cid\": \"%016llx\", \"proto\": \"%s\", \"state\": \"%s\", "
+			        "\"ending\": %s, \"user\": ",
+			        i ? "," : "", (unsigned long long)r->cid, proto_name(r->proto),
+			        conn_state_name(r->state), r->ending ? "true" : "false");
+			json_str(f, r->user);
+			fputs(", \"client\": ", f);
+			json_str(f, r->client);
+			fputs(", \"backend\": ", f);
+			if (r->backend[0])
+				json_str(f, r->backend);
+			else
+				fputs("null", f);
+			fprintf(
+			    f, ", \"since\": \"%s\", \"age_s\": %.0f, \"in\": %llu, \"out\": %llu}",
+			    since, now - r->since, (unsigned long long)r->in,
+			    (unsigned long long)r->out);
+		} else {
+			fprintf(f,
+			        "%016llx  %-5s  %-8s  %-28s  %-21s  %-8s  %-20s  %7.0fs  %10llu  "
+			        "%10llu\n",
+			        (unsigned long long)r->cid, proto_name(r->proto), st,
+			        text_col(a, sizeof(a), r->user), text_col(b, sizeof(b), r->client),
+			        text_col(c, sizeof(c), r->backend), since, now - r->since,
+			        (unsigned long long)r->in, (unsigned long long)r->out);
+		}
+	}
+	if (ac->json)
+		fputs(n ? "\n]\n" : "]\n", f);
+	else if (truncated)
+		fprintf(f, "(truncated: at most %d sessions per worker are listed)\n",
+		        ADMIN_SESSIONS_MAX);
+	free(all);
+	ac_done(ac, f);
+}
+
+static uint64_t
+kicked_total(const struct aclient *ac)
+{
+	uint64_t n = 0;
+
+	for (const struct admin_job *j = ac->done; j != NULL; j = j->next)
+		n += j->kicked;
+	return n;
+}
+
+void
+answer_kick(struct aclient *ac)
+{
+	FILE *f = ac_begin(ac);
+	uint64_t n = kicked_total(ac);
+
+	if (f == NULL) {
+		ac_error(ac, "out of memory");
+		return;
+	}
+	if (ac->cmd == CMD_BACKEND_SET)
+		fprintf(f, "backend %s: %s, %llu session%s ending\n", ac->backend,
+		        backend_admin_name(ac->set), (unsigned long long)n, n == 1 ? "" : "s");
+	else
+		fprintf(f, "kicked %llu session%s\n", (unsigned long long)n, n == 1 ? "" : "s");
+	ac_done(ac, f);
+}
+
+/* The workers answered (or could not be asked): compose the answer. */
+void
+answer_jobs(struct aclient *ac)
+{
+	if (ac->cmd == CMD_SESSIONS)
+		answer_sessions(ac);
+	else
+		answer_kick(ac);
+}
+
+void
+answer_backend_list(struct aclient *ac)
+{
+	struct runtime *rt = runtime_get();
+	FILE *f = ac_begin(ac);
+
+	if (f == NULL || rt == NULL) {
+		if (f != NULL)
+			fclose(f);
+		runtime_unref(&rt);
+		ac_error(ac, "out of memory");
+		return;
+	}
+	if (ac->json)
+		fputs("[", f);
+	else
+		fprintf(f, "%-16s  %-6s  %-6s  %6s  %6s  %s\n", "BACKEND", "STATE", "HEALTH",
+		        "IMAP", "POP3", "LAST_FAILURE");
+	for (size_t bi = 0; bi < rt->cfg->nbackends; bi++) {
+		struct health *h = rt->health[bi];
+		char why[128], q[128];
+		const char *name = rt->cfg->backends[bi].name;
+		bool up = health_is_up(h);
+
+		health_last_why(h, why, sizeof(why));
+		if (ac->json) {
+			fprintf(f,
+			        "%s\n {\"name\": \"%s\", \"state\": \"%s\", \"health\": \"%s\", "
+			        "\"sessions\": {\"imap\": %ld, \"pop3\": %ld}, \"last_failure\": ",
+			        bi ? "," : "", name, backend_admin_name(health_admin(h)),
+			        up ? "up" : "down", health_sessions(h, PROTO_IMAP),
+			        health_sessions(h, PROTO_POP3));
+			json_str(f, why);
+			fputs("}", f);
+		} else {
+			for (char *p = why; *p; p++)
+				if ((unsigned char)*p < 0x20)
+					*p = ' ';
+			snprintf(q, sizeof(q), "%s", why[0] ? why : "-");
+			fprintf(f, "%-16s  %-6s  %-6s  %6ld  %6ld  %s\n", name,
+			        backend_admin_name(health_admin(h)), up ? "up" : "down",
+			        health_sessions(h, PROTO_IMAP), health_sessions(h, PROTO_POP3), q);
+		}
+	}
+	if (ac->json)
+		fputs(rt->cfg->nbackends ? "\n]\n" : "]\n", f);
+	runtime_unref(&rt);
+	ac_done(ac, f);
+}
+
+void
+answer_reload(struct aclient *ac, bool ok, const char *report)
+{
+	FILE *f;
+
+	if (!ok) {
+		/* one line: the report's lines joined */
+		char text[1024];
+		size_t n = 0;
+
+		for (const char *p = report ? report : "reload failed"; *p && n + 3 < sizeof(text);
+		     p++) {
+			if (*p == '\n') {
+				if (p[1] != '\0' && n > 0) {
+					text[n++] = ';';
+					text[n++] = ' ';
+				}
+			} else {
+				text[n++] = *p;
+			}
+		}
+		text[n] = '\0';
+		ac_error(ac, "reload failed, the running configuration stays: %s", text);
+		return;
+	}
+	if ((f = ac_begin(ac)) == NULL) {
+		ac_error(ac, "out of memory");
+		return;
+	}
+	{
+		struct runtime *rt = runtime_get();
+		fprintf(f, "reloaded: generation %u\n", rt ? rt->generation : 0);
+		runtime_unref(&rt);
+	}
+	ac_done(ac, f);
+}
+
+void
+answer_stats(struct aclient *ac)
+{
+	FILE *f = ac_begin(ac);
+
+	if (f == NULL) {
+		ac_error(ac, "out of memory");
+		return;
+	}
+	if (metrics_write(f, false) < 0) {
+		fclose(f);
+		ac_error(ac, "cannot read the counters");
+		return;
+	}
+	ac_done(ac, f);
+}
+
+void
+answer_health(struct aclient *ac)
+{
+	FILE *f;
+
+	if (lifecycle_draining()) {
+		ac_error(ac, "draining: not accepting connections");
+		return;
+	}
+	if (!health_any_up()) {
+		ac_error(ac, "no backend is up");
+		return;
+	}
+	if ((f = ac_begin(ac)) == NULL) {
+		ac_error(ac, "out of memory");
+		return;
+	}
+	fputs("ok\n", f);
+	ac_done(ac, f);
+}

@@ -1,0 +1,120 @@
+/*
+ * admin_impl.h: what the admin socket's server (admin.c) shares with the
+ * code that composes its answers (admin_answer.c) and nobody else: the
+ * limits, a client and its request, and the jobs workers answer.
+ */
+#ifndef POSTERN_ADMIN_IMPL_H
+#define POSTERN_ADMIN_IMPL_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include <ev.h>
+
+#include "admin.h"
+#include "conn.h"
+#include "health.h"
+
+#define ADMIN_CLIENTS_MAX    16
+#define ADMIN_LISTEN_BACKLOG 16
+#define ADMIN_READ_SECONDS   5.0    /* to send the request line */
+#define ADMIN_WAIT_SECONDS   10.0   /* for the workers' answers */
+#define ADMIN_RELOAD_SECONDS 120.0  /* for a reload (certificates, route maps) */
+#define ADMIN_WRITE_SECONDS  10.0   /* to take the answer */
+#define ADMIN_LINGER_SECONDS 1.0    /* after it, for the client to close first */
+#define ADMIN_SESSIONS_MAX   100000 /* sessions listed per worker */
+#define ADMIN_ARGS_MAX       8
+#define BACKEND_NAME_MAX     64
+
+struct filter {
+	bool user_set, backend_set, client_set;
+	char user[CREDS_USER_MAX + 1];
+	char backend[BACKEND_NAME_MAX + 1];
+	struct cidr_conf client;
+};
+
+struct session_rec {
+	uint64_t cid;
+	enum proto_kind proto;
+	enum conn_state state;
+	bool ending;
+	double since; /* wall clock, seconds since the epoch */
+	uint64_t in, out;
+	char user[CREDS_USER_MAX + 1];
+	char client[ADDR_TEXT_MAX];
+	char backend[BACKEND_NAME_MAX + 1];
+};
+
+enum job_kind { JOB_LIST, JOB_KICK };
+
+struct aclient;
+
+/* One question to one worker, and its answer. */
+struct admin_job {
+	enum job_kind kind;
+	struct filter f;
+	struct aclient *ac;       /* borrowed: the client waiting for it */
+	struct session_rec *recs; /* owned: JOB_LIST's answer */
+	size_t nrecs, cap;
+	bool truncated;
+	uint64_t kicked;        /* JOB_KICK's answer */
+	struct admin_job *next; /* in adm.answers, then in ac->done */
+};
+
+enum ac_cmd {
+	CMD_SESSIONS,
+	CMD_KICK,
+	CMD_BACKEND_LIST,
+	CMD_BACKEND_SET,
+	CMD_RELOAD,
+	CMD_STATS,
+	CMD_HEALTH
+};
+enum ac_state { AC_READ, AC_WAIT, AC_WRITE, AC_LINGER, AC_GONE };
+
+struct aclient {
+	int fd;
+	ev_io io;
+	ev_timer timer;
+	enum ac_state st;
+	char in[ADMIN_REQUEST_MAX];
+	size_t inlen;
+	char *out; /* owned: the answer */
+	size_t outlen, outoff;
+	/* the request */
+	enum ac_cmd cmd;
+	bool json;
+	struct filter f;
+	char backend[BACKEND_NAME_MAX + 1];
+	enum backend_admin set;
+	/* waiting */
+	int pending;            /* jobs out at workers */
+	struct admin_job *done; /* owned: answered jobs */
+	bool reload_wait;
+	uint64_t reload_token;
+	struct aclient *next, *prev;
+};
+
+/* Open ac's answer: the caller writes the body, then ac_done().  NULL
+ * when out of memory. */
+FILE *ac_begin(struct aclient *ac);
+/* Finish ac with the answer written to f ("OK" and a body; f is closed). */
+void ac_done(struct aclient *ac, FILE *f);
+/* Finish ac with one "ERR ..." line. */
+void ac_error(struct aclient *ac, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* The answers, once everything they wait for is in (admin_answer.c).  Each
+ * finishes ac with ac_done() or ac_error(). */
+void answer_sessions(struct aclient *ac);
+void answer_kick(struct aclient *ac);
+void answer_jobs(struct aclient *ac);
+void answer_backend_list(struct aclient *ac);
+void answer_reload(struct aclient *ac, bool ok, const char *report);
+void answer_stats(struct aclient *ac);
+void answer_health(struct aclient *ac);
+/* s for a text column: printable ASCII, anything else as '?'; "-" when
+ * empty.  Returns buf (or "-"). */
+const char *text_col(char *buf, size_t len, const char *s);
+
+#endif
