@@ -6,6 +6,7 @@
  */
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -198,6 +199,73 @@ addr_port(const struct sockaddr_storage *a)
 	return ntohs(((const struct sockaddr_in6 *)(const void *)a)->sin6_port);
 }
 
+static const char *const auth_mech_names[AUTHM_COUNT] = {"PLAIN", "LOGIN", "XOAUTH2",
+                                                         "OAUTHBEARER"};
+
+const char *
+auth_mech_name(unsigned bit)
+{
+	for (unsigned i = 0; i < AUTHM_COUNT; i++)
+		if (bit == 1u << i)
+			return auth_mech_names[i];
+	return NULL;
+}
+
+unsigned
+auth_mech_bit(const char *name)
+{
+	for (unsigned i = 0; i < AUTHM_COUNT; i++)
+		if (strcasecmp(name, auth_mech_names[i]) == 0)
+			return 1u << i;
+	return 0;
+}
+
+/* A list of mechanism names at what: the bits, or 0 after reporting. */
+static unsigned
+read_auth_mechanisms(struct ctx *x, const config_setting_t *s, const char *what)
+{
+	unsigned mask = 0;
+	int n;
+
+	if (!config_setting_is_array(s) && !config_setting_is_list(s)) {
+		cfg_err(x, s, "%s must be a list of names, e.g. [ \"plain\", \"login\" ]", what);
+		return 0;
+	}
+	if ((n = config_setting_length(s)) == 0) {
+		cfg_err(x, s, "%s must name at least one mechanism", what);
+		return 0;
+	}
+	for (int i = 0; i < n; i++) {
+		const config_setting_t *e = config_setting_get_elem(s, i);
+		const char *v = config_setting_get_string(e);
+		unsigned bit = v != NULL ? auth_mech_bit(v) : 0;
+
+		if (bit == 0) {
+			cfg_err(x, e,
+			        "%s: \"%s\" is not one of \"plain\", \"login\", \"xoauth2\", "
+			        "\"oauthbearer\"",
+			        what, v != NULL ? v : "(not a string)");
+			return 0;
+		}
+		if (mask & bit) {
+			cfg_err(x, e, "%s: \"%s\" is listed twice", what, v);
+			return 0;
+		}
+		mask |= bit;
+	}
+	return mask;
+}
+
+void
+cfg_parse_auth_mechanisms(struct ctx *x, const config_setting_t *s)
+{
+	unsigned mask;
+
+	x->cfg->auth_mechanisms = AUTHM_DEFAULT;
+	if (s != NULL && (mask = read_auth_mechanisms(x, s, "'auth_mechanisms'")) != 0)
+		x->cfg->auth_mechanisms = mask;
+}
+
 /* The first of listeners[0..n) bound to addr, or -1. */
 static int64_t
 listener_index(const struct config *cfg, size_t n, const struct sockaddr_storage *addr)
@@ -211,9 +279,16 @@ listener_index(const struct config *cfg, size_t n, const struct sockaddr_storage
 void
 cfg_parse_listeners(struct ctx *x, const config_setting_t *list)
 {
-	static const char *const keys[] = {
-	    "listen",       "protocol",       "tls",     "name", "allow_plaintext_auth",
-	    "certificates", "proxy_protocol", "trusted", NULL};
+	static const char *const keys[] = {"listen",
+	                                   "protocol",
+	                                   "tls",
+	                                   "name",
+	                                   "allow_plaintext_auth",
+	                                   "certificates",
+	                                   "proxy_protocol",
+	                                   "trusted",
+	                                   "auth_mechanisms",
+	                                   NULL};
 	struct config *cfg = x->cfg;
 	int n = config_setting_length(list);
 
@@ -309,6 +384,15 @@ cfg_parse_listeners(struct ctx *x, const config_setting_t *list)
 			cfg_err(x, config_setting_get_member(g, "proxy_protocol"),
 			        "listener: proxy_protocol needs 'trusted' = [ the load balancers' "
 			        "networks ]");
+		}
+
+		/* The global list unless the listener names its own (OAuth only
+		 * where the backends behind it take tokens). */
+		lc->auth_mechanisms = cfg->auth_mechanisms;
+		if ((m = config_setting_get_member(g, "auth_mechanisms")) != NULL) {
+			unsigned mask = read_auth_mechanisms(x, m, "listener: 'auth_mechanisms'");
+			if (mask != 0)
+				lc->auth_mechanisms = mask;
 		}
 
 		if ((m = config_setting_get_member(g, "certificates")) != NULL) {
