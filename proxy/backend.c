@@ -31,9 +31,19 @@ creds_free(struct creds **cp)
 {
 	if (*cp == NULL)
 		return;
+	if ((*cp)->token != NULL) {
+		OPENSSL_cleanse((*cp)->token, (*cp)->token_len + 1);
+		free((*cp)->token);
+	}
 	OPENSSL_cleanse(*cp, sizeof(**cp));
 	free(*cp);
 	*cp = NULL;
+}
+
+const char *
+backend_oauth_error(const struct backend *be)
+{
+	return be->oauth_err[0] != '\0' ? be->oauth_err : NULL;
 }
 
 const char *

@@ -2,8 +2,10 @@
  * backend_imap.c: the IMAP side of a backend login (RFC 9051 / 3501), as
  * a client: greeting, STARTTLS, CAPABILITY, ID with the client's address
  * (RFC 2971, the fields Dovecot trusts), then AUTHENTICATE PLAIN or LOGIN
- * with credentials re-serialised here, and LOGOUT when a login is refused
- * after all.  The only code that writes IMAP to a backend.
+ * with credentials re-serialised here, or AUTHENTICATE XOAUTH2/OAUTHBEARER
+ * with the client's token in a message built here (with the RFC 7628
+ * §3.2.2 error exchange), and LOGOUT when a login is refused after all.  The only code that writes
+ * IMAP to a backend.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,6 +13,7 @@
 #include <strings.h>
 
 #include <openssl/crypto.h>
+#include <openssl/evp.h>
 
 #include "addr.h"
 #include "backend_impl.h"
@@ -96,6 +99,13 @@ set_caps(struct backend *be, const char *s, size_t len)
 	be->sasl_ir = caps_has(be->caps, "SASL-IR");
 	be->literal_plus = caps_has(be->caps, "LITERAL+");
 	be->login_disabled = caps_has(be->caps, "LOGINDISABLED");
+	be->mechs = 0;
+	for (unsigned i = 0; i < AUTHM_COUNT; i++) {
+		char word[32];
+		snprintf(word, sizeof(word), "AUTH=%s", auth_mech_name(1u << i));
+		if (caps_has(be->caps, word))
+			be->mechs |= 1u << i;
+	}
 }
 
 /* "* CAPABILITY a b c": take the list.  False for any other line. */
@@ -203,12 +213,62 @@ out:
 	return rc;
 }
 
-/* Log in: AUTHENTICATE PLAIN if offered, else LOGIN.  -1: backend_fail. */
+/* The longest AUTHENTICATE line sent with SASL-IR: longer messages wait for
+ * the "+", as RFC 4959 §7 advises for servers with short line limits. */
+#define IR_MAX 2048
+
+/* Queue AUTHENTICATE XOAUTH2/OAUTHBEARER with a message built from the
+ * user and token (never the client's bytes).  -1: backend_fail called. */
+static int
+send_oauth(struct backend *be, const struct creds *cr)
+{
+	unsigned mech = cr->kind == CREDS_XOAUTH2 ? AUTHM_XOAUTH2 : AUTHM_OAUTHBEARER;
+	const char *name = auth_mech_name(mech);
+	char *b64;
+	size_t n;
+	int rc = -1;
+
+	if (!(be->mechs & mech)) {
+		char said[64];
+		snprintf(said, sizeof(said), "backend does not advertise AUTH=%s", name);
+		backend_set_text(be, said);
+		backend_fail(be, FAIL_BACKEND_PROTO, "backend_mechanism_unavailable");
+		return -1;
+	}
+	if ((b64 = malloc(SASL_OAUTH_B64_MAX + 1)) == NULL)
+		return sent(be, -1);
+	n = mech == AUTHM_XOAUTH2
+	        ? sasl_xoauth2_encode(cr->user, cr->user_len, cr->token, cr->token_len, b64,
+	                              SASL_OAUTH_B64_MAX + 1)
+	        : sasl_oauthbearer_encode(cr->user, cr->user_len, cr->token, cr->token_len, b64,
+	                                  SASL_OAUTH_B64_MAX + 1);
+	be->creds_sent = true;
+	be->have_caps = false;
+	be->nsegs = 0;
+	be->step = BI_LOGIN;
+	if (n == 0) {
+		rc = -1;
+	} else if (be->sasl_ir && n <= IR_MAX) {
+		rc = backend_printf(be, TAG_LOGIN " AUTHENTICATE %s %s\r\n", name, b64);
+	} else if (backend_printf(be, TAG_LOGIN " AUTHENTICATE %s\r\n", name) == 0 &&
+	           buf_append(&be->later, b64, n) == 0 && buf_append(&be->later, "\r\n", 2) == 0) {
+		be->seg_len[be->nsegs++] = n + 2;
+		rc = 0;
+	}
+	OPENSSL_cleanse(b64, SASL_OAUTH_B64_MAX + 1);
+	free(b64);
+	return sent(be, rc);
+}
+
+/* Log in: a token with its own mechanism; a password with AUTHENTICATE
+ * PLAIN if offered, else LOGIN.  -1: backend_fail. */
 static int
 send_credentials(struct backend *be)
 {
 	int rc;
 
+	if (be->req.creds->kind != CREDS_PASSWORD)
+		return send_oauth(be, be->req.creds);
 	be->creds_sent = true;
 	be->have_caps = false; /* the answer to the login brings the new ones */
 	be->nsegs = 0;
@@ -271,12 +331,33 @@ fail_with(struct backend *be, const char *line, enum fail_class fc, const char *
 	return -1;
 }
 
+/* RFC 7628 §3.2.2: a challenge after our token is the error.  Keep it
+ * (re-encoded from the JSON it holds) for the client and answer with the
+ * dummy response; the tagged NO follows. */
+static int
+oauth_error(struct backend *be, const char *text)
+{
+	char json[SASL_OAUTH_ERR_MAX + 1];
+	size_t jlen = 0;
+
+	be->oauth_dummy = true;
+	if (sasl_oauth_error_decode(text, strlen(text), json, &jlen) == SASL_OK)
+		EVP_EncodeBlock((unsigned char *)be->oauth_err, (const unsigned char *)json,
+		                (int)jlen);
+	else
+		backend_set_text(be, "backend sent a malformed RFC 7628 error challenge");
+	OPENSSL_cleanse(json, sizeof(json));
+	return sent(be, backend_send(be, SASL_OAUTH_DUMMY "\r\n", sizeof(SASL_OAUTH_DUMMY) + 1));
+}
+
 /* The answer to our login. */
 static int
 login_line(struct backend *be, char *line)
 {
 	if (line[0] == '+') {
 		size_t l;
+		if (be->nsegs == 0 && be->req.creds->kind != CREDS_PASSWORD && !be->oauth_dummy)
+			return oauth_error(be, line[1] == ' ' ? line + 2 : line + 1);
 		if (be->nsegs == 0)
 			return fail_with(be, line, FAIL_BACKEND_PROTO,
 			                 "backend_unexpected_continuation");
@@ -306,7 +387,8 @@ login_line(struct backend *be, char *line)
 	}
 	if (tagged(line, TAG_LOGIN, "NO"))
 		return fail_with(be, line, no_class(tagged_text(line, TAG_LOGIN, "NO")),
-		                 "backend_refused_login");
+		                 be->req.creds->kind != CREDS_PASSWORD ? "backend_refused_token"
+		                                                       : "backend_refused_login");
 	return fail_with(be, line, FAIL_BACKEND_PROTO, "backend_bad_login_reply");
 }
 
