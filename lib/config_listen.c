@@ -15,6 +15,7 @@
 
 #include "config.h"
 #include "config_impl.h"
+#include "sasl.h"
 
 /* "1".."65535", digits only.  0 or -1. */
 static int
@@ -199,25 +200,23 @@ addr_port(const struct sockaddr_storage *a)
 	return ntohs(((const struct sockaddr_in6 *)(const void *)a)->sin6_port);
 }
 
-static const char *const auth_mech_names[AUTHM_COUNT] = {"PLAIN", "LOGIN", "XOAUTH2",
-                                                         "OAUTHBEARER"};
+_Static_assert((unsigned)AUTHM_PLAIN == (unsigned)SASL_MECH_PLAIN &&
+                   (unsigned)AUTHM_LOGIN == (unsigned)SASL_MECH_LOGIN &&
+                   (unsigned)AUTHM_XOAUTH2 == (unsigned)SASL_MECH_XOAUTH2 &&
+                   (unsigned)AUTHM_OAUTHBEARER == (unsigned)SASL_MECH_OAUTHBEARER &&
+                   AUTHM_COUNT == SASL_MECH_COUNT,
+               "config.h's AUTHM_* are sasl.h's SASL_MECH_*");
 
 const char *
 auth_mech_name(unsigned bit)
 {
-	for (unsigned i = 0; i < AUTHM_COUNT; i++)
-		if (bit == 1u << i)
-			return auth_mech_names[i];
-	return NULL;
+	return sasl_mech_name(bit);
 }
 
 unsigned
 auth_mech_bit(const char *name)
 {
-	for (unsigned i = 0; i < AUTHM_COUNT; i++)
-		if (strcasecmp(name, auth_mech_names[i]) == 0)
-			return 1u << i;
-	return 0;
+	return sasl_mech_bit(name, strlen(name));
 }
 
 /* A list of mechanism names at what: the bits, or 0 after reporting. */

@@ -41,16 +41,13 @@ sent(struct backend *be, int rc)
 	return 0;
 }
 
+/* Every byte the backend sends is read by lib/pop3_resp.c. */
 static bool
 is_ok(const char *line)
 {
-	return strncmp(line, "+OK", 3) == 0 && (line[3] == '\0' || line[3] == ' ');
-}
+	const char *text;
 
-static bool
-is_err(const char *line)
-{
-	return strncmp(line, "-ERR", 4) == 0 && (line[4] == '\0' || line[4] == ' ');
+	return pop3_resp_classify(line, &text) == POP3_R_OK;
 }
 
 /* A refusal: RFC 3206 codes after "-ERR " say what kind. */
@@ -59,14 +56,25 @@ err_class(const char *line)
 {
 	const char *t;
 
-	if (!is_err(line))
+	if (pop3_resp_classify(line, &t) != POP3_R_ERR)
 		return FAIL_BACKEND_PROTO;
-	t = line + 4 + (line[4] == ' ');
-	if (strncasecmp(t, "[SYS/TEMP]", 10) == 0)
+	switch (pop3_resp_err_code(t)) {
+	case POP3_E_SYS_TEMP:
 		return FAIL_BACKEND_DOWN;
-	if (strncasecmp(t, "[IN-USE]", 8) == 0)
+	case POP3_E_IN_USE:
 		return FAIL_LIMIT;
-	return FAIL_AUTH;
+	default:
+		return FAIL_AUTH;
+	}
+}
+
+/* A "+ " challenge (not "+OK"): its text, or NULL. */
+static const char *
+continuation(const char *line)
+{
+	const char *text;
+
+	return pop3_resp_classify(line, &text) == POP3_R_CONTINUE ? text : NULL;
 }
 
 static int
@@ -143,7 +151,7 @@ send_credentials(struct backend *be)
 
 	if (cr->kind != CREDS_PASSWORD) {
 		unsigned mech = cr->kind == CREDS_XOAUTH2 ? AUTHM_XOAUTH2 : AUTHM_OAUTHBEARER;
-		if (!(be->mechs & mech)) {
+		if (!(be->capa.mechs & mech)) {
 			char said[64];
 			snprintf(said, sizeof(said), "backend does not offer SASL %s",
 			         auth_mech_name(mech));
@@ -155,7 +163,7 @@ send_credentials(struct backend *be)
 		return sent(be, backend_printf(be, "AUTH %s\r\n", auth_mech_name(mech)));
 	}
 	be->creds_sent = true;
-	if (be->pop3_sasl_plain) {
+	if (be->capa.sasl_plain) {
 		be->step = BP_AUTH;
 		return send_plain(be, true);
 	}
@@ -169,7 +177,7 @@ static int
 capa_done(struct backend *be)
 {
 	if (be->bc->forward & FORWARD_XCLIENT) {
-		if (be->pop3_xclient) {
+		if (be->capa.xclient) {
 			char pip[64];
 			unsigned pport;
 			addr_parts((const struct sockaddr *)be->req.client_sa, pip, sizeof(pip),
@@ -185,29 +193,6 @@ capa_done(struct backend *be)
 	return send_credentials(be);
 }
 
-/* One line of the CAPA list (RFC 2449 §5). */
-static void
-capa_line(struct backend *be, const char *line)
-{
-	if (strncasecmp(line, "XCLIENT", 7) == 0 && (line[7] == '\0' || line[7] == ' '))
-		be->pop3_xclient = true;
-	if (strncasecmp(line, "SASL ", 5) == 0) {
-		for (const char *p = line + 5; *p != '\0';) {
-			size_t l = strcspn(p, " ");
-			char word[32];
-			if (l == 5 && strncasecmp(p, "PLAIN", 5) == 0)
-				be->pop3_sasl_plain = true;
-			if (l < sizeof(word)) {
-				memcpy(word, p, l);
-				word[l] = '\0';
-				be->mechs |= auth_mech_bit(word);
-			}
-			p += l;
-			p += strspn(p, " ");
-		}
-	}
-}
-
 static int
 pop3_dialog_line(struct backend *be, char *line)
 {
@@ -220,8 +205,8 @@ pop3_dialog_line(struct backend *be, char *line)
 		backend_greeted(be);
 		/* Dovecot offers XCLIENT in its greeting's response code
 		 * ("+OK [XCLIENT] ..."), not in CAPA, to trusted networks. */
-		if (strncasecmp(line, "+OK [XCLIENT]", 13) == 0)
-			be->pop3_xclient = true;
+		if (pop3_resp_greeting_xclient(line[3] == ' ' ? line + 4 : line + 3))
+			be->capa.xclient = true;
 		if (be->bc->tls == TLSM_STARTTLS && be->link.ssl == NULL) {
 			be->step = BP_STLS; /* RFC 2595 §4 */
 			return sent(be, backend_send(be, "STLS\r\n", 6));
@@ -240,7 +225,7 @@ pop3_dialog_line(struct backend *be, char *line)
 		return send_credentials(be); /* no CAPA (RFC 1939 server): USER/PASS */
 	case BP_CAPA_LIST:
 		if (strcmp(line, ".") != 0) {
-			capa_line(be, line);
+			pop3_resp_capa_line(line, &be->capa);
 			return 0;
 		}
 		return capa_done(be);
@@ -249,13 +234,13 @@ pop3_dialog_line(struct backend *be, char *line)
 			backend_forward_failed(be, "xclient", line);
 		return send_credentials(be);
 	case BP_OAUTH:
-		if (line[0] == '+' && line[1] != 'O')
+		if (continuation(line) != NULL)
 			return send_oauth_response(be);
 		return fail_with(be, line, err_class(line), "backend_refused_token");
 	case BP_AUTH:
-		if (line[0] == '+' && line[1] != 'O') {
+		if (continuation(line) != NULL) {
 			if (cr->kind != CREDS_PASSWORD && !be->oauth_dummy)
-				return oauth_error(be, line[1] == ' ' ? line + 2 : line + 1);
+				return oauth_error(be, continuation(line));
 			if (cr->kind != CREDS_PASSWORD)
 				return fail_with(be, line, FAIL_BACKEND_PROTO,
 				                 "backend_unexpected_continuation");
