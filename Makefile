@@ -31,7 +31,7 @@ INSTALL    ?= install
 BUILD    = build
 # Parsers and other pure code: no libev, no sockets; linked into fuzzers.
 PURE_SRC = lib/addr.c lib/buf.c lib/imap.c lib/pop3.c lib/sasl.c lib/route.c lib/route_map.c lib/log.c \
-           lib/proxyproto.c lib/prom.c
+           lib/proxyproto.c lib/prom.c lib/imap_resp.c lib/pop3_resp.c
 # The config loader: lib/ too, but it reads files and resolves host names.
 CONFIG_SRC = lib/config.c lib/config_listen.c lib/config_backend.c lib/config_policy.c \
              lib/state_url.c
@@ -50,7 +50,7 @@ OBJ      = $(SRC:%.c=$(BUILD)/%.o)
 HDR      = $(wildcard lib/*.h proxy/*.h policy/*.h)
 
 UNIT     = $(patsubst tests/unit/%.c,%,$(wildcard tests/unit/test_*.c))
-FUZZ     = fuzz_imap fuzz_pop3 fuzz_proxyproto fuzz_sasl
+FUZZ     = fuzz_imap fuzz_pop3 fuzz_proxyproto fuzz_sasl fuzz_imap_resp fuzz_pop3_resp
 
 .PHONY: all deps test unit unit-asan postern-asan fuzz fuzz-short integration integration-asan \
         demo bench format clean install uninstall install-check

@@ -270,6 +270,7 @@ static const struct opt opts[] = {
 	O_STR(    "tls.ticket_key_file",      tls.ticket_key_file,          NULL,      cfg_check_ticket_key_file),
 	O_DUR(    "tls.session_timeout",      tls.session_timeout_ms,       "1h",      MIN_MS, 7 * DAY_MS),
 
+	O_FUNC(   "auth_mechanisms",          cfg_parse_auth_mechanisms,    "[\"plain\", \"login\"]"),
 	O_LIST(   "listeners",                cfg_parse_listeners,          "listener"),
 	O_LIST(   "backends",                 cfg_parse_backends,           "backend"),
 	O_FUNC(   "pools",                    cfg_parse_pools,              NULL),

@@ -23,6 +23,18 @@ enum protocol_lock_mode { PLOCK_OFF = 0, PLOCK_CONCURRENT, PLOCK_STICKY, PLOCK_S
 #define STATE_PREFIX_MAX                                                                           \
 	64 /* bytes in state_prefix */ /* entries in policy.allow, .deny and .protocols each */
 
+/* auth_mechanisms: the SASL mechanisms a listener offers (AUTH= in IMAP,
+ * the SASL line of POP3 CAPA), as bits, advertised in this order. */
+enum auth_mech {
+	AUTHM_PLAIN = 1u << 0,       /* RFC 4616 */
+	AUTHM_LOGIN = 1u << 1,       /* draft-murchison-sasl-login */
+	AUTHM_XOAUTH2 = 1u << 2,     /* Google's XOAUTH2: bearer token passed through */
+	AUTHM_OAUTHBEARER = 1u << 3, /* RFC 7628: bearer token passed through */
+};
+#define AUTHM_COUNT   4
+#define AUTHM_DEFAULT (AUTHM_PLAIN | AUTHM_LOGIN)
+#define AUTHM_OAUTH   (AUTHM_XOAUTH2 | AUTHM_OAUTHBEARER)
+
 /* An IPv4 or IPv6 network, as in policy.allow / policy.deny. */
 struct cidr_conf {
 	int family;       /* AF_INET or AF_INET6 */
@@ -50,6 +62,7 @@ struct listener_conf {
 	bool proxy_protocol;       /* a PROXY v1/v2 header comes first, from trusted peers only */
 	struct cidr_conf *trusted; /* the load balancers allowed to send it */
 	size_t ntrusted;
+	unsigned auth_mechanisms; /* enum auth_mech bits; default: the global auth_mechanisms */
 };
 
 struct cert_conf {
@@ -102,6 +115,7 @@ struct config {
 	char *state_prefix;        /* Redis: every key starts with it; default "postern:" */
 	uint64_t state_timeout_ms; /* Redis: longest a store request waits; default 250ms */
 	enum log_level log_level;
+	unsigned auth_mechanisms; /* enum auth_mech bits, never 0; default AUTHM_DEFAULT */
 
 	struct {
 		struct cert_conf *certs;
@@ -206,5 +220,10 @@ int config_parse_listen(const char *s, struct sockaddr_storage *addr, socklen_t 
 int config_parse_cidr(const char *s, struct cidr_conf *out, const char **err_out);
 
 const char *proto_name(enum proto_kind p);
+
+/* The upper-case name of one enum auth_mech bit ("PLAIN", ...), or NULL. */
+const char *auth_mech_name(unsigned bit);
+/* The bit of a mechanism name (any case), or 0 when it is none of ours. */
+unsigned auth_mech_bit(const char *name);
 
 #endif

@@ -98,6 +98,8 @@ void cfg_check_readable(struct ctx *x, const config_setting_t *s, const char *wh
 void cfg_parse_certificates(struct ctx *x, const config_setting_t *s);
 void cfg_check_ticket_key_file(struct ctx *x, const config_setting_t *s, const char *v);
 void cfg_parse_listeners(struct ctx *x, const config_setting_t *s);
+/* auth_mechanisms, global (OPT_FUNC, before listeners: their default). */
+void cfg_parse_auth_mechanisms(struct ctx *x, const config_setting_t *s);
 
 /* config_backend.c */
 void cfg_parse_backends(struct ctx *x, const config_setting_t *s);

@@ -6,6 +6,7 @@
  */
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -14,6 +15,7 @@
 
 #include "config.h"
 #include "config_impl.h"
+#include "sasl.h"
 
 /* "1".."65535", digits only.  0 or -1. */
 static int
@@ -198,6 +200,71 @@ addr_port(const struct sockaddr_storage *a)
 	return ntohs(((const struct sockaddr_in6 *)(const void *)a)->sin6_port);
 }
 
+_Static_assert((unsigned)AUTHM_PLAIN == (unsigned)SASL_MECH_PLAIN &&
+                   (unsigned)AUTHM_LOGIN == (unsigned)SASL_MECH_LOGIN &&
+                   (unsigned)AUTHM_XOAUTH2 == (unsigned)SASL_MECH_XOAUTH2 &&
+                   (unsigned)AUTHM_OAUTHBEARER == (unsigned)SASL_MECH_OAUTHBEARER &&
+                   AUTHM_COUNT == SASL_MECH_COUNT,
+               "config.h's AUTHM_* are sasl.h's SASL_MECH_*");
+
+const char *
+auth_mech_name(unsigned bit)
+{
+	return sasl_mech_name(bit);
+}
+
+unsigned
+auth_mech_bit(const char *name)
+{
+	return sasl_mech_bit(name, strlen(name));
+}
+
+/* A list of mechanism names at what: the bits, or 0 after reporting. */
+static unsigned
+read_auth_mechanisms(struct ctx *x, const config_setting_t *s, const char *what)
+{
+	unsigned mask = 0;
+	int n;
+
+	if (!config_setting_is_array(s) && !config_setting_is_list(s)) {
+		cfg_err(x, s, "%s must be a list of names, e.g. [ \"plain\", \"login\" ]", what);
+		return 0;
+	}
+	if ((n = config_setting_length(s)) == 0) {
+		cfg_err(x, s, "%s must name at least one mechanism", what);
+		return 0;
+	}
+	for (int i = 0; i < n; i++) {
+		const config_setting_t *e = config_setting_get_elem(s, i);
+		const char *v = config_setting_get_string(e);
+		unsigned bit = v != NULL ? auth_mech_bit(v) : 0;
+
+		if (bit == 0) {
+			cfg_err(x, e,
+			        "%s: \"%s\" is not one of \"plain\", \"login\", \"xoauth2\", "
+			        "\"oauthbearer\"",
+			        what, v != NULL ? v : "(not a string)");
+			return 0;
+		}
+		if (mask & bit) {
+			cfg_err(x, e, "%s: \"%s\" is listed twice", what, v);
+			return 0;
+		}
+		mask |= bit;
+	}
+	return mask;
+}
+
+void
+cfg_parse_auth_mechanisms(struct ctx *x, const config_setting_t *s)
+{
+	unsigned mask;
+
+	x->cfg->auth_mechanisms = AUTHM_DEFAULT;
+	if (s != NULL && (mask = read_auth_mechanisms(x, s, "'auth_mechanisms'")) != 0)
+		x->cfg->auth_mechanisms = mask;
+}
+
 /* The first of listeners[0..n) bound to addr, or -1. */
 static int64_t
 listener_index(const struct config *cfg, size_t n, const struct sockaddr_storage *addr)
@@ -211,9 +278,16 @@ listener_index(const struct config *cfg, size_t n, const struct sockaddr_storage
 void
 cfg_parse_listeners(struct ctx *x, const config_setting_t *list)
 {
-	static const char *const keys[] = {
-	    "listen",       "protocol",       "tls",     "name", "allow_plaintext_auth",
-	    "certificates", "proxy_protocol", "trusted", NULL};
+	static const char *const keys[] = {"listen",
+	                                   "protocol",
+	                                   "tls",
+	                                   "name",
+	                                   "allow_plaintext_auth",
+	                                   "certificates",
+	                                   "proxy_protocol",
+	                                   "trusted",
+	                                   "auth_mechanisms",
+	                                   NULL};
 	struct config *cfg = x->cfg;
 	int n = config_setting_length(list);
 
@@ -309,6 +383,15 @@ cfg_parse_listeners(struct ctx *x, const config_setting_t *list)
 			cfg_err(x, config_setting_get_member(g, "proxy_protocol"),
 			        "listener: proxy_protocol needs 'trusted' = [ the load balancers' "
 			        "networks ]");
+		}
+
+		/* The global list unless the listener names its own (OAuth only
+		 * where the backends behind it take tokens). */
+		lc->auth_mechanisms = cfg->auth_mechanisms;
+		if ((m = config_setting_get_member(g, "auth_mechanisms")) != NULL) {
+			unsigned mask = read_auth_mechanisms(x, m, "listener: 'auth_mechanisms'");
+			if (mask != 0)
+				lc->auth_mechanisms = mask;
 		}
 
 		if ((m = config_setting_get_member(g, "certificates")) != NULL) {

@@ -6,6 +6,7 @@
  * base64.  Never passes a client's bytes through: encoders rebuild messages.
  */
 #include <string.h>
+#include <strings.h>
 
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
@@ -664,4 +665,24 @@ sasl_strerror(enum sasl_rc rc)
 		return "channel binding not supported";
 	}
 	return "unknown SASL error";
+}
+
+static const char *const mech_names[SASL_MECH_COUNT] = {"PLAIN", "LOGIN", "XOAUTH2", "OAUTHBEARER"};
+
+const char *
+sasl_mech_name(unsigned bit)
+{
+	for (unsigned i = 0; i < SASL_MECH_COUNT; i++)
+		if (bit == 1u << i)
+			return mech_names[i];
+	return NULL;
+}
+
+unsigned
+sasl_mech_bit(const char *name, size_t len)
+{
+	for (unsigned i = 0; i < SASL_MECH_COUNT; i++)
+		if (strlen(mech_names[i]) == len && strncasecmp(name, mech_names[i], len) == 0)
+			return 1u << i;
+	return 0;
 }

@@ -144,6 +144,21 @@ bool sasl_oauth_dummy_ok(const char *b64, size_t len);
 /* The dummy response a proxy sends a backend after its error challenge. */
 #define SASL_OAUTH_DUMMY "AQ=="
 
+/* Mechanism bits, in the order a server advertises them (config.h's
+ * AUTHM_* are these values). */
+enum sasl_mech {
+	SASL_MECH_PLAIN = 1u << 0,
+	SASL_MECH_LOGIN = 1u << 1,
+	SASL_MECH_XOAUTH2 = 1u << 2,
+	SASL_MECH_OAUTHBEARER = 1u << 3,
+};
+#define SASL_MECH_COUNT 4
+
+/* The upper-case name of one mechanism bit, or NULL. */
+const char *sasl_mech_name(unsigned bit);
+/* The bit of name[0..len) (any case), or 0 when it is none of these. */
+unsigned sasl_mech_bit(const char *name, size_t len);
+
 /* Static text for an rc, for logs. */
 const char *sasl_strerror(enum sasl_rc rc);
 

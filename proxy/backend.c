@@ -32,9 +32,19 @@ creds_free(struct creds **cp)
 {
 	if (*cp == NULL)
 		return;
+	if ((*cp)->token != NULL) {
+		OPENSSL_cleanse((*cp)->token, (*cp)->token_len + 1);
+		free((*cp)->token);
+	}
 	OPENSSL_cleanse(*cp, sizeof(**cp));
 	free(*cp);
 	*cp = NULL;
+}
+
+const char *
+backend_oauth_error(const struct backend *be)
+{
+	return be->oauth_err[0] != '\0' ? be->oauth_err : NULL;
 }
 
 const char *
@@ -167,8 +177,10 @@ be_connect_next(struct backend *be)
 		buf_reset(&be->tx);
 		buf_reset(&be->later);
 		be->nsegs = 0;
-		be->have_caps = be->auth_plain = be->sasl_ir = be->literal_plus = false;
-		be->login_disabled = be->pop3_sasl_plain = be->pop3_xclient = false;
+		be->have_caps = be->oauth_dummy = false;
+		memset(&be->caps, 0, sizeof(be->caps)); /* and the POP3 CAPA */
+		memset(&be->capa, 0, sizeof(be->capa));
+		be->oauth_err[0] = '\0';
 		be->text[0] = '\0';
 		if (link_connect(&be->link, (const struct sockaddr *)&bc->addr[pk],
 		                 bc->addrlen[pk]) == 0) {

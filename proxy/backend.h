@@ -23,6 +23,12 @@
 
 #define CREDS_USER_MAX   256
 #define CREDS_SECRET_MAX 1024
+#define CREDS_TOKEN_MAX  8192 /* SASL_TOKEN_MAX: sasl.h says why */
+
+/* What the backend login carries: a password (PLAIN or LOGIN at the
+ * backend, whichever it offers), or an OAuth bearer token passed through
+ * with the client's own mechanism. */
+enum creds_kind { CREDS_PASSWORD = 0, CREDS_XOAUTH2, CREDS_OAUTHBEARER };
 
 struct runtime;
 struct backend;
@@ -30,13 +36,16 @@ struct metrics;
 
 /* Credentials between the pre-auth dialog and the backend's answer. */
 struct creds {
+	enum creds_kind kind;
 	char user[CREDS_USER_MAX + 1];
 	size_t user_len;
-	char secret[CREDS_SECRET_MAX + 1];
+	char secret[CREDS_SECRET_MAX + 1]; /* CREDS_PASSWORD */
 	size_t secret_len;
+	char *token; /* owned, CREDS_XOAUTH2/CREDS_OAUTHBEARER: [token_len + 1], wiped */
+	size_t token_len;
 };
 
-/* Wipe and free *cp; takes NULL. */
+/* Wipe and free *cp and its token; takes NULL. */
 void creds_free(struct creds **cp);
 
 /* The outcome of a login: FAIL_NONE (logged in; the link waits for
@@ -80,6 +89,12 @@ size_t backend_index(const struct backend *be);
 /* After FAIL_NONE: what the client's OK carries (the IMAP capabilities, or
  * the text of POP3's +OK); valid while be lives. */
 const char *backend_ok_text(const struct backend *be);
+
+/* After FAIL_AUTH of a token: the backend's RFC 7628 §3.2.2 error
+ * challenge, re-encoded base64 of the JSON it sent (checked by
+ * sasl_oauth_error_decode()), for the client; NULL when it sent none.
+ * Valid while be lives. */
+const char *backend_oauth_error(const struct backend *be);
 
 /* After FAIL_NONE, when the login is refused after all (policy): say
  * LOGOUT/QUIT without waiting and close the link. */

@@ -2,8 +2,10 @@
  * backend_imap.c: the IMAP side of a backend login (RFC 9051 / 3501), as
  * a client: greeting, STARTTLS, CAPABILITY, ID with the client's address
  * (RFC 2971, the fields Dovecot trusts), then AUTHENTICATE PLAIN or LOGIN
- * with credentials re-serialised here, and LOGOUT when a login is refused
- * after all.  The only code that writes IMAP to a backend.
+ * with credentials re-serialised here, or AUTHENTICATE XOAUTH2/OAUTHBEARER
+ * with the client's token in a message built here (with the RFC 7628
+ * §3.2.2 error exchange), and LOGOUT when a login is refused after all.  The only code that writes
+ * IMAP to a backend.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,6 +13,7 @@
 #include <strings.h>
 
 #include <openssl/crypto.h>
+#include <openssl/evp.h>
 
 #include "addr.h"
 #include "backend_impl.h"
@@ -38,89 +41,24 @@ sent(struct backend *be, int rc)
 	return 0;
 }
 
-/* Is line the tagged status "TAG STATUS" (case-insensitive)? */
-static bool
-tagged(const char *line, const char *tag, const char *status)
+/* A line for the command tagged tag; "* CAPABILITY" lines update the
+ * list (lib/imap_resp.c reads every byte the backend sends). */
+static enum imap_resp_kind
+classify(struct backend *be, const char *line, const char *tag, const char **text_out)
 {
-	size_t tl = strlen(tag), sl = strlen(status);
+	enum imap_resp_kind k = imap_resp_classify(line, tag, &be->caps, text_out);
 
-	return strncmp(line, tag, tl) == 0 && line[tl] == ' ' &&
-	       strncasecmp(line + tl + 1, status, sl) == 0 &&
-	       (line[tl + 1 + sl] == ' ' || line[tl + 1 + sl] == '\0');
-}
-
-/* The resp-text after "TAG STATUS ". */
-static const char *
-tagged_text(const char *line, const char *tag, const char *status)
-{
-	const char *t = line + strlen(tag) + 1 + strlen(status);
-
-	return *t == ' ' ? t + 1 : t;
-}
-
-/* Does the space-separated capability list hold word (case-insensitive)? */
-static bool
-caps_has(const char *caps, const char *word)
-{
-	size_t wl = strlen(word);
-
-	for (const char *p = caps; *p != '\0';) {
-		const char *e = strchr(p, ' ');
-		size_t l = e ? (size_t)(e - p) : strlen(p);
-		if (l == wl && strncasecmp(p, word, wl) == 0)
-			return true;
-		if (e == NULL)
-			break;
-		p = e + 1;
-	}
-	return false;
-}
-
-static void
-set_caps(struct backend *be, const char *s, size_t len)
-{
-	while (len > 0 && s[len - 1] == ' ')
-		len--;
-	if (len >= sizeof(be->caps))
-		len = sizeof(be->caps) - 1;
-	memcpy(be->caps, s, len);
-	be->caps[len] = '\0';
-	/* Capabilities go back to the client inside a response code: keep them
-	 * to printable ASCII so nothing can break out of the line. */
-	for (size_t i = 0; i < len; i++)
-		if ((unsigned char)be->caps[i] < 0x20 || (unsigned char)be->caps[i] > 0x7e ||
-		    be->caps[i] == ']')
-			be->caps[i] = ' ';
-	be->have_caps = true;
-	be->auth_plain = caps_has(be->caps, "AUTH=PLAIN");
-	be->sasl_ir = caps_has(be->caps, "SASL-IR");
-	be->literal_plus = caps_has(be->caps, "LITERAL+");
-	be->login_disabled = caps_has(be->caps, "LOGINDISABLED");
-}
-
-/* "* CAPABILITY a b c": take the list.  False for any other line. */
-static bool
-caps_untagged(struct backend *be, const char *line)
-{
-	if (strncasecmp(line, "* CAPABILITY ", 13) != 0)
-		return false;
-	set_caps(be, line + 13, strlen(line + 13));
-	return true;
+	if (k == IMAP_R_CAPS)
+		be->have_caps = true;
+	return k;
 }
 
 /* "[CAPABILITY a b c] text" at the start of resp-text: take the list. */
 static void
 caps_from_code(struct backend *be, const char *text)
 {
-	static const char code[] = "[CAPABILITY ";
-	const char *end;
-
-	if (strncasecmp(text, code, sizeof(code) - 1) != 0)
-		return;
-	text += sizeof(code) - 1;
-	end = strchr(text, ']');
-	if (end != NULL)
-		set_caps(be, text, (size_t)(end - text));
+	if (imap_resp_caps_code(text, &be->caps))
+		be->have_caps = true;
 }
 
 /* Queue AUTHENTICATE PLAIN (RFC 4959 SASL-IR when offered; else the
@@ -135,7 +73,7 @@ send_authenticate(struct backend *be, const struct creds *cr)
 
 	if (n == 0)
 		return -1;
-	if (be->sasl_ir) {
+	if (be->caps.sasl_ir) {
 		rc = backend_printf(be, TAG_LOGIN " AUTHENTICATE PLAIN %s\r\n", b64);
 	} else if (backend_printf(be, TAG_LOGIN " AUTHENTICATE PLAIN\r\n") == 0 &&
 	           buf_append(&be->later, b64, n) == 0 && buf_append(&be->later, "\r\n", 2) == 0) {
@@ -153,11 +91,11 @@ quote_part(struct backend *be, char *cmd, size_t cap, size_t *o, size_t *seg_sta
            size_t len)
 {
 	bool lit;
-	size_t n = imap_quote(cmd + *o, cap - *o - 2, s, len, be->literal_plus, &lit);
+	size_t n = imap_quote(cmd + *o, cap - *o - 2, s, len, be->caps.literal_plus, &lit);
 
 	if (n == 0)
 		return -1;
-	if (lit && !be->literal_plus) {
+	if (lit && !be->caps.literal_plus) {
 		/* The quote wrote "{n}\r\n" + bytes: cut after the CRLF. */
 		size_t hdr = (size_t)(strchr(cmd + *o, '\n') - (cmd + *o)) + 1;
 		if (be->nsegs == BE_SEGS_MAX)
@@ -203,18 +141,68 @@ out:
 	return rc;
 }
 
-/* Log in: AUTHENTICATE PLAIN if offered, else LOGIN.  -1: backend_fail. */
+/* The longest AUTHENTICATE line sent with SASL-IR: longer messages wait for
+ * the "+", as RFC 4959 §7 advises for servers with short line limits. */
+#define IR_MAX 2048
+
+/* Queue AUTHENTICATE XOAUTH2/OAUTHBEARER with a message built from the
+ * user and token (never the client's bytes).  -1: backend_fail called. */
+static int
+send_oauth(struct backend *be, const struct creds *cr)
+{
+	unsigned mech = cr->kind == CREDS_XOAUTH2 ? AUTHM_XOAUTH2 : AUTHM_OAUTHBEARER;
+	const char *name = auth_mech_name(mech);
+	char *b64;
+	size_t n;
+	int rc = -1;
+
+	if (!(be->caps.mechs & mech)) {
+		char said[64];
+		snprintf(said, sizeof(said), "backend does not advertise AUTH=%s", name);
+		backend_set_text(be, said);
+		backend_fail(be, FAIL_BACKEND_PROTO, "backend_mechanism_unavailable");
+		return -1;
+	}
+	if ((b64 = malloc(SASL_OAUTH_B64_MAX + 1)) == NULL)
+		return sent(be, -1);
+	n = mech == AUTHM_XOAUTH2
+	        ? sasl_xoauth2_encode(cr->user, cr->user_len, cr->token, cr->token_len, b64,
+	                              SASL_OAUTH_B64_MAX + 1)
+	        : sasl_oauthbearer_encode(cr->user, cr->user_len, cr->token, cr->token_len, b64,
+	                                  SASL_OAUTH_B64_MAX + 1);
+	be->creds_sent = true;
+	be->have_caps = false;
+	be->nsegs = 0;
+	be->step = BI_LOGIN;
+	if (n == 0) {
+		rc = -1;
+	} else if (be->caps.sasl_ir && n <= IR_MAX) {
+		rc = backend_printf(be, TAG_LOGIN " AUTHENTICATE %s %s\r\n", name, b64);
+	} else if (backend_printf(be, TAG_LOGIN " AUTHENTICATE %s\r\n", name) == 0 &&
+	           buf_append(&be->later, b64, n) == 0 && buf_append(&be->later, "\r\n", 2) == 0) {
+		be->seg_len[be->nsegs++] = n + 2;
+		rc = 0;
+	}
+	OPENSSL_cleanse(b64, SASL_OAUTH_B64_MAX + 1);
+	free(b64);
+	return sent(be, rc);
+}
+
+/* Log in: a token with its own mechanism; a password with AUTHENTICATE
+ * PLAIN if offered, else LOGIN.  -1: backend_fail. */
 static int
 send_credentials(struct backend *be)
 {
 	int rc;
 
+	if (be->req.creds->kind != CREDS_PASSWORD)
+		return send_oauth(be, be->req.creds);
 	be->creds_sent = true;
 	be->have_caps = false; /* the answer to the login brings the new ones */
 	be->nsegs = 0;
-	if (be->auth_plain) {
+	if (be->caps.auth_plain) {
 		rc = send_authenticate(be, be->req.creds);
-	} else if (be->login_disabled) {
+	} else if (be->caps.login_disabled) {
 		backend_set_text(be, "backend advertises LOGINDISABLED and no AUTH=PLAIN");
 		backend_fail(be, FAIL_BACKEND_PROTO, "backend_login_disabled");
 		return -1;
@@ -256,7 +244,7 @@ ready(struct backend *be)
 static enum fail_class
 no_class(const char *text)
 {
-	if (strncasecmp(text, "[UNAVAILABLE]", 13) == 0)
+	if (imap_resp_unavailable(text))
 		return FAIL_BACKEND_DOWN;
 	/* [AUTHENTICATIONFAILED], [AUTHORIZATIONFAILED], [EXPIRED], none: the
 	 * credentials were not accepted. */
@@ -271,12 +259,36 @@ fail_with(struct backend *be, const char *line, enum fail_class fc, const char *
 	return -1;
 }
 
+/* RFC 7628 §3.2.2: a challenge after our token is the error.  Keep it
+ * (re-encoded from the JSON it holds) for the client and answer with the
+ * dummy response; the tagged NO follows. */
+static int
+oauth_error(struct backend *be, const char *text)
+{
+	char json[SASL_OAUTH_ERR_MAX + 1];
+	size_t jlen = 0;
+
+	be->oauth_dummy = true;
+	if (sasl_oauth_error_decode(text, strlen(text), json, &jlen) == SASL_OK)
+		EVP_EncodeBlock((unsigned char *)be->oauth_err, (const unsigned char *)json,
+		                (int)jlen);
+	else
+		backend_set_text(be, "backend sent a malformed RFC 7628 error challenge");
+	OPENSSL_cleanse(json, sizeof(json));
+	return sent(be, backend_send(be, SASL_OAUTH_DUMMY "\r\n", sizeof(SASL_OAUTH_DUMMY) + 1));
+}
+
 /* The answer to our login. */
 static int
 login_line(struct backend *be, char *line)
 {
-	if (line[0] == '+') {
+	const char *text;
+
+	switch (classify(be, line, TAG_LOGIN, &text)) {
+	case IMAP_R_CONTINUE: {
 		size_t l;
+		if (be->nsegs == 0 && be->req.creds->kind != CREDS_PASSWORD && !be->oauth_dummy)
+			return oauth_error(be, text);
 		if (be->nsegs == 0)
 			return fail_with(be, line, FAIL_BACKEND_PROTO,
 			                 "backend_unexpected_continuation");
@@ -288,14 +300,13 @@ login_line(struct backend *be, char *line)
 		be->nsegs--;
 		return 0;
 	}
-	if (caps_untagged(be, line))
+	case IMAP_R_CAPS:
+	case IMAP_R_UNTAGGED:
 		return 0;
-	if (strncasecmp(line, "* BYE", 5) == 0)
+	case IMAP_R_BYE:
 		return fail_with(be, line, FAIL_BACKEND_DOWN, "backend_bye");
-	if (line[0] == '*')
-		return 0;
-	if (tagged(line, TAG_LOGIN, "OK")) {
-		caps_from_code(be, tagged_text(line, TAG_LOGIN, "OK"));
+	case IMAP_R_OK:
+		caps_from_code(be, text);
 		if (!be->have_caps) {
 			/* RFC 9051 §6.2.3: capabilities may change at login. */
 			be->step = BI_POSTCAPA;
@@ -303,61 +314,77 @@ login_line(struct backend *be, char *line)
 		}
 		backend_logged_in(be);
 		return -1;
+	case IMAP_R_NO:
+		return fail_with(be, line, no_class(text),
+		                 be->req.creds->kind != CREDS_PASSWORD ? "backend_refused_token"
+		                                                       : "backend_refused_login");
+	default:
+		return fail_with(be, line, FAIL_BACKEND_PROTO, "backend_bad_login_reply");
 	}
-	if (tagged(line, TAG_LOGIN, "NO"))
-		return fail_with(be, line, no_class(tagged_text(line, TAG_LOGIN, "NO")),
-		                 "backend_refused_login");
-	return fail_with(be, line, FAIL_BACKEND_PROTO, "backend_bad_login_reply");
+}
+
+/* A command's end: untagged lines go on, OK returns 1, anything else 0. */
+static int
+tagged_ok(struct backend *be, const char *line, const char *tag)
+{
+	const char *text;
+	enum imap_resp_kind k = classify(be, line, tag, &text);
+
+	if (k == IMAP_R_CAPS || k == IMAP_R_UNTAGGED || k == IMAP_R_BYE)
+		return -1;
+	return k == IMAP_R_OK;
 }
 
 static int
 imap_dialog_line(struct backend *be, char *line)
 {
+	const char *text;
+	bool bye;
+	int ok;
+
 	switch ((enum imap_step)be->step) {
 	case BI_GREETING:
-		if (strncasecmp(line, "* OK", 4) != 0)
+		if (!imap_resp_greeting(line, &text, &bye))
 			return fail_with(be, line, FAIL_BACKEND_PROTO,
-			                 strncasecmp(line, "* BYE", 5) == 0
-			                     ? "backend_bye"
-			                     : "backend_bad_greeting");
+			                 bye ? "backend_bye" : "backend_bad_greeting");
 		backend_greeted(be);
 		if (be->bc->tls == TLSM_STARTTLS && be->link.ssl == NULL) {
 			/* RFC 9051 §6.2.1; capabilities are asked again over TLS. */
 			be->step = BI_STARTTLS;
 			return sent(be, backend_send(be, TAG_STARTTLS " STARTTLS\r\n", 13));
 		}
-		caps_from_code(be, line + (line[4] == ' ' ? 5 : 4));
+		caps_from_code(be, text);
 		if (!be->have_caps) {
 			be->step = BI_CAPA;
 			return sent(be, backend_send(be, TAG_CAPA " CAPABILITY\r\n", 15));
 		}
 		return ready(be);
 	case BI_STARTTLS:
-		if (line[0] == '*')
+		if ((ok = tagged_ok(be, line, TAG_STARTTLS)) < 0)
 			return 0;
-		if (!tagged(line, TAG_STARTTLS, "OK"))
+		if (!ok)
 			return fail_with(be, line, FAIL_BACKEND_PROTO, "backend_starttls_refused");
 		return backend_start_tls(be, BI_CAPA);
 	case BI_CAPA:
-		if (caps_untagged(be, line) || line[0] == '*')
+		if ((ok = tagged_ok(be, line, TAG_CAPA)) < 0)
 			return 0;
-		if (!tagged(line, TAG_CAPA, "OK"))
+		if (!ok)
 			return fail_with(be, line, FAIL_BACKEND_PROTO, "backend_capability_failed");
 		return ready(be);
 	case BI_ID:
 		/* Whatever the answer, go on: a backend that ignores ID still
 		 * serves the user, it only logs the proxy's address. */
-		if (line[0] == '*')
+		if ((ok = tagged_ok(be, line, TAG_ID)) < 0)
 			return 0;
-		if (!tagged(line, TAG_ID, "OK"))
+		if (!ok)
 			backend_forward_failed(be, "id", line);
 		return ready(be);
 	case BI_LOGIN:
 		return login_line(be, line);
 	case BI_POSTCAPA:
-		if (caps_untagged(be, line) || line[0] == '*')
+		if ((ok = tagged_ok(be, line, TAG_POSTCAPA)) < 0)
 			return 0;
-		if (!tagged(line, TAG_POSTCAPA, "OK"))
+		if (!ok)
 			return fail_with(be, line, FAIL_BACKEND_PROTO, "backend_capability_failed");
 		backend_logged_in(be);
 		return -1;
@@ -383,7 +410,7 @@ imap_dialog_after_tls(struct backend *be)
 static const char *
 imap_dialog_ok_text(const struct backend *be)
 {
-	return be->have_caps ? be->caps : "IMAP4rev1";
+	return be->have_caps ? be->caps.list : "IMAP4rev1";
 }
 
 const struct backend_dialog backend_imap_dialog = {

@@ -9,11 +9,15 @@
 #define POSTERN_BACKEND_IMPL_H
 
 #include "backend.h"
+#include "imap_resp.h"
+#include "pop3_resp.h"
 #include "route.h"
+#include "sasl.h"
 
 #define BE_LINE_MAX 8192 /* one response line from a backend */
-#define BE_TX_MAX   8192 /* our commands, credentials included */
-#define BE_CAPS_MAX 2048
+/* our commands, credentials included: an OAuth message of SASL_OAUTH_B64_MAX
+ * (12 KiB) and its command */
+#define BE_TX_MAX   16384
 #define BE_TEXT_MAX 512
 #define BE_SEGS_MAX 3 /* LOGIN with two synchronising literals has three parts */
 
@@ -62,10 +66,12 @@ struct backend {
 	struct buf later;
 	size_t seg_len[BE_SEGS_MAX];
 	size_t nsegs;
-	char caps[BE_CAPS_MAX]; /* IMAP capabilities, space separated */
+	struct imap_caps caps; /* IMAP: the list and what it offers */
 	bool have_caps;
-	bool auth_plain, sasl_ir, literal_plus, login_disabled; /* IMAP */
-	bool pop3_sasl_plain, pop3_xclient;                     /* POP3 */
+	struct pop3_capa capa; /* POP3: XCLIENT and SASL mechanisms */
+	bool oauth_dummy;      /* our dummy response went after its RFC 7628 error */
+	/* The RFC 7628 error challenge for the client (base64), or "". */
+	char oauth_err[(SASL_OAUTH_ERR_MAX + 2) / 3 * 4 + 1];
 	char text[BE_TEXT_MAX]; /* POP3: the +OK text; failures: what the backend said */
 };
 

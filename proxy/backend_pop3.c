@@ -2,14 +2,18 @@
  * backend_pop3.c: the POP3 side of a backend login (RFC 1939, RFC 2449
  * CAPA, RFC 2595 STLS, RFC 5034 AUTH), as a client: greeting, STLS, CAPA,
  * XCLIENT with the client's address (Dovecot), then AUTH PLAIN or
- * USER/PASS with credentials re-serialised here, and QUIT when a login is
- * refused after all.  The only code that writes POP3 to a backend.
+ * USER/PASS with credentials re-serialised here, or AUTH XOAUTH2 /
+ * OAUTHBEARER with the client's token in a message built here (with the
+ * RFC 7628 §3.2.2 error exchange), and QUIT when a login is refused after
+ * all.  The only code that writes POP3 to a backend.
  */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
 #include <openssl/crypto.h>
+#include <openssl/evp.h>
 
 #include "addr.h"
 #include "backend_impl.h"
@@ -23,7 +27,8 @@ enum pop3_step {
 	BP_XCLIENT,
 	BP_AUTH,
 	BP_USER,
-	BP_PASS
+	BP_PASS,
+	BP_OAUTH /* AUTH XOAUTH2/OAUTHBEARER sent, waiting for "+ " */
 };
 
 static int
@@ -36,16 +41,13 @@ sent(struct backend *be, int rc)
 	return 0;
 }
 
+/* Every byte the backend sends is read by lib/pop3_resp.c. */
 static bool
 is_ok(const char *line)
 {
-	return strncmp(line, "+OK", 3) == 0 && (line[3] == '\0' || line[3] == ' ');
-}
+	const char *text;
 
-static bool
-is_err(const char *line)
-{
-	return strncmp(line, "-ERR", 4) == 0 && (line[4] == '\0' || line[4] == ' ');
+	return pop3_resp_classify(line, &text) == POP3_R_OK;
 }
 
 /* A refusal: RFC 3206 codes after "-ERR " say what kind. */
@@ -54,14 +56,25 @@ err_class(const char *line)
 {
 	const char *t;
 
-	if (!is_err(line))
+	if (pop3_resp_classify(line, &t) != POP3_R_ERR)
 		return FAIL_BACKEND_PROTO;
-	t = line + 4 + (line[4] == ' ');
-	if (strncasecmp(t, "[SYS/TEMP]", 10) == 0)
+	switch (pop3_resp_err_code(t)) {
+	case POP3_E_SYS_TEMP:
 		return FAIL_BACKEND_DOWN;
-	if (strncasecmp(t, "[IN-USE]", 8) == 0)
+	case POP3_E_IN_USE:
 		return FAIL_LIMIT;
-	return FAIL_AUTH;
+	default:
+		return FAIL_AUTH;
+	}
+}
+
+/* A "+ " challenge (not "+OK"): its text, or NULL. */
+static const char *
+continuation(const char *line)
+{
+	const char *text;
+
+	return pop3_resp_classify(line, &text) == POP3_R_CONTINUE ? text : NULL;
 }
 
 static int
@@ -89,13 +102,68 @@ send_plain(struct backend *be, bool with_command)
 	return sent(be, rc);
 }
 
+/* The XOAUTH2/OAUTHBEARER message, built from user and token, as the
+ * response after "+ " (RFC 5034 §4: long responses wait for it). */
+static int
+send_oauth_response(struct backend *be)
+{
+	const struct creds *cr = be->req.creds;
+	char *b64 = malloc(SASL_OAUTH_B64_MAX + 1);
+	size_t n = 0;
+	int rc = -1;
+
+	if (b64 != NULL) {
+		n = cr->kind == CREDS_XOAUTH2
+		        ? sasl_xoauth2_encode(cr->user, cr->user_len, cr->token, cr->token_len, b64,
+		                              SASL_OAUTH_B64_MAX + 1)
+		        : sasl_oauthbearer_encode(cr->user, cr->user_len, cr->token, cr->token_len,
+		                                  b64, SASL_OAUTH_B64_MAX + 1);
+		if (n > 0 && backend_send(be, b64, n) == 0)
+			rc = backend_send(be, "\r\n", 2);
+		OPENSSL_cleanse(b64, SASL_OAUTH_B64_MAX + 1);
+		free(b64);
+	}
+	be->step = BP_AUTH;
+	return sent(be, rc);
+}
+
+/* RFC 7628 §3.2.2: a challenge after our token is the error.  Keep it
+ * (re-encoded from its JSON) for the client, answer with the dummy
+ * response; -ERR follows. */
+static int
+oauth_error(struct backend *be, const char *text)
+{
+	char json[SASL_OAUTH_ERR_MAX + 1];
+	size_t jlen = 0;
+
+	be->oauth_dummy = true;
+	if (sasl_oauth_error_decode(text, strlen(text), json, &jlen) == SASL_OK)
+		EVP_EncodeBlock((unsigned char *)be->oauth_err, (const unsigned char *)json,
+		                (int)jlen);
+	OPENSSL_cleanse(json, sizeof(json));
+	return sent(be, backend_send(be, SASL_OAUTH_DUMMY "\r\n", sizeof(SASL_OAUTH_DUMMY) + 1));
+}
+
 static int
 send_credentials(struct backend *be)
 {
 	const struct creds *cr = be->req.creds;
 
+	if (cr->kind != CREDS_PASSWORD) {
+		unsigned mech = cr->kind == CREDS_XOAUTH2 ? AUTHM_XOAUTH2 : AUTHM_OAUTHBEARER;
+		if (!(be->capa.mechs & mech)) {
+			char said[64];
+			snprintf(said, sizeof(said), "backend does not offer SASL %s",
+			         auth_mech_name(mech));
+			return fail_with(be, said, FAIL_BACKEND_PROTO,
+			                 "backend_mechanism_unavailable");
+		}
+		be->creds_sent = true;
+		be->step = BP_OAUTH;
+		return sent(be, backend_printf(be, "AUTH %s\r\n", auth_mech_name(mech)));
+	}
 	be->creds_sent = true;
-	if (be->pop3_sasl_plain) {
+	if (be->capa.sasl_plain) {
 		be->step = BP_AUTH;
 		return send_plain(be, true);
 	}
@@ -109,7 +177,7 @@ static int
 capa_done(struct backend *be)
 {
 	if (be->bc->forward & FORWARD_XCLIENT) {
-		if (be->pop3_xclient) {
+		if (be->capa.xclient) {
 			char pip[64];
 			unsigned pport;
 			addr_parts((const struct sockaddr *)be->req.client_sa, pip, sizeof(pip),
@@ -125,23 +193,6 @@ capa_done(struct backend *be)
 	return send_credentials(be);
 }
 
-/* One line of the CAPA list (RFC 2449 §5). */
-static void
-capa_line(struct backend *be, const char *line)
-{
-	if (strncasecmp(line, "XCLIENT", 7) == 0 && (line[7] == '\0' || line[7] == ' '))
-		be->pop3_xclient = true;
-	if (strncasecmp(line, "SASL ", 5) == 0) {
-		for (const char *p = line + 5; *p != '\0';) {
-			size_t l = strcspn(p, " ");
-			if (l == 5 && strncasecmp(p, "PLAIN", 5) == 0)
-				be->pop3_sasl_plain = true;
-			p += l;
-			p += strspn(p, " ");
-		}
-	}
-}
-
 static int
 pop3_dialog_line(struct backend *be, char *line)
 {
@@ -154,8 +205,8 @@ pop3_dialog_line(struct backend *be, char *line)
 		backend_greeted(be);
 		/* Dovecot offers XCLIENT in its greeting's response code
 		 * ("+OK [XCLIENT] ..."), not in CAPA, to trusted networks. */
-		if (strncasecmp(line, "+OK [XCLIENT]", 13) == 0)
-			be->pop3_xclient = true;
+		if (pop3_resp_greeting_xclient(line[3] == ' ' ? line + 4 : line + 3))
+			be->capa.xclient = true;
 		if (be->bc->tls == TLSM_STARTTLS && be->link.ssl == NULL) {
 			be->step = BP_STLS; /* RFC 2595 §4 */
 			return sent(be, backend_send(be, "STLS\r\n", 6));
@@ -174,7 +225,7 @@ pop3_dialog_line(struct backend *be, char *line)
 		return send_credentials(be); /* no CAPA (RFC 1939 server): USER/PASS */
 	case BP_CAPA_LIST:
 		if (strcmp(line, ".") != 0) {
-			capa_line(be, line);
+			pop3_resp_capa_line(line, &be->capa);
 			return 0;
 		}
 		return capa_done(be);
@@ -182,17 +233,29 @@ pop3_dialog_line(struct backend *be, char *line)
 		if (!is_ok(line))
 			backend_forward_failed(be, "xclient", line);
 		return send_credentials(be);
+	case BP_OAUTH:
+		if (continuation(line) != NULL)
+			return send_oauth_response(be);
+		return fail_with(be, line, err_class(line), "backend_refused_token");
 	case BP_AUTH:
-		if (line[0] == '+' && line[1] != 'O')
+		if (continuation(line) != NULL) {
+			if (cr->kind != CREDS_PASSWORD && !be->oauth_dummy)
+				return oauth_error(be, continuation(line));
+			if (cr->kind != CREDS_PASSWORD)
+				return fail_with(be, line, FAIL_BACKEND_PROTO,
+				                 "backend_unexpected_continuation");
 			return send_plain(be, false); /* it ignored the initial response */
-		                                      /* fall through */
+		}
+		/* fall through */
 	case BP_PASS:
 		if (is_ok(line)) {
 			backend_set_text(be, line[3] == ' ' ? line + 4 : "");
 			backend_logged_in(be);
 			return -1;
 		}
-		return fail_with(be, line, err_class(line), "backend_refused_login");
+		return fail_with(be, line, err_class(line),
+		                 cr->kind != CREDS_PASSWORD ? "backend_refused_token"
+		                                            : "backend_refused_login");
 	case BP_USER:
 		if (!is_ok(line))
 			return fail_with(be, line, err_class(line), "backend_refused_login");

@@ -59,6 +59,10 @@ struct proto_ops {
 	void (*reply_ok)(struct conn *c, const char *text);
 	/* Write the refusal of the login under way ("[CODE] text"). */
 	void (*reply_fail)(struct conn *c, const char *text);
+	/* A backend refused a token with an RFC 7628 §3.2.2 error: write the
+	 * challenge (base64 JSON) and read the client's dummy response, then
+	 * call login_oauth_refusal(c, last). */
+	void (*oauth_error)(struct conn *c, const char *b64, bool last);
 	/* Write last words (BYE / -ERR) before an enforced close. */
 	void (*bye)(struct conn *c, const char *text);
 	/* Free c->sess (wiping credentials).  Takes a conn without one. */
@@ -123,7 +127,8 @@ struct conn {
 	bool closed;
 	bool starttls_pending;  /* OK to STARTTLS written; handshake once flushed */
 	bool starttls_done;     /* TLS came by STARTTLS: no second greeting */
-	const char *login_mech; /* "login", "user", "plain" for logs */
+	const char *login_mech; /* "login", "user", "plain", "sasl-login", "xoauth2",
+	                           "oauthbearer", for logs */
 	ev_tstamp login_started;
 
 	struct conn *next, *prev; /* worker->conns */

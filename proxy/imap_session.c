@@ -1,8 +1,9 @@
 /*
  * imap_session.c: the IMAP dialog before login (RFC 9051 / RFC 3501):
  * greeting, CAPABILITY, NOOP, ID, LOGOUT, STARTTLS, LOGIN and AUTHENTICATE
- * PLAIN.  Drives the pure parser in imap.c and writes every reply; never
- * forwards a client byte to a backend.
+ * with PLAIN, LOGIN, XOAUTH2 and OAUTHBEARER (RFC 9051 §6.2.2, RFC 4959
+ * SASL-IR).  Drives the pure parser in imap.c and writes every reply;
+ * never forwards a client byte to a backend.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -18,34 +19,61 @@
 
 #define OUT_RESERVE 1024 /* stop parsing while c->out has less room than one reply */
 
+/* Where an AUTHENTICATE exchange stands: which response line comes next. */
+enum sasl_step {
+	STEP_NONE,         /* no exchange */
+	STEP_PLAIN,        /* "+ " sent: the PLAIN message */
+	STEP_LOGIN_USER,   /* "+ VXNlcm5hbWU6" sent: the user name */
+	STEP_LOGIN_SECRET, /* "+ UGFzc3dvcmQ6" sent: the password */
+	STEP_OAUTH,        /* "+ " sent: the XOAUTH2/OAUTHBEARER message */
+	STEP_OAUTH_DUMMY,  /* the backend's RFC 7628 error sent: the dummy response */
+};
+
 struct imap_sess {
 	struct imap_parser p;
 	struct imap_cmd cmd;
 	char tag[IMAP_TAG_MAX + 1]; /* the tag of the LOGIN/AUTHENTICATE in progress */
-	bool in_sasl;               /* "+ " sent, waiting for the SASL response */
+	enum sasl_step step;
+	unsigned mech;                /* AUTHM_* of the exchange */
+	bool last_fail;               /* STEP_OAUTH_DUMMY: that failure used the last attempt */
+	char user[SASL_USER_MAX + 1]; /* SASL LOGIN: the user name, until the password */
+	size_t user_len;
 };
 
-/* Pre-login capabilities (RFC 9051 §7.2.2).  After login the client gets
- * the backend's own list. */
+#define CAPS_MAX 160
+
+/* Pre-login capabilities (RFC 9051 §7.2.2): AUTH= lists exactly the
+ * listener's mechanisms, none before TLS where TLS is required.  After
+ * login the client gets the backend's own list. */
 static const char *
-preauth_caps(const struct conn *c)
+preauth_caps(const struct conn *c, char buf[CAPS_MAX])
 {
-	if (c->cl.ssl == NULL)
-		return conn_tls_required(c) ? "IMAP4rev1 SASL-IR ID LITERAL+ STARTTLS LOGINDISABLED"
-		                            : "IMAP4rev1 SASL-IR ID LITERAL+ STARTTLS AUTH=PLAIN";
-	return "IMAP4rev1 SASL-IR ID LITERAL+ AUTH=PLAIN";
+	size_t o = (size_t)snprintf(buf, CAPS_MAX, "IMAP4rev1 SASL-IR ID LITERAL+%s",
+	                            c->cl.ssl == NULL ? " STARTTLS" : "");
+
+	if (conn_tls_required(c)) {
+		snprintf(buf + o, CAPS_MAX - o, " LOGINDISABLED");
+		return buf;
+	}
+	for (unsigned i = 0; i < AUTHM_COUNT; i++)
+		if (c->lc->auth_mechanisms & (1u << i))
+			o += (size_t)snprintf(buf + o, CAPS_MAX - o, " AUTH=%s",
+			                      auth_mech_name(1u << i));
+	return buf;
 }
 
 static int
 imap_start(struct conn *c)
 {
 	struct imap_sess *s = calloc(1, sizeof(*s));
+	char caps[CAPS_MAX];
 
 	if (s == NULL)
 		return -1;
 	imap_parser_init(&s->p, NULL);
 	c->sess = s;
-	return buf_printf(&c->out, "* OK [CAPABILITY %s] IMAP server ready.\r\n", preauth_caps(c));
+	return buf_printf(&c->out, "* OK [CAPABILITY %s] IMAP server ready.\r\n",
+	                  preauth_caps(c, caps));
 }
 
 static void
@@ -125,17 +153,166 @@ sasl_plain(struct conn *c, const char *b64, size_t len)
 	}
 }
 
+/* "+ text": the next line is a SASL response (RFC 9051 §6.2.2). */
+static void
+challenge(struct conn *c, enum sasl_step step, const char *text)
+{
+	struct imap_sess *s = c->sess;
+
+	(void)buf_printf(&c->out, "+ %s\r\n", text);
+	imap_parser_expect_sasl(&s->p);
+	s->step = step;
+}
+
+/* SASL LOGIN's first response, the user name: keep it, ask the password. */
+static void
+sasl_login_user(struct conn *c, const char *b64, size_t len)
+{
+	struct imap_sess *s = c->sess;
+	enum sasl_rc rc = sasl_login_user_decode(b64, len, s->user, &s->user_len);
+
+	c->login_mech = "sasl-login";
+	if (rc == SASL_OK)
+		challenge(c, STEP_LOGIN_SECRET, SASL_LOGIN_SECRET_CHALLENGE);
+	else if (rc == SASL_BAD_BASE64)
+		bad_command(c, s->tag, "Invalid base64 in SASL response.");
+	else
+		login_refuse(c, FAIL_AUTH, "sasl_bad_format");
+}
+
+/* SASL LOGIN's second response, the password: log in as PLAIN would. */
+static void
+sasl_login_secret(struct conn *c, const char *b64, size_t len)
+{
+	struct imap_sess *s = c->sess;
+	char secret[SASL_SECRET_MAX + 1];
+	size_t slen = 0;
+	enum sasl_rc rc = sasl_login_secret_decode(b64, len, secret, &slen);
+
+	if (rc == SASL_OK)
+		login_begin(c, s->user, s->user_len, secret, slen, "sasl-login");
+	else if (rc == SASL_BAD_BASE64)
+		bad_command(c, s->tag, "Invalid base64 in SASL response.");
+	else
+		login_refuse(c, FAIL_AUTH, "sasl_bad_format");
+	OPENSSL_cleanse(secret, sizeof(secret));
+	OPENSSL_cleanse(s->user, sizeof(s->user));
+	s->user_len = 0;
+}
+
+/* An XOAUTH2 or OAUTHBEARER message: its token goes through to the backend. */
+static void
+sasl_oauth(struct conn *c, const char *b64, size_t len)
+{
+	struct imap_sess *s = c->sess;
+
+	switch ((enum sasl_rc)login_sasl_oauth(c, s->mech, b64, len)) {
+	case SASL_OK:
+		break;
+	case SASL_BAD_BASE64:
+		bad_command(c, s->tag, "Invalid base64 in SASL response.");
+		break;
+	case SASL_NO_USER:
+		login_refuse_text(c, "sasl_no_user",
+		                  "[AUTHENTICATIONFAILED] OAUTHBEARER without a user name (a=) "
+		                  "cannot be routed: send a=user in the GS2 header.");
+		break;
+	case SASL_CHANNEL_BINDING:
+		login_refuse(c, FAIL_AUTH, "sasl_channel_binding");
+		break;
+	default:
+		login_refuse(c, FAIL_AUTH, "sasl_bad_format");
+		break;
+	}
+}
+
+/* AUTHENTICATE of an enabled mechanism, with or without an initial response. */
+static void
+sasl_start(struct conn *c, const struct imap_cmd *cmd)
+{
+	struct imap_sess *s = c->sess;
+
+	s->step = STEP_NONE;
+	switch (s->mech) {
+	case AUTHM_PLAIN:
+		if (cmd->has_ir)
+			sasl_plain(c, cmd->ir, cmd->ir_len);
+		else
+			challenge(c, STEP_PLAIN, ""); /* RFC 9051 §6.2.2: an empty challenge */
+		return;
+	case AUTHM_LOGIN:
+		/* SASL-IR: the initial response is the user name. */
+		if (cmd->has_ir)
+			sasl_login_user(c, cmd->ir, cmd->ir_len);
+		else
+			challenge(c, STEP_LOGIN_USER, SASL_LOGIN_USER_CHALLENGE);
+		return;
+	default:
+		if (cmd->has_ir)
+			sasl_oauth(c, cmd->ir, cmd->ir_len);
+		else
+			challenge(c, STEP_OAUTH, "");
+		return;
+	}
+}
+
+/* A response line in the exchange under way. */
+static void
+sasl_response(struct conn *c, const struct imap_cmd *cmd)
+{
+	struct imap_sess *s = c->sess;
+	enum sasl_step step = s->step;
+
+	s->step = STEP_NONE;
+	if (step == STEP_OAUTH_DUMMY) {
+		/* RFC 7628 §3.2.3: whatever the client sends (the dummy ^A,
+		 * or "*"), the exchange has failed. */
+		login_oauth_refusal(c, s->last_fail);
+		return;
+	}
+	if (cmd->cancelled) {
+		OPENSSL_cleanse(s->user, sizeof(s->user));
+		(void)buf_printf(&c->out, "%s BAD Authentication canceled.\r\n", s->tag);
+		return;
+	}
+	switch (step) {
+	case STEP_LOGIN_USER:
+		sasl_login_user(c, cmd->ir, cmd->ir_len);
+		return;
+	case STEP_LOGIN_SECRET:
+		sasl_login_secret(c, cmd->ir, cmd->ir_len);
+		return;
+	case STEP_OAUTH:
+		sasl_oauth(c, cmd->ir, cmd->ir_len);
+		return;
+	default:
+		sasl_plain(c, cmd->ir, cmd->ir_len);
+		return;
+	}
+}
+
+/* The backend refused the token with an RFC 7628 §3.2.2 error. */
+static void
+imap_oauth_error(struct conn *c, const char *b64, bool last)
+{
+	struct imap_sess *s = c->sess;
+
+	challenge(c, STEP_OAUTH_DUMMY, b64);
+	s->last_fail = last;
+}
+
 /* One parsed command.  Returns false when the dialog must stop parsing
  * (logging in, closing, TLS starting). */
 static bool
 command(struct conn *c, struct imap_cmd *cmd)
 {
 	struct imap_sess *s = c->sess;
+	char caps[CAPS_MAX];
 
 	switch (cmd->verb) {
 	case IMAP_V_CAPABILITY:
 		(void)buf_printf(&c->out, "* CAPABILITY %s\r\n%s OK Capability completed.\r\n",
-		                 preauth_caps(c), cmd->tag);
+		                 preauth_caps(c, caps), cmd->tag);
 		return true;
 	case IMAP_V_NOOP:
 		(void)buf_printf(&c->out, "%s OK NOOP completed.\r\n", cmd->tag);
@@ -177,28 +354,17 @@ command(struct conn *c, struct imap_cmd *cmd)
 			                 cmd->tag);
 			return true;
 		}
-		if (strcasecmp(cmd->mech, "PLAIN") != 0) {
+		s->mech = auth_mech_bit(cmd->mech);
+		if (s->mech == 0 || !(c->lc->auth_mechanisms & s->mech)) {
 			(void)buf_printf(&c->out, "%s NO Unsupported authentication mechanism.\r\n",
 			                 cmd->tag);
 			return true;
 		}
-		if (cmd->has_ir) {
-			sasl_plain(c, cmd->ir, cmd->ir_len);
-			imap_cmd_wipe(cmd);
-			return !c->closed && c->state == CS_PREAUTH;
-		}
-		/* RFC 9051 §6.2.2: an empty challenge, then one response line. */
-		(void)buf_printf(&c->out, "+ \r\n");
-		imap_parser_expect_sasl(&s->p);
-		s->in_sasl = true;
-		return true;
+		sasl_start(c, cmd);
+		imap_cmd_wipe(cmd);
+		return !c->closed && c->state == CS_PREAUTH;
 	case IMAP_V_SASL:
-		s->in_sasl = false;
-		if (cmd->cancelled) {
-			(void)buf_printf(&c->out, "%s BAD Authentication canceled.\r\n", s->tag);
-			return true;
-		}
-		sasl_plain(c, cmd->ir, cmd->ir_len);
+		sasl_response(c, cmd);
 		imap_cmd_wipe(cmd);
 		return !c->closed && c->state == CS_PREAUTH;
 	case IMAP_V_OTHER:
@@ -259,6 +425,7 @@ const struct proto_ops imap_proto_ops = {
     .on_input = imap_on_input,
     .reply_ok = imap_reply_ok,
     .reply_fail = imap_reply_fail,
+    .oauth_error = imap_oauth_error,
     .bye = imap_bye,
     .free_sess = imap_free_sess,
 };

@@ -59,9 +59,10 @@ login_end(struct conn *c, enum fail_class fc, const char *why)
 	return c->auth_failures >= c->cfg->limits.max_auth_failures;
 }
 
-/* The outcome, told to the client; c may be closed when it returns. */
+/* The outcome, told to the client (text: the refusal's words instead of
+ * the table's); c may be closed when it returns. */
 static void
-login_finish(struct conn *c, enum fail_class fc, const char *why)
+login_finish_text(struct conn *c, enum fail_class fc, const char *why, const char *text)
 {
 	bool async = c->state == CS_BACKEND || c->state == CS_POLICY;
 
@@ -72,8 +73,22 @@ login_finish(struct conn *c, enum fail_class fc, const char *why)
 		conn_relay_start(c); /* c may be closed here */
 		return;
 	}
+	if (fc == FAIL_AUTH && c->be != NULL && backend_oauth_error(c->be) != NULL) {
+		/* RFC 7628 §3.2.2: the backend's error challenge goes to the
+		 * client, whose dummy response the session reads before it
+		 * hears the refusal (login_oauth_refusal).  Counted, logged and
+		 * tarpitted now: a client that hangs up there is no cheaper. */
+		bool last = login_end(c, fc, why);
+		c->proto->oauth_error(c, backend_oauth_error(c->be), last);
+		backend_free(&c->be);
+		if (async) {
+			conn_set_state(c, CS_PREAUTH);
+			conn_resume(c);
+		}
+		return;
+	}
 	backend_free(&c->be);
-	c->proto->reply_fail(c, fail_reply_text(fc, c->lc->proto));
+	c->proto->reply_fail(c, text != NULL ? text : fail_reply_text(fc, c->lc->proto));
 	if (login_end(c, fc, why)) {
 		c->proto->bye(c, "Too many authentication failures.");
 		conn_close_after(c, CLOSE_TOO_MANY_AUTH_FAILURES);
@@ -85,10 +100,32 @@ login_finish(struct conn *c, enum fail_class fc, const char *why)
 	}
 }
 
+static void
+login_finish(struct conn *c, enum fail_class fc, const char *why)
+{
+	login_finish_text(c, fc, why, NULL);
+}
+
 void
 login_refuse(struct conn *c, enum fail_class fc, const char *why)
 {
 	login_finish(c, fc, why);
+}
+
+void
+login_refuse_text(struct conn *c, const char *why, const char *text)
+{
+	login_finish_text(c, FAIL_AUTH, why, text);
+}
+
+void
+login_oauth_refusal(struct conn *c, bool last)
+{
+	c->proto->reply_fail(c, fail_reply_text(FAIL_AUTH, c->lc->proto));
+	if (last) {
+		c->proto->bye(c, "Too many authentication failures.");
+		conn_close_after(c, CLOSE_TOO_MANY_AUTH_FAILURES);
+	}
 }
 
 static void
@@ -159,6 +196,27 @@ backend_done(void *arg, enum fail_class fc, const char *why)
 	}
 }
 
+/* A token the decoders let through is fine by construction; this checks
+ * again here, where it leaves for a backend. */
+static const char *
+token_invalid(const char *user, size_t user_len, const char *token, size_t token_len)
+{
+	if (user_len == 0 || user_len > CREDS_USER_MAX || token_len == 0 ||
+	    token_len > CREDS_TOKEN_MAX)
+		return "invalid_credentials";
+	for (size_t i = 0; i < user_len; i++) {
+		unsigned char ch = (unsigned char)user[i];
+		if (ch < 0x20 || ch == 0x7f)
+			return "invalid_user_name";
+	}
+	for (size_t i = 0; i < token_len; i++) {
+		unsigned char ch = (unsigned char)token[i];
+		if (ch <= 0x20 || ch >= 0x7f)
+			return "invalid_token";
+	}
+	return NULL;
+}
+
 /* Credentials that no backend should ever see.  NULL when fine. */
 static const char *
 creds_invalid(const char *user, size_t user_len, const char *secret, size_t secret_len)
@@ -181,9 +239,11 @@ creds_invalid(const char *user, size_t user_len, const char *secret, size_t secr
 	return NULL;
 }
 
-void
-login_begin(struct conn *c, const char *user, size_t user_len, const char *secret,
-            size_t secret_len, const char *mech)
+/* Credentials checked, throttle asked, then the backend: the common path
+ * of passwords and tokens.  token NULL: a password in secret. */
+static void
+login_start(struct conn *c, enum creds_kind kind, const char *user, size_t user_len,
+            const char *secret, size_t secret_len, const char *mech)
 {
 	size_t n = user_len < sizeof(c->user) - 1 ? user_len : sizeof(c->user) - 1;
 	struct backend_req req;
@@ -195,11 +255,14 @@ login_begin(struct conn *c, const char *user, size_t user_len, const char *secre
 	c->user[n] = '\0';
 	c->login_mech = mech;
 	c->login_started = ev_now(c->w->loop);
-	if ((why = creds_invalid(user, user_len, secret, secret_len)) != NULL) {
+	why = kind == CREDS_PASSWORD ? creds_invalid(user, user_len, secret, secret_len)
+	                             : token_invalid(user, user_len, secret, secret_len);
+	if (why != NULL) {
 		login_finish(c, FAIL_AUTH, why);
 		return;
 	}
-	/* Throttled: no backend hears of it; answered after the tarpit. */
+	/* Throttled: no backend hears of it; answered after the tarpit.  A
+	 * refused token counts as a refused password: same keys. */
 	if (policy_login_check(c->w->policy, (const struct sockaddr *)&c->client_sa,
 	                       sizeof(c->client_sa), user, user_len, now_ms(c),
 	                       &delay) != POLICY_ALLOW) {
@@ -209,14 +272,22 @@ login_begin(struct conn *c, const char *user, size_t user_len, const char *secre
 		return;
 	}
 	c->creds = calloc(1, sizeof(*c->creds));
-	if (c->creds == NULL) {
+	if (c->creds == NULL ||
+	    (kind != CREDS_PASSWORD && (c->creds->token = malloc(secret_len + 1)) == NULL)) {
 		login_finish(c, FAIL_INTERNAL, "out_of_memory");
 		return;
 	}
+	c->creds->kind = kind;
 	memcpy(c->creds->user, user, user_len);
 	c->creds->user_len = user_len;
-	memcpy(c->creds->secret, secret, secret_len);
-	c->creds->secret_len = secret_len;
+	if (kind == CREDS_PASSWORD) {
+		memcpy(c->creds->secret, secret, secret_len);
+		c->creds->secret_len = secret_len;
+	} else {
+		memcpy(c->creds->token, secret, secret_len);
+		c->creds->token[secret_len] = '\0';
+		c->creds->token_len = secret_len;
+	}
 	req = (struct backend_req){
 	    .cid = c->id,
 	    .loop = c->w->loop,
@@ -237,6 +308,38 @@ login_begin(struct conn *c, const char *user, size_t user_len, const char *secre
 	}
 	c->backend_name = backend_name(c->be);
 	conn_set_state(c, CS_BACKEND);
+}
+
+void
+login_begin(struct conn *c, const char *user, size_t user_len, const char *secret,
+            size_t secret_len, const char *mech)
+{
+	login_start(c, CREDS_PASSWORD, user, user_len, secret, secret_len, mech);
+}
+
+int
+login_sasl_oauth(struct conn *c, unsigned mech, const char *b64, size_t len)
+{
+	char user[SASL_USER_MAX + 1];
+	char *token = malloc(SASL_TOKEN_MAX + 1); /* only while a token is in hand */
+	size_t ulen = 0, tlen = 0;
+	const char *name = mech == AUTHM_XOAUTH2 ? "xoauth2" : "oauthbearer";
+	enum sasl_rc rc;
+
+	c->login_mech = name;
+	if (token == NULL) {
+		login_finish(c, FAIL_INTERNAL, "out_of_memory");
+		return SASL_OK;
+	}
+	rc = mech == AUTHM_XOAUTH2 ? sasl_xoauth2_decode(b64, len, user, &ulen, token, &tlen)
+	                           : sasl_oauthbearer_decode(b64, len, user, &ulen, token, &tlen);
+	if (rc == SASL_OK)
+		login_start(c, mech == AUTHM_XOAUTH2 ? CREDS_XOAUTH2 : CREDS_OAUTHBEARER, user,
+		            ulen, token, tlen, name);
+	OPENSSL_cleanse(user, sizeof(user));
+	OPENSSL_cleanse(token, SASL_TOKEN_MAX + 1);
+	free(token);
+	return (int)rc;
 }
 
 int

@@ -9,6 +9,7 @@
 #ifndef POSTERN_LOGIN_H
 #define POSTERN_LOGIN_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "conn.h"
@@ -27,6 +28,21 @@ void login_begin(struct conn *c, const char *user, size_t user_len, const char *
  * SASL_OK: the login began.  Any other enum sasl_rc: nothing began, the
  * caller answers. */
 int login_sasl_plain(struct conn *c, const char *b64, size_t len);
+
+/* Decode an XOAUTH2 or OAUTHBEARER message (mech: AUTHM_XOAUTH2 or
+ * AUTHM_OAUTHBEARER) and begin a login that passes its token through.
+ * SASL_OK: the login began (or was refused, answered).  Any other enum
+ * sasl_rc: nothing began, the caller answers.  c may be closed. */
+int login_sasl_oauth(struct conn *c, unsigned mech, const char *b64, size_t len);
+
+/* The client sent its dummy response after a backend's RFC 7628 error
+ * (proto_ops.oauth_error): the refusal, then BYE when last says the
+ * failure used the last attempt (already counted and logged). */
+void login_oauth_refusal(struct conn *c, bool last);
+
+/* login_refuse(c, FAIL_AUTH, why) with text as the refusal's words (after
+ * "tag NO " / "-ERR "), for a refusal the table does not say well. */
+void login_refuse_text(struct conn *c, const char *why, const char *text);
 
 /* End a login attempt that failed before login_begin() could take it
  * (e.g. a malformed SASL response): the refusal, the log line, the tarpit

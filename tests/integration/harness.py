@@ -720,7 +720,8 @@ class Postern(_Daemon):
       not written) goes on those two.
     extra_listeners: more listeners, dicts {"protocol", "tls", "port"?,
       "certificates"?, "allow_plaintext_auth"?, "name"?, "proxy_protocol"?
-      (bool), "trusted"? (list of CIDR strings)}; a missing port is chosen
+      (bool), "trusted"? (list of CIDR strings), "auth_mechanisms"? (list of
+      names)}; a missing port is chosen
       and stored in the dict.
 
     After changing attributes, write_config() rewrites the file and reload()
@@ -829,7 +830,7 @@ class Postern(_Daemon):
                              % ("true" if x["allow_plaintext_auth"] else "false"))
             if x.get("certificates"):
                 parts.append("certificates = %s;" % self._cert_list(x["certificates"]))
-            for k in ("proxy_protocol", "trusted"):
+            for k in ("proxy_protocol", "trusted", "auth_mechanisms"):
                 if x.get(k) is not None:
                     parts.append("%s = %s;" % (k, _cfg_value(x[k])))
             ll.append("  { " + " ".join(parts) + " }")

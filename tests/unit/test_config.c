@@ -1199,6 +1199,55 @@ the_sample_config_parses_and_shows_the_defaults(void **state)
 	free(c);
 }
 
+static void
+auth_mechanisms_default_global_and_per_listener(void **state)
+{
+	char *errs = NULL;
+	struct config *cfg;
+	(void)state;
+
+	cfg = parse(BASE, &errs);
+	assert_non_null(cfg);
+	assert_int_equal(cfg->auth_mechanisms, AUTHM_PLAIN | AUTHM_LOGIN);
+	assert_int_equal(cfg->listeners[0].auth_mechanisms, AUTHM_PLAIN | AUTHM_LOGIN);
+	config_unref(&cfg);
+	free(errs);
+
+	cfg = parse(TLS_OK BE_OK RT_OK
+	            "auth_mechanisms = [ \"xoauth2\", \"PLAIN\" ];\n"
+	            "listeners = ( { listen = \"127.0.0.1:9993\"; protocol = \"imap\"; },\n"
+	            "  { listen = \"127.0.0.1:9995\"; protocol = \"pop3\"; "
+	            "auth_mechanisms = [ \"oauthbearer\" ]; } );\n",
+	            &errs);
+	assert_non_null(cfg);
+	assert_int_equal(cfg->auth_mechanisms, AUTHM_XOAUTH2 | AUTHM_PLAIN);
+	assert_int_equal(cfg->listeners[0].auth_mechanisms, AUTHM_XOAUTH2 | AUTHM_PLAIN);
+	assert_int_equal(cfg->listeners[1].auth_mechanisms, AUTHM_OAUTHBEARER);
+	config_unref(&cfg);
+	free(errs);
+}
+
+static void
+auth_mechanisms_unknown_empty_or_twice_are_errors(void **state)
+{
+	static const char *const bad[] = {
+	    BASE "auth_mechanisms = [ \"cram-md5\" ];\n",
+	    BASE "auth_mechanisms = [ ];\n",
+	    BASE "auth_mechanisms = [ \"plain\", \"PLAIN\" ];\n",
+	    BASE "auth_mechanisms = \"plain\";\n",
+	    TLS_OK BE_OK RT_OK LST("listen = \"127.0.0.1:9993\"; protocol = \"imap\"; "
+	                           "auth_mechanisms = [ \"digest-md5\" ];"),
+	};
+	(void)state;
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		char *errs = NULL;
+		struct config *cfg = parse(bad[i], &errs);
+		assert_null(cfg);
+		assert_non_null(strstr(errs, "auth_mechanisms"));
+		free(errs);
+	}
+}
+
 int
 main(void)
 {
@@ -1217,6 +1266,8 @@ main(void)
 	    cmocka_unit_test(proto_names_are_lower_case),
 	    cmocka_unit_test(loading_a_file_reports_errors_under_its_path),
 	    cmocka_unit_test(the_sample_config_parses_and_shows_the_defaults),
+	    cmocka_unit_test(auth_mechanisms_default_global_and_per_listener),
+	    cmocka_unit_test(auth_mechanisms_unknown_empty_or_twice_are_errors),
 	};
 
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);
