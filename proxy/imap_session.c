@@ -31,7 +31,6 @@ enum sasl_step {
 
 struct imap_sess {
 	struct imap_parser p;
-	struct imap_cmd cmd;
 	char tag[IMAP_TAG_MAX + 1]; /* the tag of the LOGIN/AUTHENTICATE in progress */
 	enum sasl_step step;
 	unsigned mech;                /* AUTHM_* of the exchange */
@@ -84,7 +83,6 @@ imap_free_sess(struct conn *c)
 	if (s == NULL)
 		return;
 	imap_parser_wipe(&s->p);
-	imap_cmd_wipe(&s->cmd);
 	OPENSSL_cleanse(s, sizeof(*s));
 	free(s);
 	c->sess = NULL;
@@ -378,7 +376,7 @@ command(struct conn *c, struct imap_cmd *cmd)
 }
 
 static void
-imap_on_input(struct conn *c)
+imap_input(struct conn *c, struct imap_cmd *cmd)
 {
 	struct imap_sess *s = c->sess;
 
@@ -386,7 +384,7 @@ imap_on_input(struct conn *c)
 		size_t used = 0;
 		enum imap_rc rc;
 
-		rc = imap_parse(&s->p, buf_head(&c->in), buf_len(&c->in), &used, &s->cmd);
+		rc = imap_parse(&s->p, buf_head(&c->in), buf_len(&c->in), &used, cmd);
 		buf_consume(&c->in, used);
 		switch (rc) {
 		case IMAP_MORE:
@@ -396,27 +394,42 @@ imap_on_input(struct conn *c)
 			(void)buf_printf(&c->out, "+ OK\r\n");
 			continue;
 		case IMAP_BAD:
-			bad_command(c, s->cmd.tag, s->cmd.error ? s->cmd.error : "Syntax error.");
+			bad_command(c, cmd->tag, cmd->error ? cmd->error : "Syntax error.");
 			if (c->closed || c->state != CS_PREAUTH)
 				return;
 			continue;
 		case IMAP_FATAL:
 			log_kv(LOG_INFO, "session.abuse", "cid=%016llx client=%s reason=\"%s\"",
 			       (unsigned long long)c->id, c->peer,
-			       s->cmd.error ? s->cmd.error : "fatal");
-			imap_bye(c, s->cmd.error ? s->cmd.error : "Protocol error.");
+			       cmd->error ? cmd->error : "fatal");
+			imap_bye(c, cmd->error ? cmd->error : "Protocol error.");
 			conn_close_after(c, CLOSE_PROTOCOL_ERROR);
 			return;
 		case IMAP_CMD:
 			if (log_get_level() <= LOG_DEBUG)
 				log_kv(LOG_DEBUG, "imap.command", "cid=%016llx cmd=%s",
 				       (unsigned long long)c->id,
-				       s->cmd.verb == IMAP_V_SASL ? "(sasl)" : s->cmd.name);
-			if (!command(c, &s->cmd))
+				       cmd->verb == IMAP_V_SASL ? "(sasl)" : cmd->name);
+			if (!command(c, cmd))
 				return; /* c may be closing, logging in or starting TLS */
 			continue;
 		}
 	}
+}
+
+/*
+ * The command being acted on lives here, one per worker thread, not in
+ * each connection's session: it is as large as the longest SASL response
+ * (lib/sasl.h) and is used only inside one call of the input handler, on
+ * the worker's own thread.  Wiped after every call: it held credentials.
+ */
+static __thread struct imap_cmd imap_scratch;
+
+static void
+imap_on_input(struct conn *c)
+{
+	imap_input(c, &imap_scratch); /* c may be closed here */
+	imap_cmd_wipe(&imap_scratch);
 }
 
 const struct proto_ops imap_proto_ops = {

@@ -30,7 +30,6 @@ enum sasl_step {
 
 struct pop3_sess {
 	struct pop3_parser p;
-	struct pop3_cmd cmd;
 	char user[POP3_USER_MAX + 1]; /* from USER (waiting for PASS) or SASL LOGIN */
 	size_t user_len;
 	bool have_user;
@@ -59,7 +58,6 @@ pop3_free_sess(struct conn *c)
 	if (s == NULL)
 		return;
 	pop3_parser_wipe(&s->p);
-	pop3_cmd_wipe(&s->cmd);
 	OPENSSL_cleanse(s, sizeof(*s));
 	free(s);
 	c->sess = NULL;
@@ -350,7 +348,7 @@ command(struct conn *c, struct pop3_cmd *cmd)
 }
 
 static void
-pop3_on_input(struct conn *c)
+pop3_input(struct conn *c, struct pop3_cmd *cmd)
 {
 	struct pop3_sess *s = c->sess;
 
@@ -358,33 +356,48 @@ pop3_on_input(struct conn *c)
 		size_t used = 0;
 		enum pop3_rc rc;
 
-		rc = pop3_parse(&s->p, buf_head(&c->in), buf_len(&c->in), &used, &s->cmd);
+		rc = pop3_parse(&s->p, buf_head(&c->in), buf_len(&c->in), &used, cmd);
 		buf_consume(&c->in, used);
 		switch (rc) {
 		case POP3_MORE:
 			return;
 		case POP3_BAD:
-			bad_command(c, s->cmd.error ? s->cmd.error : "Syntax error.");
+			bad_command(c, cmd->error ? cmd->error : "Syntax error.");
 			if (c->closed || c->state != CS_PREAUTH)
 				return;
 			continue;
 		case POP3_FATAL:
 			log_kv(LOG_INFO, "session.abuse", "cid=%016llx client=%s reason=\"%s\"",
 			       (unsigned long long)c->id, c->peer,
-			       s->cmd.error ? s->cmd.error : "fatal");
-			pop3_bye(c, s->cmd.error ? s->cmd.error : "Protocol error.");
+			       cmd->error ? cmd->error : "fatal");
+			pop3_bye(c, cmd->error ? cmd->error : "Protocol error.");
 			conn_close_after(c, CLOSE_PROTOCOL_ERROR);
 			return;
 		case POP3_CMD:
 			if (log_get_level() <= LOG_DEBUG)
 				log_kv(LOG_DEBUG, "pop3.command", "cid=%016llx cmd=%s",
 				       (unsigned long long)c->id,
-				       s->cmd.verb == POP3_V_SASL ? "(sasl)" : s->cmd.name);
-			if (!command(c, &s->cmd))
+				       cmd->verb == POP3_V_SASL ? "(sasl)" : cmd->name);
+			if (!command(c, cmd))
 				return;
 			continue;
 		}
 	}
+}
+
+/*
+ * The command being acted on lives here, one per worker thread, not in
+ * each connection's session: it is as large as the longest SASL response
+ * (lib/sasl.h) and is used only inside one call of the input handler, on
+ * the worker's own thread.  Wiped after every call: it held credentials.
+ */
+static __thread struct pop3_cmd pop3_scratch;
+
+static void
+pop3_on_input(struct conn *c)
+{
+	pop3_input(c, &pop3_scratch); /* c may be closed here */
+	pop3_cmd_wipe(&pop3_scratch);
 }
 
 const struct proto_ops pop3_proto_ops = {
