@@ -54,4 +54,27 @@ chars_word_eq(const void *word, size_t len, const char *upper)
 	return upper[i] == '\0';
 }
 
+/* May c continue a UTF-8 sequence that began with lead and has left
+ * continuation bytes to come?  RFC 3629 §4: no overlongs, no surrogates,
+ * nothing above U+10FFFF (the second byte's range depends on the lead). */
+static inline bool
+chars_utf8_cont_ok(int lead, int left, uint8_t c)
+{
+	bool second = (lead >= 0xe0 && lead <= 0xef) ? left == 2 : lead >= 0xf0 ? left == 3 : false;
+
+	if (c < 0x80 || c > 0xbf)
+		return false;
+	if (!second)
+		return true;
+	if (lead == 0xe0)
+		return c >= 0xa0;
+	if (lead == 0xed)
+		return c <= 0x9f;
+	if (lead == 0xf0)
+		return c >= 0x90;
+	if (lead == 0xf4)
+		return c <= 0x8f;
+	return true;
+}
+
 #endif

@@ -64,29 +64,6 @@ _Static_assert(IMAP_TAG_MAX + 5 + ID_PAIRS_MAX * (2 + 2 * ID_FIELD_MAX + 1 + 2 +
 
 /* RFC 9051 §9: ATOM-CHAR is any CHAR except atom-specials. */
 
-/* May c continue a UTF-8 sequence that began with lead and has left
- * continuation bytes to come?  RFC 3629 §4: no overlongs, no surrogates,
- * nothing above U+10FFFF (the second byte's range depends on the lead). */
-static bool
-utf8_cont_ok(int lead, int left, uint8_t c)
-{
-	bool second = (lead >= 0xe0 && lead <= 0xef) ? left == 2 : lead >= 0xf0 ? left == 3 : false;
-
-	if (c < 0x80 || c > 0xbf)
-		return false;
-	if (!second)
-		return true;
-	if (lead == 0xe0)
-		return c >= 0xa0;
-	if (lead == 0xed)
-		return c <= 0x9f;
-	if (lead == 0xf0)
-		return c >= 0x90;
-	if (lead == 0xf4)
-		return c <= 0x8f;
-	return true;
-}
-
 static bool
 is_atom_char(uint8_t c)
 {
@@ -495,7 +472,7 @@ step(struct imap_parser *p, uint8_t c)
 			return put(p, c);
 		}
 		if ((p->sub & 0xff) != 0) {
-			if (!utf8_cont_ok(p->sub >> 8, p->sub & 0xff, c))
+			if (!chars_utf8_cont_ok(p->sub >> 8, p->sub & 0xff, c))
 				return fail(p, "invalid UTF-8 in quoted string");
 			p->sub = (p->sub & ~0xff) | ((p->sub & 0xff) - 1);
 			if ((p->sub & 0xff) == 0)
@@ -904,51 +881,4 @@ imap_parser_wipe(struct imap_parser *p)
 {
 	imap_cmd_wipe(&p->cmd);
 	p->arg_len = 0;
-}
-
-/*
- * RFC 9051 §4.3: a quoted string holds 7-bit text without CR, LF or NUL,
- * with '"' and '\' escaped; anything else goes as a literal.
- */
-size_t
-imap_quote(char *out, size_t outlen, const char *s, size_t len, bool nonsync, bool *is_literal_out)
-{
-	bool literal = false;
-	size_t need = 2; /* the quotes */
-	size_t i, o = 0;
-
-	for (i = 0; i < len; i++) {
-		uint8_t c = (uint8_t)s[i];
-
-		if (c == '\0' || c == '\r' || c == '\n' || c >= 0x80) {
-			literal = true;
-			break;
-		}
-		need += (c == '"' || c == '\\') ? 2 : 1;
-	}
-	if (is_literal_out != NULL)
-		*is_literal_out = literal;
-	if (literal) {
-		char hdr[32];
-		int hl = snprintf(hdr, sizeof(hdr), "{%zu%s}\r\n", len, nonsync ? "+" : "");
-
-		/* + 1: out is always NUL-terminated, for callers that format */
-		if (hl < 0 || out == NULL || len > outlen || (size_t)hl + 1 > outlen - len)
-			return 0;
-		memcpy(out, hdr, (size_t)hl);
-		memcpy(out + hl, s, len);
-		out[(size_t)hl + len] = '\0';
-		return (size_t)hl + len;
-	}
-	if (out == NULL || need + 1 > outlen)
-		return 0;
-	out[o++] = '"';
-	for (i = 0; i < len; i++) {
-		if (s[i] == '"' || s[i] == '\\')
-			out[o++] = '\\';
-		out[o++] = s[i];
-	}
-	out[o++] = '"';
-	out[o] = '\0';
-	return o;
 }
