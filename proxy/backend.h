@@ -26,6 +26,7 @@
 
 struct runtime;
 struct backend;
+struct policy_worker;
 
 /* Credentials between the pre-auth dialog and the backend's answer. */
 struct creds {
@@ -54,6 +55,9 @@ struct backend_req {
 	const struct sockaddr_storage *local_sa;
 	SSL *client_ssl; /* the client's TLS, NULL if plain: PROXY v2 TLS fields */
 	const struct creds *creds;
+	/* the state store's routes come first (`postern route set`,
+	 * route_lookup = "state"): asked through pw; NULL: the config only */
+	struct policy_worker *pw;
 	backend_done_cb done;
 	void *arg;
 };

@@ -36,6 +36,8 @@ usage(FILE *f)
 	fprintf(f,
 	        "usage: postern [-t] -c FILE\n"
 	        "       postern -c FILE lock show USER | set USER imap|pop3 | clear USER | list\n"
+	        "       postern -c FILE route set USER BACKEND [--kick] | clear USER | show USER\n"
+	        "       postern -c FILE kick --user USER\n"
 	        "       postern -V\n"
 	        "  -c FILE  configuration file (libconfig syntax)\n"
 	        "  -t       check the configuration and exit (1 on errors)\n"
@@ -188,7 +190,9 @@ main(int argc, char **argv)
 			return 2;
 		}
 	}
-	if (path == NULL || (optind != argc && strcmp(argv[optind], "lock") != 0)) {
+	if (path == NULL ||
+	    (optind != argc && strcmp(argv[optind], "lock") != 0 &&
+	     strcmp(argv[optind], "route") != 0 && strcmp(argv[optind], "kick") != 0)) {
 		usage(stderr);
 		return 2;
 	}
@@ -197,8 +201,11 @@ main(int argc, char **argv)
 	if (cfg == NULL)
 		return 1;
 	if (optind != argc) {
-		/* postern -c FILE lock show|set|clear|list ...: on the live store. */
-		int rc = policy_admin_main(cfg, argc - optind, argv + optind, stdout, stderr);
+		/* postern -c FILE lock|route|kick ...: on the live store. */
+		int rc =
+		    strcmp(argv[optind], "lock") == 0
+		        ? policy_admin_main(cfg, argc - optind, argv + optind, stdout, stderr)
+		        : policy_admin_fleet(cfg, argc - optind, argv + optind, stdout, stderr);
 		config_unref(&cfg);
 		return rc;
 	}
