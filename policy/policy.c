@@ -5,6 +5,8 @@
  * sticky lock through the store.  Decides nothing itself (acl.c, connlimit.c,
  * ratelimit.c and protolock.c do) and never touches a client socket.
  */
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
@@ -464,6 +466,52 @@ route_forget(struct policy *p, const char *user, size_t len)
 	pthread_mutex_unlock(&p->route_mu);
 }
 
+/*
+ * "IUFAILS IPFAILS IULEFT IPLEFT ADDR|user": another proxy saw a key reach
+ * its limit; take the fleet's counts, so that this proxy refuses at once
+ * rather than after its own next failure.
+ */
+static void
+throttle_learn(struct policy *p, const char *msg, size_t len)
+{
+	char buf[STORE_KEY_MAX + 96], addr[ACL_ADDR_STRLEN + 1], *bar;
+	unsigned long long iu, ip, iul, ipl;
+	struct sockaddr_storage ss = {0};
+	struct policy_conf *c;
+	struct acl_addr a, key;
+	int off = 0;
+
+	if (len >= sizeof(buf))
+		return;
+	memcpy(buf, msg, len);
+	buf[len] = '\0';
+	if (sscanf(buf, "%llu %llu %llu %llu %n", &iu, &ip, &iul, &ipl, &off) != 4 || off <= 0 ||
+	    (bar = strchr(buf + off, '|')) == NULL || (size_t)(bar - (buf + off)) >= sizeof(addr))
+		return;
+	memcpy(addr, buf + off, (size_t)(bar - (buf + off)));
+	addr[bar - (buf + off)] = '\0';
+	if (inet_pton(AF_INET, addr, &((struct sockaddr_in *)(void *)&ss)->sin_addr) == 1)
+		ss.ss_family = AF_INET;
+	else if (inet_pton(AF_INET6, addr, &((struct sockaddr_in6 *)(void *)&ss)->sin6_addr) == 1)
+		ss.ss_family = AF_INET6;
+	else
+		return;
+	if (acl_addr_from_sockaddr((struct sockaddr *)&ss, sizeof(ss), &a) < 0)
+		return;
+	c = conf_get(p);
+	key = acl_addr_prefix(&a, c->v6_prefix);
+	if (counters_throttle_merge(p->ctr, &key, bar + 1, strlen(bar + 1), &c->rl_ip_user,
+	                            &c->rl_ip, (uint32_t)iu, iul, (uint32_t)ip, ipl,
+	                            policy_now_ms())) {
+		char qu[LOG_QUOTED_MAX];
+
+		log_kv(LOG_INFO, "throttle.block",
+		       "client=%s user=%s key=fleet failures=%llu ip_failures=%llu via=channel",
+		       addr, log_quote(qu, sizeof(qu), bar + 1, strlen(bar + 1)), iu, ip);
+	}
+	conf_put(&c);
+}
+
 /* The fleet channel (one worker's loop). */
 static void
 on_fleet_event(void *arg, enum store_event ev, const char *user, size_t len)
@@ -486,6 +534,9 @@ on_fleet_event(void *arg, enum store_event ev, const char *user, size_t len)
 		break;
 	case STORE_EVENT_RESYNC:
 		route_forget(p, "", 0);
+		break;
+	case STORE_EVENT_BLOCK:
+		throttle_learn(p, user, len);
 		break;
 	}
 }
@@ -642,6 +693,7 @@ policy_login_failed(struct policy *p, const struct sockaddr *sa, socklen_t salen
  */
 struct thr_req {
 	struct policy *p;
+	struct policy_worker *pw; /* its loop answers; freed after its requests */
 	struct acl_addr key;
 	char user[ROUTE_USER_MAX + 1];
 	size_t len;
@@ -662,6 +714,18 @@ on_throttle_answer(void *arg, int rc, const char *err, const struct store_thrott
 		return;
 	}
 	c = conf_get(p);
+	/* the failure that took a key to its limit tells the whole fleet */
+	if ((c->rl_ip_user.limit != 0 && a->ip_user == c->rl_ip_user.limit) ||
+	    (c->rl_ip.limit != 0 && a->ip == c->rl_ip.limit)) {
+		char msg[STORE_KEY_MAX + 96], ipb[ACL_ADDR_STRLEN];
+		int n = snprintf(msg, sizeof(msg), "%u %u %llu %llu %s|%.*s", a->ip_user, a->ip,
+		                 (unsigned long long)a->ip_user_left_ms,
+		                 (unsigned long long)a->ip_left_ms,
+		                 acl_addr_str(&t->key, ipb, sizeof(ipb)), (int)t->len, t->user);
+
+		if (n > 0 && (size_t)n < sizeof(msg) && t->pw->sw != NULL)
+			store_announce(t->pw->sw, STORE_EVENT_BLOCK, msg, (size_t)n);
+	}
 	if (counters_throttle_merge(p->ctr, &t->key, t->user, t->len, &c->rl_ip_user, &c->rl_ip,
 	                            a->ip_user, a->ip_user_left_ms, a->ip, a->ip_left_ms,
 	                            t->now_ms))
@@ -707,6 +771,7 @@ policy_login_failed_pw(struct policy_worker *pw, const struct sockaddr *sa, sock
 		return delay;
 	c = conf_get(p);
 	t->p = p;
+	t->pw = pw;
 	t->key = acl_addr_prefix(&a, c->v6_prefix);
 	t->len = user_key(user, len, t->user, sizeof(t->user));
 	t->now_ms = now_ms;

@@ -390,6 +390,13 @@ store_throttle_clear(struct store_worker *sw, const char *ip_user, size_t iu_len
 		sw->st->ops->throttle_clear(sw, ip_user, iu_len);
 }
 
+void
+store_announce(struct store_worker *sw, enum store_event ev, const char *msg, size_t len)
+{
+	if (sw->st->ops->announce != NULL && len <= STORE_KEY_MAX + 64)
+		sw->st->ops->announce(sw, ev, msg, len);
+}
+
 struct store_req *
 store_route_lookup(struct store_worker *sw, const char *key, size_t len, uint64_t deadline_ms,
                    store_route_cb cb, void *arg, const char **err_out)

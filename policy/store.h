@@ -255,12 +255,18 @@ enum store_event {
 	STORE_EVENT_KICK,   /* end user's sessions on every proxy */
 	STORE_EVENT_ROUTE,  /* user's route changed: forget cached lookups */
 	STORE_EVENT_RESYNC, /* the channel was down: forget every cached lookup (user "") */
+	STORE_EVENT_BLOCK,  /* a failed-login key reached its limit in the fleet: the
+	                     * payload is the announcer's text (store_announce()) */
 };
 typedef void (*store_event_cb)(void *arg, enum store_event ev, const char *user, size_t len);
 /* Subscribe this process to the fleet channel (a shared store; one
  * connection, on the loop of the first worker made after this call); cb
  * runs on that loop.  Call before making workers. */
 void store_subscribe(struct store *st, store_event_cb cb, void *arg);
+
+/* Tell the fleet on sw's link, without waiting (lost while the link is
+ * down): STORE_EVENT_BLOCK with msg, which subscribers get as "user". */
+void store_announce(struct store_worker *sw, enum store_event ev, const char *msg, size_t len);
 
 /* The worker's link came back after an outage: cb runs on sw's loop after
  * the live sessions were registered again. */

@@ -44,6 +44,7 @@ struct store_ops {
 	void (*session_note)(struct store_worker *sw, const char *key, size_t len,
 	                     const struct store_session *s, bool end);
 	void (*throttle_clear)(struct store_worker *sw, const char *key, size_t len);
+	void (*announce)(struct store_worker *sw, enum store_event ev, const char *msg, size_t len);
 	const char *(*proxy_id)(const struct store *st);
 	void (*subscribe)(struct store *st, store_event_cb cb, void *arg);
 };

@@ -1021,13 +1021,30 @@ redis_session_note(struct store_worker *sw, const char *key, size_t len,
 		if (rw->ac == NULL)
 			return; /* it lapses with this proxy's entries, or the next check drops it
 			         */
-		kind_key(rw->rs, "sess:", key, len, k);
+		size_t kl = kind_key(rw->rs, "sess:", key, len, k);
+
 		snprintf(sid, sizeof(sid), "%016llx", (unsigned long long)s->id);
-		(void)redisAsyncCommand(rw->ac, NULL, NULL, "HDEL %s %s", k, sid);
+		/* %b: a user name may hold spaces, which a format would split at */
+		(void)redisAsyncCommand(rw->ac, NULL, NULL, "HDEL %b %s", k, kl, sid);
 		return;
 	}
 	if ((e = sess_add(rw, key, len, s)) != NULL)
 		sess_put(rw, e);
+}
+
+static void
+redis_announce(struct store_worker *sw, enum store_event ev, const char *msg, size_t len)
+{
+	struct redis_worker *rw = sw->impl;
+	char ch[REDIS_KEY_MAX], m[STORE_KEY_MAX + 96];
+
+	if (rw->ac == NULL || ev != STORE_EVENT_BLOCK || len + 6 > sizeof(m))
+		return;
+	kind_key(rw->rs, "events", "", 0, ch);
+	memcpy(m, "block ", 6);
+	memcpy(m + 6, msg, len);
+	/* one argument: hiredis splits a format at spaces */
+	(void)redisAsyncCommand(rw->ac, NULL, NULL, "PUBLISH %s %b", ch, m, len + 6);
 }
 
 static void
@@ -1038,8 +1055,9 @@ redis_throttle_clear(struct store_worker *sw, const char *key, size_t len)
 
 	if (rw->ac == NULL)
 		return;
-	kind_key(rw->rs, "thr:", key, len, k);
-	(void)redisAsyncCommand(rw->ac, NULL, NULL, "DEL %s", k);
+	size_t kl = kind_key(rw->rs, "thr:", key, len, k);
+
+	(void)redisAsyncCommand(rw->ac, NULL, NULL, "DEL %b", k, kl);
 }
 
 static int
@@ -1146,6 +1164,8 @@ on_sub_message(redisAsyncContext *ac, void *reply, void *privdata)
 		return;
 	if (msg->len > 5 && memcmp(msg->str, "kick ", 5) == 0)
 		rs->event_cb(rs->event_arg, STORE_EVENT_KICK, msg->str + 5, (size_t)msg->len - 5);
+	else if (msg->len > 6 && memcmp(msg->str, "block ", 6) == 0)
+		rs->event_cb(rs->event_arg, STORE_EVENT_BLOCK, msg->str + 6, (size_t)msg->len - 6);
 	else if (msg->len > 6 && memcmp(msg->str, "route ", 6) == 0)
 		rs->event_cb(rs->event_arg, STORE_EVENT_ROUTE, msg->str + 6, (size_t)msg->len - 6);
 }
@@ -1765,6 +1785,10 @@ redis_publish(struct store *st, enum store_event ev, const char *user, size_t le
 		*err_out = "not an event to publish";
 		return -1;
 	}
+	if (ev == STORE_EVENT_BLOCK) {
+		*err_out = "announced by workers only";
+		return -1;
+	}
 	n = snprintf(msg, sizeof(msg), "%s %.*s", ev == STORE_EVENT_KICK ? "kick" : "route",
 	             (int)len, user);
 	lens[0] = 7;
@@ -1816,6 +1840,7 @@ static const struct store_ops redis_ops = {
     .publish = redis_publish,
     .session_note = redis_session_note,
     .throttle_clear = redis_throttle_clear,
+    .announce = redis_announce,
     .proxy_id = redis_proxy_id,
     .subscribe = redis_subscribe,
 };
