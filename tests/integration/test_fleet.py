@@ -253,3 +253,33 @@ def test_kick_reaches_every_proxy_through_the_channel(make_fleet, ca):
     assert rc.returncode == 0 and "kick=sent" in rc.stdout, rc.stderr
     for p in (a, b, c):
         assert p.wait_log(r'event=fleet\.kick_received\b[^\n]*user="fay@fleet\.test"')
+
+
+def test_added_login_latency_with_the_registry_and_the_lock_is_printed(
+        make_fleet, certs, fmx, fmx2, postern_registry, run_dir, ca):
+    """Not a pass/fail figure: login times (password sent -> OK) through a
+    proxy with the Redis registry and sticky lock (2 round trips after the
+    backend's OK, 1 for the route) against one with no state at all."""
+    (a,) = make_fleet(n=1, pol=policy(mode="sticky", max_sess=100))
+    plain = Postern(certs, [fmx, fmx2], [{"default": True, "backend": "fmx"}],
+                    policy=policy(mode="off"), parent_dir=run_dir)
+    postern_registry.append(plain)
+    plain.start()
+    try:
+        def run(p, n=120):
+            t = []
+            for i in range(n):
+                s = imap_login(p, ca, "fay@fleet.test")
+                assert s.ok, s.line
+                t.append(s.secs * 1000)
+            t.sort()
+            return t[len(t) // 2], t[int(len(t) * 0.99) - 1]
+        run(a, 10)
+        run(plain, 10)
+        r50, r99 = run(a)
+        p50, p99 = run(plain)
+        print("\nlogin ms, Redis (unix socket) registry+lock+route: p50 %.1f p99 %.1f; "
+              "no store: p50 %.1f p99 %.1f; added p50 %.1f p99 %.1f"
+              % (r50, r99, p50, p99, r50 - p50, r99 - p99))
+    finally:
+        plain.cleanup()
