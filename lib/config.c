@@ -206,6 +206,18 @@ static const struct opt_name protocol_lock_modes[] = {
     {NULL, 0, NULL},
 };
 
+static const struct opt_name state_unavailable_modes[] = {
+    {"local", STATE_UNAVAIL_LOCAL, NULL},
+    {"refuse", STATE_UNAVAIL_REFUSE, NULL},
+    {NULL, 0, NULL},
+};
+
+static const struct opt_name route_lookup_modes[] = {
+    {"config", ROUTE_LOOKUP_CONFIG, NULL},
+    {"state", ROUTE_LOOKUP_STATE, NULL},
+    {NULL, 0, NULL},
+};
+
 static const struct opt_name log_levels[] = {
     {"debug", LOG_DEBUG, NULL}, {"info", LOG_INFO, NULL}, {"warn", LOG_WARN, NULL},
     {"error", LOG_ERR, NULL},   {NULL, 0, NULL},
@@ -259,6 +271,10 @@ static const struct opt opts[] = {
 	O_STR(    "state_password_file",      state_password_file,          NULL,      cfg_check_state_password_file),
 	O_STR(    "state_prefix",             state_prefix,                 "postern:", cfg_check_state_prefix),
 	O_DUR(    "state_timeout",            state_timeout_ms,             "250ms",   10, MIN_MS),
+	O_DUR(    "state_heartbeat",          state_heartbeat_ms,           "10s",     100, 5 * MIN_MS),
+	O_ENUM(   "state_unavailable",        state_unavailable,            "local",   state_unavailable_modes),
+	O_STR(    "state_fallback",           state_fallback,               NULL,      cfg_check_state_fallback),
+	O_ENUM(   "route_lookup",             route_lookup,                 "config",  route_lookup_modes),
 	O_ENUM(   "log_level",                log_level,                    "info",    log_levels),
 
 	O_GROUP(  "tls"),
@@ -319,6 +335,8 @@ static const struct opt opts[] = {
  * allows the access through the signed or unsigned variant. */
 _Static_assert(sizeof(enum log_level) == sizeof(int), "enum log_level is an int");
 _Static_assert(sizeof(enum protocol_lock_mode) == sizeof(int), "enum protocol_lock_mode is an int");
+_Static_assert(sizeof(enum state_unavailable_mode) == sizeof(int), "an int");
+_Static_assert(sizeof(enum route_lookup_mode) == sizeof(int), "an int");
 
 static const struct opt *
 opt_find(const char *path)
@@ -663,6 +681,7 @@ config_free(struct config *cfg)
 	free(cfg->state_password_file);
 	free(cfg->state_prefix);
 	free(cfg->admin.socket);
+	free(cfg->state_fallback);
 	for (size_t i = 0; i < cfg->tls.ncerts; i++) {
 		free(cfg->tls.certs[i].cert);
 		free(cfg->tls.certs[i].key);

@@ -17,6 +17,10 @@ enum tls_mode { TLSM_NONE = 0, TLSM_IMPLICIT, TLSM_STARTTLS };
 enum log_level { LOG_DEBUG = 0, LOG_INFO, LOG_WARN, LOG_ERR };
 /* policy.protocol_lock */
 enum protocol_lock_mode { PLOCK_OFF = 0, PLOCK_CONCURRENT, PLOCK_STICKY, PLOCK_STATIC };
+/* state_unavailable: decide alone, or refuse logins, while Redis is away */
+enum state_unavailable_mode { STATE_UNAVAIL_LOCAL = 0, STATE_UNAVAIL_REFUSE };
+/* route_lookup: where per-user routes live besides the config's rules */
+enum route_lookup_mode { ROUTE_LOOKUP_CONFIG = 0, ROUTE_LOOKUP_STATE };
 #define PROTO_MASK(p)   (1u << (p)) /* sets of protocols: PROTO_MASK(PROTO_IMAP) | ... */
 #define PROTO_MASK_ALL  (PROTO_MASK(PROTO_IMAP) | PROTO_MASK(PROTO_POP3))
 #define POLICY_LIST_MAX 4096
@@ -108,12 +112,16 @@ struct pool_conf {
 struct config {
 	atomic_int refs;
 	char *path;
-	int workers;               /* resolved: "auto" -> number of online CPUs */
-	char *user;                /* drop privileges to this user after binding, or NULL */
-	char *state;               /* state store URL (lib/state_url.h), or NULL */
-	char *state_password_file; /* Redis: AUTH password, first line of this file; or NULL */
-	char *state_prefix;        /* Redis: every key starts with it; default "postern:" */
-	uint64_t state_timeout_ms; /* Redis: longest a store request waits; default 250ms */
+	int workers;                 /* resolved: "auto" -> number of online CPUs */
+	char *user;                  /* drop privileges to this user after binding, or NULL */
+	char *state;                 /* state store URL (lib/state_url.h), or NULL */
+	char *state_password_file;   /* Redis: AUTH password, first line of this file; or NULL */
+	char *state_prefix;          /* Redis: every key starts with it; default "postern:" */
+	uint64_t state_timeout_ms;   /* Redis: longest a store request waits; default 250ms */
+	uint64_t state_heartbeat_ms; /* Redis: live-session registry refresh; default 10s */
+	int state_unavailable;       /* enum state_unavailable_mode: Redis slow or down */
+	char *state_fallback;        /* "lmdb:DIR": locks decided there while Redis is down */
+	int route_lookup;            /* enum route_lookup_mode */
 	enum log_level log_level;
 	unsigned auth_mechanisms; /* enum auth_mech bits, never 0; default AUTHM_DEFAULT */
 

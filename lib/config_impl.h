@@ -111,6 +111,7 @@ void cfg_load_route_map(struct ctx *x, const config_setting_t *s, const char *v)
 void cfg_check_state(struct ctx *x, const config_setting_t *s, const char *v);
 void cfg_check_state_password_file(struct ctx *x, const config_setting_t *s, const char *v);
 void cfg_check_state_prefix(struct ctx *x, const config_setting_t *s, const char *v);
+void cfg_check_state_fallback(struct ctx *x, const config_setting_t *s, const char *v);
 void cfg_check_protocols_file(struct ctx *x, const config_setting_t *s, const char *v);
 void cfg_parse_protocol_rules(struct ctx *x, const config_setting_t *s);
 void cfg_parse_protocols_default(struct ctx *x, const config_setting_t *s);

@@ -284,6 +284,20 @@ cfg_check_state(struct ctx *x, const config_setting_t *s, const char *v)
 		cfg_err(x, s, "'state' = \"%s\": the memory store is for unit tests only", v);
 }
 
+/* The fallback is an embedded store only: a second Redis would be down
+ * with the first as often as not. */
+void
+cfg_check_state_fallback(struct ctx *x, const config_setting_t *s, const char *v)
+{
+	struct state_url u;
+	const char *err;
+
+	if (state_url_parse(v, &u, &err) < 0)
+		cfg_err(x, s, "'state_fallback' = \"%s\": %s", v, err);
+	else if (u.kind != STATE_LMDB || u.arg[0] == '\0')
+		cfg_err(x, s, "'state_fallback' must be \"lmdb:DIR\"");
+}
+
 void
 cfg_check_state_password_file(struct ctx *x, const config_setting_t *s, const char *v)
 {
@@ -331,7 +345,8 @@ cfg_check_policy(struct ctx *x)
 	/* Redis settings beside a store that reads none of them would mislead */
 	if (!state_url_is_redis(cfg->state)) {
 		static const char *const redis_only[] = {"state_password_file", "state_prefix",
-		                                         NULL};
+		                                         "state_heartbeat",     "state_unavailable",
+		                                         "state_fallback",      NULL};
 
 		for (size_t i = 0; redis_only[i] != NULL; i++) {
 			const config_setting_t *s = config_lookup(x->lc, redis_only[i]);
@@ -341,6 +356,13 @@ cfg_check_policy(struct ctx *x)
 				        redis_only[i]);
 		}
 	}
+	if (cfg->route_lookup == ROUTE_LOOKUP_STATE && cfg->state == NULL)
+		cfg_err(x, config_lookup(x->lc, "route_lookup"),
+		        "'route_lookup' = \"state\" needs a state store");
+	if (cfg->state_fallback != NULL && cfg->state != NULL &&
+	    strcmp(cfg->state_fallback, cfg->state) == 0)
+		cfg_err(x, config_lookup(x->lc, "state_fallback"),
+		        "'state_fallback' must differ from 'state'");
 	/* rules that nothing reads would read as if they were enforced */
 	for (size_t i = 0; cfg->policy.protocol_lock == PLOCK_OFF && rules[i] != NULL; i++) {
 		const config_setting_t *s = config_lookup(x->lc, rules[i]);

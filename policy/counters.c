@@ -512,6 +512,46 @@ counters_throttle_clear(struct counters *c, const struct acl_addr *ip, const cha
 	pthread_mutex_unlock(&c->mu);
 }
 
+/* Under the lock: e takes n failures in a window with left_ms to go. */
+static bool
+merge_one(struct ratelimit_state *st, const struct ratelimit_conf *rc, uint32_t n, uint64_t left_ms,
+          uint64_t now_ms)
+{
+	bool was = ratelimit_blocked(st, rc, now_ms);
+	uint64_t w = rc->window_ms, left = left_ms < w ? left_ms : w;
+
+	if (!ratelimit_expired(st, rc, now_ms) && st->failures >= n)
+		return false;
+	st->failures = n;
+	st->start_ms = now_ms - (w - left);
+	return !was && ratelimit_blocked(st, rc, now_ms);
+}
+
+bool
+counters_throttle_merge(struct counters *c, const struct acl_addr *ip, const char *user, size_t len,
+                        const struct ratelimit_conf *ip_user, const struct ratelimit_conf *ip_conf,
+                        uint32_t n_iu, uint64_t left_iu, uint32_t n_ip, uint64_t left_ip,
+                        uint64_t now_ms)
+{
+	uint8_t k1[KEY_MAX], k2[KEY_MAX];
+	size_t l1 = make_key(k1, CK_TIPUSER, ip, user, len), l2 = make_key(k2, CK_TIP, ip, NULL, 0);
+	uint64_t h1 = siphash24(c->sipkey, k1, l1), h2 = siphash24(c->sipkey, k2, l2);
+	struct ctr_entry *e;
+	bool newly = false;
+
+	pthread_mutex_lock(&c->mu);
+	if ((e = find(c, k2, l2, h2)) != NULL || (e = insert(c, k2, l2, h2)) != NULL) {
+		lru_touch(c, e);
+		newly |= merge_one(&e->u.rl, ip_conf, n_ip, left_ip, now_ms);
+	}
+	if ((e = find(c, k1, l1, h1)) != NULL || (e = insert(c, k1, l1, h1)) != NULL) {
+		lru_touch(c, e);
+		newly |= merge_one(&e->u.rl, ip_user, n_iu, left_iu, now_ms);
+	}
+	pthread_mutex_unlock(&c->mu);
+	return newly;
+}
+
 void
 counters_stats(struct counters *c, struct counters_stats *out)
 {

@@ -90,6 +90,15 @@ void counters_throttle_fail(struct counters *c, const struct acl_addr *ip, const
 void counters_throttle_clear(struct counters *c, const struct acl_addr *ip, const char *user,
                              size_t len);
 
+/* The fleet's counts after a failure was counted in a shared store too
+ * (n failures, left_ms of the window left, per key): each local key takes
+ * the fleet's count when it is larger, with the fleet's window.  Returns
+ * true when that blocked a key that was not blocked here. */
+bool counters_throttle_merge(struct counters *c, const struct acl_addr *ip, const char *user,
+                             size_t len, const struct ratelimit_conf *ip_user,
+                             const struct ratelimit_conf *ip_conf, uint32_t n_iu, uint64_t left_iu,
+                             uint32_t n_ip, uint64_t left_ip, uint64_t now_ms);
+
 void counters_stats(struct counters *c, struct counters_stats *out);
 
 #endif

@@ -69,9 +69,10 @@ struct policy_answer {
  * call only.  The request is freed right after the callback returns. */
 typedef void (*policy_answer_cb)(void *arg, const struct policy_answer *a);
 
-struct policy;        /* one per process; thread-safe */
-struct policy_worker; /* one per worker loop */
-struct policy_req;    /* one outstanding post-auth question */
+struct policy;           /* one per process; thread-safe */
+struct policy_worker;    /* one per worker loop */
+struct policy_req;       /* one outstanding post-auth question */
+struct policy_route_req; /* one outstanding route lookup */
 
 /* What policy_accept() counted for one connection; kept by the caller. */
 struct policy_conn {
@@ -190,6 +191,57 @@ void policy_session_end(struct policy *p, const char *user, size_t len, enum pro
  * store would answer from its connection.  Thread-safe. */
 const char *policy_state_name(const struct policy *p);
 bool policy_state_up(const struct policy *p);
+/* ---- the fleet (a shared store: Redis) ------------------------------------ */
+
+/*
+ * policy_postauth() with the session's identity for the fleet's registry:
+ * sid (the connection's random cid) and the backend it logged in at.
+ * Without a shared store it is policy_postauth().  With one, the
+ * concurrent lock and max_sessions_per_user count the whole fleet's live
+ * sessions (one atomic store step after this process's own count), and
+ * the session must be ended with policy_session_end_sid().  Everything the
+ * store is asked is bounded by state_timeout in all; when the store is
+ * slow or down, state_unavailable decides: "local" (this process's counts
+ * and the state_fallback LMDB; logged as state.degraded) or "refuse".
+ */
+struct policy_req *policy_postauth_sid(struct policy_worker *pw, const struct sockaddr *sa,
+                                       socklen_t salen, const char *user, size_t len,
+                                       enum proto_kind proto, uint64_t sid, const char *backend,
+                                       uint64_t now_ms, policy_answer_cb cb, void *arg);
+/* The session allowed by policy_postauth_sid() ended; on pw's thread. */
+void policy_session_end_sid(struct policy_worker *pw, const char *user, size_t len,
+                            enum proto_kind proto, uint64_t sid);
+
+/* policy_login_failed(), and with a shared store the failure is counted in
+ * the fleet too (asynchronously: see policy.c, "Throttling in a fleet"). */
+uint64_t policy_login_failed_pw(struct policy_worker *pw, const struct sockaddr *sa,
+                                socklen_t salen, const char *user, size_t len, uint64_t now_ms);
+
+/* The route of a user from the state store (`postern route set`, or the
+ * table a provisioning system keeps with route_lookup = "state"). */
+struct policy_route_answer {
+	/* the backend the store names, or NULL: use the config's rules */
+	const char *backend;
+	bool degraded; /* the store did not answer (in time): config rules */
+};
+/* Runs on pw's loop, never before policy_route_lookup() returns; a is valid
+ * during the call; the request is freed after it returns. */
+typedef void (*policy_route_cb)(void *arg, const struct policy_route_answer *a);
+/* Ask; NULL when there is nothing to ask (no store: use the config) or
+ * out of memory; then no callback comes.  Cancel with
+ * policy_route_cancel() until cb runs. */
+struct policy_route_req *policy_route_lookup(struct policy_worker *pw, const char *user, size_t len,
+                                             policy_route_cb cb, void *arg);
+void policy_route_cancel(struct policy_route_req **rp);
+
+/*
+ * End user's sessions on this proxy (a kick from the fleet channel, sent by
+ * `postern kick --user U` or `route set ... --kick` on any proxy).  Runs on
+ * the loop of the one worker that holds the channel's connection.  The
+ * daemon provides it (branch ops: its local kick); the default here only
+ * logs `event=fleet.kick`.
+ */
+void fleet_kick_local(const char *user);
 
 /* Wall clock in ms, for callers without a loop at hand. */
 uint64_t policy_now_ms(void);
@@ -207,5 +259,15 @@ int policy_admin_main(const struct config *cfg, int argc, char **argv, FILE *out
 /* The same with the clock given (tests). */
 int policy_admin_run(const struct config *cfg, int argc, char **argv, uint64_t now_ms, FILE *out,
                      FILE *err);
+
+/*
+ * `postern -c FILE route set USER BACKEND [--kick] | clear USER | show USER`
+ * and `kick --user USER`: argv[0] is "route" or "kick".  Routes go into the
+ * store of cfg->state (a backend cfg does not name is refused); on a
+ * shared store every proxy is told (its cached lookup of USER dropped; with
+ * --kick, or for `kick`, USER's sessions ended everywhere).  Exit code as
+ * policy_admin_main().
+ */
+int policy_admin_fleet(const struct config *cfg, int argc, char **argv, FILE *out, FILE *err);
 
 #endif

@@ -184,3 +184,126 @@ policy_admin_main(const struct config *cfg, int argc, char **argv, FILE *out, FI
 {
 	return policy_admin_run(cfg, argc, argv, policy_now_ms(), out, err);
 }
+
+/* ---- route and kick ------------------------------------------------------- */
+
+static int
+fleet_usage(FILE *err)
+{
+	fprintf(err, "usage: postern -c FILE route set USER BACKEND [--kick]\n"
+	             "       postern -c FILE route clear USER\n"
+	             "       postern -c FILE route show USER\n"
+	             "       postern -c FILE kick --user USER\n");
+	return 2;
+}
+
+static bool
+backend_known(const struct config *cfg, const char *name)
+{
+	for (size_t i = 0; i < cfg->nbackends; i++)
+		if (strcmp(cfg->backends[i].name, name) == 0)
+			return true;
+	return false;
+}
+
+int
+policy_admin_fleet(const struct config *cfg, int argc, char **argv, FILE *out, FILE *err)
+{
+	char key[ROUTE_USER_MAX + 1], qu[LOG_QUOTED_MAX];
+	const char *cmd, *sub = NULL, *user, *backend = NULL, *e = NULL;
+	bool kick = false, shared, found = false;
+	struct store_params sp;
+	struct store *st;
+	size_t klen;
+	int rc = 1;
+
+	if (argc < 1)
+		return fleet_usage(err);
+	cmd = argv[0];
+	if (strcmp(cmd, "kick") == 0) {
+		if (argc != 3 || strcmp(argv[1], "--user") != 0)
+			return fleet_usage(err);
+		user = argv[2];
+		kick = true;
+	} else if (strcmp(cmd, "route") == 0 && argc >= 3) {
+		sub = argv[1];
+		user = argv[2];
+		if (strcmp(sub, "set") == 0 && argc >= 4 && argc <= 5) {
+			backend = argv[3];
+			if (argc == 5 && strcmp(argv[4], "--kick") != 0)
+				return fleet_usage(err);
+			kick = argc == 5;
+		} else if (!((strcmp(sub, "clear") == 0 || strcmp(sub, "show") == 0) &&
+		             argc == 3)) {
+			return fleet_usage(err);
+		}
+	} else {
+		return fleet_usage(err);
+	}
+	if ((klen = route_normalize(user, strlen(user), key, sizeof(key))) == 0) {
+		fprintf(err, "postern: %s: \"%s\" is not a user name\n", cmd, user);
+		return 2;
+	}
+	if (backend != NULL && !backend_known(cfg, backend)) {
+		fprintf(err, "postern: route set: no backend \"%s\" in %s\n", backend,
+		        cfg->path ? cfg->path : "the configuration");
+		return 1;
+	}
+	if (cfg->state == NULL) {
+		fprintf(err, "postern: %s: no state store: set state in %s\n", cmd,
+		        cfg->path ? cfg->path : "the configuration");
+		return 1;
+	}
+	store_params_from_config(cfg, &sp);
+	if ((st = store_open_with(cfg->state, &sp, 0, &e)) == NULL) {
+		fprintf(err, "postern: %s: state \"%s\": %s\n", cmd, cfg->state, e);
+		return 1;
+	}
+	shared = store_is_shared(st);
+	log_quote(qu, sizeof(qu), key, klen);
+	if (sub != NULL && strcmp(sub, "show") == 0) {
+		char b[STORE_BACKEND_MAX + 1];
+
+		if (store_route_get(st, key, klen, b, &found, &e) < 0)
+			goto fail;
+		fprintf(out, "user=%s route=%s%s\n", qu, found ? b : "none",
+		        found && !backend_known(cfg, b) ? " note=unknown_backend" : "");
+	} else if (sub != NULL && strcmp(sub, "set") == 0) {
+		if (store_route_put(st, key, klen, backend, &e) < 0)
+			goto fail;
+		fprintf(out, "user=%s route=%s\n", qu, backend);
+	} else if (sub != NULL) {
+		if (store_route_del(st, key, klen, &found, &e) < 0)
+			goto fail;
+		fprintf(out, "user=%s route=none\n", qu);
+		if (!found)
+			fprintf(err, "postern: route clear: there was no route\n");
+	}
+	/* every proxy forgets its cached lookup; kicks go to the whole fleet */
+	if (shared && sub != NULL && strcmp(sub, "show") != 0 &&
+	    store_publish(st, STORE_EVENT_ROUTE, key, klen, &e) < 0)
+		goto fail;
+	if (kick) {
+		if (!shared) {
+			fprintf(err,
+			        "postern: kick: the store \"%s\" is not shared: the local kick "
+			        "goes through the admin socket\n",
+			        store_name(st));
+			if (sub == NULL)
+				goto out_rc;
+		} else {
+			if (store_publish(st, STORE_EVENT_KICK, key, klen, &e) < 0)
+				goto fail;
+			fprintf(out, "user=%s kick=sent\n", qu);
+		}
+	}
+	rc = 0;
+	goto out_rc;
+fail:
+	fprintf(err, "postern: %s%s%s: %s\n", cmd, sub ? " " : "", sub ? sub : "",
+	        e ? e : "failed");
+out_rc:
+	fflush(out);
+	store_close(&st);
+	return rc;
+}

@@ -47,6 +47,7 @@ store_params_from_config(const struct config *cfg, struct store_params *out)
 	out->prefix = cfg->state_prefix;
 	out->timeout_ms = cfg->state_timeout_ms;
 	out->lock_expire_ms = cfg->policy.lock_expire_ms;
+	out->heartbeat_ms = cfg->state_heartbeat_ms;
 }
 
 void
@@ -112,6 +113,17 @@ deliver(struct store_req *r)
 	case STORE_OP_CLAIM:
 		r->claim_cb(r->arg, r->rc, r->rc == 0 ? NULL : r->err,
 		            r->rc == 0 ? &r->claim_ans : NULL);
+		break;
+	case STORE_OP_SESSION:
+		r->sess_cb(r->arg, r->rc, r->rc == 0 ? NULL : r->err, r->sess_ans, r->sess_other);
+		break;
+	case STORE_OP_THROTTLE:
+		r->thr_cb(r->arg, r->rc, r->rc == 0 ? NULL : r->err,
+		          r->rc == 0 ? &r->thr_ans : NULL);
+		break;
+	case STORE_OP_ROUTE:
+		r->route_cb(r->arg, r->rc, r->rc == 0 ? NULL : r->err,
+		            r->rc == 0 && r->route_found ? r->route : NULL);
 		break;
 	}
 }
@@ -263,6 +275,14 @@ struct store_req *
 store_lock_claim(struct store_worker *sw, const char *key, size_t len, const struct store_claim *c,
                  store_claim_cb cb, void *arg, const char **err_out)
 {
+	return store_lock_claim_until(sw, key, len, c, 0, cb, arg, err_out);
+}
+
+struct store_req *
+store_lock_claim_until(struct store_worker *sw, const char *key, size_t len,
+                       const struct store_claim *c, uint64_t deadline_ms, store_claim_cb cb,
+                       void *arg, const char **err_out)
+{
 	struct store_req *r;
 
 	if ((unsigned)c->proto >= PROTO__COUNT) {
@@ -272,10 +292,142 @@ store_lock_claim(struct store_worker *sw, const char *key, size_t len, const str
 	if ((r = req_new(sw, key, len, err_out)) == NULL)
 		return NULL;
 	r->op = STORE_OP_CLAIM;
+	r->deadline_ms = deadline_ms;
 	r->claim = *c;
 	r->claim_cb = cb;
 	r->arg = arg;
 	return req_submit(r, err_out);
+}
+
+/* ---- the fleet ------------------------------------------------------------ */
+
+bool
+store_is_shared(const struct store *st)
+{
+	return st->ops->session_note != NULL;
+}
+
+const char *
+store_proxy_id(const struct store *st)
+{
+	return st->ops->proxy_id != NULL ? st->ops->proxy_id(st) : "";
+}
+
+struct store_req *
+store_session_begin(struct store_worker *sw, const char *key, size_t len,
+                    const struct store_session *s, uint32_t max, bool exclusive,
+                    uint64_t deadline_ms, store_session_cb cb, void *arg, const char **err_out)
+{
+	struct store_req *r;
+
+	if (!store_is_shared(sw->st)) {
+		*err_out = "not a shared store";
+		return NULL;
+	}
+	if ((unsigned)s->proto >= PROTO__COUNT) {
+		*err_out = "no such protocol";
+		return NULL;
+	}
+	if ((r = req_new(sw, key, len, err_out)) == NULL)
+		return NULL;
+	r->op = STORE_OP_SESSION;
+	r->sess = *s;
+	r->sess_max = max;
+	r->sess_exclusive = exclusive;
+	r->deadline_ms = deadline_ms;
+	r->sess_cb = cb;
+	r->arg = arg;
+	return req_submit(r, err_out);
+}
+
+void
+store_session_keep(struct store_worker *sw, const char *key, size_t len,
+                   const struct store_session *s)
+{
+	if (sw->st->ops->session_note != NULL && len > 0 && len <= STORE_KEY_MAX)
+		sw->st->ops->session_note(sw, key, len, s, false);
+}
+
+void
+store_session_end(struct store_worker *sw, const char *key, size_t len, uint64_t id)
+{
+	struct store_session s = {.id = id};
+
+	if (sw->st->ops->session_note != NULL && len > 0 && len <= STORE_KEY_MAX)
+		sw->st->ops->session_note(sw, key, len, &s, true);
+}
+
+struct store_req *
+store_throttle_fail(struct store_worker *sw, const char *ip_user, size_t iu_len, const char *ip,
+                    size_t ip_len, uint64_t window_ms, store_throttle_cb cb, void *arg,
+                    const char **err_out)
+{
+	struct store_req *r;
+
+	if (!store_is_shared(sw->st)) {
+		*err_out = "not a shared store";
+		return NULL;
+	}
+	if (ip_len == 0 || ip_len > STORE_KEY_MAX) {
+		*err_out = "bad key";
+		return NULL;
+	}
+	if ((r = req_new(sw, ip_user, iu_len, err_out)) == NULL)
+		return NULL;
+	r->op = STORE_OP_THROTTLE;
+	memcpy(r->key2, ip, ip_len);
+	r->key2_len = ip_len;
+	r->window_ms = window_ms;
+	r->thr_cb = cb;
+	r->arg = arg;
+	return req_submit(r, err_out);
+}
+
+void
+store_throttle_clear(struct store_worker *sw, const char *ip_user, size_t iu_len)
+{
+	if (sw->st->ops->throttle_clear != NULL && iu_len > 0 && iu_len <= STORE_KEY_MAX)
+		sw->st->ops->throttle_clear(sw, ip_user, iu_len);
+}
+
+void
+store_announce(struct store_worker *sw, enum store_event ev, const char *msg, size_t len)
+{
+	if (sw->st->ops->announce != NULL && len <= STORE_KEY_MAX + 64)
+		sw->st->ops->announce(sw, ev, msg, len);
+}
+
+struct store_req *
+store_route_lookup(struct store_worker *sw, const char *key, size_t len, uint64_t deadline_ms,
+                   store_route_cb cb, void *arg, const char **err_out)
+{
+	struct store_req *r;
+
+	if (sw->st->ops->route_get == NULL) {
+		*err_out = "this store keeps no routes";
+		return NULL;
+	}
+	if ((r = req_new(sw, key, len, err_out)) == NULL)
+		return NULL;
+	r->op = STORE_OP_ROUTE;
+	r->deadline_ms = deadline_ms;
+	r->route_cb = cb;
+	r->arg = arg;
+	return req_submit(r, err_out);
+}
+
+void
+store_subscribe(struct store *st, store_event_cb cb, void *arg)
+{
+	if (st->ops->subscribe != NULL)
+		st->ops->subscribe(st, cb, arg);
+}
+
+void
+store_worker_on_recovered(struct store_worker *sw, store_recovered_cb cb, void *arg)
+{
+	sw->recovered_cb = cb;
+	sw->recovered_arg = arg;
 }
 
 void
@@ -327,4 +479,74 @@ int
 store_lock_list(struct store *st, store_list_cb cb, void *arg, const char **err_out)
 {
 	return st->ops->lock_list(st, cb, arg, err_out);
+}
+
+static int
+key_ok(size_t len, const char **err_out)
+{
+	if (len == 0 || len > STORE_KEY_MAX) {
+		*err_out = len == 0 ? "empty key" : "key too long";
+		return -1;
+	}
+	return 0;
+}
+
+int
+store_route_get(struct store *st, const char *key, size_t len,
+                char backend_out[STORE_BACKEND_MAX + 1], bool *found_out, const char **err_out)
+{
+	if (key_ok(len, err_out) < 0)
+		return -1;
+	if (st->ops->route_get == NULL) {
+		*err_out = "this store keeps no routes";
+		return -1;
+	}
+	return st->ops->route_get(st, key, len, backend_out, found_out, err_out);
+}
+
+int
+store_route_put(struct store *st, const char *key, size_t len, const char *backend,
+                const char **err_out)
+{
+	size_t bl = strlen(backend);
+
+	if (key_ok(len, err_out) < 0)
+		return -1;
+	if (bl == 0 || bl > STORE_BACKEND_MAX) {
+		*err_out = "bad backend name";
+		return -1;
+	}
+	if (st->ops->route_put == NULL) {
+		*err_out = "this store keeps no routes";
+		return -1;
+	}
+	return st->ops->route_put(st, key, len, backend, err_out);
+}
+
+int
+store_route_del(struct store *st, const char *key, size_t len, bool *found_out,
+                const char **err_out)
+{
+	if (key_ok(len, err_out) < 0)
+		return -1;
+	if (st->ops->route_del == NULL) {
+		*err_out = "this store keeps no routes";
+		return -1;
+	}
+	return st->ops->route_del(st, key, len, found_out, err_out);
+}
+
+int
+store_publish(struct store *st, enum store_event ev, const char *user, size_t len,
+              const char **err_out)
+{
+	if (st->ops->publish == NULL) {
+		*err_out = "not a shared store";
+		return -1;
+	}
+	if (len > STORE_KEY_MAX) {
+		*err_out = "key too long";
+		return -1;
+	}
+	return st->ops->publish(st, ev, user, len, err_out);
 }

@@ -119,6 +119,7 @@ struct store_params {
 	const char *prefix;        /* every key starts with it; default "postern:" */
 	uint64_t timeout_ms;       /* a request never waits longer; default 250 */
 	uint64_t lock_expire_ms;   /* TTL of a lock store_lock_put() writes; 0: none */
+	uint64_t heartbeat_ms;     /* live-session refresh; default 10000 */
 };
 
 /* The store_params of cfg (borrowed strings: keep cfg while opening). */
@@ -165,11 +166,126 @@ struct store_req *store_lock_claim(struct store_worker *sw, const char *key, siz
                                    const struct store_claim *c, store_claim_cb cb, void *arg,
                                    const char **err_out);
 
+/* store_lock_claim() answered by deadline_ms (wall clock) at the latest,
+ * when that comes before state_timeout does. */
+struct store_req *store_lock_claim_until(struct store_worker *sw, const char *key, size_t len,
+                                         const struct store_claim *c, uint64_t deadline_ms,
+                                         store_claim_cb cb, void *arg, const char **err_out);
+
 /* Cancel r on its worker's thread: its callback never runs.  The caller
  * forgets r; the store frees it.  Not from inside r's own callback. */
 void store_req_cancel(struct store_req *r);
 
+/* ---- the fleet: live sessions, shared throttles, routes, events ---------- */
+
+#define STORE_BACKEND_MAX  63 /* bytes of a backend name in a route or a session */
+#define STORE_PROXY_ID_LEN 16 /* hex digits of a proxy id */
+
+/* Does st keep a live-session registry and shared throttles for a fleet
+ * (Redis)?  Without one (LMDB, mem) the process counts alone (counters.h). */
+bool store_is_shared(const struct store *st);
+
+/* This process's proxy id (random per start, hex), "" for a store that is
+ * not shared.  Valid while st is open. */
+const char *store_proxy_id(const struct store *st);
+
+/* One live session in the registry. */
+struct store_session {
+	uint64_t id; /* the connection's cid: unique in the fleet (random) */
+	enum proto_kind proto;
+	char backend[STORE_BACKEND_MAX + 1];
+	uint64_t since_ms; /* wall clock */
+};
+
+enum store_sess_outcome {
+	STORE_SESS_OK,          /* counted and registered */
+	STORE_SESS_OTHER_PROTO, /* exclusive, and a live session of another protocol */
+	STORE_SESS_USER_FULL,   /* max live sessions reached */
+};
+
+/* rc 0 and o (other: the protocol in use for OTHER_PROTO), or rc -1 and err
+ * (unreachable, timeout: nothing was registered). */
+typedef void (*store_session_cb)(void *arg, int rc, const char *err, enum store_sess_outcome o,
+                                 enum proto_kind other);
+
+/*
+ * A shared store only: count key's live sessions of each protocol in the
+ * fleet, leaving out those of proxies whose heartbeat lapsed (3 missed
+ * state_heartbeat), decide as connlimit_session() does (exclusive: the
+ * concurrent lock; max 0: no limit) and register s, in one atomic step.
+ * Until store_session_end() the worker refreshes it every heartbeat and
+ * registers it again after a reconnect.  deadline_ms (wall clock, 0: none)
+ * shortens state_timeout.  Returns the request as store_lock_claim() does.
+ */
+struct store_req *store_session_begin(struct store_worker *sw, const char *key, size_t len,
+                                      const struct store_session *s, uint32_t max, bool exclusive,
+                                      uint64_t deadline_ms, store_session_cb cb, void *arg,
+                                      const char **err_out);
+/* A session decided without the registry (degraded): registered now if the
+ * store is reachable, else when it is back.  No answer. */
+void store_session_keep(struct store_worker *sw, const char *key, size_t len,
+                        const struct store_session *s);
+/* The session ended: removed from the registry at once (no answer). */
+void store_session_end(struct store_worker *sw, const char *key, size_t len, uint64_t id);
+
+/* The fleet's count for one failed-login key pair after a failure. */
+struct store_throttle_answer {
+	uint32_t ip_user, ip;                 /* failures in each key's window, this one included */
+	uint64_t ip_user_left_ms, ip_left_ms; /* time left in each window */
+};
+typedef void (*store_throttle_cb)(void *arg, int rc, const char *err,
+                                  const struct store_throttle_answer *a);
+/* A shared store only: count a failure on the keys ip_user and ip (INCR,
+ * and PEXPIRE window_ms when a window opens: one script). */
+struct store_req *store_throttle_fail(struct store_worker *sw, const char *ip_user, size_t iu_len,
+                                      const char *ip, size_t ip_len, uint64_t window_ms,
+                                      store_throttle_cb cb, void *arg, const char **err_out);
+/* A successful login: forget the ip_user key in the fleet (no answer). */
+void store_throttle_clear(struct store_worker *sw, const char *ip_user, size_t iu_len);
+
+/* A route lookup: rc 0 and backend (NULL: no route in the store), or -1. */
+typedef void (*store_route_cb)(void *arg, int rc, const char *err, const char *backend);
+/* key's route (PREFIX "route:" USER in Redis, the "routes" table in LMDB). */
+struct store_req *store_route_lookup(struct store_worker *sw, const char *key, size_t len,
+                                     uint64_t deadline_ms, store_route_cb cb, void *arg,
+                                     const char **err_out);
+
+/* What the fleet channel carries (PREFIX "events", Redis pub/sub). */
+enum store_event {
+	STORE_EVENT_KICK,   /* end user's sessions on every proxy */
+	STORE_EVENT_ROUTE,  /* user's route changed: forget cached lookups */
+	STORE_EVENT_RESYNC, /* the channel was down: forget every cached lookup (user "") */
+	STORE_EVENT_BLOCK,  /* a failed-login key reached its limit in the fleet: the
+	                     * payload is the announcer's text (store_announce()) */
+};
+typedef void (*store_event_cb)(void *arg, enum store_event ev, const char *user, size_t len);
+/* Subscribe this process to the fleet channel (a shared store; one
+ * connection, on the loop of the first worker made after this call); cb
+ * runs on that loop.  Call before making workers. */
+void store_subscribe(struct store *st, store_event_cb cb, void *arg);
+
+/* Tell the fleet on sw's link, without waiting (lost while the link is
+ * down): STORE_EVENT_BLOCK with msg, which subscribers get as "user". */
+void store_announce(struct store_worker *sw, enum store_event ev, const char *msg, size_t len);
+
+/* The worker's link came back after an outage: cb runs on sw's loop after
+ * the live sessions were registered again. */
+typedef void (*store_recovered_cb)(void *arg);
+void store_worker_on_recovered(struct store_worker *sw, store_recovered_cb cb, void *arg);
+
 /* ---- synchronous: admin commands and tests ------------------------------ */
+
+/* Routes: 0, or -1 and *err_out ("not supported" for the memory store). */
+int store_route_get(struct store *st, const char *key, size_t len,
+                    char backend_out[STORE_BACKEND_MAX + 1], bool *found_out, const char **err_out);
+int store_route_put(struct store *st, const char *key, size_t len, const char *backend,
+                    const char **err_out);
+int store_route_del(struct store *st, const char *key, size_t len, bool *found_out,
+                    const char **err_out);
+/* Tell every proxy of the fleet (a shared store): 0, or -1 and *err_out;
+ * a store that is not shared answers -1 "not a shared store". */
+int store_publish(struct store *st, enum store_event ev, const char *user, size_t len,
+                  const char **err_out);
 
 /* 0 and *found_out (and *out when found), or -1 and *err_out. */
 int store_lock_get(struct store *st, const char *key, size_t len, struct store_lock *out,

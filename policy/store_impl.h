@@ -31,6 +31,22 @@ struct store_ops {
 	int (*lock_del)(struct store *st, const char *key, size_t len, bool *found_out,
 	                const char **err_out);
 	int (*lock_list)(struct store *st, store_list_cb cb, void *arg, const char **err_out);
+	/* Optional (NULL: the operation is not supported). */
+	int (*route_get)(struct store *st, const char *key, size_t len, char *out, bool *found_out,
+	                 const char **err_out);
+	int (*route_put)(struct store *st, const char *key, size_t len, const char *backend,
+	                 const char **err_out);
+	int (*route_del)(struct store *st, const char *key, size_t len, bool *found_out,
+	                 const char **err_out);
+	/* A shared store only (NULL otherwise). */
+	int (*publish)(struct store *st, enum store_event ev, const char *user, size_t len,
+	               const char **err_out);
+	void (*session_note)(struct store_worker *sw, const char *key, size_t len,
+	                     const struct store_session *s, bool end);
+	void (*throttle_clear)(struct store_worker *sw, const char *key, size_t len);
+	void (*announce)(struct store_worker *sw, enum store_event ev, const char *msg, size_t len);
+	const char *(*proxy_id)(const struct store *st);
+	void (*subscribe)(struct store *st, store_event_cb cb, void *arg);
 };
 
 /* The first member of every implementation's store. */
@@ -47,10 +63,15 @@ struct store_worker {
 	struct store_req *done_head, *done_tail;
 	unsigned inflight; /* issued, not yet in done */
 	void *impl;        /* owned by the implementation */
+	store_recovered_cb recovered_cb;
+	void *recovered_arg;
 };
 
 enum store_op {
-	STORE_OP_CLAIM, /* store_lock_claim() */
+	STORE_OP_CLAIM,    /* store_lock_claim() */
+	STORE_OP_SESSION,  /* store_session_begin() */
+	STORE_OP_THROTTLE, /* store_throttle_fail() */
+	STORE_OP_ROUTE,    /* store_route_lookup() */
 };
 
 struct store_req {
@@ -62,6 +83,24 @@ struct store_req {
 	char key[STORE_KEY_MAX];
 	struct store_claim claim; /* STORE_OP_CLAIM: the question */
 	store_claim_cb claim_cb;
+	uint64_t deadline_ms; /* wall clock; 0: state_timeout only */
+	/* STORE_OP_SESSION */
+	struct store_session sess;
+	uint32_t sess_max;
+	bool sess_exclusive;
+	store_session_cb sess_cb;
+	enum store_sess_outcome sess_ans;
+	enum proto_kind sess_other;
+	/* STORE_OP_THROTTLE: key is the (address, user) key, key2 the address */
+	size_t key2_len;
+	char key2[STORE_KEY_MAX];
+	uint64_t window_ms;
+	store_throttle_cb thr_cb;
+	struct store_throttle_answer thr_ans;
+	/* STORE_OP_ROUTE */
+	store_route_cb route_cb;
+	bool route_found;
+	char route[STORE_BACKEND_MAX + 1];
 	/* the answer */
 	int rc;
 	const char *err;

@@ -40,7 +40,8 @@ struct lmdb_store {
 	struct store base;
 	MDB_env *env;
 	MDB_dbi locks;
-	char *dir; /* owned, for logs */
+	MDB_dbi routes; /* user -> backend name (`postern route set`) */
+	char *dir;      /* owned, for logs */
 
 	pthread_mutex_t qmu; /* guards the queue and the thread's life */
 	pthread_cond_t qcond;
@@ -347,10 +348,50 @@ enqueue(struct lmdb_store *ls, struct store_req *r)
 	return true;
 }
 
+/* A route is read from the worker's snapshot: never a write, never a wait. */
+static void
+route_from_snapshot(struct lmdb_store *ls, struct lmdb_worker *lw, struct store_req *r)
+{
+	MDB_val k = {.mv_size = r->key_len, .mv_data = r->key}, v;
+	int rc;
+
+	r->rc = -1;
+	r->err = "store error";
+	if ((rc = mdb_txn_renew(lw->rtxn)) != 0) {
+		r->err = lmdb_err(rc);
+		return;
+	}
+	rc = mdb_get(lw->rtxn, ls->routes, &k, &v);
+	if (rc == 0 && v.mv_size > 0 && v.mv_size <= STORE_BACKEND_MAX) {
+		memcpy(r->route, v.mv_data, v.mv_size);
+		r->route[v.mv_size] = '\0';
+		r->route_found = true;
+		r->rc = 0;
+	} else if (rc == MDB_NOTFOUND) {
+		r->route_found = false;
+		r->rc = 0;
+	} else if (rc != 0) {
+		r->err = lmdb_err(rc);
+	} else {
+		r->err = "unreadable route record";
+	}
+	mdb_txn_reset(lw->rtxn);
+}
+
 static int
 lmdb_submit(struct store_req *r, const char **err_out)
 {
 	struct lmdb_store *ls = (struct lmdb_store *)(void *)r->sw->st;
+
+	if (r->op == STORE_OP_ROUTE) {
+		route_from_snapshot(ls, r->sw->impl, r);
+		store_req_done(r);
+		return 0;
+	}
+	if (r->op != STORE_OP_CLAIM) {
+		*err_out = "not a shared store";
+		return -1;
+	}
 
 	if (answer_from_snapshot(ls, r->sw->impl, r)) {
 		if (r->claim_ans.outcome == STORE_CLAIM_REFRESHED) {
@@ -497,6 +538,88 @@ lmdb_lock_list(struct store *st, store_list_cb cb, void *arg, const char **err_o
 	return 0;
 }
 
+/* ---- routes (admin commands) ---------------------------------------------- */
+
+static int
+lmdb_route_get(struct store *st, const char *key, size_t len, char *out, bool *found_out,
+               const char **err_out)
+{
+	struct lmdb_store *ls = (struct lmdb_store *)(void *)st;
+	MDB_val k = {.mv_size = len, .mv_data = (void *)key}, v;
+	MDB_txn *txn;
+	int rc;
+
+	if ((rc = mdb_txn_begin(ls->env, NULL, MDB_RDONLY, &txn)) != 0) {
+		*err_out = lmdb_err(rc);
+		return -1;
+	}
+	rc = mdb_get(txn, ls->routes, &k, &v);
+	*found_out = rc == 0;
+	if (rc == 0 && (v.mv_size == 0 || v.mv_size > STORE_BACKEND_MAX)) {
+		mdb_txn_abort(txn);
+		*err_out = "unreadable route record";
+		return -1;
+	}
+	if (rc == 0) {
+		memcpy(out, v.mv_data, v.mv_size);
+		out[v.mv_size] = '\0';
+	}
+	mdb_txn_abort(txn);
+	if (rc != 0 && rc != MDB_NOTFOUND) {
+		*err_out = lmdb_err(rc);
+		return -1;
+	}
+	return 0;
+}
+
+/* One write transaction: put (backend) or delete (NULL). */
+static int
+route_write(struct lmdb_store *ls, const char *key, size_t len, const char *backend,
+            bool *found_out, const char **err_out)
+{
+	MDB_val k = {.mv_size = len, .mv_data = (void *)key}, v;
+	MDB_txn *txn;
+	int rc;
+
+	if ((rc = mdb_txn_begin(ls->env, NULL, 0, &txn)) != 0) {
+		*err_out = lmdb_err(rc);
+		return -1;
+	}
+	if (backend != NULL) {
+		v.mv_size = strlen(backend);
+		v.mv_data = (void *)backend;
+		rc = mdb_put(txn, ls->routes, &k, &v, 0);
+	} else {
+		rc = mdb_del(txn, ls->routes, &k, NULL);
+		*found_out = rc == 0;
+		if (rc == MDB_NOTFOUND)
+			rc = 0;
+	}
+	if (rc != 0) {
+		mdb_txn_abort(txn);
+		*err_out = lmdb_err(rc);
+		return -1;
+	}
+	if ((rc = mdb_txn_commit(txn)) != 0) {
+		*err_out = lmdb_err(rc);
+		return -1;
+	}
+	return 0;
+}
+
+static int
+lmdb_route_put(struct store *st, const char *key, size_t len, const char *backend,
+               const char **err_out)
+{
+	return route_write((struct lmdb_store *)(void *)st, key, len, backend, NULL, err_out);
+}
+
+static int
+lmdb_route_del(struct store *st, const char *key, size_t len, bool *found_out, const char **err_out)
+{
+	return route_write((struct lmdb_store *)(void *)st, key, len, NULL, found_out, err_out);
+}
+
 /* ---- open and close ----------------------------------------------------- */
 
 static void
@@ -528,6 +651,9 @@ static const struct store_ops lmdb_ops = {
     .lock_put = lmdb_lock_put,
     .lock_del = lmdb_lock_del,
     .lock_list = lmdb_lock_list,
+    .route_get = lmdb_route_get,
+    .route_put = lmdb_route_put,
+    .route_del = lmdb_route_del,
 };
 
 /* A new file's name is durable only once its directory is synced. */
@@ -601,7 +727,8 @@ store_lmdb_open(const char *dir, int flags, const char **err_out)
 	(void)mdb_reader_check(ls->env, &dead);
 	if ((rc = mdb_txn_begin(ls->env, NULL, 0, &txn)) != 0)
 		goto fail;
-	if ((rc = mdb_dbi_open(txn, "locks", MDB_CREATE, &ls->locks)) != 0) {
+	if ((rc = mdb_dbi_open(txn, "locks", MDB_CREATE, &ls->locks)) != 0 ||
+	    (rc = mdb_dbi_open(txn, "routes", MDB_CREATE, &ls->routes)) != 0) {
 		mdb_txn_abort(txn);
 		goto fail;
 	}

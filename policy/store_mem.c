@@ -115,7 +115,10 @@ mem_submit(struct store_req *r, const char **err_out)
 {
 	struct mem_store *ms = (struct mem_store *)(void *)r->sw->st;
 
-	(void)err_out;
+	if (r->op != STORE_OP_CLAIM) {
+		*err_out = "not supported by the memory store";
+		return -1;
+	}
 	pthread_mutex_lock(&ms->mu);
 	apply_claim(ms, r);
 	pthread_mutex_unlock(&ms->mu);

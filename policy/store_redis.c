@@ -29,6 +29,7 @@
 #include <string.h>
 
 #include <arpa/inet.h>
+#include <sys/random.h>
 #include <sys/socket.h>
 
 #include <hiredis/adapters/libev.h>
@@ -47,8 +48,9 @@
 #define REDIS_SYNC_MIN_MS  2000 /* admin commands wait at least this long */
 #define REDIS_PREFIX_MAX   64   /* config.h's STATE_PREFIX_MAX */
 #define REDIS_PASSWORD_MAX 512  /* bytes of the password file's first line */
-#define REDIS_KEY_MAX      (REDIS_PREFIX_MAX + 5 + STORE_KEY_MAX)
-#define REDIS_LIST_BATCH   256 /* keys per SCAN step and pipelined reads */
+#define REDIS_KEY_MAX      (REDIS_PREFIX_MAX + 6 + STORE_KEY_MAX + 1)
+#define REDIS_LIST_BATCH   256  /* keys per SCAN step and pipelined reads */
+#define RSESS_BUCKETS      1024 /* live-session table of one worker (chained) */
 
 /*
  * The script: KEYS[1] is the lock key, ARGV[1] the operation.  A record is
@@ -69,6 +71,22 @@
  *     lock nobody uses leaves Redis by itself.
  *   put PROTO ORIGIN CREATED USED TTL   replace the record; TTL 0: none
  *   get                                 {"lock", ...}, {"none"} or {"bad"}
+ *
+ * Live sessions: KEYS[1] is PREFIX "sess:" USER, a hash of session id ->
+ * "PROXYID PROTO BACKEND SINCE"; PREFIX "proxy:" ID is a proxy's heartbeat
+ * (PX 3 * state_heartbeat), which the sessions of a dead proxy outlive by
+ * at most that much: they are skipped and dropped by the next check.
+ *   sreg SID ME PROTO "BACKEND SINCE" MAX EXCL TTL PROXYPREFIX
+ *       count the live sessions of other ids, as connlimit_session() does
+ *       (EXCL 1: another protocol live -> {"other", P}; MAX > 0 and as many
+ *       live -> {"full"}), else register -> {"ok"}
+ *   sput (same arguments)    register without a check (heartbeat, recovery,
+ *                            sessions decided while Redis was away)
+ * Failed logins: KEYS[1] the (address, user) key, ARGV[2] the address key.
+ *   tfail KEY2 WINDOW   INCR both, PEXPIRE WINDOW when a window opens ->
+ *                       {n1, pttl1, n2, pttl2}
+ * Keys other than KEYS[1] are touched (the proxy keys, KEY2): one Redis,
+ * not Redis Cluster.
  */
 static const char redis_script[] =
     "local function rd(k)\n"
@@ -109,6 +127,47 @@ static const char redis_script[] =
     "elseif op == 'put' then\n"
     "  wr(k, ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6])\n"
     "  return {'ok'}\n"
+    "elseif op == 'sreg' or op == 'sput' then\n"
+    "  local sid, me, proto, pp, ttl = ARGV[2], ARGV[3], ARGV[4], ARGV[9], ARGV[8]\n"
+    "  redis.call('SET', pp .. me, '1', 'PX', ttl)\n"
+    "  if op == 'sreg' then\n"
+    "    local max, excl = tonumber(ARGV[6]), ARGV[7] == '1'\n"
+    "    local all = redis.call('HGETALL', k)\n"
+    "    local alive, total, other = {}, 0, nil\n"
+    "    for i = 1, #all, 2 do\n"
+    "      local f, v = all[i], all[i + 1]\n"
+    "      local px, pr = string.match(v, '^(%S+) (%S+)')\n"
+    "      if px and alive[px] == nil then\n"
+    "        alive[px] = redis.call('EXISTS', pp .. px) == 1\n"
+    "      end\n"
+    "      if not px or not alive[px] then\n"
+    "        redis.call('HDEL', k, f)\n"
+    "      elseif f ~= sid then\n"
+    "        total = total + 1\n"
+    "        if excl and pr ~= proto then other = pr end\n"
+    "      end\n"
+    "    end\n"
+    "    if other then return {'other', other} end\n"
+    "    if max > 0 and total >= max then return {'full'} end\n"
+    "  end\n"
+    "  redis.call('HSET', k, sid, me .. ' ' .. proto .. ' ' .. ARGV[5])\n"
+    "  redis.call('PEXPIRE', k, ttl)\n"
+    "  return {'ok'}\n"
+    "elseif op == 'tfail' then\n"
+    "  local w = ARGV[3]\n"
+    "  local function bump(key)\n"
+    "    local n = redis.call('INCR', key)\n"
+    "    if n == 1 then redis.call('PEXPIRE', key, w) end\n"
+    "    local t = redis.call('PTTL', key)\n"
+    "    if t < 0 then\n"
+    "      redis.call('PEXPIRE', key, w)\n"
+    "      t = tonumber(w)\n"
+    "    end\n"
+    "    return n, t\n"
+    "  end\n"
+    "  local n1, t1 = bump(k)\n"
+    "  local n2, t2 = bump(ARGV[2])\n"
+    "  return {n1, t1, n2, t2}\n"
     "elseif op == 'get' then\n"
     "  local cur = rd(k)\n"
     "  if cur == false then return {'bad'} end\n"
@@ -126,6 +185,14 @@ struct redis_store {
 	size_t prefix_len;
 	uint64_t timeout_ms, lock_ttl_ms;
 	char sha[41]; /* the script's SHA1, hex */
+	char proxy_id[STORE_PROXY_ID_LEN + 1];
+	uint64_t heartbeat_ms;
+
+	/* the fleet channel: one subscriber connection, on the first worker
+	 * made after store_subscribe() */
+	store_event_cb event_cb;
+	void *event_arg;
+	bool sub_taken; /* under mu */
 
 	pthread_mutex_t mu; /* guards sync */
 	redisContext *sync; /* the admin calls' connection, or NULL */
@@ -154,6 +221,25 @@ struct redis_worker {
 	size_t ninflight;
 	ev_tstamp last_reply;
 	ev_tstamp last_log;
+	bool ever_ready;
+	bool outage;   /* lost the link or a request since the last good reply */
+	ev_timer beat; /* state_heartbeat */
+	struct rsess *sess[RSESS_BUCKETS]; /* the live sessions this worker registered */
+	size_t nsess;
+	/* the subscriber (one worker of the process) */
+	bool subscriber;
+	redisAsyncContext *sub; /* NULL while down */
+	bool sub_ever;          /* subscribed once: a new subscription resyncs */
+	ev_timer sub_retry;
+	uint64_t sub_backoff_ms;
+};
+
+/* A live session of this worker, for heartbeats and re-registration. */
+struct rsess {
+	struct rsess *next;
+	struct store_session s;
+	size_t key_len;
+	char key[STORE_KEY_MAX];
 };
 
 /* ---- small helpers ------------------------------------------------------- */
@@ -181,14 +267,25 @@ timer_stop_weak(struct ev_loop *loop, ev_timer *t)
 	ev_timer_stop(loop, t);
 }
 
+/* PREFIX kind key into buf (REDIS_KEY_MAX); its length.  kind is at most
+ * 6 bytes ("lock:", "sess:", "thr:", "route:", "proxy:"). */
+static size_t
+kind_key(const struct redis_store *rs, const char *kind, const char *key, size_t len, char *buf)
+{
+	size_t kl = strlen(kind);
+
+	memcpy(buf, rs->prefix, rs->prefix_len);
+	memcpy(buf + rs->prefix_len, kind, kl);
+	memcpy(buf + rs->prefix_len + kl, key, len);
+	buf[rs->prefix_len + kl + len] = '\0';
+	return rs->prefix_len + kl + len;
+}
+
 /* PREFIX "lock:" key into buf; its length. */
 static size_t
 lock_key(const struct redis_store *rs, const char *key, size_t len, char *buf)
 {
-	memcpy(buf, rs->prefix, rs->prefix_len);
-	memcpy(buf + rs->prefix_len, "lock:", 5);
-	memcpy(buf + rs->prefix_len + 5, key, len);
-	return rs->prefix_len + 5 + len;
+	return kind_key(rs, "lock:", key, len, buf);
 }
 
 static int
@@ -370,6 +467,7 @@ rcall_fail(struct rcall *c, const char *err)
 	c->r = NULL;
 	r->rc = -1;
 	r->err = err;
+	c->rw->outage = true;
 	store_req_done(r); /* delivered on the loop's next turn */
 }
 
@@ -413,6 +511,7 @@ rw_drop(struct redis_worker *rw, const char *why)
 		return;
 	rw->ac = NULL;
 	rw->ready = false;
+	rw->outage = true;
 	if (why != NULL)
 		rw_log(rw, "store.disconnect", why, NULL);
 	redisAsyncFree(ac); /* runs every pending callback with no reply */
@@ -486,10 +585,84 @@ rw_retry_cb(struct ev_loop *loop, ev_timer *t, int revents)
 	rw_connect(rw);
 }
 
-static int send_claim(struct redis_worker *rw, struct rcall *c);
+static int send_req(struct redis_worker *rw, struct rcall *c);
+static void rw_recovered(struct redis_worker *rw);
+static void rw_beat(struct redis_worker *rw);
+static void sess_drop(struct redis_worker *rw, uint64_t id);
+
+/* A session registration's reply -> r's answer. */
+static void
+session_answer(struct store_req *r, const redisReply *rep)
+{
+	r->rc = -1;
+	r->err = "the store's answer was malformed";
+	if (rep == NULL) {
+		r->err = "the connection to the store was lost";
+		return;
+	}
+	if (rep->type == REDIS_REPLY_ERROR) {
+		r->err = "the store refused the request";
+		return;
+	}
+	if (rep->type != REDIS_REPLY_ARRAY || rep->elements < 1)
+		return;
+	if (str_is(rep->element[0], "ok")) {
+		r->sess_ans = STORE_SESS_OK;
+	} else if (str_is(rep->element[0], "full")) {
+		r->sess_ans = STORE_SESS_USER_FULL;
+	} else if (str_is(rep->element[0], "other") && rep->elements == 2) {
+		r->sess_ans = STORE_SESS_OTHER_PROTO;
+		r->sess_other = str_is(rep->element[1], "pop3") ? PROTO_POP3 : PROTO_IMAP;
+	} else {
+		return;
+	}
+	r->rc = 0;
+	r->err = NULL;
+}
 
 static void
-on_claim_reply(redisAsyncContext *ac, void *reply, void *privdata)
+throttle_answer(struct store_req *r, const redisReply *rep)
+{
+	r->rc = -1;
+	r->err = rep == NULL ? "the connection to the store was lost"
+	                     : "the store's answer was malformed";
+	if (rep == NULL || rep->type != REDIS_REPLY_ARRAY || rep->elements != 4)
+		return;
+	for (size_t i = 0; i < 4; i++)
+		if (rep->element[i]->type != REDIS_REPLY_INTEGER || rep->element[i]->integer < 0)
+			return;
+	r->thr_ans.ip_user = (uint32_t)rep->element[0]->integer;
+	r->thr_ans.ip_user_left_ms = (uint64_t)rep->element[1]->integer;
+	r->thr_ans.ip = (uint32_t)rep->element[2]->integer;
+	r->thr_ans.ip_left_ms = (uint64_t)rep->element[3]->integer;
+	r->rc = 0;
+	r->err = NULL;
+}
+
+static void
+route_answer(struct store_req *r, const redisReply *rep)
+{
+	r->rc = -1;
+	r->err = rep == NULL ? "the connection to the store was lost"
+	                     : "the store's answer was malformed";
+	if (rep == NULL)
+		return;
+	if (rep->type == REDIS_REPLY_NIL) {
+		r->route_found = false;
+	} else if (rep->type == REDIS_REPLY_STRING && rep->len > 0 &&
+	           (size_t)rep->len <= STORE_BACKEND_MAX) {
+		memcpy(r->route, rep->str, (size_t)rep->len);
+		r->route[rep->len] = '\0';
+		r->route_found = true;
+	} else {
+		return;
+	}
+	r->rc = 0;
+	r->err = NULL;
+}
+
+static void
+on_reply(redisAsyncContext *ac, void *reply, void *privdata)
 {
 	struct rcall *c = privdata;
 	struct redis_worker *rw = c->rw;
@@ -502,9 +675,26 @@ on_claim_reply(redisAsyncContext *ac, void *reply, void *privdata)
 		/* Redis lost the script (restart, SCRIPT FLUSH, a failover):
 		 * load it and send again; both go in order on this link */
 		c->retried = true;
-		if (send_claim(rw, c) == 0)
+		if (send_req(rw, c) == 0)
 			return;
 	}
+	if (c->r != NULL && c->r->op == STORE_OP_SESSION) {
+		session_answer(c->r, rep);
+		if (c->r->rc != 0 || c->r->sess_ans != STORE_SESS_OK)
+			sess_drop(rw, c->r->sess.id); /* noted when sent */
+		store_req_done(c->r);
+		c->r = NULL;
+	} else if (c->r != NULL && c->r->op == STORE_OP_THROTTLE) {
+		throttle_answer(c->r, rep);
+		store_req_done(c->r);
+		c->r = NULL;
+	} else if (c->r != NULL && c->r->op == STORE_OP_ROUTE) {
+		route_answer(c->r, rep);
+		store_req_done(c->r);
+		c->r = NULL;
+	}
+	bool good = rep != NULL && rep->type != REDIS_REPLY_ERROR;
+
 	if (c->r != NULL) {
 		claim_answer(c->r, rep);
 		if (c->r->rc != 0 && rep != NULL && rep->type == REDIS_REPLY_ERROR)
@@ -514,6 +704,8 @@ on_claim_reply(redisAsyncContext *ac, void *reply, void *privdata)
 	}
 	rcall_unlink(c);
 	free(c);
+	if (good && rw->outage && rw->ready && !rw->closing)
+		rw_recovered(rw);
 }
 
 static void
@@ -542,6 +734,11 @@ on_setup_reply(redisAsyncContext *ac, void *reply, void *privdata)
 		rw->ready = true;
 		rw->backoff_ms = 0;
 		rw_log(rw, "store.connect", "connected", NULL);
+		if (rw->outage || rw->ever_ready)
+			rw_recovered(rw);
+		else
+			rw_beat(rw);
+		rw->ever_ready = true;
 	}
 }
 
@@ -555,6 +752,7 @@ on_connect(const redisAsyncContext *ac, int status)
 	/* hiredis frees ac after this, failing its pending callbacks */
 	rw->ac = NULL;
 	rw->ready = false;
+	rw->outage = true;
 	rw_log(rw, "store.disconnect", "cannot connect", ac->errstr);
 	rw_schedule_retry(rw);
 }
@@ -569,6 +767,7 @@ on_disconnect(const redisAsyncContext *ac, int status)
 		return; /* we dropped it ourselves */
 	rw->ac = NULL;
 	rw->ready = false;
+	rw->outage = true;
 	rw_log(rw, "store.disconnect", "connection lost", ac->errstr);
 	rw_schedule_retry(rw);
 }
@@ -587,6 +786,7 @@ rw_connect(struct redis_worker *rw)
 	ac = rs->url.kind == STATE_REDIS_UNIX ? redisAsyncConnectUnix(rs->url.path)
 	                                      : redisAsyncConnect(rs->host, rs->url.port);
 	if (ac == NULL || ac->err) {
+		rw->outage = true;
 		rw_log(rw, "store.disconnect", "cannot connect", ac ? ac->errstr : "out of memory");
 		if (ac != NULL)
 			redisAsyncFree(ac);
@@ -621,36 +821,243 @@ rw_connect(struct redis_worker *rw)
 	                  redis_script);
 }
 
-/* Send c's claim (after SCRIPT LOAD when it is a retry).  0, or -1. */
+/* Send c's request (a script after SCRIPT LOAD when it is a retry).  0, or -1. */
 static int
-send_claim(struct redis_worker *rw, struct rcall *c)
+send_req(struct redis_worker *rw, struct rcall *c)
 {
 	struct redis_store *rs = rw->rs;
 	struct store_req *r = c->r;
-	char key[REDIS_KEY_MAX], now[24], exp[24], ref[24];
-	const char *argv[9];
-	size_t lens[9];
+	char key[REDIS_KEY_MAX], key2[REDIS_KEY_MAX], pp[REDIS_KEY_MAX], a[4][48];
+	const char *argv[14];
+	size_t lens[14];
+	int n = 0;
 
+	if (r->op == STORE_OP_ROUTE) {
+		argv[0] = "GET";
+		argv[1] = key;
+		lens[0] = 3;
+		lens[1] = kind_key(rs, "route:", r->key, r->key_len, key);
+		return redisAsyncCommandArgv(rw->ac, on_reply, c, 2, argv, lens) == REDIS_OK ? 0
+		                                                                             : -1;
+	}
 	if (c->retried &&
 	    redisAsyncCommand(rw->ac, NULL, NULL, "SCRIPT LOAD %s", redis_script) != REDIS_OK)
 		return -1;
-	lens[3] = lock_key(rs, r->key, r->key_len, key);
-	argv[0] = "EVALSHA";
-	argv[1] = rs->sha;
-	argv[2] = "1";
-	argv[3] = key;
-	argv[4] = "claim";
-	argv[5] = proto_name(r->claim.proto);
-	argv[6] = now;
-	argv[7] = exp;
-	argv[8] = ref;
-	snprintf(now, sizeof(now), "%llu", (unsigned long long)r->claim.now_ms);
-	snprintf(exp, sizeof(exp), "%llu", (unsigned long long)r->claim.expire_ms);
-	snprintf(ref, sizeof(ref), "%llu", (unsigned long long)r->claim.refresh_ms);
-	for (int i = 0; i < 9; i++)
-		if (i != 3)
-			lens[i] = strlen(argv[i]);
-	return redisAsyncCommandArgv(rw->ac, on_claim_reply, c, 9, argv, lens) == REDIS_OK ? 0 : -1;
+	argv[n++] = "EVALSHA";
+	argv[n++] = rs->sha;
+	argv[n++] = "1";
+	argv[n++] = key;
+	switch (r->op) {
+	case STORE_OP_CLAIM:
+		lock_key(rs, r->key, r->key_len, key);
+		argv[n++] = "claim";
+		argv[n++] = proto_name(r->claim.proto);
+		snprintf(a[0], sizeof(a[0]), "%llu", (unsigned long long)r->claim.now_ms);
+		snprintf(a[1], sizeof(a[1]), "%llu", (unsigned long long)r->claim.expire_ms);
+		snprintf(a[2], sizeof(a[2]), "%llu", (unsigned long long)r->claim.refresh_ms);
+		argv[n++] = a[0];
+		argv[n++] = a[1];
+		argv[n++] = a[2];
+		break;
+	case STORE_OP_SESSION:
+		kind_key(rs, "sess:", r->key, r->key_len, key);
+		kind_key(rs, "proxy:", "", 0, pp);
+		snprintf(a[0], sizeof(a[0]), "%016llx", (unsigned long long)r->sess.id);
+		snprintf(a[1], sizeof(a[1]), "%u", r->sess_max);
+		snprintf(a[2], sizeof(a[2]), "%llu", (unsigned long long)rs->heartbeat_ms * 3);
+		argv[n++] = "sreg";
+		argv[n++] = a[0];
+		argv[n++] = rs->proxy_id;
+		argv[n++] = proto_name(r->sess.proto);
+		argv[n++] = key2;
+		snprintf(key2, sizeof(key2), "%s %llu", r->sess.backend[0] ? r->sess.backend : "-",
+		         (unsigned long long)r->sess.since_ms);
+		argv[n++] = a[1];
+		argv[n++] = r->sess_exclusive ? "1" : "0";
+		argv[n++] = a[2];
+		argv[n++] = pp;
+		break;
+	case STORE_OP_THROTTLE:
+		kind_key(rs, "thr:", r->key, r->key_len, key);
+		kind_key(rs, "thr:", r->key2, r->key2_len, key2);
+		snprintf(a[0], sizeof(a[0]), "%llu", (unsigned long long)r->window_ms);
+		argv[n++] = "tfail";
+		argv[n++] = key2;
+		argv[n++] = a[0];
+		break;
+	case STORE_OP_ROUTE:
+		return -1;
+	}
+	for (int i = 0; i < n; i++)
+		lens[i] = strlen(argv[i]); /* keys are NUL-free: normalised names */
+	return redisAsyncCommandArgv(rw->ac, on_reply, c, n, argv, lens) == REDIS_OK ? 0 : -1;
+}
+
+/* ---- live sessions of this worker --------------------------------------- */
+
+static size_t
+sess_bucket(uint64_t id)
+{
+	return (size_t)((id * 0x9E3779B97F4A7C15ULL) >> 54) & (RSESS_BUCKETS - 1);
+}
+
+static struct rsess **
+sess_find(struct redis_worker *rw, uint64_t id)
+{
+	struct rsess **pp = &rw->sess[sess_bucket(id)];
+
+	while (*pp != NULL && (*pp)->s.id != id)
+		pp = &(*pp)->next;
+	return pp;
+}
+
+static void
+sess_drop(struct redis_worker *rw, uint64_t id)
+{
+	struct rsess **pp = sess_find(rw, id), *e = *pp;
+
+	if (e == NULL)
+		return;
+	*pp = e->next;
+	free(e);
+	rw->nsess--;
+}
+
+/* Register e without a check (fire and forget: a lost one is sent again by
+ * the next heartbeat). */
+static void
+sess_put(struct redis_worker *rw, const struct rsess *e)
+{
+	struct redis_store *rs = rw->rs;
+	char key[REDIS_KEY_MAX], pp[REDIS_KEY_MAX], val[STORE_BACKEND_MAX + 32], sid[20], ttl[24];
+	const char *argv[13] = {
+	    "EVALSHA", rs->sha, "1", key, "sput", sid, rs->proxy_id, proto_name(e->s.proto),
+	    val,       "0",     "0", ttl, pp};
+	size_t lens[13];
+
+	if (rw->ac == NULL || !rw->ready)
+		return;
+	kind_key(rs, "sess:", e->key, e->key_len, key);
+	kind_key(rs, "proxy:", "", 0, pp);
+	snprintf(sid, sizeof(sid), "%016llx", (unsigned long long)e->s.id);
+	snprintf(val, sizeof(val), "%s %llu", e->s.backend[0] ? e->s.backend : "-",
+	         (unsigned long long)e->s.since_ms);
+	snprintf(ttl, sizeof(ttl), "%llu", (unsigned long long)rs->heartbeat_ms * 3);
+	for (int i = 0; i < 13; i++)
+		lens[i] = strlen(argv[i]);
+	(void)redisAsyncCommandArgv(rw->ac, NULL, NULL, 13, argv, lens);
+}
+
+static struct rsess *
+sess_add(struct redis_worker *rw, const char *key, size_t len, const struct store_session *s)
+{
+	struct rsess **pp = sess_find(rw, s->id), *e;
+
+	if (*pp != NULL)
+		return *pp;
+	if ((e = calloc(1, sizeof(*e))) == NULL)
+		return NULL; /* the heartbeat will not know it: it lapses in Redis */
+	e->s = *s;
+	memcpy(e->key, key, len);
+	e->key_len = len;
+	*pp = e;
+	rw->nsess++;
+	return e;
+}
+
+/* The heartbeat: this proxy is alive, and so are its sessions.  Every
+ * session is written again (not only its TTL moved), so a Redis that lost
+ * them without our noticing has them back within one heartbeat. */
+static void
+rw_beat(struct redis_worker *rw)
+{
+	struct redis_store *rs = rw->rs;
+	char pk[REDIS_KEY_MAX], ttl[24];
+
+	if (rw->ac == NULL || !rw->ready)
+		return;
+	kind_key(rs, "proxy:", rs->proxy_id, strlen(rs->proxy_id), pk);
+	snprintf(ttl, sizeof(ttl), "%llu", (unsigned long long)rs->heartbeat_ms * 3);
+	(void)redisAsyncCommand(rw->ac, NULL, NULL, "SET %s 1 PX %s", pk, ttl);
+	for (size_t b = 0; b < RSESS_BUCKETS; b++)
+		for (struct rsess *e = rw->sess[b]; e != NULL; e = e->next)
+			sess_put(rw, e);
+}
+
+static void
+rw_beat_cb(struct ev_loop *loop, ev_timer *t, int revents)
+{
+	struct redis_worker *rw = t->data;
+
+	(void)loop;
+	(void)revents;
+	rw_beat(rw);
+}
+
+/* Back after an outage: say so once, register every live session again
+ * (Redis may have restarted empty), then tell the policy (its locks
+ * granted meanwhile). */
+static void
+rw_recovered(struct redis_worker *rw)
+{
+	rw->outage = false;
+	rw_beat(rw);
+	log_kv(LOG_INFO, "state.recovered", "store=redis proxy_id=%s sessions=%zu",
+	       rw->rs->proxy_id, rw->nsess);
+	if (rw->sw->recovered_cb != NULL)
+		rw->sw->recovered_cb(rw->sw->recovered_arg);
+}
+
+static void
+redis_session_note(struct store_worker *sw, const char *key, size_t len,
+                   const struct store_session *s, bool end)
+{
+	struct redis_worker *rw = sw->impl;
+	char k[REDIS_KEY_MAX], sid[20];
+	struct rsess *e;
+
+	if (end) {
+		sess_drop(rw, s->id);
+		if (rw->ac == NULL)
+			return; /* it lapses with this proxy's entries, or the next check drops it
+			         */
+		size_t kl = kind_key(rw->rs, "sess:", key, len, k);
+
+		snprintf(sid, sizeof(sid), "%016llx", (unsigned long long)s->id);
+		/* %b: a user name may hold spaces, which a format would split at */
+		(void)redisAsyncCommand(rw->ac, NULL, NULL, "HDEL %b %s", k, kl, sid);
+		return;
+	}
+	if ((e = sess_add(rw, key, len, s)) != NULL)
+		sess_put(rw, e);
+}
+
+static void
+redis_announce(struct store_worker *sw, enum store_event ev, const char *msg, size_t len)
+{
+	struct redis_worker *rw = sw->impl;
+	char ch[REDIS_KEY_MAX], m[STORE_KEY_MAX + 96];
+
+	if (rw->ac == NULL || ev != STORE_EVENT_BLOCK || len + 6 > sizeof(m))
+		return;
+	kind_key(rw->rs, "events", "", 0, ch);
+	memcpy(m, "block ", 6);
+	memcpy(m + 6, msg, len);
+	/* one argument: hiredis splits a format at spaces */
+	(void)redisAsyncCommand(rw->ac, NULL, NULL, "PUBLISH %s %b", ch, m, len + 6);
+}
+
+static void
+redis_throttle_clear(struct store_worker *sw, const char *key, size_t len)
+{
+	struct redis_worker *rw = sw->impl;
+	char k[REDIS_KEY_MAX];
+
+	if (rw->ac == NULL)
+		return;
+	size_t kl = kind_key(rw->rs, "thr:", key, len, k);
+
+	(void)redisAsyncCommand(rw->ac, NULL, NULL, "DEL %b", k, kl);
 }
 
 static int
@@ -679,7 +1086,14 @@ redis_submit(struct store_req *r, const char **err_out)
 	/* ev_now() may be stale by one loop turn: the wall clock is exact */
 	c->sent = ev_time();
 	c->deadline = c->sent + (ev_tstamp)rw->rs->timeout_ms / 1000.;
-	if (send_claim(rw, c) < 0) {
+	if (r->deadline_ms != 0 && (ev_tstamp)r->deadline_ms / 1000. < c->deadline)
+		c->deadline = (ev_tstamp)r->deadline_ms / 1000.;
+	/* noted before the answer: an end that comes first finds it */
+	if (r->op == STORE_OP_SESSION)
+		(void)sess_add(rw, r->key, r->key_len, &r->sess);
+	if (send_req(rw, c) < 0) {
+		if (r->op == STORE_OP_SESSION)
+			sess_drop(rw, r->sess.id);
 		free(c);
 		*err_out = "the store is unreachable";
 		return -1;
@@ -694,6 +1108,133 @@ redis_submit(struct store_req *r, const char **err_out)
 	if (!ev_is_active(&rw->clock) || rw->ninflight == 1)
 		rw_arm_clock(rw);
 	return 0;
+}
+
+/* ---- the fleet channel: one subscriber per process ------------------------ */
+
+static void sub_connect(struct redis_worker *rw);
+
+static void
+sub_schedule_retry(struct redis_worker *rw)
+{
+	uint64_t ms;
+
+	if (rw->closing || ev_is_active(&rw->sub_retry))
+		return;
+	rw->sub_backoff_ms = rw->sub_backoff_ms == 0 ? REDIS_BACKOFF_MIN : rw->sub_backoff_ms * 2;
+	if (rw->sub_backoff_ms > REDIS_BACKOFF_MAX)
+		rw->sub_backoff_ms = REDIS_BACKOFF_MAX;
+	ms = rw->sub_backoff_ms / 2 + (uint64_t)random() % (rw->sub_backoff_ms / 2 + 1);
+	timer_start_weak(rw->loop, &rw->sub_retry, (ev_tstamp)ms / 1000.);
+}
+
+static void
+sub_retry_cb(struct ev_loop *loop, ev_timer *t, int revents)
+{
+	(void)revents;
+	ev_ref(loop);
+	sub_connect(t->data);
+}
+
+/* "kick USER" / "route USER" on PREFIX "events". */
+static void
+on_sub_message(redisAsyncContext *ac, void *reply, void *privdata)
+{
+	struct redis_worker *rw = ac->data;
+	struct redis_store *rs;
+	redisReply *rep = reply, *kind, *msg;
+
+	(void)privdata;
+	if (rw == NULL || rw->sub != ac || rep == NULL || rep->type != REDIS_REPLY_ARRAY ||
+	    rep->elements != 3)
+		return;
+	rs = rw->rs;
+	kind = rep->element[0];
+	msg = rep->element[2];
+	if (str_is(kind, "subscribe")) {
+		rw->sub_backoff_ms = 0;
+		/* messages sent while we were away are lost: forget what they
+		 * would have changed */
+		if (rw->sub_ever && rs->event_cb != NULL)
+			rs->event_cb(rs->event_arg, STORE_EVENT_RESYNC, "", 0);
+		rw->sub_ever = true;
+		return;
+	}
+	if (!str_is(kind, "message") || msg->type != REDIS_REPLY_STRING || rs->event_cb == NULL)
+		return;
+	if (msg->len > 5 && memcmp(msg->str, "kick ", 5) == 0)
+		rs->event_cb(rs->event_arg, STORE_EVENT_KICK, msg->str + 5, (size_t)msg->len - 5);
+	else if (msg->len > 6 && memcmp(msg->str, "block ", 6) == 0)
+		rs->event_cb(rs->event_arg, STORE_EVENT_BLOCK, msg->str + 6, (size_t)msg->len - 6);
+	else if (msg->len > 6 && memcmp(msg->str, "route ", 6) == 0)
+		rs->event_cb(rs->event_arg, STORE_EVENT_ROUTE, msg->str + 6, (size_t)msg->len - 6);
+}
+
+static void
+on_sub_gone(const redisAsyncContext *ac, int status)
+{
+	struct redis_worker *rw = ac->data;
+
+	if (rw == NULL || rw->sub != ac)
+		return;
+	if (ac->c.flags & REDIS_CONNECTED || status != REDIS_OK) {
+		rw->sub = NULL;
+		sub_schedule_retry(rw);
+	}
+}
+
+static void
+on_sub_connect(const redisAsyncContext *ac, int status)
+{
+	if (status != REDIS_OK)
+		on_sub_gone(ac, status);
+}
+
+static void
+sub_connect(struct redis_worker *rw)
+{
+	struct redis_store *rs = rw->rs;
+	char ch[REDIS_KEY_MAX];
+	redisAsyncContext *ac;
+
+	if (rw->closing || rw->sub != NULL)
+		return;
+	ac = rs->url.kind == STATE_REDIS_UNIX ? redisAsyncConnectUnix(rs->url.path)
+	                                      : redisAsyncConnect(rs->host, rs->url.port);
+	if (ac == NULL || ac->err || redisLibevAttach(rw->loop, ac) != REDIS_OK) {
+		if (ac != NULL)
+			redisAsyncFree(ac);
+		sub_schedule_retry(rw);
+		return;
+	}
+	ac->ev.addRead = weak_add_read;
+	ac->ev.delRead = weak_del_read;
+	ac->ev.addWrite = weak_add_write;
+	ac->ev.delWrite = weak_del_write;
+	ac->ev.cleanup = weak_cleanup;
+	ac->data = rw;
+	redisAsyncSetConnectCallback(ac, on_sub_connect);
+	redisAsyncSetDisconnectCallback(ac, on_sub_gone);
+	rw->sub = ac;
+	if (rs->password != NULL) {
+		const char *argv[] = {"AUTH", rs->password};
+		size_t lens[] = {4, strlen(rs->password)};
+
+		redisAsyncCommandArgv(ac, NULL, NULL, 2, argv, lens);
+	}
+	kind_key(rs, "events", "", 0, ch);
+	redisAsyncCommand(ac, on_sub_message, NULL, "SUBSCRIBE %s", ch);
+}
+
+static void
+redis_subscribe(struct store *st, store_event_cb cb, void *arg)
+{
+	struct redis_store *rs = (struct redis_store *)(void *)st;
+
+	pthread_mutex_lock(&rs->mu);
+	rs->event_cb = cb;
+	rs->event_arg = arg;
+	pthread_mutex_unlock(&rs->mu);
 }
 
 static int
@@ -713,8 +1254,21 @@ redis_worker_open(struct store_worker *sw, const char **err_out)
 	ev_timer_init(&rw->clock, rw_clock_cb, 0., 0.);
 	rw->clock.data = rw;
 	rw->last_log = -10;
+	ev_timer_init(&rw->beat, rw_beat_cb, (ev_tstamp)rw->rs->heartbeat_ms / 1000.,
+	              (ev_tstamp)rw->rs->heartbeat_ms / 1000.);
+	rw->beat.data = rw;
+	ev_timer_start(rw->loop, &rw->beat);
+	ev_unref(rw->loop);
+	ev_timer_init(&rw->sub_retry, sub_retry_cb, 0., 0.);
+	rw->sub_retry.data = rw;
 	sw->impl = rw;
+	pthread_mutex_lock(&rw->rs->mu);
+	if (rw->rs->event_cb != NULL && !rw->rs->sub_taken)
+		rw->subscriber = rw->rs->sub_taken = true;
+	pthread_mutex_unlock(&rw->rs->mu);
 	rw_connect(rw); /* a failure here only schedules a retry */
+	if (rw->subscriber)
+		sub_connect(rw);
 	return 0;
 }
 
@@ -741,7 +1295,29 @@ redis_worker_close(struct store_worker *sw)
 	rw->closing = true;
 	timer_stop_weak(rw->loop, &rw->retry);
 	timer_stop_weak(rw->loop, &rw->clock);
+	timer_stop_weak(rw->loop, &rw->sub_retry);
+	ev_ref(rw->loop);
+	ev_timer_stop(rw->loop, &rw->beat);
 	rw_drop(rw, NULL); /* frees every call through its callback */
+	if (rw->sub != NULL) {
+		redisAsyncContext *ac = rw->sub;
+
+		rw->sub = NULL;
+		redisAsyncFree(ac);
+	}
+	if (rw->subscriber) {
+		pthread_mutex_lock(&rw->rs->mu);
+		rw->rs->sub_taken = false;
+		pthread_mutex_unlock(&rw->rs->mu);
+	}
+	for (size_t b = 0; b < RSESS_BUCKETS; b++) {
+		struct rsess *e = rw->sess[b], *next;
+
+		for (; e != NULL; e = next) {
+			next = e->next;
+			free(e);
+		}
+	}
 	free(rw);
 	sw->impl = NULL;
 }
@@ -1101,6 +1677,136 @@ redis_lock_list(struct store *st, store_list_cb cb, void *arg, const char **err_
 	return 0;
 }
 
+/* ---- routes and the fleet channel, synchronous ------------------------------ */
+
+/* Under rs->mu: one command (argv), a new connection once on an I/O error.
+ * The reply (free it), or NULL and *err_out. */
+static redisReply *
+sync_cmd(struct redis_store *rs, int argc, const char **argv, const size_t *lens,
+         const char **err_out)
+{
+	redisReply *rep = NULL;
+
+	for (int attempt = 0; attempt < 2 && rep == NULL; attempt++) {
+		if (sync_open(rs, err_out) < 0)
+			return NULL;
+		if ((rep = redisCommandArgv(rs->sync, argc, argv, lens)) == NULL) {
+			sync_close(rs);
+			*err_out = "the connection to Redis was lost, or it did not answer in time";
+		}
+	}
+	if (rep != NULL && rep->type == REDIS_REPLY_ERROR) {
+		log_kv(LOG_WARN, "store.error", "store=redis op=%s err=\"%.160s\"", argv[0],
+		       rep->str);
+		freeReplyObject(rep);
+		*err_out = "the store refused the request";
+		return NULL;
+	}
+	return rep;
+}
+
+static int
+redis_route_get(struct store *st, const char *key, size_t len, char *out, bool *found_out,
+                const char **err_out)
+{
+	struct redis_store *rs = (struct redis_store *)(void *)st;
+	char k[REDIS_KEY_MAX];
+	const char *argv[] = {"GET", k};
+	size_t lens[] = {3, kind_key(rs, "route:", key, len, k)};
+	struct store_req r = {.rc = -1};
+	redisReply *rep;
+
+	pthread_mutex_lock(&rs->mu);
+	rep = sync_cmd(rs, 2, argv, lens, err_out);
+	pthread_mutex_unlock(&rs->mu);
+	if (rep == NULL)
+		return -1;
+	route_answer(&r, rep);
+	freeReplyObject(rep);
+	if (r.rc != 0) {
+		*err_out = r.err;
+		return -1;
+	}
+	*found_out = r.route_found;
+	if (r.route_found)
+		memcpy(out, r.route, sizeof(r.route));
+	return 0;
+}
+
+static int
+redis_route_put(struct store *st, const char *key, size_t len, const char *backend,
+                const char **err_out)
+{
+	struct redis_store *rs = (struct redis_store *)(void *)st;
+	char k[REDIS_KEY_MAX];
+	const char *argv[] = {"SET", k, backend};
+	size_t lens[] = {3, kind_key(rs, "route:", key, len, k), strlen(backend)};
+	redisReply *rep;
+
+	pthread_mutex_lock(&rs->mu);
+	rep = sync_cmd(rs, 3, argv, lens, err_out);
+	pthread_mutex_unlock(&rs->mu);
+	freeReplyObject(rep);
+	return rep != NULL ? 0 : -1;
+}
+
+static int
+redis_route_del(struct store *st, const char *key, size_t len, bool *found_out,
+                const char **err_out)
+{
+	struct redis_store *rs = (struct redis_store *)(void *)st;
+	char k[REDIS_KEY_MAX];
+	const char *argv[] = {"DEL", k};
+	size_t lens[] = {3, kind_key(rs, "route:", key, len, k)};
+	redisReply *rep;
+
+	pthread_mutex_lock(&rs->mu);
+	rep = sync_cmd(rs, 2, argv, lens, err_out);
+	pthread_mutex_unlock(&rs->mu);
+	if (rep == NULL)
+		return -1;
+	*found_out = rep->type == REDIS_REPLY_INTEGER && rep->integer > 0;
+	freeReplyObject(rep);
+	return 0;
+}
+
+static int
+redis_publish(struct store *st, enum store_event ev, const char *user, size_t len,
+              const char **err_out)
+{
+	struct redis_store *rs = (struct redis_store *)(void *)st;
+	char ch[REDIS_KEY_MAX], msg[STORE_KEY_MAX + 8];
+	const char *argv[] = {"PUBLISH", ch, msg};
+	size_t lens[3];
+	redisReply *rep;
+	int n;
+
+	if (ev == STORE_EVENT_RESYNC) {
+		*err_out = "not an event to publish";
+		return -1;
+	}
+	if (ev == STORE_EVENT_BLOCK) {
+		*err_out = "announced by workers only";
+		return -1;
+	}
+	n = snprintf(msg, sizeof(msg), "%s %.*s", ev == STORE_EVENT_KICK ? "kick" : "route",
+	             (int)len, user);
+	lens[0] = 7;
+	lens[1] = kind_key(rs, "events", "", 0, ch);
+	lens[2] = (size_t)n;
+	pthread_mutex_lock(&rs->mu);
+	rep = sync_cmd(rs, 3, argv, lens, err_out);
+	pthread_mutex_unlock(&rs->mu);
+	freeReplyObject(rep);
+	return rep != NULL ? 0 : -1;
+}
+
+static const char *
+redis_proxy_id(const struct store *st)
+{
+	return ((const struct redis_store *)(const void *)st)->proxy_id;
+}
+
 /* ---- open and close ----------------------------------------------------- */
 
 static void
@@ -1128,6 +1834,15 @@ static const struct store_ops redis_ops = {
     .lock_put = redis_lock_put,
     .lock_del = redis_lock_del,
     .lock_list = redis_lock_list,
+    .route_get = redis_route_get,
+    .route_put = redis_route_put,
+    .route_del = redis_route_del,
+    .publish = redis_publish,
+    .session_note = redis_session_note,
+    .throttle_clear = redis_throttle_clear,
+    .announce = redis_announce,
+    .proxy_id = redis_proxy_id,
+    .subscribe = redis_subscribe,
 };
 
 /* The first line of path, without its line end.  NULL and *err_out. */
@@ -1189,6 +1904,20 @@ store_redis_open(const struct state_url *u, const struct store_params *sp, const
 	rs->url.arg = NULL;
 	rs->timeout_ms = sp && sp->timeout_ms ? sp->timeout_ms : 250;
 	rs->lock_ttl_ms = sp ? sp->lock_expire_ms : 0;
+	rs->heartbeat_ms = sp && sp->heartbeat_ms ? sp->heartbeat_ms : 10000;
+	{
+		/* random per process start: a restarted proxy is a new one, and
+		 * its predecessor's sessions lapse with the old id's heartbeat */
+		unsigned char id[STORE_PROXY_ID_LEN / 2];
+
+		if (getrandom(id, sizeof(id), 0) != (ssize_t)sizeof(id)) {
+			free(rs);
+			*err_out = "no random bytes for the proxy id";
+			return NULL;
+		}
+		for (size_t i = 0; i < sizeof(id); i++)
+			snprintf(rs->proxy_id + 2 * i, 3, "%02x", id[i]);
+	}
 	if (pthread_mutex_init(&rs->mu, NULL) != 0) {
 		free(rs);
 		*err_out = "cannot make a mutex";

@@ -33,6 +33,8 @@
 
 #include "admin_impl.h"
 
+static void job_free(struct admin_job *job);
+
 static struct {
 	pthread_t thread, main_thread;
 	struct ev_loop *loop;
@@ -206,6 +208,16 @@ admin_job_run(struct admin_job *job, struct worker *w)
 			                  (double)c->cfg->timeouts.drain_ms / 1000.0);
 		}
 	}
+	if (job->ac == NULL) {
+		/* A kick from the fleet's channel: nobody waits for the count. */
+		char qu[LOG_QUOTED_MAX];
+		if (job->kicked > 0)
+			log_kv(LOG_INFO, "fleet.kicked", "worker=%d user=%s sessions=%llu", w->id,
+			       log_quote(qu, sizeof(qu), job->f.user, strlen(job->f.user)),
+			       (unsigned long long)job->kicked);
+		job_free(job);
+		return;
+	}
 	/* Back to the admin thread; the loop send is under the lock so that
 	 * admin_stop() cannot destroy the loop in between. */
 	pthread_mutex_lock(&adm.lock);
@@ -214,6 +226,35 @@ admin_job_run(struct admin_job *job, struct worker *w)
 	if (adm.running)
 		ev_async_send(adm.loop, &adm.wake);
 	pthread_mutex_unlock(&adm.lock);
+}
+
+void
+admin_attach_workers(struct worker *workers, size_t nworkers)
+{
+	adm.workers = workers;
+	adm.nworkers = nworkers;
+}
+
+/*
+ * The fleet's kick (policy.h): a `kick --user` or `route set --kick` on any
+ * proxy sharing the store reaches this one through the store's channel, on
+ * the loop of the worker that holds it.  Every worker ends the user's
+ * sessions the way the admin socket's kick does (reason=kicked).
+ */
+void
+fleet_kick_local(const char *user)
+{
+	for (size_t i = 0; i < adm.nworkers; i++) {
+		struct admin_job *job = calloc(1, sizeof(*job));
+
+		if (job == NULL)
+			continue;
+		job->kind = JOB_KICK;
+		job->f.user_set = true;
+		snprintf(job->f.user, sizeof(job->f.user), "%s", user);
+		if (worker_post(&adm.workers[i], job) < 0)
+			job_free(job);
+	}
 }
 
 /* ---- main's thread: reloads ------------------------------------------------ */

@@ -35,6 +35,10 @@ int admin_bind(const char *path, uid_t uid, gid_t gid, const char **err_out);
  * SIGHUP blocked: reload requests reach it as SIGHUP.  -1 on failure. */
 int admin_start(int fd, const char *path, struct worker *workers, size_t nworkers);
 
+/* The workers a kick from the fleet's channel reaches (fleet_kick_local in
+ * policy.h), whether or not there is an admin socket; before they start. */
+void admin_attach_workers(struct worker *workers, size_t nworkers);
+
 /* Stop the thread, close and unlink the socket.  Call after the workers
  * stopped: their last answers are in by then.  Takes a never-started admin. */
 void admin_stop(void);

@@ -17,6 +17,7 @@
 #include "health.h"
 #include "log.h"
 #include "metrics.h"
+#include "policy.h"
 #include "proxyproto.h"
 #include "runtime.h"
 #include "tls.h"
@@ -26,6 +27,8 @@
 static void be_io_cb(struct ev_loop *loop, ev_io *io, int revents);
 static void be_timer_cb(struct ev_loop *loop, ev_timer *t, int revents);
 static void be_run(struct backend *be);
+static void be_report(struct backend *be, enum fail_class fc, const char *why);
+static int be_connect_next(struct backend *be);
 
 void
 creds_free(struct creds **cp)
@@ -198,13 +201,82 @@ be_connect_next(struct backend *be)
 	return -1;
 }
 
+/* Candidates for the user: the store's backend (if it names one this
+ * config knows), else the config's rules; then connect.  0, or -1 with
+ * *fc_out and *why_out. */
+static int
+be_route(struct backend *be, const char *store_backend, enum fail_class *fc_out,
+         const char **why_out)
+{
+	const struct config *cfg = be_cfg(be);
+	const struct backend_req *req = &be->req;
+	char norm[ROUTE_USER_MAX + 1];
+	size_t n, k = 0;
+
+	be->ncand = 0;
+	if (store_backend != NULL) {
+		for (size_t i = 0; i < cfg->nbackends; i++)
+			if (strcmp(cfg->backends[i].name, store_backend) == 0) {
+				be->cand[0] = i;
+				be->ncand = 1;
+			}
+		if (be->ncand == 0) {
+			char q[LOG_QUOTED_MAX];
+
+			log_kv(LOG_WARN, "route.unknown_backend",
+			       "cid=%016llx backend=%s note=\"the store names a backend this "
+			       "config lacks: config rules used\"",
+			       (unsigned long long)req->cid,
+			       log_quote(q, sizeof(q), store_backend, strlen(store_backend)));
+		}
+	}
+	if (be->ncand == 0) {
+		n = route_normalize(req->creds->user, req->creds->user_len, norm, sizeof(norm));
+		be->ncand =
+		    n == 0 ? 0 : route_lookup(cfg->routes, norm, n, be->cand, ROUTE_POOL_MAX);
+	}
+	/* A backend without a port for this protocol cannot take the user. */
+	for (size_t i = 0; i < be->ncand; i++)
+		if (cfg->backends[be->cand[i]].port[req->proto] != 0)
+			be->cand[k++] = be->cand[i];
+	be->ncand = k;
+	if (be->ncand == 0) {
+		*fc_out = FAIL_BACKEND_DOWN;
+		*why_out = "no_route";
+		return -1;
+	}
+	be->bc = &cfg->backends[be->cand[0]];
+	be->state = BE_CONNECT;
+	if (be_connect_next(be) < 0) {
+		/* Every candidate is down: say so at once, not after a timeout. */
+		*fc_out = FAIL_BACKEND_DOWN;
+		*why_out = "backend_down";
+		return -1;
+	}
+	return 0;
+}
+
+static void
+be_route_answer(void *arg, const struct policy_route_answer *a)
+{
+	struct backend *be = arg;
+	enum fail_class fc;
+	const char *why;
+
+	be->rreq = NULL;
+	if (a->degraded)
+		log_kv(LOG_WARN, "route.fallback",
+		       "cid=%016llx note=\"no route answer from the state store in time: "
+		       "config rules used\"",
+		       (unsigned long long)be->req.cid);
+	if (be_route(be, a->backend, &fc, &why) < 0)
+		be_report(be, fc, why); /* be may be freed here */
+}
+
 struct backend *
 backend_start(const struct backend_req *req, enum fail_class *fc_out, const char **why_out)
 {
-	const struct config *cfg = req->rt->cfg;
 	struct backend *be;
-	char norm[ROUTE_USER_MAX + 1];
-	size_t n, k = 0;
 
 	be = calloc(1, sizeof(*be));
 	if (be == NULL) {
@@ -216,28 +288,18 @@ backend_start(const struct backend_req *req, enum fail_class *fc_out, const char
 	be->dialog = req->proto == PROTO_IMAP ? &backend_imap_dialog : &backend_pop3_dialog;
 	link_init(&be->link, req->loop, -1, be_io_cb);
 	ev_init(&be->timer, be_timer_cb);
-	n = route_normalize(req->creds->user, req->creds->user_len, norm, sizeof(norm));
-	be->ncand = n == 0 ? 0 : route_lookup(cfg->routes, norm, n, be->cand, ROUTE_POOL_MAX);
-	/* A backend without a port for this protocol cannot take the user. */
-	for (size_t i = 0; i < be->ncand; i++)
-		if (cfg->backends[be->cand[i]].port[req->proto] != 0)
-			be->cand[k++] = be->cand[i];
-	be->ncand = k;
-	if (be->ncand == 0) {
-		free(be);
-		*fc_out = FAIL_BACKEND_DOWN;
-		*why_out = "no_route";
-		return NULL;
-	}
-	be->bc = &cfg->backends[be->cand[0]];
 	buf_init(&be->rx, BE_LINE_MAX, false);
 	buf_init(&be->tx, BE_TX_MAX, true);
 	buf_init(&be->later, BE_TX_MAX, true);
-	if (be_connect_next(be) < 0) {
-		/* Every candidate is down: say so at once, not after a timeout. */
+	/* the store's route first: asked on this loop, bounded by state_timeout */
+	if (req->pw != NULL &&
+	    (be->rreq = policy_route_lookup(req->pw, req->creds->user, req->creds->user_len,
+	                                    be_route_answer, be)) != NULL) {
+		be->state = BE_ROUTE;
+		return be;
+	}
+	if (be_route(be, NULL, fc_out, why_out) < 0) {
 		backend_free(&be);
-		*fc_out = FAIL_BACKEND_DOWN;
-		*why_out = "backend_down";
 		return NULL;
 	}
 	return be;
@@ -250,6 +312,7 @@ backend_free(struct backend **bep)
 
 	if (be == NULL)
 		return;
+	policy_route_cancel(&be->rreq);
 	ev_timer_stop(be->req.loop, &be->timer);
 	link_close(&be->link);
 	buf_deinit(&be->rx);

@@ -33,6 +33,7 @@ enum creds_kind { CREDS_PASSWORD = 0, CREDS_XOAUTH2, CREDS_OAUTHBEARER };
 struct runtime;
 struct backend;
 struct metrics;
+struct policy_worker;
 
 /* Credentials between the pre-auth dialog and the backend's answer. */
 struct creds {
@@ -64,6 +65,9 @@ struct backend_req {
 	const struct sockaddr_storage *local_sa;
 	SSL *client_ssl; /* the client's TLS, NULL if plain: PROXY v2 TLS fields */
 	const struct creds *creds;
+	/* the state store's routes come first (`postern route set`,
+	 * route_lookup = "state"): asked through pw; NULL: the config only */
+	struct policy_worker *pw;
 	backend_done_cb done;
 	void *arg;
 	struct metrics *metrics; /* borrowed: the worker's counters (connect errors) */

@@ -22,6 +22,7 @@
 #define BE_SEGS_MAX 3 /* LOGIN with two synchronising literals has three parts */
 
 enum be_state {
+	BE_ROUTE,   /* asking the state store for the user's route (route_lookup) */
 	BE_CONNECT, /* TCP connect under way */
 	BE_TLS,     /* TLS handshake (implicit, or after STARTTLS/STLS) */
 	BE_DIALOG,  /* lines to the dialog; be->step is its own state */
@@ -56,8 +57,9 @@ struct backend {
 	size_t ncand, icand; /* candidates, best first; the one in use */
 	bool creds_sent;     /* a login command went out: no failover any more */
 	enum be_state state;
-	int step;      /* the dialog's state */
-	int after_tls; /* the dialog's state once TLS is up */
+	struct policy_route_req *rreq; /* owned: BE_ROUTE's question */
+	int step;                      /* the dialog's state */
+	int after_tls;                 /* the dialog's state once TLS is up */
 	struct link link;
 	ev_timer timer; /* connect, then greeting-to-login deadline */
 	struct buf rx;  /* backend -> us, until a line is complete */

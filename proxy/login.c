@@ -48,8 +48,8 @@ login_end(struct conn *c, enum fail_class fc, const char *why)
 	       c->backend_name ? c->backend_name : "-", fail_class_name(fc), why ? why : "-", ms);
 	if (fc == FAIL_AUTH) {
 		/* Only real credential failures count, never an outage. */
-		conn_hold(c, policy_login_failed(
-		                 c->w->policy, (const struct sockaddr *)&c->client_sa,
+		conn_hold(c, policy_login_failed_pw(
+		                 c->w->pw, (const struct sockaddr *)&c->client_sa,
 		                 sizeof(c->client_sa), c->user, strlen(c->user), now_ms(c)));
 	} else if (fc == FAIL_THROTTLE) {
 		conn_hold(c, c->throttle_delay_ms);
@@ -187,9 +187,9 @@ backend_done(void *arg, enum fail_class fc, const char *why)
 	}
 	/* The policy speaks before the client hears OK. */
 	conn_set_state(c, CS_POLICY);
-	c->preq =
-	    policy_postauth(c->w->pw, (const struct sockaddr *)&c->client_sa, sizeof(c->client_sa),
-	                    c->user, strlen(c->user), c->lc->proto, now_ms(c), policy_answer, c);
+	c->preq = policy_postauth_sid(c->w->pw, (const struct sockaddr *)&c->client_sa,
+	                              sizeof(c->client_sa), c->user, strlen(c->user), c->lc->proto,
+	                              c->id, c->backend_name, now_ms(c), policy_answer, c);
 	if (c->preq == NULL) {
 		backend_logout(c->be);
 		login_finish(c, FAIL_INTERNAL, "policy_out_of_memory");
@@ -297,6 +297,7 @@ login_start(struct conn *c, enum creds_kind kind, const char *user, size_t user_
 	    .local_sa = &c->local_sa,
 	    .client_ssl = c->cl.ssl,
 	    .creds = c->creds,
+	    .pw = c->w->pw,
 	    .done = backend_done,
 	    .arg = c,
 	    .metrics = &c->w->metrics,

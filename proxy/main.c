@@ -27,6 +27,7 @@
 #include "metrics_http.h"
 #include "policy.h"
 #include "runtime.h"
+#include "state_url.h"
 #include "tls.h"
 #include "worker.h"
 
@@ -40,6 +41,7 @@ usage(FILE *f)
 	fprintf(
 	    f, "usage: postern [-t] -c FILE\n"
 	       "       postern -c FILE lock show USER | set USER imap|pop3 | clear USER | list\n"
+	       "       postern -c FILE route set USER BACKEND [--kick] | clear USER | show USER\n"
 	       "       postern -c FILE sessions [--user U] [--backend B] [--client CIDR] [--json]\n"
 	       "       postern -c FILE kick --user U | --backend B | --client CIDR\n"
 	       "       postern -c FILE backend list [--json] | backend NAME drain|maint|ready\n"
@@ -269,6 +271,49 @@ admin_command(const char *path, int argc, char **argv)
 	return rc;
 }
 
+/* Does `kick` (argc words) go to the fleet: "--user U" with a shared
+ * (Redis) store in the file at path? */
+static bool
+fleet_kick(const char *path, int argc)
+{
+	struct config *cfg;
+	FILE *quiet;
+	bool shared;
+
+	if (argc != 3 || (quiet = fopen("/dev/null", "w")) == NULL)
+		return false;
+	cfg = config_load(path, quiet); /* its errors are the admin command's to tell */
+	fclose(quiet);
+	shared = cfg != NULL && cfg->state != NULL && state_url_is_redis(cfg->state);
+	config_unref(&cfg);
+	return shared;
+}
+
+/*
+ * postern -c FILE route ... | kick --user U: on the state store (the fleet's
+ * channel with Redis).  A route set --kick on a store that is not shared
+ * kicks through this daemon's admin socket instead.
+ */
+static int
+fleet_command(const char *path, int argc, char **argv)
+{
+	struct config *cfg = config_load(path, stderr);
+	bool local_kick;
+	int rc;
+
+	if (cfg == NULL)
+		return 1;
+	local_kick = strcmp(argv[0], "route") == 0 && argc == 5 && strcmp(argv[4], "--kick") == 0 &&
+	             (cfg->state == NULL || !state_url_is_redis(cfg->state));
+	rc = policy_admin_fleet(cfg, local_kick ? 4 : argc, argv, stdout, stderr);
+	config_unref(&cfg);
+	if (rc == 0 && local_kick) {
+		char *kick[] = {"kick", "--user", argv[2], NULL};
+		rc = admin_command(path, 3, kick);
+	}
+	return rc;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -306,19 +351,27 @@ main(int argc, char **argv)
 			return 2;
 		}
 	}
-	if (path == NULL || (optind != argc && strcmp(argv[optind], "lock") != 0 &&
-	                     !admin_is_command(argv[optind]))) {
+	if (path == NULL ||
+	    (optind != argc && strcmp(argv[optind], "lock") != 0 &&
+	     strcmp(argv[optind], "route") != 0 && !admin_is_command(argv[optind]))) {
 		usage(stderr);
 		return 2;
 	}
 
+	/* kick --user with a shared store goes to the whole fleet (every proxy,
+	 * this one included, kicks on the store's channel); every other admin
+	 * command, and kick without a shared store, to this daemon's socket. */
+	if (optind != argc && strcmp(argv[optind], "kick") == 0 && fleet_kick(path, argc - optind))
+		return fleet_command(path, argc - optind, argv + optind);
 	if (optind != argc && admin_is_command(argv[optind]))
 		return admin_command(path, argc - optind, argv + optind);
+	if (optind != argc && strcmp(argv[optind], "route") == 0)
+		return fleet_command(path, argc - optind, argv + optind);
 	cfg = config_load(path, stderr);
 	if (cfg == NULL)
 		return 1;
 	if (optind != argc) {
-		/* postern -c FILE lock show|set|clear|list ...: on the live store. */
+		/* postern -c FILE lock ...: on the live store. */
 		int rc = policy_admin_main(cfg, argc - optind, argv + optind, stdout, stderr);
 		config_unref(&cfg);
 		return rc;
@@ -405,6 +458,7 @@ main(int argc, char **argv)
 	sigaddset(&sigs, SIGHUP);
 	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
 
+	admin_attach_workers(workers, (size_t)cfg->workers); /* kicks from the fleet */
 	for (int w = 0; w < cfg->workers; w++) {
 		if (worker_init(&workers[w], w, cfg, policy, &fds[(size_t)w * nl], nl) < 0 ||
 		    worker_start(&workers[w]) < 0)

@@ -100,6 +100,8 @@ def fleet(certs, rmx, redis, postern_registry, run_dir):
     """Two posterns on the same Redis and the same backend."""
     extra = ("state = %s;\nstate_password_file = %s;\nstate_prefix = %s;\n"
              'state_timeout = "250ms";\n'
+             # the default is "local" (test_fleet.py); these proxies refuse
+             'state_unavailable = "refuse";\n'
              % (harness._q("redis+unix:" + redis.sock), harness._q(redis.password_file),
                 harness._q(PREFIX)))
     made = []

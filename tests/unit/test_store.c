@@ -121,6 +121,21 @@ run_until(struct ev_loop *loop, const int *n, int want)
 	assert_int_equal(*n, want);
 }
 
+/* Run loop for about ms (nothing to wait for). */
+static void
+run_until_ms(struct ev_loop *loop, const int *n, int ms)
+{
+	ev_timer t;
+	ev_tstamp end = ev_time() + ms / 1000.;
+
+	(void)n;
+	ev_timer_init(&t, tick, 0.005, 0.005);
+	ev_timer_start(loop, &t);
+	while (ev_time() < end)
+		ev_run(loop, EVRUN_ONCE);
+	ev_timer_stop(loop, &t);
+}
+
 /* ---- claims used by the tests -------------------------------------------- */
 
 #define DAY 86400000ULL
@@ -1039,6 +1054,307 @@ redis_a_dropped_link_fails_fast_and_comes_back(void **state)
 	ev_loop_destroy(loop);
 }
 
+/* ---- the fleet: live sessions, throttles, routes, the channel ------------- */
+
+struct sess_answer {
+	int n, rc;
+	enum store_sess_outcome o;
+	enum proto_kind other;
+};
+
+static void
+on_sess(void *arg, int rc, const char *err, enum store_sess_outcome o, enum proto_kind other)
+{
+	struct sess_answer *a = arg;
+
+	(void)err;
+	a->n++;
+	a->rc = rc;
+	a->o = o;
+	a->other = other;
+}
+
+/* Register one session of user through sw; the answer. */
+static struct sess_answer
+sess_begin(struct ev_loop *loop, struct store_worker *sw, const char *user, uint64_t id,
+           enum proto_kind proto, uint32_t max, bool exclusive)
+{
+	struct store_session s = {.id = id, .proto = proto, .since_ms = T0};
+	struct sess_answer a = {0};
+	const char *err = NULL;
+
+	snprintf(s.backend, sizeof(s.backend), "mx1");
+	assert_non_null(
+	    store_session_begin(sw, user, strlen(user), &s, max, exclusive, 0, on_sess, &a, &err));
+	assert_int_equal(a.n, 0); /* never before the call returns */
+	run_until(loop, &a.n, 1);
+	return a;
+}
+
+/* Two stores on one Redis are two proxies: each counts the other's sessions,
+ * decides like connlimit_session(), and an ended session stops counting at
+ * once. */
+static void
+redis_the_registry_counts_the_fleet_like_the_local_counters(void **state)
+{
+	struct fix *f = *state;
+	struct ev_loop *loop = ev_loop_new(EVFLAG_AUTO);
+	const char *err = NULL;
+	struct store *other = store_open(f->url, 0, &err);
+	struct store_worker *a, *b;
+	struct sess_answer r;
+
+	assert_non_null(other);
+	assert_true(store_is_shared(f->st));
+	assert_string_not_equal(store_proxy_id(f->st), store_proxy_id(other));
+	assert_int_equal(strlen(store_proxy_id(f->st)), STORE_PROXY_ID_LEN);
+	a = store_worker_new(f->st, loop, &err);
+	b = store_worker_new(other, loop, &err);
+	assert_non_null(a);
+	assert_non_null(b);
+	r = sess_begin(loop, a, "u@x", 1, PROTO_IMAP, 0, true);
+	assert_int_equal(r.rc, 0);
+	assert_int_equal(r.o, STORE_SESS_OK);
+	/* the concurrent lock, across proxies */
+	r = sess_begin(loop, b, "u@x", 2, PROTO_POP3, 0, true);
+	assert_int_equal(r.rc, 0);
+	assert_int_equal(r.o, STORE_SESS_OTHER_PROTO);
+	assert_int_equal(r.other, PROTO_IMAP);
+	/* the same protocol is fine; then the session limit (2) bites */
+	assert_int_equal(sess_begin(loop, b, "u@x", 3, PROTO_IMAP, 2, true).o, STORE_SESS_OK);
+	assert_int_equal(sess_begin(loop, b, "u@x", 4, PROTO_IMAP, 2, true).o,
+	                 STORE_SESS_USER_FULL);
+	/* not exclusive: another protocol counts toward the limit only */
+	assert_int_equal(sess_begin(loop, b, "u@x", 5, PROTO_POP3, 3, false).o, STORE_SESS_OK);
+	/* ends take effect at once */
+	store_session_end(a, "u@x", 3, 1);
+	store_session_end(b, "u@x", 3, 3);
+	store_session_end(b, "u@x", 3, 5);
+	run_until_ms(loop, &r.n, 100); /* fire and forget: on other links than the next ask */
+	r = sess_begin(loop, b, "u@x", 6, PROTO_POP3, 1, true);
+	assert_int_equal(r.o, STORE_SESS_OK);
+	assert_int_equal(redis_int("HLEN postern:sess:u@x"), 1);
+	store_worker_free(&a);
+	store_worker_free(&b);
+	store_close(&other);
+	ev_loop_destroy(loop);
+}
+
+/* A proxy that stops beating (its heartbeat key lapses, as after kill -9)
+ * stops counting; its entries are dropped by the next check. */
+static void
+redis_a_proxy_whose_heartbeat_lapsed_stops_counting(void **state)
+{
+	struct fix *f = *state;
+	struct ev_loop *loop = ev_loop_new(EVFLAG_AUTO);
+	const char *err = NULL;
+	struct store_params sp = {.heartbeat_ms = 100};
+	struct store *dead = store_open_with(f->url, &sp, 0, &err), *live;
+	struct store_worker *d, *l;
+	char cmd[128];
+
+	live = store_open_with(f->url, &sp, 0, &err);
+	d = store_worker_new(dead, loop, &err);
+	l = store_worker_new(live, loop, &err);
+	assert_int_equal(sess_begin(loop, d, "k@x", 1, PROTO_IMAP, 0, true).o, STORE_SESS_OK);
+	assert_int_equal(sess_begin(loop, l, "k@x", 2, PROTO_POP3, 0, true).o,
+	                 STORE_SESS_OTHER_PROTO);
+	/* the dead one's heartbeat key goes (its worker would renew it) */
+	store_worker_free(&d);
+	snprintf(cmd, sizeof(cmd), "DEL postern:proxy:%s", store_proxy_id(dead));
+	assert_int_equal(redis_server_cmd(cmd), 0);
+	assert_int_equal(sess_begin(loop, l, "k@x", 2, PROTO_POP3, 0, true).o, STORE_SESS_OK);
+	assert_int_equal(redis_int("HLEN postern:sess:k@x"), 1);
+	/* the sessions key carries a TTL of 3 heartbeats, refreshed by beats */
+	assert_true(redis_int("PTTL postern:sess:k@x") > 0);
+	assert_true(redis_int("PTTL postern:sess:k@x") <= 300);
+	store_worker_free(&l);
+	store_close(&dead);
+	store_close(&live);
+	ev_loop_destroy(loop);
+}
+
+struct thr_answer {
+	int n, rc;
+	struct store_throttle_answer a;
+};
+
+static void
+on_thr(void *arg, int rc, const char *err, const struct store_throttle_answer *a)
+{
+	struct thr_answer *t = arg;
+
+	(void)err;
+	t->n++;
+	t->rc = rc;
+	if (a != NULL)
+		t->a = *a;
+}
+
+static void
+redis_failed_logins_are_counted_once_for_the_fleet(void **state)
+{
+	struct fix *f = *state;
+	struct ev_loop *loop = ev_loop_new(EVFLAG_AUTO);
+	const char *err = NULL;
+	struct store *other = store_open(f->url, 0, &err);
+	struct store_worker *sws[2];
+	struct thr_answer t = {0};
+
+	sws[0] = store_worker_new(f->st, loop, &err);
+	sws[1] = store_worker_new(other, loop, &err);
+	for (int i = 0; i < 3; i++) {
+		memset(&t, 0, sizeof(t));
+		assert_non_null(store_throttle_fail(sws[i % 2], "10.0.0.1|u", 10, "10.0.0.1", 8,
+		                                    60000, on_thr, &t, &err));
+		run_until(loop, &t.n, 1);
+		assert_int_equal(t.rc, 0);
+	}
+	assert_int_equal(t.a.ip_user, 3);
+	assert_int_equal(t.a.ip, 3);
+	assert_true(t.a.ip_user_left_ms > 0 && t.a.ip_user_left_ms <= 60000);
+	/* a success forgets the pair, never the address */
+	store_throttle_clear(sws[1], "10.0.0.1|u", 10);
+	run_until_ms(loop, &t.n, 100);
+	memset(&t, 0, sizeof(t));
+	assert_non_null(
+	    store_throttle_fail(sws[0], "10.0.0.1|u", 10, "10.0.0.1", 8, 60000, on_thr, &t, &err));
+	run_until(loop, &t.n, 1);
+	assert_int_equal(t.a.ip_user, 1);
+	assert_int_equal(t.a.ip, 4);
+	store_worker_free(&sws[0]);
+	store_worker_free(&sws[1]);
+	store_close(&other);
+	ev_loop_destroy(loop);
+}
+
+struct route_answer {
+	int n, rc;
+	bool found;
+	char b[STORE_BACKEND_MAX + 1];
+};
+
+static void
+on_route(void *arg, int rc, const char *err, const char *backend)
+{
+	struct route_answer *r = arg;
+
+	(void)err;
+	r->n++;
+	r->rc = rc;
+	r->found = backend != NULL;
+	if (backend != NULL)
+		snprintf(r->b, sizeof(r->b), "%s", backend);
+}
+
+/* Routes: put, get (sync and on a loop), delete; LMDB and Redis. */
+static void
+a_route_round_trips_through_put_lookup_and_delete(void **state)
+{
+	struct fix *f = *state;
+	struct ev_loop *loop = ev_loop_new(EVFLAG_AUTO);
+	char b[STORE_BACKEND_MAX + 1];
+	struct route_answer r = {0};
+	struct store_worker *sw;
+	const char *err = NULL;
+	bool found = true;
+
+	assert_int_equal(store_route_get(f->st, "al@x", 4, b, &found, &err), 0);
+	assert_false(found);
+	assert_int_equal(store_route_put(f->st, "al@x", 4, "mx2", &err), 0);
+	assert_int_equal(store_route_get(f->st, "al@x", 4, b, &found, &err), 0);
+	assert_true(found);
+	assert_string_equal(b, "mx2");
+	sw = store_worker_new(f->st, loop, &err);
+	assert_non_null(store_route_lookup(sw, "al@x", 4, 0, on_route, &r, &err));
+	assert_int_equal(r.n, 0);
+	run_until(loop, &r.n, 1);
+	assert_int_equal(r.rc, 0);
+	assert_true(r.found);
+	assert_string_equal(r.b, "mx2");
+	assert_int_equal(store_route_del(f->st, "al@x", 4, &found, &err), 0);
+	assert_true(found);
+	memset(&r, 0, sizeof(r));
+	assert_non_null(store_route_lookup(sw, "al@x", 4, 0, on_route, &r, &err));
+	run_until(loop, &r.n, 1);
+	assert_int_equal(r.rc, 0);
+	assert_false(r.found);
+	assert_int_equal(store_route_put(f->st, "al@x", 4, "", &err), -1);
+	store_worker_free(&sw);
+	ev_loop_destroy(loop);
+}
+
+struct events {
+	int n;
+	enum store_event ev[8];
+	char user[8][64];
+};
+
+static void
+on_event(void *arg, enum store_event ev, const char *user, size_t len)
+{
+	struct events *e = arg;
+
+	if (e->n >= 8)
+		return;
+	e->ev[e->n] = ev;
+	snprintf(e->user[e->n], sizeof(e->user[0]), "%.*s", (int)len, user);
+	e->n++;
+}
+
+/* A kick published by one process reaches the subscriber of another. */
+static void
+redis_the_fleet_channel_carries_kicks_and_route_changes(void **state)
+{
+	struct fix *f = *state;
+	struct ev_loop *loop = ev_loop_new(EVFLAG_AUTO);
+	const char *err = NULL;
+	struct store *admin = store_open(f->url, 0, &err);
+	struct events e = {0};
+	struct store_worker *sw;
+	ev_tstamp end;
+
+	store_subscribe(f->st, on_event, &e);
+	sw = store_worker_new(f->st, loop, &err);
+	/* probe until the subscription is up (messages before it are lost) */
+	end = ev_time() + 5;
+	while (e.n == 0 && ev_time() < end) {
+		assert_int_equal(store_publish(admin, STORE_EVENT_KICK, "probe", 5, &err), 0);
+		run_until_ms(loop, &e.n, 50);
+	}
+	run_until_ms(loop, &e.n, 100);
+	memset(&e, 0, sizeof(e));
+	assert_int_equal(store_publish(admin, STORE_EVENT_KICK, "bob@x", 5, &err), 0);
+	assert_int_equal(store_publish(admin, STORE_EVENT_ROUTE, "al@x", 4, &err), 0);
+	run_until(loop, &e.n, 2);
+	assert_int_equal(e.ev[0], STORE_EVENT_KICK);
+	assert_string_equal(e.user[0], "bob@x");
+	assert_int_equal(e.ev[1], STORE_EVENT_ROUTE);
+	assert_string_equal(e.user[1], "al@x");
+	store_worker_free(&sw);
+	store_close(&admin);
+	ev_loop_destroy(loop);
+}
+
+/* The stores that are not shared say so, and keep no registry. */
+static void
+stores_that_are_not_shared_refuse_the_fleet_operations(void **state)
+{
+	struct fix *f = *state;
+	struct ev_loop *loop = ev_loop_new(EVFLAG_AUTO);
+	const char *err = NULL;
+	struct store_worker *sw = store_worker_new(f->st, loop, &err);
+	struct store_session s = {.id = 1, .proto = PROTO_IMAP};
+
+	assert_false(store_is_shared(f->st));
+	assert_string_equal(store_proxy_id(f->st), "");
+	assert_null(store_session_begin(sw, "u", 1, &s, 0, true, 0, on_sess, NULL, &err));
+	assert_int_equal(store_publish(f->st, STORE_EVENT_KICK, "u", 1, &err), -1);
+	store_session_end(sw, "u", 1, 1); /* nothing to do, no harm */
+	store_worker_free(&sw);
+	ev_loop_destroy(loop);
+}
+
 #define CONFORM(t)                                                                                 \
 	cmocka_unit_test_prestate_setup_teardown(t, fix_setup, fix_teardown, "mem"),               \
 	    cmocka_unit_test_prestate_setup_teardown(t, fix_setup, fix_teardown, "lmdb"),          \
@@ -1049,6 +1365,8 @@ redis_a_dropped_link_fails_fast_and_comes_back(void **state)
 int
 main(void)
 {
+	/* as the daemon does: a write to a link Redis closed is an error, not a signal */
+	signal(SIGPIPE, SIG_IGN);
 	const struct CMUnitTest tests[] = {
 	    CONFORM(a_lock_round_trips_through_put_get_and_delete),
 	    CONFORM(bad_keys_and_protocols_are_refused),
@@ -1059,6 +1377,13 @@ main(void)
 	    CONFORM(requests_that_cannot_be_taken_are_refused_at_once),
 	    CONFORM(a_cancelled_request_stays_silent_though_its_write_may_land),
 	    CONFORM(threads_racing_for_a_key_agree_on_one_winner),
+	    LMDB(a_route_round_trips_through_put_lookup_and_delete),
+	    REDIS(a_route_round_trips_through_put_lookup_and_delete),
+	    LMDB(stores_that_are_not_shared_refuse_the_fleet_operations),
+	    REDIS(redis_the_registry_counts_the_fleet_like_the_local_counters),
+	    REDIS(redis_a_proxy_whose_heartbeat_lapsed_stops_counting),
+	    REDIS(redis_failed_logins_are_counted_once_for_the_fleet),
+	    REDIS(redis_the_fleet_channel_carries_kicks_and_route_changes),
 	    cmocka_unit_test(a_full_memory_store_refuses_new_keys_only),
 	    cmocka_unit_test(store_urls_pick_a_store_or_say_why_not),
 	    cmocka_unit_test(lmdb_opens_only_what_it_should),
