@@ -19,7 +19,7 @@ import pytest
 
 import harness
 import test_policy
-from harness import Dovecot, Postern
+from harness import TIMEOUT_SCALE, Dovecot, Postern, RawImap
 from test_policy import (IMAP_THROTTLED, IMAP_TOO_MANY_SESSIONS, NO_TARPIT, POP3_SET_TO_IMAP,
                          imap_login, pop3_login)
 from test_redis import IMAP_UNAVAILABLE, RedisServer
@@ -253,6 +253,50 @@ def test_kick_reaches_every_proxy_through_the_channel(make_fleet, ca):
     assert rc.returncode == 0 and "kick=sent" in rc.stdout, rc.stderr
     for p in (a, b, c):
         assert p.wait_log(r'event=fleet\.kick_received\b[^\n]*user="fay@fleet\.test"')
+
+
+def read_bye(c, timeout):
+    """Lines until '* BYE', then the close; returns the BYE line."""
+    deadline = time.monotonic() + timeout
+    while True:
+        line = c.readline(max(0.1, deadline - time.monotonic()))
+        if line.startswith(b"* BYE"):
+            assert c.read_until_closed(max(0.1, deadline - time.monotonic())) == b""
+            return line
+
+
+def test_route_set_with_kick_moves_an_idle_session_on_another_proxy_to_the_new_backend(
+        make_fleet, ca):
+    """The fleet's kick end to end: an IMAP IDLE session through A; `route set
+    ... --kick` run against B's config; A's client is told BYE at a quiet
+    moment, A logs session.end reason=kicked, and the client's next login
+    (through B) lands on the new backend."""
+    a, b = make_fleet(pol=policy(mode="off"))
+    user = "flo@fleet.test"
+    for p in (a, b):
+        assert p.wait_log(r"event=fleet\.start\b")
+    time.sleep(0.5)  # subscriptions settle
+    c = RawImap(a.imap_port, ca)
+    try:
+        line, _ = c.command("a1", 'LOGIN "%s" "%s"' % (user, USERS[user]))
+        assert line.startswith(b"a1 OK"), c.dump()
+        assert re.search(r'event=login\.ok\b[^\n]*user="%s"[^\n]*backend=fmx ' % re.escape(user),
+                         a.log())
+        c.send(b"i IDLE\r\n")
+        assert c.readline(5 * TIMEOUT_SCALE).startswith(b"+"), c.dump()
+        since = a.log_size()
+        rc = harness.run_postern("-c", b.conf_path, "route", "set", user, "fmx2", "--kick")
+        assert rc.returncode == 0 and "kick=sent" in rc.stdout, (rc.stdout, rc.stderr)
+        bye = read_bye(c, 15 * TIMEOUT_SCALE)
+        assert bye.startswith(b"* BYE [UNAVAILABLE]"), bye
+        assert a.wait_log(r'event=session\.end\b[^\n]*user="%s"[^\n]*reason=kicked\b'
+                          % re.escape(user), since=since)
+    finally:
+        c.close()
+    since = b.log_size()
+    assert imap_login(b, ca, user).ok
+    assert b.wait_log(r'event=login\.ok\b[^\n]*user="%s"[^\n]*backend=fmx2 ' % re.escape(user),
+                      since=since)
 
 
 def test_added_login_latency_with_the_registry_and_the_lock_is_printed(
