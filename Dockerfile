@@ -46,21 +46,8 @@ RUN set -eux; \
     test -s /out/runtime-packages
 
 FROM ${BASE}
-ARG VERSION=0.1.0
-ARG REVISION=unknown
-ARG CREATED=unknown
-LABEL org.opencontainers.image.title="postern" \
-      org.opencontainers.image.description="TLS-terminating IMAP/POP3 proxy: routes each user to the backend holding the mailbox, then relays bytes untouched" \
-      org.opencontainers.image.version="${VERSION}" \
-      org.opencontainers.image.revision="${REVISION}" \
-      org.opencontainers.image.created="${CREATED}" \
-      org.opencontainers.image.documentation="README.md, section Running in Docker" \
-      org.opencontainers.image.base.name="debian:bookworm-slim"
-
 COPY --from=build /out/postern /usr/local/bin/postern
 COPY --from=build /out/runtime-packages /tmp/runtime-packages
-COPY etc/docker/entrypoint.sh /usr/local/bin/postern-entrypoint
-COPY etc/docker/postern.conf /usr/share/postern/postern.conf
 
 # The user: uid and gid 10993, fixed so that files on volumes keep their
 # owner across image versions (chown -R 10993:10993 a host directory to give
@@ -83,6 +70,9 @@ RUN set -eux; \
     rm -rf /var/lib/apt/lists/* /var/cache/apt/*.bin /var/log/apt /var/log/*.log \
         /tmp/runtime-packages; \
     /usr/local/bin/postern -V
+# After the RUN above, so that editing them rebuilds nothing else.
+COPY etc/docker/entrypoint.sh /usr/local/bin/postern-entrypoint
+COPY etc/docker/postern.conf /usr/share/postern/postern.conf
 
 USER postern:postern
 WORKDIR /var/lib/postern
@@ -100,3 +90,15 @@ HEALTHCHECK --interval=30s --timeout=5s --start-period=15s --retries=3 \
     CMD ["/usr/local/bin/postern", "-c", "/etc/postern/postern.conf", "health"]
 ENTRYPOINT ["/usr/local/bin/postern-entrypoint"]
 CMD ["-c", "/etc/postern/postern.conf"]
+
+# Last, so that a new revision or date reuses every layer above.
+ARG VERSION=0.1.0
+ARG REVISION=unknown
+ARG CREATED=unknown
+LABEL org.opencontainers.image.title="postern" \
+      org.opencontainers.image.description="TLS-terminating IMAP/POP3 proxy: routes each user to the backend holding the mailbox, then relays bytes untouched" \
+      org.opencontainers.image.version="${VERSION}" \
+      org.opencontainers.image.revision="${REVISION}" \
+      org.opencontainers.image.created="${CREATED}" \
+      org.opencontainers.image.documentation="README.md, section Running in Docker" \
+      org.opencontainers.image.base.name="debian:bookworm-slim"

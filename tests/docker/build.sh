@@ -7,7 +7,7 @@
 #   ENGINE=docker|podman                force one
 #
 # With podman the image lives in a private store under build/podman
-# (vfs driver), so nothing global changes; tests/docker/podman.sh runs
+# (overlay or vfs, see engine.sh), so nothing global changes; podman.sh runs
 # podman on that store, e.g.  tests/docker/podman.sh images
 # The base image debian:bookworm-slim is pulled by docker; for podman it is
 # made offline by tests/docker/base-image.sh (debootstrap) when missing.
