@@ -21,7 +21,11 @@ VERSION=$(sed -n 's/^#define POSTERN_VERSION "\(.*\)"/\1/p' proxy/main.c | head 
 REVISION=$(git rev-parse --short=12 HEAD 2>/dev/null || echo unknown)
 git diff --quiet HEAD -- 2>/dev/null || REVISION="$REVISION-dirty"
 CREATED=$(date -u +%Y-%m-%dT%H:%M:%SZ)
-ARGS="--build-arg VERSION=${VERSION:-0.1.0} --build-arg REVISION=$REVISION --build-arg CREATED=$CREATED"
+# The labels also as --label: buildah's layer cache keeps a LABEL step whose
+# build args changed, so the Dockerfile's own would show a stale revision.
+ARGS="--build-arg VERSION=${VERSION:-0.1.0} --build-arg REVISION=$REVISION --build-arg CREATED=$CREATED
+ --label org.opencontainers.image.version=${VERSION:-0.1.0}
+ --label org.opencontainers.image.revision=$REVISION --label org.opencontainers.image.created=$CREATED"
 
 case "$ENGINE" in
 docker)

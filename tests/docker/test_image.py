@@ -647,6 +647,30 @@ def test_sigterm_drains_sessions_with_a_bye_before_the_deadline(stack):
     assert _stopped["seconds"] < DRAIN_DEADLINE + 1.5, _stopped["seconds"]
 
 
+def test_compose_stack_is_well_formed():
+    """No compose engine here: the YAML's structure (check_compose.py) and
+    the shell scripts' syntax; the Dovecot image itself is built below."""
+    sys.path.insert(0, HERE)
+    import check_compose
+    assert check_compose.problems() == []
+    for script in ("entrypoint.sh", "dovecot/entrypoint.sh", "dovecot/demo-init.sh"):
+        r = subprocess.run(["sh", "-n", os.path.join(REPO, "etc", "docker", script)],
+                           capture_output=True, text=True)
+        assert r.returncode == 0, (script, r.stderr)
+
+
+def test_compose_dovecot_image_builds(image):
+    t0 = time.monotonic()
+    args = ["build", "--format", "docker", "--pull=never", "--layers", "--isolation",
+            "chroot"] if ENGINE == "podman" else ["build"]
+    engine(*args, "-t", "postern-dovecot:demo", os.path.join(REPO, "etc", "docker", "dovecot"),
+           timeout=1800)
+    _timings["dovecot image"] = time.monotonic() - t0
+    d = json.loads(engine("image", "inspect", "postern-dovecot:demo").stdout)[0]
+    assert d["Config"]["Entrypoint"] == ["/usr/local/bin/dovecot-entrypoint"]
+    _note("compose's dovecot image: %.1f MB" % (d["Size"] / 1e6))
+
+
 def test_zz_summary(image):
     """Not a check: records the timings in build/docker/summary.txt."""
     _note("timings: " + ", ".join("%s %.1f s" % kv for kv in _timings.items()))
