@@ -53,7 +53,7 @@ UNIT     = $(patsubst tests/unit/%.c,%,$(wildcard tests/unit/test_*.c))
 FUZZ     = fuzz_imap fuzz_pop3 fuzz_proxyproto fuzz_sasl fuzz_imap_resp fuzz_pop3_resp
 
 .PHONY: all deps test unit unit-asan postern-asan fuzz fuzz-short integration integration-asan \
-        demo bench format clean install uninstall install-check
+        demo bench format clean install uninstall install-check docker docker-test
 
 all: postern
 
@@ -164,6 +164,19 @@ test: deps
 	$(MAKE) --no-print-directory fuzz-short
 	$(MAKE) --no-print-directory integration
 	$(MAKE) --no-print-directory integration-asan
+	$(MAKE) --no-print-directory docker-test
+
+# ---- the container image (Dockerfile; README "Running in Docker") -----------
+# `make docker` builds postern:latest with docker when its daemon answers,
+# else with podman into the private store build/podman (tests/docker/podman.sh
+# runs podman on it); the base image is made by debootstrap if missing.
+docker:
+	@sh tests/docker/build.sh
+
+# Builds the image and runs it before real Dovecots (tests/docker/test_image.py);
+# says SKIPPED when this machine has neither engine.
+docker-test:
+	@PYTHON=$(PYTHON) sh tests/docker/test.sh
 
 demo: deps
 	$(MAKE) --no-print-directory all
