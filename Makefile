@@ -33,7 +33,7 @@ BUILD    = build
 PURE_SRC = lib/addr.c lib/buf.c lib/imap.c lib/imap_quote.c lib/pop3.c lib/sasl.c lib/route.c lib/route_map.c lib/log.c \
            lib/proxyproto.c lib/prom.c lib/imap_resp.c lib/pop3_resp.c
 # The config loader: lib/ too, but it reads files and resolves host names.
-CONFIG_SRC = lib/config.c lib/config_listen.c lib/config_backend.c lib/config_policy.c \
+CONFIG_SRC = lib/config.c lib/config_check.c lib/config_listen.c lib/config_backend.c lib/config_policy.c \
              lib/state_url.c
 # What unit tests link: the pure code and the config loader.
 UNIT_SRC = $(PURE_SRC) $(CONFIG_SRC) $(POLICY_SRC)
@@ -41,7 +41,7 @@ CORE_SRC = $(CONFIG_SRC) proxy/metrics.c proxy/metrics_http.c proxy/tls.c proxy/
            proxy/reason.c proxy/imap_session.c proxy/pop3_session.c proxy/backend.c \
            proxy/backend_imap.c proxy/backend_pop3.c proxy/relay.c proxy/worker.c \
            proxy/runtime.c proxy/health.c proxy/lifecycle.c proxy/notify.c proxy/admin.c \
-           proxy/admin_answer.c proxy/admin_client.c
+           proxy/admin_answer.c proxy/admin_client.c proxy/admin_request.c
 MAIN_SRC = proxy/main.c
 # policy/: decisions and the state behind them
 POLICY_SRC = $(wildcard policy/*.c)

@@ -57,12 +57,14 @@ is_int(const config_setting_t *s)
 	       config_setting_type(s) == CONFIG_TYPE_INT64;
 }
 
-/* ---- config.c: errors and shared readers ---- */
+/* ---- config.c: errors ---- */
 
 /* Record one error at s's file and line (s NULL: line 0); printed, in file
  * order, when the load ends.  Never fails: out of memory is counted. */
 void cfg_err(struct ctx *x, const config_setting_t *s, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+
+/* ---- config_check.c: shared readers, checks of single settings ---- */
 
 /* Report members of a list entry g not among keys (NULL-terminated). */
 void cfg_check_keys(struct ctx *x, const config_setting_t *g, const char *const *keys,
@@ -86,6 +88,12 @@ bool cfg_valid_name(const char *s);
 /* Report path unless it is readable now. */
 void cfg_check_readable(struct ctx *x, const config_setting_t *s, const char *what,
                         const char *path);
+/* 'user' names an existing account (checked at load, not after binding). */
+void cfg_check_user(struct ctx *x, const config_setting_t *s, const char *v);
+/* 'admin.http': a numeric "host:port", as a listener takes it. */
+void cfg_check_admin_http(struct ctx *x, const config_setting_t *s, const char *v);
+/* 'admin.socket': an absolute path whose directory nobody else may write. */
+void cfg_check_admin_socket(struct ctx *x, const config_setting_t *s, const char *v);
 
 /*
  * ---- the sections: the option table in config.c calls these ----

@@ -3,7 +3,9 @@
  * whole on reload), the per-worker mailbox for answers known at once, and
  * the post-auth request: static rule, then the live-session count, then the
  * sticky lock through the store.  Decides nothing itself (acl.c, connlimit.c,
- * ratelimit.c and protolock.c do) and never touches a client socket.
+ * ratelimit.c and protolock.c do) and never touches a client socket.  The
+ * paths of a shared store (the fleet channel, fleet throttling, degraded
+ * mode and its write-back, routes and their cache) are in policy_fleet.c.
  */
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -16,6 +18,7 @@
 #include "counters.h"
 #include "log.h"
 #include "policy.h"
+#include "policy_impl.h"
 #include "protolock.h"
 #include "route.h"
 #include "store.h"
@@ -29,9 +32,6 @@
 #define POLICY_LIVE_MAX     (128 * 1024)
 #define POLICY_THROTTLE_MAX (64 * 1024)
 #define FULL_LOG_EVERY_MS   60000 /* "counters table full" at most once a minute */
-#define PENDING_LOCKS_MAX   65536 /* locks granted while degraded, per worker, to write back */
-#define ROUTE_CACHE_SLOTS   16384 /* route lookups remembered (direct-mapped, per process) */
-#define ROUTE_CACHE_TTL_MS  30000 /* ... for this long; `route set` drops them at once */
 
 const char *const policy_verdict_name[POLICY__COUNT] = {
     [POLICY_ALLOW] = "allow",
@@ -41,113 +41,6 @@ const char *const policy_verdict_name[POLICY__COUNT] = {
     [POLICY_DENY_PROTOCOL] = "protocol",
     [POLICY_DENY_INTERNAL] = "internal",
 };
-
-/* What the settings say, immutable once built; refcounted so that a
- * question asked before a reload finishes under its own settings. */
-struct policy_conf {
-	atomic_int refs;
-	enum protocol_lock_mode mode;
-	uint64_t expire_ms;
-	struct protolock_rules *rules; /* owned */
-	unsigned default_mask;
-	uint32_t max_conn_per_ip, max_sess_per_user;
-	struct cidr_conf *allow, *deny; /* owned copies */
-	size_t nallow, ndeny;
-	unsigned v6_prefix;
-	struct ratelimit_conf rl_ip_user, rl_ip;
-	uint64_t delay_base_ms, delay_max_ms;
-	char *state; /* owned copy, or NULL: a reload may not change it */
-};
-
-/* One remembered route lookup (a miss too: backend ""). */
-struct route_slot {
-	uint64_t hash;
-	uint64_t until_ms; /* 0: empty */
-	char backend[STORE_BACKEND_MAX + 1];
-};
-
-struct policy {
-	atomic_uint_least64_t last_store_log_ms; /* store.error at most once a second */
-	atomic_uint_least64_t store_log_dropped;
-	atomic_uint_least64_t last_degraded_log_ms; /* state.degraded at most once a second */
-	atomic_uint_least64_t degraded_dropped;
-	struct store *fallback; /* owned: state_fallback, or NULL */
-	bool shared;            /* store is shared (Redis): the fleet paths */
-	enum state_unavailable_mode unavail;
-	uint64_t timeout_ms;
-	pthread_mutex_t route_mu;  /* guards routes[] */
-	struct route_slot *routes; /* owned; NULL without a store */
-	pthread_mutex_t conf_mu;   /* guards the conf pointer, not what it points at */
-	struct policy_conf *conf;  /* reference */
-	struct counters *ctr;      /* owned */
-	struct store *store;       /* owned; NULL without `state` */
-	atomic_uint_least64_t last_full_log_ms;
-};
-
-/* A sticky lock granted while the shared store was away: written there on
- * recovery, first writer wins. */
-struct pending_lock {
-	struct pending_lock *next;
-	enum proto_kind proto;
-	uint64_t granted_ms;
-	size_t len;
-	char user[ROUTE_USER_MAX + 1];
-};
-
-struct policy_worker {
-	struct policy *p;           /* borrowed */
-	struct ev_loop *loop;       /* borrowed */
-	struct store_worker *sw;    /* owned; NULL without a store */
-	struct store_worker *fsw;   /* owned: the state_fallback store's; or NULL */
-	struct pending_lock *locks; /* granted while degraded, not yet written back */
-	size_t nlocks;
-	struct policy_route_req *route_ready; /* cache hits, answered on the next turn */
-	ev_async async;                       /* answers known at once go out on the next turn */
-	struct policy_req *ready_head, *ready_tail; /* this thread only */
-	struct policy_req *pending; /* every request not yet answered or cancelled */
-};
-
-struct policy_route_req {
-	struct policy_worker *pw;      /* borrowed */
-	struct policy_route_req *next; /* pw->route_ready */
-	struct store_req *sreq;        /* borrowed from the store until it answers */
-	policy_route_cb cb;
-	void *arg;
-	bool cancelled; /* on the ready list: freed there */
-	bool hit;       /* the cache's answer is in backend */
-	char backend[STORE_BACKEND_MAX + 1];
-	size_t len;
-	char user[ROUTE_USER_MAX + 1];
-};
-
-struct policy_req {
-	struct policy_worker *pw;       /* borrowed */
-	struct policy_req *prev, *next; /* pw->pending */
-	struct policy_req *ready_next;
-	struct store_req *sreq; /* borrowed from the store until it answers */
-	policy_answer_cb cb;
-	void *arg;
-	struct policy_answer ans;
-	char user[ROUTE_USER_MAX + 1]; /* normalised */
-	size_t user_len;
-	enum proto_kind proto;
-	uint64_t now_ms; /* the asker's clock */
-	uint64_t sid;    /* the session's id in the fleet registry; 0: none */
-	char backend[STORE_BACKEND_MAX + 1];
-	uint64_t deadline_ms; /* every store question together ends by then */
-	bool registered;      /* asked or made a registry entry: end it on release */
-	bool degraded;        /* decided without the shared store */
-	bool fallback_claim;  /* the pending store request is on the fallback store */
-	uint64_t expire_ms;   /* the conf's lock_expire at the time of asking */
-	bool reserved;        /* a live session is counted for it, not yet handed over */
-	bool on_ready;        /* in the ready list; freed there */
-	bool cancelled;       /* on the ready list, cancelled: free without a callback */
-	bool delivering;      /* its callback is running */
-	bool in_call;         /* inside policy_postauth_sid(): answers wait for the loop */
-	bool uses_store;      /* the sticky lock is read and written */
-};
-
-static void on_fleet_event(void *arg, enum store_event ev, const char *user, size_t len);
 
 uint64_t
 policy_now_ms(void)
@@ -173,8 +66,8 @@ policy_state_up(const struct policy *p)
 
 /* ---- settings ------------------------------------------------------------ */
 
-static void
-conf_put(struct policy_conf **cp)
+void
+policy_conf_put(struct policy_conf **cp)
 {
 	struct policy_conf *c = *cp;
 
@@ -190,8 +83,8 @@ conf_put(struct policy_conf **cp)
 	free(c);
 }
 
-static struct policy_conf *
-conf_get(struct policy *p)
+struct policy_conf *
+policy_conf_get(struct policy *p)
 {
 	struct policy_conf *c;
 
@@ -250,14 +143,14 @@ conf_build(const struct config *cfg, FILE *errs)
 		goto oom;
 	/* rules are read whatever the mode: a reload may turn them on */
 	if ((c->rules = protolock_rules_from_config(cfg, errs)) == NULL) {
-		conf_put(&c);
+		policy_conf_put(&c);
 		return NULL;
 	}
 	return c;
 oom:
 	if (errs != NULL)
 		fprintf(errs, "%s:0: policy: out of memory\n", name);
-	conf_put(&c);
+	policy_conf_put(&c);
 	return NULL;
 }
 
@@ -268,7 +161,7 @@ policy_check(const struct config *cfg, FILE *errs)
 
 	if (c == NULL)
 		return -1;
-	conf_put(&c);
+	policy_conf_put(&c);
 	return 0;
 }
 
@@ -321,7 +214,7 @@ policy_new(const struct config *cfg, FILE *errs)
 	    (p->fallback = store_open(cfg->state_fallback, STORE_CREATE, &err)) == NULL)
 		goto fail;
 	if (p->shared) {
-		store_subscribe(p->store, on_fleet_event, p);
+		store_subscribe(p->store, policy_on_fleet_event, p);
 		log_kv(LOG_INFO, "fleet.start",
 		       "proxy_id=%s heartbeat_ms=%llu state_unavailable=%s fallback=%s",
 		       store_proxy_id(p->store), (unsigned long long)cfg->state_heartbeat_ms,
@@ -352,7 +245,7 @@ policy_free(struct policy **pp)
 		pthread_mutex_destroy(&p->route_mu);
 	}
 	counters_free(&p->ctr);
-	conf_put(&p->conf);
+	policy_conf_put(&p->conf);
 	pthread_mutex_destroy(&p->conf_mu);
 	free(p);
 }
@@ -365,7 +258,7 @@ policy_reload(struct policy *p, const struct config *cfg, FILE *errs)
 
 	if ((c = conf_build(cfg, errs)) == NULL)
 		return -1;
-	old = conf_get(p);
+	old = policy_conf_get(p);
 	if ((c->state == NULL) != (old->state == NULL) ||
 	    (c->state != NULL && strcmp(c->state, old->state) != 0)) {
 		if (errs != NULL)
@@ -379,16 +272,16 @@ policy_reload(struct policy *p, const struct config *cfg, FILE *errs)
 			        name);
 		goto fail;
 	}
-	conf_put(&old);
+	policy_conf_put(&old);
 	pthread_mutex_lock(&p->conf_mu);
 	old = p->conf;
 	p->conf = c;
 	pthread_mutex_unlock(&p->conf_mu);
-	conf_put(&old);
+	policy_conf_put(&old);
 	return 0;
 fail:
-	conf_put(&old);
-	conf_put(&c);
+	policy_conf_put(&old);
+	policy_conf_put(&c);
 	return -1;
 }
 
@@ -410,8 +303,8 @@ warn_full(struct policy *p, uint64_t now_ms)
 
 /* A store failure: logged at most once a second (an overload would
  * otherwise log once per login), with the count of those not logged. */
-static void
-warn_store(struct policy *p, const char *user, size_t len, const char *err, uint64_t now_ms)
+void
+policy_warn_store(struct policy *p, const char *user, size_t len, const char *err, uint64_t now_ms)
 {
 	uint64_t last = atomic_load(&p->last_store_log_ms);
 	char qu[LOG_QUOTED_MAX];
@@ -428,8 +321,8 @@ warn_store(struct policy *p, const char *user, size_t len, const char *err, uint
 
 /* user normalised into buf (as routing does); the raw bytes, cut, if that
  * leaves nothing, so that a key always exists. */
-static size_t
-user_key(const char *user, size_t len, char *buf, size_t buflen)
+size_t
+policy_user_key(const char *user, size_t len, char *buf, size_t buflen)
 {
 	size_t n = route_normalize(user, len, buf, buflen);
 
@@ -439,136 +332,6 @@ user_key(const char *user, size_t len, char *buf, size_t buflen)
 		buf[n] = '\0';
 	}
 	return n;
-}
-
-/* ---- the fleet ----------------------------------------------------------- */
-
-/* The default: the daemon that has a local kick defines its own. */
-__attribute__((weak)) void
-fleet_kick_local(const char *user)
-{
-	char qu[LOG_QUOTED_MAX];
-
-	log_kv(LOG_INFO, "fleet.kick", "user=%s note=\"no local kick in this build\"",
-	       log_quote(qu, sizeof(qu), user, strlen(user)));
-}
-
-static uint64_t
-rcache_hash(const char *user, size_t len)
-{
-	uint64_t h = 1469598103934665603ULL; /* FNV-1a: not client-aimable in a way that
-	                                      * matters: a collision costs a cache miss */
-	for (size_t i = 0; i < len; i++)
-		h = (h ^ (unsigned char)user[i]) * 1099511628211ULL;
-	return h | 1;
-}
-
-static void
-route_forget(struct policy *p, const char *user, size_t len)
-{
-	if (p->routes == NULL)
-		return;
-	pthread_mutex_lock(&p->route_mu);
-	if (len == 0) {
-		memset(p->routes, 0, ROUTE_CACHE_SLOTS * sizeof(*p->routes));
-	} else {
-		uint64_t h = rcache_hash(user, len);
-
-		p->routes[h % ROUTE_CACHE_SLOTS].until_ms = 0;
-	}
-	pthread_mutex_unlock(&p->route_mu);
-}
-
-/*
- * "IUFAILS IPFAILS IULEFT IPLEFT ADDR|user": another proxy saw a key reach
- * its limit; take the fleet's counts, so that this proxy refuses at once
- * rather than after its own next failure.
- */
-static void
-throttle_learn(struct policy *p, const char *msg, size_t len)
-{
-	char buf[STORE_KEY_MAX + 96], addr[ACL_ADDR_STRLEN + 1], *bar;
-	unsigned long long iu, ip, iul, ipl;
-	struct sockaddr_storage ss = {0};
-	struct policy_conf *c;
-	struct acl_addr a, key;
-	int off = 0;
-
-	if (len >= sizeof(buf))
-		return;
-	memcpy(buf, msg, len);
-	buf[len] = '\0';
-	if (sscanf(buf, "%llu %llu %llu %llu %n", &iu, &ip, &iul, &ipl, &off) != 4 || off <= 0 ||
-	    (bar = strchr(buf + off, '|')) == NULL || (size_t)(bar - (buf + off)) >= sizeof(addr))
-		return;
-	memcpy(addr, buf + off, (size_t)(bar - (buf + off)));
-	addr[bar - (buf + off)] = '\0';
-	if (inet_pton(AF_INET, addr, &((struct sockaddr_in *)(void *)&ss)->sin_addr) == 1)
-		ss.ss_family = AF_INET;
-	else if (inet_pton(AF_INET6, addr, &((struct sockaddr_in6 *)(void *)&ss)->sin6_addr) == 1)
-		ss.ss_family = AF_INET6;
-	else
-		return;
-	if (acl_addr_from_sockaddr((struct sockaddr *)&ss, sizeof(ss), &a) < 0)
-		return;
-	c = conf_get(p);
-	key = acl_addr_prefix(&a, c->v6_prefix);
-	if (counters_throttle_merge(p->ctr, &key, bar + 1, strlen(bar + 1), &c->rl_ip_user,
-	                            &c->rl_ip, (uint32_t)iu, iul, (uint32_t)ip, ipl,
-	                            policy_now_ms())) {
-		char qu[LOG_QUOTED_MAX];
-
-		log_kv(LOG_INFO, "throttle.block",
-		       "client=%s user=%s key=fleet failures=%llu ip_failures=%llu via=channel",
-		       addr, log_quote(qu, sizeof(qu), bar + 1, strlen(bar + 1)), iu, ip);
-	}
-	conf_put(&c);
-}
-
-/* The fleet channel (one worker's loop). */
-static void
-on_fleet_event(void *arg, enum store_event ev, const char *user, size_t len)
-{
-	struct policy *p = arg;
-	char u[ROUTE_USER_MAX + 1], qu[LOG_QUOTED_MAX];
-	size_t ul = len > 0 ? route_normalize(user, len, u, sizeof(u)) : 0;
-
-	switch (ev) {
-	case STORE_EVENT_KICK:
-		if (ul == 0)
-			return;
-		log_kv(LOG_INFO, "fleet.kick_received", "user=%s",
-		       log_quote(qu, sizeof(qu), u, ul));
-		fleet_kick_local(u);
-		break;
-	case STORE_EVENT_ROUTE:
-		if (ul != 0)
-			route_forget(p, u, ul);
-		break;
-	case STORE_EVENT_RESYNC:
-		route_forget(p, "", 0);
-		break;
-	case STORE_EVENT_BLOCK:
-		throttle_learn(p, user, len);
-		break;
-	}
-}
-
-/* Decided without the shared store: said at most once a second. */
-static void
-warn_degraded(struct policy *p, const char *op, const char *err, uint64_t now_ms)
-{
-	uint64_t last = atomic_load(&p->last_degraded_log_ms);
-
-	if ((last != 0 && now_ms - last < 1000) ||
-	    !atomic_compare_exchange_strong(&p->last_degraded_log_ms, &last, now_ms)) {
-		atomic_fetch_add(&p->degraded_dropped, 1);
-		return;
-	}
-	log_kv(LOG_WARN, "state.degraded", "op=%s mode=%s fallback=%s err=\"%s\" not_logged=%llu",
-	       op, p->unavail == STATE_UNAVAIL_REFUSE ? "refuse" : "local",
-	       p->fallback != NULL ? "lmdb" : "none", err ? err : "?",
-	       (unsigned long long)atomic_exchange(&p->degraded_dropped, 0));
 }
 
 /* ---- pre-auth ------------------------------------------------------------ */
@@ -595,7 +358,7 @@ policy_accept(struct policy *p, const struct sockaddr *sa, socklen_t salen, stru
 	*reason_out = "ok";
 	if (acl_addr_from_sockaddr(sa, salen, &a) < 0)
 		return POLICY_ALLOW; /* not an IP client (a local socket): nothing to check */
-	c = conf_get(p);
+	c = policy_conf_get(p);
 	if (!acl_allowed(c->allow, c->nallow, c->deny, c->ndeny, &a)) {
 		*reason_out = "acl";
 		v = POLICY_DENY_ACL;
@@ -613,7 +376,7 @@ policy_accept(struct policy *p, const struct sockaddr *sa, socklen_t salen, stru
 			warn_full(p, policy_now_ms());
 	}
 out:
-	conf_put(&c);
+	policy_conf_put(&c);
 	return v;
 }
 
@@ -641,8 +404,8 @@ policy_login_check(struct policy *p, const struct sockaddr *sa, socklen_t salen,
 	*delay_ms_out = 0;
 	if (acl_addr_from_sockaddr(sa, salen, &a) < 0)
 		return POLICY_ALLOW;
-	ul = user_key(user, len, u, sizeof(u));
-	c = conf_get(p);
+	ul = policy_user_key(user, len, u, sizeof(u));
+	c = policy_conf_get(p);
 	key = acl_addr_prefix(&a, c->v6_prefix);
 	counters_throttle_check(p->ctr, &key, u, ul, &c->rl_ip_user, &c->rl_ip, now_ms, &t);
 	if (t.ip_user_blocked || t.ip_blocked) {
@@ -651,7 +414,7 @@ policy_login_check(struct policy *p, const struct sockaddr *sa, socklen_t salen,
 		*delay_ms_out = c->delay_max_ms;
 		v = POLICY_DENY_THROTTLE;
 	}
-	conf_put(&c);
+	policy_conf_put(&c);
 	return v;
 }
 
@@ -669,8 +432,8 @@ policy_login_failed(struct policy *p, const struct sockaddr *sa, socklen_t salen
 
 	if (acl_addr_from_sockaddr(sa, salen, &a) < 0)
 		return 0;
-	ul = user_key(user, len, u, sizeof(u));
-	c = conf_get(p);
+	ul = policy_user_key(user, len, u, sizeof(u));
+	c = policy_conf_get(p);
 	key = acl_addr_prefix(&a, c->v6_prefix);
 	counters_throttle_fail(p->ctr, &key, u, ul, &c->rl_ip_user, &c->rl_ip, now_ms, &t);
 	/* the tarpit grows with the key nearest its limit: the address's
@@ -690,112 +453,7 @@ policy_login_failed(struct policy *p, const struct sockaddr *sa, socklen_t salen
 		       acl_addr_str(&key, ip, sizeof(ip)), log_quote(qu, sizeof(qu), u, ul),
 		       t.ip_user_blocked ? "ip_user" : "ip", t.ip_user_failures, t.ip_failures,
 		       (unsigned long long)(t.until_ms > now_ms ? t.until_ms - now_ms : 0));
-	conf_put(&c);
-	return delay;
-}
-
-/*
- * Throttling in a fleet.  The check before a login stays synchronous and
- * local (policy_login_check() reads this process's table: no round trip,
- * no wait, nothing to time out), and every failure is also counted in the
- * shared store (one script: INCR and PEXPIRE on both keys), whose answer,
- * the fleet's count, is merged into the local table.  So an attacker who
- * sprays across N proxies is counted once, and a proxy learns the fleet's
- * count with its own next failure on the key: at most N - 1 attempts
- * beyond the limit per window in the whole fleet, each one tarpitted.
- */
-struct thr_req {
-	struct policy *p;
-	struct policy_worker *pw; /* its loop answers; freed after its requests */
-	struct acl_addr key;
-	char user[ROUTE_USER_MAX + 1];
-	size_t len;
-	uint64_t now_ms;
-};
-
-static void
-on_throttle_answer(void *arg, int rc, const char *err, const struct store_throttle_answer *a)
-{
-	struct thr_req *t = arg;
-	struct policy *p = t->p;
-	struct policy_conf *c;
-	char qu[LOG_QUOTED_MAX], ip[ACL_ADDR_STRLEN];
-
-	if (rc != 0) {
-		warn_degraded(p, "throttle", err, t->now_ms);
-		free(t);
-		return;
-	}
-	c = conf_get(p);
-	/* the failure that took a key to its limit tells the whole fleet */
-	if ((c->rl_ip_user.limit != 0 && a->ip_user == c->rl_ip_user.limit) ||
-	    (c->rl_ip.limit != 0 && a->ip == c->rl_ip.limit)) {
-		char msg[STORE_KEY_MAX + 96], ipb[ACL_ADDR_STRLEN];
-		int n = snprintf(msg, sizeof(msg), "%u %u %llu %llu %s|%.*s", a->ip_user, a->ip,
-		                 (unsigned long long)a->ip_user_left_ms,
-		                 (unsigned long long)a->ip_left_ms,
-		                 acl_addr_str(&t->key, ipb, sizeof(ipb)), (int)t->len, t->user);
-
-		if (n > 0 && (size_t)n < sizeof(msg) && t->pw->sw != NULL)
-			store_announce(t->pw->sw, STORE_EVENT_BLOCK, msg, (size_t)n);
-	}
-	if (counters_throttle_merge(p->ctr, &t->key, t->user, t->len, &c->rl_ip_user, &c->rl_ip,
-	                            a->ip_user, a->ip_user_left_ms, a->ip, a->ip_left_ms,
-	                            t->now_ms))
-		log_kv(LOG_INFO, "throttle.block",
-		       "client=%s user=%s key=fleet failures=%u ip_failures=%u",
-		       acl_addr_str(&t->key, ip, sizeof(ip)),
-		       log_quote(qu, sizeof(qu), t->user, t->len), a->ip_user, a->ip);
-	conf_put(&c);
-	free(t);
-}
-
-/* The store keys of the pair: "ADDR|user" and "ADDR". */
-static void
-throttle_keys(const struct acl_addr *key, const char *u, size_t ul, char *iu, size_t *iu_len,
-              char *ipk, size_t *ip_len)
-{
-	char ip[ACL_ADDR_STRLEN];
-	int n;
-
-	acl_addr_str(key, ip, sizeof(ip));
-	n = snprintf(ipk, STORE_KEY_MAX, "%s", ip);
-	*ip_len = n > 0 ? (size_t)n : 0;
-	n = snprintf(iu, STORE_KEY_MAX, "%s|%.*s", ip, (int)ul, u);
-	*iu_len = n < 0 ? 0 : (size_t)n >= STORE_KEY_MAX ? STORE_KEY_MAX - 1 : (size_t)n;
-}
-
-uint64_t
-policy_login_failed_pw(struct policy_worker *pw, const struct sockaddr *sa, socklen_t salen,
-                       const char *user, size_t len, uint64_t now_ms)
-{
-	struct policy *p = pw->p;
-	uint64_t delay = policy_login_failed(p, sa, salen, user, len, now_ms);
-	char iu[STORE_KEY_MAX + 1], ipk[STORE_KEY_MAX + 1];
-	size_t iul, ipl;
-	struct policy_conf *c;
-	struct acl_addr a;
-	struct thr_req *t;
-	const char *err = NULL;
-
-	if (!p->shared || pw->sw == NULL || acl_addr_from_sockaddr(sa, salen, &a) < 0)
-		return delay;
-	if ((t = calloc(1, sizeof(*t))) == NULL)
-		return delay;
-	c = conf_get(p);
-	t->p = p;
-	t->pw = pw;
-	t->key = acl_addr_prefix(&a, c->v6_prefix);
-	t->len = user_key(user, len, t->user, sizeof(t->user));
-	t->now_ms = now_ms;
-	throttle_keys(&t->key, t->user, t->len, iu, &iul, ipk, &ipl);
-	/* the request is never cancelled: t lives until its answer */
-	if (store_throttle_fail(pw->sw, iu, iul, ipk, ipl, c->rl_ip.window_ms, on_throttle_answer,
-	                        t, &err) == NULL) {
-		warn_degraded(p, "throttle", err, now_ms);
-		free(t);
-	}
-	conf_put(&c);
+	policy_conf_put(&c);
 	return delay;
 }
 
@@ -815,8 +473,8 @@ pending_unlink(struct policy_req *r)
 	r->prev = r->next = NULL;
 }
 
-static void
-release(struct policy_req *r)
+void
+policy_release(struct policy_req *r)
 {
 	if (!r->reserved)
 		return;
@@ -828,14 +486,14 @@ release(struct policy_req *r)
 }
 
 /* Run r's callback and free r.  The session, if allowed, is the caller's now. */
-static void
-deliver(struct policy_req *r)
+void
+policy_deliver(struct policy_req *r)
 {
 	pending_unlink(r);
 	if (r->ans.verdict == POLICY_ALLOW)
 		r->reserved = false; /* handed over: policy_session_end() ends it */
 	else
-		release(r);
+		policy_release(r);
 	r->delivering = true;
 	r->cb(r->arg, &r->ans); /* the caller's connection may be freed here */
 	free(r);
@@ -870,7 +528,7 @@ pw_async_cb(struct ev_loop *loop, ev_async *w, int revents)
 		if (r->cancelled)
 			free(r);
 		else
-			deliver(r);
+			policy_deliver(r);
 	}
 }
 
@@ -894,78 +552,21 @@ answer_soon(struct policy_req *r, enum policy_verdict v, const char *reason,
 	ev_async_send(pw->loop, &pw->async);
 }
 
-/* Remember a lock granted while the shared store was away. */
-static void
-pending_lock_add(struct policy_worker *pw, const char *user, size_t len, enum proto_kind proto,
-                 uint64_t now_ms)
-{
-	struct pending_lock *l;
-
-	for (l = pw->locks; l != NULL; l = l->next)
-		if (l->len == len && memcmp(l->user, user, len) == 0)
-			return; /* the first grant is the one to write */
-	if (pw->nlocks >= PENDING_LOCKS_MAX || (l = calloc(1, sizeof(*l))) == NULL) {
-		log_kv(LOG_WARN, "lock.pending_full",
-		       "what=\"a lock granted while degraded is "
-		       "not written back\"");
-		return;
-	}
-	memcpy(l->user, user, len);
-	l->len = len;
-	l->proto = proto;
-	l->granted_ms = now_ms;
-	l->next = pw->locks;
-	pw->locks = l;
-	pw->nlocks++;
-}
-
-static void on_store_answer(void *arg, int rc, const char *err, const struct store_claim_answer *a);
 static void answer_soon(struct policy_req *r, enum policy_verdict v, const char *reason,
                         enum proto_kind allowed);
 
 /* Answer r now (from a callback) or on the next loop turn (inside the call). */
-static void
-respond(struct policy_req *r)
+void
+policy_respond(struct policy_req *r)
 {
 	if (r->in_call)
 		answer_soon(r, r->ans.verdict, r->ans.reason, r->ans.allowed);
 	else
-		deliver(r);
+		policy_deliver(r);
 }
 
-/* The shared store could not decide the lock: state_unavailable. */
-static void
-claim_degraded(struct policy_req *r, const char *err)
-{
-	struct policy_worker *pw = r->pw;
-	struct policy *p = pw->p;
-
-	warn_degraded(p, "lock", err, r->now_ms);
-	r->degraded = true;
-	if (p->unavail == STATE_UNAVAIL_REFUSE) {
-		r->ans =
-		    (struct policy_answer){POLICY_DENY_INTERNAL, "state_unavailable", PROTO__COUNT};
-		respond(r);
-		return;
-	}
-	if (pw->fsw != NULL) {
-		struct store_claim claim = protolock_claim(r->proto, r->now_ms, r->expire_ms);
-		const char *e = NULL;
-
-		r->fallback_claim = true;
-		if ((r->sreq = store_lock_claim(pw->fsw, r->user, r->user_len, &claim,
-		                                on_store_answer, r, &e)) != NULL)
-			return;
-		warn_store(p, r->user, r->user_len, e, r->now_ms);
-	}
-	/* no fallback store: this proxy grants it, and writes it back later */
-	pending_lock_add(pw, r->user, r->user_len, r->proto, r->now_ms);
-	r->ans = (struct policy_answer){POLICY_ALLOW, "ok_degraded", PROTO__COUNT};
-	respond(r);
-}
-
-static void
-on_store_answer(void *arg, int rc, const char *err, const struct store_claim_answer *a)
+void
+policy_on_store_answer(void *arg, int rc, const char *err, const struct store_claim_answer *a)
 {
 	struct policy_req *r = arg;
 	struct protolock_decision d;
@@ -973,17 +574,17 @@ on_store_answer(void *arg, int rc, const char *err, const struct store_claim_ans
 
 	r->sreq = NULL;
 	if (rc != 0 && r->pw->p->shared && !r->fallback_claim) {
-		claim_degraded(r, err);
+		policy_claim_degraded(r, err);
 		return;
 	}
 	if (rc != 0) {
-		warn_store(r->pw->p, r->user, r->user_len, err, r->now_ms);
+		policy_warn_store(r->pw->p, r->user, r->user_len, err, r->now_ms);
 		r->ans = (struct policy_answer){POLICY_DENY_INTERNAL, "store_error", PROTO__COUNT};
 	} else {
 		if (r->fallback_claim &&
 		    (a->outcome == STORE_CLAIM_CREATED || a->outcome == STORE_CLAIM_REPLACED ||
 		     a->outcome == STORE_CLAIM_HELD || a->outcome == STORE_CLAIM_REFRESHED))
-			pending_lock_add(r->pw, r->user, r->user_len, r->proto, r->now_ms);
+			policy_pending_lock_add(r->pw, r->user, r->user_len, r->proto, r->now_ms);
 		d = protolock_from_claim(a);
 		r->ans = (struct policy_answer){d.verdict, d.reason, d.allowed};
 		if (d.write == PROTOLOCK_CREATE || d.write == PROTOLOCK_REPLACE)
@@ -992,12 +593,12 @@ on_store_answer(void *arg, int rc, const char *err, const struct store_claim_ans
 			       proto_name(d.rec.proto),
 			       d.write == PROTOLOCK_REPLACE ? "expired" : "none");
 	}
-	deliver(r);
+	policy_deliver(r);
 }
 
 /* 3. the sticky lock: read, decide, write in one store step */
-static void
-step_claim(struct policy_req *r)
+void
+policy_step_claim(struct policy_req *r)
 {
 	struct policy_worker *pw = r->pw;
 	struct policy *p = pw->p;
@@ -1007,81 +608,27 @@ step_claim(struct policy_req *r)
 	if (!r->uses_store) {
 		r->ans = (struct policy_answer){POLICY_ALLOW, r->degraded ? "ok_degraded" : "ok",
 		                                PROTO__COUNT};
-		respond(r);
+		policy_respond(r);
 		return;
 	}
 	if (r->degraded && p->shared) {
 		/* the registry did not answer in time: no second wait */
-		claim_degraded(r, "the store did not answer the session check");
+		policy_claim_degraded(r, "the store did not answer the session check");
 		return;
 	}
 	claim = protolock_claim(r->proto, r->now_ms, r->expire_ms);
 	if (pw->sw != NULL)
 		r->sreq = store_lock_claim_until(pw->sw, r->user, r->user_len, &claim,
-		                                 r->deadline_ms, on_store_answer, r, &err);
+		                                 r->deadline_ms, policy_on_store_answer, r, &err);
 	if (r->sreq != NULL)
 		return;
 	if (p->shared) {
-		claim_degraded(r, err);
+		policy_claim_degraded(r, err);
 		return;
 	}
-	warn_store(p, r->user, r->user_len, err, r->now_ms);
+	policy_warn_store(p, r->user, r->user_len, err, r->now_ms);
 	r->ans = (struct policy_answer){POLICY_DENY_INTERNAL, "store_error", PROTO__COUNT};
-	respond(r);
-}
-
-/* The registry could not count: state_unavailable. */
-static void
-session_degraded(struct policy_req *r, const char *err)
-{
-	struct policy_worker *pw = r->pw;
-	struct policy *p = pw->p;
-	struct store_session ss = {.id = r->sid, .proto = r->proto, .since_ms = r->now_ms};
-
-	warn_degraded(p, "session", err, r->now_ms);
-	if (p->unavail == STATE_UNAVAIL_REFUSE) {
-		release(r);
-		r->ans =
-		    (struct policy_answer){POLICY_DENY_INTERNAL, "state_unavailable", PROTO__COUNT};
-		respond(r);
-		return;
-	}
-	/* this proxy's own count allowed it; the fleet learns of it later */
-	r->degraded = true;
-	memcpy(ss.backend, r->backend, sizeof(ss.backend));
-	store_session_keep(pw->sw, r->user, r->user_len, &ss);
-	r->registered = true;
-	step_claim(r);
-}
-
-static void
-on_session_answer(void *arg, int rc, const char *err, enum store_sess_outcome o,
-                  enum proto_kind other)
-{
-	struct policy_req *r = arg;
-
-	r->sreq = NULL;
-	if (rc != 0) {
-		r->registered = false; /* the store dropped its note */
-		session_degraded(r, err);
-		return;
-	}
-	switch (o) {
-	case STORE_SESS_OK:
-		step_claim(r);
-		return;
-	case STORE_SESS_OTHER_PROTO:
-		r->registered = false;
-		r->ans = (struct policy_answer){POLICY_DENY_PROTOCOL,
-		                                connlimit_name(CONNLIMIT_OTHER_PROTO), other};
-		break;
-	case STORE_SESS_USER_FULL:
-		r->registered = false;
-		r->ans = (struct policy_answer){POLICY_DENY_LIMIT,
-		                                connlimit_name(CONNLIMIT_USER_FULL), PROTO__COUNT};
-		break;
-	}
-	deliver(r);
+	policy_respond(r);
 }
 
 struct policy_req *
@@ -1122,8 +669,8 @@ policy_postauth_sid(struct policy_worker *pw, const struct sockaddr *sa, socklen
 	if (pw->pending != NULL)
 		pw->pending->prev = r;
 	pw->pending = r;
-	r->user_len = user_key(user, len, r->user, sizeof(r->user));
-	c = conf_get(p);
+	r->user_len = policy_user_key(user, len, r->user, sizeof(r->user));
+	c = policy_conf_get(p);
 	r->expire_ms = c->expire_ms;
 
 	/* the password was right: this pair's failures are forgiven */
@@ -1135,7 +682,7 @@ policy_postauth_sid(struct policy_worker *pw, const struct sockaddr *sa, socklen
 			char iu[STORE_KEY_MAX + 1], ipk[STORE_KEY_MAX + 1];
 			size_t iul, ipl;
 
-			throttle_keys(&key, r->user, r->user_len, iu, &iul, ipk, &ipl);
+			policy_throttle_keys(&key, r->user, r->user_len, iu, &iul, ipk, &ipl);
 			store_throttle_clear(pw->sw, iu, iul);
 		}
 	}
@@ -1179,19 +726,19 @@ policy_postauth_sid(struct policy_worker *pw, const struct sockaddr *sa, socklen
 		r->registered = true;
 		r->sreq = store_session_begin(pw->sw, r->user, r->user_len, &ss,
 		                              c->max_sess_per_user, c->mode == PLOCK_CONCURRENT,
-		                              r->deadline_ms, on_session_answer, r, &err);
+		                              r->deadline_ms, policy_on_session_answer, r, &err);
 		if (r->sreq == NULL) {
 			r->registered = false;
-			session_degraded(r, err);
+			policy_session_degraded(r, err);
 		}
 		goto out;
 	}
 
 	/* 3. the sticky lock */
-	step_claim(r);
+	policy_step_claim(r);
 out:
 	r->in_call = false;
-	conf_put(&c);
+	policy_conf_put(&c);
 	return r;
 }
 
@@ -1205,7 +752,7 @@ policy_req_cancel(struct policy_req **reqp)
 	*reqp = NULL;
 	if (r->delivering || r->cancelled)
 		return;
-	release(r);
+	policy_release(r);
 	pending_unlink(r);
 	if (r->sreq != NULL) {
 		/* the store frees its request; its callback will not come */
@@ -1221,7 +768,7 @@ policy_session_end_sid(struct policy_worker *pw, const char *user, size_t len,
                        enum proto_kind proto, uint64_t sid)
 {
 	char u[ROUTE_USER_MAX + 1];
-	size_t ul = user_key(user, len, u, sizeof(u));
+	size_t ul = policy_user_key(user, len, u, sizeof(u));
 
 	policy_session_end(pw->p, user, len, proto);
 	if (pw->p->shared && pw->sw != NULL && sid != 0)
@@ -1232,175 +779,11 @@ void
 policy_session_end(struct policy *p, const char *user, size_t len, enum proto_kind proto)
 {
 	char u[ROUTE_USER_MAX + 1];
-	size_t ul = user_key(user, len, u, sizeof(u));
+	size_t ul = policy_user_key(user, len, u, sizeof(u));
 
 	if (!counters_session_end(p->ctr, u, ul, proto))
 		log_kv(LOG_WARN, "policy.bug", "what=session_end_uncounted proto=%s",
 		       proto_name(proto));
-}
-
-/* ---- routes from the store ------------------------------------------------ */
-
-static void
-on_route_answer(void *arg, int rc, const char *err, const char *backend)
-{
-	struct policy_route_req *rr = arg;
-	struct policy *p = rr->pw->p;
-	struct policy_route_answer a = {NULL, false};
-
-	rr->sreq = NULL;
-	if (rc != 0) {
-		warn_degraded(p, "route", err, policy_now_ms());
-		a.degraded = true;
-	} else {
-		a.backend = backend;
-		if (p->shared) {
-			uint64_t h = rcache_hash(rr->user, rr->len);
-			struct route_slot *sl = &p->routes[h % ROUTE_CACHE_SLOTS];
-
-			pthread_mutex_lock(&p->route_mu);
-			sl->hash = h;
-			sl->until_ms = policy_now_ms() + ROUTE_CACHE_TTL_MS;
-			snprintf(sl->backend, sizeof(sl->backend), "%s", backend ? backend : "");
-			pthread_mutex_unlock(&p->route_mu);
-		}
-	}
-	rr->cancelled = true;
-	rr->cb(rr->arg, &a);
-	free(rr);
-}
-
-struct policy_route_req *
-policy_route_lookup(struct policy_worker *pw, const char *user, size_t len, policy_route_cb cb,
-                    void *arg)
-{
-	struct policy *p = pw->p;
-	struct policy_route_req *rr;
-	const char *err = NULL;
-
-	if (pw->sw == NULL || p->routes == NULL || (rr = calloc(1, sizeof(*rr))) == NULL)
-		return NULL;
-	rr->pw = pw;
-	rr->cb = cb;
-	rr->arg = arg;
-	rr->len = user_key(user, len, rr->user, sizeof(rr->user));
-	if (p->shared) {
-		/* a small direct-mapped cache: a hit costs no round trip */
-		uint64_t h = rcache_hash(rr->user, rr->len), now = policy_now_ms();
-		struct route_slot *sl = &p->routes[h % ROUTE_CACHE_SLOTS];
-
-		pthread_mutex_lock(&p->route_mu);
-		if (sl->hash == h && sl->until_ms > now) {
-			rr->hit = true;
-			memcpy(rr->backend, sl->backend, sizeof(rr->backend));
-		}
-		pthread_mutex_unlock(&p->route_mu);
-		if (rr->hit) {
-			rr->next = pw->route_ready;
-			pw->route_ready = rr;
-			ev_async_send(pw->loop, &pw->async);
-			return rr;
-		}
-	}
-	rr->sreq = store_route_lookup(pw->sw, rr->user, rr->len, policy_now_ms() + p->timeout_ms,
-	                              on_route_answer, rr, &err);
-	if (rr->sreq == NULL) {
-		/* answered on the next turn, from the config */
-		warn_degraded(p, "route", err, policy_now_ms());
-		rr->backend[0] = '\0';
-		rr->next = pw->route_ready;
-		pw->route_ready = rr;
-		ev_async_send(pw->loop, &pw->async);
-	}
-	return rr;
-}
-
-void
-policy_route_cancel(struct policy_route_req **rp)
-{
-	struct policy_route_req *rr = *rp;
-
-	if (rr == NULL)
-		return;
-	*rp = NULL;
-	if (rr->cancelled)
-		return;
-	if (rr->sreq != NULL) {
-		store_req_cancel(rr->sreq);
-		free(rr);
-	} else {
-		rr->cancelled = true; /* the ready list frees it */
-	}
-}
-
-/* ---- recovery: locks granted while the shared store was away ---------------- */
-
-struct writeback {
-	struct policy_worker *pw;
-	struct pending_lock *l; /* owned */
-};
-
-static void
-on_writeback(void *arg, int rc, const char *err, const struct store_claim_answer *a)
-{
-	struct writeback *wb = arg;
-	struct pending_lock *l = wb->l;
-	char qu[LOG_QUOTED_MAX];
-
-	log_quote(qu, sizeof(qu), l->user, l->len);
-	if (rc != 0) {
-		log_kv(LOG_WARN, "lock.writeback_failed", "user=%s proto=%s err=\"%s\"", qu,
-		       proto_name(l->proto), err ? err : "?");
-		l->next = wb->pw->locks; /* tried again at the next recovery */
-		wb->pw->locks = l;
-		wb->pw->nlocks++;
-	} else {
-		if (a->outcome == STORE_CLAIM_OTHER)
-			log_kv(LOG_WARN, "lock.conflict",
-			       "user=%s granted=%s kept=%s note=\"the shared store's lock was "
-			       "first: it stays\"",
-			       qu, proto_name(l->proto), proto_name(a->lock.proto));
-		else
-			log_kv(LOG_INFO, "lock.writeback", "user=%s proto=%s outcome=%s", qu,
-			       proto_name(l->proto), store_claim_outcome_name[a->outcome]);
-		free(l);
-	}
-	free(wb);
-}
-
-/* The shared store is back on this worker's link: write the locks granted
- * meanwhile, each as a claim made at its grant time (first writer wins). */
-static void
-on_recovered(void *arg)
-{
-	struct policy_worker *pw = arg;
-	struct pending_lock *l = pw->locks, *next;
-	struct policy_conf *c = conf_get(pw->p);
-	size_t n = pw->nlocks;
-
-	pw->locks = NULL;
-	pw->nlocks = 0;
-	if (n > 0)
-		log_kv(LOG_INFO, "lock.writeback_start", "locks=%zu", n);
-	for (; l != NULL; l = next) {
-		struct store_claim claim = protolock_claim(l->proto, l->granted_ms, c->expire_ms);
-		struct writeback *wb = malloc(sizeof(*wb));
-		const char *err = NULL;
-
-		next = l->next;
-		if (wb != NULL) {
-			wb->pw = pw;
-			wb->l = l;
-			if (store_lock_claim(pw->sw, l->user, l->len, &claim, on_writeback, wb,
-			                     &err) != NULL)
-				continue;
-			free(wb);
-		}
-		l->next = pw->locks;
-		pw->locks = l;
-		pw->nlocks++;
-	}
-	conf_put(&c);
 }
 
 /* ---- workers ------------------------------------------------------------- */
@@ -1427,7 +810,7 @@ policy_worker_new(struct policy *p, struct ev_loop *loop, const char **err_out)
 		return NULL;
 	}
 	if (p->shared)
-		store_worker_on_recovered(pw->sw, on_recovered, pw);
+		store_worker_on_recovered(pw->sw, policy_on_recovered, pw);
 	ev_async_init(&pw->async, pw_async_cb);
 	ev_async_start(loop, &pw->async);
 	ev_unref(loop); /* pending answers alone do not keep the loop running */

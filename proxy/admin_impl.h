@@ -1,7 +1,8 @@
 /*
  * admin_impl.h: what the admin socket's server (admin.c) shares with the
- * code that composes its answers (admin_answer.c) and nobody else: the
- * limits, a client and its request, and the jobs workers answer.
+ * code that parses its requests (admin_request.c) and composes its answers
+ * (admin_answer.c) and nobody else: the limits, a client and its request,
+ * and the jobs workers answer.
  */
 #ifndef POSTERN_ADMIN_IMPL_H
 #define POSTERN_ADMIN_IMPL_H
@@ -103,6 +104,17 @@ FILE *ac_begin(struct aclient *ac);
 void ac_done(struct aclient *ac, FILE *f);
 /* Finish ac with one "ERR ..." line. */
 void ac_error(struct aclient *ac, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* Ask every worker (a job of kind with ac's filter); the answer is composed
+ * once the last one replies, or at ADMIN_WAIT_SECONDS.  Answers ac itself. */
+void admin_ask_workers(struct aclient *ac, enum job_kind kind);
+/* Ask main for a reload (SIGHUP); ac waits for admin_reload_done(). */
+void admin_cmd_reload(struct aclient *ac);
+
+/* One complete request line (without its newline), parsed in place: runs
+ * its command, which answers ac now or once the workers have
+ * (admin_request.c). */
+void admin_request(struct aclient *ac, char *line);
 
 /* The answers, once everything they wait for is in (admin_answer.c).  Each
  * finishes ac with ac_done() or ac_error(). */

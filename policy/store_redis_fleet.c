@@ -1,0 +1,308 @@
+/*
+ * store_redis_fleet.c: what a worker tells the fleet through Redis and
+ * hears from it: the live sessions it registered, the heartbeat that keeps
+ * them (and this proxy) alive, re-registration after an outage, blocks
+ * announced on the channel, and the one subscriber per process.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <hiredis/adapters/libev.h>
+
+#include "log.h"
+#include "store_redis_impl.h"
+
+/* ---- live sessions of this worker --------------------------------------- */
+
+static size_t
+sess_bucket(uint64_t id)
+{
+	return (size_t)((id * 0x9E3779B97F4A7C15ULL) >> 54) & (RSESS_BUCKETS - 1);
+}
+
+static struct rsess **
+sess_find(struct redis_worker *rw, uint64_t id)
+{
+	struct rsess **pp = &rw->sess[sess_bucket(id)];
+
+	while (*pp != NULL && (*pp)->s.id != id)
+		pp = &(*pp)->next;
+	return pp;
+}
+
+void
+store_redis_sess_drop(struct redis_worker *rw, uint64_t id)
+{
+	struct rsess **pp = sess_find(rw, id), *e = *pp;
+
+	if (e == NULL)
+		return;
+	*pp = e->next;
+	free(e);
+	rw->nsess--;
+}
+
+/* Register e without a check (fire and forget: a lost one is sent again by
+ * the next heartbeat). */
+static void
+sess_put(struct redis_worker *rw, const struct rsess *e)
+{
+	struct redis_store *rs = rw->rs;
+	char key[REDIS_KEY_MAX], pp[REDIS_KEY_MAX], val[STORE_BACKEND_MAX + 32], sid[20], ttl[24];
+	const char *argv[13] = {
+	    "EVALSHA", rs->sha, "1", key, "sput", sid, rs->proxy_id, proto_name(e->s.proto),
+	    val,       "0",     "0", ttl, pp};
+	size_t lens[13];
+
+	if (rw->ac == NULL || !rw->ready)
+		return;
+	store_redis_kind_key(rs, "sess:", e->key, e->key_len, key);
+	store_redis_kind_key(rs, "proxy:", "", 0, pp);
+	snprintf(sid, sizeof(sid), "%016llx", (unsigned long long)e->s.id);
+	snprintf(val, sizeof(val), "%s %llu", e->s.backend[0] ? e->s.backend : "-",
+	         (unsigned long long)e->s.since_ms);
+	snprintf(ttl, sizeof(ttl), "%llu", (unsigned long long)rs->heartbeat_ms * 3);
+	for (int i = 0; i < 13; i++)
+		lens[i] = strlen(argv[i]);
+	(void)redisAsyncCommandArgv(rw->ac, NULL, NULL, 13, argv, lens);
+}
+
+struct rsess *
+store_redis_sess_add(struct redis_worker *rw, const char *key, size_t len,
+                     const struct store_session *s)
+{
+	struct rsess **pp = sess_find(rw, s->id), *e;
+
+	if (*pp != NULL)
+		return *pp;
+	if ((e = calloc(1, sizeof(*e))) == NULL)
+		return NULL; /* the heartbeat will not know it: it lapses in Redis */
+	e->s = *s;
+	memcpy(e->key, key, len);
+	e->key_len = len;
+	*pp = e;
+	rw->nsess++;
+	return e;
+}
+
+/* The heartbeat: this proxy is alive, and so are its sessions.  Every
+ * session is written again (not only its TTL moved), so a Redis that lost
+ * them without our noticing has them back within one heartbeat. */
+void
+store_redis_rw_beat(struct redis_worker *rw)
+{
+	struct redis_store *rs = rw->rs;
+	char pk[REDIS_KEY_MAX], ttl[24];
+
+	if (rw->ac == NULL || !rw->ready)
+		return;
+	store_redis_kind_key(rs, "proxy:", rs->proxy_id, strlen(rs->proxy_id), pk);
+	snprintf(ttl, sizeof(ttl), "%llu", (unsigned long long)rs->heartbeat_ms * 3);
+	(void)redisAsyncCommand(rw->ac, NULL, NULL, "SET %s 1 PX %s", pk, ttl);
+	for (size_t b = 0; b < RSESS_BUCKETS; b++)
+		for (struct rsess *e = rw->sess[b]; e != NULL; e = e->next)
+			sess_put(rw, e);
+}
+
+void
+store_redis_rw_beat_cb(struct ev_loop *loop, ev_timer *t, int revents)
+{
+	struct redis_worker *rw = t->data;
+
+	(void)loop;
+	(void)revents;
+	store_redis_rw_beat(rw);
+}
+
+/* Back after an outage: say so once, register every live session again
+ * (Redis may have restarted empty), then tell the policy (its locks
+ * granted meanwhile). */
+void
+store_redis_rw_recovered(struct redis_worker *rw)
+{
+	rw->outage = false;
+	store_redis_rw_beat(rw);
+	log_kv(LOG_INFO, "state.recovered", "store=redis proxy_id=%s sessions=%zu",
+	       rw->rs->proxy_id, rw->nsess);
+	if (rw->sw->recovered_cb != NULL)
+		rw->sw->recovered_cb(rw->sw->recovered_arg);
+}
+
+void
+store_redis_session_note(struct store_worker *sw, const char *key, size_t len,
+                         const struct store_session *s, bool end)
+{
+	struct redis_worker *rw = sw->impl;
+	char k[REDIS_KEY_MAX], sid[20];
+	struct rsess *e;
+
+	if (end) {
+		store_redis_sess_drop(rw, s->id);
+		if (rw->ac == NULL)
+			return; /* it lapses with this proxy's entries, or the next check drops it
+			         */
+		size_t kl = store_redis_kind_key(rw->rs, "sess:", key, len, k);
+
+		snprintf(sid, sizeof(sid), "%016llx", (unsigned long long)s->id);
+		/* %b: a user name may hold spaces, which a format would split at */
+		(void)redisAsyncCommand(rw->ac, NULL, NULL, "HDEL %b %s", k, kl, sid);
+		return;
+	}
+	if ((e = store_redis_sess_add(rw, key, len, s)) != NULL)
+		sess_put(rw, e);
+}
+
+void
+store_redis_announce(struct store_worker *sw, enum store_event ev, const char *msg, size_t len)
+{
+	struct redis_worker *rw = sw->impl;
+	char ch[REDIS_KEY_MAX], m[STORE_KEY_MAX + 96];
+
+	if (rw->ac == NULL || ev != STORE_EVENT_BLOCK || len + 6 > sizeof(m))
+		return;
+	store_redis_kind_key(rw->rs, "events", "", 0, ch);
+	memcpy(m, "block ", 6);
+	memcpy(m + 6, msg, len);
+	/* one argument: hiredis splits a format at spaces */
+	(void)redisAsyncCommand(rw->ac, NULL, NULL, "PUBLISH %s %b", ch, m, len + 6);
+}
+
+void
+store_redis_throttle_clear(struct store_worker *sw, const char *key, size_t len)
+{
+	struct redis_worker *rw = sw->impl;
+	char k[REDIS_KEY_MAX];
+
+	if (rw->ac == NULL)
+		return;
+	size_t kl = store_redis_kind_key(rw->rs, "thr:", key, len, k);
+
+	(void)redisAsyncCommand(rw->ac, NULL, NULL, "DEL %b", k, kl);
+}
+
+/* ---- the fleet channel: one subscriber per process ---------------------- */
+
+static void
+sub_schedule_retry(struct redis_worker *rw)
+{
+	uint64_t ms;
+
+	if (rw->closing || ev_is_active(&rw->sub_retry))
+		return;
+	rw->sub_backoff_ms = rw->sub_backoff_ms == 0 ? REDIS_BACKOFF_MIN : rw->sub_backoff_ms * 2;
+	if (rw->sub_backoff_ms > REDIS_BACKOFF_MAX)
+		rw->sub_backoff_ms = REDIS_BACKOFF_MAX;
+	ms = rw->sub_backoff_ms / 2 + (uint64_t)random() % (rw->sub_backoff_ms / 2 + 1);
+	store_redis_timer_start_weak(rw->loop, &rw->sub_retry, (ev_tstamp)ms / 1000.);
+}
+
+void
+store_redis_sub_retry_cb(struct ev_loop *loop, ev_timer *t, int revents)
+{
+	(void)revents;
+	ev_ref(loop);
+	store_redis_sub_connect(t->data);
+}
+
+/* "kick USER" / "route USER" on PREFIX "events". */
+static void
+on_sub_message(redisAsyncContext *ac, void *reply, void *privdata)
+{
+	struct redis_worker *rw = ac->data;
+	struct redis_store *rs;
+	redisReply *rep = reply, *kind, *msg;
+
+	(void)privdata;
+	if (rw == NULL || rw->sub != ac || rep == NULL || rep->type != REDIS_REPLY_ARRAY ||
+	    rep->elements != 3)
+		return;
+	rs = rw->rs;
+	kind = rep->element[0];
+	msg = rep->element[2];
+	if (store_redis_str_is(kind, "subscribe")) {
+		rw->sub_backoff_ms = 0;
+		/* messages sent while we were away are lost: forget what they
+		 * would have changed */
+		if (rw->sub_ever && rs->event_cb != NULL)
+			rs->event_cb(rs->event_arg, STORE_EVENT_RESYNC, "", 0);
+		rw->sub_ever = true;
+		return;
+	}
+	if (!store_redis_str_is(kind, "message") || msg->type != REDIS_REPLY_STRING ||
+	    rs->event_cb == NULL)
+		return;
+	if (msg->len > 5 && memcmp(msg->str, "kick ", 5) == 0)
+		rs->event_cb(rs->event_arg, STORE_EVENT_KICK, msg->str + 5, (size_t)msg->len - 5);
+	else if (msg->len > 6 && memcmp(msg->str, "block ", 6) == 0)
+		rs->event_cb(rs->event_arg, STORE_EVENT_BLOCK, msg->str + 6, (size_t)msg->len - 6);
+	else if (msg->len > 6 && memcmp(msg->str, "route ", 6) == 0)
+		rs->event_cb(rs->event_arg, STORE_EVENT_ROUTE, msg->str + 6, (size_t)msg->len - 6);
+}
+
+static void
+on_sub_gone(const redisAsyncContext *ac, int status)
+{
+	struct redis_worker *rw = ac->data;
+
+	if (rw == NULL || rw->sub != ac)
+		return;
+	if (ac->c.flags & REDIS_CONNECTED || status != REDIS_OK) {
+		rw->sub = NULL;
+		sub_schedule_retry(rw);
+	}
+}
+
+static void
+on_sub_connect(const redisAsyncContext *ac, int status)
+{
+	if (status != REDIS_OK)
+		on_sub_gone(ac, status);
+}
+
+void
+store_redis_sub_connect(struct redis_worker *rw)
+{
+	struct redis_store *rs = rw->rs;
+	char ch[REDIS_KEY_MAX];
+	redisAsyncContext *ac;
+
+	if (rw->closing || rw->sub != NULL)
+		return;
+	ac = rs->url.kind == STATE_REDIS_UNIX ? redisAsyncConnectUnix(rs->url.path)
+	                                      : redisAsyncConnect(rs->host, rs->url.port);
+	if (ac == NULL || ac->err || redisLibevAttach(rw->loop, ac) != REDIS_OK) {
+		if (ac != NULL)
+			redisAsyncFree(ac);
+		sub_schedule_retry(rw);
+		return;
+	}
+	ac->ev.addRead = store_redis_weak_add_read;
+	ac->ev.delRead = store_redis_weak_del_read;
+	ac->ev.addWrite = store_redis_weak_add_write;
+	ac->ev.delWrite = store_redis_weak_del_write;
+	ac->ev.cleanup = store_redis_weak_cleanup;
+	ac->data = rw;
+	redisAsyncSetConnectCallback(ac, on_sub_connect);
+	redisAsyncSetDisconnectCallback(ac, on_sub_gone);
+	rw->sub = ac;
+	if (rs->password != NULL) {
+		const char *argv[] = {"AUTH", rs->password};
+		size_t lens[] = {4, strlen(rs->password)};
+
+		redisAsyncCommandArgv(ac, NULL, NULL, 2, argv, lens);
+	}
+	store_redis_kind_key(rs, "events", "", 0, ch);
+	redisAsyncCommand(ac, on_sub_message, NULL, "SUBSCRIBE %s", ch);
+}
+
+void
+store_redis_subscribe(struct store *st, store_event_cb cb, void *arg)
+{
+	struct redis_store *rs = (struct redis_store *)(void *)st;
+
+	pthread_mutex_lock(&rs->mu);
+	rs->event_cb = cb;
+	rs->event_arg = arg;
+	pthread_mutex_unlock(&rs->mu);
+}

@@ -1,0 +1,495 @@
+/*
+ * store_redis_sync.c: the synchronous side, for admin commands: one
+ * blocking connection under the store's mutex; locks read, written, deleted
+ * and listed (SCAN, never KEYS), routes, and publishing on the fleet
+ * channel.  Never called on a worker loop.
+ */
+#include <stdlib.h>
+#include <string.h>
+#include <sys/time.h>
+
+#include "log.h"
+#include "store_redis_impl.h"
+
+#define REDIS_SYNC_MIN_MS 2000 /* admin commands wait at least this long */
+#define REDIS_LIST_BATCH  256  /* keys per SCAN step and pipelined reads */
+
+/* ---- synchronous: one blocking connection, under a mutex ---------------- */
+
+void
+store_redis_sync_close(struct redis_store *rs)
+{
+	if (rs->sync != NULL)
+		redisFree(rs->sync);
+	rs->sync = NULL;
+}
+
+/* Under rs->mu: a connected, authenticated, selected context.  0 or -1. */
+static int
+sync_open(struct redis_store *rs, const char **err_out)
+{
+	uint64_t ms = rs->timeout_ms > REDIS_SYNC_MIN_MS ? rs->timeout_ms : REDIS_SYNC_MIN_MS;
+	struct timeval tv = {.tv_sec = (time_t)(ms / 1000),
+	                     .tv_usec = (suseconds_t)(ms % 1000) * 1000};
+	redisContext *c;
+	redisReply *rep;
+
+	if (rs->sync != NULL)
+		return 0;
+	c = rs->url.kind == STATE_REDIS_UNIX ? redisConnectUnixWithTimeout(rs->url.path, tv)
+	                                     : redisConnectWithTimeout(rs->host, rs->url.port, tv);
+	if (c == NULL || c->err) {
+		if (c != NULL)
+			log_kv(LOG_WARN, "store.error", "store=redis op=connect err=\"%.160s\"",
+			       c->errstr);
+		*err_out = "cannot connect to Redis";
+		if (c != NULL)
+			redisFree(c);
+		return -1;
+	}
+	redisSetTimeout(c, tv);
+	if (rs->password != NULL) {
+		rep = redisCommand(c, "AUTH %s", rs->password);
+		if (rep == NULL || rep->type == REDIS_REPLY_ERROR) {
+			*err_out = "Redis refused the password (state_password_file)";
+			freeReplyObject(rep);
+			redisFree(c);
+			return -1;
+		}
+		freeReplyObject(rep);
+	}
+	if (rs->url.db != 0) {
+		rep = redisCommand(c, "SELECT %d", rs->url.db);
+		if (rep == NULL || rep->type == REDIS_REPLY_ERROR) {
+			*err_out = "Redis refused the database number (SELECT)";
+			freeReplyObject(rep);
+			redisFree(c);
+			return -1;
+		}
+		freeReplyObject(rep);
+	}
+	rs->sync = c;
+	return 0;
+}
+
+/*
+ * Under rs->mu: run the script with KEYS[1] = the lock key of key and
+ * argv as ARGV; loads it on NOSCRIPT, makes a new connection once on an
+ * I/O error.  The reply (free it), or NULL and *err_out.
+ */
+static redisReply *
+sync_script(struct redis_store *rs, const char *key, size_t len, int argc, const char **argv,
+            const char **err_out)
+{
+	char k[REDIS_KEY_MAX];
+	const char *av[12] = {"EVALSHA", rs->sha, "1", k};
+	size_t lens[12] = {7, 40, 1, store_redis_lock_key(rs, key, len, k)};
+	redisReply *rep = NULL;
+
+	for (int i = 0; i < argc; i++) {
+		av[4 + i] = argv[i];
+		lens[4 + i] = strlen(argv[i]);
+	}
+	for (int attempt = 0; attempt < 3; attempt++) {
+		if (sync_open(rs, err_out) < 0)
+			return NULL;
+		rep = redisCommandArgv(rs->sync, 4 + argc, av, lens);
+		if (rep == NULL) {
+			/* a link that broke since the last call: one more try */
+			store_redis_sync_close(rs);
+			*err_out = "the connection to Redis was lost, or it did not answer in time";
+			continue;
+		}
+		if (store_redis_is_noscript(rep)) {
+			freeReplyObject(rep);
+			rep = redisCommand(rs->sync, "SCRIPT LOAD %s", store_redis_script);
+			freeReplyObject(rep);
+			rep = NULL;
+			*err_out = "Redis would not load the script";
+			continue;
+		}
+		if (rep->type == REDIS_REPLY_ERROR) {
+			log_kv(LOG_WARN, "store.error", "store=redis op=script err=\"%.160s\"",
+			       rep->str);
+			freeReplyObject(rep);
+			*err_out = "the store refused the request";
+			return NULL;
+		}
+		return rep;
+	}
+	return NULL;
+}
+
+/* A "get" reply -> *found_out and *out.  0, or -1 and *err_out. */
+static int
+get_answer(const redisReply *rep, struct store_lock *out, bool *found_out, const char **err_out)
+{
+	*found_out = false;
+	if (rep->type != REDIS_REPLY_ARRAY || rep->elements < 1) {
+		*err_out = "the store's answer was malformed";
+		return -1;
+	}
+	if (store_redis_str_is(rep->element[0], "none"))
+		return 0;
+	if (store_redis_str_is(rep->element[0], "bad")) {
+		*err_out = "unreadable lock record";
+		return -1;
+	}
+	if (!store_redis_str_is(rep->element[0], "lock") || store_redis_parse_lock(rep, out) < 0) {
+		*err_out = "the store's answer was malformed";
+		return -1;
+	}
+	*found_out = true;
+	return 0;
+}
+
+int
+store_redis_lock_get(struct store *st, const char *key, size_t len, struct store_lock *out,
+                     bool *found_out, const char **err_out)
+{
+	struct redis_store *rs = (struct redis_store *)(void *)st;
+	const char *argv[] = {"get"};
+	redisReply *rep;
+	int rc = -1;
+
+	pthread_mutex_lock(&rs->mu);
+	if ((rep = sync_script(rs, key, len, 1, argv, err_out)) != NULL) {
+		rc = get_answer(rep, out, found_out, err_out);
+		freeReplyObject(rep);
+	}
+	pthread_mutex_unlock(&rs->mu);
+	return rc;
+}
+
+int
+store_redis_lock_put(struct store *st, const char *key, size_t len, const struct store_lock *rec,
+                     const char **err_out)
+{
+	struct redis_store *rs = (struct redis_store *)(void *)st;
+	char created[24], used[24], ttl[24];
+	const char *argv[] = {"put",
+	                      proto_name(rec->proto),
+	                      rec->origin == STORE_ORIGIN_ADMIN ? "admin" : "login",
+	                      created,
+	                      used,
+	                      ttl};
+	redisReply *rep;
+
+	snprintf(created, sizeof(created), "%llu", (unsigned long long)rec->created_ms);
+	snprintf(used, sizeof(used), "%llu", (unsigned long long)rec->used_ms);
+	snprintf(ttl, sizeof(ttl), "%llu", (unsigned long long)rs->lock_ttl_ms);
+	pthread_mutex_lock(&rs->mu);
+	rep = sync_script(rs, key, len, 6, argv, err_out);
+	pthread_mutex_unlock(&rs->mu);
+	freeReplyObject(rep);
+	return rep != NULL ? 0 : -1;
+}
+
+int
+store_redis_lock_del(struct store *st, const char *key, size_t len, bool *found_out,
+                     const char **err_out)
+{
+	struct redis_store *rs = (struct redis_store *)(void *)st;
+	char k[REDIS_KEY_MAX];
+	const char *argv[] = {"DEL", k};
+	size_t lens[] = {3, store_redis_lock_key(rs, key, len, k)};
+	redisReply *rep = NULL;
+
+	pthread_mutex_lock(&rs->mu);
+	for (int attempt = 0; attempt < 2 && rep == NULL; attempt++) {
+		if (sync_open(rs, err_out) < 0)
+			break;
+		if ((rep = redisCommandArgv(rs->sync, 2, argv, lens)) == NULL) {
+			store_redis_sync_close(rs);
+			*err_out = "the connection to Redis was lost, or it did not answer in time";
+		}
+	}
+	pthread_mutex_unlock(&rs->mu);
+	if (rep == NULL)
+		return -1;
+	if (rep->type != REDIS_REPLY_INTEGER) {
+		*err_out = "the store refused the request";
+		freeReplyObject(rep);
+		return -1;
+	}
+	*found_out = rep->integer > 0;
+	freeReplyObject(rep);
+	return 0;
+}
+
+struct list_item {
+	char *key; /* owned: the user part */
+	size_t len;
+	struct store_lock lock;
+};
+
+static int
+item_cmp(const void *a, const void *b)
+{
+	const struct list_item *x = a, *y = b;
+	int c = memcmp(x->key, y->key, x->len < y->len ? x->len : y->len);
+
+	return c != 0 ? c : x->len < y->len ? -1 : x->len > y->len;
+}
+
+/* The SCAN pattern: the prefix with glob characters escaped, then "lock:*". */
+static void
+scan_pattern(const struct redis_store *rs, char *out, size_t cap)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; i < rs->prefix_len && n + 2 < cap; i++) {
+		char ch = rs->prefix[i];
+
+		if (ch == '*' || ch == '?' || ch == '[' || ch == ']' || ch == '\\')
+			out[n++] = '\\';
+		out[n++] = ch;
+	}
+	snprintf(out + n, cap - n, "lock:*");
+}
+
+/* Under rs->mu: SCAN (never KEYS: it would stall Redis for every proxy)
+ * step by step, each step's records read by the script, pipelined. */
+static int
+scan_all(struct redis_store *rs, struct list_item **items_out, size_t *n_out, const char **err_out)
+{
+	char pattern[2 * REDIS_PREFIX_MAX + 8], cursor[32] = "0";
+	size_t plen = rs->prefix_len + 5, n = 0, cap = 0;
+	struct list_item *items = NULL;
+
+	scan_pattern(rs, pattern, sizeof(pattern));
+	if (sync_open(rs, err_out) < 0)
+		return -1;
+	do {
+		redisReply *rep = redisCommand(rs->sync, "SCAN %s MATCH %s COUNT %d", cursor,
+		                               pattern, REDIS_LIST_BATCH);
+		redisReply *keys;
+
+		if (rep == NULL || rep->type != REDIS_REPLY_ARRAY || rep->elements != 2 ||
+		    rep->element[0]->type != REDIS_REPLY_STRING ||
+		    rep->element[1]->type != REDIS_REPLY_ARRAY) {
+			if (rep == NULL)
+				store_redis_sync_close(rs);
+			freeReplyObject(rep);
+			*err_out = "SCAN failed";
+			goto fail;
+		}
+		snprintf(cursor, sizeof(cursor), "%.*s", (int)rep->element[0]->len,
+		         rep->element[0]->str);
+		keys = rep->element[1];
+		for (size_t i = 0; i < keys->elements; i++) {
+			const char *av[] = {"EVALSHA", rs->sha, "1", keys->element[i]->str, "get"};
+			size_t lens[] = {7, 40, 1, (size_t)keys->element[i]->len, 3};
+
+			redisAppendCommandArgv(rs->sync, 5, av, lens);
+		}
+		for (size_t i = 0; i < keys->elements; i++) {
+			redisReply *g = NULL, *k = keys->element[i];
+			struct store_lock l;
+			const char *e;
+			bool found = false;
+
+			if (redisGetReply(rs->sync, (void **)&g) != REDIS_OK || g == NULL) {
+				store_redis_sync_close(rs);
+				freeReplyObject(rep);
+				*err_out = "the connection to Redis was lost";
+				goto fail;
+			}
+			if (store_redis_is_noscript(g)) {
+				/* load it; this step's records are read on the next try */
+				freeReplyObject(g);
+				freeReplyObject(rep);
+				g = redisCommand(rs->sync, "SCRIPT LOAD %s", store_redis_script);
+				freeReplyObject(g);
+				*err_out = "Redis had lost the script: try again";
+				goto fail;
+			}
+			/* gone since the SCAN, or not ours to show: skipped, as LMDB does */
+			if (get_answer(g, &l, &found, &e) == 0 && found && (size_t)k->len > plen) {
+				if (n == cap) {
+					size_t nc = cap ? cap * 2 : 256;
+					struct list_item *ni = realloc(items, nc * sizeof(*ni));
+
+					if (ni == NULL) {
+						freeReplyObject(g);
+						freeReplyObject(rep);
+						*err_out = "out of memory";
+						goto fail;
+					}
+					items = ni;
+					cap = nc;
+				}
+				items[n].len = (size_t)k->len - plen;
+				if ((items[n].key = malloc(items[n].len + 1)) == NULL) {
+					freeReplyObject(g);
+					freeReplyObject(rep);
+					*err_out = "out of memory";
+					goto fail;
+				}
+				memcpy(items[n].key, k->str + plen, items[n].len);
+				items[n].key[items[n].len] = '\0';
+				items[n].lock = l;
+				n++;
+			}
+			freeReplyObject(g);
+		}
+		freeReplyObject(rep);
+	} while (strcmp(cursor, "0") != 0);
+	*items_out = items;
+	*n_out = n;
+	return 0;
+fail:
+	for (size_t i = 0; i < n; i++)
+		free(items[i].key);
+	free(items);
+	return -1;
+}
+
+int
+store_redis_lock_list(struct store *st, store_list_cb cb, void *arg, const char **err_out)
+{
+	struct redis_store *rs = (struct redis_store *)(void *)st;
+	struct list_item *items = NULL;
+	size_t n = 0;
+	int rc;
+
+	pthread_mutex_lock(&rs->mu);
+	rc = scan_all(rs, &items, &n, err_out);
+	pthread_mutex_unlock(&rs->mu);
+	if (rc < 0)
+		return -1;
+	/* SCAN has no order; the interface promises key byte order */
+	if (n > 1)
+		qsort(items, n, sizeof(*items), item_cmp);
+	for (size_t i = 0; i < n; i++)
+		if (cb(arg, items[i].key, items[i].len, &items[i].lock) != 0)
+			break;
+	for (size_t i = 0; i < n; i++)
+		free(items[i].key);
+	free(items);
+	return 0;
+}
+
+/* ---- routes and the fleet channel, synchronous -------------------------- */
+
+/* Under rs->mu: one command (argv), a new connection once on an I/O error.
+ * The reply (free it), or NULL and *err_out. */
+static redisReply *
+sync_cmd(struct redis_store *rs, int argc, const char **argv, const size_t *lens,
+         const char **err_out)
+{
+	redisReply *rep = NULL;
+
+	for (int attempt = 0; attempt < 2 && rep == NULL; attempt++) {
+		if (sync_open(rs, err_out) < 0)
+			return NULL;
+		if ((rep = redisCommandArgv(rs->sync, argc, argv, lens)) == NULL) {
+			store_redis_sync_close(rs);
+			*err_out = "the connection to Redis was lost, or it did not answer in time";
+		}
+	}
+	if (rep != NULL && rep->type == REDIS_REPLY_ERROR) {
+		log_kv(LOG_WARN, "store.error", "store=redis op=%s err=\"%.160s\"", argv[0],
+		       rep->str);
+		freeReplyObject(rep);
+		*err_out = "the store refused the request";
+		return NULL;
+	}
+	return rep;
+}
+
+int
+store_redis_route_get(struct store *st, const char *key, size_t len, char *out, bool *found_out,
+                      const char **err_out)
+{
+	struct redis_store *rs = (struct redis_store *)(void *)st;
+	char k[REDIS_KEY_MAX];
+	const char *argv[] = {"GET", k};
+	size_t lens[] = {3, store_redis_kind_key(rs, "route:", key, len, k)};
+	struct store_req r = {.rc = -1};
+	redisReply *rep;
+
+	pthread_mutex_lock(&rs->mu);
+	rep = sync_cmd(rs, 2, argv, lens, err_out);
+	pthread_mutex_unlock(&rs->mu);
+	if (rep == NULL)
+		return -1;
+	store_redis_route_answer(&r, rep);
+	freeReplyObject(rep);
+	if (r.rc != 0) {
+		*err_out = r.err;
+		return -1;
+	}
+	*found_out = r.route_found;
+	if (r.route_found)
+		memcpy(out, r.route, sizeof(r.route));
+	return 0;
+}
+
+int
+store_redis_route_put(struct store *st, const char *key, size_t len, const char *backend,
+                      const char **err_out)
+{
+	struct redis_store *rs = (struct redis_store *)(void *)st;
+	char k[REDIS_KEY_MAX];
+	const char *argv[] = {"SET", k, backend};
+	size_t lens[] = {3, store_redis_kind_key(rs, "route:", key, len, k), strlen(backend)};
+	redisReply *rep;
+
+	pthread_mutex_lock(&rs->mu);
+	rep = sync_cmd(rs, 3, argv, lens, err_out);
+	pthread_mutex_unlock(&rs->mu);
+	freeReplyObject(rep);
+	return rep != NULL ? 0 : -1;
+}
+
+int
+store_redis_route_del(struct store *st, const char *key, size_t len, bool *found_out,
+                      const char **err_out)
+{
+	struct redis_store *rs = (struct redis_store *)(void *)st;
+	char k[REDIS_KEY_MAX];
+	const char *argv[] = {"DEL", k};
+	size_t lens[] = {3, store_redis_kind_key(rs, "route:", key, len, k)};
+	redisReply *rep;
+
+	pthread_mutex_lock(&rs->mu);
+	rep = sync_cmd(rs, 2, argv, lens, err_out);
+	pthread_mutex_unlock(&rs->mu);
+	if (rep == NULL)
+		return -1;
+	*found_out = rep->type == REDIS_REPLY_INTEGER && rep->integer > 0;
+	freeReplyObject(rep);
+	return 0;
+}
+
+int
+store_redis_publish(struct store *st, enum store_event ev, const char *user, size_t len,
+                    const char **err_out)
+{
+	struct redis_store *rs = (struct redis_store *)(void *)st;
+	char ch[REDIS_KEY_MAX], msg[STORE_KEY_MAX + 8];
+	const char *argv[] = {"PUBLISH", ch, msg};
+	size_t lens[3];
+	redisReply *rep;
+	int n;
+
+	if (ev == STORE_EVENT_RESYNC) {
+		*err_out = "not an event to publish";
+		return -1;
+	}
+	if (ev == STORE_EVENT_BLOCK) {
+		*err_out = "announced by workers only";
+		return -1;
+	}
+	n = snprintf(msg, sizeof(msg), "%s %.*s", ev == STORE_EVENT_KICK ? "kick" : "route",
+	             (int)len, user);
+	lens[0] = 7;
+	lens[1] = store_redis_kind_key(rs, "events", "", 0, ch);
+	lens[2] = (size_t)n;
+	pthread_mutex_lock(&rs->mu);
+	rep = sync_cmd(rs, 3, argv, lens, err_out);
+	pthread_mutex_unlock(&rs->mu);
+	freeReplyObject(rep);
+	return rep != NULL ? 0 : -1;
+}

@@ -1,0 +1,703 @@
+/*
+ * store_redis_worker.c: one hiredis async connection per worker loop: its
+ * setup (AUTH, SELECT, SCRIPT LOAD), requests in flight with their
+ * deadlines, replies turned into answers, reconnects with backoff, and the
+ * worker's open, stop and close.  Never blocks a loop.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <hiredis/adapters/libev.h>
+
+#include "log.h"
+#include "store_redis_impl.h"
+
+#define REDIS_INFLIGHT_MAX 4096 /* requests one worker has sent, not yet answered */
+#define REDIS_DEAD_MIN_MS  1000 /* no reply this long (and 4 timeouts): the link is dead */
+
+/*
+ * A claim's reply -> r's answer (rc, err, claim_ans).  The script's own
+ * errors and anything unexpected fail the request, never guess a lock.
+ */
+static void
+claim_answer(struct store_req *r, const redisReply *rep)
+{
+	static const char *const names[STORE_CLAIM__COUNT] = {
+	    [STORE_CLAIM_CREATED] = "created", [STORE_CLAIM_REPLACED] = "replaced",
+	    [STORE_CLAIM_HELD] = "held",       [STORE_CLAIM_REFRESHED] = "refreshed",
+	    [STORE_CLAIM_OTHER] = "other",
+	};
+
+	r->rc = -1;
+	if (rep == NULL) {
+		r->err = "the connection to the store was lost";
+		return;
+	}
+	if (rep->type == REDIS_REPLY_ERROR) {
+		r->err = "the store refused the request";
+		return;
+	}
+	if (rep->type != REDIS_REPLY_ARRAY || rep->elements < 1) {
+		r->err = "the store's answer was malformed";
+		return;
+	}
+	if (store_redis_str_is(rep->element[0], "bad")) {
+		r->err = "unreadable lock record";
+		return;
+	}
+	for (int o = 0; o < STORE_CLAIM__COUNT; o++) {
+		if (!store_redis_str_is(rep->element[0], names[o]))
+			continue;
+		if (store_redis_parse_lock(rep, &r->claim_ans.lock) < 0)
+			break;
+		r->claim_ans.outcome = (enum store_claim_outcome)o;
+		r->rc = 0;
+		r->err = NULL;
+		return;
+	}
+	r->err = "the store's answer was malformed";
+}
+
+/* ---- worker side: one async connection per loop ------------------------- */
+
+static void rw_connect(struct redis_worker *rw);
+
+/* The libev adapter's watchers, made weak like every other store watcher:
+ * the adapter's own functions do the work, these only keep the loop's
+ * reference count straight. */
+void
+store_redis_weak_add_read(void *p)
+{
+	redisLibevEvents *e = p;
+	int was = e->reading;
+
+	redisLibevAddRead(p);
+	if (!was && e->reading)
+		ev_unref(e->loop);
+}
+
+void
+store_redis_weak_del_read(void *p)
+{
+	redisLibevEvents *e = p;
+
+	if (e->reading)
+		ev_ref(e->loop);
+	redisLibevDelRead(p);
+}
+
+void
+store_redis_weak_add_write(void *p)
+{
+	redisLibevEvents *e = p;
+	int was = e->writing;
+
+	redisLibevAddWrite(p);
+	if (!was && e->writing)
+		ev_unref(e->loop);
+}
+
+void
+store_redis_weak_del_write(void *p)
+{
+	redisLibevEvents *e = p;
+
+	if (e->writing)
+		ev_ref(e->loop);
+	redisLibevDelWrite(p);
+}
+
+void
+store_redis_weak_cleanup(void *p)
+{
+	store_redis_weak_del_read(p);
+	store_redis_weak_del_write(p);
+	free(p);
+}
+
+static void
+rcall_unlink(struct rcall *c)
+{
+	struct redis_worker *rw = c->rw;
+
+	if (c->prev != NULL)
+		c->prev->next = c->next;
+	else
+		rw->head = c->next;
+	if (c->next != NULL)
+		c->next->prev = c->prev;
+	else
+		rw->tail = c->prev;
+	rw->ninflight--;
+}
+
+/* Answer c's request (if still unanswered) with an error. */
+static void
+rcall_fail(struct rcall *c, const char *err)
+{
+	struct store_req *r = c->r;
+
+	if (r == NULL)
+		return;
+	c->r = NULL;
+	r->rc = -1;
+	r->err = err;
+	c->rw->outage = true;
+	store_req_done(r); /* delivered on the loop's next turn */
+}
+
+static void
+rw_log(struct redis_worker *rw, const char *event, const char *what, const char *detail)
+{
+	ev_tstamp now = ev_now(rw->loop);
+
+	/* each loop says it at most once a second: an outage is one line */
+	if (now - rw->last_log < 1.0 && strcmp(event, "store.connect") != 0)
+		return;
+	rw->last_log = now;
+	log_kv(strcmp(event, "store.connect") == 0 ? LOG_INFO : LOG_WARN, event,
+	       "store=redis what=\"%s\" err=\"%.160s\" retry_ms=%llu", what, detail ? detail : "",
+	       (unsigned long long)rw->backoff_ms);
+}
+
+/* Down: answer nothing more on this connection; try again after backoff. */
+static void
+rw_schedule_retry(struct redis_worker *rw)
+{
+	uint64_t ms;
+
+	if (rw->closing || ev_is_active(&rw->retry))
+		return;
+	rw->backoff_ms = rw->backoff_ms == 0 ? REDIS_BACKOFF_MIN : rw->backoff_ms * 2;
+	if (rw->backoff_ms > REDIS_BACKOFF_MAX)
+		rw->backoff_ms = REDIS_BACKOFF_MAX;
+	/* spread the workers (and the fleet) so they do not reconnect in step */
+	ms = rw->backoff_ms / 2 + (uint64_t)random() % (rw->backoff_ms / 2 + 1);
+	store_redis_timer_start_weak(rw->loop, &rw->retry, (ev_tstamp)ms / 1000.);
+}
+
+/* Drop the connection from our side (dead link, worker closing). */
+static void
+rw_drop(struct redis_worker *rw, const char *why)
+{
+	redisAsyncContext *ac = rw->ac;
+
+	if (ac == NULL)
+		return;
+	rw->ac = NULL;
+	rw->ready = false;
+	rw->outage = true;
+	if (why != NULL)
+		rw_log(rw, "store.disconnect", why, NULL);
+	redisAsyncFree(ac); /* runs every pending callback with no reply */
+	rw_schedule_retry(rw);
+}
+
+static void
+rw_arm_clock(struct redis_worker *rw)
+{
+	ev_tstamp next = 0, now = ev_now(rw->loop);
+	bool any = false;
+
+	for (struct rcall *c = rw->head; c != NULL; c = c->next) {
+		if (c->r == NULL)
+			continue;
+		if (!any || c->deadline < next)
+			next = c->deadline;
+		any = true;
+	}
+	if (rw->head != NULL) {
+		/* also look again when the oldest would make the link dead */
+		ev_tstamp dead =
+		    (ev_tstamp)(rw->rs->timeout_ms * 4 > REDIS_DEAD_MIN_MS ? rw->rs->timeout_ms * 4
+		                                                           : REDIS_DEAD_MIN_MS) /
+		    1000.;
+		ev_tstamp since = rw->head->sent > rw->last_reply ? rw->head->sent : rw->last_reply;
+
+		if (!any || since + dead < next)
+			next = since + dead;
+		any = true;
+	}
+	if (!any) {
+		store_redis_timer_stop_weak(rw->loop, &rw->clock);
+		return;
+	}
+	store_redis_timer_start_weak(rw->loop, &rw->clock, next > now ? next - now + 0.001 : 0.001);
+}
+
+/* Deadlines: a request never waits longer than state_timeout; a link that
+ * has answered nothing for 4 timeouts (at least 1 s) is closed and made
+ * again. */
+static void
+rw_clock_cb(struct ev_loop *loop, ev_timer *t, int revents)
+{
+	struct redis_worker *rw = t->data;
+	ev_tstamp now = ev_now(loop), dead;
+
+	(void)revents;
+	ev_ref(loop); /* the timer stopped itself (no repeat): give back its ref */
+	for (struct rcall *c = rw->head; c != NULL; c = c->next)
+		if (c->r != NULL && now >= c->deadline)
+			rcall_fail(c, "the store did not answer in time (state_timeout)");
+	dead = (ev_tstamp)(rw->rs->timeout_ms * 4 > REDIS_DEAD_MIN_MS ? rw->rs->timeout_ms * 4
+	                                                              : REDIS_DEAD_MIN_MS) /
+	       1000.;
+	if (rw->head != NULL &&
+	    now - (rw->head->sent > rw->last_reply ? rw->head->sent : rw->last_reply) >= dead) {
+		rw_drop(rw, "no answer from Redis: the link is taken for dead");
+		return; /* rw_drop answered and freed every call */
+	}
+	rw_arm_clock(rw);
+}
+
+static void
+rw_retry_cb(struct ev_loop *loop, ev_timer *t, int revents)
+{
+	struct redis_worker *rw = t->data;
+
+	(void)revents;
+	ev_ref(loop);
+	rw_connect(rw);
+}
+
+static int send_req(struct redis_worker *rw, struct rcall *c);
+
+/* A session registration's reply -> r's answer. */
+static void
+session_answer(struct store_req *r, const redisReply *rep)
+{
+	r->rc = -1;
+	r->err = "the store's answer was malformed";
+	if (rep == NULL) {
+		r->err = "the connection to the store was lost";
+		return;
+	}
+	if (rep->type == REDIS_REPLY_ERROR) {
+		r->err = "the store refused the request";
+		return;
+	}
+	if (rep->type != REDIS_REPLY_ARRAY || rep->elements < 1)
+		return;
+	if (store_redis_str_is(rep->element[0], "ok")) {
+		r->sess_ans = STORE_SESS_OK;
+	} else if (store_redis_str_is(rep->element[0], "full")) {
+		r->sess_ans = STORE_SESS_USER_FULL;
+	} else if (store_redis_str_is(rep->element[0], "other") && rep->elements == 2) {
+		r->sess_ans = STORE_SESS_OTHER_PROTO;
+		r->sess_other =
+		    store_redis_str_is(rep->element[1], "pop3") ? PROTO_POP3 : PROTO_IMAP;
+	} else {
+		return;
+	}
+	r->rc = 0;
+	r->err = NULL;
+}
+
+static void
+throttle_answer(struct store_req *r, const redisReply *rep)
+{
+	r->rc = -1;
+	r->err = rep == NULL ? "the connection to the store was lost"
+	                     : "the store's answer was malformed";
+	if (rep == NULL || rep->type != REDIS_REPLY_ARRAY || rep->elements != 4)
+		return;
+	for (size_t i = 0; i < 4; i++)
+		if (rep->element[i]->type != REDIS_REPLY_INTEGER || rep->element[i]->integer < 0)
+			return;
+	r->thr_ans.ip_user = (uint32_t)rep->element[0]->integer;
+	r->thr_ans.ip_user_left_ms = (uint64_t)rep->element[1]->integer;
+	r->thr_ans.ip = (uint32_t)rep->element[2]->integer;
+	r->thr_ans.ip_left_ms = (uint64_t)rep->element[3]->integer;
+	r->rc = 0;
+	r->err = NULL;
+}
+
+void
+store_redis_route_answer(struct store_req *r, const redisReply *rep)
+{
+	r->rc = -1;
+	r->err = rep == NULL ? "the connection to the store was lost"
+	                     : "the store's answer was malformed";
+	if (rep == NULL)
+		return;
+	if (rep->type == REDIS_REPLY_NIL) {
+		r->route_found = false;
+	} else if (rep->type == REDIS_REPLY_STRING && rep->len > 0 &&
+	           (size_t)rep->len <= STORE_BACKEND_MAX) {
+		memcpy(r->route, rep->str, (size_t)rep->len);
+		r->route[rep->len] = '\0';
+		r->route_found = true;
+	} else {
+		return;
+	}
+	r->rc = 0;
+	r->err = NULL;
+}
+
+static void
+on_reply(redisAsyncContext *ac, void *reply, void *privdata)
+{
+	struct rcall *c = privdata;
+	struct redis_worker *rw = c->rw;
+	redisReply *rep = reply;
+
+	(void)ac;
+	if (rep != NULL)
+		rw->last_reply = ev_now(rw->loop);
+	if (store_redis_is_noscript(rep) && !c->retried && c->r != NULL && rw->ac != NULL) {
+		/* Redis lost the script (restart, SCRIPT FLUSH, a failover):
+		 * load it and send again; both go in order on this link */
+		c->retried = true;
+		if (send_req(rw, c) == 0)
+			return;
+	}
+	if (c->r != NULL && c->r->op == STORE_OP_SESSION) {
+		session_answer(c->r, rep);
+		if (c->r->rc != 0 || c->r->sess_ans != STORE_SESS_OK)
+			store_redis_sess_drop(rw, c->r->sess.id); /* noted when sent */
+		store_req_done(c->r);
+		c->r = NULL;
+	} else if (c->r != NULL && c->r->op == STORE_OP_THROTTLE) {
+		throttle_answer(c->r, rep);
+		store_req_done(c->r);
+		c->r = NULL;
+	} else if (c->r != NULL && c->r->op == STORE_OP_ROUTE) {
+		store_redis_route_answer(c->r, rep);
+		store_req_done(c->r);
+		c->r = NULL;
+	}
+	bool good = rep != NULL && rep->type != REDIS_REPLY_ERROR;
+
+	if (c->r != NULL) {
+		claim_answer(c->r, rep);
+		if (c->r->rc != 0 && rep != NULL && rep->type == REDIS_REPLY_ERROR)
+			rw_log(rw, "store.error", "the script failed", rep->str);
+		store_req_done(c->r);
+		c->r = NULL;
+	}
+	rcall_unlink(c);
+	free(c);
+	if (good && rw->outage && rw->ready && !rw->closing)
+		store_redis_rw_recovered(rw);
+}
+
+static void
+on_setup_reply(redisAsyncContext *ac, void *reply, void *privdata)
+{
+	struct redis_worker *rw = ac->data;
+	redisReply *rep = reply;
+	const char *step = privdata;
+
+	if (rw == NULL || rw->ac != ac)
+		return; /* an old link going away */
+	if (rep == NULL)
+		return; /* the disconnect callback says why */
+	rw->last_reply = ev_now(rw->loop);
+	if (rep->type == REDIS_REPLY_ERROR) {
+		rw_log(rw, "store.error", step, rep->str);
+		rw_drop(rw, NULL);
+		return;
+	}
+	if (strcmp(step, "SCRIPT LOAD") == 0) {
+		if (rep->type != REDIS_REPLY_STRING || strcmp(rep->str, rw->rs->sha) != 0) {
+			rw_log(rw, "store.error", step, "unexpected script hash");
+			rw_drop(rw, NULL);
+			return;
+		}
+		rw->ready = true;
+		rw->backoff_ms = 0;
+		rw_log(rw, "store.connect", "connected", NULL);
+		if (rw->outage || rw->ever_ready)
+			store_redis_rw_recovered(rw);
+		else
+			store_redis_rw_beat(rw);
+		rw->ever_ready = true;
+	}
+}
+
+static void
+on_connect(const redisAsyncContext *ac, int status)
+{
+	struct redis_worker *rw = ac->data;
+
+	if (status == REDIS_OK || rw == NULL || rw->ac != ac)
+		return;
+	/* hiredis frees ac after this, failing its pending callbacks */
+	rw->ac = NULL;
+	rw->ready = false;
+	rw->outage = true;
+	rw_log(rw, "store.disconnect", "cannot connect", ac->errstr);
+	rw_schedule_retry(rw);
+}
+
+static void
+on_disconnect(const redisAsyncContext *ac, int status)
+{
+	struct redis_worker *rw = ac->data;
+
+	(void)status;
+	if (rw == NULL || rw->ac != ac)
+		return; /* we dropped it ourselves */
+	rw->ac = NULL;
+	rw->ready = false;
+	rw->outage = true;
+	rw_log(rw, "store.disconnect", "connection lost", ac->errstr);
+	rw_schedule_retry(rw);
+}
+
+/* A new link: connect (never blocks: the host is numeric), then AUTH,
+ * SELECT and SCRIPT LOAD, pipelined; requests may follow at once, Redis
+ * answers them in order after the setup. */
+static void
+rw_connect(struct redis_worker *rw)
+{
+	struct redis_store *rs = rw->rs;
+	redisAsyncContext *ac;
+
+	if (rw->closing || rw->ac != NULL)
+		return;
+	ac = rs->url.kind == STATE_REDIS_UNIX ? redisAsyncConnectUnix(rs->url.path)
+	                                      : redisAsyncConnect(rs->host, rs->url.port);
+	if (ac == NULL || ac->err) {
+		rw->outage = true;
+		rw_log(rw, "store.disconnect", "cannot connect", ac ? ac->errstr : "out of memory");
+		if (ac != NULL)
+			redisAsyncFree(ac);
+		rw_schedule_retry(rw);
+		return;
+	}
+	if (redisLibevAttach(rw->loop, ac) != REDIS_OK) {
+		redisAsyncFree(ac);
+		rw_schedule_retry(rw);
+		return;
+	}
+	ac->ev.addRead = store_redis_weak_add_read;
+	ac->ev.delRead = store_redis_weak_del_read;
+	ac->ev.addWrite = store_redis_weak_add_write;
+	ac->ev.delWrite = store_redis_weak_del_write;
+	ac->ev.cleanup = store_redis_weak_cleanup;
+	ac->data = rw;
+	redisAsyncSetConnectCallback(ac, on_connect);
+	redisAsyncSetDisconnectCallback(ac, on_disconnect);
+	rw->ac = ac;
+	rw->ready = false;
+	rw->last_reply = ev_now(rw->loop);
+	if (rs->password != NULL) {
+		const char *argv[] = {"AUTH", rs->password};
+		size_t lens[] = {4, strlen(rs->password)};
+
+		redisAsyncCommandArgv(ac, on_setup_reply, (void *)"AUTH", 2, argv, lens);
+	}
+	if (rs->url.db != 0)
+		redisAsyncCommand(ac, on_setup_reply, (void *)"SELECT", "SELECT %d", rs->url.db);
+	redisAsyncCommand(ac, on_setup_reply, (void *)"SCRIPT LOAD", "SCRIPT LOAD %s",
+	                  store_redis_script);
+}
+
+/* Send c's request (a script after SCRIPT LOAD when it is a retry).  0, or -1. */
+static int
+send_req(struct redis_worker *rw, struct rcall *c)
+{
+	struct redis_store *rs = rw->rs;
+	struct store_req *r = c->r;
+	char key[REDIS_KEY_MAX], key2[REDIS_KEY_MAX], pp[REDIS_KEY_MAX], a[4][48];
+	const char *argv[14];
+	size_t lens[14];
+	int n = 0;
+
+	if (r->op == STORE_OP_ROUTE) {
+		argv[0] = "GET";
+		argv[1] = key;
+		lens[0] = 3;
+		lens[1] = store_redis_kind_key(rs, "route:", r->key, r->key_len, key);
+		return redisAsyncCommandArgv(rw->ac, on_reply, c, 2, argv, lens) == REDIS_OK ? 0
+		                                                                             : -1;
+	}
+	if (c->retried &&
+	    redisAsyncCommand(rw->ac, NULL, NULL, "SCRIPT LOAD %s", store_redis_script) != REDIS_OK)
+		return -1;
+	argv[n++] = "EVALSHA";
+	argv[n++] = rs->sha;
+	argv[n++] = "1";
+	argv[n++] = key;
+	switch (r->op) {
+	case STORE_OP_CLAIM:
+		store_redis_lock_key(rs, r->key, r->key_len, key);
+		argv[n++] = "claim";
+		argv[n++] = proto_name(r->claim.proto);
+		snprintf(a[0], sizeof(a[0]), "%llu", (unsigned long long)r->claim.now_ms);
+		snprintf(a[1], sizeof(a[1]), "%llu", (unsigned long long)r->claim.expire_ms);
+		snprintf(a[2], sizeof(a[2]), "%llu", (unsigned long long)r->claim.refresh_ms);
+		argv[n++] = a[0];
+		argv[n++] = a[1];
+		argv[n++] = a[2];
+		break;
+	case STORE_OP_SESSION:
+		store_redis_kind_key(rs, "sess:", r->key, r->key_len, key);
+		store_redis_kind_key(rs, "proxy:", "", 0, pp);
+		snprintf(a[0], sizeof(a[0]), "%016llx", (unsigned long long)r->sess.id);
+		snprintf(a[1], sizeof(a[1]), "%u", r->sess_max);
+		snprintf(a[2], sizeof(a[2]), "%llu", (unsigned long long)rs->heartbeat_ms * 3);
+		argv[n++] = "sreg";
+		argv[n++] = a[0];
+		argv[n++] = rs->proxy_id;
+		argv[n++] = proto_name(r->sess.proto);
+		argv[n++] = key2;
+		snprintf(key2, sizeof(key2), "%s %llu", r->sess.backend[0] ? r->sess.backend : "-",
+		         (unsigned long long)r->sess.since_ms);
+		argv[n++] = a[1];
+		argv[n++] = r->sess_exclusive ? "1" : "0";
+		argv[n++] = a[2];
+		argv[n++] = pp;
+		break;
+	case STORE_OP_THROTTLE:
+		store_redis_kind_key(rs, "thr:", r->key, r->key_len, key);
+		store_redis_kind_key(rs, "thr:", r->key2, r->key2_len, key2);
+		snprintf(a[0], sizeof(a[0]), "%llu", (unsigned long long)r->window_ms);
+		argv[n++] = "tfail";
+		argv[n++] = key2;
+		argv[n++] = a[0];
+		break;
+	case STORE_OP_ROUTE:
+		return -1;
+	}
+	for (int i = 0; i < n; i++)
+		lens[i] = strlen(argv[i]); /* keys are NUL-free: normalised names */
+	return redisAsyncCommandArgv(rw->ac, on_reply, c, n, argv, lens) == REDIS_OK ? 0 : -1;
+}
+
+int
+store_redis_submit(struct store_req *r, const char **err_out)
+{
+	struct redis_worker *rw = r->sw->impl;
+	struct rcall *c;
+
+	if (rw->ac == NULL) {
+		/* down, reconnecting: say so at once rather than wait */
+		r->rc = -1;
+		r->err = "the store is unreachable (reconnecting)";
+		store_req_done(r);
+		return 0;
+	}
+	if (rw->ninflight >= REDIS_INFLIGHT_MAX) {
+		*err_out = "the store is overloaded (too many requests in flight)";
+		return -1;
+	}
+	if ((c = calloc(1, sizeof(*c))) == NULL) {
+		*err_out = "out of memory";
+		return -1;
+	}
+	c->rw = rw;
+	c->r = r;
+	/* ev_now() may be stale by one loop turn: the wall clock is exact */
+	c->sent = ev_time();
+	c->deadline = c->sent + (ev_tstamp)rw->rs->timeout_ms / 1000.;
+	if (r->deadline_ms != 0 && (ev_tstamp)r->deadline_ms / 1000. < c->deadline)
+		c->deadline = (ev_tstamp)r->deadline_ms / 1000.;
+	/* noted before the answer: an end that comes first finds it */
+	if (r->op == STORE_OP_SESSION)
+		(void)store_redis_sess_add(rw, r->key, r->key_len, &r->sess);
+	if (send_req(rw, c) < 0) {
+		if (r->op == STORE_OP_SESSION)
+			store_redis_sess_drop(rw, r->sess.id);
+		free(c);
+		*err_out = "the store is unreachable";
+		return -1;
+	}
+	c->prev = rw->tail;
+	if (rw->tail != NULL)
+		rw->tail->next = c;
+	else
+		rw->head = c;
+	rw->tail = c;
+	rw->ninflight++;
+	if (!ev_is_active(&rw->clock) || rw->ninflight == 1)
+		rw_arm_clock(rw);
+	return 0;
+}
+
+int
+store_redis_worker_open(struct store_worker *sw, const char **err_out)
+{
+	struct redis_worker *rw = calloc(1, sizeof(*rw));
+
+	if (rw == NULL) {
+		*err_out = "out of memory";
+		return -1;
+	}
+	rw->rs = (struct redis_store *)(void *)sw->st;
+	rw->sw = sw;
+	rw->loop = sw->loop;
+	ev_timer_init(&rw->retry, rw_retry_cb, 0., 0.);
+	rw->retry.data = rw;
+	ev_timer_init(&rw->clock, rw_clock_cb, 0., 0.);
+	rw->clock.data = rw;
+	rw->last_log = -10;
+	ev_timer_init(&rw->beat, store_redis_rw_beat_cb, (ev_tstamp)rw->rs->heartbeat_ms / 1000.,
+	              (ev_tstamp)rw->rs->heartbeat_ms / 1000.);
+	rw->beat.data = rw;
+	ev_timer_start(rw->loop, &rw->beat);
+	ev_unref(rw->loop);
+	ev_timer_init(&rw->sub_retry, store_redis_sub_retry_cb, 0., 0.);
+	rw->sub_retry.data = rw;
+	sw->impl = rw;
+	pthread_mutex_lock(&rw->rs->mu);
+	if (rw->rs->event_cb != NULL && !rw->rs->sub_taken)
+		rw->subscriber = rw->rs->sub_taken = true;
+	pthread_mutex_unlock(&rw->rs->mu);
+	rw_connect(rw); /* a failure here only schedules a retry */
+	if (rw->subscriber)
+		store_redis_sub_connect(rw);
+	return 0;
+}
+
+/* Before store_worker_free() waits for the store: every request still in
+ * flight is answered now (nobody will see it: the worker is going). */
+void
+store_redis_worker_stop(struct store_worker *sw)
+{
+	struct redis_worker *rw = sw->impl;
+
+	if (rw == NULL)
+		return;
+	for (struct rcall *c = rw->head; c != NULL; c = c->next)
+		rcall_fail(c, "the worker is closing");
+}
+
+void
+store_redis_worker_close(struct store_worker *sw)
+{
+	struct redis_worker *rw = sw->impl;
+
+	if (rw == NULL)
+		return;
+	rw->closing = true;
+	store_redis_timer_stop_weak(rw->loop, &rw->retry);
+	store_redis_timer_stop_weak(rw->loop, &rw->clock);
+	store_redis_timer_stop_weak(rw->loop, &rw->sub_retry);
+	ev_ref(rw->loop);
+	ev_timer_stop(rw->loop, &rw->beat);
+	rw_drop(rw, NULL); /* frees every call through its callback */
+	if (rw->sub != NULL) {
+		redisAsyncContext *ac = rw->sub;
+
+		rw->sub = NULL;
+		redisAsyncFree(ac);
+	}
+	if (rw->subscriber) {
+		pthread_mutex_lock(&rw->rs->mu);
+		rw->rs->sub_taken = false;
+		pthread_mutex_unlock(&rw->rs->mu);
+	}
+	for (size_t b = 0; b < RSESS_BUCKETS; b++) {
+		struct rsess *e = rw->sess[b], *next;
+
+		for (; e != NULL; e = next) {
+			next = e->next;
+			free(e);
+		}
+	}
+	free(rw);
+	sw->impl = NULL;
+}
