@@ -15,7 +15,6 @@
 #include <unistd.h>
 
 #include "health.h"
-#include "listener.h"
 #include "log.h"
 #include "login.h"
 #include "proxyproto.h"
@@ -700,7 +699,6 @@ conn_close(struct conn *c, enum close_reason reason)
 	w->nconns--;
 	c->reap_next = w->reap;
 	w->reap = c;
-	listener_conn_closed(w);
 }
 
 /* ---- ending sessions politely (SIGTERM, kick) ---------------------------- */

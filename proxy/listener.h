@@ -35,7 +35,7 @@ void listener_stop(struct worker *w);
 /* Draining: stop accepting and close the sockets, so that new connections
  * are refused here at once (and go to another instance). */
 void listener_close(struct worker *w);
-/* A conn of w closed: resume accepting if descriptors ran out before. */
+/* Conns of w were freed: resume accepting if descriptors ran out before. */
 void listener_conn_closed(struct worker *w);
 
 #endif

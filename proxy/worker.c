@@ -22,7 +22,11 @@ reap_cb(struct ev_loop *loop, ev_prepare *p, int revents)
 
 	(void)loop;
 	(void)revents;
-	conn_reap(w);
+	if (w->reap != NULL) {
+		conn_reap(w);
+		/* Descriptors came back: resume accepting if they had run out. */
+		listener_conn_closed(w);
+	}
 }
 
 #define END_SWEEP_SECONDS 0.1 /* how often sessions being ended are looked at */
