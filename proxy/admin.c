@@ -70,13 +70,23 @@ admin_is_command(const char *word)
 
 /* ---- binding --------------------------------------------------------------- */
 
+/* The socket file admin_bind() made, so that admin_stop() removes it only
+ * while the path still names it (a newer postern may have taken it over). */
+static struct {
+	dev_t dev;
+	ino_t ino;
+	bool set;
+} bound;
+
 int
 admin_bind(const char *path, uid_t uid, gid_t gid, const char **err_out)
 {
 	struct sockaddr_un sun = {.sun_family = AF_UNIX};
+	char tmp[sizeof(sun.sun_path)];
+	bool live = false;
 	struct stat st;
 	mode_t old;
-	int fd, rc, saved;
+	int fd, rc, saved, n;
 
 	if (strlen(path) >= sizeof(sun.sun_path)) {
 		*err_out = "path too long";
@@ -99,16 +109,27 @@ admin_bind(const char *path, uid_t uid, gid_t gid, const char **err_out)
 			goto fail;
 		}
 		probe = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-		if (probe >= 0 && connect(probe, (struct sockaddr *)&sun, sizeof(sun)) == 0) {
+		live = probe >= 0 && connect(probe, (struct sockaddr *)&sun, sizeof(sun)) == 0;
+		if (probe >= 0)
 			close(probe);
-			*err_out = "in use by a running postern";
+	}
+	/*
+	 * Bound under a name of its own, then renamed over path in one step: an
+	 * upgrade (a new postern started beside the running one, which is then
+	 * sent SIGTERM) takes the path over without a moment when nobody
+	 * answers there; the old process keeps its own socket until it exits.
+	 */
+	n = snprintf(tmp, sizeof(tmp), "%s.%ld", path, (long)getpid());
+	if (n < 0 || (size_t)n >= sizeof(tmp)) {
+		if (live) {
+			*err_out = "in use by a running postern (path too long to take it over)";
 			errno = EADDRINUSE;
 			goto fail;
 		}
-		if (probe >= 0)
-			close(probe);
-		(void)unlink(path);
+		snprintf(tmp, sizeof(tmp), "%s", path);
 	}
+	(void)unlink(tmp);
+	memcpy(sun.sun_path, tmp, strlen(tmp) + 1);
 	/* 0600 from the start: no moment when others could connect. */
 	old = umask(0177);
 	rc = bind(fd, (struct sockaddr *)&sun, sizeof(sun));
@@ -117,21 +138,30 @@ admin_bind(const char *path, uid_t uid, gid_t gid, const char **err_out)
 		*err_out = "bind";
 		goto fail;
 	}
-	if (chmod(path, 0600) < 0 || (uid != (uid_t)-1 && chown(path, uid, gid) < 0)) {
+	if (chmod(tmp, 0600) < 0 || (uid != (uid_t)-1 && chown(tmp, uid, gid) < 0)) {
 		*err_out = "chmod/chown";
-		saved = errno;
-		(void)unlink(path);
-		errno = saved;
-		goto fail;
+		goto fail_unlink;
 	}
 	if (listen(fd, ADMIN_LISTEN_BACKLOG) < 0) {
 		*err_out = "listen";
-		saved = errno;
-		(void)unlink(path);
-		errno = saved;
-		goto fail;
+		goto fail_unlink;
 	}
+	if (strcmp(tmp, path) != 0 && rename(tmp, path) < 0) {
+		*err_out = "rename";
+		goto fail_unlink;
+	}
+	if (lstat(path, &st) == 0) {
+		bound.dev = st.st_dev;
+		bound.ino = st.st_ino;
+		bound.set = true;
+	}
+	if (live)
+		log_kv(LOG_INFO, "admin.socket_taken_over", "path=\"%s\"", path);
 	return fd;
+fail_unlink:
+	saved = errno;
+	(void)unlink(tmp);
+	errno = saved;
 fail:
 	saved = errno;
 	close(fd);
@@ -721,7 +751,14 @@ admin_stop(void)
 	pthread_mutex_unlock(&adm.lock);
 	close(adm.fd);
 	adm.fd = -1;
-	(void)unlink(adm.path); /* may fail once privileges are dropped: harmless */
+	/* Only while the path still names our socket: a newer postern may have
+	 * taken it over.  May fail once privileges are dropped: harmless. */
+	{
+		struct stat st;
+		if (bound.set && lstat(adm.path, &st) == 0 && st.st_dev == bound.dev &&
+		    st.st_ino == bound.ino)
+			(void)unlink(adm.path);
+	}
 	ev_loop_destroy(adm.loop);
 	adm.loop = NULL;
 }

@@ -24,9 +24,11 @@ struct admin_job;
 
 /*
  * Bind and listen on the unix socket path (before privileges are dropped):
- * mode 0600, owned by uid/gid unless they are (uid_t)-1.  A stale socket
- * left by a dead postern is replaced; a live one is an error.  Returns the
- * fd, or -1 with *err_out (static text) and errno.
+ * mode 0600, owned by uid/gid unless they are (uid_t)-1.  The socket is
+ * bound under a temporary name and renamed over path, so a stale socket is
+ * replaced and a live one (an upgrade: the old postern is still running) is
+ * taken over atomically.  Returns the fd, or -1 with *err_out (static text)
+ * and errno.
  */
 int admin_bind(const char *path, uid_t uid, gid_t gid, const char **err_out);
 

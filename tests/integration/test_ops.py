@@ -552,3 +552,31 @@ def test_sigterm_ends_50_idle_sessions_politely_and_exits_0(ops, ops_backends, c
     finally:
         for c in idlers:
             c.close()
+
+
+def test_a_second_postern_on_the_same_admin_socket_takes_it_over_for_an_upgrade(ops, ca):
+    """The upgrade recipe with an admin socket: B starts on A's config (same
+    listeners, same socket) while A runs, takes the socket path over
+    atomically, and keeps it when A is sent SIGTERM and exits; the socket
+    then answers for B (its session is listed)."""
+    a = ops()
+    sock = a.admin_socket
+    extra = '\nadmin = { socket = "%s"; };' % sock
+    b = Postern(a.certs, a.backends, ROUTES, parent_dir=a.parent_dir,
+                extra=extra, timeouts=dict(OPS_TIMEOUTS), imap_port=a.imap_port,
+                pop3_port=a.pop3_port)
+    b.admin_socket = sock
+    try:
+        b.start()
+        assert b.wait_log(r"event=admin\.socket_taken_over\b"), b.log()[-2000:]
+        os.kill(a.proc.pid, signal.SIGTERM)
+        assert a.proc.wait(timeout=30 * TIMEOUT_SCALE) == 0
+        assert os.path.exists(sock), "the old postern removed the new one's socket"
+        c = login(b, ca, "alice@example.org")
+        try:
+            listed = sessions(b, "--user", "alice@example.org")
+            assert [s["user"] for s in listed] == ["alice@example.org"], listed
+        finally:
+            c.close()
+    finally:
+        b.cleanup()
