@@ -104,6 +104,8 @@ conn_set_state(struct conn *c, enum conn_state st)
 		log_kv(LOG_DEBUG, "conn.state", "cid=%016llx state=%s->%s",
 		       (unsigned long long)c->id, conn_state_name(c->state), conn_state_name(st));
 	c->state = st;
+	if (st == CS_PREAUTH)
+		c->last_active = ev_now(c->w->loop); /* quiet counts from the greeting */
 	ev_timer_stop(c->w->loop, &c->timer);
 	if (ms > 0) {
 		ev_tstamp s = (ev_tstamp)ms / 1000.0;
@@ -388,15 +390,11 @@ conn_hold(struct conn *c, uint64_t ms)
 
 /* Pre-auth: flush replies, parse what came, read more; the client must
  * read our replies before we read its next commands (nginx's s->blocked). */
-static void end_preauth(struct conn *c);
-
 static void
 preauth_run(struct conn *c)
 {
-	if (c->ending) {
-		end_preauth(c); /* a login under way failed: now it ends */
-		return;
-	}
+	/* An ending conn (drain, kick) goes on too: conn_end_sweep() says BYE
+	 * once it is quiet, so a login under way is not cut. */
 	for (int round = 0; round < 64; round++) {
 		size_t space;
 		uint8_t *t;
@@ -431,6 +429,7 @@ preauth_run(struct conn *c)
 		}
 		buf_produce(&c->in, (size_t)n);
 		c->bytes_in += (uint64_t)n;
+		c->last_active = ev_now(c->w->loop);
 	}
 	conn_watch(c);
 }
@@ -735,21 +734,10 @@ conn_end_politely(struct conn *c, enum close_reason reason, double after_s, doub
 	c->end_after = now + (after_s > 0 ? after_s : 0);
 	c->end_deadline = now + (deadline_s > 0 ? deadline_s : 0);
 	worker_end_started(c->w);
-	switch (c->state) {
-	case CS_PROXY:
-	case CS_TLS_ACCEPT:
-		conn_close(c, reason); /* nothing said yet, nothing to say it in */
-		break;
-	case CS_PREAUTH:
-		end_preauth(c);
-		break;
-	case CS_BACKEND:
-	case CS_POLICY: /* the login ends first: back in pre-auth, or relayed */
-	case CS_RELAY:  /* conn_end_sweep() waits for a quiet moment */
-	case CS_CLOSING:
-	case CS__COUNT:
-		break;
-	}
+	/* Nothing is cut at once: a handshake or a login under way finishes
+	 * (an upgrade's new postern is already accepting, so a client that
+	 * is told BYE mid-login has to start over); conn_end_sweep() ends
+	 * the session at its next quiet moment, the deadline at the latest. */
 }
 
 void
@@ -757,6 +745,7 @@ conn_end_sweep(struct worker *w)
 {
 	ev_tstamp now = ev_now(w->loop);
 	struct conn *next;
+	bool quiet;
 
 	for (struct conn *c = w->conns; c != NULL; c = next) {
 		next = c->next; /* closing c unlinks c only */
@@ -766,10 +755,16 @@ conn_end_sweep(struct worker *w)
 			conn_close(c, c->end_reason);
 			continue;
 		}
+		quiet = now - c->last_active >= (ev_tstamp)c->cfg->timeouts.drain_quiet_ms / 1000.0;
+		/* Pre-auth: once the client stopped sending and has every reply
+		 * (it is not mid-login); no spread, it holds no session yet. */
+		if (c->state == CS_PREAUTH && quiet && buf_len(&c->out) == 0 && !c->tarpit) {
+			end_preauth(c);
+			continue;
+		}
 		if (c->state != CS_RELAY || now < c->end_after)
 			continue;
-		if (now - c->last_active >= (ev_tstamp)c->cfg->timeouts.drain_quiet_ms / 1000.0 &&
-		    relay_at_line_boundary(&c->relay))
+		if (quiet && relay_at_line_boundary(&c->relay))
 			end_relay(c);
 	}
 }

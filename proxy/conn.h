@@ -120,7 +120,7 @@ struct conn {
 	enum close_reason end_reason; /* CLOSE_SHUTDOWN or CLOSE_KICKED */
 	ev_tstamp end_after;          /* not before (a random point within drain_spread) */
 	ev_tstamp end_deadline;       /* closed then, quiet or not */
-	ev_tstamp last_active;        /* relay: when bytes last moved either way */
+	ev_tstamp last_active;        /* pre-auth: client bytes; relay: bytes either way */
 	struct health *be_health;     /* borrowed: counted in its sessions while relaying */
 
 	bool logged_in;

@@ -511,7 +511,7 @@ def test_sigterm_ends_50_idle_sessions_politely_and_exits_0(ops, ops_backends, c
         for t in threads:
             t.start()
 
-        # pre-auth: the BYE at once
+        # pre-auth: the BYE once quiet (drain_quiet, no spread)
         assert read_bye(pre, 5 * TIMEOUT_SCALE).startswith(b"* BYE [UNAVAILABLE]")
         # the listeners are closed at once
         assert refused_soon(p.imap_port), "a listener still accepts"
