@@ -137,6 +137,16 @@ backend_printf(struct backend *be, const char *fmt, ...)
 	return n;
 }
 
+int
+backend_sent(struct backend *be, int rc)
+{
+	if (rc < 0) {
+		backend_fail(be, FAIL_INTERNAL, "backend_command_too_long");
+		return -1;
+	}
+	return 0;
+}
+
 void
 backend_greeted(struct backend *be)
 {

@@ -30,17 +30,6 @@
 
 enum imap_step { BI_GREETING, BI_STARTTLS, BI_CAPA, BI_ID, BI_LOGIN, BI_POSTCAPA };
 
-/* A queued command: -1 (backend_fail called) when it did not fit. */
-static int
-sent(struct backend *be, int rc)
-{
-	if (rc < 0) {
-		backend_fail(be, FAIL_INTERNAL, "backend_command_too_long");
-		return -1;
-	}
-	return 0;
-}
-
 /* A line for the command tagged tag; "* CAPABILITY" lines update the
  * list (lib/imap_resp.c reads every byte the backend sends). */
 static enum imap_resp_kind
@@ -164,7 +153,7 @@ send_oauth(struct backend *be, const struct creds *cr)
 		return -1;
 	}
 	if ((b64 = malloc(SASL_OAUTH_B64_MAX + 1)) == NULL)
-		return sent(be, -1);
+		return backend_sent(be, -1);
 	n = mech == AUTHM_XOAUTH2
 	        ? sasl_xoauth2_encode(cr->user, cr->user_len, cr->token, cr->token_len, b64,
 	                              SASL_OAUTH_B64_MAX + 1)
@@ -185,7 +174,7 @@ send_oauth(struct backend *be, const struct creds *cr)
 	}
 	OPENSSL_cleanse(b64, SASL_OAUTH_B64_MAX + 1);
 	free(b64);
-	return sent(be, rc);
+	return backend_sent(be, rc);
 }
 
 /* Log in: a token with its own mechanism; a password with AUTHENTICATE
@@ -210,7 +199,7 @@ send_credentials(struct backend *be)
 		rc = send_login(be, be->req.creds);
 	}
 	be->step = BI_LOGIN;
-	return sent(be, rc);
+	return backend_sent(be, rc);
 }
 
 /* The client's address for the backend (RFC 2971 ID with the fields
@@ -224,12 +213,13 @@ send_id(struct backend *be)
 	addr_parts((const struct sockaddr *)be->req.client_sa, pip, sizeof(pip), &pport);
 	addr_parts((const struct sockaddr *)be->req.local_sa, lip, sizeof(lip), &lport);
 	be->step = BI_ID;
-	return sent(be, backend_printf(
-	                    be,
-	                    TAG_ID " ID (\"x-originating-ip\" \"%s\" \"x-originating-port\" \"%u\" "
-	                           "\"x-connected-ip\" \"%s\" \"x-connected-port\" \"%u\" "
-	                           "\"x-session-id\" \"%016llx\")\r\n",
-	                    pip, pport, lip, lport, (unsigned long long)be->req.cid));
+	return backend_sent(
+	    be,
+	    backend_printf(be,
+	                   TAG_ID " ID (\"x-originating-ip\" \"%s\" \"x-originating-port\" \"%u\" "
+	                          "\"x-connected-ip\" \"%s\" \"x-connected-port\" \"%u\" "
+	                          "\"x-session-id\" \"%016llx\")\r\n",
+	                   pip, pport, lip, lport, (unsigned long long)be->req.cid));
 }
 
 /* Capabilities known: forward the client's address, then log in. */
@@ -275,7 +265,8 @@ oauth_error(struct backend *be, const char *text)
 	else
 		backend_set_text(be, "backend sent a malformed RFC 7628 error challenge");
 	OPENSSL_cleanse(json, sizeof(json));
-	return sent(be, backend_send(be, SASL_OAUTH_DUMMY "\r\n", sizeof(SASL_OAUTH_DUMMY) + 1));
+	return backend_sent(
+	    be, backend_send(be, SASL_OAUTH_DUMMY "\r\n", sizeof(SASL_OAUTH_DUMMY) + 1));
 }
 
 /* The answer to our login. */
@@ -293,7 +284,7 @@ login_line(struct backend *be, char *line)
 			return fail_with(be, line, FAIL_BACKEND_PROTO,
 			                 "backend_unexpected_continuation");
 		l = be->seg_len[0];
-		if (sent(be, backend_send(be, (const char *)buf_head(&be->later), l)) < 0)
+		if (backend_sent(be, backend_send(be, (const char *)buf_head(&be->later), l)) < 0)
 			return -1;
 		buf_consume(&be->later, l);
 		memmove(be->seg_len, be->seg_len + 1, (be->nsegs - 1) * sizeof(be->seg_len[0]));
@@ -310,7 +301,8 @@ login_line(struct backend *be, char *line)
 		if (!be->have_caps) {
 			/* RFC 9051 §6.2.3: capabilities may change at login. */
 			be->step = BI_POSTCAPA;
-			return sent(be, backend_send(be, TAG_POSTCAPA " CAPABILITY\r\n", 15));
+			return backend_sent(be,
+			                    backend_send(be, TAG_POSTCAPA " CAPABILITY\r\n", 15));
 		}
 		backend_logged_in(be);
 		return -1;
@@ -351,12 +343,12 @@ imap_dialog_line(struct backend *be, char *line)
 		if (be->bc->tls == TLSM_STARTTLS && be->link.ssl == NULL) {
 			/* RFC 9051 §6.2.1; capabilities are asked again over TLS. */
 			be->step = BI_STARTTLS;
-			return sent(be, backend_send(be, TAG_STARTTLS " STARTTLS\r\n", 13));
+			return backend_sent(be, backend_send(be, TAG_STARTTLS " STARTTLS\r\n", 13));
 		}
 		caps_from_code(be, text);
 		if (!be->have_caps) {
 			be->step = BI_CAPA;
-			return sent(be, backend_send(be, TAG_CAPA " CAPABILITY\r\n", 15));
+			return backend_sent(be, backend_send(be, TAG_CAPA " CAPABILITY\r\n", 15));
 		}
 		return ready(be);
 	case BI_STARTTLS:

@@ -80,6 +80,9 @@ struct backend {
 /* Queue bytes for the backend.  -1 when they do not fit. */
 int backend_send(struct backend *be, const char *s, size_t len);
 int backend_printf(struct backend *be, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* A command queued with backend_send/printf (rc): -1 (backend_fail
+ * called: be may be gone) when it did not fit, else 0. */
+int backend_sent(struct backend *be, int rc);
 /* Keep what the backend said (cut) for the log line. */
 void backend_set_text(struct backend *be, const char *s);
 /* The backend greeted: a passive health success. */

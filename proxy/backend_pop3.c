@@ -31,16 +31,6 @@ enum pop3_step {
 	BP_OAUTH /* AUTH XOAUTH2/OAUTHBEARER sent, waiting for "+ " */
 };
 
-static int
-sent(struct backend *be, int rc)
-{
-	if (rc < 0) {
-		backend_fail(be, FAIL_INTERNAL, "backend_command_too_long");
-		return -1;
-	}
-	return 0;
-}
-
 /* Every byte the backend sends is read by lib/pop3_resp.c. */
 static bool
 is_ok(const char *line)
@@ -99,7 +89,7 @@ send_plain(struct backend *be, bool with_command)
 	                        : backend_printf(be, "%s\r\n", b64);
 
 	OPENSSL_cleanse(b64, sizeof(b64));
-	return sent(be, rc);
+	return backend_sent(be, rc);
 }
 
 /* The XOAUTH2/OAUTHBEARER message, built from user and token, as the
@@ -124,7 +114,7 @@ send_oauth_response(struct backend *be)
 		free(b64);
 	}
 	be->step = BP_AUTH;
-	return sent(be, rc);
+	return backend_sent(be, rc);
 }
 
 /* RFC 7628 §3.2.2: a challenge after our token is the error.  Keep it
@@ -141,7 +131,8 @@ oauth_error(struct backend *be, const char *text)
 		EVP_EncodeBlock((unsigned char *)be->oauth_err, (const unsigned char *)json,
 		                (int)jlen);
 	OPENSSL_cleanse(json, sizeof(json));
-	return sent(be, backend_send(be, SASL_OAUTH_DUMMY "\r\n", sizeof(SASL_OAUTH_DUMMY) + 1));
+	return backend_sent(
+	    be, backend_send(be, SASL_OAUTH_DUMMY "\r\n", sizeof(SASL_OAUTH_DUMMY) + 1));
 }
 
 static int
@@ -160,7 +151,7 @@ send_credentials(struct backend *be)
 		}
 		be->creds_sent = true;
 		be->step = BP_OAUTH;
-		return sent(be, backend_printf(be, "AUTH %s\r\n", auth_mech_name(mech)));
+		return backend_sent(be, backend_printf(be, "AUTH %s\r\n", auth_mech_name(mech)));
 	}
 	be->creds_sent = true;
 	if (be->capa.sasl_plain) {
@@ -169,7 +160,7 @@ send_credentials(struct backend *be)
 	}
 	/* USER/PASS: the session refused CR, LF and NUL in both already. */
 	be->step = BP_USER;
-	return sent(be, backend_printf(be, "USER %.*s\r\n", (int)cr->user_len, cr->user));
+	return backend_sent(be, backend_printf(be, "USER %.*s\r\n", (int)cr->user_len, cr->user));
 }
 
 /* CAPA is done: forward the client's address if asked, then log in. */
@@ -183,7 +174,7 @@ capa_done(struct backend *be)
 			addr_parts((const struct sockaddr *)be->req.client_sa, pip, sizeof(pip),
 			           &pport);
 			be->step = BP_XCLIENT;
-			return sent(
+			return backend_sent(
 			    be, backend_printf(be, "XCLIENT ADDR=%s PORT=%u SESSION=%016llx\r\n",
 			                       pip, pport, (unsigned long long)be->req.cid));
 		}
@@ -209,10 +200,10 @@ pop3_dialog_line(struct backend *be, char *line)
 			be->capa.xclient = true;
 		if (be->bc->tls == TLSM_STARTTLS && be->link.ssl == NULL) {
 			be->step = BP_STLS; /* RFC 2595 §4 */
-			return sent(be, backend_send(be, "STLS\r\n", 6));
+			return backend_sent(be, backend_send(be, "STLS\r\n", 6));
 		}
 		be->step = BP_CAPA_FIRST;
-		return sent(be, backend_send(be, "CAPA\r\n", 6));
+		return backend_sent(be, backend_send(be, "CAPA\r\n", 6));
 	case BP_STLS:
 		if (!is_ok(line))
 			return fail_with(be, line, FAIL_BACKEND_PROTO, "backend_starttls_refused");
@@ -260,8 +251,8 @@ pop3_dialog_line(struct backend *be, char *line)
 		if (!is_ok(line))
 			return fail_with(be, line, err_class(line), "backend_refused_login");
 		be->step = BP_PASS;
-		return sent(be,
-		            backend_printf(be, "PASS %.*s\r\n", (int)cr->secret_len, cr->secret));
+		return backend_sent(
+		    be, backend_printf(be, "PASS %.*s\r\n", (int)cr->secret_len, cr->secret));
 	}
 	return 0;
 }
