@@ -2,12 +2,13 @@
 # Install the Debian packages postern's build, tests and demo need; idempotent.
 # Runs apt-get only when something is missing (as root, or through sudo).
 # podman, buildah and debootstrap build and check the container image
-# (make docker-test) where no Docker engine runs.
+# (make docker-test) where no Docker engine runs.  Extra package names given
+# as arguments are installed the same way (tests/bench/deps.sh: the peers).
 set -eu
 PKGS="build-essential pkg-config clang libclang-rt-14-dev libssl-dev libev-dev
 libconfig-dev libcmocka-dev liblmdb-dev libhiredis-dev libsystemd-dev libmicrohttpd-dev openssl
 curl python3 python3-pytest python3-prometheus-client dovecot-imapd dovecot-pop3d sslscan haproxy
-redis-server podman buildah debootstrap libcap2-bin"
+redis-server podman buildah debootstrap libcap2-bin $*"
 
 missing=""
 for p in $PKGS; do
