@@ -24,6 +24,7 @@
 #include "policy.h"
 #include "reason.h"
 #include "relay.h"
+#include "sasl.h"
 
 #define CONN_BUF_SIZE (16 * 1024) /* each relay direction, and pre-auth input */
 #define CONN_OUT_SIZE (16 * 1024)
@@ -61,8 +62,17 @@ struct proto_ops {
 	void (*reply_fail)(struct conn *c, const char *text);
 	/* A backend refused a token with an RFC 7628 §3.2.2 error: write the
 	 * challenge (base64 JSON) and read the client's dummy response, then
-	 * call login_oauth_refusal(c, last). */
+	 * call login_oauth_refusal(c, last).  (sasl_exchange_oauth_error.) */
 	void (*oauth_error)(struct conn *c, const char *b64, bool last);
+	/* The SASL exchange wrote a challenge: parse the next line as a
+	 * response. */
+	void (*sasl_expect)(struct conn *c);
+	/* Answer a SASL response the exchange cannot use (rc: SASL_BAD_BASE64,
+	 * SASL_AUTHZID, SASL_BAD_FORMAT, SASL_TOO_LONG, SASL_CANCELLED) in the
+	 * protocol's own words and return true; false leaves it to the
+	 * exchange, which refuses it as failed authentication.  SASL_CANCELLED
+	 * must be answered. */
+	bool (*sasl_reject)(struct conn *c, enum sasl_rc rc);
 	/* Write last words (BYE / -ERR) before an enforced close. */
 	void (*bye)(struct conn *c, const char *text);
 	/* Free c->sess (wiping credentials).  Takes a conn without one. */

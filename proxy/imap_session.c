@@ -15,28 +15,14 @@
 #include "imap.h"
 #include "log.h"
 #include "login.h"
-#include "sasl.h"
+#include "sasl_exchange.h"
 
 #define OUT_RESERVE 1024 /* stop parsing while c->out has less room than one reply */
-
-/* Where an AUTHENTICATE exchange stands: which response line comes next. */
-enum sasl_step {
-	STEP_NONE,         /* no exchange */
-	STEP_PLAIN,        /* "+ " sent: the PLAIN message */
-	STEP_LOGIN_USER,   /* "+ VXNlcm5hbWU6" sent: the user name */
-	STEP_LOGIN_SECRET, /* "+ UGFzc3dvcmQ6" sent: the password */
-	STEP_OAUTH,        /* "+ " sent: the XOAUTH2/OAUTHBEARER message */
-	STEP_OAUTH_DUMMY,  /* the backend's RFC 7628 error sent: the dummy response */
-};
 
 struct imap_sess {
 	struct imap_parser p;
 	char tag[IMAP_TAG_MAX + 1]; /* the tag of the LOGIN/AUTHENTICATE in progress */
-	enum sasl_step step;
-	unsigned mech;                /* AUTHM_* of the exchange */
-	bool last_fail;               /* STEP_OAUTH_DUMMY: that failure used the last attempt */
-	char user[SASL_USER_MAX + 1]; /* SASL LOGIN: the user name, until the password */
-	size_t user_len;
+	struct sasl_exchange x;
 };
 
 #define CAPS_MAX 160
@@ -128,175 +114,44 @@ imap_reply_fail(struct conn *c, const char *text)
 }
 
 static void
-sasl_plain(struct conn *c, const char *b64, size_t len)
+imap_sasl_expect(struct conn *c)
 {
 	struct imap_sess *s = c->sess;
 
-	switch ((enum sasl_rc)login_sasl_plain(c, b64, len)) {
-	case SASL_OK:
-		break;
+	imap_parser_expect_sasl(&s->p);
+}
+
+/* RFC 9051 §6.2.2: a response that cannot be decoded, or "*", is answered
+ * BAD; an authorization identity is refused as RFC 5530 says. */
+static bool
+imap_sasl_reject(struct conn *c, enum sasl_rc rc)
+{
+	struct imap_sess *s = c->sess;
+
+	switch (rc) {
 	case SASL_BAD_BASE64:
-		/* RFC 9051 §6.2.2: an undecodable response is rejected with BAD. */
 		bad_command(c, s->tag, "Invalid base64 in SASL response.");
-		break;
+		return true;
+	case SASL_CANCELLED:
+		(void)buf_printf(&c->out, "%s BAD Authentication canceled.\r\n", s->tag);
+		return true;
 	case SASL_AUTHZID:
 		(void)buf_printf(&c->out,
 		                 "%s NO [AUTHORIZATIONFAILED] Authorization identity not "
 		                 "supported.\r\n",
 		                 s->tag);
-		break;
+		return true;
 	default:
-		login_refuse(c, FAIL_AUTH, "sasl_bad_format");
-		break;
+		return false;
 	}
 }
 
-/* "+ text": the next line is a SASL response (RFC 9051 §6.2.2). */
-static void
-challenge(struct conn *c, enum sasl_step step, const char *text)
-{
-	struct imap_sess *s = c->sess;
-
-	(void)buf_printf(&c->out, "+ %s\r\n", text);
-	imap_parser_expect_sasl(&s->p);
-	s->step = step;
-}
-
-/* SASL LOGIN's first response, the user name: keep it, ask the password. */
-static void
-sasl_login_user(struct conn *c, const char *b64, size_t len)
-{
-	struct imap_sess *s = c->sess;
-	enum sasl_rc rc = sasl_login_user_decode(b64, len, s->user, &s->user_len);
-
-	c->login_mech = "sasl-login";
-	if (rc == SASL_OK)
-		challenge(c, STEP_LOGIN_SECRET, SASL_LOGIN_SECRET_CHALLENGE);
-	else if (rc == SASL_BAD_BASE64)
-		bad_command(c, s->tag, "Invalid base64 in SASL response.");
-	else
-		login_refuse(c, FAIL_AUTH, "sasl_bad_format");
-}
-
-/* SASL LOGIN's second response, the password: log in as PLAIN would. */
-static void
-sasl_login_secret(struct conn *c, const char *b64, size_t len)
-{
-	struct imap_sess *s = c->sess;
-	char secret[SASL_SECRET_MAX + 1];
-	size_t slen = 0;
-	enum sasl_rc rc = sasl_login_secret_decode(b64, len, secret, &slen);
-
-	if (rc == SASL_OK)
-		login_begin(c, s->user, s->user_len, secret, slen, "sasl-login");
-	else if (rc == SASL_BAD_BASE64)
-		bad_command(c, s->tag, "Invalid base64 in SASL response.");
-	else
-		login_refuse(c, FAIL_AUTH, "sasl_bad_format");
-	OPENSSL_cleanse(secret, sizeof(secret));
-	OPENSSL_cleanse(s->user, sizeof(s->user));
-	s->user_len = 0;
-}
-
-/* An XOAUTH2 or OAUTHBEARER message: its token goes through to the backend. */
-static void
-sasl_oauth(struct conn *c, const char *b64, size_t len)
-{
-	struct imap_sess *s = c->sess;
-
-	switch ((enum sasl_rc)login_sasl_oauth(c, s->mech, b64, len)) {
-	case SASL_OK:
-		break;
-	case SASL_BAD_BASE64:
-		bad_command(c, s->tag, "Invalid base64 in SASL response.");
-		break;
-	case SASL_NO_USER:
-		login_refuse_text(c, "sasl_no_user",
-		                  "[AUTHENTICATIONFAILED] OAUTHBEARER without a user name (a=) "
-		                  "cannot be routed: send a=user in the GS2 header.");
-		break;
-	case SASL_CHANNEL_BINDING:
-		login_refuse(c, FAIL_AUTH, "sasl_channel_binding");
-		break;
-	default:
-		login_refuse(c, FAIL_AUTH, "sasl_bad_format");
-		break;
-	}
-}
-
-/* AUTHENTICATE of an enabled mechanism, with or without an initial response. */
-static void
-sasl_start(struct conn *c, const struct imap_cmd *cmd)
-{
-	struct imap_sess *s = c->sess;
-
-	s->step = STEP_NONE;
-	switch (s->mech) {
-	case AUTHM_PLAIN:
-		if (cmd->has_ir)
-			sasl_plain(c, cmd->ir, cmd->ir_len);
-		else
-			challenge(c, STEP_PLAIN, ""); /* RFC 9051 §6.2.2: an empty challenge */
-		return;
-	case AUTHM_LOGIN:
-		/* SASL-IR: the initial response is the user name. */
-		if (cmd->has_ir)
-			sasl_login_user(c, cmd->ir, cmd->ir_len);
-		else
-			challenge(c, STEP_LOGIN_USER, SASL_LOGIN_USER_CHALLENGE);
-		return;
-	default:
-		if (cmd->has_ir)
-			sasl_oauth(c, cmd->ir, cmd->ir_len);
-		else
-			challenge(c, STEP_OAUTH, "");
-		return;
-	}
-}
-
-/* A response line in the exchange under way. */
-static void
-sasl_response(struct conn *c, const struct imap_cmd *cmd)
-{
-	struct imap_sess *s = c->sess;
-	enum sasl_step step = s->step;
-
-	s->step = STEP_NONE;
-	if (step == STEP_OAUTH_DUMMY) {
-		/* RFC 7628 §3.2.3: whatever the client sends (the dummy ^A,
-		 * or "*"), the exchange has failed. */
-		login_oauth_refusal(c, s->last_fail);
-		return;
-	}
-	if (cmd->cancelled) {
-		OPENSSL_cleanse(s->user, sizeof(s->user));
-		(void)buf_printf(&c->out, "%s BAD Authentication canceled.\r\n", s->tag);
-		return;
-	}
-	switch (step) {
-	case STEP_LOGIN_USER:
-		sasl_login_user(c, cmd->ir, cmd->ir_len);
-		return;
-	case STEP_LOGIN_SECRET:
-		sasl_login_secret(c, cmd->ir, cmd->ir_len);
-		return;
-	case STEP_OAUTH:
-		sasl_oauth(c, cmd->ir, cmd->ir_len);
-		return;
-	default:
-		sasl_plain(c, cmd->ir, cmd->ir_len);
-		return;
-	}
-}
-
-/* The backend refused the token with an RFC 7628 §3.2.2 error. */
 static void
 imap_oauth_error(struct conn *c, const char *b64, bool last)
 {
 	struct imap_sess *s = c->sess;
 
-	challenge(c, STEP_OAUTH_DUMMY, b64);
-	s->last_fail = last;
+	sasl_exchange_oauth_error(c, &s->x, b64, last);
 }
 
 /* One parsed command.  Returns false when the dialog must stop parsing
@@ -343,7 +198,9 @@ command(struct conn *c, struct imap_cmd *cmd)
 		login_begin(c, cmd->user, cmd->user_len, cmd->secret, cmd->secret_len, "login");
 		imap_cmd_wipe(cmd);
 		return !c->closed && c->state == CS_PREAUTH;
-	case IMAP_V_AUTHENTICATE:
+	case IMAP_V_AUTHENTICATE: {
+		unsigned mech = auth_mech_bit(cmd->mech);
+
 		snprintf(s->tag, sizeof(s->tag), "%s", cmd->tag);
 		if (conn_tls_required(c)) {
 			(void)buf_printf(&c->out,
@@ -352,17 +209,17 @@ command(struct conn *c, struct imap_cmd *cmd)
 			                 cmd->tag);
 			return true;
 		}
-		s->mech = auth_mech_bit(cmd->mech);
-		if (s->mech == 0 || !(c->lc->auth_mechanisms & s->mech)) {
+		if (mech == 0 || !(c->lc->auth_mechanisms & mech)) {
 			(void)buf_printf(&c->out, "%s NO Unsupported authentication mechanism.\r\n",
 			                 cmd->tag);
 			return true;
 		}
-		sasl_start(c, cmd);
+		sasl_exchange_start(c, &s->x, mech, cmd->has_ir, cmd->ir, cmd->ir_len);
 		imap_cmd_wipe(cmd);
 		return !c->closed && c->state == CS_PREAUTH;
+	}
 	case IMAP_V_SASL:
-		sasl_response(c, cmd);
+		sasl_exchange_response(c, &s->x, cmd->cancelled, cmd->ir, cmd->ir_len);
 		imap_cmd_wipe(cmd);
 		return !c->closed && c->state == CS_PREAUTH;
 	case IMAP_V_OTHER:
@@ -439,6 +296,8 @@ const struct proto_ops imap_proto_ops = {
     .reply_ok = imap_reply_ok,
     .reply_fail = imap_reply_fail,
     .oauth_error = imap_oauth_error,
+    .sasl_expect = imap_sasl_expect,
+    .sasl_reject = imap_sasl_reject,
     .bye = imap_bye,
     .free_sess = imap_free_sess,
 };

@@ -46,7 +46,7 @@ login_end(struct conn *c, enum fail_class fc, const char *why)
 	       "ms=%.0f",
 	       (unsigned long long)c->id, proto_name(c->lc->proto), c->peer, quser, c->login_mech,
 	       c->backend_name ? c->backend_name : "-", fail_class_name(fc), why ? why : "-", ms);
-	if (fc == FAIL_AUTH) {
+	if (fail_refuses_credentials(fc)) {
 		/* Only real credential failures count, never an outage. */
 		conn_hold(c, policy_login_failed_pw(
 		                 c->w->pw, (const struct sockaddr *)&c->client_sa,
@@ -54,15 +54,15 @@ login_end(struct conn *c, enum fail_class fc, const char *why)
 	} else if (fc == FAIL_THROTTLE) {
 		conn_hold(c, c->throttle_delay_ms);
 	}
-	if (fc == FAIL_AUTH || fc == FAIL_POLICY || fc == FAIL_LOCKED || fc == FAIL_THROTTLE)
+	if (fail_refuses_credentials(fc) || fc == FAIL_POLICY || fc == FAIL_LOCKED ||
+	    fc == FAIL_THROTTLE)
 		c->auth_failures++;
 	return c->auth_failures >= c->cfg->limits.max_auth_failures;
 }
 
-/* The outcome, told to the client (text: the refusal's words instead of
- * the table's); c may be closed when it returns. */
+/* The outcome, told to the client; c may be closed when it returns. */
 static void
-login_finish_text(struct conn *c, enum fail_class fc, const char *why, const char *text)
+login_finish(struct conn *c, enum fail_class fc, const char *why)
 {
 	bool async = c->state == CS_BACKEND || c->state == CS_POLICY;
 
@@ -88,7 +88,7 @@ login_finish_text(struct conn *c, enum fail_class fc, const char *why, const cha
 		return;
 	}
 	backend_free(&c->be);
-	c->proto->reply_fail(c, text != NULL ? text : fail_reply_text(fc, c->lc->proto));
+	c->proto->reply_fail(c, fail_reply_text(fc, c->lc->proto));
 	if (login_end(c, fc, why)) {
 		c->proto->bye(c, "Too many authentication failures.");
 		conn_close_after(c, CLOSE_TOO_MANY_AUTH_FAILURES);
@@ -100,22 +100,11 @@ login_finish_text(struct conn *c, enum fail_class fc, const char *why, const cha
 	}
 }
 
-static void
-login_finish(struct conn *c, enum fail_class fc, const char *why)
-{
-	login_finish_text(c, fc, why, NULL);
-}
-
 void
 login_refuse(struct conn *c, enum fail_class fc, const char *why)
 {
+	c->login_started = ev_now(c->w->loop); /* refused as it came: ms=0 */
 	login_finish(c, fc, why);
-}
-
-void
-login_refuse_text(struct conn *c, const char *why, const char *text)
-{
-	login_finish_text(c, FAIL_AUTH, why, text);
 }
 
 void
@@ -328,6 +317,7 @@ login_sasl_oauth(struct conn *c, unsigned mech, const char *b64, size_t len)
 	enum sasl_rc rc;
 
 	c->login_mech = name;
+	c->login_started = ev_now(c->w->loop);
 	if (token == NULL) {
 		login_finish(c, FAIL_INTERNAL, "out_of_memory");
 		return SASL_OK;

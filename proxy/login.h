@@ -40,10 +40,6 @@ int login_sasl_oauth(struct conn *c, unsigned mech, const char *b64, size_t len)
  * failure used the last attempt (already counted and logged). */
 void login_oauth_refusal(struct conn *c, bool last);
 
-/* login_refuse(c, FAIL_AUTH, why) with text as the refusal's words (after
- * "tag NO " / "-ERR "), for a refusal the table does not say well. */
-void login_refuse_text(struct conn *c, const char *why, const char *text);
-
 /* End a login attempt that failed before login_begin() could take it
  * (e.g. a malformed SASL response): the refusal, the log line, the tarpit
  * and the failure count, as for any other failure. */

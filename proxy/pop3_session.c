@@ -14,28 +14,16 @@
 #include "log.h"
 #include "login.h"
 #include "pop3.h"
-#include "sasl.h"
+#include "sasl_exchange.h"
 
 #define OUT_RESERVE 1024
 
-/* Where an AUTH exchange stands: which response line comes next. */
-enum sasl_step {
-	STEP_NONE,
-	STEP_PLAIN,        /* "+ " sent: the PLAIN message */
-	STEP_LOGIN_USER,   /* "+ VXNlcm5hbWU6" sent */
-	STEP_LOGIN_SECRET, /* "+ UGFzc3dvcmQ6" sent */
-	STEP_OAUTH,        /* "+ " sent: the XOAUTH2/OAUTHBEARER message */
-	STEP_OAUTH_DUMMY,  /* the backend's RFC 7628 error sent: the dummy response */
-};
-
 struct pop3_sess {
 	struct pop3_parser p;
-	char user[POP3_USER_MAX + 1]; /* from USER (waiting for PASS) or SASL LOGIN */
+	char user[POP3_USER_MAX + 1]; /* from USER, waiting for PASS */
 	size_t user_len;
 	bool have_user;
-	enum sasl_step step;
-	unsigned mech;  /* AUTHM_* of the exchange */
-	bool last_fail; /* STEP_OAUTH_DUMMY: that failure used the last attempt */
+	struct sasl_exchange x;
 };
 
 static int
@@ -116,136 +104,22 @@ pop3_reply_fail(struct conn *c, const char *text)
 }
 
 static void
-sasl_plain(struct conn *c, const char *b64, size_t len)
-{
-	/* RFC 5034 §4: any undecodable or malformed response is -ERR [AUTH]. */
-	if (login_sasl_plain(c, b64, len) != SASL_OK)
-		login_refuse(c, FAIL_AUTH, "sasl_bad_format");
-}
-
-/* "+ text": the next line is a SASL response (RFC 5034 §4). */
-static void
-challenge(struct conn *c, enum sasl_step step, const char *text)
+pop3_sasl_expect(struct conn *c)
 {
 	struct pop3_sess *s = c->sess;
 
-	(void)buf_printf(&c->out, "+ %s\r\n", text);
 	pop3_parser_expect_sasl(&s->p);
-	s->step = step;
 }
 
-/* RFC 5034 §4: any undecodable or malformed response is -ERR [AUTH]. */
-static void
-sasl_login_user(struct conn *c, const char *b64, size_t len)
+/* RFC 5034 §4: an undecodable or malformed response is -ERR [AUTH], a
+ * failed authentication; a cancelled exchange is answered -ERR. */
+static bool
+pop3_sasl_reject(struct conn *c, enum sasl_rc rc)
 {
-	struct pop3_sess *s = c->sess;
-
-	c->login_mech = "sasl-login";
-	s->have_user = false;
-	if (sasl_login_user_decode(b64, len, s->user, &s->user_len) == SASL_OK)
-		challenge(c, STEP_LOGIN_SECRET, SASL_LOGIN_SECRET_CHALLENGE);
-	else
-		login_refuse(c, FAIL_AUTH, "sasl_bad_format");
-}
-
-static void
-sasl_login_secret(struct conn *c, const char *b64, size_t len)
-{
-	struct pop3_sess *s = c->sess;
-	char secret[SASL_SECRET_MAX + 1];
-	size_t slen = 0;
-
-	if (sasl_login_secret_decode(b64, len, secret, &slen) == SASL_OK)
-		login_begin(c, s->user, s->user_len, secret, slen, "sasl-login");
-	else
-		login_refuse(c, FAIL_AUTH, "sasl_bad_format");
-	OPENSSL_cleanse(secret, sizeof(secret));
-	OPENSSL_cleanse(s->user, sizeof(s->user));
-	s->user_len = 0;
-}
-
-static void
-sasl_oauth(struct conn *c, const char *b64, size_t len)
-{
-	struct pop3_sess *s = c->sess;
-
-	switch ((enum sasl_rc)login_sasl_oauth(c, s->mech, b64, len)) {
-	case SASL_OK:
-		break;
-	case SASL_NO_USER:
-		login_refuse_text(c, "sasl_no_user",
-		                  "[AUTH] OAUTHBEARER without a user name (a=) cannot be routed: "
-		                  "send a=user in the GS2 header.");
-		break;
-	case SASL_CHANNEL_BINDING:
-		login_refuse(c, FAIL_AUTH, "sasl_channel_binding");
-		break;
-	default:
-		login_refuse(c, FAIL_AUTH, "sasl_bad_format");
-		break;
-	}
-}
-
-static void
-sasl_start(struct conn *c, const struct pop3_cmd *cmd)
-{
-	struct pop3_sess *s = c->sess;
-
-	s->step = STEP_NONE;
-	switch (s->mech) {
-	case AUTHM_PLAIN:
-		if (cmd->has_ir)
-			sasl_plain(c, cmd->ir, cmd->ir_len);
-		else
-			challenge(c, STEP_PLAIN, "");
-		return;
-	case AUTHM_LOGIN:
-		if (cmd->has_ir)
-			sasl_login_user(c, cmd->ir, cmd->ir_len);
-		else
-			challenge(c, STEP_LOGIN_USER, SASL_LOGIN_USER_CHALLENGE);
-		return;
-	default:
-		if (cmd->has_ir)
-			sasl_oauth(c, cmd->ir, cmd->ir_len);
-		else
-			challenge(c, STEP_OAUTH, "");
-		return;
-	}
-}
-
-static void
-sasl_response(struct conn *c, const struct pop3_cmd *cmd)
-{
-	struct pop3_sess *s = c->sess;
-	enum sasl_step step = s->step;
-
-	s->step = STEP_NONE;
-	if (step == STEP_OAUTH_DUMMY) {
-		login_oauth_refusal(c, s->last_fail); /* RFC 7628 §3.2.3 */
-		return;
-	}
-	if (cmd->cancelled) {
-		OPENSSL_cleanse(s->user, sizeof(s->user));
-		s->user_len = 0;
-		/* RFC 5034 §4: a cancelled exchange is answered -ERR. */
-		(void)buf_printf(&c->out, "-ERR Authentication canceled.\r\n");
-		return;
-	}
-	switch (step) {
-	case STEP_LOGIN_USER:
-		sasl_login_user(c, cmd->ir, cmd->ir_len);
-		return;
-	case STEP_LOGIN_SECRET:
-		sasl_login_secret(c, cmd->ir, cmd->ir_len);
-		return;
-	case STEP_OAUTH:
-		sasl_oauth(c, cmd->ir, cmd->ir_len);
-		return;
-	default:
-		sasl_plain(c, cmd->ir, cmd->ir_len);
-		return;
-	}
+	if (rc != SASL_CANCELLED)
+		return false;
+	(void)buf_printf(&c->out, "-ERR Authentication canceled.\r\n");
+	return true;
 }
 
 static void
@@ -253,14 +127,14 @@ pop3_oauth_error(struct conn *c, const char *b64, bool last)
 {
 	struct pop3_sess *s = c->sess;
 
-	challenge(c, STEP_OAUTH_DUMMY, b64);
-	s->last_fail = last;
+	sasl_exchange_oauth_error(c, &s->x, b64, last);
 }
 
 static bool
 command(struct conn *c, struct pop3_cmd *cmd)
 {
 	struct pop3_sess *s = c->sess;
+	unsigned mech;
 
 	switch (cmd->verb) {
 	case POP3_V_CAPA:
@@ -324,16 +198,17 @@ command(struct conn *c, struct pop3_cmd *cmd)
 			(void)buf_printf(&c->out, ".\r\n");
 			return true;
 		}
-		s->mech = auth_mech_bit(cmd->mech);
-		if (s->mech == 0 || !(c->lc->auth_mechanisms & s->mech)) {
+		mech = auth_mech_bit(cmd->mech);
+		if (mech == 0 || !(c->lc->auth_mechanisms & mech)) {
 			(void)buf_printf(&c->out, "-ERR Unsupported authentication mechanism.\r\n");
 			return true;
 		}
-		sasl_start(c, cmd);
+		s->have_user = false; /* a PASS after AUTH has no USER */
+		sasl_exchange_start(c, &s->x, mech, cmd->has_ir, cmd->ir, cmd->ir_len);
 		pop3_cmd_wipe(cmd);
 		return !c->closed && c->state == CS_PREAUTH;
 	case POP3_V_SASL:
-		sasl_response(c, cmd);
+		sasl_exchange_response(c, &s->x, cmd->cancelled, cmd->ir, cmd->ir_len);
 		pop3_cmd_wipe(cmd);
 		return !c->closed && c->state == CS_PREAUTH;
 	case POP3_V_NOOP:
@@ -407,6 +282,8 @@ const struct proto_ops pop3_proto_ops = {
     .reply_ok = pop3_reply_ok,
     .reply_fail = pop3_reply_fail,
     .oauth_error = pop3_oauth_error,
+    .sasl_expect = pop3_sasl_expect,
+    .sasl_reject = pop3_sasl_reject,
     .bye = pop3_bye,
     .free_sess = pop3_free_sess,
 };

@@ -28,6 +28,12 @@ static const struct fail_reply fail_replies[FAIL__COUNT] = {
     [FAIL_CONN_LIMIT] = {"[UNAVAILABLE] Too many connections from your address, try again later.",
                          "[SYS/TEMP] Too many connections from your address, try again later.",
                          "conn_limit"},
+    /* RFC 7628 §3.1: a= is optional, but a proxy routes on it. */
+    [FAIL_NO_USER] = {"[AUTHENTICATIONFAILED] OAUTHBEARER without a user name (a=) cannot be "
+                      "routed: send a=user in the GS2 header.",
+                      "[AUTH] OAUTHBEARER without a user name (a=) cannot be routed: send "
+                      "a=user in the GS2 header.",
+                      "auth_failed"},
 };
 _Static_assert(sizeof(fail_replies) / sizeof(fail_replies[0]) == FAIL__COUNT,
                "fail_replies must have a row per class");

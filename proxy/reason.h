@@ -8,6 +8,8 @@
 #ifndef POSTERN_REASON_H
 #define POSTERN_REASON_H
 
+#include <stdbool.h>
+
 #include "config.h"
 
 enum fail_class {
@@ -22,8 +24,17 @@ enum fail_class {
 	FAIL_INTERNAL,      /* our fault */
 	FAIL_ACL,           /* at accept: the address is not allowed */
 	FAIL_CONN_LIMIT,    /* at accept: too many connections from the address */
+	FAIL_NO_USER,       /* OAUTHBEARER naming no user: FAIL_AUTH, in words of its own */
 	FAIL__COUNT
 };
+
+/* Does fc refuse the credentials (counted and tarpitted as a wrong
+ * password, logged class=auth_failed)? */
+static inline bool
+fail_refuses_credentials(enum fail_class fc)
+{
+	return fc == FAIL_AUTH || fc == FAIL_NO_USER;
+}
 
 struct fail_reply {
 	const char *imap; /* after "tag NO " or "* BYE ": "[CODE] text" */

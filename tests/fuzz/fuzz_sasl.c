@@ -25,13 +25,15 @@
 typedef enum sasl_rc (*oauth_decode_fn)(const char *, size_t, char *, size_t *, char *, size_t *);
 typedef size_t (*oauth_encode_fn)(const char *, size_t, const char *, size_t, char *, size_t);
 
+/*
+ * Every byte zero: the first is, and each equals the next.  A byte loop
+ * here, instrumented like the code under test, spent 85% of the run in
+ * comparison tracing over 8 KiB buffers; memcmp is one intercepted call.
+ */
 static bool
 all_zero(const char *b, size_t n)
 {
-	for (size_t i = 0; i < n; i++)
-		if (b[i] != 0)
-			return false;
-	return true;
+	return n == 0 || (b[0] == 0 && memcmp(b, b + 1, n - 1) == 0);
 }
 
 static bool

@@ -266,6 +266,45 @@ def test_pop3_auth_login_cancel_and_wrong_password(env):
         assert c.command("CAPA").startswith(b"+OK")
 
 
+def test_sasl_responses_each_protocol_answers_in_its_own_words(env):
+    """One SASL exchange serves both protocols; where RFC 9051 and RFC 5034
+    disagree, each keeps its own answer."""
+    other = harness.sasl_plain(PLAIN_USER, PASSWORDS[PLAIN_USER], authzid=OAUTH_USER).decode()
+    with imap(env) as c:
+        # RFC 9051 §6.2.2: undecodable is BAD, and the session goes on
+        line, _ = c.command("a", "AUTHENTICATE PLAIN QQ")
+        assert line == b"a BAD Invalid base64 in SASL response.\r\n", c.dump()
+        c.send("b AUTHENTICATE LOGIN\r\n")
+        assert c.readline() == b"+ VXNlcm5hbWU6\r\n"
+        c.send("QQ\r\n")
+        line, _ = c.read_response("b")
+        assert line == b"b BAD Invalid base64 in SASL response.\r\n", c.dump()
+        # RFC 5530: an authorization identity is not ours to grant
+        line, _ = c.command("c", "AUTHENTICATE PLAIN %s" % other)
+        assert line.startswith(b"c NO [AUTHORIZATIONFAILED]"), c.dump()
+        line, _ = c.command("d", "NOOP")
+        assert line.startswith(b"d OK"), c.dump()
+    with pop(env) as c:
+        # RFC 5034 §4: all of these are a failed authentication (two per
+        # connection: the third would end it, limits.max_auth_failures)
+        assert c.command("AUTH PLAIN QQ").startswith(b"-ERR [AUTH]"), c.dump()
+        assert c.command("AUTH PLAIN %s" % other).startswith(b"-ERR [AUTH]"), c.dump()
+    with pop(env) as c:
+        assert c.command("AUTH LOGIN") == b"+ VXNlcm5hbWU6\r\n"
+        assert c.command("QQ").startswith(b"-ERR [AUTH]"), c.dump()
+        # USER, then AUTH: the USER does not survive into a later PASS
+        assert c.command("USER %s" % PLAIN_USER).startswith(b"+OK")
+        assert c.command("AUTH LOGIN") == b"+ VXNlcm5hbWU6\r\n"
+        assert c.command("*") == b"-ERR Authentication canceled.\r\n"
+        assert c.command("PASS %s" % PASSWORDS[PLAIN_USER]).startswith(b"-ERR No user"), \
+            c.dump()
+    assert env.p.wait_log(r"event=login\.fail .*proto=pop3 .*reason=sasl_authzid")
+    # a response refused as it came took no time (not the epoch's worth)
+    for line in env.p.log().splitlines():
+        if "event=login.fail" in line and "reason=sasl_" in line:
+            assert int(re.search(r" ms=(\d+)", line).group(1)) < 60000, line
+
+
 # ---------------------------------------------------------------------------
 # XOAUTH2 and OAUTHBEARER passed through
 # ---------------------------------------------------------------------------
@@ -372,7 +411,8 @@ def test_oauthbearer_without_a_user_is_refused_with_a_reason(env):
     with pop(env) as c:
         line = c.command("AUTH OAUTHBEARER %s" % oauthbearer("", tok))
         assert line.startswith(b"-ERR [AUTH] OAUTHBEARER without a user"), c.dump()
-    assert env.p.wait_log(r"event=login\.fail .*reason=sasl_no_user")
+    # refused as a wrong password would be: same class, counted alike
+    assert env.p.wait_log(r"event=login\.fail .*class=auth_failed reason=sasl_no_user")
     assert tok not in env.p.log()
 
 
