@@ -1,7 +1,8 @@
 /*
  * pop3.c: the POP3 authorization-state command parser (RFC 1939 §4, §7;
- * RFC 2449 CAPA; RFC 5034 AUTH; RFC 2595 STLS).  It assembles one line in
- * the parser, then splits it; it owns no memory and never does I/O.
+ * RFC 2449 CAPA; RFC 5034 AUTH; RFC 2595 STLS).  It reads a line only once
+ * the whole of it is in the caller's buffer, and keeps no copy: the parser
+ * is a few words however long the line may be.  No memory, no I/O.
  */
 #include <string.h>
 
@@ -10,7 +11,7 @@
 #include "sasl.h"
 
 _Static_assert(POP3_SASL_MAX >= SASL_LINE_MAX, "POP3_SASL_MAX below the SASL line bound");
-_Static_assert(POP3_AUTH_LINE_MAX >= POP3_SASL_MAX + 2, "line[] too small for a SASL line");
+_Static_assert(POP3_AUTH_LINE_MAX >= POP3_SASL_MAX + 2, "an AUTH line is the longest");
 
 /* Wipe that the compiler may not drop: lines hold PASS arguments. */
 static void
@@ -23,15 +24,12 @@ void
 pop3_parser_init(struct pop3_parser *p)
 {
 	memset(p, 0, sizeof(*p));
-	p->line_max = POP3_LINE_MAX;
 }
 
 void
 pop3_parser_expect_sasl(struct pop3_parser *p)
 {
-	/* RFC 5034 §4: responses are not bound by the 255-octet line limit. */
 	p->expect_sasl = true;
-	p->line_max = POP3_SASL_MAX + 2;
 }
 
 static enum pop3_verb
@@ -209,88 +207,99 @@ parse_command(const uint8_t *l, size_t n, struct pop3_cmd *cmd)
 	}
 }
 
+/* The line l[0..n), its LF and any CR before it removed. */
 static enum pop3_rc
-line_done(struct pop3_parser *p, struct pop3_cmd *cmd)
+line_done(struct pop3_parser *p, const uint8_t *l, size_t n, struct pop3_cmd *cmd)
 {
-	size_t n = p->line_len - 1; /* the LF */
-	enum pop3_rc rc = POP3_CMD;
+	enum pop3_rc rc;
 
 	memset(cmd, 0, sizeof(*cmd));
-	if (n > 0 && p->line[n - 1] == '\r')
-		n--;
 	if (p->expect_sasl) {
 		/* RFC 5034 §4: "*" cancels; otherwise the line is passed as
 		 * sent, for the base64 decoder to judge. */
 		p->expect_sasl = false;
-		p->line_max = POP3_LINE_MAX;
 		cmd->verb = POP3_V_SASL;
 		if (n > POP3_SASL_MAX) {
 			/* only reachable with a bare LF ending */
 			cmd->error = "line too long";
-			rc = POP3_FATAL;
 			p->overlong = true;
-		} else if (n == 1 && p->line[0] == '*') {
+			return POP3_FATAL;
+		}
+		if (n == 1 && l[0] == '*') {
 			cmd->cancelled = true;
 		} else {
-			memcpy(cmd->ir, p->line, n);
+			memcpy(cmd->ir, l, n);
 			cmd->ir_len = n;
 			cmd->has_ir = true;
 		}
-	} else {
-		rc = parse_command(p->line, n, cmd);
-		if (rc == POP3_BAD) {
-			cmd->verb = POP3_V_NONE;
-			wipe(cmd->user, sizeof(cmd->user));
-			wipe(cmd->secret, sizeof(cmd->secret));
-			wipe(cmd->ir, sizeof(cmd->ir));
-			cmd->user_len = cmd->secret_len = cmd->ir_len = 0;
-			cmd->has_ir = cmd->has_mech = false;
-			cmd->mech[0] = '\0';
-		}
+		return POP3_CMD;
 	}
-	wipe(p->line, p->line_len);
-	p->line_len = 0;
-	p->line_max = POP3_LINE_MAX;
+	rc = parse_command(l, n, cmd);
+	if (rc == POP3_BAD) {
+		cmd->verb = POP3_V_NONE;
+		wipe(cmd->user, sizeof(cmd->user));
+		wipe(cmd->secret, sizeof(cmd->secret));
+		wipe(cmd->ir, sizeof(cmd->ir));
+		cmd->user_len = cmd->secret_len = cmd->ir_len = 0;
+		cmd->has_ir = cmd->has_mech = false;
+		cmd->mech[0] = '\0';
+	}
 	return rc;
+}
+
+/*
+ * The most bytes, LF included, the line starting at buf may take: RFC 2449
+ * §4's 255 octets; a SASL response is not bound by them (RFC 5034 §4), nor
+ * is an AUTH line carrying a long initial response.  Whether a line is an
+ * AUTH line is known from its first five bytes; until they are here the
+ * shorter limit stands, which they cannot exceed.
+ */
+static size_t
+line_max(const struct pop3_parser *p, const uint8_t *buf, size_t len)
+{
+	if (p->expect_sasl)
+		return POP3_SASL_MAX + 2;
+	if (len >= 5 && chars_word_eq(buf, 4, "AUTH") && buf[4] == ' ')
+		return POP3_AUTH_LINE_MAX;
+	return POP3_LINE_MAX;
 }
 
 enum pop3_rc
 pop3_parse(struct pop3_parser *p, const uint8_t *buf, size_t len, size_t *used_out,
            struct pop3_cmd *cmd_out)
 {
-	size_t i;
+	size_t max = line_max(p, buf, len);
+	const uint8_t *lf;
+	size_t n;
 
+	*used_out = 0;
 	if (p->overlong) {
-		*used_out = 0;
 		memset(cmd_out, 0, sizeof(*cmd_out));
 		cmd_out->error = "line too long";
 		return POP3_FATAL;
 	}
-	for (i = 0; i < len; i++) {
-		uint8_t c = buf[i];
-
-		/* RFC 2449 §4: 255 octets with the CRLF; we do not wait for the
-		 * end of a line that is already too long.  An AUTH line may go on
-		 * to carry a long initial response (POP3_AUTH_LINE_MAX). */
-		if (p->line_len == POP3_LINE_MAX && p->line_max == POP3_LINE_MAX &&
-		    chars_word_eq(p->line, 4, "AUTH") && p->line[4] == ' ')
-			p->line_max = POP3_AUTH_LINE_MAX;
-		if (++p->line_len > p->line_max) {
-			p->overlong = true;
-			wipe(p->line, sizeof(p->line));
-			*used_out = i + 1;
-			memset(cmd_out, 0, sizeof(*cmd_out));
-			cmd_out->error = "line too long";
-			return POP3_FATAL;
+	/* bytes seen by an earlier call are the same and hold no LF */
+	n = p->seen < len ? p->seen : 0;
+	lf = n < max ? memchr(buf + n, '\n', (len < max ? len : max) - n) : NULL;
+	if (lf == NULL) {
+		if (len <= max) {
+			p->seen = len;
+			return POP3_MORE; /* the caller keeps buf and adds to it */
 		}
-		if (c == '\n') {
-			*used_out = i + 1;
-			return line_done(p, cmd_out);
-		}
-		p->line[p->line_len - 1] = c; /* line_max < sizeof(p->line) */
+		/* A byte past the limit and no LF: we do not wait for the end
+		 * of a line already too long. */
+		p->overlong = true;
+		*used_out = max + 1;
+		memset(cmd_out, 0, sizeof(*cmd_out));
+		cmd_out->error = "line too long";
+		return POP3_FATAL;
 	}
-	*used_out = len;
-	return POP3_MORE;
+	p->seen = 0;
+	*used_out = (size_t)(lf - buf) + 1;
+	n = (size_t)(lf - buf);
+	if (n > 0 && buf[n - 1] == '\r')
+		n--;
+	return line_done(p, buf, n, cmd_out);
 }
 
 void
@@ -307,5 +316,5 @@ pop3_cmd_wipe(struct pop3_cmd *cmd)
 void
 pop3_parser_wipe(struct pop3_parser *p)
 {
-	wipe(p->line, sizeof(p->line));
+	wipe(p, sizeof(*p));
 }

@@ -1,7 +1,7 @@
 /*
  * pop3.h: the POP3 authorization-state command parser (RFC 1939, RFC 2449
  * CAPA, RFC 5034 AUTH, RFC 2595 STLS).  A pure function over bytes: no
- * sockets, no malloc, no clock, no globals.
+ * sockets, no malloc, no clock, no globals, no copy of the line.
  */
 #ifndef POSTERN_POP3_H
 #define POSTERN_POP3_H
@@ -25,7 +25,7 @@
 #define POP3_AUTH_LINE_MAX (5 + POP3_MECH_MAX + 1 + POP3_SASL_MAX + 2)
 
 enum pop3_rc {
-	POP3_MORE,  /* all input consumed, line incomplete */
+	POP3_MORE,  /* no whole line yet: nothing used, call again with more */
 	POP3_CMD,   /* *cmd_out holds a command */
 	POP3_BAD,   /* unknown or malformed command, line consumed; cmd_out->error says why */
 	POP3_FATAL, /* line over its limit: answer -ERR and close */
@@ -62,14 +62,11 @@ struct pop3_cmd {
 	const char *error; /* POP3_BAD / POP3_FATAL: static text */
 };
 
+/* Where the dialog stands; the line itself stays in the caller's buffer. */
 struct pop3_parser {
-	int state;
-	size_t line_len; /* bytes of the current line so far */
-	size_t line_max; /* POP3_LINE_MAX; POP3_SASL_MAX + 2 while expect_sasl;
-	                    POP3_AUTH_LINE_MAX for a line that starts "AUTH " */
-	bool expect_sasl;
-	bool overlong;                        /* current line went over its limit */
-	uint8_t line[POP3_AUTH_LINE_MAX + 1]; /* the line being assembled */
+	bool expect_sasl; /* the next line is a SASL response */
+	bool overlong;    /* a line went over its limit: nothing more is parsed */
+	size_t seen;      /* bytes of a line not yet whole, looked at (no LF) */
 };
 
 void pop3_parser_init(struct pop3_parser *p);
@@ -78,10 +75,14 @@ void pop3_parser_init(struct pop3_parser *p);
 void pop3_parser_expect_sasl(struct pop3_parser *p);
 
 /*
- * Parse buf[0..len); contract as imap_parse(): *used_out always set, call
- * again with the rest after POP3_CMD/POP3_BAD, never after POP3_FATAL.  A line
- * ends at LF (a CR before it is dropped, RFC 1939 asks for CRLF but bare LF
- * is accepted as most servers do).
+ * Parse the first line of buf[0..len).  *used_out is always set: the
+ * caller drops that many bytes and calls again with the rest after
+ * POP3_CMD/POP3_BAD, never after POP3_FATAL.  POP3_MORE uses nothing: the
+ * line is not whole yet, and the caller calls again with the same bytes
+ * and more after them, so its buffer must hold POP3_AUTH_LINE_MAX + 1 bytes.
+ * A line that has not ended within its limit is POP3_FATAL at once.  A
+ * line ends at LF (a CR before it is dropped, RFC 1939 asks for CRLF but
+ * bare LF is accepted as most servers do).
  */
 enum pop3_rc pop3_parse(struct pop3_parser *p, const uint8_t *buf, size_t len, size_t *used_out,
                         struct pop3_cmd *cmd_out);

@@ -18,6 +18,9 @@
 
 #define OUT_RESERVE 1024
 
+/* pop3_parse() leaves a line in c->in until it is whole. */
+_Static_assert(CONN_BUF_SIZE > POP3_AUTH_LINE_MAX, "c->in must hold the longest POP3 line");
+
 struct pop3_sess {
 	struct pop3_parser p;
 	char user[POP3_USER_MAX + 1]; /* from USER, waiting for PASS */

@@ -3,6 +3,7 @@
  * where the data says, and byte by byte, answering AUTH like a session; the transcripts
  * must agree and every result must keep the header's promises.
  */
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,6 +22,8 @@
 		}                                                                                  \
 	} while (0)
 
+#define FZ_INPUT_MAX (1 << 20) /* longer inputs are skipped */
+
 struct fz_run {
 	struct pop3_parser p;
 	const uint8_t *all; /* the whole stream */
@@ -31,6 +34,8 @@ struct fz_run {
 	bool fatal;
 	bool sasl; /* the current line is a SASL response */
 	bool deep;
+	size_t pend_len;
+	uint8_t pend[FZ_INPUT_MAX]; /* fed, not yet used: a line not yet whole (last) */
 };
 
 static void
@@ -138,23 +143,30 @@ fz_check_cmd(struct fz_run *r, enum pop3_rc rc, const struct pop3_cmd *c)
 		fz_check_sasl(c->ir, c->ir_len);
 }
 
+/* As a session: the bytes not used wait in pend for more after them. */
 static void
 fz_feed(struct fz_run *r, const uint8_t *in, size_t len)
 {
 	size_t off = 0;
 
-	while (off < len && !r->fatal) {
+	CHECK(len <= sizeof(r->pend) - r->pend_len);
+	memcpy(r->pend + r->pend_len, in, len);
+	r->pend_len += len;
+	while (off < r->pend_len && !r->fatal) {
 		struct pop3_cmd c;
 		size_t used = (size_t)-1;
-		enum pop3_rc rc = pop3_parse(&r->p, in + off, len - off, &used, &c);
+		enum pop3_rc rc = pop3_parse(&r->p, r->pend + off, r->pend_len - off, &used, &c);
 
-		CHECK(used <= len - off);
+		CHECK(used <= r->pend_len - off);
+		if (rc == POP3_MORE) {
+			/* nothing used: no LF yet, and within the longest limit */
+			CHECK(used == 0);
+			CHECK(memchr(r->pend + off, '\n', r->pend_len - off) == NULL);
+			CHECK(r->pend_len - off <= POP3_AUTH_LINE_MAX);
+			break;
+		}
 		off += used;
 		r->off += used;
-		if (rc == POP3_MORE) {
-			CHECK(off == len);
-			continue;
-		}
 		CHECK(used > 0);
 		fz_check_cmd(r, rc, &c);
 		r->results++;
@@ -183,12 +195,14 @@ fz_feed(struct fz_run *r, const uint8_t *in, size_t len)
 		}
 		pop3_cmd_wipe(&c);
 	}
+	memmove(r->pend, r->pend + off, r->pend_len - off);
+	r->pend_len -= off;
 }
 
 static void
 fz_start(struct fz_run *r, const uint8_t *all, bool deep)
 {
-	memset(r, 0, sizeof(*r));
+	memset(r, 0, offsetof(struct fz_run, pend)); /* not the 1 MiB of pend */
 	pop3_parser_init(&r->p);
 	r->all = all;
 	r->hash = 0xcbf29ce484222325ULL;
@@ -203,7 +217,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	static struct fz_run whole, split, bytes;
 	size_t len, cut;
 
-	if (size < HDR_LEN)
+	if (size < HDR_LEN || size > FZ_INPUT_MAX)
 		return 0;
 	len = size - HDR_LEN;
 	cut = (size_t)data[0] * len / 255;
