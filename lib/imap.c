@@ -119,6 +119,7 @@ reset_line(struct imap_parser *p)
 	p->error = NULL;
 	p->cr = false;
 	p->scan = SK_TEXT;
+	p->seen = 0;
 }
 
 void
@@ -133,7 +134,7 @@ imap_parser_init(struct imap_parser *p, const struct imap_limits *lim)
 		p->lim.line_max = lim->line_max;
 	if (lim != NULL && lim->literal_max != 0)
 		p->lim.literal_max = lim->literal_max;
-	/* cmd.ir is a fixed array: the SASL limit can only be lowered */
+	/* the caller's cmd.ir holds IMAP_SASL_MAX: the limit can only be lowered */
 	if (lim != NULL && lim->sasl_line_max != 0 && lim->sasl_line_max < IMAP_SASL_MAX)
 		p->lim.sasl_line_max = lim->sasl_line_max;
 	if (lim != NULL && lim->id_line_max != 0)
@@ -388,6 +389,19 @@ scan_byte(struct imap_parser *p, uint8_t c)
 }
 
 /* One byte of a line, neither CR nor LF nor NUL (unless in S_SKIP). */
+/* One byte of a SASL text into the caller's cmd.ir (there during the call
+ * that reads the whole line: see sasl_line_whole()). */
+static int
+ir_put(struct imap_parser *p, uint8_t c)
+{
+	if (p->cmd.ir == NULL)
+		return fatal(p, "no room for a SASL response");
+	p->cmd.ir[p->arg_len++] = (char)c;
+	if (p->arg_len > p->ir_written)
+		p->ir_written = p->arg_len;
+	return R_GO;
+}
+
 static int
 step(struct imap_parser *p, uint8_t c)
 {
@@ -561,8 +575,7 @@ step(struct imap_parser *p, uint8_t c)
 			return fail(p, "invalid initial response");
 		if (p->arg_len == p->lim.sasl_line_max)
 			return fail(p, "initial response too long");
-		p->cmd.ir[p->arg_len++] = (char)c;
-		return R_GO;
+		return ir_put(p, c);
 
 	case S_ID_ARGS:
 		if (c == '(') {
@@ -653,6 +666,7 @@ eol(struct imap_parser *p)
 			p->cmd.ir[0] = '\0';
 			p->cmd.ir_len = 0;
 		} else {
+			p->cmd.ir[p->arg_len] = '\0';
 			p->cmd.ir_len = p->arg_len;
 		}
 		p->cmd.has_ir = true;
@@ -730,8 +744,7 @@ sasl_put(struct imap_parser *p, uint8_t c)
 {
 	if (p->arg_len >= p->lim.sasl_line_max)
 		return fatal(p, "SASL response too long");
-	p->cmd.ir[p->arg_len++] = (char)c;
-	return R_GO;
+	return ir_put(p, c);
 }
 
 /*
@@ -759,6 +772,7 @@ sasl_byte(struct imap_parser *p, uint8_t c)
 		p->cmd.ir[0] = '\0';
 		p->cmd.cancelled = true;
 	} else {
+		p->cmd.ir[p->arg_len] = '\0';
 		p->cmd.ir_len = p->arg_len;
 		p->cmd.has_ir = true;
 	}
@@ -798,7 +812,10 @@ lit_bytes(struct imap_parser *p, const uint8_t *b, size_t n)
 static void
 set_out_error(struct imap_parser *p, struct imap_cmd *out)
 {
+	char *ir = out->ir;
+
 	memset(out, 0, sizeof(*out));
+	out->ir = ir;
 	memcpy(out->tag, p->cmd.tag, sizeof(out->tag));
 	if (out->tag[0] == '\0')
 		out->tag[0] = '*';
@@ -806,9 +823,38 @@ set_out_error(struct imap_parser *p, struct imap_cmd *out)
 	out->error = p->error;
 }
 
-enum imap_rc
-imap_parse(struct imap_parser *p, const uint8_t *buf, size_t len, size_t *used_out,
-           struct imap_cmd *cmd_out)
+/*
+ * At the first byte of a SASL text (an AUTHENTICATE initial response, or a
+ * response line): is its line end in b[0..n), or the line over its limit
+ * there (the byte loop will say so before the end of b)?  Only then is the
+ * text read, straight into the caller's cmd.ir during this one call; else
+ * the caller keeps the bytes and brings more.  seen spares a line coming a
+ * byte at a time from being scanned again from its start.
+ */
+static bool
+sasl_line_whole(struct imap_parser *p, const uint8_t *b, size_t n)
+{
+	size_t cap = p->lim.sasl_line_max + 2; /* the text, CR, LF */
+	size_t upto = n < cap ? n : cap;
+	size_t from = p->seen < upto ? p->seen : 0;
+
+	if (n > cap || memchr(b + from, '\n', upto - from) != NULL) {
+		p->seen = 0;
+		return true;
+	}
+	p->seen = n;
+	return false;
+}
+
+static bool
+at_sasl_text(const struct imap_parser *p)
+{
+	return (p->state == S_IR || p->state == S_SASL) && p->arg_len == 0 && !p->cr;
+}
+
+static enum imap_rc
+parse(struct imap_parser *p, const uint8_t *buf, size_t len, size_t *used_out,
+      struct imap_cmd *cmd_out)
 {
 	size_t i = 0;
 	int r = R_GO;
@@ -830,6 +876,8 @@ imap_parse(struct imap_parser *p, const uint8_t *buf, size_t len, size_t *used_o
 				lit_done(p);
 			continue;
 		}
+		if (at_sasl_text(p) && !sasl_line_whole(p, buf + i, len - i))
+			break; /* *used_out = i: the text stays with the caller */
 		if (p->state == S_SASL) {
 			r = sasl_byte(p, buf[i++]);
 			continue;
@@ -860,9 +908,34 @@ imap_parse(struct imap_parser *p, const uint8_t *buf, size_t len, size_t *used_o
 		set_out_error(p, cmd_out);
 		wipe(&p->cmd.user, sizeof(p->cmd.user));
 		wipe(&p->cmd.secret, sizeof(p->cmd.secret));
-		wipe(&p->cmd.ir, sizeof(p->cmd.ir));
 		return IMAP_FATAL;
 	}
+}
+
+enum imap_rc
+imap_parse(struct imap_parser *p, const uint8_t *buf, size_t len, size_t *used_out,
+           struct imap_cmd *cmd_out)
+{
+	enum imap_rc rc;
+
+	p->cmd.ir = cmd_out->ir; /* lent for this call only */
+	p->ir_written = 0;
+	rc = parse(p, buf, len, used_out, cmd_out);
+	/* A text read and not handed over (a bad line, a line skipped on
+	 * through a literal) leaves nothing behind in the caller's buffer. */
+	if (rc != IMAP_CMD && p->ir_written > 0)
+		wipe(cmd_out->ir, p->ir_written);
+	p->cmd.ir = NULL;
+	return rc;
+}
+
+void
+imap_cmd_init(struct imap_cmd *cmd, char *ir_buf)
+{
+	memset(cmd, 0, sizeof(*cmd));
+	cmd->ir = ir_buf;
+	if (ir_buf != NULL)
+		ir_buf[0] = '\0';
 }
 
 void
@@ -870,7 +943,8 @@ imap_cmd_wipe(struct imap_cmd *cmd)
 {
 	wipe(cmd->user, sizeof(cmd->user));
 	wipe(cmd->secret, sizeof(cmd->secret));
-	wipe(cmd->ir, sizeof(cmd->ir));
+	if (cmd->ir != NULL)
+		wipe(cmd->ir, cmd->ir_len + 1); /* the parser wiped any other text */
 	cmd->user_len = 0;
 	cmd->secret_len = 0;
 	cmd->ir_len = 0;

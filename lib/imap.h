@@ -2,7 +2,10 @@
  * imap.h: the pre-authentication IMAP command parser (RFC 9051 / RFC 3501
  * grammar for what is parsed).  A pure function over bytes: no sockets, no
  * malloc, no clock, no globals.  It never writes to the client itself; the
- * session writes what an rc asks for.
+ * session writes what an rc asks for.  A SASL text (an initial response or
+ * a response line, up to 12 KiB) is read only once its line is whole in
+ * the caller's buffer, straight into the caller's cmd->ir: the parser
+ * keeps no copy of it, and is some 1.5 KB whatever the client sends.
  */
 #ifndef POSTERN_IMAP_H
 #define POSTERN_IMAP_H
@@ -26,7 +29,9 @@
 #define IMAP_VERB_MAX    32 /* longest command name kept for logs */
 
 enum imap_rc {
-	IMAP_MORE,     /* all input consumed, command incomplete: read more */
+	IMAP_MORE,     /* command incomplete: read more.  *used_out may be short of len
+	                  (a SASL text waits for its line end): the caller keeps the
+	                  rest and calls again with it and what follows */
 	IMAP_CMD,      /* *cmd_out holds a complete command */
 	IMAP_CONTINUE, /* a synchronising literal {n} was announced and fits its budget:
 	                  write "+ OK\r\n", then call again with the following bytes */
@@ -60,7 +65,8 @@ struct imap_cmd {
 	char secret[IMAP_SECRET_MAX + 1];
 	size_t secret_len;
 	char mech[IMAP_MECH_MAX + 1]; /* upper-cased */
-	char ir[IMAP_SASL_MAX + 1];   /* base64 text as sent, NUL-terminated */
+	char *ir; /* the caller's IMAP_SASL_MAX + 1 bytes (imap_cmd_init): base64 text as
+	             sent, NUL-terminated */
 	size_t ir_len;
 	bool has_ir;
 	bool cancelled;    /* IMAP_V_SASL: the client sent "*" */
@@ -101,8 +107,14 @@ struct imap_parser {
 	const char *error;    /* first error seen in a line being skipped */
 	bool cr;              /* private: a CR was read, the next byte must be LF */
 	int scan;             /* private: "{n}"/"{n+}" detector run over every line byte */
-	struct imap_cmd cmd;  /* the command being built */
+	size_t seen;          /* private: bytes of a SASL text looked at, no line end yet */
+	size_t ir_written;    /* private: bytes put in cmd.ir during this call */
+	struct imap_cmd cmd;  /* the command being built; cmd.ir only during a call */
 };
+
+/* Ready cmd for imap_parse(): zeroed, a SASL text to go into ir_buf (the
+ * caller's, IMAP_SASL_MAX + 1 bytes; imap_cmd_wipe() wipes what it holds). */
+void imap_cmd_init(struct imap_cmd *cmd, char *ir_buf);
 
 /* Set up a parser; lim may be NULL for the defaults. */
 void imap_parser_init(struct imap_parser *p, const struct imap_limits *lim);
@@ -114,10 +126,13 @@ void imap_parser_expect_sasl(struct imap_parser *p);
 /*
  * Parse buf[0..len).  Sets *used_out to the bytes consumed (always, for every
  * rc); the caller drops them and calls again with the rest while rc is not
- * IMAP_MORE and not IMAP_FATAL.  *cmd_out is written for IMAP_CMD and
- * IMAP_BAD (tag, error) and IMAP_FATAL (error); it holds copies, never
- * pointers into buf.  After IMAP_CMD/IMAP_BAD the parser is ready for the next
- * command; after IMAP_FATAL it must not be called again.
+ * IMAP_MORE and not IMAP_FATAL.  On IMAP_MORE the caller keeps what was not
+ * used and calls again with it and more after it, so its buffer must hold
+ * IMAP_SASL_MAX + 2 bytes.  cmd_out was readied by imap_cmd_init() (its ir
+ * is where a SASL text goes); it is written for IMAP_CMD and IMAP_BAD (tag,
+ * error) and IMAP_FATAL (error), and holds copies, never pointers into buf.
+ * After IMAP_CMD/IMAP_BAD the parser is ready for the next command; after
+ * IMAP_FATAL it must not be called again.
  */
 enum imap_rc imap_parse(struct imap_parser *p, const uint8_t *buf, size_t len, size_t *used_out,
                         struct imap_cmd *cmd_out);

@@ -19,6 +19,9 @@
 
 #define OUT_RESERVE 1024 /* stop parsing while c->out has less room than one reply */
 
+/* imap_parse() leaves a SASL text in c->in until its line is whole. */
+_Static_assert(CONN_BUF_SIZE >= IMAP_SASL_MAX + 2, "c->in must hold a whole SASL line");
+
 struct imap_sess {
 	struct imap_parser p;
 	char tag[IMAP_TAG_MAX + 1]; /* the tag of the LOGIN/AUTHENTICATE in progress */
@@ -276,15 +279,18 @@ imap_input(struct conn *c, struct imap_cmd *cmd)
 
 /*
  * The command being acted on lives here, one per worker thread, not in
- * each connection's session: it is as large as the longest SASL response
- * (lib/sasl.h) and is used only inside one call of the input handler, on
- * the worker's own thread.  Wiped after every call: it held credentials.
+ * each connection's session, and so does its SASL text, as large as the
+ * longest SASL response (lib/sasl.h): both are used only inside one call
+ * of the input handler, on the worker's own thread.  Wiped after every
+ * call: they held credentials.
  */
 static __thread struct imap_cmd imap_scratch;
+static __thread char imap_scratch_ir[IMAP_SASL_MAX + 1];
 
 static void
 imap_on_input(struct conn *c)
 {
+	imap_cmd_init(&imap_scratch, imap_scratch_ir);
 	imap_input(c, &imap_scratch); /* c may be closed here */
 	imap_cmd_wipe(&imap_scratch);
 }

@@ -3,6 +3,7 @@
  * where the data says, and byte by byte, answering like a session; the transcripts
  * must agree and every result must keep the header's promises.
  */
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,6 +22,8 @@
 		}                                                                                  \
 	} while (0)
 
+#define FZ_INPUT_MAX (1 << 20) /* longer inputs are skipped */
+
 struct fz_run {
 	struct imap_parser p;
 	const uint8_t *all; /* the whole stream, for checks on what was consumed */
@@ -29,6 +32,9 @@ struct fz_run {
 	size_t results;
 	bool fatal;
 	bool deep; /* also run the slower checks (once per input) */
+	size_t pend_len;
+	char ir[IMAP_SASL_MAX + 1]; /* the session's cmd.ir */
+	uint8_t pend[FZ_INPUT_MAX]; /* fed, not yet used (a SASL text waiting whole); last */
 };
 
 static void
@@ -103,6 +109,7 @@ fz_check_quote(const struct imap_cmd *c)
 	buf[o++] = '\r';
 	buf[o++] = '\n';
 	imap_parser_init(&p, NULL);
+	imap_cmd_init(&out, NULL);
 	while ((rc = imap_parse(&p, buf + off, o - off, &used, &out)) == IMAP_CONTINUE)
 		off += used;
 	CHECK(rc == IMAP_CMD && out.verb == IMAP_V_LOGIN);
@@ -165,22 +172,31 @@ fz_check_cmd(struct fz_run *r, enum imap_rc rc, const struct imap_cmd *c)
 		fz_check_quote(c);
 }
 
+/* As a session: bytes not used wait in pend for more after them. */
 static void
 fz_feed(struct fz_run *r, const uint8_t *in, size_t len)
 {
 	size_t off = 0;
 
-	while (off < len && !r->fatal) {
+	CHECK(len <= sizeof(r->pend) - r->pend_len);
+	memcpy(r->pend + r->pend_len, in, len);
+	r->pend_len += len;
+	while (off < r->pend_len && !r->fatal) {
 		struct imap_cmd c;
 		size_t used = (size_t)-1;
-		enum imap_rc rc = imap_parse(&r->p, in + off, len - off, &used, &c);
+		enum imap_rc rc;
 
-		CHECK(used <= len - off);
+		imap_cmd_init(&c, r->ir);
+		rc = imap_parse(&r->p, r->pend + off, r->pend_len - off, &used, &c);
+		CHECK(used <= r->pend_len - off);
 		off += used;
 		r->off += used;
 		if (rc == IMAP_MORE) {
-			CHECK(off == len);
-			continue;
+			/* all used, or a SASL text kept: no line end yet, within its limit */
+			CHECK(off == r->pend_len ||
+			      (memchr(r->pend + off, '\n', r->pend_len - off) == NULL &&
+			       r->pend_len - off <= IMAP_SASL_MAX + 2));
+			break;
 		}
 		CHECK(used > 0);
 		fz_mix(r, &rc, sizeof(rc));
@@ -215,12 +231,14 @@ fz_feed(struct fz_run *r, const uint8_t *in, size_t len)
 			imap_parser_expect_sasl(&r->p); /* the session wrote "+ " */
 		imap_cmd_wipe(&c);
 	}
+	memmove(r->pend, r->pend + off, r->pend_len - off);
+	r->pend_len -= off;
 }
 
 static void
 fz_start(struct fz_run *r, const struct imap_limits *lim, const uint8_t *all, bool deep)
 {
-	memset(r, 0, sizeof(*r));
+	memset(r, 0, offsetof(struct fz_run, ir)); /* not the buffers */
 	imap_parser_init(&r->p, lim);
 	r->all = all;
 	r->hash = 0xcbf29ce484222325ULL;
@@ -238,7 +256,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	const struct imap_limits *lim = NULL;
 	size_t len, cut;
 
-	if (size < HDR_LEN)
+	if (size < HDR_LEN || size > FZ_INPUT_MAX)
 		return 0;
 	if (data[0] & 1)
 		lim = &small; /* reach the limits with short inputs */

@@ -28,6 +28,10 @@ struct drive {
 	bool fatal;
 	char log[LOG_MAX]; /* the transcript compared across splits */
 	size_t log_len;
+	size_t pend_len;
+	uint8_t pend[256 * 1024];                     /* fed, not yet used, as c->in keeps it */
+	char ir_now[IMAP_SASL_MAX + 1];               /* cmd.ir of the call under way */
+	char ir_kept[RESULTS_MAX][IMAP_SASL_MAX + 1]; /* cmd[k].ir */
 };
 
 static void
@@ -79,18 +83,27 @@ static void
 drive_feed(struct drive *d, const uint8_t *in, size_t len)
 {
 	size_t off = 0;
+	bool more = false;
 
-	while (off < len && !d->fatal) {
+	assert_true(len <= sizeof(d->pend) - d->pend_len);
+	memcpy(d->pend + d->pend_len, in, len);
+	d->pend_len += len;
+	while (off < d->pend_len && !d->fatal && !more) {
 		struct imap_cmd cmd;
 		size_t used = (size_t)-1;
-		enum imap_rc rc = imap_parse(&d->p, in + off, len - off, &used, &cmd);
+		enum imap_rc rc;
 
-		assert_true(used <= len - off);
+		imap_cmd_init(&cmd, d->ir_now);
+		rc = imap_parse(&d->p, d->pend + off, d->pend_len - off, &used, &cmd);
+		assert_true(used <= d->pend_len - off);
 		off += used;
 		d->off += used;
 		switch (rc) {
 		case IMAP_MORE:
-			assert_int_equal(off, len); /* MORE consumes everything */
+			/* all used, or a SASL text kept whole: no line end yet */
+			assert_true(off == d->pend_len ||
+			            memchr(d->pend + off, '\n', d->pend_len - off) == NULL);
+			more = true;
 			continue;
 		case IMAP_CONTINUE:
 			assert_true(used > 0);
@@ -107,7 +120,10 @@ drive_feed(struct drive *d, const uint8_t *in, size_t len)
 		check_cmd_invariants(&cmd);
 		assert_true(d->n < RESULTS_MAX);
 		d->rc[d->n] = rc;
-		d->cmd[d->n++] = cmd;
+		memcpy(d->ir_kept[d->n], cmd.ir, sizeof(d->ir_kept[d->n]));
+		d->cmd[d->n] = cmd;
+		d->cmd[d->n].ir = d->ir_kept[d->n];
+		d->n++;
 		if (rc == IMAP_CMD) {
 			assert_null(cmd.error);
 			tr_printf(d, "CMD@%zu v=%d tag=%s name=%s", d->off, cmd.verb, cmd.tag,
@@ -129,6 +145,8 @@ drive_feed(struct drive *d, const uint8_t *in, size_t len)
 			d->fatal = rc == IMAP_FATAL;
 		}
 	}
+	memmove(d->pend, d->pend + off, d->pend_len - off);
+	d->pend_len -= off;
 }
 
 static struct drive *
@@ -187,6 +205,7 @@ feed_split(const char *in, size_t cut, struct imap_cmd *cmd_out)
 	assert_true(d->n > 0);
 	rc = d->rc[0];
 	*cmd_out = d->cmd[0];
+	cmd_out->ir = NULL; /* it was d's */
 	free(d);
 	return rc;
 }
@@ -494,6 +513,7 @@ sync_literal_asks_for_continuation_right_after_its_crlf(void **state)
 	size_t used = 0;
 	(void)state;
 
+	imap_cmd_init(&cmd, NULL);
 	imap_parser_init(&p, NULL);
 	assert_int_equal(imap_parse(&p, (const uint8_t *)in, sizeof(in) - 1, &used, &cmd),
 	                 IMAP_CONTINUE);
@@ -640,6 +660,7 @@ pipelined_commands_stop_used_right_after_each_line_end(void **state)
 	};
 	(void)state;
 
+	imap_cmd_init(&cmd, NULL);
 	imap_parser_init(&p, NULL);
 	for (size_t i = 0; i < 4; i++) {
 		assert_int_equal(
@@ -1172,6 +1193,7 @@ fatal_is_sticky_and_used_is_always_set(void **state)
 	size_t used = 1234;
 	(void)state;
 
+	imap_cmd_init(&cmd, NULL);
 	imap_parser_init(&p, NULL);
 	assert_int_equal(imap_parse(&p, (const uint8_t *)"a LOGIN {999}\r\n", 15, &used, &cmd),
 	                 IMAP_FATAL);
@@ -1227,6 +1249,60 @@ bad_results_carry_no_credentials(void **state)
 	free(d);
 }
 
+/* A SASL text is read only once its line is whole in the caller's buffer,
+ * into the caller's cmd.ir: the parser holds none of it between calls. */
+static void
+sasl_text_waits_whole_in_the_callers_buffer(void **state)
+{
+	static const char head[] = "a AUTHENTICATE PLAIN ";
+	static char ir[IMAP_SASL_MAX + 1];
+	struct imap_parser p;
+	struct imap_cmd cmd;
+	size_t used = 99;
+	(void)state;
+
+	assert_true(sizeof(struct imap_parser) < 2048); /* was 13.9 KB with the text inside */
+	imap_cmd_init(&cmd, ir);
+	imap_parser_init(&p, NULL);
+	assert_int_equal(
+	    imap_parse(&p, (const uint8_t *)"a AUTHENTICATE PLAIN QUJD", 25, &used, &cmd),
+	    IMAP_MORE);
+	assert_int_equal(used, strlen(head)); /* the command word used, the text not */
+	assert_string_equal(ir, "");          /* nothing written where the caller sees it */
+	assert_int_equal(imap_parse(&p, (const uint8_t *)"QUJD", 4, &used, &cmd), IMAP_MORE);
+	assert_int_equal(used, 0);
+	assert_int_equal(imap_parse(&p, (const uint8_t *)"QUJD\r\n", 6, &used, &cmd), IMAP_CMD);
+	assert_int_equal(used, 6);
+	assert_true(cmd.ir == ir && cmd.has_ir && cmd.ir_len == 4);
+	assert_string_equal(cmd.ir, "QUJD");
+	imap_cmd_wipe(&cmd);
+	assert_int_equal(ir[0], 0);
+
+	/* a continuation line the same way */
+	imap_cmd_init(&cmd, ir);
+	imap_parser_expect_sasl(&p);
+	assert_int_equal(imap_parse(&p, (const uint8_t *)"QUJDRA", 6, &used, &cmd), IMAP_MORE);
+	assert_int_equal(used, 0);
+	assert_int_equal(imap_parse(&p, (const uint8_t *)"QUJDRA==\n", 9, &used, &cmd), IMAP_CMD);
+	assert_int_equal(cmd.verb, IMAP_V_SASL);
+	assert_string_equal(cmd.ir, "QUJDRA==");
+
+	/* a bad text read and then refused leaves nothing in the caller's buffer */
+	imap_cmd_init(&cmd, ir);
+	assert_int_equal(
+	    imap_parse(&p, (const uint8_t *)"b AUTHENTICATE PLAIN QUJD!\r\n", 29, &used, &cmd),
+	    IMAP_BAD);
+	assert_string_equal(cmd.error, "invalid initial response");
+	assert_memory_equal(ir, "\0\0\0\0", 4);
+
+	/* no buffer for the text: refused, not written anywhere */
+	imap_cmd_init(&cmd, NULL);
+	assert_int_equal(
+	    imap_parse(&p, (const uint8_t *)"c AUTHENTICATE PLAIN QUJD\r\n", 28, &used, &cmd),
+	    IMAP_FATAL);
+	assert_string_equal(cmd.error, "no room for a SASL response");
+}
+
 static void
 wipe_clears_credentials_in_command_and_parser(void **state)
 {
@@ -1236,6 +1312,7 @@ wipe_clears_credentials_in_command_and_parser(void **state)
 	static const char zero[IMAP_SECRET_MAX + 1];
 	(void)state;
 
+	imap_cmd_init(&cmd, NULL);
 	imap_parser_init(&p, NULL);
 	assert_int_equal(imap_parse(&p, (const uint8_t *)"a LOGIN alice sec", 17, &used, &cmd),
 	                 IMAP_MORE);
@@ -1398,6 +1475,7 @@ main(void)
 	    cmocka_unit_test(fatal_is_sticky_and_used_is_always_set),
 	    cmocka_unit_test(limits_can_be_lowered),
 	    cmocka_unit_test(bad_results_carry_no_credentials),
+	    cmocka_unit_test(sasl_text_waits_whole_in_the_callers_buffer),
 	    cmocka_unit_test(wipe_clears_credentials_in_command_and_parser),
 	    cmocka_unit_test(quote_picks_quoted_string_when_safe_and_escapes),
 	    cmocka_unit_test(quote_uses_a_literal_for_crlf_nul_and_8bit),
