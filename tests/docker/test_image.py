@@ -11,13 +11,6 @@ chroot isolation, a private store), and since `podman run` is refused there
 paths: the config directory is the rootfs's /etc/postern, the state
 /var/lib/postern.
 
-Two checks wait for work not merged into this branch yet: `postern health`
-and the drain on SIGTERM (branch ops).  The binary is asked whether it knows
-them; while it does not, those tests SKIP with a reason that starts
-"WAITING FOR ops", never pass silently.  Once it does, the config lines
-marked "#[ops]" in etc/docker/postern.conf are enabled for the run, and a
-test fails until the markers are removed from the file itself.
-
 Run by `make docker-test` (part of `make test`); `ENGINE=docker|podman`
 forces an engine.  A summary of the image (inspect, size, timings) goes to
 build/docker/summary.txt.
@@ -58,9 +51,6 @@ DRAIN_DEADLINE = 7.0
 
 ALICE, ALICE_PW = "alice@example.org", "alice-image-pw"
 BOB, BOB_PW = "bob@example.net", "bob-image-pw"
-
-WAITING_OPS = "WAITING FOR ops (graceful drain, admin socket, `postern health`) to be merged: "
-
 
 def _engine():
     e = os.environ.get("ENGINE")
@@ -417,13 +407,7 @@ def _low_port(preferred, taken):
     raise RuntimeError("no free port below 1024")
 
 
-def binary_knows(container, word):
-    """Whether the image's postern lists `word` in its usage text."""
-    r = container.run(["postern", "-h"])
-    return word in r.stdout + r.stderr
-
-
-def adapted_config(text, ports, backends, enable_ops, http_port):
+def adapted_config(text, ports, backends, http_port):
     """etc/docker/postern.conf with the listeners and admin.http moved to
     127.0.0.1 on the given ports and the backends pointed at the test's
     Dovecots; every other line (paths, state, policy) as in the file."""
@@ -436,8 +420,6 @@ def adapted_config(text, ports, backends, enable_ops, http_port):
                           'host = "127.0.0.1"; imap = %d; pop3 = %d;'
                           % (d.imap_port, d.pop3_port), text)
         assert n == 1, name
-    if enable_ops:
-        text = re.sub(r"(?m)^(\s*)#\[ops\] ?", r"\1", text)
     return text
 
 
@@ -460,13 +442,11 @@ def stack(container):
         mx2.start()
         started.append(mx2)
 
-        has_ops = binary_knows(container, "health")
         taken = set()
         ports = {p: _low_port(p, taken) for p in (993, 995, 143, 110)}
         http_port = harness.free_port()
         with open(os.path.join(REPO, "etc", "docker", "postern.conf")) as f:
-            conf = adapted_config(f.read(), ports, {"mx1": mx1, "mx2": mx2}, has_ops,
-                                  http_port)
+            conf = adapted_config(f.read(), ports, {"mx1": mx1, "mx2": mx2}, http_port)
         tls = os.path.join(container.config_dir, "tls")
         os.makedirs(tls)
         with open(os.path.join(tls, "fullchain.pem"), "w") as out:
@@ -487,7 +467,7 @@ def stack(container):
         _timings["start"] = time.monotonic() - t0
         _note("ports (image port -> test port on 127.0.0.1): %s" % ports)
         yield {"ports": ports, "ca": certs["ca"], "mx1": mx1, "mx2": mx2,
-               "has_ops": has_ops, "conf": conf, "http_port": http_port}
+               "conf": conf, "http_port": http_port}
     finally:
         if container.alive():
             container.stop(timeout=5)
@@ -585,9 +565,6 @@ def test_sighup_reloads_a_config_replaced_in_the_mounted_directory(container, st
 
 
 def test_health_check_command_answers(container, stack, image):
-    if not stack["has_ops"]:
-        pytest.skip(WAITING_OPS + "the image's postern has no `health` subcommand yet, so "
-                    "the HEALTHCHECK (%s) cannot pass" % " ".join(image["Healthcheck"]["Test"][1:]))
     r = container.exec(image["Healthcheck"]["Test"][1:])
     assert r.returncode == 0, (r.returncode, r.stdout, r.stderr)
     assert "ok" in r.stdout
@@ -611,17 +588,6 @@ def test_http_health_and_metrics_answer(stack):
     with urllib.request.urlopen(base + "/metrics", timeout=5) as r:
         body = r.read().decode()
     assert "postern_build_info" in body and "postern_backend_up" in body, body[:500]
-
-
-def test_docker_config_has_no_ops_markers_left_once_ops_is_merged(stack):
-    with open(os.path.join(REPO, "etc", "docker", "postern.conf")) as f:
-        marked = [ln for ln in f if "#[ops]" in ln]
-    if not stack["has_ops"]:
-        pytest.skip(WAITING_OPS + "etc/docker/postern.conf keeps timeouts.drain* and "
-                    "admin.socket commented (#[ops]) because this postern refuses them")
-    assert marked == [], ("postern now knows the ops settings: remove the '#[ops] ' markers "
-                          "in etc/docker/postern.conf so the image's config drains in 7s and "
-                          "has the admin socket the HEALTHCHECK needs:\n" + "".join(marked))
 
 
 _stopped = {}
@@ -659,9 +625,6 @@ def test_sigterm_ends_postern_with_status_0_within_the_stop_timeout(container, s
 
 
 def test_sigterm_drains_sessions_with_a_bye_before_the_deadline(stack):
-    if not stack["has_ops"]:
-        pytest.skip(WAITING_OPS + "this postern closes sessions on SIGTERM without a drain; "
-                    "exit status 0 is checked by the test before this one")
     assert _stopped, "the SIGTERM test did not run"
     assert b"* BYE" in _stopped["received"], _stopped["received"]
     assert re.search(r"event=postern\.drain\b", _stopped["logs"])
