@@ -421,8 +421,12 @@ preauth_run(struct conn *c)
 			return;
 		}
 		n = link_read(&c->cl, t, space);
-		if (n == LINK_AGAIN)
+		if (n == LINK_AGAIN) {
+			/* Nothing came: an idle client holds no input buffer. */
+			if (buf_len(&c->in) == 0)
+				buf_consume(&c->in, 0);
 			break;
+		}
 		if (n <= 0) {
 			conn_close(c, n == 0 ? CLOSE_CLIENT_CLOSED : CLOSE_CLIENT_READ_ERROR);
 			return;
