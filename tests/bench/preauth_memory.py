@@ -19,19 +19,12 @@ import time
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "integration"))
 import harness  # noqa: E402
 from harness import Postern  # noqa: E402
+from idle_memory import rss_kib  # noqa: E402
 
 CASES = (("IMAP, plaintext", "imap_starttls_port", False, b"a CAPABILITY\r\n"),
          ("POP3, plaintext", "pop3_starttls_port", False, b"CAPA\r\n"),
          ("IMAP, TLS", "imap_port", True, b"a CAPABILITY\r\n"),
          ("POP3, TLS", "pop3_port", True, b"CAPA\r\n"))
-
-
-def rss_kib(pid):
-    with open("/proc/%d/status" % pid) as f:
-        for line in f:
-            if line.startswith("VmRSS"):
-                return int(line.split()[1])
-    return 0
 
 
 def one(d, certs, binary, n, port_attr, tls, ask):
