@@ -388,20 +388,18 @@ scan_byte(struct imap_parser *p, uint8_t c)
 	}
 }
 
-/* One byte of a line, neither CR nor LF nor NUL (unless in S_SKIP). */
-/* One byte of a SASL text into the caller's cmd.ir (there during the call
- * that reads the whole line: see sasl_line_whole()). */
+/* One byte of a SASL text into the caller's cmd.ir, which is there for the
+ * whole call that reads the text (see sasl_line_whole()). */
 static int
 ir_put(struct imap_parser *p, uint8_t c)
 {
-	if (p->cmd.ir == NULL)
-		return fatal(p, "no room for a SASL response");
 	p->cmd.ir[p->arg_len++] = (char)c;
 	if (p->arg_len > p->ir_written)
 		p->ir_written = p->arg_len;
 	return R_GO;
 }
 
+/* One byte of a line, neither CR nor LF nor NUL (unless in S_SKIP). */
 static int
 step(struct imap_parser *p, uint8_t c)
 {
@@ -876,8 +874,14 @@ parse(struct imap_parser *p, const uint8_t *buf, size_t len, size_t *used_out,
 				lit_done(p);
 			continue;
 		}
-		if (at_sasl_text(p) && !sasl_line_whole(p, buf + i, len - i))
-			break; /* *used_out = i: the text stays with the caller */
+		if (at_sasl_text(p)) {
+			if (p->cmd.ir == NULL) {
+				r = fatal(p, "no room for a SASL response");
+				break;
+			}
+			if (!sasl_line_whole(p, buf + i, len - i))
+				break; /* *used_out = i: the text stays with the caller */
+		}
 		if (p->state == S_SASL) {
 			r = sasl_byte(p, buf[i++]);
 			continue;

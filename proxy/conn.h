@@ -68,7 +68,7 @@ struct proto_ops {
 	 * response. */
 	void (*sasl_expect)(struct conn *c);
 	/* Answer a SASL response the exchange cannot use (rc: SASL_BAD_BASE64,
-	 * SASL_AUTHZID, SASL_BAD_FORMAT, SASL_TOO_LONG, SASL_CANCELLED) in the
+	 * SASL_BAD_FORMAT, SASL_TOO_LONG, SASL_CANCELLED) in the
 	 * protocol's own words and return true; false leaves it to the
 	 * exchange, which refuses it as failed authentication.  SASL_CANCELLED
 	 * must be answered. */

@@ -125,7 +125,7 @@ imap_sasl_expect(struct conn *c)
 }
 
 /* RFC 9051 §6.2.2: a response that cannot be decoded, or "*", is answered
- * BAD; an authorization identity is refused as RFC 5530 says. */
+ * BAD. */
 static bool
 imap_sasl_reject(struct conn *c, enum sasl_rc rc)
 {
@@ -137,12 +137,6 @@ imap_sasl_reject(struct conn *c, enum sasl_rc rc)
 		return true;
 	case SASL_CANCELLED:
 		(void)buf_printf(&c->out, "%s BAD Authentication canceled.\r\n", s->tag);
-		return true;
-	case SASL_AUTHZID:
-		(void)buf_printf(&c->out,
-		                 "%s NO [AUTHORIZATIONFAILED] Authorization identity not "
-		                 "supported.\r\n",
-		                 s->tag);
 		return true;
 	default:
 		return false;

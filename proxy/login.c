@@ -104,6 +104,9 @@ void
 login_refuse(struct conn *c, enum fail_class fc, const char *why)
 {
 	c->login_started = ev_now(c->w->loop); /* refused as it came: ms=0 */
+	/* Nobody is named yet: neither the log line nor the throttle may take
+	 * an earlier attempt's user for this one. */
+	c->user[0] = '\0';
 	login_finish(c, fc, why);
 }
 
@@ -318,6 +321,7 @@ login_sasl_oauth(struct conn *c, unsigned mech, const char *b64, size_t len)
 
 	c->login_mech = name;
 	c->login_started = ev_now(c->w->loop);
+	c->user[0] = '\0'; /* not known until the message is decoded */
 	if (token == NULL) {
 		login_finish(c, FAIL_INTERNAL, "out_of_memory");
 		return SASL_OK;

@@ -34,6 +34,9 @@ static const struct fail_reply fail_replies[FAIL__COUNT] = {
                       "[AUTH] OAUTHBEARER without a user name (a=) cannot be routed: send "
                       "a=user in the GS2 header.",
                       "auth_failed"},
+    /* Acting as someone else is the backend's business, not a proxy's. */
+    [FAIL_AUTHZID] = {"[AUTHORIZATIONFAILED] Authorization identity not supported.",
+                      "[AUTH] Authorization identity not supported.", "auth_failed"},
 };
 _Static_assert(sizeof(fail_replies) / sizeof(fail_replies[0]) == FAIL__COUNT,
                "fail_replies must have a row per class");

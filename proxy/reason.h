@@ -25,6 +25,7 @@ enum fail_class {
 	FAIL_ACL,           /* at accept: the address is not allowed */
 	FAIL_CONN_LIMIT,    /* at accept: too many connections from the address */
 	FAIL_NO_USER,       /* OAUTHBEARER naming no user: FAIL_AUTH, in words of its own */
+	FAIL_AUTHZID,       /* SASL PLAIN acting as someone else: ditto */
 	FAIL__COUNT
 };
 
@@ -33,7 +34,7 @@ enum fail_class {
 static inline bool
 fail_refuses_credentials(enum fail_class fc)
 {
-	return fc == FAIL_AUTH || fc == FAIL_NO_USER;
+	return fc == FAIL_AUTH || fc == FAIL_NO_USER || fc == FAIL_AUTHZID;
 }
 
 struct fail_reply {

@@ -41,8 +41,10 @@ plain(struct conn *c, const char *b64, size_t len)
 {
 	enum sasl_rc rc = (enum sasl_rc)login_sasl_plain(c, b64, len);
 
-	if (rc != SASL_OK)
-		reject(c, rc, rc == SASL_AUTHZID ? "sasl_authzid" : "sasl_bad_format");
+	if (rc == SASL_AUTHZID)
+		login_refuse(c, FAIL_AUTHZID, "sasl_authzid"); /* RFC 5530 in both */
+	else if (rc != SASL_OK)
+		reject(c, rc, "sasl_bad_format");
 }
 
 /* SASL LOGIN's first response, the user name: keep it, ask the password. */

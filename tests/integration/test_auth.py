@@ -281,15 +281,21 @@ def test_sasl_responses_each_protocol_answers_in_its_own_words(env):
         assert line == b"b BAD Invalid base64 in SASL response.\r\n", c.dump()
         # RFC 5530: an authorization identity is not ours to grant
         line, _ = c.command("c", "AUTHENTICATE PLAIN %s" % other)
-        assert line.startswith(b"c NO [AUTHORIZATIONFAILED]"), c.dump()
+        assert line == b"c NO [AUTHORIZATIONFAILED] Authorization identity not supported.\r\n", \
+            c.dump()
         line, _ = c.command("d", "NOOP")
         assert line.startswith(b"d OK"), c.dump()
     with pop(env) as c:
         # RFC 5034 §4: all of these are a failed authentication (two per
         # connection: the third would end it, limits.max_auth_failures)
         assert c.command("AUTH PLAIN QQ").startswith(b"-ERR [AUTH]"), c.dump()
-        assert c.command("AUTH PLAIN %s" % other).startswith(b"-ERR [AUTH]"), c.dump()
+        assert c.command("AUTH PLAIN %s" % other) == \
+            b"-ERR [AUTH] Authorization identity not supported.\r\n", c.dump()
     with pop(env) as c:
+        # a wrong password names the user; the malformed try after it
+        # names nobody, and must not be logged or throttled as that user
+        assert c.command("USER %s" % PLAIN_USER).startswith(b"+OK")
+        assert c.command("PASS wrong-pw").startswith(b"-ERR [AUTH]"), c.dump()
         assert c.command("AUTH LOGIN") == b"+ VXNlcm5hbWU6\r\n"
         assert c.command("QQ").startswith(b"-ERR [AUTH]"), c.dump()
         # USER, then AUTH: the USER does not survive into a later PASS
@@ -298,7 +304,12 @@ def test_sasl_responses_each_protocol_answers_in_its_own_words(env):
         assert c.command("*") == b"-ERR Authentication canceled.\r\n"
         assert c.command("PASS %s" % PASSWORDS[PLAIN_USER]).startswith(b"-ERR No user"), \
             c.dump()
-    assert env.p.wait_log(r"event=login\.fail .*proto=pop3 .*reason=sasl_authzid")
+    # both protocols log and count it as a refused login (class=auth_failed)
+    for proto in ("imap", "pop3"):
+        assert env.p.wait_log(r"event=login\.fail .*proto=%s .*user=\"\" .*class=auth_failed "
+                              r"reason=sasl_authzid" % proto)
+    assert env.p.wait_log(r"event=login\.fail .*proto=pop3 .*user=\"\" .*mech=sasl-login "
+                          r".*reason=sasl_bad_format")
     # a response refused as it came took no time (not the epoch's worth)
     for line in env.p.log().splitlines():
         if "event=login.fail" in line and "reason=sasl_" in line:

@@ -1301,6 +1301,11 @@ sasl_text_waits_whole_in_the_callers_buffer(void **state)
 	    imap_parse(&p, (const uint8_t *)"c AUTHENTICATE PLAIN QUJD\r\n", 28, &used, &cmd),
 	    IMAP_FATAL);
 	assert_string_equal(cmd.error, "no room for a SASL response");
+	/* nor for an empty response line */
+	imap_parser_init(&p, NULL);
+	imap_parser_expect_sasl(&p);
+	assert_int_equal(imap_parse(&p, (const uint8_t *)"\r\n", 2, &used, &cmd), IMAP_FATAL);
+	assert_string_equal(cmd.error, "no room for a SASL response");
 }
 
 static void
