@@ -545,7 +545,6 @@ def test_maximal_legal_id_is_answered_and_login_follows(env):
         line, lines = c.command("a", "ID (%s)" % _id_pairs(30, 1024))
         assert lines == [b"* ID NIL\r\n", b"a OK ID completed.\r\n"], c.dump()
         # the same size again, every value a literal
-        parts = []
         c.send("b ID (")
         for i in range(30):
             c.send('"f%02d" {1024}\r\n' % i)
