@@ -19,7 +19,6 @@ build/docker/summary.txt.
 import imaplib
 import json
 import os
-import pwd
 import re
 import shutil
 import signal

@@ -7,7 +7,6 @@ backend is down.  Each test starts its own postern, so no other test's
 traffic shows in its numbers; every wait is bounded."""
 
 import imaplib
-import os
 import poplib
 import socket
 import ssl

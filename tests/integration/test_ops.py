@@ -9,7 +9,6 @@ import os
 import re
 import signal
 import socket
-import ssl
 import tempfile
 import threading
 import time
