@@ -899,6 +899,16 @@ class Postern(_Daemon):
                 raise RuntimeError("postern did not listen on %d (%s)\n--- config ---\n%s"
                                    "--- log ---\n%s" % (port, why, self.config_text(),
                                                         _tail(text)))
+        # The listeners are bound before the admin socket, the health checker
+        # and the metrics endpoint start; postern.start is logged once all of
+        # them are up (a test that logs below info only has the ports).
+        if self.log_level in ("debug", "info"):
+            left = max(0.1, deadline - time.monotonic())
+            if not self.wait_log(r"event=postern\.start\b", timeout=left / TIMEOUT_SCALE):
+                text = self.log()
+                self.cleanup()
+                raise RuntimeError("postern listened but did not log postern.start\n"
+                                   "--- log ---\n%s" % _tail(text))
         return self
 
     def write_config(self):
