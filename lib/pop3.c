@@ -27,6 +27,42 @@ pop3_parser_init(struct pop3_parser *p)
 }
 
 void
+pop3_cmd_init(struct pop3_cmd *cmd, char *ir_buf)
+{
+	memset(cmd, 0, sizeof(*cmd));
+	cmd->ir = ir_buf;
+	if (ir_buf != NULL)
+		ir_buf[0] = '\0';
+}
+
+/* A fresh command for the next line; the caller's ir buffer stays, and
+ * whatever an earlier line left there is wiped first. */
+static void
+cmd_reset(struct pop3_cmd *cmd)
+{
+	char *ir = cmd->ir;
+
+	if (ir != NULL)
+		wipe(ir, cmd->ir_len + 1);
+	memset(cmd, 0, sizeof(*cmd));
+	cmd->ir = ir;
+}
+
+/* Copy a SASL text into the caller's buffer; false when there is none. */
+static bool
+copy_ir(struct pop3_cmd *cmd, const uint8_t *a, size_t n)
+{
+	if (cmd->ir == NULL) {
+		cmd->error = "no room for a SASL response";
+		return false;
+	}
+	memcpy(cmd->ir, a, n);
+	cmd->ir[n] = '\0';
+	cmd->ir_len = n;
+	return true;
+}
+
+void
 pop3_parser_expect_sasl(struct pop3_parser *p)
 {
 	p->expect_sasl = true;
@@ -120,9 +156,7 @@ parse_auth(const uint8_t *a, size_t n, struct pop3_cmd *cmd)
 	/* RFC 5034 §4: a lone "=" is an empty initial response. */
 	if (n == 1 && a[0] == '=')
 		return POP3_CMD;
-	memcpy(cmd->ir, a, n);
-	cmd->ir_len = n;
-	return POP3_CMD;
+	return copy_ir(cmd, a, n) ? POP3_CMD : POP3_FATAL;
 }
 
 /* One command line, terminator removed. */
@@ -213,7 +247,7 @@ line_done(struct pop3_parser *p, const uint8_t *l, size_t n, struct pop3_cmd *cm
 {
 	enum pop3_rc rc;
 
-	memset(cmd, 0, sizeof(*cmd));
+	cmd_reset(cmd);
 	if (p->expect_sasl) {
 		/* RFC 5034 §4: "*" cancels; otherwise the line is passed as
 		 * sent, for the base64 decoder to judge. */
@@ -228,8 +262,8 @@ line_done(struct pop3_parser *p, const uint8_t *l, size_t n, struct pop3_cmd *cm
 		if (n == 1 && l[0] == '*') {
 			cmd->cancelled = true;
 		} else {
-			memcpy(cmd->ir, l, n);
-			cmd->ir_len = n;
+			if (!copy_ir(cmd, l, n))
+				return POP3_FATAL;
 			cmd->has_ir = true;
 		}
 		return POP3_CMD;
@@ -239,7 +273,8 @@ line_done(struct pop3_parser *p, const uint8_t *l, size_t n, struct pop3_cmd *cm
 		cmd->verb = POP3_V_NONE;
 		wipe(cmd->user, sizeof(cmd->user));
 		wipe(cmd->secret, sizeof(cmd->secret));
-		wipe(cmd->ir, sizeof(cmd->ir));
+		if (cmd->ir != NULL)
+			wipe(cmd->ir, cmd->ir_len + 1);
 		cmd->user_len = cmd->secret_len = cmd->ir_len = 0;
 		cmd->has_ir = cmd->has_mech = false;
 		cmd->mech[0] = '\0';
@@ -274,7 +309,7 @@ pop3_parse(struct pop3_parser *p, const uint8_t *buf, size_t len, size_t *used_o
 
 	*used_out = 0;
 	if (p->overlong) {
-		memset(cmd_out, 0, sizeof(*cmd_out));
+		cmd_reset(cmd_out);
 		cmd_out->error = "line too long";
 		return POP3_FATAL;
 	}
@@ -290,7 +325,7 @@ pop3_parse(struct pop3_parser *p, const uint8_t *buf, size_t len, size_t *used_o
 		 * of a line already too long. */
 		p->overlong = true;
 		*used_out = max + 1;
-		memset(cmd_out, 0, sizeof(*cmd_out));
+		cmd_reset(cmd_out);
 		cmd_out->error = "line too long";
 		return POP3_FATAL;
 	}
@@ -307,7 +342,8 @@ pop3_cmd_wipe(struct pop3_cmd *cmd)
 {
 	wipe(cmd->user, sizeof(cmd->user));
 	wipe(cmd->secret, sizeof(cmd->secret));
-	wipe(cmd->ir, sizeof(cmd->ir));
+	if (cmd->ir != NULL)
+		wipe(cmd->ir, cmd->ir_len + 1); /* nothing past it was written */
 	cmd->user_len = 0;
 	cmd->secret_len = 0;
 	cmd->ir_len = 0;

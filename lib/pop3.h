@@ -28,7 +28,8 @@ enum pop3_rc {
 	POP3_MORE,  /* no whole line yet: nothing used, call again with more */
 	POP3_CMD,   /* *cmd_out holds a command */
 	POP3_BAD,   /* unknown or malformed command, line consumed; cmd_out->error says why */
-	POP3_FATAL, /* line over its limit: answer -ERR and close */
+	POP3_FATAL, /* line over its limit (or a SASL text and no cmd_out->ir):
+	               answer -ERR and close */
 };
 
 enum pop3_verb {
@@ -55,7 +56,8 @@ struct pop3_cmd {
 	size_t secret_len;
 	char mech[POP3_MECH_MAX + 1];
 	bool has_mech;
-	char ir[POP3_SASL_MAX + 1];
+	char *ir; /* the caller's POP3_SASL_MAX + 1 bytes (pop3_cmd_init): base64 text as
+	             sent, NUL-terminated */
 	size_t ir_len;
 	bool has_ir;
 	bool cancelled;
@@ -70,6 +72,15 @@ struct pop3_parser {
 };
 
 void pop3_parser_init(struct pop3_parser *p);
+
+/*
+ * Ready cmd for pop3_parse(): ir_buf (POP3_SASL_MAX + 1 bytes, or NULL for
+ * a caller that takes no SASL text: such a text is then POP3_FATAL) is
+ * where an initial response or a SASL response line is copied.  A large
+ * buffer that the caller shares between connections, such as one per
+ * thread, keeps the command itself small.
+ */
+void pop3_cmd_init(struct pop3_cmd *cmd, char *ir_buf);
 
 /* After AUTH without initial response the session writes "+ " and calls this. */
 void pop3_parser_expect_sasl(struct pop3_parser *p);
@@ -87,6 +98,7 @@ void pop3_parser_expect_sasl(struct pop3_parser *p);
 enum pop3_rc pop3_parse(struct pop3_parser *p, const uint8_t *buf, size_t len, size_t *used_out,
                         struct pop3_cmd *cmd_out);
 
+/* Wipes the credentials cmd holds (user, secret, and the ir text it wrote). */
 void pop3_cmd_wipe(struct pop3_cmd *cmd);
 void pop3_parser_wipe(struct pop3_parser *p);
 

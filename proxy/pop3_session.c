@@ -265,15 +265,18 @@ pop3_input(struct conn *c, struct pop3_cmd *cmd)
 
 /*
  * The command being acted on lives here, one per worker thread, not in
- * each connection's session: it is as large as the longest SASL response
- * (lib/sasl.h) and is used only inside one call of the input handler, on
- * the worker's own thread.  Wiped after every call: it held credentials.
+ * each connection's session, and so does its SASL text, as large as the
+ * longest SASL response (lib/sasl.h): both are used only inside one call
+ * of the input handler, on the worker's own thread.  Wiped after every
+ * call: they held credentials.
  */
 static __thread struct pop3_cmd pop3_scratch;
+static __thread char pop3_scratch_ir[POP3_SASL_MAX + 1];
 
 static void
 pop3_on_input(struct conn *c)
 {
+	pop3_cmd_init(&pop3_scratch, pop3_scratch_ir);
 	pop3_input(c, &pop3_scratch); /* c may be closed here */
 	pop3_cmd_wipe(&pop3_scratch);
 }

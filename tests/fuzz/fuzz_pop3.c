@@ -35,6 +35,7 @@ struct fz_run {
 	bool sasl; /* the current line is a SASL response */
 	bool deep;
 	size_t pend_len;
+	char ir[POP3_SASL_MAX + 1]; /* the commands' SASL text, as a session's scratch */
 	uint8_t pend[FZ_INPUT_MAX]; /* fed, not yet used: a line not yet whole (last) */
 };
 
@@ -155,7 +156,10 @@ fz_feed(struct fz_run *r, const uint8_t *in, size_t len)
 	while (off < r->pend_len && !r->fatal) {
 		struct pop3_cmd c;
 		size_t used = (size_t)-1;
-		enum pop3_rc rc = pop3_parse(&r->p, r->pend + off, r->pend_len - off, &used, &c);
+		enum pop3_rc rc;
+
+		pop3_cmd_init(&c, r->ir);
+		rc = pop3_parse(&r->p, r->pend + off, r->pend_len - off, &used, &c);
 
 		CHECK(used <= r->pend_len - off);
 		if (rc == POP3_MORE) {
@@ -194,6 +198,8 @@ fz_feed(struct fz_run *r, const uint8_t *in, size_t len)
 			r->sasl = true;
 		}
 		pop3_cmd_wipe(&c);
+		/* nothing of a SASL text is left in the caller's buffer */
+		CHECK(r->ir[0] == '\0' && memcmp(r->ir, r->ir + 1, sizeof(r->ir) - 1) == 0);
 	}
 	memmove(r->pend, r->pend + off, r->pend_len - off);
 	r->pend_len -= off;

@@ -18,7 +18,8 @@
 /* A pretend session: feeds bytes, answers AUTH with "+ ". */
 struct drive {
 	struct pop3_parser p;
-	struct pop3_cmd cmd[RESULTS_MAX]; /* POP3_CMD, POP3_BAD, POP3_FATAL in order */
+	struct pop3_cmd cmd[RESULTS_MAX];        /* POP3_CMD, POP3_BAD, POP3_FATAL in order */
+	char ir[RESULTS_MAX][POP3_SASL_MAX + 1]; /* each result's SASL text */
 	enum pop3_rc rc[RESULTS_MAX];
 	size_t n;
 	size_t off; /* bytes consumed so far */
@@ -61,7 +62,11 @@ drive_feed(struct drive *d, const uint8_t *in, size_t len)
 	while (off < d->pend_len && !d->fatal) {
 		struct pop3_cmd c;
 		size_t used = (size_t)-1;
-		enum pop3_rc rc = pop3_parse(&d->p, d->pend + off, d->pend_len - off, &used, &c);
+		enum pop3_rc rc;
+
+		assert_true(d->n < RESULTS_MAX);
+		pop3_cmd_init(&c, d->ir[d->n]);
+		rc = pop3_parse(&d->p, d->pend + off, d->pend_len - off, &used, &c);
 
 		assert_true(used <= d->pend_len - off);
 		if (rc == POP3_MORE) {
@@ -469,6 +474,7 @@ pipelined_commands_stop_used_right_after_each_lf(void **state)
 	(void)state;
 
 	pop3_parser_init(&p);
+	pop3_cmd_init(&cmd, NULL); /* no SASL text here */
 	for (size_t i = 0; i < 4; i++) {
 		assert_int_equal(
 		    pop3_parse(&p, (const uint8_t *)in + off, sizeof(in) - 1 - off, &used, &cmd),
@@ -505,6 +511,7 @@ fatal_is_sticky_and_used_is_always_set(void **state)
 
 	memset(in, 'x', sizeof(in));
 	pop3_parser_init(&p);
+	pop3_cmd_init(&cmd, NULL);
 	assert_int_equal(pop3_parse(&p, (const uint8_t *)in, sizeof(in), &used, &cmd), POP3_FATAL);
 	assert_int_equal(used, 256);
 	used = 1234;
@@ -519,10 +526,12 @@ wipe_clears_credentials_in_command_and_parser(void **state)
 	static const char zero[POP3_AUTH_LINE_MAX + 1];
 	struct pop3_parser p;
 	struct pop3_cmd cmd;
+	static char ir[POP3_SASL_MAX + 1];
 	size_t used;
 	(void)state;
 
 	pop3_parser_init(&p);
+	pop3_cmd_init(&cmd, ir);
 	/* a line not yet whole is left where it is: nothing used, no copy */
 	assert_int_equal(pop3_parse(&p, (const uint8_t *)"PASS hunter2", 12, &used, &cmd),
 	                 POP3_MORE);
@@ -536,6 +545,62 @@ wipe_clears_credentials_in_command_and_parser(void **state)
 	assert_memory_equal(cmd.secret, zero, sizeof(cmd.secret));
 	assert_int_equal(cmd.secret_len, 0);
 	assert_string_equal(cmd.name, "PASS");
+	/* a SASL text goes to the caller's buffer, NUL-terminated; the wipe
+	 * clears it and the command stays small however long it was */
+	assert_true(sizeof(cmd) < 2048);
+	assert_int_equal(
+	    pop3_parse(&p, (const uint8_t *)"AUTH PLAIN AGEAYg==\r\n", 21, &used, &cmd), POP3_CMD);
+	assert_ptr_equal(cmd.ir, ir);
+	assert_string_equal(ir, "AGEAYg==");
+	pop3_cmd_wipe(&cmd);
+	assert_memory_equal(ir, zero, sizeof(ir));
+	assert_int_equal(cmd.ir_len, 0);
+	/* the next line, good or bad, wipes what an earlier one left there */
+	assert_int_equal(
+	    pop3_parse(&p, (const uint8_t *)"AUTH PLAIN AGEAYg==\r\n", 21, &used, &cmd), POP3_CMD);
+	assert_int_equal(pop3_parse(&p, (const uint8_t *)"AUTH PLAIN a b\r\n", 16, &used, &cmd),
+	                 POP3_BAD);
+	assert_memory_equal(ir, zero, sizeof(ir));
+	assert_int_equal(
+	    pop3_parse(&p, (const uint8_t *)"AUTH PLAIN AGEAYg==\r\n", 21, &used, &cmd), POP3_CMD);
+	assert_int_equal(pop3_parse(&p, (const uint8_t *)"CAPA\r\n", 6, &used, &cmd), POP3_CMD);
+	assert_memory_equal(ir, zero, sizeof(ir));
+	assert_ptr_equal(cmd.ir, ir);
+}
+
+static void
+sasl_text_without_a_callers_buffer_is_fatal_not_a_write(void **state)
+{
+	struct pop3_parser p;
+	struct pop3_cmd cmd;
+	size_t used;
+	(void)state;
+
+	/* an initial response on the AUTH line */
+	pop3_parser_init(&p);
+	pop3_cmd_init(&cmd, NULL);
+	assert_int_equal(
+	    pop3_parse(&p, (const uint8_t *)"AUTH PLAIN AGEAYg==\r\n", 21, &used, &cmd),
+	    POP3_FATAL);
+	assert_int_equal(used, 21);
+	assert_string_equal(cmd.error, "no room for a SASL response");
+	assert_null(cmd.ir);
+	/* "=" (empty) and no initial response at all need no room */
+	pop3_parser_init(&p);
+	assert_int_equal(pop3_parse(&p, (const uint8_t *)"AUTH PLAIN =\r\n", 14, &used, &cmd),
+	                 POP3_CMD);
+	assert_true(cmd.has_ir && cmd.ir_len == 0);
+	assert_int_equal(pop3_parse(&p, (const uint8_t *)"AUTH PLAIN\r\n", 12, &used, &cmd),
+	                 POP3_CMD);
+	/* a response line; "*" (a cancel) needs no room either */
+	pop3_parser_expect_sasl(&p);
+	assert_int_equal(pop3_parse(&p, (const uint8_t *)"*\r\n", 3, &used, &cmd), POP3_CMD);
+	assert_true(cmd.cancelled);
+	pop3_parser_expect_sasl(&p);
+	assert_int_equal(pop3_parse(&p, (const uint8_t *)"AGEAYg==\r\n", 10, &used, &cmd),
+	                 POP3_FATAL);
+	assert_string_equal(cmd.error, "no room for a SASL response");
+	pop3_cmd_wipe(&cmd); /* and a wipe without a buffer is harmless */
 }
 
 int
@@ -555,6 +620,7 @@ main(void)
 	    cmocka_unit_test(bad_command_pipelined_before_good_one_is_answered_separately),
 	    cmocka_unit_test(fatal_is_sticky_and_used_is_always_set),
 	    cmocka_unit_test(wipe_clears_credentials_in_command_and_parser),
+	    cmocka_unit_test(sasl_text_without_a_callers_buffer_is_fatal_not_a_write),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
