@@ -48,14 +48,29 @@ POLICY_SRC = $(wildcard policy/*.c)
 SRC      = $(PURE_SRC) $(CORE_SRC) $(POLICY_SRC) $(MAIN_SRC)
 OBJ      = $(SRC:%.c=$(BUILD)/%.o)
 HDR      = $(wildcard lib/*.h proxy/*.h policy/*.h)
+# Each object also depends on the headers it includes (-MMD writes them to
+# a .d file beside it), so a header edit rebuilds exactly what it touches.
+DEPFLAGS = -MMD -MP
 
-UNIT     = $(patsubst tests/unit/%.c,%,$(wildcard tests/unit/test_*.c))
+# tests/unit/test_proxy_*.c test proxy/ pieces that run without sockets
+# (tables, the state machine's names, the admin command table): they link
+# every daemon object but main.o.
+UNIT_PROXY = $(patsubst tests/unit/%.c,%,$(wildcard tests/unit/test_proxy_*.c))
+UNIT     = $(filter-out $(UNIT_PROXY),$(patsubst tests/unit/%.c,%,$(wildcard tests/unit/test_*.c)))
 FUZZ     = fuzz_imap fuzz_pop3 fuzz_proxyproto fuzz_sasl fuzz_imap_resp fuzz_pop3_resp
 
-.PHONY: all deps test unit unit-asan postern-asan fuzz fuzz-short integration integration-asan \
+.PHONY: all depcheck deps test unit unit-asan postern-asan fuzz fuzz-short integration integration-asan \
         demo bench format clean install uninstall install-check docker docker-test
 
 all: postern
+
+# The -dev packages are what a build needs first: say so instead of
+# stopping at the first missing header (order-only, so it never forces a
+# rebuild).
+depcheck:
+	@pkg-config --exists $(PKGS) && for h in lmdb.h hiredis/hiredis.h ev.h cmocka.h; do \
+	  [ -f /usr/include/$$h ] || exit 1; done || { \
+	  echo "postern: the build dependencies are missing: run 'make deps' first (as root, it installs the Debian packages)" >&2; exit 1; }
 
 postern: $(OBJ)
 	$(CC) $(ALL_CFLAGS) -o $@ $(OBJ) $(LIBS)
@@ -64,17 +79,17 @@ postern: $(OBJ)
 $(BUILD)/postern: $(OBJ)
 	$(CC) $(ALL_CFLAGS) -o $@ $(OBJ) $(LIBS)
 
-$(BUILD)/lib/%.o: lib/%.c $(HDR)
+$(BUILD)/lib/%.o: lib/%.c | depcheck
 	@mkdir -p $(dir $@)
-	$(CC) $(BASE_CFLAGS) $(INC_lib) $(CFLAGS) -c -o $@ $<
+	$(CC) $(BASE_CFLAGS) $(DEPFLAGS) $(INC_lib) $(CFLAGS) -c -o $@ $<
 
-$(BUILD)/policy/%.o: policy/%.c $(HDR)
+$(BUILD)/policy/%.o: policy/%.c | depcheck
 	@mkdir -p $(dir $@)
-	$(CC) $(BASE_CFLAGS) $(INC_policy) $(CFLAGS) -c -o $@ $<
+	$(CC) $(BASE_CFLAGS) $(DEPFLAGS) $(INC_policy) $(CFLAGS) -c -o $@ $<
 
-$(BUILD)/proxy/%.o: proxy/%.c $(HDR)
+$(BUILD)/proxy/%.o: proxy/%.c | depcheck
 	@mkdir -p $(dir $@)
-	$(CC) $(BASE_CFLAGS) $(INC_proxy) $(CFLAGS) -c -o $@ $<
+	$(CC) $(BASE_CFLAGS) $(DEPFLAGS) $(INC_proxy) $(CFLAGS) -c -o $@ $<
 
 deps:
 	@sh tests/deps.sh
@@ -109,9 +124,13 @@ LIB_OBJ = $(patsubst %.c,$(BUILD)/%.o,$(wildcard $(UNIT_SRC)))
 
 $(BUILD)/unit/%: tests/unit/%.c $(LIB_OBJ) tests/unit/unit.h tests/unit/redis_server.h
 	@mkdir -p $(dir $@)
-	$(CC) $(BASE_CFLAGS) $(INC_policy) $(CFLAGS) -Itests/unit -o $@ $< $(LIB_OBJ) $(LIBS) -lcmocka
+	$(CC) $(BASE_CFLAGS) $(DEPFLAGS) $(INC_policy) $(CFLAGS) -Itests/unit -o $@ $< $(LIB_OBJ) $(LIBS) -lcmocka
 
-unit: $(UNIT:%=$(BUILD)/unit/%)
+$(BUILD)/unit/test_proxy_%: tests/unit/test_proxy_%.c $(filter-out $(BUILD)/proxy/main.o,$(OBJ)) tests/unit/unit.h
+	@mkdir -p $(dir $@)
+	$(CC) $(BASE_CFLAGS) $(DEPFLAGS) $(INC_proxy) $(CFLAGS) -Itests/unit -o $@ $< $(filter-out $(BUILD)/proxy/main.o,$(OBJ)) $(LIBS) -lcmocka
+
+unit: $(UNIT:%=$(BUILD)/unit/%) $(UNIT_PROXY:%=$(BUILD)/unit/%)
 	@set -e; for t in $^; do echo "== $$t"; $$t; done
 
 # The same unit tests under AddressSanitizer and UndefinedBehaviorSanitizer.
@@ -200,3 +219,5 @@ format:
 
 clean:
 	rm -rf $(BUILD) postern
+
+-include $(OBJ:.o=.d) $(wildcard $(BUILD)/unit/*.d)
