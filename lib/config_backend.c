@@ -68,7 +68,7 @@ resolve_backend(struct ctx *x, const config_setting_t *s, struct backend_conf *b
 
 /* The first backend called name, or -1. */
 static int64_t
-backend_index(const struct config *cfg, const char *name)
+config_backend_find(const struct config *cfg, const char *name)
 {
 	for (size_t i = 0; i < cfg->nbackends; i++)
 		if (cfg->backends[i].name != NULL && strcmp(cfg->backends[i].name, name) == 0)
@@ -219,7 +219,7 @@ cfg_parse_backends(struct ctx *x, const config_setting_t *list)
 			} else {
 				/* the name, not the position, is what routing hashes */
 				snprintf(what, sizeof(what), "backend '%s'", name);
-				if ((j = backend_index(cfg, name)) >= 0)
+				if ((j = config_backend_find(cfg, name)) >= 0)
 					cfg_err(x, m,
 					        "duplicate backend name '%s' (first on line %u)",
 					        name, config_setting_source_line(x->be_set[j]));
@@ -388,7 +388,7 @@ cfg_parse_pools(struct ctx *x, const config_setting_t *list)
 		for (int k = 0; k < len; k++) {
 			const config_setting_t *e = config_setting_get_elem(bl, k);
 			const char *bn = config_setting_get_string(e);
-			int64_t idx = bn ? backend_index(cfg, bn) : -1;
+			int64_t idx = bn ? config_backend_find(cfg, bn) : -1;
 			if (idx < 0) {
 				cfg_err(x, e, "pool '%s': unknown backend '%s'", name,
 				        bn ? bn : "?");
@@ -431,7 +431,7 @@ map_resolve(void *arg, const char *name, size_t *pool_out, uint32_t *weights_out
 		*n_out = cfg->pools[i].n;
 		return 0;
 	}
-	if ((i = backend_index(cfg, name)) < 0)
+	if ((i = config_backend_find(cfg, name)) < 0)
 		return -1;
 	pool_out[0] = (size_t)i;
 	weights_out[0] = 1;
@@ -486,7 +486,7 @@ route_target(struct ctx *x, const config_setting_t *g, size_t *pool)
 			cfg_err(x, be, "route: 'backend' must be a string");
 			return 0;
 		}
-		if ((idx = backend_index(x->cfg, name)) < 0) {
+		if ((idx = config_backend_find(x->cfg, name)) < 0) {
 			cfg_err(x, be, "route: unknown backend '%s'", name);
 			return 0;
 		}
@@ -534,7 +534,7 @@ route_target(struct ctx *x, const config_setting_t *g, size_t *pool)
 			bad = true;
 			continue;
 		}
-		if ((idx = backend_index(x->cfg, name)) < 0) {
+		if ((idx = config_backend_find(x->cfg, name)) < 0) {
 			cfg_err(x, e, "route: unknown backend '%s'", name);
 			bad = true;
 			continue;

@@ -17,7 +17,7 @@
 #include <ev.h>
 #include <openssl/ssl.h>
 
-#define container_of(ptr, type, member) ((type *)(void *)((char *)(ptr)-offsetof(type, member)))
+#include "container.h"
 
 /* link_read()/link_write() results besides a byte count (> 0) or EOF (0). */
 #define LINK_AGAIN (-1) /* nothing now: rd_wants / wr_wants say which event to wait for */
