@@ -59,7 +59,7 @@ UNIT_PROXY = $(patsubst tests/unit/%.c,%,$(wildcard tests/unit/test_proxy_*.c))
 UNIT     = $(filter-out $(UNIT_PROXY),$(patsubst tests/unit/%.c,%,$(wildcard tests/unit/test_*.c)))
 FUZZ     = fuzz_imap fuzz_pop3 fuzz_proxyproto fuzz_sasl fuzz_imap_resp fuzz_pop3_resp
 
-.PHONY: all depcheck deps test unit unit-asan postern-asan fuzz fuzz-short integration integration-asan \
+.PHONY: all depcheck deps check-structure test unit unit-asan postern-asan fuzz fuzz-short integration integration-asan \
         demo bench format clean install uninstall install-check docker docker-test
 
 all: postern
@@ -175,8 +175,14 @@ integration-asan: postern-asan
 	UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1:log_path=$(SAN_LOGS)/ubsan \
 	  $(PYTHON) -m pytest -q -p no:cacheprovider tests/integration
 
+# The tree's shape: file sizes, no weak symbols, no module cycles
+# (tests/tools/structure.sh).
+check-structure: postern
+	@PYTHON=$(PYTHON) sh tests/tools/structure.sh $(BUILD)
+
 test: deps
 	$(MAKE) --no-print-directory all
+	$(MAKE) --no-print-directory check-structure
 	$(MAKE) --no-print-directory install-check
 	$(MAKE) --no-print-directory unit
 	$(MAKE) --no-print-directory unit-asan
