@@ -163,22 +163,39 @@ link_watch(struct link *l, int events)
 	l->events = (uint8_t)events;
 }
 
-int
-link_tls_server(struct link *l, SSL_CTX *ctx)
+/* Undo a TLS set-up that failed half way. */
+static void
+tls_drop(struct link *l)
+{
+	ERR_clear_error();
+	SSL_free(l->ssl);
+	l->ssl = NULL;
+}
+
+/* An SSL object on l's socket, as server or client, wanting nothing yet.
+ * -1 (and no SSL left behind) when OpenSSL refused. */
+static int
+tls_new(struct link *l, SSL_CTX *ctx, bool server)
 {
 	l->ssl = ctx ? SSL_new(ctx) : NULL;
-	if (l->ssl == NULL || SSL_set_fd(l->ssl, l->fd) != 1)
-		goto fail;
-	SSL_set_accept_state(l->ssl);
+	if (l->ssl == NULL || SSL_set_fd(l->ssl, l->fd) != 1) {
+		tls_drop(l);
+		return -1;
+	}
+	if (server)
+		SSL_set_accept_state(l->ssl);
+	else
+		SSL_set_connect_state(l->ssl);
 	l->rd_wants = EV_READ;
 	l->wr_wants = EV_WRITE;
 	l->tls_failed = false;
 	return 0;
-fail:
-	ERR_clear_error();
-	SSL_free(l->ssl);
-	l->ssl = NULL;
-	return -1;
+}
+
+int
+link_tls_server(struct link *l, SSL_CTX *ctx)
+{
+	return tls_new(l, ctx, true);
 }
 
 int
@@ -188,28 +205,21 @@ link_tls_client(struct link *l, SSL_CTX *ctx, const char *name)
 	struct in_addr a4;
 	bool is_ip = inet_pton(AF_INET, name, &a4) == 1 || inet_pton(AF_INET6, name, &a6) == 1;
 
-	l->ssl = ctx ? SSL_new(ctx) : NULL;
-	if (l->ssl == NULL || SSL_set_fd(l->ssl, l->fd) != 1)
-		goto fail;
-	SSL_set_connect_state(l->ssl);
+	if (tls_new(l, ctx, false) < 0)
+		return -1;
 	/* Verify the name, never just the chain (RFC 6125); SNI for names only
 	 * (RFC 6066 §3 forbids literal addresses). */
 	if (is_ip) {
-		if (X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(l->ssl), name) != 1)
-			goto fail;
+		if (X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(l->ssl), name) != 1) {
+			tls_drop(l);
+			return -1;
+		}
 	} else if (SSL_set1_host(l->ssl, name) != 1 ||
 	           SSL_set_tlsext_host_name(l->ssl, name) != 1) {
-		goto fail;
+		tls_drop(l);
+		return -1;
 	}
-	l->rd_wants = EV_READ;
-	l->wr_wants = EV_WRITE;
-	l->tls_failed = false;
 	return 0;
-fail:
-	ERR_clear_error();
-	SSL_free(l->ssl);
-	l->ssl = NULL;
-	return -1;
 }
 
 int
