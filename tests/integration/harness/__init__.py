@@ -1,0 +1,39 @@
+"""Integration harness for postern: test certificates, real Dovecot backends
+and a postern process, each in its own temporary directory on loopback.
+
+No pytest in here: tests/integration/demo.py, tests/docker/test_image.py and
+tests/bench/ import it too.  Every wait is bounded, every process is stopped
+by the PID this package started (never by name), and every temporary
+directory is removed, also when a test fails.
+
+The modules, each with one job:
+  procs          ports, bounded waits, stopping by PID, sanitizer reports,
+                 the timeout scale, the base of every daemon started here
+  certs          the test CA and certificates, openssl s_client/s_server, sslscan
+  dovecot        the Dovecot backend and the messages it stores
+  postern        the postern process, its config file, one-shot runs
+  haproxy        HAProxy in front of postern (PROXY protocol)
+  clients        IMAP and POP3 spoken by hand over TLS, SASL PLAIN
+
+Everything public is re-exported here: `import harness` and
+`from harness import X` are the way in."""
+
+from .procs import (HERE, IO_TIMEOUT, REPO, SANITIZER_LOGS, TIMEOUT_SCALE, _Daemon,
+                    _handed_out, _live, _read, _stop_all_at_exit, _tail, free_port,
+                    sanitizer_reports, stop_pid, wait_port)
+from .certs import (OpensslServer, _openssl, client_context, make_ca, make_certs,
+                    make_server_cert, pem_to_der, s_client, s_client_cert, sslscan)
+from .dovecot import DOVECOT_BIN, DOVECOT_CONF, MAIL_GROUP, MAIL_USER, Dovecot, make_message
+from .postern import POSTERN_BIN, RELAXED_POLICY, Postern, _cfg_value, _q, run_postern
+from .haproxy import HAPROXY_BIN, HAPROXY_CONF, HAProxy
+from .clients import ClosedError, RawImap, RawPop3, RawTLS, sasl_plain
+
+# Every name above, for `from harness import *` and for pyflakes.
+__all__ = ["HERE", "IO_TIMEOUT", "REPO", "SANITIZER_LOGS", "TIMEOUT_SCALE", "_Daemon",
+           "_handed_out", "_live", "_read", "_stop_all_at_exit", "_tail", "free_port",
+           "sanitizer_reports", "stop_pid", "wait_port", "OpensslServer", "_openssl",
+           "client_context", "make_ca", "make_certs", "make_server_cert", "pem_to_der",
+           "s_client", "s_client_cert", "sslscan", "DOVECOT_BIN", "DOVECOT_CONF", "MAIL_GROUP",
+           "MAIL_USER", "Dovecot", "make_message", "POSTERN_BIN", "RELAXED_POLICY", "Postern",
+           "_cfg_value", "_q", "run_postern", "HAPROXY_BIN", "HAPROXY_CONF", "HAProxy",
+           "ClosedError", "RawImap", "RawPop3", "RawTLS", "sasl_plain"]
