@@ -14,9 +14,8 @@ import time
 import pytest
 
 import harness
-from harness import IO_TIMEOUT, RawImap, RawPop3, sasl_plain
-from conftest import (DOWN_USER, EXPECTED_BACKEND, PASSWORDS, POOL_USERS,
-                      WRONG_PASSWORDS, all_secrets)
+from harness import (DOWN_USER, EXPECTED_BACKEND, IO_TIMEOUT, PASSWORDS, POOL_USERS,
+                     WRONG_PASSWORDS, RawImap, RawPop3, all_secrets, sasl_plain)
 
 HOST = "127.0.0.1"
 

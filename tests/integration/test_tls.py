@@ -18,9 +18,8 @@ import time
 import pytest
 
 import harness
-from harness import (IO_TIMEOUT, Dovecot, Postern, RawImap, RawPop3, pem_to_der, s_client,
-                     s_client_cert, sasl_plain)
-from conftest import PASSWORDS, ROUTES
+from harness import (IO_TIMEOUT, PASSWORDS, ROUTES, Dovecot, Postern, RawImap, RawPop3,
+                     pem_to_der, s_client, s_client_cert, sasl_plain)
 
 HOST = "127.0.0.1"
 

@@ -13,7 +13,11 @@ The modules, each with one job:
   dovecot        the Dovecot backend and the messages it stores
   postern        the postern process, its config file, one-shot runs
   haproxy        HAProxy in front of postern (PROXY protocol)
+  redis          redis-server for the fleet tests
+  notify_socket  the service manager's end of sd_notify(3)
   clients        IMAP and POP3 spoken by hand over TLS, SASL PLAIN
+  logins         timed logins and the `postern lock` commands, as policy tests use them
+  expect         the session stack's users, passwords and routes; exact refusals
 
 Everything public is re-exported here: `import harness` and
 `from harness import X` are the way in."""
@@ -26,7 +30,17 @@ from .certs import (OpensslServer, _openssl, client_context, make_ca, make_certs
 from .dovecot import DOVECOT_BIN, DOVECOT_CONF, MAIL_GROUP, MAIL_USER, Dovecot, make_message
 from .postern import POSTERN_BIN, RELAXED_POLICY, Postern, _cfg_value, _q, run_postern
 from .haproxy import HAPROXY_BIN, HAPROXY_CONF, HAProxy
+from .redis import REDIS_BIN, RedisServer
+from .notify_socket import NotifySocket
 from .clients import ClosedError, RawImap, RawPop3, RawTLS, sasl_plain
+from .expect import (DOWN_USER, EXPECTED_BACKEND, IMAP_ACL_BYE, IMAP_AUTH_FAILED,
+                     IMAP_SET_TO_POP3, IMAP_THROTTLED, IMAP_TOO_MANY_CONNS,
+                     IMAP_TOO_MANY_SESSIONS, IMAP_UNAVAILABLE, MX1_USERS, MX2_USERS, NO_TARPIT,
+                     PASSWORDS, POOL_USERS, POP3_ACL_ERR, POP3_AUTH_FAILED, POP3_IN_USE,
+                     POP3_SET_TO_IMAP, POP3_THROTTLED, POP3_TOO_MANY_CONNS, ROUTES,
+                     WRONG_PASSWORDS, all_secrets)
+from .logins import (LOCK_LINE, LOGIN_PASSWORDS, Session, _line, imap_login, lock_cmd,
+                     lock_list, lock_show, login, pop3_login, q, session_end_seen)
 
 # Every name above, for `from harness import *` and for pyflakes.
 __all__ = ["HERE", "IO_TIMEOUT", "REPO", "SANITIZER_LOGS", "TIMEOUT_SCALE", "_Daemon",
@@ -36,4 +50,12 @@ __all__ = ["HERE", "IO_TIMEOUT", "REPO", "SANITIZER_LOGS", "TIMEOUT_SCALE", "_Da
            "s_client", "s_client_cert", "sslscan", "DOVECOT_BIN", "DOVECOT_CONF", "MAIL_GROUP",
            "MAIL_USER", "Dovecot", "make_message", "POSTERN_BIN", "RELAXED_POLICY", "Postern",
            "_cfg_value", "_q", "run_postern", "HAPROXY_BIN", "HAPROXY_CONF", "HAProxy",
-           "ClosedError", "RawImap", "RawPop3", "RawTLS", "sasl_plain"]
+           "REDIS_BIN", "RedisServer", "NotifySocket", "ClosedError", "RawImap", "RawPop3",
+           "RawTLS", "sasl_plain", "DOWN_USER", "EXPECTED_BACKEND", "IMAP_ACL_BYE",
+           "IMAP_AUTH_FAILED", "IMAP_SET_TO_POP3", "IMAP_THROTTLED", "IMAP_TOO_MANY_CONNS",
+           "IMAP_TOO_MANY_SESSIONS", "IMAP_UNAVAILABLE", "MX1_USERS", "MX2_USERS", "NO_TARPIT",
+           "PASSWORDS", "POOL_USERS", "POP3_ACL_ERR", "POP3_AUTH_FAILED", "POP3_IN_USE",
+           "POP3_SET_TO_IMAP", "POP3_THROTTLED", "POP3_TOO_MANY_CONNS", "ROUTES",
+           "WRONG_PASSWORDS", "all_secrets", "LOCK_LINE", "LOGIN_PASSWORDS", "Session",
+           "_line", "imap_login", "lock_cmd", "lock_list", "lock_show", "login", "pop3_login",
+           "q", "session_end_seen"]
