@@ -16,6 +16,7 @@ The modules, each with one job:
   redis          redis-server for the fleet tests
   notify_socket  the service manager's end of sd_notify(3)
   clients        IMAP and POP3 spoken by hand over TLS, SASL PLAIN
+  mail           a user's mail read through a proxy, and which backend served it
   logins         timed logins and the `postern lock` commands, as policy tests use them
   expect         the session stack's users, passwords and routes; exact refusals
 
@@ -39,6 +40,9 @@ from .expect import (DOWN_USER, EXPECTED_BACKEND, IMAP_ACL_BYE, IMAP_AUTH_FAILED
                      PASSWORDS, POOL_USERS, POP3_ACL_ERR, POP3_AUTH_FAILED, POP3_IN_USE,
                      POP3_SET_TO_IMAP, POP3_THROTTLED, POP3_TOO_MANY_CONNS, ROUTES,
                      WRONG_PASSWORDS, all_secrets)
+from .mail import (backend_of, fetch_body, imap_fetch_first, imap_ssl, literal_login,
+                   log_offsets, login_seen, pop3_retr_first, pop3_ssl, raw_imap, raw_pop3,
+                   tagged)
 from .logins import (LOCK_LINE, LOGIN_PASSWORDS, Session, _line, imap_login, lock_cmd,
                      lock_list, lock_show, login, pop3_login, q, session_end_seen)
 
@@ -56,6 +60,8 @@ __all__ = ["HERE", "IO_TIMEOUT", "REPO", "SANITIZER_LOGS", "TIMEOUT_SCALE", "_Da
            "IMAP_TOO_MANY_SESSIONS", "IMAP_UNAVAILABLE", "MX1_USERS", "MX2_USERS", "NO_TARPIT",
            "PASSWORDS", "POOL_USERS", "POP3_ACL_ERR", "POP3_AUTH_FAILED", "POP3_IN_USE",
            "POP3_SET_TO_IMAP", "POP3_THROTTLED", "POP3_TOO_MANY_CONNS", "ROUTES",
-           "WRONG_PASSWORDS", "all_secrets", "LOCK_LINE", "LOGIN_PASSWORDS", "Session",
-           "_line", "imap_login", "lock_cmd", "lock_list", "lock_show", "login", "pop3_login",
-           "q", "session_end_seen"]
+           "WRONG_PASSWORDS", "all_secrets", "backend_of", "fetch_body", "imap_fetch_first",
+           "imap_ssl", "literal_login", "log_offsets", "login_seen", "pop3_retr_first",
+           "pop3_ssl", "raw_imap", "raw_pop3", "tagged", "LOCK_LINE", "LOGIN_PASSWORDS",
+           "Session", "_line", "imap_login", "lock_cmd", "lock_list", "lock_show", "login",
+           "pop3_login", "q", "session_end_seen"]
