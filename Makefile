@@ -164,7 +164,7 @@ integration: postern
 # The integration suite against build/asan/postern.  Every sanitizer report
 # (ASan, LeakSanitizer at exit, UBSan) goes to a file in SAN_LOGS, and any
 # such file fails the run (tests/integration/conftest.py prints them).
-# harness.py stops postern with SIGTERM, so it returns from main() and the
+# The harness stops postern with SIGTERM, so it returns from main() and the
 # leak check runs.  POSTERN_TIMEOUT_SCALE stretches the harness's waits.
 SAN_LOGS = $(abspath $(BUILD))/asan/reports
 integration-asan: postern-asan

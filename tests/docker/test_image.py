@@ -1,5 +1,5 @@
 """The container image, built for real and run in front of real Dovecot
-backends (tests/integration/harness.py).
+backends (tests/integration/harness/).
 
 With a Docker engine: `docker build`, then `docker run --network host` with
 the config directory and the state directory mounted.  Without one (this

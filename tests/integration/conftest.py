@@ -1,7 +1,8 @@
 """pytest fixtures for postern's integration tests: one set of test
 certificates, two real Dovecot backends ("mx1", "mx2") and a postern in
 front of them for the whole session, plus a fresh stack per test for tests
-that stop a backend."""
+that stop a backend.  Their users, passwords and routes are in
+harness/expect.py."""
 
 import os
 import shutil
@@ -9,64 +10,12 @@ import tempfile
 
 import pytest
 
-import harness
-from harness import Dovecot, Postern
+# The harness's own asserts (helpers such as tagged() and lock_show()) report
+# their values the way a test's asserts do.
+pytest.register_assert_rewrite("harness")
 
-# Every password a test sends, right or wrong: the log test greps for each.
-PASSWORDS = {
-    # a quoted string for imaplib: spaces, double quotes, a backslash
-    "alice@example.org": 'alice pw "quoted" back\\slash',
-    # non-ASCII (UTF-8) and a space: only an IMAP literal can carry it
-    "dave@example.org": "d\u00e4v\u00e9 p\u00e4ssw\u00f6rd-7",
-    # routed to mx2 by an exact user rule although example.org goes to mx1
-    "carol@example.org": "carol-Secret-3",
-    # other.test has no rule: the default (mx1)
-    "erin@other.test": "erin-secret-5",
-    # the target of the injection tests
-    "frank@other.test": "frank-secret-6",
-    # big messages go through the relay in both directions (APPEND, FETCH)
-    "gina@other.test": "gina-secret-8",
-    # example.net is a pool of mx1 and mx2
-    "bob@example.net": "bob-net-pw-0",
-}
-POOL_USERS = ["u%02d@example.net" % i for i in range(1, 13)]
-for _u in POOL_USERS:
-    PASSWORDS[_u] = "net-pw-" + _u.split("@")[0]
-
-WRONG_PASSWORDS = ["wrong-password-1", 'wr"ong \\pw 2', "wr\u00f6ng-3"]
-
-# Who lives where.  Users a rule sends to one backend also exist on the other
-# one (with that backend's content) wherever that sharpens a routing test.
-MX1_USERS = ["alice@example.org", "dave@example.org", "carol@example.org",
-             "erin@other.test", "frank@other.test", "gina@other.test",
-             "bob@example.net"] + POOL_USERS
-MX2_USERS = ["carol@example.org", "erin@other.test", "frank@other.test",
-             "bob@example.net"] + POOL_USERS
-
-# A backend that nothing listens on: users of down.test route there.
-DOWN_USER = "zed@down.test"
-PASSWORDS[DOWN_USER] = "zed-down-pw-9"
-
-ROUTES = [
-    {"user": "carol@example.org", "backend": "mx2"},
-    {"domain": "example.org", "backend": "mx1"},
-    {"domain": "example.net", "pool": ["mx1", "mx2"]},
-    {"domain": "down.test", "backend": "dead"},
-    {"default": True, "backend": "mx1"},
-]
-
-# Where the routes above must send each user (pool users: either).
-EXPECTED_BACKEND = {
-    "alice@example.org": "mx1",
-    "dave@example.org": "mx1",
-    "carol@example.org": "mx2",
-    "erin@other.test": "mx1",
-    "frank@other.test": "mx1",
-}
-
-
-def all_secrets():
-    return list(PASSWORDS.values()) + WRONG_PASSWORDS
+import harness  # noqa: E402
+from harness import MX1_USERS, MX2_USERS, PASSWORDS, ROUTES, Dovecot, Postern  # noqa: E402
 
 
 # ---- sanitizer reports (make integration-asan) ------------------------------

@@ -2,9 +2,7 @@
 IMAP/POP3 over TLS) -> postern (implicit TLS, verified against the test CA)
 -> real Dovecot backends.  Each test states one behaviour."""
 
-import imaplib
 import os
-import poplib
 import re
 import socket
 import ssl
@@ -14,9 +12,10 @@ import time
 import pytest
 
 import harness
-from harness import IO_TIMEOUT, RawImap, RawPop3, sasl_plain
-from conftest import (DOWN_USER, EXPECTED_BACKEND, PASSWORDS, POOL_USERS,
-                      WRONG_PASSWORDS, all_secrets)
+from harness import (DOWN_USER, IO_TIMEOUT, PASSWORDS, POOL_USERS, WRONG_PASSWORDS, all_secrets,
+                     backend_of, fetch_body, imap_fetch_first, imap_ssl, literal_login,
+                     log_offsets, pop3_retr_first, pop3_ssl, raw_imap, raw_pop3, sasl_plain,
+                     tagged)
 
 HOST = "127.0.0.1"
 
@@ -30,92 +29,8 @@ def ctx_for(ca):
     return ssl.create_default_context(cafile=ca)
 
 
-def imap_ssl(proxy, ca):
-    return imaplib.IMAP4_SSL(HOST, proxy.imap_port, ssl_context=ctx_for(ca), timeout=IO_TIMEOUT)
-
-
-def pop3_ssl(proxy, ca):
-    return poplib.POP3_SSL(HOST, proxy.pop3_port, context=ctx_for(ca), timeout=IO_TIMEOUT)
-
-
-def raw_imap(proxy, ca):
-    return RawImap(proxy.imap_port, ca)
-
-
-def raw_pop3(proxy, ca):
-    return RawPop3(proxy.pop3_port, ca)
-
-
 def imap_quote(s):
     return '"' + s.replace("\\", "\\\\").replace('"', '\\"') + '"'
-
-
-def tagged(line, tag):
-    """The status word of a tagged response line: OK, NO or BAD."""
-    assert line.startswith(tag.encode() + b" "), line
-    return line.split(b" ", 2)[1]
-
-
-def literal_login(c, tag, user, password):
-    """LOGIN with both arguments as synchronising literals, waiting for each
-    continuation request.  Returns (tagged line, all lines)."""
-    u = user.encode("utf-8")
-    p = password.encode("utf-8")
-    c.send(b"%s LOGIN {%d}\r\n" % (tag.encode(), len(u)))
-    c.expect_continuation()
-    c.send(u + b" {%d}\r\n" % len(p))
-    c.expect_continuation()
-    c.send(p + b"\r\n")
-    return c.read_response(tag)
-
-
-def fetch_body(c, tag, seq=1):
-    """FETCH seq (RFC822) on a raw connection; returns the literal's bytes."""
-    line, lines = c.command(tag, "FETCH %d (RFC822)" % seq)
-    assert tagged(line, tag) == b"OK", c.dump()
-    for l in lines:
-        m = re.match(rb"\* %d FETCH \(.*RFC822 \{(\d+)\}\r\n" % seq, l)
-        if m:
-            start = m.end()
-            return l[start:start + int(m.group(1))]
-    raise AssertionError("no FETCH literal in %r" % lines)
-
-
-def imap_fetch_first(proxy, ca, user):
-    """Log user in through the proxy (literals, so any password works),
-    SELECT INBOX, FETCH 1, LOGOUT; returns the message bytes."""
-    with raw_imap(proxy, ca) as c:
-        line, _ = literal_login(c, "a1", user, PASSWORDS[user])
-        assert tagged(line, "a1") == b"OK", c.dump()
-        line, _ = c.command("a2", "SELECT INBOX")
-        assert tagged(line, "a2") == b"OK", c.dump()
-        body = fetch_body(c, "a3")
-        c.command("a4", "LOGOUT")
-        return body
-
-
-def pop3_retr_first(proxy, ca, user):
-    p = pop3_ssl(proxy, ca)
-    try:
-        p.user(user)
-        p.pass_(PASSWORDS[user])
-        _, lines, _ = p.retr(1)
-        p.quit()
-    finally:
-        p.close()
-    return b"\r\n".join(lines) + b"\r\n"
-
-
-def backend_of(body, backends):
-    """Which backend a fetched message came from, by its content."""
-    names = [n for n in backends if b"backend=%s " % n.encode() in body]
-    assert len(names) == 1, body
-    return names[0]
-
-
-def login_seen(dovecot, proto, user, since):
-    return dovecot.wait_log(r"%s-login: Info: Login: user=<%s>" % (proto, re.escape(user)),
-                            since=since)
 
 
 def assert_no_mailbox(backends, name):
@@ -130,10 +45,6 @@ def assert_no_create_logged(backends, since):
         text = b.log()[since[b.name]:]
         assert not re.search(r"Mailbox created|mailbox_create", text), \
             "%s logged a mailbox creation:\n%s" % (b.name, text)
-
-
-def log_offsets(backends):
-    return {n: b.log_size() for n, b in backends.items()}
 
 
 # ---------------------------------------------------------------------------
@@ -520,72 +431,6 @@ def test_curl_retrieves_a_message_over_pop3s(proxy, ca, mx2):
 
 
 # ---------------------------------------------------------------------------
-# 6. Routing
-# ---------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize("user", sorted(EXPECTED_BACKEND))
-def test_imap_users_are_served_by_the_backend_their_route_names(proxy, ca, backends, user):
-    want = EXPECTED_BACKEND[user]
-    since = log_offsets(backends)
-    psince = proxy.log_size()
-    body = imap_fetch_first(proxy, ca, user)
-    assert body == backends[want].messages[user][0]
-    assert login_seen(backends[want], "imap", user, since[want]), backends[want].log()[-3000:]
-    for name, b in backends.items():
-        if name != want:
-            assert "user=<%s>" % user not in b.log()[since[name]:]
-    assert proxy.wait_log(r'event=login\.ok .*user="%s".* backend=%s\b'
-                          % (re.escape(user), want), since=psince), proxy.log()[psince:]
-
-
-@pytest.mark.parametrize("user", sorted(EXPECTED_BACKEND))
-def test_pop3_users_are_served_by_the_backend_their_route_names(proxy, ca, backends, user):
-    want = EXPECTED_BACKEND[user]
-    since = log_offsets(backends)
-    body = pop3_retr_first(proxy, ca, user)
-    assert body == backends[want].messages[user][0]
-    assert login_seen(backends[want], "pop3", user, since[want]), backends[want].log()[-3000:]
-
-
-def test_an_exact_user_rule_wins_over_the_domain_rule(proxy, ca, backends):
-    user = "carol@example.org"  # example.org -> mx1, but carol -> mx2
-    since = log_offsets(backends)
-    body = imap_fetch_first(proxy, ca, user)
-    assert backend_of(body, backends) == "mx2"
-    assert login_seen(backends["mx2"], "imap", user, since["mx2"])
-    assert "user=<%s>" % user not in backends["mx1"].log()[since["mx1"]:]
-
-
-def test_routing_ignores_the_case_of_the_user_name(proxy, ca, backends):
-    user = "carol@example.org"  # the exact rule sends her to mx2
-    with raw_imap(proxy, ca) as c:
-        line, _ = c.command("a1", "LOGIN %s %s" % (user.upper(), PASSWORDS[user]))
-        assert tagged(line, "a1") == b"OK", c.dump()
-        c.command("a2", "SELECT INBOX")
-        assert backend_of(fetch_body(c, "a3"), backends) == "mx2"
-    with raw_pop3(proxy, ca) as c:
-        c.command("USER Carol@Example.ORG")
-        assert c.command("PASS " + PASSWORDS[user]).startswith(b"+OK"), c.dump()
-        assert c.command("RETR 1").startswith(b"+OK"), c.dump()
-        body = b"\r\n".join(c.read_multiline()) + b"\r\n"
-        assert backend_of(body, backends) == "mx2"
-
-
-def test_pool_users_are_spread_over_the_pool_and_always_land_on_the_same_backend(
-        proxy, ca, backends):
-    home = {}
-    for user in POOL_USERS:
-        since = log_offsets(backends)
-        seen = {backend_of(imap_fetch_first(proxy, ca, user), backends) for _ in range(2)}
-        seen.add(backend_of(pop3_retr_first(proxy, ca, user), backends))
-        assert len(seen) == 1, "%s landed on %s" % (user, seen)
-        home[user] = seen.pop()
-        assert login_seen(backends[home[user]], "imap", user, since[home[user]])
-    assert set(home.values()) == {"mx1", "mx2"}, home
-
-
-# ---------------------------------------------------------------------------
 # 7. Wrong passwords
 # ---------------------------------------------------------------------------
 
@@ -858,40 +703,6 @@ def test_many_concurrent_sessions_are_all_served(proxy, ca, backends):
 
 
 # ---------------------------------------------------------------------------
-# TLS certificates
-# ---------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize("kind,cipher", [("rsa", "ECDHE-RSA-AES128-GCM-SHA256"),
-                                         ("ecdsa", "ECDHE-ECDSA-AES128-GCM-SHA256")])
-def test_the_certificate_matching_the_clients_tls12_cipher_is_served(proxy, ca, certs, kind,
-                                                                     cipher):
-    ctx = ctx_for(ca)
-    ctx.maximum_version = ssl.TLSVersion.TLSv1_2
-    ctx.set_ciphers(cipher)
-    with socket.create_connection((HOST, proxy.imap_port), timeout=IO_TIMEOUT) as s:
-        with ctx.wrap_socket(s, server_hostname="localhost") as t:
-            der = t.getpeercert(binary_form=True)
-            t.settimeout(IO_TIMEOUT)
-            assert t.recv(100).startswith(b"* OK")
-    with open(certs[kind + "_cert"]) as f:
-        assert der == ssl.PEM_cert_to_DER_cert(f.read())
-
-
-def test_min_version_tls13_refuses_a_tls12_only_client(make_postern, ca):
-    p = make_postern(tls_min_version="TLSv1.3")
-    ctx = ctx_for(ca)
-    ctx.maximum_version = ssl.TLSVersion.TLSv1_2
-    with socket.create_connection((HOST, p.imap_port), timeout=IO_TIMEOUT) as s:
-        with pytest.raises(ssl.SSLError):
-            ctx.wrap_socket(s, server_hostname="localhost")
-    # A TLS 1.3 client is still served.
-    with RawImap(p.imap_port, ca) as c:
-        assert c.sock.version() == "TLSv1.3"
-        assert c.greeting.startswith(b"* OK")
-
-
-# ---------------------------------------------------------------------------
 # 11. Command line
 # ---------------------------------------------------------------------------
 
@@ -999,25 +810,3 @@ def test_no_password_ever_appears_in_the_log(proxy, ca, postern_registry):
                 assert form not in text, "password %r found in %s as %r" % (s, where, form)
         for blob in sasl_blobs:
             assert blob.decode() not in text, "SASL payload found in %s" % where
-
-
-def test_a_route_map_file_sends_its_users_to_their_backends(make_postern, ca, backends, tmp_path):
-    # erin@other.test routes to mx1 by the default rule; the map sends her to
-    # mx2, and a named pool serves a whole domain from the map.
-    m = tmp_path / "routes.map"
-    m.write_text("# user and domain rules\nerin@other.test   mx2\n@other.test  pool:both\n")
-    p = make_postern(extra='pools = ( { name = "both"; backends = [ "mx2" ]; } );\n'
-                           'route_map = "%s";' % m)
-    since = log_offsets(backends)
-    assert backend_of(imap_fetch_first(p, ca, "erin@other.test"), backends) == "mx2"
-    assert backend_of(pop3_retr_first(p, ca, "frank@other.test"), backends) == "mx2"
-    assert login_seen(backends["mx2"], "imap", "erin@other.test", since["mx2"])
-    assert "user=<erin@other.test>" not in backends["mx1"].log()[since["mx1"]:]
-    # A broken map is refused with the map's own line number.
-    bad = tmp_path / "bad.map"
-    bad.write_text("ok@x.test mx1\nnobody@x.test nosuch\n")
-    conf = tmp_path / "bad.conf"
-    conf.write_text(p.config_text().replace(str(m), str(bad)))
-    r = harness.run_postern("-t", "-c", str(conf))
-    assert r.returncode == 1, r
-    assert '%s:2: unknown backend "nosuch"' % bad in r.stderr, r.stderr

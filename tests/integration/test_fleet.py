@@ -7,7 +7,7 @@ stopping and coming back (state_unavailable local and refuse, state.recovered,
 sessions registered again, sticky locks granted meanwhile written back), and
 routes set with `postern route set` obeyed by every proxy.
 
-The redis-server is the test's own (test_redis.RedisServer: a unix socket in
+The redis-server is the test's own (harness.RedisServer: a unix socket in
 a temporary directory, a password), stopped by its PID."""
 
 import os
@@ -18,16 +18,14 @@ import time
 import pytest
 
 import harness
-import test_policy
-from harness import TIMEOUT_SCALE, Dovecot, Postern, RawImap
-from test_policy import (IMAP_THROTTLED, IMAP_TOO_MANY_SESSIONS, NO_TARPIT, POP3_SET_TO_IMAP,
-                         imap_login, pop3_login)
-from test_redis import IMAP_UNAVAILABLE, RedisServer
+from harness import (IMAP_THROTTLED, IMAP_TOO_MANY_SESSIONS, IMAP_UNAVAILABLE,
+                     LOGIN_PASSWORDS, NO_TARPIT, POP3_SET_TO_IMAP, TIMEOUT_SCALE, Dovecot,
+                     Postern, RawImap, RedisServer, imap_login, pop3_login)
 
 USERS = {"fay@fleet.test": "pw-fay-1", "finn@fleet.test": "pw-finn-2",
          "flo@fleet.test": "pw-flo-3", "fred@fleet.test": "pw-fred-4",
          "fox@fleet.test": "pw-fox-5"}
-test_policy.PASSWORDS.update(USERS)  # imap_login() and pop3_login() look passwords up there
+LOGIN_PASSWORDS.update(USERS)  # imap_login() and pop3_login() look passwords up there
 HEARTBEAT_MS = 300
 PREFIX = "pit-fleet2:"
 POP3_UNAVAILABLE = "-ERR [SYS/TEMP] Temporary server failure, try again later."

@@ -18,8 +18,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 import harness
-from harness import IO_TIMEOUT, Dovecot, Postern
-from conftest import PASSWORDS, ROUTES, WRONG_PASSWORDS
+from harness import IO_TIMEOUT, PASSWORDS, ROUTES, WRONG_PASSWORDS, Dovecot, Postern
 
 HOST = "127.0.0.1"
 SCALE = harness.TIMEOUT_SCALE

@@ -14,9 +14,7 @@ import ssl
 import pytest
 
 import harness
-from harness import IO_TIMEOUT, Postern
-from conftest import PASSWORDS, ROUTES
-from notify_socket import NotifySocket
+from harness import IO_TIMEOUT, PASSWORDS, ROUTES, NotifySocket, Postern
 
 HOST = "127.0.0.1"
 

@@ -23,7 +23,12 @@ import time
 import pytest
 
 import harness
-from harness import IO_TIMEOUT, ClosedError, Dovecot, Postern, RawImap, RawPop3
+from harness import (IMAP_ACL_BYE, IMAP_AUTH_FAILED, IMAP_SET_TO_POP3, IMAP_THROTTLED,
+                     IMAP_TOO_MANY_CONNS, IMAP_TOO_MANY_SESSIONS, IO_TIMEOUT, LOGIN_PASSWORDS,
+                     NO_TARPIT, POP3_ACL_ERR, POP3_AUTH_FAILED, POP3_IN_USE, POP3_SET_TO_IMAP,
+                     POP3_THROTTLED, POP3_TOO_MANY_CONNS, ClosedError, Dovecot, Postern,
+                     RawImap, RawPop3, _line, imap_login, lock_cmd, lock_list, lock_show,
+                     login, pop3_login, q, session_end_seen)
 
 HOST = "127.0.0.1"
 
@@ -52,30 +57,14 @@ CRASH_USERS = ["c%03d@crash.test" % i for i in range(200)]
 ALL_USERS = (STICKY_USERS + CONC_USERS + STATIC_USERS + LIMIT_USERS + THROTTLE_USERS
              + ACL_USERS + CRASH_USERS)
 PASSWORDS = {u: _pw(u) for u in ALL_USERS}
+LOGIN_PASSWORDS.update(PASSWORDS)  # imap_login() and pop3_login() look them up
 WRONG = "not-the-password-%d"
 
 ROUTES = [{"default": True, "backend": "pmx"}]
 
-# The exact refusals (the tagged ones with the tag "a1", as sent by login_*).
-IMAP_SET_TO_POP3 = "a1 NO [CONTACTADMIN] This account is set to POP3; IMAP access is disabled."
-POP3_SET_TO_IMAP = "-ERR [AUTH] This account is set to IMAP; POP3 access is disabled."
-IMAP_AUTH_FAILED = "a1 NO [AUTHENTICATIONFAILED] Authentication failed."
-POP3_AUTH_FAILED = "-ERR [AUTH] Authentication failed."
-IMAP_TOO_MANY_SESSIONS = "a1 NO [UNAVAILABLE] Too many sessions for this account, try again later."
-POP3_IN_USE = "-ERR [IN-USE] Mailbox is in use, try again later."
-IMAP_THROTTLED = "a1 NO [UNAVAILABLE] Too many failed logins, try again later."
-POP3_THROTTLED = "-ERR [SYS/TEMP] Too many failed logins, try again later."
-IMAP_TOO_MANY_CONNS = "* BYE [UNAVAILABLE] Too many connections from your address, try again later."
-POP3_TOO_MANY_CONNS = "-ERR [SYS/TEMP] Too many connections from your address, try again later."
-IMAP_ACL_BYE = "* BYE [CONTACTADMIN] Connections from your address are not allowed."
-POP3_ACL_ERR = "-ERR [SYS/PERM] Connections from your address are not allowed."
-
 # ---------------------------------------------------------------------------
 # policy groups (one setting a line: `postern -t` errors name the line)
 # ---------------------------------------------------------------------------
-
-NO_TARPIT = ('  throttle = { delay_base = "0"; delay_max = "0"; ip_user_limit = 1000; '
-             'ip_limit = 1000000; };\n')
 
 STICKY_POLICY = ('policy = {\n'
                  '  protocol_lock = "sticky";\n'
@@ -203,82 +192,6 @@ def start(certs, pmx, postern_registry, run_dir):
 # ---------------------------------------------------------------------------
 
 
-def q(s):
-    return '"' + s.replace("\\", "\\\\").replace('"', '\\"') + '"'
-
-
-def _line(b):
-    return b.decode("utf-8", "replace").rstrip("\r\n")
-
-
-class Session:
-    """A login attempt's outcome: line (the answer, without CRLF), secs (from
-    sending the password to the answer), conn (the open connection when
-    keep=True and the login succeeded, else None)."""
-
-    def __init__(self, line, secs, conn=None):
-        self.line, self.secs, self.conn = line, secs, conn
-
-    @property
-    def ok(self):
-        return self.line.startswith("a1 OK") or self.line.startswith("+OK")
-
-    def close(self):
-        if self.conn is not None:
-            self.conn.close()
-            self.conn = None
-
-    def __repr__(self):
-        return "Session(%r, %.3fs)" % (self.line, self.secs)
-
-
-def imap_login(p, ca, user, password=None, source=None, keep=False, timeout=IO_TIMEOUT):
-    """LOGIN user over a new IMAP connection to p (from source).  Without
-    keep the connection is logged out (if the login worked) and closed."""
-    password = PASSWORDS[user] if password is None else password
-    c = RawImap(p.imap_port, ca, source=source, timeout=timeout)
-    try:
-        assert c.greeting.startswith(b"* OK"), c.dump()
-        t0 = time.monotonic()
-        line, _ = c.command("a1", "LOGIN %s %s" % (q(user), q(password)))
-        s = Session(_line(line), time.monotonic() - t0)
-        if s.ok and keep:
-            s.conn = c
-            c = None
-        elif s.ok:
-            c.command("a9", "LOGOUT")
-        return s
-    finally:
-        if c is not None:
-            c.close()
-
-
-def pop3_login(p, ca, user, password=None, source=None, keep=False, timeout=IO_TIMEOUT):
-    """USER/PASS over a new POP3 connection to p (from source)."""
-    password = PASSWORDS[user] if password is None else password
-    c = RawPop3(p.pop3_port, ca, source=source, timeout=timeout)
-    try:
-        assert c.greeting.startswith(b"+OK"), c.dump()
-        r = c.command("USER " + user)
-        assert r.startswith(b"+OK"), c.dump()
-        t0 = time.monotonic()
-        line = c.command("PASS " + password)
-        s = Session(_line(line), time.monotonic() - t0)
-        if s.ok and keep:
-            s.conn = c
-            c = None
-        elif s.ok:
-            c.command("QUIT")
-        return s
-    finally:
-        if c is not None:
-            c.close()
-
-
-def login(proto, *a, **kw):
-    return (imap_login if proto == "imap" else pop3_login)(*a, **kw)
-
-
 class IMAP4_SSL_From(imaplib.IMAP4_SSL):
     """imaplib over implicit TLS, from a chosen local address."""
 
@@ -331,40 +244,6 @@ def refused_at_connect(port, ca, proto, source=None):
 # ---------------------------------------------------------------------------
 # logs and the lock admin commands
 # ---------------------------------------------------------------------------
-
-
-def lock_cmd(p, *args):
-    r = harness.run_postern("-c", p.conf_path, "lock", *args)
-    return r.returncode, r.stdout, r.stderr
-
-
-LOCK_LINE = re.compile(r'^user="((?:[^"\\]|\\.)*)" lock=(\w+)(.*)$', re.M)
-
-
-def lock_show(p, user):
-    """(protocol or "none", the whole line) from `lock show user`."""
-    rc, out, err = lock_cmd(p, "show", user)
-    assert rc == 0, "lock show %s: exit %s\n%s%s" % (user, rc, out, err)
-    m = LOCK_LINE.search(out)
-    assert m and m.group(1) == user, "unexpected `lock show` output: %r %r" % (out, err)
-    return m.group(2), m.group(0)
-
-
-def lock_list(p):
-    """{user: protocol} from `lock list`."""
-    rc, out, err = lock_cmd(p, "list")
-    assert rc == 0, "lock list: exit %s\n%s%s" % (rc, out, err)
-    locks = {}
-    for line in out.splitlines():
-        m = LOCK_LINE.match(line)
-        assert m, "unexpected line in `lock list`: %r" % line
-        locks[m.group(1)] = m.group(2)
-    return locks
-
-
-def session_end_seen(p, proto, user, since, timeout=5.0):
-    return p.wait_log(r'event=session\.end\b[^\n]*\bproto=%s\b[^\n]*\buser="%s"'
-                      % (proto, re.escape(user)), timeout=timeout, since=since)
 
 
 def restart(start, p, policy, state):

@@ -8,21 +8,16 @@ The redis-server is the test's own: a unix socket in a temporary directory
 (no TCP port), no configuration file (nothing from the system's redis.conf),
 a password (state_password_file), stopped by its PID."""
 
-import os
 import re
-import shutil
-import subprocess
-import tempfile
 import time
 
 import pytest
 
 import harness
-from harness import Dovecot, Postern
-from test_policy import (IMAP_SET_TO_POP3, NO_TARPIT, POP3_SET_TO_IMAP, imap_login,
-                         lock_cmd, lock_list, lock_show, pop3_login)
+from harness import (IMAP_SET_TO_POP3, IMAP_UNAVAILABLE, NO_TARPIT, POP3_SET_TO_IMAP,
+                     Dovecot, Postern, RedisServer, imap_login, lock_cmd, lock_list,
+                     lock_show, pop3_login)
 
-REDIS_BIN = os.environ.get("REDIS_SERVER", "redis-server")
 USERS = {"rita@redis.test": "pw-rita-1", "ron@redis.test": "pw-ron-2",
          "rae@redis.test": "pw-rae-3"}
 ROUTES = [{"default": True, "backend": "rmx"}]
@@ -31,53 +26,7 @@ STICKY = ('policy = {\n'
           '  lock_expire = "90d";\n'
           + NO_TARPIT +
           '};')
-IMAP_UNAVAILABLE = "a1 NO [UNAVAILABLE] Temporary server failure, try again later."
 PREFIX = "pit-fleet:"
-
-
-class RedisServer:
-    """redis-server on a unix socket, with a password; stop() by PID."""
-
-    def __init__(self, parent_dir):
-        self.dir = tempfile.mkdtemp(prefix="redis-", dir=parent_dir)
-        self.sock = os.path.join(self.dir, "redis.sock")
-        self.password = "pit-redis-secret-7"
-        self.password_file = os.path.join(self.dir, "password")
-        with open(self.password_file, "w") as f:
-            f.write(self.password + "\n")
-        self.proc = None
-
-    def start(self):
-        if shutil.which(REDIS_BIN) is None:
-            pytest.fail("redis-server is not installed (make deps installs it)")
-        self.proc = subprocess.Popen(
-            [REDIS_BIN, "--port", "0", "--unixsocket", self.sock, "--unixsocketperm", "700",
-             "--dir", self.dir, "--save", "", "--appendonly", "no",
-             "--requirepass", self.password, "--daemonize", "no",
-             "--logfile", os.path.join(self.dir, "redis.log")],
-            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        deadline = time.monotonic() + 10 * harness.TIMEOUT_SCALE
-        while time.monotonic() < deadline:
-            if self.cli("PING").strip() == "PONG":
-                return self
-            if self.proc.poll() is not None:
-                break
-            time.sleep(0.05)
-        pytest.fail("redis-server did not start")
-
-    def cli(self, *args):
-        r = subprocess.run(["redis-cli", "-s", self.sock, "--no-auth-warning",
-                            "-a", self.password, *args],
-                           capture_output=True, text=True, timeout=10)
-        return r.stdout
-
-    def stop(self):
-        harness.stop_pid(self.proc)
-        self.proc = None
-
-    def cleanup(self):
-        self.stop()
-        shutil.rmtree(self.dir, ignore_errors=True)
 
 
 @pytest.fixture(scope="module")

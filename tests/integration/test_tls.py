@@ -18,9 +18,8 @@ import time
 import pytest
 
 import harness
-from harness import (IO_TIMEOUT, Dovecot, Postern, RawImap, RawPop3, pem_to_der, s_client,
-                     s_client_cert, sasl_plain)
-from conftest import PASSWORDS, ROUTES
+from harness import (IO_TIMEOUT, PASSWORDS, ROUTES, Dovecot, Postern, RawImap, RawPop3,
+                     pem_to_der, s_client, s_client_cert, sasl_plain)
 
 HOST = "127.0.0.1"
 
@@ -685,6 +684,40 @@ def test_an_rsa_and_an_ecdsa_certificate_for_one_sni_name_go_to_the_matching_cli
     subject, der, out = sc_cert(sni_proxy.imap_port, ca, servername=name, args=args)
     assert der == der_of(sni_certs["%s_%s" % (group, kind)]), \
         "expected the %s %s certificate:\n%s" % (group, kind, out)
+
+
+# ---------------------------------------------------------------------------
+# TLS certificates
+# ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("kind,cipher", [("rsa", "ECDHE-RSA-AES128-GCM-SHA256"),
+                                         ("ecdsa", "ECDHE-ECDSA-AES128-GCM-SHA256")])
+def test_the_certificate_matching_the_clients_tls12_cipher_is_served(proxy, ca, certs, kind,
+                                                                     cipher):
+    ctx = ctx_for(ca)
+    ctx.maximum_version = ssl.TLSVersion.TLSv1_2
+    ctx.set_ciphers(cipher)
+    with socket.create_connection((HOST, proxy.imap_port), timeout=IO_TIMEOUT) as s:
+        with ctx.wrap_socket(s, server_hostname="localhost") as t:
+            der = t.getpeercert(binary_form=True)
+            t.settimeout(IO_TIMEOUT)
+            assert t.recv(100).startswith(b"* OK")
+    with open(certs[kind + "_cert"]) as f:
+        assert der == ssl.PEM_cert_to_DER_cert(f.read())
+
+
+def test_min_version_tls13_refuses_a_tls12_only_client(make_postern, ca):
+    p = make_postern(tls_min_version="TLSv1.3")
+    ctx = ctx_for(ca)
+    ctx.maximum_version = ssl.TLSVersion.TLSv1_2
+    with socket.create_connection((HOST, p.imap_port), timeout=IO_TIMEOUT) as s:
+        with pytest.raises(ssl.SSLError):
+            ctx.wrap_socket(s, server_hostname="localhost")
+    # A TLS 1.3 client is still served.
+    with RawImap(p.imap_port, ca) as c:
+        assert c.sock.version() == "TLSv1.3"
+        assert c.greeting.startswith(b"* OK")
 
 
 # ---------------------------------------------------------------------------

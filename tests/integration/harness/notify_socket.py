@@ -8,7 +8,7 @@ import struct
 import threading
 import time
 
-import harness
+from .procs import TIMEOUT_SCALE
 
 HOST = "127.0.0.1"
 
@@ -63,7 +63,7 @@ class NotifySocket:
     def wait_for(self, key, value="1", count=1, timeout=10.0, pid=None):
         """Wait until count messages (from pid, if given) carry key=value;
         returns them all."""
-        deadline = time.monotonic() + timeout * harness.TIMEOUT_SCALE
+        deadline = time.monotonic() + timeout * TIMEOUT_SCALE
         with self.cond:
             while True:
                 got = [m for m in self.messages if m[2].get(key) == value and
