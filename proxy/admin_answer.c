@@ -9,6 +9,7 @@
 #include <time.h>
 
 #include "admin_impl.h"
+#include "health.h"
 #include "lifecycle.h"
 #include "metrics.h"
 #include "runtime.h"
@@ -223,19 +224,19 @@ answer_backend_list(struct aclient *ac)
 		fprintf(f, "%-16s  %-6s  %-6s  %6s  %6s  %s\n", "BACKEND", "STATE", "HEALTH",
 		        "IMAP", "POP3", "LAST_FAILURE");
 	for (size_t bi = 0; bi < rt->cfg->nbackends; bi++) {
-		struct health *h = rt->health[bi];
+		struct registry_entry *e = rt->reg[bi];
 		char why[128], q[128];
 		const char *name = rt->cfg->backends[bi].name;
-		bool up = health_is_up(h);
+		bool up = registry_is_up(e);
 
-		health_last_why(h, why, sizeof(why));
+		registry_last_why(e, why, sizeof(why));
 		if (ac->json) {
 			fprintf(f,
 			        "%s\n {\"name\": \"%s\", \"state\": \"%s\", \"health\": \"%s\", "
 			        "\"sessions\": {\"imap\": %ld, \"pop3\": %ld}, \"last_failure\": ",
-			        bi ? "," : "", name, backend_admin_name(health_admin(h)),
-			        up ? "up" : "down", health_sessions(h, PROTO_IMAP),
-			        health_sessions(h, PROTO_POP3));
+			        bi ? "," : "", name, backend_admin_name(registry_admin(e)),
+			        up ? "up" : "down", registry_sessions(e, PROTO_IMAP),
+			        registry_sessions(e, PROTO_POP3));
 			json_str(f, why);
 			fputs("}", f);
 		} else {
@@ -244,8 +245,9 @@ answer_backend_list(struct aclient *ac)
 					*p = ' ';
 			snprintf(q, sizeof(q), "%s", why[0] ? why : "-");
 			fprintf(f, "%-16s  %-6s  %-6s  %6ld  %6ld  %s\n", name,
-			        backend_admin_name(health_admin(h)), up ? "up" : "down",
-			        health_sessions(h, PROTO_IMAP), health_sessions(h, PROTO_POP3), q);
+			        backend_admin_name(registry_admin(e)), up ? "up" : "down",
+			        registry_sessions(e, PROTO_IMAP), registry_sessions(e, PROTO_POP3),
+			        q);
 		}
 	}
 	if (ac->json)

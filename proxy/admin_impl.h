@@ -15,7 +15,7 @@
 
 #include "admin.h"
 #include "conn.h"
-#include "health.h"
+#include "registry.h"
 
 #define ADMIN_CLIENTS_MAX    16
 #define ADMIN_LISTEN_BACKLOG 16

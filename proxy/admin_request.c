@@ -8,8 +8,8 @@
 #include <string.h>
 
 #include "admin_impl.h"
-#include "health.h"
 #include "log.h"
+#include "registry.h"
 #include "runtime.h"
 
 /* Undo the client's %XX escapes in place.  -1 on a bad escape or a NUL. */
@@ -86,7 +86,7 @@ static void
 cmd_backend(struct aclient *ac, char **args, int nargs)
 {
 	struct runtime *rt;
-	struct health *h = NULL;
+	struct registry_entry *e = NULL;
 
 	if (nargs >= 1 && strcmp(args[0], "list") == 0) {
 		if (nargs > 2 || (nargs == 2 && strcmp(args[1], "json") != 0)) {
@@ -105,15 +105,15 @@ cmd_backend(struct aclient *ac, char **args, int nargs)
 	rt = runtime_get();
 	for (size_t bi = 0; rt != NULL && bi < rt->cfg->nbackends; bi++)
 		if (strcmp(rt->cfg->backends[bi].name, args[0]) == 0)
-			h = rt->health[bi];
+			e = rt->reg[bi];
 	runtime_unref(&rt);
-	if (h == NULL) {
+	if (e == NULL) {
 		ac_error(ac, "no backend named \"%.64s\"", args[0]);
 		return;
 	}
 	ac->cmd = CMD_BACKEND_SET;
 	snprintf(ac->backend, sizeof(ac->backend), "%s", args[0]);
-	health_set_admin(h, ac->set);
+	registry_set_admin(e, ac->set);
 	if (ac->set == BACKEND_MAINT) {
 		/* maint: no new logins (set above, first), then end what is there. */
 		memset(&ac->f, 0, sizeof(ac->f));
@@ -124,7 +124,7 @@ cmd_backend(struct aclient *ac, char **args, int nargs)
 	}
 	{
 		FILE *f = ac_begin(ac);
-		long n = health_sessions(h, PROTO_IMAP) + health_sessions(h, PROTO_POP3);
+		long n = registry_sessions(e, PROTO_IMAP) + registry_sessions(e, PROTO_POP3);
 		if (f == NULL) {
 			ac_error(ac, "out of memory");
 			return;

@@ -14,9 +14,8 @@
 #include <openssl/crypto.h>
 
 #include "backend_impl.h"
-#include "health.h"
+#include "registry.h"
 #include "log.h"
-#include "metrics.h"
 #include "policy.h"
 #include "proxyproto.h"
 #include "runtime.h"
@@ -150,7 +149,7 @@ backend_sent(struct backend *be, int rc)
 void
 backend_greeted(struct backend *be)
 {
-	health_report(be->req.rt->health[be->bi], true, NULL, be->bc->rise, be->bc->fall);
+	registry_report(be->req.rt->reg[be->bi], true, NULL, be->bc->rise, be->bc->fall);
 }
 
 void
@@ -180,7 +179,7 @@ be_connect_next(struct backend *be)
 
 		/* Skip the dead, and what the operator drained: the next in this
 		 * user's own order.  None left: "[UNAVAILABLE]", as when all are down. */
-		if (!health_takes_logins(be->req.rt->health[bi]))
+		if (!registry_takes_logins(be->req.rt->reg[bi]))
 			continue;
 		be->bi = bi;
 		be->bc = bc;
@@ -205,8 +204,8 @@ be_connect_next(struct backend *be)
 		log_kv(LOG_WARN, "backend.fail",
 		       "cid=%016llx backend=%s reason=backend_connect_failed said=\"%s\"",
 		       (unsigned long long)be->req.cid, bc->name, be->text);
-		health_report(be->req.rt->health[bi], false, be->text, bc->rise, bc->fall);
-		metrics_connect_error(be->req.metrics, be->req.rt->metrics_id[bi]);
+		registry_report(be->req.rt->reg[bi], false, be->text, bc->rise, bc->fall);
+		registry_connect_error(be->req.rt->reg[bi]);
 	}
 	return -1;
 }
@@ -366,9 +365,9 @@ backend_fail(struct backend *be, enum fail_class fc, const char *why)
 	 * credentials went out, nothing is retried elsewhere. */
 	if (fc == FAIL_BACKEND_DOWN && !be->creds_sent) {
 		const char *from = be->bc->name;
-		health_report(be->req.rt->health[be->bi], false, be->text[0] ? be->text : why,
-		              be->bc->rise, be->bc->fall);
-		metrics_connect_error(be->req.metrics, be->req.rt->metrics_id[be->bi]);
+		registry_report(be->req.rt->reg[be->bi], false, be->text[0] ? be->text : why,
+		                be->bc->rise, be->bc->fall);
+		registry_connect_error(be->req.rt->reg[be->bi]);
 		link_close(&be->link);
 		be->icand++;
 		if (be_connect_next(be) == 0) {

@@ -32,7 +32,6 @@ enum creds_kind { CREDS_PASSWORD = 0, CREDS_XOAUTH2, CREDS_OAUTHBEARER };
 
 struct runtime;
 struct backend;
-struct metrics;
 struct policy_worker;
 
 /* Credentials between the pre-auth dialog and the backend's answer. */
@@ -59,7 +58,7 @@ typedef void (*backend_done_cb)(void *arg, enum fail_class fc, const char *why);
 struct backend_req {
 	uint64_t cid; /* the client connection's id, for logs and forwarding */
 	struct ev_loop *loop;
-	struct runtime *rt; /* config, backend TLS contexts, health records */
+	struct runtime *rt; /* config, backend TLS contexts, registry records */
 	enum proto_kind proto;
 	const struct sockaddr_storage *client_sa; /* forwarded (ID, XCLIENT, PROXY) */
 	const struct sockaddr_storage *local_sa;
@@ -70,7 +69,6 @@ struct backend_req {
 	struct policy_worker *pw;
 	backend_done_cb done;
 	void *arg;
-	struct metrics *metrics; /* borrowed: the worker's counters (connect errors) */
 };
 
 /*

@@ -14,7 +14,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "health.h"
+#include "registry.h"
 #include "log.h"
 #include "login.h"
 #include "proxyproto.h"
@@ -542,16 +542,16 @@ conn_relay_start(struct conn *c)
 		conn_close(c, CLOSE_BACKEND_SENT_TOO_MUCH);
 		return;
 	}
-	c->metrics_backend = c->rt->metrics_id[backend_index(c->be)];
-	c->be_health = c->rt->health[backend_index(c->be)];
-	health_sessions_add(c->be_health, c->lc->proto, 1);
+	/* Counted once, in the backend's record: the admin socket and the
+	 * metrics both read it there. */
+	c->be_reg = c->rt->reg[backend_index(c->be)];
+	registry_sessions_add(c->be_reg, c->lc->proto, 1);
 	backend_free(&c->be);
 	c->logged_in = true;
 	c->last_active = ev_now(c->w->loop);
 	/* The credentials are gone from c->in: what the client sends from now
 	 * on is its mail session, relayed without a wipe on every drain. */
 	buf_stop_wiping(&c->in);
-	metrics_session(&c->w->metrics, c->lc->proto, c->metrics_backend, +1);
 	relay_init(&c->relay, c->lc->proto, &c->cl, &c->bl, &c->in, &c->out);
 	conn_set_state(c, CS_RELAY);
 	relay_step(c);
@@ -657,8 +657,6 @@ conn_close(struct conn *c, enum close_reason reason)
 		return;
 	c->closed = true;
 	count_bytes(c);
-	if (c->logged_in)
-		metrics_session(&w->metrics, c->lc->proto, c->metrics_backend, -1);
 	ev_timer_stop(w->loop, &c->timer);
 	ev_timer_stop(w->loop, &c->delay);
 	policy_req_cancel(&c->preq);
@@ -667,8 +665,8 @@ conn_close(struct conn *c, enum close_reason reason)
 		c->session_live = false;
 	}
 	policy_conn_closed(w->policy, &c->pc);
-	health_sessions_add(c->be_health, c->lc->proto, -1);
-	c->be_health = NULL;
+	registry_sessions_add(c->be_reg, c->lc->proto, -1);
+	c->be_reg = NULL;
 	if (c->ending)
 		worker_end_done(w);
 	backend_free(&c->be);

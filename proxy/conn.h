@@ -43,7 +43,7 @@ enum conn_state {
 const char *conn_state_name(enum conn_state st);
 
 struct conn;
-struct health;
+struct registry_entry;
 struct worker;
 struct runtime;
 struct pp_parser;
@@ -120,18 +120,17 @@ struct conn {
 	enum close_reason close_reason;    /* CS_CLOSING: what to log once flushed */
 	uint64_t bytes_in, bytes_out;      /* from and to the client */
 	uint64_t counted_in, counted_out;  /* of all bytes (with the relay's), those in metrics */
-	uint32_t metrics_backend;          /* the relay's backend: metrics_backend_id() */
 	ev_tstamp started;
 	int bad_commands;
 	int auth_failures;
 
 	/* Ending it politely (SIGTERM, kick): see conn_end_politely(). */
 	bool ending;
-	enum close_reason end_reason; /* CLOSE_SHUTDOWN or CLOSE_KICKED */
-	ev_tstamp end_after;          /* not before (a random point within drain_spread) */
-	ev_tstamp end_deadline;       /* closed then, quiet or not */
-	ev_tstamp last_active;        /* pre-auth: client bytes; relay: bytes either way */
-	struct health *be_health;     /* borrowed: counted in its sessions while relaying */
+	enum close_reason end_reason;  /* CLOSE_SHUTDOWN or CLOSE_KICKED */
+	ev_tstamp end_after;           /* not before (a random point within drain_spread) */
+	ev_tstamp end_deadline;        /* closed then, quiet or not */
+	ev_tstamp last_active;         /* pre-auth: client bytes; relay: bytes either way */
+	struct registry_entry *be_reg; /* borrowed: counted in its sessions while relaying */
 
 	bool logged_in;
 	bool closed;

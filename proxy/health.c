@@ -1,180 +1,28 @@
 /*
- * health.c: backend up/down state for the whole process.  Records are keyed
- * by backend name (stable across reloads) and never freed; workers read the
- * state with one atomic load.  A checker thread with its own libev loop
- * connects to each backend every check_interval and reads its greeting
- * (through TLS for implicit-TLS backends, on the same link code as
- * logins); real logins report connect failures too.  It never touches a client connection.
+ * health.c: the active health checker.  A thread with its own libev loop
+ * connects to each backend of the current runtime every check_interval and
+ * reads its greeting (through TLS for implicit-TLS backends, on the same
+ * link code as logins), and reports the result to the backend's registry
+ * record.  It never touches a client connection and keeps no backend state
+ * of its own beyond the check under way.
  */
 #include <errno.h>
 #include <pthread.h>
-#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <ev.h>
 
 #include "health.h"
 #include "link.h"
-#include "log.h"
+#include "registry.h"
 #include "runtime.h"
 #include "tls.h"
 
-#define HEALTH_MAX         1024 /* backend names remembered */
 #define CHECK_LINE_MAX     512
 #define CHECK_TICK_SECONDS 0.25
-
-struct health {
-	char name[65];
-	atomic_bool up;
-	atomic_int admin;                   /* enum backend_admin */
-	atomic_long sessions[PROTO__COUNT]; /* relayed sessions now */
-	pthread_mutex_t lock;               /* the counters below */
-	int oks, fails;                     /* consecutive results */
-	char last_why[128];
-};
-
-static pthread_mutex_t table_lock = PTHREAD_MUTEX_INITIALIZER;
-static struct health *table[HEALTH_MAX];
-static size_t ntable;
-
-struct health *
-health_get(const char *name)
-{
-	struct health *h = NULL;
-
-	pthread_mutex_lock(&table_lock);
-	for (size_t i = 0; i < ntable; i++) {
-		if (strcmp(table[i]->name, name) == 0) {
-			h = table[i];
-			break;
-		}
-	}
-	if (h == NULL && ntable < HEALTH_MAX && (h = calloc(1, sizeof(*h))) != NULL) {
-		snprintf(h->name, sizeof(h->name), "%s", name);
-		atomic_init(&h->up, true); /* innocent until proven down */
-		atomic_init(&h->admin, BACKEND_READY);
-		for (int p = 0; p < PROTO__COUNT; p++)
-			atomic_init(&h->sessions[p], 0);
-		pthread_mutex_init(&h->lock, NULL);
-		table[ntable++] = h;
-	}
-	pthread_mutex_unlock(&table_lock);
-	return h;
-}
-
-bool
-health_is_up(const struct health *h)
-{
-	return h == NULL || atomic_load(&h->up);
-}
-
-static const char *const admin_names[BACKEND__COUNT] = {
-    [BACKEND_READY] = "ready",
-    [BACKEND_DRAIN] = "drain",
-    [BACKEND_MAINT] = "maint",
-};
-
-const char *
-backend_admin_name(enum backend_admin a)
-{
-	return (unsigned)a < BACKEND__COUNT ? admin_names[a] : "?";
-}
-
-enum backend_admin
-backend_admin_parse(const char *word)
-{
-	for (int a = 0; a < BACKEND__COUNT; a++)
-		if (strcmp(admin_names[a], word) == 0)
-			return (enum backend_admin)a;
-	return BACKEND__COUNT;
-}
-
-enum backend_admin
-health_admin(const struct health *h)
-{
-	return h == NULL ? BACKEND_READY : (enum backend_admin)atomic_load(&h->admin);
-}
-
-bool
-health_takes_logins(const struct health *h)
-{
-	return health_is_up(h) && health_admin(h) == BACKEND_READY;
-}
-
-void
-health_set_admin(struct health *h, enum backend_admin a)
-{
-	int was;
-
-	if (h == NULL || (unsigned)a >= BACKEND__COUNT)
-		return;
-	was = atomic_exchange(&h->admin, (int)a);
-	if (was != (int)a)
-		log_kv(LOG_INFO, "backend.admin", "backend=%s state=%s was=%s", h->name,
-		       backend_admin_name(a), backend_admin_name((enum backend_admin)was));
-}
-
-void
-health_last_why(struct health *h, char *buf, size_t len)
-{
-	if (h == NULL) {
-		snprintf(buf, len, "%s", "");
-		return;
-	}
-	pthread_mutex_lock(&h->lock);
-	snprintf(buf, len, "%s", h->last_why);
-	pthread_mutex_unlock(&h->lock);
-}
-
-void
-health_sessions_add(struct health *h, enum proto_kind pk, int delta)
-{
-	if (h != NULL && (unsigned)pk < PROTO__COUNT)
-		atomic_fetch_add(&h->sessions[pk], delta);
-}
-
-long
-health_sessions(const struct health *h, enum proto_kind pk)
-{
-	return h != NULL && (unsigned)pk < PROTO__COUNT ? atomic_load(&h->sessions[pk]) : 0;
-}
-
-void
-health_report(struct health *h, bool ok, const char *why, int rise, int fall)
-{
-	bool was, now;
-
-	if (h == NULL)
-		return;
-	pthread_mutex_lock(&h->lock);
-	was = atomic_load(&h->up);
-	if (ok) {
-		h->fails = 0;
-		if (h->oks < 1000)
-			h->oks++;
-	} else {
-		h->oks = 0;
-		if (h->fails < 1000)
-			h->fails++;
-		snprintf(h->last_why, sizeof(h->last_why), "%s", why ? why : "check failed");
-	}
-	now = was;
-	if (was && !ok && h->fails >= fall)
-		now = false;
-	else if (!was && ok && h->oks >= rise)
-		now = true;
-	atomic_store(&h->up, now);
-	pthread_mutex_unlock(&h->lock);
-	if (was && !now)
-		log_kv(LOG_WARN, "backend.down", "backend=%s fails=%d reason=\"%s\"", h->name, fall,
-		       why ? why : "check failed");
-	else if (!was && now)
-		log_kv(LOG_INFO, "backend.up", "backend=%s oks=%d", h->name, rise);
-}
 
 bool
 health_any_up(void)
@@ -183,7 +31,7 @@ health_any_up(void)
 	bool up = false;
 
 	for (size_t bi = 0; rt != NULL && bi < rt->cfg->nbackends && !up; bi++)
-		up = health_is_up(rt->health[bi]);
+		up = registry_is_up(rt->reg[bi]);
 	runtime_unref(&rt);
 	return up;
 }
@@ -198,9 +46,8 @@ health_any_up(void)
 enum check_state { CK_IDLE, CK_CONNECT, CK_TLS, CK_GREETING };
 
 struct check {
-	char name[65];
-	struct health *h;
-	struct runtime *rt; /* reference while a check runs */
+	struct registry_entry *e; /* what the results go to */
+	struct runtime *rt;       /* reference while a check runs */
 	size_t bi;
 	enum check_state state;
 	struct link link;
@@ -215,8 +62,7 @@ static struct {
 	struct ev_loop *loop;
 	ev_timer tick;
 	ev_async stop;
-	struct check *checks[HEALTH_MAX];
-	size_t nchecks;
+	struct check *checks[REGISTRY_MAX]; /* by registry id; made on first use */
 	bool running;
 } checker;
 
@@ -227,7 +73,7 @@ check_end(struct check *k, bool ok, const char *why)
 
 	ev_timer_stop(checker.loop, &k->to);
 	link_close(&k->link);
-	health_report(k->h, ok, why, bc->rise, bc->fall);
+	registry_report(k->e, ok, why, bc->rise, bc->fall);
 	k->next = ev_now(checker.loop) + (ev_tstamp)bc->check_interval_ms / 1000.0;
 	k->state = CK_IDLE;
 	runtime_unref(&k->rt);
@@ -360,19 +206,22 @@ check_start(struct check *k, struct runtime *rt, size_t bi)
 }
 
 static struct check *
-check_for(const char *name)
+check_for(struct registry_entry *e)
 {
 	struct check *k;
+	uint32_t id;
 
-	for (size_t i = 0; i < checker.nchecks; i++)
-		if (strcmp(checker.checks[i]->name, name) == 0)
-			return checker.checks[i];
-	if (checker.nchecks == HEALTH_MAX || (k = calloc(1, sizeof(*k))) == NULL)
+	/* No record (the registry was full): nothing to report to. */
+	if (e == NULL)
 		return NULL;
-	snprintf(k->name, sizeof(k->name), "%s", name);
-	k->h = health_get(name);
+	id = registry_id(e);
+	if ((k = checker.checks[id]) != NULL)
+		return k;
+	if ((k = calloc(1, sizeof(*k))) == NULL)
+		return NULL;
+	k->e = e;
 	link_init(&k->link, checker.loop, -1, check_io_cb);
-	checker.checks[checker.nchecks++] = k;
+	checker.checks[id] = k;
 	return k;
 }
 
@@ -389,7 +238,7 @@ tick_cb(struct ev_loop *loop, ev_timer *t, int revents)
 		const struct backend_conf *bc = &rt->cfg->backends[bi];
 		struct check *k;
 
-		if (bc->check_interval_ms == 0 || (k = check_for(bc->name)) == NULL)
+		if (bc->check_interval_ms == 0 || (k = check_for(rt->reg[bi])) == NULL)
 			continue;
 		if (k->state != CK_IDLE || ev_now(loop) < k->next)
 			continue;
@@ -403,8 +252,8 @@ stop_cb(struct ev_loop *loop, ev_async *a, int revents)
 {
 	(void)a;
 	(void)revents;
-	for (size_t i = 0; i < checker.nchecks; i++)
-		if (checker.checks[i]->state != CK_IDLE)
+	for (size_t i = 0; i < REGISTRY_MAX; i++)
+		if (checker.checks[i] != NULL && checker.checks[i]->state != CK_IDLE)
 			check_end(checker.checks[i], false, "stopping");
 	ev_break(loop, EVBREAK_ALL);
 }
@@ -416,8 +265,8 @@ checker_main(void *arg)
 	ev_run(checker.loop, 0);
 	/* A tick queued beside the stop may have started checks after
 	 * stop_cb: end them, so no runtime reference outlives the thread. */
-	for (size_t i = 0; i < checker.nchecks; i++)
-		if (checker.checks[i]->state != CK_IDLE)
+	for (size_t i = 0; i < REGISTRY_MAX; i++)
+		if (checker.checks[i] != NULL && checker.checks[i]->state != CK_IDLE)
 			check_end(checker.checks[i], false, "stopping");
 	return NULL;
 }
@@ -445,9 +294,10 @@ health_stop(void)
 		return;
 	ev_async_send(checker.loop, &checker.stop);
 	pthread_join(checker.thread, NULL);
-	for (size_t i = 0; i < checker.nchecks; i++)
+	for (size_t i = 0; i < REGISTRY_MAX; i++) {
 		free(checker.checks[i]);
-	checker.nchecks = 0;
+		checker.checks[i] = NULL;
+	}
 	ev_loop_destroy(checker.loop);
 	checker.running = false;
 }

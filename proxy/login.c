@@ -292,7 +292,6 @@ login_start(struct conn *c, enum creds_kind kind, const char *user, size_t user_
 	    .pw = c->w->pw,
 	    .done = backend_done,
 	    .arg = c,
-	    .metrics = &c->w->metrics,
 	};
 	c->be = backend_start(&req, &fc, &why);
 	if (c->be == NULL) {

@@ -1,6 +1,6 @@
 /*
  * metrics.c: per-worker counters and the scrape that sums them (see
- * metrics.h), the process-wide backend name table, and the two renderings:
+ * metrics.h) with the backend registry's records, and the two renderings:
  * Prometheus text (through lib/prom.c) and a summary for people.  Workers
  * only ever store to their own block; a scrape only ever loads, and never
  * makes a worker wait.
@@ -13,10 +13,10 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "health.h"
 #include "lifecycle.h"
 #include "metrics.h"
 #include "prom.h"
+#include "registry.h"
 #include "runtime.h"
 #include "worker.h"
 
@@ -89,15 +89,6 @@ metrics_login(struct metrics *m, enum proto_kind pk, enum fail_class fc, double 
 }
 
 void
-metrics_session(struct metrics *m, enum proto_kind pk, uint32_t id, int delta)
-{
-	/* A session ends on the worker it started on: each worker's gauge
-	 * stays >= 0, and the unsigned wrap of -1 cancels a +1. */
-	if (m != NULL && (unsigned)pk < PROTO__COUNT && id < METRICS_BACKENDS_MAX)
-		bump(&m->sessions[pk][id], (uint64_t)(int64_t)delta);
-}
-
-void
 metrics_bytes(struct metrics *m, enum proto_kind pk, uint64_t in, uint64_t out)
 {
 	if (m == NULL || (unsigned)pk >= PROTO__COUNT)
@@ -113,44 +104,6 @@ metrics_refused(struct metrics *m, enum policy_verdict v)
 {
 	if (m != NULL && (unsigned)v < POLICY__COUNT)
 		bump(&m->refusals[v], 1);
-}
-
-void
-metrics_connect_error(struct metrics *m, uint32_t id)
-{
-	if (m != NULL && id < METRICS_BACKENDS_MAX)
-		bump(&m->connect_errors[id], 1);
-}
-
-/* ---- backend names ------------------------------------------------------- */
-
-/* Names are written once, before nnames is raised (release); readers load
- * nnames (acquire) and read the names below it without the lock. */
-static pthread_mutex_t names_lock = PTHREAD_MUTEX_INITIALIZER;
-static char *names[METRICS_BACKENDS_MAX];
-static atomic_uint nnames;
-
-uint32_t
-metrics_backend_id(const char *name)
-{
-	uint32_t id = METRICS_NO_BACKEND;
-	unsigned n;
-
-	pthread_mutex_lock(&names_lock);
-	n = atomic_load_explicit(&nnames, memory_order_relaxed);
-	for (unsigned i = 0; i < n; i++) {
-		if (strcmp(names[i], name) == 0) {
-			id = i;
-			break;
-		}
-	}
-	if (id == METRICS_NO_BACKEND && n < METRICS_BACKENDS_MAX &&
-	    (names[n] = strdup(name)) != NULL) {
-		id = n;
-		atomic_store_explicit(&nnames, n + 1, memory_order_release);
-	}
-	pthread_mutex_unlock(&names_lock);
-	return id;
 }
 
 /* ---- the scrape ------------------------------------------------------------ */
@@ -191,13 +144,15 @@ struct totals {
 	uint64_t login_us[PROTO__COUNT];
 	uint64_t bytes[PROTO__COUNT][METRICS__DIRS];
 	uint64_t refusals[POLICY__COUNT];
-	uint64_t sessions[PROTO__COUNT][METRICS_BACKENDS_MAX];
-	uint64_t connect_errors[METRICS_BACKENDS_MAX];
+	/* every backend ever named, by registry id */
 	unsigned nnames;
-	/* the current config's backends, by name slot */
-	bool configured[METRICS_BACKENDS_MAX];
-	bool serves[PROTO__COUNT][METRICS_BACKENDS_MAX];
-	bool up[METRICS_BACKENDS_MAX];
+	const char *names[REGISTRY_MAX];
+	uint64_t sessions[PROTO__COUNT][REGISTRY_MAX];
+	uint64_t connect_errors[REGISTRY_MAX];
+	/* the current config's backends, by registry id */
+	bool configured[REGISTRY_MAX];
+	bool serves[PROTO__COUNT][REGISTRY_MAX];
+	bool up[REGISTRY_MAX];
 };
 
 static void
@@ -228,7 +183,17 @@ totals_collect(const struct runtime *rt)
 		totals_free(t);
 		return NULL;
 	}
-	t->nnames = atomic_load_explicit(&nnames, memory_order_acquire);
+	t->nnames = registry_count();
+	for (unsigned id = 0; id < t->nnames; id++) {
+		const struct registry_entry *e = registry_at(id);
+
+		t->names[id] = registry_name(e);
+		for (int p = 0; p < PROTO__COUNT; p++) {
+			long n = registry_sessions(e, p);
+			t->sessions[p][id] = n > 0 ? (uint64_t)n : 0;
+		}
+		t->connect_errors[id] = registry_connect_errors(e);
+	}
 	for (size_t wi = 0; wi < pub.n; wi++) {
 		const struct metrics *m = &pub.w[wi].metrics;
 
@@ -245,21 +210,18 @@ totals_collect(const struct runtime *rt)
 			t->login_us[p] += ld(&m->login_us[p]);
 			for (int d = 0; d < METRICS__DIRS; d++)
 				t->bytes[p][d] += ld(&m->bytes[p][d]);
-			for (unsigned id = 0; id < t->nnames; id++)
-				t->sessions[p][id] += ld(&m->sessions[p][id]);
 		}
 		for (int v = 0; v < POLICY__COUNT; v++)
 			t->refusals[v] += ld(&m->refusals[v]);
-		for (unsigned id = 0; id < t->nnames; id++)
-			t->connect_errors[id] += ld(&m->connect_errors[id]);
 	}
 	for (size_t bi = 0; bi < rt->cfg->nbackends; bi++) {
-		uint32_t id = rt->metrics_id[bi];
+		const struct registry_entry *e = rt->reg[bi];
+		uint32_t id;
 
-		if (id >= t->nnames)
+		if (e == NULL || (id = registry_id(e)) >= t->nnames)
 			continue;
 		t->configured[id] = true;
-		t->up[id] = health_is_up(rt->health[bi]);
+		t->up[id] = registry_is_up(e);
 		for (int p = 0; p < PROTO__COUNT; p++)
 			t->serves[p][id] |= rt->cfg->backends[bi].port[p] != 0;
 	}
@@ -388,7 +350,7 @@ write_prometheus(FILE *f, const struct runtime *rt, const struct totals *t,
 			if (t->serves[p][id] || t->sessions[p][id] != 0)
 				prom_sample_u64(f, "postern_sessions",
 				                (struct prom_label[]){{"proto", proto_name(p)},
-				                                      {"backend", names[id]}},
+				                                      {"backend", t->names[id]}},
 				                2, t->sessions[p][id]);
 
 	prom_header(f, "postern_logins_total", "counter",
@@ -418,14 +380,14 @@ write_prometheus(FILE *f, const struct runtime *rt, const struct totals *t,
 	for (unsigned id = 0; id < t->nnames; id++)
 		if (t->configured[id])
 			prom_sample(f, "postern_backend_up",
-			            (struct prom_label[]){{"backend", names[id]}}, 1, t->up[id]);
+			            (struct prom_label[]){{"backend", t->names[id]}}, 1, t->up[id]);
 
 	prom_header(f, "postern_backend_connect_errors_total", "counter",
 	            "Logins' failed attempts to reach a backend (connect, timeout, closed or TLS "
 	            "failure before any credential was sent).");
 	for (unsigned id = 0; id < t->nnames; id++)
 		prom_sample_u64(f, "postern_backend_connect_errors_total",
-		                (struct prom_label[]){{"backend", names[id]}}, 1,
+		                (struct prom_label[]){{"backend", t->names[id]}}, 1,
 		                t->connect_errors[id]);
 
 	prom_header(f, "postern_bytes_total", "counter",
@@ -520,7 +482,7 @@ write_summary(FILE *f, const struct runtime *rt, const struct totals *t, const s
 		if (!t->configured[id] && t->sessions[0][id] == 0 && t->sessions[1][id] == 0 &&
 		    t->connect_errors[id] == 0)
 			continue;
-		fprintf(f, "  %-16s %-6s %13llu  %13llu  %14llu\n", names[id],
+		fprintf(f, "  %-16s %-6s %13llu  %13llu  %14llu\n", t->names[id],
 		        !t->configured[id] ? "gone"
 		        : t->up[id]        ? "up"
 		                           : "down",

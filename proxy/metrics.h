@@ -1,16 +1,17 @@
 /*
  * metrics.h: the counters behind /metrics and `postern stats`.  Each worker
  * embeds a struct metrics and is its only writer; a scrape (any thread)
- * sums the workers' blocks.  No lock and no locked instruction on the hot
- * path: an increment is a relaxed load and a relaxed store of a 64-bit
+ * sums the workers' blocks, and reads each backend's series (sessions, up,
+ * connect errors) from its registry record (registry.h), by its id.  No lock and no locked
+ * instruction on the hot path: an increment is a relaxed load and a relaxed store of a 64-bit
  * atomic that only one thread writes, which compiles to plain moves on the
  * 64-bit targets (aligned 64-bit loads and stores are single accesses
  * there, so a reader never sees half an update) and keeps C11's memory
  * model free of data races.  A scrape may see one worker's counters a few
  * increments apart from each other; each value is exact when read.
  * Never labelled by a user name or client address: every label comes from
- * a closed set (protocols, fail classes, verdicts) or from the config
- * (listener and backend names).
+ * a closed set (protocols, fail classes, verdicts), from the config
+ * (listener names) or from the backend registry (bounded, REGISTRY_MAX).
  */
 #ifndef POSTERN_METRICS_H
 #define POSTERN_METRICS_H
@@ -25,9 +26,6 @@
 #include "policy.h"
 #include "reason.h"
 
-/* Backend names remembered for backend-labelled series (as health.c's). */
-#define METRICS_BACKENDS_MAX 1024
-#define METRICS_NO_BACKEND   UINT32_MAX /* the name table was full: not counted */
 /* Login duration buckets (seconds; the last bucket is +Inf). */
 #define METRICS_LOGIN_BUCKETS 12
 
@@ -46,9 +44,6 @@ struct metrics {
 	atomic_uint_fast64_t login_us[PROTO__COUNT]; /* sum of the durations, microseconds */
 	atomic_uint_fast64_t bytes[PROTO__COUNT][METRICS__DIRS];
 	atomic_uint_fast64_t refusals[POLICY__COUNT];
-	/* by metrics_backend_id(); sessions is a gauge (this worker's relays) */
-	atomic_uint_fast64_t sessions[PROTO__COUNT][METRICS_BACKENDS_MAX];
-	atomic_uint_fast64_t connect_errors[METRICS_BACKENDS_MAX];
 };
 
 /* Set m up for nlisteners listeners (zeroed).  -1 when out of memory. */
@@ -56,24 +51,13 @@ int metrics_init(struct metrics *m, size_t nlisteners);
 /* Free what m holds; after the last scrape that could see it. */
 void metrics_deinit(struct metrics *m);
 
-/*
- * The slot of a backend name in the process-wide name table, made on first
- * use and kept for the life of the process, so a backend's series go on
- * across reloads that add or remove others.  METRICS_NO_BACKEND when the
- * table is full.  Thread-safe (a lock: call it at load, not per session).
- */
-uint32_t metrics_backend_id(const char *name);
-
 /* The events, each on the thread that owns m (m may be NULL: not counted). */
 void metrics_accepted(struct metrics *m, size_t li);
 void metrics_tls_done(struct metrics *m, size_t li, bool resumed);
 /* A login ended: fc FAIL_NONE is ok; seconds from the credentials on. */
 void metrics_login(struct metrics *m, enum proto_kind pk, enum fail_class fc, double seconds);
-/* A relayed session started (+1) or ended (-1) on backend slot id. */
-void metrics_session(struct metrics *m, enum proto_kind pk, uint32_t id, int delta);
 void metrics_bytes(struct metrics *m, enum proto_kind pk, uint64_t in, uint64_t out);
 void metrics_refused(struct metrics *m, enum policy_verdict v);
-void metrics_connect_error(struct metrics *m, uint32_t id);
 
 struct worker;
 

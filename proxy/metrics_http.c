@@ -1,7 +1,7 @@
 /*
  * metrics_http.c: /metrics and /health over HTTP (see metrics_http.h).
  * HTTP parsing is libmicrohttpd's; this file only picks the answer.  Its
- * requests never block a worker: a scrape reads counters, health records
+ * requests never block a worker: a scrape reads counters, the backend registry
  * and the lifecycle flag, all safe from any thread.
  */
 #include <errno.h>

@@ -5,7 +5,6 @@
 #include <pthread.h>
 #include <stdlib.h>
 
-#include "metrics.h"
 #include "runtime.h"
 
 static pthread_mutex_t runtime_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -21,20 +20,15 @@ runtime_new(struct config *cfg, struct tls_state *tls, unsigned generation)
 		tls_state_unref(&tls);
 		return NULL;
 	}
-	rt->health = calloc(cfg->nbackends + 1, sizeof(*rt->health));
-	rt->metrics_id = calloc(cfg->nbackends + 1, sizeof(*rt->metrics_id));
-	if (rt->health == NULL || rt->metrics_id == NULL) {
-		free(rt->health);
-		free(rt->metrics_id);
+	rt->reg = calloc(cfg->nbackends + 1, sizeof(*rt->reg));
+	if (rt->reg == NULL) {
 		free(rt);
 		config_unref(&cfg);
 		tls_state_unref(&tls);
 		return NULL;
 	}
 	for (size_t i = 0; i < cfg->nbackends; i++)
-		rt->health[i] = health_get(cfg->backends[i].name);
-	for (size_t i = 0; i < cfg->nbackends; i++)
-		rt->metrics_id[i] = metrics_backend_id(cfg->backends[i].name);
+		rt->reg[i] = registry_get(cfg->backends[i].name);
 	atomic_init(&rt->refs, 1);
 	rt->cfg = cfg;
 	rt->tls = tls;
@@ -65,8 +59,7 @@ runtime_unref(struct runtime **rtp)
 		return;
 	config_unref(&rt->cfg);
 	tls_state_unref(&rt->tls);
-	free(rt->health);
-	free(rt->metrics_id);
+	free(rt->reg);
 	free(rt);
 }
 

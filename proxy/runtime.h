@@ -11,20 +11,22 @@
 #include <stdint.h>
 
 #include "config.h"
-#include "health.h"
+#include "registry.h"
 #include "tls.h"
 
 struct runtime {
 	atomic_int refs;
-	struct config *cfg;     /* reference */
-	struct tls_state *tls;  /* reference */
-	struct health **health; /* [cfg->nbackends]: process-wide records, by name */
-	uint32_t *metrics_id;   /* [cfg->nbackends]: metrics.c's slots, by name */
-	unsigned generation;    /* 1 at start, +1 per reload */
+	struct config *cfg;    /* reference */
+	struct tls_state *tls; /* reference */
+	/* [cfg->nbackends]: each backend's registry record, found by name once
+	 * here; NULL when the registry was full (then nothing is counted) */
+	struct registry_entry **reg;
+	unsigned generation; /* 1 at start, +1 per reload */
 };
 
-/* Wrap cfg and tls (taking over the caller's references).  NULL on
- * allocation failure (the references are dropped). */
+/* Wrap cfg and tls (taking over the caller's references) and find or make
+ * each backend's registry record.  NULL on allocation failure (the
+ * references are dropped). */
 struct runtime *runtime_new(struct config *cfg, struct tls_state *tls, unsigned generation);
 /* A reference to the current pair (never NULL once published). */
 struct runtime *runtime_get(void);
