@@ -25,7 +25,7 @@ reap_cb(struct ev_loop *loop, ev_prepare *p, int revents)
 	if (w->reap != NULL) {
 		conn_reap(w);
 		/* Descriptors came back: resume accepting if they had run out. */
-		listener_conn_closed(w);
+		listener_set_resume(&w->listeners);
 	}
 }
 
@@ -132,7 +132,7 @@ drain_cb(struct ev_loop *loop, ev_async *a, int revents)
 	if (w->draining || w->stopping)
 		return;
 	w->draining = true;
-	listener_close(w);
+	listener_set_close(&w->listeners);
 	/* Each session its own moment within the spread, so that thousands of
 	 * clients do not come back at once. */
 	for (struct conn *c = w->conns; c != NULL; c = next) {
@@ -157,7 +157,7 @@ stop_cb(struct ev_loop *loop, ev_async *a, int revents)
 	(void)revents;
 	w->stopping = true;
 	mbox_run(w, true); /* answer what is queued, then take no more */
-	listener_stop(w);
+	listener_set_stop(&w->listeners);
 	ev_timer_stop(loop, &w->end_sweep);
 	while (w->conns != NULL)
 		conn_close(w->conns, CLOSE_SHUTDOWN);
@@ -185,16 +185,8 @@ worker_init(struct worker *w, int id, const struct config *cfg, struct policy *p
 		w->cid_state = (uint64_t)getpid() * 0x9e3779b97f4a7c15ULL + (uint64_t)id;
 	if (metrics_init(&w->metrics, nfds) < 0)
 		return -1;
-	w->listeners = calloc(nfds, sizeof(*w->listeners));
-	if (w->listeners == NULL && nfds > 0)
+	if (listener_set_init(&w->listeners, w, w->loop, cfg, fds, nfds) < 0)
 		return -1;
-	w->nlisteners = nfds;
-	for (size_t i = 0; i < nfds; i++) {
-		w->listeners[i].fd = fds[i];
-		w->listeners[i].li = i;
-		w->listeners[i].name = cfg->listeners[i].name;
-		w->listeners[i].w = w;
-	}
 	ev_async_init(&w->stop_async, stop_cb);
 	ev_async_start(w->loop, &w->stop_async);
 	ev_async_init(&w->drain_async, drain_cb);
@@ -205,7 +197,7 @@ worker_init(struct worker *w, int id, const struct config *cfg, struct policy *p
 	ev_init(&w->end_sweep, end_sweep_cb);
 	ev_prepare_init(&w->reap_prepare, reap_cb);
 	ev_prepare_start(w->loop, &w->reap_prepare);
-	listener_start(w);
+	listener_set_start(&w->listeners);
 	return 0;
 }
 
@@ -241,10 +233,7 @@ void
 worker_join(struct worker *w)
 {
 	pthread_join(w->thread, NULL);
-	for (size_t i = 0; i < w->nlisteners; i++)
-		if (w->listeners[i].fd >= 0)
-			close(w->listeners[i].fd);
-	free(w->listeners);
+	listener_set_deinit(&w->listeners);
 	metrics_deinit(&w->metrics);
 	/* mbox_lock stays: the admin thread may still find the mailbox closed
 	 * until admin_stop(). */

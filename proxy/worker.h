@@ -28,11 +28,9 @@ struct worker {
 	int id;
 	struct ev_loop *loop; /* owned */
 	pthread_t thread;
-	struct listener *listeners; /* [i] serves cfg->listeners[i] of every runtime */
-	size_t nlisteners;
+	struct listener_set listeners; /* embedded: its sockets, accepting into conns */
 	ev_async stop_async;
 	ev_prepare reap_prepare;
-	ev_timer accept_resume;      /* after EMFILE: accepting resumes shortly */
 	struct policy *policy;       /* borrowed: the process's policy */
 	struct policy_worker *pw;    /* owned: this loop's way into it */
 	struct conn *conns;          /* all live conns (for shutdown) */
