@@ -41,7 +41,7 @@ CORE_SRC = $(CONFIG_SRC) proxy/metrics.c proxy/metrics_http.c proxy/tls.c proxy/
            proxy/sasl_exchange.c proxy/reason.c proxy/imap_session.c proxy/pop3_session.c proxy/backend.c \
            proxy/backend_imap.c proxy/backend_pop3.c proxy/relay.c proxy/worker.c \
            proxy/runtime.c proxy/health.c proxy/lifecycle.c proxy/notify.c proxy/admin.c \
-           proxy/admin_answer.c proxy/admin_client.c proxy/admin_request.c
+           proxy/admin_answer.c proxy/admin_client.c proxy/admin_request.c proxy/admin_worker.c
 MAIN_SRC = proxy/main.c
 # policy/: decisions and the state behind them
 POLICY_SRC = $(wildcard policy/*.c)

@@ -18,7 +18,6 @@
 #include "config.h"
 
 struct worker;
-struct admin_job;
 
 #define ADMIN_REQUEST_MAX 1024 /* one request line, newline included */
 
@@ -44,10 +43,6 @@ void admin_attach_workers(struct worker *workers, size_t nworkers);
 /* Stop the thread, close and unlink the socket.  Call after the workers
  * stopped: their last answers are in by then.  Takes a never-started admin. */
 void admin_stop(void);
-
-/* On w's thread (its mailbox): do job on w's conns, then hand it back to
- * the admin thread.  job is not w's to keep. */
-void admin_job_run(struct admin_job *job, struct worker *w);
 
 /* main's thread, at each SIGHUP: admin_reload_begin() before reloading
  * (a token covering the admin's requests until now), admin_reload_done()

@@ -1,8 +1,9 @@
 /*
  * admin_impl.h: what the admin socket's server (admin.c) shares with the
- * code that parses its requests (admin_request.c) and composes its answers
- * (admin_answer.c) and nobody else: the limits, a client and its request,
- * and the jobs workers answer.
+ * code that parses its requests (admin_request.c), composes its answers
+ * (admin_answer.c) and runs its jobs on the workers (admin_worker.c) and
+ * nobody else: the limits, a client and its request, and the jobs workers
+ * answer.
  */
 #ifndef POSTERN_ADMIN_IMPL_H
 #define POSTERN_ADMIN_IMPL_H
@@ -16,6 +17,7 @@
 #include "admin.h"
 #include "conn.h"
 #include "health.h"
+#include "worker.h"
 
 #define ADMIN_CLIENTS_MAX    16
 #define ADMIN_LISTEN_BACKLOG 16
@@ -53,6 +55,7 @@ struct aclient;
 
 /* One question to one worker, and its answer. */
 struct admin_job {
+	struct worker_job wj; /* embedded: the mailbox holds it; run: admin_job_run */
 	enum job_kind kind;
 	struct filter f;
 	struct aclient *ac;       /* borrowed: the client waiting for it */
@@ -104,6 +107,19 @@ FILE *ac_begin(struct aclient *ac);
 void ac_done(struct aclient *ac, FILE *f);
 /* Finish ac with one "ERR ..." line. */
 void ac_error(struct aclient *ac, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* A job of kind with filter f for ac (NULL: nobody waits, a kick from the
+ * fleet), to post to one worker.  NULL when out of memory; the caller
+ * frees it with admin_job_free() unless a worker took it. */
+struct admin_job *admin_job_new(enum job_kind kind, const struct filter *f, struct aclient *ac);
+void admin_job_free(struct admin_job **jobp);
+/* On w's thread (from its mailbox): do the job on w's conns, then hand it
+ * back to the admin thread (admin_job_answered) or, nobody waiting, free
+ * it (admin_worker.c). */
+void admin_job_run(struct worker *w, struct worker_job *wj);
+/* From a worker's thread: job is answered; the admin thread takes it over
+ * (admin.c). */
+void admin_job_answered(struct admin_job *job);
 
 /* Ask every worker (a job of kind with ac's filter); the answer is composed
  * once the last one replies, or at ADMIN_WAIT_SECONDS.  Answers ac itself. */

@@ -9,7 +9,6 @@
 
 #include <openssl/rand.h>
 
-#include "admin.h"
 #include "conn.h"
 #include "listener.h"
 #include "log.h"
@@ -31,11 +30,11 @@ reap_cb(struct ev_loop *loop, ev_prepare *p, int revents)
 
 #define END_SWEEP_SECONDS 0.1 /* how often sessions being ended are looked at */
 
-/* Run what the admin thread queued; with close, refuse anything later. */
+/* Run what other threads queued; with close, refuse anything later. */
 static void
 mbox_run(struct worker *w, bool close)
 {
-	struct admin_job *jobs[WORKER_MAILBOX_MAX];
+	struct worker_job *jobs[WORKER_MAILBOX_MAX];
 	size_t n;
 
 	pthread_mutex_lock(&w->mbox_lock);
@@ -46,7 +45,7 @@ mbox_run(struct worker *w, bool close)
 		w->mbox_closed = true;
 	pthread_mutex_unlock(&w->mbox_lock);
 	for (size_t i = 0; i < n; i++)
-		admin_job_run(jobs[i], w); /* the job goes back to the admin thread */
+		jobs[i]->run(w, jobs[i]); /* the job goes back to its poster */
 }
 
 static void
@@ -58,7 +57,7 @@ mbox_cb(struct ev_loop *loop, ev_async *a, int revents)
 }
 
 int
-worker_post(struct worker *w, struct admin_job *job)
+worker_post(struct worker *w, struct worker_job *job)
 {
 	int rc = -1;
 
@@ -235,7 +234,7 @@ worker_join(struct worker *w)
 	pthread_join(w->thread, NULL);
 	listener_set_deinit(&w->listeners);
 	metrics_deinit(&w->metrics);
-	/* mbox_lock stays: the admin thread may still find the mailbox closed
-	 * until admin_stop(). */
+	/* mbox_lock stays: a poster may still find the mailbox closed (the
+	 * admin thread until admin_stop()). */
 	ev_loop_destroy(w->loop);
 }
