@@ -52,18 +52,6 @@ static struct {
 	char *reload_report; /* owned */
 } adm = {.fd = -1, .lock = PTHREAD_MUTEX_INITIALIZER};
 
-static const char *const commands[] = {"sessions", "kick",   "backend", "reload",
-                                       "stats",    "health", NULL};
-
-bool
-admin_is_command(const char *word)
-{
-	for (size_t i = 0; commands[i] != NULL; i++)
-		if (strcmp(commands[i], word) == 0)
-			return true;
-	return false;
-}
-
 /* ---- binding --------------------------------------------------------------- */
 
 /* The socket file admin_bind() made, so that admin_stop() removes it only
@@ -377,13 +365,12 @@ admin_ask_workers(struct aclient *ac, enum job_kind kind)
 }
 
 void
-admin_cmd_reload(struct aclient *ac)
+admin_ask_reload(struct aclient *ac)
 {
 	pthread_mutex_lock(&adm.lock);
 	ac->reload_token = ++adm.reload_asked;
 	pthread_mutex_unlock(&adm.lock);
 	ac->reload_wait = true;
-	ac->cmd = CMD_RELOAD;
 	ac->st = AC_WAIT;
 	ev_io_stop(adm.loop, &ac->io);
 	ac_arm(ac, ADMIN_RELOAD_SECONDS);

@@ -17,6 +17,7 @@
 #include <openssl/ssl.h>
 
 #include "admin.h"
+#include "admin_cmd.h"
 #include "config.h"
 #include "health.h"
 #include "lifecycle.h"
@@ -27,7 +28,6 @@
 #include "metrics_http.h"
 #include "policy.h"
 #include "runtime.h"
-#include "state_url.h"
 #include "tls.h"
 #include "worker.h"
 
@@ -35,21 +35,22 @@
 #define POSTERN_VERSION "0.1.0"
 #endif
 
+/* The synopsis (the commands' lines from their table), the options, and
+ * with help each command's help line. */
 static void
-usage(FILE *f)
+usage(FILE *f, bool help)
 {
-	fprintf(
-	    f, "usage: postern [-t] -c FILE\n"
-	       "       postern -c FILE lock show USER | set USER imap|pop3 | clear USER | list\n"
-	       "       postern -c FILE route set USER BACKEND [--kick] | clear USER | show USER\n"
-	       "       postern -c FILE sessions [--user U] [--backend B] [--client CIDR] [--json]\n"
-	       "       postern -c FILE kick --user U | --backend B | --client CIDR\n"
-	       "       postern -c FILE backend list [--json] | backend NAME drain|maint|ready\n"
-	       "       postern -c FILE reload | stats | health\n"
-	       "       postern -V\n"
-	       "  -c FILE  configuration file (libconfig syntax)\n"
-	       "  -t       check the configuration and exit (1 on errors)\n"
-	       "  -V       print the version and exit\n");
+	fputs("usage: postern [-t] -c FILE\n", f);
+	admin_cmd_usage(f, ADMIN_VIA__COUNT, false);
+	fputs("       postern -V\n"
+	      "  -c FILE  configuration file (libconfig syntax)\n"
+	      "  -t       check the configuration and exit (1 on errors)\n"
+	      "  -V       print the version and exit\n",
+	      f);
+	if (help) {
+		fputs("commands:\n", f);
+		admin_cmd_help(f);
+	}
 }
 
 static void
@@ -240,80 +241,6 @@ drain(const char *path, const struct config *first, struct policy *policy, unsig
 	       workers_idle(workers, first->workers) ? "none" : "closed");
 }
 
-/*
- * postern -c FILE sessions|kick|...: through the admin socket.  A file
- * that does not load still names its socket (a reload of a broken file is
- * for the daemon to refuse, with its own words); one that cannot be parsed
- * at all shows its errors here.
- */
-static int
-admin_command(const char *path, int argc, char **argv)
-{
-	char *report = NULL, *sock = NULL;
-	size_t len = 0;
-	FILE *errs = open_memstream(&report, &len);
-	struct config *cfg = config_load(path, errs);
-	int rc;
-
-	if (errs != NULL)
-		fclose(errs);
-	if (cfg != NULL)
-		sock = cfg->admin.socket != NULL ? strdup(cfg->admin.socket) : NULL;
-	else if ((sock = config_admin_socket(path)) == NULL) {
-		fputs(report != NULL ? report : "postern: cannot load the configuration\n", stderr);
-		free(report);
-		return 1;
-	}
-	rc = admin_client_main(path, sock, argc, argv, stdout, stderr);
-	free(sock);
-	free(report);
-	config_unref(&cfg);
-	return rc;
-}
-
-/* Does `kick` (argc words) go to the fleet: "--user U" with a shared
- * (Redis) store in the file at path? */
-static bool
-fleet_kick(const char *path, int argc)
-{
-	struct config *cfg;
-	FILE *quiet;
-	bool shared;
-
-	if (argc != 3 || (quiet = fopen("/dev/null", "w")) == NULL)
-		return false;
-	cfg = config_load(path, quiet); /* its errors are the admin command's to tell */
-	fclose(quiet);
-	shared = cfg != NULL && cfg->state != NULL && state_url_is_redis(cfg->state);
-	config_unref(&cfg);
-	return shared;
-}
-
-/*
- * postern -c FILE route ... | kick --user U: on the state store (the fleet's
- * channel with Redis).  A route set --kick on a store that is not shared
- * kicks through this daemon's admin socket instead.
- */
-static int
-fleet_command(const char *path, int argc, char **argv)
-{
-	struct config *cfg = config_load(path, stderr);
-	bool local_kick;
-	int rc;
-
-	if (cfg == NULL)
-		return 1;
-	local_kick = strcmp(argv[0], "route") == 0 && argc == 5 && strcmp(argv[4], "--kick") == 0 &&
-	             (cfg->state == NULL || !state_url_is_redis(cfg->state));
-	rc = policy_admin_fleet(cfg, local_kick ? 4 : argc, argv, stdout, stderr);
-	config_unref(&cfg);
-	if (rc == 0 && local_kick) {
-		char *kick[] = {"kick", "--user", argv[2], NULL};
-		rc = admin_command(path, 3, kick);
-	}
-	return rc;
-}
-
 int
 main(int argc, char **argv)
 {
@@ -344,38 +271,23 @@ main(int argc, char **argv)
 			       OpenSSL_version(OPENSSL_VERSION));
 			return 0;
 		case 'h':
-			usage(stdout);
+			usage(stdout, true);
 			return 0;
 		default:
-			usage(stderr);
+			usage(stderr, false);
 			return 2;
 		}
 	}
-	if (path == NULL ||
-	    (optind != argc && strcmp(argv[optind], "lock") != 0 &&
-	     strcmp(argv[optind], "route") != 0 && !admin_is_command(argv[optind]))) {
-		usage(stderr);
+	if (path == NULL || (optind != argc && admin_cmd_find(argv[optind]) == NULL)) {
+		usage(stderr, false);
 		return 2;
 	}
-
-	/* kick --user with a shared store goes to the whole fleet (every proxy,
-	 * this one included, kicks on the store's channel); every other admin
-	 * command, and kick without a shared store, to this daemon's socket. */
-	if (optind != argc && strcmp(argv[optind], "kick") == 0 && fleet_kick(path, argc - optind))
-		return fleet_command(path, argc - optind, argv + optind);
-	if (optind != argc && admin_is_command(argv[optind]))
-		return admin_command(path, argc - optind, argv + optind);
-	if (optind != argc && strcmp(argv[optind], "route") == 0)
-		return fleet_command(path, argc - optind, argv + optind);
+	/* postern -c FILE <command> ...: the store, the fleet or the socket. */
+	if (optind != argc)
+		return admin_client_main(path, argc - optind, argv + optind);
 	cfg = config_load(path, stderr);
 	if (cfg == NULL)
 		return 1;
-	if (optind != argc) {
-		/* postern -c FILE lock ...: on the live store. */
-		int rc = policy_admin_main(cfg, argc - optind, argv + optind, stdout, stderr);
-		config_unref(&cfg);
-		return rc;
-	}
 	tls = tls_state_new(cfg, stderr);
 	if (tls == NULL || tls_tickets_load(cfg, stderr) < 0) {
 		tls_state_unref(&tls);
