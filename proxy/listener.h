@@ -1,7 +1,8 @@
 /*
- * listener.h: listening sockets.  Each worker binds its own SO_REUSEPORT
- * socket per listener, so the kernel spreads connections over workers and
- * a connection never changes threads.
+ * listener.h: listening sockets, and one worker's set of them (struct
+ * listener_set).  Each worker binds its own SO_REUSEPORT socket per
+ * listener, so the kernel spreads connections over workers and a
+ * connection never changes threads.
  */
 #ifndef POSTERN_LISTENER_H
 #define POSTERN_LISTENER_H
