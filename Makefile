@@ -41,7 +41,8 @@ CORE_SRC = $(CONFIG_SRC) proxy/metrics.c proxy/metrics_http.c proxy/tls.c proxy/
            proxy/sasl_exchange.c proxy/reason.c proxy/imap_session.c proxy/pop3_session.c proxy/backend.c \
            proxy/backend_imap.c proxy/backend_pop3.c proxy/relay.c proxy/worker.c \
            proxy/runtime.c proxy/registry.c proxy/health.c proxy/lifecycle.c proxy/notify.c proxy/admin.c \
-           proxy/admin_answer.c proxy/admin_client.c proxy/admin_request.c
+           proxy/admin_answer.c proxy/admin_client.c proxy/admin_cmd.c proxy/admin_request.c \
+           proxy/admin_worker.c
 MAIN_SRC = proxy/main.c
 # policy/: decisions and the state behind them
 POLICY_SRC = $(wildcard policy/*.c)
@@ -126,9 +127,11 @@ $(BUILD)/unit/%: tests/unit/%.c $(LIB_OBJ) tests/unit/unit.h tests/unit/redis_se
 	@mkdir -p $(dir $@)
 	$(CC) $(BASE_CFLAGS) $(DEPFLAGS) $(INC_policy) $(CFLAGS) -Itests/unit -o $@ $< $(LIB_OBJ) $(LIBS) -lcmocka
 
-$(BUILD)/unit/test_proxy_%: tests/unit/test_proxy_%.c $(filter-out $(BUILD)/proxy/main.o,$(OBJ)) tests/unit/unit.h
+# test_proxy_admin also reads man/postern.8 (SRCDIR): the page must name the
+# table's commands.
+$(BUILD)/unit/test_proxy_%: tests/unit/test_proxy_%.c $(filter-out $(BUILD)/proxy/main.o,$(OBJ)) tests/unit/unit.h man/postern.8
 	@mkdir -p $(dir $@)
-	$(CC) $(BASE_CFLAGS) $(DEPFLAGS) $(INC_proxy) $(CFLAGS) -Itests/unit -o $@ $< $(filter-out $(BUILD)/proxy/main.o,$(OBJ)) $(LIBS) -lcmocka
+	$(CC) $(BASE_CFLAGS) $(DEPFLAGS) $(INC_proxy) $(CFLAGS) -Itests/unit -DSRCDIR='"$(CURDIR)"' -o $@ $< $(filter-out $(BUILD)/proxy/main.o,$(OBJ)) $(LIBS) -lcmocka
 
 unit: $(UNIT:%=$(BUILD)/unit/%) $(UNIT_PROXY:%=$(BUILD)/unit/%)
 	@set -e; for t in $^; do echo "== $$t"; $$t; done

@@ -4,7 +4,7 @@
  * within ADMIN_READ_SECONDS and gets one answer ("OK" and a body, or one
  * "ERR ..." line), written without blocking within ADMIN_WRITE_SECONDS.
  * Workers are asked through their mailboxes and answer through ours; this
- * file reads a conn only inside admin_job_run(), on the conn's own worker.
+ * file never reads a conn (admin_worker.c does, on the conn's own worker).
  */
 #include <errno.h>
 #include <pthread.h>
@@ -12,7 +12,6 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -21,7 +20,6 @@
 
 #include <ev.h>
 
-#include "acl.h"
 #include "admin.h"
 #include "conn.h"
 #include "health.h"
@@ -31,8 +29,6 @@
 #include "worker.h"
 
 #include "admin_impl.h"
-
-static void job_free(struct admin_job *job);
 
 static struct {
 	pthread_t thread, main_thread;
@@ -55,18 +51,6 @@ static struct {
 	bool reload_ok;
 	char *reload_report; /* owned */
 } adm = {.fd = -1, .lock = PTHREAD_MUTEX_INITIALIZER};
-
-static const char *const commands[] = {"sessions", "kick",   "backend", "reload",
-                                       "stats",    "health", NULL};
-
-bool
-admin_is_command(const char *word)
-{
-	for (size_t i = 0; commands[i] != NULL; i++)
-		if (strcmp(commands[i], word) == 0)
-			return true;
-	return false;
-}
 
 /* ---- binding --------------------------------------------------------------- */
 
@@ -169,86 +153,13 @@ fail:
 	return -1;
 }
 
-/* ---- on a worker's thread ------------------------------------------------ */
-
-static bool
-filter_match(const struct filter *f, const struct conn *c)
-{
-	if (f->user_set && strcasecmp(c->user, f->user) != 0)
-		return false;
-	if (f->backend_set && (c->backend_name == NULL || strcmp(c->backend_name, f->backend) != 0))
-		return false;
-	if (f->client_set) {
-		struct acl_addr a;
-		if (acl_addr_from_sockaddr((const struct sockaddr *)&c->client_sa,
-		                           sizeof(c->client_sa), &a) < 0 ||
-		    !acl_match(&f->client, &a))
-			return false;
-	}
-	return true;
-}
-
-static void
-job_list_add(struct admin_job *job, const struct conn *c)
-{
-	struct session_rec *r;
-
-	if (job->nrecs == job->cap) {
-		size_t ncap = job->cap ? job->cap * 2 : 64;
-		struct session_rec *nr;
-
-		if (ncap > ADMIN_SESSIONS_MAX)
-			ncap = ADMIN_SESSIONS_MAX;
-		if (ncap == job->cap || (nr = realloc(job->recs, ncap * sizeof(*nr))) == NULL) {
-			job->truncated = true;
-			return;
-		}
-		job->recs = nr;
-		job->cap = ncap;
-	}
-	r = &job->recs[job->nrecs++];
-	memset(r, 0, sizeof(*r));
-	r->cid = c->id;
-	r->proto = c->lc->proto;
-	r->state = c->state;
-	r->ending = c->ending;
-	r->since = c->started;
-	r->in = c->bytes_in + c->relay.up_bytes;
-	r->out = c->bytes_out + c->relay.down_bytes;
-	snprintf(r->user, sizeof(r->user), "%s", c->user);
-	snprintf(r->client, sizeof(r->client), "%s", c->peer);
-	snprintf(r->backend, sizeof(r->backend), "%s", c->backend_name ? c->backend_name : "");
-}
+/* ---- a worker's answer: from its thread to ours -------------------------- */
 
 void
-admin_job_run(struct admin_job *job, struct worker *w)
+admin_job_answered(struct admin_job *job)
 {
-	struct conn *next;
-
-	for (struct conn *c = w->conns; c != NULL; c = next) {
-		next = c->next; /* a kicked c may be closed (unlinked) at once */
-		if (c->closed || !filter_match(&job->f, c))
-			continue;
-		if (job->kind == JOB_LIST) {
-			job_list_add(job, c);
-		} else if (c->state != CS_CLOSING) {
-			job->kicked++;
-			conn_end_politely(c, CLOSE_KICKED, 0,
-			                  (double)c->cfg->timeouts.drain_ms / 1000.0);
-		}
-	}
-	if (job->ac == NULL) {
-		/* A kick from the fleet's channel: nobody waits for the count. */
-		char qu[LOG_QUOTED_MAX];
-		if (job->kicked > 0)
-			log_kv(LOG_INFO, "fleet.kicked", "worker=%d user=%s sessions=%llu", w->id,
-			       log_quote(qu, sizeof(qu), job->f.user, strlen(job->f.user)),
-			       (unsigned long long)job->kicked);
-		job_free(job);
-		return;
-	}
-	/* Back to the admin thread; the loop send is under the lock so that
-	 * admin_stop() cannot destroy the loop in between. */
+	/* The loop send is under the lock so that admin_stop() cannot destroy
+	 * the loop in between. */
 	pthread_mutex_lock(&adm.lock);
 	job->next = adm.answers;
 	adm.answers = job;
@@ -278,11 +189,12 @@ fleet_kick_local(const char *user)
 
 		if (job == NULL)
 			continue;
+		job->wj.run = admin_job_run;
 		job->kind = JOB_KICK;
 		job->f.user_set = true;
 		snprintf(job->f.user, sizeof(job->f.user), "%s", user);
-		if (worker_post(&adm.workers[i], job) < 0)
-			job_free(job);
+		if (worker_post(&adm.workers[i], &job->wj) < 0)
+			admin_job_free(&job);
 	}
 }
 
@@ -319,19 +231,12 @@ static void ac_io_cb(struct ev_loop *loop, ev_io *io, int revents);
 static void ac_timer_cb(struct ev_loop *loop, ev_timer *t, int revents);
 
 static void
-job_free(struct admin_job *job)
-{
-	free(job->recs);
-	free(job);
-}
-
-static void
 ac_free(struct aclient *ac)
 {
 	while (ac->done != NULL) {
 		struct admin_job *j = ac->done;
 		ac->done = j->next;
-		job_free(j);
+		admin_job_free(&j);
 	}
 	if (ac->prev != NULL)
 		ac->prev->next = ac->next;
@@ -440,15 +345,12 @@ void
 admin_ask_workers(struct aclient *ac, enum job_kind kind)
 {
 	for (size_t i = 0; i < adm.nworkers; i++) {
-		struct admin_job *job = calloc(1, sizeof(*job));
+		struct admin_job *job = admin_job_new(kind, &ac->f, ac);
 
 		if (job == NULL)
 			continue;
-		job->kind = kind;
-		job->f = ac->f;
-		job->ac = ac;
-		if (worker_post(&adm.workers[i], job) < 0) {
-			job_free(job); /* stopping, or too busy: it has nothing to add */
+		if (worker_post(&adm.workers[i], &job->wj) < 0) {
+			admin_job_free(&job); /* stopping, or too busy: it has nothing to add */
 			continue;
 		}
 		ac->pending++;
@@ -463,13 +365,12 @@ admin_ask_workers(struct aclient *ac, enum job_kind kind)
 }
 
 void
-admin_cmd_reload(struct aclient *ac)
+admin_ask_reload(struct aclient *ac)
 {
 	pthread_mutex_lock(&adm.lock);
 	ac->reload_token = ++adm.reload_asked;
 	pthread_mutex_unlock(&adm.lock);
 	ac->reload_wait = true;
-	ac->cmd = CMD_RELOAD;
 	ac->st = AC_WAIT;
 	ev_io_stop(adm.loop, &ac->io);
 	ac_arm(ac, ADMIN_RELOAD_SECONDS);
@@ -648,7 +549,7 @@ wake_cb(struct ev_loop *loop, ev_async *a, int revents)
 		jobs = j->next;
 		ac->pending--;
 		if (ac->st != AC_WAIT) {
-			job_free(j); /* timed out meanwhile */
+			admin_job_free(&j); /* timed out meanwhile */
 			if (ac->st == AC_GONE && ac->pending == 0 && !ac->reload_wait)
 				ac_free(ac);
 			continue;
@@ -744,7 +645,7 @@ admin_stop(void)
 	while (adm.answers != NULL) { /* none expected: the workers stopped first */
 		struct admin_job *j = adm.answers;
 		adm.answers = j->next;
-		job_free(j);
+		admin_job_free(&j);
 	}
 	free(adm.reload_report);
 	adm.reload_report = NULL;

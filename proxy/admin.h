@@ -1,7 +1,7 @@
 /*
  * admin.h: the admin socket (admin.socket): one thread with its own libev
- * loop serves one-line requests (sessions, kick, backend, reload, stats,
- * health) from `postern -c FILE <command>`.  It never runs on a worker's
+ * loop serves one-line requests (the socket's commands in admin_cmd.h)
+ * from `postern -c FILE <command>`.  It never runs on a worker's
  * loop and never touches a conn: workers are asked through their mailbox
  * (worker_post) and answer through the admin's, main through a reload
  * token.  Every read, wait and reply is bounded in size and time.
@@ -18,7 +18,6 @@
 #include "config.h"
 
 struct worker;
-struct admin_job;
 
 #define ADMIN_REQUEST_MAX 1024 /* one request line, newline included */
 
@@ -45,10 +44,6 @@ void admin_attach_workers(struct worker *workers, size_t nworkers);
  * stopped: their last answers are in by then.  Takes a never-started admin. */
 void admin_stop(void);
 
-/* On w's thread (its mailbox): do job on w's conns, then hand it back to
- * the admin thread.  job is not w's to keep. */
-void admin_job_run(struct admin_job *job, struct worker *w);
-
 /* main's thread, at each SIGHUP: admin_reload_begin() before reloading
  * (a token covering the admin's requests until now), admin_reload_done()
  * with the outcome and the error report (copied; NULL when ok).  Both do
@@ -56,14 +51,11 @@ void admin_job_run(struct admin_job *job, struct worker *w);
 uint64_t admin_reload_begin(void);
 void admin_reload_done(uint64_t token, bool ok, const char *report);
 
-/* Is word an admin command of the command line (sessions, kick, ...)? */
-bool admin_is_command(const char *word);
-
-/* The command line's side: postern -c FILE <command> [args]: one request
- * to the admin socket at socket_path (NULL: FILE sets none), the answer
- * to out (errors to err).  Returns the exit status: 0, 1 (refused,
- * failed, unreachable), 2 (usage). */
-int admin_client_main(const char *cfg_path, const char *socket_path, int argc, char **argv,
-                      FILE *out, FILE *err);
+/* The command line's side: postern -c FILE <command> [args], argv[0] the
+ * command word: carried out as the command table says (admin_cmd.h), on
+ * the store, the fleet or the admin socket; answers to stdout, errors to
+ * stderr.  Returns the exit status: 0, 1 (refused, failed, unreachable),
+ * 2 (usage, also for an unknown word). */
+int admin_client_main(const char *cfg_path, int argc, char **argv);
 
 #endif

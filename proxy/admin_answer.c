@@ -187,7 +187,7 @@ answer_kick(struct aclient *ac)
 		ac_error(ac, "out of memory");
 		return;
 	}
-	if (ac->cmd == CMD_BACKEND_SET)
+	if (ac->cmd == ADMIN_CMD_BACKEND) /* backend NAME maint */
 		fprintf(f, "backend %s: %s, %llu session%s ending\n", ac->backend,
 		        backend_admin_name(ac->set), (unsigned long long)n, n == 1 ? "" : "s");
 	else
@@ -199,7 +199,7 @@ answer_kick(struct aclient *ac)
 void
 answer_jobs(struct aclient *ac)
 {
-	if (ac->cmd == CMD_SESSIONS)
+	if (ac->cmd == ADMIN_CMD_SESSIONS)
 		answer_sessions(ac);
 	else
 		answer_kick(ac);

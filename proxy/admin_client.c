@@ -1,8 +1,9 @@
 /*
- * admin_client.c: the command line's side of the admin socket:
- * `postern -c FILE sessions|kick|backend|reload|stats|health ...` turns its
- * arguments into one request line, sends it to the socket the config
- * names and prints the answer.  It never talks to a worker or a store.
+ * admin_client.c: the command line's side of the admin commands
+ * (`postern -c FILE <command> ...`, the table in admin_cmd.h): the store's
+ * and the fleet's go to policy_admin_*; the socket's turn their arguments
+ * into one request line, send it to the socket the config names and print
+ * the answer.  It never talks to a worker.
  */
 #include <errno.h>
 #include <poll.h>
@@ -14,6 +15,10 @@
 #include <unistd.h>
 
 #include "admin.h"
+#include "admin_impl.h"
+#include "config.h"
+#include "policy.h"
+#include "state_url.h"
 
 #define CLIENT_SECONDS        30  /* for any answer but a reload's */
 #define CLIENT_RELOAD_SECONDS 130 /* the server's own limit, and a little */
@@ -22,12 +27,7 @@
 static void
 usage(FILE *err)
 {
-	fprintf(err, "usage: postern -c FILE sessions [--user U] [--backend B] [--client CIDR] "
-	             "[--json]\n"
-	             "       postern -c FILE kick --user U | --backend B | --client CIDR\n"
-	             "       postern -c FILE backend list [--json] | backend NAME "
-	             "drain|maint|ready\n"
-	             "       postern -c FILE reload | stats | health\n");
+	admin_cmd_usage(err, ADMIN_VIA_SOCKET, true);
 }
 
 /* Append " key=value" to req, the value %XX-escaped: the server takes
@@ -53,40 +53,17 @@ add_word(char *req, size_t len, const char *key, const char *value)
 	return 0;
 }
 
-/* The request line for argv (argv[0] is the command), or -1 after usage. */
+/* sessions and kick: "--user U" and the like as "user=U" words; --json
+ * too when json_ok.  The number of filters, or -1 after usage. */
 static int
-build_request(int argc, char **argv, char *req, size_t len, FILE *err)
+req_filters(int argc, char **argv, char *req, size_t len, FILE *err, bool json_ok)
 {
-	const char *cmd = argv[0];
-	bool filters = strcmp(cmd, "sessions") == 0 || strcmp(cmd, "kick") == 0;
 	int nfilters = 0;
 
-	snprintf(req, len, "%s", cmd);
-	if (strcmp(cmd, "backend") == 0) {
-		if (argc >= 2 && strcmp(argv[1], "list") == 0 &&
-		    (argc == 2 || (argc == 3 && strcmp(argv[2], "--json") == 0)))
-			return add_word(req, len, argc == 3 ? "list json" : "list", "");
-		if (argc == 3 && strcmp(argv[1], "list") != 0 &&
-		    (strcmp(argv[2], "drain") == 0 || strcmp(argv[2], "maint") == 0 ||
-		     strcmp(argv[2], "ready") == 0)) {
-			if (add_word(req, len, "", argv[1]) < 0)
-				return -1;
-			return add_word(req, len, argv[2], "");
-		}
-		usage(err);
-		return -1;
-	}
-	if (!filters) {
-		if (argc != 1) {
-			usage(err);
-			return -1;
-		}
-		return 0;
-	}
 	for (int i = 1; i < argc; i++) {
 		const char *key = NULL;
 
-		if (strcmp(argv[i], "--json") == 0 && strcmp(cmd, "sessions") == 0) {
+		if (strcmp(argv[i], "--json") == 0 && json_ok) {
 			if (add_word(req, len, "json", "") < 0)
 				return -1;
 			continue;
@@ -107,7 +84,49 @@ build_request(int argc, char **argv, char *req, size_t len, FILE *err)
 		}
 		nfilters++;
 	}
-	if (strcmp(cmd, "kick") == 0 && nfilters == 0) {
+	return nfilters;
+}
+
+int
+admin_req_sessions(int argc, char **argv, char *req, size_t len, FILE *err)
+{
+	return req_filters(argc, argv, req, len, err, true) < 0 ? -1 : 0;
+}
+
+int
+admin_req_kick(int argc, char **argv, char *req, size_t len, FILE *err)
+{
+	int n = req_filters(argc, argv, req, len, err, false);
+
+	if (n == 0)
+		usage(err);
+	return n > 0 ? 0 : -1;
+}
+
+int
+admin_req_backend(int argc, char **argv, char *req, size_t len, FILE *err)
+{
+	if (argc >= 2 && strcmp(argv[1], "list") == 0 &&
+	    (argc == 2 || (argc == 3 && strcmp(argv[2], "--json") == 0)))
+		return add_word(req, len, argc == 3 ? "list json" : "list", "");
+	if (argc == 3 && strcmp(argv[1], "list") != 0 &&
+	    (strcmp(argv[2], "drain") == 0 || strcmp(argv[2], "maint") == 0 ||
+	     strcmp(argv[2], "ready") == 0)) {
+		if (add_word(req, len, "", argv[1]) < 0)
+			return -1;
+		return add_word(req, len, argv[2], "");
+	}
+	usage(err);
+	return -1;
+}
+
+int
+admin_req_none(int argc, char **argv, char *req, size_t len, FILE *err)
+{
+	(void)argv;
+	(void)req;
+	(void)len;
+	if (argc != 1) {
 		usage(err);
 		return -1;
 	}
@@ -205,27 +224,26 @@ read_answer(int fd, int seconds, size_t *len_out, FILE *err)
 	return buf;
 }
 
-int
-admin_client_main(const char *cfg_path, const char *socket_path, int argc, char **argv, FILE *out,
-                  FILE *err)
+/* One request for d to the admin socket at socket_path (NULL: the file at
+ * cfg_path sets none), the answer to out, errors to err.  The exit status. */
+static int
+socket_request(const struct admin_cmd_def *d, const char *cfg_path, const char *socket_path,
+               int argc, char **argv, FILE *out, FILE *err)
 {
 	char req[ADMIN_REQUEST_MAX];
 	int seconds = CLIENT_SECONDS, fd;
 	size_t len = 0, rl;
 	char *ans;
 
-	if (argc < 1 || !admin_is_command(argv[0])) {
-		usage(err);
-		return 2;
-	}
-	if (build_request(argc, argv, req, sizeof(req) - 1, err) < 0)
+	snprintf(req, sizeof(req) - 1, "%s", d->name);
+	if (d->request(argc, argv, req, sizeof(req) - 1, err) < 0)
 		return 2;
 	if (socket_path == NULL) {
 		fprintf(err, "postern: %s sets no admin socket (admin = { socket = \"...\"; };)\n",
 		        cfg_path);
 		return 1;
 	}
-	if (strcmp(argv[0], "reload") == 0)
+	if (d->flags & ADMIN_CMD_SLOW)
 		seconds = CLIENT_RELOAD_SECONDS;
 	if ((fd = connect_admin(socket_path, seconds, err)) < 0)
 		return 1;
@@ -251,4 +269,116 @@ admin_client_main(const char *cfg_path, const char *socket_path, int argc, char 
 		fprintf(err, "postern: no answer from the admin socket %s\n", socket_path);
 	free(ans);
 	return 1;
+}
+
+/*
+ * Through the admin socket.  A file that does not load still names its
+ * socket (a reload of a broken file is for the daemon to refuse, with its
+ * own words); one that cannot be parsed at all shows its errors here.
+ */
+int
+admin_cli_socket(const struct admin_cmd_def *d, const char *cfg_path, int argc, char **argv)
+{
+	char *report = NULL, *sock = NULL;
+	size_t len = 0;
+	FILE *errs = open_memstream(&report, &len);
+	struct config *cfg = config_load(cfg_path, errs);
+	int rc;
+
+	if (errs != NULL)
+		fclose(errs);
+	if (cfg != NULL)
+		sock = cfg->admin.socket != NULL ? strdup(cfg->admin.socket) : NULL;
+	else if ((sock = config_admin_socket(cfg_path)) == NULL) {
+		fputs(report != NULL ? report : "postern: cannot load the configuration\n", stderr);
+		free(report);
+		return 1;
+	}
+	rc = socket_request(d, cfg_path, sock, argc, argv, stdout, stderr);
+	free(sock);
+	free(report);
+	config_unref(&cfg);
+	return rc;
+}
+
+/* lock ...: on the live store. */
+int
+admin_cli_store(const struct admin_cmd_def *d, const char *cfg_path, int argc, char **argv)
+{
+	struct config *cfg = config_load(cfg_path, stderr);
+	int rc;
+
+	(void)d;
+	if (cfg == NULL)
+		return 1;
+	rc = policy_admin_main(cfg, argc, argv, stdout, stderr);
+	config_unref(&cfg);
+	return rc;
+}
+
+/*
+ * route ... | kick --user U: on the state store (the fleet's channel with
+ * Redis).  A route set --kick on a store that is not shared kicks through
+ * this daemon's admin socket instead.
+ */
+int
+admin_cli_fleet(const struct admin_cmd_def *d, const char *cfg_path, int argc, char **argv)
+{
+	struct config *cfg = config_load(cfg_path, stderr);
+	bool local_kick;
+	int rc;
+
+	(void)d;
+	if (cfg == NULL)
+		return 1;
+	local_kick = strcmp(argv[0], "route") == 0 && argc == 5 && strcmp(argv[4], "--kick") == 0 &&
+	             (cfg->state == NULL || !state_url_is_redis(cfg->state));
+	rc = policy_admin_fleet(cfg, local_kick ? 4 : argc, argv, stdout, stderr);
+	config_unref(&cfg);
+	if (rc == 0 && local_kick) {
+		char *kick[] = {"kick", "--user", argv[2], NULL};
+		rc = admin_cli_socket(&admin_cmds[ADMIN_CMD_KICK], cfg_path, 3, kick);
+	}
+	return rc;
+}
+
+/* Does `kick` (argc words) go to the fleet: "--user U" with a shared
+ * (Redis) store in the file at cfg_path? */
+static bool
+kick_to_fleet(const char *cfg_path, int argc)
+{
+	struct config *cfg;
+	FILE *quiet;
+	bool shared;
+
+	if (argc != 3 || (quiet = fopen("/dev/null", "w")) == NULL)
+		return false;
+	cfg = config_load(cfg_path, quiet); /* its errors are the admin command's to tell */
+	fclose(quiet);
+	shared = cfg != NULL && cfg->state != NULL && state_url_is_redis(cfg->state);
+	config_unref(&cfg);
+	return shared;
+}
+
+/* kick --user with a shared store goes to the whole fleet (every proxy,
+ * this one included, kicks on the store's channel); any other kick, and
+ * kick without a shared store, to this daemon's socket. */
+int
+admin_cli_kick(const struct admin_cmd_def *d, const char *cfg_path, int argc, char **argv)
+{
+	if ((d->flags & ADMIN_CMD_FLEET_USER) && kick_to_fleet(cfg_path, argc))
+		return admin_cli_fleet(d, cfg_path, argc, argv);
+	return admin_cli_socket(d, cfg_path, argc, argv);
+}
+
+int
+admin_client_main(const char *cfg_path, int argc, char **argv)
+{
+	const struct admin_cmd_def *d = argc >= 1 ? admin_cmd_find(argv[0]) : NULL;
+
+	if (d == NULL) {
+		usage(stderr);
+		return 2;
+	}
+	return d->run(d, cfg_path, argc, argv);
 }

@@ -1,8 +1,9 @@
 /*
- * admin_impl.h: what the admin socket's server (admin.c) shares with the
- * code that parses its requests (admin_request.c) and composes its answers
- * (admin_answer.c) and nobody else: the limits, a client and its request,
- * and the jobs workers answer.
+ * admin_impl.h: what the admin socket's files share and nobody else: the
+ * server (admin.c), its requests (admin_request.c), its answers
+ * (admin_answer.c), its jobs on the workers (admin_worker.c), the command
+ * line (admin_client.c) and the command table (admin_cmd.c): the limits, a
+ * client and its request, the jobs workers answer, the table's handlers.
  */
 #ifndef POSTERN_ADMIN_IMPL_H
 #define POSTERN_ADMIN_IMPL_H
@@ -14,8 +15,10 @@
 #include <ev.h>
 
 #include "admin.h"
+#include "admin_cmd.h"
 #include "conn.h"
 #include "registry.h"
+#include "worker.h"
 
 #define ADMIN_CLIENTS_MAX    16
 #define ADMIN_LISTEN_BACKLOG 16
@@ -53,6 +56,7 @@ struct aclient;
 
 /* One question to one worker, and its answer. */
 struct admin_job {
+	struct worker_job wj; /* embedded: the mailbox holds it; run: admin_job_run */
 	enum job_kind kind;
 	struct filter f;
 	struct aclient *ac;       /* borrowed: the client waiting for it */
@@ -63,15 +67,6 @@ struct admin_job {
 	struct admin_job *next; /* in adm.answers, then in ac->done */
 };
 
-enum ac_cmd {
-	CMD_SESSIONS,
-	CMD_KICK,
-	CMD_BACKEND_LIST,
-	CMD_BACKEND_SET,
-	CMD_RELOAD,
-	CMD_STATS,
-	CMD_HEALTH
-};
 enum ac_state { AC_READ, AC_WAIT, AC_WRITE, AC_LINGER, AC_GONE };
 
 struct aclient {
@@ -84,7 +79,7 @@ struct aclient {
 	char *out; /* owned: the answer */
 	size_t outlen, outoff;
 	/* the request */
-	enum ac_cmd cmd;
+	enum admin_cmd cmd;
 	bool json;
 	struct filter f;
 	char backend[BACKEND_NAME_MAX + 1];
@@ -105,16 +100,72 @@ void ac_done(struct aclient *ac, FILE *f);
 /* Finish ac with one "ERR ..." line. */
 void ac_error(struct aclient *ac, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
+/* A job of kind with filter f for ac (NULL: nobody waits, a kick from the
+ * fleet), to post to one worker.  NULL when out of memory; the caller
+ * frees it with admin_job_free() unless a worker took it. */
+struct admin_job *admin_job_new(enum job_kind kind, const struct filter *f, struct aclient *ac);
+void admin_job_free(struct admin_job **jobp);
+/* On w's thread (from its mailbox): do the job on w's conns, then hand it
+ * back to the admin thread (admin_job_answered) or, nobody waiting, free
+ * it (admin_worker.c). */
+void admin_job_run(struct worker *w, struct worker_job *wj);
+/* From a worker's thread: job is answered; the admin thread takes it over
+ * (admin.c). */
+void admin_job_answered(struct admin_job *job);
+
 /* Ask every worker (a job of kind with ac's filter); the answer is composed
  * once the last one replies, or at ADMIN_WAIT_SECONDS.  Answers ac itself. */
 void admin_ask_workers(struct aclient *ac, enum job_kind kind);
 /* Ask main for a reload (SIGHUP); ac waits for admin_reload_done(). */
-void admin_cmd_reload(struct aclient *ac);
+void admin_ask_reload(struct aclient *ac);
 
 /* One complete request line (without its newline), parsed in place: runs
- * its command, which answers ac now or once the workers have
- * (admin_request.c). */
+ * its command's serve handler, which answers ac now or once the workers
+ * have (admin_request.c). */
 void admin_request(struct aclient *ac, char *line);
+
+/* What admin_request_parse() found in a line. */
+enum admin_parse {
+	ADMIN_PARSE_OK,         /* cmd and args set */
+	ADMIN_PARSE_BAD_BYTE,   /* bad_byte set: not printable ASCII */
+	ADMIN_PARSE_EMPTY,      /* no word */
+	ADMIN_PARSE_TOO_MANY,   /* more than ADMIN_ARGS_MAX arguments */
+	ADMIN_PARSE_BAD_ESCAPE, /* a bad %XX, or %00 */
+	ADMIN_PARSE_UNKNOWN,    /* word is no command the socket serves */
+	ADMIN_PARSE_NO_ARGS,    /* cmd takes no arguments but has some */
+};
+
+struct admin_parsed {
+	const struct admin_cmd_def *cmd; /* borrowed: the table's entry */
+	char *word;                      /* the first word, in the line */
+	char *args[ADMIN_ARGS_MAX + 1];  /* in the line, %XX undone */
+	int nargs;
+	unsigned char bad_byte;
+};
+
+/* Split line (changed in place) into its command's table entry and its
+ * arguments.  Pure: no answer, no log; p points into line. */
+enum admin_parse admin_request_parse(char *line, struct admin_parsed *p);
+
+/* The table's server handlers (admin_cmd.h, admin_request.c). */
+void admin_serve_sessions(struct aclient *ac, char **args, int nargs);
+void admin_serve_kick(struct aclient *ac, char **args, int nargs);
+void admin_serve_backend(struct aclient *ac, char **args, int nargs);
+void admin_serve_reload(struct aclient *ac, char **args, int nargs);
+void admin_serve_stats(struct aclient *ac, char **args, int nargs);
+void admin_serve_health(struct aclient *ac, char **args, int nargs);
+
+/* The table's command-line handlers (admin_cmd.h, admin_client.c): on the
+ * store, on the fleet, kick (the fleet or the socket), on the socket; and
+ * the request lines the socket commands send. */
+int admin_cli_store(const struct admin_cmd_def *d, const char *cfg_path, int argc, char **argv);
+int admin_cli_fleet(const struct admin_cmd_def *d, const char *cfg_path, int argc, char **argv);
+int admin_cli_kick(const struct admin_cmd_def *d, const char *cfg_path, int argc, char **argv);
+int admin_cli_socket(const struct admin_cmd_def *d, const char *cfg_path, int argc, char **argv);
+int admin_req_sessions(int argc, char **argv, char *req, size_t len, FILE *err);
+int admin_req_kick(int argc, char **argv, char *req, size_t len, FILE *err);
+int admin_req_backend(int argc, char **argv, char *req, size_t len, FILE *err);
+int admin_req_none(int argc, char **argv, char *req, size_t len, FILE *err);
 
 /* The answers, once everything they wait for is in (admin_answer.c).  Each
  * finishes ac with ac_done() or ac_error(). */

@@ -1,8 +1,9 @@
 /*
- * admin_request.c: one admin request line -> a command: the words and their
- * %XX escapes, the session filters, and the commands that act at once
- * (backend states).  Runs on the admin thread; asks the workers and main
- * only through admin.c, and never reads a conn.
+ * admin_request.c: one admin request line -> its entry in the command table
+ * (admin_cmd.h) and the server's handlers: the words and their %XX
+ * escapes, the session filters, and the commands that act at once (backend
+ * states).  Runs on the admin thread; asks the workers and main only
+ * through admin.c, and never reads a conn.
  */
 #include <stdio.h>
 #include <string.h>
@@ -82,8 +83,8 @@ parse_filter(struct aclient *ac, char **args, int nargs, bool json_ok)
 	return 0;
 }
 
-static void
-cmd_backend(struct aclient *ac, char **args, int nargs)
+void
+admin_serve_backend(struct aclient *ac, char **args, int nargs)
 {
 	struct runtime *rt;
 	struct registry_entry *e = NULL;
@@ -94,7 +95,6 @@ cmd_backend(struct aclient *ac, char **args, int nargs)
 			return;
 		}
 		ac->json = nargs == 2;
-		ac->cmd = CMD_BACKEND_LIST;
 		answer_backend_list(ac);
 		return;
 	}
@@ -111,7 +111,6 @@ cmd_backend(struct aclient *ac, char **args, int nargs)
 		ac_error(ac, "no backend named \"%.64s\"", args[0]);
 		return;
 	}
-	ac->cmd = CMD_BACKEND_SET;
 	snprintf(ac->backend, sizeof(ac->backend), "%s", args[0]);
 	registry_set_admin(e, ac->set);
 	if (ac->set == BACKEND_MAINT) {
@@ -136,65 +135,137 @@ cmd_backend(struct aclient *ac, char **args, int nargs)
 	}
 }
 
+void
+admin_serve_sessions(struct aclient *ac, char **args, int nargs)
+{
+	if (parse_filter(ac, args, nargs, true) == 0)
+		admin_ask_workers(ac, JOB_LIST);
+}
+
+void
+admin_serve_kick(struct aclient *ac, char **args, int nargs)
+{
+	if (parse_filter(ac, args, nargs, false) < 0)
+		return;
+	if (!ac->f.user_set && !ac->f.backend_set && !ac->f.client_set) {
+		ac_error(ac, "kick needs user=, backend= or client=");
+		return;
+	}
+	admin_ask_workers(ac, JOB_KICK);
+}
+
+void
+admin_serve_reload(struct aclient *ac, char **args, int nargs)
+{
+	(void)args;
+	(void)nargs;
+	admin_ask_reload(ac);
+}
+
+void
+admin_serve_stats(struct aclient *ac, char **args, int nargs)
+{
+	(void)args;
+	(void)nargs;
+	answer_stats(ac);
+}
+
+void
+admin_serve_health(struct aclient *ac, char **args, int nargs)
+{
+	(void)args;
+	(void)nargs;
+	answer_health(ac);
+}
+
+/* "sessions, kick, ...": the words the socket serves, for an empty request. */
+static void
+served_words(char *buf, size_t len)
+{
+	size_t n = 0;
+
+	buf[0] = '\0';
+	for (size_t i = 0; i < ADMIN_CMD__COUNT; i++) {
+		int k;
+
+		if (admin_cmds[i].serve == NULL)
+			continue;
+		k = snprintf(buf + n, len - n, "%s%s", n ? ", " : "", admin_cmds[i].name);
+		if (k < 0 || (size_t)k >= len - n)
+			return;
+		n += (size_t)k;
+	}
+}
+
+enum admin_parse
+admin_request_parse(char *line, struct admin_parsed *p)
+{
+	char *save = NULL;
+
+	memset(p, 0, sizeof(*p));
+	for (char *c = line; *c; c++) {
+		if ((unsigned char)*c < 0x20 || (unsigned char)*c > 0x7e) {
+			p->bad_byte = (unsigned char)*c;
+			return ADMIN_PARSE_BAD_BYTE;
+		}
+	}
+	p->word = strtok_r(line, " ", &save);
+	if (p->word == NULL)
+		return ADMIN_PARSE_EMPTY;
+	for (char *a; (a = strtok_r(NULL, " ", &save)) != NULL;) {
+		if (p->nargs == ADMIN_ARGS_MAX)
+			return ADMIN_PARSE_TOO_MANY;
+		if (unescape(a) < 0)
+			return ADMIN_PARSE_BAD_ESCAPE;
+		p->args[p->nargs++] = a;
+	}
+	/* Only the socket's commands: lock and route are the store's. */
+	if ((p->cmd = admin_cmd_find(p->word)) == NULL || p->cmd->serve == NULL) {
+		p->cmd = NULL;
+		return ADMIN_PARSE_UNKNOWN;
+	}
+	if ((p->cmd->flags & ADMIN_CMD_NO_ARGS) && p->nargs > 0)
+		return ADMIN_PARSE_NO_ARGS;
+	return ADMIN_PARSE_OK;
+}
+
 /* One complete request line (without its newline). */
 void
 admin_request(struct aclient *ac, char *line)
 {
-	char *args[ADMIN_ARGS_MAX + 1], *save = NULL, *cmd;
-	int nargs = 0;
+	struct admin_parsed p;
+	enum admin_parse rc = admin_request_parse(line, &p);
+	char q[64], words[128];
 
-	for (char *p = line; *p; p++) {
-		if ((unsigned char)*p < 0x20 || (unsigned char)*p > 0x7e) {
-			ac_error(ac, "bad request: byte 0x%02x (send one line of printable words)",
-			         (unsigned char)*p);
-			return;
-		}
+	switch (rc) {
+	case ADMIN_PARSE_BAD_BYTE:
+		ac_error(ac, "bad request: byte 0x%02x (send one line of printable words)",
+		         p.bad_byte);
+		return;
+	case ADMIN_PARSE_EMPTY:
+		served_words(words, sizeof(words));
+		ac_error(ac, "empty request (try: %s)", words);
+		return;
+	case ADMIN_PARSE_TOO_MANY:
+		ac_error(ac, "too many arguments");
+		return;
+	case ADMIN_PARSE_BAD_ESCAPE:
+		ac_error(ac, "bad %%-escape in an argument");
+		return;
+	case ADMIN_PARSE_OK:
+	case ADMIN_PARSE_UNKNOWN:
+	case ADMIN_PARSE_NO_ARGS:
+		break;
 	}
-	cmd = strtok_r(line, " ", &save);
-	if (cmd == NULL) {
-		ac_error(ac, "empty request (try: sessions, kick, backend, reload, stats, health)");
+	log_kv(LOG_INFO, "admin.request", "command=%.16s args=%d", p.word, p.nargs);
+	if (rc == ADMIN_PARSE_UNKNOWN) {
+		ac_error(ac, "unknown command \"%s\"", text_col(q, sizeof(q), p.word));
 		return;
 	}
-	for (char *a; (a = strtok_r(NULL, " ", &save)) != NULL;) {
-		if (nargs == ADMIN_ARGS_MAX) {
-			ac_error(ac, "too many arguments");
-			return;
-		}
-		if (unescape(a) < 0) {
-			ac_error(ac, "bad %%-escape in an argument");
-			return;
-		}
-		args[nargs++] = a;
+	if (rc == ADMIN_PARSE_NO_ARGS) {
+		ac_error(ac, "%s takes no arguments", p.cmd->name);
+		return;
 	}
-	log_kv(LOG_INFO, "admin.request", "command=%.16s args=%d", cmd, nargs);
-	if (strcmp(cmd, "sessions") == 0) {
-		ac->cmd = CMD_SESSIONS;
-		if (parse_filter(ac, args, nargs, true) == 0)
-			admin_ask_workers(ac, JOB_LIST);
-	} else if (strcmp(cmd, "kick") == 0) {
-		ac->cmd = CMD_KICK;
-		if (parse_filter(ac, args, nargs, false) < 0)
-			return;
-		if (!ac->f.user_set && !ac->f.backend_set && !ac->f.client_set) {
-			ac_error(ac, "kick needs user=, backend= or client=");
-			return;
-		}
-		admin_ask_workers(ac, JOB_KICK);
-	} else if (strcmp(cmd, "backend") == 0) {
-		cmd_backend(ac, args, nargs);
-	} else if (nargs > 0 && (strcmp(cmd, "reload") == 0 || strcmp(cmd, "stats") == 0 ||
-	                         strcmp(cmd, "health") == 0)) {
-		ac_error(ac, "%s takes no arguments", cmd);
-	} else if (strcmp(cmd, "reload") == 0) {
-		admin_cmd_reload(ac);
-	} else if (strcmp(cmd, "stats") == 0) {
-		ac->cmd = CMD_STATS;
-		answer_stats(ac);
-	} else if (strcmp(cmd, "health") == 0) {
-		ac->cmd = CMD_HEALTH;
-		answer_health(ac);
-	} else {
-		char q[64];
-		ac_error(ac, "unknown command \"%s\"", text_col(q, sizeof(q), cmd));
-	}
+	ac->cmd = p.cmd->id;
+	p.cmd->serve(ac, p.args, p.nargs);
 }

@@ -1,11 +1,14 @@
 /*
  * listener.c: bind with SO_REUSEPORT, accept, hand sockets to conn_new().
- * When descriptors run out (EMFILE) accepting pauses briefly instead of
- * spinning; it never blocks and never exits the process.
+ * One worker's set of them (struct listener_set): start, stop, close,
+ * pause and resume.  When descriptors run out (EMFILE) accepting pauses
+ * briefly instead of spinning; it never blocks and never exits the
+ * process.  The worker is only where accepted sockets go.
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -56,50 +59,91 @@ fail : {
 }
 }
 
-static void
-pause_accepting(struct worker *w)
+int
+listener_set_init(struct listener_set *ls, struct worker *w, struct ev_loop *loop,
+                  const struct config *cfg, const int *fds, size_t nfds)
 {
-	for (size_t i = 0; i < w->nlisteners; i++) {
-		ev_io_stop(w->loop, &w->listeners[i].io);
-		w->listeners[i].paused = true;
+	memset(ls, 0, sizeof(*ls));
+	ls->w = w;
+	ls->loop = loop;
+	ls->l = calloc(nfds, sizeof(*ls->l));
+	if (ls->l == NULL && nfds > 0) {
+		for (size_t i = 0; i < nfds; i++)
+			close(fds[i]);
+		return -1;
 	}
-	ev_timer_stop(w->loop, &w->accept_resume);
-	ev_timer_set(&w->accept_resume, ACCEPT_PAUSE_SECS, 0.);
-	ev_timer_start(w->loop, &w->accept_resume);
+	ls->n = nfds;
+	for (size_t i = 0; i < nfds; i++) {
+		ls->l[i].fd = fds[i];
+		ls->l[i].li = i;
+		ls->l[i].name = cfg->listeners[i].name;
+		ls->l[i].set = ls;
+	}
+	return 0;
+}
+
+void
+listener_set_deinit(struct listener_set *ls)
+{
+	for (size_t i = 0; i < ls->n; i++)
+		if (ls->l[i].fd >= 0)
+			close(ls->l[i].fd);
+	free(ls->l);
+	ls->l = NULL;
+	ls->n = 0;
+}
+
+void
+listener_set_pause(struct listener_set *ls)
+{
+	for (size_t i = 0; i < ls->n; i++) {
+		ev_io_stop(ls->loop, &ls->l[i].io);
+		ls->l[i].paused = true;
+	}
+	ev_timer_stop(ls->loop, &ls->resume);
+	ev_timer_set(&ls->resume, ACCEPT_PAUSE_SECS, 0.);
+	ev_timer_start(ls->loop, &ls->resume);
 }
 
 static void
-resume_accepting(struct worker *w)
+resume_now(struct listener_set *ls)
 {
-	if (w->stopping || w->draining)
+	if (ls->stopped)
 		return;
-	ev_timer_stop(w->loop, &w->accept_resume);
-	for (size_t i = 0; i < w->nlisteners; i++) {
-		if (w->listeners[i].paused) {
-			w->listeners[i].paused = false;
-			ev_io_start(w->loop, &w->listeners[i].io);
+	ev_timer_stop(ls->loop, &ls->resume);
+	for (size_t i = 0; i < ls->n; i++) {
+		if (ls->l[i].paused) {
+			ls->l[i].paused = false;
+			ev_io_start(ls->loop, &ls->l[i].io);
 		}
 	}
 }
 
 static void
-accept_resume_cb(struct ev_loop *loop, ev_timer *t, int revents)
+resume_cb(struct ev_loop *loop, ev_timer *t, int revents)
 {
-	struct worker *w = container_of(t, struct worker, accept_resume);
-
 	(void)loop;
 	(void)revents;
-	resume_accepting(w);
+	resume_now(container_of(t, struct listener_set, resume));
+}
+
+void
+listener_set_resume(struct listener_set *ls)
+{
+	/* Paused while the timer runs; stopped or closed, never again. */
+	if (!ls->stopped && ev_is_active(&ls->resume))
+		resume_now(ls);
 }
 
 static void
 accept_cb(struct ev_loop *loop, ev_io *io, int revents)
 {
 	struct listener *l = container_of(io, struct listener, io);
+	struct listener_set *ls = l->set;
 	static __thread ev_tstamp last_warn;
 
 	(void)revents;
-	if (l->w->stopping)
+	if (ls->stopped)
 		return; /* queued beside the stop in the loop's last iteration */
 	for (int i = 0; i < ACCEPT_BATCH; i++) {
 		struct sockaddr_storage ss;
@@ -118,57 +162,49 @@ accept_cb(struct ev_loop *loop, ev_io *io, int revents)
 					last_warn = ev_now(loop);
 					log_kv(LOG_WARN, "listener.pause",
 					       "lst=%s worker=%d reason=\"%s\" conns=%llu", l->name,
-					       l->w->id, strerror(errno),
-					       (unsigned long long)l->w->nconns);
+					       ls->w->id, strerror(errno),
+					       (unsigned long long)worker_conns(ls->w));
 				}
-				pause_accepting(l->w);
+				listener_set_pause(ls);
 				return;
 			}
 			log_kv(LOG_WARN, "listener.error", "lst=%s reason=\"%s\"", l->name,
 			       strerror(errno));
 			return;
 		}
-		metrics_accepted(&l->w->metrics, l->li);
-		(void)conn_new(l->w, l->li, fd, (struct sockaddr *)&ss, sl);
+		metrics_accepted(&ls->w->metrics, l->li);
+		(void)conn_new(ls->w, l->li, fd, (struct sockaddr *)&ss, sl);
 	}
 }
 
 void
-listener_start(struct worker *w)
+listener_set_start(struct listener_set *ls)
 {
-	ev_init(&w->accept_resume, accept_resume_cb);
-	for (size_t i = 0; i < w->nlisteners; i++) {
-		struct listener *l = &w->listeners[i];
+	ev_init(&ls->resume, resume_cb);
+	for (size_t i = 0; i < ls->n; i++) {
+		struct listener *l = &ls->l[i];
 		ev_io_init(&l->io, accept_cb, l->fd, EV_READ);
-		ev_io_start(w->loop, &l->io);
+		ev_io_start(ls->loop, &l->io);
 	}
 }
 
 void
-listener_stop(struct worker *w)
+listener_set_stop(struct listener_set *ls)
 {
-	ev_timer_stop(w->loop, &w->accept_resume);
-	for (size_t i = 0; i < w->nlisteners; i++)
-		ev_io_stop(w->loop, &w->listeners[i].io);
+	ls->stopped = true;
+	ev_timer_stop(ls->loop, &ls->resume);
+	for (size_t i = 0; i < ls->n; i++)
+		ev_io_stop(ls->loop, &ls->l[i].io);
 }
 
 void
-listener_close(struct worker *w)
+listener_set_close(struct listener_set *ls)
 {
-	listener_stop(w);
-	for (size_t i = 0; i < w->nlisteners; i++) {
-		if (w->listeners[i].fd >= 0)
-			close(w->listeners[i].fd);
-		w->listeners[i].fd = -1;
-		w->listeners[i].paused = false;
+	listener_set_stop(ls);
+	for (size_t i = 0; i < ls->n; i++) {
+		if (ls->l[i].fd >= 0)
+			close(ls->l[i].fd);
+		ls->l[i].fd = -1;
+		ls->l[i].paused = false;
 	}
-}
-
-void
-listener_conn_closed(struct worker *w)
-{
-	if (w->draining)
-		return;
-	if (ev_is_active(&w->accept_resume))
-		resume_accepting(w);
 }

@@ -17,6 +17,7 @@
 #include <openssl/ssl.h>
 
 #include "admin.h"
+#include "admin_cmd.h"
 #include "config.h"
 #include "health.h"
 #include "lifecycle.h"
@@ -27,7 +28,6 @@
 #include "metrics_http.h"
 #include "policy.h"
 #include "runtime.h"
-#include "state_url.h"
 #include "tls.h"
 #include "worker.h"
 
@@ -35,21 +35,22 @@
 #define POSTERN_VERSION "0.1.0"
 #endif
 
+/* The synopsis (the commands' lines from their table), the options, and
+ * with help each command's help line. */
 static void
-usage(FILE *f)
+usage(FILE *f, bool help)
 {
-	fprintf(
-	    f, "usage: postern [-t] -c FILE\n"
-	       "       postern -c FILE lock show USER | set USER imap|pop3 | clear USER | list\n"
-	       "       postern -c FILE route set USER BACKEND [--kick] | clear USER | show USER\n"
-	       "       postern -c FILE sessions [--user U] [--backend B] [--client CIDR] [--json]\n"
-	       "       postern -c FILE kick --user U | --backend B | --client CIDR\n"
-	       "       postern -c FILE backend list [--json] | backend NAME drain|maint|ready\n"
-	       "       postern -c FILE reload | stats | health\n"
-	       "       postern -V\n"
-	       "  -c FILE  configuration file (libconfig syntax)\n"
-	       "  -t       check the configuration and exit (1 on errors)\n"
-	       "  -V       print the version and exit\n");
+	fputs("usage: postern [-t] -c FILE\n", f);
+	admin_cmd_usage(f, ADMIN_VIA__COUNT, false);
+	fputs("       postern -V\n"
+	      "  -c FILE  configuration file (libconfig syntax)\n"
+	      "  -t       check the configuration and exit (1 on errors)\n"
+	      "  -V       print the version and exit\n",
+	      f);
+	if (help) {
+		fputs("commands:\n", f);
+		admin_cmd_help(f);
+	}
 }
 
 static void
@@ -176,17 +177,31 @@ reload(const char *path, const struct config *first, struct policy *policy, unsi
 	return -1;
 }
 
+/* What main's steps share: the daemon from start to stop. */
+struct daemon {
+	const char *path;          /* borrowed: argv's */
+	bool check;                /* -t */
+	struct config *cfg;        /* owned: the first config (listeners, workers) */
+	struct tls_state *tls;     /* borrowed from the first runtime once published */
+	struct policy *policy;     /* owned */
+	struct worker *workers;    /* owned: [cfg->workers] */
+	int *fds;                  /* owned: [w * nlisteners + i], taken over by the workers */
+	int admin_fd;              /* -1: no admin socket */
+	struct metrics_http *http; /* owned; NULL: no admin.http */
+	unsigned generation;       /* the runtime's, counting reloads */
+	sigset_t sigs;             /* what main's thread waits for */
+};
+
 /* A reload, its outcome told to the admin requests it covers. */
 static void
-reload_and_answer(const char *path, const struct config *first, struct policy *policy,
-                  unsigned *generation)
+reload_and_answer(struct daemon *d)
 {
 	uint64_t token = admin_reload_begin();
 	char *report = NULL;
 	int rc;
 
 	notify_reloading();
-	rc = reload(path, first, policy, generation, &report);
+	rc = reload(d->path, d->cfg, d->policy, &d->generation, &report);
 	notify_ready(); /* a failed reload leaves the old state serving */
 	admin_reload_done(token, rc == 0, report);
 	free(report);
@@ -208,9 +223,10 @@ workers_idle(struct worker *workers, int n)
  * SIGINT meanwhile stops at once; SIGHUP still reloads.
  */
 static void
-drain(const char *path, const struct config *first, struct policy *policy, unsigned *generation,
-      struct worker *workers, const sigset_t *sigs)
+drain(struct daemon *d)
 {
+	const struct config *first = d->cfg;
+	struct worker *workers = d->workers;
 	struct runtime *rt = runtime_get();
 	uint64_t spread = rt->cfg->timeouts.drain_spread_ms, limit = rt->cfg->timeouts.drain_ms;
 	uint64_t start = now_ms();
@@ -225,11 +241,11 @@ drain(const char *path, const struct config *first, struct policy *policy, unsig
 	 * waits a little longer for their last words to go out. */
 	while (!workers_idle(workers, first->workers) && now_ms() - start < limit + 1000) {
 		struct timespec tick = {0, 100 * 1000 * 1000};
-		int sig = sigtimedwait(sigs, NULL, &tick);
+		int sig = sigtimedwait(&d->sigs, NULL, &tick);
 
 		tls_tickets_tick(now_ms());
 		if (sig == SIGHUP)
-			reload_and_answer(path, first, policy, generation);
+			reload_and_answer(d);
 		else if (sig == SIGINT) {
 			log_kv(LOG_INFO, "postern.stop", "signal=INT note=\"drain cut short\"");
 			return;
@@ -241,179 +257,99 @@ drain(const char *path, const struct config *first, struct policy *policy, unsig
 }
 
 /*
- * postern -c FILE sessions|kick|...: through the admin socket.  A file
- * that does not load still names its socket (a reload of a broken file is
- * for the daemon to refuse, with its own words); one that cannot be parsed
- * at all shows its errors here.
+ * The options.  Returns -1 to go on (d->path and d->check set, optind at
+ * the first word after them), else the exit status (-V, -h, usage).
  */
 static int
-admin_command(const char *path, int argc, char **argv)
+parse_args(struct daemon *d, int argc, char **argv)
 {
-	char *report = NULL, *sock = NULL;
-	size_t len = 0;
-	FILE *errs = open_memstream(&report, &len);
-	struct config *cfg = config_load(path, errs);
-	int rc;
-
-	if (errs != NULL)
-		fclose(errs);
-	if (cfg != NULL)
-		sock = cfg->admin.socket != NULL ? strdup(cfg->admin.socket) : NULL;
-	else if ((sock = config_admin_socket(path)) == NULL) {
-		fputs(report != NULL ? report : "postern: cannot load the configuration\n", stderr);
-		free(report);
-		return 1;
-	}
-	rc = admin_client_main(path, sock, argc, argv, stdout, stderr);
-	free(sock);
-	free(report);
-	config_unref(&cfg);
-	return rc;
-}
-
-/* Does `kick` (argc words) go to the fleet: "--user U" with a shared
- * (Redis) store in the file at path? */
-static bool
-fleet_kick(const char *path, int argc)
-{
-	struct config *cfg;
-	FILE *quiet;
-	bool shared;
-
-	if (argc != 3 || (quiet = fopen("/dev/null", "w")) == NULL)
-		return false;
-	cfg = config_load(path, quiet); /* its errors are the admin command's to tell */
-	fclose(quiet);
-	shared = cfg != NULL && cfg->state != NULL && state_url_is_redis(cfg->state);
-	config_unref(&cfg);
-	return shared;
-}
-
-/*
- * postern -c FILE route ... | kick --user U: on the state store (the fleet's
- * channel with Redis).  A route set --kick on a store that is not shared
- * kicks through this daemon's admin socket instead.
- */
-static int
-fleet_command(const char *path, int argc, char **argv)
-{
-	struct config *cfg = config_load(path, stderr);
-	bool local_kick;
-	int rc;
-
-	if (cfg == NULL)
-		return 1;
-	local_kick = strcmp(argv[0], "route") == 0 && argc == 5 && strcmp(argv[4], "--kick") == 0 &&
-	             (cfg->state == NULL || !state_url_is_redis(cfg->state));
-	rc = policy_admin_fleet(cfg, local_kick ? 4 : argc, argv, stdout, stderr);
-	config_unref(&cfg);
-	if (rc == 0 && local_kick) {
-		char *kick[] = {"kick", "--user", argv[2], NULL};
-		rc = admin_command(path, 3, kick);
-	}
-	return rc;
-}
-
-int
-main(int argc, char **argv)
-{
-	const char *path = NULL;
-	bool check = false;
-	struct config *cfg;
-	struct worker *workers;
-	struct tls_state *tls;
-	struct runtime *rt;
-	struct policy *policy;
-	struct metrics_http *http = NULL;
-	unsigned generation = 1;
-	sigset_t sigs;
-	int *fds, opt, admin_fd = -1;
-	size_t nl;
+	int opt;
 
 	/* "+": options end at the first word (lock ...). */
 	while ((opt = getopt(argc, argv, "+c:tVh")) != -1) {
 		switch (opt) {
 		case 'c':
-			path = optarg;
+			d->path = optarg;
 			break;
 		case 't':
-			check = true;
+			d->check = true;
 			break;
 		case 'V':
 			printf("postern %s (%s)\n", POSTERN_VERSION,
 			       OpenSSL_version(OPENSSL_VERSION));
 			return 0;
 		case 'h':
-			usage(stdout);
+			usage(stdout, true);
 			return 0;
 		default:
-			usage(stderr);
+			usage(stderr, false);
 			return 2;
 		}
 	}
-	if (path == NULL ||
-	    (optind != argc && strcmp(argv[optind], "lock") != 0 &&
-	     strcmp(argv[optind], "route") != 0 && !admin_is_command(argv[optind]))) {
-		usage(stderr);
+	if (d->path == NULL || (optind != argc && admin_cmd_find(argv[optind]) == NULL)) {
+		usage(stderr, false);
 		return 2;
 	}
+	return -1;
+}
 
-	/* kick --user with a shared store goes to the whole fleet (every proxy,
-	 * this one included, kicks on the store's channel); every other admin
-	 * command, and kick without a shared store, to this daemon's socket. */
-	if (optind != argc && strcmp(argv[optind], "kick") == 0 && fleet_kick(path, argc - optind))
-		return fleet_command(path, argc - optind, argv + optind);
-	if (optind != argc && admin_is_command(argv[optind]))
-		return admin_command(path, argc - optind, argv + optind);
-	if (optind != argc && strcmp(argv[optind], "route") == 0)
-		return fleet_command(path, argc - optind, argv + optind);
-	cfg = config_load(path, stderr);
-	if (cfg == NULL)
+/*
+ * Load the file and its TLS state into d; with -t, check the policy too
+ * and say so.  Returns -1 to go on, else the exit status (nothing left
+ * held).
+ */
+static int
+load_config(struct daemon *d)
+{
+	d->cfg = config_load(d->path, stderr);
+	if (d->cfg == NULL)
 		return 1;
-	if (optind != argc) {
-		/* postern -c FILE lock ...: on the live store. */
-		int rc = policy_admin_main(cfg, argc - optind, argv + optind, stdout, stderr);
-		config_unref(&cfg);
-		return rc;
-	}
-	tls = tls_state_new(cfg, stderr);
-	if (tls == NULL || tls_tickets_load(cfg, stderr) < 0) {
-		tls_state_unref(&tls);
-		config_unref(&cfg);
+	d->tls = tls_state_new(d->cfg, stderr);
+	if (d->tls == NULL || tls_tickets_load(d->cfg, stderr) < 0 ||
+	    (d->check && policy_check(d->cfg, stderr) < 0)) {
+		tls_state_unref(&d->tls);
+		config_unref(&d->cfg);
 		return 1;
 	}
-	if (check) {
-		if (policy_check(cfg, stderr) < 0) {
-			tls_state_unref(&tls);
-			config_unref(&cfg);
-			return 1;
-		}
-		printf("%s: configuration ok (%zu listeners, %zu backends, %d workers)\n", path,
-		       cfg->nlisteners, cfg->nbackends, cfg->workers);
-		tls_state_unref(&tls);
-		config_unref(&cfg);
-		return 0;
-	}
+	if (!d->check)
+		return -1;
+	printf("%s: configuration ok (%zu listeners, %zu backends, %d workers)\n", d->path,
+	       d->cfg->nlisteners, d->cfg->nbackends, d->cfg->workers);
+	tls_state_unref(&d->tls);
+	config_unref(&d->cfg);
+	return 0;
+}
+
+/*
+ * While we may still be root: publish the first runtime, open the store,
+ * bind every worker's listeners, admin.http and the admin socket; then
+ * drop privileges.  Returns -1 to go on or 1 (the store did not open);
+ * fatal() on anything else.
+ */
+static int
+daemon_bind(struct daemon *d)
+{
+	const struct config *cfg = d->cfg;
+	size_t nl = cfg->nlisteners;
+	struct runtime *rt;
+
 	/* The first pair; cfg stays referenced here for the listeners' names. */
-	rt = runtime_new(config_ref(cfg), tls, generation);
+	rt = runtime_new(config_ref(d->cfg), d->tls, d->generation);
 	if (rt == NULL)
 		fatal("out of memory");
 	runtime_publish(rt);
 	log_set_level(cfg->log_level);
 	signal(SIGPIPE, SIG_IGN);
 	/* The state store opens now, while we may still be root. */
-	policy = policy_new(cfg, stderr);
-	if (policy == NULL) {
-		tls_state_unref(&tls);
-		config_unref(&cfg);
+	d->policy = policy_new(cfg, stderr);
+	if (d->policy == NULL) {
+		tls_state_unref(&d->tls);
+		config_unref(&d->cfg);
 		return 1;
 	}
-
-	/* Bind every worker's sockets while we may still be root. */
-	nl = cfg->nlisteners;
-	fds = calloc((size_t)cfg->workers * nl, sizeof(*fds));
-	workers = calloc((size_t)cfg->workers, sizeof(*workers));
-	if (fds == NULL || workers == NULL)
+	d->fds = calloc((size_t)cfg->workers * nl, sizeof(*d->fds));
+	d->workers = calloc((size_t)cfg->workers, sizeof(*d->workers));
+	if (d->fds == NULL || d->workers == NULL)
 		fatal("out of memory");
 	for (int w = 0; w < cfg->workers; w++) {
 		for (size_t i = 0; i < nl; i++) {
@@ -424,12 +360,12 @@ main(int argc, char **argv)
 				        cfg->listeners[i].listen, err, strerror(errno));
 				exit(1);
 			}
-			fds[(size_t)w * nl + i] = fd;
+			d->fds[(size_t)w * nl + i] = fd;
 		}
 	}
 	if (cfg->admin.http != NULL) {
 		const char *err = NULL;
-		if ((http = metrics_http_new(cfg->admin.http, &err)) == NULL) {
+		if ((d->http = metrics_http_new(cfg->admin.http, &err)) == NULL) {
 			fprintf(stderr, "postern: admin.http %s: %s: %s\n", cfg->admin.http, err,
 			        strerror(errno));
 			exit(1);
@@ -440,9 +376,9 @@ main(int argc, char **argv)
 		struct passwd *pw = cfg->user != NULL && getuid() == 0 ? getpwnam(cfg->user) : NULL;
 		const char *err = NULL;
 
-		admin_fd = admin_bind(cfg->admin.socket, pw ? pw->pw_uid : (uid_t)-1,
-		                      pw ? pw->pw_gid : (gid_t)-1, &err);
-		if (admin_fd < 0) {
+		d->admin_fd = admin_bind(cfg->admin.socket, pw ? pw->pw_uid : (uid_t)-1,
+		                         pw ? pw->pw_gid : (gid_t)-1, &err);
+		if (d->admin_fd < 0) {
 			fprintf(stderr, "postern: admin socket %s: %s: %s\n", cfg->admin.socket,
 			        err, strerror(errno));
 			exit(1);
@@ -450,30 +386,43 @@ main(int argc, char **argv)
 	}
 	if (cfg->user != NULL && drop_privileges(cfg->user) < 0)
 		fatal("cannot drop privileges to the configured user");
+	return -1;
+}
 
-	/* Signals go to this thread only (sigwait below); workers never see them. */
-	sigemptyset(&sigs);
-	sigaddset(&sigs, SIGTERM);
-	sigaddset(&sigs, SIGINT);
-	sigaddset(&sigs, SIGHUP);
-	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+/*
+ * Block the signals (main's thread takes them, workers never see them),
+ * start the workers, the health checker, metrics and the admin socket, and
+ * tell systemd.  fatal() on failure.
+ */
+static void
+daemon_start(struct daemon *d)
+{
+	const struct config *cfg = d->cfg;
+	size_t nl = cfg->nlisteners;
 
-	admin_attach_workers(workers, (size_t)cfg->workers); /* kicks from the fleet */
+	sigemptyset(&d->sigs);
+	sigaddset(&d->sigs, SIGTERM);
+	sigaddset(&d->sigs, SIGINT);
+	sigaddset(&d->sigs, SIGHUP);
+	pthread_sigmask(SIG_BLOCK, &d->sigs, NULL);
+
+	admin_attach_workers(d->workers, (size_t)cfg->workers); /* kicks from the fleet */
 	for (int w = 0; w < cfg->workers; w++) {
-		if (worker_init(&workers[w], w, cfg, policy, &fds[(size_t)w * nl], nl) < 0 ||
-		    worker_start(&workers[w]) < 0)
+		if (worker_init(&d->workers[w], w, cfg, d->policy, &d->fds[(size_t)w * nl], nl) <
+		        0 ||
+		    worker_start(&d->workers[w]) < 0)
 			fatal("cannot start worker");
 	}
 	if (health_start() < 0)
 		fatal("cannot start the health checker");
-	metrics_publish(workers, (size_t)cfg->workers, policy, POSTERN_VERSION);
-	if (http != NULL) {
+	metrics_publish(d->workers, (size_t)cfg->workers, d->policy, POSTERN_VERSION);
+	if (d->http != NULL) {
 		const char *err = NULL;
-		if (metrics_http_start(http, &err) < 0)
+		if (metrics_http_start(d->http, &err) < 0)
 			fatal(err);
 	}
-	if (admin_fd >= 0 &&
-	    admin_start(admin_fd, cfg->admin.socket, workers, (size_t)cfg->workers) < 0)
+	if (d->admin_fd >= 0 &&
+	    admin_start(d->admin_fd, cfg->admin.socket, d->workers, (size_t)cfg->workers) < 0)
 		fatal("cannot start the admin socket");
 	log_kv(LOG_INFO, "postern.start", "version=%s workers=%d listeners=%zu backends=%zu",
 	       POSTERN_VERSION, cfg->workers, cfg->nlisteners, cfg->nbackends);
@@ -483,37 +432,73 @@ main(int argc, char **argv)
 		       proto_name(cfg->listeners[i].proto),
 		       cfg->listeners[i].tls == TLSM_IMPLICIT ? "implicit" : "starttls");
 	notify_ready(); /* systemd: bound, workers running */
+}
 
+/*
+ * Serve until SIGTERM (after draining) or SIGINT: reload at SIGHUP, tick
+ * the ticket-key clock.  Returns when the daemon is to stop.
+ */
+static void
+daemon_run(struct daemon *d)
+{
 	for (;;) {
 		/* Wake once a second for the ticket-key clock. */
 		struct timespec tick = {1, 0};
-		int sig = sigtimedwait(&sigs, NULL, &tick);
+		int sig = sigtimedwait(&d->sigs, NULL, &tick);
 
 		tls_tickets_tick(now_ms());
 		if (sig < 0)
 			continue;
 		if (sig == SIGHUP) {
-			reload_and_answer(path, cfg, policy, &generation);
+			reload_and_answer(d);
 			continue;
 		}
 		notify_stopping();
 		log_kv(LOG_INFO, "postern.stop", "signal=%s", sig == SIGTERM ? "TERM" : "INT");
 		if (sig == SIGTERM)
-			drain(path, cfg, policy, &generation, workers, &sigs);
-		break;
+			drain(d);
+		return;
 	}
-	metrics_http_free(&http); /* no scrape runs past here */
+}
+
+/*
+ * Stop and free everything daemon_start() started, in order: no scrape,
+ * no health check, the workers, then the admin socket (their last answers
+ * are in).
+ */
+static void
+daemon_stop(struct daemon *d)
+{
+	metrics_http_free(&d->http); /* no scrape runs past here */
 	metrics_unpublish();
 	health_stop();
-	for (int w = 0; w < cfg->workers; w++)
-		worker_stop(&workers[w]);
-	for (int w = 0; w < cfg->workers; w++)
-		worker_join(&workers[w]);
+	for (int w = 0; w < d->cfg->workers; w++)
+		worker_stop(&d->workers[w]);
+	for (int w = 0; w < d->cfg->workers; w++)
+		worker_join(&d->workers[w]);
 	admin_stop(); /* after the workers: their last answers are in */
-	free(workers);
-	free(fds);
+	free(d->workers);
+	free(d->fds);
 	runtime_publish(NULL);
-	policy_free(&policy);
-	config_unref(&cfg);
+	policy_free(&d->policy);
+	config_unref(&d->cfg);
+}
+
+int
+main(int argc, char **argv)
+{
+	struct daemon d = {.admin_fd = -1, .generation = 1};
+	int rc;
+
+	if ((rc = parse_args(&d, argc, argv)) >= 0)
+		return rc;
+	/* postern -c FILE <command> ...: the store, the fleet or the socket. */
+	if (optind != argc)
+		return admin_client_main(d.path, argc - optind, argv + optind);
+	if ((rc = load_config(&d)) >= 0 || (rc = daemon_bind(&d)) >= 0)
+		return rc;
+	daemon_start(&d);
+	daemon_run(&d);
+	daemon_stop(&d);
 	return 0;
 }

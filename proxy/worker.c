@@ -9,7 +9,6 @@
 
 #include <openssl/rand.h>
 
-#include "admin.h"
 #include "conn.h"
 #include "listener.h"
 #include "log.h"
@@ -25,17 +24,17 @@ reap_cb(struct ev_loop *loop, ev_prepare *p, int revents)
 	if (w->reap != NULL) {
 		conn_reap(w);
 		/* Descriptors came back: resume accepting if they had run out. */
-		listener_conn_closed(w);
+		listener_set_resume(&w->listeners);
 	}
 }
 
 #define END_SWEEP_SECONDS 0.1 /* how often sessions being ended are looked at */
 
-/* Run what the admin thread queued; with close, refuse anything later. */
+/* Run what other threads queued; with close, refuse anything later. */
 static void
 mbox_run(struct worker *w, bool close)
 {
-	struct admin_job *jobs[WORKER_MAILBOX_MAX];
+	struct worker_job *jobs[WORKER_MAILBOX_MAX];
 	size_t n;
 
 	pthread_mutex_lock(&w->mbox_lock);
@@ -46,7 +45,7 @@ mbox_run(struct worker *w, bool close)
 		w->mbox_closed = true;
 	pthread_mutex_unlock(&w->mbox_lock);
 	for (size_t i = 0; i < n; i++)
-		admin_job_run(jobs[i], w); /* the job goes back to the admin thread */
+		jobs[i]->run(w, jobs[i]); /* the job goes back to its poster */
 }
 
 static void
@@ -58,7 +57,7 @@ mbox_cb(struct ev_loop *loop, ev_async *a, int revents)
 }
 
 int
-worker_post(struct worker *w, struct admin_job *job)
+worker_post(struct worker *w, struct worker_job *job)
 {
 	int rc = -1;
 
@@ -132,7 +131,7 @@ drain_cb(struct ev_loop *loop, ev_async *a, int revents)
 	if (w->draining || w->stopping)
 		return;
 	w->draining = true;
-	listener_close(w);
+	listener_set_close(&w->listeners);
 	/* Each session its own moment within the spread, so that thousands of
 	 * clients do not come back at once. */
 	for (struct conn *c = w->conns; c != NULL; c = next) {
@@ -157,7 +156,7 @@ stop_cb(struct ev_loop *loop, ev_async *a, int revents)
 	(void)revents;
 	w->stopping = true;
 	mbox_run(w, true); /* answer what is queued, then take no more */
-	listener_stop(w);
+	listener_set_stop(&w->listeners);
 	ev_timer_stop(loop, &w->end_sweep);
 	while (w->conns != NULL)
 		conn_close(w->conns, CLOSE_SHUTDOWN);
@@ -185,16 +184,8 @@ worker_init(struct worker *w, int id, const struct config *cfg, struct policy *p
 		w->cid_state = (uint64_t)getpid() * 0x9e3779b97f4a7c15ULL + (uint64_t)id;
 	if (metrics_init(&w->metrics, nfds) < 0)
 		return -1;
-	w->listeners = calloc(nfds, sizeof(*w->listeners));
-	if (w->listeners == NULL && nfds > 0)
+	if (listener_set_init(&w->listeners, w, w->loop, cfg, fds, nfds) < 0)
 		return -1;
-	w->nlisteners = nfds;
-	for (size_t i = 0; i < nfds; i++) {
-		w->listeners[i].fd = fds[i];
-		w->listeners[i].li = i;
-		w->listeners[i].name = cfg->listeners[i].name;
-		w->listeners[i].w = w;
-	}
 	ev_async_init(&w->stop_async, stop_cb);
 	ev_async_start(w->loop, &w->stop_async);
 	ev_async_init(&w->drain_async, drain_cb);
@@ -205,7 +196,7 @@ worker_init(struct worker *w, int id, const struct config *cfg, struct policy *p
 	ev_init(&w->end_sweep, end_sweep_cb);
 	ev_prepare_init(&w->reap_prepare, reap_cb);
 	ev_prepare_start(w->loop, &w->reap_prepare);
-	listener_start(w);
+	listener_set_start(&w->listeners);
 	return 0;
 }
 
@@ -241,12 +232,9 @@ void
 worker_join(struct worker *w)
 {
 	pthread_join(w->thread, NULL);
-	for (size_t i = 0; i < w->nlisteners; i++)
-		if (w->listeners[i].fd >= 0)
-			close(w->listeners[i].fd);
-	free(w->listeners);
+	listener_set_deinit(&w->listeners);
 	metrics_deinit(&w->metrics);
-	/* mbox_lock stays: the admin thread may still find the mailbox closed
-	 * until admin_stop(). */
+	/* mbox_lock stays: a poster may still find the mailbox closed (the
+	 * admin thread until admin_stop()). */
 	ev_loop_destroy(w->loop);
 }

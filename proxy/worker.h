@@ -20,19 +20,28 @@
 #include "policy.h"
 
 struct conn;
-struct admin_job;
+struct worker;
+struct worker_job;
 
-#define WORKER_MAILBOX_MAX 64 /* admin jobs queued at once; more are refused */
+#define WORKER_MAILBOX_MAX 64 /* jobs queued at once; more are refused */
+
+/* Runs job on w's own loop; job belongs to whoever posted it (embedded in
+ * the poster's own record: container_of), the worker keeps no pointer. */
+typedef void (*worker_job_cb)(struct worker *w, struct worker_job *job);
+
+/* Work another thread hands a worker (worker_post): a function and, by
+ * embedding, its payload. */
+struct worker_job {
+	worker_job_cb run;
+};
 
 struct worker {
 	int id;
 	struct ev_loop *loop; /* owned */
 	pthread_t thread;
-	struct listener *listeners; /* [i] serves cfg->listeners[i] of every runtime */
-	size_t nlisteners;
+	struct listener_set listeners; /* embedded: its sockets, accepting into conns */
 	ev_async stop_async;
 	ev_prepare reap_prepare;
-	ev_timer accept_resume;      /* after EMFILE: accepting resumes shortly */
 	struct policy *policy;       /* borrowed: the process's policy */
 	struct policy_worker *pw;    /* owned: this loop's way into it */
 	struct conn *conns;          /* all live conns (for shutdown) */
@@ -52,10 +61,10 @@ struct worker {
 	atomic_uint_fast64_t drain_spread_ms, drain_deadline_ms;
 	bool draining;
 
-	/* Admin jobs from the admin thread: a list under mbox_lock, announced
-	 * by mbox_async; closed (refusing jobs) once the worker stops. */
+	/* Jobs from other threads: a list under mbox_lock, announced by
+	 * mbox_async; closed (refusing jobs) once the worker stops. */
 	pthread_mutex_t mbox_lock;
-	struct admin_job *mbox[WORKER_MAILBOX_MAX]; /* the admin's, held here until run */
+	struct worker_job *mbox[WORKER_MAILBOX_MAX]; /* borrowed: held here until run */
 	size_t nmbox;
 	bool mbox_closed;
 	ev_async mbox_async;
@@ -74,9 +83,10 @@ void worker_stop(struct worker *w);
 void worker_drain(struct worker *w, uint64_t spread_ms, uint64_t deadline_ms);
 /* Live connections now (thread-safe, a moment's count). */
 uint64_t worker_conns(struct worker *w);
-/* Queue an admin job; w runs admin_job_run() on its own loop.  -1 when
- * the worker stopped or its mailbox is full (then nothing is queued). */
-int worker_post(struct worker *w, struct admin_job *job);
+/* Queue job (thread-safe); w calls job->run(w, job) on its own loop, also
+ * when it stops (then before it closes its conns).  -1 when the worker
+ * stopped or its mailbox is full: nothing is queued, job is the caller's. */
+int worker_post(struct worker *w, struct worker_job *job);
 /* A conn of w started / finished ending politely (conn.c): the sweep runs
  * while any is pending. */
 void worker_end_started(struct worker *w);

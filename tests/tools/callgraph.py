@@ -21,6 +21,9 @@ ALLOWED = {
     ("proxy/conn", "proxy/worker"):
         "the worker owns its connections (accepts, reaps, sweeps them); a "
         "connection tells its worker when it starts or ends a polite close",
+    ("proxy/listener", "proxy/worker"):
+        "the worker owns its listener_set (starts, pauses, closes it); a "
+        "listener hands each accepted socket to its worker",
     ("proxy/conn", "proxy/imap_session"):
         "the connection owns its pre-auth dialog: it calls the protocol's "
         "ops, the dialog writes and closes through the connection",

@@ -1,0 +1,124 @@
+/*
+ * admin_worker.c: the admin's jobs, and the part of them that runs on a
+ * worker's thread (from its mailbox): list or kick that worker's conns
+ * that match a filter, then hand the job back to the admin thread.  The
+ * only admin code that reads a conn; it never touches the admin's clients.
+ */
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "acl.h"
+#include "conn.h"
+#include "log.h"
+#include "worker.h"
+
+#include "admin_impl.h"
+
+struct admin_job *
+admin_job_new(enum job_kind kind, const struct filter *f, struct aclient *ac)
+{
+	struct admin_job *job = calloc(1, sizeof(*job));
+
+	if (job == NULL)
+		return NULL;
+	job->wj.run = admin_job_run;
+	job->kind = kind;
+	job->f = *f;
+	job->ac = ac;
+	return job;
+}
+
+void
+admin_job_free(struct admin_job **jobp)
+{
+	struct admin_job *job = *jobp;
+
+	if (job == NULL)
+		return;
+	free(job->recs);
+	free(job);
+	*jobp = NULL;
+}
+
+/* ---- on a worker's thread ------------------------------------------------ */
+
+static bool
+filter_match(const struct filter *f, const struct conn *c)
+{
+	if (f->user_set && strcasecmp(c->user, f->user) != 0)
+		return false;
+	if (f->backend_set && (c->backend_name == NULL || strcmp(c->backend_name, f->backend) != 0))
+		return false;
+	if (f->client_set) {
+		struct acl_addr a;
+		if (acl_addr_from_sockaddr((const struct sockaddr *)&c->client_sa,
+		                           sizeof(c->client_sa), &a) < 0 ||
+		    !acl_match(&f->client, &a))
+			return false;
+	}
+	return true;
+}
+
+static void
+job_list_add(struct admin_job *job, const struct conn *c)
+{
+	struct session_rec *r;
+
+	if (job->nrecs == job->cap) {
+		size_t ncap = job->cap ? job->cap * 2 : 64;
+		struct session_rec *nr;
+
+		if (ncap > ADMIN_SESSIONS_MAX)
+			ncap = ADMIN_SESSIONS_MAX;
+		if (ncap == job->cap || (nr = realloc(job->recs, ncap * sizeof(*nr))) == NULL) {
+			job->truncated = true;
+			return;
+		}
+		job->recs = nr;
+		job->cap = ncap;
+	}
+	r = &job->recs[job->nrecs++];
+	memset(r, 0, sizeof(*r));
+	r->cid = c->id;
+	r->proto = c->lc->proto;
+	r->state = c->state;
+	r->ending = c->ending;
+	r->since = c->started;
+	r->in = c->bytes_in + c->relay.up_bytes;
+	r->out = c->bytes_out + c->relay.down_bytes;
+	snprintf(r->user, sizeof(r->user), "%s", c->user);
+	snprintf(r->client, sizeof(r->client), "%s", c->peer);
+	snprintf(r->backend, sizeof(r->backend), "%s", c->backend_name ? c->backend_name : "");
+}
+
+void
+admin_job_run(struct worker *w, struct worker_job *wj)
+{
+	struct admin_job *job = container_of(wj, struct admin_job, wj);
+	struct conn *next;
+
+	for (struct conn *c = w->conns; c != NULL; c = next) {
+		next = c->next; /* a kicked c may be closed (unlinked) at once */
+		if (c->closed || !filter_match(&job->f, c))
+			continue;
+		if (job->kind == JOB_LIST) {
+			job_list_add(job, c);
+		} else if (c->state != CS_CLOSING) {
+			job->kicked++;
+			conn_end_politely(c, CLOSE_KICKED, 0,
+			                  (double)c->cfg->timeouts.drain_ms / 1000.0);
+		}
+	}
+	if (job->ac == NULL) {
+		/* A kick from the fleet's channel: nobody waits for the count. */
+		char qu[LOG_QUOTED_MAX];
+		if (job->kicked > 0)
+			log_kv(LOG_INFO, "fleet.kicked", "worker=%d user=%s sessions=%llu", w->id,
+			       log_quote(qu, sizeof(qu), job->f.user, strlen(job->f.user)),
+			       (unsigned long long)job->kicked);
+		admin_job_free(&job);
+		return;
+	}
+	admin_job_answered(job); /* back to the admin thread */
+}
