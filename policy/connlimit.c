@@ -25,20 +25,20 @@ connlimit_session(const uint32_t live[PROTO__COUNT], enum proto_kind proto, uint
 	return max != 0 && total >= max ? CONNLIMIT_USER_FULL : CONNLIMIT_OK;
 }
 
-const char *
-connlimit_name(enum connlimit_rc rc)
+enum policy_reason
+connlimit_reason(enum connlimit_rc rc)
 {
 	switch (rc) {
 	case CONNLIMIT_OK:
-		return "ok";
+		return PR_OK;
 	case CONNLIMIT_IP_FULL:
-		return "ip_connection_limit";
+		return PR_IP_CONNECTION_LIMIT;
 	case CONNLIMIT_USER_FULL:
-		return "user_session_limit";
+		return PR_USER_SESSION_LIMIT;
 	case CONNLIMIT_OTHER_PROTO:
-		return "concurrent_other_protocol";
+		return PR_CONCURRENT_OTHER_PROTOCOL;
 	case CONNLIMIT_TABLE_FULL:
-		return "counters_table_full";
+		return PR_COUNTERS_TABLE_FULL;
 	}
-	return "?";
+	return PR__COUNT; /* named "?" */
 }

@@ -11,6 +11,7 @@
 #include <stdint.h>
 
 #include "config.h"
+#include "policy_reason.h"
 
 enum connlimit_rc {
 	CONNLIMIT_OK,
@@ -31,7 +32,7 @@ enum connlimit_rc connlimit_conn(uint32_t live, uint32_t max);
 enum connlimit_rc connlimit_session(const uint32_t live[PROTO__COUNT], enum proto_kind proto,
                                     uint32_t max, bool exclusive);
 
-/* "ip_limit", "user_limit", ...: for reason= in logs. */
-const char *connlimit_name(enum connlimit_rc rc);
+/* The reason= of rc (PR_OK for CONNLIMIT_OK). */
+enum policy_reason connlimit_reason(enum connlimit_rc rc);
 
 #endif

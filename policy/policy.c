@@ -33,7 +33,7 @@
 #define POLICY_THROTTLE_MAX (64 * 1024)
 #define FULL_LOG_EVERY_MS   60000 /* "counters table full" at most once a minute */
 
-const char *const policy_verdict_name[POLICY__COUNT] = {
+const char *const policy_verdict_name[] = {
     [POLICY_ALLOW] = "allow",
     [POLICY_DENY_ACL] = "acl",
     [POLICY_DENY_LIMIT] = "limit",
@@ -41,6 +41,8 @@ const char *const policy_verdict_name[POLICY__COUNT] = {
     [POLICY_DENY_PROTOCOL] = "protocol",
     [POLICY_DENY_INTERNAL] = "internal",
 };
+_Static_assert(sizeof(policy_verdict_name) / sizeof(policy_verdict_name[0]) == POLICY__COUNT,
+               "policy_verdict_name must name every verdict");
 
 uint64_t
 policy_now_ms(void)
@@ -347,7 +349,7 @@ policy_proxy_trusted(const struct listener_conf *lc, const struct sockaddr *sa, 
 
 enum policy_verdict
 policy_accept(struct policy *p, const struct sockaddr *sa, socklen_t salen, struct policy_conn *pc,
-              const char **reason_out)
+              enum policy_reason *reason_out)
 {
 	struct policy_conf *c;
 	struct acl_addr a, key;
@@ -355,12 +357,12 @@ policy_accept(struct policy *p, const struct sockaddr *sa, socklen_t salen, stru
 	enum policy_verdict v = POLICY_ALLOW;
 
 	memset(pc, 0, sizeof(*pc));
-	*reason_out = "ok";
+	*reason_out = PR_OK;
 	if (acl_addr_from_sockaddr(sa, salen, &a) < 0)
 		return POLICY_ALLOW; /* not an IP client (a local socket): nothing to check */
 	c = policy_conf_get(p);
 	if (!acl_allowed(c->allow, c->nallow, c->deny, c->ndeny, &a)) {
-		*reason_out = "acl";
+		*reason_out = PR_ACL;
 		v = POLICY_DENY_ACL;
 		goto out;
 	}
@@ -370,7 +372,7 @@ policy_accept(struct policy *p, const struct sockaddr *sa, socklen_t salen, stru
 		pc->key = key;
 		pc->counted = true;
 	} else {
-		*reason_out = connlimit_name(rc);
+		*reason_out = connlimit_reason(rc);
 		v = POLICY_DENY_LIMIT;
 		if (rc == CONNLIMIT_TABLE_FULL)
 			warn_full(p, policy_now_ms());
@@ -534,7 +536,7 @@ pw_async_cb(struct ev_loop *loop, ev_async *w, int revents)
 
 /* Answer r on the loop's next turn, never from inside policy_postauth(). */
 static void
-answer_soon(struct policy_req *r, enum policy_verdict v, const char *reason,
+answer_soon(struct policy_req *r, enum policy_verdict v, enum policy_reason reason,
             enum proto_kind allowed)
 {
 	struct policy_worker *pw = r->pw;
@@ -552,7 +554,7 @@ answer_soon(struct policy_req *r, enum policy_verdict v, const char *reason,
 	ev_async_send(pw->loop, &pw->async);
 }
 
-static void answer_soon(struct policy_req *r, enum policy_verdict v, const char *reason,
+static void answer_soon(struct policy_req *r, enum policy_verdict v, enum policy_reason reason,
                         enum proto_kind allowed);
 
 /* Answer r now (from a callback) or on the next loop turn (inside the call). */
@@ -579,7 +581,7 @@ policy_on_store_answer(void *arg, int rc, const char *err, const struct store_cl
 	}
 	if (rc != 0) {
 		policy_warn_store(r->pw->p, r->user, r->user_len, err, r->now_ms);
-		r->ans = (struct policy_answer){POLICY_DENY_INTERNAL, "store_error", PROTO__COUNT};
+		r->ans = (struct policy_answer){POLICY_DENY_INTERNAL, PR_STORE_ERROR, PROTO__COUNT};
 	} else {
 		if (r->fallback_claim &&
 		    (a->outcome == STORE_CLAIM_CREATED || a->outcome == STORE_CLAIM_REPLACED ||
@@ -606,7 +608,7 @@ policy_step_claim(struct policy_req *r)
 	const char *err = "no state store";
 
 	if (!r->uses_store) {
-		r->ans = (struct policy_answer){POLICY_ALLOW, r->degraded ? "ok_degraded" : "ok",
+		r->ans = (struct policy_answer){POLICY_ALLOW, r->degraded ? PR_OK_DEGRADED : PR_OK,
 		                                PROTO__COUNT};
 		policy_respond(r);
 		return;
@@ -627,7 +629,7 @@ policy_step_claim(struct policy_req *r)
 		return;
 	}
 	policy_warn_store(p, r->user, r->user_len, err, r->now_ms);
-	r->ans = (struct policy_answer){POLICY_DENY_INTERNAL, "store_error", PROTO__COUNT};
+	r->ans = (struct policy_answer){POLICY_DENY_INTERNAL, PR_STORE_ERROR, PROTO__COUNT};
 	policy_respond(r);
 }
 
@@ -687,7 +689,7 @@ policy_postauth_sid(struct policy_worker *pw, const struct sockaddr *sa, socklen
 		}
 	}
 	if ((unsigned)proto >= PROTO__COUNT) {
-		answer_soon(r, POLICY_DENY_INTERNAL, "bad_protocol", PROTO__COUNT);
+		answer_soon(r, POLICY_DENY_INTERNAL, PR_BAD_PROTOCOL, PROTO__COUNT);
 		goto out;
 	}
 
@@ -706,14 +708,14 @@ policy_postauth_sid(struct policy_worker *pw, const struct sockaddr *sa, socklen
 	rc = counters_session_begin(p->ctr, r->user, r->user_len, proto, c->max_sess_per_user,
 	                            c->mode == PLOCK_CONCURRENT);
 	if (rc == CONNLIMIT_OTHER_PROTO) {
-		answer_soon(r, POLICY_DENY_PROTOCOL, connlimit_name(rc),
+		answer_soon(r, POLICY_DENY_PROTOCOL, connlimit_reason(rc),
 		            proto == PROTO_IMAP ? PROTO_POP3 : PROTO_IMAP);
 		goto out;
 	}
 	if (rc != CONNLIMIT_OK) {
 		if (rc == CONNLIMIT_TABLE_FULL)
 			warn_full(p, now_ms);
-		answer_soon(r, POLICY_DENY_LIMIT, connlimit_name(rc), PROTO__COUNT);
+		answer_soon(r, POLICY_DENY_LIMIT, connlimit_reason(rc), PROTO__COUNT);
 		goto out;
 	}
 	r->reserved = true;

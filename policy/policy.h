@@ -38,6 +38,7 @@
 
 #include "acl.h"
 #include "config.h"
+#include "policy_reason.h"
 
 enum policy_verdict {
 	POLICY_ALLOW,
@@ -49,15 +50,14 @@ enum policy_verdict {
 	POLICY__COUNT
 };
 
-extern const char *const policy_verdict_name[POLICY__COUNT];
+/* The verdict= word of each verdict (unsized: policy.c checks the count). */
+extern const char *const policy_verdict_name[];
 
 /* A post-auth answer. */
 struct policy_answer {
 	enum policy_verdict verdict;
-	/* static, for reason= in logs: "ok", "static_rule", "sticky_lock",
-	 * "concurrent_other_protocol", "user_session_limit",
-	 * "counters_table_full", "store_error" */
-	const char *reason;
+	/* why, for reason= in logs (policy_reason_name()) */
+	enum policy_reason reason;
 	/* POLICY_DENY_PROTOCOL: the one protocol the account may use (static
 	 * rule, sticky lock: "this account is used with POP3"), or the one in
 	 * use right now (concurrent: "a POP3 session is open"), or PROTO__COUNT
@@ -124,11 +124,11 @@ bool policy_proxy_trusted(const struct listener_conf *lc, const struct sockaddr 
  * and policy.deny and is counted in *pc (call policy_conn_closed(pc) once
  * when it closes); POLICY_DENY_ACL (close without a word, nothing counted);
  * POLICY_DENY_LIMIT (max_connections_per_ip, or the counters table is full:
- * a one-line refusal, then close; nothing counted).  *reason_out: static.
+ * a one-line refusal, then close; nothing counted).  *reason_out: why.
  * A non-IP address (AF_UNIX) is allowed and not counted.
  */
 enum policy_verdict policy_accept(struct policy *p, const struct sockaddr *sa, socklen_t salen,
-                                  struct policy_conn *pc, const char **reason_out);
+                                  struct policy_conn *pc, enum policy_reason *reason_out);
 /* The connection counted in *pc closed; safe to call twice (the second does
  * nothing) and on a pc that was not counted. */
 void policy_conn_closed(struct policy *p, struct policy_conn *pc);

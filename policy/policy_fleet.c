@@ -298,8 +298,8 @@ policy_claim_degraded(struct policy_req *r, const char *err)
 	warn_degraded(p, "lock", err, r->now_ms);
 	r->degraded = true;
 	if (p->unavail == STATE_UNAVAIL_REFUSE) {
-		r->ans =
-		    (struct policy_answer){POLICY_DENY_INTERNAL, "state_unavailable", PROTO__COUNT};
+		r->ans = (struct policy_answer){POLICY_DENY_INTERNAL, PR_STATE_UNAVAILABLE,
+		                                PROTO__COUNT};
 		policy_respond(r);
 		return;
 	}
@@ -315,7 +315,7 @@ policy_claim_degraded(struct policy_req *r, const char *err)
 	}
 	/* no fallback store: this proxy grants it, and writes it back later */
 	policy_pending_lock_add(pw, r->user, r->user_len, r->proto, r->now_ms);
-	r->ans = (struct policy_answer){POLICY_ALLOW, "ok_degraded", PROTO__COUNT};
+	r->ans = (struct policy_answer){POLICY_ALLOW, PR_OK_DEGRADED, PROTO__COUNT};
 	policy_respond(r);
 }
 
@@ -330,8 +330,8 @@ policy_session_degraded(struct policy_req *r, const char *err)
 	warn_degraded(p, "session", err, r->now_ms);
 	if (p->unavail == STATE_UNAVAIL_REFUSE) {
 		policy_release(r);
-		r->ans =
-		    (struct policy_answer){POLICY_DENY_INTERNAL, "state_unavailable", PROTO__COUNT};
+		r->ans = (struct policy_answer){POLICY_DENY_INTERNAL, PR_STATE_UNAVAILABLE,
+		                                PROTO__COUNT};
 		policy_respond(r);
 		return;
 	}
@@ -361,13 +361,13 @@ policy_on_session_answer(void *arg, int rc, const char *err, enum store_sess_out
 		return;
 	case STORE_SESS_OTHER_PROTO:
 		r->registered = false;
-		r->ans = (struct policy_answer){POLICY_DENY_PROTOCOL,
-		                                connlimit_name(CONNLIMIT_OTHER_PROTO), other};
+		r->ans = (struct policy_answer){POLICY_DENY_PROTOCOL, PR_CONCURRENT_OTHER_PROTOCOL,
+		                                other};
 		break;
 	case STORE_SESS_USER_FULL:
 		r->registered = false;
-		r->ans = (struct policy_answer){POLICY_DENY_LIMIT,
-		                                connlimit_name(CONNLIMIT_USER_FULL), PROTO__COUNT};
+		r->ans =
+		    (struct policy_answer){POLICY_DENY_LIMIT, PR_USER_SESSION_LIMIT, PROTO__COUNT};
 		break;
 	}
 	policy_deliver(r);

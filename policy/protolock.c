@@ -54,13 +54,13 @@ protolock_decide(enum protocol_lock_mode mode, struct protolock_rule rule,
 	struct protolock_decision d = {.verdict = POLICY_ALLOW,
 	                               .write = PROTOLOCK_NONE,
 	                               .allowed = PROTO__COUNT,
-	                               .reason = "ok"};
+	                               .reason = PR_OK};
 
 	if (mode == PLOCK_OFF)
 		return d;
 	if ((unsigned)proto >= PROTO__COUNT || !(rule.allow & PROTO_MASK(proto))) {
 		d.verdict = POLICY_DENY_PROTOCOL;
-		d.reason = "static_rule";
+		d.reason = PR_STATIC_RULE;
 		d.allowed = only(rule.allow);
 		return d;
 	}
@@ -90,7 +90,7 @@ protolock_from_claim(const struct store_claim_answer *a)
 	struct protolock_decision d = {.verdict = POLICY_ALLOW,
 	                               .write = PROTOLOCK_NONE,
 	                               .allowed = PROTO__COUNT,
-	                               .reason = "ok"};
+	                               .reason = PR_OK};
 
 	switch (a->outcome) {
 	case STORE_CLAIM_CREATED:
@@ -106,7 +106,7 @@ protolock_from_claim(const struct store_claim_answer *a)
 	case STORE_CLAIM_OTHER:
 	default:
 		d.verdict = POLICY_DENY_PROTOCOL;
-		d.reason = "sticky_lock";
+		d.reason = PR_STICKY_LOCK;
 		d.allowed = a->lock.proto;
 		break;
 	}

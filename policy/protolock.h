@@ -48,9 +48,9 @@ enum protolock_write {
 struct protolock_decision {
 	enum policy_verdict verdict; /* POLICY_ALLOW or POLICY_DENY_PROTOCOL */
 	enum protolock_write write;
-	struct store_lock rec;   /* what to write, unless PROTOLOCK_NONE */
-	enum proto_kind allowed; /* a refusal: the one protocol allowed, or PROTO__COUNT */
-	const char *reason;      /* static: "ok", "static_rule", "sticky_lock" */
+	struct store_lock rec;     /* what to write, unless PROTOLOCK_NONE */
+	enum proto_kind allowed;   /* a refusal: the one protocol allowed, or PROTO__COUNT */
+	enum policy_reason reason; /* PR_OK, PR_STATIC_RULE, PR_STICKY_LOCK */
 };
 
 /*

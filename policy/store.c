@@ -74,6 +74,10 @@ const char *const store_claim_outcome_name[STORE_CLAIM__COUNT] = {
     [STORE_CLAIM_HELD] = "held",       [STORE_CLAIM_REFRESHED] = "refreshed",
     [STORE_CLAIM_OTHER] = "other",
 };
+/* Unsized above, so an outcome added without its name fails here. */
+_Static_assert(sizeof(store_claim_outcome_name) / sizeof(store_claim_outcome_name[0]) ==
+                   STORE_CLAIM__COUNT,
+               "store_claim_outcome_name must name every outcome");
 
 bool
 store_lock_expired(const struct store_lock *l, uint64_t now_ms, uint64_t expire_ms)

@@ -74,7 +74,8 @@ enum store_claim_outcome {
 	STORE_CLAIM__COUNT
 };
 
-extern const char *const store_claim_outcome_name[STORE_CLAIM__COUNT];
+/* Each outcome's word, in logs and in the Redis claim script's reply. */
+extern const char *const store_claim_outcome_name[];
 
 /* The answer to a claim: the outcome and the lock in effect after it. */
 struct store_claim_answer {

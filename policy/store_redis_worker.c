@@ -23,12 +23,6 @@
 static void
 claim_answer(struct store_req *r, const redisReply *rep)
 {
-	static const char *const names[STORE_CLAIM__COUNT] = {
-	    [STORE_CLAIM_CREATED] = "created", [STORE_CLAIM_REPLACED] = "replaced",
-	    [STORE_CLAIM_HELD] = "held",       [STORE_CLAIM_REFRESHED] = "refreshed",
-	    [STORE_CLAIM_OTHER] = "other",
-	};
-
 	r->rc = -1;
 	if (rep == NULL) {
 		r->err = "the connection to the store was lost";
@@ -47,7 +41,7 @@ claim_answer(struct store_req *r, const redisReply *rep)
 		return;
 	}
 	for (int o = 0; o < STORE_CLAIM__COUNT; o++) {
-		if (!store_redis_str_is(rep->element[0], names[o]))
+		if (!store_redis_str_is(rep->element[0], store_claim_outcome_name[o]))
 			continue;
 		if (store_redis_parse_lock(rep, &r->claim_ans.lock) < 0)
 			break;

@@ -26,7 +26,7 @@
 static void be_io_cb(struct ev_loop *loop, ev_io *io, int revents);
 static void be_timer_cb(struct ev_loop *loop, ev_timer *t, int revents);
 static void be_run(struct backend *be);
-static void be_report(struct backend *be, enum fail_class fc, const char *why);
+static void be_report(struct backend *be, enum fail_class fc, enum login_reason why);
 static int be_connect_next(struct backend *be);
 
 void
@@ -140,7 +140,7 @@ int
 backend_sent(struct backend *be, int rc)
 {
 	if (rc < 0) {
-		backend_fail(be, FAIL_INTERNAL, "backend_command_too_long");
+		backend_fail(be, FAIL_INTERNAL, LR_BACKEND_COMMAND_TOO_LONG);
 		return -1;
 	}
 	return 0;
@@ -201,9 +201,9 @@ be_connect_next(struct backend *be)
 			return 0;
 		}
 		snprintf(be->text, sizeof(be->text), "connect: %s", strerror(errno));
-		log_kv(LOG_WARN, "backend.fail",
-		       "cid=%016llx backend=%s reason=backend_connect_failed said=\"%s\"",
-		       (unsigned long long)be->req.cid, bc->name, be->text);
+		log_kv(LOG_WARN, "backend.fail", "cid=%016llx backend=%s reason=%s said=\"%s\"",
+		       (unsigned long long)be->req.cid, bc->name,
+		       login_reason_name(LR_BACKEND_CONNECT_FAILED), be->text);
 		registry_report(be->req.rt->reg[bi], false, be->text, bc->rise, bc->fall);
 		registry_connect_error(be->req.rt->reg[bi]);
 	}
@@ -215,7 +215,7 @@ be_connect_next(struct backend *be)
  * *fc_out and *why_out. */
 static int
 be_route(struct backend *be, const char *store_backend, enum fail_class *fc_out,
-         const char **why_out)
+         enum login_reason *why_out)
 {
 	const struct config *cfg = be_cfg(be);
 	const struct backend_req *req = &be->req;
@@ -251,7 +251,7 @@ be_route(struct backend *be, const char *store_backend, enum fail_class *fc_out,
 	be->ncand = k;
 	if (be->ncand == 0) {
 		*fc_out = FAIL_BACKEND_DOWN;
-		*why_out = "no_route";
+		*why_out = LR_NO_ROUTE;
 		return -1;
 	}
 	be->bc = &cfg->backends[be->cand[0]];
@@ -259,7 +259,7 @@ be_route(struct backend *be, const char *store_backend, enum fail_class *fc_out,
 	if (be_connect_next(be) < 0) {
 		/* Every candidate is down: say so at once, not after a timeout. */
 		*fc_out = FAIL_BACKEND_DOWN;
-		*why_out = "backend_down";
+		*why_out = LR_BACKEND_DOWN;
 		return -1;
 	}
 	return 0;
@@ -270,7 +270,7 @@ be_route_answer(void *arg, const struct policy_route_answer *a)
 {
 	struct backend *be = arg;
 	enum fail_class fc;
-	const char *why;
+	enum login_reason why;
 
 	be->rreq = NULL;
 	if (a->degraded)
@@ -283,14 +283,14 @@ be_route_answer(void *arg, const struct policy_route_answer *a)
 }
 
 struct backend *
-backend_start(const struct backend_req *req, enum fail_class *fc_out, const char **why_out)
+backend_start(const struct backend_req *req, enum fail_class *fc_out, enum login_reason *why_out)
 {
 	struct backend *be;
 
 	be = calloc(1, sizeof(*be));
 	if (be == NULL) {
 		*fc_out = FAIL_INTERNAL;
-		*why_out = "out_of_memory";
+		*why_out = LR_OUT_OF_MEMORY;
 		return NULL;
 	}
 	be->req = *req;
@@ -334,7 +334,7 @@ backend_free(struct backend **bep)
 
 /* Report the outcome once; be may be freed by the callback. */
 static void
-be_report(struct backend *be, enum fail_class fc, const char *why)
+be_report(struct backend *be, enum fail_class fc, enum login_reason why)
 {
 	ev_timer_stop(be->req.loop, &be->timer);
 	if (fc != FAIL_NONE)
@@ -348,25 +348,26 @@ be_report(struct backend *be, enum fail_class fc, const char *why)
 void
 backend_logged_in(struct backend *be)
 {
-	be_report(be, FAIL_NONE, NULL);
+	be_report(be, FAIL_NONE, LR_NONE);
 }
 
 void
-backend_fail(struct backend *be, enum fail_class fc, const char *why)
+backend_fail(struct backend *be, enum fail_class fc, enum login_reason why)
 {
 	char qtext[LOG_QUOTED_MAX];
 
 	if (fc != FAIL_AUTH)
 		log_kv(LOG_WARN, "backend.fail", "cid=%016llx backend=%s reason=%s said=%s",
-		       (unsigned long long)be->req.cid, be->bc->name, why,
+		       (unsigned long long)be->req.cid, be->bc->name, login_reason_name(why),
 		       log_quote(qtext, sizeof(qtext), be->text, strlen(be->text)));
 	/* Unreachable before it saw any credential: count it against the
 	 * backend and try the user's next candidate within this login.  Once
 	 * credentials went out, nothing is retried elsewhere. */
 	if (fc == FAIL_BACKEND_DOWN && !be->creds_sent) {
 		const char *from = be->bc->name;
-		registry_report(be->req.rt->reg[be->bi], false, be->text[0] ? be->text : why,
-		                be->bc->rise, be->bc->fall);
+		registry_report(be->req.rt->reg[be->bi], false,
+		                be->text[0] ? be->text : login_reason_name(why), be->bc->rise,
+		                be->bc->fall);
 		registry_connect_error(be->req.rt->reg[be->bi]);
 		link_close(&be->link);
 		be->icand++;
@@ -377,6 +378,14 @@ backend_fail(struct backend *be, enum fail_class fc, const char *why)
 		}
 	}
 	be_report(be, fc, why);
+}
+
+int
+backend_fail_said(struct backend *be, const char *line, enum fail_class fc, enum login_reason why)
+{
+	backend_set_text(be, line);
+	backend_fail(be, fc, why);
+	return -1;
 }
 
 void
@@ -412,7 +421,7 @@ backend_start_tls(struct backend *be, int next)
 	buf_reset(&be->rx);
 	if (link_tls_client(&be->link, ctx, tls_backend_verify_name(be->bc)) < 0) {
 		backend_set_text(be, "cannot set up TLS");
-		backend_fail(be, FAIL_INTERNAL, "backend_tls_setup_failed");
+		backend_fail(be, FAIL_INTERNAL, LR_BACKEND_TLS_SETUP_FAILED);
 		return -1;
 	}
 	be->after_tls = next;
@@ -448,12 +457,12 @@ be_send_proxy(struct backend *be)
 	}
 	if (n == 0) {
 		backend_set_text(be, "cannot write the PROXY header");
-		backend_fail(be, FAIL_INTERNAL, "backend_proxy_header_failed");
+		backend_fail(be, FAIL_INTERNAL, LR_BACKEND_PROXY_HEADER_FAILED);
 		return -1;
 	}
 	if (link_send_all(&be->link, hdr, n) < 0) {
 		snprintf(be->text, sizeof(be->text), "PROXY header: %s", strerror(errno));
-		backend_fail(be, FAIL_BACKEND_DOWN, "backend_write_failed");
+		backend_fail(be, FAIL_BACKEND_DOWN, LR_BACKEND_WRITE_FAILED);
 		return -1;
 	}
 	return 0;
@@ -467,7 +476,7 @@ be_connected(struct backend *be)
 
 	if (err != 0) {
 		snprintf(be->text, sizeof(be->text), "connect: %s", strerror(err));
-		backend_fail(be, FAIL_BACKEND_DOWN, "backend_connect_failed");
+		backend_fail(be, FAIL_BACKEND_DOWN, LR_BACKEND_CONNECT_FAILED);
 		return -1;
 	}
 	be_arm(be, be_cfg(be)->timeouts.backend_login_ms);
@@ -495,7 +504,7 @@ be_lines(struct backend *be)
 		if (nl == NULL) {
 			if (buf_space(&be->rx) == 0) {
 				backend_set_text(be, "(line too long)");
-				backend_fail(be, FAIL_BACKEND_PROTO, "backend_line_too_long");
+				backend_fail(be, FAIL_BACKEND_PROTO, LR_BACKEND_LINE_TOO_LONG);
 				return -1;
 			}
 			return 0;
@@ -508,7 +517,7 @@ be_lines(struct backend *be)
 		line[l] = '\0';
 		if (memchr(line, '\0', l) != NULL) {
 			backend_set_text(be, "(NUL in line)");
-			backend_fail(be, FAIL_BACKEND_PROTO, "backend_bad_line");
+			backend_fail(be, FAIL_BACKEND_PROTO, LR_BACKEND_BAD_LINE);
 			return -1;
 		}
 		rc = be->dialog->line(be, line);
@@ -533,7 +542,7 @@ be_flush(struct backend *be)
 		if (n <= 0) {
 			snprintf(be->text, sizeof(be->text), "send: %s",
 			         be->link.ssl ? "TLS error" : strerror(errno));
-			backend_fail(be, FAIL_BACKEND_DOWN, "backend_write_failed");
+			backend_fail(be, FAIL_BACKEND_DOWN, LR_BACKEND_WRITE_FAILED);
 			return -1;
 		}
 		buf_consume(&be->tx, (size_t)n);
@@ -551,7 +560,7 @@ be_read(struct backend *be)
 	ssize_t n;
 
 	if (t == NULL) {
-		backend_fail(be, FAIL_INTERNAL, "out_of_memory");
+		backend_fail(be, FAIL_INTERNAL, LR_OUT_OF_MEMORY);
 		return -1;
 	}
 	n = link_read(&be->link, t, space);
@@ -562,7 +571,7 @@ be_read(struct backend *be)
 		         n == 0         ? "connection closed"
 		         : be->link.ssl ? "TLS error"
 		                        : strerror(errno));
-		backend_fail(be, FAIL_BACKEND_DOWN, "backend_closed");
+		backend_fail(be, FAIL_BACKEND_DOWN, LR_BACKEND_CLOSED);
 		return -1;
 	}
 	buf_produce(&be->rx, (size_t)n);
@@ -585,7 +594,7 @@ be_run(struct backend *be)
 			int r = link_handshake(&be->link, why, sizeof(why));
 			if (r < 0) {
 				backend_set_text(be, why);
-				backend_fail(be, FAIL_BACKEND_DOWN, "backend_tls_failed");
+				backend_fail(be, FAIL_BACKEND_DOWN, LR_BACKEND_TLS_FAILED);
 				return;
 			}
 			if (r == 0)
@@ -638,5 +647,5 @@ be_timer_cb(struct ev_loop *loop, ev_timer *t, int revents)
 	snprintf(be->text, sizeof(be->text), "%s",
 	         connecting ? "connect timeout" : "no answer in time");
 	backend_fail(be, FAIL_BACKEND_DOWN,
-	             connecting ? "backend_connect_timeout" : "backend_timeout");
+	             connecting ? LR_BACKEND_CONNECT_TIMEOUT : LR_BACKEND_TIMEOUT);
 }

@@ -48,10 +48,10 @@ struct creds {
 /* Wipe and free *cp and its token; takes NULL. */
 void creds_free(struct creds **cp);
 
-/* The outcome of a login: FAIL_NONE (logged in; the link waits for
- * backend_hand_over() or backend_logout()) or why it failed (why: a static
- * reason= name).  Called once, never from inside backend_start(). */
-typedef void (*backend_done_cb)(void *arg, enum fail_class fc, const char *why);
+/* The outcome of a login: FAIL_NONE and LR_NONE (logged in; the link
+ * waits for backend_hand_over() or backend_logout()) or why it failed.
+ * Called once, never from inside backend_start(). */
+typedef void (*backend_done_cb)(void *arg, enum fail_class fc, enum login_reason why);
 
 /* What a login asks for.  Everything is borrowed and must outlive the
  * backend (creds: until done() is called). */
@@ -74,11 +74,11 @@ struct backend_req {
 /*
  * Route req->creds->user and start connecting to the first candidate that
  * is up.  Returns the backend (done() comes later, exactly once), or NULL
- * with *fc_out and *why_out (static) when nothing could be started (no
- * route, every candidate down, out of memory): then no callback comes.
+ * with *fc_out and *why_out when nothing could be started (no route,
+ * every candidate down, out of memory): then no callback comes.
  */
 struct backend *backend_start(const struct backend_req *req, enum fail_class *fc_out,
-                              const char **why_out);
+                              enum login_reason *why_out);
 
 /* The backend in use (the first candidate before a connection is made);
  * borrowed from the config. */

@@ -148,9 +148,8 @@ send_oauth(struct backend *be, const struct creds *cr)
 	if (!(be->caps.mechs & mech)) {
 		char said[64];
 		snprintf(said, sizeof(said), "backend does not advertise AUTH=%s", name);
-		backend_set_text(be, said);
-		backend_fail(be, FAIL_BACKEND_PROTO, "backend_mechanism_unavailable");
-		return -1;
+		return backend_fail_said(be, said, FAIL_BACKEND_PROTO,
+		                         LR_BACKEND_MECHANISM_UNAVAILABLE);
 	}
 	if ((b64 = malloc(SASL_OAUTH_B64_MAX + 1)) == NULL)
 		return backend_sent(be, -1);
@@ -192,9 +191,8 @@ send_credentials(struct backend *be)
 	if (be->caps.auth_plain) {
 		rc = send_authenticate(be, be->req.creds);
 	} else if (be->caps.login_disabled) {
-		backend_set_text(be, "backend advertises LOGINDISABLED and no AUTH=PLAIN");
-		backend_fail(be, FAIL_BACKEND_PROTO, "backend_login_disabled");
-		return -1;
+		return backend_fail_said(be, "backend advertises LOGINDISABLED and no AUTH=PLAIN",
+		                         FAIL_BACKEND_PROTO, LR_BACKEND_LOGIN_DISABLED);
 	} else {
 		rc = send_login(be, be->req.creds);
 	}
@@ -241,14 +239,6 @@ no_class(const char *text)
 	return FAIL_AUTH;
 }
 
-static int
-fail_with(struct backend *be, const char *line, enum fail_class fc, const char *why)
-{
-	backend_set_text(be, line);
-	backend_fail(be, fc, why);
-	return -1;
-}
-
 /* RFC 7628 §3.2.2: a challenge after our token is the error.  Keep it
  * (re-encoded from the JSON it holds) for the client and answer with the
  * dummy response; the tagged NO follows. */
@@ -281,8 +271,8 @@ login_line(struct backend *be, char *line)
 		if (be->nsegs == 0 && be->req.creds->kind != CREDS_PASSWORD && !be->oauth_dummy)
 			return oauth_error(be, text);
 		if (be->nsegs == 0)
-			return fail_with(be, line, FAIL_BACKEND_PROTO,
-			                 "backend_unexpected_continuation");
+			return backend_fail_said(be, line, FAIL_BACKEND_PROTO,
+			                         LR_BACKEND_UNEXPECTED_CONTINUATION);
 		l = be->seg_len[0];
 		if (backend_sent(be, backend_send(be, (const char *)buf_head(&be->later), l)) < 0)
 			return -1;
@@ -295,7 +285,7 @@ login_line(struct backend *be, char *line)
 	case IMAP_R_UNTAGGED:
 		return 0;
 	case IMAP_R_BYE:
-		return fail_with(be, line, FAIL_BACKEND_DOWN, "backend_bye");
+		return backend_fail_said(be, line, FAIL_BACKEND_DOWN, LR_BACKEND_BYE);
 	case IMAP_R_OK:
 		caps_from_code(be, text);
 		if (!be->have_caps) {
@@ -307,11 +297,12 @@ login_line(struct backend *be, char *line)
 		backend_logged_in(be);
 		return -1;
 	case IMAP_R_NO:
-		return fail_with(be, line, no_class(text),
-		                 be->req.creds->kind != CREDS_PASSWORD ? "backend_refused_token"
-		                                                       : "backend_refused_login");
+		return backend_fail_said(be, line, no_class(text),
+		                         be->req.creds->kind != CREDS_PASSWORD
+		                             ? LR_BACKEND_REFUSED_TOKEN
+		                             : LR_BACKEND_REFUSED_LOGIN);
 	default:
-		return fail_with(be, line, FAIL_BACKEND_PROTO, "backend_bad_login_reply");
+		return backend_fail_said(be, line, FAIL_BACKEND_PROTO, LR_BACKEND_BAD_LOGIN_REPLY);
 	}
 }
 
@@ -337,8 +328,8 @@ imap_dialog_line(struct backend *be, char *line)
 	switch ((enum imap_step)be->step) {
 	case BI_GREETING:
 		if (!imap_resp_greeting(line, &text, &bye))
-			return fail_with(be, line, FAIL_BACKEND_PROTO,
-			                 bye ? "backend_bye" : "backend_bad_greeting");
+			return backend_fail_said(be, line, FAIL_BACKEND_PROTO,
+			                         bye ? LR_BACKEND_BYE : LR_BACKEND_BAD_GREETING);
 		backend_greeted(be);
 		if (be->bc->tls == TLSM_STARTTLS && be->link.ssl == NULL) {
 			/* RFC 9051 §6.2.1; capabilities are asked again over TLS. */
@@ -355,13 +346,15 @@ imap_dialog_line(struct backend *be, char *line)
 		if ((ok = tagged_ok(be, line, TAG_STARTTLS)) < 0)
 			return 0;
 		if (!ok)
-			return fail_with(be, line, FAIL_BACKEND_PROTO, "backend_starttls_refused");
+			return backend_fail_said(be, line, FAIL_BACKEND_PROTO,
+			                         LR_BACKEND_STARTTLS_REFUSED);
 		return backend_start_tls(be, BI_CAPA);
 	case BI_CAPA:
 		if ((ok = tagged_ok(be, line, TAG_CAPA)) < 0)
 			return 0;
 		if (!ok)
-			return fail_with(be, line, FAIL_BACKEND_PROTO, "backend_capability_failed");
+			return backend_fail_said(be, line, FAIL_BACKEND_PROTO,
+			                         LR_BACKEND_CAPABILITY_FAILED);
 		return ready(be);
 	case BI_ID:
 		/* Whatever the answer, go on: a backend that ignores ID still
@@ -377,7 +370,8 @@ imap_dialog_line(struct backend *be, char *line)
 		if ((ok = tagged_ok(be, line, TAG_POSTCAPA)) < 0)
 			return 0;
 		if (!ok)
-			return fail_with(be, line, FAIL_BACKEND_PROTO, "backend_capability_failed");
+			return backend_fail_said(be, line, FAIL_BACKEND_PROTO,
+			                         LR_BACKEND_CAPABILITY_FAILED);
 		backend_logged_in(be);
 		return -1;
 	}

@@ -91,9 +91,13 @@ void backend_greeted(struct backend *be);
  * after_tls() runs at step next once it is up.  0, or -1 (backend_fail
  * called). */
 int backend_start_tls(struct backend *be, int next);
-/* The dialog failed (fc, static reason name); fails over to the next
- * candidate while no credentials were sent.  be may be freed. */
-void backend_fail(struct backend *be, enum fail_class fc, const char *why);
+/* The dialog failed (fc, why); fails over to the next candidate while no
+ * credentials were sent.  be may be freed. */
+void backend_fail(struct backend *be, enum fail_class fc, enum login_reason why);
+/* backend_fail() after keeping line, what the backend said, for the log.
+ * Returns -1, for a dialog's line() to return. */
+int backend_fail_said(struct backend *be, const char *line, enum fail_class fc,
+                      enum login_reason why);
 /* The backend accepted the login.  be may be freed. */
 void backend_logged_in(struct backend *be);
 /* Log that the client's address could not be forwarded (via: id, xclient). */

@@ -67,14 +67,6 @@ continuation(const char *line)
 	return pop3_resp_classify(line, &text) == POP3_R_CONTINUE ? text : NULL;
 }
 
-static int
-fail_with(struct backend *be, const char *line, enum fail_class fc, const char *why)
-{
-	backend_set_text(be, line);
-	backend_fail(be, fc, why);
-	return -1;
-}
-
 /* AUTH PLAIN with the initial response (RFC 5034 §4), else the response
  * alone after "+ ". */
 static int
@@ -146,8 +138,8 @@ send_credentials(struct backend *be)
 			char said[64];
 			snprintf(said, sizeof(said), "backend does not offer SASL %s",
 			         auth_mech_name(mech));
-			return fail_with(be, said, FAIL_BACKEND_PROTO,
-			                 "backend_mechanism_unavailable");
+			return backend_fail_said(be, said, FAIL_BACKEND_PROTO,
+			                         LR_BACKEND_MECHANISM_UNAVAILABLE);
 		}
 		be->creds_sent = true;
 		be->step = BP_OAUTH;
@@ -192,7 +184,8 @@ pop3_dialog_line(struct backend *be, char *line)
 	switch ((enum pop3_step)be->step) {
 	case BP_GREETING:
 		if (!is_ok(line))
-			return fail_with(be, line, FAIL_BACKEND_PROTO, "backend_bad_greeting");
+			return backend_fail_said(be, line, FAIL_BACKEND_PROTO,
+			                         LR_BACKEND_BAD_GREETING);
 		backend_greeted(be);
 		/* Dovecot offers XCLIENT in its greeting's response code
 		 * ("+OK [XCLIENT] ..."), not in CAPA, to trusted networks. */
@@ -206,7 +199,8 @@ pop3_dialog_line(struct backend *be, char *line)
 		return backend_sent(be, backend_send(be, "CAPA\r\n", 6));
 	case BP_STLS:
 		if (!is_ok(line))
-			return fail_with(be, line, FAIL_BACKEND_PROTO, "backend_starttls_refused");
+			return backend_fail_said(be, line, FAIL_BACKEND_PROTO,
+			                         LR_BACKEND_STARTTLS_REFUSED);
 		return backend_start_tls(be, BP_CAPA_FIRST);
 	case BP_CAPA_FIRST:
 		if (is_ok(line)) {
@@ -227,14 +221,14 @@ pop3_dialog_line(struct backend *be, char *line)
 	case BP_OAUTH:
 		if (continuation(line) != NULL)
 			return send_oauth_response(be);
-		return fail_with(be, line, err_class(line), "backend_refused_token");
+		return backend_fail_said(be, line, err_class(line), LR_BACKEND_REFUSED_TOKEN);
 	case BP_AUTH:
 		if (continuation(line) != NULL) {
 			if (cr->kind != CREDS_PASSWORD && !be->oauth_dummy)
 				return oauth_error(be, continuation(line));
 			if (cr->kind != CREDS_PASSWORD)
-				return fail_with(be, line, FAIL_BACKEND_PROTO,
-				                 "backend_unexpected_continuation");
+				return backend_fail_said(be, line, FAIL_BACKEND_PROTO,
+				                         LR_BACKEND_UNEXPECTED_CONTINUATION);
 			return send_plain(be, false); /* it ignored the initial response */
 		}
 		/* fall through */
@@ -244,12 +238,13 @@ pop3_dialog_line(struct backend *be, char *line)
 			backend_logged_in(be);
 			return -1;
 		}
-		return fail_with(be, line, err_class(line),
-		                 cr->kind != CREDS_PASSWORD ? "backend_refused_token"
-		                                            : "backend_refused_login");
+		return backend_fail_said(be, line, err_class(line),
+		                         cr->kind != CREDS_PASSWORD ? LR_BACKEND_REFUSED_TOKEN
+		                                                    : LR_BACKEND_REFUSED_LOGIN);
 	case BP_USER:
 		if (!is_ok(line))
-			return fail_with(be, line, err_class(line), "backend_refused_login");
+			return backend_fail_said(be, line, err_class(line),
+			                         LR_BACKEND_REFUSED_LOGIN);
 		be->step = BP_PASS;
 		return backend_sent(
 		    be, backend_printf(be, "PASS %.*s\r\n", (int)cr->secret_len, cr->secret));

@@ -63,7 +63,7 @@ to_linger(const struct config *cfg)
 	return CLOSING_LINGER_MS;
 }
 
-static const struct state_info states[CS__COUNT] = {
+static const struct state_info states[] = {
     [CS_PROXY] = {"proxy", to_handshake},  [CS_TLS_ACCEPT] = {"tls_accept", to_handshake},
     [CS_PREAUTH] = {"preauth", to_login},  [CS_BACKEND] = {"backend", NULL},
     [CS_POLICY] = {"policy", to_policy},   [CS_RELAY] = {"relay", to_idle},
@@ -189,7 +189,7 @@ conn_begin(struct conn *c)
 {
 	const struct listener_conf *lc = c->lc;
 	enum policy_verdict v;
-	const char *why = NULL;
+	enum policy_reason why;
 
 	/* Logged here, after any PROXY header: client= is the real client. */
 	log_kv(LOG_INFO, "session.start", "cid=%016llx proto=%s lst=%s client=%s tls=%s",
@@ -201,8 +201,9 @@ conn_begin(struct conn *c)
 		metrics_refused(&c->w->metrics, v);
 		/* A proper refusal, after the TLS handshake when there is one. */
 		log_kv(LOG_INFO, "policy.deny", "cid=%016llx client=%s verdict=%s reason=%s",
-		       (unsigned long long)c->id, c->peer, policy_verdict_name[v], why ? why : "-");
-		c->refuse = v == POLICY_DENY_ACL ? FAIL_ACL : FAIL_CONN_LIMIT;
+		       (unsigned long long)c->id, c->peer, policy_verdict_name[v],
+		       policy_reason_name(why));
+		c->refuse = fail_class_of_verdict(v, false);
 	}
 	if (lc->tls == TLSM_IMPLICIT) {
 		if (link_tls_server(&c->cl, tls_state_server_ctx(c->rt->tls, c->li)) < 0) {

@@ -134,10 +134,9 @@ struct conn {
 
 	bool logged_in;
 	bool closed;
-	bool starttls_pending;  /* OK to STARTTLS written; handshake once flushed */
-	bool starttls_done;     /* TLS came by STARTTLS: no second greeting */
-	const char *login_mech; /* "login", "user", "plain", "sasl-login", "xoauth2",
-	                           "oauthbearer", for logs */
+	bool starttls_pending;      /* OK to STARTTLS written; handshake once flushed */
+	bool starttls_done;         /* TLS came by STARTTLS: no second greeting */
+	enum login_mech login_mech; /* how the latest login came, for logs */
 	ev_tstamp login_started;
 
 	struct conn *next, *prev; /* worker->conns */

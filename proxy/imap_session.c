@@ -89,9 +89,9 @@ bad_command(struct conn *c, const char *tag, const char *text)
 {
 	(void)buf_printf(&c->out, "%s BAD %s\r\n", tag[0] ? tag : "*", text);
 	if (++c->bad_commands >= c->cfg->limits.max_bad_commands) {
-		log_kv(LOG_INFO, "session.abuse",
-		       "cid=%016llx client=%s reason=too_many_bad_commands",
-		       (unsigned long long)c->id, c->peer);
+		log_kv(LOG_INFO, "session.abuse", "cid=%016llx client=%s reason=%s",
+		       (unsigned long long)c->id, c->peer,
+		       close_reason_name(CLOSE_TOO_MANY_BAD_COMMANDS));
 		imap_bye(c, "Too many invalid commands.");
 		conn_close_after(c, CLOSE_TOO_MANY_BAD_COMMANDS);
 	}
@@ -192,7 +192,7 @@ command(struct conn *c, struct imap_cmd *cmd)
 			return true;
 		}
 		snprintf(s->tag, sizeof(s->tag), "%s", cmd->tag);
-		login_begin(c, cmd->user, cmd->user_len, cmd->secret, cmd->secret_len, "login");
+		login_begin(c, cmd->user, cmd->user_len, cmd->secret, cmd->secret_len, LM_LOGIN);
 		imap_cmd_wipe(cmd);
 		return !c->closed && c->state == CS_PREAUTH;
 	case IMAP_V_AUTHENTICATE: {

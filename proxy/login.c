@@ -24,7 +24,8 @@ now_ms(const struct conn *c)
 }
 
 /* Log login.ok / login.fail, count and tarpit failures, wipe the
- * credentials.  true when this failure used the last attempt. */
+ * credentials.  why: a name from a closed table (login_reason_name() or
+ * policy_reason_name()).  true when this failure used the last attempt. */
 static bool
 login_end(struct conn *c, enum fail_class fc, const char *why)
 {
@@ -38,14 +39,15 @@ login_end(struct conn *c, enum fail_class fc, const char *why)
 		log_kv(LOG_INFO, "login.ok",
 		       "cid=%016llx proto=%s client=%s user=%s mech=%s backend=%s ms=%.0f",
 		       (unsigned long long)c->id, proto_name(c->lc->proto), c->peer, quser,
-		       c->login_mech, c->backend_name ? c->backend_name : "-", ms);
+		       login_mech_name(c->login_mech), c->backend_name ? c->backend_name : "-", ms);
 		return false;
 	}
 	log_kv(LOG_INFO, "login.fail",
 	       "cid=%016llx proto=%s client=%s user=%s mech=%s backend=%s class=%s reason=%s "
 	       "ms=%.0f",
-	       (unsigned long long)c->id, proto_name(c->lc->proto), c->peer, quser, c->login_mech,
-	       c->backend_name ? c->backend_name : "-", fail_class_name(fc), why ? why : "-", ms);
+	       (unsigned long long)c->id, proto_name(c->lc->proto), c->peer, quser,
+	       login_mech_name(c->login_mech), c->backend_name ? c->backend_name : "-",
+	       fail_class_name(fc), why, ms);
 	if (fail_refuses_credentials(fc)) {
 		/* Only real credential failures count, never an outage. */
 		conn_hold(c, policy_login_failed_pw(
@@ -60,14 +62,15 @@ login_end(struct conn *c, enum fail_class fc, const char *why)
 	return c->auth_failures >= c->cfg->limits.max_auth_failures;
 }
 
-/* The outcome, told to the client; c may be closed when it returns. */
+/* The outcome, told to the client; why as for login_end().  c may be
+ * closed when it returns. */
 static void
-login_finish(struct conn *c, enum fail_class fc, const char *why)
+login_finish_as(struct conn *c, enum fail_class fc, const char *why)
 {
 	bool async = c->state == CS_BACKEND || c->state == CS_POLICY;
 
 	if (fc == FAIL_NONE) {
-		(void)login_end(c, fc, NULL);
+		(void)login_end(c, fc, why);
 		/* The client's tag on the backend's post-login capabilities. */
 		c->proto->reply_ok(c, backend_ok_text(c->be));
 		conn_relay_start(c); /* c may be closed here */
@@ -100,8 +103,15 @@ login_finish(struct conn *c, enum fail_class fc, const char *why)
 	}
 }
 
+/* The outcome, for postern's own reasons. */
+static void
+login_finish(struct conn *c, enum fail_class fc, enum login_reason why)
+{
+	login_finish_as(c, fc, login_reason_name(why));
+}
+
 void
-login_refuse(struct conn *c, enum fail_class fc, const char *why)
+login_refuse(struct conn *c, enum fail_class fc, enum login_reason why)
 {
 	c->login_started = ev_now(c->w->loop); /* refused as it came: ms=0 */
 	/* Nobody is named yet: neither the log line nor the throttle may take
@@ -131,28 +141,19 @@ policy_answer(void *arg, const struct policy_answer *a)
 		return;
 	if (a->verdict == POLICY_ALLOW) {
 		c->session_live = true;
-		login_finish(c, FAIL_NONE, NULL); /* c may be freed */
+		login_finish(c, FAIL_NONE, LR_NONE); /* c may be freed */
 		return;
 	}
 	metrics_refused(&c->w->metrics, a->verdict);
 	log_kv(LOG_INFO, "policy.deny", "cid=%016llx client=%s user=%s verdict=%s reason=%s",
 	       (unsigned long long)c->id, c->peer, c->user[0] ? "(see login.fail)" : "-",
-	       policy_verdict_name[a->verdict], a->reason ? a->reason : "-");
-	switch (a->verdict) {
-	case POLICY_DENY_PROTOCOL:
-		/* Say which protocol the account is set to, when it is the other. */
-		fc = a->allowed < PROTO__COUNT && a->allowed != c->lc->proto ? FAIL_LOCKED
-		                                                             : FAIL_POLICY;
-		break;
-	case POLICY_DENY_LIMIT:
-		fc = FAIL_LIMIT;
-		break;
-	default:
-		fc = FAIL_INTERNAL;
-		break;
-	}
+	       policy_verdict_name[a->verdict], policy_reason_name(a->reason));
+	fc = fail_class_of_verdict(a->verdict, true);
+	/* Say which protocol the account is set to, when it is the other. */
+	if (fc == FAIL_POLICY && a->allowed < PROTO__COUNT && a->allowed != c->lc->proto)
+		fc = FAIL_LOCKED;
 	backend_logout(c->be);
-	login_finish(c, fc, a->reason ? a->reason : policy_verdict_name[a->verdict]);
+	login_finish_as(c, fc, policy_reason_name(a->reason));
 }
 
 void
@@ -160,15 +161,16 @@ login_policy_timeout(struct conn *c)
 {
 	policy_req_cancel(&c->preq);
 	log_kv(LOG_WARN, "backend.fail",
-	       "cid=%016llx backend=%s reason=policy_timeout said=\"no policy answer in time\"",
-	       (unsigned long long)c->id, c->backend_name ? c->backend_name : "-");
+	       "cid=%016llx backend=%s reason=%s said=\"no policy answer in time\"",
+	       (unsigned long long)c->id, c->backend_name ? c->backend_name : "-",
+	       login_reason_name(LR_POLICY_TIMEOUT));
 	backend_logout(c->be);
-	login_finish(c, FAIL_INTERNAL, "policy_timeout");
+	login_finish(c, FAIL_INTERNAL, LR_POLICY_TIMEOUT);
 }
 
 /* The backend's answer: logged in, or why not. */
 static void
-backend_done(void *arg, enum fail_class fc, const char *why)
+backend_done(void *arg, enum fail_class fc, enum login_reason why)
 {
 	struct conn *c = arg;
 
@@ -184,89 +186,81 @@ backend_done(void *arg, enum fail_class fc, const char *why)
 	                              c->id, c->backend_name, now_ms(c), policy_answer, c);
 	if (c->preq == NULL) {
 		backend_logout(c->be);
-		login_finish(c, FAIL_INTERNAL, "policy_out_of_memory");
+		login_finish(c, FAIL_INTERNAL, LR_POLICY_OUT_OF_MEMORY);
 	}
 }
 
-/* A token the decoders let through is fine by construction; this checks
+/* Credentials that no backend should ever see: LR_NONE when fine.  A
+ * token the decoders let through is fine by construction; this checks
  * again here, where it leaves for a backend. */
-static const char *
-token_invalid(const char *user, size_t user_len, const char *token, size_t token_len)
+static enum login_reason
+creds_invalid(enum creds_kind kind, const char *user, size_t user_len, const char *secret,
+              size_t secret_len)
 {
-	if (user_len == 0 || user_len > CREDS_USER_MAX || token_len == 0 ||
-	    token_len > CREDS_TOKEN_MAX)
-		return "invalid_credentials";
-	for (size_t i = 0; i < user_len; i++) {
-		unsigned char ch = (unsigned char)user[i];
-		if (ch < 0x20 || ch == 0x7f)
-			return "invalid_user_name";
-	}
-	for (size_t i = 0; i < token_len; i++) {
-		unsigned char ch = (unsigned char)token[i];
-		if (ch <= 0x20 || ch >= 0x7f)
-			return "invalid_token";
-	}
-	return NULL;
-}
+	size_t max = kind == CREDS_PASSWORD ? CREDS_SECRET_MAX : CREDS_TOKEN_MAX;
 
-/* Credentials that no backend should ever see.  NULL when fine. */
-static const char *
-creds_invalid(const char *user, size_t user_len, const char *secret, size_t secret_len)
-{
-	if (user_len == 0 || user_len > CREDS_USER_MAX || secret_len == 0 ||
-	    secret_len > CREDS_SECRET_MAX)
-		return "invalid_credentials";
+	if (user_len == 0 || user_len > CREDS_USER_MAX || secret_len == 0 || secret_len > max)
+		return LR_INVALID_CREDENTIALS;
 	/* A user name is text: CR, LF, NUL and other controls have no business
 	 * there and are how command injection would start. */
 	for (size_t i = 0; i < user_len; i++) {
 		unsigned char ch = (unsigned char)user[i];
 		if (ch < 0x20 || ch == 0x7f)
-			return "invalid_user_name";
+			return LR_INVALID_USER_NAME;
+	}
+	if (kind != CREDS_PASSWORD) {
+		/* RFC 6750 §2.1 b64token: printable, no space. */
+		for (size_t i = 0; i < secret_len; i++) {
+			unsigned char ch = (unsigned char)secret[i];
+			if (ch <= 0x20 || ch >= 0x7f)
+				return LR_INVALID_TOKEN;
+		}
+		return LR_NONE;
 	}
 	/* A password may hold anything SASL PLAIN can carry, but not NUL, CR or
 	 * LF: POP3 PASS and IMAP quoted strings cannot carry them either. */
 	if (memchr(secret, '\0', secret_len) || memchr(secret, '\r', secret_len) ||
 	    memchr(secret, '\n', secret_len))
-		return "invalid_password";
-	return NULL;
+		return LR_INVALID_PASSWORD;
+	return LR_NONE;
 }
 
 /* Credentials checked, throttle asked, then the backend: the common path
  * of passwords and tokens.  token NULL: a password in secret. */
 static void
 login_start(struct conn *c, enum creds_kind kind, const char *user, size_t user_len,
-            const char *secret, size_t secret_len, const char *mech)
+            const char *secret, size_t secret_len, enum login_mech mech)
 {
 	size_t n = user_len < sizeof(c->user) - 1 ? user_len : sizeof(c->user) - 1;
 	struct backend_req req;
+	enum policy_verdict v;
 	enum fail_class fc;
-	const char *why;
+	enum login_reason why;
 	uint64_t delay = 0;
 
 	memcpy(c->user, user, n); /* for logs; log_quote() escapes it */
 	c->user[n] = '\0';
 	c->login_mech = mech;
 	c->login_started = ev_now(c->w->loop);
-	why = kind == CREDS_PASSWORD ? creds_invalid(user, user_len, secret, secret_len)
-	                             : token_invalid(user, user_len, secret, secret_len);
-	if (why != NULL) {
+	why = creds_invalid(kind, user, user_len, secret, secret_len);
+	if (why != LR_NONE) {
 		login_finish(c, FAIL_AUTH, why);
 		return;
 	}
 	/* Throttled: no backend hears of it; answered after the tarpit.  A
 	 * refused token counts as a refused password: same keys. */
-	if (policy_login_check(c->w->policy, (const struct sockaddr *)&c->client_sa,
-	                       sizeof(c->client_sa), user, user_len, now_ms(c),
-	                       &delay) != POLICY_ALLOW) {
+	v = policy_login_check(c->w->policy, (const struct sockaddr *)&c->client_sa,
+	                       sizeof(c->client_sa), user, user_len, now_ms(c), &delay);
+	if (v != POLICY_ALLOW) {
 		c->throttle_delay_ms = delay;
-		metrics_refused(&c->w->metrics, POLICY_DENY_THROTTLE);
-		login_finish(c, FAIL_THROTTLE, "throttled");
+		metrics_refused(&c->w->metrics, v);
+		login_finish(c, fail_class_of_verdict(v, true), LR_THROTTLED);
 		return;
 	}
 	c->creds = calloc(1, sizeof(*c->creds));
 	if (c->creds == NULL ||
 	    (kind != CREDS_PASSWORD && (c->creds->token = malloc(secret_len + 1)) == NULL)) {
-		login_finish(c, FAIL_INTERNAL, "out_of_memory");
+		login_finish(c, FAIL_INTERNAL, LR_OUT_OF_MEMORY);
 		return;
 	}
 	c->creds->kind = kind;
@@ -304,25 +298,25 @@ login_start(struct conn *c, enum creds_kind kind, const char *user, size_t user_
 
 void
 login_begin(struct conn *c, const char *user, size_t user_len, const char *secret,
-            size_t secret_len, const char *mech)
+            size_t secret_len, enum login_mech mech)
 {
 	login_start(c, CREDS_PASSWORD, user, user_len, secret, secret_len, mech);
 }
 
-int
+enum sasl_rc
 login_sasl_oauth(struct conn *c, unsigned mech, const char *b64, size_t len)
 {
 	char user[SASL_USER_MAX + 1];
 	char *token = malloc(SASL_TOKEN_MAX + 1); /* only while a token is in hand */
 	size_t ulen = 0, tlen = 0;
-	const char *name = mech == AUTHM_XOAUTH2 ? "xoauth2" : "oauthbearer";
+	enum login_mech name = mech == AUTHM_XOAUTH2 ? LM_XOAUTH2 : LM_OAUTHBEARER;
 	enum sasl_rc rc;
 
 	c->login_mech = name;
 	c->login_started = ev_now(c->w->loop);
 	c->user[0] = '\0'; /* not known until the message is decoded */
 	if (token == NULL) {
-		login_finish(c, FAIL_INTERNAL, "out_of_memory");
+		login_finish(c, FAIL_INTERNAL, LR_OUT_OF_MEMORY);
 		return SASL_OK;
 	}
 	rc = mech == AUTHM_XOAUTH2 ? sasl_xoauth2_decode(b64, len, user, &ulen, token, &tlen)
@@ -333,21 +327,21 @@ login_sasl_oauth(struct conn *c, unsigned mech, const char *b64, size_t len)
 	OPENSSL_cleanse(user, sizeof(user));
 	OPENSSL_cleanse(token, SASL_TOKEN_MAX + 1);
 	free(token);
-	return (int)rc;
+	return rc;
 }
 
-int
+enum sasl_rc
 login_sasl_plain(struct conn *c, const char *b64, size_t len)
 {
 	char user[SASL_USER_MAX + 1], secret[SASL_SECRET_MAX + 1];
 	size_t ulen = 0, slen = 0;
 	enum sasl_rc rc;
 
-	c->login_mech = "plain";
+	c->login_mech = LM_PLAIN;
 	rc = sasl_plain_decode(b64, len, user, &ulen, secret, &slen);
 	if (rc == SASL_OK)
-		login_begin(c, user, ulen, secret, slen, "plain");
+		login_begin(c, user, ulen, secret, slen, LM_PLAIN);
 	OPENSSL_cleanse(user, sizeof(user));
 	OPENSSL_cleanse(secret, sizeof(secret));
-	return (int)rc;
+	return rc;
 }

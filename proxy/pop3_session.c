@@ -65,9 +65,9 @@ bad_command(struct conn *c, const char *text)
 {
 	(void)buf_printf(&c->out, "-ERR %s\r\n", text);
 	if (++c->bad_commands >= c->cfg->limits.max_bad_commands) {
-		log_kv(LOG_INFO, "session.abuse",
-		       "cid=%016llx client=%s reason=too_many_bad_commands",
-		       (unsigned long long)c->id, c->peer);
+		log_kv(LOG_INFO, "session.abuse", "cid=%016llx client=%s reason=%s",
+		       (unsigned long long)c->id, c->peer,
+		       close_reason_name(CLOSE_TOO_MANY_BAD_COMMANDS));
 		pop3_bye(c, "Too many invalid commands.");
 		conn_close_after(c, CLOSE_TOO_MANY_BAD_COMMANDS);
 	}
@@ -181,7 +181,7 @@ command(struct conn *c, struct pop3_cmd *cmd)
 			return !c->closed;
 		}
 		s->have_user = false;
-		login_begin(c, s->user, s->user_len, cmd->secret, cmd->secret_len, "user");
+		login_begin(c, s->user, s->user_len, cmd->secret, cmd->secret_len, LM_USER);
 		pop3_cmd_wipe(cmd);
 		return !c->closed && c->state == CS_PREAUTH;
 	case POP3_V_AUTH:

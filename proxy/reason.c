@@ -1,10 +1,14 @@
 /*
- * reason.c: the reply table of refused logins and the names of close
- * reasons (see reason.h).  Every client-visible refusal text is here.
+ * reason.c: the reply table of refused logins, the verdict -> class table
+ * and the names of login reasons, login mechanisms and close reasons (see
+ * reason.h).  Every client-visible refusal text is here.  Each table is
+ * unsized and checked against its count, so a value added without its row
+ * fails to build; tests/unit/test_proxy_reason.c checks the rows are
+ * filled, and README lists the names.
  */
 #include "reason.h"
 
-static const struct fail_reply fail_replies[FAIL__COUNT] = {
+static const struct fail_reply fail_replies[] = {
     [FAIL_NONE] = {"", "", "none"},
     [FAIL_AUTH] = {"[AUTHENTICATIONFAILED] Authentication failed.", "[AUTH] Authentication failed.",
                    "auth_failed"},
@@ -61,7 +65,96 @@ fail_class_name(enum fail_class fc)
 	return fail_reply(fc)->log;
 }
 
-static const char *const close_reason_names[CLOSE__COUNT] = {
+/* The one place a policy verdict becomes a fail class.  Verdicts a
+ * question never gives (a throttle at accept, an ACL at login) are
+ * FAIL_INTERNAL. */
+static const struct {
+	enum fail_class at_accept, at_login;
+} verdict_classes[] = {
+    [POLICY_ALLOW] = {FAIL_NONE, FAIL_NONE},
+    [POLICY_DENY_ACL] = {FAIL_ACL, FAIL_INTERNAL},
+    [POLICY_DENY_LIMIT] = {FAIL_CONN_LIMIT, FAIL_LIMIT},
+    [POLICY_DENY_THROTTLE] = {FAIL_INTERNAL, FAIL_THROTTLE},
+    [POLICY_DENY_PROTOCOL] = {FAIL_INTERNAL, FAIL_POLICY},
+    [POLICY_DENY_INTERNAL] = {FAIL_INTERNAL, FAIL_INTERNAL},
+};
+_Static_assert(sizeof(verdict_classes) / sizeof(verdict_classes[0]) == POLICY__COUNT,
+               "verdict_classes must have a row per verdict");
+
+enum fail_class
+fail_class_of_verdict(enum policy_verdict v, bool at_login)
+{
+	if ((unsigned)v >= POLICY__COUNT)
+		return FAIL_INTERNAL;
+	return at_login ? verdict_classes[v].at_login : verdict_classes[v].at_accept;
+}
+
+static const char *const login_reason_names[] = {
+    [LR_NONE] = "-",
+    [LR_INVALID_CREDENTIALS] = "invalid_credentials",
+    [LR_INVALID_USER_NAME] = "invalid_user_name",
+    [LR_INVALID_PASSWORD] = "invalid_password",
+    [LR_INVALID_TOKEN] = "invalid_token",
+    [LR_SASL_BAD_FORMAT] = "sasl_bad_format",
+    [LR_SASL_AUTHZID] = "sasl_authzid",
+    [LR_SASL_NO_USER] = "sasl_no_user",
+    [LR_SASL_CHANNEL_BINDING] = "sasl_channel_binding",
+    [LR_THROTTLED] = "throttled",
+    [LR_OUT_OF_MEMORY] = "out_of_memory",
+    [LR_POLICY_TIMEOUT] = "policy_timeout",
+    [LR_POLICY_OUT_OF_MEMORY] = "policy_out_of_memory",
+    [LR_NO_ROUTE] = "no_route",
+    [LR_BACKEND_DOWN] = "backend_down",
+    [LR_BACKEND_CONNECT_FAILED] = "backend_connect_failed",
+    [LR_BACKEND_CONNECT_TIMEOUT] = "backend_connect_timeout",
+    [LR_BACKEND_TIMEOUT] = "backend_timeout",
+    [LR_BACKEND_TLS_SETUP_FAILED] = "backend_tls_setup_failed",
+    [LR_BACKEND_TLS_FAILED] = "backend_tls_failed",
+    [LR_BACKEND_PROXY_HEADER_FAILED] = "backend_proxy_header_failed",
+    [LR_BACKEND_WRITE_FAILED] = "backend_write_failed",
+    [LR_BACKEND_CLOSED] = "backend_closed",
+    [LR_BACKEND_LINE_TOO_LONG] = "backend_line_too_long",
+    [LR_BACKEND_BAD_LINE] = "backend_bad_line",
+    [LR_BACKEND_COMMAND_TOO_LONG] = "backend_command_too_long",
+    [LR_BACKEND_BAD_GREETING] = "backend_bad_greeting",
+    [LR_BACKEND_BYE] = "backend_bye",
+    [LR_BACKEND_STARTTLS_REFUSED] = "backend_starttls_refused",
+    [LR_BACKEND_CAPABILITY_FAILED] = "backend_capability_failed",
+    [LR_BACKEND_MECHANISM_UNAVAILABLE] = "backend_mechanism_unavailable",
+    [LR_BACKEND_LOGIN_DISABLED] = "backend_login_disabled",
+    [LR_BACKEND_UNEXPECTED_CONTINUATION] = "backend_unexpected_continuation",
+    [LR_BACKEND_BAD_LOGIN_REPLY] = "backend_bad_login_reply",
+    [LR_BACKEND_REFUSED_LOGIN] = "backend_refused_login",
+    [LR_BACKEND_REFUSED_TOKEN] = "backend_refused_token",
+};
+_Static_assert(sizeof(login_reason_names) / sizeof(login_reason_names[0]) == LR__COUNT,
+               "login_reason_names must name every reason");
+
+const char *
+login_reason_name(enum login_reason r)
+{
+	return (unsigned)r < LR__COUNT ? login_reason_names[r] : "unknown";
+}
+
+static const char *const login_mech_names[] = {
+    [LM_NONE] = "-",
+    [LM_LOGIN] = "login",
+    [LM_USER] = "user",
+    [LM_PLAIN] = "plain",
+    [LM_SASL_LOGIN] = "sasl-login",
+    [LM_XOAUTH2] = "xoauth2",
+    [LM_OAUTHBEARER] = "oauthbearer",
+};
+_Static_assert(sizeof(login_mech_names) / sizeof(login_mech_names[0]) == LM__COUNT,
+               "login_mech_names must name every mechanism");
+
+const char *
+login_mech_name(enum login_mech m)
+{
+	return (unsigned)m < LM__COUNT ? login_mech_names[m] : "unknown";
+}
+
+static const char *const close_reason_names[] = {
     [CLOSE_CLIENT_CLOSED] = "client_closed",
     [CLOSE_CLIENT_LOGOUT] = "client_logout",
     [CLOSE_CLIENT_READ_ERROR] = "client_read_error",

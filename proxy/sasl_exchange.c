@@ -21,7 +21,7 @@ forget_user(struct sasl_exchange *x)
  * has one (IMAP: BAD for bad base64 and a cancel, RFC 9051 §6.2.2), else a
  * failed authentication (POP3: RFC 5034 §4, -ERR [AUTH]). */
 static void
-reject(struct conn *c, enum sasl_rc rc, const char *why)
+reject(struct conn *c, enum sasl_rc rc, enum login_reason why)
 {
 	if (!c->proto->sasl_reject(c, rc))
 		login_refuse(c, FAIL_AUTH, why);
@@ -39,12 +39,12 @@ challenge(struct conn *c, struct sasl_exchange *x, enum sasl_step step, const ch
 static void
 plain(struct conn *c, const char *b64, size_t len)
 {
-	enum sasl_rc rc = (enum sasl_rc)login_sasl_plain(c, b64, len);
+	enum sasl_rc rc = login_sasl_plain(c, b64, len);
 
 	if (rc == SASL_AUTHZID)
-		login_refuse(c, FAIL_AUTHZID, "sasl_authzid"); /* RFC 5530 in both */
+		login_refuse(c, FAIL_AUTHZID, LR_SASL_AUTHZID); /* RFC 5530 in both */
 	else if (rc != SASL_OK)
-		reject(c, rc, "sasl_bad_format");
+		reject(c, rc, LR_SASL_BAD_FORMAT);
 }
 
 /* SASL LOGIN's first response, the user name: keep it, ask the password. */
@@ -53,11 +53,11 @@ login_user(struct conn *c, struct sasl_exchange *x, const char *b64, size_t len)
 {
 	enum sasl_rc rc = sasl_login_user_decode(b64, len, x->user, &x->user_len);
 
-	c->login_mech = "sasl-login";
+	c->login_mech = LM_SASL_LOGIN;
 	if (rc == SASL_OK)
 		challenge(c, x, STEP_LOGIN_SECRET, SASL_LOGIN_SECRET_CHALLENGE);
 	else
-		reject(c, rc, "sasl_bad_format");
+		reject(c, rc, LR_SASL_BAD_FORMAT);
 }
 
 /* SASL LOGIN's second response, the password: log in as PLAIN would. */
@@ -69,9 +69,9 @@ login_secret(struct conn *c, struct sasl_exchange *x, const char *b64, size_t le
 	enum sasl_rc rc = sasl_login_secret_decode(b64, len, secret, &slen);
 
 	if (rc == SASL_OK)
-		login_begin(c, x->user, x->user_len, secret, slen, "sasl-login");
+		login_begin(c, x->user, x->user_len, secret, slen, LM_SASL_LOGIN);
 	else
-		reject(c, rc, "sasl_bad_format");
+		reject(c, rc, LR_SASL_BAD_FORMAT);
 	OPENSSL_cleanse(secret, sizeof(secret));
 	forget_user(x);
 }
@@ -80,19 +80,19 @@ login_secret(struct conn *c, struct sasl_exchange *x, const char *b64, size_t le
 static void
 oauth(struct conn *c, struct sasl_exchange *x, const char *b64, size_t len)
 {
-	enum sasl_rc rc = (enum sasl_rc)login_sasl_oauth(c, x->mech, b64, len);
+	enum sasl_rc rc = login_sasl_oauth(c, x->mech, b64, len);
 
 	switch (rc) {
 	case SASL_OK:
 		return;
 	case SASL_NO_USER:
-		login_refuse(c, FAIL_NO_USER, "sasl_no_user");
+		login_refuse(c, FAIL_NO_USER, LR_SASL_NO_USER);
 		return;
 	case SASL_CHANNEL_BINDING:
-		login_refuse(c, FAIL_AUTH, "sasl_channel_binding");
+		login_refuse(c, FAIL_AUTH, LR_SASL_CHANNEL_BINDING);
 		return;
 	default:
-		reject(c, rc, "sasl_bad_format");
+		reject(c, rc, LR_SASL_BAD_FORMAT);
 		return;
 	}
 }

@@ -265,7 +265,7 @@ accept_applies_the_acl_then_counts_per_address(void **state)
 	struct addr a = ip("192.0.2.1"), d = ip("192.0.2.66"), o = ip("198.51.100.1");
 	struct addr v6a = ip("2001:db8:0:1::1"), v6b = ip("2001:db8:0:1::2"),
 	            v6c = ip("2001:db8:0:2::1");
-	const char *why;
+	enum policy_reason why;
 	struct policy *p;
 
 	(void)state;
@@ -279,14 +279,14 @@ accept_applies_the_acl_then_counts_per_address(void **state)
 	cfg->policy.allow = cfg->policy.deny = NULL; /* the policy made its own copies */
 
 	assert_int_equal(policy_accept(p, SA(d), &bad, &why), POLICY_DENY_ACL);
-	assert_string_equal(why, "acl");
+	assert_string_equal(policy_reason_name(why), "acl");
 	assert_false(bad.counted);
 	assert_int_equal(policy_accept(p, SA(o), &bad, &why), POLICY_DENY_ACL);
 	assert_int_equal(policy_accept(p, SA(a), &pc[0], &why), POLICY_ALLOW);
 	assert_true(pc[0].counted);
 	assert_int_equal(policy_accept(p, SA(a), &pc[1], &why), POLICY_ALLOW);
 	assert_int_equal(policy_accept(p, SA(a), &bad, &why), POLICY_DENY_LIMIT);
-	assert_string_equal(why, "ip_connection_limit");
+	assert_string_equal(policy_reason_name(why), "ip_connection_limit");
 	assert_false(bad.counted);
 	policy_conn_closed(p, &bad); /* not counted: nothing happens */
 	policy_conn_closed(p, &pc[0]);
@@ -451,7 +451,7 @@ static_rules_refuse_the_protocol_they_leave_out(void **state)
 	env_open(&e, cfg);
 	a = postauth(&e, "192.0.2.1", "alice@example.org", POP3, T0);
 	assert_int_equal(a.verdict, POLICY_DENY_PROTOCOL);
-	assert_string_equal(a.reason, "static_rule");
+	assert_string_equal(policy_reason_name(a.reason), "static_rule");
 	assert_int_equal(a.allowed, IMAP);
 	assert_int_equal(postauth(&e, "192.0.2.1", "alice@example.org", IMAP, T0).verdict,
 	                 POLICY_ALLOW);
@@ -481,7 +481,7 @@ concurrent_refuses_pop3_while_an_imap_session_is_live(void **state)
 	assert_int_equal(postauth(&e, "192.0.2.2", "u@x", IMAP, T0).verdict, POLICY_ALLOW);
 	a = postauth(&e, "192.0.2.3", "u@x", POP3, T0);
 	assert_int_equal(a.verdict, POLICY_DENY_PROTOCOL);
-	assert_string_equal(a.reason, "concurrent_other_protocol");
+	assert_string_equal(policy_reason_name(a.reason), "concurrent_other_protocol");
 	assert_int_equal(a.allowed, IMAP); /* the protocol in use */
 	policy_session_end(e.p, "u@x", 3, IMAP);
 	assert_int_equal(postauth(&e, "192.0.2.3", "u@x", POP3, T0).verdict, POLICY_DENY_PROTOCOL);
@@ -507,7 +507,7 @@ the_session_limit_counts_live_sessions_of_both_protocols(void **state)
 	assert_int_equal(postauth(&e, "192.0.2.1", "u", POP3, T0).verdict, POLICY_ALLOW);
 	a = postauth(&e, "192.0.2.1", "u", IMAP, T0);
 	assert_int_equal(a.verdict, POLICY_DENY_LIMIT);
-	assert_string_equal(a.reason, "user_session_limit");
+	assert_string_equal(policy_reason_name(a.reason), "user_session_limit");
 	/* a refusal reserved nothing: ending one session makes room for one */
 	policy_session_end(e.p, "u", 1, POP3);
 	assert_int_equal(postauth(&e, "192.0.2.1", "u", IMAP, T0).verdict, POLICY_ALLOW);
@@ -528,7 +528,7 @@ sticky_checks(struct env *e)
 	policy_session_end(e->p, "alice@example.org", 17, IMAP);
 	a = postauth(e, "192.0.2.1", "Alice@Example.ORG", POP3, T0 + 1);
 	assert_int_equal(a.verdict, POLICY_DENY_PROTOCOL);
-	assert_string_equal(a.reason, "sticky_lock");
+	assert_string_equal(policy_reason_name(a.reason), "sticky_lock");
 	assert_int_equal(a.allowed, IMAP);
 	/* still refused after 89 days unused; used on day 60, it holds to day 150 */
 	assert_int_equal(postauth(e, "192.0.2.1", "alice@example.org", POP3, T0 + 89 * DAY).verdict,

@@ -52,13 +52,13 @@ run_rows(const struct row *rows, size_t n, uint64_t expire)
 		    r->mode, rule, r->stored == S_NONE ? NULL : &st, r->proto, T0, expire);
 
 		if (d.verdict != r->verdict || d.write != r->write || d.allowed != r->allowed ||
-		    strcmp(d.reason, r->reason) != 0)
+		    strcmp(policy_reason_name(d.reason), r->reason) != 0)
 			print_message("row %zu: verdict %d write %d allowed %d reason %s\n", i,
-			              d.verdict, d.write, d.allowed, d.reason);
+			              d.verdict, d.write, d.allowed, policy_reason_name(d.reason));
 		assert_int_equal(d.verdict, r->verdict);
 		assert_int_equal(d.write, r->write);
 		assert_int_equal(d.allowed, r->allowed);
-		assert_string_equal(d.reason, r->reason);
+		assert_string_equal(policy_reason_name(d.reason), r->reason);
 		if (d.write == PROTOLOCK_CREATE || d.write == PROTOLOCK_REPLACE) {
 			assert_int_equal(d.rec.proto, r->proto);
 			assert_int_equal(d.rec.origin, STORE_ORIGIN_LOGIN);
