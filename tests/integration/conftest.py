@@ -2,7 +2,11 @@
 certificates, two real Dovecot backends ("mx1", "mx2") and a postern in
 front of them for the whole session, plus a fresh stack per test for tests
 that stop a backend.  Their users, passwords and routes are in
-harness/expect.py."""
+harness/expect.py.
+
+At the end, the fixtures that the modules of one feature share: the TLS
+modules' STARTTLS postern.  A module-scoped one is set up once in each
+module that uses it."""
 
 import os
 import shutil
@@ -36,10 +40,15 @@ def _sanitizer_reports_fail_the_test():
                     pytrace=False)
 
 
+# The password checks read the log of every postern the run started.
+LAST = ("test_no_password_used_in_these_tests_appears_in_any_postern_log",  # TLS's
+        "test_no_password_ever_appears_in_the_log")
+
+
 def pytest_collection_modifyitems(session, config, items):
-    # The password check reads the log of every postern the run started, so
-    # it goes last, after the logins of every module (route rules, TLS, ...).
-    last = [i for i in items if i.name == "test_no_password_ever_appears_in_the_log"]
+    # The password checks go last, after the logins of every module (route
+    # rules, the TLS modules, ...).
+    last = sorted((i for i in items if i.name in LAST), key=lambda i: LAST.index(i.name))
     items[:] = [i for i in items if i not in last] + last
 
 
@@ -201,3 +210,28 @@ def stack(certs, postern_registry, run_dir):
     finally:
         for x in reversed(started):
             x.cleanup()
+
+
+# ---- TLS (test_tls_*.py) ----------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def tls_dir(run_dir):
+    d = os.path.join(run_dir, "tls")
+    os.makedirs(d, exist_ok=True)
+    return d
+
+
+@pytest.fixture(scope="module")
+def _stls_holder(certs, mx1, mx2, dead_backend, postern_registry, run_dir):
+    """implicit IMAP/POP3 + STARTTLS IMAP/POP3, plaintext auth refused."""
+    h = harness.RestartingPostern(
+        lambda: Postern(certs, [mx1, mx2, dead_backend], ROUTES, parent_dir=run_dir,
+                        starttls=True), postern_registry)
+    yield h
+    h.close()
+
+
+@pytest.fixture
+def stls_proxy(_stls_holder):
+    yield from _stls_holder.checked(pytest.fail)
