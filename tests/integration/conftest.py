@@ -5,11 +5,12 @@ that stop a backend.  Their users, passwords and routes are in
 harness/expect.py.
 
 At the end, the fixtures that the modules of one feature share: the TLS
-modules' STARTTLS postern.  A module-scoped one is set up once in each
-module that uses it."""
+modules' STARTTLS postern, the policy modules' Dovecot ("pmx") and postern
+factory.  A module-scoped one is set up once in each module that uses it."""
 
 import os
 import shutil
+import signal
 import tempfile
 
 import pytest
@@ -19,6 +20,7 @@ import pytest
 pytest.register_assert_rewrite("harness")
 
 import harness  # noqa: E402
+import harness.policy  # noqa: E402
 from harness import MX1_USERS, MX2_USERS, PASSWORDS, ROUTES, Dovecot, Postern  # noqa: E402
 
 
@@ -235,3 +237,62 @@ def _stls_holder(certs, mx1, mx2, dead_backend, postern_registry, run_dir):
 @pytest.fixture
 def stls_proxy(_stls_holder):
     yield from _stls_holder.checked(pytest.fail)
+
+
+# ---- policies (test_protolock, test_limits, test_acl, test_policy_check) ----
+
+
+@pytest.fixture(scope="module")
+def pmx(run_dir):
+    d = Dovecot("pmx", harness.policy.PASSWORDS, messages=1, parent_dir=run_dir)
+    d.start()
+    yield d
+    d.cleanup()
+
+
+@pytest.fixture
+def state_dir(run_dir):
+    d = tempfile.mkdtemp(prefix="pit-state-", dir=run_dir)
+    yield d
+    shutil.rmtree(d, ignore_errors=True)
+
+
+@pytest.fixture
+def start(certs, pmx, postern_registry, run_dir):
+    """start(policy, state=None, **Postern kwargs): a postern in front of
+    pmx with that policy group (and `state = "lmdb:DIR"` when state is
+    given).  Each is stopped after the test; one that exited on its own
+    (not killed by the test: p.killed_by_test) fails the test."""
+    made = []
+
+    def make(policy, state=None, extra="", **kw):
+        if state is not None:
+            extra = "state = %s;\n%s" % (harness._q("lmdb:" + state), extra)
+        p = Postern(certs, [pmx], harness.policy.ROUTES, policy=policy, extra=extra,
+                    parent_dir=run_dir, **kw)
+        p.killed_by_test = False
+        postern_registry.append(p)
+        made.append(p)
+        return p.start()
+
+    yield make
+    died = []
+    for p in made:
+        if p.proc is not None and not p.running() and not p.killed_by_test \
+                and p.proc.returncode not in (0, -signal.SIGTERM):
+            died.append("postern (config %s) exited with %s; log tail:\n%s"
+                        % (p.conf_path, p.proc.returncode, harness._tail(p.log(), 40)))
+    for p in made:
+        p.cleanup()
+    if died:
+        pytest.fail("\n".join(died))
+
+
+@pytest.fixture
+def map_file(run_dir):
+    fd, path = tempfile.mkstemp(prefix="pit-protocols-", dir=run_dir)
+    with os.fdopen(fd, "w") as f:
+        f.write(harness.policy.STATIC_FILE)
+    os.chmod(path, 0o644)
+    yield path
+    os.unlink(path)
