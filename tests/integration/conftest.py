@@ -6,7 +6,8 @@ harness/expect.py.
 
 At the end, the fixtures that the modules of one feature share: the TLS
 modules' STARTTLS postern, the policy modules' Dovecot ("pmx") and postern
-factory.  A module-scoped one is set up once in each module that uses it."""
+factory, the routing modules' postern and Dovecot factories.  A
+module-scoped one is set up once in each module that uses it."""
 
 import os
 import shutil
@@ -21,6 +22,7 @@ pytest.register_assert_rewrite("harness")
 
 import harness  # noqa: E402
 import harness.policy  # noqa: E402
+import harness.routing  # noqa: E402
 from harness import MX1_USERS, MX2_USERS, PASSWORDS, ROUTES, Dovecot, Postern  # noqa: E402
 
 
@@ -296,3 +298,45 @@ def map_file(run_dir):
     os.chmod(path, 0o644)
     yield path
     os.unlink(path)
+
+
+# ---- routing (test_routing_*.py) --------------------------------------------
+
+
+@pytest.fixture
+def start_postern(certs, postern_registry, run_dir):
+    """Factory: a postern started with make(backends, routes, **Postern kw);
+    stopped after the test.  A test during which one exits fails with its log."""
+    made = []
+
+    def make(backends, routes, **kw):
+        p = Postern(certs, backends, routes, parent_dir=run_dir, **kw)
+        postern_registry.append(p)
+        made.append(p)
+        return p.start()
+
+    yield make
+    dead = [(p, p.proc.returncode) for p in made if p.proc is not None and not p.running()]
+    for p in made:
+        p.cleanup()
+    if dead:
+        p, rc = dead[0]
+        pytest.fail("postern exited during this test (exit status %s); log tail:\n%s"
+                    % (rc, "\n".join(p.log().splitlines()[-40:])))
+
+
+@pytest.fixture
+def make_backend(run_dir):
+    """Factory: one more real Dovecot (Dovecot() keyword options) with every
+    test user, LOGFMT unless extra_conf is given."""
+    made = []
+
+    def make(name, **kw):
+        kw.setdefault("extra_conf", harness.routing.LOGFMT)
+        d = Dovecot(name, harness.routing.PASSWORDS, parent_dir=run_dir, **kw)
+        made.append(d)
+        return d.start()
+
+    yield make
+    for d in made:
+        d.cleanup()
