@@ -2,10 +2,16 @@
 certificates, two real Dovecot backends ("mx1", "mx2") and a postern in
 front of them for the whole session, plus a fresh stack per test for tests
 that stop a backend.  Their users, passwords and routes are in
-harness/expect.py."""
+harness/expect.py.
+
+At the end, the fixtures that the modules of one feature share: the TLS
+modules' STARTTLS postern, the policy modules' Dovecot ("pmx") and postern
+factory, the routing modules' postern and Dovecot factories.  A
+module-scoped one is set up once in each module that uses it."""
 
 import os
 import shutil
+import signal
 import tempfile
 
 import pytest
@@ -15,6 +21,8 @@ import pytest
 pytest.register_assert_rewrite("harness")
 
 import harness  # noqa: E402
+import harness.policy  # noqa: E402
+import harness.routing  # noqa: E402
 from harness import MX1_USERS, MX2_USERS, PASSWORDS, ROUTES, Dovecot, Postern  # noqa: E402
 
 
@@ -36,10 +44,15 @@ def _sanitizer_reports_fail_the_test():
                     pytrace=False)
 
 
+# The password checks read the log of every postern the run started.
+LAST = ("test_no_password_used_in_these_tests_appears_in_any_postern_log",  # TLS's
+        "test_no_password_ever_appears_in_the_log")
+
+
 def pytest_collection_modifyitems(session, config, items):
-    # The password check reads the log of every postern the run started, so
-    # it goes last, after the logins of every module (route rules, TLS, ...).
-    last = [i for i in items if i.name == "test_no_password_ever_appears_in_the_log"]
+    # The password checks go last, after the logins of every module (route
+    # rules, the TLS modules, ...).
+    last = sorted((i for i in items if i.name in LAST), key=lambda i: LAST.index(i.name))
     items[:] = [i for i in items if i not in last] + last
 
 
@@ -201,3 +214,129 @@ def stack(certs, postern_registry, run_dir):
     finally:
         for x in reversed(started):
             x.cleanup()
+
+
+# ---- TLS (test_tls_*.py) ----------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def tls_dir(run_dir):
+    d = os.path.join(run_dir, "tls")
+    os.makedirs(d, exist_ok=True)
+    return d
+
+
+@pytest.fixture(scope="module")
+def _stls_holder(certs, mx1, mx2, dead_backend, postern_registry, run_dir):
+    """implicit IMAP/POP3 + STARTTLS IMAP/POP3, plaintext auth refused."""
+    h = harness.RestartingPostern(
+        lambda: Postern(certs, [mx1, mx2, dead_backend], ROUTES, parent_dir=run_dir,
+                        starttls=True), postern_registry)
+    yield h
+    h.close()
+
+
+@pytest.fixture
+def stls_proxy(_stls_holder):
+    yield from _stls_holder.checked(pytest.fail)
+
+
+# ---- policies (test_protolock, test_limits, test_acl, test_policy_check) ----
+
+
+@pytest.fixture(scope="module")
+def pmx(run_dir):
+    d = Dovecot("pmx", harness.policy.PASSWORDS, messages=1, parent_dir=run_dir)
+    d.start()
+    yield d
+    d.cleanup()
+
+
+@pytest.fixture
+def state_dir(run_dir):
+    d = tempfile.mkdtemp(prefix="pit-state-", dir=run_dir)
+    yield d
+    shutil.rmtree(d, ignore_errors=True)
+
+
+@pytest.fixture
+def start(certs, pmx, postern_registry, run_dir):
+    """start(policy, state=None, **Postern kwargs): a postern in front of
+    pmx with that policy group (and `state = "lmdb:DIR"` when state is
+    given).  Each is stopped after the test; one that exited on its own
+    (not killed by the test: p.killed_by_test) fails the test."""
+    made = []
+
+    def make(policy, state=None, extra="", **kw):
+        if state is not None:
+            extra = "state = %s;\n%s" % (harness._q("lmdb:" + state), extra)
+        p = Postern(certs, [pmx], harness.policy.ROUTES, policy=policy, extra=extra,
+                    parent_dir=run_dir, **kw)
+        p.killed_by_test = False
+        postern_registry.append(p)
+        made.append(p)
+        return p.start()
+
+    yield make
+    died = []
+    for p in made:
+        if p.proc is not None and not p.running() and not p.killed_by_test \
+                and p.proc.returncode not in (0, -signal.SIGTERM):
+            died.append("postern (config %s) exited with %s; log tail:\n%s"
+                        % (p.conf_path, p.proc.returncode, harness._tail(p.log(), 40)))
+    for p in made:
+        p.cleanup()
+    if died:
+        pytest.fail("\n".join(died))
+
+
+@pytest.fixture
+def map_file(run_dir):
+    fd, path = tempfile.mkstemp(prefix="pit-protocols-", dir=run_dir)
+    with os.fdopen(fd, "w") as f:
+        f.write(harness.policy.STATIC_FILE)
+    os.chmod(path, 0o644)
+    yield path
+    os.unlink(path)
+
+
+# ---- routing (test_routing_*.py) --------------------------------------------
+
+
+@pytest.fixture
+def start_postern(certs, postern_registry, run_dir):
+    """Factory: a postern started with make(backends, routes, **Postern kw);
+    stopped after the test.  A test during which one exits fails with its log."""
+    made = []
+
+    def make(backends, routes, **kw):
+        p = Postern(certs, backends, routes, parent_dir=run_dir, **kw)
+        postern_registry.append(p)
+        made.append(p)
+        return p.start()
+
+    yield make
+    dead = [(p, p.proc.returncode) for p in made if p.proc is not None and not p.running()]
+    for p in made:
+        p.cleanup()
+    if dead:
+        p, rc = dead[0]
+        pytest.fail("postern exited during this test (exit status %s); log tail:\n%s"
+                    % (rc, "\n".join(p.log().splitlines()[-40:])))
+
+
+@pytest.fixture
+def make_backend(run_dir):
+    """Factory: one more real Dovecot (Dovecot() keyword options) with every
+    test user, LOGFMT unless extra_conf is given."""
+    made = []
+
+    def make(name, **kw):
+        kw.setdefault("extra_conf", harness.routing.LOGFMT)
+        d = Dovecot(name, harness.routing.PASSWORDS, parent_dir=run_dir, **kw)
+        made.append(d)
+        return d.start()
+
+    yield make
+    for d in made:
+        d.cleanup()

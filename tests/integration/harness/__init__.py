@@ -19,9 +19,16 @@ The modules, each with one job:
   mail           a user's mail read through a proxy, and which backend served it
   logins         timed logins and the `postern lock` commands, as policy tests use them
   expect         the session stack's users, passwords and routes; exact refusals
+  tls            what the TLS tests share: s_client certificate and session checks,
+                 Dovecot login lines, a postern started again after it exited
 
 Everything public is re-exported here: `import harness` and
-`from harness import X` are the way in."""
+`from harness import X` are the way in.  Two modules are not, because
+their PASSWORDS and ROUTES are other stacks' than expect's; import them as
+`from harness.policy import ...` and `from harness.routing import ...`:
+  policy         the policy tests' users, policy groups and source-address clients
+  routing        the routing tests' users on mx1..mx3, log lines, Login, PROXY headers
+"""
 
 from .procs import (HERE, IO_TIMEOUT, REPO, SANITIZER_LOGS, TIMEOUT_SCALE, _Daemon,
                     _handed_out, _live, _read, _stop_all_at_exit, _tail, free_port,
@@ -45,6 +52,8 @@ from .mail import (backend_of, fetch_body, imap_fetch_first, imap_ssl, literal_l
                    tagged)
 from .logins import (LOCK_LINE, LOGIN_PASSWORDS, Session, _line, imap_login, lock_cmd,
                      lock_list, lock_show, login, pop3_login, q, session_end_seen)
+from .tls import (RestartingPostern, assert_no_login, caps_of, ctx_for, der_of, imap_quote,
+                  login_line, proxy_log_since, sc_cert, session_kind, shutdown)
 
 # Every name above, for `from harness import *` and for pyflakes.
 __all__ = ["HERE", "IO_TIMEOUT", "REPO", "SANITIZER_LOGS", "TIMEOUT_SCALE", "_Daemon",
@@ -64,4 +73,6 @@ __all__ = ["HERE", "IO_TIMEOUT", "REPO", "SANITIZER_LOGS", "TIMEOUT_SCALE", "_Da
            "imap_ssl", "literal_login", "log_offsets", "login_seen", "pop3_retr_first",
            "pop3_ssl", "raw_imap", "raw_pop3", "tagged", "LOCK_LINE", "LOGIN_PASSWORDS",
            "Session", "_line", "imap_login", "lock_cmd", "lock_list", "lock_show", "login",
-           "pop3_login", "q", "session_end_seen"]
+           "pop3_login", "q", "session_end_seen", "RestartingPostern", "assert_no_login",
+           "caps_of", "ctx_for", "der_of", "imap_quote", "login_line", "proxy_log_since",
+           "sc_cert", "session_kind", "shutdown"]
