@@ -667,7 +667,11 @@ sasl_strerror(enum sasl_rc rc)
 	return "unknown SASL error";
 }
 
-static const char *const mech_names[SASL_MECH_COUNT] = {"PLAIN", "LOGIN", "XOAUTH2", "OAUTHBEARER"};
+/* [i] names the mechanism of bit 1 << i; unsized, so a mechanism added
+ * without its name fails to build. */
+static const char *const mech_names[] = {"PLAIN", "LOGIN", "XOAUTH2", "OAUTHBEARER"};
+_Static_assert(sizeof(mech_names) / sizeof(mech_names[0]) == SASL_MECH_COUNT,
+               "mech_names must name every SASL mechanism");
 
 const char *
 sasl_mech_name(unsigned bit)

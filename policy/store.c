@@ -69,7 +69,7 @@ store_name(const struct store *st)
 
 /* ---- the decisions every store makes -------------------------------------- */
 
-const char *const store_claim_outcome_name[STORE_CLAIM__COUNT] = {
+const char *const store_claim_outcome_name[] = {
     [STORE_CLAIM_CREATED] = "created", [STORE_CLAIM_REPLACED] = "replaced",
     [STORE_CLAIM_HELD] = "held",       [STORE_CLAIM_REFRESHED] = "refreshed",
     [STORE_CLAIM_OTHER] = "other",

@@ -10,7 +10,7 @@
 
 /* One row a command, in the order -h and the man page show them.  A row
  * left out leaves a NULL name, which the unit test catches. */
-const struct admin_cmd_def admin_cmds[ADMIN_CMD__COUNT] = {
+const struct admin_cmd_def admin_cmds[] = {
     [ADMIN_CMD_LOCK] =
         {
             .id = ADMIN_CMD_LOCK,
@@ -104,6 +104,9 @@ const struct admin_cmd_def admin_cmds[ADMIN_CMD__COUNT] = {
             .serve = admin_serve_health,
         },
 };
+/* Unsized above, so a command added to the enum without its row fails here. */
+_Static_assert(sizeof(admin_cmds) / sizeof(admin_cmds[0]) == ADMIN_CMD__COUNT,
+               "admin_cmds must have a row for every command");
 
 const struct admin_cmd_def *
 admin_cmd_find(const char *word)
