@@ -236,12 +236,16 @@ void policy_route_cancel(struct policy_route_req **rp);
 
 /*
  * End user's sessions on this proxy (a kick from the fleet channel, sent by
- * `postern kick --user U` or `route set ... --kick` on any proxy).  Runs on
- * the loop of the one worker that holds the channel's connection.  The
- * daemon provides it (branch ops: its local kick); the default here only
- * logs `event=fleet.kick`.
+ * `postern kick --user U` or `route set ... --kick` on any proxy).  user is
+ * the account key, valid during the call; runs on the loop of the one
+ * worker that holds the channel's connection, and must not call back into
+ * the policy.  The policy cannot reach the connections itself (they live
+ * above it), so the daemon hands it this hook.
  */
-void fleet_kick_local(const char *user);
+typedef void (*policy_kick_cb)(void *arg, const char *user);
+/* Register the kick (NULL: none; a kick is then only logged as
+ * `event=fleet.kick`).  Call before any policy_worker_new(): not locked. */
+void policy_set_kick(struct policy *p, policy_kick_cb cb, void *arg);
 
 /* Wall clock in ms, for callers without a loop at hand. */
 uint64_t policy_now_ms(void);

@@ -26,12 +26,24 @@
 
 /* ---- the fleet channel, and the warning of degraded mode ---------------- */
 
-/* The default: the daemon that has a local kick defines its own. */
-__attribute__((weak)) void
-fleet_kick_local(const char *user)
+void
+policy_set_kick(struct policy *p, policy_kick_cb cb, void *arg)
+{
+	p->kick = cb;
+	p->kick_arg = arg;
+}
+
+/* A kick for user (an account key): the daemon's hook ends the sessions;
+ * without one there is nothing here to end, so say so. */
+static void
+policy_kick(struct policy *p, const char *user)
 {
 	char qu[LOG_QUOTED_MAX];
 
+	if (p->kick != NULL) {
+		p->kick(p->kick_arg, user);
+		return;
+	}
 	log_kv(LOG_INFO, "fleet.kick", "user=%s note=\"no local kick in this build\"",
 	       log_quote(qu, sizeof(qu), user, strlen(user)));
 }
@@ -122,7 +134,7 @@ policy_on_fleet_event(void *arg, enum store_event ev, const char *user, size_t l
 			return;
 		log_kv(LOG_INFO, "fleet.kick_received", "user=%s",
 		       log_quote(qu, sizeof(qu), u, ul));
-		fleet_kick_local(u);
+		policy_kick(p, u);
 		break;
 	case STORE_EVENT_ROUTE:
 		if (ul != 0)

@@ -63,6 +63,8 @@ struct policy {
 	struct counters *ctr;      /* owned */
 	struct store *store;       /* owned; NULL without `state` */
 	atomic_uint_least64_t last_full_log_ms;
+	policy_kick_cb kick; /* policy_set_kick(), before the workers; NULL: log only */
+	void *kick_arg;
 };
 
 /* A sticky lock granted while the shared store was away: written there on

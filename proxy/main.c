@@ -459,6 +459,7 @@ main(int argc, char **argv)
 	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
 
 	admin_attach_workers(workers, (size_t)cfg->workers); /* kicks from the fleet */
+	policy_set_kick(policy, admin_kick_local, NULL);     /* before the workers start */
 	for (int w = 0; w < cfg->workers; w++) {
 		if (worker_init(&workers[w], w, cfg, policy, &fds[(size_t)w * nl], nl) < 0 ||
 		    worker_start(&workers[w]) < 0)
