@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "hash.h"
 #include "route.h"
 #include "route_impl.h"
 
@@ -20,29 +21,6 @@
  * config inserts keys, so a client cannot flood the index.
  * Changing this function moves every user: route_hash_is_pinned tests it.
  */
-#define FNV64_OFFSET 0xcbf29ce484222325ULL
-#define FNV64_PRIME  0x100000001b3ULL
-
-static uint64_t
-fnv1a(uint64_t h, const void *p, size_t len)
-{
-	const unsigned char *b = p;
-
-	for (size_t i = 0; i < len; i++) {
-		h ^= b[i];
-		h *= FNV64_PRIME;
-	}
-	return h;
-}
-
-static uint64_t
-mix64(uint64_t z)
-{
-	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-	z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-	return z ^ (z >> 31);
-}
-
 uint64_t
 route_hash(const char *user, size_t user_len, const char *backend, size_t backend_len)
 {
@@ -50,16 +28,16 @@ route_hash(const char *user, size_t user_len, const char *backend, size_t backen
 
 	/* A NUL between the two keeps (user, name) pairs apart: backend names
 	 * never contain one, so the last NUL always splits the input alike. */
-	h = fnv1a(FNV64_OFFSET, user, user_len);
-	h = fnv1a(h, "", 1);
-	h = fnv1a(h, backend, backend_len);
-	return mix64(h);
+	h = hash_fnv1a(HASH_FNV64_OFFSET, user, user_len);
+	h = hash_fnv1a(h, "", 1);
+	h = hash_fnv1a(h, backend, backend_len);
+	return hash_mix64(h);
 }
 
 uint64_t
 rt_key_hash(const void *key, size_t len)
 {
-	return mix64(fnv1a(FNV64_OFFSET, key, len));
+	return hash_mix64(hash_fnv1a(HASH_FNV64_OFFSET, key, len));
 }
 
 /*

@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "counters.h"
+#include "hash.h"
 #include "log.h"
 #include "policy.h"
 #include "policy_impl.h"
@@ -48,14 +49,12 @@ policy_kick(struct policy *p, const char *user)
 	       log_quote(qu, sizeof(qu), user, strlen(user)));
 }
 
+/* FNV-1a: not client-aimable in a way that matters: a collision costs a
+ * cache miss */
 static uint64_t
 rcache_hash(const char *user, size_t len)
 {
-	uint64_t h = 1469598103934665603ULL; /* FNV-1a: not client-aimable in a way that
-	                                      * matters: a collision costs a cache miss */
-	for (size_t i = 0; i < len; i++)
-		h = (h ^ (unsigned char)user[i]) * 1099511628211ULL;
-	return h | 1;
+	return hash_fnv1a(HASH_FNV64_OFFSET, user, len) | 1;
 }
 
 static void
