@@ -119,13 +119,20 @@ bool store_redis_is_noscript(const redisReply *rep);
 
 /* ---- store_redis_worker.c: one async connection per worker loop ---- */
 
-/* The libev adapter's watchers, made weak (they do not keep the loop
- * running): set as a redisAsyncContext's ev.addRead ... ev.cleanup. */
-void store_redis_weak_add_read(void *p);
-void store_redis_weak_del_read(void *p);
-void store_redis_weak_add_write(void *p);
-void store_redis_weak_del_write(void *p);
-void store_redis_weak_cleanup(void *p);
+/*
+ * A new async link to rs on loop (a worker's): connecting (never blocks: the
+ * host is numeric), attached with watchers that do not keep the loop
+ * running, ac->data = data, the two callbacks set, and AUTH queued first
+ * when rs has a password (its reply to on_auth(auth_arg); on_auth may be
+ * NULL).  Returns the context (hiredis frees it after on_gone), or NULL:
+ * *connect_failed_out tells a failed connect (the cause in err, errlen)
+ * from the adapter refusing to attach.
+ */
+redisAsyncContext *store_redis_async_open(const struct redis_store *rs, struct ev_loop *loop,
+                                          void *data, redisConnectCallback *on_connect,
+                                          redisDisconnectCallback *on_gone,
+                                          redisCallbackFn *on_auth, void *auth_arg,
+                                          bool *connect_failed_out, char *err, size_t errlen);
 /* A route's reply (GET; rep NULL: the link was lost) -> r's answer: rc,
  * err, route_found, route. */
 void store_redis_route_answer(struct store_req *r, const redisReply *rep);
