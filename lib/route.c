@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "account.h"
 #include "hash.h"
 #include "route.h"
 #include "route_impl.h"
@@ -76,31 +77,6 @@ static bool
 is_space(unsigned char c)
 {
 	return c == ' ' || c == '\t' || c == '\r' || c == '\n' || c == '\v' || c == '\f';
-}
-
-size_t
-route_normalize(const char *user, size_t len, char *out, size_t outlen)
-{
-	size_t start = 0, end = len, n;
-
-	while (start < end && is_space((unsigned char)user[start]))
-		start++;
-	while (end > start && is_space((unsigned char)user[end - 1]))
-		end--;
-	n = end - start;
-	if (n == 0 || n >= outlen)
-		return 0;
-	/* A NUL inside cannot be a key: keys are C strings in the arena. */
-	if (memchr(user + start, '\0', n) != NULL)
-		return 0;
-	for (size_t i = 0; i < n; i++) {
-		char c = user[start + i];
-
-		/* ASCII only, by hand: tolower() would follow the locale. */
-		out[i] = (c >= 'A' && c <= 'Z') ? (char)(c - 'A' + 'a') : c;
-	}
-	out[n] = '\0';
-	return n;
 }
 
 /* Make room for need elements of size elem in *p; doubles. 0 or -1. */
@@ -341,7 +317,7 @@ rt_add_rule(struct route_table *rt, struct rt_map *map, bool domain, const char 
 {
 	char k[ROUTE_USER_MAX];
 	struct rt_member m[ROUTE_POOL_MAX];
-	size_t len = route_normalize(key, strlen(key), k, sizeof(k));
+	size_t len = account_key_normalize(key, strlen(key), k, sizeof(k));
 	uint32_t tag;
 	struct rt_slot *s;
 	int64_t id;
@@ -454,17 +430,16 @@ cand_better(const struct route_table *rt, const struct rt_cand *a, const struct 
 }
 
 size_t
-route_lookup(const struct route_table *rt, const char *user, size_t user_len, size_t *out,
-             size_t max)
+route_lookup(const struct route_table *rt, const char *key, size_t len, size_t *out, size_t max)
 {
-	char u[ROUTE_USER_MAX];
 	struct rt_cand c[ROUTE_POOL_MAX];
 	const struct rt_pool *p;
-	const char *at;
-	size_t len = route_normalize(user, user_len, u, sizeof(u));
+	const char *u = key, *at;
 	int64_t id;
 
-	if (len == 0 || max == 0)
+	/* No rule's key is as long (they fit ROUTE_USER_MAX with their NUL) or
+	 * starts with white space (account_key() of a blank name). */
+	if (len == 0 || len >= ROUTE_USER_MAX || is_space((unsigned char)key[0]) || max == 0)
 		return 0;
 	id = rule_find(rt, &rt->users, u, len);
 	for (at = u + len; at > u && at[-1] != '@'; at--)

@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "account.h"
 #include "counters.h"
 #include "hash.h"
 #include "log.h"
@@ -125,7 +126,7 @@ policy_on_fleet_event(void *arg, enum store_event ev, const char *user, size_t l
 {
 	struct policy *p = arg;
 	char u[ROUTE_USER_MAX + 1], qu[LOG_QUOTED_MAX];
-	size_t ul = len > 0 ? route_normalize(user, len, u, sizeof(u)) : 0;
+	size_t ul = len > 0 ? account_key_normalize(user, len, u, sizeof(u)) : 0;
 
 	switch (ev) {
 	case STORE_EVENT_KICK:
@@ -240,10 +241,10 @@ policy_throttle_keys(const struct acl_addr *key, const char *u, size_t ul, char 
 
 uint64_t
 policy_login_failed_pw(struct policy_worker *pw, const struct sockaddr *sa, socklen_t salen,
-                       const char *user, size_t len, uint64_t now_ms)
+                       const char *key, size_t key_len, uint64_t now_ms)
 {
 	struct policy *p = pw->p;
-	uint64_t delay = policy_login_failed(p, sa, salen, user, len, now_ms);
+	uint64_t delay = policy_login_failed(p, sa, salen, key, key_len, now_ms);
 	char iu[STORE_KEY_MAX + 1], ipk[STORE_KEY_MAX + 1];
 	size_t iul, ipl;
 	struct policy_conf *c;
@@ -259,7 +260,7 @@ policy_login_failed_pw(struct policy_worker *pw, const struct sockaddr *sa, sock
 	t->p = p;
 	t->pw = pw;
 	t->key = acl_addr_prefix(&a, c->v6_prefix);
-	t->len = policy_user_key(user, len, t->user, sizeof(t->user));
+	t->len = policy_key_copy(key, key_len, t->user, sizeof(t->user));
 	t->now_ms = now_ms;
 	policy_throttle_keys(&t->key, t->user, t->len, iu, &iul, ipk, &ipl);
 	/* the request is never cancelled: t lives until its answer */
@@ -416,7 +417,7 @@ on_route_answer(void *arg, int rc, const char *err, const char *backend)
 }
 
 struct policy_route_req *
-policy_route_lookup(struct policy_worker *pw, const char *user, size_t len, policy_route_cb cb,
+policy_route_lookup(struct policy_worker *pw, const char *key, size_t key_len, policy_route_cb cb,
                     void *arg)
 {
 	struct policy *p = pw->p;
@@ -428,7 +429,7 @@ policy_route_lookup(struct policy_worker *pw, const char *user, size_t len, poli
 	rr->pw = pw;
 	rr->cb = cb;
 	rr->arg = arg;
-	rr->len = policy_user_key(user, len, rr->user, sizeof(rr->user));
+	rr->len = policy_key_copy(key, key_len, rr->user, sizeof(rr->user));
 	if (p->shared) {
 		/* a small direct-mapped cache: a hit costs no round trip */
 		uint64_t h = rcache_hash(rr->user, rr->len), now = policy_now_ms();

@@ -9,6 +9,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "account.h"
 #include "hash.h"
 #include "protolock.h"
 #include "route.h"
@@ -218,7 +219,7 @@ protolock_rules_add(struct protolock_rules *r, bool domain, const char *key, siz
 {
 	char norm[ROUTE_USER_MAX + 1];
 	char kind = domain ? 'd' : 'u';
-	size_t nl = route_normalize(key, len, norm, sizeof(norm));
+	size_t nl = account_key_normalize(key, len, norm, sizeof(norm));
 	struct pl_slot *s;
 	uint32_t h;
 

@@ -655,7 +655,7 @@ conn_close(struct conn *c, enum close_reason reason)
 	ev_timer_stop(w->loop, &c->delay);
 	policy_req_cancel(&c->preq);
 	if (c->session_live) {
-		policy_session_end_sid(w->pw, c->user, strlen(c->user), c->lc->proto, c->id);
+		policy_session_end_sid(w->pw, c->key, c->key_len, c->lc->proto, c->id);
 		c->session_live = false;
 	}
 	policy_conn_closed(w->policy, &c->pc);
