@@ -194,7 +194,7 @@ sub_schedule_retry(struct redis_worker *rw)
 	if (rw->sub_backoff_ms > REDIS_BACKOFF_MAX)
 		rw->sub_backoff_ms = REDIS_BACKOFF_MAX;
 	ms = rw->sub_backoff_ms / 2 + (uint64_t)random() % (rw->sub_backoff_ms / 2 + 1);
-	store_redis_timer_start_weak(rw->loop, &rw->sub_retry, (ev_tstamp)ms / 1000.);
+	store_redis_timer_start_unref(rw->loop, &rw->sub_retry, (ev_tstamp)ms / 1000.);
 }
 
 void

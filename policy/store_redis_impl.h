@@ -102,8 +102,8 @@ extern const char store_redis_script[];
 /* Timers that must not keep the loop running (store.h: a store_worker
  * holds no reference on its loop): start (or restart) once after `after`
  * seconds; stop.  A callback of such a timer calls ev_ref() first. */
-void store_redis_timer_start_weak(struct ev_loop *loop, ev_timer *t, ev_tstamp after);
-void store_redis_timer_stop_weak(struct ev_loop *loop, ev_timer *t);
+void store_redis_timer_start_unref(struct ev_loop *loop, ev_timer *t, ev_tstamp after);
+void store_redis_timer_stop_unref(struct ev_loop *loop, ev_timer *t);
 /* PREFIX kind key into buf (REDIS_KEY_MAX); its length.  kind is at most
  * 6 bytes ("lock:", "sess:", "thr:", "route:", "proxy:", "events"). */
 size_t store_redis_kind_key(const struct redis_store *rs, const char *kind, const char *key,

@@ -209,7 +209,7 @@ rw_schedule_retry(struct redis_worker *rw)
 		rw->backoff_ms = REDIS_BACKOFF_MAX;
 	/* spread the workers (and the fleet) so they do not reconnect in step */
 	ms = rw->backoff_ms / 2 + (uint64_t)random() % (rw->backoff_ms / 2 + 1);
-	store_redis_timer_start_weak(rw->loop, &rw->retry, (ev_tstamp)ms / 1000.);
+	store_redis_timer_start_unref(rw->loop, &rw->retry, (ev_tstamp)ms / 1000.);
 }
 
 /* Drop the connection from our side (dead link, worker closing). */
@@ -255,10 +255,11 @@ rw_arm_clock(struct redis_worker *rw)
 		any = true;
 	}
 	if (!any) {
-		store_redis_timer_stop_weak(rw->loop, &rw->clock);
+		store_redis_timer_stop_unref(rw->loop, &rw->clock);
 		return;
 	}
-	store_redis_timer_start_weak(rw->loop, &rw->clock, next > now ? next - now + 0.001 : 0.001);
+	store_redis_timer_start_unref(rw->loop, &rw->clock,
+	                              next > now ? next - now + 0.001 : 0.001);
 }
 
 /* Deadlines: a request never waits longer than state_timeout; a link that
@@ -691,9 +692,9 @@ store_redis_worker_close(struct store_worker *sw)
 	if (rw == NULL)
 		return;
 	rw->closing = true;
-	store_redis_timer_stop_weak(rw->loop, &rw->retry);
-	store_redis_timer_stop_weak(rw->loop, &rw->clock);
-	store_redis_timer_stop_weak(rw->loop, &rw->sub_retry);
+	store_redis_timer_stop_unref(rw->loop, &rw->retry);
+	store_redis_timer_stop_unref(rw->loop, &rw->clock);
+	store_redis_timer_stop_unref(rw->loop, &rw->sub_retry);
 	ev_ref(rw->loop);
 	ev_timer_stop(rw->loop, &rw->beat);
 	rw_drop(rw, NULL); /* frees every call through its callback */
