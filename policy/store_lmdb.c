@@ -483,11 +483,16 @@ lmdb_submit(struct store_req *r, const char **err_out)
 
 /* ---- synchronous ---------------------------------------------------------- */
 
+/* Copies a record out while its read transaction holds the page: 0, or -1
+ * when the record is unreadable. */
+typedef int (*rec_copy_fn)(const MDB_val *v, void *out);
+
+/* The record of key in dbi, copied by copy into out, in a read transaction
+ * of its own; *found_out.  0, or -1 with *err_out (unreadable: what). */
 static int
-lmdb_lock_get(struct store *st, const char *key, size_t len, struct store_lock *out,
-              bool *found_out, const char **err_out)
+kv_read(struct lmdb_store *ls, MDB_dbi dbi, const char *key, size_t len, rec_copy_fn copy,
+        void *out, const char *unreadable, bool *found_out, const char **err_out)
 {
-	struct lmdb_store *ls = (struct lmdb_store *)(void *)st;
 	MDB_val k = {.mv_size = len, .mv_data = (void *)key}, v;
 	MDB_txn *txn;
 	int rc;
@@ -496,11 +501,11 @@ lmdb_lock_get(struct store *st, const char *key, size_t len, struct store_lock *
 		*err_out = lmdb_err(rc);
 		return -1;
 	}
-	rc = mdb_get(txn, ls->locks, &k, &v);
+	rc = mdb_get(txn, dbi, &k, &v);
 	*found_out = rc == 0;
-	if (rc == 0 && lock_decode(&v, out) < 0) {
+	if (rc == 0 && copy(&v, out) < 0) {
 		mdb_txn_abort(txn);
-		*err_out = "unreadable lock record";
+		*err_out = unreadable;
 		return -1;
 	}
 	mdb_txn_abort(txn);
@@ -509,6 +514,22 @@ lmdb_lock_get(struct store *st, const char *key, size_t len, struct store_lock *
 		return -1;
 	}
 	return 0;
+}
+
+static int
+lock_copy(const MDB_val *v, void *out)
+{
+	return lock_decode(v, out);
+}
+
+static int
+lmdb_lock_get(struct store *st, const char *key, size_t len, struct store_lock *out,
+              bool *found_out, const char **err_out)
+{
+	struct lmdb_store *ls = (struct lmdb_store *)(void *)st;
+
+	return kv_read(ls, ls->locks, key, len, lock_copy, out, "unreadable lock record", found_out,
+	               err_out);
 }
 
 static int
@@ -574,36 +595,28 @@ lmdb_lock_list(struct store *st, store_list_cb cb, void *arg, const char **err_o
 
 /* ---- routes (admin commands) ---------------------------------------------- */
 
+/* A route record: a backend name, 1 to STORE_BACKEND_MAX bytes; out has
+ * room for STORE_BACKEND_MAX and the NUL. */
+static int
+route_copy(const MDB_val *v, void *out)
+{
+	char *o = out;
+
+	if (v->mv_size == 0 || v->mv_size > STORE_BACKEND_MAX)
+		return -1;
+	memcpy(o, v->mv_data, v->mv_size);
+	o[v->mv_size] = '\0';
+	return 0;
+}
+
 static int
 lmdb_route_get(struct store *st, const char *key, size_t len, char *out, bool *found_out,
                const char **err_out)
 {
 	struct lmdb_store *ls = (struct lmdb_store *)(void *)st;
-	MDB_val k = {.mv_size = len, .mv_data = (void *)key}, v;
-	MDB_txn *txn;
-	int rc;
 
-	if ((rc = mdb_txn_begin(ls->env, NULL, MDB_RDONLY, &txn)) != 0) {
-		*err_out = lmdb_err(rc);
-		return -1;
-	}
-	rc = mdb_get(txn, ls->routes, &k, &v);
-	*found_out = rc == 0;
-	if (rc == 0 && (v.mv_size == 0 || v.mv_size > STORE_BACKEND_MAX)) {
-		mdb_txn_abort(txn);
-		*err_out = "unreadable route record";
-		return -1;
-	}
-	if (rc == 0) {
-		memcpy(out, v.mv_data, v.mv_size);
-		out[v.mv_size] = '\0';
-	}
-	mdb_txn_abort(txn);
-	if (rc != 0 && rc != MDB_NOTFOUND) {
-		*err_out = lmdb_err(rc);
-		return -1;
-	}
-	return 0;
+	return kv_read(ls, ls->routes, key, len, route_copy, out, "unreadable route record",
+	               found_out, err_out);
 }
 
 /* One write transaction: put (backend) or delete (NULL). */
