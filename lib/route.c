@@ -8,6 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "account.h"
+#include "hash.h"
 #include "route.h"
 #include "route_impl.h"
 
@@ -20,29 +22,6 @@
  * config inserts keys, so a client cannot flood the index.
  * Changing this function moves every user: route_hash_is_pinned tests it.
  */
-#define FNV64_OFFSET 0xcbf29ce484222325ULL
-#define FNV64_PRIME  0x100000001b3ULL
-
-static uint64_t
-fnv1a(uint64_t h, const void *p, size_t len)
-{
-	const unsigned char *b = p;
-
-	for (size_t i = 0; i < len; i++) {
-		h ^= b[i];
-		h *= FNV64_PRIME;
-	}
-	return h;
-}
-
-static uint64_t
-mix64(uint64_t z)
-{
-	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-	z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-	return z ^ (z >> 31);
-}
-
 uint64_t
 route_hash(const char *user, size_t user_len, const char *backend, size_t backend_len)
 {
@@ -50,16 +29,16 @@ route_hash(const char *user, size_t user_len, const char *backend, size_t backen
 
 	/* A NUL between the two keeps (user, name) pairs apart: backend names
 	 * never contain one, so the last NUL always splits the input alike. */
-	h = fnv1a(FNV64_OFFSET, user, user_len);
-	h = fnv1a(h, "", 1);
-	h = fnv1a(h, backend, backend_len);
-	return mix64(h);
+	h = hash_fnv1a(HASH_FNV64_OFFSET, user, user_len);
+	h = hash_fnv1a(h, "", 1);
+	h = hash_fnv1a(h, backend, backend_len);
+	return hash_mix64(h);
 }
 
 uint64_t
 rt_key_hash(const void *key, size_t len)
 {
-	return mix64(fnv1a(FNV64_OFFSET, key, len));
+	return hash_mix64(hash_fnv1a(HASH_FNV64_OFFSET, key, len));
 }
 
 /*
@@ -98,31 +77,6 @@ static bool
 is_space(unsigned char c)
 {
 	return c == ' ' || c == '\t' || c == '\r' || c == '\n' || c == '\v' || c == '\f';
-}
-
-size_t
-route_normalize(const char *user, size_t len, char *out, size_t outlen)
-{
-	size_t start = 0, end = len, n;
-
-	while (start < end && is_space((unsigned char)user[start]))
-		start++;
-	while (end > start && is_space((unsigned char)user[end - 1]))
-		end--;
-	n = end - start;
-	if (n == 0 || n >= outlen)
-		return 0;
-	/* A NUL inside cannot be a key: keys are C strings in the arena. */
-	if (memchr(user + start, '\0', n) != NULL)
-		return 0;
-	for (size_t i = 0; i < n; i++) {
-		char c = user[start + i];
-
-		/* ASCII only, by hand: tolower() would follow the locale. */
-		out[i] = (c >= 'A' && c <= 'Z') ? (char)(c - 'A' + 'a') : c;
-	}
-	out[n] = '\0';
-	return n;
 }
 
 /* Make room for need elements of size elem in *p; doubles. 0 or -1. */
@@ -363,7 +317,7 @@ rt_add_rule(struct route_table *rt, struct rt_map *map, bool domain, const char 
 {
 	char k[ROUTE_USER_MAX];
 	struct rt_member m[ROUTE_POOL_MAX];
-	size_t len = route_normalize(key, strlen(key), k, sizeof(k));
+	size_t len = account_key_normalize(key, strlen(key), k, sizeof(k));
 	uint32_t tag;
 	struct rt_slot *s;
 	int64_t id;
@@ -476,17 +430,16 @@ cand_better(const struct route_table *rt, const struct rt_cand *a, const struct 
 }
 
 size_t
-route_lookup(const struct route_table *rt, const char *user, size_t user_len, size_t *out,
-             size_t max)
+route_lookup(const struct route_table *rt, const char *key, size_t len, size_t *out, size_t max)
 {
-	char u[ROUTE_USER_MAX];
 	struct rt_cand c[ROUTE_POOL_MAX];
 	const struct rt_pool *p;
-	const char *at;
-	size_t len = route_normalize(user, user_len, u, sizeof(u));
+	const char *u = key, *at;
 	int64_t id;
 
-	if (len == 0 || max == 0)
+	/* No rule's key is as long (they fit ROUTE_USER_MAX with their NUL) or
+	 * starts with white space (account_key() of a blank name). */
+	if (len == 0 || len >= ROUTE_USER_MAX || is_space((unsigned char)key[0]) || max == 0)
 		return 0;
 	id = rule_find(rt, &rt->users, u, len);
 	for (at = u + len; at > u && at[-1] != '@'; at--)

@@ -12,8 +12,10 @@
 #include <stdint.h>
 #include <stdio.h>
 
-#define ROUTE_POOL_MAX 64  /* backends in one pool */
-#define ROUTE_USER_MAX 256 /* normalised user name */
+#include "account.h"
+
+#define ROUTE_POOL_MAX 64              /* backends in one pool */
+#define ROUTE_USER_MAX ACCOUNT_KEY_MAX /* an account key (account.h) */
 
 struct route_table; /* opaque */
 
@@ -31,7 +33,7 @@ void route_table_free(struct route_table **rtp);
  * Add a rule.  pool[0..n) are backend indices, weights[i] >= 1 (NULL means
  * all 1).  A rule for a key already present, an empty pool, an index out of
  * range or n > ROUTE_POOL_MAX fails: returns -1 with *err_out static text.
- * Keys are normalised like user names.
+ * Keys are normalised like user names (account_key_normalize()).
  */
 int route_add_user(struct route_table *rt, const char *user, const size_t *pool,
                    const uint32_t *weights, size_t n, const char **err_out);
@@ -41,20 +43,14 @@ int route_set_default(struct route_table *rt, const size_t *pool, const uint32_t
                       const char **err_out);
 
 /*
- * Normalise a user name for routing and keys: lower-case ASCII, surrounding
- * white space removed.  Returns the length written (NUL-terminated), or 0 if
- * the result would be empty or does not fit outlen.
- */
-size_t route_normalize(const char *user, size_t len, char *out, size_t outlen);
-
-/*
- * The backends for user, best first: an exact user rule, else a rule for the
- * domain after the last '@', else the default.  Within the matching rule's
- * pool the order is by rendezvous score (weighted: -w / ln(u)), so
+ * The backends for the account key (account_key(): already normalised;
+ * never normalised again here), best first: an exact user rule, else a rule
+ * for the domain after the last '@', else the default.  Within the matching
+ * rule's pool the order is by rendezvous score (weighted: -w / ln(u)), so
  * out[0] is the user's home and out[1..] its failover order.  Returns the
  * count written to out (at most max), 0 when no rule matches.
  */
-size_t route_lookup(const struct route_table *rt, const char *user, size_t user_len, size_t *out,
+size_t route_lookup(const struct route_table *rt, const char *key, size_t len, size_t *out,
                     size_t max);
 
 /* The score rendezvous hashing gives (user, backend name); exposed for tests. */

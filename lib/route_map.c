@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "account.h"
 #include "route.h"
 #include "route_impl.h"
 #include "route_map.h"
@@ -188,7 +189,7 @@ map_line(struct rt_mapload *m, char *s, size_t len, size_t line)
 		map_err(m, line, "empty domain after '@'");
 		return;
 	}
-	if ((klen = route_normalize(s + kstart, kend - kstart, k, sizeof(k))) == 0) {
+	if ((klen = account_key_normalize(s + kstart, kend - kstart, k, sizeof(k))) == 0) {
 		map_err(m, line, "%s \"%s\" is longer than %d bytes", what,
 		        map_show(s + kstart, kend - kstart, show, sizeof(show)),
 		        ROUTE_USER_MAX - 1);

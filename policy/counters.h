@@ -11,7 +11,8 @@
  * is forgotten: an attacker who floods the table with keys gains a reset of
  * the oldest key, never a lock-out of anybody; evictions are counted).
  * Keys are hashed with a random per-process SipHash key, so clients cannot
- * aim collisions.  User names are expected normalised (route_normalize()).
+ * aim collisions.  User names are account keys (account.h), normalised by
+ * the caller.
  */
 #ifndef POSTERN_COUNTERS_H
 #define POSTERN_COUNTERS_H

@@ -321,18 +321,16 @@ policy_warn_store(struct policy *p, const char *user, size_t len, const char *er
 	       (unsigned long long)atomic_exchange(&p->store_log_dropped, 0));
 }
 
-/* user normalised into buf (as routing does); the raw bytes, cut, if that
- * leaves nothing, so that a key always exists. */
+/* The account key into buf, cut to buflen - 1 (a key from account_key()
+ * always fits ACCOUNT_KEY_MAX + 1): copied as it is, never normalised
+ * again. */
 size_t
-policy_user_key(const char *user, size_t len, char *buf, size_t buflen)
+policy_key_copy(const char *key, size_t len, char *buf, size_t buflen)
 {
-	size_t n = route_normalize(user, len, buf, buflen);
+	size_t n = len < buflen - 1 ? len : buflen - 1;
 
-	if (n == 0) {
-		n = len < buflen - 1 ? len : buflen - 1;
-		memcpy(buf, user, n);
-		buf[n] = '\0';
-	}
+	memcpy(buf, key, n);
+	buf[n] = '\0';
 	return n;
 }
 
@@ -393,8 +391,8 @@ policy_conn_closed(struct policy *p, struct policy_conn *pc)
 }
 
 enum policy_verdict
-policy_login_check(struct policy *p, const struct sockaddr *sa, socklen_t salen, const char *user,
-                   size_t len, uint64_t now_ms, uint64_t *delay_ms_out)
+policy_login_check(struct policy *p, const struct sockaddr *sa, socklen_t salen, const char *ukey,
+                   size_t ukey_len, uint64_t now_ms, uint64_t *delay_ms_out)
 {
 	char u[ROUTE_USER_MAX + 1];
 	struct counters_throttle t;
@@ -406,7 +404,7 @@ policy_login_check(struct policy *p, const struct sockaddr *sa, socklen_t salen,
 	*delay_ms_out = 0;
 	if (acl_addr_from_sockaddr(sa, salen, &a) < 0)
 		return POLICY_ALLOW;
-	ul = policy_user_key(user, len, u, sizeof(u));
+	ul = policy_key_copy(ukey, ukey_len, u, sizeof(u));
 	c = policy_conf_get(p);
 	key = acl_addr_prefix(&a, c->v6_prefix);
 	counters_throttle_check(p->ctr, &key, u, ul, &c->rl_ip_user, &c->rl_ip, now_ms, &t);
@@ -421,8 +419,8 @@ policy_login_check(struct policy *p, const struct sockaddr *sa, socklen_t salen,
 }
 
 uint64_t
-policy_login_failed(struct policy *p, const struct sockaddr *sa, socklen_t salen, const char *user,
-                    size_t len, uint64_t now_ms)
+policy_login_failed(struct policy *p, const struct sockaddr *sa, socklen_t salen, const char *ukey,
+                    size_t ukey_len, uint64_t now_ms)
 {
 	char u[ROUTE_USER_MAX + 1], qu[LOG_QUOTED_MAX], ip[ACL_ADDR_STRLEN];
 	struct counters_throttle t;
@@ -434,7 +432,7 @@ policy_login_failed(struct policy *p, const struct sockaddr *sa, socklen_t salen
 
 	if (acl_addr_from_sockaddr(sa, salen, &a) < 0)
 		return 0;
-	ul = policy_user_key(user, len, u, sizeof(u));
+	ul = policy_key_copy(ukey, ukey_len, u, sizeof(u));
 	c = policy_conf_get(p);
 	key = acl_addr_prefix(&a, c->v6_prefix);
 	counters_throttle_fail(p->ctr, &key, u, ul, &c->rl_ip_user, &c->rl_ip, now_ms, &t);
@@ -635,15 +633,15 @@ policy_step_claim(struct policy_req *r)
 
 struct policy_req *
 policy_postauth(struct policy_worker *pw, const struct sockaddr *sa, socklen_t salen,
-                const char *user, size_t len, enum proto_kind proto, uint64_t now_ms,
+                const char *key, size_t key_len, enum proto_kind proto, uint64_t now_ms,
                 policy_answer_cb cb, void *arg)
 {
-	return policy_postauth_sid(pw, sa, salen, user, len, proto, 0, NULL, now_ms, cb, arg);
+	return policy_postauth_sid(pw, sa, salen, key, key_len, proto, 0, NULL, now_ms, cb, arg);
 }
 
 struct policy_req *
 policy_postauth_sid(struct policy_worker *pw, const struct sockaddr *sa, socklen_t salen,
-                    const char *user, size_t len, enum proto_kind proto, uint64_t sid,
+                    const char *ukey, size_t ukey_len, enum proto_kind proto, uint64_t sid,
                     const char *backend, uint64_t now_ms, policy_answer_cb cb, void *arg)
 {
 	struct policy *p = pw->p;
@@ -671,7 +669,7 @@ policy_postauth_sid(struct policy_worker *pw, const struct sockaddr *sa, socklen
 	if (pw->pending != NULL)
 		pw->pending->prev = r;
 	pw->pending = r;
-	r->user_len = policy_user_key(user, len, r->user, sizeof(r->user));
+	r->user_len = policy_key_copy(ukey, ukey_len, r->user, sizeof(r->user));
 	c = policy_conf_get(p);
 	r->expire_ms = c->expire_ms;
 
@@ -766,22 +764,22 @@ policy_req_cancel(struct policy_req **reqp)
 }
 
 void
-policy_session_end_sid(struct policy_worker *pw, const char *user, size_t len,
+policy_session_end_sid(struct policy_worker *pw, const char *key, size_t key_len,
                        enum proto_kind proto, uint64_t sid)
 {
 	char u[ROUTE_USER_MAX + 1];
-	size_t ul = policy_user_key(user, len, u, sizeof(u));
+	size_t ul = policy_key_copy(key, key_len, u, sizeof(u));
 
-	policy_session_end(pw->p, user, len, proto);
+	policy_session_end(pw->p, key, key_len, proto);
 	if (pw->p->shared && pw->sw != NULL && sid != 0)
 		store_session_end(pw->sw, u, ul, sid);
 }
 
 void
-policy_session_end(struct policy *p, const char *user, size_t len, enum proto_kind proto)
+policy_session_end(struct policy *p, const char *key, size_t key_len, enum proto_kind proto)
 {
 	char u[ROUTE_USER_MAX + 1];
-	size_t ul = policy_user_key(user, len, u, sizeof(u));
+	size_t ul = policy_key_copy(key, key_len, u, sizeof(u));
 
 	if (!counters_session_end(p->ctr, u, ul, proto))
 		log_kv(LOG_WARN, "policy.bug", "what=session_end_uncounted proto=%s",

@@ -22,6 +22,11 @@
  *   session end          policy_session_end() once for every session that got
  *                        POLICY_ALLOW, however it ends.
  *
+ * A user is named by its account key (account.h): the login makes it once
+ * with account_key() and passes it as (key, key_len); nothing here
+ * normalises it again, so routing, throttles, session counts, locks and
+ * the store all see the same bytes.
+ *
  * Time is a parameter (now_ms: wall clock, ms since the epoch, as
  * ev_now(loop) * 1000 gives), so tests move the clock.  Durable lock records
  * store it, so it must be the wall clock, not a monotonic one.
@@ -134,24 +139,24 @@ enum policy_verdict policy_accept(struct policy *p, const struct sockaddr *sa, s
 void policy_conn_closed(struct policy *p, struct policy_conn *pc);
 
 /*
- * May a login as user from sa be tried now?  POLICY_ALLOW (*delay_ms_out 0)
+ * May a login as the account key from sa be tried now?  POLICY_ALLOW (*delay_ms_out 0)
  * or POLICY_DENY_THROTTLE: do not contact a backend; answer after
  * *delay_ms_out (the capped tarpit), as for a failed login.  Reads only.
  */
 enum policy_verdict policy_login_check(struct policy *p, const struct sockaddr *sa, socklen_t salen,
-                                       const char *user, size_t len, uint64_t now_ms,
+                                       const char *key, size_t key_len, uint64_t now_ms,
                                        uint64_t *delay_ms_out);
 
-/* The backend refused user's credentials from sa: count the failure on the
- * (address, user) and address keys.  Returns the delay (ms) to wait before
+/* The backend refused the credentials of the account key from sa: count
+ * the failure on the (address, user) and address keys.  Returns the delay (ms) to wait before
  * answering the client: delay_base doubling per failure, up to delay_max. */
 uint64_t policy_login_failed(struct policy *p, const struct sockaddr *sa, socklen_t salen,
-                             const char *user, size_t len, uint64_t now_ms);
+                             const char *key, size_t key_len, uint64_t now_ms);
 
 /* ---- post-auth ------------------------------------------------------- */
 
 /*
- * The backend accepted user's password over proto from sa: clears the
+ * The backend accepted the password of the account key over proto from sa: clears the
  * (address, user) throttle key, then decides, in this order: a static rule
  * (policy.protocols / protocols_file / protocols_default) that excludes
  * proto; the concurrent lock and max_sessions_per_user (the session is
@@ -161,7 +166,7 @@ uint64_t policy_login_failed(struct policy *p, const struct sockaddr *sa, sockle
  *
  * The answer always comes through cb on pw's loop, never before this call
  * returns, exactly once unless the request is cancelled.  POLICY_ALLOW: the
- * session is live and counted; the caller owes one policy_session_end(user,
+ * session is live and counted; the caller owes one policy_session_end(key,
  * proto).  Any other verdict: nothing to undo.
  *
  * Returns the request, to keep until cb runs (cancel it if the connection
@@ -169,7 +174,7 @@ uint64_t policy_login_failed(struct policy *p, const struct sockaddr *sa, sockle
  * it as POLICY_DENY_INTERNAL.  On pw's thread only.
  */
 struct policy_req *policy_postauth(struct policy_worker *pw, const struct sockaddr *sa,
-                                   socklen_t salen, const char *user, size_t len,
+                                   socklen_t salen, const char *key, size_t key_len,
                                    enum proto_kind proto, uint64_t now_ms, policy_answer_cb cb,
                                    void *arg);
 
@@ -183,7 +188,7 @@ struct policy_req *policy_postauth(struct policy_worker *pw, const struct sockad
 void policy_req_cancel(struct policy_req **reqp);
 
 /* A session that got POLICY_ALLOW ended, for any reason. */
-void policy_session_end(struct policy *p, const char *user, size_t len, enum proto_kind proto);
+void policy_session_end(struct policy *p, const char *key, size_t key_len, enum proto_kind proto);
 
 /* The state store (`state`): its kind ("lmdb", ...), or NULL when none is
  * configured; and whether it is usable now.  An LMDB store is opened by
@@ -205,19 +210,19 @@ bool policy_state_up(const struct policy *p);
  * and the state_fallback LMDB; logged as state.degraded) or "refuse".
  */
 struct policy_req *policy_postauth_sid(struct policy_worker *pw, const struct sockaddr *sa,
-                                       socklen_t salen, const char *user, size_t len,
+                                       socklen_t salen, const char *key, size_t key_len,
                                        enum proto_kind proto, uint64_t sid, const char *backend,
                                        uint64_t now_ms, policy_answer_cb cb, void *arg);
 /* The session allowed by policy_postauth_sid() ended; on pw's thread. */
-void policy_session_end_sid(struct policy_worker *pw, const char *user, size_t len,
+void policy_session_end_sid(struct policy_worker *pw, const char *key, size_t key_len,
                             enum proto_kind proto, uint64_t sid);
 
 /* policy_login_failed(), and with a shared store the failure is counted in
  * the fleet too (asynchronously: see policy.c, "Throttling in a fleet"). */
 uint64_t policy_login_failed_pw(struct policy_worker *pw, const struct sockaddr *sa,
-                                socklen_t salen, const char *user, size_t len, uint64_t now_ms);
+                                socklen_t salen, const char *key, size_t key_len, uint64_t now_ms);
 
-/* The route of a user from the state store (`postern route set`, or the
+/* The route of an account key from the state store (`postern route set`, or the
  * table a provisioning system keeps with route_lookup = "state"). */
 struct policy_route_answer {
 	/* the backend the store names, or NULL: use the config's rules */
@@ -230,18 +235,22 @@ typedef void (*policy_route_cb)(void *arg, const struct policy_route_answer *a);
 /* Ask; NULL when there is nothing to ask (no store: use the config) or
  * out of memory; then no callback comes.  Cancel with
  * policy_route_cancel() until cb runs. */
-struct policy_route_req *policy_route_lookup(struct policy_worker *pw, const char *user, size_t len,
-                                             policy_route_cb cb, void *arg);
+struct policy_route_req *policy_route_lookup(struct policy_worker *pw, const char *key,
+                                             size_t key_len, policy_route_cb cb, void *arg);
 void policy_route_cancel(struct policy_route_req **rp);
 
 /*
  * End user's sessions on this proxy (a kick from the fleet channel, sent by
- * `postern kick --user U` or `route set ... --kick` on any proxy).  Runs on
- * the loop of the one worker that holds the channel's connection.  The
- * daemon provides it (branch ops: its local kick); the default here only
- * logs `event=fleet.kick`.
+ * `postern kick --user U` or `route set ... --kick` on any proxy).  user is
+ * the account key, valid during the call; runs on the loop of the one
+ * worker that holds the channel's connection, and must not call back into
+ * the policy.  The policy cannot reach the connections itself (they live
+ * above it), so the daemon hands it this hook.
  */
-void fleet_kick_local(const char *user);
+typedef void (*policy_kick_cb)(void *arg, const char *user);
+/* Register the kick (NULL: none; a kick is then only logged as
+ * `event=fleet.kick`).  Not locked: call before the workers' loops run. */
+void policy_set_kick(struct policy *p, policy_kick_cb cb, void *arg);
 
 /* Wall clock in ms, for callers without a loop at hand. */
 uint64_t policy_now_ms(void);

@@ -7,6 +7,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "account.h"
 #include "log.h"
 #include "policy.h"
 #include "protolock.h"
@@ -102,7 +103,7 @@ policy_admin_run(const struct config *cfg, int argc, char **argv, uint64_t now_m
 	      (strcmp(sub, "clear") == 0 && argc == 3) || (strcmp(sub, "list") == 0 && argc == 2)))
 		return usage(err);
 	if (argc >= 3 &&
-	    (klen = route_normalize(argv[2], strlen(argv[2]), key, sizeof(key))) == 0) {
+	    (klen = account_key_normalize(argv[2], strlen(argv[2]), key, sizeof(key))) == 0) {
 		fprintf(err, "postern: lock %s: \"%s\" is not a user name\n", sub, argv[2]);
 		return 2;
 	}
@@ -240,7 +241,7 @@ policy_admin_fleet(const struct config *cfg, int argc, char **argv, FILE *out, F
 	} else {
 		return fleet_usage(err);
 	}
-	if ((klen = route_normalize(user, strlen(user), key, sizeof(key))) == 0) {
+	if ((klen = account_key_normalize(user, strlen(user), key, sizeof(key))) == 0) {
 		fprintf(err, "postern: %s: \"%s\" is not a user name\n", cmd, user);
 		return 2;
 	}

@@ -13,7 +13,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "account.h"
 #include "counters.h"
+#include "hash.h"
 #include "log.h"
 #include "policy.h"
 #include "policy_impl.h"
@@ -26,24 +28,34 @@
 
 /* ---- the fleet channel, and the warning of degraded mode ---------------- */
 
-/* The default: the daemon that has a local kick defines its own. */
-__attribute__((weak)) void
-fleet_kick_local(const char *user)
+void
+policy_set_kick(struct policy *p, policy_kick_cb cb, void *arg)
+{
+	p->kick = cb;
+	p->kick_arg = arg;
+}
+
+/* A kick for user (an account key): the daemon's hook ends the sessions;
+ * without one there is nothing here to end, so say so. */
+static void
+policy_kick(struct policy *p, const char *user)
 {
 	char qu[LOG_QUOTED_MAX];
 
+	if (p->kick != NULL) {
+		p->kick(p->kick_arg, user);
+		return;
+	}
 	log_kv(LOG_INFO, "fleet.kick", "user=%s note=\"no local kick in this build\"",
 	       log_quote(qu, sizeof(qu), user, strlen(user)));
 }
 
+/* FNV-1a: not client-aimable in a way that matters: a collision costs a
+ * cache miss */
 static uint64_t
 rcache_hash(const char *user, size_t len)
 {
-	uint64_t h = 1469598103934665603ULL; /* FNV-1a: not client-aimable in a way that
-	                                      * matters: a collision costs a cache miss */
-	for (size_t i = 0; i < len; i++)
-		h = (h ^ (unsigned char)user[i]) * 1099511628211ULL;
-	return h | 1;
+	return hash_fnv1a(HASH_FNV64_OFFSET, user, len) | 1;
 }
 
 static void
@@ -114,7 +126,7 @@ policy_on_fleet_event(void *arg, enum store_event ev, const char *user, size_t l
 {
 	struct policy *p = arg;
 	char u[ROUTE_USER_MAX + 1], qu[LOG_QUOTED_MAX];
-	size_t ul = len > 0 ? route_normalize(user, len, u, sizeof(u)) : 0;
+	size_t ul = len > 0 ? account_key_normalize(user, len, u, sizeof(u)) : 0;
 
 	switch (ev) {
 	case STORE_EVENT_KICK:
@@ -122,7 +134,7 @@ policy_on_fleet_event(void *arg, enum store_event ev, const char *user, size_t l
 			return;
 		log_kv(LOG_INFO, "fleet.kick_received", "user=%s",
 		       log_quote(qu, sizeof(qu), u, ul));
-		fleet_kick_local(u);
+		policy_kick(p, u);
 		break;
 	case STORE_EVENT_ROUTE:
 		if (ul != 0)
@@ -229,10 +241,10 @@ policy_throttle_keys(const struct acl_addr *key, const char *u, size_t ul, char 
 
 uint64_t
 policy_login_failed_pw(struct policy_worker *pw, const struct sockaddr *sa, socklen_t salen,
-                       const char *user, size_t len, uint64_t now_ms)
+                       const char *key, size_t key_len, uint64_t now_ms)
 {
 	struct policy *p = pw->p;
-	uint64_t delay = policy_login_failed(p, sa, salen, user, len, now_ms);
+	uint64_t delay = policy_login_failed(p, sa, salen, key, key_len, now_ms);
 	char iu[STORE_KEY_MAX + 1], ipk[STORE_KEY_MAX + 1];
 	size_t iul, ipl;
 	struct policy_conf *c;
@@ -248,7 +260,7 @@ policy_login_failed_pw(struct policy_worker *pw, const struct sockaddr *sa, sock
 	t->p = p;
 	t->pw = pw;
 	t->key = acl_addr_prefix(&a, c->v6_prefix);
-	t->len = policy_user_key(user, len, t->user, sizeof(t->user));
+	t->len = policy_key_copy(key, key_len, t->user, sizeof(t->user));
 	t->now_ms = now_ms;
 	policy_throttle_keys(&t->key, t->user, t->len, iu, &iul, ipk, &ipl);
 	/* the request is never cancelled: t lives until its answer */
@@ -405,7 +417,7 @@ on_route_answer(void *arg, int rc, const char *err, const char *backend)
 }
 
 struct policy_route_req *
-policy_route_lookup(struct policy_worker *pw, const char *user, size_t len, policy_route_cb cb,
+policy_route_lookup(struct policy_worker *pw, const char *key, size_t key_len, policy_route_cb cb,
                     void *arg)
 {
 	struct policy *p = pw->p;
@@ -417,7 +429,7 @@ policy_route_lookup(struct policy_worker *pw, const char *user, size_t len, poli
 	rr->pw = pw;
 	rr->cb = cb;
 	rr->arg = arg;
-	rr->len = policy_user_key(user, len, rr->user, sizeof(rr->user));
+	rr->len = policy_key_copy(key, key_len, rr->user, sizeof(rr->user));
 	if (p->shared) {
 		/* a small direct-mapped cache: a hit costs no round trip */
 		uint64_t h = rcache_hash(rr->user, rr->len), now = policy_now_ms();

@@ -63,6 +63,8 @@ struct policy {
 	struct counters *ctr;      /* owned */
 	struct store *store;       /* owned; NULL without `state` */
 	atomic_uint_least64_t last_full_log_ms;
+	policy_kick_cb kick; /* policy_set_kick(), before the workers; NULL: log only */
+	void *kick_arg;
 };
 
 /* A sticky lock granted while the shared store was away: written there on
@@ -134,9 +136,9 @@ struct policy_req {
  * policy_conf_put(), which sets *cp = NULL and frees the last one. */
 struct policy_conf *policy_conf_get(struct policy *p);
 void policy_conf_put(struct policy_conf **cp);
-/* user normalised into buf (as routing does), the raw bytes cut if that
- * leaves nothing; its length. */
-size_t policy_user_key(const char *user, size_t len, char *buf, size_t buflen);
+/* The account key (key, len) into buf as it is, cut to buflen - 1 and
+ * NUL-terminated; its length.  Never normalises: the login did. */
+size_t policy_key_copy(const char *key, size_t len, char *buf, size_t buflen);
 /* A store failure, logged at most once a second. */
 void policy_warn_store(struct policy *p, const char *user, size_t len, const char *err,
                        uint64_t now_ms);

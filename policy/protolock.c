@@ -9,6 +9,8 @@
 #include <string.h>
 #include <strings.h>
 
+#include "account.h"
+#include "hash.h"
 #include "protolock.h"
 #include "route.h"
 
@@ -137,17 +139,10 @@ struct protolock_rules {
 static uint32_t
 key_hash(char kind, const char *k, size_t len)
 {
-	uint64_t h = 0xcbf29ce484222325ULL;
+	uint64_t h = hash_fnv1a(HASH_FNV64_OFFSET, &kind, 1);
 
-	h = (h ^ (unsigned char)kind) * 0x100000001b3ULL;
-	for (size_t i = 0; i < len; i++)
-		h = (h ^ (unsigned char)k[i]) * 0x100000001b3ULL;
 	/* splitmix64's finaliser: FNV's last bytes mix poorly on their own */
-	h ^= h >> 30;
-	h *= 0xbf58476d1ce4e5b9ULL;
-	h ^= h >> 27;
-	h *= 0x94d049bb133111ebULL;
-	h ^= h >> 31;
+	h = hash_mix64(hash_fnv1a(h, k, len));
 	return (uint32_t)h;
 }
 
@@ -224,7 +219,7 @@ protolock_rules_add(struct protolock_rules *r, bool domain, const char *key, siz
 {
 	char norm[ROUTE_USER_MAX + 1];
 	char kind = domain ? 'd' : 'u';
-	size_t nl = route_normalize(key, len, norm, sizeof(norm));
+	size_t nl = account_key_normalize(key, len, norm, sizeof(norm));
 	struct pl_slot *s;
 	uint32_t h;
 

@@ -91,8 +91,8 @@ void protolock_rules_free(struct protolock_rules **rp);
 
 /*
  * Add a rule for a user or (domain true) a domain; the key is normalised
- * like user names (route_normalize()).  An existing rule for the key is an
- * error unless replace.  0, or -1 and *err_out (static).
+ * like user names (account_key_normalize()).  An existing rule for the key
+ * is an error unless replace.  0, or -1 and *err_out (static).
  */
 int protolock_rules_add(struct protolock_rules *r, bool domain, const char *key, size_t len,
                         unsigned allow, bool replace, const char **err_out);

@@ -173,23 +173,87 @@ apply(struct lmdb_store *ls, MDB_txn *txn, struct store_req *r)
 	return mdb_put(txn, ls->locks, &k, &v, 0);
 }
 
-/* Run reqs[0..n) in one transaction.  0, or the LMDB error that sank it. */
+/* The body of a write transaction: 0, or the LMDB error that sinks it. */
+typedef int (*txn_body_fn)(struct lmdb_store *ls, MDB_txn *txn, void *arg);
+
+/* Run body in one write transaction: committed when it returns 0, else
+ * aborted.  The commit is the fsync: nothing is answered before it returns.
+ * 0, or the LMDB error that sank it. */
 static int
-run_txn(struct lmdb_store *ls, struct store_req **reqs, size_t n)
+write_txn(struct lmdb_store *ls, txn_body_fn body, void *arg)
 {
 	MDB_txn *txn;
 	int rc;
 
 	if ((rc = mdb_txn_begin(ls->env, NULL, 0, &txn)) != 0)
 		return rc;
-	for (size_t i = 0; i < n; i++) {
-		if ((rc = apply(ls, txn, reqs[i])) != 0) {
-			mdb_txn_abort(txn);
-			return rc;
-		}
+	if ((rc = body(ls, txn, arg)) != 0) {
+		mdb_txn_abort(txn);
+		return rc;
 	}
-	/* the commit is the fsync: nothing is answered before it returns */
 	return mdb_txn_commit(txn);
+}
+
+struct batch {
+	struct store_req **reqs;
+	size_t n;
+};
+
+static int
+batch_apply(struct lmdb_store *ls, MDB_txn *txn, void *arg)
+{
+	struct batch *b = arg;
+	int rc;
+
+	for (size_t i = 0; i < b->n; i++)
+		if ((rc = apply(ls, txn, b->reqs[i])) != 0)
+			return rc;
+	return 0;
+}
+
+/* Run reqs[0..n) in one transaction.  0, or the LMDB error that sank it. */
+static int
+run_txn(struct lmdb_store *ls, struct store_req **reqs, size_t n)
+{
+	struct batch b = {reqs, n};
+
+	return write_txn(ls, batch_apply, &b);
+}
+
+/* One record written (v.mv_data set) or deleted (NULL; *found_out, when
+ * not NULL, says whether it was there; a missing record is no error). */
+struct kv_op {
+	MDB_dbi dbi;
+	MDB_val k, v;
+	bool *found_out;
+};
+
+static int
+kv_apply(struct lmdb_store *ls, MDB_txn *txn, void *arg)
+{
+	struct kv_op *op = arg;
+	int rc;
+
+	(void)ls;
+	if (op->v.mv_data != NULL)
+		return mdb_put(txn, op->dbi, &op->k, &op->v, 0);
+	rc = mdb_del(txn, op->dbi, &op->k, NULL);
+	if (op->found_out != NULL)
+		*op->found_out = rc == 0;
+	return rc == MDB_NOTFOUND ? 0 : rc;
+}
+
+/* op in a transaction of its own.  0, or -1 with *err_out. */
+static int
+kv_write(struct lmdb_store *ls, struct kv_op *op, const char **err_out)
+{
+	int rc = write_txn(ls, kv_apply, op);
+
+	if (rc != 0) {
+		*err_out = lmdb_err(rc);
+		return -1;
+	}
+	return 0;
 }
 
 static void
@@ -419,11 +483,16 @@ lmdb_submit(struct store_req *r, const char **err_out)
 
 /* ---- synchronous ---------------------------------------------------------- */
 
+/* Copies a record out while its read transaction holds the page: 0, or -1
+ * when the record is unreadable. */
+typedef int (*rec_copy_fn)(const MDB_val *v, void *out);
+
+/* The record of key in dbi, copied by copy into out, in a read transaction
+ * of its own; *found_out.  0, or -1 with *err_out (unreadable: what). */
 static int
-lmdb_lock_get(struct store *st, const char *key, size_t len, struct store_lock *out,
-              bool *found_out, const char **err_out)
+kv_read(struct lmdb_store *ls, MDB_dbi dbi, const char *key, size_t len, rec_copy_fn copy,
+        void *out, const char *unreadable, bool *found_out, const char **err_out)
 {
-	struct lmdb_store *ls = (struct lmdb_store *)(void *)st;
 	MDB_val k = {.mv_size = len, .mv_data = (void *)key}, v;
 	MDB_txn *txn;
 	int rc;
@@ -432,11 +501,11 @@ lmdb_lock_get(struct store *st, const char *key, size_t len, struct store_lock *
 		*err_out = lmdb_err(rc);
 		return -1;
 	}
-	rc = mdb_get(txn, ls->locks, &k, &v);
+	rc = mdb_get(txn, dbi, &k, &v);
 	*found_out = rc == 0;
-	if (rc == 0 && lock_decode(&v, out) < 0) {
+	if (rc == 0 && copy(&v, out) < 0) {
 		mdb_txn_abort(txn);
-		*err_out = "unreadable lock record";
+		*err_out = unreadable;
 		return -1;
 	}
 	mdb_txn_abort(txn);
@@ -448,58 +517,44 @@ lmdb_lock_get(struct store *st, const char *key, size_t len, struct store_lock *
 }
 
 static int
+lock_copy(const MDB_val *v, void *out)
+{
+	return lock_decode(v, out);
+}
+
+static int
+lmdb_lock_get(struct store *st, const char *key, size_t len, struct store_lock *out,
+              bool *found_out, const char **err_out)
+{
+	struct lmdb_store *ls = (struct lmdb_store *)(void *)st;
+
+	return kv_read(ls, ls->locks, key, len, lock_copy, out, "unreadable lock record", found_out,
+	               err_out);
+}
+
+static int
 lmdb_lock_put(struct store *st, const char *key, size_t len, const struct store_lock *rec,
               const char **err_out)
 {
 	struct lmdb_store *ls = (struct lmdb_store *)(void *)st;
-	MDB_val k = {.mv_size = len, .mv_data = (void *)key}, v;
 	unsigned char buf[LOCK_REC_LEN];
-	MDB_txn *txn;
-	int rc;
+	struct kv_op op = {.dbi = ls->locks,
+	                   .k = {.mv_size = len, .mv_data = (void *)key},
+	                   .v = {.mv_size = sizeof(buf), .mv_data = buf}};
 
 	lock_encode(rec, buf);
-	v.mv_size = sizeof(buf);
-	v.mv_data = buf;
-	if ((rc = mdb_txn_begin(ls->env, NULL, 0, &txn)) != 0) {
-		*err_out = lmdb_err(rc);
-		return -1;
-	}
-	if ((rc = mdb_put(txn, ls->locks, &k, &v, 0)) != 0) {
-		mdb_txn_abort(txn);
-		*err_out = lmdb_err(rc);
-		return -1;
-	}
-	if ((rc = mdb_txn_commit(txn)) != 0) {
-		*err_out = lmdb_err(rc);
-		return -1;
-	}
-	return 0;
+	return kv_write(ls, &op, err_out);
 }
 
 static int
 lmdb_lock_del(struct store *st, const char *key, size_t len, bool *found_out, const char **err_out)
 {
 	struct lmdb_store *ls = (struct lmdb_store *)(void *)st;
-	MDB_val k = {.mv_size = len, .mv_data = (void *)key};
-	MDB_txn *txn;
-	int rc;
+	struct kv_op op = {.dbi = ls->locks,
+	                   .k = {.mv_size = len, .mv_data = (void *)key},
+	                   .found_out = found_out};
 
-	if ((rc = mdb_txn_begin(ls->env, NULL, 0, &txn)) != 0) {
-		*err_out = lmdb_err(rc);
-		return -1;
-	}
-	rc = mdb_del(txn, ls->locks, &k, NULL);
-	*found_out = rc == 0;
-	if (rc != 0 && rc != MDB_NOTFOUND) {
-		mdb_txn_abort(txn);
-		*err_out = lmdb_err(rc);
-		return -1;
-	}
-	if ((rc = mdb_txn_commit(txn)) != 0) {
-		*err_out = lmdb_err(rc);
-		return -1;
-	}
-	return 0;
+	return kv_write(ls, &op, err_out);
 }
 
 static int
@@ -540,36 +595,28 @@ lmdb_lock_list(struct store *st, store_list_cb cb, void *arg, const char **err_o
 
 /* ---- routes (admin commands) ---------------------------------------------- */
 
+/* A route record: a backend name, 1 to STORE_BACKEND_MAX bytes; out has
+ * room for STORE_BACKEND_MAX and the NUL. */
+static int
+route_copy(const MDB_val *v, void *out)
+{
+	char *o = out;
+
+	if (v->mv_size == 0 || v->mv_size > STORE_BACKEND_MAX)
+		return -1;
+	memcpy(o, v->mv_data, v->mv_size);
+	o[v->mv_size] = '\0';
+	return 0;
+}
+
 static int
 lmdb_route_get(struct store *st, const char *key, size_t len, char *out, bool *found_out,
                const char **err_out)
 {
 	struct lmdb_store *ls = (struct lmdb_store *)(void *)st;
-	MDB_val k = {.mv_size = len, .mv_data = (void *)key}, v;
-	MDB_txn *txn;
-	int rc;
 
-	if ((rc = mdb_txn_begin(ls->env, NULL, MDB_RDONLY, &txn)) != 0) {
-		*err_out = lmdb_err(rc);
-		return -1;
-	}
-	rc = mdb_get(txn, ls->routes, &k, &v);
-	*found_out = rc == 0;
-	if (rc == 0 && (v.mv_size == 0 || v.mv_size > STORE_BACKEND_MAX)) {
-		mdb_txn_abort(txn);
-		*err_out = "unreadable route record";
-		return -1;
-	}
-	if (rc == 0) {
-		memcpy(out, v.mv_data, v.mv_size);
-		out[v.mv_size] = '\0';
-	}
-	mdb_txn_abort(txn);
-	if (rc != 0 && rc != MDB_NOTFOUND) {
-		*err_out = lmdb_err(rc);
-		return -1;
-	}
-	return 0;
+	return kv_read(ls, ls->routes, key, len, route_copy, out, "unreadable route record",
+	               found_out, err_out);
 }
 
 /* One write transaction: put (backend) or delete (NULL). */
@@ -577,34 +624,15 @@ static int
 route_write(struct lmdb_store *ls, const char *key, size_t len, const char *backend,
             bool *found_out, const char **err_out)
 {
-	MDB_val k = {.mv_size = len, .mv_data = (void *)key}, v;
-	MDB_txn *txn;
-	int rc;
+	struct kv_op op = {.dbi = ls->routes,
+	                   .k = {.mv_size = len, .mv_data = (void *)key},
+	                   .found_out = found_out};
 
-	if ((rc = mdb_txn_begin(ls->env, NULL, 0, &txn)) != 0) {
-		*err_out = lmdb_err(rc);
-		return -1;
-	}
 	if (backend != NULL) {
-		v.mv_size = strlen(backend);
-		v.mv_data = (void *)backend;
-		rc = mdb_put(txn, ls->routes, &k, &v, 0);
-	} else {
-		rc = mdb_del(txn, ls->routes, &k, NULL);
-		*found_out = rc == 0;
-		if (rc == MDB_NOTFOUND)
-			rc = 0;
+		op.v.mv_size = strlen(backend);
+		op.v.mv_data = (void *)backend;
 	}
-	if (rc != 0) {
-		mdb_txn_abort(txn);
-		*err_out = lmdb_err(rc);
-		return -1;
-	}
-	if ((rc = mdb_txn_commit(txn)) != 0) {
-		*err_out = lmdb_err(rc);
-		return -1;
-	}
-	return 0;
+	return kv_write(ls, &op, err_out);
 }
 
 static int
@@ -668,13 +696,24 @@ sync_dir(const char *dir)
 	}
 }
 
+/* The open's transaction: the two databases, made if missing. */
+static int
+open_dbis(struct lmdb_store *ls, MDB_txn *txn, void *arg)
+{
+	int rc;
+
+	(void)arg;
+	if ((rc = mdb_dbi_open(txn, "locks", MDB_CREATE, &ls->locks)) != 0)
+		return rc;
+	return mdb_dbi_open(txn, "routes", MDB_CREATE, &ls->routes);
+}
+
 struct store *
 store_lmdb_open(const char *dir, int flags, const char **err_out)
 {
 	struct lmdb_store *ls;
 	char data[4096];
 	struct stat sb;
-	MDB_txn *txn;
 	bool made = false;
 	int rc, dead = 0;
 
@@ -725,14 +764,7 @@ store_lmdb_open(const char *dir, int flags, const char **err_out)
 		goto fail;
 	/* slots of readers that died (a kill -9) would pin old pages forever */
 	(void)mdb_reader_check(ls->env, &dead);
-	if ((rc = mdb_txn_begin(ls->env, NULL, 0, &txn)) != 0)
-		goto fail;
-	if ((rc = mdb_dbi_open(txn, "locks", MDB_CREATE, &ls->locks)) != 0 ||
-	    (rc = mdb_dbi_open(txn, "routes", MDB_CREATE, &ls->routes)) != 0) {
-		mdb_txn_abort(txn);
-		goto fail;
-	}
-	if ((rc = mdb_txn_commit(txn)) != 0)
+	if ((rc = write_txn(ls, open_dbis, NULL)) != 0)
 		goto fail;
 	if (made || (flags & STORE_CREATE))
 		sync_dir(dir);

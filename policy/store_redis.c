@@ -171,7 +171,7 @@ const char store_redis_script[] =
 /* Timers that must not keep the loop running (store.h: a store_worker holds
  * no reference on its loop). */
 void
-store_redis_timer_start_weak(struct ev_loop *loop, ev_timer *t, ev_tstamp after)
+store_redis_timer_start_unref(struct ev_loop *loop, ev_timer *t, ev_tstamp after)
 {
 	if (ev_is_active(t)) {
 		ev_ref(loop);
@@ -183,7 +183,7 @@ store_redis_timer_start_weak(struct ev_loop *loop, ev_timer *t, ev_tstamp after)
 }
 
 void
-store_redis_timer_stop_weak(struct ev_loop *loop, ev_timer *t)
+store_redis_timer_stop_unref(struct ev_loop *loop, ev_timer *t)
 {
 	if (!ev_is_active(t))
 		return;

@@ -194,7 +194,7 @@ sub_schedule_retry(struct redis_worker *rw)
 	if (rw->sub_backoff_ms > REDIS_BACKOFF_MAX)
 		rw->sub_backoff_ms = REDIS_BACKOFF_MAX;
 	ms = rw->sub_backoff_ms / 2 + (uint64_t)random() % (rw->sub_backoff_ms / 2 + 1);
-	store_redis_timer_start_weak(rw->loop, &rw->sub_retry, (ev_tstamp)ms / 1000.);
+	store_redis_timer_start_unref(rw->loop, &rw->sub_retry, (ev_tstamp)ms / 1000.);
 }
 
 void
@@ -264,34 +264,19 @@ void
 store_redis_sub_connect(struct redis_worker *rw)
 {
 	struct redis_store *rs = rw->rs;
-	char ch[REDIS_KEY_MAX];
+	char ch[REDIS_KEY_MAX], err[128];
 	redisAsyncContext *ac;
+	bool failed;
 
 	if (rw->closing || rw->sub != NULL)
 		return;
-	ac = rs->url.kind == STATE_REDIS_UNIX ? redisAsyncConnectUnix(rs->url.path)
-	                                      : redisAsyncConnect(rs->host, rs->url.port);
-	if (ac == NULL || ac->err || redisLibevAttach(rw->loop, ac) != REDIS_OK) {
-		if (ac != NULL)
-			redisAsyncFree(ac);
+	ac = store_redis_async_open(rs, rw->loop, rw, on_sub_connect, on_sub_gone, NULL, NULL,
+	                            &failed, err, sizeof(err));
+	if (ac == NULL) {
 		sub_schedule_retry(rw);
 		return;
 	}
-	ac->ev.addRead = store_redis_weak_add_read;
-	ac->ev.delRead = store_redis_weak_del_read;
-	ac->ev.addWrite = store_redis_weak_add_write;
-	ac->ev.delWrite = store_redis_weak_del_write;
-	ac->ev.cleanup = store_redis_weak_cleanup;
-	ac->data = rw;
-	redisAsyncSetConnectCallback(ac, on_sub_connect);
-	redisAsyncSetDisconnectCallback(ac, on_sub_gone);
 	rw->sub = ac;
-	if (rs->password != NULL) {
-		const char *argv[] = {"AUTH", rs->password};
-		size_t lens[] = {4, strlen(rs->password)};
-
-		redisAsyncCommandArgv(ac, NULL, NULL, 2, argv, lens);
-	}
 	store_redis_kind_key(rs, "events", "", 0, ch);
 	redisAsyncCommand(ac, on_sub_message, NULL, "SUBSCRIBE %s", ch);
 }

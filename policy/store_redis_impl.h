@@ -102,8 +102,8 @@ extern const char store_redis_script[];
 /* Timers that must not keep the loop running (store.h: a store_worker
  * holds no reference on its loop): start (or restart) once after `after`
  * seconds; stop.  A callback of such a timer calls ev_ref() first. */
-void store_redis_timer_start_weak(struct ev_loop *loop, ev_timer *t, ev_tstamp after);
-void store_redis_timer_stop_weak(struct ev_loop *loop, ev_timer *t);
+void store_redis_timer_start_unref(struct ev_loop *loop, ev_timer *t, ev_tstamp after);
+void store_redis_timer_stop_unref(struct ev_loop *loop, ev_timer *t);
 /* PREFIX kind key into buf (REDIS_KEY_MAX); its length.  kind is at most
  * 6 bytes ("lock:", "sess:", "thr:", "route:", "proxy:", "events"). */
 size_t store_redis_kind_key(const struct redis_store *rs, const char *kind, const char *key,
@@ -119,13 +119,20 @@ bool store_redis_is_noscript(const redisReply *rep);
 
 /* ---- store_redis_worker.c: one async connection per worker loop ---- */
 
-/* The libev adapter's watchers, made weak (they do not keep the loop
- * running): set as a redisAsyncContext's ev.addRead ... ev.cleanup. */
-void store_redis_weak_add_read(void *p);
-void store_redis_weak_del_read(void *p);
-void store_redis_weak_add_write(void *p);
-void store_redis_weak_del_write(void *p);
-void store_redis_weak_cleanup(void *p);
+/*
+ * A new async link to rs on loop (a worker's): connecting (never blocks: the
+ * host is numeric), attached with watchers that do not keep the loop
+ * running, ac->data = data, the two callbacks set, and AUTH queued first
+ * when rs has a password (its reply to on_auth(auth_arg); on_auth may be
+ * NULL).  Returns the context (hiredis frees it after on_gone), or NULL:
+ * *connect_failed_out tells a failed connect (the cause in err, errlen)
+ * from the adapter refusing to attach.
+ */
+redisAsyncContext *store_redis_async_open(const struct redis_store *rs, struct ev_loop *loop,
+                                          void *data, redisConnectCallback *on_connect,
+                                          redisDisconnectCallback *on_gone,
+                                          redisCallbackFn *on_auth, void *auth_arg,
+                                          bool *connect_failed_out, char *err, size_t errlen);
 /* A route's reply (GET; rep NULL: the link was lost) -> r's answer: rc,
  * err, route_found, route. */
 void store_redis_route_answer(struct store_req *r, const redisReply *rep);

@@ -57,11 +57,11 @@ claim_answer(struct store_req *r, const redisReply *rep)
 
 static void rw_connect(struct redis_worker *rw);
 
-/* The libev adapter's watchers, made weak like every other store watcher:
- * the adapter's own functions do the work, these only keep the loop's
- * reference count straight. */
-void
-store_redis_weak_add_read(void *p)
+/* The libev adapter's watchers, made to hold no reference on the loop like
+ * every other store watcher: the adapter's own functions do the work, these
+ * only keep the loop's reference count straight. */
+static void
+noref_add_read(void *p)
 {
 	redisLibevEvents *e = p;
 	int was = e->reading;
@@ -71,8 +71,8 @@ store_redis_weak_add_read(void *p)
 		ev_unref(e->loop);
 }
 
-void
-store_redis_weak_del_read(void *p)
+static void
+noref_del_read(void *p)
 {
 	redisLibevEvents *e = p;
 
@@ -81,8 +81,8 @@ store_redis_weak_del_read(void *p)
 	redisLibevDelRead(p);
 }
 
-void
-store_redis_weak_add_write(void *p)
+static void
+noref_add_write(void *p)
 {
 	redisLibevEvents *e = p;
 	int was = e->writing;
@@ -92,8 +92,8 @@ store_redis_weak_add_write(void *p)
 		ev_unref(e->loop);
 }
 
-void
-store_redis_weak_del_write(void *p)
+static void
+noref_del_write(void *p)
 {
 	redisLibevEvents *e = p;
 
@@ -102,12 +102,47 @@ store_redis_weak_del_write(void *p)
 	redisLibevDelWrite(p);
 }
 
-void
-store_redis_weak_cleanup(void *p)
+static void
+noref_cleanup(void *p)
 {
-	store_redis_weak_del_read(p);
-	store_redis_weak_del_write(p);
+	noref_del_read(p);
+	noref_del_write(p);
 	free(p);
+}
+
+redisAsyncContext *
+store_redis_async_open(const struct redis_store *rs, struct ev_loop *loop, void *data,
+                       redisConnectCallback *on_connect, redisDisconnectCallback *on_gone,
+                       redisCallbackFn *on_auth, void *auth_arg, bool *connect_failed_out,
+                       char *err, size_t errlen)
+{
+	redisAsyncContext *ac;
+
+	ac = rs->url.kind == STATE_REDIS_UNIX ? redisAsyncConnectUnix(rs->url.path)
+	                                      : redisAsyncConnect(rs->host, rs->url.port);
+	*connect_failed_out = ac == NULL || ac->err;
+	if (*connect_failed_out)
+		snprintf(err, errlen, "%s", ac ? ac->errstr : "out of memory");
+	if (*connect_failed_out || redisLibevAttach(loop, ac) != REDIS_OK) {
+		if (ac != NULL)
+			redisAsyncFree(ac);
+		return NULL;
+	}
+	ac->ev.addRead = noref_add_read;
+	ac->ev.delRead = noref_del_read;
+	ac->ev.addWrite = noref_add_write;
+	ac->ev.delWrite = noref_del_write;
+	ac->ev.cleanup = noref_cleanup;
+	ac->data = data;
+	redisAsyncSetConnectCallback(ac, on_connect);
+	redisAsyncSetDisconnectCallback(ac, on_gone);
+	if (rs->password != NULL) {
+		const char *argv[] = {"AUTH", rs->password};
+		size_t lens[] = {4, strlen(rs->password)};
+
+		redisAsyncCommandArgv(ac, on_auth, auth_arg, 2, argv, lens);
+	}
+	return ac;
 }
 
 static void
@@ -168,7 +203,7 @@ rw_schedule_retry(struct redis_worker *rw)
 		rw->backoff_ms = REDIS_BACKOFF_MAX;
 	/* spread the workers (and the fleet) so they do not reconnect in step */
 	ms = rw->backoff_ms / 2 + (uint64_t)random() % (rw->backoff_ms / 2 + 1);
-	store_redis_timer_start_weak(rw->loop, &rw->retry, (ev_tstamp)ms / 1000.);
+	store_redis_timer_start_unref(rw->loop, &rw->retry, (ev_tstamp)ms / 1000.);
 }
 
 /* Drop the connection from our side (dead link, worker closing). */
@@ -214,10 +249,11 @@ rw_arm_clock(struct redis_worker *rw)
 		any = true;
 	}
 	if (!any) {
-		store_redis_timer_stop_weak(rw->loop, &rw->clock);
+		store_redis_timer_stop_unref(rw->loop, &rw->clock);
 		return;
 	}
-	store_redis_timer_start_weak(rw->loop, &rw->clock, next > now ? next - now + 0.001 : 0.001);
+	store_redis_timer_start_unref(rw->loop, &rw->clock,
+	                              next > now ? next - now + 0.001 : 0.001);
 }
 
 /* Deadlines: a request never waits longer than state_timeout; a link that
@@ -448,41 +484,24 @@ rw_connect(struct redis_worker *rw)
 {
 	struct redis_store *rs = rw->rs;
 	redisAsyncContext *ac;
+	char err[128];
+	bool failed;
 
 	if (rw->closing || rw->ac != NULL)
 		return;
-	ac = rs->url.kind == STATE_REDIS_UNIX ? redisAsyncConnectUnix(rs->url.path)
-	                                      : redisAsyncConnect(rs->host, rs->url.port);
-	if (ac == NULL || ac->err) {
-		rw->outage = true;
-		rw_log(rw, "store.disconnect", "cannot connect", ac ? ac->errstr : "out of memory");
-		if (ac != NULL)
-			redisAsyncFree(ac);
+	ac = store_redis_async_open(rs, rw->loop, rw, on_connect, on_disconnect, on_setup_reply,
+	                            (void *)"AUTH", &failed, err, sizeof(err));
+	if (ac == NULL) {
+		if (failed) {
+			rw->outage = true;
+			rw_log(rw, "store.disconnect", "cannot connect", err);
+		}
 		rw_schedule_retry(rw);
 		return;
 	}
-	if (redisLibevAttach(rw->loop, ac) != REDIS_OK) {
-		redisAsyncFree(ac);
-		rw_schedule_retry(rw);
-		return;
-	}
-	ac->ev.addRead = store_redis_weak_add_read;
-	ac->ev.delRead = store_redis_weak_del_read;
-	ac->ev.addWrite = store_redis_weak_add_write;
-	ac->ev.delWrite = store_redis_weak_del_write;
-	ac->ev.cleanup = store_redis_weak_cleanup;
-	ac->data = rw;
-	redisAsyncSetConnectCallback(ac, on_connect);
-	redisAsyncSetDisconnectCallback(ac, on_disconnect);
 	rw->ac = ac;
 	rw->ready = false;
 	rw->last_reply = ev_now(rw->loop);
-	if (rs->password != NULL) {
-		const char *argv[] = {"AUTH", rs->password};
-		size_t lens[] = {4, strlen(rs->password)};
-
-		redisAsyncCommandArgv(ac, on_setup_reply, (void *)"AUTH", 2, argv, lens);
-	}
 	if (rs->url.db != 0)
 		redisAsyncCommand(ac, on_setup_reply, (void *)"SELECT", "SELECT %d", rs->url.db);
 	redisAsyncCommand(ac, on_setup_reply, (void *)"SCRIPT LOAD", "SCRIPT LOAD %s",
@@ -667,9 +686,9 @@ store_redis_worker_close(struct store_worker *sw)
 	if (rw == NULL)
 		return;
 	rw->closing = true;
-	store_redis_timer_stop_weak(rw->loop, &rw->retry);
-	store_redis_timer_stop_weak(rw->loop, &rw->clock);
-	store_redis_timer_stop_weak(rw->loop, &rw->sub_retry);
+	store_redis_timer_stop_unref(rw->loop, &rw->retry);
+	store_redis_timer_stop_unref(rw->loop, &rw->clock);
+	store_redis_timer_stop_unref(rw->loop, &rw->sub_retry);
 	ev_ref(rw->loop);
 	ev_timer_stop(rw->loop, &rw->beat);
 	rw_drop(rw, NULL); /* frees every call through its callback */

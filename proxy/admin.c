@@ -176,14 +176,15 @@ admin_attach_workers(struct worker *workers, size_t nworkers)
 }
 
 /*
- * The fleet's kick (policy.h): a `kick --user` or `route set --kick` on any
- * proxy sharing the store reaches this one through the store's channel, on
- * the loop of the worker that holds it.  Every worker ends the user's
- * sessions the way the admin socket's kick does (reason=kicked).
+ * The fleet's kick (policy_set_kick(), registered by main): a `kick --user` or `route set --kick`
+ * on any proxy sharing the store reaches this one through the store's channel, on the loop of the
+ * worker that holds it.  Every worker ends the user's sessions the way the admin socket's kick does
+ * (reason=kicked).
  */
 void
-fleet_kick_local(const char *user)
+admin_kick_local(void *arg, const char *user)
 {
+	(void)arg;
 	for (size_t i = 0; i < adm.nworkers; i++) {
 		struct admin_job *job = calloc(1, sizeof(*job));
 

@@ -36,9 +36,14 @@ int admin_bind(const char *path, uid_t uid, gid_t gid, const char **err_out);
  * SIGHUP blocked: reload requests reach it as SIGHUP.  -1 on failure. */
 int admin_start(int fd, const char *path, struct worker *workers, size_t nworkers);
 
-/* The workers a kick from the fleet's channel reaches (fleet_kick_local in
- * policy.h), whether or not there is an admin socket; before they start. */
+/* The workers a kick from the fleet's channel reaches (admin_kick_local()),
+ * whether or not there is an admin socket; before they start. */
 void admin_attach_workers(struct worker *workers, size_t nworkers);
+
+/* End user's sessions on every attached worker (reason=kicked), as the
+ * admin socket's kick does: a policy_kick_cb for policy_set_kick() (arg
+ * unused).  Posts a job to each worker; returns at once; any thread. */
+void admin_kick_local(void *arg, const char *user);
 
 /* Stop the thread, close and unlink the socket.  Call after the workers
  * stopped: their last answers are in by then.  Takes a never-started admin. */

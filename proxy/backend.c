@@ -219,8 +219,7 @@ be_route(struct backend *be, const char *store_backend, enum fail_class *fc_out,
 {
 	const struct config *cfg = be_cfg(be);
 	const struct backend_req *req = &be->req;
-	char norm[ROUTE_USER_MAX + 1];
-	size_t n, k = 0;
+	size_t k = 0;
 
 	be->ncand = 0;
 	if (store_backend != NULL) {
@@ -239,11 +238,9 @@ be_route(struct backend *be, const char *store_backend, enum fail_class *fc_out,
 			       log_quote(q, sizeof(q), store_backend, strlen(store_backend)));
 		}
 	}
-	if (be->ncand == 0) {
-		n = route_normalize(req->creds->user, req->creds->user_len, norm, sizeof(norm));
+	if (be->ncand == 0)
 		be->ncand =
-		    n == 0 ? 0 : route_lookup(cfg->routes, norm, n, be->cand, ROUTE_POOL_MAX);
-	}
+		    route_lookup(cfg->routes, req->key, req->key_len, be->cand, ROUTE_POOL_MAX);
 	/* A backend without a port for this protocol cannot take the user. */
 	for (size_t i = 0; i < be->ncand; i++)
 		if (cfg->backends[be->cand[i]].port[req->proto] != 0)
@@ -301,9 +298,8 @@ backend_start(const struct backend_req *req, enum fail_class *fc_out, enum login
 	buf_init(&be->tx, BE_TX_MAX, true);
 	buf_init(&be->later, BE_TX_MAX, true);
 	/* the store's route first: asked on this loop, bounded by state_timeout */
-	if (req->pw != NULL &&
-	    (be->rreq = policy_route_lookup(req->pw, req->creds->user, req->creds->user_len,
-	                                    be_route_answer, be)) != NULL) {
+	if (req->pw != NULL && (be->rreq = policy_route_lookup(req->pw, req->key, req->key_len,
+	                                                       be_route_answer, be)) != NULL) {
 		be->state = BE_ROUTE;
 		return be;
 	}

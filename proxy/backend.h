@@ -64,6 +64,10 @@ struct backend_req {
 	const struct sockaddr_storage *local_sa;
 	SSL *client_ssl; /* the client's TLS, NULL if plain: PROXY v2 TLS fields */
 	const struct creds *creds;
+	/* the account key of creds->user (account_key()): what routing and
+	 * the store's routes take; creds->user is what the backend hears */
+	const char *key;
+	size_t key_len;
 	/* the state store's routes come first (`postern route set`,
 	 * route_lookup = "state"): asked through pw; NULL: the config only */
 	struct policy_worker *pw;

@@ -14,6 +14,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "hash.h"
 #include "registry.h"
 #include "log.h"
 #include "login.h"
@@ -86,15 +87,6 @@ conn_state_name(enum conn_state st)
 	return (unsigned)st < CS__COUNT ? states[st].name : "?";
 }
 
-static uint64_t
-splitmix64(uint64_t *s)
-{
-	uint64_t z = (*s += 0x9e3779b97f4a7c15ULL);
-	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-	z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-	return z ^ (z >> 31);
-}
-
 void
 conn_set_state(struct conn *c, enum conn_state st)
 {
@@ -138,7 +130,7 @@ conn_new(struct worker *w, size_t li, int fd, const struct sockaddr *sa, socklen
 	c->lc = lc = &c->cfg->listeners[li];
 	c->w = w;
 	c->proto = lc->proto == PROTO_IMAP ? &imap_proto_ops : &pop3_proto_ops;
-	c->id = splitmix64(&w->cid_state);
+	c->id = hash_splitmix64(&w->cid_state);
 	c->started = ev_now(w->loop);
 	link_init(&c->cl, w->loop, fd, client_io_cb);
 	link_init(&c->bl, w->loop, -1, backend_io_cb);
@@ -662,7 +654,7 @@ conn_close(struct conn *c, enum close_reason reason)
 	ev_timer_stop(w->loop, &c->delay);
 	policy_req_cancel(&c->preq);
 	if (c->session_live) {
-		policy_session_end_sid(w->pw, c->user, strlen(c->user), c->lc->proto, c->id);
+		policy_session_end_sid(w->pw, c->key, c->key_len, c->lc->proto, c->id);
 		c->session_live = false;
 	}
 	policy_conn_closed(w->policy, &c->pc);

@@ -16,6 +16,7 @@
 
 #include <ev.h>
 
+#include "account.h"
 #include "addr.h"
 #include "backend.h"
 #include "buf.h"
@@ -116,6 +117,8 @@ struct conn {
 	struct sockaddr_storage local_sa;  /* the address it connected to */
 	char peer[ADDR_TEXT_MAX];          /* client "ip:port" */
 	char user[CREDS_USER_MAX + 1];     /* user name once known (for logs; never the secret) */
+	char key[ACCOUNT_KEY_MAX + 1];     /* its account key (account_key()), made once by login */
+	size_t key_len;                    /* what policy, routing and the backend take */
 	const char *backend_name;          /* borrowed from cfg */
 	enum close_reason close_reason;    /* CS_CLOSING: what to log once flushed */
 	uint64_t bytes_in, bytes_out;      /* from and to the client */

@@ -11,6 +11,7 @@
 
 #include <openssl/crypto.h>
 
+#include "account.h"
 #include "log.h"
 #include "login.h"
 #include "runtime.h"
@@ -21,6 +22,22 @@ static uint64_t
 now_ms(const struct conn *c)
 {
 	return (uint64_t)(ev_now(c->w->loop) * 1000.0);
+}
+
+/*
+ * The user the client named, at the login room's door: c->user as sent
+ * (cut; for logs and the admin's listing: log_quote() escapes it) and its
+ * account key, made here once for the policy, routing and the backend.
+ * The key is made from c->user up to a NUL, as every room took it before.
+ */
+static void
+login_name(struct conn *c, const char *user, size_t len)
+{
+	size_t n = len < sizeof(c->user) - 1 ? len : sizeof(c->user) - 1;
+
+	memcpy(c->user, user, n);
+	c->user[n] = '\0';
+	c->key_len = account_key(c->user, strlen(c->user), c->key, sizeof(c->key));
 }
 
 /* Log login.ok / login.fail, count and tarpit failures, wipe the
@@ -50,9 +67,9 @@ login_end(struct conn *c, enum fail_class fc, const char *why)
 	       fail_class_name(fc), why, ms);
 	if (fail_refuses_credentials(fc)) {
 		/* Only real credential failures count, never an outage. */
-		conn_hold(c, policy_login_failed_pw(
-		                 c->w->pw, (const struct sockaddr *)&c->client_sa,
-		                 sizeof(c->client_sa), c->user, strlen(c->user), now_ms(c)));
+		conn_hold(
+		    c, policy_login_failed_pw(c->w->pw, (const struct sockaddr *)&c->client_sa,
+		                              sizeof(c->client_sa), c->key, c->key_len, now_ms(c)));
 	} else if (fc == FAIL_THROTTLE) {
 		conn_hold(c, c->throttle_delay_ms);
 	}
@@ -116,7 +133,7 @@ login_refuse(struct conn *c, enum fail_class fc, enum login_reason why)
 	c->login_started = ev_now(c->w->loop); /* refused as it came: ms=0 */
 	/* Nobody is named yet: neither the log line nor the throttle may take
 	 * an earlier attempt's user for this one. */
-	c->user[0] = '\0';
+	login_name(c, "", 0);
 	login_finish(c, fc, why);
 }
 
@@ -182,8 +199,8 @@ backend_done(void *arg, enum fail_class fc, enum login_reason why)
 	/* The policy speaks before the client hears OK. */
 	conn_set_state(c, CS_POLICY);
 	c->preq = policy_postauth_sid(c->w->pw, (const struct sockaddr *)&c->client_sa,
-	                              sizeof(c->client_sa), c->user, strlen(c->user), c->lc->proto,
-	                              c->id, c->backend_name, now_ms(c), policy_answer, c);
+	                              sizeof(c->client_sa), c->key, c->key_len, c->lc->proto, c->id,
+	                              c->backend_name, now_ms(c), policy_answer, c);
 	if (c->preq == NULL) {
 		backend_logout(c->be);
 		login_finish(c, FAIL_INTERNAL, LR_POLICY_OUT_OF_MEMORY);
@@ -231,15 +248,13 @@ static void
 login_start(struct conn *c, enum creds_kind kind, const char *user, size_t user_len,
             const char *secret, size_t secret_len, enum login_mech mech)
 {
-	size_t n = user_len < sizeof(c->user) - 1 ? user_len : sizeof(c->user) - 1;
 	struct backend_req req;
 	enum policy_verdict v;
 	enum fail_class fc;
 	enum login_reason why;
 	uint64_t delay = 0;
 
-	memcpy(c->user, user, n); /* for logs; log_quote() escapes it */
-	c->user[n] = '\0';
+	login_name(c, user, user_len);
 	c->login_mech = mech;
 	c->login_started = ev_now(c->w->loop);
 	why = creds_invalid(kind, user, user_len, secret, secret_len);
@@ -250,7 +265,7 @@ login_start(struct conn *c, enum creds_kind kind, const char *user, size_t user_
 	/* Throttled: no backend hears of it; answered after the tarpit.  A
 	 * refused token counts as a refused password: same keys. */
 	v = policy_login_check(c->w->policy, (const struct sockaddr *)&c->client_sa,
-	                       sizeof(c->client_sa), user, user_len, now_ms(c), &delay);
+	                       sizeof(c->client_sa), c->key, c->key_len, now_ms(c), &delay);
 	if (v != POLICY_ALLOW) {
 		c->throttle_delay_ms = delay;
 		metrics_refused(&c->w->metrics, v);
@@ -283,6 +298,8 @@ login_start(struct conn *c, enum creds_kind kind, const char *user, size_t user_
 	    .local_sa = &c->local_sa,
 	    .client_ssl = c->cl.ssl,
 	    .creds = c->creds,
+	    .key = c->key,
+	    .key_len = c->key_len,
 	    .pw = c->w->pw,
 	    .done = backend_done,
 	    .arg = c,
@@ -314,7 +331,7 @@ login_sasl_oauth(struct conn *c, unsigned mech, const char *b64, size_t len)
 
 	c->login_mech = name;
 	c->login_started = ev_now(c->w->loop);
-	c->user[0] = '\0'; /* not known until the message is decoded */
+	login_name(c, "", 0); /* not known until the message is decoded */
 	if (token == NULL) {
 		login_finish(c, FAIL_INTERNAL, LR_OUT_OF_MEMORY);
 		return SASL_OK;

@@ -407,6 +407,7 @@ daemon_start(struct daemon *d)
 	pthread_sigmask(SIG_BLOCK, &d->sigs, NULL);
 
 	admin_attach_workers(d->workers, (size_t)cfg->workers); /* kicks from the fleet */
+	policy_set_kick(d->policy, admin_kick_local, NULL);     /* before the workers start */
 	for (int w = 0; w < cfg->workers; w++) {
 		if (worker_init(&d->workers[w], w, cfg, d->policy, &d->fds[(size_t)w * nl], nl) <
 		        0 ||

@@ -10,6 +10,7 @@
 #include <openssl/rand.h>
 
 #include "conn.h"
+#include "hash.h"
 #include "listener.h"
 #include "log.h"
 #include "worker.h"
@@ -110,11 +111,8 @@ worker_conns(struct worker *w)
 static double
 worker_random(struct worker *w)
 {
-	uint64_t z = (w->cid_state += 0x9e3779b97f4a7c15ULL);
+	uint64_t z = hash_splitmix64(&w->cid_state);
 
-	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-	z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-	z ^= z >> 31;
 	return (double)(z >> 11) / (double)(1ULL << 53);
 }
 

@@ -15,6 +15,7 @@
 
 #include "unit.h"
 
+#include "account.h"
 #include "config.h"
 #include "state_url.h"
 #include "route.h"
@@ -178,13 +179,14 @@ port_of(const struct sockaddr_storage *ss)
 	                                : ntohs(((const struct sockaddr_in6 *)ss)->sin6_port);
 }
 
+/* The home of user, looked up as a login does: by its account key. */
 static size_t
 home(const struct config *cfg, const char *user)
 {
-	size_t out[ROUTE_POOL_MAX];
+	char key[ACCOUNT_KEY_MAX + 1];
+	size_t len = account_key(user, strlen(user), key, sizeof(key)), out[ROUTE_POOL_MAX];
 
-	return route_lookup(cfg->routes, user, strlen(user), out, ROUTE_POOL_MAX) ? out[0]
-	                                                                          : SIZE_MAX;
+	return route_lookup(cfg->routes, key, len, out, ROUTE_POOL_MAX) ? out[0] : SIZE_MAX;
 }
 
 static void

@@ -26,9 +26,11 @@
 
 #include "redis_server.h"
 
+#include "account.h"
 #include "config.h"
 #include "log.h"
 #include "policy.h"
+#include "policy_impl.h" /* policy_on_fleet_event(): the store's channel callback */
 
 #define SEC 1000ULL
 #define MIN (60 * SEC)
@@ -36,6 +38,19 @@
 #define T0  1700000000000ULL
 
 /* ---- fixtures ------------------------------------------------------------ */
+
+/* A user name as a login hands it to the policy: its account key, made once
+ * at the login's door.  KEY(name) is the (key, key_len) pair, in one static
+ * buffer: one KEY in a call, on the test's thread. */
+static char key_buf[ACCOUNT_KEY_MAX + 1];
+
+static size_t
+key_of(const char *name)
+{
+	return account_key(name, strlen(name), key_buf, sizeof(key_buf));
+}
+
+#define KEY(name) key_buf, key_of(name)
 
 struct addr {
 	struct sockaddr_storage ss;
@@ -203,14 +218,14 @@ run_until(struct ev_loop *loop, const int *n, int want)
 	assert_int_equal(*n, want);
 }
 
-/* Ask post-auth and wait; the answer must not come before the call returns. */
+/* Ask post-auth for user (by its key, as a login does) and wait; the answer
+ * must not come before the call returns. */
 static struct policy_answer
 postauth(struct env *e, const char *from, const char *user, enum proto_kind proto, uint64_t now)
 {
 	struct addr a = ip(from);
 	struct ans x = {0};
-	struct policy_req *r =
-	    policy_postauth(e->pw, SA(a), user, strlen(user), proto, now, on_answer, &x);
+	struct policy_req *r = policy_postauth(e->pw, SA(a), KEY(user), proto, now, on_answer, &x);
 
 	assert_non_null(r);
 	assert_int_equal(x.n, 0);
@@ -323,7 +338,7 @@ failed_logins_are_tarpitted_then_refused_until_the_window_ends(void **state)
 	env_open(&e, conf_new(PLOCK_OFF, NULL));
 	for (int i = 0; i < 5; i++) {
 		assert_int_equal(
-		    policy_login_check(e.p, SA(a), "Alice@Example.org", 17, now, &delay),
+		    policy_login_check(e.p, SA(a), KEY("Alice@Example.org"), now, &delay),
 		    POLICY_ALLOW);
 		assert_int_equal(delay, 0);
 		assert_int_equal(policy_login_failed(e.p, SA(a), "alice@example.org", 17, now),
@@ -335,7 +350,7 @@ failed_logins_are_tarpitted_then_refused_until_the_window_ends(void **state)
 	                 POLICY_DENY_THROTTLE);
 	assert_int_equal(delay, 15 * SEC);
 	/* names are matched as routing matches them */
-	assert_int_equal(policy_login_check(e.p, SA(a), " ALICE@example.org", 18, now, &delay),
+	assert_int_equal(policy_login_check(e.p, SA(a), KEY(" ALICE@example.org"), now, &delay),
 	                 POLICY_DENY_THROTTLE);
 	/* the real user from elsewhere, and another user from here, may try */
 	assert_int_equal(policy_login_check(e.p, SA(b), "alice@example.org", 17, now, &delay),
@@ -421,6 +436,46 @@ spraying_users_from_one_address_meets_the_address_limit(void **state)
 
 /* ---- post-auth, by mode ---------------------------------------------------- */
 
+struct kicks {
+	int n;
+	char user[64];
+};
+
+static void
+on_kick(void *arg, const char *user)
+{
+	struct kicks *k = arg;
+
+	k->n++;
+	snprintf(k->user, sizeof(k->user), "%s", user);
+}
+
+static void
+a_fleet_kick_reaches_the_hook_main_registered_by_account_key(void **state)
+{
+	struct env e;
+	struct kicks k = {0};
+
+	(void)state;
+	env_open(&e, conf_new(PLOCK_OFF, NULL));
+	/* no hook: the kick is only logged (event=fleet.kick) */
+	policy_on_fleet_event(e.p, STORE_EVENT_KICK, "alice@example.org", 17);
+	policy_set_kick(e.p, on_kick, &k);
+	/* what the channel carries is normalised at this door */
+	policy_on_fleet_event(e.p, STORE_EVENT_KICK, " Alice@Example.ORG", 18);
+	assert_int_equal(k.n, 1);
+	assert_string_equal(k.user, "alice@example.org");
+	/* a blank or empty name kicks nobody; other events are no kick */
+	policy_on_fleet_event(e.p, STORE_EVENT_KICK, "  ", 2);
+	policy_on_fleet_event(e.p, STORE_EVENT_KICK, "", 0);
+	policy_on_fleet_event(e.p, STORE_EVENT_ROUTE, "alice@example.org", 17);
+	assert_int_equal(k.n, 1);
+	policy_set_kick(e.p, NULL, NULL);
+	policy_on_fleet_event(e.p, STORE_EVENT_KICK, "alice@example.org", 17);
+	assert_int_equal(k.n, 1);
+	env_close(&e);
+}
+
 static void
 off_allows_both_protocols_and_counts_sessions(void **state)
 {
@@ -431,7 +486,7 @@ off_allows_both_protocols_and_counts_sessions(void **state)
 	assert_int_equal(postauth(&e, "192.0.2.1", "u@x", IMAP, T0).verdict, POLICY_ALLOW);
 	assert_int_equal(postauth(&e, "192.0.2.1", "u@x", POP3, T0).verdict, POLICY_ALLOW);
 	policy_session_end(e.p, "u@x", 3, IMAP);
-	policy_session_end(e.p, "U@X", 3, POP3); /* the same user, as routing sees it */
+	policy_session_end(e.p, KEY("U@X"), POP3); /* the same user, as routing sees it */
 	env_close(&e);
 }
 
@@ -1106,6 +1161,7 @@ main(void)
 	    cmocka_unit_test(a_successful_login_forgives_its_pair_but_not_its_address),
 	    cmocka_unit_test(spraying_users_from_one_address_meets_the_address_limit),
 	    cmocka_unit_test(off_allows_both_protocols_and_counts_sessions),
+	    cmocka_unit_test(a_fleet_kick_reaches_the_hook_main_registered_by_account_key),
 	    cmocka_unit_test(static_rules_refuse_the_protocol_they_leave_out),
 	    cmocka_unit_test(concurrent_refuses_pop3_while_an_imap_session_is_live),
 	    cmocka_unit_test(the_session_limit_counts_live_sessions_of_both_protocols),

@@ -10,6 +10,7 @@
 
 #include "unit.h"
 
+#include "account.h"
 #include "route.h"
 
 static const char *const names[] = {"mx0", "mx1", "mx2", "mx3"};
@@ -140,12 +141,14 @@ table(void)
 	return rt;
 }
 
+/* The home of user, looked up as a login does: by its account key. */
 static size_t
 home(const struct route_table *rt, const char *user)
 {
-	size_t out[ROUTE_POOL_MAX];
+	char key[ACCOUNT_KEY_MAX + 1];
+	size_t len = account_key(user, strlen(user), key, sizeof(key)), out[ROUTE_POOL_MAX];
 
-	return route_lookup(rt, user, strlen(user), out, ROUTE_POOL_MAX) ? out[0] : SIZE_MAX;
+	return route_lookup(rt, key, len, out, ROUTE_POOL_MAX) ? out[0] : SIZE_MAX;
 }
 
 static void
