@@ -132,20 +132,7 @@ request_parser_refuses_unknown_words_and_bad_lines(void **state)
 static char *
 read_man(void)
 {
-	FILE *f = fopen(SRCDIR "/man/postern.8", "r");
-	char *text;
-	long n;
-
-	assert_non_null(f);
-	assert_int_equal(fseek(f, 0, SEEK_END), 0);
-	n = ftell(f);
-	assert_true(n > 0);
-	rewind(f);
-	text = calloc(1, (size_t)n + 1);
-	assert_non_null(text);
-	assert_int_equal(fread(text, 1, (size_t)n, f), (size_t)n);
-	fclose(f);
-	return text;
+	return unit_read_file(SRCDIR "/man/postern.8");
 }
 
 /* The first word of ".Cm word ..." at line, into buf; false when line is

@@ -157,25 +157,11 @@ a_verdict_maps_to_the_class_each_path_always_used(void **state)
 		assert_int_equal(fail_class_of_verdict(rows[i].v, rows[i].at_login), rows[i].fc);
 }
 
-/* README.md, read from the directory make runs the tests in. */
+/* README.md of the source tree. */
 static char *
 readme(void)
 {
-	FILE *f = fopen("README.md", "r");
-	char *text;
-	long n;
-
-	if (f == NULL)
-		fail_msg("README.md: run the test from the top of the tree");
-	assert_int_equal(fseek(f, 0, SEEK_END), 0);
-	n = ftell(f);
-	assert_true(n > 0);
-	rewind(f);
-	text = calloc(1, (size_t)n + 1);
-	assert_non_null(text);
-	assert_int_equal(fread(text, 1, (size_t)n, f), (size_t)n);
-	fclose(f);
-	return text;
+	return unit_read_file(SRCDIR "/README.md");
 }
 
 static void
