@@ -345,13 +345,15 @@ admin_cli_fleet(const struct admin_cmd_def *d, const char *cfg_path, int argc, c
 /* Does `kick` (argc words) go to the fleet: "--user U" with a shared
  * (Redis) store in the file at cfg_path? */
 static bool
-kick_to_fleet(const char *cfg_path, int argc)
+kick_to_fleet(const char *cfg_path, int argc, char **argv)
 {
 	struct config *cfg;
 	FILE *quiet;
 	bool shared;
 
-	if (argc != 3 || (quiet = fopen("/dev/null", "w")) == NULL)
+	/* Only --user: --backend and --client name this proxy's sessions. */
+	if (argc != 3 || strcmp(argv[1], "--user") != 0 ||
+	    (quiet = fopen("/dev/null", "w")) == NULL)
 		return false;
 	cfg = config_load(cfg_path, quiet); /* its errors are the admin command's to tell */
 	fclose(quiet);
@@ -366,7 +368,7 @@ kick_to_fleet(const char *cfg_path, int argc)
 int
 admin_cli_kick(const struct admin_cmd_def *d, const char *cfg_path, int argc, char **argv)
 {
-	if ((d->flags & ADMIN_CMD_FLEET_USER) && kick_to_fleet(cfg_path, argc))
+	if ((d->flags & ADMIN_CMD_FLEET_USER) && kick_to_fleet(cfg_path, argc, argv))
 		return admin_cli_fleet(d, cfg_path, argc, argv);
 	return admin_cli_socket(d, cfg_path, argc, argv);
 }

@@ -63,7 +63,7 @@ def redis(run_dir):
 def make_fleet(certs, fmx, fmx2, redis, postern_registry, run_dir):
     made = []
 
-    def make(n=2, pol=None, unavailable="local", fallback=False, timeout="250ms"):
+    def make(n=2, pol=None, unavailable="local", fallback=False, timeout="250ms", admin=False):
         for i in range(n):
             extra = ("state = %s;\nstate_password_file = %s;\nstate_prefix = %s;\n"
                      'state_timeout = "%s";\nstate_heartbeat = "%dms";\n'
@@ -71,6 +71,9 @@ def make_fleet(certs, fmx, fmx2, redis, postern_registry, run_dir):
                      % (harness._q("redis+unix:" + redis.sock),
                         harness._q(redis.password_file), harness._q(PREFIX), timeout,
                         HEARTBEAT_MS, unavailable))
+            if admin:
+                sock = os.path.join(run_dir, "fleet-admin-%d-%d.sock" % (id(made), i))
+                extra += "admin = { socket = %s; };\n" % harness._q(sock)
             if fallback:
                 extra += "state_fallback = %s;\n" % harness._q(
                     "lmdb:" + os.path.join(run_dir, "fallback-%d-%d" % (id(made), i)))
@@ -251,6 +254,18 @@ def test_kick_reaches_every_proxy_through_the_channel(make_fleet, ca):
     assert rc.returncode == 0 and "kick=sent" in rc.stdout, rc.stderr
     for p in (a, b, c):
         assert p.wait_log(r'event=fleet\.kick_received\b[^\n]*user="fay@fleet\.test"')
+
+
+def test_kick_by_backend_or_client_goes_to_this_proxys_socket_with_a_shared_store(
+        make_fleet, ca):
+    """Only `kick --user` goes to the fleet's channel; `--backend` and
+    `--client` name this proxy's sessions and go to its admin socket (they
+    used to be sent down the fleet path and refused as a usage error)."""
+    (a,) = make_fleet(n=1, pol=policy(mode="off"), admin=True)
+    for how in (("--backend", "fmx"), ("--client", "127.0.0.1")):
+        rc = harness.run_postern("-c", a.conf_path, "kick", *how)
+        assert rc.returncode == 0, (how, rc.returncode, rc.stdout, rc.stderr)
+        assert rc.stdout.strip() == "kicked 0 sessions", (how, rc.stdout)
 
 
 def read_bye(c, timeout):
