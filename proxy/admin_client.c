@@ -109,9 +109,9 @@ admin_req_backend(int argc, char **argv, char *req, size_t len, FILE *err)
 	if (argc >= 2 && strcmp(argv[1], "list") == 0 &&
 	    (argc == 2 || (argc == 3 && strcmp(argv[2], "--json") == 0)))
 		return add_word(req, len, argc == 3 ? "list json" : "list", "");
+	/* the same words the server takes (the registry's admin states) */
 	if (argc == 3 && strcmp(argv[1], "list") != 0 &&
-	    (strcmp(argv[2], "drain") == 0 || strcmp(argv[2], "maint") == 0 ||
-	     strcmp(argv[2], "ready") == 0)) {
+	    backend_admin_parse(argv[2]) != BACKEND__COUNT) {
 		if (add_word(req, len, "", argv[1]) < 0)
 			return -1;
 		return add_word(req, len, argv[2], "");
