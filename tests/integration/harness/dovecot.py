@@ -6,12 +6,11 @@ import grp
 import os
 import pwd
 import re
-import shutil
 import subprocess
 import tempfile
 import time
 
-from .procs import _live, _read, _tail, free_port, stop_pid, wait_port
+from .procs import _Daemon, _live, _read, _tail, free_port, stop_pid, wait_port
 
 DOVECOT_BIN = os.environ.get("DOVECOT_BIN", "/usr/sbin/dovecot")
 
@@ -135,7 +134,7 @@ service pop3-login {{
 """
 
 
-class Dovecot:
+class Dovecot(_Daemon):
     """A real Dovecot, plaintext IMAP and POP3 on 127.0.0.1, in its own
     temporary directory with its own config, users from a passwd-file and
     mail in maildirs.
@@ -332,21 +331,6 @@ class Dovecot:
         if self.running():
             raise RuntimeError("dovecot %s is still running" % self.name)
         return self._spawn("ab", timeout, self.stop, "listen again")
-
-    def cleanup(self):
-        self.stop()
-        if self.dir and os.path.isdir(self.dir):
-            shutil.rmtree(self.dir, ignore_errors=True)
-        self.dir = None
-
-    def running(self):
-        return self.proc is not None and self.proc.poll() is None
-
-    def __enter__(self):
-        return self.start()
-
-    def __exit__(self, *exc):
-        self.cleanup()
 
     # inspection -------------------------------------------------------
     def log(self):
