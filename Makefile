@@ -30,7 +30,7 @@ INSTALL    ?= install
 
 BUILD    = build
 # Parsers and other pure code: no libev, no sockets; linked into fuzzers.
-PURE_SRC = lib/addr.c lib/buf.c lib/imap.c lib/imap_grammar.c lib/imap_quote.c lib/pop3.c lib/sasl.c lib/route.c lib/route_map.c lib/log.c \
+PURE_SRC = lib/addr.c lib/buf.c lib/dialog.c lib/imap.c lib/imap_grammar.c lib/imap_quote.c lib/pop3.c lib/sasl.c lib/route.c lib/route_map.c lib/log.c \
            lib/proxyproto.c lib/prom.c lib/imap_resp.c lib/pop3_resp.c lib/account.c
 # The config loader: lib/ too, but it reads files and resolves host names.
 CONFIG_SRC = lib/config.c lib/config_check.c lib/config_listen.c lib/config_backend.c lib/config_policy.c \
@@ -58,7 +58,7 @@ DEPFLAGS = -MMD -MP
 # every daemon object but main.o.
 UNIT_PROXY = $(patsubst tests/unit/%.c,%,$(wildcard tests/unit/test_proxy_*.c))
 UNIT     = $(filter-out $(UNIT_PROXY),$(patsubst tests/unit/%.c,%,$(wildcard tests/unit/test_*.c)))
-FUZZ     = fuzz_imap fuzz_pop3 fuzz_proxyproto fuzz_sasl fuzz_imap_resp fuzz_pop3_resp
+FUZZ     = fuzz_imap fuzz_pop3 fuzz_proxyproto fuzz_sasl fuzz_imap_resp fuzz_pop3_resp fuzz_dialog
 
 .PHONY: all depcheck deps check-structure test unit unit-asan postern-asan fuzz fuzz-short integration integration-asan \
         demo bench format clean install uninstall install-check docker docker-test
