@@ -545,7 +545,8 @@ conn_relay_start(struct conn *c)
 	/* The credentials are gone from c->in: what the client sends from now
 	 * on is its mail session, relayed without a wipe on every drain. */
 	buf_stop_wiping(&c->in);
-	relay_init(&c->relay, c->lc->proto, &c->cl, &c->bl, &c->in, &c->out);
+	relay_init(&c->relay, c->lc->proto, c->lc->compress == COMPRESS_STRIP, &c->cl, &c->bl,
+	           &c->in, &c->out);
 	conn_set_state(c, CS_RELAY);
 	relay_step(c);
 }
@@ -706,13 +707,14 @@ end_preauth(struct conn *c)
 
 /* A relayed session at a quiet moment: the backend link goes (IMAP
  * sessions there end as a client that vanished), the client gets BYE
- * (RFC 9051 §7.1.5: the server may send it at any time) or, POP3, which
- * has no word for it, the close. */
+ * (RFC 9051 §7.1.5: the server may send it between any two responses) or,
+ * POP3, which has no word for it, and a compressed stream, which no byte
+ * of ours may enter, the close. */
 static void
 end_relay(struct conn *c)
 {
 	link_close(&c->bl);
-	if (c->lc->proto == PROTO_IMAP)
+	if (c->lc->proto == PROTO_IMAP && !relay_opaque(&c->relay))
 		c->proto->bye(c, close_bye_text(c->end_reason, c->lc->proto));
 	conn_close_after(c, c->end_reason);
 }
@@ -759,7 +761,11 @@ conn_end_sweep(struct worker *w)
 		}
 		if (c->state != CS_RELAY || now < c->end_after)
 			continue;
-		if (quiet && relay_at_line_boundary(&c->relay))
+		/* Between two whole responses with nothing in flight either
+		 * way; a compressed stream cannot tell, so it waits for both
+		 * sides to be silent with nothing buffered. */
+		if (quiet &&
+		    (relay_opaque(&c->relay) ? relay_idle(&c->relay) : relay_at_rest(&c->relay)))
 			end_relay(c);
 	}
 }

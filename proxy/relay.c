@@ -6,13 +6,14 @@
 #include <string.h>
 #include <strings.h>
 
+#include "imap_resp.h"
 #include "relay.h"
 
 #define RELAY_ROUNDS 32 /* bounded work per wakeup, so one busy session cannot starve others */
 
 void
-relay_init(struct relay *r, enum proto_kind proto, struct link *cl, struct link *bl, struct buf *up,
-           struct buf *down)
+relay_init(struct relay *r, enum proto_kind proto, bool strip_compress, struct link *cl,
+           struct link *bl, struct buf *up, struct buf *down)
 {
 	memset(r, 0, sizeof(*r));
 	r->proto = proto;
@@ -20,13 +21,30 @@ relay_init(struct relay *r, enum proto_kind proto, struct link *cl, struct link 
 	r->bl = bl;
 	r->up = up;
 	r->down = down;
-	r->b_line_ended = true; /* the login reply was a whole line */
+	dialog_init(&r->dlg, proto);
+	/* What is already here: the login reply (and whatever the backend
+	 * sent after it), then what the client sent after its login. */
+	(void)dialog_server(&r->dlg, buf_head(down), buf_len(down));
+	dialog_client(&r->dlg, buf_head(up), buf_len(up));
+	r->dlg.strip_caps = strip_compress && proto == PROTO_IMAP;
 }
 
 bool
-relay_at_line_boundary(const struct relay *r)
+relay_idle(const struct relay *r)
 {
-	return r->b_line_ended && buf_len(r->up) == 0 && buf_len(r->down) == 0;
+	return buf_len(r->up) == 0 && buf_len(r->down) == 0;
+}
+
+bool
+relay_at_rest(const struct relay *r)
+{
+	return relay_idle(r) && dialog_at_rest(&r->dlg);
+}
+
+bool
+relay_opaque(const struct relay *r)
+{
+	return dialog_opaque(&r->dlg);
 }
 
 /* Remember the last RELAY_TAIL bytes the client sent. */
@@ -64,12 +82,33 @@ client_logged_out(const struct relay *r)
 	return r->tail_len == wl ? r->up_bytes == wl : r->tail[r->tail_len - wl - 1] == '\n';
 }
 
+/* The backend's new bytes, from offset at of b to its end: read by the
+ * dialog; with strip_caps each "* CAPABILITY" line, held back until whole,
+ * loses its COMPRESS= words (RFC 4978) in place. */
+static void
+server_bytes(struct relay *r, struct buf *b, size_t at)
+{
+	while (at < buf_len(b)) {
+		at += dialog_server(&r->dlg, buf_head(b) + at, buf_len(b) - at);
+		if (r->dlg.caps_len == 0)
+			break;
+		size_t len = r->dlg.caps_len, keep;
+		r->dlg.caps_len = 0;
+		if (len > at)
+			continue; /* cannot be (its start was held): left as it is */
+		keep = imap_caps_drop((char *)b->data + b->off + at - len, len, "COMPRESS=");
+		buf_cut(b, at - len + keep, len - keep);
+		at -= len - keep;
+	}
+	r->hold = dialog_caps_partial(&r->dlg);
+}
+
 /* One direction: read from src into b (when not at EOF and b has room);
- * r: the client's side (its bytes are counted and its tail kept);
- * line_ended: the backend's side (did its last byte end a line?).
+ * client: the client's side (its bytes are counted and its tail kept).
+ * Either way the bytes go past the dialog.
  * Returns 1 progress, 0 none, -1 error, -2 out of memory. */
 static int
-pull(struct link *src, struct buf *b, bool *eof, struct relay *r, bool *line_ended)
+pull(struct relay *r, struct link *src, struct buf *b, bool *eof, bool client)
 {
 	size_t space;
 	uint8_t *t;
@@ -82,17 +121,21 @@ pull(struct link *src, struct buf *b, bool *eof, struct relay *r, bool *line_end
 		return -2;
 	n = link_read(src, t, space);
 	if (n > 0) {
-		if (r != NULL) {
+		if (client) {
 			tail_add(r, t, (size_t)n);
 			r->up_bytes += (uint64_t)n;
+			dialog_client(&r->dlg, t, (size_t)n);
+			buf_produce(b, (size_t)n);
+		} else {
+			buf_produce(b, (size_t)n);
+			server_bytes(r, b, buf_len(b) - (size_t)n);
 		}
-		if (line_ended != NULL)
-			*line_ended = t[n - 1] == '\n';
-		buf_produce(b, (size_t)n);
 		return 1;
 	}
 	if (n == 0) {
 		*eof = true;
+		if (!client)
+			r->hold = 0; /* no end will come: what is held goes as it is */
 		return 1;
 	}
 	if (n == LINK_ERR)
@@ -102,16 +145,16 @@ pull(struct link *src, struct buf *b, bool *eof, struct relay *r, bool *line_end
 	return 0;
 }
 
-/* Write what b holds to dst (counted in *count when given).  1 progress,
- * 0 none, -1 error. */
+/* Write what b holds to dst but its last hold bytes (counted in *count
+ * when given).  1 progress, 0 none, -1 error. */
 static int
-push(struct link *dst, struct buf *b, uint64_t *count)
+push(struct link *dst, struct buf *b, size_t hold, uint64_t *count)
 {
 	ssize_t n;
 
-	if (buf_len(b) == 0)
+	if (buf_len(b) <= hold)
 		return 0;
-	n = link_write(dst, buf_head(b), buf_len(b));
+	n = link_write(dst, buf_head(b), buf_len(b) - hold);
 	if (n > 0) {
 		buf_consume_keep(b, (size_t)n); /* the next read reuses it */
 		if (count != NULL)
@@ -128,7 +171,7 @@ watch(struct relay *r)
 
 	if (!r->c_eof && buf_space(r->up) > 0)
 		cw |= r->cl->rd_wants;
-	if (buf_len(r->down) > 0)
+	if (buf_len(r->down) > r->hold)
 		cw |= r->cl->wr_wants;
 	if (!r->b_eof && buf_space(r->down) > 0)
 		bw |= r->bl->rd_wants;
@@ -148,12 +191,12 @@ relay_run(struct relay *r, enum close_reason *reason_out)
 	for (int round = 0; round < RELAY_ROUNDS; round++) {
 		progress = false;
 		/* client -> up -> backend */
-		if ((k = pull(r->cl, r->up, &r->c_eof, r, NULL)) < 0) {
+		if ((k = pull(r, r->cl, r->up, &r->c_eof, true)) < 0) {
 			*reason_out = k == -2 ? CLOSE_OUT_OF_MEMORY : CLOSE_CLIENT_READ_ERROR;
 			return RELAY_END;
 		}
 		progress |= k > 0;
-		if ((k = push(r->bl, r->up, NULL)) < 0) {
+		if ((k = push(r->bl, r->up, 0, NULL)) < 0) {
 			*reason_out = CLOSE_BACKEND_WRITE_ERROR;
 			return RELAY_END;
 		}
@@ -164,12 +207,12 @@ relay_run(struct relay *r, enum close_reason *reason_out)
 			r->b_shut_wr = true;
 		}
 		/* backend -> down -> client */
-		if ((k = pull(r->bl, r->down, &r->b_eof, NULL, &r->b_line_ended)) < 0) {
+		if ((k = pull(r, r->bl, r->down, &r->b_eof, false)) < 0) {
 			*reason_out = k == -2 ? CLOSE_OUT_OF_MEMORY : CLOSE_BACKEND_READ_ERROR;
 			return RELAY_END;
 		}
 		progress |= k > 0;
-		if ((k = push(r->cl, r->down, &r->down_bytes)) < 0) {
+		if ((k = push(r->cl, r->down, r->hold, &r->down_bytes)) < 0) {
 			*reason_out = CLOSE_CLIENT_WRITE_ERROR;
 			return RELAY_END;
 		}

@@ -3,8 +3,9 @@
  * link and the backend link, through two fixed buffers, with backpressure
  * and half-close.  The relay never parses; it only remembers the client's
  * last few bytes, so that a session the backend ends right after the
- * client's LOGOUT/QUIT is logged as the client's doing, and whether the
- * backend's last byte ended a line (a quiet moment for a BYE needs it).
+ * client's LOGOUT/QUIT is logged as the client's doing, and where the
+ * conversation stands (dialog.h), so that a BYE of postern's own goes
+ * only between two whole responses.
  */
 #ifndef POSTERN_RELAY_H
 #define POSTERN_RELAY_H
@@ -14,6 +15,7 @@
 
 #include "buf.h"
 #include "config.h"
+#include "dialog.h"
 #include "link.h"
 #include "reason.h"
 
@@ -25,10 +27,11 @@ struct relay {
 	uint64_t up_bytes, down_bytes; /* read from / written to the client */
 	enum proto_kind proto;
 	bool c_eof, b_eof, b_shut_wr;
-	bool moved;        /* the last relay_run() moved bytes (the idle timer restarts) */
-	bool b_line_ended; /* the backend's last byte read was '\n' (true before any) */
+	bool moved; /* the last relay_run() moved bytes (the idle timer restarts) */
 	uint8_t tail_len;
 	char tail[RELAY_TAIL]; /* the client's last bytes */
+	uint32_t hold;         /* down's last bytes held back: a "* CAPABILITY" line under way */
+	struct dialog dlg;     /* where the conversation stands */
 };
 
 enum relay_rc {
@@ -38,15 +41,24 @@ enum relay_rc {
 };
 
 /* Set r up over the two links and buffers (the login reply may already be
- * in down). */
-void relay_init(struct relay *r, enum proto_kind proto, struct link *cl, struct link *bl,
-                struct buf *up, struct buf *down);
+ * in down).  strip_compress: the backend's "* CAPABILITY" lines lose their
+ * COMPRESS= words on the way (listener compress = "strip"). */
+void relay_init(struct relay *r, enum proto_kind proto, bool strip_compress, struct link *cl,
+                struct link *bl, struct buf *up, struct buf *down);
 /* Move bytes in both directions as far as the sockets allow, then watch
  * what is needed on both links. */
 enum relay_rc relay_run(struct relay *r, enum close_reason *reason_out);
 
-/* Nothing in flight: both buffers empty and the backend's last line
- * complete, so a line of our own to the client splits nothing. */
-bool relay_at_line_boundary(const struct relay *r);
+/* Nothing in flight: both buffers empty, both sides between two whole
+ * messages and no command waiting for its answer (but an IDLE), so a line
+ * of our own to the client splits nothing.  Never true once opaque. */
+bool relay_at_rest(const struct relay *r);
+
+/* The stream is compressed (COMPRESS=DEFLATE): no byte may be injected;
+ * the session can only be closed, once nothing is in flight. */
+bool relay_opaque(const struct relay *r);
+
+/* Nothing buffered either way. */
+bool relay_idle(const struct relay *r);
 
 #endif

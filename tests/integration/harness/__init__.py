@@ -15,6 +15,7 @@ The modules, each with one job:
   haproxy        HAProxy in front of postern (PROXY protocol)
   redis          redis-server for the fleet tests
   notify_socket  the service manager's end of sd_notify(3)
+  script         a scripted IMAP/POP3 backend that pauses mid-response
   clients        IMAP and POP3 spoken by hand over TLS, SASL PLAIN
   mail           a user's mail read through a proxy, and which backend served it
   logins         timed logins and the `postern lock` commands, as policy tests use them
@@ -40,6 +41,7 @@ from .postern import POSTERN_BIN, RELAXED_POLICY, Postern, _cfg_value, _q, run_p
 from .haproxy import HAPROXY_BIN, HAPROXY_CONF, HAProxy
 from .redis import REDIS_BIN, RedisServer
 from .notify_socket import NotifySocket
+from .script import ScriptBackend, pop3_dot_stuffed
 from .clients import ClosedError, RawImap, RawPop3, RawTLS, sasl_plain
 from .expect import (DOWN_USER, EXPECTED_BACKEND, IMAP_ACL_BYE, IMAP_AUTH_FAILED,
                      IMAP_SET_TO_POP3, IMAP_THROTTLED, IMAP_TOO_MANY_CONNS,
@@ -63,7 +65,7 @@ __all__ = ["HERE", "IO_TIMEOUT", "REPO", "SANITIZER_LOGS", "TIMEOUT_SCALE", "_Da
            "s_client", "s_client_cert", "sslscan", "DOVECOT_BIN", "DOVECOT_CONF", "MAIL_GROUP",
            "MAIL_USER", "Dovecot", "make_message", "POSTERN_BIN", "RELAXED_POLICY", "Postern",
            "_cfg_value", "_q", "run_postern", "HAPROXY_BIN", "HAPROXY_CONF", "HAProxy",
-           "REDIS_BIN", "RedisServer", "NotifySocket", "ClosedError", "RawImap", "RawPop3",
+           "REDIS_BIN", "RedisServer", "NotifySocket", "ScriptBackend", "pop3_dot_stuffed", "ClosedError", "RawImap", "RawPop3",
            "RawTLS", "sasl_plain", "DOWN_USER", "EXPECTED_BACKEND", "IMAP_ACL_BYE",
            "IMAP_AUTH_FAILED", "IMAP_SET_TO_POP3", "IMAP_THROTTLED", "IMAP_TOO_MANY_CONNS",
            "IMAP_TOO_MANY_SESSIONS", "IMAP_UNAVAILABLE", "MX1_USERS", "MX2_USERS", "NO_TARPIT",
