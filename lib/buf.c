@@ -92,6 +92,17 @@ buf_consume_keep(struct buf *b, size_t n)
 }
 
 void
+buf_cut(struct buf *b, size_t at, size_t n)
+{
+	if (at >= b->len || n == 0)
+		return;
+	if (n > b->len - at)
+		n = b->len - at;
+	memmove(b->data + b->off + at, b->data + b->off + at + n, b->len - at - n);
+	b->len -= n;
+}
+
+void
 buf_stop_wiping(struct buf *b)
 {
 	if (b->data != NULL && b->wipe) {

@@ -54,6 +54,10 @@ void buf_consume_keep(struct buf *b, size_t n);
 /* The buffer no longer carries credentials: wipe whatever its memory held
  * besides the unread bytes, and stop wiping on release. */
 void buf_stop_wiping(struct buf *b);
+/* Remove n unread bytes starting at offset at from the head (an edit in
+ * place: what follows moves up). */
+void buf_cut(struct buf *b, size_t at, size_t n);
+
 /* Append; returns 0, or -1 (nothing written) when it does not fit. */
 int buf_append(struct buf *b, const void *p, size_t n);
 int buf_printf(struct buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

@@ -14,6 +14,9 @@
 
 enum proto_kind { PROTO_IMAP = 0, PROTO_POP3 = 1, PROTO__COUNT };
 enum tls_mode { TLSM_NONE = 0, TLSM_IMPLICIT, TLSM_STARTTLS };
+/* IMAP listeners: COMPRESS=DEFLATE (RFC 4978) offered as the backend does,
+ * or hidden from the client (a compressed session cannot be told BYE) */
+enum compress_mode { COMPRESS_PASS = 0, COMPRESS_STRIP };
 enum log_level { LOG_DEBUG = 0, LOG_INFO, LOG_WARN, LOG_ERR };
 /* policy.protocol_lock */
 enum protocol_lock_mode { PLOCK_OFF = 0, PLOCK_CONCURRENT, PLOCK_STICKY, PLOCK_STATIC };
@@ -66,7 +69,8 @@ struct listener_conf {
 	bool proxy_protocol;       /* a PROXY v1/v2 header comes first, from trusted peers only */
 	struct cidr_conf *trusted; /* the load balancers allowed to send it */
 	size_t ntrusted;
-	unsigned auth_mechanisms; /* enum auth_mech bits; default: the global auth_mechanisms */
+	unsigned auth_mechanisms;    /* enum auth_mech bits; default: the global auth_mechanisms */
+	enum compress_mode compress; /* IMAP: default COMPRESS_PASS */
 };
 
 struct cert_conf {

@@ -287,6 +287,7 @@ cfg_parse_listeners(struct ctx *x, const config_setting_t *list)
 	                                   "proxy_protocol",
 	                                   "trusted",
 	                                   "auth_mechanisms",
+	                                   "compress",
 	                                   NULL};
 	struct config *cfg = x->cfg;
 	int n = config_setting_length(list);
@@ -366,6 +367,19 @@ cfg_parse_listeners(struct ctx *x, const config_setting_t *list)
 				    "listener: 'allow_plaintext_auth' needs tls = \"starttls\"");
 			else
 				lc->allow_plaintext_auth = config_setting_get_bool(m);
+		}
+
+		/* COMPRESS=DEFLATE shown to IMAP clients, or hidden (RFC 4978). */
+		if ((m = config_setting_get_member(g, "compress")) != NULL) {
+			const char *v = config_setting_get_string(m);
+			if (v != NULL && strcmp(v, "pass") == 0)
+				lc->compress = COMPRESS_PASS;
+			else if (v != NULL && strcmp(v, "strip") == 0)
+				lc->compress = COMPRESS_STRIP;
+			else
+				cfg_err(x, m, "listener: 'compress' must be \"pass\" or \"strip\"");
+			if (proto != NULL && strcmp(proto, "imap") != 0)
+				cfg_err(x, m, "listener: 'compress' is for IMAP listeners");
 		}
 
 		/* Behind a load balancer: a PROXY header, from the trusted only. */

@@ -27,6 +27,32 @@ imap_caps_has(const char *list, const char *word)
 	return false;
 }
 
+size_t
+imap_caps_drop(char *s, size_t len, const char *prefix)
+{
+	size_t pl = strlen(prefix), i = 0, o = 0;
+
+	while (i < len) {
+		size_t j = i;
+		while (j < len && s[j] != ' ' && s[j] != '\r' && s[j] != '\n')
+			j++;
+		if (j - i >= pl && strncasecmp(s + i, prefix, pl) == 0) {
+			if (o > 0 && s[o - 1] == ' ')
+				o--; /* the space before it goes with it */
+			else if (j < len && s[j] == ' ')
+				j++; /* first word: the space after it */
+		} else {
+			memmove(s + o, s + i, j - i);
+			o += j - i;
+		}
+		/* the separator (or the line end) stays */
+		if (j < len && (s[j] == ' ' || s[j] == '\r' || s[j] == '\n'))
+			s[o++] = s[j++];
+		i = j;
+	}
+	return o;
+}
+
 void
 imap_caps_set(struct imap_caps *caps, const char *s, size_t len)
 {

@@ -53,6 +53,12 @@ bool imap_resp_caps_code(const char *text, struct imap_caps *caps);
 /* Set caps from the list s[0..len): cut, made printable, flags derived. */
 void imap_caps_set(struct imap_caps *caps, const char *s, size_t len);
 
+/* Drop from s[0..len) every word (between spaces, CR or LF) that starts
+ * with prefix (case-insensitive), with the space before it; returns the
+ * new length.  "* CAPABILITY A COMPRESS=DEFLATE B\r\n" with "COMPRESS="
+ * gives "* CAPABILITY A B\r\n". */
+size_t imap_caps_drop(char *s, size_t len, const char *prefix);
+
 /* Does the space-separated list hold word (case-insensitive)? */
 bool imap_caps_has(const char *list, const char *word);
 

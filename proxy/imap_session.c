@@ -13,6 +13,7 @@
 
 #include "conn.h"
 #include "imap.h"
+#include "imap_resp.h"
 #include "log.h"
 #include "login.h"
 #include "sasl_exchange.h"
@@ -103,7 +104,15 @@ static void
 imap_reply_ok(struct conn *c, const char *caps)
 {
 	struct imap_sess *s = c->sess;
+	char shown[IMAP_CAPS_MAX];
+	size_t n = strlen(caps);
 
+	/* compress = "strip": the client never hears of COMPRESS (RFC 4978) */
+	if (c->lc->compress == COMPRESS_STRIP && n < sizeof(shown)) {
+		memcpy(shown, caps, n);
+		shown[imap_caps_drop(shown, n, "COMPRESS=")] = '\0';
+		caps = shown;
+	}
 	(void)buf_printf(&c->out, "%s OK [CAPABILITY %s] Logged in\r\n", s->tag, caps);
 	imap_free_sess(c); /* parser and its copies of the credentials */
 }

@@ -132,11 +132,32 @@ log_values_are_quoted_escaped_and_cut(void **state)
 	assert_string_equal(out + 1 + LOG_VALUE_MAX, "...\"");
 }
 
+static void
+cut_removes_bytes_in_the_middle(void **state)
+{
+	struct buf b;
+	(void)state;
+
+	buf_init(&b, 64, false);
+	assert_int_equal(buf_append(&b, "xxhello, world", 14), 0);
+	buf_consume(&b, 2);
+	buf_cut(&b, 5, 2); /* ", " */
+	assert_int_equal(buf_len(&b), 10);
+	assert_memory_equal(buf_head(&b), "helloworld", 10);
+	buf_cut(&b, 8, 100); /* clipped to the end */
+	assert_memory_equal(buf_head(&b), "hellowor", 8);
+	buf_cut(&b, 8, 1); /* past the end: nothing */
+	buf_cut(&b, 0, 0);
+	assert_int_equal(buf_len(&b), 8);
+	buf_deinit(&b);
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(an_empty_buffer_holds_no_memory),
+	    cmocka_unit_test(cut_removes_bytes_in_the_middle),
 	    cmocka_unit_test(a_buffer_never_grows_past_its_capacity),
 	    cmocka_unit_test(a_busy_relay_keeps_the_memory_until_it_is_idle),
 	    cmocka_unit_test(a_buffer_that_stops_wiping_keeps_its_unread_bytes_and_clears_the_rest),

@@ -1250,11 +1250,49 @@ auth_mechanisms_unknown_empty_or_twice_are_errors(void **state)
 	}
 }
 
+static void
+compress_is_pass_or_strip_on_imap_listeners_only(void **state)
+{
+	static const char *const bad[] = {
+	    TLS_OK BE_OK RT_OK LST("listen = \"127.0.0.1:9993\"; protocol = \"imap\"; "
+	                           "compress = \"deflate\";"),
+	    TLS_OK BE_OK RT_OK LST("listen = \"127.0.0.1:9993\"; protocol = \"imap\"; "
+	                           "compress = true;"),
+	    TLS_OK BE_OK RT_OK LST("listen = \"127.0.0.1:9995\"; protocol = \"pop3\"; "
+	                           "compress = \"strip\";"),
+	};
+	char *errs = NULL;
+	struct config *cfg;
+	(void)state;
+
+	cfg = parse(BASE, &errs);
+	assert_non_null(cfg);
+	assert_int_equal(cfg->listeners[0].compress, COMPRESS_PASS);
+	config_unref(&cfg);
+	free(errs);
+	errs = NULL;
+	cfg = parse(TLS_OK BE_OK RT_OK LST("listen = \"127.0.0.1:9993\"; protocol = \"imap\"; "
+	                                   "compress = \"strip\";"),
+	            &errs);
+	assert_non_null(cfg);
+	assert_int_equal(cfg->listeners[0].compress, COMPRESS_STRIP);
+	config_unref(&cfg);
+	free(errs);
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		errs = NULL;
+		cfg = parse(bad[i], &errs);
+		assert_null(cfg);
+		assert_non_null(strstr(errs, "'compress'"));
+		free(errs);
+	}
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(a_full_config_parses_to_the_expected_struct),
+	    cmocka_unit_test(compress_is_pass_or_strip_on_imap_listeners_only),
 	    cmocka_unit_test(a_minimal_config_gets_the_documented_defaults),
 	    cmocka_unit_test(redis_state_urls_name_a_host_port_and_db_or_a_socket),
 	    cmocka_unit_test(admin_http_takes_a_numeric_address_and_port),

@@ -127,6 +127,33 @@ caps_has_matches_whole_words_only(void **state)
 	assert_true(imap_caps_has("A", "A"));
 }
 
+static void
+caps_drop_removes_every_word_with_the_prefix(void **state)
+{
+	static const struct {
+		const char *in, *out;
+	} rows[] = {
+	    {"* CAPABILITY IMAP4rev1 COMPRESS=DEFLATE IDLE\r\n", "* CAPABILITY IMAP4rev1 IDLE\r\n"},
+	    {"* CAPABILITY IMAP4rev1 IDLE COMPRESS=DEFLATE\r\n", "* CAPABILITY IMAP4rev1 IDLE\r\n"},
+	    {"COMPRESS=DEFLATE IMAP4rev1", "IMAP4rev1"},
+	    {"IMAP4rev1 compress=deflate COMPRESS=X ID", "IMAP4rev1 ID"},
+	    {"IMAP4rev1 COMPRESS ID", "IMAP4rev1 COMPRESS ID"}, /* not the prefix */
+	    {"COMPRESS=DEFLATE", ""},
+	    {"", ""},
+	    {"* CAPABILITY IMAP4rev1\r\n", "* CAPABILITY IMAP4rev1\r\n"},
+	};
+	(void)state;
+	for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+		char b[128];
+		size_t n = strlen(rows[i].in);
+
+		memcpy(b, rows[i].in, n);
+		n = imap_caps_drop(b, n, "COMPRESS=");
+		b[n] = '\0';
+		assert_string_equal(b, rows[i].out);
+	}
+}
+
 int
 main(void)
 {
@@ -137,6 +164,7 @@ main(void)
 	    cmocka_unit_test(capability_code_is_read_from_resp_text),
 	    cmocka_unit_test(unavailable_code_is_told_apart),
 	    cmocka_unit_test(caps_has_matches_whole_words_only),
+	    cmocka_unit_test(caps_drop_removes_every_word_with_the_prefix),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -55,13 +55,14 @@ class Postern(_Daemon):
       certs' RSA and ECDSA pair).
     tls_options: more settings of the tls group, e.g. {"ticket_key_file":
       path, "session_timeout": "1h", "ciphers": "..."}.
+    compress: "pass" or "strip", written on the IMAP listeners.
     starttls: also listen with tls = "starttls" for IMAP and POP3, on
       imap_starttls_port / pop3_starttls_port; allow_plaintext_auth (None:
       not written) goes on those two.
     extra_listeners: more listeners, dicts {"protocol", "tls", "port"?,
       "certificates"?, "allow_plaintext_auth"?, "name"?, "proxy_protocol"?
       (bool), "trusted"? (list of CIDR strings), "auth_mechanisms"? (list of
-      names)}; a missing port is chosen
+      names), "compress"? ("pass" or "strip")}; a missing port is chosen
       and stored in the dict.
 
     After changing attributes, write_config() rewrites the file and reload()
@@ -72,7 +73,7 @@ class Postern(_Daemon):
                  timeouts=None, limits=None, tls_min_version="TLSv1.2",
                  certificates=None, tls_options=None, starttls=False,
                  allow_plaintext_auth=None, imap_starttls_port=None,
-                 pop3_starttls_port=None, extra_listeners=None, policy=None):
+                 pop3_starttls_port=None, extra_listeners=None, policy=None, compress=None):
         self.certs = certs
         # The policy group: by default failed logins are not slowed down nor
         # throttled, so tests that try wrong passwords on purpose stay fast;
@@ -90,6 +91,7 @@ class Postern(_Daemon):
         self.imap_starttls_port = (imap_starttls_port or free_port()) if starttls else None
         self.pop3_starttls_port = (pop3_starttls_port or free_port()) if starttls else None
         self.extra_listeners = [dict(x) for x in (extra_listeners or [])]
+        self.compress = compress  # "pass" | "strip" on the IMAP listeners, or not written
         for x in self.extra_listeners:
             x.setdefault("port", free_port())
         self.workers = workers
@@ -142,6 +144,10 @@ class Postern(_Daemon):
                 if self.allow_plaintext_auth is not None:
                     d["allow_plaintext_auth"] = self.allow_plaintext_auth
                 ls.append(d)
+        if self.compress is not None:
+            for d in ls:
+                if d["protocol"] == "imap":
+                    d["compress"] = self.compress
         return ls + self.extra_listeners
 
     def config_text(self):
@@ -170,7 +176,7 @@ class Postern(_Daemon):
                              % ("true" if x["allow_plaintext_auth"] else "false"))
             if x.get("certificates"):
                 parts.append("certificates = %s;" % self._cert_list(x["certificates"]))
-            for k in ("proxy_protocol", "trusted", "auth_mechanisms"):
+            for k in ("proxy_protocol", "trusted", "auth_mechanisms", "compress"):
                 if x.get(k) is not None:
                     parts.append("%s = %s;" % (k, _cfg_value(x[k])))
             ll.append("  { " + " ".join(parts) + " }")
