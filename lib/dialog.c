@@ -135,6 +135,8 @@ imap_client_msg(struct dialog *d)
 		d->idling = false; /* RFC 2177: the line that ends IDLE is "DONE" */
 		return;
 	}
+	if (tl == 0 && nl == 0)
+		return; /* an empty line: no command, no answer to wait for */
 	pending_add(d);
 	if (is_word(name, nl, "IDLE")) {
 		d->idling = true;
@@ -156,6 +158,11 @@ imap_server_msg(struct dialog *d)
 	const char *tag, *status;
 	size_t at = 0, tl, sl;
 
+	/* "* BAD": the answer to a command whose tag could not be read
+	 * (RFC 9051 §7.1.3), so one command less waits */
+	if (s->head_len >= 6 && strncasecmp(s->head, "* BAD ", 6) == 0 && d->pending > 0 &&
+	    --d->pending == 0)
+		d->idling = false;
 	if (s->head_len == 0 || s->head[0] == '*' || s->head[0] == '+')
 		return; /* untagged data, or a continuation request */
 	if (d->pending > 0 && --d->pending == 0)

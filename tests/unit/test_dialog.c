@@ -155,6 +155,15 @@ pop3_pipelined_commands_keep_their_kinds(void **state)
 }
 
 static void
+imap_empty_lines_and_untagged_bad(void **state)
+{
+	(void)state;
+	PLAY(PROTO_IMAP, "C\r\n", "=1", "C\n", "=1", "C!!!\r\n", "=0",
+	     "S* BAD Error in IMAP command\r\n", "=1", "S* BAD again\r\n", "=1", "Ca NOOP\r\n",
+	     "=0", "Sa OK\r\n", "=1");
+}
+
+static void
 rest_needs_both_sides_between_messages(void **state)
 {
 	(void)state;
@@ -196,6 +205,7 @@ main(void)
 	    cmocka_unit_test(imap_text_that_looks_like_a_literal_start_is_harmless),
 	    cmocka_unit_test(pop3_multiline_answers_end_at_the_dot_line),
 	    cmocka_unit_test(pop3_pipelined_commands_keep_their_kinds),
+	    cmocka_unit_test(imap_empty_lines_and_untagged_bad),
 	    cmocka_unit_test(rest_needs_both_sides_between_messages),
 	    cmocka_unit_test(huge_literal_counts_are_skipped_not_stored),
 	};
