@@ -493,6 +493,41 @@ def test_admin_socket_refuses_bad_input_and_serves_others_while_one_hangs(ops):
     assert p.running()
 
 
+ADMIN_CLIENTS_MAX = 16  # proxy/admin_impl.h
+EXIT_BUSY = 75  # README, postern(8): the admin socket is busy, try again
+
+
+def test_a_full_admin_socket_is_reported_as_busy_with_its_own_exit_code(ops):
+    p = ops()
+    held = []
+    try:
+        # every place taken, and one more: that one is told busy, so the
+        # others are surely accepted and waiting for their request lines
+        for _ in range(ADMIN_CLIENTS_MAX + 1):
+            s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            held.append(s)
+            s.settimeout(IO_TIMEOUT)
+            s.connect(p.admin_socket)
+        assert held[-1].recv(4096).startswith(b"ERR busy"), "the extra client was not refused"
+        # within the server's 5 s read timeout of the held ones
+        for cmd in (["health"], ["sessions", "--json"]):
+            r = admin(p, *cmd, timeout=10)
+            assert r.returncode == EXIT_BUSY, r
+            assert "busy" in r.stderr and r.stdout == "", r
+            assert "Broken pipe" not in r.stderr and "reset" not in r.stderr, r
+    finally:
+        for s in held:
+            s.close()
+    # the places freed, the same command answers
+    deadline = time.monotonic() + 5 * TIMEOUT_SCALE
+    while True:
+        r = admin(p, "health")
+        if r.returncode != EXIT_BUSY or time.monotonic() > deadline:
+            break
+        time.sleep(0.1)
+    assert (r.returncode, r.stdout) == (0, "ok\n"), r
+
+
 # ---------------------------------------------------------------------------
 # health
 # ---------------------------------------------------------------------------
