@@ -503,7 +503,7 @@ accept_cb(struct ev_loop *loop, ev_io *io, int revents)
 		if (fd < 0)
 			return;
 		if (adm.nclients >= ADMIN_CLIENTS_MAX || (ac = calloc(1, sizeof(*ac))) == NULL) {
-			static const char busy[] = "ERR busy: too many admin clients\n";
+			static const char busy[] = ADMIN_BUSY_LINE;
 			(void)send(fd, busy, sizeof(busy) - 1, MSG_NOSIGNAL | MSG_DONTWAIT);
 			close(fd);
 			continue;

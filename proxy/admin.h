@@ -20,6 +20,10 @@
 struct worker;
 
 #define ADMIN_REQUEST_MAX 1024 /* one request line, newline included */
+/* The server's answer to a client over its limit, and the command line's
+ * exit status for it: sysexits(3) EX_TEMPFAIL, "try again later". */
+#define ADMIN_BUSY_LINE "ERR busy: too many admin clients\n"
+#define ADMIN_EXIT_BUSY 75
 
 /*
  * Bind and listen on the unix socket path (before privileges are dropped):
@@ -60,7 +64,8 @@ void admin_reload_done(uint64_t token, bool ok, const char *report);
  * command word: carried out as the command table says (admin_cmd.h), on
  * the store, the fleet or the admin socket; answers to stdout, errors to
  * stderr.  Returns the exit status: 0, 1 (refused, failed, unreachable),
- * 2 (usage, also for an unknown word). */
+ * 2 (usage, also for an unknown word), ADMIN_EXIT_BUSY (the socket has
+ * ADMIN_CLIENTS_MAX clients already: try again). */
 int admin_client_main(const char *cfg_path, int argc, char **argv);
 
 #endif

@@ -13,59 +13,80 @@
 #include "lifecycle.h"
 #include "metrics.h"
 #include "runtime.h"
+#include "utf8.h"
 
 /* ---- composing answers ----------------------------------------------------- */
 
-/* s as a JSON string: control characters escaped, valid UTF-8 kept,
- * any other byte as U+FFFD. */
+/*
+ * s as a JSON string (RFC 8259 §7): '"', '\\' and control characters
+ * escaped, well-formed UTF-8 kept, and every other byte (utf8.h: an
+ * overlong, a surrogate, above U+10FFFF, a stray or cut sequence) as one
+ * U+FFFD each, so a client's tried name never makes the answer invalid.
+ */
 static void
 json_str(FILE *f, const char *s)
 {
-	const unsigned char *p = (const unsigned char *)s;
+	const uint8_t *p = (const uint8_t *)s;
+	size_t left = strlen(s);
 
 	fputc('"', f);
-	while (*p) {
-		unsigned char ch = *p;
-		size_t len = ch < 0x80             ? 1
-		             : (ch & 0xe0) == 0xc0 ? 2
-		             : (ch & 0xf0) == 0xe0 ? 3
-		             : (ch & 0xf8) == 0xf0 ? 4
-		                                   : 0;
-		bool ok = len > 0 && !(len == 2 && ch < 0xc2);
+	while (left > 0) {
+		size_t n = utf8_seq_len(p, left);
 
-		for (size_t i = 1; ok && i < len; i++)
-			ok = (p[i] & 0xc0) == 0x80;
-		if (!ok) {
+		if (n == 0) {
 			fputs("\\ufffd", f);
-			p++;
-			continue;
+			n = 1;
+		} else if (n > 1) {
+			fwrite(p, 1, n, f);
+		} else if (*p == '"' || *p == '\\') {
+			fprintf(f, "\\%c", *p);
+		} else if (*p < 0x20 || *p == 0x7f) {
+			fprintf(f, "\\u%04x", *p);
+		} else {
+			fputc(*p, f);
 		}
-		if (len > 1) {
-			fwrite(p, 1, len, f);
-			p += len;
-			continue;
-		}
-		if (ch == '"' || ch == '\\')
-			fprintf(f, "\\%c", ch);
-		else if (ch < 0x20 || ch == 0x7f)
-			fprintf(f, "\\u%04x", ch);
-		else
-			fputc(ch, f);
-		p++;
+		p += n;
+		left -= n;
 	}
 	fputc('"', f);
 }
 
-/* s for a text column: printable ASCII, anything else as '?'. */
+/* s for one line of text: printable ASCII as it is (space too when
+ * keep_space), '\\' doubled, and any other byte (control, newline, tab,
+ * 8-bit) as "\\xnn", the way log_quote() shows it, so whatever a client
+ * sent stays on its line.  Cut at a whole escape when buf is full. */
+static const char *
+text_esc(char *buf, size_t len, const char *s, bool keep_space)
+{
+	static const char hex[] = "0123456789abcdef";
+	size_t n = 0;
+
+	for (const uint8_t *p = (const uint8_t *)s; *p != '\0'; p++) {
+		char esc[4] = {'\\', 'x', hex[*p >> 4], hex[*p & 15]};
+		size_t k = 4;
+
+		if (*p == '\\') {
+			k = 2;
+			esc[1] = '\\';
+		} else if ((*p > 0x20 || (*p == ' ' && keep_space)) && *p < 0x7f) {
+			k = 1;
+			esc[0] = (char)*p;
+		}
+		if (n + k + 1 > len)
+			break;
+		memcpy(buf + n, esc, k);
+		n += k;
+	}
+	if (len > 0)
+		buf[n] = '\0';
+	return buf;
+}
+
 const char *
 text_col(char *buf, size_t len, const char *s)
 {
-	size_t i = 0;
-
-	for (; s[i] != '\0' && i + 1 < len; i++)
-		buf[i] = (unsigned char)s[i] < 0x21 || (unsigned char)s[i] > 0x7e ? '?' : s[i];
-	buf[i] = '\0';
-	return i == 0 ? "-" : buf;
+	text_esc(buf, len, s, false);
+	return len == 0 || buf[0] == '\0' ? "-" : buf;
 }
 
 static void
@@ -125,8 +146,8 @@ answer_sessions(struct aclient *ac)
 		        "PROTO", "STATE", "USER", "CLIENT", "BACKEND", "SINCE", "AGE", "IN", "OUT");
 	for (size_t i = 0; i < n; i++) {
 		const struct session_rec *r = &all[i];
-		char since[32], a[CREDS_USER_MAX + 1], b[ADDR_TEXT_MAX], c[BACKEND_NAME_MAX + 1],
-		    st[24];
+		char since[32], a[CREDS_USER_MAX * 4 + 1], b[ADDR_TEXT_MAX * 4],
+		    c[BACKEND_NAME_MAX * 4 + 1], st[24];
 
 		iso_time(since, sizeof(since), r->since);
 		snprintf(st, sizeof(st), "%s%s", conn_state_name(r->state), r->ending ? "*" : "");
@@ -225,7 +246,7 @@ answer_backend_list(struct aclient *ac)
 		        "IMAP", "POP3", "LAST_FAILURE");
 	for (size_t bi = 0; bi < rt->cfg->nbackends; bi++) {
 		struct registry_entry *e = rt->reg[bi];
-		char why[128], q[128];
+		char why[128], q[128 * 4];
 		const char *name = rt->cfg->backends[bi].name;
 		bool up = registry_is_up(e);
 
@@ -240,10 +261,8 @@ answer_backend_list(struct aclient *ac)
 			json_str(f, why);
 			fputs("}", f);
 		} else {
-			for (char *p = why; *p; p++)
-				if ((unsigned char)*p < 0x20)
-					*p = ' ';
-			snprintf(q, sizeof(q), "%s", why[0] ? why : "-");
+			/* a backend's reply may be in it: one line, escaped */
+			text_esc(q, sizeof(q), why[0] ? why : "-", true);
 			fprintf(f, "%-16s  %-6s  %-6s  %6ld  %6ld  %s\n", name,
 			        backend_admin_name(registry_admin(e)), up ? "up" : "down",
 			        registry_sessions(e, PROTO_IMAP), registry_sessions(e, PROTO_POP3),

@@ -210,6 +210,8 @@ read_answer(int fd, int seconds, size_t *len_out, FILE *err)
 		n = read(fd, buf + len, cap - len);
 		if (n < 0 && errno == EINTR)
 			continue;
+		if (n < 0 && errno == ECONNRESET && len > 0)
+			break; /* closed with our request unread (busy): its answer came */
 		if (n < 0) {
 			fprintf(err, "postern: reading the answer: %s\n", strerror(errno));
 			free(buf);
@@ -249,15 +251,29 @@ socket_request(const struct admin_cmd_def *d, const char *cfg_path, const char *
 		return 1;
 	rl = strlen(req);
 	req[rl++] = '\n';
+	/* A server with too many clients writes one line and closes before
+	 * reading: the request then fails (EPIPE, never SIGPIPE), and its
+	 * answer still waits to be read. */
 	if (send(fd, req, rl, MSG_NOSIGNAL) != (ssize_t)rl) {
-		fprintf(err, "postern: admin socket %s: %s\n", socket_path, strerror(errno));
-		close(fd);
-		return 1;
+		int saved = errno;
+
+		if (saved != EPIPE && saved != ECONNRESET) {
+			fprintf(err, "postern: admin socket %s: %s\n", socket_path,
+			        strerror(saved));
+			close(fd);
+			return 1;
+		}
+		seconds = 2; /* it has answered or never will */
 	}
 	ans = read_answer(fd, seconds, &len, err);
 	close(fd);
 	if (ans == NULL)
 		return 1;
+	if (strncmp(ans, ADMIN_BUSY_LINE, strlen(ADMIN_BUSY_LINE) - 1) == 0) {
+		fprintf(err, "postern: %s", ans + 4);
+		free(ans);
+		return ADMIN_EXIT_BUSY;
+	}
 	if (strncmp(ans, "OK\n", 3) == 0) {
 		fwrite(ans + 3, 1, len - 3, out);
 		free(ans);

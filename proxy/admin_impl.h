@@ -176,8 +176,9 @@ void answer_backend_list(struct aclient *ac);
 void answer_reload(struct aclient *ac, bool ok, const char *report);
 void answer_stats(struct aclient *ac);
 void answer_health(struct aclient *ac);
-/* s for a text column: printable ASCII, anything else as '?'; "-" when
- * empty.  Returns buf (or "-"). */
+/* s for a text column, in buf: printable ASCII, '\\' doubled, any other
+ * byte (space, control, 8-bit) as "\\xnn"; cut at a whole escape to fit
+ * len (4 * strlen(s) + 1 holds all).  Returns buf, or "-" when empty. */
 const char *text_col(char *buf, size_t len, const char *s);
 
 #endif

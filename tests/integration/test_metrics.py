@@ -8,8 +8,10 @@ traffic shows in its numbers; every wait is bounded."""
 
 import imaplib
 import poplib
+import select
 import socket
 import ssl
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -400,3 +402,95 @@ def test_health_is_200_while_a_backend_is_up_and_503_once_all_are_down(
             p.cleanup()
         for d in ds:
             d.cleanup()
+
+
+# ---------------------------------------------------------------------------
+# slow clients (slowloris)
+# ---------------------------------------------------------------------------
+
+HTTP_DEADLINE = 5.0  # proxy/metrics_http.c: request in and answer out
+HTTP_PER_IP_MAX = 8
+
+
+def health_within(port, seconds):
+    """GET /health on a connection of its own; (status line, seconds taken)."""
+    t0 = time.monotonic()
+    with socket.create_connection((HOST, port), timeout=seconds) as s:
+        s.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        data = b""
+        while b"\r\n" not in data:
+            chunk = s.recv(4096)
+            if not chunk:
+                break
+            data += chunk
+    return data.split(b"\r\n", 1)[0], time.monotonic() - t0
+
+
+def test_slow_clients_never_starve_health_and_are_closed_at_the_deadline(mp):
+    port = mp.admin_port
+    # 32 connections, 8 from each of four addresses (the per-address cap),
+    # each trickling one header byte a second
+    slow, opened = [], []
+    header = b"GET /metrics HTTP/1.1\r\nX-Slow: " + b"a" * 64
+    stop = threading.Event()
+    threads = []
+    try:
+        for i in range(32):
+            src = "127.0.0.%d" % (2 + i // HTTP_PER_IP_MAX)
+            s = socket.create_connection((HOST, port), timeout=IO_TIMEOUT,
+                                         source_address=(src, 0))
+            slow.append(s)
+            opened.append(time.monotonic())
+        sent = [0] * len(slow)
+        gone = [False] * len(slow)
+
+        def trickle():
+            for _ in range(int(3 * HTTP_DEADLINE) + 5):  # bounded: about 20 s at most
+                for k, s in enumerate(slow):
+                    if gone[k] or sent[k] >= len(header):
+                        continue
+                    try:
+                        s.send(header[sent[k]:sent[k] + 1])
+                        sent[k] += 1
+                    except OSError:
+                        gone[k] = True
+                if stop.wait(1.0):
+                    return
+
+        t = threading.Thread(target=trickle, daemon=True)
+        t.start()
+        threads = [t]
+        time.sleep(1.0)
+        # while they hang, /health answers at once, again and again
+        for _ in range(5):
+            line, took = health_within(port, 2.0 * SCALE)
+            assert line == b"HTTP/1.1 200 OK" and took < 2.0 * SCALE, (line, took)
+            time.sleep(0.2)
+        # a ninth from one of those addresses is refused at once
+        extra = socket.create_connection((HOST, port), timeout=2 * SCALE,
+                                         source_address=("127.0.0.2", 0))
+        try:
+            assert extra.recv(4096) == b"", "a ninth connection from one address was served"
+        except ConnectionResetError:
+            pass
+        finally:
+            extra.close()
+        # and each slow one is closed by the server at its deadline
+        for k, s in enumerate(slow):
+            left = opened[k] + HTTP_DEADLINE + 3.0 * SCALE - time.monotonic()
+            r, _, _ = select.select([s], [], [], max(0.0, left))
+            assert r, "slow connection %d still open %.1f s after it was opened" % (
+                k, time.monotonic() - opened[k])
+            try:
+                assert s.recv(4096) == b"", k
+            except ConnectionResetError:
+                pass
+        assert all(sent[k] < len(header) for k in range(len(slow))), sent
+        line, took = health_within(port, 2.0 * SCALE)
+        assert line == b"HTTP/1.1 200 OK", line
+    finally:
+        stop.set()
+        for t in threads:
+            t.join(5)
+        for s in slow:
+            s.close()

@@ -9,6 +9,7 @@ import os
 import re
 import signal
 import socket
+import subprocess
 import tempfile
 import threading
 import time
@@ -231,6 +232,73 @@ def test_sessions_lists_exactly_the_open_sessions(ops, ca):
             x.close()
 
 
+# Names a client may try before it is logged in, as bytes, with what
+# `sessions --json` shows (every byte outside well-formed UTF-8 as U+FFFD,
+# control characters escaped) and what the plain listing shows (printable
+# ASCII, every other byte as \xnn, as the logs do).
+BAD_NAMES = [
+    (b"\xe0\x80\xafx", "\ufffd\ufffd\ufffdx", r"\xe0\x80\xafx"),  # overlong '/'
+    (b"\xed\xa0\x80", "\ufffd" * 3, r"\xed\xa0\x80"),  # a surrogate
+    (b"\xf4\x90\x80\x80", "\ufffd" * 4, r"\xf4\x90\x80\x80"),  # above U+10FFFF
+    (b"\xff", "\ufffd", r"\xff"),
+    (b"\xc0\xaf", "\ufffd\ufffd", r"\xc0\xaf"),
+    (b"\x80", "\ufffd", r"\x80"),  # a lone continuation byte
+    (b"x\xc3", "x\ufffd", r"x\xc3"),  # cut short
+    (b"a\nb\x01c\td", "a\nb\x01c\td", r"a\x0ab\x01c\x09d"),  # would forge a line
+    ("jos\u00e9".encode(), "jos\u00e9", r"jos\xc3\xa9"),  # well-formed: kept in JSON
+]
+
+
+def admin_bytes(p, *args, timeout=30):
+    """A command's (exit status, stdout bytes, stderr bytes): no decoding."""
+    r = subprocess.run([harness.POSTERN_BIN, "-c", p.conf_path, *args], capture_output=True,
+                       stdin=subprocess.DEVNULL, timeout=timeout * TIMEOUT_SCALE)
+    return r.returncode, r.stdout, r.stderr
+
+
+def try_name(p, ca, name):
+    """An IMAP client that tried LOGIN with name (a {n+} literal) and a
+    wrong password, and stays connected, not logged in."""
+    c = RawImap(p.imap_port, ca)
+    c.send(b"a1 LOGIN {%d+}\r\n%s wrong-password\r\n" % (len(name), name))
+    return c
+
+
+def test_sessions_show_any_tried_name_as_valid_json_and_one_escaped_line(ops, ca):
+    p = ops()
+    clients = []
+    try:
+        for name, _, _ in BAD_NAMES:
+            clients.append(try_name(p, ca, name))
+        # until every client's LOGIN has been read (its name is known)
+        deadline = time.monotonic() + 10 * TIMEOUT_SCALE
+        while True:
+            rc, out, err = admin_bytes(p, "sessions")
+            assert rc == 0, err
+            lines = out.split(b"\n")[1:-1]
+            if (len(lines) == len(BAD_NAMES) and all(l.split()[3] != b"-" for l in lines)) \
+                    or time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
+        # JSON: strict UTF-8, strict JSON, the documented replacement
+        rc, out, err = admin_bytes(p, "sessions", "--json")
+        assert rc == 0, err
+        got = json.loads(out.decode("utf-8", errors="strict"))
+        assert all(s["state"] != "relay" for s in got), got  # none logged in
+        assert sorted(s["user"] for s in got) == sorted(j for _, j, _ in BAD_NAMES), out
+        # the plain listing: one line per session, the names escaped
+        rc, out, err = admin_bytes(p, "sessions")
+        assert rc == 0, err
+        lines = out.split(b"\n")[1:-1]
+        assert out.endswith(b"\n") and len(lines) == len(BAD_NAMES), out
+        assert all(0x20 <= b < 0x7f for b in out.replace(b"\n", b"")), out
+        assert sorted(l.split()[3].decode() for l in lines) == \
+            sorted(text for _, _, text in BAD_NAMES), out
+    finally:
+        for c in clients:
+            c.close()
+
+
 # ---------------------------------------------------------------------------
 # kick
 # ---------------------------------------------------------------------------
@@ -423,6 +491,41 @@ def test_admin_socket_refuses_bad_input_and_serves_others_while_one_hangs(ops):
     finally:
         hung.close()
     assert p.running()
+
+
+ADMIN_CLIENTS_MAX = 16  # proxy/admin_impl.h
+EXIT_BUSY = 75  # README, postern(8): the admin socket is busy, try again
+
+
+def test_a_full_admin_socket_is_reported_as_busy_with_its_own_exit_code(ops):
+    p = ops()
+    held = []
+    try:
+        # every place taken, and one more: that one is told busy, so the
+        # others are surely accepted and waiting for their request lines
+        for _ in range(ADMIN_CLIENTS_MAX + 1):
+            s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            held.append(s)
+            s.settimeout(IO_TIMEOUT)
+            s.connect(p.admin_socket)
+        assert held[-1].recv(4096).startswith(b"ERR busy"), "the extra client was not refused"
+        # within the server's 5 s read timeout of the held ones
+        for cmd in (["health"], ["sessions", "--json"]):
+            r = admin(p, *cmd, timeout=10)
+            assert r.returncode == EXIT_BUSY, r
+            assert "busy" in r.stderr and r.stdout == "", r
+            assert "Broken pipe" not in r.stderr and "reset" not in r.stderr, r
+    finally:
+        for s in held:
+            s.close()
+    # the places freed, the same command answers
+    deadline = time.monotonic() + 5 * TIMEOUT_SCALE
+    while True:
+        r = admin(p, "health")
+        if r.returncode != EXIT_BUSY or time.monotonic() > deadline:
+            break
+        time.sleep(0.1)
+    assert (r.returncode, r.stdout) == (0, "ok\n"), r
 
 
 # ---------------------------------------------------------------------------
