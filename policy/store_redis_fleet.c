@@ -43,8 +43,8 @@ store_redis_sess_drop(struct redis_worker *rw, uint64_t id)
 	rw->nsess--;
 }
 
-/* Register e without a check (fire and forget: a lost one is sent again by
- * the next heartbeat). */
+/* Register e without a check (nobody waits: a lost one is sent again by
+ * the next heartbeat; a NOSCRIPT reloads the script and beats again). */
 static void
 sess_put(struct redis_worker *rw, const struct rsess *e)
 {
@@ -65,7 +65,7 @@ sess_put(struct redis_worker *rw, const struct rsess *e)
 	snprintf(ttl, sizeof(ttl), "%llu", (unsigned long long)rs->heartbeat_ms * 3);
 	for (int i = 0; i < 13; i++)
 		lens[i] = strlen(argv[i]);
-	(void)redisAsyncCommandArgv(rw->ac, NULL, NULL, 13, argv, lens);
+	(void)store_redis_rw_note(rw, "sput", 13, argv, lens);
 }
 
 struct rsess *
@@ -94,12 +94,15 @@ store_redis_rw_beat(struct redis_worker *rw)
 {
 	struct redis_store *rs = rw->rs;
 	char pk[REDIS_KEY_MAX], ttl[24];
+	const char *argv[] = {"SET", pk, "1", "PX", ttl};
+	size_t lens[5] = {3, 0, 1, 2, 0};
 
 	if (rw->ac == NULL || !rw->ready)
 		return;
-	store_redis_kind_key(rs, "proxy:", rs->proxy_id, strlen(rs->proxy_id), pk);
-	snprintf(ttl, sizeof(ttl), "%llu", (unsigned long long)rs->heartbeat_ms * 3);
-	(void)redisAsyncCommand(rw->ac, NULL, NULL, "SET %s 1 PX %s", pk, ttl);
+	lens[1] = store_redis_kind_key(rs, "proxy:", rs->proxy_id, strlen(rs->proxy_id), pk);
+	lens[4] =
+	    (size_t)snprintf(ttl, sizeof(ttl), "%llu", (unsigned long long)rs->heartbeat_ms * 3);
+	(void)store_redis_rw_note(rw, "heartbeat", 5, argv, lens);
 	for (size_t b = 0; b < RSESS_BUCKETS; b++)
 		for (struct rsess *e = rw->sess[b]; e != NULL; e = e->next)
 			sess_put(rw, e);
@@ -142,11 +145,12 @@ store_redis_session_note(struct store_worker *sw, const char *key, size_t len,
 		if (rw->ac == NULL)
 			return; /* it lapses with this proxy's entries, or the next check drops it
 			         */
-		size_t kl = store_redis_kind_key(rw->rs, "sess:", key, len, k);
+		const char *argv[] = {"HDEL", k, sid};
+		size_t lens[3] = {4, store_redis_kind_key(rw->rs, "sess:", key, len, k), 16};
 
+		/* argv: a user name may hold spaces, which a format would split at */
 		snprintf(sid, sizeof(sid), "%016llx", (unsigned long long)s->id);
-		/* %b: a user name may hold spaces, which a format would split at */
-		(void)redisAsyncCommand(rw->ac, NULL, NULL, "HDEL %b %s", k, kl, sid);
+		(void)store_redis_rw_note(rw, "session end", 3, argv, lens);
 		return;
 	}
 	if ((e = store_redis_sess_add(rw, key, len, s)) != NULL)
@@ -158,14 +162,16 @@ store_redis_announce(struct store_worker *sw, enum store_event ev, const char *m
 {
 	struct redis_worker *rw = sw->impl;
 	char ch[REDIS_KEY_MAX], m[STORE_KEY_MAX + 96];
+	const char *argv[] = {"PUBLISH", ch, m};
+	size_t lens[3] = {7, 0, len + 6};
 
 	if (rw->ac == NULL || ev != STORE_EVENT_BLOCK || len + 6 > sizeof(m))
 		return;
-	store_redis_kind_key(rw->rs, "events", "", 0, ch);
+	lens[1] = store_redis_kind_key(rw->rs, "events", "", 0, ch);
 	memcpy(m, "block ", 6);
 	memcpy(m + 6, msg, len);
 	/* one argument: hiredis splits a format at spaces */
-	(void)redisAsyncCommand(rw->ac, NULL, NULL, "PUBLISH %s %b", ch, m, len + 6);
+	(void)store_redis_rw_note(rw, "announce", 3, argv, lens);
 }
 
 void
@@ -173,12 +179,13 @@ store_redis_throttle_clear(struct store_worker *sw, const char *key, size_t len)
 {
 	struct redis_worker *rw = sw->impl;
 	char k[REDIS_KEY_MAX];
+	const char *argv[] = {"DEL", k};
+	size_t lens[2] = {3, 0};
 
 	if (rw->ac == NULL)
 		return;
-	size_t kl = store_redis_kind_key(rw->rs, "thr:", key, len, k);
-
-	(void)redisAsyncCommand(rw->ac, NULL, NULL, "DEL %b", k, kl);
+	lens[1] = store_redis_kind_key(rw->rs, "thr:", key, len, k);
+	(void)store_redis_rw_note(rw, "throttle clear", 2, argv, lens);
 }
 
 /* ---- the fleet channel: one subscriber per process ---------------------- */
@@ -205,6 +212,34 @@ store_redis_sub_retry_cb(struct ev_loop *loop, ev_timer *t, int revents)
 	store_redis_sub_connect(t->data);
 }
 
+/* Close the subscriber's link from our side and make it again later. */
+static void
+sub_drop(struct redis_worker *rw)
+{
+	redisAsyncContext *ac = rw->sub;
+
+	if (ac == NULL)
+		return;
+	rw->sub = NULL;
+	redisAsyncFree(ac); /* safe inside its reply callback: hiredis defers it */
+	sub_schedule_retry(rw);
+}
+
+/* The subscriber's AUTH: refused, the link is dropped and made again after
+ * the backoff (hiredis 0.14 hands SUBSCRIBE's own error to nobody). */
+static void
+on_sub_auth(redisAsyncContext *ac, void *reply, void *privdata)
+{
+	struct redis_worker *rw = ac->data;
+	redisReply *rep = reply;
+
+	(void)privdata;
+	if (rw == NULL || rw->sub != ac || rep == NULL || rep->type != REDIS_REPLY_ERROR)
+		return;
+	store_redis_rw_log(rw, "store.error", "AUTH (subscriber)", rep->str);
+	sub_drop(rw);
+}
+
 /* "kick USER" / "route USER" on PREFIX "events". */
 static void
 on_sub_message(redisAsyncContext *ac, void *reply, void *privdata)
@@ -214,8 +249,16 @@ on_sub_message(redisAsyncContext *ac, void *reply, void *privdata)
 	redisReply *rep = reply, *kind, *msg;
 
 	(void)privdata;
-	if (rw == NULL || rw->sub != ac || rep == NULL || rep->type != REDIS_REPLY_ARRAY ||
-	    rep->elements != 3)
+	if (rw == NULL || rw->sub != ac || rep == NULL)
+		return;
+	if (rep->type == REDIS_REPLY_ERROR) {
+		/* refused (NOAUTH, a wrong password, ACL): say so, and try
+		 * again after the backoff rather than stay deaf */
+		store_redis_rw_log(rw, "store.error", "SUBSCRIBE", rep->str);
+		sub_drop(rw);
+		return;
+	}
+	if (rep->type != REDIS_REPLY_ARRAY || rep->elements != 3)
 		return;
 	rs = rw->rs;
 	kind = rep->element[0];
@@ -270,8 +313,8 @@ store_redis_sub_connect(struct redis_worker *rw)
 
 	if (rw->closing || rw->sub != NULL)
 		return;
-	ac = store_redis_async_open(rs, rw->loop, rw, on_sub_connect, on_sub_gone, NULL, NULL,
-	                            &failed, err, sizeof(err));
+	ac = store_redis_async_open(rs, rw->loop, rw, on_sub_connect, on_sub_gone, on_sub_auth,
+	                            NULL, &failed, err, sizeof(err));
 	if (ac == NULL) {
 		sub_schedule_retry(rw);
 		return;

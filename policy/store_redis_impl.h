@@ -66,11 +66,15 @@ struct redis_worker {
 	redisAsyncContext *ac; /* NULL while down */
 	bool ready;            /* the setup (AUTH, SELECT, SCRIPT LOAD) answered */
 	bool closing;
-	ev_timer retry; /* reconnect, after backoff_ms */
-	ev_timer clock; /* the nearest deadline of a request in flight */
+	ev_timer retry;     /* reconnect, after backoff_ms */
+	ev_timer clock;     /* the nearest deadline of a request in flight */
+	ev_tstamp clock_at; /* when clock fires (ev_now's time), while it is active */
 	uint64_t backoff_ms;
 	struct rcall *head, *tail;
 	size_t ninflight;
+	size_t nnotes;         /* commands nobody waits for (store_redis_rw_note), unanswered */
+	ev_tstamp notes_since; /* the oldest of them was sent no earlier than this */
+	bool reloading;        /* a SCRIPT LOAD after a NOSCRIPT is on its way */
 	ev_tstamp last_reply;
 	ev_tstamp last_log;
 	bool ever_ready;
@@ -133,6 +137,20 @@ redisAsyncContext *store_redis_async_open(const struct redis_store *rs, struct e
                                           redisDisconnectCallback *on_gone,
                                           redisCallbackFn *on_auth, void *auth_arg,
                                           bool *connect_failed_out, char *err, size_t errlen);
+/*
+ * Send a command nobody waits for (heartbeat, session note, HDEL, DEL,
+ * PUBLISH) on rw's link, with a reply handler: NOSCRIPT loads the script
+ * and sends the heartbeat again (every live session with it), any other
+ * error is logged (at most once a second), and an unanswered note counts
+ * for the dead-link check.  `what` is a static string naming it in logs.
+ * 0, or -1 (no link, or hiredis refused it).  Never calls back at once.
+ */
+int store_redis_rw_note(struct redis_worker *rw, const char *what, int argc, const char **argv,
+                        const size_t *lens);
+/* A warning (store.error, store.disconnect) or store.connect of rw's link,
+ * at most one warning a second per loop.  detail may be NULL. */
+void store_redis_rw_log(struct redis_worker *rw, const char *event, const char *what,
+                        const char *detail);
 /* A route's reply (GET; rep NULL: the link was lost) -> r's answer: rc,
  * err, route_found, route. */
 void store_redis_route_answer(struct store_req *r, const redisReply *rep);

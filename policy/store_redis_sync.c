@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/time.h>
+#include <time.h>
 
 #include "log.h"
 #include "store_redis_impl.h"
@@ -24,18 +25,45 @@ store_redis_sync_close(struct redis_store *rs)
 	rs->sync = NULL;
 }
 
-/* Under rs->mu: a connected, authenticated, selected context.  0 or -1. */
-static int
-sync_open(struct redis_store *rs, const char **err_out)
+static uint64_t
+sync_now_ms(void)
 {
-	uint64_t ms = rs->timeout_ms > REDIS_SYNC_MIN_MS ? rs->timeout_ms : REDIS_SYNC_MIN_MS;
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/* When one admin call (all its attempts, reconnects and NOSCRIPT reloads
+ * together) must be done: state_timeout from now, at least
+ * REDIS_SYNC_MIN_MS. */
+static uint64_t
+sync_until(const struct redis_store *rs)
+{
+	return sync_now_ms() +
+	       (rs->timeout_ms > REDIS_SYNC_MIN_MS ? rs->timeout_ms : REDIS_SYNC_MIN_MS);
+}
+
+/* Under rs->mu: a connected, authenticated, selected context whose every
+ * wait (connect, each reply) ends by until_ms: a retry never waits a
+ * whole timeout again.  0 or -1 (time is up, or no connection). */
+static int
+sync_open(struct redis_store *rs, uint64_t until_ms, const char **err_out)
+{
+	uint64_t now = sync_now_ms(), ms = until_ms > now ? until_ms - now : 0;
 	struct timeval tv = {.tv_sec = (time_t)(ms / 1000),
 	                     .tv_usec = (suseconds_t)(ms % 1000) * 1000};
 	redisContext *c;
 	redisReply *rep;
 
-	if (rs->sync != NULL)
+	if (ms == 0) {
+		*err_out = "the connection to Redis was lost, or it did not answer in time";
+		return -1;
+	}
+	if (rs->sync != NULL) {
+		redisSetTimeout(rs->sync, tv);
 		return 0;
+	}
 	c = rs->url.kind == STATE_REDIS_UNIX ? redisConnectUnixWithTimeout(rs->url.path, tv)
 	                                     : redisConnectWithTimeout(rs->host, rs->url.port, tv);
 	if (c == NULL || c->err) {
@@ -72,6 +100,27 @@ sync_open(struct redis_store *rs, const char **err_out)
 	return 0;
 }
 
+/* Under rs->mu: SCRIPT LOAD after a NOSCRIPT; its reply checked (an error
+ * is logged, never dropped).  0 or -1. */
+static int
+sync_load_script(struct redis_store *rs)
+{
+	redisReply *rep = redisCommand(rs->sync, "SCRIPT LOAD %s", store_redis_script);
+	int rc = 0;
+
+	if (rep == NULL) {
+		store_redis_sync_close(rs);
+		return -1;
+	}
+	if (rep->type != REDIS_REPLY_STRING || strcmp(rep->str, rs->sha) != 0) {
+		log_kv(LOG_WARN, "store.error", "store=redis op=\"SCRIPT LOAD\" err=\"%.160s\"",
+		       rep->type == REDIS_REPLY_ERROR ? rep->str : "unexpected script hash");
+		rc = -1;
+	}
+	freeReplyObject(rep);
+	return rc;
+}
+
 /*
  * Under rs->mu: run the script with KEYS[1] = the lock key of key and
  * argv as ARGV; loads it on NOSCRIPT, makes a new connection once on an
@@ -85,13 +134,14 @@ sync_script(struct redis_store *rs, const char *key, size_t len, int argc, const
 	const char *av[12] = {"EVALSHA", rs->sha, "1", k};
 	size_t lens[12] = {7, 40, 1, store_redis_lock_key(rs, key, len, k)};
 	redisReply *rep = NULL;
+	uint64_t until = sync_until(rs);
 
 	for (int i = 0; i < argc; i++) {
 		av[4 + i] = argv[i];
 		lens[4 + i] = strlen(argv[i]);
 	}
 	for (int attempt = 0; attempt < 3; attempt++) {
-		if (sync_open(rs, err_out) < 0)
+		if (sync_open(rs, until, err_out) < 0)
 			return NULL;
 		rep = redisCommandArgv(rs->sync, 4 + argc, av, lens);
 		if (rep == NULL) {
@@ -102,8 +152,10 @@ sync_script(struct redis_store *rs, const char *key, size_t len, int argc, const
 		}
 		if (store_redis_is_noscript(rep)) {
 			freeReplyObject(rep);
-			rep = redisCommand(rs->sync, "SCRIPT LOAD %s", store_redis_script);
-			freeReplyObject(rep);
+			if (sync_load_script(rs) < 0) {
+				*err_out = "Redis would not load the script";
+				return NULL;
+			}
 			rep = NULL;
 			*err_out = "Redis would not load the script";
 			continue;
@@ -142,6 +194,9 @@ get_answer(const redisReply *rep, struct store_lock *out, bool *found_out, const
 	*found_out = true;
 	return 0;
 }
+
+static redisReply *sync_cmd(struct redis_store *rs, int argc, const char **argv, const size_t *lens,
+                            const char **err_out);
 
 int
 store_redis_lock_get(struct store *st, const char *key, size_t len, struct store_lock *out,
@@ -193,17 +248,10 @@ store_redis_lock_del(struct store *st, const char *key, size_t len, bool *found_
 	char k[REDIS_KEY_MAX];
 	const char *argv[] = {"DEL", k};
 	size_t lens[] = {3, store_redis_lock_key(rs, key, len, k)};
-	redisReply *rep = NULL;
+	redisReply *rep;
 
 	pthread_mutex_lock(&rs->mu);
-	for (int attempt = 0; attempt < 2 && rep == NULL; attempt++) {
-		if (sync_open(rs, err_out) < 0)
-			break;
-		if ((rep = redisCommandArgv(rs->sync, 2, argv, lens)) == NULL) {
-			store_redis_sync_close(rs);
-			*err_out = "the connection to Redis was lost, or it did not answer in time";
-		}
-	}
+	rep = sync_cmd(rs, 2, argv, lens, err_out); /* an error reply is logged there */
 	pthread_mutex_unlock(&rs->mu);
 	if (rep == NULL)
 		return -1;
@@ -258,18 +306,24 @@ scan_all(struct redis_store *rs, struct list_item **items_out, size_t *n_out, co
 	struct list_item *items = NULL;
 
 	scan_pattern(rs, pattern, sizeof(pattern));
-	if (sync_open(rs, err_out) < 0)
-		return -1;
 	do {
-		redisReply *rep = redisCommand(rs->sync, "SCAN %s MATCH %s COUNT %d", cursor,
-		                               pattern, REDIS_LIST_BATCH);
+		redisReply *rep;
 		redisReply *keys;
+
+		/* each step (SCAN and its reads) waits state_timeout at most */
+		if (sync_open(rs, sync_until(rs), err_out) < 0)
+			goto fail;
+		rep = redisCommand(rs->sync, "SCAN %s MATCH %s COUNT %d", cursor, pattern,
+		                   REDIS_LIST_BATCH);
 
 		if (rep == NULL || rep->type != REDIS_REPLY_ARRAY || rep->elements != 2 ||
 		    rep->element[0]->type != REDIS_REPLY_STRING ||
 		    rep->element[1]->type != REDIS_REPLY_ARRAY) {
 			if (rep == NULL)
 				store_redis_sync_close(rs);
+			else if (rep->type == REDIS_REPLY_ERROR)
+				log_kv(LOG_WARN, "store.error",
+				       "store=redis op=SCAN err=\"%.160s\"", rep->str);
 			freeReplyObject(rep);
 			*err_out = "SCAN failed";
 			goto fail;
@@ -299,9 +353,22 @@ scan_all(struct redis_store *rs, struct list_item **items_out, size_t *n_out, co
 				/* load it; this step's records are read on the next try */
 				freeReplyObject(g);
 				freeReplyObject(rep);
-				g = redisCommand(rs->sync, "SCRIPT LOAD %s", store_redis_script);
-				freeReplyObject(g);
+				/* the rest of this step's replies are NOSCRIPT too */
+				store_redis_sync_close(rs);
+				if (sync_open(rs, sync_until(rs), err_out) == 0)
+					(void)sync_load_script(rs);
 				*err_out = "Redis had lost the script: try again";
+				goto fail;
+			}
+			if (g->type == REDIS_REPLY_ERROR) {
+				/* never skipped as if the lock were gone: a list
+				 * that hides locks would be a lie */
+				log_kv(LOG_WARN, "store.error",
+				       "store=redis op=list err=\"%.160s\"", g->str);
+				freeReplyObject(g);
+				freeReplyObject(rep);
+				store_redis_sync_close(rs); /* replies of this step remain */
+				*err_out = "the store refused the request";
 				goto fail;
 			}
 			/* gone since the SCAN, or not ours to show: skipped, as LMDB does */
@@ -379,9 +446,10 @@ sync_cmd(struct redis_store *rs, int argc, const char **argv, const size_t *lens
          const char **err_out)
 {
 	redisReply *rep = NULL;
+	uint64_t until = sync_until(rs);
 
 	for (int attempt = 0; attempt < 2 && rep == NULL; attempt++) {
-		if (sync_open(rs, err_out) < 0)
+		if (sync_open(rs, until, err_out) < 0)
 			return NULL;
 		if ((rep = redisCommandArgv(rs->sync, argc, argv, lens)) == NULL) {
 			store_redis_sync_close(rs);

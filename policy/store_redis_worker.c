@@ -176,8 +176,8 @@ rcall_fail(struct rcall *c, const char *err)
 	store_req_done(r); /* delivered on the loop's next turn */
 }
 
-static void
-rw_log(struct redis_worker *rw, const char *event, const char *what, const char *detail)
+void
+store_redis_rw_log(struct redis_worker *rw, const char *event, const char *what, const char *detail)
 {
 	ev_tstamp now = ev_now(rw->loop);
 
@@ -206,6 +206,17 @@ rw_schedule_retry(struct redis_worker *rw)
 	store_redis_timer_start_unref(rw->loop, &rw->retry, (ev_tstamp)ms / 1000.);
 }
 
+/* rw's link is gone (or going): nothing on it is answered any more. */
+static void
+rw_link_gone(struct redis_worker *rw)
+{
+	rw->ac = NULL;
+	rw->ready = false;
+	rw->outage = true;
+	rw->nnotes = 0;
+	rw->reloading = false;
+}
+
 /* Drop the connection from our side (dead link, worker closing). */
 static void
 rw_drop(struct redis_worker *rw, const char *why)
@@ -214,21 +225,74 @@ rw_drop(struct redis_worker *rw, const char *why)
 
 	if (ac == NULL)
 		return;
-	rw->ac = NULL;
-	rw->ready = false;
-	rw->outage = true;
+	rw_link_gone(rw);
 	if (why != NULL)
-		rw_log(rw, "store.disconnect", why, NULL);
+		store_redis_rw_log(rw, "store.disconnect", why, NULL);
 	redisAsyncFree(ac); /* runs every pending callback with no reply */
 	rw_schedule_retry(rw);
 }
 
+/* How long a link may answer nothing while something waits on it before
+ * it is taken for dead: 4 timeouts, at least REDIS_DEAD_MIN_MS. */
+static ev_tstamp
+rw_dead_after(const struct redis_worker *rw)
+{
+	uint64_t ms = rw->rs->timeout_ms * 4;
+
+	return (ev_tstamp)(ms > REDIS_DEAD_MIN_MS ? ms : REDIS_DEAD_MIN_MS) / 1000.;
+}
+
+/* Does anything wait for an answer on rw's link (a request, even one
+ * already timed out, a note, the setup)?  Then *since_out: since when
+ * the link has been silent with it waiting. */
+static bool
+rw_waiting(const struct redis_worker *rw, ev_tstamp *since_out)
+{
+	ev_tstamp oldest;
+
+	if (rw->ac == NULL)
+		return false;
+	if (rw->head != NULL)
+		oldest = rw->head->sent; /* the list is in sending order */
+	else if (rw->nnotes > 0)
+		oldest = rw->notes_since;
+	else if (!rw->ready)
+		oldest = rw->last_reply; /* set when the link was made */
+	else
+		return false;
+	if (rw->head != NULL && rw->nnotes > 0 && rw->notes_since < oldest)
+		oldest = rw->notes_since;
+	*since_out = oldest > rw->last_reply ? oldest : rw->last_reply;
+	return true;
+}
+
+/* The clock fires at `at` (ev_now's time) unless it is set to fire
+ * earlier already: a new request, note or link never waits for a later
+ * check than its own. */
+static void
+rw_clock_by(struct redis_worker *rw, ev_tstamp at)
+{
+	ev_tstamp now = ev_now(rw->loop);
+
+	if (rw->closing || (ev_is_active(&rw->clock) && rw->clock_at <= at))
+		return;
+	rw->clock_at = at;
+	store_redis_timer_start_unref(rw->loop, &rw->clock, at > now ? at - now + 0.001 : 0.001);
+}
+
+/* The clock again from scratch: the earliest deadline of a request still
+ * unanswered, or the dead-link check, whichever comes first; stopped when
+ * nothing waits.  O(requests in flight). */
 static void
 rw_arm_clock(struct redis_worker *rw)
 {
-	ev_tstamp next = 0, now = ev_now(rw->loop);
+	ev_tstamp next = 0, since;
 	bool any = false;
 
+	if (rw->closing) {
+		store_redis_timer_stop_unref(rw->loop, &rw->clock);
+		return;
+	}
 	for (struct rcall *c = rw->head; c != NULL; c = c->next) {
 		if (c->r == NULL)
 			continue;
@@ -236,45 +300,32 @@ rw_arm_clock(struct redis_worker *rw)
 			next = c->deadline;
 		any = true;
 	}
-	if (rw->head != NULL) {
-		/* also look again when the oldest would make the link dead */
-		ev_tstamp dead =
-		    (ev_tstamp)(rw->rs->timeout_ms * 4 > REDIS_DEAD_MIN_MS ? rw->rs->timeout_ms * 4
-		                                                           : REDIS_DEAD_MIN_MS) /
-		    1000.;
-		ev_tstamp since = rw->head->sent > rw->last_reply ? rw->head->sent : rw->last_reply;
-
-		if (!any || since + dead < next)
-			next = since + dead;
+	if (rw_waiting(rw, &since)) {
+		if (!any || since + rw_dead_after(rw) < next)
+			next = since + rw_dead_after(rw);
 		any = true;
 	}
-	if (!any) {
-		store_redis_timer_stop_unref(rw->loop, &rw->clock);
-		return;
-	}
-	store_redis_timer_start_unref(rw->loop, &rw->clock,
-	                              next > now ? next - now + 0.001 : 0.001);
+	store_redis_timer_stop_unref(rw->loop, &rw->clock);
+	if (any)
+		rw_clock_by(rw, next);
 }
 
-/* Deadlines: a request never waits longer than state_timeout; a link that
- * has answered nothing for 4 timeouts (at least 1 s) is closed and made
- * again. */
+/* Deadlines: a request is answered "timed out" at its own deadline (its
+ * late reply, if Redis sends one, decides nothing: on_reply() finds it
+ * answered); a link that has answered nothing for 4 timeouts (at least
+ * 1 s) while something waits on it is closed and made again. */
 static void
 rw_clock_cb(struct ev_loop *loop, ev_timer *t, int revents)
 {
 	struct redis_worker *rw = t->data;
-	ev_tstamp now = ev_now(loop), dead;
+	ev_tstamp now = ev_now(loop), since;
 
 	(void)revents;
 	ev_ref(loop); /* the timer stopped itself (no repeat): give back its ref */
 	for (struct rcall *c = rw->head; c != NULL; c = c->next)
 		if (c->r != NULL && now >= c->deadline)
 			rcall_fail(c, "the store did not answer in time (state_timeout)");
-	dead = (ev_tstamp)(rw->rs->timeout_ms * 4 > REDIS_DEAD_MIN_MS ? rw->rs->timeout_ms * 4
-	                                                              : REDIS_DEAD_MIN_MS) /
-	       1000.;
-	if (rw->head != NULL &&
-	    now - (rw->head->sent > rw->last_reply ? rw->head->sent : rw->last_reply) >= dead) {
+	if (rw_waiting(rw, &since) && now - since >= rw_dead_after(rw)) {
 		rw_drop(rw, "no answer from Redis: the link is taken for dead");
 		return; /* rw_drop answered and freed every call */
 	}
@@ -371,6 +422,9 @@ on_reply(redisAsyncContext *ac, void *reply, void *privdata)
 	struct rcall *c = privdata;
 	struct redis_worker *rw = c->rw;
 	redisReply *rep = reply;
+	/* answered by the clock already: this late reply decides nothing */
+	bool live = c->r != NULL;
+	ev_tstamp deadline = c->deadline;
 
 	(void)ac;
 	if (rep != NULL)
@@ -402,14 +456,84 @@ on_reply(redisAsyncContext *ac, void *reply, void *privdata)
 	if (c->r != NULL) {
 		claim_answer(c->r, rep);
 		if (c->r->rc != 0 && rep != NULL && rep->type == REDIS_REPLY_ERROR)
-			rw_log(rw, "store.error", "the script failed", rep->str);
+			store_redis_rw_log(rw, "store.error", "the script failed", rep->str);
 		store_req_done(c->r);
 		c->r = NULL;
 	}
 	rcall_unlink(c);
 	free(c);
+	/* the clock may have been set for this one's deadline */
+	if ((live && deadline <= rw->clock_at) || rw->head == NULL)
+		rw_arm_clock(rw);
 	if (good && rw->outage && rw->ready && !rw->closing)
 		store_redis_rw_recovered(rw);
+}
+
+/* The reload after a NOSCRIPT on a note: its success sends the heartbeat
+ * again.  Compared by address. */
+static const char note_reload[] = "SCRIPT LOAD (NOSCRIPT)";
+
+static void
+on_note_reply(redisAsyncContext *ac, void *reply, void *privdata)
+{
+	struct redis_worker *rw = ac->data;
+	redisReply *rep = reply;
+	const char *what = privdata;
+
+	if (rw == NULL || rw->ac != ac)
+		return; /* an old link going away */
+	if (rw->nnotes > 0)
+		rw->nnotes--;
+	if (rep == NULL)
+		return; /* the link is going: the disconnect callback says why */
+	rw->last_reply = ev_now(rw->loop);
+	if (what == note_reload)
+		rw->reloading = false;
+	if (store_redis_is_noscript(rep)) {
+		/* Redis lost the script (SCRIPT FLUSH, a restart, a failover):
+		 * load it, then write the heartbeat again, so every live
+		 * session is back within this heartbeat, not at some login's
+		 * NOSCRIPT.  Once per loss: the notes already sent behind this
+		 * one come back NOSCRIPT too, while `reloading` is set. */
+		if (!rw->reloading && rw->ready && !rw->closing) {
+			const char *av[] = {"SCRIPT", "LOAD", store_redis_script};
+			size_t al[] = {6, 4, strlen(store_redis_script)};
+
+			if (store_redis_rw_note(rw, note_reload, 3, av, al) == 0)
+				rw->reloading = true;
+		}
+		return;
+	}
+	if (rep->type == REDIS_REPLY_ERROR) {
+		store_redis_rw_log(rw, "store.error", what, rep->str);
+		return;
+	}
+	if (what == note_reload) {
+		if (rep->type != REDIS_REPLY_STRING || strcmp(rep->str, rw->rs->sha) != 0) {
+			store_redis_rw_log(rw, "store.error", what, "unexpected script hash");
+			return;
+		}
+		store_redis_rw_beat(rw);
+	}
+	if (rw->outage && rw->ready && !rw->closing)
+		store_redis_rw_recovered(rw);
+}
+
+int
+store_redis_rw_note(struct redis_worker *rw, const char *what, int argc, const char **argv,
+                    const size_t *lens)
+{
+	ev_tstamp since;
+
+	if (rw->ac == NULL || redisAsyncCommandArgv(rw->ac, on_note_reply, (void *)what, argc, argv,
+	                                            lens) != REDIS_OK)
+		return -1;
+	if (rw->nnotes++ == 0)
+		rw->notes_since = ev_time();
+	/* nobody waits for a note, but an unanswered one shows a dead link */
+	if (rw_waiting(rw, &since))
+		rw_clock_by(rw, since + rw_dead_after(rw));
+	return 0;
 }
 
 static void
@@ -425,19 +549,19 @@ on_setup_reply(redisAsyncContext *ac, void *reply, void *privdata)
 		return; /* the disconnect callback says why */
 	rw->last_reply = ev_now(rw->loop);
 	if (rep->type == REDIS_REPLY_ERROR) {
-		rw_log(rw, "store.error", step, rep->str);
+		store_redis_rw_log(rw, "store.error", step, rep->str);
 		rw_drop(rw, NULL);
 		return;
 	}
 	if (strcmp(step, "SCRIPT LOAD") == 0) {
 		if (rep->type != REDIS_REPLY_STRING || strcmp(rep->str, rw->rs->sha) != 0) {
-			rw_log(rw, "store.error", step, "unexpected script hash");
+			store_redis_rw_log(rw, "store.error", step, "unexpected script hash");
 			rw_drop(rw, NULL);
 			return;
 		}
 		rw->ready = true;
 		rw->backoff_ms = 0;
-		rw_log(rw, "store.connect", "connected", NULL);
+		store_redis_rw_log(rw, "store.connect", "connected", NULL);
 		if (rw->outage || rw->ever_ready)
 			store_redis_rw_recovered(rw);
 		else
@@ -454,10 +578,8 @@ on_connect(const redisAsyncContext *ac, int status)
 	if (status == REDIS_OK || rw == NULL || rw->ac != ac)
 		return;
 	/* hiredis frees ac after this, failing its pending callbacks */
-	rw->ac = NULL;
-	rw->ready = false;
-	rw->outage = true;
-	rw_log(rw, "store.disconnect", "cannot connect", ac->errstr);
+	rw_link_gone(rw);
+	store_redis_rw_log(rw, "store.disconnect", "cannot connect", ac->errstr);
 	rw_schedule_retry(rw);
 }
 
@@ -469,10 +591,8 @@ on_disconnect(const redisAsyncContext *ac, int status)
 	(void)status;
 	if (rw == NULL || rw->ac != ac)
 		return; /* we dropped it ourselves */
-	rw->ac = NULL;
-	rw->ready = false;
-	rw->outage = true;
-	rw_log(rw, "store.disconnect", "connection lost", ac->errstr);
+	rw_link_gone(rw);
+	store_redis_rw_log(rw, "store.disconnect", "connection lost", ac->errstr);
 	rw_schedule_retry(rw);
 }
 
@@ -494,7 +614,7 @@ rw_connect(struct redis_worker *rw)
 	if (ac == NULL) {
 		if (failed) {
 			rw->outage = true;
-			rw_log(rw, "store.disconnect", "cannot connect", err);
+			store_redis_rw_log(rw, "store.disconnect", "cannot connect", err);
 		}
 		rw_schedule_retry(rw);
 		return;
@@ -527,9 +647,14 @@ send_req(struct redis_worker *rw, struct rcall *c)
 		return redisAsyncCommandArgv(rw->ac, on_reply, c, 2, argv, lens) == REDIS_OK ? 0
 		                                                                             : -1;
 	}
-	if (c->retried &&
-	    redisAsyncCommand(rw->ac, NULL, NULL, "SCRIPT LOAD %s", store_redis_script) != REDIS_OK)
-		return -1;
+	if (c->retried) {
+		const char *av[] = {"SCRIPT", "LOAD", store_redis_script};
+		size_t al[] = {6, 4, strlen(store_redis_script)};
+
+		/* its reply is checked: an error there is logged, not lost */
+		if (store_redis_rw_note(rw, "SCRIPT LOAD", 3, av, al) < 0)
+			return -1;
+	}
 	argv[n++] = "EVALSHA";
 	argv[n++] = rs->sha;
 	argv[n++] = "1";
@@ -625,8 +750,9 @@ store_redis_submit(struct store_req *r, const char **err_out)
 		rw->head = c;
 	rw->tail = c;
 	rw->ninflight++;
-	if (!ev_is_active(&rw->clock) || rw->ninflight == 1)
-		rw_arm_clock(rw);
+	/* its own deadline, even behind requests that timed out and still
+	 * wait for Redis (the clock may be set for the dead-link check) */
+	rw_clock_by(rw, c->deadline);
 	return 0;
 }
 

@@ -2,7 +2,11 @@
 proxies of a fleet) share one real redis-server, so the sticky lock one
 writes is the lock the other obeys; the admin commands work on it from
 either config; a Redis that stops answering costs a login the internal
-error, promptly, and the proxies reconnect when it is back.
+error, promptly, and the proxies reconnect when it is back.  A Redis that
+is stopped (SIGSTOP) or slow (DEBUG SLEEP) costs every login in a row
+state_timeout at most, in both state_unavailable modes; a Redis that lost
+its script and its data (SCRIPT FLUSH, FLUSHALL) has the live sessions
+back within one heartbeat.
 
 The redis-server is the test's own: a unix socket in a temporary directory
 (no TCP port), no configuration file (nothing from the system's redis.conf),
@@ -27,6 +31,11 @@ STICKY = ('policy = {\n'
           + NO_TARPIT +
           '};')
 PREFIX = "pit-fleet:"
+POP3_UNAVAILABLE = "-ERR [SYS/TEMP] Temporary server failure, try again later."
+CONCURRENT = ('policy = {\n'
+              '  protocol_lock = "concurrent";\n'
+              + NO_TARPIT +
+              '};')
 
 
 @pytest.fixture(scope="module")
@@ -42,6 +51,37 @@ def redis(run_dir):
     r = RedisServer(run_dir).start()
     yield r
     r.cleanup()
+
+
+@pytest.fixture
+def redis_dbg(run_dir):
+    """A redis-server that takes DEBUG SLEEP."""
+    r = RedisServer(run_dir, debug_command=True).start()
+    yield r
+    r.cleanup()
+
+
+@pytest.fixture
+def make_proxy(certs, rmx, postern_registry, run_dir):
+    """One postern on a given Redis: state_timeout 1s, the mode given."""
+    made = []
+
+    def make(redis, unavailable, policy=STICKY, heartbeat="10s"):
+        extra = ("state = %s;\nstate_password_file = %s;\nstate_prefix = %s;\n"
+                 'state_timeout = "1s";\nstate_heartbeat = "%s";\n'
+                 'state_unavailable = "%s";\n'
+                 % (harness._q("redis+unix:" + redis.sock), harness._q(redis.password_file),
+                    harness._q(PREFIX), heartbeat, unavailable))
+        p = Postern(certs, [rmx], ROUTES, policy=policy, extra=extra, parent_dir=run_dir)
+        postern_registry.append(p)
+        made.append(p)
+        p.start()
+        assert p.wait_log(r"event=store\.connect\b", timeout=10 * harness.TIMEOUT_SCALE)
+        return p
+
+    yield make
+    for p in made:
+        p.cleanup()
 
 
 @pytest.fixture
@@ -148,3 +188,85 @@ def test_config_check_refuses_rediss_and_accepts_the_redis_forms(certs, rmx, red
     r = check('state = "redis+unix:%s";\nstate_password_file = "%s";\n'
               % (redis.sock, redis.password_file))
     assert r.returncode == 0, r.stderr
+
+
+# A login asks the store twice, one wait after the other: the route before
+# the backend, then the post-auth check, each bounded by state_timeout
+# (1 s); plus the backend's time, generous for a busy machine.  The defect
+# this guards against made a login wait for the dead-link check (4
+# state_timeouts, 4 s) or for Redis' late answer.
+LOGIN_BOUND = 2 * 1.0 + 1.0 * harness.TIMEOUT_SCALE
+
+
+@pytest.mark.parametrize("unavailable", ["local", "refuse"])
+@pytest.mark.parametrize("how", ["sigstop", "debug_sleep"])
+def test_logins_in_a_row_on_a_stopped_or_slow_redis_each_wait_state_timeout_at_most(
+        make_proxy, redis_dbg, ca, how, unavailable):
+    """Each request has its own deadline: a login queued behind one that
+    timed out (and still waits for Redis) is answered at its own deadline,
+    by state_unavailable (local: decided here; refuse: refused), never by
+    Redis' late answer."""
+    p = make_proxy(redis_dbg, unavailable)
+    first = "rita@redis.test"
+    assert imap_login(p, ca, first, USERS[first]).ok  # linked, script loaded
+    logins = [("imap", "ron@redis.test"), ("imap", "rae@redis.test"),
+              ("imap", "rita@redis.test"), ("pop3", "ron@redis.test")]
+    sleeper = None
+    got = []
+    try:
+        if how == "sigstop":
+            redis_dbg.pause()
+        else:
+            # longer than the logins below take: no answer comes in between
+            sleeper = redis_dbg.sleep_in_background(8)
+            time.sleep(0.3)  # the DEBUG SLEEP has reached Redis
+        for proto, user in logins:
+            login = imap_login if proto == "imap" else pop3_login
+            got.append((proto, login(p, ca, user, USERS[user])))
+    finally:
+        redis_dbg.resume()
+        if sleeper is not None:
+            RedisServer.wait_sleeper(sleeper, 15 * harness.TIMEOUT_SCALE)
+    print("%s, %s: %s" % (how, unavailable, got))
+    for proto, s in got:
+        assert s.secs < LOGIN_BOUND, got
+        if unavailable == "local":
+            assert s.ok, got
+        else:
+            assert s.line == (IMAP_UNAVAILABLE if proto == "imap" else POP3_UNAVAILABLE), got
+    if unavailable == "refuse":
+        assert re.search(r"event=state\.degraded\b[^\n]*mode=refuse", p.log())
+        assert not re.search(r"event=login\.ok\b", p.log().split("event=state.degraded")[1])
+
+
+def test_live_sessions_are_back_within_one_heartbeat_after_script_flush_and_flushall(
+        make_proxy, redis, ca):
+    """The heartbeat's own NOSCRIPT loads the script and beats again: a Redis
+    that lost its scripts and its data has this proxy's key and its live
+    sessions back within one heartbeat, with no login needed."""
+    heartbeat = 1.0
+    p = make_proxy(redis, "local", policy=CONCURRENT, heartbeat="1s")
+    user = "ron@redis.test"
+    sess_key, proxy_keys = PREFIX + "sess:" + user, PREFIX + "proxy:*"
+
+    def back():
+        return (redis.cli("HLEN", sess_key).strip() not in ("", "0")
+                and redis.cli("KEYS", proxy_keys).strip() != "")
+
+    s = imap_login(p, ca, user, USERS[user], keep=True)
+    assert s.ok, s.line
+    try:
+        assert back(), redis.cli("KEYS", "*")
+        for _ in range(2):  # twice: the second beat after a loss works the same
+            assert redis.cli("SCRIPT", "FLUSH").strip() == "OK"
+            assert redis.cli("FLUSHALL").strip() == "OK"
+            assert not back()
+            t0 = time.monotonic()
+            deadline = t0 + heartbeat + 1.5 * harness.TIMEOUT_SCALE
+            while time.monotonic() < deadline and not back():
+                time.sleep(0.05)
+            took = time.monotonic() - t0
+            assert back(), (took, redis.cli("KEYS", "*"), p.log()[-2000:])
+            print("sessions back %.2fs after SCRIPT FLUSH + FLUSHALL (heartbeat 1s)" % took)
+    finally:
+        s.close()

@@ -1018,6 +1018,52 @@ redis_a_request_waits_no_longer_than_state_timeout(void **state)
 	store_close(&st);
 }
 
+/* Requests sent one after the other while Redis is silent: each is answered
+ * "timed out" at its own deadline, not at the dead-link check (4 timeouts)
+ * because an earlier one still waits for Redis; the late replies, when
+ * Redis wakes, answer nothing twice. */
+static void
+redis_each_request_behind_a_timed_out_one_times_out_at_its_own_deadline(void **state)
+{
+	struct fix *f = *state;
+	struct store_params sp = {.timeout_ms = 200};
+	struct store *st;
+	struct ev_loop *loop = ev_loop_new(EVFLAG_AUTO);
+	const char *err = NULL;
+	struct store_worker *sw;
+	struct store_claim c = as(1);
+	struct answer a[4] = {{0}};
+
+	assert_non_null(st = store_open_with(f->url, &sp, 0, &err));
+	assert_non_null(sw = store_worker_new(st, loop, &err));
+	assert_non_null(store_lock_claim(sw, "q", 1, &c, on_claim, &a[0], &err));
+	run_until(loop, &a[0].n, 1); /* connected, script loaded */
+	assert_int_equal(a[0].rc, 0);
+	/* 900 ms of silence: short of the dead-link check (1 s) */
+	assert_int_equal(redis_server_cmd("CLIENT PAUSE 900 ALL"), 0);
+	for (int i = 1; i < 4; i++) {
+		ev_tstamp t0 = ev_time();
+
+		assert_non_null(store_lock_claim(sw, "q", 1, &c, on_claim, &a[i], &err));
+		run_until(loop, &a[i].n, 1);
+		assert_int_equal(a[i].rc, -1);
+		assert_string_equal(a[i].err, "the store did not answer in time (state_timeout)");
+		assert_true(ev_time() - t0 >= 0.19);
+		assert_true(ev_time() - t0 < 0.45);
+	}
+	/* Redis answers the three late: nobody is answered again */
+	run_until_ms(loop, NULL, 600);
+	for (int i = 1; i < 4; i++)
+		assert_int_equal(a[i].n, 1);
+	memset(&a[0], 0, sizeof(a[0]));
+	assert_non_null(store_lock_claim(sw, "q", 1, &c, on_claim, &a[0], &err));
+	run_until(loop, &a[0].n, 1);
+	assert_int_equal(a[0].rc, 0);
+	store_worker_free(&sw);
+	ev_loop_destroy(loop);
+	store_close(&st);
+}
+
 static void
 redis_a_dropped_link_fails_fast_and_comes_back(void **state)
 {
@@ -1171,6 +1217,38 @@ redis_a_proxy_whose_heartbeat_lapsed_stops_counting(void **state)
 	store_worker_free(&l);
 	store_close(&dead);
 	store_close(&live);
+	ev_loop_destroy(loop);
+}
+
+/* Redis loses its scripts and its data (SCRIPT FLUSH, FLUSHALL): the
+ * heartbeat's own NOSCRIPT loads the script and beats again, so the live
+ * sessions are back within one heartbeat with no request needed. */
+static void
+redis_sessions_are_back_within_a_heartbeat_after_script_flush_and_flushall(void **state)
+{
+	struct fix *f = *state;
+	struct ev_loop *loop = ev_loop_new(EVFLAG_AUTO);
+	const char *err = NULL;
+	struct store_params sp = {.heartbeat_ms = 150};
+	struct store *st = store_open_with(f->url, &sp, 0, &err);
+	struct store_worker *sw;
+	int waited = 0;
+
+	assert_non_null(st);
+	assert_non_null(sw = store_worker_new(st, loop, &err));
+	assert_int_equal(sess_begin(loop, sw, "h@x", 7, PROTO_IMAP, 0, false).o, STORE_SESS_OK);
+	assert_int_equal(redis_int("HLEN postern:sess:h@x"), 1);
+	assert_int_equal(redis_server_cmd("SCRIPT FLUSH"), 0);
+	assert_int_equal(redis_server_cmd("FLUSHALL"), 0);
+	while (redis_int("HLEN postern:sess:h@x") != 1 && waited < 1000) {
+		run_until_ms(loop, NULL, 50);
+		waited += 50;
+	}
+	/* one heartbeat (150 ms), plus slack for a busy machine */
+	assert_int_equal(redis_int("HLEN postern:sess:h@x"), 1);
+	assert_true(waited <= 600);
+	store_worker_free(&sw);
+	store_close(&st);
 	ev_loop_destroy(loop);
 }
 
@@ -1382,6 +1460,7 @@ main(void)
 	    LMDB(stores_that_are_not_shared_refuse_the_fleet_operations),
 	    REDIS(redis_the_registry_counts_the_fleet_like_the_local_counters),
 	    REDIS(redis_a_proxy_whose_heartbeat_lapsed_stops_counting),
+	    REDIS(redis_sessions_are_back_within_a_heartbeat_after_script_flush_and_flushall),
 	    REDIS(redis_failed_logins_are_counted_once_for_the_fleet),
 	    REDIS(redis_the_fleet_channel_carries_kicks_and_route_changes),
 	    cmocka_unit_test(a_full_memory_store_refuses_new_keys_only),
@@ -1397,6 +1476,7 @@ main(void)
 	    REDIS(redis_a_lost_script_is_loaded_again),
 	    REDIS(redis_keys_carry_the_prefix_and_lock_expire_is_their_ttl),
 	    REDIS(redis_a_request_waits_no_longer_than_state_timeout),
+	    REDIS(redis_each_request_behind_a_timed_out_one_times_out_at_its_own_deadline),
 	    REDIS(redis_a_dropped_link_fails_fast_and_comes_back),
 	};
 	int rc = cmocka_run_group_tests(tests, NULL, NULL);
