@@ -79,6 +79,7 @@ struct redis_worker {
 	ev_tstamp last_log;
 	bool ever_ready;
 	bool outage;   /* lost the link or a request since the last good reply */
+	bool stalled;  /* a request timed out and Redis has answered nothing since */
 	ev_timer beat; /* state_heartbeat */
 	struct rsess *sess[RSESS_BUCKETS]; /* the live sessions this worker registered */
 	size_t nsess;

@@ -323,8 +323,10 @@ rw_clock_cb(struct ev_loop *loop, ev_timer *t, int revents)
 	(void)revents;
 	ev_ref(loop); /* the timer stopped itself (no repeat): give back its ref */
 	for (struct rcall *c = rw->head; c != NULL; c = c->next)
-		if (c->r != NULL && now >= c->deadline)
+		if (c->r != NULL && now >= c->deadline) {
 			rcall_fail(c, "the store did not answer in time (state_timeout)");
+			rw->stalled = true;
+		}
 	if (rw_waiting(rw, &since) && now - since >= rw_dead_after(rw)) {
 		rw_drop(rw, "no answer from Redis: the link is taken for dead");
 		return; /* rw_drop answered and freed every call */
@@ -427,8 +429,10 @@ on_reply(redisAsyncContext *ac, void *reply, void *privdata)
 	ev_tstamp deadline = c->deadline;
 
 	(void)ac;
-	if (rep != NULL)
+	if (rep != NULL) {
 		rw->last_reply = ev_now(rw->loop);
+		rw->stalled = false; /* Redis answers again */
+	}
 	if (store_redis_is_noscript(rep) && !c->retried && c->r != NULL && rw->ac != NULL) {
 		/* Redis lost the script (restart, SCRIPT FLUSH, a failover):
 		 * load it and send again; both go in order on this link */
@@ -487,6 +491,7 @@ on_note_reply(redisAsyncContext *ac, void *reply, void *privdata)
 	if (rep == NULL)
 		return; /* the link is going: the disconnect callback says why */
 	rw->last_reply = ev_now(rw->loop);
+	rw->stalled = false;
 	if (what == note_reload)
 		rw->reloading = false;
 	if (store_redis_is_noscript(rep)) {
@@ -548,6 +553,7 @@ on_setup_reply(redisAsyncContext *ac, void *reply, void *privdata)
 	if (rep == NULL)
 		return; /* the disconnect callback says why */
 	rw->last_reply = ev_now(rw->loop);
+	rw->stalled = false;
 	if (rep->type == REDIS_REPLY_ERROR) {
 		store_redis_rw_log(rw, "store.error", step, rep->str);
 		rw_drop(rw, NULL);
@@ -621,6 +627,7 @@ rw_connect(struct redis_worker *rw)
 	}
 	rw->ac = ac;
 	rw->ready = false;
+	rw->stalled = false;
 	rw->last_reply = ev_now(rw->loop);
 	if (rs->url.db != 0)
 		redisAsyncCommand(ac, on_setup_reply, (void *)"SELECT", "SELECT %d", rs->url.db);
@@ -711,10 +718,15 @@ store_redis_submit(struct store_req *r, const char **err_out)
 	struct redis_worker *rw = r->sw->impl;
 	struct rcall *c;
 
-	if (rw->ac == NULL) {
-		/* down, reconnecting: say so at once rather than wait */
+	if (rw->ac == NULL || rw->stalled) {
+		/* down, reconnecting, or a request timed out and Redis has said
+		 * nothing since: say so at once rather than wait, so that one
+		 * login's store questions together wait state_timeout at most
+		 * (the next answer, the late one included, ends the stall; the
+		 * dead-link check ends a stall that lasts) */
 		r->rc = -1;
-		r->err = "the store is unreachable (reconnecting)";
+		r->err = rw->ac == NULL ? "the store is unreachable (reconnecting)"
+		                        : "the store is not answering (a request timed out)";
 		store_req_done(r);
 		return 0;
 	}

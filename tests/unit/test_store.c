@@ -1006,8 +1006,9 @@ redis_a_request_waits_no_longer_than_state_timeout(void **state)
 	assert_string_equal(b.err, "the store did not answer in time (state_timeout)");
 	assert_true(ev_time() - t0 >= 0.09);
 	assert_true(ev_time() - t0 < 0.5);
-	/* the link stays: once Redis answers again, so does the store */
-	usleep(700000);
+	/* the link stays: once Redis answers again (the late reply, read by
+	 * the running loop, ends the stall), so does the store */
+	run_until_ms(loop, NULL, 700);
 	memset(&b, 0, sizeof(b));
 	assert_non_null(store_lock_claim(sw, "w", 1, &c, on_claim, &b, &err));
 	run_until(loop, &b.n, 1);
@@ -1018,10 +1019,12 @@ redis_a_request_waits_no_longer_than_state_timeout(void **state)
 	store_close(&st);
 }
 
-/* Requests sent one after the other while Redis is silent: each is answered
- * "timed out" at its own deadline, not at the dead-link check (4 timeouts)
- * because an earlier one still waits for Redis; the late replies, when
- * Redis wakes, answer nothing twice. */
+/* Requests sent one after the other while Redis is silent: each one sent
+ * before the first timed out is answered "timed out" at its own deadline
+ * (not at the dead-link check, 4 timeouts, because an earlier one still
+ * waits); once one timed out, the next are answered at once until Redis
+ * says anything again, so one login's store questions together wait one
+ * state_timeout at most.  The late replies answer nobody twice. */
 static void
 redis_each_request_behind_a_timed_out_one_times_out_at_its_own_deadline(void **state)
 {
@@ -1033,6 +1036,7 @@ redis_each_request_behind_a_timed_out_one_times_out_at_its_own_deadline(void **s
 	struct store_worker *sw;
 	struct store_claim c = as(1);
 	struct answer a[4] = {{0}};
+	ev_tstamp t0, t1;
 
 	assert_non_null(st = store_open_with(f->url, &sp, 0, &err));
 	assert_non_null(sw = store_worker_new(st, loop, &err));
@@ -1041,18 +1045,30 @@ redis_each_request_behind_a_timed_out_one_times_out_at_its_own_deadline(void **s
 	assert_int_equal(a[0].rc, 0);
 	/* 900 ms of silence: short of the dead-link check (1 s) */
 	assert_int_equal(redis_server_cmd("CLIENT PAUSE 900 ALL"), 0);
-	for (int i = 1; i < 4; i++) {
-		ev_tstamp t0 = ev_time();
-
-		assert_non_null(store_lock_claim(sw, "q", 1, &c, on_claim, &a[i], &err));
-		run_until(loop, &a[i].n, 1);
+	t0 = ev_time();
+	assert_non_null(store_lock_claim(sw, "q", 1, &c, on_claim, &a[1], &err));
+	run_until_ms(loop, NULL, 100);
+	t1 = ev_time();
+	assert_non_null(store_lock_claim(sw, "q", 1, &c, on_claim, &a[2], &err));
+	run_until(loop, &a[1].n, 1);
+	assert_true(ev_time() - t0 >= 0.19 && ev_time() - t0 < 0.3);
+	assert_int_equal(a[2].n, 0); /* its own deadline is later */
+	run_until(loop, &a[2].n, 1);
+	assert_true(ev_time() - t1 >= 0.19 && ev_time() - t1 < 0.3);
+	for (int i = 1; i < 3; i++) {
 		assert_int_equal(a[i].rc, -1);
 		assert_string_equal(a[i].err, "the store did not answer in time (state_timeout)");
-		assert_true(ev_time() - t0 >= 0.19);
-		assert_true(ev_time() - t0 < 0.45);
 	}
-	/* Redis answers the three late: nobody is answered again */
-	run_until_ms(loop, NULL, 600);
+	/* a request timed out and Redis has said nothing since: at once */
+	t0 = ev_time();
+	assert_non_null(store_lock_claim(sw, "q", 1, &c, on_claim, &a[3], &err));
+	run_until(loop, &a[3].n, 1);
+	assert_true(ev_time() - t0 < 0.05);
+	assert_int_equal(a[3].rc, -1);
+	assert_string_equal(a[3].err, "the store is not answering (a request timed out)");
+	/* Redis answers the late ones: nobody is answered again, and the
+	 * store answers again */
+	run_until_ms(loop, NULL, 800);
 	for (int i = 1; i < 4; i++)
 		assert_int_equal(a[i].n, 1);
 	memset(&a[0], 0, sizeof(a[0]));
