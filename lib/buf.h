@@ -10,6 +10,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 struct buf {
 	uint8_t *data; /* owned; NULL while empty */
@@ -54,6 +55,27 @@ void buf_consume_keep(struct buf *b, size_t n);
 /* The buffer no longer carries credentials: wipe whatever its memory held
  * besides the unread bytes, and stop wiping on release. */
 void buf_stop_wiping(struct buf *b);
+/* A stream's last bytes: t[0..*len) keeps the last cap (at most 255)
+ * bytes of what it held followed by p[0..n). */
+static inline void
+buf_keep_last(char *t, uint8_t *len, size_t cap, const void *p, size_t n)
+{
+	const uint8_t *q = p;
+
+	if (n >= cap) {
+		memcpy(t, q + n - cap, cap);
+		*len = (uint8_t)cap;
+		return;
+	}
+	if (*len + n > cap) {
+		size_t drop = *len + n - cap;
+		memmove(t, t + drop, *len - drop);
+		*len = (uint8_t)(*len - drop);
+	}
+	memcpy(t + *len, q, n);
+	*len = (uint8_t)(*len + n);
+}
+
 /* Remove n unread bytes starting at offset at from the head (an edit in
  * place: what follows moves up). */
 void buf_cut(struct buf *b, size_t at, size_t n);

@@ -8,6 +8,8 @@
 #include <string.h>
 #include <strings.h>
 
+#include "buf.h"
+#include "chars.h"
 #include "dialog.h"
 
 #define POP3_KIND_MAX 64 /* bits in pop3_kind: pipelined commands tracked */
@@ -33,18 +35,7 @@ line_add(struct dialog_side *s, const uint8_t *p, size_t k)
 		s->head_len = (uint8_t)(s->head_len + m);
 	}
 	s->line_len = k > UINT32_MAX - s->line_len ? UINT32_MAX : s->line_len + (uint32_t)k;
-	if (k >= DIALOG_TAIL) {
-		memcpy(s->tail, p + k - DIALOG_TAIL, DIALOG_TAIL);
-		s->tail_len = DIALOG_TAIL;
-		return;
-	}
-	if (s->tail_len + k > DIALOG_TAIL) {
-		size_t drop = s->tail_len + k - DIALOG_TAIL;
-		memmove(s->tail, s->tail + drop, s->tail_len - drop);
-		s->tail_len = (uint8_t)(s->tail_len - drop);
-	}
-	memcpy(s->tail + s->tail_len, p, k);
-	s->tail_len = (uint8_t)(s->tail_len + k);
+	buf_keep_last(s->tail, &s->tail_len, DIALOG_TAIL, p, k);
 }
 
 static void
@@ -109,12 +100,6 @@ word(const char *h, size_t len, size_t *at, const char **w)
 	return n;
 }
 
-static bool
-is_word(const char *w, size_t n, const char *lit)
-{
-	return n == strlen(lit) && strncasecmp(w, lit, n) == 0;
-}
-
 static void
 pending_add(struct dialog *d)
 {
@@ -138,9 +123,9 @@ imap_client_msg(struct dialog *d)
 	if (tl == 0 && nl == 0)
 		return; /* an empty line: no command, no answer to wait for */
 	pending_add(d);
-	if (is_word(name, nl, "IDLE")) {
+	if (chars_word_eq(name, nl, "IDLE")) {
 		d->idling = true;
-	} else if (is_word(name, nl, "COMPRESS")) {
+	} else if (chars_word_eq(name, nl, "COMPRESS")) {
 		/* RFC 4978 §3: both sides compress from the end of its OK. */
 		memcpy(d->ctag, tag, tl);
 		d->ctag_len = (uint8_t)tl;
@@ -175,7 +160,7 @@ imap_server_msg(struct dialog *d)
 	sl = word(s->head, s->head_len, &at, &status);
 	d->ctag_len = 0;
 	/* its OK, or a status cut off with the kept head: assume the worst */
-	if (is_word(status, sl, "OK") || (s->head_len == DIALOG_HEAD && at >= DIALOG_HEAD))
+	if (chars_word_eq(status, sl, "OK") || (s->head_len == DIALOG_HEAD && at >= DIALOG_HEAD))
 		d->opaque = true;
 }
 
@@ -188,9 +173,10 @@ pop3_client_msg(struct dialog *d)
 	const char *name, *arg;
 	size_t at = 0, nl = word(s->head, s->head_len, &at, &name);
 	bool has_arg = word(s->head, s->head_len, &at, &arg) > 0;
-	bool multi = is_word(name, nl, "RETR") || is_word(name, nl, "TOP") ||
-	             is_word(name, nl, "CAPA") || (is_word(name, nl, "LIST") && !has_arg) ||
-	             (is_word(name, nl, "UIDL") && !has_arg);
+	bool multi = chars_word_eq(name, nl, "RETR") || chars_word_eq(name, nl, "TOP") ||
+	             chars_word_eq(name, nl, "CAPA") ||
+	             (chars_word_eq(name, nl, "LIST") && !has_arg) ||
+	             (chars_word_eq(name, nl, "UIDL") && !has_arg);
 
 	if (d->pending >= POP3_KIND_MAX) {
 		d->opaque = true; /* more pipelined than we track: stop reading */

@@ -1,5 +1,5 @@
 /*
- * utf8.h: UTF-8 validation by the table of RFC 3629 §4, one sequence at a
+ * utf8.h: UTF-8 validation by RFC 3629 §4, one sequence at a
  * time, so a writer can keep the valid ones and escape every other byte.
  * Pure: no allocation, no state between calls.
  */

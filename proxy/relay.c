@@ -47,24 +47,6 @@ relay_opaque(const struct relay *r)
 	return dialog_opaque(&r->dlg);
 }
 
-/* Remember the last RELAY_TAIL bytes the client sent. */
-static void
-tail_add(struct relay *r, const uint8_t *p, size_t n)
-{
-	if (n >= RELAY_TAIL) {
-		memcpy(r->tail, p + n - RELAY_TAIL, RELAY_TAIL);
-		r->tail_len = RELAY_TAIL;
-		return;
-	}
-	if (r->tail_len + n > RELAY_TAIL) {
-		size_t drop = r->tail_len + n - RELAY_TAIL;
-		memmove(r->tail, r->tail + drop, r->tail_len - drop);
-		r->tail_len = (uint8_t)(r->tail_len - drop);
-	}
-	memcpy(r->tail + r->tail_len, p, n);
-	r->tail_len = (uint8_t)(r->tail_len + n);
-}
-
 /* Did the client's last command end the session: "tag LOGOUT" (IMAP) or
  * "QUIT" (POP3) as the last line it sent? */
 static bool
@@ -122,7 +104,8 @@ pull(struct relay *r, struct link *src, struct buf *b, bool *eof, bool client)
 	n = link_read(src, t, space);
 	if (n > 0) {
 		if (client) {
-			tail_add(r, t, (size_t)n);
+			buf_keep_last(r->tail, &r->tail_len, RELAY_TAIL, t,
+			              (size_t)n); /* the client's last bytes */
 			r->up_bytes += (uint64_t)n;
 			dialog_client(&r->dlg, t, (size_t)n);
 			buf_produce(b, (size_t)n);

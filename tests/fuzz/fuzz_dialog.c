@@ -12,14 +12,7 @@
 #include <string.h>
 
 #include "dialog.h"
-
-#define CHECK(x)                                                                                   \
-	do {                                                                                       \
-		if (!(x)) {                                                                        \
-			fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #x);      \
-			abort();                                                                   \
-		}                                                                                  \
-	} while (0)
+#include "fuzz_check.h"
 
 static void
 play(struct dialog *d, const uint8_t *data, size_t size, int bytewise)

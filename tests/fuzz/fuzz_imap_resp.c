@@ -13,16 +13,9 @@
 
 #include "imap_resp.h"
 #include "sasl.h"
+#include "fuzz_check.h"
 
 #define LINE_MAX_FZ 8192 /* backend_impl.h BE_LINE_MAX */
-
-#define CHECK(x)                                                                                   \
-	do {                                                                                       \
-		if (!(x)) {                                                                        \
-			fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #x);      \
-			abort();                                                                   \
-		}                                                                                  \
-	} while (0)
 
 static void
 check_inside(const char *line, const char *text)

@@ -10,17 +10,10 @@
 
 #include "pop3.h"
 #include "sasl.h"
+#include "fuzz_check.h"
 
 /* Input layout: [cut] stream... */
 #define HDR_LEN 1
-
-#define CHECK(x)                                                                                   \
-	do {                                                                                       \
-		if (!(x)) {                                                                        \
-			fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #x);      \
-			abort();                                                                   \
-		}                                                                                  \
-	} while (0)
 
 #define FZ_INPUT_MAX (1 << 20) /* longer inputs are skipped */
 

@@ -11,16 +11,9 @@
 
 #include "pop3_resp.h"
 #include "sasl.h"
+#include "fuzz_check.h"
 
 #define LINE_MAX_FZ 8192 /* backend_impl.h BE_LINE_MAX */
-
-#define CHECK(x)                                                                                   \
-	do {                                                                                       \
-		if (!(x)) {                                                                        \
-			fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #x);      \
-			abort();                                                                   \
-		}                                                                                  \
-	} while (0)
 
 static void
 one_line(const char *line, struct pop3_capa *capa)

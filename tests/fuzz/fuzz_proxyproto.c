@@ -13,17 +13,10 @@
 #include <string.h>
 
 #include "proxyproto.h"
+#include "fuzz_check.h"
 
 /* Input layout: [flags] [cut] stream... */
 #define HDR_LEN 2
-
-#define CHECK(x)                                                                                   \
-	do {                                                                                       \
-		if (!(x)) {                                                                        \
-			fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #x);      \
-			abort();                                                                   \
-		}                                                                                  \
-	} while (0)
 
 static const uint8_t sig[12] = {0x0D, 0x0A, 0x0D, 0x0A, 0x00, 0x0D,
                                 0x0A, 0x51, 0x55, 0x49, 0x54, 0x0A};

@@ -13,14 +13,7 @@
 #include <openssl/evp.h>
 
 #include "sasl.h"
-
-#define CHECK(x)                                                                                   \
-	do {                                                                                       \
-		if (!(x)) {                                                                        \
-			fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #x);      \
-			abort();                                                                   \
-		}                                                                                  \
-	} while (0)
+#include "fuzz_check.h"
 
 typedef enum sasl_rc (*oauth_decode_fn)(const char *, size_t, char *, size_t *, char *, size_t *);
 typedef size_t (*oauth_encode_fn)(const char *, size_t, const char *, size_t, char *, size_t);

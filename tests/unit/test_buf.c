@@ -152,12 +152,32 @@ cut_removes_bytes_in_the_middle(void **state)
 	buf_deinit(&b);
 }
 
+static void
+keep_last_holds_the_stream_s_last_bytes(void **state)
+{
+	char t[4];
+	uint8_t n = 0;
+	(void)state;
+
+	buf_keep_last(t, &n, sizeof(t), "ab", 2);
+	assert_int_equal(n, 2);
+	assert_memory_equal(t, "ab", 2);
+	buf_keep_last(t, &n, sizeof(t), "cde", 3); /* past cap: the oldest go */
+	assert_int_equal(n, 4);
+	assert_memory_equal(t, "bcde", 4);
+	buf_keep_last(t, &n, sizeof(t), "0123456789", 10); /* longer than cap */
+	assert_memory_equal(t, "6789", 4);
+	buf_keep_last(t, &n, sizeof(t), "", 0);
+	assert_int_equal(n, 4);
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(an_empty_buffer_holds_no_memory),
 	    cmocka_unit_test(cut_removes_bytes_in_the_middle),
+	    cmocka_unit_test(keep_last_holds_the_stream_s_last_bytes),
 	    cmocka_unit_test(a_buffer_never_grows_past_its_capacity),
 	    cmocka_unit_test(a_busy_relay_keeps_the_memory_until_it_is_idle),
 	    cmocka_unit_test(a_buffer_that_stops_wiping_keeps_its_unread_bytes_and_clears_the_rest),
