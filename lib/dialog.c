@@ -56,9 +56,10 @@ msg_reset(struct dialog_side *s)
 
 /* Does the line that just ended (its last bytes in s->tail) announce a
  * literal: "{n}", "{n+}", "{n-}" or literal8's "~{n}" right before its
- * CRLF (RFC 9051 §4.3, RFC 7888, RFC 3516)?  *n_out: its size. */
+ * CRLF (RFC 9051 §4.3, RFC 7888, RFC 3516)?  *n_out: its size; *sync_out:
+ * a synchronizing one (no + or -: the client waits for "+" first). */
 static bool
-literal_announced(const struct dialog_side *s, uint64_t *n_out)
+literal_announced(const struct dialog_side *s, uint64_t *n_out, bool *sync_out)
 {
 	const char *t = s->tail;
 	size_t i = s->tail_len, end;
@@ -71,7 +72,8 @@ literal_announced(const struct dialog_side *s, uint64_t *n_out)
 	if (i == 0 || t[i - 1] != '}')
 		return false;
 	i--;
-	if (i > 0 && (t[i - 1] == '+' || t[i - 1] == '-'))
+	*sync_out = !(i > 0 && (t[i - 1] == '+' || t[i - 1] == '-'));
+	if (!*sync_out)
 		i--;
 	end = i;
 	while (i > 0 && t[i - 1] >= '0' && t[i - 1] <= '9')
@@ -122,6 +124,10 @@ imap_client_msg(struct dialog *d)
 	}
 	if (tl == 0 && nl == 0)
 		return; /* an empty line: no command, no answer to wait for */
+	if (d->answered) {
+		d->answered = false; /* answered before its end: nothing waits */
+		return;
+	}
 	pending_add(d);
 	if (chars_word_eq(name, nl, "IDLE")) {
 		d->idling = true;
@@ -133,6 +139,16 @@ imap_client_msg(struct dialog *d)
 	           strncasecmp(name, "COMPRESS", nl) == 0) {
 		d->opaque = true; /* a tag too long to see the name: assume the worst */
 	}
+}
+
+/* Is tag[0..tl) the tag of the command the client is still sending? */
+static bool
+client_tag_is(const struct dialog *d, const char *tag, size_t tl)
+{
+	const char *ct;
+	size_t at = 0, cl = word(d->cs.head, d->cs.head_len, &at, &ct);
+
+	return cl == tl && tl > 0 && memcmp(ct, tag, tl) == 0;
 }
 
 /* IMAP: the server finished a response. */
@@ -150,11 +166,25 @@ imap_server_msg(struct dialog *d)
 		d->idling = false;
 	if (s->head_len == 0 || s->head[0] == '*' || s->head[0] == '+')
 		return; /* untagged data, or a continuation request */
+	tl = word(s->head, s->head_len, &at, &tag);
+	if (d->cs.in_msg && client_tag_is(d, tag, tl)) {
+		/* The answer to the command the client is still sending: it was
+		 * never counted as waiting.  Before the "+" a synchronizing
+		 * literal waits for (APPEND too big, say), the literal never
+		 * comes and the command is over; otherwise its end is near. */
+		if (d->cs.sync_lit && d->cs.lit > 0) {
+			d->cs.lit = 0;
+			d->cs.sync_lit = false;
+			msg_reset(&d->cs);
+		} else {
+			d->answered = true;
+		}
+		return;
+	}
 	if (d->pending > 0 && --d->pending == 0)
 		d->idling = false; /* a refused IDLE ends it too */
 	if (d->ctag_len == 0)
 		return;
-	tl = word(s->head, s->head_len, &at, &tag);
 	if (tl != d->ctag_len || memcmp(tag, d->ctag, tl) != 0)
 		return;
 	sl = word(s->head, s->head_len, &at, &status);
@@ -235,6 +265,7 @@ line_end(struct dialog *d, struct dialog_side *s)
 {
 	bool server = s == &d->ss;
 	uint64_t n;
+	bool sync;
 
 	if (d->proto == PROTO_POP3) {
 		if (server ? pop3_server_line(d) : (pop3_client_msg(d), true))
@@ -243,8 +274,9 @@ line_end(struct dialog *d, struct dialog_side *s)
 			line_reset(s), s->first_line = false;
 		return;
 	}
-	if (literal_announced(s, &n)) {
+	if (literal_announced(s, &n, &sync)) {
 		s->lit = n;
+		s->sync_lit = sync && n > 0;
 		s->first_line = false;
 		line_reset(s);
 		return;
@@ -267,6 +299,7 @@ scan(struct dialog *d, struct dialog_side *s, const uint8_t *p, size_t n)
 	while (done < n && !d->opaque) {
 		if (s->lit > 0) {
 			size_t k = n - done < s->lit ? n - done : (size_t)s->lit;
+			s->sync_lit = false; /* it comes: the "+" was sent */
 			s->lit -= k;
 			done += k;
 			continue;

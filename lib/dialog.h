@@ -28,6 +28,7 @@ struct dialog_side {
 	uint32_t line_len; /* bytes of the current line so far (saturating) */
 	bool in_msg;       /* a message has begun and not ended */
 	bool first_line;   /* the current line is the message's first */
+	bool sync_lit;     /* lit is a synchronizing literal none of whose bytes came yet */
 	uint8_t head_len, tail_len;
 	char head[DIALOG_HEAD];
 	char tail[DIALOG_TAIL];
@@ -38,6 +39,7 @@ struct dialog {
 	bool opaque;       /* COMPRESS took effect: the bytes are no longer read */
 	bool idling;       /* IMAP: IDLE sent, DONE not yet */
 	bool pop3_multi;   /* POP3: inside a multi-line answer */
+	bool answered;     /* IMAP: the command the client is still sending has its answer */
 	bool strip_caps;   /* IMAP: stop after each "* CAPABILITY" line (caps_len) */
 	uint32_t caps_len; /* the length of the "* CAPABILITY" line just read, or 0 */
 	uint8_t ctag_len;  /* IMAP: the tag of a COMPRESS awaiting its answer */

@@ -104,8 +104,8 @@ pull(struct relay *r, struct link *src, struct buf *b, bool *eof, bool client)
 	n = link_read(src, t, space);
 	if (n > 0) {
 		if (client) {
-			buf_keep_last(r->tail, &r->tail_len, RELAY_TAIL, t,
-			              (size_t)n); /* the client's last bytes */
+			/* the client's last bytes: did it log out? */
+			buf_keep_last(r->tail, &r->tail_len, RELAY_TAIL, t, (size_t)n);
 			r->up_bytes += (uint64_t)n;
 			dialog_client(&r->dlg, t, (size_t)n);
 			buf_produce(b, (size_t)n);

@@ -53,6 +53,7 @@ same_side(const struct dialog_side *a, const struct dialog_side *b)
 	CHECK(a->line_len == b->line_len);
 	CHECK(a->in_msg == b->in_msg);
 	CHECK(a->first_line == b->first_line);
+	CHECK(a->sync_lit == b->sync_lit);
 	CHECK(a->head_len == b->head_len);
 	CHECK(memcmp(a->head, b->head, a->head_len) == 0);
 	CHECK(a->tail_len == b->tail_len);
@@ -74,6 +75,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		return 0; /* where each stopped reading may differ by a record */
 	CHECK(whole.idling == bytes.idling);
 	CHECK(whole.pop3_multi == bytes.pop3_multi);
+	CHECK(whole.answered == bytes.answered);
 	CHECK(whole.pending == bytes.pending);
 	CHECK(whole.pop3_kind == bytes.pop3_kind);
 	same_side(&whole.cs, &bytes.cs);

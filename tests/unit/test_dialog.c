@@ -88,6 +88,21 @@ imap_client_literals_sync_and_nonsync(void **state)
 }
 
 static void
+imap_a_refused_synchronizing_literal_never_comes(void **state)
+{
+	(void)state;
+	/* APPEND too big: NO instead of "+"; the client sends no literal */
+	PLAY(PROTO_IMAP, "Ca APPEND INBOX {500}\r\n", "=0", "Sa NO [TOOBIG] too big\r\n", "=1",
+	     "Cb NOOP\r\n", "=0", "Sb OK\r\n", "=1");
+	/* an earlier command's answer meanwhile changes nothing */
+	PLAY(PROTO_IMAP, "Cx NOOP\r\nb APPEND INBOX {5}\r\n", "Sx OK\r\n", "=0", "S+ go\r\n", "=0",
+	     "Chello\r\n", "=0", "Sb OK\r\n", "=1");
+	/* a non-synchronizing literal comes whatever the answer */
+	PLAY(PROTO_IMAP, "Ca APPEND INBOX {3+}\r\n", "Sa NO no\r\n", "=0", "Cxyz\r\n", "=1",
+	     "Cb NOOP\r\n", "=0", "Sb OK\r\n", "=1");
+}
+
+static void
 imap_pipelined_commands_wait_for_every_answer(void **state)
 {
 	(void)state;
@@ -199,6 +214,7 @@ main(void)
 	    cmocka_unit_test(imap_line_end_inside_a_literal_is_not_a_boundary),
 	    cmocka_unit_test(imap_literal8_and_nested_literals),
 	    cmocka_unit_test(imap_client_literals_sync_and_nonsync),
+	    cmocka_unit_test(imap_a_refused_synchronizing_literal_never_comes),
 	    cmocka_unit_test(imap_pipelined_commands_wait_for_every_answer),
 	    cmocka_unit_test(imap_idle_is_at_rest_once_sent),
 	    cmocka_unit_test(imap_compress_ok_turns_opaque_no_does_not),
