@@ -15,14 +15,15 @@ ARG BASE=debian:bookworm-slim
 
 FROM ${BASE} AS build
 # What `make` needs for the daemon (tests/deps.sh lists the test tools too).
-# libhiredis-dev, libmicrohttpd-dev and libsystemd-dev are for the Redis
-# store, the metrics HTTP server and sd_notify; the runtime stage takes only
-# what the binary really links.
+# libhiredis-dev, libmicrohttpd-dev, libsystemd-dev, libcurl4-openssl-dev and
+# libjansson-dev are for the Redis store, the metrics HTTP server, sd_notify
+# and the HTTP user lookup; the runtime stage takes only what the binary
+# really links.
 RUN set -eux; \
     apt-get update; \
     apt-get install -y --no-install-recommends build-essential pkg-config \
         libssl-dev libev-dev libconfig-dev liblmdb-dev libhiredis-dev libmicrohttpd-dev \
-        libsystemd-dev; \
+        libsystemd-dev libcurl4-openssl-dev libjansson-dev; \
     rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY Makefile ./

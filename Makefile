@@ -13,7 +13,7 @@ INC_lib    = -Ilib
 INC_policy = -Ilib -Ipolicy
 INC_proxy  = -Ilib -Ipolicy -Iproxy
 ALL_CFLAGS = $(BASE_CFLAGS) $(INC_proxy) $(CFLAGS)
-PKGS     = openssl libconfig libsystemd libmicrohttpd
+PKGS     = openssl libconfig libsystemd libmicrohttpd libcurl jansson
 LIBS     = $(shell pkg-config --libs $(PKGS) 2>/dev/null) -llmdb -lhiredis -lev -lpthread
 PYTHON  ?= /usr/bin/python3
 
@@ -31,10 +31,11 @@ INSTALL    ?= install
 BUILD    = build
 # Parsers and other pure code: no libev, no sockets; linked into fuzzers.
 PURE_SRC = lib/addr.c lib/buf.c lib/dialog.c lib/imap.c lib/imap_grammar.c lib/imap_quote.c lib/pop3.c lib/sasl.c lib/route.c lib/route_map.c lib/log.c \
-           lib/proxyproto.c lib/prom.c lib/imap_resp.c lib/pop3_resp.c lib/account.c lib/utf8.c
+           lib/proxyproto.c lib/prom.c lib/imap_resp.c lib/pop3_resp.c lib/account.c lib/utf8.c \
+           lib/lookup_msg.c
 # The config loader: lib/ too, but it reads files and resolves host names.
 CONFIG_SRC = lib/config.c lib/config_check.c lib/config_listen.c lib/config_backend.c lib/config_policy.c \
-             lib/state_url.c
+             lib/config_lookup.c lib/state_url.c
 # What unit tests link: the pure code and the config loader.
 UNIT_SRC = $(PURE_SRC) $(CONFIG_SRC) $(POLICY_SRC)
 CORE_SRC = $(CONFIG_SRC) proxy/metrics.c proxy/metrics_http.c proxy/tls.c proxy/link.c proxy/listener.c proxy/conn.c proxy/login.c \
@@ -42,7 +43,7 @@ CORE_SRC = $(CONFIG_SRC) proxy/metrics.c proxy/metrics_http.c proxy/tls.c proxy/
            proxy/backend_imap.c proxy/backend_pop3.c proxy/relay.c proxy/worker.c \
            proxy/runtime.c proxy/registry.c proxy/health.c proxy/lifecycle.c proxy/notify.c proxy/admin.c \
            proxy/admin_answer.c proxy/admin_client.c proxy/admin_cmd.c proxy/admin_request.c \
-           proxy/admin_worker.c
+           proxy/admin_worker.c proxy/lookup.c proxy/dynback.c
 MAIN_SRC = proxy/main.c
 # policy/: decisions and the state behind them
 POLICY_SRC = $(wildcard policy/*.c)
@@ -58,7 +59,8 @@ DEPFLAGS = -MMD -MP
 # every daemon object but main.o.
 UNIT_PROXY = $(patsubst tests/unit/%.c,%,$(wildcard tests/unit/test_proxy_*.c))
 UNIT     = $(filter-out $(UNIT_PROXY),$(patsubst tests/unit/%.c,%,$(wildcard tests/unit/test_*.c)))
-FUZZ     = fuzz_imap fuzz_pop3 fuzz_proxyproto fuzz_sasl fuzz_imap_resp fuzz_pop3_resp fuzz_dialog
+FUZZ     = fuzz_imap fuzz_pop3 fuzz_proxyproto fuzz_sasl fuzz_imap_resp fuzz_pop3_resp fuzz_dialog \
+           fuzz_lookup_nginx fuzz_lookup_json
 
 .PHONY: all depcheck deps check-structure test unit unit-asan postern-asan fuzz fuzz-short integration integration-asan \
         demo bench format clean install uninstall install-check docker docker-test
@@ -149,7 +151,7 @@ postern-asan:
 FUZZ_CFLAGS = -std=c11 -D_GNU_SOURCE -g -O1 -Ilib -fsanitize=fuzzer,address,undefined
 $(BUILD)/fuzz/%: tests/fuzz/%.c tests/fuzz/fuzz_check.h $(wildcard $(PURE_SRC)) $(HDR)
 	@mkdir -p $(dir $@)
-	clang $(FUZZ_CFLAGS) -o $@ $< $(wildcard $(PURE_SRC)) -lcrypto -lm
+	clang $(FUZZ_CFLAGS) -o $@ $< $(wildcard $(PURE_SRC)) -lcrypto -ljansson -lm
 
 fuzz: $(FUZZ:%=$(BUILD)/fuzz/%)
 	@set -e; for f in $(FUZZ); do n=$${f#fuzz_}; mkdir -p $(BUILD)/fuzz/corpus-$$n; \

@@ -24,6 +24,12 @@ enum protocol_lock_mode { PLOCK_OFF = 0, PLOCK_CONCURRENT, PLOCK_STICKY, PLOCK_S
 enum state_unavailable_mode { STATE_UNAVAIL_LOCAL = 0, STATE_UNAVAIL_REFUSE };
 /* route_lookup: where per-user routes live besides the config's rules */
 enum route_lookup_mode { ROUTE_LOOKUP_CONFIG = 0, ROUTE_LOOKUP_STATE };
+/* lookup.protocol: how the HTTP user lookup service is spoken to */
+enum lookup_protocol { LOOKUP_PROTO_NGINX = 0, LOOKUP_PROTO_JSON };
+/* lookup.on_failure: the service is down, slow or answers nonsense */
+enum lookup_failure_mode { LOOKUP_FAIL_UNAVAILABLE = 0, LOOKUP_FAIL_RULES };
+/* a listener's `lookup`: the global section, none, or its own URL */
+enum listener_lookup { LISTENER_LOOKUP_GLOBAL = 0, LISTENER_LOOKUP_OFF, LISTENER_LOOKUP_URL };
 #define PROTO_MASK(p)   (1u << (p)) /* sets of protocols: PROTO_MASK(PROTO_IMAP) | ... */
 #define PROTO_MASK_ALL  (PROTO_MASK(PROTO_IMAP) | PROTO_MASK(PROTO_POP3))
 #define POLICY_LIST_MAX 4096
@@ -71,6 +77,8 @@ struct listener_conf {
 	size_t ntrusted;
 	unsigned auth_mechanisms;    /* enum auth_mech bits; default: the global auth_mechanisms */
 	enum compress_mode compress; /* IMAP: default COMPRESS_PASS */
+	enum listener_lookup lookup; /* `lookup = false` / `lookup = "URL"`; default global */
+	char *lookup_url;            /* LISTENER_LOOKUP_URL: its own service, else NULL */
 };
 
 struct cert_conf {
@@ -104,6 +112,31 @@ enum {
 };
 
 #define CONFIG_POOL_MAX 64 /* backends in one pool: route.h's ROUTE_POOL_MAX */
+
+#define LOOKUP_HEADERS_MAX 32 /* lookup.headers entries */
+
+/* The HTTP user lookup (top-level `lookup` section; nginx's auth_http or
+ * JSON).  url NULL: no lookup unless a listener names its own URL. */
+struct lookup_conf {
+	char *url;                     /* http:// or https://, or NULL */
+	enum lookup_protocol protocol; /* default LOOKUP_PROTO_NGINX */
+	uint64_t timeout_ms;           /* one lookup, queueing included; default 2s */
+	char **headers;                /* extra request header lines "Name: value" */
+	size_t nheaders;
+	bool send_password;        /* default: true for nginx, false for json */
+	uint64_t cache_ttl_ms;     /* route answers kept this long; 0 (default): none */
+	uint64_t negative_ttl_ms;  /* "unknown user" kept this long; 0 (default): none */
+	int max_inflight;          /* requests under way per worker; default 32 */
+	int on_failure;            /* enum lookup_failure_mode; default unavailable */
+	int breaker_failures;      /* consecutive failures that open the breaker; default 5 */
+	uint64_t breaker_wait_ms;  /* open this long, then one probe; default 10s */
+	char *ca;                  /* https: CA file to verify the service; NULL: system store */
+	int max_backends;          /* backends named by address kept at once; default 64 */
+	/* backends named by address take these settings: tls, ca, verify_name
+	 * (default: the address), cert/key, forward, rise/fall; name, host,
+	 * port and addr are unset here */
+	struct backend_conf backend_defaults;
+};
 
 /* A named pool (top-level `pools`), for routes and map files. */
 struct pool_conf {
@@ -150,6 +183,8 @@ struct config {
 	struct pool_conf *pools;    /* named pools */
 	size_t npools;
 	char *route_map; /* map file of user/domain rules, or NULL */
+
+	struct lookup_conf lookup;
 
 	struct {
 		uint64_t handshake_ms;       /* TLS handshake, default 10s */
@@ -232,6 +267,10 @@ int config_parse_listen(const char *s, struct sockaddr_storage *addr, socklen_t 
 int config_parse_cidr(const char *s, struct cidr_conf *out, const char **err_out);
 
 const char *proto_name(enum proto_kind p);
+
+/* The lookup service URL new logins on listener lc ask, or NULL: none
+ * (the listener's own URL, else the global one unless it turned it off). */
+const char *config_lookup_url(const struct config *cfg, const struct listener_conf *lc);
 
 /* The upper-case name of one enum auth_mech bit ("PLAIN", ...), or NULL. */
 const char *auth_mech_name(unsigned bit);

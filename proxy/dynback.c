@@ -1,0 +1,1 @@
+/* dynback.c: backends named by address (see dynback.h). */
