@@ -123,15 +123,15 @@ struct lookup_conf {
 	uint64_t timeout_ms;           /* one lookup, queueing included; default 2s */
 	char **headers;                /* extra request header lines "Name: value" */
 	size_t nheaders;
-	bool send_password;        /* default: true for nginx, false for json */
-	uint64_t cache_ttl_ms;     /* route answers kept this long; 0 (default): none */
-	uint64_t negative_ttl_ms;  /* "unknown user" kept this long; 0 (default): none */
-	int max_inflight;          /* requests under way per worker; default 32 */
-	int on_failure;            /* enum lookup_failure_mode; default unavailable */
-	int breaker_failures;      /* consecutive failures that open the breaker; default 5 */
-	uint64_t breaker_wait_ms;  /* open this long, then one probe; default 10s */
-	char *ca;                  /* https: CA file to verify the service; NULL: system store */
-	int max_backends;          /* backends named by address kept at once; default 64 */
+	bool send_password;       /* default: true for nginx, false for json */
+	uint64_t cache_ttl_ms;    /* route answers kept this long; 0 (default): none */
+	uint64_t negative_ttl_ms; /* "unknown user" kept this long; 0 (default): none */
+	int max_inflight;         /* requests under way per worker; default 32 */
+	int on_failure;           /* enum lookup_failure_mode; default unavailable */
+	int breaker_failures;     /* consecutive failures that open the breaker; default 5 */
+	uint64_t breaker_wait_ms; /* open this long, then one probe; default 10s */
+	char *ca;                 /* https: CA file to verify the service; NULL: system store */
+	int max_backends;         /* backends named by address kept at once; default 64 */
 	/* backends named by address take these settings: tls, ca, verify_name
 	 * (default: the address), cert/key, forward, rise/fall; name, host,
 	 * port and addr are unset here */
@@ -267,6 +267,9 @@ int config_parse_listen(const char *s, struct sockaddr_storage *addr, socklen_t 
 int config_parse_cidr(const char *s, struct cidr_conf *out, const char **err_out);
 
 const char *proto_name(enum proto_kind p);
+
+/* The index of the first backend called name, or -1. */
+int64_t config_backend_find(const struct config *cfg, const char *name);
 
 /* The lookup service URL new logins on listener lc ask, or NULL: none
  * (the listener's own URL, else the global one unless it turned it off). */

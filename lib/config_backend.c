@@ -66,8 +66,7 @@ resolve_backend(struct ctx *x, const config_setting_t *s, struct backend_conf *b
 	freeaddrinfo(res);
 }
 
-/* The first backend called name, or -1. */
-static int64_t
+int64_t
 config_backend_find(const struct config *cfg, const char *name)
 {
 	for (size_t i = 0; i < cfg->nbackends; i++)

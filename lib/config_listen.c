@@ -14,6 +14,7 @@
 #include <libconfig.h>
 
 #include "config.h"
+#include "addr.h"
 #include "config_impl.h"
 #include "sasl.h"
 
@@ -176,22 +177,6 @@ cfg_check_ticket_key_file(struct ctx *x, const config_setting_t *s, const char *
 	cfg_check_readable(x, s, "ticket key file", v);
 }
 
-static bool
-same_addr(const struct sockaddr_storage *a, const struct sockaddr_storage *b)
-{
-	if (a->ss_family != b->ss_family)
-		return false;
-	if (a->ss_family == AF_INET) {
-		const struct sockaddr_in *x = (const void *)a, *y = (const void *)b;
-
-		return x->sin_port == y->sin_port && x->sin_addr.s_addr == y->sin_addr.s_addr;
-	}
-	const struct sockaddr_in6 *x = (const void *)a, *y = (const void *)b;
-
-	return x->sin6_port == y->sin6_port &&
-	       memcmp(&x->sin6_addr, &y->sin6_addr, sizeof(x->sin6_addr)) == 0;
-}
-
 static uint16_t
 addr_port(const struct sockaddr_storage *a)
 {
@@ -270,7 +255,7 @@ static int64_t
 listener_index(const struct config *cfg, size_t n, const struct sockaddr_storage *addr)
 {
 	for (size_t i = 0; i < n; i++)
-		if (cfg->listeners[i].addrlen != 0 && same_addr(&cfg->listeners[i].addr, addr))
+		if (cfg->listeners[i].addrlen != 0 && addr_same(&cfg->listeners[i].addr, addr))
 			return (int64_t)i;
 	return -1;
 }

@@ -15,18 +15,18 @@
 
 #include "config.h"
 
-#define LOOKUP_TEXT_MAX    200  /* a refusal's text as the client sees it */
-#define LOOKUP_SERVER_MAX  64   /* Auth-Server / "server": an IP address */
-#define LOOKUP_NAME_MAX    64   /* JSON "backend": a configured backend's name */
-#define LOOKUP_USER_MAX    256  /* Auth-User / "user" rewrite: CREDS_USER_MAX */
-#define LOOKUP_PASS_MAX    1024 /* Auth-Pass rewrite: CREDS_SECRET_MAX */
-#define LOOKUP_SASL_MAX    1024 /* Auth-Error-SASL: base64 of the RFC 7628 error JSON */
-#define LOOKUP_WHY_MAX     120  /* why an answer was a temporary failure (log) */
-#define LOOKUP_LINE_MAX    4096 /* one header line of an answer */
-#define LOOKUP_HEADS_MAX   16384 /* all header lines of an answer together */
-#define LOOKUP_BODY_MAX    16384 /* a JSON answer's body */
-#define LOOKUP_WAIT_MAX    60    /* Auth-Wait seconds above this are taken as this */
-#define LOOKUP_HEADER_MAX  (32 + 3 * LOOKUP_PASS_MAX) /* one request header line, escaped */
+#define LOOKUP_TEXT_MAX   200   /* a refusal's text as the client sees it */
+#define LOOKUP_SERVER_MAX 64    /* Auth-Server / "server": an IP address */
+#define LOOKUP_NAME_MAX   64    /* JSON "backend": a configured backend's name */
+#define LOOKUP_USER_MAX   256   /* Auth-User / "user" rewrite: CREDS_USER_MAX */
+#define LOOKUP_PASS_MAX   1024  /* Auth-Pass rewrite: CREDS_SECRET_MAX */
+#define LOOKUP_SASL_MAX   1024  /* Auth-Error-SASL: base64 of the RFC 7628 error JSON */
+#define LOOKUP_WHY_MAX    120   /* why an answer was a temporary failure (log) */
+#define LOOKUP_LINE_MAX   4096  /* one header line of an answer */
+#define LOOKUP_HEADS_MAX  16384 /* all header lines of an answer together */
+#define LOOKUP_BODY_MAX   16384 /* a JSON answer's body */
+#define LOOKUP_WAIT_MAX   60    /* Auth-Wait seconds above this are taken as this */
+#define LOOKUP_HEADER_MAX (32 + 3 * LOOKUP_PASS_MAX) /* one request header line, escaped */
 
 /* What the client logged in with, in nginx's Auth-Method words. */
 enum lookup_method {
@@ -43,8 +43,8 @@ struct lookup_query {
 	size_t user_len;
 	const char *pass; /* password or bearer token; NULL: not sent (send_password off) */
 	size_t pass_len;
-	unsigned attempt;        /* Auth-Login-Attempt: 1 for the session's first */
-	const char *client_ip;   /* text, never NULL */
+	unsigned attempt;      /* Auth-Login-Attempt: 1 for the session's first */
+	const char *client_ip; /* text, never NULL */
 	uint16_t client_port;
 	const char *client_host; /* Client-Host: nginx sends "[UNAVAILABLE]" unresolved */
 	const char *local_ip;    /* the listener's address the client reached, or NULL */

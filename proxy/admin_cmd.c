@@ -103,6 +103,16 @@ const struct admin_cmd_def admin_cmds[] = {
             .request = admin_req_none,
             .serve = admin_serve_health,
         },
+    [ADMIN_CMD_LOOKUP] =
+        {
+            .id = ADMIN_CMD_LOOKUP,
+            .name = "lookup",
+            .synopsis = "USER [--protocol imap|pop3] [--password-file F]",
+            .help = "ask the user lookup service about USER and say what postern would do",
+            .via = ADMIN_VIA_LOCAL,
+            .flags = 0,
+            .run = admin_cli_lookup,
+        },
 };
 /* Unsized above, so a command added to the enum without its row fails here. */
 _Static_assert(sizeof(admin_cmds) / sizeof(admin_cmds[0]) == ADMIN_CMD__COUNT,

@@ -23,6 +23,7 @@ enum admin_cmd {
 	ADMIN_CMD_RELOAD,
 	ADMIN_CMD_STATS,
 	ADMIN_CMD_HEALTH,
+	ADMIN_CMD_LOOKUP,
 	ADMIN_CMD__COUNT
 };
 
@@ -31,6 +32,7 @@ enum admin_via {
 	ADMIN_VIA_STORE,  /* on the state store, by this process (lock) */
 	ADMIN_VIA_FLEET,  /* on the state store and its channel to every proxy (route) */
 	ADMIN_VIA_SOCKET, /* by the running daemon, through its admin socket */
+	ADMIN_VIA_LOCAL,  /* by this process alone, from the config (lookup) */
 	ADMIN_VIA__COUNT
 };
 

@@ -162,6 +162,8 @@ int admin_cli_store(const struct admin_cmd_def *d, const char *cfg_path, int arg
 int admin_cli_fleet(const struct admin_cmd_def *d, const char *cfg_path, int argc, char **argv);
 int admin_cli_kick(const struct admin_cmd_def *d, const char *cfg_path, int argc, char **argv);
 int admin_cli_socket(const struct admin_cmd_def *d, const char *cfg_path, int argc, char **argv);
+/* lookup USER ...: the lookup service asked by this process (admin_lookup.c). */
+int admin_cli_lookup(const struct admin_cmd_def *d, const char *cfg_path, int argc, char **argv);
 int admin_req_sessions(int argc, char **argv, char *req, size_t len, FILE *err);
 int admin_req_kick(int argc, char **argv, char *req, size_t len, FILE *err);
 int admin_req_backend(int argc, char **argv, char *req, size_t len, FILE *err);

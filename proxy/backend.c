@@ -14,6 +14,7 @@
 #include <openssl/crypto.h>
 
 #include "backend_impl.h"
+#include "dynback.h"
 #include "registry.h"
 #include "log.h"
 #include "policy.h"
@@ -55,10 +56,10 @@ backend_name(const struct backend *be)
 	return be->bc != NULL ? be->bc->name : "-";
 }
 
-size_t
-backend_index(const struct backend *be)
+struct registry_entry *
+backend_reg(const struct backend *be)
 {
-	return be->bi;
+	return be->reg;
 }
 
 const char *
@@ -149,7 +150,7 @@ backend_sent(struct backend *be, int rc)
 void
 backend_greeted(struct backend *be)
 {
-	registry_report(be->req.rt->reg[be->bi], true, NULL, be->bc->rise, be->bc->fall);
+	registry_report(be->reg, true, NULL, be->bc->rise, be->bc->fall);
 }
 
 void
@@ -174,15 +175,21 @@ be_connect_next(struct backend *be)
 	enum proto_kind pk = be->req.proto;
 
 	for (; be->icand < be->ncand; be->icand++) {
-		size_t bi = be->cand[be->icand];
-		const struct backend_conf *bc = &cfg->backends[bi];
+		size_t ci = be->cand[be->icand];
+		bool dyn = ci == BE_CAND_DYN;
+		const struct backend_conf *bc = dyn ? &be->req.pin_dyn->bc : &cfg->backends[ci];
+		struct registry_entry *reg = dyn ? be->req.pin_dyn->reg : be->req.rt->reg[ci];
 
 		/* Skip the dead, and what the operator drained: the next in this
-		 * user's own order.  None left: "[UNAVAILABLE]", as when all are down. */
-		if (!registry_takes_logins(be->req.rt->reg[bi]))
+		 * user's own order.  None left: "[UNAVAILABLE]", as when all are
+		 * down.  A backend named by address has no active check to see it
+		 * come back: only the operator's state keeps logins away. */
+		if (dyn ? registry_admin(reg) != BACKEND_READY : !registry_takes_logins(reg))
 			continue;
-		be->bi = bi;
 		be->bc = bc;
+		be->reg = reg;
+		be->ctx = dyn ? tls_state_dyn_ctx(be->req.rt->tls)
+		              : tls_state_backend_ctx(be->req.rt->tls, ci);
 		be->state = BE_CONNECT;
 		be->creds_sent = false;
 		buf_reset(&be->rx);
@@ -204,8 +211,8 @@ be_connect_next(struct backend *be)
 		log_kv(LOG_WARN, "backend.fail", "cid=%016llx backend=%s reason=%s said=\"%s\"",
 		       (unsigned long long)be->req.cid, bc->name,
 		       login_reason_name(LR_BACKEND_CONNECT_FAILED), be->text);
-		registry_report(be->req.rt->reg[bi], false, be->text, bc->rise, bc->fall);
-		registry_connect_error(be->req.rt->reg[bi]);
+		registry_report(reg, false, be->text, bc->rise, bc->fall);
+		registry_connect_error(reg);
 	}
 	return -1;
 }
@@ -223,12 +230,12 @@ be_route(struct backend *be, const char *store_backend, enum fail_class *fc_out,
 
 	be->ncand = 0;
 	if (store_backend != NULL) {
-		for (size_t i = 0; i < cfg->nbackends; i++)
-			if (strcmp(cfg->backends[i].name, store_backend) == 0) {
-				be->cand[0] = i;
-				be->ncand = 1;
-			}
-		if (be->ncand == 0) {
+		int64_t i = config_backend_find(cfg, store_backend);
+
+		if (i >= 0) {
+			be->cand[0] = (size_t)i;
+			be->ncand = 1;
+		} else {
 			char q[LOG_QUOTED_MAX];
 
 			log_kv(LOG_WARN, "route.unknown_backend",
@@ -238,12 +245,17 @@ be_route(struct backend *be, const char *store_backend, enum fail_class *fc_out,
 			       log_quote(q, sizeof(q), store_backend, strlen(store_backend)));
 		}
 	}
+	if (be->ncand == 0 && req->pinned) {
+		/* the lookup's answer: that backend alone */
+		be->cand[0] = req->pin_dyn != NULL ? BE_CAND_DYN : req->pin_index;
+		be->ncand = 1;
+	}
 	if (be->ncand == 0)
 		be->ncand =
 		    route_lookup(cfg->routes, req->key, req->key_len, be->cand, ROUTE_POOL_MAX);
 	/* A backend without a port for this protocol cannot take the user. */
 	for (size_t i = 0; i < be->ncand; i++)
-		if (cfg->backends[be->cand[i]].port[req->proto] != 0)
+		if (be->cand[i] == BE_CAND_DYN || cfg->backends[be->cand[i]].port[req->proto] != 0)
 			be->cand[k++] = be->cand[i];
 	be->ncand = k;
 	if (be->ncand == 0) {
@@ -251,7 +263,13 @@ be_route(struct backend *be, const char *store_backend, enum fail_class *fc_out,
 		*why_out = LR_NO_ROUTE;
 		return -1;
 	}
-	be->bc = &cfg->backends[be->cand[0]];
+	if (be->cand[0] == BE_CAND_DYN) {
+		be->bc = &req->pin_dyn->bc;
+		be->reg = req->pin_dyn->reg;
+	} else {
+		be->bc = &cfg->backends[be->cand[0]];
+		be->reg = req->rt->reg[be->cand[0]];
+	}
 	be->state = BE_CONNECT;
 	if (be_connect_next(be) < 0) {
 		/* Every candidate is down: say so at once, not after a timeout. */
@@ -361,10 +379,9 @@ backend_fail(struct backend *be, enum fail_class fc, enum login_reason why)
 	 * credentials went out, nothing is retried elsewhere. */
 	if (fc == FAIL_BACKEND_DOWN && !be->creds_sent) {
 		const char *from = be->bc->name;
-		registry_report(be->req.rt->reg[be->bi], false,
-		                be->text[0] ? be->text : login_reason_name(why), be->bc->rise,
-		                be->bc->fall);
-		registry_connect_error(be->req.rt->reg[be->bi]);
+		registry_report(be->reg, false, be->text[0] ? be->text : login_reason_name(why),
+		                be->bc->rise, be->bc->fall);
+		registry_connect_error(be->reg);
 		link_close(&be->link);
 		be->icand++;
 		if (be_connect_next(be) == 0) {
@@ -410,7 +427,7 @@ backend_hand_over(struct backend *be, struct link *to, link_cb cb, struct buf *l
 int
 backend_start_tls(struct backend *be, int next)
 {
-	SSL_CTX *ctx = tls_state_backend_ctx(be->req.rt->tls, be->bi);
+	SSL_CTX *ctx = be->ctx;
 
 	/* Anything the backend sent after its OK to STARTTLS did not come
 	 * through TLS: dropped. */

@@ -33,6 +33,8 @@ enum creds_kind { CREDS_PASSWORD = 0, CREDS_XOAUTH2, CREDS_OAUTHBEARER };
 struct runtime;
 struct backend;
 struct policy_worker;
+struct dynback;
+struct registry_entry;
 
 /* Credentials between the pre-auth dialog and the backend's answer. */
 struct creds {
@@ -71,6 +73,12 @@ struct backend_req {
 	/* the state store's routes come first (`postern route set`,
 	 * route_lookup = "state"): asked through pw; NULL: the config only */
 	struct policy_worker *pw;
+	/* the backend a lookup named (unless the store has a route for the
+	 * user): configured backend pin_index, or pin_dyn when that is set;
+	 * pinned false: the config's rules */
+	bool pinned;
+	size_t pin_index;
+	const struct dynback *pin_dyn;
 	backend_done_cb done;
 	void *arg;
 };
@@ -88,9 +96,9 @@ struct backend *backend_start(const struct backend_req *req, enum fail_class *fc
  * borrowed from the config. */
 const char *backend_name(const struct backend *be);
 
-/* The index of the backend in use in req.rt's config (the first candidate
- * before a connection is made). */
-size_t backend_index(const struct backend *be);
+/* The registry record of the backend in use (the first candidate before
+ * a connection is made), or NULL. */
+struct registry_entry *backend_reg(const struct backend *be);
 
 /* After FAIL_NONE: what the client's OK carries (the IMAP capabilities, or
  * the text of POP3's +OK); valid while be lives. */

@@ -20,6 +20,7 @@
 #define BE_TX_MAX   16384
 #define BE_TEXT_MAX 512
 #define BE_SEGS_MAX 3 /* LOGIN with two synchronising literals has three parts */
+#define BE_CAND_DYN ((size_t)-1) /* the candidate a lookup named by address */
 
 enum be_state {
 	BE_ROUTE,   /* asking the state store for the user's route (route_lookup) */
@@ -51,8 +52,11 @@ extern const struct backend_dialog backend_pop3_dialog;
 struct backend {
 	struct backend_req req;
 	const struct backend_dialog *dialog;
-	const struct backend_conf *bc; /* borrowed from req.rt's config */
-	size_t bi;                     /* its index */
+	const struct backend_conf *bc; /* borrowed from req.rt's config (or dynback) */
+	struct registry_entry *reg;    /* its registry record, or NULL */
+	SSL_CTX *ctx;                  /* its TLS client context, or NULL */
+	/* candidates: indices into the config's backends, BE_CAND_DYN for
+	 * req.pin_dyn */
 	size_t cand[ROUTE_POOL_MAX];
 	size_t ncand, icand; /* candidates, best first; the one in use */
 	bool creds_sent;     /* a login command went out: no failover any more */

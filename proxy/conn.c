@@ -18,6 +18,7 @@
 #include "registry.h"
 #include "log.h"
 #include "login.h"
+#include "lookup.h"
 #include "proxyproto.h"
 #include "runtime.h"
 #include "tls.h"
@@ -537,7 +538,7 @@ conn_relay_start(struct conn *c)
 	}
 	/* Counted once, in the backend's record: the admin socket and the
 	 * metrics both read it there. */
-	c->be_reg = c->rt->reg[backend_index(c->be)];
+	c->be_reg = backend_reg(c->be);
 	registry_sessions_add(c->be_reg, c->lc->proto, 1);
 	backend_free(&c->be);
 	c->logged_in = true;
@@ -654,6 +655,7 @@ conn_close(struct conn *c, enum close_reason reason)
 	ev_timer_stop(w->loop, &c->timer);
 	ev_timer_stop(w->loop, &c->delay);
 	policy_req_cancel(&c->preq);
+	lookup_cancel(&c->lreq);
 	if (c->session_live) {
 		policy_session_end_sid(w->pw, c->key, c->key_len, c->lc->proto, c->id);
 		c->session_live = false;

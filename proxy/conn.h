@@ -48,6 +48,7 @@ struct registry_entry;
 struct worker;
 struct runtime;
 struct pp_parser;
+struct lookup_req;
 
 /* What differs between IMAP and POP3 in the pre-auth dialog. */
 struct proto_ops {
@@ -112,6 +113,7 @@ struct conn {
 	void *sess;                 /* owned: the protocol's pre-auth state; NULL in relay */
 	struct backend *be;         /* owned: from credentials to relay; NULL otherwise */
 	struct creds *creds;        /* owned: from the login command to the backend's answer */
+	struct lookup_req *lreq;    /* owned: the user lookup's question under way */
 
 	struct sockaddr_storage client_sa; /* the client (after a PROXY header: the real one) */
 	struct sockaddr_storage local_sa;  /* the address it connected to */
@@ -126,6 +128,7 @@ struct conn {
 	ev_tstamp started;
 	int bad_commands;
 	int auth_failures;
+	unsigned login_attempts; /* logins begun: the lookup's Auth-Login-Attempt */
 
 	/* Ending it politely (SIGTERM, kick): see conn_end_politely(). */
 	bool ending;

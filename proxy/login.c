@@ -12,8 +12,11 @@
 #include <openssl/crypto.h>
 
 #include "account.h"
+#include "addr.h"
+#include "dynback.h"
 #include "log.h"
 #include "login.h"
+#include "lookup.h"
 #include "runtime.h"
 #include "sasl.h"
 #include "worker.h"
@@ -79,12 +82,22 @@ login_end(struct conn *c, enum fail_class fc, const char *why)
 	return c->auth_failures >= c->cfg->limits.max_auth_failures;
 }
 
-/* The outcome, told to the client; why as for login_end().  c may be
- * closed when it returns. */
+/* How a refusal is told, when not in the words of reason.c's table: a
+ * lookup service's own text, held for its Auth-Wait, or ending the
+ * session as nginx does without one. */
+struct told {
+	const char *text; /* after "NO " / "-ERR "; NULL: fail_reply_text() */
+	uint64_t hold_ms; /* the refusal waits at least this long */
+	bool end;         /* BYE and close after the refusal */
+};
+
+/* The outcome, told to the client; why as for login_end(); t NULL: in
+ * reason.c's words.  c may be closed when it returns. */
 static void
-login_finish_as(struct conn *c, enum fail_class fc, const char *why)
+login_tell(struct conn *c, enum fail_class fc, const char *why, const struct told *t)
 {
 	bool async = c->state == CS_BACKEND || c->state == CS_POLICY;
+	bool last;
 
 	if (fc == FAIL_NONE) {
 		(void)login_end(c, fc, why);
@@ -98,7 +111,7 @@ login_finish_as(struct conn *c, enum fail_class fc, const char *why)
 		 * client, whose dummy response the session reads before it
 		 * hears the refusal (login_oauth_refusal).  Counted, logged and
 		 * tarpitted now: a client that hangs up there is no cheaper. */
-		bool last = login_end(c, fc, why);
+		last = login_end(c, fc, why);
 		c->proto->oauth_error(c, backend_oauth_error(c->be), last);
 		backend_free(&c->be);
 		if (async) {
@@ -108,16 +121,28 @@ login_finish_as(struct conn *c, enum fail_class fc, const char *why)
 		return;
 	}
 	backend_free(&c->be);
-	c->proto->reply_fail(c, fail_reply_text(fc, c->lc->proto));
-	if (login_end(c, fc, why)) {
-		c->proto->bye(c, "Too many authentication failures.");
-		conn_close_after(c, CLOSE_TOO_MANY_AUTH_FAILURES);
+	c->proto->reply_fail(c, t != NULL && t->text != NULL ? t->text
+	                                                     : fail_reply_text(fc, c->lc->proto));
+	last = login_end(c, fc, why);
+	if (t != NULL && t->hold_ms > 0 &&
+	    (!c->tarpit || ev_timer_remaining(c->w->loop, &c->delay) * 1000.0 < (double)t->hold_ms))
+		conn_hold(c, t->hold_ms);
+	if (last || (t != NULL && t->end)) {
+		c->proto->bye(c, last ? "Too many authentication failures."
+		                      : "Authentication failed.");
+		conn_close_after(c, last ? CLOSE_TOO_MANY_AUTH_FAILURES : CLOSE_LOOKUP_REFUSED);
 		return;
 	}
 	if (async) {
 		conn_set_state(c, CS_PREAUTH);
 		conn_resume(c); /* flush the refusal, then go on with pipelined input */
 	}
+}
+
+static void
+login_finish_as(struct conn *c, enum fail_class fc, const char *why)
+{
+	login_tell(c, fc, why, NULL);
 }
 
 /* The outcome, for postern's own reasons. */
@@ -242,16 +267,249 @@ creds_invalid(enum creds_kind kind, const char *user, size_t user_len, const cha
 	return LR_NONE;
 }
 
+/* Route and log in at the backend: the backend a lookup named (pinned:
+ * pin_dyn, or the configured pin_index), else the config's rules; a route
+ * the store holds for the user comes first either way.  c may be closed. */
+static void
+login_backend(struct conn *c, bool pinned, size_t pin_index, const struct dynback *pin_dyn)
+{
+	struct backend_req req;
+	enum fail_class fc;
+	enum login_reason why;
+
+	req = (struct backend_req){
+	    .cid = c->id,
+	    .loop = c->w->loop,
+	    .rt = c->rt,
+	    .proto = c->lc->proto,
+	    .client_sa = &c->client_sa,
+	    .local_sa = &c->local_sa,
+	    .client_ssl = c->cl.ssl,
+	    .creds = c->creds,
+	    .key = c->key,
+	    .key_len = c->key_len,
+	    .pw = c->w->pw,
+	    .pinned = pinned,
+	    .pin_index = pin_index,
+	    .pin_dyn = pin_dyn,
+	    .done = backend_done,
+	    .arg = c,
+	};
+	c->be = backend_start(&req, &fc, &why);
+	if (c->be == NULL) {
+		login_finish(c, fc, why);
+		return;
+	}
+	c->backend_name = backend_name(c->be);
+	conn_set_state(c, CS_BACKEND);
+}
+
+/* ---- the user lookup (lookup.h): asked after the throttle, before the
+ * backend; its answer routes the login, rewrites it, or refuses it ---- */
+
+/* The lookup's answer named nothing usable: said in the log, told as a
+ * temporary failure. */
+static void
+login_lookup_bad(struct conn *c, const char *what)
+{
+	log_kv(LOG_WARN, "lookup.bad_answer", "cid=%016llx note=\"%s\"", (unsigned long long)c->id,
+	       what);
+	login_finish(c, FAIL_LOOKUP, LR_LOOKUP_BAD_ROUTE);
+}
+
+/* LOOKUP_OK: the backend login as the service says, then that backend. */
+static void
+login_lookup_route(struct conn *c, const struct lookup_answer *a)
+{
+	struct creds *cr = c->creds;
+	const struct dynback *dyn = NULL;
+	size_t idx = 0;
+
+	if (a->has_user) {
+		if (creds_invalid(CREDS_PASSWORD, a->user, a->user_len, "x", 1) != LR_NONE) {
+			login_lookup_bad(c, "the user it names cannot be sent to a backend");
+			return;
+		}
+		memcpy(cr->user, a->user, a->user_len);
+		cr->user[a->user_len] = '\0';
+		cr->user_len = a->user_len;
+	}
+	if (a->has_pass && cr->kind == CREDS_PASSWORD) {
+		if (creds_invalid(CREDS_PASSWORD, cr->user, cr->user_len, a->pass, a->pass_len) !=
+		    LR_NONE) {
+			login_lookup_bad(c, "the password it names cannot be sent to a backend");
+			return;
+		}
+		OPENSSL_cleanse(cr->secret, sizeof(cr->secret));
+		memcpy(cr->secret, a->pass, a->pass_len);
+		cr->secret_len = a->pass_len;
+	}
+	if (a->backend[0] != '\0') {
+		int64_t i = config_backend_find(c->cfg, a->backend);
+
+		if (i < 0) {
+			login_lookup_bad(c, "it names a backend this config lacks");
+			return;
+		}
+		login_backend(c, true, (size_t)i, NULL);
+		return;
+	}
+	switch (dynback_resolve(c->rt->dyn, c->cfg, c->lc->proto, a->server, a->port, a->tls, &idx,
+	                        &dyn)) {
+	case DYNBACK_CONFIGURED:
+		login_backend(c, true, idx, NULL);
+		return;
+	case DYNBACK_DYNAMIC:
+		login_backend(c, true, 0, dyn);
+		return;
+	case DYNBACK_FULL:
+		login_lookup_bad(c, "lookup.max_backends backends named by address are in use");
+		return;
+	default:
+		login_lookup_bad(c, "its server is no IP address");
+		return;
+	}
+}
+
+/* LOOKUP_REFUSED: with the JSON protocol an ordinary failed login; with
+ * nginx's, the service's own words, after Auth-Wait (the session stays)
+ * or followed by the end of the session, as nginx does. */
+static void
+login_lookup_refused(struct conn *c, const struct lookup_answer *a)
+{
+	char text[LOOKUP_TEXT_MAX + 32];
+	struct told t = {.text = text};
+	bool imap = c->lc->proto == PROTO_IMAP;
+
+	if (c->cfg->lookup.protocol != LOOKUP_PROTO_NGINX) {
+		login_finish(c, FAIL_AUTH, LR_LOOKUP_REFUSED);
+		return;
+	}
+	if (a->error_sasl[0] != '\0' && c->creds->kind != CREDS_PASSWORD) {
+		/* nginx PR 1590: Auth-Error-SASL is the RFC 7628 error challenge */
+		char json[SASL_OAUTH_ERR_MAX + 1];
+		size_t jl;
+
+		if (sasl_oauth_error_decode(a->error_sasl, strlen(a->error_sasl), json, &jl) ==
+		    SASL_OK) {
+			bool last = login_end(c, FAIL_AUTH, login_reason_name(LR_LOOKUP_REFUSED));
+
+			c->proto->oauth_error(c, a->error_sasl, last);
+			conn_set_state(c, CS_PREAUTH);
+			conn_resume(c);
+			return;
+		}
+	}
+	/* RFC 5530 / RFC 3206 codes unless the service sent its own */
+	snprintf(text, sizeof(text), "%s%s",
+	         a->text[0] == '[' ? ""
+	         : imap            ? "[AUTHENTICATIONFAILED] "
+	                           : "[AUTH] ",
+	         a->text);
+	if (a->wait_s > 0)
+		t.hold_ms = (uint64_t)a->wait_s * 1000;
+	else
+		t.end = true;
+	login_tell(c, FAIL_AUTH, login_reason_name(LR_LOOKUP_REFUSED), &t);
+}
+
+static void
+login_looked_up(void *arg, const struct lookup_answer *a, enum lookup_source src, double seconds)
+{
+	static const char *const sources[] = {"service", "cache", "timeout", "transport",
+	                                      "breaker"};
+	struct conn *c = arg;
+
+	c->lreq = NULL; /* freed by lookup after this returns */
+	if (c->closed)
+		return;
+	switch (a->status) {
+	case LOOKUP_OK:
+		login_lookup_route(c, a);
+		return;
+	case LOOKUP_REFUSED:
+		login_lookup_refused(c, a);
+		return;
+	case LOOKUP_UNKNOWN:
+		login_finish(c, FAIL_AUTH, LR_LOOKUP_UNKNOWN_USER);
+		return;
+	default:
+		break;
+	}
+	{
+		char q[LOG_QUOTED_MAX];
+
+		log_kv(LOG_WARN, "lookup.fail", "cid=%016llx source=%s why=%s ms=%.0f fallback=%s",
+		       (unsigned long long)c->id, (unsigned)src < 5 ? sources[src] : "?",
+		       log_quote(q, sizeof(q), a->why, strlen(a->why)), seconds * 1000.0,
+		       c->cfg->lookup.on_failure == LOOKUP_FAIL_RULES ? "rules" : "none");
+	}
+	if (c->cfg->lookup.on_failure == LOOKUP_FAIL_RULES)
+		login_backend(c, false, 0, NULL);
+	else
+		login_finish(c, FAIL_LOOKUP, LR_LOOKUP_UNAVAILABLE);
+}
+
+/* Ask url about the login in c->creds; the answer comes to
+ * login_looked_up().  c may be closed when it returns. */
+static void
+login_lookup(struct conn *c, const char *url)
+{
+	const struct lookup_conf *lk = &c->cfg->lookup;
+	const struct creds *cr = c->creds;
+	char cip[ADDR_TEXT_MAX], lip[ADDR_TEXT_MAX];
+	unsigned cport, lport;
+	struct lookup_query q = {
+	    .proto = c->lc->proto,
+	    .method = cr->kind == CREDS_XOAUTH2       ? LOOKUP_METHOD_XOAUTH2
+	              : cr->kind == CREDS_OAUTHBEARER ? LOOKUP_METHOD_OAUTHBEARER
+	                                              : LOOKUP_METHOD_PLAIN,
+	    .user = cr->user,
+	    .user_len = cr->user_len,
+	    .attempt = c->login_attempts,
+	    .client_ip = cip,
+	    .local_ip = lip,
+	    .headers = (const char *const *)lk->headers,
+	    .nheaders = lk->nheaders,
+	};
+
+	addr_parts((const struct sockaddr *)&c->client_sa, cip, sizeof(cip), &cport);
+	addr_parts((const struct sockaddr *)&c->local_sa, lip, sizeof(lip), &lport);
+	q.client_port = (uint16_t)cport;
+	q.local_port = (uint16_t)lport;
+	if (lk->send_password) {
+		q.pass = cr->kind == CREDS_PASSWORD ? cr->secret : cr->token;
+		q.pass_len = cr->kind == CREDS_PASSWORD ? cr->secret_len : cr->token_len;
+	}
+	if (c->cl.ssl != NULL) {
+		q.ssl = true;
+		q.ssl_protocol = SSL_get_version(c->cl.ssl);
+		q.ssl_cipher = SSL_get_cipher_name(c->cl.ssl);
+	}
+	if (c->lc->proxy_protocol) {
+		/* the addresses the load balancer's PROXY header named */
+		q.proxy_addr = cip;
+		q.proxy_port = q.client_port;
+		q.proxy_server_addr = lip;
+		q.proxy_server_port = q.local_port;
+	}
+	c->lreq =
+	    c->w->lookup != NULL ? lookup_ask(c->w->lookup, lk, url, &q, login_looked_up, c) : NULL;
+	if (c->lreq == NULL) {
+		login_finish(c, FAIL_INTERNAL, LR_OUT_OF_MEMORY);
+		return;
+	}
+	conn_set_state(c, CS_BACKEND);
+}
 /* Credentials checked, throttle asked, then the backend: the common path
  * of passwords and tokens.  token NULL: a password in secret. */
 static void
 login_start(struct conn *c, enum creds_kind kind, const char *user, size_t user_len,
             const char *secret, size_t secret_len, enum login_mech mech)
 {
-	struct backend_req req;
 	enum policy_verdict v;
-	enum fail_class fc;
 	enum login_reason why;
+	const char *url;
 	uint64_t delay = 0;
 
 	login_name(c, user, user_len);
@@ -289,28 +547,12 @@ login_start(struct conn *c, enum creds_kind kind, const char *user, size_t user_
 		c->creds->token[secret_len] = '\0';
 		c->creds->token_len = secret_len;
 	}
-	req = (struct backend_req){
-	    .cid = c->id,
-	    .loop = c->w->loop,
-	    .rt = c->rt,
-	    .proto = c->lc->proto,
-	    .client_sa = &c->client_sa,
-	    .local_sa = &c->local_sa,
-	    .client_ssl = c->cl.ssl,
-	    .creds = c->creds,
-	    .key = c->key,
-	    .key_len = c->key_len,
-	    .pw = c->w->pw,
-	    .done = backend_done,
-	    .arg = c,
-	};
-	c->be = backend_start(&req, &fc, &why);
-	if (c->be == NULL) {
-		login_finish(c, fc, why);
+	c->login_attempts++;
+	if ((url = config_lookup_url(c->cfg, c->lc)) != NULL) {
+		login_lookup(c, url);
 		return;
 	}
-	c->backend_name = backend_name(c->be);
-	conn_set_state(c, CS_BACKEND);
+	login_backend(c, false, 0, NULL);
 }
 
 void

@@ -41,6 +41,8 @@ static const struct fail_reply fail_replies[] = {
     /* Acting as someone else is the backend's business, not a proxy's. */
     [FAIL_AUTHZID] = {"[AUTHORIZATIONFAILED] Authorization identity not supported.",
                       "[AUTH] Authorization identity not supported.", "auth_failed"},
+    [FAIL_LOOKUP] = {"[UNAVAILABLE] Temporary server failure, try again later.",
+                     "[SYS/TEMP] Temporary server failure, try again later.", "lookup_unavailable"},
 };
 _Static_assert(sizeof(fail_replies) / sizeof(fail_replies[0]) == FAIL__COUNT,
                "fail_replies must have a row per class");
@@ -126,6 +128,10 @@ static const char *const login_reason_names[] = {
     [LR_BACKEND_BAD_LOGIN_REPLY] = "backend_bad_login_reply",
     [LR_BACKEND_REFUSED_LOGIN] = "backend_refused_login",
     [LR_BACKEND_REFUSED_TOKEN] = "backend_refused_token",
+    [LR_LOOKUP_REFUSED] = "lookup_refused",
+    [LR_LOOKUP_UNKNOWN_USER] = "lookup_unknown_user",
+    [LR_LOOKUP_UNAVAILABLE] = "lookup_unavailable",
+    [LR_LOOKUP_BAD_ROUTE] = "lookup_bad_route",
 };
 _Static_assert(sizeof(login_reason_names) / sizeof(login_reason_names[0]) == LR__COUNT,
                "login_reason_names must name every reason");
@@ -175,6 +181,7 @@ static const char *const close_reason_names[] = {
     [CLOSE_PROTOCOL_ERROR] = "protocol_error",
     [CLOSE_TOO_MANY_BAD_COMMANDS] = "too_many_bad_commands",
     [CLOSE_TOO_MANY_AUTH_FAILURES] = "too_many_auth_failures",
+    [CLOSE_LOOKUP_REFUSED] = "lookup_refused",
     [CLOSE_OUT_OF_MEMORY] = "out_of_memory",
     [CLOSE_INTERNAL_ERROR] = "internal_error",
     [CLOSE_SHUTDOWN] = "shutdown",

@@ -30,6 +30,7 @@ enum fail_class {
 	FAIL_CONN_LIMIT,    /* at accept: too many connections from the address */
 	FAIL_NO_USER,       /* OAUTHBEARER naming no user: FAIL_AUTH, in words of its own */
 	FAIL_AUTHZID,       /* SASL PLAIN acting as someone else: ditto */
+	FAIL_LOOKUP,        /* the user lookup service failed (down, slow, nonsense) */
 	FAIL__COUNT
 };
 
@@ -105,6 +106,11 @@ enum login_reason {
 	LR_BACKEND_BAD_LOGIN_REPLY,         /* neither OK nor NO to the login */
 	LR_BACKEND_REFUSED_LOGIN,           /* the password refused */
 	LR_BACKEND_REFUSED_TOKEN,           /* the token refused */
+	/* the user lookup service (lookup.h) */
+	LR_LOOKUP_REFUSED,      /* it refused the login (nginx Auth-Status, JSON 401/403) */
+	LR_LOOKUP_UNKNOWN_USER, /* it knows no such user (JSON 404) */
+	LR_LOOKUP_UNAVAILABLE,  /* no usable answer: down, slow, 5xx, malformed, breaker open */
+	LR_LOOKUP_BAD_ROUTE,    /* an answer naming no usable backend or login */
 	LR__COUNT
 };
 
@@ -147,6 +153,7 @@ enum close_reason {
 	CLOSE_PROTOCOL_ERROR,         /* line or literal over its limit, bad SASL data */
 	CLOSE_TOO_MANY_BAD_COMMANDS,  /* limits.max_bad_commands reached */
 	CLOSE_TOO_MANY_AUTH_FAILURES, /* limits.max_auth_failures reached */
+	CLOSE_LOOKUP_REFUSED,         /* the lookup refused without Auth-Wait: nginx ends there */
 	CLOSE_OUT_OF_MEMORY,          /* an allocation failed */
 	CLOSE_INTERNAL_ERROR,         /* our fault */
 	CLOSE_SHUTDOWN,               /* postern is stopping */

@@ -21,7 +21,10 @@ runtime_new(struct config *cfg, struct tls_state *tls, unsigned generation)
 		return NULL;
 	}
 	rt->reg = calloc(cfg->nbackends + 1, sizeof(*rt->reg));
-	if (rt->reg == NULL) {
+	rt->dyn = dynback_table_new(cfg);
+	if (rt->reg == NULL || rt->dyn == NULL) {
+		free(rt->reg);
+		dynback_table_free(&rt->dyn);
 		free(rt);
 		config_unref(&cfg);
 		tls_state_unref(&tls);
@@ -60,6 +63,7 @@ runtime_unref(struct runtime **rtp)
 	config_unref(&rt->cfg);
 	tls_state_unref(&rt->tls);
 	free(rt->reg);
+	dynback_table_free(&rt->dyn);
 	free(rt);
 }
 

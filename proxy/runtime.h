@@ -11,6 +11,7 @@
 #include <stdint.h>
 
 #include "config.h"
+#include "dynback.h"
 #include "registry.h"
 #include "tls.h"
 
@@ -21,6 +22,8 @@ struct runtime {
 	/* [cfg->nbackends]: each backend's registry record, found by name once
 	 * here; NULL when the registry was full (then nothing is counted) */
 	struct registry_entry **reg;
+	/* backends a lookup named by address (dynback.h); owned */
+	struct dynback_table *dyn;
 	unsigned generation; /* 1 at start, +1 per reload */
 };
 

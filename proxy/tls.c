@@ -49,6 +49,7 @@ struct tls_state {
 	size_t *listener_set; /* [nlisteners]: index into sets */
 	size_t nlisteners;
 	SSL_CTX **backend_ctx; /* [nbackends]: NULL for plain links */
+	SSL_CTX *dyn_ctx;      /* backends named by a lookup: backend_defaults, or NULL */
 	size_t nbackends;
 };
 
@@ -380,6 +381,7 @@ tls_state_free(struct tls_state *st)
 	for (size_t i = 0; i < st->nbackends; i++)
 		SSL_CTX_free(st->backend_ctx[i]);
 	free(st->backend_ctx);
+	SSL_CTX_free(st->dyn_ctx);
 	free(st);
 }
 
@@ -416,6 +418,13 @@ tls_state_new(const struct config *cfg, FILE *errs)
 		if (st->backend_ctx[i] == NULL)
 			ok = false;
 	}
+	/* A lookup may name a backend by address, and its answer may ask
+	 * for TLS there even when backend_defaults do not. */
+	for (size_t i = 0; i < cfg->nlisteners && st->dyn_ctx == NULL && ok; i++)
+		if (config_lookup_url(cfg, &cfg->listeners[i]) != NULL &&
+		    (st->dyn_ctx = backend_ctx_new(cfg, &cfg->lookup.backend_defaults, errs)) ==
+		        NULL)
+			ok = false;
 	if (ok)
 		return st;
 fail:
@@ -438,6 +447,12 @@ tls_state_server_ctx(const struct tls_state *st, size_t li)
 {
 	size_t set = li < st->nlisteners ? st->listener_set[li] : 0;
 	return st->sets[set].groups[0].ctx;
+}
+
+SSL_CTX *
+tls_state_dyn_ctx(const struct tls_state *st)
+{
+	return st->dyn_ctx;
 }
 
 SSL_CTX *

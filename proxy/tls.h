@@ -31,6 +31,9 @@ void tls_state_unref(struct tls_state **stp);
 SSL_CTX *tls_state_server_ctx(const struct tls_state *st, size_t li);
 /* The client context for backend bi, NULL when its link is plain. */
 SSL_CTX *tls_state_backend_ctx(const struct tls_state *st, size_t bi);
+/* The client context for backends a lookup names by address
+ * (lookup.backend_defaults), NULL when no listener has a lookup. */
+SSL_CTX *tls_state_dyn_ctx(const struct tls_state *st);
 
 /*
  * Session-ticket keys (RFC 5077 / TLS 1.3 tickets), process-wide.  Without
