@@ -231,6 +231,7 @@ answer_backend_list(struct aclient *ac)
 {
 	struct runtime *rt = runtime_get();
 	FILE *f = ac_begin(ac);
+	size_t n;
 
 	if (f == NULL || rt == NULL) {
 		if (f != NULL)
@@ -244,20 +245,25 @@ answer_backend_list(struct aclient *ac)
 	else
 		fprintf(f, "%-16s  %-6s  %-6s  %6s  %6s  %s\n", "BACKEND", "STATE", "HEALTH",
 		        "IMAP", "POP3", "LAST_FAILURE");
-	for (size_t bi = 0; bi < rt->cfg->nbackends; bi++) {
-		struct registry_entry *e = rt->reg[bi];
+	n = rt->cfg->nbackends + dynback_count(rt->dyn);
+	for (size_t bi = 0; bi < n; bi++) {
+		/* the configured backends, then those a lookup named by address */
+		const struct dynback *d =
+		    bi < rt->cfg->nbackends ? NULL : dynback_at(rt->dyn, bi - rt->cfg->nbackends);
+		struct registry_entry *e = d != NULL ? d->reg : rt->reg[bi];
 		char why[128], q[128 * 4];
-		const char *name = rt->cfg->backends[bi].name;
+		const char *name = d != NULL ? d->name : rt->cfg->backends[bi].name;
 		bool up = registry_is_up(e);
 
 		registry_last_why(e, why, sizeof(why));
 		if (ac->json) {
 			fprintf(f,
 			        "%s\n {\"name\": \"%s\", \"state\": \"%s\", \"health\": \"%s\", "
-			        "\"sessions\": {\"imap\": %ld, \"pop3\": %ld}, \"last_failure\": ",
+			        "\"dynamic\": %s, \"sessions\": {\"imap\": %ld, \"pop3\": %ld}, "
+			        "\"last_failure\": ",
 			        bi ? "," : "", name, backend_admin_name(registry_admin(e)),
-			        up ? "up" : "down", registry_sessions(e, PROTO_IMAP),
-			        registry_sessions(e, PROTO_POP3));
+			        up ? "up" : "down", d != NULL ? "true" : "false",
+			        registry_sessions(e, PROTO_IMAP), registry_sessions(e, PROTO_POP3));
 			json_str(f, why);
 			fputs("}", f);
 		} else {
@@ -270,7 +276,7 @@ answer_backend_list(struct aclient *ac)
 		}
 	}
 	if (ac->json)
-		fputs(rt->cfg->nbackends ? "\n]\n" : "]\n", f);
+		fputs(n ? "\n]\n" : "]\n", f);
 	runtime_unref(&rt);
 	ac_done(ac, f);
 }

@@ -106,6 +106,10 @@ admin_serve_backend(struct aclient *ac, char **args, int nargs)
 	for (size_t bi = 0; rt != NULL && bi < rt->cfg->nbackends; bi++)
 		if (strcmp(rt->cfg->backends[bi].name, args[0]) == 0)
 			e = rt->reg[bi];
+	/* a backend a lookup named by address, by its "ADDRESS:PORT" */
+	for (size_t i = 0; rt != NULL && e == NULL && i < dynback_count(rt->dyn); i++)
+		if (strcmp(dynback_at(rt->dyn, i)->name, args[0]) == 0)
+			e = dynback_at(rt->dyn, i)->reg;
 	runtime_unref(&rt);
 	if (e == NULL) {
 		ac_error(ac, "no backend named \"%.64s\"", args[0]);

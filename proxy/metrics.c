@@ -225,6 +225,18 @@ totals_collect(const struct runtime *rt)
 		for (int p = 0; p < PROTO__COUNT; p++)
 			t->serves[p][id] |= rt->cfg->backends[bi].port[p] != 0;
 	}
+	/* backends a lookup named by address: lookup.max_backends at most */
+	for (size_t i = 0; i < dynback_count(rt->dyn); i++) {
+		const struct dynback *d = dynback_at(rt->dyn, i);
+		uint32_t id;
+
+		if (d == NULL || d->reg == NULL || (id = registry_id(d->reg)) >= t->nnames)
+			continue;
+		t->configured[id] = true;
+		t->up[id] = registry_is_up(d->reg);
+		for (int p = 0; p < PROTO__COUNT; p++)
+			t->serves[p][id] |= d->bc.port[p] != 0;
+	}
 	return t;
 }
 
