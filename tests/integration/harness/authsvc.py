@@ -195,7 +195,9 @@ class _Handler(http.server.BaseHTTPRequestHandler):
                 deadline = time.monotonic() + HOLD_MAX
                 while not b.kw["event"].is_set() and not svc.stopping.is_set() \
                         and time.monotonic() < deadline:
-                    b.kw["event"].wait(0.2)
+                    # a long wait: 500 held answers must not busy the
+                    # process the test's own clients run in
+                    b.kw["event"].wait(1.0)
             finally:
                 with svc.lock:
                     svc.held -= 1
