@@ -29,6 +29,12 @@ their PASSWORDS and ROUTES are other stacks' than expect's; import them as
 `from harness.policy import ...` and `from harness.routing import ...`:
   policy         the policy tests' users, policy groups and source-address clients
   routing        the routing tests' users on mx1..mx3, log lines, Login, PROXY headers
+Nor are the lookup tests' two, whose short names (route, error, ...) are
+theirs alone; import them as `from harness.authsvc import ...` and
+`from harness.nginx import Nginx`:
+  authsvc        an HTTP user lookup service (nginx auth_http and JSON) with
+                 a behaviour per user, counting connections and requests
+  nginx          nginx's mail proxy asking such a service, the reference
 """
 
 from .procs import (HERE, IO_TIMEOUT, REPO, SANITIZER_LOGS, TIMEOUT_SCALE, _Daemon,

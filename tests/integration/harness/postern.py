@@ -36,6 +36,23 @@ def _cfg_value(v):
     return _q(v)
 
 
+def _group_items(d):
+    """A dict as the settings of a libconfig group: `k = v;` each, a dict
+    value as a nested group."""
+    return ["%s = { %s };" % (k, " ".join(_group_items(v))) if isinstance(v, dict)
+            else "%s = %s;" % (k, _cfg_value(v)) for k, v in d.items()]
+
+
+def _lookup_text(lookup):
+    """The top-level `lookup` section: lookup is its settings as a dict
+    (e.g. {"url": svc.url(), "protocol": "nginx", "timeout": "2s",
+    "headers": ["X-Auth-Key: k"], "backend_defaults": {"tls": "none"}}), or
+    the section's text as is."""
+    if isinstance(lookup, str):
+        return lookup
+    return "lookup = {\n%s\n};" % "\n".join("  " + x for x in _group_items(lookup))
+
+
 class Postern(_Daemon):
     """postern in the foreground with a generated libconfig file; stderr goes
     to a log file.
@@ -62,8 +79,12 @@ class Postern(_Daemon):
     extra_listeners: more listeners, dicts {"protocol", "tls", "port"?,
       "certificates"?, "allow_plaintext_auth"?, "name"?, "proxy_protocol"?
       (bool), "trusted"? (list of CIDR strings), "auth_mechanisms"? (list of
-      names), "compress"? ("pass" or "strip")}; a missing port is chosen
-      and stored in the dict.
+      names), "compress"? ("pass" or "strip"), "lookup"? (False, or a
+      service URL of its own)}; a missing port is chosen and stored in the
+      dict.
+    lookup: the `lookup = { ... };` section, a dict (string, int and bool
+      values, lists of strings, and dicts for groups such as
+      backend_defaults) or the raw text of the whole section; None: none.
 
     After changing attributes, write_config() rewrites the file and reload()
     sends SIGHUP and waits for the outcome."""
@@ -73,8 +94,12 @@ class Postern(_Daemon):
                  timeouts=None, limits=None, tls_min_version="TLSv1.2",
                  certificates=None, tls_options=None, starttls=False,
                  allow_plaintext_auth=None, imap_starttls_port=None,
-                 pop3_starttls_port=None, extra_listeners=None, policy=None, compress=None):
+                 pop3_starttls_port=None, extra_listeners=None, policy=None, compress=None,
+                 lookup=None):
         self.certs = certs
+        # The `lookup` section (the HTTP user lookup service): a dict of its
+        # settings (see _lookup_text) or the section's raw text; None: none.
+        self.lookup = lookup
         # The policy group: by default failed logins are not slowed down nor
         # throttled, so tests that try wrong passwords on purpose stay fast;
         # the policy tests pass their own "policy = { ... };" text.
@@ -176,7 +201,7 @@ class Postern(_Daemon):
                              % ("true" if x["allow_plaintext_auth"] else "false"))
             if x.get("certificates"):
                 parts.append("certificates = %s;" % self._cert_list(x["certificates"]))
-            for k in ("proxy_protocol", "trusted", "auth_mechanisms", "compress"):
+            for k in ("proxy_protocol", "trusted", "auth_mechanisms", "compress", "lookup"):
                 if x.get(k) is not None:
                     parts.append("%s = %s;" % (k, _cfg_value(x[k])))
             ll.append("  { " + " ".join(parts) + " }")
@@ -218,6 +243,8 @@ class Postern(_Daemon):
                                                 for k, v in self.limits.items()))
         if self.policy:
             out.append(self.policy)
+        if self.lookup is not None:
+            out.append(_lookup_text(self.lookup))
         if self.extra:
             out.append(self.extra)
         return "\n".join(out) + "\n"
