@@ -9,6 +9,8 @@ way its documentation suggests, all on 127.0.0.1 in one run:
             robin over the backends)
   nginx     nginx's mail module, plus a tiny nginx http auth_http endpoint
             that says yes and names the user's backend (counted apart)
+  postern-lookup  (only when PEERS names it) postern routing each login by
+            asking such an endpoint of its own (lookup, nginx protocol)
 drives the same workloads through each with tests/bench/loadgen, and prints
 a table of absolute figures and the ratios of postern to each peer.
 
@@ -76,6 +78,8 @@ PORTS = {
     "haproxy": {"imap": PORT_BASE + 3993, "pop3": PORT_BASE + 3995},
     "nginx": {"imap": PORT_BASE + 4993, "pop3": PORT_BASE + 4995},
     "nginx_auth": {"http": PORT_BASE + 4080},
+    "postern-lookup": {"imap": PORT_BASE + 5993, "pop3": PORT_BASE + 5995},
+    "lookup_auth": {"http": PORT_BASE + 5080},
 }
 
 
@@ -376,6 +380,14 @@ route_map = "@DIR@/routes.map";
 routes = ( { default = true; backend = "a"; } );
 """
 
+# postern-lookup: the same postern, each login routed by asking an HTTP
+# lookup service in nginx's auth_http protocol (the same tiny nginx
+# endpoint nginx mail asks, its own instance) instead of the route map:
+# what the lookup adds to a login, side by side with the static route.
+POSTERN_LOOKUP_CONF = POSTERN_CONF.replace(
+    'route_map = "@DIR@/routes.map";\n',
+    'lookup = { url = "http://127.0.0.1:@AUTH@/auth"; protocol = "nginx"; };\n')
+
 HAPROXY_CONF = """# HAProxy: TCP mode, TLS terminated here, plaintext to the backends.  Not
 # protocol aware, so it cannot route per user: round robin.
 global
@@ -507,7 +519,21 @@ class Bench:
                       POP3S=PORTS[peer]["pop3"], A_IMAP=PORTS["a"]["imap"],
                       A_POP3=PORTS["a"]["pop3"], B_IMAP=PORTS["b"]["imap"],
                       B_POP3=PORTS["b"]["pop3"])
-        if peer == "postern":
+        if peer == "postern-lookup":
+            os.makedirs(os.path.join(d, "tmp"), exist_ok=True)
+            auth = PORTS["lookup_auth"]["http"]
+            aconf = render(os.path.join(d, "auth.conf"), NGINX_AUTH_CONF, AUTH=auth, **common)
+            a = self.procs.start("postern-lookup-auth", ["nginx", "-p", d, "-e",
+                                                         d + "/auth-start.log", "-c", aconf],
+                                 os.path.join(d, "auth.out"))
+            if not wait_ports([auth], a):
+                return False
+            conf = render(os.path.join(d, "postern.conf"), POSTERN_LOOKUP_CONF, AUTH=auth,
+                          LOG_LEVEL=POSTERN_LOG_LEVEL, **common)
+            p = self.procs.start(peer, [POSTERN, "-c", conf], os.path.join(d, "postern.log"))
+            self.roots[peer] = [p.pid]
+            self.aux[peer] = [a.pid]
+        elif peer == "postern":
             with open(os.path.join(d, "routes.map"), "w") as f:
                 for n in range(1, NUSERS + 1):
                     f.write("%s %s\n" % (user_name(n), home_backend(user_name(n))))
@@ -646,6 +672,8 @@ class Bench:
         self.procs.stop(peer)
         if peer == "nginx":
             self.procs.stop("nginx-auth")
+        if peer == "postern-lookup":
+            self.procs.stop("postern-lookup-auth")
         self.procs.stop("dovecot-b")
         self.procs.stop("dovecot-a")
         self.start_backends()
@@ -768,6 +796,20 @@ class Bench:
             lines.append("")
             lines.append("(nginx's CPU includes its auth_http endpoint in the ratios.)")
             lines.append("")
+        if "postern" in self.ok and "postern-lookup" in self.ok:
+            q, p = "postern", "postern-lookup"
+
+            def diff(k, fmt="%+.3f"):
+                a, b = g(p, k), g(q, k)
+                return "-" if a is None or b is None else fmt % (a - b)
+            lines.append("the HTTP user lookup (postern-lookup: each login asks an nginx "
+                         "auth_http endpoint on loopback, keep-alive) against the route map "
+                         "(postern), same run: logins/s %s vs %s; added p50 %s ms, p99 %s ms "
+                         "at c=1; added postern CPU per login %s ms (the service: %s ms)" % (
+                             self.fmt(g(p, "rate_imap"), 0), self.fmt(g(q, "rate_imap"), 0),
+                             diff("p50_c1"), diff("p99_c1"), diff("cpu_full"),
+                             self.fmt(g(p, "aux_full"), 3)))
+            lines.append("")
         lines.append("details:")
         for p in self.ok:
             lines.append(
@@ -800,13 +842,14 @@ class Bench:
         with open("/proc/loadavg") as f:
             self.load0 = " ".join(f.read().split()[:3])
         for b in ("dovecot", "openssl") + (("haproxy",) if "haproxy" in PEERS else ()) + \
-                (("nginx",) if "nginx" in PEERS else ()):
+                (("nginx",) if "nginx" in PEERS or "postern-lookup" in PEERS else ()):
             if shutil.which(b) is None:
                 raise SystemExit("missing %s (run: sh tests/bench/deps.sh)" % b)
         for x in (POSTERN, LOADGEN):
             if not os.access(x, os.X_OK):
                 raise SystemExit("missing %s (run: make bench)" % x)
-        for peer in ["a", "b"] + PEERS + (["nginx_auth"] if "nginx" in PEERS else []):
+        for peer in ["a", "b"] + PEERS + (["nginx_auth"] if "nginx" in PEERS else []) + \
+                (["lookup_auth"] if "postern-lookup" in PEERS else []):
             for port in PORTS[peer].values():
                 if port_open(port):
                     raise SystemExit("port %d on 127.0.0.1 is in use (set BENCH_PORT_BASE)"
