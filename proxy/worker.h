@@ -16,6 +16,7 @@
 
 #include "config.h"
 #include "listener.h"
+#include "lookup.h"
 #include "metrics.h"
 #include "policy.h"
 
@@ -50,6 +51,9 @@ struct worker {
 	uint64_t cid_state;          /* splitmix64 state for connection ids */
 	bool stopping;
 	struct metrics metrics; /* written by this thread only; read by scrapes */
+	/* owned: this loop's user lookups (libcurl multi, cache); made in
+	 * worker_init(), freed when the loop ends, after the conns that asked */
+	struct lookup_worker *lookup;
 
 	/* Sessions being ended politely (conn_end_politely) and the timer
 	 * that looks at them while there are any. */
