@@ -43,7 +43,8 @@ CORE_SRC = $(CONFIG_SRC) proxy/metrics.c proxy/metrics_http.c proxy/tls.c proxy/
            proxy/backend_imap.c proxy/backend_pop3.c proxy/relay.c proxy/worker.c \
            proxy/runtime.c proxy/registry.c proxy/health.c proxy/lifecycle.c proxy/notify.c proxy/admin.c \
            proxy/admin_answer.c proxy/admin_client.c proxy/admin_cmd.c proxy/admin_request.c \
-           proxy/admin_worker.c proxy/admin_lookup.c proxy/lookup.c proxy/dynback.c
+           proxy/admin_worker.c proxy/admin_lookup.c proxy/lookup.c proxy/lookup_breaker.c \
+           proxy/lookup_cache.c proxy/dynback.c
 MAIN_SRC = proxy/main.c
 # policy/: decisions and the state behind them
 POLICY_SRC = $(wildcard policy/*.c)

@@ -212,6 +212,18 @@ static const struct opt_name route_lookup_modes[] = {
     {NULL, 0, NULL},
 };
 
+static const struct opt_name lookup_protocols[] = {
+    {"nginx", LOOKUP_PROTO_NGINX, NULL},
+    {"json", LOOKUP_PROTO_JSON, NULL},
+    {NULL, 0, NULL},
+};
+
+static const struct opt_name lookup_failure_modes[] = {
+    {"unavailable", LOOKUP_FAIL_UNAVAILABLE, NULL},
+    {"rules", LOOKUP_FAIL_RULES, NULL},
+    {NULL, 0, NULL},
+};
+
 static const struct opt_name log_levels[] = {
     {"debug", LOG_DEBUG, NULL}, {"info", LOG_INFO, NULL}, {"warn", LOG_WARN, NULL},
     {"error", LOG_ERR, NULL},   {NULL, 0, NULL},
@@ -287,6 +299,22 @@ static const struct opt opts[] = {
 	O_LIST(   "routes",                   cfg_parse_routes,             "route"),
 	O_STR(    "route_map",                route_map,                    NULL,      cfg_load_route_map),
 
+	O_GROUP(  "lookup"),
+	O_STR(    "lookup.url",               lookup.url,                   NULL,      cfg_check_lookup_url),
+	O_ENUM(   "lookup.protocol",          lookup.protocol,              "nginx",   lookup_protocols),
+	O_DUR(    "lookup.timeout",           lookup.timeout_ms,            "2s",      1, MIN_MS),
+	O_FUNC(   "lookup.headers",           cfg_parse_lookup_headers,     NULL),
+	O_FUNC(   "lookup.send_password",     cfg_parse_lookup_send_password, NULL),
+	O_DUR(    "lookup.cache_ttl",         lookup.cache_ttl_ms,          "0",       0, DAY_MS),
+	O_DUR(    "lookup.negative_ttl",      lookup.negative_ttl_ms,       "0",       0, DAY_MS),
+	O_INT(    "lookup.max_inflight",      lookup.max_inflight,          "32",      1, 1024),
+	O_ENUM(   "lookup.on_failure",        lookup.on_failure,            "unavailable", lookup_failure_modes),
+	O_INT(    "lookup.breaker_failures",  lookup.breaker_failures,      "5",       1, 1000),
+	O_DUR(    "lookup.breaker_wait",      lookup.breaker_wait_ms,       "10s",     100, HOUR_MS),
+	O_STR(    "lookup.ca",                lookup.ca,                    NULL,      cfg_check_lookup_ca),
+	O_INT(    "lookup.max_backends",      lookup.max_backends,          "64",      1, 512),
+	O_FUNC(   "lookup.backend_defaults",  cfg_parse_lookup_backend_defaults, "{}"),
+
 	O_GROUP(  "timeouts"),
 	O_DUR(    "timeouts.handshake",       timeouts.handshake_ms,        "10s",     SEC_MS, 10 * MIN_MS),
 	O_DUR(    "timeouts.login",           timeouts.login_ms,            "60s",     SEC_MS, HOUR_MS),
@@ -331,6 +359,7 @@ _Static_assert(sizeof(enum log_level) == sizeof(int), "enum log_level is an int"
 _Static_assert(sizeof(enum protocol_lock_mode) == sizeof(int), "enum protocol_lock_mode is an int");
 _Static_assert(sizeof(enum state_unavailable_mode) == sizeof(int), "an int");
 _Static_assert(sizeof(enum route_lookup_mode) == sizeof(int), "an int");
+_Static_assert(sizeof(enum lookup_protocol) == sizeof(int), "an int");
 
 static const struct opt *
 opt_find(const char *path)
@@ -545,17 +574,13 @@ config_free(struct config *cfg)
 			free(cfg->listeners[i].certs[k].key);
 		}
 		free(cfg->listeners[i].certs);
+		free(cfg->listeners[i].lookup_url);
 	}
 	free(cfg->listeners);
-	for (size_t i = 0; i < cfg->nbackends; i++) {
-		free(cfg->backends[i].name);
-		free(cfg->backends[i].host);
-		free(cfg->backends[i].ca);
-		free(cfg->backends[i].verify_name);
-		free(cfg->backends[i].cert);
-		free(cfg->backends[i].key);
-	}
+	for (size_t i = 0; i < cfg->nbackends; i++)
+		cfg_backend_strings_free(&cfg->backends[i]);
 	free(cfg->backends);
+	cfg_lookup_free(&cfg->lookup);
 	route_table_free(&cfg->routes);
 	for (size_t i = 0; i < cfg->npools; i++)
 		free(cfg->pools[i].name);
@@ -645,6 +670,7 @@ config_build(const config_t *lc, const char *name, FILE *errs)
 			break;
 		}
 	}
+	cfg_lookup_finish(&x);
 	/* across sections only once each is sound: no echoes of one mistake */
 	if (x.nerr == 0)
 		check_whole(&x);

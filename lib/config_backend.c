@@ -177,6 +177,65 @@ be_forward(struct ctx *x, const config_setting_t *g, struct backend_conf *be, co
 		cfg_err(x, m, "%s: 'forward' may hold one PROXY version, not both", what);
 }
 
+/* tls, ca, verify_name, cert/key, health checks and forward of entry g:
+ * a backend's, or lookup.backend_defaults' for the backends a lookup names. */
+void
+cfg_read_backend_link(struct ctx *x, const config_setting_t *g, struct backend_conf *be,
+                      const char *what)
+{
+	const char *tls, *ca, *vn, *cert, *key;
+	bool bad_tls = false, bad_ca = false, bad_vn = false, bad_cert = false, bad_key = false;
+
+	be->tls = TLSM_NONE;
+	if ((tls = cfg_get_string(x, g, "tls", what, &bad_tls)) != NULL) {
+		const config_setting_t *m = config_setting_get_member(g, "tls");
+
+		if (strcmp(tls, "implicit") == 0)
+			be->tls = TLSM_IMPLICIT;
+		else if (strcmp(tls, "starttls") == 0)
+			be->tls = TLSM_STARTTLS;
+		else if (strcmp(tls, "none") != 0)
+			cfg_err(x, m, "%s: 'tls' must be \"none\", \"implicit\" or \"starttls\"",
+			        what);
+	}
+
+	if ((ca = cfg_get_string(x, g, "ca", what, &bad_ca)) != NULL) {
+		const config_setting_t *m = config_setting_get_member(g, "ca");
+
+		cfg_check_readable(x, m, "CA file", ca);
+		/* a CA that verifies nothing would read as if the link were checked */
+		if (!bad_tls && (tls == NULL || strcmp(tls, "none") == 0))
+			cfg_err(x, m, "%s: 'ca' needs backend TLS, but tls = \"none\"", what);
+		be->ca = cfg_dup(x, m, ca);
+	}
+
+	if ((vn = cfg_get_string(x, g, "verify_name", what, &bad_vn)) != NULL) {
+		if (be->tls == TLSM_NONE)
+			cfg_err(x, config_setting_get_member(g, "verify_name"),
+			        "%s: 'verify_name' needs backend TLS", what);
+		be->verify_name = cfg_dup(x, g, vn);
+	}
+	cert = cfg_get_string(x, g, "cert", what, &bad_cert);
+	key = cfg_get_string(x, g, "key", what, &bad_key);
+	if ((cert == NULL) != (key == NULL) && !bad_cert && !bad_key)
+		cfg_err(x, g, "%s: a client certificate needs both 'cert' and 'key'", what);
+	if (cert != NULL) {
+		const config_setting_t *m = config_setting_get_member(g, "cert");
+		cfg_check_readable(x, m, "certificate file", cert);
+		if (be->tls == TLSM_NONE)
+			cfg_err(x, m, "%s: 'cert' needs backend TLS", what);
+		be->cert = cfg_dup(x, m, cert);
+	}
+	if (key != NULL) {
+		const config_setting_t *m = config_setting_get_member(g, "key");
+		cfg_check_readable(x, m, "key file", key);
+		be->key = cfg_dup(x, m, key);
+	}
+
+	be_health(x, g, be, what);
+	be_forward(x, g, be, what);
+}
+
 void
 cfg_parse_backends(struct ctx *x, const config_setting_t *list)
 {
@@ -196,9 +255,8 @@ cfg_parse_backends(struct ctx *x, const config_setting_t *list)
 	for (int i = 0; i < n; i++) {
 		const config_setting_t *g = config_setting_get_elem(list, i);
 		struct backend_conf *be = &cfg->backends[cfg->nbackends];
-		const char *name, *host, *tls, *ca;
+		const char *name, *host;
 		char what[NAME_MAX_LEN + 16] = "backend";
-		bool bad_tls = false, bad_ca = false;
 		int nports = 0;
 		int64_t j;
 
@@ -235,63 +293,7 @@ cfg_parse_backends(struct ctx *x, const config_setting_t *list)
 		if (nports == 0)
 			cfg_err(x, g, "%s: needs an 'imap' or a 'pop3' port", what);
 
-		be->tls = TLSM_NONE;
-		if ((tls = cfg_get_string(x, g, "tls", what, &bad_tls)) != NULL) {
-			const config_setting_t *m = config_setting_get_member(g, "tls");
-
-			if (strcmp(tls, "implicit") == 0)
-				be->tls = TLSM_IMPLICIT;
-			else if (strcmp(tls, "starttls") == 0)
-				be->tls = TLSM_STARTTLS;
-			else if (strcmp(tls, "none") != 0)
-				cfg_err(x, m,
-				        "%s: 'tls' must be \"none\", \"implicit\" or \"starttls\"",
-				        what);
-		}
-
-		if ((ca = cfg_get_string(x, g, "ca", what, &bad_ca)) != NULL) {
-			const config_setting_t *m = config_setting_get_member(g, "ca");
-
-			cfg_check_readable(x, m, "CA file", ca);
-			/* a CA that verifies nothing would read as if the link were checked */
-			if (!bad_tls && (tls == NULL || strcmp(tls, "none") == 0))
-				cfg_err(x, m, "%s: 'ca' needs backend TLS, but tls = \"none\"",
-				        what);
-			be->ca = cfg_dup(x, m, ca);
-		}
-
-		{
-			const char *vn, *cert, *key;
-			bool bad_vn = false, bad_cert = false, bad_key = false;
-
-			if ((vn = cfg_get_string(x, g, "verify_name", what, &bad_vn)) != NULL) {
-				if (be->tls == TLSM_NONE)
-					cfg_err(x, config_setting_get_member(g, "verify_name"),
-					        "%s: 'verify_name' needs backend TLS", what);
-				be->verify_name = cfg_dup(x, g, vn);
-			}
-			cert = cfg_get_string(x, g, "cert", what, &bad_cert);
-			key = cfg_get_string(x, g, "key", what, &bad_key);
-			if ((cert == NULL) != (key == NULL) && !bad_cert && !bad_key)
-				cfg_err(x, g,
-				        "%s: a client certificate needs both 'cert' and 'key'",
-				        what);
-			if (cert != NULL) {
-				const config_setting_t *m = config_setting_get_member(g, "cert");
-				cfg_check_readable(x, m, "certificate file", cert);
-				if (be->tls == TLSM_NONE)
-					cfg_err(x, m, "%s: 'cert' needs backend TLS", what);
-				be->cert = cfg_dup(x, m, cert);
-			}
-			if (key != NULL) {
-				const config_setting_t *m = config_setting_get_member(g, "key");
-				cfg_check_readable(x, m, "key file", key);
-				be->key = cfg_dup(x, m, key);
-			}
-		}
-
-		be_health(x, g, be, what);
-		be_forward(x, g, be, what);
+		cfg_read_backend_link(x, g, be, what);
 
 		if (be->host != NULL && nports > 0)
 			resolve_backend(x, config_setting_get_member(g, "host"), be, what);

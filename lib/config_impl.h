@@ -114,6 +114,28 @@ void cfg_parse_backends(struct ctx *x, const config_setting_t *s);
 void cfg_parse_pools(struct ctx *x, const config_setting_t *s);
 void cfg_parse_routes(struct ctx *x, const config_setting_t *s);
 void cfg_load_route_map(struct ctx *x, const config_setting_t *s, const char *v);
+/* The link settings of entry g (tls, ca, verify_name, cert, key, health,
+ * forward) into be: a backend's, and lookup.backend_defaults. */
+void cfg_read_backend_link(struct ctx *x, const config_setting_t *g, struct backend_conf *be,
+                           const char *what);
+
+/* config_lookup.c */
+void cfg_check_lookup_url(struct ctx *x, const config_setting_t *s, const char *v);
+/* A service URL v in setting s: http:// or https://, a host, no space or
+ * control byte, bounded; what names the setting in the message. */
+bool cfg_lookup_url_ok(struct ctx *x, const config_setting_t *s, const char *what, const char *v);
+void cfg_check_lookup_ca(struct ctx *x, const config_setting_t *s, const char *v);
+void cfg_parse_lookup_headers(struct ctx *x, const config_setting_t *s);
+void cfg_parse_lookup_send_password(struct ctx *x, const config_setting_t *s);
+void cfg_parse_lookup_backend_defaults(struct ctx *x, const config_setting_t *s);
+/* A listener's `lookup` setting m into lc. */
+void cfg_parse_listener_lookup(struct ctx *x, const config_setting_t *m, struct listener_conf *lc);
+/* Once every section is read: send_password's default by protocol. */
+void cfg_lookup_finish(struct ctx *x);
+/* The strings of a lookup section (not lc itself). */
+void cfg_lookup_free(struct lookup_conf *lc);
+/* The strings of a backend entry (not be itself). */
+void cfg_backend_strings_free(struct backend_conf *be);
 
 /* config_policy.c */
 void cfg_check_state(struct ctx *x, const config_setting_t *s, const char *v);

@@ -273,6 +273,7 @@ cfg_parse_listeners(struct ctx *x, const config_setting_t *list)
 	                                   "trusted",
 	                                   "auth_mechanisms",
 	                                   "compress",
+	                                   "lookup",
 	                                   NULL};
 	struct config *cfg = x->cfg;
 	int n = config_setting_length(list);
@@ -366,6 +367,9 @@ cfg_parse_listeners(struct ctx *x, const config_setting_t *list)
 			if (proto != NULL && strcmp(proto, "imap") != 0)
 				cfg_err(x, m, "listener: 'compress' is for IMAP listeners");
 		}
+
+		if ((m = config_setting_get_member(g, "lookup")) != NULL)
+			cfg_parse_listener_lookup(x, m, lc);
 
 		/* Behind a load balancer: a PROXY header, from the trusted only. */
 		if ((m = config_setting_get_member(g, "proxy_protocol")) != NULL) {

@@ -23,6 +23,7 @@
 #include "lifecycle.h"
 #include "listener.h"
 #include "log.h"
+#include "lookup.h"
 #include "notify.h"
 #include "metrics.h"
 #include "metrics_http.h"
@@ -406,6 +407,8 @@ daemon_start(struct daemon *d)
 	sigaddset(&d->sigs, SIGHUP);
 	pthread_sigmask(SIG_BLOCK, &d->sigs, NULL);
 
+	if (lookup_global_init() < 0) /* curl_global_init: before any thread */
+		fatal("cannot set up libcurl");
 	admin_attach_workers(d->workers, (size_t)cfg->workers); /* kicks from the fleet */
 	policy_set_kick(d->policy, admin_kick_local, NULL);     /* before the workers start */
 	for (int w = 0; w < cfg->workers; w++) {

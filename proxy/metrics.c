@@ -24,6 +24,17 @@ static const double login_bounds[METRICS_LOGIN_BUCKETS] = {
     0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30,
 };
 
+static const double lookup_bounds[METRICS_LOOKUP_BUCKETS] = {
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1,
+};
+
+static const char *const lookup_result_name[METRICS_LOOKUP__COUNT] = {
+    [METRICS_LOOKUP_OK] = "ok",           [METRICS_LOOKUP_REFUSED] = "refused",
+    [METRICS_LOOKUP_UNKNOWN] = "unknown", [METRICS_LOOKUP_TEMPFAIL] = "tempfail",
+    [METRICS_LOOKUP_TIMEOUT] = "timeout", [METRICS_LOOKUP_ERROR] = "error",
+    [METRICS_LOOKUP_BREAKER] = "breaker", [METRICS_LOOKUP_CACHED] = "cached",
+};
+
 /* ---- the writer's side: one thread per block --------------------------- */
 
 /* Only the owning thread writes c: a relaxed load and store (no locked
@@ -106,6 +117,29 @@ metrics_refused(struct metrics *m, enum policy_verdict v)
 		bump(&m->refusals[v], 1);
 }
 
+/* Open lookup breakers, process-wide: lookup_breaker.c sets it on each change. */
+static atomic_int lookup_breakers;
+
+void
+metrics_lookup_breakers(int n)
+{
+	atomic_store_explicit(&lookup_breakers, n, memory_order_relaxed);
+}
+
+void
+metrics_lookup(struct metrics *m, enum metrics_lookup r, bool service, double seconds)
+{
+	if (m == NULL || (unsigned)r >= METRICS_LOOKUP__COUNT)
+		return;
+	bump(&m->lookups[r], 1);
+	if (!service)
+		return;
+	if (!(seconds >= 0)) /* NaN too */
+		seconds = 0;
+	bump(&m->lookup_le[prom_bucket(lookup_bounds, METRICS_LOOKUP_BUCKETS, seconds)], 1);
+	bump(&m->lookup_us, (uint64_t)(seconds * 1e6));
+}
+
 /* ---- the scrape ------------------------------------------------------------ */
 
 static pthread_mutex_t scrape_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -144,6 +178,9 @@ struct totals {
 	uint64_t login_us[PROTO__COUNT];
 	uint64_t bytes[PROTO__COUNT][METRICS__DIRS];
 	uint64_t refusals[POLICY__COUNT];
+	uint64_t lookups[METRICS_LOOKUP__COUNT];
+	uint64_t lookup_le[METRICS_LOOKUP_BUCKETS + 1];
+	uint64_t lookup_us;
 	/* every backend ever named, by registry id */
 	unsigned nnames;
 	const char *names[REGISTRY_MAX];
@@ -213,6 +250,11 @@ totals_collect(const struct runtime *rt)
 		}
 		for (int v = 0; v < POLICY__COUNT; v++)
 			t->refusals[v] += ld(&m->refusals[v]);
+		for (int k = 0; k < METRICS_LOOKUP__COUNT; k++)
+			t->lookups[k] += ld(&m->lookups[k]);
+		for (int k = 0; k <= METRICS_LOOKUP_BUCKETS; k++)
+			t->lookup_le[k] += ld(&m->lookup_le[k]);
+		t->lookup_us += ld(&m->lookup_us);
 	}
 	for (size_t bi = 0; bi < rt->cfg->nbackends; bi++) {
 		const struct registry_entry *e = rt->reg[bi];
@@ -418,6 +460,21 @@ write_prometheus(FILE *f, const struct runtime *rt, const struct totals *t,
 			prom_sample_u64(f, "postern_policy_refusals_total",
 			                (struct prom_label[]){{"reason", policy_verdict_name[v]}},
 			                1, t->refusals[v]);
+
+	prom_header(f, "postern_lookup_requests_total", "counter",
+	            "User lookups, by how each was answered.");
+	for (int k = 0; k < METRICS_LOOKUP__COUNT; k++)
+		prom_sample_u64(f, "postern_lookup_requests_total",
+		                (struct prom_label[]){{"result", lookup_result_name[k]}}, 1,
+		                t->lookups[k]);
+	prom_header(f, "postern_lookup_duration_seconds", "histogram",
+	            "Time from a lookup's question to the service's answer.");
+	prom_histogram(f, "postern_lookup_duration_seconds", NULL, 0, lookup_bounds,
+	               METRICS_LOOKUP_BUCKETS, t->lookup_le, (double)t->lookup_us / 1e6);
+	prom_header(f, "postern_lookup_breaker_open", "gauge",
+	            "Lookup service URLs whose circuit breaker is open (not asked).");
+	prom_sample(f, "postern_lookup_breaker_open", NULL, 0,
+	            atomic_load_explicit(&lookup_breakers, memory_order_relaxed));
 
 	if (state != NULL) {
 		prom_header(f, "postern_state_up", "gauge",

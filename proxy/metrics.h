@@ -29,6 +29,22 @@
 /* Login duration buckets (seconds; the last bucket is +Inf). */
 #define METRICS_LOGIN_BUCKETS 12
 
+/* Lookup duration buckets (seconds; the last bucket is +Inf). */
+#define METRICS_LOOKUP_BUCKETS 10
+
+/* postern_lookup_requests_total{result}: how each lookup was answered. */
+enum metrics_lookup {
+	METRICS_LOOKUP_OK = 0,   /* the service: a route */
+	METRICS_LOOKUP_REFUSED,  /* the service: refused */
+	METRICS_LOOKUP_UNKNOWN,  /* the service: no such user */
+	METRICS_LOOKUP_TEMPFAIL, /* the service: a temporary failure (5xx, malformed) */
+	METRICS_LOOKUP_TIMEOUT,  /* no answer in time */
+	METRICS_LOOKUP_ERROR,    /* connect, TLS or HTTP transport error */
+	METRICS_LOOKUP_BREAKER,  /* not asked: the breaker is open */
+	METRICS_LOOKUP_CACHED,   /* from the cache */
+	METRICS_LOOKUP__COUNT
+};
+
 enum metrics_dir { METRICS_IN, METRICS_OUT, METRICS__DIRS }; /* from / to the client */
 
 struct metrics_listener {
@@ -44,6 +60,9 @@ struct metrics {
 	atomic_uint_fast64_t login_us[PROTO__COUNT]; /* sum of the durations, microseconds */
 	atomic_uint_fast64_t bytes[PROTO__COUNT][METRICS__DIRS];
 	atomic_uint_fast64_t refusals[POLICY__COUNT];
+	atomic_uint_fast64_t lookups[METRICS_LOOKUP__COUNT];
+	atomic_uint_fast64_t lookup_le[METRICS_LOOKUP_BUCKETS + 1]; /* not cumulated */
+	atomic_uint_fast64_t lookup_us;
 };
 
 /* Set m up for nlisteners listeners (zeroed).  -1 when out of memory. */
@@ -58,6 +77,11 @@ void metrics_tls_done(struct metrics *m, size_t li, bool resumed);
 void metrics_login(struct metrics *m, enum proto_kind pk, enum fail_class fc, double seconds);
 void metrics_bytes(struct metrics *m, enum proto_kind pk, uint64_t in, uint64_t out);
 void metrics_refused(struct metrics *m, enum policy_verdict v);
+/* A lookup was answered as r; seconds from the question (the duration
+ * histogram counts only answers the service gave: service true). */
+void metrics_lookup(struct metrics *m, enum metrics_lookup r, bool service, double seconds);
+/* How many lookup breakers are open now, process-wide (any thread). */
+void metrics_lookup_breakers(int n);
 
 struct worker;
 

@@ -182,6 +182,8 @@ worker_init(struct worker *w, int id, const struct config *cfg, struct policy *p
 		w->cid_state = (uint64_t)getpid() * 0x9e3779b97f4a7c15ULL + (uint64_t)id;
 	if (metrics_init(&w->metrics, nfds) < 0)
 		return -1;
+	if ((w->lookup = lookup_worker_new(w->loop, &w->metrics)) == NULL)
+		return -1;
 	if (listener_set_init(&w->listeners, w, w->loop, cfg, fds, nfds) < 0)
 		return -1;
 	ev_async_init(&w->stop_async, stop_cb);
@@ -210,6 +212,7 @@ worker_main(void *arg)
 	while (w->conns != NULL)
 		conn_close(w->conns, CLOSE_SHUTDOWN);
 	conn_reap(w);
+	lookup_worker_free(&w->lookup); /* no conn is left to wait for an answer */
 	policy_worker_free(&w->pw);
 	return NULL;
 }

@@ -16,6 +16,7 @@
 
 #include "config.h"
 #include "listener.h"
+#include "lookup.h"
 #include "metrics.h"
 #include "policy.h"
 
@@ -44,13 +45,15 @@ struct worker {
 	ev_prepare reap_prepare;
 	struct policy *policy;        /* borrowed: the process's policy */
 	struct policy_worker *pw;     /* owned: this loop's way into it */
-	struct lookup_worker *lookup; /* owned: this loop's HTTP user lookups (lookup.h) */
 	struct conn *conns;           /* all live conns (for shutdown) */
 	struct conn *reap;            /* closed conns waiting to be freed */
 	atomic_uint_fast64_t nconns;  /* written by the worker; main reads it while draining */
 	uint64_t cid_state;           /* splitmix64 state for connection ids */
 	bool stopping;
 	struct metrics metrics; /* written by this thread only; read by scrapes */
+	/* owned: this loop's user lookups (libcurl multi, cache); made in
+	 * worker_init(), freed when the loop ends, after the conns that asked */
+	struct lookup_worker *lookup;
 
 	/* Sessions being ended politely (conn_end_politely) and the timer
 	 * that looks at them while there are any. */

@@ -1287,6 +1287,243 @@ compress_is_pass_or_strip_on_imap_listeners_only(void **state)
 	}
 }
 
+static void
+lookup_is_off_by_default_and_every_key_has_its_default(void **state)
+{
+	char *errs = NULL;
+	struct config *cfg = parse(BASE, &errs);
+	const struct lookup_conf *lc;
+
+	(void)state;
+	assert_string_equal(errs, "");
+	assert_non_null(cfg);
+	lc = &cfg->lookup;
+	assert_null(lc->url);
+	assert_null(config_lookup_url(cfg, &cfg->listeners[0]));
+	{
+		const uint64_t got_want[][2] = {
+		    {lc->protocol, LOOKUP_PROTO_NGINX},
+		    {lc->timeout_ms, 2000},
+		    {lc->nheaders, 0},
+		    {lc->send_password, true},
+		    {lc->cache_ttl_ms, 0},
+		    {lc->negative_ttl_ms, 0},
+		    {(uint64_t)lc->max_inflight, 32},
+		    {(uint64_t)lc->on_failure, LOOKUP_FAIL_UNAVAILABLE},
+		    {(uint64_t)lc->breaker_failures, 5},
+		    {lc->breaker_wait_ms, 10000},
+		    {(uint64_t)lc->max_backends, 64},
+		    {lc->backend_defaults.tls, TLSM_NONE},
+		    {(uint64_t)lc->backend_defaults.rise, 2},
+		    {(uint64_t)lc->backend_defaults.fall, 3},
+		    {lc->backend_defaults.forward, 0},
+		};
+		for (size_t i = 0; i < sizeof(got_want) / sizeof(got_want[0]); i++)
+			if (got_want[i][0] != got_want[i][1])
+				fail_msg("row %zu: %llu, wanted %llu", i,
+				         (unsigned long long)got_want[i][0],
+				         (unsigned long long)got_want[i][1]);
+	}
+	assert_null(lc->ca);
+	assert_null(lc->backend_defaults.ca);
+	config_unref(&cfg);
+	free(errs);
+}
+
+static void
+lookup_section_reads_every_key(void **state)
+{
+	char *errs = NULL;
+	struct config *cfg = parse(
+	    TLS_OK BE_OK RT_OK
+	    "listeners = ( { listen = \"127.0.0.1:9993\"; protocol = \"imap\"; },\n"
+	    "  { listen = \"127.0.0.1:9994\"; protocol = \"imap\"; lookup = false; },\n"
+	    "  { listen = \"127.0.0.1:9995\"; protocol = \"pop3\"; lookup = \"https://b/x\"; },\n"
+	    "  { listen = \"127.0.0.1:9996\"; protocol = \"imap\"; lookup = true; } );\n"
+	    "lookup = { url = \"http://127.0.0.1:9000/auth\"; protocol = \"json\";\n"
+	    "  timeout = \"500ms\"; headers = [ \"X-Auth-Key: secret\", \"X-B:\" ];\n"
+	    "  send_password = true; cache_ttl = \"30s\"; negative_ttl = 5;\n"
+	    "  max_inflight = 4; on_failure = \"rules\"; breaker_failures = 2;\n"
+	    "  breaker_wait = \"200ms\"; ca = \"@CERT@\"; max_backends = 512;\n"
+	    "  backend_defaults = { tls = \"implicit\"; ca = \"@CERT@\"; verify_name = \"mx\";\n"
+	    "    cert = \"@CERT@\"; key = \"@KEY@\"; forward = [ \"id\", \"proxy-v2\" ];\n"
+	    "    rise = 1; fall = 7; }; };\n",
+	    &errs);
+	const struct lookup_conf *lc;
+
+	(void)state;
+	assert_string_equal(errs, "");
+	assert_non_null(cfg);
+	lc = &cfg->lookup;
+	assert_string_equal(lc->url, "http://127.0.0.1:9000/auth");
+	assert_int_equal(lc->protocol, LOOKUP_PROTO_JSON);
+	assert_int_equal(lc->timeout_ms, 500);
+	assert_int_equal(lc->nheaders, 2);
+	assert_string_equal(lc->headers[0], "X-Auth-Key: secret");
+	assert_string_equal(lc->headers[1], "X-B:");
+	assert_true(lc->send_password);
+	assert_int_equal(lc->cache_ttl_ms, 30000);
+	assert_int_equal(lc->negative_ttl_ms, 5000);
+	assert_int_equal(lc->max_inflight, 4);
+	assert_int_equal(lc->on_failure, LOOKUP_FAIL_RULES);
+	assert_int_equal(lc->breaker_failures, 2);
+	assert_int_equal(lc->breaker_wait_ms, 200);
+	assert_string_equal(lc->ca, cert_path);
+	assert_int_equal(lc->max_backends, 512);
+	assert_int_equal(lc->backend_defaults.tls, TLSM_IMPLICIT);
+	assert_string_equal(lc->backend_defaults.ca, cert_path);
+	assert_string_equal(lc->backend_defaults.verify_name, "mx");
+	assert_string_equal(lc->backend_defaults.cert, cert_path);
+	assert_string_equal(lc->backend_defaults.key, key_path);
+	assert_int_equal(lc->backend_defaults.forward, FORWARD_ID | FORWARD_PROXY_V2);
+	assert_int_equal(lc->backend_defaults.rise, 1);
+	assert_int_equal(lc->backend_defaults.fall, 7);
+	assert_string_equal(config_lookup_url(cfg, &cfg->listeners[0]), lc->url);
+	assert_int_equal(cfg->listeners[1].lookup, LISTENER_LOOKUP_OFF);
+	assert_null(config_lookup_url(cfg, &cfg->listeners[1]));
+	assert_int_equal(cfg->listeners[2].lookup, LISTENER_LOOKUP_URL);
+	assert_string_equal(config_lookup_url(cfg, &cfg->listeners[2]), "https://b/x");
+	assert_int_equal(cfg->listeners[3].lookup, LISTENER_LOOKUP_GLOBAL);
+	assert_string_equal(config_lookup_url(cfg, NULL), lc->url);
+	config_unref(&cfg);
+	free(errs);
+}
+
+static void
+send_password_defaults_by_protocol_and_a_listener_url_needs_no_section(void **state)
+{
+	char *errs = NULL;
+	struct config *cfg;
+
+	(void)state;
+	cfg = parse(BASE "lookup = { url = \"http://h/\"; protocol = \"json\"; };\n", &errs);
+	assert_non_null(cfg);
+	assert_false(cfg->lookup.send_password);
+	config_unref(&cfg);
+	free(errs);
+	cfg = parse(BASE "lookup = { url = \"http://h/\"; protocol = \"nginx\"; "
+	                 "send_password = false; };\n",
+	            &errs);
+	assert_non_null(cfg);
+	assert_false(cfg->lookup.send_password);
+	config_unref(&cfg);
+	free(errs);
+	cfg = parse(TLS_OK BE_OK RT_OK LST("listen = \"127.0.0.1:9993\"; protocol = \"imap\"; "
+	                                   "lookup = \"HTTP://10.0.0.1:81/a?b=c\";"),
+	            &errs);
+	assert_string_equal(errs, "");
+	assert_non_null(cfg);
+	assert_null(cfg->lookup.url);
+	assert_string_equal(config_lookup_url(cfg, &cfg->listeners[0]), "HTTP://10.0.0.1:81/a?b=c");
+	assert_int_equal(cfg->lookup.timeout_ms, 2000);
+	config_unref(&cfg);
+	free(errs);
+}
+
+static void
+lookup_mistakes_are_reported_with_their_line(void **state)
+{
+	static const struct {
+		const char *conf, *msg;
+	} bad[] = {
+	    {BASE "lookup = { url = \"ftp://h/\"; };\n",
+	     "t.conf:5: 'lookup.url': the URL must start"},
+	    {BASE "lookup = { url = \"file:///etc/passwd\"; };\n", "must start with http://"},
+	    {BASE "lookup = { url = \"http:///x\"; };\n",
+	     "t.conf:5: 'lookup.url': the URL names no host"},
+	    {BASE "lookup = { url = \"http://h/a b\"; };\n", "space or a control character"},
+	    {BASE "lookup = { url = \"\"; };\n", "'lookup.url' must not be empty"},
+	    {BASE "lookup = { url = 1; };\n", "'lookup.url' must be a string"},
+	    {BASE "lookup = { url = \"http://h/\"; protocol = \"xml\"; };\n",
+	     "'lookup.protocol' must be one of \"nginx\", \"json\""},
+	    {BASE "lookup = { timeout = \"0\"; };\n",
+	     "'lookup.timeout' must be between 1ms and 1m"},
+	    {BASE "lookup = { timeout = \"61s\"; };\n", "'lookup.timeout' must be between"},
+	    {BASE "lookup = { timeout = \"soon\"; };\n", "'lookup.timeout' must be a duration"},
+	    {BASE "lookup = { headers = \"X: y\"; };\n", "'lookup.headers' must be a list"},
+	    {BASE "lookup = { headers = [ \"X y\" ]; };\n",
+	     "t.conf:5: 'lookup.headers': each line"},
+	    {BASE "lookup = { headers = [ \": y\" ]; };\n", "'lookup.headers': each line"},
+	    {BASE "lookup = { headers = [ \"X: a\\r\\nY: b\" ]; };\n",
+	     "'lookup.headers': each line"},
+	    {BASE "lookup = { headers = [ \"X(: y\" ]; };\n", "'lookup.headers': each line"},
+	    {BASE "lookup = { headers = [ 1 ]; };\n", "'lookup.headers': each line"},
+	    {BASE "lookup = { send_password = \"yes\"; };\n",
+	     "'lookup.send_password' must be true or false"},
+	    {BASE "lookup = { cache_ttl = \"2d\"; };\n",
+	     "'lookup.cache_ttl' must be between 0 and 1d"},
+	    {BASE "lookup = { negative_ttl = \"x\"; };\n",
+	     "'lookup.negative_ttl' must be a duration"},
+	    {BASE "lookup = { max_inflight = 0; };\n",
+	     "'lookup.max_inflight' must be between 1 and 1024"},
+	    {BASE "lookup = { max_inflight = 1025; };\n", "'lookup.max_inflight' must be between"},
+	    {BASE "lookup = { on_failure = \"open\"; };\n",
+	     "'lookup.on_failure' must be one of \"unavailable\", \"rules\""},
+	    {BASE "lookup = { breaker_failures = 0; };\n",
+	     "'lookup.breaker_failures' must be between"},
+	    {BASE "lookup = { breaker_wait = \"50ms\"; };\n",
+	     "'lookup.breaker_wait' must be between 100ms and 1h"},
+	    {BASE "lookup = { ca = \"/nonexistent/ca.pem\"; };\n", "/nonexistent/ca.pem"},
+	    {BASE "lookup = { max_backends = 513; };\n",
+	     "'lookup.max_backends' must be between 1 and 512"},
+	    {BASE "lookup = { backend_defaults = 1; };\n",
+	     "'lookup.backend_defaults' must be a group"},
+	    {BASE "lookup = { backend_defaults = { tls = \"tls\"; }; };\n",
+	     "lookup.backend_defaults: 'tls' must be \"none\", \"implicit\" or \"starttls\""},
+	    {BASE "lookup = { backend_defaults = { ca = \"@CERT@\"; }; };\n",
+	     "lookup.backend_defaults: 'ca' needs backend TLS"},
+	    {BASE "lookup = { backend_defaults = { host = \"x\"; }; };\n", "host"},
+	    {BASE "lookup = { backend_defaults = { tls = \"implicit\"; cert = \"@CERT@\"; }; };\n",
+	     "needs both 'cert' and 'key'"},
+	    {BASE "lookup = { backend_defaults = { forward = \"smtp\"; }; };\n", "'forward' takes"},
+	    {BASE "lookup = { backend_defaults = { rise = 0; }; };\n",
+	     "'rise' must be an integer 1..100"},
+	    {BASE "lookup = { colour = \"red\"; };\n", "unknown setting 'lookup.colour'"},
+	    {BASE "lookup = \"http://h/\";\n", "'lookup' must be a group"},
+	    {TLS_OK BE_OK RT_OK LST(
+	         "listen = \"127.0.0.1:9993\"; protocol = \"imap\"; lookup = 1;"),
+	     "listener: 'lookup' must be true, false or a URL"},
+	    {TLS_OK BE_OK RT_OK LST("listen = \"127.0.0.1:9993\"; protocol = \"imap\"; "
+	                            "lookup = \"redis://h\";"),
+	     "t.conf:4: listener: 'lookup': the URL must start with http:// or https://"},
+	    {TLS_OK BE_OK RT_OK LST("listen = \"127.0.0.1:9993\"; protocol = \"imap\"; "
+	                            "lookup = true;"),
+	     "listener: 'lookup = true' needs the top-level lookup.url"},
+	};
+	(void)state;
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		char *errs = NULL;
+		struct config *cfg = parse(bad[i].conf, &errs);
+
+		if (strstr(errs, bad[i].msg) == NULL)
+			fail_msg("case %zu: wanted \"%s\", got \"%s\"", i, bad[i].msg, errs);
+		assert_null(cfg);
+		free(errs);
+	}
+}
+
+static void
+lookup_headers_take_at_most_their_bound(void **state)
+{
+	char conf[4096] = BASE "lookup = { headers = [ ", *errs = NULL;
+	struct config *cfg;
+
+	(void)state;
+	for (int i = 0; i < LOOKUP_HEADERS_MAX; i++)
+		strcat(conf, i ? ", \"X-A: 1\"" : "\"X-A: 1\"");
+	strcat(conf, " ]; };\n");
+	cfg = parse(conf, &errs);
+	assert_non_null(cfg);
+	assert_int_equal(cfg->lookup.nheaders, LOOKUP_HEADERS_MAX);
+	config_unref(&cfg);
+	free(errs);
+	strcpy(strstr(conf, " ]; };\n"), ", \"X-B: 2\" ]; };\n");
+	cfg = parse(conf, &errs);
+	assert_null(cfg);
+	assert_non_null(strstr(errs, "'lookup.headers' holds more than 32 lines"));
+	free(errs);
+}
+
 int
 main(void)
 {
@@ -1308,6 +1545,12 @@ main(void)
 	    cmocka_unit_test(the_sample_config_parses_and_shows_the_defaults),
 	    cmocka_unit_test(auth_mechanisms_default_global_and_per_listener),
 	    cmocka_unit_test(auth_mechanisms_unknown_empty_or_twice_are_errors),
+	    cmocka_unit_test(lookup_is_off_by_default_and_every_key_has_its_default),
+	    cmocka_unit_test(lookup_section_reads_every_key),
+	    cmocka_unit_test(
+	        send_password_defaults_by_protocol_and_a_listener_url_needs_no_section),
+	    cmocka_unit_test(lookup_mistakes_are_reported_with_their_line),
+	    cmocka_unit_test(lookup_headers_take_at_most_their_bound),
 	};
 
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);
