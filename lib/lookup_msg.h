@@ -15,18 +15,18 @@
 
 #include "config.h"
 
-#define LOOKUP_TEXT_MAX    200  /* a refusal's text as the client sees it */
-#define LOOKUP_SERVER_MAX  64   /* Auth-Server / "server": an IP address */
-#define LOOKUP_NAME_MAX    64   /* JSON "backend": a configured backend's name */
-#define LOOKUP_USER_MAX    256  /* Auth-User / "user" rewrite: CREDS_USER_MAX */
-#define LOOKUP_PASS_MAX    1024 /* Auth-Pass rewrite: CREDS_SECRET_MAX */
-#define LOOKUP_SASL_MAX    1024 /* Auth-Error-SASL: base64 of the RFC 7628 error JSON */
-#define LOOKUP_WHY_MAX     120  /* why an answer was a temporary failure (log) */
-#define LOOKUP_LINE_MAX    4096 /* one header line of an answer */
-#define LOOKUP_HEADS_MAX   16384 /* all header lines of an answer together */
-#define LOOKUP_BODY_MAX    16384 /* a JSON answer's body */
-#define LOOKUP_WAIT_MAX    60    /* Auth-Wait seconds above this are taken as this */
-#define LOOKUP_HEADER_MAX  (32 + 3 * LOOKUP_PASS_MAX) /* one request header line, escaped */
+#define LOOKUP_TEXT_MAX   200   /* a refusal's text as the client sees it */
+#define LOOKUP_SERVER_MAX 64    /* Auth-Server / "server": an IP address */
+#define LOOKUP_NAME_MAX   64    /* JSON "backend": a configured backend's name */
+#define LOOKUP_USER_MAX   256   /* Auth-User / "user" rewrite: CREDS_USER_MAX */
+#define LOOKUP_PASS_MAX   1024  /* Auth-Pass rewrite: CREDS_SECRET_MAX */
+#define LOOKUP_SASL_MAX   1024  /* Auth-Error-SASL: base64 of the RFC 7628 error JSON */
+#define LOOKUP_WHY_MAX    120   /* why an answer was a temporary failure (log) */
+#define LOOKUP_LINE_MAX   4096  /* one header line of an answer */
+#define LOOKUP_HEADS_MAX  16384 /* all header lines of an answer together */
+#define LOOKUP_BODY_MAX   16384 /* a JSON answer's body */
+#define LOOKUP_WAIT_MAX   60    /* Auth-Wait seconds above this are taken as this */
+#define LOOKUP_HEADER_MAX (32 + 3 * LOOKUP_PASS_MAX) /* one request header line, escaped */
 
 /* What the client logged in with, in nginx's Auth-Method words. */
 enum lookup_method {
@@ -43,8 +43,8 @@ struct lookup_query {
 	size_t user_len;
 	const char *pass; /* password or bearer token; NULL: not sent (send_password off) */
 	size_t pass_len;
-	unsigned attempt;        /* Auth-Login-Attempt: 1 for the session's first */
-	const char *client_ip;   /* text, never NULL */
+	unsigned attempt;      /* Auth-Login-Attempt: 1 for the session's first */
+	const char *client_ip; /* text, never NULL */
 	uint16_t client_port;
 	const char *client_host; /* Client-Host: nginx sends "[UNAVAILABLE]" unresolved */
 	const char *local_ip;    /* the listener's address the client reached, or NULL */
@@ -89,15 +89,32 @@ struct lookup_answer {
 	char error_sasl[LOOKUP_SASL_MAX + 1]; /* Auth-Error-SASL, or "" */
 	int tls;                              /* JSON "tls": enum tls_mode, or -1: the default */
 	char why[LOOKUP_WHY_MAX + 1];         /* LOOKUP_TEMP: for the log; no secret */
-	/* parser state (nginx): bytes of headers seen, whether Auth-Status came */
+	/* parser state (nginx): bytes of headers seen, whether Auth-Status came,
+	 * what the lines said so far (LOOKUP_NGX_* in lookup_nginx.c) */
 	size_t head_bytes;
 	bool have_status;
+	unsigned ngx_flags;
 };
 
 /* An empty answer (LOOKUP_TEMP "no answer", wait_s -1, tls -1). */
 void lookup_answer_init(struct lookup_answer *a);
-/* Wipe the secrets (pass). */
+/* Wipe the secrets (pass); has_pass becomes false. */
 void lookup_answer_wipe(struct lookup_answer *a);
+
+/*
+ * Is s[0..len) an IP address as nginx's ngx_parse_addr() reads Auth-Server
+ * (ngx_inet_addr, then ngx_inet6_addr: no brackets, no zone, no host
+ * name)?  When it is, its canonical text (inet_ntop) goes to out, which
+ * holds at least LOOKUP_SERVER_MAX + 1 bytes.
+ */
+bool lookup_ip_literal(const char *s, size_t len, char *out, size_t cap);
+
+/*
+ * A refusal's text as the client may see it: the bytes 0x20..0x7e of
+ * in[0..len), others dropped, cut at LOOKUP_TEXT_MAX; "Authentication
+ * failed" when nothing is left.  out holds LOOKUP_TEXT_MAX + 1 bytes.
+ */
+void lookup_text_clean(char *out, const char *in, size_t len);
 
 /*
  * nginx's escaping of Auth-User and Auth-Pass (ngx_escape_uri with
@@ -134,7 +151,8 @@ void lookup_nginx_finish(struct lookup_answer *a);
  * "client": {"ip","port"}, "local": {"ip","port"}, "tls": {"on","protocol",
  * "cipher"}, "proxy": {...} when present, "password" only when q->pass}.
  * Returns the length written (NUL-terminated), or (size_t)-1 when it does
- * not fit in cap.  The caller wipes out after use.
+ * not fit in cap, or the user or password is not UTF-8 or holds a NUL
+ * (JSON strings are Unicode text).  The caller wipes out after use.
  */
 size_t lookup_json_request(const struct lookup_query *q, char *out, size_t cap);
 
