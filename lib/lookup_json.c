@@ -161,6 +161,22 @@ no_control(const char *s, size_t len)
 	return true;
 }
 
+/* A backend's name as the config allows one (cfg_valid_name): letters,
+ * digits, '.', '_' and '-'. */
+static bool
+backend_name(const char *s, size_t len)
+{
+	if (len == 0 || len > LOOKUP_NAME_MAX)
+		return false;
+	for (size_t i = 0; i < len; i++) {
+		char c = s[i];
+		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+		      c == '.' || c == '_' || c == '-'))
+			return false;
+	}
+	return true;
+}
+
 /* An optional member: absent or null is none; true when it is there. */
 static json_t *
 member(json_t *o, const char *key)
@@ -180,8 +196,7 @@ read_route(struct lookup_answer *a, json_t *o)
 		return "the answer names both or neither of \"backend\" and \"server\"";
 	if (backend != NULL) {
 		size_t len = json_string_length(backend);
-		if (!json_is_string(backend) || len == 0 || len > LOOKUP_NAME_MAX ||
-		    !no_control(json_string_value(backend), len))
+		if (!json_is_string(backend) || !backend_name(json_string_value(backend), len))
 			return "\"backend\" is not a backend's name";
 		if (port != NULL)
 			return "\"port\" comes with \"server\", not with \"backend\"";
