@@ -149,7 +149,7 @@ postern-asan:
 
 # ---- fuzzing (clang, libFuzzer) ---------------------------------------------
 FUZZ_CFLAGS = -std=c11 -D_GNU_SOURCE -g -O1 -Ilib -fsanitize=fuzzer,address,undefined
-$(BUILD)/fuzz/%: tests/fuzz/%.c tests/fuzz/fuzz_check.h $(wildcard $(PURE_SRC)) $(HDR)
+$(BUILD)/fuzz/%: tests/fuzz/%.c $(wildcard tests/fuzz/*.h) $(wildcard $(PURE_SRC)) $(HDR)
 	@mkdir -p $(dir $@)
 	clang $(FUZZ_CFLAGS) -o $@ $< $(wildcard $(PURE_SRC)) -lcrypto -ljansson -lm
 

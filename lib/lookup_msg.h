@@ -128,22 +128,30 @@ size_t lookup_nginx_escape(char *out, size_t cap, const char *in, size_t len);
  * The request's header lines as nginx writes them, in nginx's order, each
  * "Name: value" without CRLF, handed to add() one by one (add returns 0,
  * or -1 to stop: then -1 comes back).  The request line, Host and the
- * connection headers are the HTTP client's.  Lines holding the password
- * are wiped after add() returns.  0, or -1.
+ * connection headers are the HTTP client's.  Auth-Pass is left out when
+ * q->pass is NULL; Client-Host comes only when q->client_host is set
+ * (nginx sends it for SMTP only).  Lines holding the password are wiped
+ * after add() returns.  0, or -1 (add stopped, a password over
+ * LOOKUP_PASS_MAX, a raw field or static header with a control byte).
  */
 int lookup_nginx_headers(const struct lookup_query *q, int (*add)(void *arg, const char *line),
                          void *arg);
 
 /*
  * One header line of an nginx-protocol answer (the status line included,
- * as the HTTP client hands them over; CRLF may end it).  Reads Auth-Status,
- * Auth-Server, Auth-Port, Auth-User, Auth-Pass, Auth-Wait and
- * Auth-Error-SASL; ignores the rest.  Returns 0, or -1 once the answer is
- * over its bounds or malformed (a->status LOOKUP_TEMP, a->why says so).
+ * as the HTTP client hands them over; CRLF, LF or nothing may end it; a
+ * status line starts the answer afresh, lines after the empty one are
+ * ignored).  Reads Auth-Status, Auth-Server, Auth-Port, Auth-User,
+ * Auth-Pass, Auth-Wait and Auth-Error-SASL; ignores the rest; the last of
+ * a repeated header counts, but a refusing Auth-Status sticks (nginx).
+ * Returns 0, or -1 once the answer is over its bounds or malformed (a
+ * header name nginx refuses, Auth-User/Auth-Pass with control bytes or
+ * too long): a->status LOOKUP_TEMP, a->why says so.
  */
 int lookup_nginx_line(struct lookup_answer *a, const char *line, size_t len);
-/* All lines read: decide (no Auth-Status: LOOKUP_TEMP; OK without a
- * server or port: LOOKUP_TEMP).  The HTTP status plays no part. */
+/* All lines read: decide (a refusal: LOOKUP_REFUSED; Auth-Status WAIT or
+ * none: LOOKUP_TEMP, wait_s kept; OK without an IP Auth-Server or a port
+ * 1..65535: LOOKUP_TEMP).  The HTTP status plays no part. */
 void lookup_nginx_finish(struct lookup_answer *a);
 
 /*
