@@ -32,7 +32,7 @@ BUILD    = build
 # Parsers and other pure code: no libev, no sockets; linked into fuzzers.
 PURE_SRC = lib/addr.c lib/buf.c lib/dialog.c lib/imap.c lib/imap_grammar.c lib/imap_quote.c lib/pop3.c lib/sasl.c lib/route.c lib/route_map.c lib/log.c \
            lib/proxyproto.c lib/prom.c lib/imap_resp.c lib/pop3_resp.c lib/account.c lib/utf8.c \
-           lib/lookup_msg.c
+           lib/lookup_msg.c lib/lookup_nginx.c lib/lookup_json.c
 # The config loader: lib/ too, but it reads files and resolves host names.
 CONFIG_SRC = lib/config.c lib/config_check.c lib/config_listen.c lib/config_backend.c lib/config_policy.c \
              lib/config_lookup.c lib/state_url.c
@@ -150,7 +150,7 @@ postern-asan:
 
 # ---- fuzzing (clang, libFuzzer) ---------------------------------------------
 FUZZ_CFLAGS = -std=c11 -D_GNU_SOURCE -g -O1 -Ilib -fsanitize=fuzzer,address,undefined
-$(BUILD)/fuzz/%: tests/fuzz/%.c tests/fuzz/fuzz_check.h $(wildcard $(PURE_SRC)) $(HDR)
+$(BUILD)/fuzz/%: tests/fuzz/%.c $(wildcard tests/fuzz/*.h) $(wildcard $(PURE_SRC)) $(HDR)
 	@mkdir -p $(dir $@)
 	clang $(FUZZ_CFLAGS) -o $@ $< $(wildcard $(PURE_SRC)) -lcrypto -ljansson -lm
 

@@ -89,15 +89,32 @@ struct lookup_answer {
 	char error_sasl[LOOKUP_SASL_MAX + 1]; /* Auth-Error-SASL, or "" */
 	int tls;                              /* JSON "tls": enum tls_mode, or -1: the default */
 	char why[LOOKUP_WHY_MAX + 1];         /* LOOKUP_TEMP: for the log; no secret */
-	/* parser state (nginx): bytes of headers seen, whether Auth-Status came */
+	/* parser state (nginx): bytes of headers seen, whether Auth-Status came,
+	 * what the lines said so far (LOOKUP_NGX_* in lookup_nginx.c) */
 	size_t head_bytes;
 	bool have_status;
+	unsigned ngx_flags;
 };
 
 /* An empty answer (LOOKUP_TEMP "no answer", wait_s -1, tls -1). */
 void lookup_answer_init(struct lookup_answer *a);
-/* Wipe the secrets (pass). */
+/* Wipe the secrets (pass); has_pass becomes false. */
 void lookup_answer_wipe(struct lookup_answer *a);
+
+/*
+ * Is s[0..len) an IP address as nginx's ngx_parse_addr() reads Auth-Server
+ * (ngx_inet_addr, then ngx_inet6_addr: no brackets, no zone, no host
+ * name)?  When it is, its canonical text (inet_ntop) goes to out, which
+ * holds at least LOOKUP_SERVER_MAX + 1 bytes.
+ */
+bool lookup_ip_literal(const char *s, size_t len, char *out, size_t cap);
+
+/*
+ * A refusal's text as the client may see it: the bytes 0x20..0x7e of
+ * in[0..len), others dropped, cut at LOOKUP_TEXT_MAX; "Authentication
+ * failed" when nothing is left.  out holds LOOKUP_TEXT_MAX + 1 bytes.
+ */
+void lookup_text_clean(char *out, const char *in, size_t len);
 
 /*
  * nginx's escaping of Auth-User and Auth-Pass (ngx_escape_uri with
@@ -111,22 +128,30 @@ size_t lookup_nginx_escape(char *out, size_t cap, const char *in, size_t len);
  * The request's header lines as nginx writes them, in nginx's order, each
  * "Name: value" without CRLF, handed to add() one by one (add returns 0,
  * or -1 to stop: then -1 comes back).  The request line, Host and the
- * connection headers are the HTTP client's.  Lines holding the password
- * are wiped after add() returns.  0, or -1.
+ * connection headers are the HTTP client's.  Auth-Pass is left out when
+ * q->pass is NULL; Client-Host comes only when q->client_host is set
+ * (nginx sends it for SMTP only).  Lines holding the password are wiped
+ * after add() returns.  0, or -1 (add stopped, a password over
+ * LOOKUP_PASS_MAX, a raw field or static header with a control byte).
  */
 int lookup_nginx_headers(const struct lookup_query *q, int (*add)(void *arg, const char *line),
                          void *arg);
 
 /*
  * One header line of an nginx-protocol answer (the status line included,
- * as the HTTP client hands them over; CRLF may end it).  Reads Auth-Status,
- * Auth-Server, Auth-Port, Auth-User, Auth-Pass, Auth-Wait and
- * Auth-Error-SASL; ignores the rest.  Returns 0, or -1 once the answer is
- * over its bounds or malformed (a->status LOOKUP_TEMP, a->why says so).
+ * as the HTTP client hands them over; CRLF, LF or nothing may end it; a
+ * status line starts the answer afresh, lines after the empty one are
+ * ignored).  Reads Auth-Status, Auth-Server, Auth-Port, Auth-User,
+ * Auth-Pass, Auth-Wait and Auth-Error-SASL; ignores the rest; the last of
+ * a repeated header counts, but a refusing Auth-Status sticks (nginx).
+ * Returns 0, or -1 once the answer is over its bounds or malformed (a
+ * header name nginx refuses, Auth-User/Auth-Pass with control bytes or
+ * too long): a->status LOOKUP_TEMP, a->why says so.
  */
 int lookup_nginx_line(struct lookup_answer *a, const char *line, size_t len);
-/* All lines read: decide (no Auth-Status: LOOKUP_TEMP; OK without a
- * server or port: LOOKUP_TEMP).  The HTTP status plays no part. */
+/* All lines read: decide (a refusal: LOOKUP_REFUSED; Auth-Status WAIT or
+ * none: LOOKUP_TEMP, wait_s kept; OK without an IP Auth-Server or a port
+ * 1..65535: LOOKUP_TEMP).  The HTTP status plays no part. */
 void lookup_nginx_finish(struct lookup_answer *a);
 
 /*
@@ -134,7 +159,8 @@ void lookup_nginx_finish(struct lookup_answer *a);
  * "client": {"ip","port"}, "local": {"ip","port"}, "tls": {"on","protocol",
  * "cipher"}, "proxy": {...} when present, "password" only when q->pass}.
  * Returns the length written (NUL-terminated), or (size_t)-1 when it does
- * not fit in cap.  The caller wipes out after use.
+ * not fit in cap, or the user or password is not UTF-8 or holds a NUL
+ * (JSON strings are Unicode text).  The caller wipes out after use.
  */
 size_t lookup_json_request(const struct lookup_query *q, char *out, size_t cap);
 
