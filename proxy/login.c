@@ -128,8 +128,10 @@ login_tell(struct conn *c, enum fail_class fc, const char *why, const struct tol
 	    (!c->tarpit || ev_timer_remaining(c->w->loop, &c->delay) * 1000.0 < (double)t->hold_ms))
 		conn_hold(c, t->hold_ms);
 	if (last || (t != NULL && t->end)) {
-		c->proto->bye(c, last ? "Too many authentication failures."
-		                      : "Authentication failed.");
+		/* POP3 has no untagged words: its -ERR was the last */
+		if (last || c->lc->proto == PROTO_IMAP)
+			c->proto->bye(c, last ? "Too many authentication failures."
+			                      : "Authentication failed.");
 		conn_close_after(c, last ? CLOSE_TOO_MANY_AUTH_FAILURES : CLOSE_LOOKUP_REFUSED);
 		return;
 	}

@@ -660,7 +660,7 @@ def test_500_held_lookups_do_not_stall_a_20mb_fetch(make_svc, lpostern, mx1, mx2
     release = threading.Event()
     svc = make_svc({BIG_USER: route(bigmx)},
                    default=hold(release, refuse("released")))
-    p = lpostern(lookup_conf(svc, timeout="120s", max_inflight=HELD + 12),
+    p = lpostern(lookup_conf(svc, timeout="60s", max_inflight=HELD + 12),
                  backends=[mx1, mx2, bigmx], workers=2)
     held = []
     try:
@@ -746,7 +746,7 @@ def test_a_listener_with_lookup_false_uses_the_configs_routes(make_svc, lpostern
     extra = [{"protocol": "imap", "tls": "implicit", "lookup": False}]
     p = lpostern(lookup_conf(svc), extra_listeners=extra)
     n0 = len(svc.requests_of(ERIN))
-    out = attempt(extra[0]["port"], "imap", ERIN, PASSWORDS[ERIN], ca=p.certs["ca"])
+    out = attempt(p.extra_listeners[0]["port"], "imap", ERIN, PASSWORDS[ERIN], ca=p.certs["ca"])
     assert out.ok and out.backend == "mx1", out
     assert len(svc.requests_of(ERIN)) == n0
     out = via_postern(p, "imap", ERIN, PASSWORDS[ERIN])
