@@ -101,7 +101,8 @@ prom_histogram(FILE *f, const char *name, const struct prom_label *labels, size_
 	uint64_t cum = 0;
 	size_t n = nlabels < PROM_LABELS_MAX - 1 ? nlabels : PROM_LABELS_MAX - 1;
 
-	memcpy(l, labels, n * sizeof(*l));
+	if (n > 0) /* labels may be NULL with none */
+		memcpy(l, labels, n * sizeof(*l));
 	l[n].name = "le";
 	snprintf(metric, sizeof(metric), "%s_bucket", name);
 	for (size_t i = 0; i <= nb; i++) {

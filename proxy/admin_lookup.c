@@ -79,9 +79,10 @@ print_decision(const struct config *cfg, enum proto_kind pk, const char *user,
 			if (config_backend_find(cfg, a->backend) >= 0)
 				printf("log in at backend %s\n", a->backend);
 			else
-				printf("refuse [UNAVAILABLE]: the answer names backend \"%s\", which "
-				       "this config lacks\n",
-				       a->backend);
+				printf(
+				    "refuse [UNAVAILABLE]: the answer names backend \"%s\", which "
+				    "this config lacks\n",
+				    a->backend);
 			return;
 		}
 		for (size_t i = 0; i < cfg->nbackends; i++) {
@@ -90,20 +91,23 @@ print_decision(const struct config *cfg, enum proto_kind pk, const char *user,
 			snprintf(want, sizeof(want), "%s", a->server);
 			if (cfg->backends[i].port[pk] == a->port && cfg->backends[i].host != NULL &&
 			    strcmp(cfg->backends[i].host, want) == 0) {
-				printf("log in at backend %s (its address)\n", cfg->backends[i].name);
+				printf("log in at backend %s (its address)\n",
+				       cfg->backends[i].name);
 				return;
 			}
 		}
-		printf("log in at %s%s%s:%u, a backend named by address (lookup.backend_defaults)\n",
-		       strchr(a->server, ':') ? "[" : "", a->server, strchr(a->server, ':') ? "]" : "",
-		       a->port);
+		printf(
+		    "log in at %s%s%s:%u, a backend named by address (lookup.backend_defaults)\n",
+		    strchr(a->server, ':') ? "[" : "", a->server, strchr(a->server, ':') ? "]" : "",
+		    a->port);
 		return;
 	case LOOKUP_REFUSED:
 		if (cfg->lookup.protocol == LOOKUP_PROTO_NGINX && a->wait_s > 0)
 			printf("refuse with \"%s\" after %d s; the session stays open\n", a->text,
 			       a->wait_s);
 		else if (cfg->lookup.protocol == LOOKUP_PROTO_NGINX)
-			printf("refuse with \"%s\", then end the session (no Auth-Wait)\n", a->text);
+			printf("refuse with \"%s\", then end the session (no Auth-Wait)\n",
+			       a->text);
 		else
 			printf("refuse as a failed login (counted, throttled)\n");
 		return;
@@ -115,7 +119,8 @@ print_decision(const struct config *cfg, enum proto_kind pk, const char *user,
 			printf("fall back (on_failure = \"rules\"): ");
 			print_rules_route(cfg, user);
 		} else {
-			printf("answer [UNAVAILABLE] / [SYS/TEMP] (on_failure = \"unavailable\")\n");
+			printf(
+			    "answer [UNAVAILABLE] / [SYS/TEMP] (on_failure = \"unavailable\")\n");
 		}
 		return;
 	}

@@ -19,7 +19,7 @@
  * (12 KiB) and its command */
 #define BE_TX_MAX   16384
 #define BE_TEXT_MAX 512
-#define BE_SEGS_MAX 3 /* LOGIN with two synchronising literals has three parts */
+#define BE_SEGS_MAX 3            /* LOGIN with two synchronising literals has three parts */
 #define BE_CAND_DYN ((size_t)-1) /* the candidate a lookup named by address */
 
 enum be_state {

@@ -43,12 +43,12 @@ struct worker {
 	struct listener_set listeners; /* embedded: its sockets, accepting into conns */
 	ev_async stop_async;
 	ev_prepare reap_prepare;
-	struct policy *policy;        /* borrowed: the process's policy */
-	struct policy_worker *pw;     /* owned: this loop's way into it */
-	struct conn *conns;           /* all live conns (for shutdown) */
-	struct conn *reap;            /* closed conns waiting to be freed */
-	atomic_uint_fast64_t nconns;  /* written by the worker; main reads it while draining */
-	uint64_t cid_state;           /* splitmix64 state for connection ids */
+	struct policy *policy;       /* borrowed: the process's policy */
+	struct policy_worker *pw;    /* owned: this loop's way into it */
+	struct conn *conns;          /* all live conns (for shutdown) */
+	struct conn *reap;           /* closed conns waiting to be freed */
+	atomic_uint_fast64_t nconns; /* written by the worker; main reads it while draining */
+	uint64_t cid_state;          /* splitmix64 state for connection ids */
 	bool stopping;
 	struct metrics metrics; /* written by this thread only; read by scrapes */
 	/* owned: this loop's user lookups (libcurl multi, cache); made in

@@ -15,6 +15,8 @@ names the backend that stored it (harness.dovecot.make_message), and
 postern's login.ok line names the backend it chose; the two agree.  Every
 socket operation has a timeout; every wait is a bounded poll."""
 
+import base64
+import json
 import os
 import re
 import select
@@ -314,8 +316,11 @@ def nginx(cmp_svc, run_dir):
 
 @pytest.fixture(scope="module")
 def cmp_postern(cmp_svc, certs, mx1, mx2, dead_backend, postern_registry, run_dir):
+    # The cases' failures come in a row (500, hang, garbage, cut, for both
+    # protocols): each case is about its own answer, so the breaker (tested
+    # on its own below) must not open in between.
     p = Postern(certs, [mx1, mx2, dead_backend], ROUTES, parent_dir=run_dir,
-                lookup=lookup_conf(cmp_svc))
+                lookup=lookup_conf(cmp_svc, breaker_failures=1000))
     postern_registry.append(p)
     p.start()
     yield p
@@ -656,12 +661,13 @@ def bigmx(run_dir):
     d.cleanup()
 
 
-def test_500_held_lookups_do_not_stall_a_20mb_fetch(make_svc, lpostern, mx1, mx2, bigmx):
+def test_500_held_lookups_do_not_stall_a_20mb_fetch(make_svc, lpostern, mx1, mx2, bigmx,
+                                                    dead_backend):
     release = threading.Event()
     svc = make_svc({BIG_USER: route(bigmx)},
                    default=hold(release, refuse("released")))
     p = lpostern(lookup_conf(svc, timeout="60s", max_inflight=HELD + 12),
-                 backends=[mx1, mx2, bigmx], workers=2)
+                 backends=[mx1, mx2, dead_backend, bigmx], workers=2)
     held = []
     try:
         for i in range(HELD):
@@ -802,3 +808,37 @@ def test_postern_lookup_command_prints_the_answer_and_the_decision(make_svc, lpo
     rc = harness.run_postern("-c", p.conf_path, "lookup", "nobody@lookup.test")
     assert rc.returncode != 0, (rc.stdout, rc.stderr)
     assert "Invalid login or password" in rc.stdout + rc.stderr, (rc.stdout, rc.stderr)
+
+
+# ===========================================================================
+# 8. XOAUTH2 / OAUTHBEARER: the token to the service, its SASL error back
+# ===========================================================================
+
+
+@pytest.mark.parametrize("mech", ["XOAUTH2", "OAUTHBEARER"])
+def test_a_token_refusal_relays_auth_error_sasl_as_the_rfc7628_challenge(make_svc, lpostern,
+                                                                        mech):
+    """nginx PR 1590: Auth-Method xoauth2 / oauthbearer with the token as
+    Auth-Pass; a refusal's Auth-Error-SASL is the error challenge the
+    client gets, and after its dummy response the refusal."""
+    user, token = "tok@lookup.test", "ya29.not-a-real-token"
+    err = base64.b64encode(json.dumps({"status": "invalid_token", "scope": "mail"}).encode())
+    svc = make_svc({user: refuse("Invalid token", wait=1, sasl=err.decode())})
+    extra = [{"protocol": "imap", "tls": "implicit",
+              "auth_mechanisms": ["plain", "xoauth2", "oauthbearer"]}]
+    p = lpostern(lookup_conf(svc), extra_listeners=extra)
+    if mech == "XOAUTH2":
+        msg = b"user=%s\x01auth=Bearer %s\x01\x01" % (user.encode(), token.encode())
+    else:
+        msg = b"n,a=%s,\x01auth=Bearer %s\x01\x01" % (user.encode(), token.encode())
+    with RawImap(p.extra_listeners[0]["port"], p.certs["ca"]) as c:
+        c.send(b"a AUTHENTICATE %s %s\r\n" % (mech.encode(), base64.b64encode(msg)))
+        cont = c.expect_continuation()
+        assert cont.strip() == b"+ " + err, c.dump()
+        c.send(b"\r\n")  # RFC 7628 3.2.3: the dummy response
+        line, _ = c.read_response("a")
+        assert line.startswith(b"a NO [AUTHENTICATIONFAILED]"), c.dump()
+    req = svc.requests_of(user)[-1]
+    assert req["headers"]["auth-method"] == mech.lower(), req
+    assert req["headers"]["auth-pass"] == token, req
+    assert token not in p.log()

@@ -109,9 +109,9 @@ other_addresses_are_records_of_their_own_up_to_max_backends(void **state)
 	assert_ptr_equal(d, d2);
 	assert_ptr_equal(dynback_at(t, 0), d);
 	/* IPv6, and a TLS mode the answer asks for */
-	assert_int_equal(dynback_resolve(t, cfg, PROTO_IMAP, "2001:db8::5", 993, TLSM_IMPLICIT,
-	                                 &idx, &d6),
-	                 DYNBACK_DYNAMIC);
+	assert_int_equal(
+	    dynback_resolve(t, cfg, PROTO_IMAP, "2001:db8::5", 993, TLSM_IMPLICIT, &idx, &d6),
+	    DYNBACK_DYNAMIC);
 	assert_string_equal(d6->name, "[2001:db8::5]:993");
 	assert_int_equal(d6->bc.tls, TLSM_IMPLICIT);
 	/* max_backends = 2: full */

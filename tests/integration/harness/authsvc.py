@@ -83,8 +83,10 @@ def route(target, user=None, password=None, check=None, by_name=None):
                      by_name=by_name)
 
 
-def refuse(text, wait=None, status=403):
-    return Behaviour("refuse", text=text, wait=wait, status=status)
+def refuse(text, wait=None, status=403, sasl=None):
+    """sasl: an Auth-Error-SASL value (nginx PR 1590: the base64 RFC 7628
+    error challenge for an XOAUTH2 / OAUTHBEARER login)."""
+    return Behaviour("refuse", text=text, wait=wait, status=status, sasl=sasl)
 
 
 def unknown():
@@ -247,6 +249,8 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             heads = [("Auth-Status", text)]
             if b.kind == "refuse" and b.kw["wait"] is not None:
                 heads.append(("Auth-Wait", str(b.kw["wait"])))
+            if b.kind == "refuse" and b.kw.get("sasl") is not None:
+                heads.append(("Auth-Error-SASL", b.kw["sasl"]))
             return self._send(200, heads)
         if b.kind == "error":
             return self._send(b.kw["status"], [("Content-Type", "text/plain")],
