@@ -14,20 +14,6 @@
 
 /* ---- the request ---------------------------------------------------------- */
 
-static const char *
-json_method(enum lookup_method m)
-{
-	switch (m) {
-	case LOOKUP_METHOD_XOAUTH2:
-		return "xoauth2";
-	case LOOKUP_METHOD_OAUTHBEARER:
-		return "oauthbearer";
-	case LOOKUP_METHOD_PLAIN:
-		break;
-	}
-	return "plain";
-}
-
 /*
  * s[0..len) as a JSON string's inside (RFC 8259 §7) at out + *at: '"',
  * '\\' and control bytes escaped, UTF-8 as it is.  -1 when it does not
@@ -79,8 +65,8 @@ request_object(const struct lookup_query *q)
 		return NULL;
 	o = json_pack("{s:s%, s:s, s:s, s:I, s:{s:s, s:i}}", "user", q->user, q->user_len,
 	              "protocol", q->proto == PROTO_POP3 ? "pop3" : "imap", "method",
-	              json_method(q->method), "attempt", (json_int_t)q->attempt, "client", "ip",
-	              q->client_ip, "port", (int)q->client_port);
+	              lookup_method_name(q->method), "attempt", (json_int_t)q->attempt, "client",
+	              "ip", q->client_ip, "port", (int)q->client_port);
 	if (o == NULL)
 		return NULL;
 	if (q->local_ip != NULL) {

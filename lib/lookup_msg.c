@@ -184,3 +184,19 @@ lookup_text_clean(char *out, const char *in, size_t len)
 	if (n == 0)
 		strcpy(out, "Authentication failed");
 }
+
+const char *
+lookup_method_name(enum lookup_method m)
+{
+	switch (m) {
+	case LOOKUP_METHOD_XOAUTH2:
+		return "xoauth2";
+	case LOOKUP_METHOD_OAUTHBEARER:
+		return "oauthbearer";
+	case LOOKUP_METHOD_PLAIN:
+		break;
+	}
+	/* ngx_mail_auth_http_method[]: LOGIN, USER/PASS, AUTH PLAIN and
+	 * AUTH LOGIN are all "plain" */
+	return "plain";
+}

@@ -35,6 +35,10 @@ enum lookup_method {
 	LOOKUP_METHOD_OAUTHBEARER, /* "oauthbearer" (nginx PR 1590) */
 };
 
+/* nginx's Auth-Method word for m ("plain", "xoauth2", "oauthbearer"), also
+ * the JSON "method" (static). */
+const char *lookup_method_name(enum lookup_method m);
+
 /* One login attempt, as the service hears of it.  Everything borrowed. */
 struct lookup_query {
 	enum proto_kind proto; /* Auth-Protocol: imap / pop3 */

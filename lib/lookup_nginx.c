@@ -128,28 +128,12 @@ req_num(struct ngx_req *r, const char *name, unsigned v)
 	return req_str(r, name, num);
 }
 
-static const char *
-method_word(enum lookup_method m)
-{
-	switch (m) {
-	case LOOKUP_METHOD_XOAUTH2:
-		return "xoauth2";
-	case LOOKUP_METHOD_OAUTHBEARER:
-		return "oauthbearer";
-	case LOOKUP_METHOD_PLAIN:
-		break;
-	}
-	/* ngx_mail_auth_http_method[]: LOGIN, USER/PASS, AUTH PLAIN and
-	 * AUTH LOGIN are all "plain" */
-	return "plain";
-}
-
 /* The lines in ngx_mail_auth_http_create_request()'s order; SMTP's,
  * Auth-Salt (APOP, CRAM-MD5) and the client certificate's are not ours. */
 static int
 req_lines(struct ngx_req *r, const struct lookup_query *q)
 {
-	if (req_str(r, "Auth-Method", method_word(q->method)) < 0 ||
+	if (req_str(r, "Auth-Method", lookup_method_name(q->method)) < 0 ||
 	    req_add(r, "Auth-User", q->user, q->user_len, true) < 0)
 		return -1;
 	/* nginx always sends Auth-Pass; with send_password off it is left out */
