@@ -621,6 +621,14 @@ check_whole(struct ctx *x)
 	cfg_check_policy(x);
 }
 
+/* backends and routes may be left out where a lookup service names the
+ * backends (cfg_lookup_finish() checks that every listener has one). */
+static bool
+lookup_may_route(const char *path)
+{
+	return strcmp(path, "backends") == 0 || strcmp(path, "routes") == 0;
+}
+
 /* libconfig tree -> struct config; NULL after reporting when anything is wrong. */
 static struct config *
 config_build(const config_t *lc, const char *name, FILE *errs)
@@ -653,16 +661,19 @@ config_build(const config_t *lc, const char *name, FILE *errs)
 				cfg_err(&x, s, "'%s' must be a group { ... }", o->path);
 			break;
 		case OPT_LIST:
-			if (s == NULL)
-				cfg_err(&x, NULL, "missing '%s': at least one %s is required",
-				        o->path, o->noun);
-			else if (!config_setting_is_list(s))
+			if (s != NULL && !config_setting_is_list(s))
 				cfg_err(&x, s, "'%s' must be a list ( { ... }, ... )", o->path);
-			else if (config_setting_length(s) == 0)
-				cfg_err(&x, s, "'%s' is empty: at least one %s is required",
-				        o->path, o->noun);
-			else
+			else if (s != NULL && config_setting_length(s) > 0)
 				o->list(&x, s);
+			else if (lookup_may_route(o->path) && x.nroute_lists < 2)
+				/* cfg_lookup_finish() decides */
+				x.route_lists[x.nroute_lists++] = (struct route_list_left){
+				    .path = o->path, .noun = o->noun, .set = s};
+			else
+				cfg_err(&x, s,
+				        s == NULL ? "missing '%s': at least one %s is required"
+				                  : "'%s' is empty: at least one %s is required",
+				        o->path, o->noun);
 			break;
 		default:
 			if (s != NULL)

@@ -42,6 +42,13 @@ struct ctx {
 	/* borrowed from libconfig: the entry each listener and backend came from */
 	const config_setting_t **lst_set; /* owned array: [nlisteners] */
 	const config_setting_t **be_set;  /* owned array: [nbackends] */
+	/* backends or routes missing or empty: a lookup must route
+	 * (cfg_lookup_finish() decides) */
+	struct route_list_left {
+		const char *path, *noun;
+		const config_setting_t *set; /* NULL: missing */
+	} route_lists[2];
+	size_t nroute_lists;
 };
 
 static inline bool

@@ -13,6 +13,7 @@
 
 #include "config.h"
 #include "config_impl.h"
+#include "route.h"
 
 #define LOOKUP_URL_MAX 2048 /* a service URL; curl takes far more, logs should not */
 
@@ -182,6 +183,30 @@ cfg_lookup_finish(struct ctx *x)
 			continue;
 		cfg_err(x, m, "listener: 'lookup = true' needs the top-level lookup.url");
 	}
+	/* Without backends or routes only a lookup can route: every listener
+	 * must have one.  Routes without backends would name nothing. */
+	if (x->nroute_lists > 0) {
+		size_t with = 0;
+
+		for (size_t i = 0; i < x->cfg->nlisteners; i++)
+			with += config_lookup_url(x->cfg, &x->cfg->listeners[i]) != NULL;
+		for (size_t i = 0; i < x->nroute_lists && with < x->cfg->nlisteners; i++)
+			cfg_err(x, x->route_lists[i].set,
+			        x->route_lists[i].set == NULL
+			            ? "missing '%s': at least one %s is required%s"
+			            : "'%s' is empty: at least one %s is required%s",
+			        x->route_lists[i].path, x->route_lists[i].noun,
+			        with > 0 ? " (a listener without a lookup needs one)" : "");
+		if (with == x->cfg->nlisteners && x->cfg->nbackends == 0 &&
+		    config_lookup(x->lc, "routes") != NULL &&
+		    config_setting_length(config_lookup(x->lc, "routes")) > 0)
+			cfg_err(x, config_lookup(x->lc, "routes"),
+			        "'routes' name backends, but 'backends' is missing or empty");
+	}
+	/* every login may fall back to the rules: an empty table routes nobody */
+	if (x->cfg->routes == NULL && x->cfg->nbackends == 0 &&
+	    (x->cfg->routes = route_table_new(NULL, 0)) == NULL)
+		cfg_err(x, NULL, "out of memory");
 }
 
 void

@@ -30,6 +30,9 @@ health_any_up(void)
 	struct runtime *rt = runtime_get();
 	bool up = false;
 
+	/* With no backend configured a lookup service names them at each
+	 * login, and only those logins tell whether they are up: up. */
+	up = rt != NULL && rt->cfg->nbackends == 0;
 	for (size_t bi = 0; rt != NULL && bi < rt->cfg->nbackends && !up; bi++)
 		up = registry_is_up(rt->reg[bi]);
 	runtime_unref(&rt);

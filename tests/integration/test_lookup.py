@@ -225,7 +225,8 @@ def lpostern(certs, mx1, mx2, dead_backend, postern_registry, run_dir):
     made = []
 
     def make(lookup, backends=None, routes=None, **kw):
-        p = Postern(certs, backends or [mx1, mx2, dead_backend], routes or ROUTES,
+        p = Postern(certs, [mx1, mx2, dead_backend] if backends is None else backends,
+                    ROUTES if routes is None else routes,
                     parent_dir=run_dir, lookup=lookup, **kw)
         postern_registry.append(p)
         p.start()  # one that does not start raises here (and is cleaned up)
@@ -705,6 +706,31 @@ def test_500_held_lookups_do_not_stall_a_20mb_fetch(make_svc, lpostern, mx1, mx2
 
 
 # ===========================================================================
+# 5b. Policy on top of whatever the service says
+# ===========================================================================
+
+
+def test_the_protocol_lock_holds_whatever_the_service_answers(make_svc, lpostern, run_dir,
+                                                               mx2):
+    """The service routes erin for both protocols; the sticky lock, taken by
+    the first IMAP login, still refuses POP3 (after the backend accepted
+    the password, as always) and the lookup's OK does not undo it."""
+    state = tempfile.mkdtemp(prefix="pit-state-", dir=run_dir)
+    svc = make_svc({ERIN: route(mx2)})
+    p = lpostern(lookup_conf(svc), extra='state = "lmdb:%s";' % state,
+                 policy=('policy = {\n  protocol_lock = "sticky";\n'
+                         '  throttle = { delay_base = "0"; delay_max = "0"; };\n};'))
+    out = via_postern(p, "imap", ERIN, PASSWORDS[ERIN])
+    assert out.ok and out.backend == "mx2", out
+    since = p.log_size()
+    out = via_postern(p, "pop3", ERIN, PASSWORDS[ERIN])
+    assert out.answer == (harness.POP3_SET_TO_IMAP + "\r\n").encode(), out
+    assert svc.requests_of(ERIN)[-1]["headers"]["auth-protocol"] == "pop3"
+    got = login_line(p, ERIN, since, ok=False)
+    assert got.get("class") == "policy", got
+
+
+# ===========================================================================
 # 6. Precedence
 # ===========================================================================
 
@@ -780,6 +806,23 @@ def test_an_address_no_backend_has_becomes_a_dynamic_backend(make_svc, lpostern,
     assert login_line(p, BIG_USER, since).get("backend") == name
     rc = harness.run_postern("-c", p.conf_path, "backend", "list")
     assert rc.returncode == 0 and name in rc.stdout, (rc.stdout, rc.stderr)
+
+
+def test_nginx_mails_drop_in_needs_no_backend_and_no_route(make_svc, lpostern, mx1, mx2):
+    """README's "Moving from nginx mail": listeners and a lookup, nothing
+    else.  Every backend is one the service names by address."""
+    svc = make_svc({ALICE: route(mx1, check=PASSWORDS[ALICE]),
+                    ERIN: route(mx2, check=PASSWORDS[ERIN])})
+    p = lpostern(lookup_conf(svc), backends=[], routes=[])
+    for user, mx in ((ALICE, mx1), (ERIN, mx2)):
+        for proto in ("imap", "pop3"):
+            since = p.log_size()
+            out = via_postern(p, proto, user, PASSWORDS[user])
+            assert out.ok and out.backend == mx.name, out
+            port = mx.imap_port if proto == "imap" else mx.pop3_port
+            assert login_line(p, user, since).get("backend") == "127.0.0.1:%d" % port
+    out = via_postern(p, "imap", ALICE, WRONG_PASSWORDS[0])
+    assert not out.ok and out.open, out
 
 
 # ===========================================================================

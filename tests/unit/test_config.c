@@ -1420,6 +1420,32 @@ send_password_defaults_by_protocol_and_a_listener_url_needs_no_section(void **st
 	free(errs);
 }
 
+/* nginx mail's drop-in: listeners and a lookup, no backend, no route. */
+static void
+a_lookup_for_every_listener_makes_backends_and_routes_optional(void **state)
+{
+	size_t out[ROUTE_POOL_MAX];
+	char *errs = NULL;
+	struct config *cfg;
+
+	(void)state;
+	cfg = parse(TLS_OK LST_OK "lookup = { url = \"http://127.0.0.1:8080/auth\"; };\n", &errs);
+	assert_string_equal(errs, "");
+	assert_non_null(cfg);
+	assert_int_equal(cfg->nbackends, 0);
+	assert_non_null(cfg->routes); /* empty: routes nobody */
+	assert_int_equal(route_lookup(cfg->routes, "a@b", 3, out, ROUTE_POOL_MAX), 0);
+	config_unref(&cfg);
+	free(errs);
+	cfg = parse(TLS_OK "listeners = ( { listen = \"127.0.0.1:9993\"; protocol = \"imap\"; "
+	                   "lookup = \"http://h/\"; } );\nbackends = ( );\nroutes = ( );\n",
+	            &errs);
+	assert_string_equal(errs, "");
+	assert_non_null(cfg);
+	config_unref(&cfg);
+	free(errs);
+}
+
 static void
 lookup_mistakes_are_reported_with_their_line(void **state)
 {
@@ -1489,6 +1515,15 @@ lookup_mistakes_are_reported_with_their_line(void **state)
 	    {TLS_OK BE_OK RT_OK LST("listen = \"127.0.0.1:9993\"; protocol = \"imap\"; "
 	                            "lookup = true;"),
 	     "listener: 'lookup = true' needs the top-level lookup.url"},
+	    /* without backends or routes every listener needs a lookup */
+	    {TLS_OK "listeners = ( { listen = \"127.0.0.1:9993\"; protocol = \"imap\"; },\n"
+	            "  { listen = \"127.0.0.1:9994\"; protocol = \"imap\"; lookup = false; } );\n"
+	            "lookup = { url = \"http://h/\"; };\n",
+	     "t.conf:0: missing 'backends': at least one backend is required (a listener "
+	     "without a lookup needs one)"},
+	    {TLS_OK LST_OK "missing_backends = 1;\n", "missing 'backends'"},
+	    {TLS_OK LST_OK RT_OK "lookup = { url = \"http://h/\"; };\n",
+	     "t.conf:3: 'routes' name backends, but 'backends' is missing or empty"},
 	};
 	(void)state;
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
@@ -1550,6 +1585,7 @@ main(void)
 	    cmocka_unit_test(
 	        send_password_defaults_by_protocol_and_a_listener_url_needs_no_section),
 	    cmocka_unit_test(lookup_mistakes_are_reported_with_their_line),
+	    cmocka_unit_test(a_lookup_for_every_listener_makes_backends_and_routes_optional),
 	    cmocka_unit_test(lookup_headers_take_at_most_their_bound),
 	};
 
