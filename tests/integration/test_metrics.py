@@ -31,12 +31,13 @@ FAMILIES = [
     "postern_build_info", "postern_connections", "postern_sessions", "postern_logins",
     "postern_login_duration_seconds", "postern_backend_up", "postern_backend_connect_errors",
     "postern_tls_handshakes", "postern_bytes", "postern_policy_refusals", "postern_state_up",
+    "postern_lookup_requests", "postern_lookup_duration_seconds", "postern_lookup_breaker_open",
     "process_start_time_seconds", "process_open_fds", "process_resident_memory_bytes",
 ]
 
 # The results of logins_total: the fail classes' names (proxy/reason.c) and ok.
 RESULTS = {"ok", "auth_failed", "policy", "limit", "throttled", "backend_down",
-           "backend_protocol", "internal"}
+           "backend_protocol", "internal", "lookup_unavailable"}
 
 
 # ---------------------------------------------------------------------------
