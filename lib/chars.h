@@ -42,6 +42,19 @@ chars_upper(uint8_t c)
 }
 
 /* Is word[0..len) the upper-case word upper, ignoring case? */
+/* No control byte (0x00-0x1f) and no DEL in s[0..len): text a login
+ * may carry to a backend. */
+static inline bool
+chars_no_control(const void *s, size_t len)
+{
+	const uint8_t *p = s;
+
+	for (size_t i = 0; i < len; i++)
+		if (p[i] < 0x20 || p[i] == 0x7f)
+			return false;
+	return true;
+}
+
 static inline bool
 chars_word_eq(const void *word, size_t len, const char *upper)
 {

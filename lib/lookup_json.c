@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "chars.h"
 #include "lookup_msg.h"
 #include "utf8.h"
 
@@ -136,17 +137,6 @@ temp(struct lookup_answer *a, const char *why)
 	snprintf(a->why, sizeof(a->why), "%s", why);
 }
 
-static bool
-no_control(const char *s, size_t len)
-{
-	for (size_t i = 0; i < len; i++) {
-		unsigned char c = (unsigned char)s[i];
-		if (c < 0x20 || c == 0x7f)
-			return false;
-	}
-	return true;
-}
-
 /* A backend's name as the config allows one (cfg_valid_name): letters,
  * digits, '.', '_' and '-'. */
 static bool
@@ -201,7 +191,7 @@ read_route(struct lookup_answer *a, json_t *o)
 	if (user != NULL) {
 		size_t len = json_string_length(user);
 		if (!json_is_string(user) || len == 0 || len > LOOKUP_USER_MAX ||
-		    !no_control(json_string_value(user), len))
+		    !chars_no_control(json_string_value(user), len))
 			return "\"user\" is not a user name";
 		memcpy(a->user, json_string_value(user), len);
 		a->user[len] = '\0';

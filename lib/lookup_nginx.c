@@ -18,6 +18,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "chars.h"
 #include "lookup_msg.h"
 
 /* ngx_flags: what the answer's lines said so far */
@@ -229,19 +230,6 @@ ngx_atoi(const char *s, size_t len, long *out)
 	return true;
 }
 
-/* A value the backend login gets: no control byte, no DEL (nginx copies
- * Auth-User and Auth-Pass raw, unescaped; so does postern). */
-static bool
-login_safe(const char *s, size_t len)
-{
-	for (size_t i = 0; i < len; i++) {
-		unsigned char c = (unsigned char)s[i];
-		if (c < 0x20 || c == 0x7f)
-			return false;
-	}
-	return true;
-}
-
 static bool
 base64_text(const char *s, size_t len)
 {
@@ -331,14 +319,14 @@ on_header(struct lookup_answer *a, const char *name, size_t nlen, const char *v,
 	} else if (name_is(name, nlen, "Auth-Port")) {
 		on_port(a, v, vlen);
 	} else if (name_is(name, nlen, "Auth-User")) {
-		if (vlen == 0 || vlen > LOOKUP_USER_MAX || !login_safe(v, vlen))
+		if (vlen == 0 || vlen > LOOKUP_USER_MAX || !chars_no_control(v, vlen))
 			return fail(a, "Auth-User is empty, too long or holds control bytes");
 		memcpy(a->user, v, vlen);
 		a->user[vlen] = '\0';
 		a->user_len = vlen;
 		a->has_user = true;
 	} else if (name_is(name, nlen, "Auth-Pass")) {
-		if (vlen > LOOKUP_PASS_MAX || !login_safe(v, vlen))
+		if (vlen > LOOKUP_PASS_MAX || !chars_no_control(v, vlen))
 			return fail(a, "Auth-Pass is too long or holds control bytes");
 		lookup_answer_wipe(a);
 		memcpy(a->pass, v, vlen);

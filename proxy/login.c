@@ -13,6 +13,7 @@
 
 #include "account.h"
 #include "addr.h"
+#include "chars.h"
 #include "dynback.h"
 #include "log.h"
 #include "login.h"
@@ -247,11 +248,8 @@ creds_invalid(enum creds_kind kind, const char *user, size_t user_len, const cha
 		return LR_INVALID_CREDENTIALS;
 	/* A user name is text: CR, LF, NUL and other controls have no business
 	 * there and are how command injection would start. */
-	for (size_t i = 0; i < user_len; i++) {
-		unsigned char ch = (unsigned char)user[i];
-		if (ch < 0x20 || ch == 0x7f)
-			return LR_INVALID_USER_NAME;
-	}
+	if (!chars_no_control(user, user_len))
+		return LR_INVALID_USER_NAME;
 	if (kind != CREDS_PASSWORD) {
 		/* RFC 6750 §2.1 b64token: printable, no space. */
 		for (size_t i = 0; i < secret_len; i++) {
