@@ -140,7 +140,7 @@ temp(struct lookup_answer *a, const char *why)
 /* A backend's name as the config allows one (cfg_valid_name): letters,
  * digits, '.', '_' and '-'. */
 static bool
-backend_name(const char *s, size_t len)
+config_name_ok(const char *s, size_t len)
 {
 	if (len == 0 || len > LOOKUP_NAME_MAX)
 		return false;
@@ -165,18 +165,18 @@ member(json_t *o, const char *key)
 static const char *
 read_route(struct lookup_answer *a, json_t *o)
 {
-	json_t *backend = member(o, "backend"), *server = member(o, "server");
+	json_t *named = member(o, "backend"), *server = member(o, "server");
 	json_t *port = member(o, "port"), *user = member(o, "user"), *tls = member(o, "tls");
 
-	if ((backend != NULL) == (server != NULL))
+	if ((named != NULL) == (server != NULL))
 		return "the answer names both or neither of \"backend\" and \"server\"";
-	if (backend != NULL) {
-		size_t len = json_string_length(backend);
-		if (!json_is_string(backend) || !backend_name(json_string_value(backend), len))
+	if (named != NULL) {
+		size_t len = json_string_length(named);
+		if (!json_is_string(named) || !config_name_ok(json_string_value(named), len))
 			return "\"backend\" is not a backend's name";
 		if (port != NULL)
 			return "\"port\" comes with \"server\", not with \"backend\"";
-		memcpy(a->backend, json_string_value(backend), len);
+		memcpy(a->backend, json_string_value(named), len);
 		a->backend[len] = '\0';
 	} else {
 		const char *s = json_string_value(server);
