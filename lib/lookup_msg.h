@@ -26,7 +26,10 @@
 #define LOOKUP_HEADS_MAX  16384 /* all header lines of an answer together */
 #define LOOKUP_BODY_MAX   16384 /* a JSON answer's body */
 #define LOOKUP_WAIT_MAX   60    /* Auth-Wait seconds above this are taken as this */
-#define LOOKUP_HEADER_MAX (32 + 3 * LOOKUP_PASS_MAX) /* one request header line, escaped */
+/* the password or bearer token a request carries: CREDS_TOKEN_MAX (an
+ * OAuth access token, a JWT of several KiB, goes in Auth-Pass) */
+#define LOOKUP_SECRET_MAX 8192
+#define LOOKUP_HEADER_MAX (32 + 3 * LOOKUP_SECRET_MAX) /* one request header line, escaped */
 
 /* What the client logged in with, in nginx's Auth-Method words. */
 enum lookup_method {
@@ -135,8 +138,8 @@ size_t lookup_nginx_escape(char *out, size_t cap, const char *in, size_t len);
  * connection headers are the HTTP client's.  Auth-Pass is left out when
  * q->pass is NULL; Client-Host comes only when q->client_host is set
  * (nginx sends it for SMTP only).  Lines holding the password are wiped
- * after add() returns.  0, or -1 (add stopped, a password over
- * LOOKUP_PASS_MAX, a raw field or static header with a control byte).
+ * after add() returns.  0, or -1 (add stopped, a password or token over
+ * LOOKUP_SECRET_MAX, a raw field or static header with a control byte).
  */
 int lookup_nginx_headers(const struct lookup_query *q, int (*add)(void *arg, const char *line),
                          void *arg);

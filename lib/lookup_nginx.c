@@ -139,7 +139,7 @@ req_lines(struct ngx_req *r, const struct lookup_query *q)
 		return -1;
 	/* nginx always sends Auth-Pass; with send_password off it is left out */
 	if (q->pass != NULL) {
-		if (q->pass_len > LOOKUP_PASS_MAX ||
+		if (q->pass_len > LOOKUP_SECRET_MAX ||
 		    req_add(r, "Auth-Pass", q->pass, q->pass_len, true) < 0)
 			return -1;
 	}

@@ -13,6 +13,7 @@
 #include <openssl/crypto.h>
 
 #include "account.h"
+#include "addr.h"
 #include "admin_impl.h"
 #include "config.h"
 #include "lookup.h"
@@ -72,6 +73,9 @@ static void
 print_decision(const struct config *cfg, enum proto_kind pk, const char *user,
                const struct lookup_answer *a)
 {
+	struct sockaddr_storage sa;
+	socklen_t salen;
+
 	printf("postern:  ");
 	switch (a->status) {
 	case LOOKUP_OK:
@@ -85,17 +89,14 @@ print_decision(const struct config *cfg, enum proto_kind pk, const char *user,
 				    a->backend);
 			return;
 		}
-		for (size_t i = 0; i < cfg->nbackends; i++) {
-			char want[LOOKUP_SERVER_MAX + 8];
-
-			snprintf(want, sizeof(want), "%s", a->server);
-			if (cfg->backends[i].port[pk] == a->port && cfg->backends[i].host != NULL &&
-			    strcmp(cfg->backends[i].host, want) == 0) {
-				printf("log in at backend %s (its address)\n",
-				       cfg->backends[i].name);
-				return;
-			}
-		}
+		if (addr_from_literal(a->server, a->port, &sa, &salen) == 0)
+			for (size_t i = 0; i < cfg->nbackends; i++)
+				if (cfg->backends[i].port[pk] != 0 &&
+				    addr_same(&cfg->backends[i].addr[pk], &sa)) {
+					printf("log in at backend %s (its address)\n",
+					       cfg->backends[i].name);
+					return;
+				}
 		printf(
 		    "log in at %s%s%s:%u, a backend named by address (lookup.backend_defaults)\n",
 		    strchr(a->server, ':') ? "[" : "", a->server, strchr(a->server, ':') ? "]" : "",

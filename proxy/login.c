@@ -19,6 +19,7 @@
 #include "login.h"
 #include "lookup.h"
 #include "runtime.h"
+#include "utf8.h"
 #include "sasl.h"
 #include "worker.h"
 
@@ -480,6 +481,17 @@ login_lookup(struct conn *c, const char *url)
 	if (lk->send_password) {
 		q.pass = cr->kind == CREDS_PASSWORD ? cr->secret : cr->token;
 		q.pass_len = cr->kind == CREDS_PASSWORD ? cr->secret_len : cr->token_len;
+	}
+	/* JSON carries text only: a name or password in another charset
+	 * cannot be asked about (nginx's escaped headers carry any byte) */
+	if (lk->protocol == LOOKUP_PROTO_JSON &&
+	    (!utf8_valid((const uint8_t *)q.user, q.user_len) ||
+	     (q.pass != NULL && !utf8_valid((const uint8_t *)q.pass, q.pass_len)))) {
+		login_finish(c, FAIL_AUTH,
+		             utf8_valid((const uint8_t *)q.user, q.user_len)
+		                 ? LR_INVALID_PASSWORD
+		                 : LR_INVALID_USER_NAME);
+		return;
 	}
 	if (c->cl.ssl != NULL) {
 		q.ssl = true;

@@ -18,7 +18,9 @@
 
 #define LOOKUP_DISCARD_MAX (64 * 1024) /* an nginx answer's body, read and dropped */
 #define LOOKUP_KEY_MAX     (2048 + 3 + LOOKUP_USER_MAX)
-#define LOOKUP_JSON_MAX    (4096 + 3 * LOOKUP_PASS_MAX) /* a JSON request body */
+/* a JSON request body: the fixed fields, then the user and the password,
+ * each byte escaped at worst as \u00XX */
+#define LOOKUP_JSON_FIXED 4096
 
 enum req_state { RQ_QUEUED, RQ_RUNNING, RQ_DONE, RQ_ONCE };
 
@@ -37,8 +39,8 @@ struct lookup_req {
 	ev_timer queue_timer;    /* RQ_QUEUED: its deadline */
 	CURL *easy;              /* owned; RQ_RUNNING and RQ_ONCE */
 	struct curl_slist *hdrs; /* owned; lines wiped before they are freed */
-	char *body;              /* owned: JSON request, wiped after */
-	size_t body_len;
+	char *body;              /* owned: JSON request [body_cap], wiped after */
+	size_t body_len, body_cap;
 	char *in; /* owned: JSON answer, LOOKUP_BODY_MAX + 1 */
 	size_t in_len, discarded, head_bytes;
 	const char *abort_why; /* static: why we ended the transfer ourselves */
@@ -133,7 +135,7 @@ req_free(struct lookup_req *r)
 	if (r->easy != NULL)
 		curl_easy_cleanup(r->easy);
 	if (r->body != NULL)
-		OPENSSL_cleanse(r->body, LOOKUP_JSON_MAX);
+		OPENSSL_cleanse(r->body, r->body_cap);
 	free(r->body);
 	free(r->in);
 	free(r->url);
@@ -224,10 +226,11 @@ req_easy(struct lookup_req *r, const struct lookup_conf *lc, const struct lookup
 		if (lookup_nginx_headers(&q, add_header, r) < 0)
 			return -1;
 	} else {
-		if ((r->body = malloc(LOOKUP_JSON_MAX)) == NULL ||
+		r->body_cap = LOOKUP_JSON_FIXED + 6 * (q.user_len + (q.pass ? q.pass_len : 0));
+		if ((r->body = malloc(r->body_cap)) == NULL ||
 		    (r->in = malloc(LOOKUP_BODY_MAX + 1)) == NULL)
 			return -1;
-		if ((r->body_len = lookup_json_request(&q, r->body, LOOKUP_JSON_MAX)) == (size_t)-1)
+		if ((r->body_len = lookup_json_request(&q, r->body, r->body_cap)) == (size_t)-1)
 			return -1;
 		if (add_header(r, "Content-Type: application/json") < 0)
 			return -1;

@@ -46,7 +46,7 @@ request(const uint8_t *data, size_t size, int flags)
 	q.user_len = cut;
 	if (!(flags & 8)) {
 		q.pass = (const char *)data + cut;
-		q.pass_len = size - cut > LOOKUP_PASS_MAX ? LOOKUP_PASS_MAX : size - cut;
+		q.pass_len = size - cut > LOOKUP_SECRET_MAX ? LOOKUP_SECRET_MAX : size - cut;
 	}
 	q.attempt = 1;
 	q.client_ip = "2001:db8::7";

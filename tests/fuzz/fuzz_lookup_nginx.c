@@ -113,9 +113,9 @@ request(const uint8_t *data, size_t size)
 	if (lookup_nginx_headers(&q, add, &s) == 0) {
 		CHECK(s.user_lines == 1);
 		CHECK(s.pass_lines == (q.pass != NULL));
-		CHECK(q.pass == NULL || q.pass_len <= LOOKUP_PASS_MAX);
+		CHECK(q.pass == NULL || q.pass_len <= LOOKUP_SECRET_MAX);
 	} else {
-		CHECK(q.pass != NULL && q.pass_len > LOOKUP_PASS_MAX);
+		CHECK(q.pass != NULL && q.pass_len > LOOKUP_SECRET_MAX);
 	}
 	/* a short buffer is refused, never overrun */
 	size_t n = lookup_nginx_escape(esc, sizeof(esc), q.user, q.user_len);

@@ -497,6 +497,18 @@ def test_json_protocol_routes_by_name_and_by_address_and_refuses(make_svc, lpost
     assert doc["client"]["ip"] == "127.0.0.1" and isinstance(doc["client"]["port"], int), doc
     assert "password" not in doc, doc     # send_password: false by default for json
     assert r["headers"].get("x-auth-key") == "k", r["headers"]
+    # JSON carries text only: a user name that is not UTF-8 (Latin-1 here)
+    # cannot be asked about; it is refused as an invalid name, unasked
+    n0 = len(svc.requests)
+    since = p.log_size()
+    with RawImap(p.imap_port, p.certs["ca"]) as c:
+        name = b"j\xf6rg@lookup.test"
+        c.send(b"a1 LOGIN {%d+}\r\n%s pw\r\n" % (len(name), name))
+        line, _ = c.read_response("a1")
+        assert line == IMAP_AUTH_FAILED.encode() + b"\r\n", c.dump()
+    got = wait_postern(p, r"event=login\.fail [^\n]*reason=invalid_user_name", since=since)
+    assert got, p.log()[since:]
+    assert len(svc.requests) == n0
 
 
 def test_https_service_with_the_test_ca_works_and_a_wrong_ca_is_a_temporary_failure(
@@ -864,7 +876,9 @@ def test_a_token_refusal_relays_auth_error_sasl_as_the_rfc7628_challenge(make_sv
     """nginx PR 1590: Auth-Method xoauth2 / oauthbearer with the token as
     Auth-Pass; a refusal's Auth-Error-SASL is the error challenge the
     client gets, and after its dummy response the refusal."""
-    user, token = "tok@lookup.test", "ya29.not-a-real-token"
+    # an access token of 5 KiB, as JWTs of some providers are: Auth-Pass
+    # carries it whole
+    user, token = "tok@lookup.test", "ya29." + "a1B2-c3_D4" * 500
     err = base64.b64encode(json.dumps({"status": "invalid_token", "scope": "mail"}).encode())
     svc = make_svc({user: refuse("Invalid token", wait=1, sasl=err.decode())})
     extra = [{"protocol": "imap", "tls": "implicit",

@@ -11,7 +11,7 @@
 /* ---- helpers --------------------------------------------------------------- */
 
 struct lines {
-	char text[8192]; /* every line, each followed by "\n" */
+	char text[LOOKUP_HEADER_MAX + 4096]; /* every line, each followed by "\n" */
 	int n;
 	int stop_at; /* add() answers -1 at this line (1-based), 0: never */
 };
@@ -210,7 +210,7 @@ request_lines_refuse_what_would_split_a_line(void **state)
 	static const char *const bad[] = {"X-A: 1\r\nX-B: 2"};
 	struct lookup_query q = imap_query();
 	struct lines l = {0};
-	char big[LOOKUP_PASS_MAX + 2];
+	static char big[LOOKUP_SECRET_MAX + 2];
 	(void)state;
 	q.headers = bad;
 	q.nheaders = 1;
@@ -221,11 +221,12 @@ request_lines_refuse_what_would_split_a_line(void **state)
 	q = imap_query();
 	memset(big, 'x', sizeof(big));
 	q.pass = big;
-	q.pass_len = LOOKUP_PASS_MAX + 1;
+	q.pass_len = LOOKUP_SECRET_MAX + 1;
 	assert_int_equal(lookup_nginx_headers(&q, collect, &l), -1);
-	/* a password of LOOKUP_PASS_MAX bytes, every one escaped, fits */
+	/* a token of LOOKUP_SECRET_MAX bytes (OAuth JWTs run to several KiB)
+	 * fits, even with every byte escaped */
 	memset(big, '%', sizeof(big));
-	q.pass_len = LOOKUP_PASS_MAX;
+	q.pass_len = LOOKUP_SECRET_MAX;
 	memset(&l, 0, sizeof(l));
 	assert_int_equal(lookup_nginx_headers(&q, collect, &l), 0);
 }
