@@ -10,7 +10,9 @@ verified TLS) and every attempt is classified:
               line) and it was reset: it sat in the old process's listen
               queue when that socket closed.  Linux resets such connections
               unless net.ipv4.tcp_migrate_req = 1 (5.14+), which moves them
-              to another socket of the SO_REUSEPORT group.
+              to another socket of the SO_REUSEPORT group.  A reset that
+              reaches connect() itself, before the client has a port to
+              look for, is the same.
   cut         accepted by the old postern and ended when it stopped (a login
               in flight; the graceful drain's business, reported only).
   ok          logged in and out.
@@ -153,6 +155,11 @@ def classify(results, old, new):
     for r in results:
         if r["ok"]:
             kind = "ok"
+        elif r["phase"] == "connect" and r.get("errno") == errno.ECONNRESET:
+            # The handshake completed into the old socket's queue and its
+            # close reset it before connect() returned: unaccepted, with no
+            # client port to look for yet.
+            kind = "unaccepted"
         elif r["phase"] == "connect":
             kind = "refused" if r.get("errno") == errno.ECONNREFUSED else "connect_failed"
         elif r["cport"] in by_new:
