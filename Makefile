@@ -32,15 +32,15 @@ BUILD    = build
 # Parsers and other pure code: no libev, no sockets; linked into fuzzers.
 PURE_SRC = lib/addr.c lib/buf.c lib/dialog.c lib/imap.c lib/imap_grammar.c lib/imap_quote.c lib/pop3.c lib/sasl.c lib/route.c lib/route_map.c lib/log.c \
            lib/proxyproto.c lib/prom.c lib/imap_resp.c lib/pop3_resp.c lib/account.c lib/utf8.c \
-           lib/lookup_msg.c lib/lookup_nginx.c lib/lookup_json.c
+           lib/lookup_msg.c lib/lookup_nginx.c lib/lookup_json.c lib/sieve.c lib/sieve_resp.c
 # The config loader: lib/ too, but it reads files and resolves host names.
 CONFIG_SRC = lib/config.c lib/config_check.c lib/config_listen.c lib/config_backend.c lib/config_policy.c \
              lib/config_lookup.c lib/state_url.c
 # What unit tests link: the pure code and the config loader.
 UNIT_SRC = $(PURE_SRC) $(CONFIG_SRC) $(POLICY_SRC)
 CORE_SRC = $(CONFIG_SRC) proxy/metrics.c proxy/metrics_http.c proxy/tls.c proxy/link.c proxy/listener.c proxy/conn.c proxy/login.c \
-           proxy/sasl_exchange.c proxy/reason.c proxy/imap_session.c proxy/pop3_session.c proxy/backend.c \
-           proxy/backend_imap.c proxy/backend_pop3.c proxy/relay.c proxy/worker.c \
+           proxy/sasl_exchange.c proxy/reason.c proxy/imap_session.c proxy/pop3_session.c proxy/sieve_session.c proxy/backend.c \
+           proxy/backend_imap.c proxy/backend_pop3.c proxy/backend_sieve.c proxy/relay.c proxy/worker.c \
            proxy/runtime.c proxy/registry.c proxy/health.c proxy/lifecycle.c proxy/notify.c proxy/admin.c \
            proxy/admin_answer.c proxy/admin_client.c proxy/admin_cmd.c proxy/admin_request.c \
            proxy/admin_worker.c proxy/admin_lookup.c proxy/lookup.c proxy/lookup_breaker.c \
@@ -61,7 +61,7 @@ DEPFLAGS = -MMD -MP
 UNIT_PROXY = $(patsubst tests/unit/%.c,%,$(wildcard tests/unit/test_proxy_*.c))
 UNIT     = $(filter-out $(UNIT_PROXY),$(patsubst tests/unit/%.c,%,$(wildcard tests/unit/test_*.c)))
 FUZZ     = fuzz_imap fuzz_pop3 fuzz_proxyproto fuzz_sasl fuzz_imap_resp fuzz_pop3_resp fuzz_dialog \
-           fuzz_lookup_nginx fuzz_lookup_json
+           fuzz_lookup_nginx fuzz_lookup_json fuzz_sieve fuzz_sieve_resp
 
 .PHONY: all depcheck deps check-structure test unit unit-asan postern-asan fuzz fuzz-short integration integration-asan \
         demo bench format clean install uninstall install-check docker docker-test

@@ -120,6 +120,8 @@ proto_name(enum proto_kind p)
 		return "imap";
 	case PROTO_POP3:
 		return "pop3";
+	case PROTO_SIEVE:
+		return "sieve";
 	default:
 		return "?";
 	}
@@ -218,6 +220,16 @@ static const struct opt_name lookup_protocols[] = {
     {NULL, 0, NULL},
 };
 
+static const struct opt_name sieve_lock_modes[] = {
+    {"exempt", SIEVE_LOCK_EXEMPT, NULL},
+    {"as_imap", SIEVE_LOCK_AS_IMAP, NULL},
+    {NULL, 0, NULL},
+};
+static const struct opt_name sieve_sessions_modes[] = {
+    {"exempt", SIEVE_SESSIONS_EXEMPT, NULL},
+    {"count", SIEVE_SESSIONS_COUNT, NULL},
+    {NULL, 0, NULL},
+};
 static const struct opt_name lookup_failure_modes[] = {
     {"unavailable", LOOKUP_FAIL_UNAVAILABLE, NULL},
     {"rules", LOOKUP_FAIL_RULES, NULL},
@@ -298,6 +310,7 @@ static const struct opt opts[] = {
 	O_FUNC(   "pools",                    cfg_parse_pools,              NULL),
 	O_LIST(   "routes",                   cfg_parse_routes,             "route"),
 	O_STR(    "route_map",                route_map,                    NULL,      cfg_load_route_map),
+	O_STR(    "sieve_extensions",         sieve_extensions,             NULL,      cfg_check_sieve_extensions),
 
 	O_GROUP(  "lookup"),
 	O_STR(    "lookup.url",               lookup.url,                   NULL,      cfg_check_lookup_url),
@@ -341,6 +354,8 @@ static const struct opt opts[] = {
 	O_FUNC(   "policy.protocols_default", cfg_parse_protocols_default,  "[\"imap\", \"pop3\"]"),
 	O_INT(    "policy.max_connections_per_ip", policy.max_connections_per_ip, "0", 0, 1000000),
 	O_INT(    "policy.max_sessions_per_user",  policy.max_sessions_per_user,  "0", 0, 100000),
+	O_ENUM(   "policy.sieve_lock",        policy.sieve_lock,            "exempt",  sieve_lock_modes),
+	O_ENUM(   "policy.sieve_sessions",    policy.sieve_sessions,        "exempt",  sieve_sessions_modes),
 	O_FUNC(   "policy.allow",             cfg_parse_policy_allow,       NULL),
 	O_FUNC(   "policy.deny",              cfg_parse_policy_deny,        NULL),
 	O_INT(    "policy.ipv6_prefix",       policy.ipv6_prefix,           "64",      32, 128),
@@ -360,6 +375,8 @@ _Static_assert(sizeof(enum protocol_lock_mode) == sizeof(int), "enum protocol_lo
 _Static_assert(sizeof(enum state_unavailable_mode) == sizeof(int), "an int");
 _Static_assert(sizeof(enum route_lookup_mode) == sizeof(int), "an int");
 _Static_assert(sizeof(enum lookup_protocol) == sizeof(int), "an int");
+_Static_assert(sizeof(enum sieve_lock_mode) == sizeof(int), "an int");
+_Static_assert(sizeof(enum sieve_sessions_mode) == sizeof(int), "an int");
 
 static const struct opt *
 opt_find(const char *path)

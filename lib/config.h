@@ -12,7 +12,9 @@
 #include <stdio.h>
 #include <sys/socket.h>
 
-enum proto_kind { PROTO_IMAP = 0, PROTO_POP3 = 1, PROTO__COUNT };
+/* PROTO_SIEVE is ManageSieve (RFC 5804): not mail access, so the protocol
+ * lock and PROTO_MASK_ALL are about IMAP and POP3 only. */
+enum proto_kind { PROTO_IMAP = 0, PROTO_POP3 = 1, PROTO_SIEVE = 2, PROTO__COUNT };
 enum tls_mode { TLSM_NONE = 0, TLSM_IMPLICIT, TLSM_STARTTLS };
 /* IMAP listeners: COMPRESS=DEFLATE (RFC 4978) offered as the backend does,
  * or hidden from the client (a compressed session cannot be told BYE) */
@@ -30,6 +32,10 @@ enum lookup_protocol { LOOKUP_PROTO_NGINX = 0, LOOKUP_PROTO_JSON };
 enum lookup_failure_mode { LOOKUP_FAIL_UNAVAILABLE = 0, LOOKUP_FAIL_RULES };
 /* a listener's `lookup`: the global section, none, or its own URL */
 enum listener_lookup { LISTENER_LOOKUP_GLOBAL = 0, LISTENER_LOOKUP_OFF, LISTENER_LOOKUP_URL };
+/* policy.sieve_lock: a ManageSieve login and the protocol lock */
+enum sieve_lock_mode { SIEVE_LOCK_EXEMPT = 0, SIEVE_LOCK_AS_IMAP };
+/* policy.sieve_sessions: ManageSieve sessions and max_sessions_per_user */
+enum sieve_sessions_mode { SIEVE_SESSIONS_EXEMPT = 0, SIEVE_SESSIONS_COUNT };
 #define PROTO_MASK(p)   (1u << (p)) /* sets of protocols: PROTO_MASK(PROTO_IMAP) | ... */
 #define PROTO_MASK_ALL  (PROTO_MASK(PROTO_IMAP) | PROTO_MASK(PROTO_POP3))
 #define POLICY_LIST_MAX 4096
@@ -183,6 +189,9 @@ struct config {
 	struct pool_conf *pools;    /* named pools */
 	size_t npools;
 	char *route_map; /* map file of user/domain rules, or NULL */
+	/* ManageSieve listeners' SIEVE capability (extensions, space separated);
+	 * NULL: the list the backends' greetings give */
+	char *sieve_extensions;
 
 	struct lookup_conf lookup;
 
@@ -216,6 +225,8 @@ struct config {
 		unsigned protocols_default; /* PROTO_MASK() bits for unlisted accounts */
 		int max_connections_per_ip; /* live, per address (IPv6: per ipv6_prefix); 0 none */
 		int max_sessions_per_user;  /* live logged-in sessions, both protocols; 0 none */
+		int sieve_lock;             /* enum sieve_lock_mode; default exempt */
+		int sieve_sessions;         /* enum sieve_sessions_mode; default exempt */
 		struct cidr_conf *allow;    /* empty: everybody not denied */
 		size_t nallow;
 		struct cidr_conf *deny; /* checked first: a match is refused */

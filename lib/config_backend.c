@@ -240,9 +240,9 @@ void
 cfg_parse_backends(struct ctx *x, const config_setting_t *list)
 {
 	static const char *const keys[] = {
-	    "name",        "host",    "imap", "pop3",           "tls",           "ca",
-	    "verify_name", "cert",    "key",  "check_interval", "check_timeout", "rise",
-	    "fall",        "forward", NULL};
+	    "name", "host",        "imap",    "pop3", "sieve",          "tls",
+	    "ca",   "verify_name", "cert",    "key",  "check_interval", "check_timeout",
+	    "rise", "fall",        "forward", NULL};
 	struct config *cfg = x->cfg;
 	int n = config_setting_length(list);
 
@@ -291,7 +291,7 @@ cfg_parse_backends(struct ctx *x, const config_setting_t *list)
 			if (get_port(x, g, proto_name(p), what, &be->port[p]) != 0)
 				nports++;
 		if (nports == 0)
-			cfg_err(x, g, "%s: needs an 'imap' or a 'pop3' port", what);
+			cfg_err(x, g, "%s: needs an 'imap', a 'pop3' or a 'sieve' port", what);
 
 		cfg_read_backend_link(x, g, be, what);
 

@@ -121,6 +121,7 @@ void cfg_parse_backends(struct ctx *x, const config_setting_t *s);
 void cfg_parse_pools(struct ctx *x, const config_setting_t *s);
 void cfg_parse_routes(struct ctx *x, const config_setting_t *s);
 void cfg_load_route_map(struct ctx *x, const config_setting_t *s, const char *v);
+void cfg_check_sieve_extensions(struct ctx *x, const config_setting_t *s, const char *v);
 /* The link settings of entry g (tls, ca, verify_name, cert, key, health,
  * forward) into be: a backend's, and lookup.backend_defaults. */
 void cfg_read_backend_link(struct ctx *x, const config_setting_t *g, struct backend_conf *be,

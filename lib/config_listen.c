@@ -324,12 +324,16 @@ cfg_parse_listeners(struct ctx *x, const config_setting_t *list)
 				lc->proto = PROTO_IMAP;
 			else if (strcmp(proto, "pop3") == 0)
 				lc->proto = PROTO_POP3;
+			else if (strcmp(proto, "sieve") == 0)
+				lc->proto = PROTO_SIEVE;
 			else
 				cfg_err(x, config_setting_get_member(g, "protocol"),
-				        "listener: 'protocol' must be \"imap\" or \"pop3\"");
+				        "listener: 'protocol' must be \"imap\", \"pop3\" or "
+				        "\"sieve\"");
 		}
 
-		lc->tls = TLSM_IMPLICIT;
+		/* ManageSieve's standard is STARTTLS on 4190 (RFC 5804 §1.8) */
+		lc->tls = lc->proto == PROTO_SIEVE ? TLSM_STARTTLS : TLSM_IMPLICIT;
 		if ((tls = cfg_get_string(x, g, "tls", "listener", &bad)) != NULL) {
 			if (strcmp(tls, "implicit") == 0)
 				lc->tls = TLSM_IMPLICIT;
@@ -420,4 +424,24 @@ cfg_parse_listeners(struct ctx *x, const config_setting_t *list)
 			lc->name = cfg_dup(x, g, port);
 		}
 	}
+}
+
+/* sieve_extensions: the SIEVE capability ManageSieve listeners announce,
+ * sent inside a quoted string: printable ASCII without '"' and '\\'. */
+void
+cfg_check_sieve_extensions(struct ctx *x, const config_setting_t *s, const char *v)
+{
+	size_t n = strlen(v);
+
+	if (n == 0 || n > 1000) {
+		cfg_err(x, s, "'sieve_extensions' must hold 1..1000 characters");
+		return;
+	}
+	for (size_t i = 0; i < n; i++)
+		if (v[i] < 0x20 || v[i] > 0x7e || v[i] == '"' || v[i] == '\\') {
+			cfg_err(
+			    x, s,
+			    "'sieve_extensions' must be printable ASCII without '\"' or '\\\\'");
+			return;
+		}
 }

@@ -309,7 +309,9 @@ backend_start(const struct backend_req *req, enum fail_class *fc_out, enum login
 		return NULL;
 	}
 	be->req = *req;
-	be->dialog = req->proto == PROTO_IMAP ? &backend_imap_dialog : &backend_pop3_dialog;
+	be->dialog = req->proto == PROTO_IMAP   ? &backend_imap_dialog
+	             : req->proto == PROTO_POP3 ? &backend_pop3_dialog
+	                                        : &backend_sieve_dialog;
 	link_init(&be->link, req->loop, -1, be_io_cb);
 	ev_init(&be->timer, be_timer_cb);
 	buf_init(&be->rx, BE_LINE_MAX, false);

@@ -100,9 +100,17 @@ const char *backend_name(const struct backend *be);
  * a connection is made), or NULL. */
 struct registry_entry *backend_reg(const struct backend *be);
 
-/* After FAIL_NONE: what the client's OK carries (the IMAP capabilities, or
- * the text of POP3's +OK); valid while be lives. */
+/* After FAIL_NONE: what the client's OK carries (the IMAP capabilities,
+ * the text of POP3's +OK, or ManageSieve's response tail: a response code
+ * other than SASL and the quoted text, ready to follow "OK ", or "");
+ * valid while be lives. */
 const char *backend_ok_text(const struct backend *be);
+
+/* ManageSieve: the SIEVE extension list and the NOTIFY methods that the
+ * latest backend greeting offered (any backend, any worker: a lock guards
+ * them), for the pre-login capability of sieve listeners.  false, and ""
+ * in both, before any ManageSieve backend greeted. */
+bool backend_sieve_caps(char *sieve, size_t sieve_len, char *notify, size_t notify_len);
 
 /* After FAIL_AUTH of a token: the backend's RFC 7628 §3.2.2 error
  * challenge, re-encoded base64 of the JSON it sent (checked by

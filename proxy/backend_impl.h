@@ -13,6 +13,7 @@
 #include "pop3_resp.h"
 #include "route.h"
 #include "sasl.h"
+#include "sieve_resp.h"
 
 #define BE_LINE_MAX 8192 /* one response line from a backend */
 /* our commands, credentials included: an OAuth message of SASL_OAUTH_B64_MAX
@@ -48,6 +49,7 @@ struct backend_dialog {
 
 extern const struct backend_dialog backend_imap_dialog;
 extern const struct backend_dialog backend_pop3_dialog;
+extern const struct backend_dialog backend_sieve_dialog;
 
 struct backend {
 	struct backend_req req;
@@ -75,6 +77,7 @@ struct backend {
 	struct imap_caps caps; /* IMAP: the list and what it offers */
 	bool have_caps;
 	struct pop3_capa capa; /* POP3: XCLIENT and SASL mechanisms */
+	struct sieve_caps scaps; /* ManageSieve: what its greeting offers (backend_sieve.c) */
 	bool oauth_dummy;      /* our dummy response went after its RFC 7628 error */
 	/* The RFC 7628 error challenge for the client (base64), or "". */
 	char oauth_err[(SASL_OAUTH_ERR_MAX + 2) / 3 * 4 + 1];

@@ -130,7 +130,9 @@ conn_new(struct worker *w, size_t li, int fd, const struct sockaddr *sa, socklen
 	c->li = li;
 	c->lc = lc = &c->cfg->listeners[li];
 	c->w = w;
-	c->proto = lc->proto == PROTO_IMAP ? &imap_proto_ops : &pop3_proto_ops;
+	c->proto = lc->proto == PROTO_IMAP   ? &imap_proto_ops
+	           : lc->proto == PROTO_POP3 ? &pop3_proto_ops
+	                                     : &sieve_proto_ops;
 	c->id = hash_splitmix64(&w->cid_state);
 	c->started = ev_now(w->loop);
 	link_init(&c->cl, w->loop, fd, client_io_cb);

@@ -83,6 +83,7 @@ struct proto_ops {
 
 extern const struct proto_ops imap_proto_ops;
 extern const struct proto_ops pop3_proto_ops;
+extern const struct proto_ops sieve_proto_ops;
 
 struct conn {
 	uint64_t id;                    /* random; logged as cid= */

@@ -8,7 +8,8 @@ set -eu
 PKGS="build-essential pkg-config clang libclang-rt-14-dev libssl-dev libev-dev
 libconfig-dev libcmocka-dev liblmdb-dev libhiredis-dev libsystemd-dev libmicrohttpd-dev openssl
 libcurl4-openssl-dev libjansson-dev nginx libnginx-mod-mail
-curl python3 python3-pytest python3-prometheus-client dovecot-imapd dovecot-pop3d sslscan haproxy
+curl python3 python3-pytest python3-prometheus-client dovecot-imapd dovecot-pop3d
+dovecot-managesieved dovecot-sieve sieve-connect python3-sievelib sslscan haproxy
 redis-server podman buildah debootstrap libcap2-bin $*"
 
 missing=""
