@@ -258,6 +258,8 @@ sieve_caps_add(struct sieve_caps *caps, const struct sieve_resp *r)
 		keep(caps->maxredirects, sizeof(caps->maxredirects), v);
 	} else if (strcmp(r->name, "STARTTLS") == 0) {
 		caps->starttls = true;
+	} else if (strcmp(r->name, "XCLIENT") == 0) {
+		caps->xclient = true;
 	} else if (strcmp(r->name, "VERSION") == 0) {
 		caps->have_version = true;
 	} else if (strcmp(r->name, "SASL") == 0) {

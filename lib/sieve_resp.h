@@ -68,6 +68,7 @@ struct sieve_caps {
 	char notify[SIEVE_RESP_TEXT_MAX];    /* "NOTIFY" methods, or "" */
 	char maxredirects[16];               /* "MAXREDIRECTS" or "" */
 	bool starttls;
+	bool xclient;   /* "XCLIENT": Dovecot offers it to login_trusted_networks */
 	unsigned mechs; /* sasl.h SASL_MECH_* bits of its "SASL" list */
 	bool have_sasl; /* a "SASL" line came (an empty list after login is normal) */
 	bool have_version;

@@ -7,11 +7,13 @@
  * RFC 7628 §3.2.2 error exchange), and LOGOUT when a login is refused after
  * all.  The only code that writes ManageSieve to a backend.
  *
- * ManageSieve has no ID or XCLIENT: the client's address reaches the
- * backend only in a PROXY header (forward = "proxy"/"proxy-v2", sent by
- * backend.c).  A backend whose forward asks for ID or XCLIENT alone (set
- * for its IMAP or POP3 port) is logged in without it, silently, as POP3
- * does with ID.
+ * The client's address: RFC 5804 has no command for it, but Dovecot's
+ * managesieve-login offers XCLIENT (ADDR, PORT, SESSION, as for POP3) to
+ * login_trusted_networks in its greeting; forward = "xclient" sends it
+ * when offered and logs backend.forward when not.  A PROXY header
+ * (forward = "proxy"/"proxy-v2") is sent by backend.c as for any
+ * protocol.  forward = "id" is IMAP's alone: ignored here, silently, as
+ * POP3 does.
  *
  * It also keeps, for the whole process, the SIEVE and NOTIFY lists of the
  * latest greeting, which sieve listeners announce before login.
@@ -24,6 +26,7 @@
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 
+#include "addr.h"
 #include "backend_impl.h"
 #include "sasl.h"
 
@@ -31,6 +34,7 @@ enum sieve_step {
 	BS_GREETING,     /* capability lines, then OK */
 	BS_STARTTLS,     /* STARTTLS sent */
 	BS_TLS_GREETING, /* over TLS: capability lines again, then OK (§2.2) */
+	BS_XCLIENT,      /* XCLIENT sent (Dovecot) */
 	BS_LOGIN_USER,   /* AUTHENTICATE "LOGIN" sent: the user's challenge */
 	BS_LOGIN_SECRET, /* the user sent: the password's challenge */
 	BS_AUTH,         /* AUTHENTICATE with an initial response sent */
@@ -284,6 +288,29 @@ answer(struct backend *be, const char *line, const struct sieve_resp *r)
 	}
 }
 
+/* The greeting we log in after is over: forward the client's address if
+ * asked and offered, then log in. */
+static int
+greeted(struct backend *be)
+{
+	caps_remember(&be->scaps);
+	if (be->bc->forward & FORWARD_XCLIENT) {
+		if (be->scaps.xclient) {
+			char pip[64];
+			unsigned pport;
+			addr_parts((const struct sockaddr *)be->req.client_sa, pip, sizeof(pip),
+			           &pport);
+			be->step = BS_XCLIENT;
+			return backend_sent(
+			    be, backend_printf(be, "XCLIENT ADDR=%s PORT=%u SESSION=%016llx\r\n",
+			                       pip, pport, (unsigned long long)be->req.cid));
+		}
+		backend_forward_failed(be, "xclient",
+		                       "XCLIENT not offered (login_trusted_networks?)");
+	}
+	return send_credentials(be);
+}
+
 /* A greeting line (the first, or the one after STARTTLS): capabilities
  * gathered, OK ends it.  1 at its OK, 0 to read on, -1 when it failed. */
 static int
@@ -321,8 +348,7 @@ sieve_line(struct backend *be, char *line)
 			be->step = BS_STARTTLS; /* §2.2 */
 			return backend_sent(be, backend_send(be, "STARTTLS\r\n", 10));
 		}
-		caps_remember(&be->scaps);
-		return send_credentials(be);
+		return greeted(be);
 	case BS_STARTTLS:
 		if (r.kind != SIEVE_R_OK)
 			return backend_fail_said(be, line, FAIL_BACKEND_PROTO,
@@ -331,7 +357,12 @@ sieve_line(struct backend *be, char *line)
 	case BS_TLS_GREETING:
 		if ((rc = greeting_line(be, line, &r)) <= 0)
 			return rc;
-		caps_remember(&be->scaps);
+		return greeted(be);
+	case BS_XCLIENT:
+		/* Whatever the answer, log in: without it the backend only logs
+		 * the proxy's address. */
+		if (r.kind != SIEVE_R_OK)
+			backend_forward_failed(be, "xclient", line);
 		return send_credentials(be);
 	case BS_LOGIN_USER:
 		if (r.kind != SIEVE_R_STRING)

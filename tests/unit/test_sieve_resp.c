@@ -4,9 +4,10 @@
 #include "sasl.h"
 #include "sieve_resp.h"
 
-/* Dovecot Pigeonhole 0.5's greeting, as managesieve-login sends it. */
+/* Dovecot 2.3 / Pigeonhole 0.5's greeting (Debian 12), as managesieve-login
+ * sends it to a client in login_trusted_networks. */
 static const char *const dovecot_greeting[] = {
-    "\"IMPLEMENTATION\" \"Dovecot Pigeonhole\"",
+    "\"IMPLEMENTATION\" \"Dovecot (Debian) Pigeonhole\"",
     "\"SIEVE\" \"fileinto reject envelope encoded-character vacation subaddress "
     "comparator-i;ascii-numeric relational regex imap4flags copy include variables body "
     "enotify environment mailbox date index ihave duplicate mime foreverypart extracttext\"",
@@ -14,6 +15,7 @@ static const char *const dovecot_greeting[] = {
     "\"SASL\" \"PLAIN LOGIN\"",
     "\"STARTTLS\"",
     "\"VERSION\" \"1.0\"",
+    "\"XCLIENT\"",
     "OK \"Dovecot ready.\"",
 };
 
@@ -33,7 +35,7 @@ dovecot_greeting_fills_the_caps(void **state)
 	assert_int_equal(sieve_resp_parse(dovecot_greeting[n - 1], &r), SIEVE_R_OK);
 	assert_string_equal(r.text, "Dovecot ready.");
 	assert_string_equal(r.code, "");
-	assert_string_equal(caps.implementation, "Dovecot Pigeonhole");
+	assert_string_equal(caps.implementation, "Dovecot (Debian) Pigeonhole");
 	assert_non_null(strstr(caps.sieve, "fileinto reject envelope"));
 	assert_non_null(strstr(caps.sieve, "extracttext"));
 	assert_string_equal(caps.notify, "mailto");
@@ -41,6 +43,7 @@ dovecot_greeting_fills_the_caps(void **state)
 	assert_true(caps.have_sasl);
 	assert_true(caps.starttls);
 	assert_true(caps.have_version);
+	assert_true(caps.xclient);
 	assert_string_equal(caps.maxredirects, "");
 }
 
@@ -227,6 +230,7 @@ caps_add_ignores_unknown_names_and_other_kinds(void **state)
 	sieve_caps_add(&caps, &r);
 	assert_string_equal(caps.notify, "mailto xmpp");
 	assert_false(caps.starttls);
+	assert_false(caps.xclient);
 }
 
 int
