@@ -433,8 +433,8 @@ cfg_check_sieve_extensions(struct ctx *x, const config_setting_t *s, const char 
 {
 	size_t n = strlen(v);
 
-	if (n == 0 || n > 1000) {
-		cfg_err(x, s, "'sieve_extensions' must hold 1..1000 characters");
+	if (n > 1000) {
+		cfg_err(x, s, "'sieve_extensions' must hold at most 1000 characters");
 		return;
 	}
 	for (size_t i = 0; i < n; i++)

@@ -65,7 +65,7 @@ request_object(const struct lookup_query *q)
 	if (memchr(q->user, '\0', q->user_len) != NULL)
 		return NULL;
 	o = json_pack("{s:s%, s:s, s:s, s:I, s:{s:s, s:i}}", "user", q->user, q->user_len,
-	              "protocol", q->proto == PROTO_POP3 ? "pop3" : "imap", "method",
+	              "protocol", lookup_proto_name(q->proto), "method",
 	              lookup_method_name(q->method), "attempt", (json_int_t)q->attempt, "client",
 	              "ip", q->client_ip, "port", (int)q->client_port);
 	if (o == NULL)

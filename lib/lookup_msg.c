@@ -186,6 +186,19 @@ lookup_text_clean(char *out, const char *in, size_t len)
 }
 
 const char *
+lookup_proto_name(enum proto_kind p)
+{
+	switch (p) {
+	case PROTO_POP3:
+		return "pop3";
+	case PROTO_SIEVE:
+		return "sieve";
+	default:
+		return "imap";
+	}
+}
+
+const char *
 lookup_method_name(enum lookup_method m)
 {
 	switch (m) {

@@ -42,9 +42,13 @@ enum lookup_method {
  * the JSON "method" (static). */
 const char *lookup_method_name(enum lookup_method m);
 
+/* nginx's Auth-Protocol word for p, also the JSON "protocol": "imap",
+ * "pop3", and "sieve" for ManageSieve, which nginx never sends (static). */
+const char *lookup_proto_name(enum proto_kind p);
+
 /* One login attempt, as the service hears of it.  Everything borrowed. */
 struct lookup_query {
-	enum proto_kind proto; /* Auth-Protocol: imap / pop3 */
+	enum proto_kind proto; /* Auth-Protocol: imap / pop3 / sieve */
 	enum lookup_method method;
 	const char *user; /* as the client sent it */
 	size_t user_len;

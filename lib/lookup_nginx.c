@@ -143,7 +143,7 @@ req_lines(struct ngx_req *r, const struct lookup_query *q)
 		    req_add(r, "Auth-Pass", q->pass, q->pass_len, true) < 0)
 			return -1;
 	}
-	if (req_str(r, "Auth-Protocol", q->proto == PROTO_POP3 ? "pop3" : "imap") < 0 ||
+	if (req_str(r, "Auth-Protocol", lookup_proto_name(q->proto)) < 0 ||
 	    req_num(r, "Auth-Login-Attempt", q->attempt) < 0 ||
 	    req_str(r, "Client-IP", q->client_ip) < 0)
 		return -1;

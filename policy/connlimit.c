@@ -19,7 +19,8 @@ connlimit_session(const uint32_t live[PROTO__COUNT], enum proto_kind proto, uint
 
 	for (int p = 0; p < PROTO__COUNT; p++) {
 		total += live[p];
-		if (exclusive && p != (int)proto && live[p] > 0)
+		/* ManageSieve is not mail access: never the "other protocol" */
+		if (exclusive && p != (int)proto && p != PROTO_SIEVE && live[p] > 0)
 			return CONNLIMIT_OTHER_PROTO;
 	}
 	return max != 0 && total >= max ? CONNLIMIT_USER_FULL : CONNLIMIT_OK;

@@ -128,6 +128,8 @@ conf_build(const struct config *cfg, FILE *errs)
 	    cfg->policy.protocols_default ? cfg->policy.protocols_default : PROTO_MASK_ALL;
 	c->max_conn_per_ip = (uint32_t)cfg->policy.max_connections_per_ip;
 	c->max_sess_per_user = (uint32_t)cfg->policy.max_sessions_per_user;
+	c->sieve_lock = (enum sieve_lock_mode)cfg->policy.sieve_lock;
+	c->sieve_sessions = (enum sieve_sessions_mode)cfg->policy.sieve_sessions;
 	c->allow = dup_nets(cfg->policy.allow, cfg->policy.nallow, &oom);
 	c->nallow = cfg->policy.nallow;
 	c->deny = dup_nets(cfg->policy.deny, cfg->policy.ndeny, &oom);
@@ -479,7 +481,7 @@ policy_release(struct policy_req *r)
 	if (!r->reserved)
 		return;
 	r->reserved = false;
-	counters_session_end(r->pw->p->ctr, r->user, r->user_len, r->proto);
+	counters_session_end(r->pw->p->ctr, r->user, r->user_len, r->sess_proto);
 	if (r->registered && r->pw->sw != NULL)
 		store_session_end(r->pw->sw, r->user, r->user_len, r->sid);
 	r->registered = false;
@@ -651,6 +653,7 @@ policy_postauth_sid(struct policy_worker *pw, const struct sockaddr *sa, socklen
 	struct policy_conf *c;
 	struct acl_addr a;
 	enum connlimit_rc rc;
+	bool sieve, lock, count;
 
 	if (r == NULL)
 		return NULL;
@@ -658,6 +661,7 @@ policy_postauth_sid(struct policy_worker *pw, const struct sockaddr *sa, socklen
 	r->cb = cb;
 	r->arg = arg;
 	r->proto = proto;
+	r->sess_proto = proto;
 	r->now_ms = now_ms;
 	r->sid = sid;
 	r->in_call = true;
@@ -691,20 +695,35 @@ policy_postauth_sid(struct policy_worker *pw, const struct sockaddr *sa, socklen
 		goto out;
 	}
 
+	/* ManageSieve edits filters, it reads no mail: the lock leaves it
+	 * alone unless sieve_lock = "as_imap" (then it is an IMAP login to the
+	 * static rules and the sticky lock), and it counts among the user's
+	 * sessions only with sieve_sessions = "count".  The concurrent lock is
+	 * about mail sessions: a ManageSieve session never takes part in it. */
+	sieve = proto == PROTO_SIEVE;
+	lock = !sieve || c->sieve_lock == SIEVE_LOCK_AS_IMAP;
+	count = !sieve || c->sieve_sessions == SIEVE_SESSIONS_COUNT;
+	if (sieve && lock)
+		r->proto = PROTO_IMAP;
+
 	/* 1. a static rule: no count, no store */
-	rule = protolock_rules_lookup(c->rules, r->user, r->user_len, c->default_mask);
-	d = protolock_decide(c->mode, rule, NULL, proto, now_ms, c->expire_ms);
-	if (d.verdict != POLICY_ALLOW) {
-		answer_soon(r, d.verdict, d.reason, d.allowed);
-		goto out;
+	if (lock) {
+		rule = protolock_rules_lookup(c->rules, r->user, r->user_len, c->default_mask);
+		d = protolock_decide(c->mode, rule, NULL, r->proto, now_ms, c->expire_ms);
+		if (d.verdict != POLICY_ALLOW) {
+			answer_soon(r, d.verdict, d.reason, d.allowed);
+			goto out;
+		}
+		r->uses_store = protolock_uses_store(c->mode, rule);
 	}
-	r->uses_store = protolock_uses_store(c->mode, rule);
+	if (!count)
+		goto claim;
 
 	/* 2. count the session, checked and counted in one step: here first
 	 * (this proxy's sessions are among the fleet's, so a refusal here is
 	 * one there too), then in the fleet's registry */
 	rc = counters_session_begin(p->ctr, r->user, r->user_len, proto, c->max_sess_per_user,
-	                            c->mode == PLOCK_CONCURRENT);
+	                            c->mode == PLOCK_CONCURRENT && !sieve);
 	if (rc == CONNLIMIT_OTHER_PROTO) {
 		answer_soon(r, POLICY_DENY_PROTOCOL, connlimit_reason(rc),
 		            proto == PROTO_IMAP ? PROTO_POP3 : PROTO_IMAP);
@@ -724,9 +743,10 @@ policy_postauth_sid(struct policy_worker *pw, const struct sockaddr *sa, socklen
 
 		memcpy(ss.backend, r->backend, sizeof(ss.backend));
 		r->registered = true;
-		r->sreq = store_session_begin(pw->sw, r->user, r->user_len, &ss,
-		                              c->max_sess_per_user, c->mode == PLOCK_CONCURRENT,
-		                              r->deadline_ms, policy_on_session_answer, r, &err);
+		r->sreq =
+		    store_session_begin(pw->sw, r->user, r->user_len, &ss, c->max_sess_per_user,
+		                        c->mode == PLOCK_CONCURRENT && !sieve, r->deadline_ms,
+		                        policy_on_session_answer, r, &err);
 		if (r->sreq == NULL) {
 			r->registered = false;
 			policy_session_degraded(r, err);
@@ -734,6 +754,7 @@ policy_postauth_sid(struct policy_worker *pw, const struct sockaddr *sa, socklen
 		goto out;
 	}
 
+claim:
 	/* 3. the sticky lock */
 	policy_step_claim(r);
 out:
@@ -781,7 +802,8 @@ policy_session_end(struct policy *p, const char *key, size_t key_len, enum proto
 	char u[ROUTE_USER_MAX + 1];
 	size_t ul = policy_key_copy(key, key_len, u, sizeof(u));
 
-	if (!counters_session_end(p->ctr, u, ul, proto))
+	/* a ManageSieve session is counted only under sieve_sessions = "count" */
+	if (!counters_session_end(p->ctr, u, ul, proto) && proto != PROTO_SIEVE)
 		log_kv(LOG_WARN, "policy.bug", "what=session_end_uncounted proto=%s",
 		       proto_name(proto));
 }

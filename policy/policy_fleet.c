@@ -337,7 +337,7 @@ policy_session_degraded(struct policy_req *r, const char *err)
 {
 	struct policy_worker *pw = r->pw;
 	struct policy *p = pw->p;
-	struct store_session ss = {.id = r->sid, .proto = r->proto, .since_ms = r->now_ms};
+	struct store_session ss = {.id = r->sid, .proto = r->sess_proto, .since_ms = r->now_ms};
 
 	warn_degraded(p, "session", err, r->now_ms);
 	if (p->unavail == STATE_UNAVAIL_REFUSE) {

@@ -32,7 +32,9 @@ struct policy_conf {
 	struct protolock_rules *rules; /* owned */
 	unsigned default_mask;
 	uint32_t max_conn_per_ip, max_sess_per_user;
-	struct cidr_conf *allow, *deny; /* owned copies */
+	enum sieve_lock_mode sieve_lock;         /* ManageSieve and the protocol lock */
+	enum sieve_sessions_mode sieve_sessions; /* ManageSieve and max_sessions_per_user */
+	struct cidr_conf *allow, *deny;          /* owned copies */
 	size_t nallow, ndeny;
 	unsigned v6_prefix;
 	struct ratelimit_conf rl_ip_user, rl_ip;
@@ -113,9 +115,10 @@ struct policy_req {
 	struct policy_answer ans;
 	char user[ROUTE_USER_MAX + 1]; /* normalised */
 	size_t user_len;
-	enum proto_kind proto;
-	uint64_t now_ms; /* the asker's clock */
-	uint64_t sid;    /* the session's id in the fleet registry; 0: none */
+	enum proto_kind proto;      /* what the lock decides on (ManageSieve as_imap: IMAP) */
+	enum proto_kind sess_proto; /* what the session is counted as: the login's own */
+	uint64_t now_ms;            /* the asker's clock */
+	uint64_t sid;               /* the session's id in the fleet registry; 0: none */
 	char backend[STORE_BACKEND_MAX + 1];
 	uint64_t deadline_ms; /* every store question together ends by then */
 	bool registered;      /* asked or made a registry entry: end it on release */

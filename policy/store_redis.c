@@ -134,7 +134,7 @@ const char store_redis_script[] =
     "        redis.call('HDEL', k, f)\n"
     "      elseif f ~= sid then\n"
     "        total = total + 1\n"
-    "        if excl and pr ~= proto then other = pr end\n"
+    "        if excl and pr ~= proto and pr ~= 'sieve' then other = pr end\n"
     "      end\n"
     "    end\n"
     "    if other then return {'other', other} end\n"

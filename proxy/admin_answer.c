@@ -243,8 +243,8 @@ answer_backend_list(struct aclient *ac)
 	if (ac->json)
 		fputs("[", f);
 	else
-		fprintf(f, "%-16s  %-6s  %-6s  %6s  %6s  %s\n", "BACKEND", "STATE", "HEALTH",
-		        "IMAP", "POP3", "LAST_FAILURE");
+		fprintf(f, "%-16s  %-6s  %-6s  %6s  %6s  %6s  %s\n", "BACKEND", "STATE", "HEALTH",
+		        "IMAP", "POP3", "SIEVE", "LAST_FAILURE");
 	n = rt->cfg->nbackends + dynback_count(rt->dyn);
 	for (size_t bi = 0; bi < n; bi++) {
 		/* the configured backends, then those a lookup named by address */
@@ -259,20 +259,21 @@ answer_backend_list(struct aclient *ac)
 		if (ac->json) {
 			fprintf(f,
 			        "%s\n {\"name\": \"%s\", \"state\": \"%s\", \"health\": \"%s\", "
-			        "\"dynamic\": %s, \"sessions\": {\"imap\": %ld, \"pop3\": %ld}, "
-			        "\"last_failure\": ",
+			        "\"dynamic\": %s, \"sessions\": {\"imap\": %ld, \"pop3\": %ld, "
+			        "\"sieve\": %ld}, \"last_failure\": ",
 			        bi ? "," : "", name, backend_admin_name(registry_admin(e)),
 			        up ? "up" : "down", d != NULL ? "true" : "false",
-			        registry_sessions(e, PROTO_IMAP), registry_sessions(e, PROTO_POP3));
+			        registry_sessions(e, PROTO_IMAP), registry_sessions(e, PROTO_POP3),
+			        registry_sessions(e, PROTO_SIEVE));
 			json_str(f, why);
 			fputs("}", f);
 		} else {
 			/* a backend's reply may be in it: one line, escaped */
 			text_esc(q, sizeof(q), why[0] ? why : "-", true);
-			fprintf(f, "%-16s  %-6s  %-6s  %6ld  %6ld  %s\n", name,
+			fprintf(f, "%-16s  %-6s  %-6s  %6ld  %6ld  %6ld  %s\n", name,
 			        backend_admin_name(registry_admin(e)), up ? "up" : "down",
 			        registry_sessions(e, PROTO_IMAP), registry_sessions(e, PROTO_POP3),
-			        q);
+			        registry_sessions(e, PROTO_SIEVE), q);
 		}
 	}
 	if (ac->json)

@@ -1,5 +1,5 @@
 /*
- * admin_lookup.c: `postern -c FILE lookup USER [--protocol imap|pop3]
+ * admin_lookup.c: `postern -c FILE lookup USER [--protocol imap|pop3|sieve]
  * [--password-file F]`: ask the configured user lookup service about one
  * user, blocking (lookup_once()), and print what it answered and what
  * postern would do with that answer.  Runs in the command's own process;
@@ -151,6 +151,8 @@ admin_cli_lookup(const struct admin_cmd_def *d, const char *cfg_path, int argc, 
 				pk = PROTO_IMAP;
 			else if (strcmp(argv[i], "pop3") == 0)
 				pk = PROTO_POP3;
+			else if (strcmp(argv[i], "sieve") == 0)
+				pk = PROTO_SIEVE;
 			else
 				user = NULL, i = argc; /* usage */
 		} else if (strcmp(argv[i], "--password-file") == 0 && i + 1 < argc) {
@@ -163,7 +165,7 @@ admin_cli_lookup(const struct admin_cmd_def *d, const char *cfg_path, int argc, 
 		}
 	}
 	if (user == NULL) {
-		fprintf(stderr, "usage: postern -c FILE lookup USER [--protocol imap|pop3] "
+		fprintf(stderr, "usage: postern -c FILE lookup USER [--protocol imap|pop3|sieve] "
 		                "[--password-file F]\n");
 		return 2;
 	}

@@ -127,7 +127,8 @@ admin_serve_backend(struct aclient *ac, char **args, int nargs)
 	}
 	{
 		FILE *f = ac_begin(ac);
-		long n = registry_sessions(e, PROTO_IMAP) + registry_sessions(e, PROTO_POP3);
+		long n = registry_sessions(e, PROTO_IMAP) + registry_sessions(e, PROTO_POP3) +
+		         registry_sessions(e, PROTO_SIEVE);
 		if (f == NULL) {
 			ac_error(ac, "out of memory");
 			return;

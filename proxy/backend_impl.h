@@ -76,9 +76,9 @@ struct backend {
 	size_t nsegs;
 	struct imap_caps caps; /* IMAP: the list and what it offers */
 	bool have_caps;
-	struct pop3_capa capa; /* POP3: XCLIENT and SASL mechanisms */
+	struct pop3_capa capa;   /* POP3: XCLIENT and SASL mechanisms */
 	struct sieve_caps scaps; /* ManageSieve: what its greeting offers (backend_sieve.c) */
-	bool oauth_dummy;      /* our dummy response went after its RFC 7628 error */
+	bool oauth_dummy;        /* our dummy response went after its RFC 7628 error */
 	/* The RFC 7628 error challenge for the client (base64), or "". */
 	char oauth_err[(SASL_OAUTH_ERR_MAX + 2) / 3 * 4 + 1];
 	char text[BE_TEXT_MAX]; /* POP3: the +OK text; failures: what the backend said */

@@ -491,11 +491,14 @@ tls_accept_run(struct conn *c)
 		conn_close_after(c, CLOSE_POLICY_REFUSED);
 		return;
 	}
-	/* After STARTTLS there is no second greeting (RFC 2595 §3.1). */
+	/* After STARTTLS there is no second greeting (RFC 2595 §3.1), except
+	 * ManageSieve's capabilities (RFC 5804 §2.2). */
 	if (!c->starttls_done && c->proto->start(c) < 0) {
 		conn_close(c, CLOSE_INTERNAL_ERROR);
 		return;
 	}
+	if (c->starttls_done && c->proto->tls_started != NULL)
+		c->proto->tls_started(c);
 	conn_set_state(c, CS_PREAUTH);
 	preauth_run(c);
 }
@@ -711,14 +714,15 @@ end_preauth(struct conn *c)
 
 /* A relayed session at a quiet moment: the backend link goes (IMAP
  * sessions there end as a client that vanished), the client gets BYE
- * (RFC 9051 §7.1.5: the server may send it between any two responses) or,
+ * (RFC 9051 §7.1.5: the server may send it between any two responses;
+ * RFC 5804 §1.3: ManageSieve's BYE, which ends the connection) or,
  * POP3, which has no word for it, and a compressed stream, which no byte
  * of ours may enter, the close. */
 static void
 end_relay(struct conn *c)
 {
 	link_close(&c->bl);
-	if (c->lc->proto == PROTO_IMAP && !relay_opaque(&c->relay))
+	if (c->lc->proto != PROTO_POP3 && !relay_opaque(&c->relay))
 		c->proto->bye(c, close_bye_text(c->end_reason, c->lc->proto));
 	conn_close_after(c, c->end_reason);
 }

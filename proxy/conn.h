@@ -50,7 +50,7 @@ struct runtime;
 struct pp_parser;
 struct lookup_req;
 
-/* What differs between IMAP and POP3 in the pre-auth dialog. */
+/* What differs between IMAP, POP3 and ManageSieve in the pre-auth dialog. */
 struct proto_ops {
 	enum proto_kind kind;
 	/* Allocate c->sess and write the greeting into c->out.  -1: close. */
@@ -75,6 +75,13 @@ struct proto_ops {
 	 * exchange, which refuses it as failed authentication.  SASL_CANCELLED
 	 * must be answered. */
 	bool (*sasl_reject)(struct conn *c, enum sasl_rc rc);
+	/* The TLS of STARTTLS is up: ManageSieve writes its capabilities again
+	 * (RFC 5804 §2.2); NULL for the protocols that say nothing then. */
+	void (*tls_started)(struct conn *c);
+	/* Write a SASL challenge (base64 text, "" for none): IMAP and POP3
+	 * "+ text"; NULL means that form.  The exchange then calls
+	 * sasl_expect. */
+	void (*sasl_challenge)(struct conn *c, const char *text);
 	/* Write last words (BYE / -ERR) before an enforced close. */
 	void (*bye)(struct conn *c, const char *text);
 	/* Free c->sess (wiping credentials).  Takes a conn without one. */

@@ -131,7 +131,7 @@ login_tell(struct conn *c, enum fail_class fc, const char *why, const struct tol
 		conn_hold(c, t->hold_ms);
 	if (last || (t != NULL && t->end)) {
 		/* POP3 has no untagged words: its -ERR was the last */
-		if (last || c->lc->proto == PROTO_IMAP)
+		if (last || c->lc->proto != PROTO_POP3)
 			c->proto->bye(c, last ? "Too many authentication failures."
 			                      : "Authentication failed.");
 		conn_close_after(c, last ? CLOSE_TOO_MANY_AUTH_FAILURES : CLOSE_LOOKUP_REFUSED);
@@ -380,7 +380,7 @@ login_lookup_refused(struct conn *c, const struct lookup_answer *a)
 {
 	char text[LOOKUP_TEXT_MAX + 32];
 	struct told t = {.text = text};
-	bool imap = c->lc->proto == PROTO_IMAP;
+	bool imap = c->lc->proto != PROTO_POP3; /* ManageSieve takes IMAP's codes */
 
 	if (c->cfg->lookup.protocol != LOOKUP_PROTO_NGINX) {
 		login_finish(c, FAIL_AUTH, LR_LOOKUP_REFUSED);

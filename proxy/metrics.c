@@ -546,17 +546,20 @@ write_summary(FILE *f, const struct runtime *rt, const struct totals *t, const s
 		fputc('\n', f);
 	}
 
-	fprintf(f, "\nbackends           state  imap-sessions  pop3-sessions  connect-errors\n");
+	fprintf(f, "\nbackends           state  imap-sessions  pop3-sessions  sieve-sessions  "
+	           "connect-errors\n");
 	for (unsigned id = 0; id < t->nnames; id++) {
-		if (!t->configured[id] && t->sessions[0][id] == 0 && t->sessions[1][id] == 0 &&
+		if (!t->configured[id] && t->sessions[PROTO_IMAP][id] == 0 &&
+		    t->sessions[PROTO_POP3][id] == 0 && t->sessions[PROTO_SIEVE][id] == 0 &&
 		    t->connect_errors[id] == 0)
 			continue;
-		fprintf(f, "  %-16s %-6s %13llu  %13llu  %14llu\n", t->names[id],
+		fprintf(f, "  %-16s %-6s %13llu  %13llu  %14llu  %14llu\n", t->names[id],
 		        !t->configured[id] ? "gone"
 		        : t->up[id]        ? "up"
 		                           : "down",
 		        (unsigned long long)t->sessions[PROTO_IMAP][id],
 		        (unsigned long long)t->sessions[PROTO_POP3][id],
+		        (unsigned long long)t->sessions[PROTO_SIEVE][id],
 		        (unsigned long long)t->connect_errors[id]);
 	}
 

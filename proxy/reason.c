@@ -58,7 +58,14 @@ fail_reply_text(enum fail_class fc, enum proto_kind pk)
 {
 	const struct fail_reply *r = fail_reply(fc);
 
-	return pk == PROTO_IMAP ? r->imap : r->pop3;
+	/* ManageSieve takes IMAP's words (its session turns the RFC 5530 code
+	 * into its own, RFC 5804 §1.3), but not where they name IMAP. */
+	if (pk == PROTO_SIEVE && fc == FAIL_POLICY)
+		return "[CONTACTADMIN] ManageSieve access is disabled for this account.";
+	if (pk == PROTO_SIEVE && fc == FAIL_LOCKED)
+		return "[CONTACTADMIN] This account is set to POP3; ManageSieve access is "
+		       "disabled.";
+	return pk == PROTO_POP3 ? r->pop3 : r->imap;
 }
 
 const char *
@@ -202,10 +209,10 @@ close_bye_text(enum close_reason r, enum proto_kind pk)
 	/* RFC 5530 §3 UNAVAILABLE: try again (elsewhere) later; RFC 3206 SYS/TEMP. */
 	switch (r) {
 	case CLOSE_SHUTDOWN:
-		return pk == PROTO_IMAP ? "[UNAVAILABLE] Server shutting down, please reconnect"
+		return pk != PROTO_POP3 ? "[UNAVAILABLE] Server shutting down, please reconnect"
 		                        : "[SYS/TEMP] Server shutting down, please reconnect";
 	case CLOSE_KICKED:
-		return pk == PROTO_IMAP ? "[UNAVAILABLE] Session ended by the administrator"
+		return pk != PROTO_POP3 ? "[UNAVAILABLE] Session ended by the administrator"
 		                        : "[SYS/TEMP] Session ended by the administrator";
 	default:
 		return "";

@@ -47,20 +47,20 @@ relay_opaque(const struct relay *r)
 	return dialog_opaque(&r->dlg);
 }
 
-/* Did the client's last command end the session: "tag LOGOUT" (IMAP) or
- * "QUIT" (POP3) as the last line it sent? */
+/* Did the client's last command end the session: "tag LOGOUT" (IMAP),
+ * "QUIT" (POP3) or "LOGOUT" (ManageSieve) as the last line it sent? */
 static bool
 client_logged_out(const struct relay *r)
 {
-	static const char imap[] = " LOGOUT\r\n", pop3[] = "QUIT\r\n";
-	const char *w = r->proto == PROTO_IMAP ? imap : pop3;
+	static const char imap[] = " LOGOUT\r\n", pop3[] = "QUIT\r\n", sieve[] = "LOGOUT\r\n";
+	const char *w = r->proto == PROTO_IMAP ? imap : r->proto == PROTO_POP3 ? pop3 : sieve;
 	size_t wl = strlen(w);
 
 	if (r->tail_len < wl || strncasecmp(r->tail + r->tail_len - wl, w, wl) != 0)
 		return false;
 	if (r->proto == PROTO_IMAP)
 		return true;
-	/* POP3: QUIT is the whole line. */
+	/* POP3 and ManageSieve: the command is the whole line. */
 	return r->tail_len == wl ? r->up_bytes == wl : r->tail[r->tail_len - wl - 1] == '\n';
 }
 

@@ -27,11 +27,14 @@ reject(struct conn *c, enum sasl_rc rc, enum login_reason why)
 		login_refuse(c, FAIL_AUTH, why);
 }
 
-/* "+ text": the next line is a SASL response. */
+/* "+ text" (ManageSieve: a string): the next line is a SASL response. */
 static void
 challenge(struct conn *c, struct sasl_exchange *x, enum sasl_step step, const char *text)
 {
-	(void)buf_printf(&c->out, "+ %s\r\n", text);
+	if (c->proto->sasl_challenge != NULL)
+		c->proto->sasl_challenge(c, text);
+	else
+		(void)buf_printf(&c->out, "+ %s\r\n", text);
 	c->proto->sasl_expect(c);
 	x->step = step;
 }

@@ -651,7 +651,7 @@ each_mistake_is_reported_with_its_file_and_line(void **state)
 	     "IPv4 address",
 	     1},
 	    {TLS_OK LST("listen = \"127.0.0.1:993\"; protocol = \"smtp\";") BE_OK RT_OK,
-	     "t.conf:2: listener: 'protocol' must be \"imap\" or \"pop3\"", 1},
+	     "t.conf:2: listener: 'protocol' must be \"imap\", \"pop3\" or \"sieve\"", 1},
 	    {TLS_OK LST("listen = \"127.0.0.1:993\"; protocol = \"imap\"; tls = \"none\";")
 	         BE_OK RT_OK,
 	     "t.conf:2: listener: 'tls' must be \"implicit\" or \"starttls\"", 1},
@@ -698,7 +698,7 @@ each_mistake_is_reported_with_its_file_and_line(void **state)
 	     "t.conf:3: CA file \"/nonexistent/ca.pem\" is not readable: No such file or directory",
 	     1},
 	    {TLS_OK LST_OK BE("") RT_OK,
-	     "t.conf:3: backend 'mx1': needs an 'imap' or a 'pop3' port", 1},
+	     "t.conf:3: backend 'mx1': needs an 'imap', a 'pop3' or a 'sieve' port", 1},
 	    {TLS_OK LST_OK BE("imap = 0;") RT_OK,
 	     "t.conf:3: backend 'mx1': 'imap' must be a port number 1..65535", 1},
 	    {TLS_OK LST_OK BE("imap = 143; pop3 = 65536;") RT_OK,
@@ -792,6 +792,64 @@ each_mistake_is_reported_with_its_file_and_line(void **state)
 		assert_non_null(nl);
 		*nl = '\0';
 		assert_string_equal(errs, rows[i].want);
+		free(errs);
+	}
+}
+
+/* ManageSieve: a "sieve" listener takes STARTTLS by default (RFC 5804
+ * §1.8), backends a `sieve` port, and the policy its two settings. */
+static void
+sieve_listeners_backends_and_policy(void **state)
+{
+	static const char text[] = TLS_OK
+	    "listeners = ( { listen = \"127.0.0.1:4190\"; protocol = \"sieve\"; },\n"
+	    "  { listen = \"127.0.0.1:5190\"; protocol = \"sieve\"; tls = \"implicit\"; } );\n" BE(
+	        "imap = 143; sieve = 4190;") RT_OK
+	    "sieve_extensions = \"fileinto vacation\";\n"
+	    "policy = { sieve_lock = \"as_imap\"; sieve_sessions = \"count\"; };\n";
+	static const struct {
+		const char *text, *want;
+	} bad[] = {
+	    {BASE "sieve_extensions = \"a \\\"b\";\n",
+	     "t.conf:5: 'sieve_extensions' must be printable ASCII without '\"' or '\\\\'\n"},
+	    {BASE "sieve_extensions = \"\";\n", "t.conf:5: 'sieve_extensions' must not be empty\n"},
+	    {BASE "policy = { sieve_lock = \"imap\"; };\n", NULL},
+	};
+	char *errs = NULL;
+	struct config *cfg = parse(text, &errs);
+
+	(void)state;
+	assert_string_equal(errs, "");
+	assert_non_null(cfg);
+	assert_int_equal(cfg->listeners[0].proto, PROTO_SIEVE);
+	assert_int_equal(cfg->listeners[0].tls, TLSM_STARTTLS);
+	assert_int_equal(cfg->listeners[1].tls, TLSM_IMPLICIT);
+	assert_int_equal(cfg->backends[0].port[PROTO_SIEVE], 4190);
+	assert_int_equal(cfg->backends[0].port[PROTO_POP3], 0);
+	assert_string_equal(cfg->sieve_extensions, "fileinto vacation");
+	assert_int_equal(cfg->policy.sieve_lock, SIEVE_LOCK_AS_IMAP);
+	assert_int_equal(cfg->policy.sieve_sessions, SIEVE_SESSIONS_COUNT);
+	assert_string_equal(proto_name(PROTO_SIEVE), "sieve");
+	config_unref(&cfg);
+	free(errs);
+
+	/* the defaults: the lock and the session count leave ManageSieve alone */
+	cfg = parse(BASE, &errs);
+	assert_non_null(cfg);
+	assert_null(cfg->sieve_extensions);
+	assert_int_equal(cfg->policy.sieve_lock, SIEVE_LOCK_EXEMPT);
+	assert_int_equal(cfg->policy.sieve_sessions, SIEVE_SESSIONS_EXEMPT);
+	config_unref(&cfg);
+	free(errs);
+
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		errs = NULL;
+		cfg = parse(bad[i].text, &errs);
+		if (bad[i].want != NULL)
+			assert_string_equal(errs, bad[i].want);
+		else
+			assert_true(strstr(errs, "sieve_lock") != NULL);
+		assert_null(cfg);
 		free(errs);
 	}
 }
@@ -1587,6 +1645,7 @@ main(void)
 	    cmocka_unit_test(lookup_mistakes_are_reported_with_their_line),
 	    cmocka_unit_test(a_lookup_for_every_listener_makes_backends_and_routes_optional),
 	    cmocka_unit_test(lookup_headers_take_at_most_their_bound),
+	    cmocka_unit_test(sieve_listeners_backends_and_policy),
 	};
 
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);

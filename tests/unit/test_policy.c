@@ -653,6 +653,65 @@ sticky_records_the_first_protocol_in_lmdb(void **state)
 	tmpdir_remove(&t);
 }
 
+/* ManageSieve edits filters, it reads no mail: by default neither the
+ * lock nor the session limit counts it; "as_imap" makes it an IMAP login
+ * to the static rules and the sticky lock, "count" one of the user's
+ * sessions.  It never takes part in the concurrent lock. */
+static void
+sieve_is_left_out_of_the_lock_and_the_count_unless_configured(void **state)
+{
+	struct config *cfg = conf_new(PLOCK_STICKY, "mem:");
+	struct policy_answer a;
+	struct env e;
+
+	(void)state;
+	cfg->policy.max_sessions_per_user = 1;
+	env_open(&e, cfg);
+	/* POP3 takes the lock and the one session: ManageSieve still goes */
+	assert_int_equal(postauth(&e, "192.0.2.1", "u@x", POP3, T0).verdict, POLICY_ALLOW);
+	assert_int_equal(postauth(&e, "192.0.2.1", "u@x", PROTO_SIEVE, T0).verdict, POLICY_ALLOW);
+	assert_int_equal(postauth(&e, "192.0.2.1", "u@x", PROTO_SIEVE, T0).verdict, POLICY_ALLOW);
+	policy_session_end(e.p, "u@x", 3, PROTO_SIEVE); /* uncounted: no complaint */
+	policy_session_end(e.p, "u@x", 3, POP3);
+	/* and no ManageSieve login locks a fresh account */
+	assert_int_equal(postauth(&e, "192.0.2.1", "v@x", PROTO_SIEVE, T0).verdict, POLICY_ALLOW);
+	assert_int_equal(postauth(&e, "192.0.2.1", "v@x", POP3, T0).verdict, POLICY_ALLOW);
+	policy_session_end(e.p, "v@x", 3, POP3);
+	env_close(&e);
+
+	cfg = conf_new(PLOCK_STICKY, "mem:");
+	cfg->policy.max_sessions_per_user = 1;
+	cfg->policy.sieve_lock = SIEVE_LOCK_AS_IMAP;
+	cfg->policy.sieve_sessions = SIEVE_SESSIONS_COUNT;
+	env_open(&e, cfg);
+	assert_int_equal(postauth(&e, "192.0.2.1", "u@x", POP3, T0).verdict, POLICY_ALLOW);
+	policy_session_end(e.p, "u@x", 3, POP3);
+	a = postauth(&e, "192.0.2.1", "u@x", PROTO_SIEVE, T0);
+	assert_int_equal(a.verdict, POLICY_DENY_PROTOCOL);
+	assert_int_equal(a.allowed, POP3);
+	/* as an IMAP login it takes a fresh account's lock for IMAP */
+	assert_int_equal(postauth(&e, "192.0.2.1", "w@x", PROTO_SIEVE, T0).verdict, POLICY_ALLOW);
+	a = postauth(&e, "192.0.2.1", "w@x", IMAP, T0);
+	assert_int_equal(a.verdict, POLICY_DENY_LIMIT); /* the ManageSieve session counts */
+	policy_session_end(e.p, "w@x", 3, PROTO_SIEVE);
+	assert_int_equal(postauth(&e, "192.0.2.1", "w@x", IMAP, T0).verdict, POLICY_ALLOW);
+	policy_session_end(e.p, "w@x", 3, IMAP);
+	assert_int_equal(postauth(&e, "192.0.2.1", "w@x", POP3, T0).verdict, POLICY_DENY_PROTOCOL);
+	env_close(&e);
+
+	/* concurrent: a live ManageSieve session is no "other protocol" */
+	cfg = conf_new(PLOCK_CONCURRENT, NULL);
+	cfg->policy.sieve_sessions = SIEVE_SESSIONS_COUNT;
+	env_open(&e, cfg);
+	assert_int_equal(postauth(&e, "192.0.2.1", "u@x", PROTO_SIEVE, T0).verdict, POLICY_ALLOW);
+	assert_int_equal(postauth(&e, "192.0.2.1", "u@x", POP3, T0).verdict, POLICY_ALLOW);
+	assert_int_equal(postauth(&e, "192.0.2.1", "u@x", PROTO_SIEVE, T0).verdict, POLICY_ALLOW);
+	policy_session_end(e.p, "u@x", 3, PROTO_SIEVE);
+	policy_session_end(e.p, "u@x", 3, PROTO_SIEVE);
+	policy_session_end(e.p, "u@x", 3, POP3);
+	env_close(&e);
+}
+
 /* ---- cancelling ------------------------------------------------------------ */
 
 static void
@@ -1167,6 +1226,7 @@ main(void)
 	    cmocka_unit_test(the_session_limit_counts_live_sessions_of_both_protocols),
 	    cmocka_unit_test(sticky_records_the_first_protocol_in_memory),
 	    cmocka_unit_test(sticky_records_the_first_protocol_in_lmdb),
+	    cmocka_unit_test(sieve_is_left_out_of_the_lock_and_the_count_unless_configured),
 	    cmocka_unit_test(a_question_cancelled_before_its_answer_gives_back_its_session),
 	    cmocka_unit_test(a_question_cancelled_while_the_store_writes_stays_silent_but_may_lock),
 	    cmocka_unit_test(cancelling_inside_the_callback_does_nothing),
