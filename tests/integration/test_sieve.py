@@ -14,6 +14,7 @@ other backend" is a sharp check)."""
 import base64
 import json
 import os
+import re
 import select
 import signal
 import socket
@@ -401,6 +402,7 @@ def test_sieve_connect_refuses_a_certificate_the_ca_did_not_sign(proxy, certs, t
     other = harness.make_ca(str(tmp_path), "other", "Other Test CA")
     r = sieve_connect(proxy, other["ca"], "frank@other.test", "--list")
     assert r.returncode != 0, r
+    assert b"certificate" in r.stderr.lower() or b"verif" in r.stderr.lower(), r.stderr
 
 
 # ---------------------------------------------------------------------------
@@ -665,11 +667,21 @@ def test_a_slow_client_sending_one_byte_at_a_time_logs_in(proxy, ca):
         c.close()
 
 
+def fail_logged(p, user, since, reason_rx):
+    """postern's login.fail line for user (proto sieve) since the offset,
+    its reason matching reason_rx."""
+    return p.wait_log(r'event=login\.fail\b[^\n]*\bproto=sieve\b[^\n]*\buser="%s"[^\n]*'
+                      r'\breason=%s' % (re.escape(user), reason_rx), timeout=5, since=since)
+
+
 def test_a_backend_that_is_down_gets_no_trylater_and_the_session_stays(proxy, ca):
+    since = proxy.log_size()
     c = tls_session(proxy, ca)
     try:
         r = c.authenticate_plain(harness.DOWN_USER, secret(harness.DOWN_USER))
         assert r.status == "NO" and r.code_name == "TRYLATER", c.dump()
+        assert fail_logged(proxy, harness.DOWN_USER, since, r"backend_\w+"), \
+            harness._tail(proxy.log()[since:])
         assert_usable(c)
         r = c.authenticate_plain("alice@example.org", secret("alice@example.org"))
         assert r.status == "OK", c.dump()
@@ -679,6 +691,7 @@ def test_a_backend_that_is_down_gets_no_trylater_and_the_session_stays(proxy, ca
 
 def test_a_backend_that_lies_in_its_greeting_gets_no_trylater(proxy, ca, liar):
     before = liar.connections
+    since = proxy.log_size()
     c = tls_session(proxy, ca)
     try:
         t0 = time.monotonic()
@@ -686,6 +699,8 @@ def test_a_backend_that_lies_in_its_greeting_gets_no_trylater(proxy, ca, liar):
         assert r.status == "NO" and r.code_name == "TRYLATER", c.dump()
         assert time.monotonic() - t0 < 8 * TIMEOUT_SCALE
         assert liar.connections > before, "postern never asked the liar"
+        assert fail_logged(proxy, LIAR_USER, since, r"backend_bad_greeting\b"), \
+            harness._tail(proxy.log()[since:])
         assert_usable(c)
     finally:
         c.close()
