@@ -14,56 +14,70 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#define SIEVE_RESP_CODE_MAX 64   /* a response code's atom, e.g. "QUOTA/MAXSIZE" */
-#define SIEVE_RESP_TEXT_MAX 256  /* the human text kept, cut, made printable */
+#define SIEVE_RESP_CODE_MAX 64  /* a response code's atom, e.g. "QUOTA/MAXSIZE" */
+#define SIEVE_RESP_TEXT_MAX 256 /* the human text kept, cut, made printable */
 #define SIEVE_CAP_NAME_MAX  32
-#define SIEVE_CAP_VALUE_MAX 1024 /* a capability's value kept ("SIEVE" lists run long) */
+/* a string's octets kept: RFC 5804 §4 allows a quoted string 1024 octets,
+ * which also bounds a capability's value ("SIEVE" lists run long) */
+#define SIEVE_CAP_VALUE_MAX 1024
 
 enum sieve_resp_kind {
-	SIEVE_R_OK,      /* "OK" [SP "(" code ")"] [SP string] */
-	SIEVE_R_NO,      /* "NO" ... */
-	SIEVE_R_BYE,     /* "BYE" ... */
-	SIEVE_R_CAP,     /* a capability line: string [SP string] */
-	SIEVE_R_STRING,  /* a bare quoted string: a SASL challenge (value in text... see
-	                    struct sieve_resp.value) */
+	SIEVE_R_OK,  /* "OK" [SP "(" code ")"] [SP string] */
+	SIEVE_R_NO,  /* "NO" ... */
+	SIEVE_R_BYE, /* "BYE" ... */
+	SIEVE_R_CAP, /* a capability line: string SP string */
+	/* a lone quoted string: a SASL challenge in a login, or a capability
+	 * without a value ("STARTTLS") in a greeting: the caller knows which */
+	SIEVE_R_STRING,
 	SIEVE_R_LITERAL, /* a line ending in "{n}" or "{n+}": not read here */
 	SIEVE_R_OTHER,   /* anything else: not ManageSieve */
 };
 
-/* One line, read. */
+/*
+ * One line, read.  Every field is NUL-terminated, cut to its array, and
+ * holds only printable ASCII (0x20..0x7e; '?' for any other byte): safe to
+ * log.  Strings are unquoted, so '"' and '\\' may appear: quote again
+ * before passing one on.  Fields a kind does not use are "".
+ */
 struct sieve_resp {
 	enum sieve_resp_kind kind;
 	/* OK/NO/BYE: the response code's first atom, upper-cased ("" when none),
-	 * and for (SASL "...") / (TAG "...") / (REFERRAL "...") its string */
+	 * and what follows it inside the parentheses: for (SASL "...") /
+	 * (TAG "...") / (REFERRAL "...") its string unquoted, else the rest as
+	 * it came ("" when nothing) */
 	char code[SIEVE_RESP_CODE_MAX];
-	char code_arg[SIEVE_CAP_VALUE_MAX];
-	/* OK/NO/BYE: the text, unquoted, cut to what fits, every byte outside
-	 * printable ASCII replaced by '?': safe to log and to pass to a client */
+	char code_arg[SIEVE_CAP_VALUE_MAX + 1];
+	/* OK/NO/BYE: the text, unquoted (a bare text is kept as it came) */
 	char text[SIEVE_RESP_TEXT_MAX];
-	/* SIEVE_R_CAP: the name, upper-cased, and the value unquoted ("" when
-	 * none); SIEVE_R_STRING: value holds the string (a base64 challenge) */
+	/* SIEVE_R_CAP: the name, upper-cased ("" when it does not fit), and
+	 * the value unquoted; SIEVE_R_STRING: value holds the string (a base64
+	 * challenge) and name its upper-cased copy when it fits */
 	char name[SIEVE_CAP_NAME_MAX];
-	char value[SIEVE_CAP_VALUE_MAX];
+	char value[SIEVE_CAP_VALUE_MAX + 1];
 	bool value_cut; /* value did not fit and was cut */
 };
 
-/* Read line into *r; returns r->kind. */
+/* Read line (CRLF removed, NUL-terminated) into *r; returns r->kind.
+ * Status words and capability names are case-insensitive. */
 enum sieve_resp_kind sieve_resp_parse(const char *line, struct sieve_resp *r);
 
 /* A backend's capabilities, gathered from its capability lines. */
 struct sieve_caps {
 	char implementation[SIEVE_RESP_TEXT_MAX];
-	char sieve[SIEVE_CAP_VALUE_MAX];  /* the "SIEVE" extension list */
-	char notify[SIEVE_RESP_TEXT_MAX]; /* "NOTIFY" methods, or "" */
-	char maxredirects[16];            /* "MAXREDIRECTS" or "" */
+	char sieve[SIEVE_CAP_VALUE_MAX + 1]; /* the "SIEVE" extension list */
+	char notify[SIEVE_RESP_TEXT_MAX];    /* "NOTIFY" methods, or "" */
+	char maxredirects[16];               /* "MAXREDIRECTS" or "" */
 	bool starttls;
+	bool xclient;   /* "XCLIENT": Dovecot offers it to login_trusted_networks */
 	unsigned mechs; /* sasl.h SASL_MECH_* bits of its "SASL" list */
 	bool have_sasl; /* a "SASL" line came (an empty list after login is normal) */
 	bool have_version;
 };
 
-/* Add what a SIEVE_R_CAP line says to *caps (names case-insensitive;
- * unknown names ignored). */
+/* Add what a SIEVE_R_CAP line (or a SIEVE_R_STRING one, a capability
+ * without value) says to *caps, copies cut to the arrays; unknown names
+ * and other kinds ignored.  A "SASL" line replaces the mechanism bits
+ * (a cut list's last word is not trusted). */
 void sieve_caps_add(struct sieve_caps *caps, const struct sieve_resp *r);
 
 #endif

@@ -122,6 +122,14 @@ check_connected(struct check *k)
 	return true;
 }
 
+/* The port a check greets: IMAP, else POP3, else ManageSieve (a backend
+ * with only `sieve = PORT`). */
+static enum proto_kind
+check_proto(const struct backend_conf *bc)
+{
+	return bc->port[PROTO_IMAP] ? PROTO_IMAP : bc->port[PROTO_POP3] ? PROTO_POP3 : PROTO_SIEVE;
+}
+
 static void
 check_step(struct check *k)
 {
@@ -140,7 +148,9 @@ check_step(struct check *k)
 		}
 		k->state = CK_GREETING;
 	}
-	/* CK_GREETING: one line, "* OK" (IMAP) or "+OK" (POP3). */
+	/* CK_GREETING: one line, "* OK" (IMAP) or "+OK" (POP3), or for
+	 * ManageSieve its first capability line, a string (RFC 5804 §1.7:
+	 * "IMPLEMENTATION" "Dovecot Pigeonhole"). */
 	for (;;) {
 		ssize_t n = link_read(&k->link, k->line + k->len, sizeof(k->line) - 1 - k->len);
 		char *nl;
@@ -156,8 +166,10 @@ check_step(struct check *k)
 		k->len += (size_t)n;
 		k->line[k->len] = '\0';
 		if ((nl = strchr(k->line, '\n')) != NULL) {
-			bool ok =
-			    strncmp(k->line, "* OK", 4) == 0 || strncmp(k->line, "+OK", 3) == 0;
+			bool sieve = check_proto(&k->rt->cfg->backends[k->bi]) == PROTO_SIEVE;
+			bool ok = sieve ? k->line[0] == '"' || strncmp(k->line, "OK", 2) == 0
+			                : strncmp(k->line, "* OK", 4) == 0 ||
+			                      strncmp(k->line, "+OK", 3) == 0;
 			check_end(k, ok, ok ? NULL : "unexpected greeting");
 			return;
 		}
@@ -192,7 +204,7 @@ static void
 check_start(struct check *k, struct runtime *rt, size_t bi)
 {
 	const struct backend_conf *bc = &rt->cfg->backends[bi];
-	enum proto_kind pk = bc->port[PROTO_IMAP] ? PROTO_IMAP : PROTO_POP3;
+	enum proto_kind pk = check_proto(bc);
 
 	k->rt = rt;
 	k->bi = bi;
