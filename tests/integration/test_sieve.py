@@ -7,7 +7,8 @@ and the operations side (sessions, kick, drain, the protocol lock).
 One postern for the module (a STARTTLS sieve listener, an implicit-TLS one
 with PLAIN only, an admin socket) in front of mx1, mx2, a backend nothing
 listens on and a backend that lies in its greeting; the drain and lock
-tests start their own.  Users and routes: harness/expect.py (alice and
+tests start their own, and so do the forwarding tests (a Dovecot that
+requires a PROXY header).  Users and routes: harness/expect.py (alice and
 frank on mx1, carol on mx2; carol, frank exist on both, so "not on the
 other backend" is a sharp check)."""
 
@@ -29,8 +30,8 @@ from contextlib import contextmanager
 import pytest
 
 import harness
-from harness import (IO_TIMEOUT, PASSWORDS, ROUTES, TIMEOUT_SCALE, ClosedError, Postern, RawSieve,
-                     client_context, sasl_plain, sieve_literal)
+from harness import (IO_TIMEOUT, PASSWORDS, ROUTES, TIMEOUT_SCALE, ClosedError, Dovecot,
+                     Postern, RawSieve, client_context, sasl_plain, sieve_literal)
 
 HOST = "127.0.0.1"
 LIAR_USER = "liam@liar.test"
@@ -791,3 +792,48 @@ def test_the_protocol_lock_does_not_count_sieve_unless_configured(
             c.close()
     finally:
         p.cleanup()
+
+
+# ---------------------------------------------------------------------------
+# the client's address, forwarded to Dovecot
+# ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("forward,haproxy", [("proxy-v2", True), ("xclient", False)])
+def test_the_client_address_reaches_dovecots_managesieve(
+        certs, postern_registry, run_dir, ca, forward, haproxy):
+    """PROXY v2 to a managesieve listener that requires the header (its
+    haproxy_trusted_networks), or XCLIENT where managesieve-login offers it
+    (login_trusted_networks): Dovecot logs the client's address, not
+    postern's, and the login is "secured" (v2's SSL TLV; XCLIENT from a
+    trusted network)."""
+    user = "alice@example.org"
+    d = Dovecot("fwd", {user: secret(user)}, messages=0, parent_dir=run_dir,
+                haproxy=haproxy, disable_plaintext_auth=haproxy,
+                trusted_networks=None if haproxy else "127.0.0.0/8")
+    d.start()
+    p = None
+    try:
+        be = dict(Postern._backend_dict(d, with_sieve=True), forward=forward,
+                  check_interval="0")
+        p = Postern(certs, [be], [{"default": True, "backend": "fwd"}], parent_dir=run_dir,
+                    sieve=True)
+        postern_registry.append(p)
+        p.start()
+        since = d.log_size()
+        c = RawSieve(p.sieve_port, ca, source="127.0.0.7")
+        try:
+            c.stls()
+            assert c.authenticate_plain(user, secret(user)).status == "OK", c.dump()
+            assert c.command("LISTSCRIPTS").status == "OK", c.dump()
+        finally:
+            c.close()
+        m = d.wait_log(r"managesieve-login: Info: Login: user=<%s>[^\n]*" % re.escape(user),
+                       since=since)
+        assert m, d.log()[since:]
+        assert "rip=127.0.0.7," in m.group(0), m.group(0)
+        assert "secured" in m.group(0), m.group(0)
+    finally:
+        if p is not None:
+            p.cleanup()
+        d.cleanup()
