@@ -837,3 +837,120 @@ def test_the_client_address_reaches_dovecots_managesieve(
         if p is not None:
             p.cleanup()
         d.cleanup()
+
+
+# ---------------------------------------------------------------------------
+# a kick waits for a response that is half out
+# ---------------------------------------------------------------------------
+
+
+class PausingSieveBackend:
+    """A scripted ManageSieve backend: any AUTHENTICATE is OK; GETSCRIPT
+    answers with a literal of BODY sent in two halves, with a pause
+    (until resume is set, at most pause seconds) after a line end in the
+    middle; LOGOUT ends.  One session at a time."""
+
+    def __init__(self, body, split, pause=12.0):
+        self.body, self.split, self.pause = body, split, pause
+        self.paused = threading.Event()
+        self.resume = threading.Event()
+        self.sock = socket.socket()
+        self.sock.bind((HOST, 0))
+        self.sock.listen(4)
+        self.sock.settimeout(0.2)
+        self.port = self.sock.getsockname()[1]
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self):
+        while not self.stop.is_set():
+            try:
+                c, _ = self.sock.accept()
+            except socket.timeout:
+                continue
+            try:
+                self._serve(c)
+            except OSError:
+                pass
+            finally:
+                c.close()
+        self.sock.close()
+
+    def _serve(self, c):
+        c.settimeout(0.2)
+        c.sendall(b'"IMPLEMENTATION" "script"\r\n"SIEVE" "fileinto"\r\n'
+                  b'"SASL" "PLAIN"\r\n"VERSION" "1.0"\r\nOK "script ready"\r\n')
+        buf = b""
+        while not self.stop.is_set():
+            while b"\r\n" not in buf:
+                try:
+                    chunk = c.recv(4096)
+                except socket.timeout:
+                    if self.stop.is_set():
+                        return
+                    continue
+                if not chunk:
+                    return
+                buf += chunk
+            line, _, buf = buf.partition(b"\r\n")
+            word = line.split(b" ", 1)[0].upper()
+            if word == b"GETSCRIPT":
+                c.sendall(b"{%d}\r\n" % len(self.body) + self.body[:self.split])
+                self.paused.set()
+                self.resume.wait(self.pause)
+                c.sendall(self.body[self.split:] + b'\r\nOK "Getscript completed."\r\n')
+            elif word == b"LOGOUT":
+                c.sendall(b'OK "bye"\r\n')
+                return
+            else:
+                c.sendall(b'OK "done"\r\n')
+
+    def close(self):
+        self.resume.set()
+        self.stop.set()
+        self.thread.join(5)
+
+
+def test_a_kick_waits_until_a_getscript_literal_is_whole(certs, postern_registry, run_dir, ca):
+    body = b"".join(b"# line %04d of a script paused in the middle\r\n" % i for i in range(120))
+    split = body.index(b"\r\n", len(body) // 2) + 2  # right after a line end
+    be = PausingSieveBackend(body, split)
+    p = None
+    try:
+        # the harness always writes IMAP and POP3 listeners: ports for them too
+        p = Postern(certs, [{"name": "script", "imap": be.port, "pop3": be.port,
+                             "sieve": be.port, "check_interval": "0"}],
+                    [{"default": True, "backend": "script"}], parent_dir=run_dir, sieve=True,
+                    extra=_admin_extra(run_dir),
+                    timeouts={"drain": "30s", "drain_quiet": "300ms", "drain_spread": "0s"})
+        postern_registry.append(p)
+        p.start()
+        c = tls_session(p, ca)
+        try:
+            assert c.authenticate_plain("kim@example.org", "kim-pw").status == "OK", c.dump()
+            c.send(b'GETSCRIPT "s"\r\n')
+            assert c.readline() == b"{%d}\r\n" % len(body), c.dump()
+            assert be.paused.wait(IO_TIMEOUT), "the backend never paused"
+            first = c.read_exact(split)
+            r = admin(p, "kick", "--user", "kim@example.org")
+            assert r.returncode == 0 and "1 session" in r.stdout, r
+            # several drain_quiet periods with the literal half out: no BYE
+            # inside it, no close
+            try:
+                extra = c.read_exact(len(c.buf) + 1, 1.5 * TIMEOUT_SCALE)
+                pytest.fail("bytes in the pause: %r\n%s" % (extra, c.dump()))
+            except socket.timeout:
+                pass
+            be.resume.set()
+            rest = c.read_exact(len(body) - split + 2)
+            assert first + rest == body + b"\r\n", "the literal came back altered"
+            assert c.readline() == b'OK "Getscript completed."\r\n', c.dump()
+            bye = read_bye_and_close(c)
+            assert bye.status == "BYE", c.dump()
+        finally:
+            c.close()
+    finally:
+        be.close()
+        if p is not None:
+            p.cleanup()
