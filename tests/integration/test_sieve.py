@@ -954,3 +954,24 @@ def test_a_kick_waits_until_a_getscript_literal_is_whole(certs, postern_registry
         be.close()
         if p is not None:
             p.cleanup()
+
+
+# ---------------------------------------------------------------------------
+# last: no secret of this module in the module postern's log
+# ---------------------------------------------------------------------------
+
+
+def test_zz_no_password_or_sasl_text_of_these_tests_in_the_log(sp):
+    """The passwords sent here, raw and as the SASL PLAIN and LOGIN texts
+    (base64) the clients sent, appear nowhere in the module postern's log
+    (at log_level debug)."""
+    log = sp.log()
+    users = ["alice@example.org", "carol@example.org", "frank@other.test", "erin@other.test",
+             harness.DOWN_USER, LIAR_USER]
+    for u in users:
+        pw = secret(u)
+        for needle in (pw, sasl_plain(u, pw).decode(),
+                       base64.b64encode(pw.encode()).decode()):
+            assert needle not in log, "a secret of %s in the log" % u
+    for pw in harness.WRONG_PASSWORDS[:1]:
+        assert pw not in log and sasl_plain("alice@example.org", pw).decode() not in log
