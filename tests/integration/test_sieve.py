@@ -738,7 +738,7 @@ def test_a_sieve_session_shows_as_sieve_and_a_kick_ends_it_with_bye(proxy, ca):
     assert sessions(proxy, "--user", user) == []
 
 
-def test_sigterm_drain_tells_an_idle_sieve_session_bye_and_closes_it(
+def test_sigterm_drain_tells_idle_sieve_sessions_bye_and_closes_them(
         certs, mx1, mx2, liar, postern_registry, run_dir, ca):
     p = Postern(certs, _backends(mx1, mx2, liar), ROUTES_HERE, parent_dir=run_dir, sieve=True,
                 timeouts={"drain": "10s", "drain_quiet": "300ms", "drain_spread": "0s"})
@@ -746,13 +746,19 @@ def test_sigterm_drain_tells_an_idle_sieve_session_bye_and_closes_it(
     p.start()
     try:
         c = logged_in(p, ca, "alice@example.org")
+        pre = tls_session(p, ca)          # not logged in yet
+        sasl = tls_session(p, ca)         # in the middle of AUTHENTICATE
         try:
             assert c.command("LISTSCRIPTS").status == "OK", c.dump()
+            sasl.send(b'AUTHENTICATE "PLAIN"\r\n')
+            assert sasl.readline() == b'""\r\n', sasl.dump()
             os.kill(p.proc.pid, signal.SIGTERM)
-            bye = read_bye_and_close(c, 8 * TIMEOUT_SCALE)
-            assert bye.status == "BYE", c.dump()
+            for x in (c, pre, sasl):
+                bye = read_bye_and_close(x, 8 * TIMEOUT_SCALE)
+                assert bye.status == "BYE", x.dump()
         finally:
-            c.close()
+            for x in (c, pre, sasl):
+                x.close()
         assert p.proc.wait(10 * TIMEOUT_SCALE) == 0
     finally:
         p.cleanup()
