@@ -2,7 +2,7 @@
 #
 #   make docker                          # podman or docker, whichever works here
 #   docker build -t postern .            # the same by hand
-#   docker run -d --name postern -p 993:993 -p 995:995 \
+#   docker run -d --name postern -p 993:993 -p 995:995 -p 4190:4190 \
 #       -v /srv/postern/etc:/etc/postern:ro -v postern-state:/var/lib/postern \
 #       --stop-timeout 15 postern
 #
@@ -79,7 +79,7 @@ COPY etc/docker/postern.conf /usr/share/postern/postern.conf
 USER postern:postern
 WORKDIR /var/lib/postern
 VOLUME ["/etc/postern", "/var/lib/postern"]
-EXPOSE 993/tcp 995/tcp 143/tcp 110/tcp
+EXPOSE 993/tcp 995/tcp 143/tcp 110/tcp 4190/tcp
 # SIGTERM drains (listeners close, each session is ended at a quiet moment)
 # within timeouts.drain: 7s in etc/docker/postern.conf, under Docker's
 # default stop timeout of 10s; run with --stop-timeout 15 (compose:

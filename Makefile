@@ -165,7 +165,7 @@ fuzz-short:
 
 # ---- integration: real Dovecot backends, real clients, real TLS -------------
 integration: postern
-	$(PYTHON) -m pytest -q -p no:cacheprovider tests/integration
+	$(PYTHON) -m pytest -q -p no:cacheprovider --durations=25 tests/integration
 
 # The integration suite against build/asan/postern.  Every sanitizer report
 # (ASan, LeakSanitizer at exit, UBSan) goes to a file in SAN_LOGS, and any
@@ -179,7 +179,7 @@ integration-asan: postern-asan
 	POSTERN_TIMEOUT_SCALE=$${POSTERN_TIMEOUT_SCALE:-2} \
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=0:log_path=$(SAN_LOGS)/asan \
 	UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1:log_path=$(SAN_LOGS)/ubsan \
-	  $(PYTHON) -m pytest -q -p no:cacheprovider tests/integration
+	  $(PYTHON) -m pytest -q -p no:cacheprovider --durations=25 tests/integration
 
 # The tree's shape: file sizes, no weak symbols, no module cycles
 # (tests/tools/structure.sh).

@@ -1,6 +1,6 @@
 /*
  * dialog.c: where a relayed conversation stands (see dialog.h).  Each
- * side is scanned line by line with memchr; an IMAP literal's bytes are
+ * side is scanned line by line with memchr; a literal's bytes are
  * skipped by count, so a message body costs nothing to pass.  Only the
  * first bytes of a message (tag, command, status) and the last bytes of
  * each line (a literal's announcement, POP3's ".") are kept.
@@ -194,6 +194,50 @@ imap_server_msg(struct dialog *d)
 		d->opaque = true;
 }
 
+/* ManageSieve: the client finished a command (RFC 5804 §2: one command,
+ * one response).  AUTHENTICATE's SASL exchange (§2.1) goes on with client
+ * lines that answer the server's challenges, until its own OK/NO/BYE:
+ * those lines are no commands. */
+static void
+sieve_client_msg(struct dialog *d)
+{
+	const struct dialog_side *s = &d->cs;
+	const char *name;
+	size_t at = 0, nl = word(s->head, s->head_len, &at, &name);
+
+	if (d->sieve_auth > 0)
+		return; /* a SASL response string */
+	if (nl == 0 && s->head_len > 0 && (s->head[0] == '\r' || s->head[0] == '\n'))
+		return; /* an empty line: no command, as for IMAP */
+	pending_add(d);
+	if (chars_word_eq(name, nl, "AUTHENTICATE"))
+		d->sieve_auth = d->pending; /* responses up to and with its own */
+}
+
+/* ManageSieve: the server finished a message.  A response ends with a line
+ * that starts OK, NO or BYE (RFC 5804 §4 response-*); anything else (the
+ * capability lines, LISTSCRIPTS' lines, GETSCRIPT's literal, a SASL
+ * challenge) is within a response. */
+static void
+sieve_server_msg(struct dialog *d)
+{
+	const struct dialog_side *s = &d->ss;
+	const char *st;
+	size_t at = 0, sl = word(s->head, s->head_len, &at, &st);
+
+	/* "OK(" or "NO\"x\"" are not what servers send, but end a word too */
+	for (size_t i = 0; i < sl; i++)
+		if (st[i] == '(' || st[i] == '"' || st[i] == '{')
+			sl = i;
+	if (!chars_word_eq(st, sl, "OK") && !chars_word_eq(st, sl, "NO") &&
+	    !chars_word_eq(st, sl, "BYE"))
+		return;
+	if (d->pending > 0)
+		d->pending--;
+	if (d->sieve_auth > 0)
+		d->sieve_auth--;
+}
+
 /* POP3: the client finished a command: will its +OK be multi-line
  * (RFC 1939, RFC 2449 CAPA)? */
 static void
@@ -250,8 +294,8 @@ caps_line(const struct dialog *d)
 	const struct dialog_side *s = &d->ss;
 	size_t n = s->head_len < sizeof(caps_head) - 1 ? s->head_len : sizeof(caps_head) - 1;
 
-	return d->strip_caps && s->first_line && s->lit == 0 && s->line_len <= DIALOG_CAPS_MAX &&
-	       strncasecmp(s->head, caps_head, n) == 0;
+	return d->strip_caps && d->proto == PROTO_IMAP && s->first_line && s->lit == 0 &&
+	       s->line_len <= DIALOG_CAPS_MAX && strncasecmp(s->head, caps_head, n) == 0;
 }
 
 uint32_t
@@ -283,7 +327,9 @@ line_end(struct dialog *d, struct dialog_side *s)
 	}
 	if (server && caps_line(d) && s->head_len >= sizeof(caps_head) - 1)
 		d->caps_len = s->line_len;
-	if (server)
+	if (d->proto == PROTO_SIEVE)
+		server ? sieve_server_msg(d) : sieve_client_msg(d);
+	else if (server)
 		imap_server_msg(d);
 	else
 		imap_client_msg(d);
@@ -336,5 +382,7 @@ dialog_at_rest(const struct dialog *d)
 		return false;
 	if (d->proto == PROTO_POP3)
 		return d->pending == 0 && !d->pop3_multi;
+	if (d->proto == PROTO_SIEVE)
+		return d->pending == 0;
 	return d->pending == 0 || (d->pending == 1 && d->idling);
 }

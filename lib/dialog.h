@@ -1,9 +1,11 @@
 /*
- * dialog.h: where a relayed IMAP or POP3 conversation stands, read off the
- * bytes as they pass, without copying them: is each side between two
- * whole messages (IMAP lines and literals {n} {n+} ~{n}; POP3 multi-line
- * answers up to their "." line), how many commands wait for an answer,
- * and has the stream stopped being readable (COMPRESS, RFC 4978).
+ * dialog.h: where a relayed IMAP, POP3 or ManageSieve conversation stands,
+ * read off the bytes as they pass, without copying them: is each side
+ * between two whole messages (IMAP lines and literals {n} {n+} ~{n}; POP3
+ * multi-line answers up to their "." line; ManageSieve lines and literals
+ * {n} {n+}, a response ending at its OK/NO/BYE line), how many commands
+ * wait for an answer, and has the stream stopped being readable
+ * (COMPRESS, RFC 4978; IMAP only).
  *
  * A polite end (drain, kick, backend maint) needs dialog_at_rest(): a line
  * of postern's own (IMAP's "* BYE") then splits nothing.  Pure code: no
@@ -46,6 +48,8 @@ struct dialog {
 	char ctag[DIALOG_HEAD];
 	uint32_t pending;          /* commands sent and not yet answered (saturating) */
 	uint64_t pop3_kind;        /* POP3: bit i, the i-th pending command may answer multi-line */
+	uint32_t sieve_auth;       /* ManageSieve: responses to come up to AUTHENTICATE's own; while
+	                              not 0, client lines are SASL responses, not commands */
 	struct dialog_side cs, ss; /* client's commands, server's responses */
 };
 

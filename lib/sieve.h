@@ -48,18 +48,18 @@ enum sieve_rc {
 enum sieve_verb {
 	SIEVE_V_NONE = 0,
 	SIEVE_V_CAPABILITY,
-	SIEVE_V_NOOP,   /* tag/tag_len/has_tag: the optional string (RFC 5804 §2.13) */
+	SIEVE_V_NOOP, /* tag/tag_len/has_tag: the optional string (RFC 5804 §2.13) */
 	SIEVE_V_LOGOUT,
 	SIEVE_V_STARTTLS,
-	SIEVE_V_AUTHENTICATE, /* mech (upper-cased); ir/ir_len/has_ir for the initial response
-	                         (an empty string is an empty response) */
-	SIEVE_V_SASL,         /* a SASL response string (sieve_parser_expect_sasl): ir/ir_len;
-	                         cancelled is true for the string "*" */
+	SIEVE_V_AUTHENTICATE,   /* mech (upper-cased); ir/ir_len/has_ir for the initial response
+	                           (an empty string is an empty response) */
+	SIEVE_V_SASL,           /* a SASL response string (sieve_parser_expect_sasl): ir/ir_len;
+	                           cancelled is true for the string "*" */
 	SIEVE_V_UNAUTHENTICATE, /* RFC 5804 §2.14.1: valid only after login */
-	SIEVE_V_OTHER, /* a well-formed command valid only after login (PUTSCRIPT,
-	                  LISTSCRIPTS, SETACTIVE, GETSCRIPT, DELETESCRIPT, RENAMESCRIPT,
-	                  CHECKSCRIPT, HAVESPACE): its arguments were read and dropped;
-	                  the session answers NO */
+	SIEVE_V_OTHER,          /* a well-formed command valid only after login (PUTSCRIPT,
+	                           LISTSCRIPTS, SETACTIVE, GETSCRIPT, DELETESCRIPT, RENAMESCRIPT,
+	                           CHECKSCRIPT, HAVESPACE): its arguments were read and dropped;
+	                           the session answers NO */
 };
 
 struct sieve_cmd {
@@ -79,21 +79,28 @@ struct sieve_cmd {
 };
 
 /* Resumable state: where in a command we are, literal bytes left, the
- * argument being built.  Zero it with sieve_parser_init(). */
+ * argument being built.  Zero it with sieve_parser_init().  Every field
+ * is private to sieve.c. */
 struct sieve_parser {
 	int state;
-	int sub;
-	bool expect_sasl;  /* the next command line is a SASL response string */
-	bool overlong;     /* private: a line went over its limit */
-	bool cr;           /* private: a CR was read, the next byte must be LF */
-	bool lit_drop;     /* private: the literal under way is counted, not kept */
-	int nargs;         /* strings completed in this command */
-	size_t line_len;   /* bytes of the current line, literal bytes excluded */
-	size_t lit_left;   /* bytes of the current literal still to come */
-	size_t arg_len;    /* bytes in the argument being built */
-	uint64_t num;      /* digits of "{n+}" being read */
-	size_t seen;       /* private: bytes of a SASL text looked at, not whole yet */
-	const char *error; /* private: the first error of a command being skipped */
+	int sub;              /* inside a quoted string (escape) or a "{n+}" */
+	int sig;              /* the command's argument list (sieve.c's table) */
+	int scan;             /* "{n}"/"{n+}" detector run over every line byte */
+	bool expect_sasl;     /* the next command line is a SASL response string */
+	bool sasl_line;       /* the current line is one */
+	bool cr;              /* a CR was read, the next byte must be LF */
+	bool lit_nonsync;     /* the literal announced is "{n+}" */
+	bool lit_drop;        /* the literal under way is counted, not kept */
+	int nargs;            /* strings completed in this command */
+	size_t line_len;      /* bytes of the current line, literal bytes excluded */
+	size_t lit_left;      /* bytes of the current literal still to come */
+	size_t arg_len;       /* bytes in the argument being built */
+	size_t raw;           /* bytes of a quoted SASL text as sent (escapes too) */
+	uint64_t num;         /* digits of "{n+}" being read */
+	uint64_t number;      /* a number argument being read */
+	size_t seen;          /* bytes of a SASL text looked at, not whole yet */
+	size_t ir_written;    /* bytes put in cmd.ir during this call */
+	const char *error;    /* the first error of a command being skipped */
 	struct sieve_cmd cmd; /* the command being built (cmd.ir only during a call) */
 };
 
@@ -117,8 +124,8 @@ void sieve_parser_expect_sasl(struct sieve_parser *p);
  * copies, never pointers into buf.  After SIEVE_FATAL the parser must not
  * be called again.  Command words are case-insensitive.
  */
-enum sieve_rc sieve_parse(struct sieve_parser *p, const uint8_t *buf, size_t len,
-                          size_t *used_out, struct sieve_cmd *cmd_out);
+enum sieve_rc sieve_parse(struct sieve_parser *p, const uint8_t *buf, size_t len, size_t *used_out,
+                          struct sieve_cmd *cmd_out);
 
 /* Wipe credentials held by the parser and by cmd. */
 void sieve_cmd_wipe(struct sieve_cmd *cmd);

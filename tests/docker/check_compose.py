@@ -49,7 +49,8 @@ def problems():
         out.append("postern: config directory or state volume not mounted")
     if any(v.endswith(".conf") or ".conf:" in v for v in vols):
         out.append("postern: a single-file config mount (breaks reload)")
-    if sorted(x.split(":")[-1] for x in p.get("ports") or []) != ["110", "143", "993", "995"]:
+    if sorted(x.split(":")[-1] for x in p.get("ports") or []) != \
+            ["110", "143", "4190", "993", "995"]:
         out.append("postern: ports %s" % p.get("ports"))
     if p.get("depends_on", {}).get("init", {}).get("condition") != \
             "service_completed_successfully":

@@ -126,8 +126,9 @@ def test_image_runs_as_the_fixed_non_root_user(image):
     assert image["User"] == "postern:postern"
 
 
-def test_image_exposes_the_four_mail_ports(image):
-    assert set(image["ExposedPorts"]) == {"993/tcp", "995/tcp", "143/tcp", "110/tcp"}
+def test_image_exposes_the_mail_ports_and_managesieve(image):
+    assert set(image["ExposedPorts"]) == {"993/tcp", "995/tcp", "143/tcp", "110/tcp",
+                                          "4190/tcp"}
 
 
 def test_image_stops_with_sigterm(image):
@@ -415,9 +416,9 @@ def adapted_config(text, ports, backends, http_port):
     text, n = re.subn(r'http = "0\.0\.0\.0:9100";', 'http = "127.0.0.1:%d";' % http_port, text)
     assert n == 1, "admin.http in etc/docker/postern.conf"
     for name, d in backends.items():
-        text, n = re.subn(r'host = "%s"; imap = 143; pop3 = 110;' % name,
-                          'host = "127.0.0.1"; imap = %d; pop3 = %d;'
-                          % (d.imap_port, d.pop3_port), text)
+        text, n = re.subn(r'host = "%s"; imap = 143; pop3 = 110; sieve = 4190;' % name,
+                          'host = "127.0.0.1"; imap = %d; pop3 = %d; sieve = %d;'
+                          % (d.imap_port, d.pop3_port, d.sieve_port), text)
         assert n == 1, name
     return text
 
@@ -443,6 +444,7 @@ def stack(container):
 
         taken = set()
         ports = {p: _low_port(p, taken) for p in (993, 995, 143, 110)}
+        ports[4190] = 4190 if _port_free(4190) else harness.free_port()
         http_port = harness.free_port()
         with open(os.path.join(REPO, "etc", "docker", "postern.conf")) as f:
             conf = adapted_config(f.read(), ports, {"mx1": mx1, "mx2": mx2}, http_port)
@@ -503,7 +505,7 @@ def test_postern_runs_as_the_image_user_and_not_root(container, stack):
 def test_binds_ports_below_1024_through_the_file_capability(container, stack):
     cap_eff = int(_status_ids(container.pid(), "CapEff")[0], 16)
     assert cap_eff == 1 << 10, hex(cap_eff)  # CAP_NET_BIND_SERVICE and nothing else
-    assert all(p < 1024 for p in stack["ports"].values()), stack["ports"]
+    assert all(p < 1024 for o, p in stack["ports"].items() if o < 1024), stack["ports"]
 
 
 def test_serves_imaps_end_to_end(stack):
@@ -524,6 +526,29 @@ def test_serves_starttls_on_143_and_110(stack):
     body = curl(stack["ca"], "pop3://127.0.0.1:%d/2" % stack["ports"][110], BOB, BOB_PW,
                 "--ssl-reqd")
     assert b"message 2 for %s on mx2" % BOB.encode() in body
+
+
+def test_serves_managesieve_with_starttls_on_4190(stack):
+    """The image config's sieve listener: postern's capability greeting,
+    STARTTLS with the capabilities sent again (RFC 5804 §2.2), then a login
+    and a script that lands in alice's sieve directory on mx1."""
+    c = harness.RawSieve(stack["ports"][4190], stack["ca"])
+    try:
+        assert c.greeting.status == "OK", c.dump()
+        for k in ("IMPLEMENTATION", "SASL", "STARTTLS", "VERSION", "SIEVE"):
+            assert k in c.caps, (k, c.caps)
+        assert c.caps["VERSION"] == "1.0"
+        ok, again = c.stls()
+        assert again.status == "OK" and "STARTTLS" not in c.caps, c.dump()
+        assert "PLAIN" in c.caps["SASL"].split(), c.caps
+        assert c.authenticate_plain(ALICE, ALICE_PW).status == "OK", c.dump()
+        script = b'require "fileinto";\nif header :contains "subject" "x" { keep; }\n'
+        r = c.command(b'PUTSCRIPT "image" ' + harness.sieve_literal(script))
+        assert r.status == "OK", c.dump()
+        assert stack["mx1"].sieve_scripts(ALICE).get("image") == script
+        assert c.command("LOGOUT").status == "OK"
+    finally:
+        c.close()
 
 
 def test_logs_go_to_stdout_and_stderr(container, stack):

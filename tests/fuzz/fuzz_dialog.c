@@ -4,7 +4,7 @@
  * bit: the server's side; low bits: a length) and that many bytes.  The
  * same records are played whole and then one byte at a time: where the
  * reads split the stream must never change what the dialog concludes.
- * The first byte: bit 0 POP3, bit 1 strip_caps.
+ * The first byte: bit 0 POP3, bit 2 ManageSieve (else IMAP), bit 1 strip_caps.
  */
 #include <stdint.h>
 #include <stdio.h>
@@ -17,7 +17,7 @@
 static void
 play(struct dialog *d, const uint8_t *data, size_t size, int bytewise)
 {
-	dialog_init(d, data[0] & 1 ? PROTO_POP3 : PROTO_IMAP);
+	dialog_init(d, data[0] & 4 ? PROTO_SIEVE : data[0] & 1 ? PROTO_POP3 : PROTO_IMAP);
 	d->strip_caps = data[0] & 2;
 	for (size_t at = 1; at < size;) {
 		size_t len = data[at] & 0x7f, server = data[at] & 0x80;
@@ -78,6 +78,11 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	CHECK(whole.answered == bytes.answered);
 	CHECK(whole.pending == bytes.pending);
 	CHECK(whole.pop3_kind == bytes.pop3_kind);
+	CHECK(whole.sieve_auth == bytes.sieve_auth);
+	CHECK(whole.sieve_auth <= whole.pending);
+	if (whole.proto == PROTO_SIEVE)
+		CHECK(!whole.idling && !whole.pop3_multi && whole.caps_len == 0 &&
+		      whole.ctag_len == 0);
 	same_side(&whole.cs, &bytes.cs);
 	same_side(&whole.ss, &bytes.ss);
 	return 0;

@@ -207,6 +207,55 @@ huge_literal_counts_are_skipped_not_stored(void **state)
 	assert_true(dialog_at_rest(&d));
 }
 
+static void
+sieve_response_lines_end_at_ok_no_or_bye(void **state)
+{
+	(void)state;
+	PLAY(PROTO_SIEVE, "CLISTSCRIPTS\r\n", "=0", "S\"a\" ACTIVE\r\n", "=0", "S\"b\"\r\n", "=0",
+	     "SOK \"Listscripts completed.\"\r\n", "=1", "CGETSCRIPT \"x\"\r\n", "=0",
+	     "SNo (NONEXISTENT) \"There is no script\"\r\n", "=1", "Cnoop\r\n", "=0",
+	     "Sok (TAG \"t\") \"Done\"\r\n", "=1", "CLOGOUT\r\n", "=0", "SBYE\r\n", "=1",
+	     /* an unasked BYE (or OK) counts nothing down below zero */
+	     "SBYE \"Server shutting down\"\r\n", "=1", "CNOOP\r\n", "=0", "SOK\r\n", "=1");
+}
+
+static void
+sieve_literals_are_skipped_by_length_on_both_sides(void **state)
+{
+	(void)state;
+	/* a script holding what looks like a command, a response and a literal */
+	PLAY(PROTO_SIEVE, "CPUTSCRIPT \"s\" {22+}\r\n", "=0", "CNOOP\r\nOK\r\n{3}\r\n", "=0",
+	     "Ckeep;\r\n", "=0", "C\r\n", "=0", "SOK\r\n", "=1", "CGETSCRIPT \"s\"\r\n", "=0",
+	     "S{12}\r\nOK\r\nBYE\r\nx\r\n", "=0", "S\r\n", "=0", "SOK\r\n", "=1",
+	     /* a client "{n}" is counted the same way */
+	     "CCHECKSCRIPT {4}\r\nOK\r\n", "=0", "C\r\n", "=0", "SNO \"bad\"\r\n", "=1");
+}
+
+static void
+sieve_pipelined_commands_wait_for_every_answer(void **state)
+{
+	(void)state;
+	PLAY(PROTO_SIEVE, "CNOOP\r\nCAPABILITY\r\nHAVESPACE \"s\" 10\r\n", "=0", "SOK\r\n", "=0",
+	     "S\"IMPLEMENTATION\" \"Dovecot\"\r\n\"VERSION\" \"1.0\"\r\nOK\r\n", "=0",
+	     "SNO (QUOTA/MAXSIZE) \"Quota exceeded\"\r\n", "=1", "C\r\n", "=1", "CNOO", "=0",
+	     "CP\r\n", "=0", "SO", "=0", "SK\r\n", "=1");
+}
+
+static void
+sieve_sasl_responses_are_not_commands(void **state)
+{
+	(void)state;
+	PLAY(PROTO_SIEVE, "CAUTHENTICATE \"LOGIN\"\r\n", "=0", "S\"VXNlcm5hbWU6\"\r\n", "=0",
+	     "C\"YWxpY2U=\"\r\n", "=0", "S{12}\r\nUGFzc3dvcmQ6\r\n", "=0", "C{4+}\r\ncGFz\r\n",
+	     "=0", "SOK (SASL \"eA==\")\r\n", "=1", "CNOOP\r\n", "=0", "SOK\r\n", "=1",
+	     /* cancelled: "*", then NO */
+	     "CAUTHENTICATE \"PLAIN\"\r\n", "S\"\"\r\n", "C\"*\"\r\n", "=0",
+	     "SNO \"Authentication cancelled\"\r\n", "=1",
+	     /* pipelined before AUTHENTICATE: the NOOP's OK does not end it */
+	     "CNOOP\r\nAUTHENTICATE \"PLAIN\"\r\n", "SOK\r\n", "=0", "S\"\"\r\n",
+	     "C\"AGEAYg==\"\r\n", "=0", "SOK\r\n", "=1");
+}
+
 int
 main(void)
 {
@@ -224,6 +273,10 @@ main(void)
 	    cmocka_unit_test(imap_empty_lines_and_untagged_bad),
 	    cmocka_unit_test(rest_needs_both_sides_between_messages),
 	    cmocka_unit_test(huge_literal_counts_are_skipped_not_stored),
+	    cmocka_unit_test(sieve_response_lines_end_at_ok_no_or_bye),
+	    cmocka_unit_test(sieve_literals_are_skipped_by_length_on_both_sides),
+	    cmocka_unit_test(sieve_pipelined_commands_wait_for_every_answer),
+	    cmocka_unit_test(sieve_sasl_responses_are_not_commands),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -16,7 +16,7 @@ The modules, each with one job:
   redis          redis-server for the fleet tests
   notify_socket  the service manager's end of sd_notify(3)
   script         a scripted IMAP/POP3 backend that pauses mid-response
-  clients        IMAP and POP3 spoken by hand over TLS, SASL PLAIN
+  clients        IMAP, POP3 and ManageSieve spoken by hand over TLS, SASL PLAIN
   mail           a user's mail read through a proxy, and which backend served it
   logins         timed logins and the `postern lock` commands, as policy tests use them
   expect         the session stack's users, passwords and routes; exact refusals
@@ -48,7 +48,8 @@ from .haproxy import HAPROXY_BIN, HAPROXY_CONF, HAProxy
 from .redis import REDIS_BIN, RedisServer
 from .notify_socket import NotifySocket
 from .script import ScriptBackend, pop3_dot_stuffed
-from .clients import ClosedError, RawImap, RawPop3, RawTLS, sasl_plain
+from .clients import (ClosedError, RawImap, RawPop3, RawSieve, RawTLS, SieveResponse,
+                      sasl_plain, sieve_caps, sieve_literal, sieve_tokens)
 from .expect import (DOWN_USER, EXPECTED_BACKEND, IMAP_ACL_BYE, IMAP_AUTH_FAILED,
                      IMAP_SET_TO_POP3, IMAP_THROTTLED, IMAP_TOO_MANY_CONNS,
                      IMAP_TOO_MANY_SESSIONS, IMAP_UNAVAILABLE, MX1_USERS, MX2_USERS, NO_TARPIT,
@@ -72,7 +73,8 @@ __all__ = ["HERE", "IO_TIMEOUT", "REPO", "SANITIZER_LOGS", "TIMEOUT_SCALE", "_Da
            "MAIL_USER", "Dovecot", "make_message", "POSTERN_BIN", "RELAXED_POLICY", "Postern",
            "_cfg_value", "_q", "run_postern", "HAPROXY_BIN", "HAPROXY_CONF", "HAProxy",
            "REDIS_BIN", "RedisServer", "NotifySocket", "ScriptBackend", "pop3_dot_stuffed", "ClosedError", "RawImap", "RawPop3",
-           "RawTLS", "sasl_plain", "DOWN_USER", "EXPECTED_BACKEND", "IMAP_ACL_BYE",
+           "RawTLS", "sasl_plain", "RawSieve", "SieveResponse", "sieve_caps",
+           "sieve_literal", "sieve_tokens", "DOWN_USER", "EXPECTED_BACKEND", "IMAP_ACL_BYE",
            "IMAP_AUTH_FAILED", "IMAP_SET_TO_POP3", "IMAP_THROTTLED", "IMAP_TOO_MANY_CONNS",
            "IMAP_TOO_MANY_SESSIONS", "IMAP_UNAVAILABLE", "MX1_USERS", "MX2_USERS", "NO_TARPIT",
            "PASSWORDS", "POOL_USERS", "POP3_ACL_ERR", "POP3_AUTH_FAILED", "POP3_IN_USE",

@@ -60,7 +60,7 @@ log_path = {log}
 info_log_path = {log}
 debug_log_path = {log}
 
-protocols = imap pop3
+protocols = imap pop3 sieve
 listen = {listen}
 {ssl_settings}
 disable_plaintext_auth = {disable_plaintext_auth}
@@ -85,6 +85,9 @@ mail_plugins = notify mail_log
 plugin {{
   mail_log_events = mailbox_create mailbox_delete mailbox_rename delete expunge
   mail_log_fields = uid box msgid
+  # ManageSieve: each user's scripts in ~/sieve, the active one linked
+  # from ~/.dovecot.sieve (home = the user's mail directory below)
+  sieve = file:~/sieve;active=~/.dovecot.sieve
 }}
 
 passdb {{
@@ -131,6 +134,12 @@ service pop3-login {{
     port = {pop3s_port}
   }}
 }}
+service managesieve-login {{
+  inet_listener sieve {{
+    address = {listen}
+    port = {sieve_port}
+  }}
+}}
 """
 
 
@@ -150,12 +159,17 @@ class Dovecot(_Daemon):
     imap_port/pop3_port and implicit TLS on imaps_port/pop3s_port;
     ssl_mode "yes" or "required".  listen: the one address every listener
     binds (e.g. "127.0.0.2").  trusted_networks: login_trusted_networks, None
-    for none.  disable_plaintext_auth: Dovecot's setting of that name."""
+    for none.  disable_plaintext_auth: Dovecot's setting of that name.
+
+    ManageSieve (Pigeonhole) listens in plaintext (STARTTLS with ssl) on
+    sieve_port; each user's scripts are files in sieve_dir(user), the
+    active one linked from active_sieve(user)."""
 
     def __init__(self, name, users, imap_port=None, pop3_port=None, messages=3,
                  parent_dir=None, ssl=None, ssl_mode="required", listen="127.0.0.1",
                  trusted_networks="127.0.0.0/8", disable_plaintext_auth=False,
-                 imaps_port=None, pop3s_port=None, haproxy=None, extra_conf=""):
+                 imaps_port=None, pop3s_port=None, haproxy=None, extra_conf="",
+                 sieve_port=None):
         self.name = name
         self.users = dict(users)
         # PROXY protocol on the plaintext imap and pop3 listeners (see
@@ -164,6 +178,7 @@ class Dovecot(_Daemon):
         self.extra_conf = extra_conf
         self.imap_port = imap_port or free_port()
         self.pop3_port = pop3_port or free_port()
+        self.sieve_port = sieve_port or free_port()
         self.ssl = dict(ssl) if ssl else None
         self.ssl_mode = ssl_mode
         self.listen = listen
@@ -192,6 +207,35 @@ class Dovecot(_Daemon):
 
     def maildir(self, user):
         return os.path.join(self.dir, "mail", user, "Maildir")
+
+    def sieve_dir(self, user):
+        """The directory of user's Sieve scripts (NAME.sieve each)."""
+        return os.path.join(self.dir, "mail", user, "sieve")
+
+    def active_sieve(self, user):
+        """The path of user's active script: a symlink into sieve_dir(user)
+        while a script is active, absent otherwise."""
+        return os.path.join(self.dir, "mail", user, ".dovecot.sieve")
+
+    def sieve_scripts(self, user):
+        """{name: bytes} of user's scripts on this backend's disk."""
+        d = self.sieve_dir(user)
+        if not os.path.isdir(d):
+            return {}
+        out = {}
+        for f in sorted(os.listdir(d)):
+            if f.endswith(".sieve") and os.path.isfile(os.path.join(d, f)):
+                with open(os.path.join(d, f), "rb") as fh:
+                    out[f[:-len(".sieve")]] = fh.read()
+        return out
+
+    def active_script(self, user):
+        """The name of user's active script on this backend, or None."""
+        link = self.active_sieve(user)
+        if not os.path.islink(link):
+            return None
+        target = os.path.basename(os.readlink(link))
+        return target[:-len(".sieve")] if target.endswith(".sieve") else target
 
     # setup ------------------------------------------------------------
     def _write_users(self, path):
@@ -241,7 +285,7 @@ class Dovecot(_Daemon):
         """Settings after the generated ones (Dovecot merges a repeated
         section into the earlier one of the same name).  haproxy: True (or a
         network list, default 127.0.0.0/8, for haproxy_trusted_networks) puts
-        `haproxy = yes` on the plaintext imap and pop3 listeners, which then
+        `haproxy = yes` on the plaintext imap, pop3 and sieve listeners, which then
         REQUIRE a PROXY v1/v2 header from those networks; the implicit-TLS
         listeners stay as they are."""
         out = ["", "# added by Dovecot(haproxy=..., extra_conf=...)"]
@@ -257,6 +301,11 @@ class Dovecot(_Daemon):
                     "  inet_listener pop3 {",
                     "    haproxy = yes",
                     "  }",
+                    "}",
+                    "service managesieve-login {",
+                    "  inet_listener sieve {",
+                    "    haproxy = yes",
+                    "  }",
                     "}"]
         if self.extra_conf:
             out.append(self.extra_conf)
@@ -264,7 +313,7 @@ class Dovecot(_Daemon):
 
     def listening_ports(self):
         return [p for p in (self.imap_port, self.pop3_port, self.imaps_port,
-                            self.pop3s_port) if p]
+                            self.pop3s_port, self.sieve_port) if p]
 
     def start(self, timeout=15.0):
         uid = pwd.getpwnam(MAIL_USER).pw_uid
@@ -283,6 +332,7 @@ class Dovecot(_Daemon):
                 state=os.path.join(self.dir, "state"), log=self.log_path,
                 uid=uid, gid=gid, mail=os.path.join(self.dir, "mail"), users=users,
                 imap_port=self.imap_port, pop3_port=self.pop3_port,
+                sieve_port=self.sieve_port,
                 imaps_port=self.imaps_port, pop3s_port=self.pop3s_port,
                 listen=self.listen, ssl_settings=self._ssl_settings(),
                 disable_plaintext_auth="yes" if self.disable_plaintext_auth else "no",

@@ -57,8 +57,10 @@ class Postern(_Daemon):
     """postern in the foreground with a generated libconfig file; stderr goes
     to a log file.
 
-    backends: list of dicts {name, host?, imap, pop3, tls?}, or Dovecot
-    objects.  routes: list of dicts as in the config, e.g.
+    backends: list of dicts {name, host?, imap, pop3, sieve?, tls?}, or
+    Dovecot objects.  A Dovecot's ManageSieve port is written as the
+    backend's `sieve` only when this postern has a sieve listener (the
+    configs of the other tests stay as they were).  routes: list of dicts as in the config, e.g.
     {"user": "carol@example.org", "backend": "mx2"},
     {"domain": "example.net", "pool": ["mx1", "mx2"]},
     {"default": True, "backend": "mx1"}.
@@ -81,7 +83,9 @@ class Postern(_Daemon):
       (bool), "trusted"? (list of CIDR strings), "auth_mechanisms"? (list of
       names), "compress"? ("pass" or "strip"), "lookup"? (False, or a
       service URL of its own)}; a missing port is chosen and stored in the
-      dict.
+      dict; a missing tls is "starttls" for protocol "sieve" (postern's
+      default there), else "implicit".
+    sieve: also a ManageSieve listener (STARTTLS) on sieve_port.
     lookup: the `lookup = { ... };` section, a dict (string, int and bool
       values, lists of strings, and dicts for groups such as
       backend_defaults) or the raw text of the whole section; None: none.
@@ -95,7 +99,7 @@ class Postern(_Daemon):
                  certificates=None, tls_options=None, starttls=False,
                  allow_plaintext_auth=None, imap_starttls_port=None,
                  pop3_starttls_port=None, extra_listeners=None, policy=None, compress=None,
-                 lookup=None):
+                 lookup=None, sieve=False, sieve_port=None):
         self.certs = certs
         # The `lookup` section (the HTTP user lookup service): a dict of its
         # settings (see _lookup_text) or the section's raw text; None: none.
@@ -107,7 +111,8 @@ class Postern(_Daemon):
         self.tls_min_version = tls_min_version
         self.certificates = certificates
         self.tls_options = dict(tls_options or {})
-        self.backends = [self._backend_dict(b) for b in backends]
+        self.sieve = sieve
+        self.sieve_port = (sieve_port or free_port()) if sieve else None
         self.routes = routes
         self.imap_port = imap_port or free_port()
         self.pop3_port = pop3_port or free_port()
@@ -119,6 +124,9 @@ class Postern(_Daemon):
         self.compress = compress  # "pass" | "strip" on the IMAP listeners, or not written
         for x in self.extra_listeners:
             x.setdefault("port", free_port())
+            x.setdefault("tls", "starttls" if x.get("protocol") == "sieve" else "implicit")
+        with_sieve = sieve or any(x.get("protocol") == "sieve" for x in self.extra_listeners)
+        self.backends = [self._backend_dict(b, with_sieve) for b in backends]
         self.workers = workers
         self.log_level = log_level
         self.extra = extra
@@ -137,10 +145,13 @@ class Postern(_Daemon):
         self.final_log = None  # the log text, kept after cleanup()
 
     @staticmethod
-    def _backend_dict(b):
+    def _backend_dict(b, with_sieve=False):
         if isinstance(b, Dovecot):
-            return {"name": b.name, "host": "127.0.0.1", "imap": b.imap_port,
-                    "pop3": b.pop3_port, "tls": "none"}
+            d = {"name": b.name, "host": "127.0.0.1", "imap": b.imap_port,
+                 "pop3": b.pop3_port, "tls": "none"}
+            if with_sieve:
+                d["sieve"] = b.sieve_port
+            return d
         d = {"host": "127.0.0.1", "tls": "none"}
         d.update(b)
         return d
@@ -169,6 +180,8 @@ class Postern(_Daemon):
                 if self.allow_plaintext_auth is not None:
                     d["allow_plaintext_auth"] = self.allow_plaintext_auth
                 ls.append(d)
+        if self.sieve:
+            ls.append({"port": self.sieve_port, "protocol": "sieve", "tls": "starttls"})
         if self.compress is not None:
             for d in ls:
                 if d["protocol"] == "imap":
@@ -209,9 +222,9 @@ class Postern(_Daemon):
         out += [");", "backends = ("]
         bl = []
         for b in self.backends:
-            parts = ["name = %s;" % _q(b["name"]), "host = %s;" % _q(b["host"]),
-                     "imap = %d;" % b["imap"], "pop3 = %d;" % b["pop3"],
-                     "tls = %s;" % _q(b["tls"])]
+            parts = ["name = %s;" % _q(b["name"]), "host = %s;" % _q(b["host"])]
+            parts += ["%s = %d;" % (k, b[k]) for k in ("imap", "pop3", "sieve") if b.get(k)]
+            parts.append("tls = %s;" % _q(b["tls"]))
             for k in ("ca", "verify_name", "cert", "key"):
                 if b.get(k) is not None:
                     parts.append("%s = %s;" % (k, _q(b[k])))
