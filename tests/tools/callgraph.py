@@ -29,6 +29,8 @@ ALLOWED = {
         "ops, the dialog writes and closes through the connection",
     ("proxy/conn", "proxy/pop3_session"):
         "the connection owns its pre-auth dialog (as imap_session)",
+    ("proxy/conn", "proxy/sieve_session"):
+        "the connection owns its pre-auth dialog (as imap_session)",
     ("proxy/conn", "proxy/login"):
         "the login room is the connection's CS_BACKEND/CS_POLICY states: "
         "conn enters and cancels it, login moves conn on or closes it",
