@@ -127,6 +127,10 @@ put_caps(struct conn *c)
 	(void)buf_printf(&c->out, "\"\r\n\"SIEVE\" ");
 	put_string(c, sieve, strlen(sieve));
 	(void)buf_append(&c->out, "\r\n", 2);
+	/* RFC 5804 §1.7: "enotify" needs a NOTIFY line; "mailto" is RFC 5436's
+	 * one method, and Pigeonhole's */
+	if (notify[0] == '\0' && strstr(sieve, "enotify") != NULL)
+		snprintf(notify, sizeof(notify), "mailto");
 	if (notify[0] != '\0') {
 		(void)buf_printf(&c->out, "\"NOTIFY\" ");
 		put_string(c, notify, strlen(notify));
