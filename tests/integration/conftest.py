@@ -23,7 +23,7 @@ pytest.register_assert_rewrite("harness")
 import harness  # noqa: E402
 import harness.policy  # noqa: E402
 import harness.routing  # noqa: E402
-from harness import MX1_USERS, MX2_USERS, PASSWORDS, ROUTES, Dovecot, Postern  # noqa: E402
+from harness import MX1_USERS, MX2_USERS, PASSWORDS, ROUTES, Dovecot, Postern, cleanup_all  # noqa: E402
 
 
 # ---- sanitizer reports (make integration-asan) ------------------------------
@@ -338,5 +338,4 @@ def make_backend(run_dir):
         return d.start()
 
     yield make
-    for d in made:
-        d.cleanup()
+    cleanup_all(made)

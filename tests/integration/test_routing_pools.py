@@ -22,7 +22,7 @@ import time
 import pytest
 
 import harness
-from harness import Dovecot
+from harness import Dovecot, cleanup_all
 from harness.routing import (AT_ONCE, DOWN_WAIT, HEALTH, HOST, LOGFMT, MUTE_USER, PASSWORDS, POOL,
                              POOL_USERS, ROUTES, SOLO_USER, UP_WAIT, be, homes, login, offsets,
                              postern_lines, trio_backends, wait_event)
@@ -43,8 +43,7 @@ def trio(run_dir):
             ds[n] = Dovecot(n, PASSWORDS, parent_dir=run_dir, extra_conf=LOGFMT).start()
         yield ds
     finally:
-        for d in ds.values():
-            d.cleanup()
+        cleanup_all(list(ds.values()))
 
 
 # ===========================================================================

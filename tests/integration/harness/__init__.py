@@ -42,7 +42,7 @@ from .procs import (HERE, IO_TIMEOUT, REPO, SANITIZER_LOGS, TIMEOUT_SCALE, _Daem
                     sanitizer_reports, stop_pid, wait_port)
 from .certs import (OpensslServer, _openssl, client_context, make_ca, make_certs,
                     make_server_cert, pem_to_der, s_client, s_client_cert, sslscan)
-from .dovecot import DOVECOT_BIN, DOVECOT_CONF, MAIL_GROUP, MAIL_USER, Dovecot, make_message
+from .dovecot import DOVECOT_BIN, DOVECOT_CONF, MAIL_GROUP, MAIL_USER, Dovecot, cleanup_all, make_message
 from .postern import POSTERN_BIN, RELAXED_POLICY, Postern, _cfg_value, _q, run_postern
 from .haproxy import HAPROXY_BIN, HAPROXY_CONF, HAProxy
 from .redis import REDIS_BIN, RedisServer
@@ -70,7 +70,7 @@ __all__ = ["HERE", "IO_TIMEOUT", "REPO", "SANITIZER_LOGS", "TIMEOUT_SCALE", "_Da
            "sanitizer_reports", "stop_pid", "wait_port", "OpensslServer", "_openssl",
            "client_context", "make_ca", "make_certs", "make_server_cert", "pem_to_der",
            "s_client", "s_client_cert", "sslscan", "DOVECOT_BIN", "DOVECOT_CONF", "MAIL_GROUP",
-           "MAIL_USER", "Dovecot", "make_message", "POSTERN_BIN", "RELAXED_POLICY", "Postern",
+           "MAIL_USER", "Dovecot", "cleanup_all", "make_message", "POSTERN_BIN", "RELAXED_POLICY", "Postern",
            "_cfg_value", "_q", "run_postern", "HAPROXY_BIN", "HAPROXY_CONF", "HAProxy",
            "REDIS_BIN", "RedisServer", "NotifySocket", "ScriptBackend", "pop3_dot_stuffed", "ClosedError", "RawImap", "RawPop3",
            "RawTLS", "sasl_plain", "RawSieve", "SieveResponse", "sieve_caps",
