@@ -285,18 +285,19 @@ literal(struct sieve_parser *p, bool skipping)
 	return R_GO;
 }
 
-static enum sieve_rc
-verb_lookup(struct sieve_parser *p)
+/* Is the command word one we know?  Sets p->sig to its entry. */
+static bool
+verb_known(struct sieve_parser *p)
 {
 	size_t len = p->arg_len;
 
 	for (int i = 1; i < SIGS && len <= SIEVE_VERB_MAX; i++) {
 		if (chars_word_eq(p->cmd.name, len, sigs[i].name)) {
 			p->sig = i;
-			return SIEVE_CMD;
+			return true;
 		}
 	}
-	return SIEVE_BAD;
+	return false;
 }
 
 /* The command word ended, at SP or at the line end. */
@@ -305,7 +306,7 @@ verb_done(struct sieve_parser *p, bool at_eol)
 {
 	const struct sig *s;
 
-	if (verb_lookup(p) != SIEVE_CMD)
+	if (!verb_known(p))
 		return fail(p, "unknown command");
 	s = &sigs[p->sig];
 	p->cmd.verb = s->verb;
@@ -560,21 +561,20 @@ lit_whole(const struct sieve_parser *p, const uint8_t *b, size_t n)
 }
 
 /* Literal bytes: copied where their argument goes, or counted. */
-static int
+static void
 lit_bytes(struct sieve_parser *p, const uint8_t *b, size_t n)
 {
 	if (p->lit_drop)
-		return R_GO;
+		return;
 	if (arg_kind(p) == 'i') {
 		memcpy(p->cmd.ir + p->arg_len, b, n); /* fits: checked at "{n+}" */
 		p->arg_len += n;
 		if (p->arg_len > p->ir_written)
 			p->ir_written = p->arg_len;
-		return R_GO;
+		return;
 	}
 	for (size_t i = 0; i < n && !p->lit_drop; i++)
-		put(p, b[i], false);
-	return R_GO;
+		put(p, b[i], false); /* a bad byte sets lit_drop */
 }
 
 static void
@@ -609,7 +609,7 @@ parse(struct sieve_parser *p, const uint8_t *buf, size_t len, size_t *used_out,
 			if (!p->lit_drop && arg_kind(p) == 'i' && !lit_whole(p, buf + i, len - i))
 				break; /* *used_out = i: the text stays with the caller */
 			n = len - i < p->lit_left ? len - i : p->lit_left;
-			r = lit_bytes(p, buf + i, n);
+			lit_bytes(p, buf + i, n);
 			i += n;
 			p->lit_left -= n;
 			if (p->lit_left == 0)

@@ -11,6 +11,10 @@
  * response line after a server challenge) is read only once it is whole
  * in the caller's buffer, straight into the caller's cmd->ir: the parser
  * keeps no copy, and holds some hundred bytes whatever the client sends.
+ * A quoted string holds at most 1024 octets (RFC 5804 §4), except a SASL
+ * text, which may take SIEVE_SASL_MAX as sent either way (Dovecot takes
+ * longer quoted strings too, and a PLAIN response with a long password
+ * outgrows 1024).  Numbers (HAVESPACE) are digits below 2^32.
  */
 #ifndef POSTERN_SIEVE_H
 #define POSTERN_SIEVE_H
@@ -28,8 +32,9 @@
  * (sasl.h), room for an OAuth bearer token of 8 KiB. */
 #define SIEVE_SASL_MAX 12288
 /* Any literal that is not a SASL text (a mechanism name, a NOOP tag, the
- * arguments of a command refused before login): its bytes are counted
- * and dropped as they stream, up to this many. */
+ * arguments of a command refused before login): its bytes stream through,
+ * copied into mech or tag while they fit there (a longer one is
+ * SIEVE_BAD) or counted and dropped, up to this many (more: SIEVE_FATAL). */
 #define SIEVE_LITERAL_MAX (64 * 1024)
 /* What the caller's input buffer must be able to hold: a SASL text as a
  * literal with its "{n+}" line. */
@@ -41,7 +46,8 @@ enum sieve_rc {
 	                again with it and what follows */
 	SIEVE_CMD,   /* *cmd_out holds a complete command */
 	SIEVE_BAD,   /* malformed or unknown command, line (and its literals) consumed;
-	                cmd_out->error holds a static reason: answer NO */
+	                cmd_out->error holds a static reason, name the command word
+	                as far as read: answer NO */
 	SIEVE_FATAL, /* unrecoverable (line or literal over its limit, a synchronising
 	                literal from the client): answer BYE and close */
 };
@@ -111,8 +117,9 @@ void sieve_cmd_init(struct sieve_cmd *cmd, char *ir_buf);
 
 void sieve_parser_init(struct sieve_parser *p);
 
-/* The session wrote a SASL challenge: the next command is a response
- * string (quoted or literal), SIEVE_V_SASL. */
+/* The session wrote a SASL challenge: the next command line is a response
+ * string (quoted or literal), SIEVE_V_SASL.  It lasts that one line: a
+ * line that is no such string is SIEVE_BAD and the exchange is over. */
 void sieve_parser_expect_sasl(struct sieve_parser *p);
 
 /*
@@ -135,8 +142,9 @@ void sieve_parser_wipe(struct sieve_parser *p);
 /*
  * Append s[0..len) to out as a ManageSieve string: a quoted string when
  * every byte is safe in one (RFC 5804 §4 quoted: no CR, LF, NUL, at most
- * 1024 octets; '"' and '\' escaped), else a literal: "{len+}\r\n" bytes
- * when nonsync (what a client, postern to a backend, sends), "{len}\r\n"
+ * 1024 octets; '"' and '\' escaped; and 7-bit here, since a quoted string
+ * must be UTF-8, which a literal need not be), else a literal: "{len+}\r\n"
+ * bytes when nonsync (what a client, postern to a backend, sends), "{len}\r\n"
  * bytes otherwise (what a server sends).  Returns bytes written (no NUL
  * added), or 0 if it does not fit in outlen.
  */
