@@ -25,8 +25,7 @@
 
 #define SIEVE_LINE_MAX 8192 /* a command line, literal bytes excluded */
 #define SIEVE_MECH_MAX 32   /* a SASL mechanism name */
-#define SIEVE_TAG_MAX  1024 /* NOOP's tag string (echoed in OK (TAG ...)): a quoted string's bound \
-	                     */
+#define SIEVE_TAG_MAX  1024 /* NOOP's tag (OK (TAG ...)): a quoted string's bound */
 #define SIEVE_VERB_MAX 32   /* the command word kept for logs (cut) */
 /* Longest SASL text, initial or continued response, base64: SASL_LINE_MAX
  * (sasl.h), room for an OAuth bearer token of 8 KiB. */
