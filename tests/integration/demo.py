@@ -24,6 +24,7 @@ from harness import Dovecot, Postern  # noqa: E402
 
 IMAPS_PORT = 10993
 POP3S_PORT = 10995
+SIEVE_PORT = 14190
 
 ALICE, ALICE_PW = "alice@example.org", "alice-demo-pw"
 BOB, BOB_PW = "bob@example.net", "bob-demo-pw"
@@ -76,6 +77,7 @@ def _instructions(run, ca, postern):
 postern demo is running (run files in {run})
 
   IMAPS  127.0.0.1:{imap}      POP3S  127.0.0.1:{pop3}
+  ManageSieve (STARTTLS)  127.0.0.1:{sieve}
   CA certificate (self-signed test CA): {ca}
 
   user                password        backend
@@ -86,6 +88,9 @@ Fetch a message with curl (IMAP, then POP3):
   curl --cacert {ca} 'imaps://127.0.0.1:{imap}/INBOX;UID=1' -u {alice}:{alice_pw}
   curl --cacert {ca} 'pop3s://127.0.0.1:{pop3}/1' -u {bob}:{bob_pw}
   (list: curl --cacert {ca} 'imaps://127.0.0.1:{imap}/' -u {alice}:{alice_pw})
+
+Sieve filters over ManageSieve with sieve-connect (it asks for the password):
+  sieve-connect --server 127.0.0.1 --port {sieve} --tlscafile {ca} --user {alice} --list
 
 Python, one line each:
   python3 -c "import imaplib,ssl; m=imaplib.IMAP4_SSL('127.0.0.1',{imap},ssl_context=ssl.create_default_context(cafile='{ca}')); print(m.login('{alice}','{alice_pw}')); m.select('INBOX'); print(m.fetch('1','(RFC822)')[1][0][1].decode()); m.logout()"
@@ -100,12 +105,12 @@ file above as a trusted authority, or accept the certificate exception.
 
 postern's log:  tail -f {log}
 Press Ctrl-C to stop.
-""".format(run=run, ca=ca, imap=IMAPS_PORT, pop3=POP3S_PORT, alice=ALICE,
+""".format(run=run, ca=ca, imap=IMAPS_PORT, pop3=POP3S_PORT, sieve=SIEVE_PORT, alice=ALICE,
            alice_pw=ALICE_PW, bob=BOB, bob_pw=BOB_PW, log=postern.log_path)
 
 
 def main():
-    for port in (IMAPS_PORT, POP3S_PORT):
+    for port in (IMAPS_PORT, POP3S_PORT, SIEVE_PORT):
         if _port_in_use(port):
             print("demo: 127.0.0.1:%d is already in use (another demo running?)" % port,
                   file=sys.stderr)
@@ -134,7 +139,8 @@ def main():
         mx2.start()
         started.append(mx2)
         postern = Postern(certs, [mx1, mx2], ROUTES, imap_port=IMAPS_PORT,
-                          pop3_port=POP3S_PORT, log_level="info", parent_dir=run)
+                          pop3_port=POP3S_PORT, sieve=True, sieve_port=SIEVE_PORT,
+                          log_level="info", parent_dir=run)
         postern.start()
         started.append(postern)
 
