@@ -112,7 +112,8 @@ policy_admin_run(const struct config *cfg, int argc, char **argv, uint64_t now_m
 	if (argc == 4) {
 		/* a lock is about mail access: IMAP or POP3, never ManageSieve */
 		for (int p = 0; p < PROTO__COUNT; p++)
-			if (p != PROTO_SIEVE && strcmp(argv[3], proto_name((enum proto_kind)p)) == 0)
+			if (p != PROTO_SIEVE &&
+			    strcmp(argv[3], proto_name((enum proto_kind)p)) == 0)
 				proto = (enum proto_kind)p;
 		if (proto == PROTO__COUNT) {
 			fprintf(err, "postern: lock set: the protocol must be imap or pop3\n");
