@@ -13,6 +13,7 @@
 
 #include <openssl/crypto.h>
 
+#include "addr.h"
 #include "backend_impl.h"
 #include "dynback.h"
 #include "registry.h"
@@ -161,6 +162,25 @@ backend_forward_failed(struct backend *be, const char *via, const char *said)
 	log_kv(LOG_WARN, "backend.forward", "cid=%016llx backend=%s via=%s said=%s",
 	       (unsigned long long)be->req.cid, be->bc->name, via,
 	       log_quote(q, sizeof(q), said, strlen(said)));
+}
+
+int
+backend_xclient(struct backend *be, bool offered, int step)
+{
+	char pip[64];
+	unsigned pport;
+
+	if (!offered) {
+		backend_forward_failed(be, "xclient",
+		                       "XCLIENT not offered (login_trusted_networks?)");
+		return 0;
+	}
+	addr_parts((const struct sockaddr *)be->req.client_sa, pip, sizeof(pip), &pport);
+	be->step = step;
+	return backend_sent(be, backend_printf(be, "XCLIENT ADDR=%s PORT=%u SESSION=%016llx\r\n",
+	                                       pip, pport, (unsigned long long)be->req.cid)) < 0
+	           ? -1
+	           : 1;
 }
 
 /*

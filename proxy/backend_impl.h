@@ -107,6 +107,11 @@ int backend_fail_said(struct backend *be, const char *line, enum fail_class fc,
                       enum login_reason why);
 /* The backend accepted the login.  be may be freed. */
 void backend_logged_in(struct backend *be);
+/* POP3 and ManageSieve (Dovecot): the client's address in "XCLIENT ADDR=
+ * PORT= SESSION=", as the dialog's step next, when the greeting offered
+ * it; else the log line of backend_forward_failed().  1: sent; 0: not
+ * offered, go on; -1: backend_fail called. */
+int backend_xclient(struct backend *be, bool offered, int step);
 /* Log that the client's address could not be forwarded (via: id, xclient). */
 void backend_forward_failed(struct backend *be, const char *via, const char *said);
 

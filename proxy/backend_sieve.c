@@ -26,7 +26,6 @@
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 
-#include "addr.h"
 #include "backend_impl.h"
 #include "sasl.h"
 
@@ -295,18 +294,10 @@ greeted(struct backend *be)
 {
 	caps_remember(&be->scaps);
 	if (be->bc->forward & FORWARD_XCLIENT) {
-		if (be->scaps.xclient) {
-			char pip[64];
-			unsigned pport;
-			addr_parts((const struct sockaddr *)be->req.client_sa, pip, sizeof(pip),
-			           &pport);
-			be->step = BS_XCLIENT;
-			return backend_sent(
-			    be, backend_printf(be, "XCLIENT ADDR=%s PORT=%u SESSION=%016llx\r\n",
-			                       pip, pport, (unsigned long long)be->req.cid));
-		}
-		backend_forward_failed(be, "xclient",
-		                       "XCLIENT not offered (login_trusted_networks?)");
+		int rc = backend_xclient(be, be->scaps.xclient, BS_XCLIENT);
+
+		if (rc != 0)
+			return rc < 0 ? -1 : 0;
 	}
 	return send_credentials(be);
 }
