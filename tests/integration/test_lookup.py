@@ -30,7 +30,7 @@ import pytest
 import harness
 from harness import (IMAP_AUTH_FAILED, IO_TIMEOUT, PASSWORDS, POP3_AUTH_FAILED, ROUTES,
                      TIMEOUT_SCALE, WRONG_PASSWORDS, ClosedError, Dovecot, Postern, RawImap,
-                     RawPop3, sasl_plain)
+                     RawPop3, RawSieve, sasl_plain)
 from harness import authsvc
 from harness.authsvc import (AuthService, close_mid, error, garbage, hang, hold, refuse,
                              route, slow, unknown)
@@ -835,6 +835,31 @@ def test_nginx_mails_drop_in_needs_no_backend_and_no_route(make_svc, lpostern, m
             assert login_line(p, user, since).get("backend") == "127.0.0.1:%d" % port
     out = via_postern(p, "imap", ALICE, WRONG_PASSWORDS[0])
     assert not out.ok and out.open, out
+
+
+def test_managesieve_logins_ask_the_service_with_protocol_sieve(make_svc, lpostern, mx1, mx2,
+                                                                  certs):
+    """A ManageSieve login is routed by the service like IMAP and POP3: it
+    hears Auth-Protocol: sieve and names the backend's ManageSieve port; a
+    refusal is the client's NO, the session goes on."""
+    svc = make_svc({ERIN: route(mx2, check=PASSWORDS[ERIN]),
+                    ALICE: refuse("Mailbox moved", wait=1)})
+    p = lpostern(lookup_conf(svc), backends=[], routes=[], sieve=True)
+    since = p.log_size()
+    c = RawSieve(p.sieve_port, certs["ca"])
+    try:
+        c.stls()
+        r = c.authenticate_plain(ALICE, PASSWORDS[ALICE])
+        assert r.status == "NO" and b"Mailbox moved" in r.line, r.line
+        r = c.authenticate_plain(ERIN, PASSWORDS[ERIN])
+        assert r.status == "OK", r.line
+        r = c.command("LISTSCRIPTS")  # relayed: Dovecot's own answer
+        assert r.status == "OK", r.line
+    finally:
+        c.close()
+    assert login_line(p, ERIN, since).get("backend") == "127.0.0.1:%d" % mx2.sieve_port
+    asked = svc.requests_of(ERIN)
+    assert asked and asked[-1]["headers"].get("auth-protocol") == "sieve", asked
 
 
 # ===========================================================================
