@@ -603,6 +603,7 @@ config_free(struct config *cfg)
 		free(cfg->pools[i].name);
 	free(cfg->pools);
 	free(cfg->route_map);
+	free(cfg->sieve_extensions);
 	for (size_t i = 0; i < cfg->policy.nprotocols; i++) {
 		free(cfg->policy.protocols[i].user);
 		free(cfg->policy.protocols[i].domain);
