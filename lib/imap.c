@@ -29,15 +29,13 @@ reset_line(struct imap_parser *p)
 	p->sub = 0;
 	p->line_len = 0;
 	p->lit_left = 0;
-	p->lit_nonsync = false;
 	p->lit_skip = false;
 	p->nargs = 0;
 	p->depth = 0;
 	p->arg_len = 0;
-	p->lit_len_acc = 0;
 	p->error = NULL;
 	p->cr = false;
-	p->scan = SK_TEXT;
+	p->lit = (struct lit_scan){0};
 	p->seen = 0;
 }
 

@@ -14,6 +14,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "literal.h"
+
 #define IMAP_TAG_MAX    64   /* longest tag accepted */
 #define IMAP_USER_MAX   256  /* longest user name (LOGIN arg 1) */
 #define IMAP_SECRET_MAX 1024 /* longest password (LOGIN arg 2) */
@@ -94,22 +96,21 @@ struct imap_limits {
 struct imap_parser {
 	struct imap_limits lim;
 	int state;
-	int sub;              /* sub-state (inside quoted string, escape, ...) */
-	size_t line_len;      /* bytes of the current line, literals excluded */
-	size_t lit_left;      /* bytes of the current literal still to come */
-	bool lit_nonsync;     /* current literal is {n+} */
-	bool lit_skip;        /* literal of a command being discarded */
-	bool expect_sasl;     /* next line is a SASL response, not a command */
-	int nargs;            /* arguments completed in this command */
-	int depth;            /* parenthesis depth (ID lists) */
-	size_t arg_len;       /* bytes in the argument being built */
-	uint32_t lit_len_acc; /* digits of {n} being read */
-	const char *error;    /* first error seen in a line being skipped */
-	bool cr;              /* private: a CR was read, the next byte must be LF */
-	int scan;             /* private: "{n}"/"{n+}" detector run over every line byte */
-	size_t seen;          /* private: bytes of a SASL text looked at, no line end yet */
-	size_t ir_written;    /* private: bytes put in cmd.ir during this call */
-	struct imap_cmd cmd;  /* the command being built; cmd.ir only during a call */
+	int sub;             /* sub-state (inside quoted string, escape, ...) */
+	size_t line_len;     /* bytes of the current line, literals excluded */
+	size_t lit_left;     /* bytes of the current literal still to come */
+	bool lit_skip;       /* literal of a command being discarded */
+	bool expect_sasl;    /* next line is a SASL response, not a command */
+	int nargs;           /* arguments completed in this command */
+	int depth;           /* parenthesis depth (ID lists) */
+	size_t arg_len;      /* bytes in the argument being built */
+	const char *error;   /* first error seen in a line being skipped */
+	bool cr;             /* private: a CR was read, the next byte must be LF */
+	struct lit_scan lit; /* private: "{n}"/"{n+}" read over every line byte (literal.h);
+	                        lit.nonsync: the current literal is {n+} */
+	size_t seen;         /* private: bytes of a SASL text looked at, no line end yet */
+	size_t ir_written;   /* private: bytes put in cmd.ir during this call */
+	struct imap_cmd cmd; /* the command being built; cmd.ir only during a call */
 };
 
 /* Ready cmd for imap_parse(): zeroed, a SASL text to go into ir_buf (the

@@ -72,15 +72,6 @@ imap_fatal(struct imap_parser *p, const char *why)
 	return IMAP_FATAL;
 }
 
-static uint32_t
-acc_digit(uint32_t acc, uint8_t c)
-{
-	/* RFC 9051 number is 32 bits; saturate, it is over any budget then. */
-	if (acc > (UINT32_MAX - 9) / 10)
-		return UINT32_MAX;
-	return acc * 10 + (uint32_t)(c - '0');
-}
-
 /* Where the bytes of the current argument go, and how many fit. */
 char *
 imap_arg_dest(struct imap_parser *p)
@@ -135,7 +126,7 @@ arg_done(struct imap_parser *p)
 void
 imap_lit_done(struct imap_parser *p)
 {
-	p->scan = SK_TEXT; /* what follows a literal starts afresh */
+	p->lit.st = LIT_TEXT; /* what follows a literal starts afresh */
 	if (p->lit_skip)
 		p->state = S_SKIP;
 	else
@@ -150,9 +141,9 @@ imap_lit_done(struct imap_parser *p)
 static int
 skip_literal(struct imap_parser *p)
 {
-	size_t n = p->lit_len_acc;
+	size_t n = p->lit.n;
 
-	if (!p->lit_nonsync && p->error != NULL)
+	if (!p->lit.nonsync && p->error != NULL)
 		return IMAP_BAD;
 	if (n > p->lim.literal_max)
 		return imap_fatal(p, "literal too large");
@@ -161,7 +152,7 @@ skip_literal(struct imap_parser *p)
 	p->state = S_LIT;
 	if (n == 0)
 		imap_lit_done(p);
-	return p->lit_nonsync ? R_GO : IMAP_CONTINUE;
+	return p->lit.nonsync ? R_GO : IMAP_CONTINUE;
 }
 
 /*
@@ -172,7 +163,7 @@ skip_literal(struct imap_parser *p)
 static int
 arg_literal(struct imap_parser *p)
 {
-	size_t n = p->lit_len_acc;
+	size_t n = p->lit.n;
 	size_t budget = p->lim.literal_max;
 
 	if (p->cmd.verb == IMAP_V_ID && n > arg_max(p)) {
@@ -193,7 +184,7 @@ arg_literal(struct imap_parser *p)
 	p->state = S_LIT;
 	if (n == 0)
 		imap_lit_done(p);
-	return p->lit_nonsync ? R_GO : IMAP_CONTINUE;
+	return p->lit.nonsync ? R_GO : IMAP_CONTINUE;
 }
 
 static enum imap_verb
@@ -260,26 +251,6 @@ verb_done(struct imap_parser *p, bool at_eol)
 	}
 }
 
-/* The literal detector; it also keeps the length and kind of "{n[+]}". */
-static void
-scan_byte(struct imap_parser *p, uint8_t c)
-{
-	if (c == '{') {
-		p->scan = SK_OPEN;
-		p->lit_len_acc = 0;
-	} else if (chars_digit(c) && (p->scan == SK_OPEN || p->scan == SK_DIGITS)) {
-		p->scan = SK_DIGITS;
-		p->lit_len_acc = acc_digit(p->lit_len_acc, c);
-	} else if (c == '+' && p->scan == SK_DIGITS) {
-		p->scan = SK_PLUS;
-	} else if (c == '}' && (p->scan == SK_DIGITS || p->scan == SK_PLUS)) {
-		p->lit_nonsync = (p->scan == SK_PLUS);
-		p->scan = SK_CLOSE;
-	} else {
-		p->scan = SK_TEXT;
-	}
-}
-
 /* One byte of a SASL text into the caller's cmd.ir, which is there for the
  * whole call that reads the text (see sasl_line_whole()). */
 int
@@ -325,8 +296,7 @@ step(struct imap_parser *p, uint8_t c)
 			return R_GO;
 		}
 		if (c == '{') {
-			p->state = S_LITANN; /* scan_byte() reads the number */
-			p->sub = LA_OPEN;
+			p->state = S_LITANN; /* p->lit reads the number */
 			return R_GO;
 		}
 		if (p->cmd.verb == IMAP_V_ID && is_astring_char(c)) {
@@ -403,20 +373,8 @@ step(struct imap_parser *p, uint8_t c)
 		return put(p, c);
 
 	case S_LITANN:
-		/* RFC 9051 §9 literal: "{" number ["+"] "}" CRLF */
-		if (chars_digit(c) && (p->sub == LA_OPEN || p->sub == LA_DIGITS)) {
-			p->sub = LA_DIGITS;
-			return R_GO;
-		}
-		if (c == '+' && p->sub == LA_DIGITS) {
-			p->sub = LA_PLUS;
-			return R_GO;
-		}
-		if (c == '}' && (p->sub == LA_DIGITS || p->sub == LA_PLUS)) {
-			p->sub = LA_CLOSE;
-			return R_GO;
-		}
-		return fail(p, "invalid literal");
+		/* RFC 9051 §9 literal: "{" number ["+"] "}" CRLF, read by p->lit */
+		return lit_scan_well_formed(&p->lit) ? R_GO : fail(p, "invalid literal");
 
 	case S_AFTER_ARG:
 		if (p->cmd.verb == IMAP_V_LOGIN) {
@@ -534,7 +492,7 @@ eol(struct imap_parser *p)
 		return fail(p, "unterminated quoted string");
 
 	case S_LITANN:
-		if (p->sub != LA_CLOSE)
+		if (p->lit.st != LIT_CLOSE)
 			return fail(p, "invalid literal");
 		return arg_literal(p);
 
@@ -576,7 +534,7 @@ eol(struct imap_parser *p)
 		return IMAP_CMD;
 
 	case S_SKIP:
-		if (p->scan == SK_CLOSE)
+		if (p->lit.st == LIT_CLOSE)
 			return skip_literal(p);
 		return p->error != NULL ? IMAP_BAD : IMAP_CMD;
 
@@ -614,7 +572,7 @@ imap_line_byte(struct imap_parser *p, uint8_t c)
 		if (c == '\n')
 			return run_eol(p);
 		/* RFC 9051 §2.2: lines end in CRLF; a lone CR is garbage. */
-		p->scan = SK_TEXT;
+		p->lit.st = LIT_TEXT;
 		fail(p, "CR not followed by LF");
 	}
 	if (c == '\r') {
@@ -625,6 +583,6 @@ imap_line_byte(struct imap_parser *p, uint8_t c)
 		return run_eol(p); /* bare LF: tolerated, as most servers do */
 	if (c == '\0')
 		fail(p, "NUL in command"); /* RFC 9051 §9: CHAR excludes NUL */
-	scan_byte(p, c);
+	lit_scan_byte(&p->lit, c);
 	return run_step(p, c);
 }

@@ -34,17 +34,14 @@ enum {
 	S_FATAL,     /* gave IMAP_FATAL; stays here */
 };
 
-/* S_LITANN sub-states: after "{", after digits, after "+", after "}". */
-enum { LA_OPEN, LA_DIGITS, LA_PLUS, LA_CLOSE };
-
 /*
- * p->scan: a line being skipped may still announce a literal, and "{n}" or
- * "{n+}" just before the line end is one whatever precedes it (a quoted
- * string cannot hold CR or LF, RFC 9051 §4.3).  The client will send (or wait
- * to send) those bytes, so we must find them to stay in step with it; the
- * detector runs over every line byte so it is right wherever an error began.
+ * p->lit (literal.h): a line being skipped may still announce a literal,
+ * and "{n}" or "{n+}" just before the line end is one whatever precedes it
+ * (a quoted string cannot hold CR or LF, RFC 9051 §4.3).  The client will
+ * send (or wait to send) those bytes, so we must find them to stay in step
+ * with it; the reader runs over every line byte so it is right wherever an
+ * error began.
  */
-enum { SK_TEXT, SK_OPEN, SK_DIGITS, SK_PLUS, SK_CLOSE };
 
 /* step() results besides an imap_rc: go on, or look at this byte again. */
 #define R_GO    (-1)

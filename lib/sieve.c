@@ -32,17 +32,13 @@ enum {
 	S_FATAL,     /* gave SIEVE_FATAL; stays here */
 };
 
-/* S_LITANN sub-states: after "{", after digits, after "+", after "}". */
-enum { LA_OPEN, LA_DIGITS, LA_PLUS, LA_CLOSE };
-
 /*
- * p->scan: a bad line may still announce a literal, and "{n}" or "{n+}"
+ * p->lit: a bad line may still announce a literal, and "{n}" or "{n+}"
  * just before a line end is one whatever precedes it (a quoted string
  * cannot hold CR or LF).  The client sends its bytes anyway, so we must
  * find them to stay in step; the detector runs over every line byte so it
  * is right wherever the error began.
  */
-enum { SK_TEXT, SK_OPEN, SK_DIGITS, SK_PLUS, SK_CLOSE };
 
 /* step() results besides a sieve_rc: go on, or look at this byte again. */
 #define R_GO    (-1)
@@ -94,16 +90,14 @@ reset_line(struct sieve_parser *p)
 	p->state = p->expect_sasl ? S_ARG : S_VERB;
 	p->sig = SIG_SASL;
 	p->sub = 0;
-	p->scan = SK_TEXT;
+	p->lit = (struct lit_scan){0};
 	p->cr = false;
-	p->lit_nonsync = false;
 	p->lit_drop = false;
 	p->nargs = 0;
 	p->line_len = 0;
 	p->lit_left = 0;
 	p->arg_len = 0;
 	p->raw = 0;
-	p->num = 0;
 	p->number = 0;
 	p->seen = 0;
 	p->error = NULL;
@@ -246,7 +240,7 @@ lit_done(struct sieve_parser *p)
 {
 	int r;
 
-	p->scan = SK_TEXT; /* what follows a literal starts afresh */
+	p->lit.st = LIT_TEXT; /* what follows a literal starts afresh */
 	p->lit_drop = false;
 	p->state = S_SKIP;
 	if (p->error != NULL)
@@ -266,9 +260,9 @@ lit_done(struct sieve_parser *p)
 static int
 literal(struct sieve_parser *p, bool skipping)
 {
-	uint64_t n = p->num;
+	uint64_t n = p->lit.n;
 
-	if (!p->lit_nonsync)
+	if (!p->lit.nonsync)
 		return fatal(p, "Synchronizing literals are not allowed");
 	if (!skipping && arg_kind(p) == 'i') {
 		if (n > SIEVE_SASL_MAX)
@@ -320,27 +314,6 @@ verb_done(struct sieve_parser *p, bool at_eol)
 	return R_GO;
 }
 
-/* The literal detector; it also keeps the length and kind of "{n[+]}". */
-static void
-scan_byte(struct sieve_parser *p, uint8_t c)
-{
-	if (c == '{') {
-		p->scan = SK_OPEN;
-		p->num = 0;
-	} else if (chars_digit(c) && (p->scan == SK_OPEN || p->scan == SK_DIGITS)) {
-		p->scan = SK_DIGITS;
-		/* saturate: over any limit then */
-		p->num = p->num > (UINT64_MAX - 9) / 10 ? UINT64_MAX : p->num * 10 + (c - '0');
-	} else if (c == '+' && p->scan == SK_DIGITS) {
-		p->scan = SK_PLUS;
-	} else if (c == '}' && (p->scan == SK_DIGITS || p->scan == SK_PLUS)) {
-		p->lit_nonsync = (p->scan == SK_PLUS);
-		p->scan = SK_CLOSE;
-	} else {
-		p->scan = SK_TEXT;
-	}
-}
-
 /* One byte of a line, neither CR nor LF nor NUL (unless in S_SKIP). */
 static int
 step(struct sieve_parser *p, uint8_t c)
@@ -363,7 +336,7 @@ step(struct sieve_parser *p, uint8_t c)
 			if (arg_kind(p) == 'n')
 				return fail(p, "expected a number");
 			p->state = c == '"' ? S_QUOTED : S_LITANN;
-			p->sub = c == '"' ? 0 : LA_OPEN;
+			p->sub = 0;
 			return R_GO;
 		}
 		if (chars_digit(c)) {
@@ -395,20 +368,8 @@ step(struct sieve_parser *p, uint8_t c)
 		return put(p, c, true);
 
 	case S_LITANN:
-		/* RFC 5804 §4 literal-c2s: "{" number "+}" CRLF */
-		if (chars_digit(c) && (p->sub == LA_OPEN || p->sub == LA_DIGITS)) {
-			p->sub = LA_DIGITS;
-			return R_GO;
-		}
-		if (c == '+' && p->sub == LA_DIGITS) {
-			p->sub = LA_PLUS;
-			return R_GO;
-		}
-		if (c == '}' && (p->sub == LA_DIGITS || p->sub == LA_PLUS)) {
-			p->sub = LA_CLOSE;
-			return R_GO;
-		}
-		return fail(p, "invalid literal");
+		/* RFC 5804 §4 literal-c2s: "{" number "+}" CRLF, read by p->lit */
+		return lit_scan_well_formed(&p->lit) ? R_GO : fail(p, "invalid literal");
 
 	case S_NUM:
 		if (c == ' ') {
@@ -473,7 +434,7 @@ eol(struct sieve_parser *p)
 		return fail(p, "unterminated quoted string");
 
 	case S_LITANN:
-		if (p->sub != LA_CLOSE)
+		if (p->lit.st != LIT_CLOSE)
 			return fail(p, "invalid literal");
 		return literal(p, false);
 
@@ -485,7 +446,7 @@ eol(struct sieve_parser *p)
 		return line_done(p);
 
 	case S_SKIP:
-		if (p->scan == SK_CLOSE)
+		if (p->lit.st == LIT_CLOSE)
 			return literal(p, true);
 		return SIEVE_BAD;
 
@@ -513,7 +474,7 @@ line_byte(struct sieve_parser *p, uint8_t c)
 		if (c == '\n')
 			return run(p, c, true);
 		/* RFC 5804 §4: lines end in CRLF; a lone CR is garbage */
-		p->scan = SK_TEXT;
+		p->lit.st = LIT_TEXT;
 		fail(p, "CR not followed by LF");
 	}
 	if (c == '\r') {
@@ -524,7 +485,7 @@ line_byte(struct sieve_parser *p, uint8_t c)
 		return run(p, c, true); /* bare LF: tolerated, as imap.c does */
 	if (c == '\0')
 		fail(p, "NUL in command");
-	scan_byte(p, c);
+	lit_scan_byte(&p->lit, c);
 	return run(p, c, false);
 }
 

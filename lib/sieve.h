@@ -23,6 +23,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "literal.h"
+
 #define SIEVE_LINE_MAX 8192 /* a command line, literal bytes excluded */
 #define SIEVE_MECH_MAX 32   /* a SASL mechanism name */
 #define SIEVE_TAG_MAX  1024 /* NOOP's tag (OK (TAG ...)): a quoted string's bound */
@@ -89,20 +91,18 @@ struct sieve_cmd {
  * is private to sieve.c. */
 struct sieve_parser {
 	int state;
-	int sub;              /* inside a quoted string (escape) or a "{n+}" */
+	int sub;              /* inside a quoted string: after a backslash */
 	int sig;              /* the command's argument list (sieve.c's table) */
-	int scan;             /* "{n}"/"{n+}" detector run over every line byte */
+	struct lit_scan lit;  /* "{n}"/"{n+}" read over every line byte (literal.h) */
 	bool expect_sasl;     /* the next command line is a SASL response string */
 	bool sasl_line;       /* the current line is one */
 	bool cr;              /* a CR was read, the next byte must be LF */
-	bool lit_nonsync;     /* the literal announced is "{n+}" */
 	bool lit_drop;        /* the literal under way is counted, not kept */
 	int nargs;            /* strings completed in this command */
 	size_t line_len;      /* bytes of the current line, literal bytes excluded */
 	size_t lit_left;      /* bytes of the current literal still to come */
 	size_t arg_len;       /* bytes in the argument being built */
 	size_t raw;           /* bytes of a quoted SASL text as sent (escapes too) */
-	uint64_t num;         /* digits of "{n+}" being read */
 	uint64_t number;      /* a number argument being read */
 	size_t seen;          /* bytes of a SASL text looked at, not whole yet */
 	size_t ir_written;    /* bytes put in cmd.ir during this call */
