@@ -287,7 +287,10 @@ static const struct opt opts[] = {
 	O_STR(    "user",                     user,                         NULL,      cfg_check_user),
 	O_STR(    "state",                    state,                        NULL,      cfg_check_state),
 	O_STR(    "state_password_file",      state_password_file,          NULL,      cfg_check_state_password_file),
+	O_STR(    "state_user",               state_user,                   NULL,      cfg_check_state_user),
+	O_STR(    "sentinel_password_file",   sentinel_password_file,       NULL,      cfg_check_state_password_file),
 	O_STR(    "state_prefix",             state_prefix,                 "postern:", cfg_check_state_prefix),
+	O_INT(    "state_wait_replicas",      state_wait_replicas,          "0",       0, 16),
 	O_DUR(    "state_timeout",            state_timeout_ms,             "250ms",   10, MIN_MS),
 	O_DUR(    "state_heartbeat",          state_heartbeat_ms,           "10s",     100, 5 * MIN_MS),
 	O_ENUM(   "state_unavailable",        state_unavailable,            "local",   state_unavailable_modes),
@@ -571,6 +574,8 @@ config_free(struct config *cfg)
 	free(cfg->state);
 	free(cfg->state_password_file);
 	free(cfg->state_prefix);
+	free(cfg->state_user);
+	free(cfg->sentinel_password_file);
 	free(cfg->admin.socket);
 	free(cfg->state_fallback);
 	for (size_t i = 0; i < cfg->tls.ncerts; i++) {

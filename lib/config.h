@@ -155,11 +155,14 @@ struct pool_conf {
 struct config {
 	atomic_int refs;
 	char *path;
-	int workers;                 /* resolved: "auto" -> number of online CPUs */
-	char *user;                  /* drop privileges to this user after binding, or NULL */
-	char *state;                 /* state store URL (lib/state_url.h), or NULL */
-	char *state_password_file;   /* Redis: AUTH password, first line of this file; or NULL */
-	char *state_prefix;          /* Redis: every key starts with it; default "postern:" */
+	int workers;               /* resolved: "auto" -> number of online CPUs */
+	char *user;                /* drop privileges to this user after binding, or NULL */
+	char *state;               /* state store URL (lib/state_url.h), or NULL */
+	char *state_password_file; /* Redis: AUTH password, first line of this file; or NULL */
+	char *state_prefix;        /* Redis: every key starts with it; default "postern:" */
+	char *state_user; /* Redis 6 ACL user (AUTH USER PASS), or NULL: the default user */
+	char *sentinel_password_file; /* redis-sentinel: the Sentinels' AUTH password, or NULL */
+	int state_wait_replicas; /* Redis: a new lock waits for this many replicas (WAIT); 0: no */
 	uint64_t state_timeout_ms;   /* Redis: longest a store request waits; default 250ms */
 	uint64_t state_heartbeat_ms; /* Redis: live-session registry refresh; default 10s */
 	int state_unavailable;       /* enum state_unavailable_mode: Redis slow or down */

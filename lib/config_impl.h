@@ -148,6 +148,7 @@ void cfg_backend_strings_free(struct backend_conf *be);
 /* config_policy.c */
 void cfg_check_state(struct ctx *x, const config_setting_t *s, const char *v);
 void cfg_check_state_password_file(struct ctx *x, const config_setting_t *s, const char *v);
+void cfg_check_state_user(struct ctx *x, const config_setting_t *s, const char *v);
 void cfg_check_state_prefix(struct ctx *x, const config_setting_t *s, const char *v);
 void cfg_check_state_fallback(struct ctx *x, const config_setting_t *s, const char *v);
 void cfg_check_protocols_file(struct ctx *x, const config_setting_t *s, const char *v);

@@ -304,8 +304,26 @@ cfg_check_state_password_file(struct ctx *x, const config_setting_t *s, const ch
 	cfg_check_readable(x, s, "state password file", v);
 }
 
-/* Keys are PREFIX + "lock:" + user: keep the prefix printable, unspaced,
- * and short, so that `redis-cli --scan --pattern` finds them. */
+/* A Redis 6 ACL user name: printable, no spaces, not too long. */
+void
+cfg_check_state_user(struct ctx *x, const config_setting_t *s, const char *v)
+{
+	size_t n = strlen(v);
+
+	if (n == 0 || n > 128) {
+		cfg_err(x, s, "'state_user' must be 1..128 bytes");
+		return;
+	}
+	for (size_t i = 0; i < n; i++)
+		if ((unsigned char)v[i] <= ' ' || (unsigned char)v[i] >= 0x7f) {
+			cfg_err(x, s, "'state_user' must be printable ASCII without spaces");
+			return;
+		}
+}
+
+/* Keys are PREFIX "{" user "}:lock": keep the prefix printable, unspaced,
+ * short and without braces (a brace there would move the hash tag), so that
+ * `redis-cli --scan --pattern` finds them. */
 void
 cfg_check_state_prefix(struct ctx *x, const config_setting_t *s, const char *v)
 {
@@ -316,8 +334,10 @@ cfg_check_state_prefix(struct ctx *x, const config_setting_t *s, const char *v)
 		return;
 	}
 	for (size_t i = 0; i < n; i++) {
-		if ((unsigned char)v[i] <= ' ' || (unsigned char)v[i] >= 0x7f) {
-			cfg_err(x, s, "'state_prefix' must be printable ASCII without spaces");
+		if ((unsigned char)v[i] <= ' ' || (unsigned char)v[i] >= 0x7f || v[i] == '{' ||
+		    v[i] == '}') {
+			cfg_err(x, s,
+			        "'state_prefix' must be printable ASCII without spaces or braces");
 			return;
 		}
 	}
@@ -344,9 +364,10 @@ cfg_check_policy(struct ctx *x)
 		        "\"lmdb:DIR\"");
 	/* Redis settings beside a store that reads none of them would mislead */
 	if (!state_url_is_redis(cfg->state)) {
-		static const char *const redis_only[] = {"state_password_file", "state_prefix",
-		                                         "state_heartbeat",     "state_unavailable",
-		                                         "state_fallback",      NULL};
+		static const char *const redis_only[] = {
+		    "state_password_file", "state_prefix",           "state_heartbeat",
+		    "state_unavailable",   "state_fallback",         "state_user",
+		    "state_wait_replicas", "sentinel_password_file", NULL};
 
 		for (size_t i = 0; redis_only[i] != NULL; i++) {
 			const config_setting_t *s = config_lookup(x->lc, redis_only[i]);
@@ -356,6 +377,10 @@ cfg_check_policy(struct ctx *x)
 				        redis_only[i]);
 		}
 	}
+	if (state_url_is_redis(cfg->state) && strncmp(cfg->state, "redis-sentinel://", 17) != 0 &&
+	    config_lookup(x->lc, "sentinel_password_file") != NULL)
+		cfg_err(x, config_lookup(x->lc, "sentinel_password_file"),
+		        "'sentinel_password_file' is for state = \"redis-sentinel://...\"");
 	if (cfg->route_lookup == ROUTE_LOOKUP_STATE && cfg->state == NULL)
 		cfg_err(x, config_lookup(x->lc, "route_lookup"),
 		        "'route_lookup' = \"state\" needs a state store");

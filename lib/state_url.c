@@ -25,16 +25,19 @@ parse_uint(const char *s, size_t len, long max, long *out)
 	return 0;
 }
 
+/* HOST[:PORT] or [V6][:PORT] in s..hp_end -> host (STATE_URL_HOST_MAX),
+ * *port_out (def when absent).  0, or -1 and *err_out. */
 static int
-parse_tcp(const char *s, struct state_url *out, const char **err_out)
+parse_hostport(const char *s, const char *hp_end, int def, char *out_host, int *port_out,
+               const char **err_out)
 {
-	const char *slash = strchr(s, '/'), *hp_end = slash ? slash : s + strlen(s);
 	const char *port = NULL, *host = s, *host_end;
 	long v;
 
 	if (memchr(s, '@', (size_t)(hp_end - s)) != NULL) {
-		*err_out = "no user or password in the URL: put the password in "
-		           "state_password_file";
+		*err_out =
+		    "no user or password in the URL: put the password in "
+		    "state_password_file (sentinel_password_file) and the user in state_user";
 		return -1;
 	}
 	if (*s == '[') {
@@ -59,25 +62,105 @@ parse_tcp(const char *s, struct state_url *out, const char **err_out)
 		host_end = colon ? colon : hp_end;
 		port = colon ? colon + 1 : NULL;
 	}
-	if (host_end == host || (size_t)(host_end - host) >= sizeof(out->host)) {
+	if (host_end == host || (size_t)(host_end - host) >= STATE_URL_HOST_MAX) {
 		*err_out =
-		    host_end == host ? "\"redis://\" needs a host" : "the host name is too long";
+		    host_end == host ? "a Redis URL needs a host" : "the host name is too long";
 		return -1;
 	}
-	memcpy(out->host, host, (size_t)(host_end - host));
-	out->host[host_end - host] = '\0';
-	out->port = 6379;
+	memcpy(out_host, host, (size_t)(host_end - host));
+	out_host[host_end - host] = '\0';
+	*port_out = def;
 	if (port != NULL) {
 		if (parse_uint(port, (size_t)(hp_end - port), 65535, &v) < 0 || v == 0) {
 			*err_out = "the port must be a number 1..65535";
 			return -1;
 		}
-		out->port = (int)v;
+		*port_out = (int)v;
 	}
+	return 0;
+}
+
+static int
+parse_tcp(const char *s, struct state_url *out, const char **err_out)
+{
+	const char *slash = strchr(s, '/'), *hp_end = slash ? slash : s + strlen(s);
+	long v;
+
+	if (parse_hostport(s, hp_end, 6379, out->host, &out->port, err_out) < 0)
+		return -1;
 	out->db = 0;
 	if (slash != NULL && slash[1] != '\0') {
 		if (parse_uint(slash + 1, strlen(slash + 1), 65535, &v) < 0) {
 			*err_out = "the database must be a number, as in \"redis://HOST:PORT/0\"";
+			return -1;
+		}
+		out->db = (int)v;
+	}
+	return 0;
+}
+
+/* HOST[:PORT],HOST[:PORT],.../MASTER[/DB] */
+static int
+parse_sentinel(const char *s, struct state_url *out, const char **err_out)
+{
+	const char *slash = strchr(s, '/'), *name, *name_end, *p = s;
+	long v;
+
+	if (slash == NULL || slash[1] == '\0' || slash[1] == '/') {
+		*err_out = "\"redis-sentinel://\" needs the master's name, as in "
+		           "\"redis-sentinel://HOST:26379,HOST:26379/mymaster/0\"";
+		return -1;
+	}
+	while (p < slash) {
+		const char *comma = memchr(p, ',', (size_t)(slash - p)),
+		           *end = comma ? comma : slash;
+		struct state_url_node *n;
+
+		if (out->nsentinels == STATE_URL_SENTINELS_MAX) {
+			*err_out = "too many Sentinels in the URL (at most 16)";
+			return -1;
+		}
+		n = &out->sentinels[out->nsentinels];
+		if (end == p) {
+			*err_out = "an empty Sentinel address in the URL";
+			return -1;
+		}
+		if (parse_hostport(p, end, 26379, n->host, &n->port, err_out) < 0)
+			return -1;
+		out->nsentinels++;
+		p = comma ? comma + 1 : slash;
+		if (comma != NULL && p == slash) {
+			*err_out = "an empty Sentinel address in the URL";
+			return -1;
+		}
+	}
+	if (out->nsentinels == 0) {
+		*err_out = "\"redis-sentinel://\" needs at least one Sentinel";
+		return -1;
+	}
+	name = slash + 1;
+	name_end = strchr(name, '/');
+	if (name_end == NULL)
+		name_end = name + strlen(name);
+	if ((size_t)(name_end - name) > STATE_URL_MASTER_MAX) {
+		*err_out = "the master's name is too long (at most 64 bytes)";
+		return -1;
+	}
+	for (const char *c = name; c < name_end; c++)
+		if (*c <= ' ' || *c > '~') {
+			*err_out = "the master's name must be printable ASCII without spaces";
+			return -1;
+		}
+	memcpy(out->master, name, (size_t)(name_end - name));
+	out->master[name_end - name] = '\0';
+	/* the first Sentinel, for messages that name one address */
+	memcpy(out->host, out->sentinels[0].host, sizeof(out->host));
+	out->port = out->sentinels[0].port;
+	out->db = 0;
+	if (*name_end == '/' && name_end[1] != '\0') {
+		if (parse_uint(name_end + 1, strlen(name_end + 1), 65535, &v) < 0) {
+			*err_out = "the database must be a number, as in "
+			           "\"redis-sentinel://HOST:26379/mymaster/0\"";
 			return -1;
 		}
 		out->db = (int)v;
@@ -119,7 +202,7 @@ state_url_is_redis(const char *url)
 {
 	return url != NULL &&
 	       (strncmp(url, "redis://", 8) == 0 || strncmp(url, "redis+unix:", 11) == 0 ||
-	        strncmp(url, "rediss://", 9) == 0);
+	        strncmp(url, "redis-sentinel://", 17) == 0 || strncmp(url, "rediss://", 9) == 0);
 }
 
 int
@@ -144,6 +227,10 @@ state_url_parse(const char *url, struct state_url *out, const char **err_out)
 		out->kind = STATE_REDIS_TCP;
 		return parse_tcp(url + 8, out, err_out);
 	}
+	if (strncmp(url, "redis-sentinel://", 17) == 0) {
+		out->kind = STATE_REDIS_SENTINEL;
+		return parse_sentinel(url + 17, out, err_out);
+	}
 	if (strncmp(url, "redis+unix:", 11) == 0) {
 		out->kind = STATE_REDIS_UNIX;
 		return parse_unix(url + 11, out, err_out);
@@ -153,7 +240,7 @@ state_url_parse(const char *url, struct state_url *out, const char **err_out)
 		           "has no TLS; use \"redis+unix:PATH\" or a TLS tunnel on loopback";
 		return -1;
 	}
-	*err_out = "unknown state store (expected \"lmdb:DIR\", \"redis://HOST:PORT/DB\" or "
-	           "\"redis+unix:PATH\")";
+	*err_out = "unknown state store (expected \"lmdb:DIR\", \"redis://HOST:PORT/DB\", "
+	           "\"redis+unix:PATH\" or \"redis-sentinel://HOST:PORT,.../MASTER/DB\")";
 	return -1;
 }

@@ -34,6 +34,7 @@ store_open_with(const char *url, const struct store_params *sp, int flags, const
 		return store_mem_open(u.arg, err_out);
 	case STATE_REDIS_TCP:
 	case STATE_REDIS_UNIX:
+	case STATE_REDIS_SENTINEL:
 		return store_redis_open(&u, sp, err_out);
 	}
 	*err_out = "unknown state store";
@@ -45,9 +46,21 @@ store_params_from_config(const struct config *cfg, struct store_params *out)
 {
 	out->password_file = cfg->state_password_file;
 	out->prefix = cfg->state_prefix;
+	out->user = cfg->state_user;
+	out->sentinel_password_file = cfg->sentinel_password_file;
+	out->wait_replicas = (unsigned)cfg->state_wait_replicas;
 	out->timeout_ms = cfg->state_timeout_ms;
 	out->lock_expire_ms = cfg->policy.lock_expire_ms;
 	out->heartbeat_ms = cfg->state_heartbeat_ms;
+}
+
+void
+store_status_get(struct store *st, struct store_status *out)
+{
+	memset(out, 0, sizeof(*out));
+	out->up = st != NULL;
+	if (st != NULL && st->ops->status != NULL)
+		st->ops->status(st, out);
 }
 
 void

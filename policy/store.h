@@ -118,9 +118,13 @@ struct store_req;    /* one outstanding request; owned by the store */
 struct store_params {
 	const char *password_file; /* AUTH password: the file's first line; NULL: none */
 	const char *prefix;        /* every key starts with it; default "postern:" */
-	uint64_t timeout_ms;       /* a request never waits longer; default 250 */
-	uint64_t lock_expire_ms;   /* TTL of a lock store_lock_put() writes; 0: none */
-	uint64_t heartbeat_ms;     /* live-session refresh; default 10000 */
+	const char *user;          /* Redis 6 ACL user for AUTH; NULL: the default user */
+	const char
+	    *sentinel_password_file; /* redis-sentinel: the Sentinels' password; NULL: none */
+	unsigned wait_replicas;      /* a new lock waits (WAIT) for this many replicas; 0: no */
+	uint64_t timeout_ms;         /* a request never waits longer; default 250 */
+	uint64_t lock_expire_ms;     /* TTL of a lock store_lock_put() writes; 0: none */
+	uint64_t heartbeat_ms;       /* live-session refresh; default 10000 */
 };
 
 /* The store_params of cfg (borrowed strings: keep cfg while opening). */
@@ -143,6 +147,17 @@ struct store *store_open(const char *url, int flags, const char **err_out);
 void store_close(struct store **stp);
 /* "lmdb", "redis" or "mem". */
 const char *store_name(const struct store *st);
+
+/* How the store is doing, for health, stats and metrics. */
+struct store_status {
+	bool up;            /* answering: Redis: some worker's link is ready; others: open */
+	char master[320];   /* Redis: the master in use, "HOST:PORT" or the socket; "" unknown */
+	char how[96];       /* how it was learned: "configured", "sentinel HOST:PORT",
+	                     * "+switch-master from HOST:PORT"; "" */
+	uint64_t failovers; /* Redis: times the master in use changed since the start */
+};
+/* Fill *out (thread-safe). */
+void store_status_get(struct store *st, struct store_status *out);
 
 /* A way in for loop: call on the loop's thread (or before it runs).  Holds
  * no reference on the loop: it does not keep ev_run() going.  NULL and

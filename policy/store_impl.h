@@ -47,6 +47,8 @@ struct store_ops {
 	void (*announce)(struct store_worker *sw, enum store_event ev, const char *msg, size_t len);
 	const char *(*proxy_id)(const struct store *st);
 	void (*subscribe)(struct store *st, store_event_cb cb, void *arg);
+	/* Optional: the store's status (store_status_get()); without it: up. */
+	void (*status)(struct store *st, struct store_status *out);
 };
 
 /* The first member of every implementation's store. */

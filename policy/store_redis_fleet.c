@@ -313,8 +313,10 @@ store_redis_sub_connect(struct redis_worker *rw)
 
 	if (rw->closing || rw->sub != NULL)
 		return;
-	ac = store_redis_async_open(rs, rw->loop, rw, on_sub_connect, on_sub_gone, on_sub_auth,
-	                            NULL, &failed, err, sizeof(err));
+	ac =
+	    store_redis_async_open(rs, rw->loop, rs->url.kind == STATE_REDIS_UNIX ? NULL : rw->host,
+	                           rw->port, rs->user, rs->password, rw, on_sub_connect,
+	                           on_sub_gone, on_sub_auth, NULL, &failed, err, sizeof(err));
 	if (ac == NULL) {
 		sub_schedule_retry(rw);
 		return;

@@ -3,7 +3,8 @@
  * the store, a worker's connection and its calls, the live sessions, and
  * the helpers each file lends the others.  store_redis.c opens and closes;
  * store_redis_worker.c, store_redis_fleet.c and store_redis_sync.c do the
- * rest.  Nothing outside policy/store_redis*.c includes it.
+ * rest; store_redis_sentinel.c finds the master through Sentinels.  Nothing outside
+ * policy/store_redis*.c includes it.
  */
 #ifndef POSTERN_STORE_REDIS_IMPL_H
 #define POSTERN_STORE_REDIS_IMPL_H
@@ -33,6 +34,18 @@ struct redis_store {
 	struct state_url url;
 	char host[INET6_ADDRSTRLEN]; /* TCP: resolved once at open (no DNS on a loop) */
 	char *password;              /* owned; NULL: no AUTH */
+	char *user;                  /* owned; Redis 6 ACL user (AUTH USER PASS); NULL: default */
+	unsigned wait_replicas;      /* WAIT for this many replicas after a new lock; 0: no */
+	/* redis-sentinel: the Sentinels, resolved once at open like host */
+	char sentinel_host[STATE_URL_SENTINELS_MAX][INET6_ADDRSTRLEN];
+	char *sentinel_password; /* owned; NULL: no AUTH to the Sentinels */
+	/* the master in use as the workers last confirmed it (under mu), for
+	 * health, stats and the failover count */
+	char master_host[INET6_ADDRSTRLEN];
+	int master_port;
+	char master_how[96];
+	uint64_t failovers;
+	int nready; /* workers whose link is ready (under mu) */
 	char prefix[REDIS_PREFIX_MAX + 1];
 	size_t prefix_len;
 	uint64_t timeout_ms, lock_ttl_ms;
@@ -50,6 +63,24 @@ struct redis_store {
 	redisContext *sync; /* the admin calls' connection, or NULL */
 };
 
+/* A worker's way to the master through the Sentinels (redis-sentinel://):
+ * where its link goes, one question to a Sentinel at a time, and a
+ * subscription to +switch-master on one of them. */
+struct rsentinel {
+	bool resolved;          /* host, port: an answer not yet found wrong */
+	char how[96];           /* how host was learned (logs, status) */
+	int first;              /* the Sentinel asked first (the last that helped) */
+	redisAsyncContext *q;   /* a question under way, or NULL */
+	int q_idx;              /* whom q asks */
+	int q_tried;            /* Sentinels asked in this round */
+	ev_timer q_timer;       /* q's deadline (state_timeout) */
+	redisAsyncContext *sub; /* +switch-master, or NULL */
+	int sub_idx;            /* whom sub listens to */
+	bool sub_ever;          /* subscribed once: a new subscription checks the master */
+	ev_timer sub_retry;
+	uint64_t sub_backoff_ms;
+};
+
 /* One request sent on a worker's connection. */
 struct rcall {
 	struct rcall *prev, *next; /* the worker's in-flight list */
@@ -57,6 +88,7 @@ struct rcall {
 	struct store_req *r; /* NULL once answered (timed out, worker closing) */
 	ev_tstamp sent, deadline;
 	bool retried; /* NOSCRIPT: loaded and sent again once */
+	bool waiting; /* a new lock written; WAIT (state_wait_replicas) sent after it */
 };
 
 struct redis_worker {
@@ -64,7 +96,13 @@ struct redis_worker {
 	struct store_worker *sw;
 	struct ev_loop *loop;
 	redisAsyncContext *ac; /* NULL while down */
-	bool ready;            /* the setup (AUTH, SELECT, SCRIPT LOAD) answered */
+	bool ready;            /* the setup (AUTH, ROLE, SELECT, SCRIPT LOAD) answered */
+	bool counted;          /* counted in rs->nready */
+	/* where the link goes: TCP, the configured host; Sentinel, the master
+	 * they named (sn.resolved); unix socket: unused */
+	char host[INET6_ADDRSTRLEN];
+	int port;
+	struct rsentinel sn;
 	bool closing;
 	ev_timer retry;     /* reconnect, after backoff_ms */
 	ev_timer clock;     /* the nearest deadline of a request in flight */
@@ -125,16 +163,18 @@ bool store_redis_is_noscript(const redisReply *rep);
 /* ---- store_redis_worker.c: one async connection per worker loop ---- */
 
 /*
- * A new async link to rs on loop (a worker's): connecting (never blocks: the
- * host is numeric), attached with watchers that do not keep the loop
- * running, ac->data = data, the two callbacks set, and AUTH queued first
- * when rs has a password (its reply to on_auth(auth_arg); on_auth may be
- * NULL).  Returns the context (hiredis frees it after on_gone), or NULL:
- * *connect_failed_out tells a failed connect (the cause in err, errlen)
- * from the adapter refusing to attach.
+ * A new async link on loop (a worker's) to host:port (numeric), or to rs's
+ * unix socket when host is NULL: connecting (never blocks), attached with
+ * watchers that do not keep the loop running, ac->data = data, the two
+ * callbacks set, and AUTH [user] password queued first when password is
+ * not NULL (its reply to on_auth(auth_arg); on_auth may be NULL).  Returns the context (hiredis
+ * frees it after on_gone), or NULL: *connect_failed_out tells a failed connect (the cause in err,
+ * errlen) from the adapter refusing to attach.
  */
 redisAsyncContext *store_redis_async_open(const struct redis_store *rs, struct ev_loop *loop,
-                                          void *data, redisConnectCallback *on_connect,
+                                          const char *host, int port, const char *user,
+                                          const char *password, void *data,
+                                          redisConnectCallback *on_connect,
                                           redisDisconnectCallback *on_gone,
                                           redisCallbackFn *on_auth, void *auth_arg,
                                           bool *connect_failed_out, char *err, size_t errlen);
@@ -152,6 +192,14 @@ int store_redis_rw_note(struct redis_worker *rw, const char *what, int argc, con
  * at most one warning a second per loop.  detail may be NULL. */
 void store_redis_rw_log(struct redis_worker *rw, const char *event, const char *what,
                         const char *detail);
+/* (Re)connect rw's link now if it is down and no retry is due sooner
+ * (the Sentinel resolver calls it with the master found). */
+void store_redis_rw_connect(struct redis_worker *rw);
+/* Down: try again after the backoff (the Sentinel resolver, all asked). */
+void store_redis_rw_retry_later(struct redis_worker *rw);
+/* Drop rw's link at once (why is logged) and connect again without the
+ * backoff: +switch-master, READONLY, LOADING. */
+void store_redis_rw_reconnect_now(struct redis_worker *rw, const char *why);
 /* A route's reply (GET; rep NULL: the link was lost) -> r's answer: rc,
  * err, route_found, route. */
 void store_redis_route_answer(struct store_req *r, const redisReply *rep);
@@ -184,6 +232,31 @@ void store_redis_announce(struct store_worker *sw, enum store_event ev, const ch
                           size_t len);
 void store_redis_throttle_clear(struct store_worker *sw, const char *key, size_t len);
 void store_redis_subscribe(struct store *st, store_event_cb cb, void *arg);
+
+/* ---- store_redis_sentinel.c: the master, through the Sentinels ---- */
+
+/* Worker side, on rw's loop.  start: subscribe to +switch-master (at
+ * worker open); stop: close both Sentinel links (worker close).  resolve:
+ * ask the Sentinels in turn (each within state_timeout) for the master's
+ * address, then rw->host, rw->port, sn.resolved and store_redis_rw_connect();
+ * all failing, store_redis_rw_retry_later().  bad: the address named
+ * turned out wrong (no connection, not the master): resolve again, asking
+ * the next Sentinel first. */
+void store_redis_sentinel_start(struct redis_worker *rw);
+void store_redis_sentinel_stop(struct redis_worker *rw);
+void store_redis_sentinel_resolve(struct redis_worker *rw);
+void store_redis_sentinel_bad(struct redis_worker *rw, const char *why);
+/* Blocking, for the admin connection: the master's address within
+ * until_ms (monotonic ms), confirmed by nobody yet.  0, or -1 and *err_out. */
+int store_redis_sentinel_sync_master(struct redis_store *rs, uint64_t until_ms, char *host_out,
+                                     int *port_out, const char **err_out);
+/* rw's link to host:port was confirmed the master (ROLE): record it for the
+ * process (status; state.master, and state.failover when it changed). */
+void store_redis_master_seen(struct redis_worker *rw);
+/* A READONLY or LOADING error: the link does not go to a usable master. */
+bool store_redis_is_not_master(const redisReply *rep);
+/* store_ops.status */
+void store_redis_status(struct store *st, struct store_status *out);
 
 /* ---- store_redis_sync.c: the blocking connection, under rs->mu ---- */
 

@@ -111,15 +111,15 @@ noref_cleanup(void *p)
 }
 
 redisAsyncContext *
-store_redis_async_open(const struct redis_store *rs, struct ev_loop *loop, void *data,
+store_redis_async_open(const struct redis_store *rs, struct ev_loop *loop, const char *host,
+                       int port, const char *user, const char *password, void *data,
                        redisConnectCallback *on_connect, redisDisconnectCallback *on_gone,
                        redisCallbackFn *on_auth, void *auth_arg, bool *connect_failed_out,
                        char *err, size_t errlen)
 {
 	redisAsyncContext *ac;
 
-	ac = rs->url.kind == STATE_REDIS_UNIX ? redisAsyncConnectUnix(rs->url.path)
-	                                      : redisAsyncConnect(rs->host, rs->url.port);
+	ac = host == NULL ? redisAsyncConnectUnix(rs->url.path) : redisAsyncConnect(host, port);
 	*connect_failed_out = ac == NULL || ac->err;
 	if (*connect_failed_out)
 		snprintf(err, errlen, "%s", ac ? ac->errstr : "out of memory");
@@ -136,11 +136,11 @@ store_redis_async_open(const struct redis_store *rs, struct ev_loop *loop, void 
 	ac->data = data;
 	redisAsyncSetConnectCallback(ac, on_connect);
 	redisAsyncSetDisconnectCallback(ac, on_gone);
-	if (rs->password != NULL) {
-		const char *argv[] = {"AUTH", rs->password};
-		size_t lens[] = {4, strlen(rs->password)};
+	if (password != NULL) {
+		const char *argv[] = {"AUTH", user ? user : password, password};
+		size_t lens[] = {4, strlen(argv[1]), strlen(password)};
 
-		redisAsyncCommandArgv(ac, on_auth, auth_arg, 2, argv, lens);
+		redisAsyncCommandArgv(ac, on_auth, auth_arg, user ? 3 : 2, argv, lens);
 	}
 	return ac;
 }
@@ -615,8 +615,10 @@ rw_connect(struct redis_worker *rw)
 
 	if (rw->closing || rw->ac != NULL)
 		return;
-	ac = store_redis_async_open(rs, rw->loop, rw, on_connect, on_disconnect, on_setup_reply,
-	                            (void *)"AUTH", &failed, err, sizeof(err));
+	ac =
+	    store_redis_async_open(rs, rw->loop, rs->url.kind == STATE_REDIS_UNIX ? NULL : rw->host,
+	                           rw->port, rs->user, rs->password, rw, on_connect, on_disconnect,
+	                           on_setup_reply, (void *)"AUTH", &failed, err, sizeof(err));
 	if (ac == NULL) {
 		if (failed) {
 			rw->outage = true;
@@ -780,6 +782,8 @@ store_redis_worker_open(struct store_worker *sw, const char **err_out)
 	rw->rs = (struct redis_store *)(void *)sw->st;
 	rw->sw = sw;
 	rw->loop = sw->loop;
+	memcpy(rw->host, rw->rs->host, sizeof(rw->host));
+	rw->port = rw->rs->url.port;
 	ev_timer_init(&rw->retry, rw_retry_cb, 0., 0.);
 	rw->retry.data = rw;
 	ev_timer_init(&rw->clock, rw_clock_cb, 0., 0.);
