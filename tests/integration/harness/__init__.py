@@ -13,7 +13,8 @@ The modules, each with one job:
   dovecot        the Dovecot backend and the messages it stores
   postern        the postern process, its config file, one-shot runs
   haproxy        HAProxy in front of postern (PROXY protocol)
-  redis          redis-server for the fleet tests
+  redis          redis-server for the fleet tests; a master, replicas and
+                 Sentinels on loopback for the Sentinel tests
   notify_socket  the service manager's end of sd_notify(3)
   script         a scripted IMAP/POP3 backend that pauses mid-response
   clients        IMAP, POP3 and ManageSieve spoken by hand over TLS, SASL PLAIN
@@ -45,7 +46,7 @@ from .certs import (OpensslServer, _openssl, client_context, make_ca, make_certs
 from .dovecot import DOVECOT_BIN, DOVECOT_CONF, MAIL_GROUP, MAIL_USER, Dovecot, cleanup_all, make_message
 from .postern import POSTERN_BIN, RELAXED_POLICY, Postern, _cfg_value, _q, run_postern
 from .haproxy import HAPROXY_BIN, HAPROXY_CONF, HAProxy
-from .redis import REDIS_BIN, RedisServer
+from .redis import REDIS_BIN, RedisHA, RedisNode, RedisServer, Sentinel
 from .notify_socket import NotifySocket
 from .script import ScriptBackend, pop3_dot_stuffed
 from .clients import (ClosedError, RawImap, RawPop3, RawSieve, RawTLS, SieveResponse,
@@ -72,7 +73,7 @@ __all__ = ["HERE", "IO_TIMEOUT", "REPO", "SANITIZER_LOGS", "TIMEOUT_SCALE", "_Da
            "s_client", "s_client_cert", "sslscan", "DOVECOT_BIN", "DOVECOT_CONF", "MAIL_GROUP",
            "MAIL_USER", "Dovecot", "cleanup_all", "make_message", "POSTERN_BIN", "RELAXED_POLICY", "Postern",
            "_cfg_value", "_q", "run_postern", "HAPROXY_BIN", "HAPROXY_CONF", "HAProxy",
-           "REDIS_BIN", "RedisServer", "NotifySocket", "ScriptBackend", "pop3_dot_stuffed", "ClosedError", "RawImap", "RawPop3",
+           "REDIS_BIN", "RedisHA", "RedisNode", "RedisServer", "Sentinel", "NotifySocket", "ScriptBackend", "pop3_dot_stuffed", "ClosedError", "RawImap", "RawPop3",
            "RawTLS", "sasl_plain", "RawSieve", "SieveResponse", "sieve_caps",
            "sieve_literal", "sieve_tokens", "DOWN_USER", "EXPECTED_BACKEND", "IMAP_ACL_BYE",
            "IMAP_AUTH_FAILED", "IMAP_SET_TO_POP3", "IMAP_THROTTLED", "IMAP_TOO_MANY_CONNS",
