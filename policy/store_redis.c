@@ -283,6 +283,11 @@ redis_close(struct store *st)
 		explicit_bzero(rs->password, strlen(rs->password));
 		free(rs->password);
 	}
+	if (rs->sentinel_password != NULL) {
+		explicit_bzero(rs->sentinel_password, strlen(rs->sentinel_password));
+		free(rs->sentinel_password);
+	}
+	free(rs->user);
 	pthread_mutex_destroy(&rs->mu);
 	free(rs);
 }
@@ -307,28 +312,33 @@ static const struct store_ops redis_ops = {
     .announce = store_redis_announce,
     .proxy_id = redis_proxy_id,
     .subscribe = store_redis_subscribe,
+    .status = store_redis_status,
 };
 
-/* The first line of path, without its line end.  NULL and *err_out. */
+/* The first line of path, without its line end.  NULL and *err_out
+ * (sentinel: the messages name sentinel_password_file). */
 static char *
-read_password(const char *path, const char **err_out)
+read_password(const char *path, bool sentinel, const char **err_out)
 {
 	char buf[REDIS_PASSWORD_MAX + 2], *p;
 	FILE *f = fopen(path, "re");
 	size_t n;
 
 	if (f == NULL) {
-		*err_out = "cannot read state_password_file";
+		*err_out = sentinel ? "cannot read sentinel_password_file"
+		                    : "cannot read state_password_file";
 		return NULL;
 	}
 	p = fgets(buf, sizeof(buf), f);
 	fclose(f);
 	if (p == NULL || (n = strcspn(buf, "\r\n")) == 0) {
-		*err_out = "state_password_file is empty";
+		*err_out =
+		    sentinel ? "sentinel_password_file is empty" : "state_password_file is empty";
 		return NULL;
 	}
 	if (n > REDIS_PASSWORD_MAX) {
-		*err_out = "the password in state_password_file is too long";
+		*err_out = sentinel ? "the password in sentinel_password_file is too long"
+		                    : "the password in state_password_file is too long";
 		return NULL;
 	}
 	buf[n] = '\0';
@@ -351,6 +361,23 @@ script_sha(char out[41])
 		return -1;
 	for (unsigned i = 0; i < 20; i++)
 		snprintf(out + 2 * i, 3, "%02x", md[i]);
+	return 0;
+}
+
+/* host's first address, numeric, into out (INET6_ADDRSTRLEN).  0 or -1. */
+static int
+resolve_host(const char *host, char *out)
+{
+	struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM}, *res = NULL;
+	const void *a;
+
+	if (getaddrinfo(host, NULL, &hints, &res) != 0 || res == NULL)
+		return -1;
+	a = res->ai_family == AF_INET6
+	        ? (const void *)&((struct sockaddr_in6 *)(void *)res->ai_addr)->sin6_addr
+	        : (const void *)&((struct sockaddr_in *)(void *)res->ai_addr)->sin_addr;
+	inet_ntop(res->ai_family, a, out, INET6_ADDRSTRLEN);
+	freeaddrinfo(res);
 	return 0;
 }
 
@@ -399,24 +426,33 @@ store_redis_open(const struct state_url *u, const struct store_params *sp, const
 		goto fail;
 	}
 	if (sp != NULL && sp->password_file != NULL &&
-	    (rs->password = read_password(sp->password_file, err_out)) == NULL)
+	    (rs->password = read_password(sp->password_file, false, err_out)) == NULL)
 		goto fail;
-	if (u->kind == STATE_REDIS_TCP) {
-		/* resolved once, here: a worker loop must never wait for DNS */
-		struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM},
-		                *res = NULL;
-		const void *a;
-
-		if (getaddrinfo(u->host, NULL, &hints, &res) != 0 || res == NULL) {
-			*err_out = "cannot resolve the Redis host";
+	if (sp != NULL && sp->sentinel_password_file != NULL &&
+	    (rs->sentinel_password = read_password(sp->sentinel_password_file, true, err_out)) ==
+	        NULL)
+		goto fail;
+	if (sp != NULL && sp->user != NULL) {
+		if (rs->password == NULL) {
+			*err_out = "state_user needs its password in state_password_file";
 			goto fail;
 		}
-		a = res->ai_family == AF_INET6
-		        ? (const void *)&((struct sockaddr_in6 *)(void *)res->ai_addr)->sin6_addr
-		        : (const void *)&((struct sockaddr_in *)(void *)res->ai_addr)->sin_addr;
-		inet_ntop(res->ai_family, a, rs->host, sizeof(rs->host));
-		freeaddrinfo(res);
+		if ((rs->user = strdup(sp->user)) == NULL) {
+			*err_out = "out of memory";
+			goto fail;
+		}
 	}
+	rs->wait_replicas = sp ? sp->wait_replicas : 0;
+	/* resolved once, here: a worker loop must never wait for DNS */
+	if (u->kind == STATE_REDIS_TCP && resolve_host(u->host, rs->host) < 0) {
+		*err_out = "cannot resolve the Redis host";
+		goto fail;
+	}
+	for (int i = 0; u->kind == STATE_REDIS_SENTINEL && i < u->nsentinels; i++)
+		if (resolve_host(u->sentinels[i].host, rs->sentinel_host[i]) < 0) {
+			*err_out = "cannot resolve a Sentinel's host";
+			goto fail;
+		}
 	return &rs->base;
 fail:
 	redis_close(&rs->base);

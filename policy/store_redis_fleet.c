@@ -327,6 +327,22 @@ store_redis_sub_connect(struct redis_worker *rw)
 }
 
 void
+store_redis_sub_restart(struct redis_worker *rw)
+{
+	redisAsyncContext *ac = rw->sub;
+
+	if (!rw->subscriber || rw->closing)
+		return;
+	if (ac != NULL) {
+		rw->sub = NULL;
+		redisAsyncFree(ac);
+	}
+	store_redis_timer_stop_unref(rw->loop, &rw->sub_retry);
+	rw->sub_backoff_ms = 0;
+	store_redis_sub_connect(rw);
+}
+
+void
 store_redis_subscribe(struct store *st, store_event_cb cb, void *arg)
 {
 	struct redis_store *rs = (struct redis_store *)(void *)st;

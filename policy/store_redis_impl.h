@@ -41,9 +41,11 @@ struct redis_store {
 	char *sentinel_password; /* owned; NULL: no AUTH to the Sentinels */
 	/* the master in use as the workers last confirmed it (under mu), for
 	 * health, stats and the failover count */
-	char master_host[INET6_ADDRSTRLEN];
-	int master_port;
+	char master[320]; /* "HOST:PORT", "[V6]:PORT" or the socket's path; "" */
 	char master_how[96];
+	char master_host[INET6_ADDRSTRLEN]; /* TCP: master, apart */
+	int master_port;
+	struct redis_worker *workers; /* every worker (rw->wnext), to tell of a new master */
 	uint64_t failovers;
 	int nready; /* workers whose link is ready (under mu) */
 	char prefix[REDIS_PREFIX_MAX + 1];
@@ -103,6 +105,8 @@ struct redis_worker {
 	char host[INET6_ADDRSTRLEN];
 	int port;
 	struct rsentinel sn;
+	struct redis_worker *wnext; /* rs->workers, under rs->mu */
+	ev_async moved;             /* another worker confirmed a new master */
 	bool closing;
 	ev_timer retry;     /* reconnect, after backoff_ms */
 	ev_timer clock;     /* the nearest deadline of a request in flight */
@@ -224,6 +228,9 @@ void store_redis_rw_beat_cb(struct ev_loop *loop, ev_timer *t, int revents);
 void store_redis_rw_recovered(struct redis_worker *rw);
 /* The subscriber's connection (rw->sub), and its reconnect timer's callback. */
 void store_redis_sub_connect(struct redis_worker *rw);
+/* The master moved: the subscriber's link (if rw has one) is made again,
+ * to rw->host, at once. */
+void store_redis_sub_restart(struct redis_worker *rw);
 void store_redis_sub_retry_cb(struct ev_loop *loop, ev_timer *t, int revents);
 /* store_ops: session_note, announce, throttle_clear, subscribe. */
 void store_redis_session_note(struct store_worker *sw, const char *key, size_t len,

@@ -55,6 +55,8 @@ sync_open(struct redis_store *rs, uint64_t until_ms, const char **err_out)
 	                     .tv_usec = (suseconds_t)(ms % 1000) * 1000};
 	redisContext *c;
 	redisReply *rep;
+	char host[INET6_ADDRSTRLEN];
+	int port = rs->url.port;
 
 	if (ms == 0) {
 		*err_out = "the connection to Redis was lost, or it did not answer in time";
@@ -64,8 +66,12 @@ sync_open(struct redis_store *rs, uint64_t until_ms, const char **err_out)
 		redisSetTimeout(rs->sync, tv);
 		return 0;
 	}
+	memcpy(host, rs->host, sizeof(host));
+	if (rs->url.kind == STATE_REDIS_SENTINEL &&
+	    store_redis_sentinel_sync_master(rs, until_ms, host, &port, err_out) < 0)
+		return -1;
 	c = rs->url.kind == STATE_REDIS_UNIX ? redisConnectUnixWithTimeout(rs->url.path, tv)
-	                                     : redisConnectWithTimeout(rs->host, rs->url.port, tv);
+	                                     : redisConnectWithTimeout(host, port, tv);
 	if (c == NULL || c->err) {
 		if (c != NULL)
 			log_kv(LOG_WARN, "store.error", "store=redis op=connect err=\"%.160s\"",
@@ -77,9 +83,32 @@ sync_open(struct redis_store *rs, uint64_t until_ms, const char **err_out)
 	}
 	redisSetTimeout(c, tv);
 	if (rs->password != NULL) {
-		rep = redisCommand(c, "AUTH %s", rs->password);
+		rep = rs->user != NULL ? redisCommand(c, "AUTH %s %s", rs->user, rs->password)
+		                       : redisCommand(c, "AUTH %s", rs->password);
 		if (rep == NULL || rep->type == REDIS_REPLY_ERROR) {
-			*err_out = "Redis refused the password (state_password_file)";
+			if (rep != NULL)
+				log_kv(LOG_WARN, "store.error",
+				       "store=redis op=AUTH err=\"%.160s\"", rep->str);
+			*err_out = rs->user != NULL
+			               ? "Redis refused the user or password (state_user, "
+			                 "state_password_file)"
+			               : "Redis refused the password (state_password_file)";
+			freeReplyObject(rep);
+			redisFree(c);
+			return -1;
+		}
+		freeReplyObject(rep);
+	}
+	if (rs->url.kind == STATE_REDIS_SENTINEL) {
+		/* the Sentinels' answer may be stale: ROLE has the last word
+		 * (an ACL user not allowed ROLE trusts the Sentinel) */
+		rep = redisCommand(c, "ROLE");
+		if (rep == NULL ||
+		    (rep->type != REDIS_REPLY_ERROR &&
+		     (rep->type != REDIS_REPLY_ARRAY || rep->elements == 0 ||
+		      !store_redis_str_is(rep->element[0], "master"))) ||
+		    (rep->type == REDIS_REPLY_ERROR && strncmp(rep->str, "NOPERM", 6) != 0)) {
+			*err_out = "the address the Sentinels named is not the master";
 			freeReplyObject(rep);
 			redisFree(c);
 			return -1;
@@ -148,6 +177,14 @@ sync_script(struct redis_store *rs, const char *key, size_t len, int argc, const
 			/* a link that broke since the last call: one more try */
 			store_redis_sync_close(rs);
 			*err_out = "the connection to Redis was lost, or it did not answer in time";
+			continue;
+		}
+		if (store_redis_is_not_master(rep)) {
+			/* a demoted master, or one still loading: find it again */
+			freeReplyObject(rep);
+			rep = NULL;
+			store_redis_sync_close(rs);
+			*err_out = "Redis is not the master (READONLY or LOADING)";
 			continue;
 		}
 		if (store_redis_is_noscript(rep)) {
@@ -454,6 +491,11 @@ sync_cmd(struct redis_store *rs, int argc, const char **argv, const size_t *lens
 		if ((rep = redisCommandArgv(rs->sync, argc, argv, lens)) == NULL) {
 			store_redis_sync_close(rs);
 			*err_out = "the connection to Redis was lost, or it did not answer in time";
+		} else if (store_redis_is_not_master(rep)) {
+			freeReplyObject(rep);
+			rep = NULL;
+			store_redis_sync_close(rs);
+			*err_out = "Redis is not the master (READONLY or LOADING)";
 		}
 	}
 	if (rep != NULL && rep->type == REDIS_REPLY_ERROR) {

@@ -8,8 +8,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <hiredis/adapters/libev.h>
-
 #include "log.h"
 #include "store_redis_impl.h"
 
@@ -56,94 +54,6 @@ claim_answer(struct store_req *r, const redisReply *rep)
 /* ---- worker side: one async connection per loop ------------------------- */
 
 static void rw_connect(struct redis_worker *rw);
-
-/* The libev adapter's watchers, made to hold no reference on the loop like
- * every other store watcher: the adapter's own functions do the work, these
- * only keep the loop's reference count straight. */
-static void
-noref_add_read(void *p)
-{
-	redisLibevEvents *e = p;
-	int was = e->reading;
-
-	redisLibevAddRead(p);
-	if (!was && e->reading)
-		ev_unref(e->loop);
-}
-
-static void
-noref_del_read(void *p)
-{
-	redisLibevEvents *e = p;
-
-	if (e->reading)
-		ev_ref(e->loop);
-	redisLibevDelRead(p);
-}
-
-static void
-noref_add_write(void *p)
-{
-	redisLibevEvents *e = p;
-	int was = e->writing;
-
-	redisLibevAddWrite(p);
-	if (!was && e->writing)
-		ev_unref(e->loop);
-}
-
-static void
-noref_del_write(void *p)
-{
-	redisLibevEvents *e = p;
-
-	if (e->writing)
-		ev_ref(e->loop);
-	redisLibevDelWrite(p);
-}
-
-static void
-noref_cleanup(void *p)
-{
-	noref_del_read(p);
-	noref_del_write(p);
-	free(p);
-}
-
-redisAsyncContext *
-store_redis_async_open(const struct redis_store *rs, struct ev_loop *loop, const char *host,
-                       int port, const char *user, const char *password, void *data,
-                       redisConnectCallback *on_connect, redisDisconnectCallback *on_gone,
-                       redisCallbackFn *on_auth, void *auth_arg, bool *connect_failed_out,
-                       char *err, size_t errlen)
-{
-	redisAsyncContext *ac;
-
-	ac = host == NULL ? redisAsyncConnectUnix(rs->url.path) : redisAsyncConnect(host, port);
-	*connect_failed_out = ac == NULL || ac->err;
-	if (*connect_failed_out)
-		snprintf(err, errlen, "%s", ac ? ac->errstr : "out of memory");
-	if (*connect_failed_out || redisLibevAttach(loop, ac) != REDIS_OK) {
-		if (ac != NULL)
-			redisAsyncFree(ac);
-		return NULL;
-	}
-	ac->ev.addRead = noref_add_read;
-	ac->ev.delRead = noref_del_read;
-	ac->ev.addWrite = noref_add_write;
-	ac->ev.delWrite = noref_del_write;
-	ac->ev.cleanup = noref_cleanup;
-	ac->data = data;
-	redisAsyncSetConnectCallback(ac, on_connect);
-	redisAsyncSetDisconnectCallback(ac, on_gone);
-	if (password != NULL) {
-		const char *argv[] = {"AUTH", user ? user : password, password};
-		size_t lens[] = {4, strlen(argv[1]), strlen(password)};
-
-		redisAsyncCommandArgv(ac, on_auth, auth_arg, user ? 3 : 2, argv, lens);
-	}
-	return ac;
-}
 
 static void
 rcall_unlink(struct rcall *c)
@@ -210,6 +120,12 @@ rw_schedule_retry(struct redis_worker *rw)
 static void
 rw_link_gone(struct redis_worker *rw)
 {
+	if (rw->counted) {
+		pthread_mutex_lock(&rw->rs->mu);
+		rw->rs->nready--;
+		pthread_mutex_unlock(&rw->rs->mu);
+		rw->counted = false;
+	}
 	rw->ac = NULL;
 	rw->ready = false;
 	rw->outage = true;
@@ -328,6 +244,7 @@ rw_clock_cb(struct ev_loop *loop, ev_timer *t, int revents)
 			rw->stalled = true;
 		}
 	if (rw_waiting(rw, &since) && now - since >= rw_dead_after(rw)) {
+		rw->sn.resolved = false; /* ask the Sentinels again */
 		rw_drop(rw, "no answer from Redis: the link is taken for dead");
 		return; /* rw_drop answered and freed every call */
 	}
@@ -342,6 +259,53 @@ rw_retry_cb(struct ev_loop *loop, ev_timer *t, int revents)
 	(void)revents;
 	ev_ref(loop);
 	rw_connect(rw);
+}
+
+void
+store_redis_rw_connect(struct redis_worker *rw)
+{
+	if (ev_is_active(&rw->retry))
+		store_redis_timer_stop_unref(rw->loop, &rw->retry);
+	rw_connect(rw);
+}
+
+void
+store_redis_rw_retry_later(struct redis_worker *rw)
+{
+	rw_schedule_retry(rw);
+}
+
+void
+store_redis_rw_reconnect_now(struct redis_worker *rw, const char *why)
+{
+	redisAsyncContext *ac = rw->ac;
+
+	if (rw->closing)
+		return;
+	if (ac != NULL) {
+		rw_link_gone(rw);
+		store_redis_rw_log(rw, "store.disconnect", why, NULL);
+		redisAsyncFree(ac); /* every pending callback with no reply; deferred inside one */
+	}
+	/* the fleet channel's link follows the master too */
+	store_redis_sub_restart(rw);
+	rw->backoff_ms = 0;
+	store_redis_rw_connect(rw);
+}
+
+/* A reply saying the link does not go to a usable master (READONLY: a
+ * demoted master or a replica; LOADING): find the master again now. */
+static void
+rw_check_master(struct redis_worker *rw, const redisReply *rep)
+{
+	if (rw->closing || rw->ac == NULL || !store_redis_is_not_master(rep))
+		return;
+	if (rw->rs->url.kind == STATE_REDIS_SENTINEL) {
+		rw->sn.resolved = false;
+		store_redis_rw_reconnect_now(rw, rep->str);
+	} else {
+		rw_drop(rw, rep->str);
+	}
 }
 
 static int send_req(struct redis_worker *rw, struct rcall *c);
@@ -418,6 +382,58 @@ store_redis_route_answer(struct store_req *r, const redisReply *rep)
 	r->err = NULL;
 }
 
+static void on_reply(redisAsyncContext *ac, void *reply, void *privdata);
+
+/*
+ * state_wait_replicas: a new lock was written; before the client hears OK,
+ * WAIT until that many replicas have it, within what is left of the
+ * request's state_timeout (a little less, so that WAIT's own answer comes
+ * before the deadline does).  0, or -1: answer the claim as it stands.
+ */
+static int
+send_wait(struct redis_worker *rw, struct rcall *c)
+{
+	ev_tstamp left = c->deadline - ev_time();
+	long long ms = (long long)(left * 1000.);
+
+	ms -= ms / 5 > 5 ? ms / 5 : 5;
+	if (rw->ac == NULL || ms < 1) {
+		c->r->rc = -1;
+		c->r->err = "no time left to wait for the replicas (state_wait_replicas)";
+		return -1;
+	}
+	c->waiting = true;
+	if (redisAsyncCommand(rw->ac, on_reply, c, "WAIT %u %lld", rw->rs->wait_replicas, ms) !=
+	    REDIS_OK) {
+		c->r->rc = -1;
+		c->r->err = "the store is unreachable";
+		return -1;
+	}
+	return 0;
+}
+
+/* WAIT's answer: the claim stands (claim_ans) when enough replicas have it. */
+static void
+wait_answer(struct redis_worker *rw, struct store_req *r, const redisReply *rep)
+{
+	if (rep != NULL && rep->type == REDIS_REPLY_INTEGER &&
+	    rep->integer >= (long long)rw->rs->wait_replicas)
+		return; /* rc 0 and the answer from the script */
+	r->rc = -1;
+	r->err = rep == NULL                        ? "the connection to the store was lost"
+	         : rep->type == REDIS_REPLY_INTEGER ? "the lock did not reach state_wait_replicas "
+	                                              "replicas in time"
+	                                            : "the store refused WAIT";
+	if (rep != NULL && rep->type == REDIS_REPLY_INTEGER) {
+		char d[48];
+
+		snprintf(d, sizeof(d), "%lld of %u replicas", rep->integer, rw->rs->wait_replicas);
+		store_redis_rw_log(rw, "store.error", "WAIT", d);
+	} else if (rep != NULL && rep->type == REDIS_REPLY_ERROR) {
+		store_redis_rw_log(rw, "store.error", "WAIT", rep->str);
+	}
+}
+
 static void
 on_reply(redisAsyncContext *ac, void *reply, void *privdata)
 {
@@ -457,10 +473,20 @@ on_reply(redisAsyncContext *ac, void *reply, void *privdata)
 	}
 	bool good = rep != NULL && rep->type != REDIS_REPLY_ERROR;
 
-	if (c->r != NULL) {
+	if (c->r != NULL && c->waiting) {
+		wait_answer(rw, c->r, rep);
+		store_req_done(c->r);
+		c->r = NULL;
+	} else if (c->r != NULL) {
 		claim_answer(c->r, rep);
-		if (c->r->rc != 0 && rep != NULL && rep->type == REDIS_REPLY_ERROR)
+		if (c->r->rc != 0 && rep != NULL && rep->type == REDIS_REPLY_ERROR &&
+		    !store_redis_is_not_master(rep))
 			store_redis_rw_log(rw, "store.error", "the script failed", rep->str);
+		if (c->r->rc == 0 && rw->rs->wait_replicas > 0 &&
+		    (c->r->claim_ans.outcome == STORE_CLAIM_CREATED ||
+		     c->r->claim_ans.outcome == STORE_CLAIM_REPLACED) &&
+		    send_wait(rw, c) == 0)
+			return; /* answered when the replicas have it (or not in time) */
 		store_req_done(c->r);
 		c->r = NULL;
 	}
@@ -471,6 +497,7 @@ on_reply(redisAsyncContext *ac, void *reply, void *privdata)
 		rw_arm_clock(rw);
 	if (good && rw->outage && rw->ready && !rw->closing)
 		store_redis_rw_recovered(rw);
+	rw_check_master(rw, rep);
 }
 
 /* The reload after a NOSCRIPT on a note: its success sends the heartbeat
@@ -510,7 +537,10 @@ on_note_reply(redisAsyncContext *ac, void *reply, void *privdata)
 		return;
 	}
 	if (rep->type == REDIS_REPLY_ERROR) {
-		store_redis_rw_log(rw, "store.error", what, rep->str);
+		if (store_redis_is_not_master(rep))
+			rw_check_master(rw, rep);
+		else
+			store_redis_rw_log(rw, "store.error", what, rep->str);
 		return;
 	}
 	if (what == note_reload) {
@@ -554,8 +584,28 @@ on_setup_reply(redisAsyncContext *ac, void *reply, void *privdata)
 		return; /* the disconnect callback says why */
 	rw->last_reply = ev_now(rw->loop);
 	rw->stalled = false;
+	if (strcmp(step, "ROLE") == 0) {
+		if (rep->type == REDIS_REPLY_ERROR && strncmp(rep->str, "NOPERM", 6) == 0) {
+			/* an ACL user without ROLE: the Sentinels' word stands, and a
+			 * write to a replica still ends in READONLY */
+			store_redis_rw_log(rw, "store.error",
+			                   "ROLE (not allowed: trusting the Sentinel)", rep->str);
+			return;
+		}
+		if (rep->type == REDIS_REPLY_ARRAY && rep->elements > 0 &&
+		    store_redis_str_is(rep->element[0], "master"))
+			return;
+		store_redis_sentinel_bad(rw, "not the master (ROLE)");
+		rw_drop(rw, NULL);
+		return;
+	}
 	if (rep->type == REDIS_REPLY_ERROR) {
 		store_redis_rw_log(rw, "store.error", step, rep->str);
+		if (strcmp(step, "AUTH") == 0)
+			store_redis_rw_log(rw, "store.error", "AUTH",
+			                   "check state_user and state_password_file");
+		if (store_redis_is_not_master(rep))
+			rw->sn.resolved = false;
 		rw_drop(rw, NULL);
 		return;
 	}
@@ -567,7 +617,12 @@ on_setup_reply(redisAsyncContext *ac, void *reply, void *privdata)
 		}
 		rw->ready = true;
 		rw->backoff_ms = 0;
+		rw->counted = true;
+		pthread_mutex_lock(&rw->rs->mu);
+		rw->rs->nready++;
+		pthread_mutex_unlock(&rw->rs->mu);
 		store_redis_rw_log(rw, "store.connect", "connected", NULL);
+		store_redis_master_seen(rw);
 		if (rw->outage || rw->ever_ready)
 			store_redis_rw_recovered(rw);
 		else
@@ -586,6 +641,7 @@ on_connect(const redisAsyncContext *ac, int status)
 	/* hiredis frees ac after this, failing its pending callbacks */
 	rw_link_gone(rw);
 	store_redis_rw_log(rw, "store.disconnect", "cannot connect", ac->errstr);
+	store_redis_sentinel_bad(rw, NULL);
 	rw_schedule_retry(rw);
 }
 
@@ -598,6 +654,7 @@ on_disconnect(const redisAsyncContext *ac, int status)
 	if (rw == NULL || rw->ac != ac)
 		return; /* we dropped it ourselves */
 	rw_link_gone(rw);
+	rw->sn.resolved = false; /* the Sentinel spec: ask again after a disconnect */
 	store_redis_rw_log(rw, "store.disconnect", "connection lost", ac->errstr);
 	rw_schedule_retry(rw);
 }
@@ -615,6 +672,10 @@ rw_connect(struct redis_worker *rw)
 
 	if (rw->closing || rw->ac != NULL)
 		return;
+	if (rs->url.kind == STATE_REDIS_SENTINEL && !rw->sn.resolved) {
+		store_redis_sentinel_resolve(rw); /* connects here again with the answer */
+		return;
+	}
 	ac =
 	    store_redis_async_open(rs, rw->loop, rs->url.kind == STATE_REDIS_UNIX ? NULL : rw->host,
 	                           rw->port, rs->user, rs->password, rw, on_connect, on_disconnect,
@@ -631,6 +692,8 @@ rw_connect(struct redis_worker *rw)
 	rw->ready = false;
 	rw->stalled = false;
 	rw->last_reply = ev_now(rw->loop);
+	if (rs->url.kind == STATE_REDIS_SENTINEL)
+		redisAsyncCommand(ac, on_setup_reply, (void *)"ROLE", "ROLE");
 	if (rs->url.db != 0)
 		redisAsyncCommand(ac, on_setup_reply, (void *)"SELECT", "SELECT %d", rs->url.db);
 	redisAsyncCommand(ac, on_setup_reply, (void *)"SCRIPT LOAD", "SCRIPT LOAD %s",
@@ -801,6 +864,7 @@ store_redis_worker_open(struct store_worker *sw, const char **err_out)
 	if (rw->rs->event_cb != NULL && !rw->rs->sub_taken)
 		rw->subscriber = rw->rs->sub_taken = true;
 	pthread_mutex_unlock(&rw->rs->mu);
+	store_redis_sentinel_start(rw);
 	rw_connect(rw); /* a failure here only schedules a retry */
 	if (rw->subscriber)
 		store_redis_sub_connect(rw);
@@ -833,6 +897,7 @@ store_redis_worker_close(struct store_worker *sw)
 	store_redis_timer_stop_unref(rw->loop, &rw->sub_retry);
 	ev_ref(rw->loop);
 	ev_timer_stop(rw->loop, &rw->beat);
+	store_redis_sentinel_stop(rw);
 	rw_drop(rw, NULL); /* frees every call through its callback */
 	if (rw->sub != NULL) {
 		redisAsyncContext *ac = rw->sub;
