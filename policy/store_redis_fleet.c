@@ -313,6 +313,11 @@ store_redis_sub_connect(struct redis_worker *rw)
 
 	if (rw->closing || rw->sub != NULL)
 		return;
+	if (rs->url.kind == STATE_REDIS_SENTINEL && !rw->sn.resolved) {
+		/* no master known yet: its link, once made, starts this one */
+		sub_schedule_retry(rw);
+		return;
+	}
 	ac =
 	    store_redis_async_open(rs, rw->loop, rs->url.kind == STATE_REDIS_UNIX ? NULL : rw->host,
 	                           rw->port, rs->user, rs->password, rw, on_sub_connect,

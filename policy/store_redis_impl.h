@@ -204,6 +204,13 @@ void store_redis_rw_retry_later(struct redis_worker *rw);
 /* Drop rw's link at once (why is logged) and connect again without the
  * backoff: +switch-master, READONLY, LOADING. */
 void store_redis_rw_reconnect_now(struct redis_worker *rw, const char *why);
+/* ---- store_redis_reply.c: replies -> answers ---- */
+
+/* A claim's, a session registration's, a failed login's reply (rep NULL:
+ * the link was lost) -> r's answer. */
+void store_redis_claim_answer(struct store_req *r, const redisReply *rep);
+void store_redis_session_answer(struct store_req *r, const redisReply *rep);
+void store_redis_throttle_answer(struct store_req *r, const redisReply *rep);
 /* A route's reply (GET; rep NULL: the link was lost) -> r's answer: rc,
  * err, route_found, route. */
 void store_redis_route_answer(struct store_req *r, const redisReply *rep);
