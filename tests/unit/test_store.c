@@ -630,7 +630,8 @@ store_urls_pick_a_store_or_say_why_not(void **state)
 	assert_string_equal(err, "cannot read state_password_file");
 	assert_null(store_open("files:/tmp", 0, &err));
 	assert_string_equal(err, "unknown state store (expected \"lmdb:DIR\", "
-	                         "\"redis://HOST:PORT/DB\" or \"redis+unix:PATH\")");
+	                         "\"redis://HOST:PORT/DB\", \"redis+unix:PATH\" or "
+	                         "\"redis-sentinel://HOST:PORT,.../MASTER/DB\")");
 	assert_null(store_open(NULL, 0, &err));
 	assert_null(store_open("lmdb:", 0, &err));
 	assert_string_equal(err, "\"lmdb:\" needs a directory");
