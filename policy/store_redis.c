@@ -20,7 +20,7 @@
  *   PREFIX "events"                     the fleet's pub/sub channel
  * The braces are a Redis Cluster hash tag: the keys of one user (or one
  * address) hash to one slot, so each script's own keys are in one slot
- * (claim, get, put and route: the user's lock or route key; sreg and sput:
+ * (claim, get, put, route and rput: the user's lock or route key; sreg, sput:
  * the user's sessions key; tfail: the two throttle keys of one address).
  * Two things are not: sreg and sput also SET this proxy's PREFIX "proxy:"
  * ID key and read the other proxies' ones (liveness of the sessions they
