@@ -57,7 +57,7 @@ sess_put(struct redis_worker *rw, const struct rsess *e)
 
 	if (rw->ac == NULL || !rw->ready)
 		return;
-	store_redis_kind_key(rs, "sess:", e->key, e->key_len, key);
+	store_redis_user_key(rs, "sess", e->key, e->key_len, key);
 	store_redis_kind_key(rs, "proxy:", "", 0, pp);
 	snprintf(sid, sizeof(sid), "%016llx", (unsigned long long)e->s.id);
 	snprintf(val, sizeof(val), "%s %llu", e->s.backend[0] ? e->s.backend : "-",
@@ -146,7 +146,7 @@ store_redis_session_note(struct store_worker *sw, const char *key, size_t len,
 			return; /* it lapses with this proxy's entries, or the next check drops it
 			         */
 		const char *argv[] = {"HDEL", k, sid};
-		size_t lens[3] = {4, store_redis_kind_key(rw->rs, "sess:", key, len, k), 16};
+		size_t lens[3] = {4, store_redis_user_key(rw->rs, "sess", key, len, k), 16};
 
 		/* argv: a user name may hold spaces, which a format would split at */
 		snprintf(sid, sizeof(sid), "%016llx", (unsigned long long)s->id);
@@ -184,7 +184,7 @@ store_redis_throttle_clear(struct store_worker *sw, const char *key, size_t len)
 
 	if (rw->ac == NULL)
 		return;
-	lens[1] = store_redis_kind_key(rw->rs, "thr:", key, len, k);
+	lens[1] = store_redis_thr_key(rw->rs, key, len, k);
 	(void)store_redis_rw_note(rw, "throttle clear", 2, argv, lens);
 }
 

@@ -26,8 +26,10 @@
 #define REDIS_BACKOFF_MIN 100  /* ms before the first reconnect */
 #define REDIS_BACKOFF_MAX 5000 /* ms between reconnects at most */
 #define REDIS_PREFIX_MAX  64   /* config.h's STATE_PREFIX_MAX */
-#define REDIS_KEY_MAX     (REDIS_PREFIX_MAX + 6 + STORE_KEY_MAX + 1)
-#define RSESS_BUCKETS     1024 /* live-session table of one worker (chained) */
+/* the longest key: PREFIX "{" IP "}:thr:" IP "|" USER, where IP "|" USER is
+ * at most STORE_KEY_MAX bytes and IP shorter still; and a NUL */
+#define REDIS_KEY_MAX (REDIS_PREFIX_MAX + 2 * STORE_KEY_MAX + 8)
+#define RSESS_BUCKETS 1024 /* live-session table of one worker (chained) */
 
 struct redis_store {
 	struct store base;
@@ -152,11 +154,17 @@ extern const char store_redis_script[];
 void store_redis_timer_start_unref(struct ev_loop *loop, ev_timer *t, ev_tstamp after);
 void store_redis_timer_stop_unref(struct ev_loop *loop, ev_timer *t);
 /* PREFIX kind key into buf (REDIS_KEY_MAX); its length.  kind is at most
- * 6 bytes ("lock:", "sess:", "thr:", "route:", "proxy:", "events"). */
+ * 6 bytes ("proxy:", "events"; the old layout's "lock:" and "route:"). */
 size_t store_redis_kind_key(const struct redis_store *rs, const char *kind, const char *key,
                             size_t len, char *buf);
-/* PREFIX "lock:" key into buf (REDIS_KEY_MAX); its length. */
-size_t store_redis_lock_key(const struct redis_store *rs, const char *key, size_t len, char *buf);
+/* PREFIX "{" user "}:" kind into buf (REDIS_KEY_MAX); its length.  kind is
+ * "lock", "sess" or "route" (store_redis.c has the layout). */
+size_t store_redis_user_key(const struct redis_store *rs, const char *kind, const char *user,
+                            size_t len, char *buf);
+/* A throttle counter's key into buf (REDIS_KEY_MAX); its length: key an
+ * address, PREFIX "{" IP "}:thr"; key IP "|" USER, PREFIX "{" IP "}:thr:"
+ * key (the tag is key up to its first "|"). */
+size_t store_redis_thr_key(const struct redis_store *rs, const char *key, size_t len, char *buf);
 /* Is e the string s? */
 bool store_redis_str_is(const redisReply *e, const char *s);
 /* {name, proto, origin, created, used} from element 1 on -> *l.  0 or -1. */

@@ -604,14 +604,6 @@ send_req(struct redis_worker *rw, struct rcall *c)
 	size_t lens[14];
 	int n = 0;
 
-	if (r->op == STORE_OP_ROUTE) {
-		argv[0] = "GET";
-		argv[1] = key;
-		lens[0] = 3;
-		lens[1] = store_redis_kind_key(rs, "route:", r->key, r->key_len, key);
-		return redisAsyncCommandArgv(rw->ac, on_reply, c, 2, argv, lens) == REDIS_OK ? 0
-		                                                                             : -1;
-	}
 	if (c->retried) {
 		const char *av[] = {"SCRIPT", "LOAD", store_redis_script};
 		size_t al[] = {6, 4, strlen(store_redis_script)};
@@ -626,7 +618,8 @@ send_req(struct redis_worker *rw, struct rcall *c)
 	argv[n++] = key;
 	switch (r->op) {
 	case STORE_OP_CLAIM:
-		store_redis_lock_key(rs, r->key, r->key_len, key);
+		store_redis_user_key(rs, "lock", r->key, r->key_len, key);
+		store_redis_kind_key(rs, "lock:", r->key, r->key_len, key2); /* the old layout */
 		argv[n++] = "claim";
 		argv[n++] = proto_name(r->claim.proto);
 		snprintf(a[0], sizeof(a[0]), "%llu", (unsigned long long)r->claim.now_ms);
@@ -635,9 +628,10 @@ send_req(struct redis_worker *rw, struct rcall *c)
 		argv[n++] = a[0];
 		argv[n++] = a[1];
 		argv[n++] = a[2];
+		argv[n++] = key2;
 		break;
 	case STORE_OP_SESSION:
-		store_redis_kind_key(rs, "sess:", r->key, r->key_len, key);
+		store_redis_user_key(rs, "sess", r->key, r->key_len, key);
 		store_redis_kind_key(rs, "proxy:", "", 0, pp);
 		snprintf(a[0], sizeof(a[0]), "%016llx", (unsigned long long)r->sess.id);
 		snprintf(a[1], sizeof(a[1]), "%u", r->sess_max);
@@ -655,15 +649,19 @@ send_req(struct redis_worker *rw, struct rcall *c)
 		argv[n++] = pp;
 		break;
 	case STORE_OP_THROTTLE:
-		store_redis_kind_key(rs, "thr:", r->key, r->key_len, key);
-		store_redis_kind_key(rs, "thr:", r->key2, r->key2_len, key2);
+		store_redis_thr_key(rs, r->key, r->key_len, key);
+		store_redis_thr_key(rs, r->key2, r->key2_len, key2);
 		snprintf(a[0], sizeof(a[0]), "%llu", (unsigned long long)r->window_ms);
 		argv[n++] = "tfail";
 		argv[n++] = key2;
 		argv[n++] = a[0];
 		break;
 	case STORE_OP_ROUTE:
-		return -1;
+		store_redis_user_key(rs, "route", r->key, r->key_len, key);
+		store_redis_kind_key(rs, "route:", r->key, r->key_len, key2); /* the old layout */
+		argv[n++] = "route";
+		argv[n++] = key2;
+		break;
 	}
 	for (int i = 0; i < n; i++)
 		lens[i] = strlen(argv[i]); /* keys are NUL-free: normalised names */
