@@ -320,7 +320,8 @@ class RedisHA:
     """One master, `replicas` replicas and three Sentinels (quorum 2) on
     loopback, all stopped by PID at cleanup().  The nodes share one password
     (password_file for state_password_file), the Sentinels another
-    (sentinel_password_file).  master() asks a Sentinel; failover() is
+    (sentinel_password_file); the nodes also have an ACL user (acl_user,
+    its password in acl_password_file, for state_user).  master() asks a Sentinel; failover() is
     SENTINEL FAILOVER; kill_master() SIGKILLs the master's PID; restart(node)
     starts a killed node again as it was first configured (a master: the
     Sentinels make it a replica); wait_healthy() waits until every running
@@ -346,10 +347,18 @@ class RedisHA:
             f.write(self.node_password + "\n")
         with open(self.sentinel_password_file, "w") as f:
             f.write(self.sentinel_password + "\n")
-        self.nodes = [RedisNode(self.dir, self.node_password, name="m")]
+        # every node also has the ACL user acl_user (state_user), whose
+        # password is in acl_password_file
+        self.acl_user = ("postern", "pit-ha-acl-secret")
+        self.acl_password_file = os.path.join(self.dir, "acl-password")
+        with open(self.acl_password_file, "w") as f:
+            f.write(self.acl_user[1] + "\n")
+        self.nodes = [RedisNode(self.dir, self.node_password, name="m",
+                                acl_user=self.acl_user)]
         for i in range(replicas):
             self.nodes.append(RedisNode(self.dir, self.node_password,
-                                        replicaof=self.nodes[0].port, name="r%d" % i))
+                                        replicaof=self.nodes[0].port, name="r%d" % i,
+                                        acl_user=self.acl_user))
         self.sentinels = [Sentinel(self.dir, name, self.nodes[0].port, self.node_password,
                                    self.sentinel_password, down_after_ms,
                                    failover_timeout_ms, index=i) for i in range(sentinels)]
