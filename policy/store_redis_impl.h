@@ -93,6 +93,7 @@ struct rcall {
 	ev_tstamp sent, deadline;
 	bool retried; /* NOSCRIPT: loaded and sent again once */
 	bool waiting; /* a new lock written; WAIT (state_wait_replicas) sent after it */
+	bool queued;  /* not sent yet: the Sentinels are being asked for the master */
 };
 
 struct redis_worker {

@@ -18,6 +18,23 @@
 
 static void rw_connect(struct redis_worker *rw);
 
+static void rcall_fail(struct rcall *c, const char *err);
+static void rcall_unlink(struct rcall *c);
+
+/* A request never sent (queued while the Sentinels were asked): answered
+ * with err and forgotten; its session, noted when it came, too. */
+static void
+rcall_drop_queued(struct rcall *c, const char *err)
+{
+	struct redis_worker *rw = c->rw;
+
+	if (c->r != NULL && c->r->op == STORE_OP_SESSION)
+		store_redis_sess_drop(rw, c->r->sess.id);
+	rcall_fail(c, err);
+	rcall_unlink(c);
+	free(c);
+}
+
 static void
 rcall_unlink(struct rcall *c)
 {
@@ -201,11 +218,15 @@ rw_clock_cb(struct ev_loop *loop, ev_timer *t, int revents)
 
 	(void)revents;
 	ev_ref(loop); /* the timer stopped itself (no repeat): give back its ref */
-	for (struct rcall *c = rw->head; c != NULL; c = c->next)
-		if (c->r != NULL && now >= c->deadline) {
+	for (struct rcall *c = rw->head, *next; c != NULL; c = next) {
+		next = c->next;
+		if (c->r != NULL && now >= c->deadline && c->queued) {
+			rcall_drop_queued(c, "no master found in time (state_timeout)");
+		} else if (c->r != NULL && now >= c->deadline) {
 			rcall_fail(c, "the store did not answer in time (state_timeout)");
 			rw->stalled = true;
 		}
+	}
 	if (rw_waiting(rw, &since) && now - since >= rw_dead_after(rw)) {
 		rw->sn.resolved = false; /* ask the Sentinels again */
 		rw_drop(rw, "no answer from Redis: the link is taken for dead");
@@ -235,7 +256,31 @@ store_redis_rw_connect(struct redis_worker *rw)
 void
 store_redis_rw_retry_later(struct redis_worker *rw)
 {
+	/* what waited for the Sentinels' answer is answered now */
+	for (struct rcall *c = rw->head, *next; c != NULL; c = next) {
+		next = c->next;
+		if (c->queued)
+			rcall_drop_queued(c, "no Sentinel named the master");
+	}
 	rw_schedule_retry(rw);
+}
+
+static int send_req(struct redis_worker *rw, struct rcall *c);
+
+/* A link was just made: send what waited for it, in order. */
+static void
+rw_send_queued(struct redis_worker *rw)
+{
+	for (struct rcall *c = rw->head, *next; c != NULL; c = next) {
+		next = c->next;
+		if (!c->queued)
+			continue;
+		c->queued = false;
+		if (c->r == NULL || send_req(rw, c) < 0) {
+			c->queued = true;
+			rcall_drop_queued(c, "the store is unreachable");
+		}
+	}
 }
 
 void
@@ -271,7 +316,6 @@ rw_check_master(struct redis_worker *rw, const redisReply *rep)
 	}
 }
 
-static int send_req(struct redis_worker *rw, struct rcall *c);
 
 static void on_reply(redisAsyncContext *ac, void *reply, void *privdata);
 
@@ -591,6 +635,7 @@ rw_connect(struct redis_worker *rw)
 		redisAsyncCommand(ac, on_setup_reply, (void *)"SELECT", "SELECT %d", rs->url.db);
 	redisAsyncCommand(ac, on_setup_reply, (void *)"SCRIPT LOAD", "SCRIPT LOAD %s",
 	                  store_redis_script);
+	rw_send_queued(rw);
 }
 
 /* Send c's request (a script after SCRIPT LOAD when it is a retry).  0, or -1. */
@@ -673,8 +718,12 @@ store_redis_submit(struct store_req *r, const char **err_out)
 {
 	struct redis_worker *rw = r->sw->impl;
 	struct rcall *c;
+	/* the Sentinels are being asked where the master is (at start, after
+	 * a disconnect): wait for that, within the request's own deadline,
+	 * as a request waits for a link being made */
+	bool queue = rw->ac == NULL && rw->sn.q != NULL;
 
-	if (rw->ac == NULL || rw->stalled) {
+	if ((rw->ac == NULL && !queue) || rw->stalled) {
 		/* down, reconnecting, or a request timed out and Redis has said
 		 * nothing since: say so at once rather than wait, so that one
 		 * login's store questions together wait state_timeout at most
@@ -704,7 +753,8 @@ store_redis_submit(struct store_req *r, const char **err_out)
 	/* noted before the answer: an end that comes first finds it */
 	if (r->op == STORE_OP_SESSION)
 		(void)store_redis_sess_add(rw, r->key, r->key_len, &r->sess);
-	if (send_req(rw, c) < 0) {
+	c->queued = queue;
+	if (!queue && send_req(rw, c) < 0) {
 		if (r->op == STORE_OP_SESSION)
 			store_redis_sess_drop(rw, r->sess.id);
 		free(c);
@@ -790,6 +840,8 @@ store_redis_worker_close(struct store_worker *sw)
 	ev_timer_stop(rw->loop, &rw->beat);
 	store_redis_sentinel_stop(rw);
 	rw_drop(rw, NULL); /* frees every call through its callback */
+	while (rw->head != NULL)
+		rcall_drop_queued(rw->head, "the worker is closing"); /* never sent */
 	if (rw->sub != NULL) {
 		redisAsyncContext *ac = rw->sub;
 
