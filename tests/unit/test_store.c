@@ -630,7 +630,13 @@ store_urls_pick_a_store_or_say_why_not(void **state)
 	assert_string_equal(err, "cannot read state_password_file");
 	assert_null(store_open("files:/tmp", 0, &err));
 	assert_string_equal(err, "unknown state store (expected \"lmdb:DIR\", "
-	                         "\"redis://HOST:PORT/DB\" or \"redis+unix:PATH\")");
+	                         "\"redis://HOST:PORT/DB\", \"redis+unix:PATH\" or "
+	                         "\"redis-sentinel://HOST:PORT,.../MASTER/DB\")");
+	assert_null(store_open("redis-sentinel://127.0.0.1:26379", 0, &err));
+	assert_string_equal(err, "\"redis-sentinel://\" needs the master's name, as in "
+	                         "\"redis-sentinel://HOST:26379,HOST:26379/mymaster/0\"");
+	assert_null(store_open("redis://", 0, &err));
+	assert_string_equal(err, "a Redis URL needs a host");
 	assert_null(store_open(NULL, 0, &err));
 	assert_null(store_open("lmdb:", 0, &err));
 	assert_string_equal(err, "\"lmdb:\" needs a directory");
