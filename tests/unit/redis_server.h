@@ -154,6 +154,24 @@ redis_wait_ping(struct redis_server *s, const char *bin, const char *where)
 	return -1;
 }
 
+/* Stop s's processes by pid and remove its directory (also after a start
+ * that failed half-way). */
+static void
+redis_stop_one(struct redis_server *s)
+{
+	pid_t pids[2] = {s->sentinel_pid, s->pid};
+
+	for (int i = 0; i < 2; i++)
+		if (pids[i] > 0) {
+			kill(pids[i], SIGTERM);
+			waitpid(pids[i], NULL, 0);
+		}
+	s->pid = s->sentinel_pid = 0;
+	if (s->dir[0] != '\0')
+		nftw(s->dir, redis_rm_one, 8, FTW_DEPTH | FTW_PHYS);
+	s->dir[0] = '\0';
+}
+
 /* Start the unix-socket server once per process; later calls only check it
  * runs.  0, or -1 after printing why. */
 static int
@@ -164,8 +182,10 @@ redis_server_start(void)
 	if (test_redis.pid > 0)
 		return 0;
 	snprintf(test_redis.dir, sizeof(test_redis.dir), "/tmp/postern-redis-XXXXXX");
-	if (mkdtemp(test_redis.dir) == NULL)
+	if (mkdtemp(test_redis.dir) == NULL) {
+		test_redis.dir[0] = '\0';
 		return -1;
+	}
 	snprintf(test_redis.sock, sizeof(test_redis.sock), "%s/redis.sock", test_redis.dir);
 	snprintf(test_redis.url, sizeof(test_redis.url), "redis+unix:%s", test_redis.sock);
 	/* no port */
@@ -173,9 +193,11 @@ redis_server_start(void)
 	    redis_spawn(bin, test_redis.dir,
 	                (const char *const[]){"--port", "0", "--unixsocket", test_redis.sock,
 	                                      "--unixsocketperm", "700", NULL});
-	if (test_redis.pid < 0)
+	if (test_redis.pid < 0 || redis_wait_ping(&test_redis, bin, test_redis.sock) < 0) {
+		redis_stop_one(&test_redis);
 		return -1;
-	return redis_wait_ping(&test_redis, bin, test_redis.sock);
+	}
+	return 0;
 }
 
 /* Two distinct free TCP ports on 127.0.0.1 (free when asked: the servers
@@ -243,8 +265,12 @@ redis_sentinel_start(void)
 	if (s->pid > 0 && s->sentinel_pid > 0)
 		return 0;
 	snprintf(s->dir, sizeof(s->dir), "/tmp/postern-sentinel-XXXXXX");
-	if (mkdtemp(s->dir) == NULL || redis_free_ports(&s->port, &s->sentinel_port) < 0)
+	if (mkdtemp(s->dir) == NULL) {
+		s->dir[0] = '\0';
 		return -1;
+	}
+	if (redis_free_ports(&s->port, &s->sentinel_port) < 0)
+		goto fail;
 	snprintf(port, sizeof(port), "%d", s->port);
 	snprintf(sport, sizeof(sport), "%d", s->sentinel_port);
 	snprintf(s->url, sizeof(s->url), "redis-sentinel://127.0.0.1:%d/%s", s->sentinel_port,
@@ -252,17 +278,17 @@ redis_sentinel_start(void)
 	s->pid = redis_spawn(bin, s->dir,
 	                     (const char *const[]){"--port", port, "--bind", "127.0.0.1", NULL});
 	if (s->pid < 0 || redis_wait_ping(s, bin, port) < 0)
-		return -1;
+		goto fail;
 	/* the Sentinel's own file (it rewrites it), in the temporary directory */
 	snprintf(conf, sizeof(conf), "%s/sentinel.conf", s->dir);
 	if ((f = fopen(conf, "w")) == NULL)
-		return -1;
+		goto fail;
 	fprintf(f,
 	        "sentinel monitor %s 127.0.0.1 %d 1\n"
 	        "sentinel down-after-milliseconds %s 1000\n",
 	        REDIS_SENTINEL_MASTER, s->port, REDIS_SENTINEL_MASTER);
 	if (fclose(f) != 0)
-		return -1;
+		goto fail;
 	if ((s->sentinel_pid = fork()) == 0) {
 		execlp(bin, bin, conf, "--sentinel", "--port", sport, "--bind", "127.0.0.1",
 		       "--dir", s->dir, "--daemonize", "no", "--loglevel", "warning", "--logfile",
@@ -272,7 +298,7 @@ redis_sentinel_start(void)
 		_exit(127);
 	}
 	if (s->sentinel_pid < 0)
-		return -1;
+		goto fail;
 	for (int i = 0; i < 1000; i++) { /* up to 10 s */
 		int status;
 
@@ -281,28 +307,14 @@ redis_sentinel_start(void)
 		if (waitpid(s->sentinel_pid, &status, WNOHANG) == s->sentinel_pid) {
 			fprintf(stderr, "%s --sentinel exited at once (status %d)\n", bin, status);
 			s->sentinel_pid = 0;
-			return -1;
+			goto fail;
 		}
 		usleep(10000);
 	}
 	fprintf(stderr, "the Sentinel on 127.0.0.1:%s does not name the master\n", sport);
+fail:
+	redis_stop_one(s);
 	return -1;
-}
-
-static void
-redis_stop_one(struct redis_server *s)
-{
-	pid_t pids[2] = {s->sentinel_pid, s->pid};
-
-	for (int i = 0; i < 2; i++)
-		if (pids[i] > 0) {
-			kill(pids[i], SIGTERM);
-			waitpid(pids[i], NULL, 0);
-		}
-	s->pid = s->sentinel_pid = 0;
-	if (s->dir[0] != '\0')
-		nftw(s->dir, redis_rm_one, 8, FTW_DEPTH | FTW_PHYS);
-	s->dir[0] = '\0';
 }
 
 /* Stop whichever servers this process started. */
