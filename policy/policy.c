@@ -60,10 +60,21 @@ policy_state_name(const struct policy *p)
 }
 
 bool
-policy_state_up(const struct policy *p)
+policy_state_status(const struct policy *p, struct store_status *out)
 {
 	/* p->store is set once by policy_new() and kept until policy_free(). */
-	return p != NULL && p->store != NULL;
+	if (p == NULL || p->store == NULL)
+		return false;
+	store_status_get(p->store, out);
+	return true;
+}
+
+bool
+policy_state_up(const struct policy *p)
+{
+	struct store_status s;
+
+	return policy_state_status(p, &s) && s.up;
 }
 
 /* ---- settings ------------------------------------------------------------ */

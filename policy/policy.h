@@ -192,10 +192,14 @@ void policy_session_end(struct policy *p, const char *key, size_t key_len, enum 
 
 /* The state store (`state`): its kind ("lmdb", ...), or NULL when none is
  * configured; and whether it is usable now.  An LMDB store is opened by
- * policy_new() or the process does not start, so it stays up; a remote
- * store would answer from its connection.  Thread-safe. */
+ * policy_new() or the process does not start, so it stays up; Redis is up
+ * while a worker's link to the master is ready.  Thread-safe. */
 const char *policy_state_name(const struct policy *p);
 bool policy_state_up(const struct policy *p);
+/* The store's status (store.h: up, the master in use, failovers); false
+ * when there is no store.  Thread-safe. */
+struct store_status;
+bool policy_state_status(const struct policy *p, struct store_status *out);
 /* ---- the fleet (a shared store: Redis) ------------------------------------ */
 
 /*

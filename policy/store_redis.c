@@ -1,14 +1,46 @@
 /*
  * store_redis.c: the shared store, Redis, for a fleet of proxies.  Owns the
- * key layout (PREFIX "lock:" USER, a hash), the one Lua script that makes
- * every read-decide-write atomic inside Redis (loaded once with SCRIPT
- * LOAD, run with EVALSHA, loaded again on NOSCRIPT), the small helpers
- * the other store_redis files share, and opening and closing the store.
+ * key layout (below), the one Lua script that makes every
+ * read-decide-write atomic inside Redis (loaded once with SCRIPT LOAD, run
+ * with EVALSHA, loaded again on NOSCRIPT), the small helpers the other
+ * store_redis files share, and opening and closing the store.
  * One hiredis async connection per worker loop (the libev adapter hiredis
  * ships) is in store_redis_worker.c, the live sessions, heartbeats and the
  * fleet channel in store_redis_fleet.c, and one blocking connection, under
  * a mutex, for the synchronous admin calls in store_redis_sync.c.
  * Never reads, decides in C and then writes: a decision is a script.
+ *
+ * Keys (PREFIX is state_prefix, "postern:" by default; it holds no braces):
+ *   PREFIX "{" USER "}:lock"            hash, the user's protocol lock
+ *   PREFIX "{" USER "}:sess"            hash, the user's live sessions
+ *   PREFIX "{" USER "}:route"           string, the user's backend
+ *   PREFIX "{" IP "}:thr"               counter, failed logins from IP
+ *   PREFIX "{" IP "}:thr:" IP "|" USER  counter, failed logins of USER from IP
+ *   PREFIX "proxy:" PROXYID             a proxy's heartbeat
+ *   PREFIX "events"                     the fleet's pub/sub channel
+ * The braces are a Redis Cluster hash tag: the keys of one user (or one
+ * address) hash to one slot, so each script's own keys are in one slot
+ * (claim, get, put, route and rput: the user's lock or route key; sreg, sput:
+ * the user's sessions key; tfail: the two throttle keys of one address).
+ * Two things are not: sreg and sput also SET this proxy's PREFIX "proxy:"
+ * ID key and read the other proxies' ones (liveness of the sessions they
+ * registered), which are not passed in KEYS and are in slots of their own;
+ * and the old layout below.  So this runs on one Redis (with replicas and
+ * Sentinels), not on a Cluster; the layout is the one a Cluster needs, so a
+ * later move to one (the heartbeats aside) needs no re-keying.
+ *
+ * The old layout, before the hash tags: PREFIX "lock:" USER and PREFIX
+ * "route:" USER.  They are still read, so an upgrade loses no lock and no
+ * provisioned route: claim and get look at the old lock key when the new
+ * one is missing and RENAME a lock found there to the new key (RENAME
+ * keeps its TTL) before deciding on it; put and del remove the old key
+ * too; a route is read at the new key, then at the old one (and left
+ * there: a provisioning system may still write it; the new key wins);
+ * route put and del remove the old one.  The old names are passed as the
+ * scripts' last ARGV, not in KEYS: a Cluster deployment, which has no old
+ * keys, would stop passing them.  Sessions and throttle counters live for
+ * seconds to minutes: only the new layout.  A user name that begins with
+ * "}" makes an empty tag, which a Cluster ignores (the whole name hashes).
  *
  * Why one connection per worker loop and no store thread: a store_worker is
  * already one loop's handle, so the answer arrives on the loop that asked
@@ -43,13 +75,18 @@
 #define REDIS_PASSWORD_MAX 512 /* bytes of the password file's first line */
 
 /*
- * The script: KEYS[1] is the lock key, ARGV[1] the operation.  A record is
+ * The script: KEYS[1] is the user's (or address') key, ARGV[1] the
+ * operation.  A record is
  * a hash {v=1, proto=imap|pop3, origin=login|admin, created=MS, used=MS};
  * anything else at the key is "bad" (fail closed, as LMDB does).  Times
  * are the proxies' wall clocks passed in (as LMDB's records hold), written
  * back as the strings given, never through a Lua number.
  *
- *   claim PROTO NOW EXPIRE REFRESH  store_claim_decide(), the same rules:
+ * Locks: KEYS[1] is PREFIX "{" USER "}:lock"; OLD, the last argument, is
+ * the old layout's PREFIX "lock:" USER: when KEYS[1] does not exist and
+ * OLD holds a lock, it is renamed to KEYS[1] (TTL and all) and decided on
+ * (OLD holding something else: "bad", as at KEYS[1]).
+ *   claim PROTO NOW EXPIRE REFRESH OLD  store_claim_decide(), the same rules:
  *       none, or expired (EXPIRE > 0, NOW >= used, NOW - used >= EXPIRE):
  *           write a new login lock, PEXPIRE EXPIRE -> created | replaced
  *       another protocol                         -> other (nothing written)
@@ -59,10 +96,16 @@
  *     and returns {outcome, proto, origin, created, used} of the lock in
  *     effect.  lock_expire is thus also the key's TTL, refreshed on use: a
  *     lock nobody uses leaves Redis by itself.
- *   put PROTO ORIGIN CREATED USED TTL   replace the record; TTL 0: none
- *   get                                 {"lock", ...}, {"none"} or {"bad"}
+ *   put PROTO ORIGIN CREATED USED TTL OLD  replace the record (TTL 0:
+ *                                       none); OLD is deleted
+ *   get OLD                             {"lock", ...}, {"none"} or {"bad"}
+ *     (OLD may be left out: no look at the old layout; `lock list` reads
+ *     each layout's keys in place so)
+ * Routes: KEYS[1] is PREFIX "{" USER "}:route", OLD PREFIX "route:" USER.
+ *   route OLD          the backend at KEYS[1], else at OLD, else nil
+ *   rput BACKEND OLD   SET KEYS[1] BACKEND, DEL OLD -> {"ok"}
  *
- * Live sessions: KEYS[1] is PREFIX "sess:" USER, a hash of session id ->
+ * Live sessions: KEYS[1] is PREFIX "{" USER "}:sess", a hash of session id ->
  * "PROXYID PROTO BACKEND SINCE"; PREFIX "proxy:" ID is a proxy's heartbeat
  * (PX 3 * state_heartbeat), which the sessions of a dead proxy outlive by
  * at most that much: they are skipped and dropped by the next check.
@@ -72,11 +115,12 @@
  *       live -> {"full"}), else register -> {"ok"}
  *   sput (same arguments)    register without a check (heartbeat, recovery,
  *                            sessions decided while Redis was away)
- * Failed logins: KEYS[1] the (address, user) key, ARGV[2] the address key.
+ * Failed logins: KEYS[1] the (address, user) key, ARGV[2] the address key
+ * (the same hash tag: the address).
  *   tfail KEY2 WINDOW   INCR both, PEXPIRE WINDOW when a window opens ->
  *                       {n1, pttl1, n2, pttl2}
- * Keys other than KEYS[1] are touched (the proxy keys, KEY2): one Redis,
- * not Redis Cluster.
+ * Keys other than KEYS[1] are touched (KEY2, OLD, the proxy keys): see the
+ * top of this file for which of them share KEYS[1]'s slot.
  */
 const char store_redis_script[] =
     "local function rd(k)\n"
@@ -95,11 +139,18 @@ const char store_redis_script[] =
     "             'created', created, 'used', used)\n"
     "  if ttl ~= '0' then redis.call('PEXPIRE', k, ttl) end\n"
     "end\n"
+    "local function rdl(k, old)\n"
+    "  local cur = rd(k)\n"
+    "  if cur ~= nil or not old then return cur end\n"
+    "  cur = rd(old)\n"
+    "  if cur then redis.call('RENAME', old, k) end\n"
+    "  return cur\n"
+    "end\n"
     "local k, op = KEYS[1], ARGV[1]\n"
     "if op == 'claim' then\n"
     "  local proto, now = ARGV[2], tonumber(ARGV[3])\n"
     "  local expire, refresh = tonumber(ARGV[4]), tonumber(ARGV[5])\n"
-    "  local cur = rd(k)\n"
+    "  local cur = rdl(k, ARGV[6])\n"
     "  if cur == false then return {'bad'} end\n"
     "  if cur == nil or (expire ~= 0 and now >= tonumber(cur[5]) and\n"
     "                    now - tonumber(cur[5]) >= expire) then\n"
@@ -116,6 +167,15 @@ const char store_redis_script[] =
     "  return {'held', cur[2], cur[3], cur[4], cur[5]}\n"
     "elseif op == 'put' then\n"
     "  wr(k, ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6])\n"
+    "  if ARGV[7] then redis.call('DEL', ARGV[7]) end\n"
+    "  return {'ok'}\n"
+    "elseif op == 'route' then\n"
+    "  local v = redis.call('GET', k)\n"
+    "  if not v and ARGV[2] then v = redis.call('GET', ARGV[2]) end\n"
+    "  return v\n"
+    "elseif op == 'rput' then\n"
+    "  redis.call('SET', k, ARGV[2])\n"
+    "  if ARGV[3] then redis.call('DEL', ARGV[3]) end\n"
     "  return {'ok'}\n"
     "elseif op == 'sreg' or op == 'sput' then\n"
     "  local sid, me, proto, pp, ttl = ARGV[2], ARGV[3], ARGV[4], ARGV[9], ARGV[8]\n"
@@ -159,7 +219,7 @@ const char store_redis_script[] =
     "  local n2, t2 = bump(ARGV[2])\n"
     "  return {n1, t1, n2, t2}\n"
     "elseif op == 'get' then\n"
-    "  local cur = rd(k)\n"
+    "  local cur = rdl(k, ARGV[2])\n"
     "  if cur == false then return {'bad'} end\n"
     "  if cur == nil then return {'none'} end\n"
     "  return {'lock', cur[2], cur[3], cur[4], cur[5]}\n"
@@ -192,7 +252,7 @@ store_redis_timer_stop_unref(struct ev_loop *loop, ev_timer *t)
 }
 
 /* PREFIX kind key into buf (REDIS_KEY_MAX); its length.  kind is at most
- * 6 bytes ("lock:", "sess:", "thr:", "route:", "proxy:"). */
+ * 6 bytes ("proxy:", "events"; the old layout's "lock:", "route:"). */
 size_t
 store_redis_kind_key(const struct redis_store *rs, const char *kind, const char *key, size_t len,
                      char *buf)
@@ -206,11 +266,48 @@ store_redis_kind_key(const struct redis_store *rs, const char *kind, const char 
 	return rs->prefix_len + kl + len;
 }
 
-/* PREFIX "lock:" key into buf; its length. */
+/* PREFIX "{" user "}:" kind into buf (REDIS_KEY_MAX); its length.  kind is
+ * "lock", "sess" or "route". */
 size_t
-store_redis_lock_key(const struct redis_store *rs, const char *key, size_t len, char *buf)
+store_redis_user_key(const struct redis_store *rs, const char *kind, const char *user, size_t len,
+                     char *buf)
 {
-	return store_redis_kind_key(rs, "lock:", key, len, buf);
+	size_t n = rs->prefix_len, kl = strlen(kind);
+
+	memcpy(buf, rs->prefix, n);
+	buf[n++] = '{';
+	memcpy(buf + n, user, len);
+	n += len;
+	memcpy(buf + n, "}:", 2);
+	n += 2;
+	memcpy(buf + n, kind, kl);
+	n += kl;
+	buf[n] = '\0';
+	return n;
+}
+
+/* A throttle counter's key into buf (REDIS_KEY_MAX); its length.  key is an
+ * address (PREFIX "{" IP "}:thr") or an address, "|" and a user (PREFIX
+ * "{" IP "}:thr:" key): the tag is key up to its first "|". */
+size_t
+store_redis_thr_key(const struct redis_store *rs, const char *key, size_t len, char *buf)
+{
+	const char *bar = memchr(key, '|', len);
+	size_t n = rs->prefix_len, tl = bar != NULL ? (size_t)(bar - key) : len;
+
+	memcpy(buf, rs->prefix, n);
+	buf[n++] = '{';
+	memcpy(buf + n, key, tl);
+	n += tl;
+	memcpy(buf + n, "}:thr", 5);
+	n += 5;
+	if (bar != NULL) {
+		buf[n++] = ':';
+		memcpy(buf + n, key, len);
+		n += len;
+	}
+	buf[n] = '\0';
+	return n;
 }
 
 static int
@@ -283,6 +380,11 @@ redis_close(struct store *st)
 		explicit_bzero(rs->password, strlen(rs->password));
 		free(rs->password);
 	}
+	if (rs->sentinel_password != NULL) {
+		explicit_bzero(rs->sentinel_password, strlen(rs->sentinel_password));
+		free(rs->sentinel_password);
+	}
+	free(rs->user);
 	pthread_mutex_destroy(&rs->mu);
 	free(rs);
 }
@@ -307,28 +409,33 @@ static const struct store_ops redis_ops = {
     .announce = store_redis_announce,
     .proxy_id = redis_proxy_id,
     .subscribe = store_redis_subscribe,
+    .status = store_redis_status,
 };
 
-/* The first line of path, without its line end.  NULL and *err_out. */
+/* The first line of path, without its line end.  NULL and *err_out
+ * (sentinel: the messages name sentinel_password_file). */
 static char *
-read_password(const char *path, const char **err_out)
+read_password(const char *path, bool sentinel, const char **err_out)
 {
 	char buf[REDIS_PASSWORD_MAX + 2], *p;
 	FILE *f = fopen(path, "re");
 	size_t n;
 
 	if (f == NULL) {
-		*err_out = "cannot read state_password_file";
+		*err_out = sentinel ? "cannot read sentinel_password_file"
+		                    : "cannot read state_password_file";
 		return NULL;
 	}
 	p = fgets(buf, sizeof(buf), f);
 	fclose(f);
 	if (p == NULL || (n = strcspn(buf, "\r\n")) == 0) {
-		*err_out = "state_password_file is empty";
+		*err_out =
+		    sentinel ? "sentinel_password_file is empty" : "state_password_file is empty";
 		return NULL;
 	}
 	if (n > REDIS_PASSWORD_MAX) {
-		*err_out = "the password in state_password_file is too long";
+		*err_out = sentinel ? "the password in sentinel_password_file is too long"
+		                    : "the password in state_password_file is too long";
 		return NULL;
 	}
 	buf[n] = '\0';
@@ -351,6 +458,23 @@ script_sha(char out[41])
 		return -1;
 	for (unsigned i = 0; i < 20; i++)
 		snprintf(out + 2 * i, 3, "%02x", md[i]);
+	return 0;
+}
+
+/* host's first address, numeric, into out (INET6_ADDRSTRLEN).  0 or -1. */
+static int
+resolve_host(const char *host, char *out)
+{
+	struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM}, *res = NULL;
+	const void *a;
+
+	if (getaddrinfo(host, NULL, &hints, &res) != 0 || res == NULL)
+		return -1;
+	a = res->ai_family == AF_INET6
+	        ? (const void *)&((struct sockaddr_in6 *)(void *)res->ai_addr)->sin6_addr
+	        : (const void *)&((struct sockaddr_in *)(void *)res->ai_addr)->sin_addr;
+	inet_ntop(res->ai_family, a, out, INET6_ADDRSTRLEN);
+	freeaddrinfo(res);
 	return 0;
 }
 
@@ -399,24 +523,33 @@ store_redis_open(const struct state_url *u, const struct store_params *sp, const
 		goto fail;
 	}
 	if (sp != NULL && sp->password_file != NULL &&
-	    (rs->password = read_password(sp->password_file, err_out)) == NULL)
+	    (rs->password = read_password(sp->password_file, false, err_out)) == NULL)
 		goto fail;
-	if (u->kind == STATE_REDIS_TCP) {
-		/* resolved once, here: a worker loop must never wait for DNS */
-		struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM},
-		                *res = NULL;
-		const void *a;
-
-		if (getaddrinfo(u->host, NULL, &hints, &res) != 0 || res == NULL) {
-			*err_out = "cannot resolve the Redis host";
+	if (sp != NULL && sp->sentinel_password_file != NULL &&
+	    (rs->sentinel_password = read_password(sp->sentinel_password_file, true, err_out)) ==
+	        NULL)
+		goto fail;
+	if (sp != NULL && sp->user != NULL) {
+		if (rs->password == NULL) {
+			*err_out = "state_user needs its password in state_password_file";
 			goto fail;
 		}
-		a = res->ai_family == AF_INET6
-		        ? (const void *)&((struct sockaddr_in6 *)(void *)res->ai_addr)->sin6_addr
-		        : (const void *)&((struct sockaddr_in *)(void *)res->ai_addr)->sin_addr;
-		inet_ntop(res->ai_family, a, rs->host, sizeof(rs->host));
-		freeaddrinfo(res);
+		if ((rs->user = strdup(sp->user)) == NULL) {
+			*err_out = "out of memory";
+			goto fail;
+		}
 	}
+	rs->wait_replicas = sp ? sp->wait_replicas : 0;
+	/* resolved once, here: a worker loop must never wait for DNS */
+	if (u->kind == STATE_REDIS_TCP && resolve_host(u->host, rs->host) < 0) {
+		*err_out = "cannot resolve the Redis host";
+		goto fail;
+	}
+	for (int i = 0; u->kind == STATE_REDIS_SENTINEL && i < u->nsentinels; i++)
+		if (resolve_host(u->sentinels[i].host, rs->sentinel_host[i]) < 0) {
+			*err_out = "cannot resolve a Sentinel's host";
+			goto fail;
+		}
 	return &rs->base;
 fail:
 	redis_close(&rs->base);

@@ -57,7 +57,7 @@ sess_put(struct redis_worker *rw, const struct rsess *e)
 
 	if (rw->ac == NULL || !rw->ready)
 		return;
-	store_redis_kind_key(rs, "sess:", e->key, e->key_len, key);
+	store_redis_user_key(rs, "sess", e->key, e->key_len, key);
 	store_redis_kind_key(rs, "proxy:", "", 0, pp);
 	snprintf(sid, sizeof(sid), "%016llx", (unsigned long long)e->s.id);
 	snprintf(val, sizeof(val), "%s %llu", e->s.backend[0] ? e->s.backend : "-",
@@ -146,7 +146,7 @@ store_redis_session_note(struct store_worker *sw, const char *key, size_t len,
 			return; /* it lapses with this proxy's entries, or the next check drops it
 			         */
 		const char *argv[] = {"HDEL", k, sid};
-		size_t lens[3] = {4, store_redis_kind_key(rw->rs, "sess:", key, len, k), 16};
+		size_t lens[3] = {4, store_redis_user_key(rw->rs, "sess", key, len, k), 16};
 
 		/* argv: a user name may hold spaces, which a format would split at */
 		snprintf(sid, sizeof(sid), "%016llx", (unsigned long long)s->id);
@@ -184,7 +184,7 @@ store_redis_throttle_clear(struct store_worker *sw, const char *key, size_t len)
 
 	if (rw->ac == NULL)
 		return;
-	lens[1] = store_redis_kind_key(rw->rs, "thr:", key, len, k);
+	lens[1] = store_redis_thr_key(rw->rs, key, len, k);
 	(void)store_redis_rw_note(rw, "throttle clear", 2, argv, lens);
 }
 
@@ -313,6 +313,11 @@ store_redis_sub_connect(struct redis_worker *rw)
 
 	if (rw->closing || rw->sub != NULL)
 		return;
+	if (rs->url.kind == STATE_REDIS_SENTINEL && !rw->sn.resolved) {
+		/* no master known yet: its link, once made, starts this one */
+		sub_schedule_retry(rw);
+		return;
+	}
 	ac =
 	    store_redis_async_open(rs, rw->loop, rs->url.kind == STATE_REDIS_UNIX ? NULL : rw->host,
 	                           rw->port, rs->user, rs->password, rw, on_sub_connect,
@@ -324,6 +329,22 @@ store_redis_sub_connect(struct redis_worker *rw)
 	rw->sub = ac;
 	store_redis_kind_key(rs, "events", "", 0, ch);
 	redisAsyncCommand(ac, on_sub_message, NULL, "SUBSCRIBE %s", ch);
+}
+
+void
+store_redis_sub_restart(struct redis_worker *rw)
+{
+	redisAsyncContext *ac = rw->sub;
+
+	if (!rw->subscriber || rw->closing)
+		return;
+	if (ac != NULL) {
+		rw->sub = NULL;
+		redisAsyncFree(ac);
+	}
+	store_redis_timer_stop_unref(rw->loop, &rw->sub_retry);
+	rw->sub_backoff_ms = 0;
+	store_redis_sub_connect(rw);
 }
 
 void

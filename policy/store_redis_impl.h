@@ -26,8 +26,10 @@
 #define REDIS_BACKOFF_MIN 100  /* ms before the first reconnect */
 #define REDIS_BACKOFF_MAX 5000 /* ms between reconnects at most */
 #define REDIS_PREFIX_MAX  64   /* config.h's STATE_PREFIX_MAX */
-#define REDIS_KEY_MAX     (REDIS_PREFIX_MAX + 6 + STORE_KEY_MAX + 1)
-#define RSESS_BUCKETS     1024 /* live-session table of one worker (chained) */
+/* the longest key: PREFIX "{" IP "}:thr:" IP "|" USER, where IP "|" USER is
+ * at most STORE_KEY_MAX bytes and IP shorter still; and a NUL */
+#define REDIS_KEY_MAX (REDIS_PREFIX_MAX + 2 * STORE_KEY_MAX + 8)
+#define RSESS_BUCKETS 1024 /* live-session table of one worker (chained) */
 
 struct redis_store {
 	struct store base;
@@ -41,9 +43,11 @@ struct redis_store {
 	char *sentinel_password; /* owned; NULL: no AUTH to the Sentinels */
 	/* the master in use as the workers last confirmed it (under mu), for
 	 * health, stats and the failover count */
-	char master_host[INET6_ADDRSTRLEN];
-	int master_port;
+	char master[320]; /* "HOST:PORT", "[V6]:PORT" or the socket's path; "" */
 	char master_how[96];
+	char master_host[INET6_ADDRSTRLEN]; /* TCP: master, apart */
+	int master_port;
+	struct redis_worker *workers; /* every worker (rw->wnext), to tell of a new master */
 	uint64_t failovers;
 	int nready; /* workers whose link is ready (under mu) */
 	char prefix[REDIS_PREFIX_MAX + 1];
@@ -103,6 +107,8 @@ struct redis_worker {
 	char host[INET6_ADDRSTRLEN];
 	int port;
 	struct rsentinel sn;
+	struct redis_worker *wnext; /* rs->workers, under rs->mu */
+	ev_async moved;             /* another worker confirmed a new master */
 	bool closing;
 	ev_timer retry;     /* reconnect, after backoff_ms */
 	ev_timer clock;     /* the nearest deadline of a request in flight */
@@ -148,11 +154,17 @@ extern const char store_redis_script[];
 void store_redis_timer_start_unref(struct ev_loop *loop, ev_timer *t, ev_tstamp after);
 void store_redis_timer_stop_unref(struct ev_loop *loop, ev_timer *t);
 /* PREFIX kind key into buf (REDIS_KEY_MAX); its length.  kind is at most
- * 6 bytes ("lock:", "sess:", "thr:", "route:", "proxy:", "events"). */
+ * 6 bytes ("proxy:", "events"; the old layout's "lock:" and "route:"). */
 size_t store_redis_kind_key(const struct redis_store *rs, const char *kind, const char *key,
                             size_t len, char *buf);
-/* PREFIX "lock:" key into buf (REDIS_KEY_MAX); its length. */
-size_t store_redis_lock_key(const struct redis_store *rs, const char *key, size_t len, char *buf);
+/* PREFIX "{" user "}:" kind into buf (REDIS_KEY_MAX); its length.  kind is
+ * "lock", "sess" or "route" (store_redis.c has the layout). */
+size_t store_redis_user_key(const struct redis_store *rs, const char *kind, const char *user,
+                            size_t len, char *buf);
+/* A throttle counter's key into buf (REDIS_KEY_MAX); its length: key an
+ * address, PREFIX "{" IP "}:thr"; key IP "|" USER, PREFIX "{" IP "}:thr:"
+ * key (the tag is key up to its first "|"). */
+size_t store_redis_thr_key(const struct redis_store *rs, const char *key, size_t len, char *buf);
 /* Is e the string s? */
 bool store_redis_str_is(const redisReply *e, const char *s);
 /* {name, proto, origin, created, used} from element 1 on -> *l.  0 or -1. */
@@ -200,6 +212,13 @@ void store_redis_rw_retry_later(struct redis_worker *rw);
 /* Drop rw's link at once (why is logged) and connect again without the
  * backoff: +switch-master, READONLY, LOADING. */
 void store_redis_rw_reconnect_now(struct redis_worker *rw, const char *why);
+/* ---- store_redis_reply.c: replies -> answers ---- */
+
+/* A claim's, a session registration's, a failed login's reply (rep NULL:
+ * the link was lost) -> r's answer. */
+void store_redis_claim_answer(struct store_req *r, const redisReply *rep);
+void store_redis_session_answer(struct store_req *r, const redisReply *rep);
+void store_redis_throttle_answer(struct store_req *r, const redisReply *rep);
 /* A route's reply (GET; rep NULL: the link was lost) -> r's answer: rc,
  * err, route_found, route. */
 void store_redis_route_answer(struct store_req *r, const redisReply *rep);
@@ -224,6 +243,9 @@ void store_redis_rw_beat_cb(struct ev_loop *loop, ev_timer *t, int revents);
 void store_redis_rw_recovered(struct redis_worker *rw);
 /* The subscriber's connection (rw->sub), and its reconnect timer's callback. */
 void store_redis_sub_connect(struct redis_worker *rw);
+/* The master moved: the subscriber's link (if rw has one) is made again,
+ * to rw->host, at once. */
+void store_redis_sub_restart(struct redis_worker *rw);
 void store_redis_sub_retry_cb(struct ev_loop *loop, ev_timer *t, int revents);
 /* store_ops: session_note, announce, throttle_clear, subscribe. */
 void store_redis_session_note(struct store_worker *sw, const char *key, size_t len,

@@ -55,6 +55,8 @@ sync_open(struct redis_store *rs, uint64_t until_ms, const char **err_out)
 	                     .tv_usec = (suseconds_t)(ms % 1000) * 1000};
 	redisContext *c;
 	redisReply *rep;
+	char host[INET6_ADDRSTRLEN];
+	int port = rs->url.port;
 
 	if (ms == 0) {
 		*err_out = "the connection to Redis was lost, or it did not answer in time";
@@ -64,8 +66,12 @@ sync_open(struct redis_store *rs, uint64_t until_ms, const char **err_out)
 		redisSetTimeout(rs->sync, tv);
 		return 0;
 	}
+	memcpy(host, rs->host, sizeof(host));
+	if (rs->url.kind == STATE_REDIS_SENTINEL &&
+	    store_redis_sentinel_sync_master(rs, until_ms, host, &port, err_out) < 0)
+		return -1;
 	c = rs->url.kind == STATE_REDIS_UNIX ? redisConnectUnixWithTimeout(rs->url.path, tv)
-	                                     : redisConnectWithTimeout(rs->host, rs->url.port, tv);
+	                                     : redisConnectWithTimeout(host, port, tv);
 	if (c == NULL || c->err) {
 		if (c != NULL)
 			log_kv(LOG_WARN, "store.error", "store=redis op=connect err=\"%.160s\"",
@@ -77,9 +83,32 @@ sync_open(struct redis_store *rs, uint64_t until_ms, const char **err_out)
 	}
 	redisSetTimeout(c, tv);
 	if (rs->password != NULL) {
-		rep = redisCommand(c, "AUTH %s", rs->password);
+		rep = rs->user != NULL ? redisCommand(c, "AUTH %s %s", rs->user, rs->password)
+		                       : redisCommand(c, "AUTH %s", rs->password);
 		if (rep == NULL || rep->type == REDIS_REPLY_ERROR) {
-			*err_out = "Redis refused the password (state_password_file)";
+			if (rep != NULL)
+				log_kv(LOG_WARN, "store.error",
+				       "store=redis op=AUTH err=\"%.160s\"", rep->str);
+			*err_out = rs->user != NULL
+			               ? "Redis refused the user or password (state_user, "
+			                 "state_password_file)"
+			               : "Redis refused the password (state_password_file)";
+			freeReplyObject(rep);
+			redisFree(c);
+			return -1;
+		}
+		freeReplyObject(rep);
+	}
+	if (rs->url.kind == STATE_REDIS_SENTINEL) {
+		/* the Sentinels' answer may be stale: ROLE has the last word
+		 * (an ACL user not allowed ROLE trusts the Sentinel) */
+		rep = redisCommand(c, "ROLE");
+		if (rep == NULL ||
+		    (rep->type != REDIS_REPLY_ERROR &&
+		     (rep->type != REDIS_REPLY_ARRAY || rep->elements == 0 ||
+		      !store_redis_str_is(rep->element[0], "master"))) ||
+		    (rep->type == REDIS_REPLY_ERROR && strncmp(rep->str, "NOPERM", 6) != 0)) {
+			*err_out = "the address the Sentinels named is not the master";
 			freeReplyObject(rep);
 			redisFree(c);
 			return -1;
@@ -122,17 +151,17 @@ sync_load_script(struct redis_store *rs)
 }
 
 /*
- * Under rs->mu: run the script with KEYS[1] = the lock key of key and
- * argv as ARGV; loads it on NOSCRIPT, makes a new connection once on an
- * I/O error.  The reply (free it), or NULL and *err_out.
+ * Under rs->mu: run the script with KEYS[1] = key's kind key (PREFIX "{"
+ * key "}:" kind: "lock" or "route") and argv as ARGV (at most 8); loads it on NOSCRIPT, makes a new
+ * connection once on an I/O error.  The reply (free it), or NULL and *err_out.
  */
 static redisReply *
-sync_script(struct redis_store *rs, const char *key, size_t len, int argc, const char **argv,
-            const char **err_out)
+sync_script(struct redis_store *rs, const char *kind, const char *key, size_t len, int argc,
+            const char **argv, const char **err_out)
 {
 	char k[REDIS_KEY_MAX];
 	const char *av[12] = {"EVALSHA", rs->sha, "1", k};
-	size_t lens[12] = {7, 40, 1, store_redis_lock_key(rs, key, len, k)};
+	size_t lens[12] = {7, 40, 1, store_redis_user_key(rs, kind, key, len, k)};
 	redisReply *rep = NULL;
 	uint64_t until = sync_until(rs);
 
@@ -148,6 +177,14 @@ sync_script(struct redis_store *rs, const char *key, size_t len, int argc, const
 			/* a link that broke since the last call: one more try */
 			store_redis_sync_close(rs);
 			*err_out = "the connection to Redis was lost, or it did not answer in time";
+			continue;
+		}
+		if (store_redis_is_not_master(rep)) {
+			/* a demoted master, or one still loading: find it again */
+			freeReplyObject(rep);
+			rep = NULL;
+			store_redis_sync_close(rs);
+			*err_out = "Redis is not the master (READONLY or LOADING)";
 			continue;
 		}
 		if (store_redis_is_noscript(rep)) {
@@ -203,12 +240,14 @@ store_redis_lock_get(struct store *st, const char *key, size_t len, struct store
                      bool *found_out, const char **err_out)
 {
 	struct redis_store *rs = (struct redis_store *)(void *)st;
-	const char *argv[] = {"get"};
+	char old[REDIS_KEY_MAX];
+	const char *argv[] = {"get", old};
 	redisReply *rep;
 	int rc = -1;
 
+	store_redis_kind_key(rs, "lock:", key, len, old); /* the old layout: moved if there */
 	pthread_mutex_lock(&rs->mu);
-	if ((rep = sync_script(rs, key, len, 1, argv, err_out)) != NULL) {
+	if ((rep = sync_script(rs, "lock", key, len, 2, argv, err_out)) != NULL) {
 		rc = get_answer(rep, out, found_out, err_out);
 		freeReplyObject(rep);
 	}
@@ -221,20 +260,22 @@ store_redis_lock_put(struct store *st, const char *key, size_t len, const struct
                      const char **err_out)
 {
 	struct redis_store *rs = (struct redis_store *)(void *)st;
-	char created[24], used[24], ttl[24];
+	char created[24], used[24], ttl[24], old[REDIS_KEY_MAX];
 	const char *argv[] = {"put",
 	                      proto_name(rec->proto),
 	                      rec->origin == STORE_ORIGIN_ADMIN ? "admin" : "login",
 	                      created,
 	                      used,
-	                      ttl};
+	                      ttl,
+	                      old};
 	redisReply *rep;
 
+	store_redis_kind_key(rs, "lock:", key, len, old); /* the old layout: deleted */
 	snprintf(created, sizeof(created), "%llu", (unsigned long long)rec->created_ms);
 	snprintf(used, sizeof(used), "%llu", (unsigned long long)rec->used_ms);
 	snprintf(ttl, sizeof(ttl), "%llu", (unsigned long long)rs->lock_ttl_ms);
 	pthread_mutex_lock(&rs->mu);
-	rep = sync_script(rs, key, len, 6, argv, err_out);
+	rep = sync_script(rs, "lock", key, len, 7, argv, err_out);
 	pthread_mutex_unlock(&rs->mu);
 	freeReplyObject(rep);
 	return rep != NULL ? 0 : -1;
@@ -245,13 +286,14 @@ store_redis_lock_del(struct store *st, const char *key, size_t len, bool *found_
                      const char **err_out)
 {
 	struct redis_store *rs = (struct redis_store *)(void *)st;
-	char k[REDIS_KEY_MAX];
-	const char *argv[] = {"DEL", k};
-	size_t lens[] = {3, store_redis_lock_key(rs, key, len, k)};
+	char k[REDIS_KEY_MAX], old[REDIS_KEY_MAX];
+	const char *argv[] = {"DEL", k, old}; /* both layouts */
+	size_t lens[] = {3, store_redis_user_key(rs, "lock", key, len, k),
+	                 store_redis_kind_key(rs, "lock:", key, len, old)};
 	redisReply *rep;
 
 	pthread_mutex_lock(&rs->mu);
-	rep = sync_cmd(rs, 2, argv, lens, err_out); /* an error reply is logged there */
+	rep = sync_cmd(rs, 3, argv, lens, err_out); /* an error reply is logged there */
 	pthread_mutex_unlock(&rs->mu);
 	if (rep == NULL)
 		return -1;
@@ -268,21 +310,28 @@ store_redis_lock_del(struct store *st, const char *key, size_t len, bool *found_
 struct list_item {
 	char *key; /* owned: the user part */
 	size_t len;
+	bool old; /* found in the old layout (PREFIX "lock:" USER) */
 	struct store_lock lock;
 };
 
+/* Key byte order; the new layout's first when a user is in both. */
 static int
 item_cmp(const void *a, const void *b)
 {
 	const struct list_item *x = a, *y = b;
 	int c = memcmp(x->key, y->key, x->len < y->len ? x->len : y->len);
 
-	return c != 0 ? c : x->len < y->len ? -1 : x->len > y->len;
+	if (c != 0)
+		return c;
+	if (x->len != y->len)
+		return x->len < y->len ? -1 : 1;
+	return (int)x->old - (int)y->old;
 }
 
-/* The SCAN pattern: the prefix with glob characters escaped, then "lock:*". */
+/* The SCAN pattern of a layout: the prefix with glob characters escaped,
+ * then "{*}:lock" (new) or "lock:*" (old). */
 static void
-scan_pattern(const struct redis_store *rs, char *out, size_t cap)
+scan_pattern(const struct redis_store *rs, bool old, char *out, size_t cap)
 {
 	size_t n = 0;
 
@@ -293,26 +342,68 @@ scan_pattern(const struct redis_store *rs, char *out, size_t cap)
 			out[n++] = '\\';
 		out[n++] = ch;
 	}
-	snprintf(out + n, cap - n, "lock:*");
+	snprintf(out + n, cap - n, "%s", old ? "lock:*" : "{*}:lock");
+}
+
+/* The user part of a lock key k of a layout, or NULL (not ours). */
+static const char *
+scan_user(const struct redis_store *rs, bool old, const redisReply *k, size_t *len_out)
+{
+	/* old: PREFIX "lock:" USER; new: PREFIX "{" USER "}:lock" */
+	size_t head = rs->prefix_len + (old ? 5 : 1), tail = old ? 0 : 6;
+
+	if (k->type != REDIS_REPLY_STRING || (size_t)k->len <= head + tail)
+		return NULL;
+	*len_out = (size_t)k->len - head - tail;
+	return k->str + head;
+}
+
+/* Add (user, l) to *items.  0, or -1 (out of memory). */
+static int
+item_add(struct list_item **items, size_t *n, size_t *cap, const char *user, size_t len, bool old,
+         const struct store_lock *l)
+{
+	struct list_item *it;
+
+	if (*n == *cap) {
+		size_t nc = *cap ? *cap * 2 : 256;
+		struct list_item *ni = realloc(*items, nc * sizeof(*ni));
+
+		if (ni == NULL)
+			return -1;
+		*items = ni;
+		*cap = nc;
+	}
+	it = &(*items)[*n];
+	if ((it->key = malloc(len + 1)) == NULL)
+		return -1;
+	memcpy(it->key, user, len);
+	it->key[len] = '\0';
+	it->len = len;
+	it->old = old;
+	it->lock = *l;
+	(*n)++;
+	return 0;
 }
 
 /* Under rs->mu: SCAN (never KEYS: it would stall Redis for every proxy)
- * step by step, each step's records read by the script, pipelined. */
+ * the lock keys of one layout step by step, each step's records read in
+ * place by the script ("get" with no old key: a list moves nothing),
+ * pipelined; appended to *items.  0, or -1 and *err_out. */
 static int
-scan_all(struct redis_store *rs, struct list_item **items_out, size_t *n_out, const char **err_out)
+scan_layout(struct redis_store *rs, bool old, struct list_item **items, size_t *n, size_t *cap,
+            const char **err_out)
 {
-	char pattern[2 * REDIS_PREFIX_MAX + 8], cursor[32] = "0";
-	size_t plen = rs->prefix_len + 5, n = 0, cap = 0;
-	struct list_item *items = NULL;
+	char pattern[2 * REDIS_PREFIX_MAX + 16], cursor[32] = "0";
 
-	scan_pattern(rs, pattern, sizeof(pattern));
+	scan_pattern(rs, old, pattern, sizeof(pattern));
 	do {
 		redisReply *rep;
 		redisReply *keys;
 
 		/* each step (SCAN and its reads) waits state_timeout at most */
 		if (sync_open(rs, sync_until(rs), err_out) < 0)
-			goto fail;
+			return -1;
 		rep = redisCommand(rs->sync, "SCAN %s MATCH %s COUNT %d", cursor, pattern,
 		                   REDIS_LIST_BATCH);
 
@@ -326,7 +417,7 @@ scan_all(struct redis_store *rs, struct list_item **items_out, size_t *n_out, co
 				       "store=redis op=SCAN err=\"%.160s\"", rep->str);
 			freeReplyObject(rep);
 			*err_out = "SCAN failed";
-			goto fail;
+			return -1;
 		}
 		snprintf(cursor, sizeof(cursor), "%.*s", (int)rep->element[0]->len,
 		         rep->element[0]->str);
@@ -338,16 +429,17 @@ scan_all(struct redis_store *rs, struct list_item **items_out, size_t *n_out, co
 			redisAppendCommandArgv(rs->sync, 5, av, lens);
 		}
 		for (size_t i = 0; i < keys->elements; i++) {
-			redisReply *g = NULL, *k = keys->element[i];
+			redisReply *g = NULL;
 			struct store_lock l;
-			const char *e;
+			const char *e, *user;
+			size_t ulen = 0;
 			bool found = false;
 
 			if (redisGetReply(rs->sync, (void **)&g) != REDIS_OK || g == NULL) {
 				store_redis_sync_close(rs);
 				freeReplyObject(rep);
 				*err_out = "the connection to Redis was lost";
-				goto fail;
+				return -1;
 			}
 			if (store_redis_is_noscript(g)) {
 				/* load it; this step's records are read on the next try */
@@ -358,7 +450,7 @@ scan_all(struct redis_store *rs, struct list_item **items_out, size_t *n_out, co
 				if (sync_open(rs, sync_until(rs), err_out) == 0)
 					(void)sync_load_script(rs);
 				*err_out = "Redis had lost the script: try again";
-				goto fail;
+				return -1;
 			}
 			if (g->type == REDIS_REPLY_ERROR) {
 				/* never skipped as if the lock were gone: a list
@@ -369,47 +461,22 @@ scan_all(struct redis_store *rs, struct list_item **items_out, size_t *n_out, co
 				freeReplyObject(rep);
 				store_redis_sync_close(rs); /* replies of this step remain */
 				*err_out = "the store refused the request";
-				goto fail;
+				return -1;
 			}
 			/* gone since the SCAN, or not ours to show: skipped, as LMDB does */
-			if (get_answer(g, &l, &found, &e) == 0 && found && (size_t)k->len > plen) {
-				if (n == cap) {
-					size_t nc = cap ? cap * 2 : 256;
-					struct list_item *ni = realloc(items, nc * sizeof(*ni));
-
-					if (ni == NULL) {
-						freeReplyObject(g);
-						freeReplyObject(rep);
-						*err_out = "out of memory";
-						goto fail;
-					}
-					items = ni;
-					cap = nc;
-				}
-				items[n].len = (size_t)k->len - plen;
-				if ((items[n].key = malloc(items[n].len + 1)) == NULL) {
-					freeReplyObject(g);
-					freeReplyObject(rep);
-					*err_out = "out of memory";
-					goto fail;
-				}
-				memcpy(items[n].key, k->str + plen, items[n].len);
-				items[n].key[items[n].len] = '\0';
-				items[n].lock = l;
-				n++;
+			if (get_answer(g, &l, &found, &e) == 0 && found &&
+			    (user = scan_user(rs, old, keys->element[i], &ulen)) != NULL &&
+			    item_add(items, n, cap, user, ulen, old, &l) < 0) {
+				freeReplyObject(g);
+				freeReplyObject(rep);
+				*err_out = "out of memory";
+				return -1;
 			}
 			freeReplyObject(g);
 		}
 		freeReplyObject(rep);
 	} while (strcmp(cursor, "0") != 0);
-	*items_out = items;
-	*n_out = n;
 	return 0;
-fail:
-	for (size_t i = 0; i < n; i++)
-		free(items[i].key);
-	free(items);
-	return -1;
 }
 
 int
@@ -417,24 +484,31 @@ store_redis_lock_list(struct store *st, store_list_cb cb, void *arg, const char 
 {
 	struct redis_store *rs = (struct redis_store *)(void *)st;
 	struct list_item *items = NULL;
-	size_t n = 0;
+	size_t n = 0, cap = 0;
 	int rc;
 
+	/* both layouts: a lock not yet moved from the old one is a lock */
 	pthread_mutex_lock(&rs->mu);
-	rc = scan_all(rs, &items, &n, err_out);
+	rc = scan_layout(rs, false, &items, &n, &cap, err_out);
+	if (rc == 0)
+		rc = scan_layout(rs, true, &items, &n, &cap, err_out);
 	pthread_mutex_unlock(&rs->mu);
-	if (rc < 0)
-		return -1;
-	/* SCAN has no order; the interface promises key byte order */
-	if (n > 1)
+	/* SCAN has no order; the interface promises key byte order, each user
+	 * once: the new layout's lock when there are two (the one a claim
+	 * decides on) */
+	if (rc == 0 && n > 1)
 		qsort(items, n, sizeof(*items), item_cmp);
-	for (size_t i = 0; i < n; i++)
+	for (size_t i = 0; rc == 0 && i < n; i++) {
+		if (i > 0 && items[i].len == items[i - 1].len &&
+		    memcmp(items[i].key, items[i - 1].key, items[i].len) == 0)
+			continue;
 		if (cb(arg, items[i].key, items[i].len, &items[i].lock) != 0)
 			break;
+	}
 	for (size_t i = 0; i < n; i++)
 		free(items[i].key);
 	free(items);
-	return 0;
+	return rc;
 }
 
 /* ---- routes and the fleet channel, synchronous -------------------------- */
@@ -454,6 +528,11 @@ sync_cmd(struct redis_store *rs, int argc, const char **argv, const size_t *lens
 		if ((rep = redisCommandArgv(rs->sync, argc, argv, lens)) == NULL) {
 			store_redis_sync_close(rs);
 			*err_out = "the connection to Redis was lost, or it did not answer in time";
+		} else if (store_redis_is_not_master(rep)) {
+			freeReplyObject(rep);
+			rep = NULL;
+			store_redis_sync_close(rs);
+			*err_out = "Redis is not the master (READONLY or LOADING)";
 		}
 	}
 	if (rep != NULL && rep->type == REDIS_REPLY_ERROR) {
@@ -471,14 +550,14 @@ store_redis_route_get(struct store *st, const char *key, size_t len, char *out, 
                       const char **err_out)
 {
 	struct redis_store *rs = (struct redis_store *)(void *)st;
-	char k[REDIS_KEY_MAX];
-	const char *argv[] = {"GET", k};
-	size_t lens[] = {3, store_redis_kind_key(rs, "route:", key, len, k)};
+	char old[REDIS_KEY_MAX];
+	const char *argv[] = {"route", old};
 	struct store_req r = {.rc = -1};
 	redisReply *rep;
 
+	store_redis_kind_key(rs, "route:", key, len, old); /* the old layout, read if no new */
 	pthread_mutex_lock(&rs->mu);
-	rep = sync_cmd(rs, 2, argv, lens, err_out);
+	rep = sync_script(rs, "route", key, len, 2, argv, err_out);
 	pthread_mutex_unlock(&rs->mu);
 	if (rep == NULL)
 		return -1;
@@ -499,13 +578,13 @@ store_redis_route_put(struct store *st, const char *key, size_t len, const char 
                       const char **err_out)
 {
 	struct redis_store *rs = (struct redis_store *)(void *)st;
-	char k[REDIS_KEY_MAX];
-	const char *argv[] = {"SET", k, backend};
-	size_t lens[] = {3, store_redis_kind_key(rs, "route:", key, len, k), strlen(backend)};
+	char old[REDIS_KEY_MAX];
+	const char *argv[] = {"rput", backend, old};
 	redisReply *rep;
 
+	store_redis_kind_key(rs, "route:", key, len, old); /* the old layout: deleted */
 	pthread_mutex_lock(&rs->mu);
-	rep = sync_cmd(rs, 3, argv, lens, err_out);
+	rep = sync_script(rs, "route", key, len, 3, argv, err_out);
 	pthread_mutex_unlock(&rs->mu);
 	freeReplyObject(rep);
 	return rep != NULL ? 0 : -1;
@@ -516,13 +595,14 @@ store_redis_route_del(struct store *st, const char *key, size_t len, bool *found
                       const char **err_out)
 {
 	struct redis_store *rs = (struct redis_store *)(void *)st;
-	char k[REDIS_KEY_MAX];
-	const char *argv[] = {"DEL", k};
-	size_t lens[] = {3, store_redis_kind_key(rs, "route:", key, len, k)};
+	char k[REDIS_KEY_MAX], old[REDIS_KEY_MAX];
+	const char *argv[] = {"DEL", k, old}; /* both layouts */
+	size_t lens[] = {3, store_redis_user_key(rs, "route", key, len, k),
+	                 store_redis_kind_key(rs, "route:", key, len, old)};
 	redisReply *rep;
 
 	pthread_mutex_lock(&rs->mu);
-	rep = sync_cmd(rs, 2, argv, lens, err_out);
+	rep = sync_cmd(rs, 3, argv, lens, err_out);
 	pthread_mutex_unlock(&rs->mu);
 	if (rep == NULL)
 		return -1;

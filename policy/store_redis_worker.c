@@ -8,142 +8,15 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <hiredis/adapters/libev.h>
-
 #include "log.h"
 #include "store_redis_impl.h"
 
 #define REDIS_INFLIGHT_MAX 4096 /* requests one worker has sent, not yet answered */
 #define REDIS_DEAD_MIN_MS  1000 /* no reply this long (and 4 timeouts): the link is dead */
 
-/*
- * A claim's reply -> r's answer (rc, err, claim_ans).  The script's own
- * errors and anything unexpected fail the request, never guess a lock.
- */
-static void
-claim_answer(struct store_req *r, const redisReply *rep)
-{
-	r->rc = -1;
-	if (rep == NULL) {
-		r->err = "the connection to the store was lost";
-		return;
-	}
-	if (rep->type == REDIS_REPLY_ERROR) {
-		r->err = "the store refused the request";
-		return;
-	}
-	if (rep->type != REDIS_REPLY_ARRAY || rep->elements < 1) {
-		r->err = "the store's answer was malformed";
-		return;
-	}
-	if (store_redis_str_is(rep->element[0], "bad")) {
-		r->err = "unreadable lock record";
-		return;
-	}
-	for (int o = 0; o < STORE_CLAIM__COUNT; o++) {
-		if (!store_redis_str_is(rep->element[0], store_claim_outcome_name[o]))
-			continue;
-		if (store_redis_parse_lock(rep, &r->claim_ans.lock) < 0)
-			break;
-		r->claim_ans.outcome = (enum store_claim_outcome)o;
-		r->rc = 0;
-		r->err = NULL;
-		return;
-	}
-	r->err = "the store's answer was malformed";
-}
-
 /* ---- worker side: one async connection per loop ------------------------- */
 
 static void rw_connect(struct redis_worker *rw);
-
-/* The libev adapter's watchers, made to hold no reference on the loop like
- * every other store watcher: the adapter's own functions do the work, these
- * only keep the loop's reference count straight. */
-static void
-noref_add_read(void *p)
-{
-	redisLibevEvents *e = p;
-	int was = e->reading;
-
-	redisLibevAddRead(p);
-	if (!was && e->reading)
-		ev_unref(e->loop);
-}
-
-static void
-noref_del_read(void *p)
-{
-	redisLibevEvents *e = p;
-
-	if (e->reading)
-		ev_ref(e->loop);
-	redisLibevDelRead(p);
-}
-
-static void
-noref_add_write(void *p)
-{
-	redisLibevEvents *e = p;
-	int was = e->writing;
-
-	redisLibevAddWrite(p);
-	if (!was && e->writing)
-		ev_unref(e->loop);
-}
-
-static void
-noref_del_write(void *p)
-{
-	redisLibevEvents *e = p;
-
-	if (e->writing)
-		ev_ref(e->loop);
-	redisLibevDelWrite(p);
-}
-
-static void
-noref_cleanup(void *p)
-{
-	noref_del_read(p);
-	noref_del_write(p);
-	free(p);
-}
-
-redisAsyncContext *
-store_redis_async_open(const struct redis_store *rs, struct ev_loop *loop, const char *host,
-                       int port, const char *user, const char *password, void *data,
-                       redisConnectCallback *on_connect, redisDisconnectCallback *on_gone,
-                       redisCallbackFn *on_auth, void *auth_arg, bool *connect_failed_out,
-                       char *err, size_t errlen)
-{
-	redisAsyncContext *ac;
-
-	ac = host == NULL ? redisAsyncConnectUnix(rs->url.path) : redisAsyncConnect(host, port);
-	*connect_failed_out = ac == NULL || ac->err;
-	if (*connect_failed_out)
-		snprintf(err, errlen, "%s", ac ? ac->errstr : "out of memory");
-	if (*connect_failed_out || redisLibevAttach(loop, ac) != REDIS_OK) {
-		if (ac != NULL)
-			redisAsyncFree(ac);
-		return NULL;
-	}
-	ac->ev.addRead = noref_add_read;
-	ac->ev.delRead = noref_del_read;
-	ac->ev.addWrite = noref_add_write;
-	ac->ev.delWrite = noref_del_write;
-	ac->ev.cleanup = noref_cleanup;
-	ac->data = data;
-	redisAsyncSetConnectCallback(ac, on_connect);
-	redisAsyncSetDisconnectCallback(ac, on_gone);
-	if (password != NULL) {
-		const char *argv[] = {"AUTH", user ? user : password, password};
-		size_t lens[] = {4, strlen(argv[1]), strlen(password)};
-
-		redisAsyncCommandArgv(ac, on_auth, auth_arg, user ? 3 : 2, argv, lens);
-	}
-	return ac;
-}
 
 static void
 rcall_unlink(struct rcall *c)
@@ -210,6 +83,12 @@ rw_schedule_retry(struct redis_worker *rw)
 static void
 rw_link_gone(struct redis_worker *rw)
 {
+	if (rw->counted) {
+		pthread_mutex_lock(&rw->rs->mu);
+		rw->rs->nready--;
+		pthread_mutex_unlock(&rw->rs->mu);
+		rw->counted = false;
+	}
 	rw->ac = NULL;
 	rw->ready = false;
 	rw->outage = true;
@@ -328,6 +207,7 @@ rw_clock_cb(struct ev_loop *loop, ev_timer *t, int revents)
 			rw->stalled = true;
 		}
 	if (rw_waiting(rw, &since) && now - since >= rw_dead_after(rw)) {
+		rw->sn.resolved = false; /* ask the Sentinels again */
 		rw_drop(rw, "no answer from Redis: the link is taken for dead");
 		return; /* rw_drop answered and freed every call */
 	}
@@ -344,78 +224,105 @@ rw_retry_cb(struct ev_loop *loop, ev_timer *t, int revents)
 	rw_connect(rw);
 }
 
-static int send_req(struct redis_worker *rw, struct rcall *c);
-
-/* A session registration's reply -> r's answer. */
-static void
-session_answer(struct store_req *r, const redisReply *rep)
+void
+store_redis_rw_connect(struct redis_worker *rw)
 {
-	r->rc = -1;
-	r->err = "the store's answer was malformed";
-	if (rep == NULL) {
-		r->err = "the connection to the store was lost";
-		return;
-	}
-	if (rep->type == REDIS_REPLY_ERROR) {
-		r->err = "the store refused the request";
-		return;
-	}
-	if (rep->type != REDIS_REPLY_ARRAY || rep->elements < 1)
-		return;
-	if (store_redis_str_is(rep->element[0], "ok")) {
-		r->sess_ans = STORE_SESS_OK;
-	} else if (store_redis_str_is(rep->element[0], "full")) {
-		r->sess_ans = STORE_SESS_USER_FULL;
-	} else if (store_redis_str_is(rep->element[0], "other") && rep->elements == 2) {
-		r->sess_ans = STORE_SESS_OTHER_PROTO;
-		r->sess_other =
-		    store_redis_str_is(rep->element[1], "pop3") ? PROTO_POP3 : PROTO_IMAP;
-	} else {
-		return;
-	}
-	r->rc = 0;
-	r->err = NULL;
-}
-
-static void
-throttle_answer(struct store_req *r, const redisReply *rep)
-{
-	r->rc = -1;
-	r->err = rep == NULL ? "the connection to the store was lost"
-	                     : "the store's answer was malformed";
-	if (rep == NULL || rep->type != REDIS_REPLY_ARRAY || rep->elements != 4)
-		return;
-	for (size_t i = 0; i < 4; i++)
-		if (rep->element[i]->type != REDIS_REPLY_INTEGER || rep->element[i]->integer < 0)
-			return;
-	r->thr_ans.ip_user = (uint32_t)rep->element[0]->integer;
-	r->thr_ans.ip_user_left_ms = (uint64_t)rep->element[1]->integer;
-	r->thr_ans.ip = (uint32_t)rep->element[2]->integer;
-	r->thr_ans.ip_left_ms = (uint64_t)rep->element[3]->integer;
-	r->rc = 0;
-	r->err = NULL;
+	if (ev_is_active(&rw->retry))
+		store_redis_timer_stop_unref(rw->loop, &rw->retry);
+	rw_connect(rw);
 }
 
 void
-store_redis_route_answer(struct store_req *r, const redisReply *rep)
+store_redis_rw_retry_later(struct redis_worker *rw)
 {
-	r->rc = -1;
-	r->err = rep == NULL ? "the connection to the store was lost"
-	                     : "the store's answer was malformed";
-	if (rep == NULL)
+	rw_schedule_retry(rw);
+}
+
+void
+store_redis_rw_reconnect_now(struct redis_worker *rw, const char *why)
+{
+	redisAsyncContext *ac = rw->ac;
+
+	if (rw->closing)
 		return;
-	if (rep->type == REDIS_REPLY_NIL) {
-		r->route_found = false;
-	} else if (rep->type == REDIS_REPLY_STRING && rep->len > 0 &&
-	           (size_t)rep->len <= STORE_BACKEND_MAX) {
-		memcpy(r->route, rep->str, (size_t)rep->len);
-		r->route[rep->len] = '\0';
-		r->route_found = true;
-	} else {
-		return;
+	if (ac != NULL) {
+		rw_link_gone(rw);
+		store_redis_rw_log(rw, "store.disconnect", why, NULL);
+		redisAsyncFree(ac); /* every pending callback with no reply; deferred inside one */
 	}
-	r->rc = 0;
-	r->err = NULL;
+	/* the fleet channel's link follows the master too */
+	store_redis_sub_restart(rw);
+	rw->backoff_ms = 0;
+	store_redis_rw_connect(rw);
+}
+
+/* A reply saying the link does not go to a usable master (READONLY: a
+ * demoted master or a replica; LOADING): find the master again now. */
+static void
+rw_check_master(struct redis_worker *rw, const redisReply *rep)
+{
+	if (rw->closing || rw->ac == NULL || !store_redis_is_not_master(rep))
+		return;
+	if (rw->rs->url.kind == STATE_REDIS_SENTINEL) {
+		rw->sn.resolved = false;
+		store_redis_rw_reconnect_now(rw, rep->str);
+	} else {
+		rw_drop(rw, rep->str);
+	}
+}
+
+static int send_req(struct redis_worker *rw, struct rcall *c);
+
+static void on_reply(redisAsyncContext *ac, void *reply, void *privdata);
+
+/*
+ * state_wait_replicas: a new lock was written; before the client hears OK,
+ * WAIT until that many replicas have it, within what is left of the
+ * request's state_timeout (a little less, so that WAIT's own answer comes
+ * before the deadline does).  0, or -1: answer the claim as it stands.
+ */
+static int
+send_wait(struct redis_worker *rw, struct rcall *c)
+{
+	ev_tstamp left = c->deadline - ev_time();
+	long long ms = (long long)(left * 1000.);
+
+	ms -= ms / 5 > 5 ? ms / 5 : 5;
+	if (rw->ac == NULL || ms < 1) {
+		c->r->rc = -1;
+		c->r->err = "no time left to wait for the replicas (state_wait_replicas)";
+		return -1;
+	}
+	c->waiting = true;
+	if (redisAsyncCommand(rw->ac, on_reply, c, "WAIT %u %lld", rw->rs->wait_replicas, ms) !=
+	    REDIS_OK) {
+		c->r->rc = -1;
+		c->r->err = "the store is unreachable";
+		return -1;
+	}
+	return 0;
+}
+
+/* WAIT's answer: the claim stands (claim_ans) when enough replicas have it. */
+static void
+wait_answer(struct redis_worker *rw, struct store_req *r, const redisReply *rep)
+{
+	if (rep != NULL && rep->type == REDIS_REPLY_INTEGER &&
+	    rep->integer >= (long long)rw->rs->wait_replicas)
+		return; /* rc 0 and the answer from the script */
+	r->rc = -1;
+	r->err = rep == NULL                        ? "the connection to the store was lost"
+	         : rep->type == REDIS_REPLY_INTEGER ? "the lock did not reach state_wait_replicas "
+	                                              "replicas in time"
+	                                            : "the store refused WAIT";
+	if (rep != NULL && rep->type == REDIS_REPLY_INTEGER) {
+		char d[48];
+
+		snprintf(d, sizeof(d), "%lld of %u replicas", rep->integer, rw->rs->wait_replicas);
+		store_redis_rw_log(rw, "store.error", "WAIT", d);
+	} else if (rep != NULL && rep->type == REDIS_REPLY_ERROR) {
+		store_redis_rw_log(rw, "store.error", "WAIT", rep->str);
+	}
 }
 
 static void
@@ -441,13 +348,13 @@ on_reply(redisAsyncContext *ac, void *reply, void *privdata)
 			return;
 	}
 	if (c->r != NULL && c->r->op == STORE_OP_SESSION) {
-		session_answer(c->r, rep);
+		store_redis_session_answer(c->r, rep);
 		if (c->r->rc != 0 || c->r->sess_ans != STORE_SESS_OK)
 			store_redis_sess_drop(rw, c->r->sess.id); /* noted when sent */
 		store_req_done(c->r);
 		c->r = NULL;
 	} else if (c->r != NULL && c->r->op == STORE_OP_THROTTLE) {
-		throttle_answer(c->r, rep);
+		store_redis_throttle_answer(c->r, rep);
 		store_req_done(c->r);
 		c->r = NULL;
 	} else if (c->r != NULL && c->r->op == STORE_OP_ROUTE) {
@@ -457,10 +364,20 @@ on_reply(redisAsyncContext *ac, void *reply, void *privdata)
 	}
 	bool good = rep != NULL && rep->type != REDIS_REPLY_ERROR;
 
-	if (c->r != NULL) {
-		claim_answer(c->r, rep);
-		if (c->r->rc != 0 && rep != NULL && rep->type == REDIS_REPLY_ERROR)
+	if (c->r != NULL && c->waiting) {
+		wait_answer(rw, c->r, rep);
+		store_req_done(c->r);
+		c->r = NULL;
+	} else if (c->r != NULL) {
+		store_redis_claim_answer(c->r, rep);
+		if (c->r->rc != 0 && rep != NULL && rep->type == REDIS_REPLY_ERROR &&
+		    !store_redis_is_not_master(rep))
 			store_redis_rw_log(rw, "store.error", "the script failed", rep->str);
+		if (c->r->rc == 0 && rw->rs->wait_replicas > 0 &&
+		    (c->r->claim_ans.outcome == STORE_CLAIM_CREATED ||
+		     c->r->claim_ans.outcome == STORE_CLAIM_REPLACED) &&
+		    send_wait(rw, c) == 0)
+			return; /* answered when the replicas have it (or not in time) */
 		store_req_done(c->r);
 		c->r = NULL;
 	}
@@ -471,6 +388,7 @@ on_reply(redisAsyncContext *ac, void *reply, void *privdata)
 		rw_arm_clock(rw);
 	if (good && rw->outage && rw->ready && !rw->closing)
 		store_redis_rw_recovered(rw);
+	rw_check_master(rw, rep);
 }
 
 /* The reload after a NOSCRIPT on a note: its success sends the heartbeat
@@ -510,7 +428,10 @@ on_note_reply(redisAsyncContext *ac, void *reply, void *privdata)
 		return;
 	}
 	if (rep->type == REDIS_REPLY_ERROR) {
-		store_redis_rw_log(rw, "store.error", what, rep->str);
+		if (store_redis_is_not_master(rep))
+			rw_check_master(rw, rep);
+		else
+			store_redis_rw_log(rw, "store.error", what, rep->str);
 		return;
 	}
 	if (what == note_reload) {
@@ -554,8 +475,28 @@ on_setup_reply(redisAsyncContext *ac, void *reply, void *privdata)
 		return; /* the disconnect callback says why */
 	rw->last_reply = ev_now(rw->loop);
 	rw->stalled = false;
+	if (strcmp(step, "ROLE") == 0) {
+		if (rep->type == REDIS_REPLY_ERROR && strncmp(rep->str, "NOPERM", 6) == 0) {
+			/* an ACL user without ROLE: the Sentinels' word stands, and a
+			 * write to a replica still ends in READONLY */
+			store_redis_rw_log(rw, "store.error",
+			                   "ROLE (not allowed: trusting the Sentinel)", rep->str);
+			return;
+		}
+		if (rep->type == REDIS_REPLY_ARRAY && rep->elements > 0 &&
+		    store_redis_str_is(rep->element[0], "master"))
+			return;
+		store_redis_sentinel_bad(rw, "not the master (ROLE)");
+		rw_drop(rw, NULL);
+		return;
+	}
 	if (rep->type == REDIS_REPLY_ERROR) {
 		store_redis_rw_log(rw, "store.error", step, rep->str);
+		if (strcmp(step, "AUTH") == 0)
+			store_redis_rw_log(rw, "store.error", "AUTH",
+			                   "check state_user and state_password_file");
+		if (store_redis_is_not_master(rep))
+			rw->sn.resolved = false;
 		rw_drop(rw, NULL);
 		return;
 	}
@@ -567,7 +508,14 @@ on_setup_reply(redisAsyncContext *ac, void *reply, void *privdata)
 		}
 		rw->ready = true;
 		rw->backoff_ms = 0;
+		rw->counted = true;
+		pthread_mutex_lock(&rw->rs->mu);
+		rw->rs->nready++;
+		pthread_mutex_unlock(&rw->rs->mu);
 		store_redis_rw_log(rw, "store.connect", "connected", NULL);
+		store_redis_master_seen(rw);
+		if (rw->subscriber && rw->sub == NULL)
+			store_redis_sub_restart(rw); /* not waiting out its backoff */
 		if (rw->outage || rw->ever_ready)
 			store_redis_rw_recovered(rw);
 		else
@@ -586,6 +534,7 @@ on_connect(const redisAsyncContext *ac, int status)
 	/* hiredis frees ac after this, failing its pending callbacks */
 	rw_link_gone(rw);
 	store_redis_rw_log(rw, "store.disconnect", "cannot connect", ac->errstr);
+	store_redis_sentinel_bad(rw, NULL);
 	rw_schedule_retry(rw);
 }
 
@@ -598,6 +547,7 @@ on_disconnect(const redisAsyncContext *ac, int status)
 	if (rw == NULL || rw->ac != ac)
 		return; /* we dropped it ourselves */
 	rw_link_gone(rw);
+	rw->sn.resolved = false; /* the Sentinel spec: ask again after a disconnect */
 	store_redis_rw_log(rw, "store.disconnect", "connection lost", ac->errstr);
 	rw_schedule_retry(rw);
 }
@@ -615,6 +565,10 @@ rw_connect(struct redis_worker *rw)
 
 	if (rw->closing || rw->ac != NULL)
 		return;
+	if (rs->url.kind == STATE_REDIS_SENTINEL && !rw->sn.resolved) {
+		store_redis_sentinel_resolve(rw); /* connects here again with the answer */
+		return;
+	}
 	ac =
 	    store_redis_async_open(rs, rw->loop, rs->url.kind == STATE_REDIS_UNIX ? NULL : rw->host,
 	                           rw->port, rs->user, rs->password, rw, on_connect, on_disconnect,
@@ -631,6 +585,8 @@ rw_connect(struct redis_worker *rw)
 	rw->ready = false;
 	rw->stalled = false;
 	rw->last_reply = ev_now(rw->loop);
+	if (rs->url.kind == STATE_REDIS_SENTINEL)
+		redisAsyncCommand(ac, on_setup_reply, (void *)"ROLE", "ROLE");
 	if (rs->url.db != 0)
 		redisAsyncCommand(ac, on_setup_reply, (void *)"SELECT", "SELECT %d", rs->url.db);
 	redisAsyncCommand(ac, on_setup_reply, (void *)"SCRIPT LOAD", "SCRIPT LOAD %s",
@@ -648,14 +604,6 @@ send_req(struct redis_worker *rw, struct rcall *c)
 	size_t lens[14];
 	int n = 0;
 
-	if (r->op == STORE_OP_ROUTE) {
-		argv[0] = "GET";
-		argv[1] = key;
-		lens[0] = 3;
-		lens[1] = store_redis_kind_key(rs, "route:", r->key, r->key_len, key);
-		return redisAsyncCommandArgv(rw->ac, on_reply, c, 2, argv, lens) == REDIS_OK ? 0
-		                                                                             : -1;
-	}
 	if (c->retried) {
 		const char *av[] = {"SCRIPT", "LOAD", store_redis_script};
 		size_t al[] = {6, 4, strlen(store_redis_script)};
@@ -670,7 +618,8 @@ send_req(struct redis_worker *rw, struct rcall *c)
 	argv[n++] = key;
 	switch (r->op) {
 	case STORE_OP_CLAIM:
-		store_redis_lock_key(rs, r->key, r->key_len, key);
+		store_redis_user_key(rs, "lock", r->key, r->key_len, key);
+		store_redis_kind_key(rs, "lock:", r->key, r->key_len, key2); /* the old layout */
 		argv[n++] = "claim";
 		argv[n++] = proto_name(r->claim.proto);
 		snprintf(a[0], sizeof(a[0]), "%llu", (unsigned long long)r->claim.now_ms);
@@ -679,9 +628,10 @@ send_req(struct redis_worker *rw, struct rcall *c)
 		argv[n++] = a[0];
 		argv[n++] = a[1];
 		argv[n++] = a[2];
+		argv[n++] = key2;
 		break;
 	case STORE_OP_SESSION:
-		store_redis_kind_key(rs, "sess:", r->key, r->key_len, key);
+		store_redis_user_key(rs, "sess", r->key, r->key_len, key);
 		store_redis_kind_key(rs, "proxy:", "", 0, pp);
 		snprintf(a[0], sizeof(a[0]), "%016llx", (unsigned long long)r->sess.id);
 		snprintf(a[1], sizeof(a[1]), "%u", r->sess_max);
@@ -699,15 +649,19 @@ send_req(struct redis_worker *rw, struct rcall *c)
 		argv[n++] = pp;
 		break;
 	case STORE_OP_THROTTLE:
-		store_redis_kind_key(rs, "thr:", r->key, r->key_len, key);
-		store_redis_kind_key(rs, "thr:", r->key2, r->key2_len, key2);
+		store_redis_thr_key(rs, r->key, r->key_len, key);
+		store_redis_thr_key(rs, r->key2, r->key2_len, key2);
 		snprintf(a[0], sizeof(a[0]), "%llu", (unsigned long long)r->window_ms);
 		argv[n++] = "tfail";
 		argv[n++] = key2;
 		argv[n++] = a[0];
 		break;
 	case STORE_OP_ROUTE:
-		return -1;
+		store_redis_user_key(rs, "route", r->key, r->key_len, key);
+		store_redis_kind_key(rs, "route:", r->key, r->key_len, key2); /* the old layout */
+		argv[n++] = "route";
+		argv[n++] = key2;
+		break;
 	}
 	for (int i = 0; i < n; i++)
 		lens[i] = strlen(argv[i]); /* keys are NUL-free: normalised names */
@@ -801,6 +755,7 @@ store_redis_worker_open(struct store_worker *sw, const char **err_out)
 	if (rw->rs->event_cb != NULL && !rw->rs->sub_taken)
 		rw->subscriber = rw->rs->sub_taken = true;
 	pthread_mutex_unlock(&rw->rs->mu);
+	store_redis_sentinel_start(rw);
 	rw_connect(rw); /* a failure here only schedules a retry */
 	if (rw->subscriber)
 		store_redis_sub_connect(rw);
@@ -833,6 +788,7 @@ store_redis_worker_close(struct store_worker *sw)
 	store_redis_timer_stop_unref(rw->loop, &rw->sub_retry);
 	ev_ref(rw->loop);
 	ev_timer_stop(rw->loop, &rw->beat);
+	store_redis_sentinel_stop(rw);
 	rw_drop(rw, NULL); /* frees every call through its callback */
 	if (rw->sub != NULL) {
 		redisAsyncContext *ac = rw->sub;

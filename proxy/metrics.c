@@ -17,6 +17,7 @@
 #include "metrics.h"
 #include "prom.h"
 #include "registry.h"
+#include "store.h"
 #include "runtime.h"
 #include "worker.h"
 
@@ -477,10 +478,20 @@ write_prometheus(FILE *f, const struct runtime *rt, const struct totals *t,
 	            atomic_load_explicit(&lookup_breakers, memory_order_relaxed));
 
 	if (state != NULL) {
+		struct store_status ss;
+
+		(void)policy_state_status(pub.policy, &ss);
 		prom_header(f, "postern_state_up", "gauge",
-		            "1 while the state store is usable, 0 when not.");
+		            "1 while the state store is usable (Redis: a link to the master is "
+		            "ready), 0 when not.");
 		prom_sample(f, "postern_state_up", (struct prom_label[]){{"store", state}}, 1,
-		            policy_state_up(pub.policy));
+		            ss.up);
+		if (strcmp(state, "redis") == 0) {
+			prom_header(f, "postern_state_failovers_total", "counter",
+			            "Times the Redis master in use changed (a Sentinel failover).");
+			prom_sample_u64(f, "postern_state_failovers_total",
+			                (struct prom_label[]){{"store", state}}, 1, ss.failovers);
+		}
 	}
 
 	prom_header(f, "postern_draining", "gauge",
@@ -508,19 +519,33 @@ write_prometheus(FILE *f, const struct runtime *rt, const struct totals *t,
 
 /* ---- for people ----------------------------------------------------------------- */
 
+void
+metrics_state_line(FILE *f)
+{
+	const char *state = policy_state_name(pub.policy);
+	struct store_status ss;
+
+	if (state == NULL) {
+		fprintf(f, "state store: none\n");
+		return;
+	}
+	(void)policy_state_status(pub.policy, &ss);
+	fprintf(f, "state store: %s %s", state, ss.up ? "up" : "down");
+	if (ss.master[0] != '\0')
+		fprintf(f, ", master %s (%s), failovers %llu", ss.master, ss.how,
+		        (unsigned long long)ss.failovers);
+	fputc('\n', f);
+}
+
 static void
 write_summary(FILE *f, const struct runtime *rt, const struct totals *t, const struct proc_info *pi)
 {
 	const struct config *cfg = rt->cfg;
-	const char *state = policy_state_name(pub.policy);
 	double up = pi->start_time > 0 ? (double)time(NULL) - pi->start_time : 0;
 
 	fprintf(f, "postern %s, up %.0fs, %zu workers, %s\n", pub.version ? pub.version : "?",
 	        up < 0 ? 0 : up, pub.n, lifecycle_draining() ? "draining" : "accepting");
-	fprintf(f, "state store: %s\n",
-	        state == NULL                 ? "none"
-	        : policy_state_up(pub.policy) ? state
-	                                      : "down");
+	metrics_state_line(f);
 
 	fprintf(f, "\nlisteners          accepted  tls-full  tls-resumed\n");
 	for (size_t i = 0; i < t->nlst; i++)

@@ -99,5 +99,8 @@ void metrics_unpublish(void);
  * scrapes are serialised.  0, or -1 when writing to f failed.
  */
 int metrics_write(FILE *f, bool prometheus);
+/* "state store: KIND up|down[, master ADDR (HOW), failovers N]" or
+ * "state store: none", one line (stats and health). */
+void metrics_state_line(FILE *f);
 
 #endif

@@ -28,6 +28,13 @@ USERS = {"fay@fleet.test": "pw-fay-1", "finn@fleet.test": "pw-finn-2",
 LOGIN_PASSWORDS.update(USERS)  # imap_login() and pop3_login() look passwords up there
 HEARTBEAT_MS = 300
 PREFIX = "pit-fleet2:"
+
+
+def key(user, kind):
+    """PREFIX{USER}:kind, the hash-tagged layout (store_redis.c)."""
+    return PREFIX + "{" + user + "}:" + kind
+
+
 POP3_UNAVAILABLE = "-ERR [SYS/TEMP] Temporary server failure, try again later."
 
 
@@ -107,7 +114,7 @@ def test_imap_through_one_proxy_then_pop3_through_another_is_refused_concurrent(
         assert r.line == POP3_SET_TO_IMAP, r.line
         assert re.search(r"event=policy\.deny\b[^\n]*reason=concurrent_other_protocol", b.log())
         # the registry names the session: proxy id, protocol, backend
-        entries = redis.cli("HGETALL", PREFIX + "sess:" + user).splitlines()
+        entries = redis.cli("HGETALL", key(user, "sess")).splitlines()
         assert len(entries) == 2 and re.match(r"^[0-9a-f]{16} imap fmx [0-9]+$", entries[1]), \
             entries
         assert imap_login(b, ca, user).ok  # the same protocol is fine
@@ -117,7 +124,7 @@ def test_imap_through_one_proxy_then_pop3_through_another_is_refused_concurrent(
     deadline = time.monotonic() + 5 * harness.TIMEOUT_SCALE
     while time.monotonic() < deadline and not pop3_login(b, ca, user).ok:
         time.sleep(0.1)
-    assert redis.cli("HLEN", PREFIX + "sess:" + user).strip() in ("0", "")
+    assert redis.cli("HLEN", key(user, "sess")).strip() in ("0", "")
 
 
 def test_max_sessions_per_user_counts_the_fleet(make_fleet, ca):
@@ -190,14 +197,14 @@ def test_redis_stopped_local_mode_decides_alone_and_recovers(make_fleet, ca, red
     # the lock granted meanwhile is in Redis now, and obeyed by B
     deadline = time.monotonic() + 10 * harness.TIMEOUT_SCALE
     while time.monotonic() < deadline:
-        if redis.cli("HGET", PREFIX + "lock:" + u1, "proto").strip() == "imap":
+        if redis.cli("HGET", key(u1, "lock"), "proto").strip() == "imap":
             break
         time.sleep(0.1)
-    assert redis.cli("HGET", PREFIX + "lock:" + u1, "proto").strip() == "imap"
+    assert redis.cli("HGET", key(u1, "lock"), "proto").strip() == "imap"
     assert re.search(r'event=lock\.writeback\b[^\n]*user="%s"' % re.escape(u1), a.log())
     # the session kept open through the outage is registered again
     deadline = time.monotonic() + 5 * harness.TIMEOUT_SCALE
-    while time.monotonic() < deadline and redis.cli("HLEN", PREFIX + "sess:" + u2).strip() \
+    while time.monotonic() < deadline and redis.cli("HLEN", key(u2, "sess")).strip() \
             in ("", "0"):
         time.sleep(0.1)
     keep.close()
@@ -230,7 +237,7 @@ def test_route_set_sends_the_next_login_to_the_new_backend_on_every_proxy(
     assert rc.returncode == 1 and "no backend" in rc.stderr, rc.stderr
     rc = harness.run_postern("-c", a.conf_path, "route", "set", user, "fmx2")
     assert rc.returncode == 0, rc.stderr
-    assert redis.cli("GET", PREFIX + "route:" + user).strip() == "fmx2"
+    assert redis.cli("GET", key(user, "route")).strip() == "fmx2"
     for p in (a, b):
         since = p.log_size()
         assert imap_login(p, ca, user).ok

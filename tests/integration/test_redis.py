@@ -31,6 +31,13 @@ STICKY = ('policy = {\n'
           + NO_TARPIT +
           '};')
 PREFIX = "pit-fleet:"
+
+
+def key(user, kind):
+    """PREFIX{USER}:kind, the hash-tagged layout (store_redis.c)."""
+    return PREFIX + "{" + user + "}:" + kind
+
+
 POP3_UNAVAILABLE = "-ERR [SYS/TEMP] Temporary server failure, try again later."
 CONCURRENT = ('policy = {\n'
               '  protocol_lock = "concurrent";\n'
@@ -116,8 +123,8 @@ def test_a_lock_taken_through_one_proxy_is_obeyed_by_another(fleet, ca, redis):
     assert re.search(r'event=policy\.deny\b[^\n]*verdict=protocol reason=sticky_lock', b.log())
     assert imap_login(b, ca, user, USERS[user]).ok
     # the record is where the prefix says, with lock_expire as its TTL
-    assert redis.cli("HGET", PREFIX + "lock:" + user, "proto").strip() == "imap"
-    ttl = int(redis.cli("PTTL", PREFIX + "lock:" + user).strip())
+    assert redis.cli("HGET", key(user, "lock"), "proto").strip() == "imap"
+    ttl = int(redis.cli("PTTL", key(user, "lock")).strip())
     assert 89 * 86400 * 1000 < ttl <= 90 * 86400 * 1000, ttl
 
 
@@ -138,6 +145,36 @@ def test_admin_commands_work_on_the_shared_store_from_either_config(fleet, ca, r
     assert pop3_login(b, ca, ron, USERS[ron]).ok
     assert imap_login(a, ca, ron, USERS[ron]).line == IMAP_SET_TO_POP3
     assert lock_show(a, ron)[0] == "pop3"
+
+
+def test_a_lock_in_the_old_key_layout_is_obeyed_and_moved(fleet, ca, redis):
+    """A lock a postern wrote before the hash-tagged keys (PREFIX "lock:"
+    USER) is listed, obeyed by a login, and moved to PREFIX{USER}:lock."""
+    a, b = fleet
+    rae, ron = "rae@redis.test", "ron@redis.test"
+    now = str(int(time.time() * 1000))
+
+    def old_lock(user, proto):
+        redis.cli("HSET", PREFIX + "lock:" + user, "v", "1", "proto", proto,
+                  "origin", "login", "created", now, "used", now)
+
+    old_lock(rae, "pop3")
+    assert redis.cli("PEXPIRE", PREFIX + "lock:" + rae, "3600000").strip() == "1"
+    # ron's in both layouts (an old postern wrote one since): the new one counts
+    assert imap_login(a, ca, ron, USERS[ron]).ok
+    old_lock(ron, "pop3")
+    rc, out, err = lock_cmd(b, "list")
+    assert rc == 0 and out.count('user="%s"' % ron) == 1, out + err
+    assert lock_list(b) == {rae: "pop3", ron: "imap"}
+    assert imap_login(a, ca, rae, USERS[rae]).line == IMAP_SET_TO_POP3
+    assert redis.cli("EXISTS", PREFIX + "lock:" + rae).strip() == "0"
+    assert redis.cli("HGET", key(rae, "lock"), "proto").strip() == "pop3"
+    assert 0 < int(redis.cli("PTTL", key(rae, "lock")).strip()) <= 3600000
+    assert pop3_login(b, ca, rae, USERS[rae]).ok
+    # `lock clear` leaves neither layout behind
+    rc, out, err = lock_cmd(a, "clear", ron)
+    assert rc == 0, out + err
+    assert redis.cli("EXISTS", PREFIX + "lock:" + ron, key(ron, "lock")).strip() == "0"
 
 
 def test_a_redis_that_is_gone_costs_the_login_not_the_proxy_and_it_reconnects(
@@ -249,7 +286,7 @@ def test_live_sessions_are_back_within_one_heartbeat_after_script_flush_and_flus
     heartbeat = 1.0
     p = make_proxy(redis, "local", policy=CONCURRENT, heartbeat="1s")
     user = "ron@redis.test"
-    sess_key, proxy_keys = PREFIX + "sess:" + user, PREFIX + "proxy:*"
+    sess_key, proxy_keys = key(user, "sess"), PREFIX + "proxy:*"
 
     def back():
         return (redis.cli("HLEN", sess_key).strip() not in ("", "0")

@@ -887,8 +887,9 @@ redis_a_record_the_store_cannot_read_fails_closed(void **state)
 	struct answer a;
 	bool found;
 
-	/* another program's string, and a record of a "future version" */
-	assert_int_equal(redis_server_cmd("SET postern:lock:odd zzzz"), 0);
+	/* another program's string, and a record of a "future version" (in
+	 * the old layout: read there too, and no more trusted) */
+	assert_int_equal(redis_server_cmd("SET postern:{odd}:lock zzzz"), 0);
 	assert_int_equal(redis_server_cmd("HSET postern:lock:odd2 v 9 proto imap"), 0);
 	a = claim(f->st, "odd", as(1));
 	assert_int_equal(a.rc, -1);
@@ -962,21 +963,21 @@ redis_keys_carry_the_prefix_and_lock_expire_is_their_ttl(void **state)
 	assert_string_equal(store_name(b), "redis");
 	assert_int_equal(claim(f->st, "u@x", c).a.outcome, STORE_CLAIM_CREATED);
 	/* lock_expire is the key's TTL */
-	ttl = redis_int("PTTL postern:lock:u@x");
+	ttl = redis_int("PTTL postern:{u@x}:lock");
 	assert_true(ttl > (long long)(10 * DAY) - 60000 && ttl <= (long long)(10 * DAY));
 	/* a refresh sets it again; expire 0 writes no TTL */
-	assert_int_equal(redis_server_cmd("PEXPIRE postern:lock:u@x 100000"), 0);
+	assert_int_equal(redis_server_cmd("PEXPIRE postern:{u@x}:lock 100000"), 0);
 	c.now_ms = T0 + DAY;
 	assert_int_equal(claim(f->st, "u@x", c).a.outcome, STORE_CLAIM_REFRESHED);
-	assert_true(redis_int("PTTL postern:lock:u@x") > 100000);
+	assert_true(redis_int("PTTL postern:{u@x}:lock") > 100000);
 	c.expire_ms = 0;
 	assert_int_equal(claim(f->st, "v@x", c).a.outcome, STORE_CLAIM_CREATED);
-	assert_int_equal(redis_int("PTTL postern:lock:v@x"), -1);
+	assert_int_equal(redis_int("PTTL postern:{v@x}:lock"), -1);
 	/* another deployment on the same Redis sees none of it */
 	assert_int_equal(store_lock_get(b, "u@x", 3, &got, &found, &err), 0);
 	assert_false(found);
 	assert_int_equal(store_lock_put(b, "w@x", 3, &l, &err), 0);
-	ttl = redis_int("PTTL fleet-b:lock:w@x");
+	ttl = redis_int("PTTL fleet-b:{w@x}:lock");
 	assert_true(ttl > (long long)(5 * DAY) - 60000 && ttl <= (long long)(5 * DAY));
 	assert_int_equal(store_lock_list(b, collect, out, &err), 0);
 	assert_string_equal(out, "w@x=p ");
@@ -1281,7 +1282,7 @@ redis_the_registry_counts_the_fleet_like_the_local_counters(void **state)
 	run_until_ms(loop, &r.n, 100); /* fire and forget: on other links than the next ask */
 	r = sess_begin(loop, b, "u@x", 6, PROTO_POP3, 1, true);
 	assert_int_equal(r.o, STORE_SESS_OK);
-	assert_int_equal(redis_int("HLEN postern:sess:u@x"), 1);
+	assert_int_equal(redis_int("HLEN postern:{u@x}:sess"), 1);
 	store_worker_free(&a);
 	store_worker_free(&b);
 	store_close(&other);
@@ -1312,10 +1313,10 @@ redis_a_proxy_whose_heartbeat_lapsed_stops_counting(void **state)
 	snprintf(cmd, sizeof(cmd), "DEL postern:proxy:%s", store_proxy_id(dead));
 	assert_int_equal(redis_server_cmd(cmd), 0);
 	assert_int_equal(sess_begin(loop, l, "k@x", 2, PROTO_POP3, 0, true).o, STORE_SESS_OK);
-	assert_int_equal(redis_int("HLEN postern:sess:k@x"), 1);
+	assert_int_equal(redis_int("HLEN postern:{k@x}:sess"), 1);
 	/* the sessions key carries a TTL of 3 heartbeats, refreshed by beats */
-	assert_true(redis_int("PTTL postern:sess:k@x") > 0);
-	assert_true(redis_int("PTTL postern:sess:k@x") <= 300);
+	assert_true(redis_int("PTTL postern:{k@x}:sess") > 0);
+	assert_true(redis_int("PTTL postern:{k@x}:sess") <= 300);
 	store_worker_free(&l);
 	store_close(&dead);
 	store_close(&live);
@@ -1339,15 +1340,15 @@ redis_sessions_are_back_within_a_heartbeat_after_script_flush_and_flushall(void 
 	assert_non_null(st);
 	assert_non_null(sw = store_worker_new(st, loop, &err));
 	assert_int_equal(sess_begin(loop, sw, "h@x", 7, PROTO_IMAP, 0, false).o, STORE_SESS_OK);
-	assert_int_equal(redis_int("HLEN postern:sess:h@x"), 1);
+	assert_int_equal(redis_int("HLEN postern:{h@x}:sess"), 1);
 	assert_int_equal(redis_server_cmd("SCRIPT FLUSH"), 0);
 	assert_int_equal(redis_server_cmd("FLUSHALL"), 0);
-	while (redis_int("HLEN postern:sess:h@x") != 1 && waited < 1000) {
+	while (redis_int("HLEN postern:{h@x}:sess") != 1 && waited < 1000) {
 		run_until_ms(loop, NULL, 50);
 		waited += 50;
 	}
 	/* one heartbeat (150 ms), plus slack for a busy machine */
-	assert_int_equal(redis_int("HLEN postern:sess:h@x"), 1);
+	assert_int_equal(redis_int("HLEN postern:{h@x}:sess"), 1);
 	assert_true(waited <= 600);
 	store_worker_free(&sw);
 	store_close(&st);
@@ -1392,6 +1393,9 @@ redis_failed_logins_are_counted_once_for_the_fleet(void **state)
 	}
 	assert_int_equal(t.a.ip_user, 3);
 	assert_int_equal(t.a.ip, 3);
+	/* both counters carry the address as their hash tag */
+	assert_int_equal(redis_int("EXISTS postern:{10.0.0.1}:thr"), 1);
+	assert_int_equal(redis_int("EXISTS postern:{10.0.0.1}:thr:10.0.0.1|u"), 1);
 	assert_true(t.a.ip_user_left_ms > 0 && t.a.ip_user_left_ms <= 60000);
 	/* a success forgets the pair, never the address */
 	store_throttle_clear(sws[1], "10.0.0.1|u", 10);
@@ -1402,6 +1406,7 @@ redis_failed_logins_are_counted_once_for_the_fleet(void **state)
 	run_until(loop, &t.n, 1);
 	assert_int_equal(t.a.ip_user, 1);
 	assert_int_equal(t.a.ip, 4);
+	assert_int_equal(redis_int("EXISTS postern:thr:10.0.0.1"), 0); /* no old layout */
 	store_worker_free(&sws[0]);
 	store_worker_free(&sws[1]);
 	store_close(&other);
@@ -1460,6 +1465,134 @@ a_route_round_trips_through_put_lookup_and_delete(void **state)
 	assert_int_equal(r.rc, 0);
 	assert_false(r.found);
 	assert_int_equal(store_route_put(f->st, "al@x", 4, "", &err), -1);
+	store_worker_free(&sw);
+	ev_loop_destroy(loop);
+}
+
+/* Route lookups on a loop: the answer (n, rc, found, b) in *r. */
+static void
+route_lookup(struct store_worker *sw, struct ev_loop *loop, const char *user,
+             struct route_answer *r)
+{
+	const char *err = NULL;
+
+	memset(r, 0, sizeof(*r));
+	assert_non_null(store_route_lookup(sw, user, strlen(user), 0, on_route, r, &err));
+	run_until(loop, &r->n, 1);
+	assert_int_equal(r->rc, 0);
+}
+
+/* An upgrade from the layout before the hash tags (PREFIX "lock:" USER,
+ * PREFIX "route:" USER) loses no lock and no route: they are read, a lock
+ * is moved to the new key when touched, and writes clear the old keys. */
+static void
+redis_old_layout_locks_and_routes_are_still_read(void **state)
+{
+	struct fix *f = *state;
+	struct ev_loop *loop = ev_loop_new(EVFLAG_AUTO);
+	struct store_claim c = {
+	    .proto = PROTO_IMAP, .now_ms = T0 + 1000, .expire_ms = 10 * DAY, .refresh_ms = DAY};
+	struct store_lock got, l = {.proto = PROTO_IMAP, .created_ms = T0, .used_ms = T0};
+	char cmd[256], b[STORE_BACKEND_MAX + 1], out[256] = "";
+	struct route_answer r;
+	struct store_worker *sw;
+	const char *err = NULL;
+	bool found = false;
+	struct answer a;
+
+	snprintf(cmd, sizeof(cmd),
+	         "HSET postern:lock:old@x v 1 proto pop3 origin login created %llu used %llu",
+	         (unsigned long long)T0, (unsigned long long)T0);
+	assert_int_equal(redis_server_cmd(cmd), 0);
+	assert_int_equal(redis_server_cmd("PEXPIRE postern:lock:old@x 600000"), 0);
+	/* listed in place (a list moves nothing) */
+	assert_int_equal(store_lock_list(f->st, collect, out, &err), 0);
+	assert_string_equal(out, "old@x=p ");
+	assert_int_equal(redis_int("EXISTS postern:lock:old@x"), 1);
+	/* found, and moved with its TTL */
+	assert_int_equal(store_lock_get(f->st, "old@x", 5, &got, &found, &err), 0);
+	assert_true(found);
+	assert_int_equal(got.proto, PROTO_POP3);
+	assert_int_equal(got.origin, STORE_ORIGIN_LOGIN);
+	assert_int_equal(got.created_ms, T0);
+	assert_int_equal(got.used_ms, T0);
+	a = claim(f->st, "old@x", c);
+	assert_int_equal(a.rc, 0);
+	assert_int_equal(a.a.outcome, STORE_CLAIM_OTHER);
+	assert_int_equal(a.a.lock.proto, PROTO_POP3);
+	assert_int_equal(redis_int("EXISTS postern:lock:old@x"), 0);
+	assert_int_equal(redis_int("EXISTS postern:{old@x}:lock"), 1);
+	assert_true(redis_int("PTTL postern:{old@x}:lock") > 0);
+	assert_true(redis_int("PTTL postern:{old@x}:lock") <= 600000);
+	/* a claim is the first to touch one: it moves it and decides on it */
+	snprintf(cmd, sizeof(cmd),
+	         "HSET postern:lock:old2@x v 1 proto pop3 origin admin created %llu used %llu",
+	         (unsigned long long)T0, (unsigned long long)T0);
+	assert_int_equal(redis_server_cmd(cmd), 0);
+	a = claim(f->st, "old2@x", c);
+	assert_int_equal(a.rc, 0);
+	assert_int_equal(a.a.outcome, STORE_CLAIM_OTHER);
+	assert_int_equal(a.a.lock.origin, STORE_ORIGIN_ADMIN);
+	assert_int_equal(redis_int("EXISTS postern:lock:old2@x"), 0);
+	assert_int_equal(redis_int("EXISTS postern:{old2@x}:lock"), 1);
+	/* in both layouts (an old proxy wrote one since): the new one counts,
+	 * listed once; put and del clear the old one */
+	snprintf(cmd, sizeof(cmd),
+	         "HSET postern:lock:old@x v 1 proto imap origin login created %llu used %llu",
+	         (unsigned long long)T0, (unsigned long long)T0);
+	assert_int_equal(redis_server_cmd(cmd), 0);
+	assert_int_equal(redis_server_cmd("HSET postern:lock:only@x v 1 proto imap origin login "
+	                                  "created 5 used 5"),
+	                 0);
+	out[0] = '\0';
+	assert_int_equal(store_lock_list(f->st, collect, out, &err), 0);
+	assert_string_equal(out, "old2@x=p old@x=p only@x=i ");
+	assert_int_equal(store_lock_get(f->st, "old@x", 5, &got, &found, &err), 0);
+	assert_int_equal(got.proto, PROTO_POP3);
+	assert_int_equal(store_lock_put(f->st, "old@x", 5, &l, &err), 0);
+	assert_int_equal(redis_int("EXISTS postern:lock:old@x"), 0);
+	assert_int_equal(store_lock_del(f->st, "only@x", 6, &found, &err), 0);
+	assert_true(found);
+	assert_int_equal(redis_int("EXISTS postern:lock:only@x"), 0);
+	assert_int_equal(redis_server_cmd("HSET postern:lock:old@x v 1"), 0);
+	assert_int_equal(store_lock_del(f->st, "old@x", 5, &found, &err), 0);
+	assert_int_equal(redis_int("EXISTS postern:lock:old@x postern:{old@x}:lock"), 0);
+
+	/* a route a provisioning system wrote in the old layout */
+	assert_int_equal(redis_server_cmd("SET postern:route:r@x mx9"), 0);
+	assert_int_equal(store_route_get(f->st, "r@x", 3, b, &found, &err), 0);
+	assert_true(found);
+	assert_string_equal(b, "mx9");
+	sw = store_worker_new(f->st, loop, &err);
+	assert_non_null(sw);
+	route_lookup(sw, loop, "r@x", &r);
+	assert_true(r.found);
+	assert_string_equal(r.b, "mx9");
+	/* the new key wins; a put writes it and drops the old one */
+	assert_int_equal(redis_server_cmd("SET postern:{r@x}:route mx1"), 0);
+	route_lookup(sw, loop, "r@x", &r);
+	assert_string_equal(r.b, "mx1");
+	assert_int_equal(store_route_get(f->st, "r@x", 3, b, &found, &err), 0);
+	assert_string_equal(b, "mx1");
+	assert_int_equal(store_route_put(f->st, "r@x", 3, "mx2", &err), 0);
+	assert_int_equal(redis_int("EXISTS postern:route:r@x"), 0);
+	route_lookup(sw, loop, "r@x", &r);
+	assert_string_equal(r.b, "mx2");
+	/* del drops both */
+	assert_int_equal(redis_server_cmd("SET postern:route:r@x mx9"), 0);
+	assert_int_equal(store_route_del(f->st, "r@x", 3, &found, &err), 0);
+	assert_true(found);
+	assert_int_equal(redis_int("EXISTS postern:route:r@x postern:{r@x}:route"), 0);
+	route_lookup(sw, loop, "r@x", &r);
+	assert_false(r.found);
+	/* a route lookup after Redis lost the script loads it again */
+	assert_int_equal(redis_server_cmd("SET postern:route:r@x mx9"), 0);
+	assert_int_equal(redis_server_cmd("SCRIPT FLUSH"), 0);
+	route_lookup(sw, loop, "r@x", &r);
+	assert_string_equal(r.b, "mx9");
+	assert_int_equal(redis_server_cmd("SCRIPT FLUSH"), 0);
+	assert_int_equal(store_route_get(f->st, "r@x", 3, b, &found, &err), 0);
+	assert_string_equal(b, "mx9");
 	store_worker_free(&sw);
 	ev_loop_destroy(loop);
 }
@@ -1568,6 +1701,7 @@ main(void)
 	    REDIS(redis_a_proxy_whose_heartbeat_lapsed_stops_counting),
 	    REDIS(redis_sessions_are_back_within_a_heartbeat_after_script_flush_and_flushall),
 	    REDIS(redis_failed_logins_are_counted_once_for_the_fleet),
+	    REDIS(redis_old_layout_locks_and_routes_are_still_read),
 	    REDIS(redis_the_fleet_channel_carries_kicks_and_route_changes),
 	    cmocka_unit_test(a_full_memory_store_refuses_new_keys_only),
 	    cmocka_unit_test(store_urls_pick_a_store_or_say_why_not),
