@@ -55,7 +55,7 @@ sess_put(struct redis_worker *rw, const struct rsess *e)
 	    val,       "0",     "0", ttl, pp};
 	size_t lens[13];
 
-	if (rw->ac == NULL || !rw->ready)
+	if (rw->ac == NULL || !rw->ready || e->pending)
 		return;
 	store_redis_user_key(rs, "sess", e->key, e->key_len, key);
 	store_redis_kind_key(rs, "proxy:", "", 0, pp);
@@ -66,6 +66,15 @@ sess_put(struct redis_worker *rw, const struct rsess *e)
 	for (int i = 0; i < 13; i++)
 		lens[i] = strlen(argv[i]);
 	(void)store_redis_rw_note(rw, "sput", 13, argv, lens);
+}
+
+void
+store_redis_sess_confirm(struct redis_worker *rw, uint64_t id)
+{
+	struct rsess *e = *sess_find(rw, id);
+
+	if (e != NULL)
+		e->pending = false;
 }
 
 struct rsess *
@@ -153,8 +162,10 @@ store_redis_session_note(struct store_worker *sw, const char *key, size_t len,
 		(void)store_redis_rw_note(rw, "session end", 3, argv, lens);
 		return;
 	}
-	if ((e = store_redis_sess_add(rw, key, len, s)) != NULL)
+	if ((e = store_redis_sess_add(rw, key, len, s)) != NULL) {
+		e->pending = false; /* decided without the registry: registered unchecked */
 		sess_put(rw, e);
+	}
 }
 
 void

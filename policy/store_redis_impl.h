@@ -140,6 +140,8 @@ struct redis_worker {
 struct rsess {
 	struct rsess *next;
 	struct store_session s;
+	bool pending; /* its sreg is unanswered: the heartbeat must not register it
+	               * unchecked (a refused one would count after all) */
 	size_t key_len;
 	char key[STORE_KEY_MAX];
 };
@@ -233,6 +235,8 @@ int store_redis_submit(struct store_req *r, const char **err_out);
 
 /* Forget session id of rw (no-op if unknown). */
 void store_redis_sess_drop(struct redis_worker *rw, uint64_t id);
+/* Session id's sreg said ok: the heartbeat keeps it from now on. */
+void store_redis_sess_confirm(struct redis_worker *rw, uint64_t id);
 /* Note session s of user key in rw's table (the existing entry if it is
  * there); NULL when out of memory. */
 struct rsess *store_redis_sess_add(struct redis_worker *rw, const char *key, size_t len,

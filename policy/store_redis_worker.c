@@ -316,7 +316,6 @@ rw_check_master(struct redis_worker *rw, const redisReply *rep)
 	}
 }
 
-
 static void on_reply(redisAsyncContext *ac, void *reply, void *privdata);
 
 /*
@@ -395,6 +394,8 @@ on_reply(redisAsyncContext *ac, void *reply, void *privdata)
 		store_redis_session_answer(c->r, rep);
 		if (c->r->rc != 0 || c->r->sess_ans != STORE_SESS_OK)
 			store_redis_sess_drop(rw, c->r->sess.id); /* noted when sent */
+		else
+			store_redis_sess_confirm(rw, c->r->sess.id);
 		store_req_done(c->r);
 		c->r = NULL;
 	} else if (c->r != NULL && c->r->op == STORE_OP_THROTTLE) {
@@ -751,8 +752,12 @@ store_redis_submit(struct store_req *r, const char **err_out)
 	if (r->deadline_ms != 0 && (ev_tstamp)r->deadline_ms / 1000. < c->deadline)
 		c->deadline = (ev_tstamp)r->deadline_ms / 1000.;
 	/* noted before the answer: an end that comes first finds it */
-	if (r->op == STORE_OP_SESSION)
-		(void)store_redis_sess_add(rw, r->key, r->key_len, &r->sess);
+	if (r->op == STORE_OP_SESSION) {
+		struct rsess *e = store_redis_sess_add(rw, r->key, r->key_len, &r->sess);
+
+		if (e != NULL)
+			e->pending = true;
+	}
 	c->queued = queue;
 	if (!queue && send_req(rw, c) < 0) {
 		if (r->op == STORE_OP_SESSION)
