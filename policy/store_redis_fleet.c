@@ -204,15 +204,9 @@ store_redis_throttle_clear(struct store_worker *sw, const char *key, size_t len)
 static void
 sub_schedule_retry(struct redis_worker *rw)
 {
-	uint64_t ms;
-
 	if (rw->closing || ev_is_active(&rw->sub_retry))
 		return;
-	rw->sub_backoff_ms = rw->sub_backoff_ms == 0 ? REDIS_BACKOFF_MIN : rw->sub_backoff_ms * 2;
-	if (rw->sub_backoff_ms > REDIS_BACKOFF_MAX)
-		rw->sub_backoff_ms = REDIS_BACKOFF_MAX;
-	ms = rw->sub_backoff_ms / 2 + (uint64_t)random() % (rw->sub_backoff_ms / 2 + 1);
-	store_redis_timer_start_unref(rw->loop, &rw->sub_retry, (ev_tstamp)ms / 1000.);
+	store_redis_backoff(rw->loop, &rw->sub_retry, &rw->sub_backoff_ms);
 }
 
 void

@@ -156,6 +156,9 @@ extern const char store_redis_script[];
  * seconds; stop.  A callback of such a timer calls ev_ref() first. */
 void store_redis_timer_start_unref(struct ev_loop *loop, ev_timer *t, ev_tstamp after);
 void store_redis_timer_stop_unref(struct ev_loop *loop, ev_timer *t);
+/* Start t after the next backoff: *backoff_ms doubled (REDIS_BACKOFF_MIN
+ * the first time, REDIS_BACKOFF_MAX at most), jittered down to half. */
+void store_redis_backoff(struct ev_loop *loop, ev_timer *t, uint64_t *backoff_ms);
 /* PREFIX kind key into buf (REDIS_KEY_MAX); its length.  kind is at most
  * 6 bytes ("proxy:", "events"; the old layout's "lock:" and "route:"). */
 size_t store_redis_kind_key(const struct redis_store *rs, const char *kind, const char *key,

@@ -84,16 +84,9 @@ store_redis_rw_log(struct redis_worker *rw, const char *event, const char *what,
 static void
 rw_schedule_retry(struct redis_worker *rw)
 {
-	uint64_t ms;
-
 	if (rw->closing || ev_is_active(&rw->retry))
 		return;
-	rw->backoff_ms = rw->backoff_ms == 0 ? REDIS_BACKOFF_MIN : rw->backoff_ms * 2;
-	if (rw->backoff_ms > REDIS_BACKOFF_MAX)
-		rw->backoff_ms = REDIS_BACKOFF_MAX;
-	/* spread the workers (and the fleet) so they do not reconnect in step */
-	ms = rw->backoff_ms / 2 + (uint64_t)random() % (rw->backoff_ms / 2 + 1);
-	store_redis_timer_start_unref(rw->loop, &rw->retry, (ev_tstamp)ms / 1000.);
+	store_redis_backoff(rw->loop, &rw->retry, &rw->backoff_ms);
 }
 
 /* rw's link is gone (or going): nothing on it is answered any more. */
