@@ -243,6 +243,19 @@ store_redis_timer_start_unref(struct ev_loop *loop, ev_timer *t, ev_tstamp after
 }
 
 void
+store_redis_backoff(struct ev_loop *loop, ev_timer *t, uint64_t *backoff_ms)
+{
+	uint64_t ms;
+
+	*backoff_ms = *backoff_ms == 0 ? REDIS_BACKOFF_MIN : *backoff_ms * 2;
+	if (*backoff_ms > REDIS_BACKOFF_MAX)
+		*backoff_ms = REDIS_BACKOFF_MAX;
+	/* spread the workers (and the fleet) so they do not reconnect in step */
+	ms = *backoff_ms / 2 + (uint64_t)random() % (*backoff_ms / 2 + 1);
+	store_redis_timer_start_unref(loop, t, (ev_tstamp)ms / 1000.);
+}
+
+void
 store_redis_timer_stop_unref(struct ev_loop *loop, ev_timer *t)
 {
 	if (!ev_is_active(t))

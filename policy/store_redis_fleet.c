@@ -55,7 +55,7 @@ sess_put(struct redis_worker *rw, const struct rsess *e)
 	    val,       "0",     "0", ttl, pp};
 	size_t lens[13];
 
-	if (rw->ac == NULL || !rw->ready)
+	if (rw->ac == NULL || !rw->ready || e->pending)
 		return;
 	store_redis_user_key(rs, "sess", e->key, e->key_len, key);
 	store_redis_kind_key(rs, "proxy:", "", 0, pp);
@@ -66,6 +66,15 @@ sess_put(struct redis_worker *rw, const struct rsess *e)
 	for (int i = 0; i < 13; i++)
 		lens[i] = strlen(argv[i]);
 	(void)store_redis_rw_note(rw, "sput", 13, argv, lens);
+}
+
+void
+store_redis_sess_confirm(struct redis_worker *rw, uint64_t id)
+{
+	struct rsess *e = *sess_find(rw, id);
+
+	if (e != NULL)
+		e->pending = false;
 }
 
 struct rsess *
@@ -153,8 +162,10 @@ store_redis_session_note(struct store_worker *sw, const char *key, size_t len,
 		(void)store_redis_rw_note(rw, "session end", 3, argv, lens);
 		return;
 	}
-	if ((e = store_redis_sess_add(rw, key, len, s)) != NULL)
+	if ((e = store_redis_sess_add(rw, key, len, s)) != NULL) {
+		e->pending = false; /* decided without the registry: registered unchecked */
 		sess_put(rw, e);
+	}
 }
 
 void
@@ -193,15 +204,9 @@ store_redis_throttle_clear(struct store_worker *sw, const char *key, size_t len)
 static void
 sub_schedule_retry(struct redis_worker *rw)
 {
-	uint64_t ms;
-
 	if (rw->closing || ev_is_active(&rw->sub_retry))
 		return;
-	rw->sub_backoff_ms = rw->sub_backoff_ms == 0 ? REDIS_BACKOFF_MIN : rw->sub_backoff_ms * 2;
-	if (rw->sub_backoff_ms > REDIS_BACKOFF_MAX)
-		rw->sub_backoff_ms = REDIS_BACKOFF_MAX;
-	ms = rw->sub_backoff_ms / 2 + (uint64_t)random() % (rw->sub_backoff_ms / 2 + 1);
-	store_redis_timer_start_unref(rw->loop, &rw->sub_retry, (ev_tstamp)ms / 1000.);
+	store_redis_backoff(rw->loop, &rw->sub_retry, &rw->sub_backoff_ms);
 }
 
 void

@@ -93,6 +93,7 @@ struct rcall {
 	ev_tstamp sent, deadline;
 	bool retried; /* NOSCRIPT: loaded and sent again once */
 	bool waiting; /* a new lock written; WAIT (state_wait_replicas) sent after it */
+	bool queued;  /* not sent yet: the Sentinels are being asked for the master */
 };
 
 struct redis_worker {
@@ -139,6 +140,8 @@ struct redis_worker {
 struct rsess {
 	struct rsess *next;
 	struct store_session s;
+	bool pending; /* its sreg is unanswered: the heartbeat must not register it
+	               * unchecked (a refused one would count after all) */
 	size_t key_len;
 	char key[STORE_KEY_MAX];
 };
@@ -153,6 +156,9 @@ extern const char store_redis_script[];
  * seconds; stop.  A callback of such a timer calls ev_ref() first. */
 void store_redis_timer_start_unref(struct ev_loop *loop, ev_timer *t, ev_tstamp after);
 void store_redis_timer_stop_unref(struct ev_loop *loop, ev_timer *t);
+/* Start t after the next backoff: *backoff_ms doubled (REDIS_BACKOFF_MIN
+ * the first time, REDIS_BACKOFF_MAX at most), jittered down to half. */
+void store_redis_backoff(struct ev_loop *loop, ev_timer *t, uint64_t *backoff_ms);
 /* PREFIX kind key into buf (REDIS_KEY_MAX); its length.  kind is at most
  * 6 bytes ("proxy:", "events"; the old layout's "lock:" and "route:"). */
 size_t store_redis_kind_key(const struct redis_store *rs, const char *kind, const char *key,
@@ -232,6 +238,8 @@ int store_redis_submit(struct store_req *r, const char **err_out);
 
 /* Forget session id of rw (no-op if unknown). */
 void store_redis_sess_drop(struct redis_worker *rw, uint64_t id);
+/* Session id's sreg said ok: the heartbeat keeps it from now on. */
+void store_redis_sess_confirm(struct redis_worker *rw, uint64_t id);
 /* Note session s of user key in rw's table (the existing entry if it is
  * there); NULL when out of memory. */
 struct rsess *store_redis_sess_add(struct redis_worker *rw, const char *key, size_t len,

@@ -331,16 +331,10 @@ static void
 sub_again(struct redis_worker *rw)
 {
 	struct rsentinel *sn = &rw->sn;
-	uint64_t ms;
-
 	if (rw->closing || ev_is_active(&sn->sub_retry))
 		return;
 	sn->sub_idx = (sn->sub_idx + 1) % rw->rs->url.nsentinels;
-	sn->sub_backoff_ms = sn->sub_backoff_ms == 0 ? REDIS_BACKOFF_MIN : sn->sub_backoff_ms * 2;
-	if (sn->sub_backoff_ms > REDIS_BACKOFF_MAX)
-		sn->sub_backoff_ms = REDIS_BACKOFF_MAX;
-	ms = sn->sub_backoff_ms / 2 + (uint64_t)random() % (sn->sub_backoff_ms / 2 + 1);
-	store_redis_timer_start_unref(rw->loop, &sn->sub_retry, (ev_tstamp)ms / 1000.);
+	store_redis_backoff(rw->loop, &sn->sub_retry, &sn->sub_backoff_ms);
 }
 
 static void

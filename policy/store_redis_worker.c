@@ -18,6 +18,23 @@
 
 static void rw_connect(struct redis_worker *rw);
 
+static void rcall_fail(struct rcall *c, const char *err);
+static void rcall_unlink(struct rcall *c);
+
+/* A request never sent (queued while the Sentinels were asked): answered
+ * with err and forgotten; its session, noted when it came, too. */
+static void
+rcall_drop_queued(struct rcall *c, const char *err)
+{
+	struct redis_worker *rw = c->rw;
+
+	if (c->r != NULL && c->r->op == STORE_OP_SESSION)
+		store_redis_sess_drop(rw, c->r->sess.id);
+	rcall_fail(c, err);
+	rcall_unlink(c);
+	free(c);
+}
+
 static void
 rcall_unlink(struct rcall *c)
 {
@@ -67,16 +84,9 @@ store_redis_rw_log(struct redis_worker *rw, const char *event, const char *what,
 static void
 rw_schedule_retry(struct redis_worker *rw)
 {
-	uint64_t ms;
-
 	if (rw->closing || ev_is_active(&rw->retry))
 		return;
-	rw->backoff_ms = rw->backoff_ms == 0 ? REDIS_BACKOFF_MIN : rw->backoff_ms * 2;
-	if (rw->backoff_ms > REDIS_BACKOFF_MAX)
-		rw->backoff_ms = REDIS_BACKOFF_MAX;
-	/* spread the workers (and the fleet) so they do not reconnect in step */
-	ms = rw->backoff_ms / 2 + (uint64_t)random() % (rw->backoff_ms / 2 + 1);
-	store_redis_timer_start_unref(rw->loop, &rw->retry, (ev_tstamp)ms / 1000.);
+	store_redis_backoff(rw->loop, &rw->retry, &rw->backoff_ms);
 }
 
 /* rw's link is gone (or going): nothing on it is answered any more. */
@@ -201,11 +211,15 @@ rw_clock_cb(struct ev_loop *loop, ev_timer *t, int revents)
 
 	(void)revents;
 	ev_ref(loop); /* the timer stopped itself (no repeat): give back its ref */
-	for (struct rcall *c = rw->head; c != NULL; c = c->next)
-		if (c->r != NULL && now >= c->deadline) {
+	for (struct rcall *c = rw->head, *next; c != NULL; c = next) {
+		next = c->next;
+		if (c->r != NULL && now >= c->deadline && c->queued) {
+			rcall_drop_queued(c, "no master found in time (state_timeout)");
+		} else if (c->r != NULL && now >= c->deadline) {
 			rcall_fail(c, "the store did not answer in time (state_timeout)");
 			rw->stalled = true;
 		}
+	}
 	if (rw_waiting(rw, &since) && now - since >= rw_dead_after(rw)) {
 		rw->sn.resolved = false; /* ask the Sentinels again */
 		rw_drop(rw, "no answer from Redis: the link is taken for dead");
@@ -235,7 +249,31 @@ store_redis_rw_connect(struct redis_worker *rw)
 void
 store_redis_rw_retry_later(struct redis_worker *rw)
 {
+	/* what waited for the Sentinels' answer is answered now */
+	for (struct rcall *c = rw->head, *next; c != NULL; c = next) {
+		next = c->next;
+		if (c->queued)
+			rcall_drop_queued(c, "no Sentinel named the master");
+	}
 	rw_schedule_retry(rw);
+}
+
+static int send_req(struct redis_worker *rw, struct rcall *c);
+
+/* A link was just made: send what waited for it, in order. */
+static void
+rw_send_queued(struct redis_worker *rw)
+{
+	for (struct rcall *c = rw->head, *next; c != NULL; c = next) {
+		next = c->next;
+		if (!c->queued)
+			continue;
+		c->queued = false;
+		if (c->r == NULL || send_req(rw, c) < 0) {
+			c->queued = true;
+			rcall_drop_queued(c, "the store is unreachable");
+		}
+	}
 }
 
 void
@@ -270,8 +308,6 @@ rw_check_master(struct redis_worker *rw, const redisReply *rep)
 		rw_drop(rw, rep->str);
 	}
 }
-
-static int send_req(struct redis_worker *rw, struct rcall *c);
 
 static void on_reply(redisAsyncContext *ac, void *reply, void *privdata);
 
@@ -351,6 +387,8 @@ on_reply(redisAsyncContext *ac, void *reply, void *privdata)
 		store_redis_session_answer(c->r, rep);
 		if (c->r->rc != 0 || c->r->sess_ans != STORE_SESS_OK)
 			store_redis_sess_drop(rw, c->r->sess.id); /* noted when sent */
+		else
+			store_redis_sess_confirm(rw, c->r->sess.id);
 		store_req_done(c->r);
 		c->r = NULL;
 	} else if (c->r != NULL && c->r->op == STORE_OP_THROTTLE) {
@@ -591,6 +629,7 @@ rw_connect(struct redis_worker *rw)
 		redisAsyncCommand(ac, on_setup_reply, (void *)"SELECT", "SELECT %d", rs->url.db);
 	redisAsyncCommand(ac, on_setup_reply, (void *)"SCRIPT LOAD", "SCRIPT LOAD %s",
 	                  store_redis_script);
+	rw_send_queued(rw);
 }
 
 /* Send c's request (a script after SCRIPT LOAD when it is a retry).  0, or -1. */
@@ -673,8 +712,12 @@ store_redis_submit(struct store_req *r, const char **err_out)
 {
 	struct redis_worker *rw = r->sw->impl;
 	struct rcall *c;
+	/* the Sentinels are being asked where the master is (at start, after
+	 * a disconnect): wait for that, within the request's own deadline,
+	 * as a request waits for a link being made */
+	bool queue = rw->ac == NULL && rw->sn.q != NULL;
 
-	if (rw->ac == NULL || rw->stalled) {
+	if ((rw->ac == NULL && !queue) || rw->stalled) {
 		/* down, reconnecting, or a request timed out and Redis has said
 		 * nothing since: say so at once rather than wait, so that one
 		 * login's store questions together wait state_timeout at most
@@ -702,9 +745,14 @@ store_redis_submit(struct store_req *r, const char **err_out)
 	if (r->deadline_ms != 0 && (ev_tstamp)r->deadline_ms / 1000. < c->deadline)
 		c->deadline = (ev_tstamp)r->deadline_ms / 1000.;
 	/* noted before the answer: an end that comes first finds it */
-	if (r->op == STORE_OP_SESSION)
-		(void)store_redis_sess_add(rw, r->key, r->key_len, &r->sess);
-	if (send_req(rw, c) < 0) {
+	if (r->op == STORE_OP_SESSION) {
+		struct rsess *e = store_redis_sess_add(rw, r->key, r->key_len, &r->sess);
+
+		if (e != NULL)
+			e->pending = true;
+	}
+	c->queued = queue;
+	if (!queue && send_req(rw, c) < 0) {
 		if (r->op == STORE_OP_SESSION)
 			store_redis_sess_drop(rw, r->sess.id);
 		free(c);
@@ -790,6 +838,8 @@ store_redis_worker_close(struct store_worker *sw)
 	ev_timer_stop(rw->loop, &rw->beat);
 	store_redis_sentinel_stop(rw);
 	rw_drop(rw, NULL); /* frees every call through its callback */
+	while (rw->head != NULL)
+		rcall_drop_queued(rw->head, "the worker is closing"); /* never sent */
 	if (rw->sub != NULL) {
 		redisAsyncContext *ac = rw->sub;
 

@@ -354,6 +354,7 @@ answer_health(struct aclient *ac)
 		return;
 	}
 	fputs("ok\n", f);
-	metrics_state_line(f); /* the store does not decide health: logins go on without it */
+	metrics_state_line(f,
+	                   false); /* the store does not decide health: logins go on without it */
 	ac_done(ac, f);
 }

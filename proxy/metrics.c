@@ -520,13 +520,14 @@ write_prometheus(FILE *f, const struct runtime *rt, const struct totals *t,
 /* ---- for people ----------------------------------------------------------------- */
 
 void
-metrics_state_line(FILE *f)
+metrics_state_line(FILE *f, bool none_too)
 {
 	const char *state = policy_state_name(pub.policy);
 	struct store_status ss;
 
 	if (state == NULL) {
-		fprintf(f, "state store: none\n");
+		if (none_too)
+			fprintf(f, "state store: none\n");
 		return;
 	}
 	(void)policy_state_status(pub.policy, &ss);
@@ -545,7 +546,7 @@ write_summary(FILE *f, const struct runtime *rt, const struct totals *t, const s
 
 	fprintf(f, "postern %s, up %.0fs, %zu workers, %s\n", pub.version ? pub.version : "?",
 	        up < 0 ? 0 : up, pub.n, lifecycle_draining() ? "draining" : "accepting");
-	metrics_state_line(f);
+	metrics_state_line(f, true);
 
 	fprintf(f, "\nlisteners          accepted  tls-full  tls-resumed\n");
 	for (size_t i = 0; i < t->nlst; i++)

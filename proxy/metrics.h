@@ -99,8 +99,9 @@ void metrics_unpublish(void);
  * scrapes are serialised.  0, or -1 when writing to f failed.
  */
 int metrics_write(FILE *f, bool prometheus);
-/* "state store: KIND up|down[, master ADDR (HOW), failovers N]" or
- * "state store: none", one line (stats and health). */
-void metrics_state_line(FILE *f);
+/* "state store: KIND up|down[, master ADDR (HOW), failovers N]", one line
+ * (stats and health); without a store "state store: none" if none_too,
+ * else nothing. */
+void metrics_state_line(FILE *f, bool none_too);
 
 #endif

@@ -344,6 +344,140 @@ redis_state_urls_name_a_host_port_and_db_or_a_socket(void **state)
 	assert_false(state_url_is_redis(NULL));
 }
 
+/* redis-sentinel://HOST[:PORT],.../MASTER[/DB]: the Sentinels in order
+ * (port 26379 unless named), the master's name, the db; host and port are
+ * the first Sentinel's. */
+static void
+sentinel_state_urls_list_the_sentinels_and_name_the_master(void **state)
+{
+	static const struct {
+		const char *url;
+		int n;
+		const char *hosts[3];
+		int ports[3];
+		const char *master;
+		int db;
+	} ok[] = {
+	    {"redis-sentinel://127.0.0.1/mymaster", 1, {"127.0.0.1"}, {26379}, "mymaster", 0},
+	    {"redis-sentinel://s1:26380/m/3", 1, {"s1"}, {26380}, "m", 3},
+	    {"redis-sentinel://s1/m/", 1, {"s1"}, {26379}, "m", 0},
+	    {"redis-sentinel://[::1]:26380/postern", 1, {"::1"}, {26380}, "postern", 0},
+	    {"redis-sentinel://[::1]/postern/0", 1, {"::1"}, {26379}, "postern", 0},
+	    {"redis-sentinel://10.0.0.1:26380,10.0.0.2,[::1]:26381/fleet.a-b_1/65535",
+	     3,
+	     {"10.0.0.1", "10.0.0.2", "::1"},
+	     {26380, 26379, 26381},
+	     "fleet.a-b_1",
+	     65535},
+	};
+	static const char no_master[] = "\"redis-sentinel://\" needs the master's name, as in "
+	                                "\"redis-sentinel://HOST:26379,HOST:26379/mymaster/0\"",
+	                  empty[] = "an empty Sentinel address in the URL",
+	                  port[] = "the port must be a number 1..65535",
+	                  at[] = "no user or password in the URL: put the password in "
+	                         "state_password_file (sentinel_password_file) and the user in "
+	                         "state_user",
+	                  db[] = "the database must be a number, as in "
+	                         "\"redis-sentinel://HOST:26379/mymaster/0\"",
+	                  printable[] = "the master's name must be printable ASCII without spaces";
+	static const struct {
+		const char *url, *want;
+	} bad[] = {
+	    {"redis-sentinel://h", no_master},
+	    {"redis-sentinel://h/", no_master},
+	    {"redis-sentinel://h//0", no_master},
+	    {"redis-sentinel://", no_master},
+	    {"redis-sentinel:///m", "\"redis-sentinel://\" needs at least one Sentinel"},
+	    {"redis-sentinel://a,,b/m", empty},
+	    {"redis-sentinel://a,/m", empty},
+	    {"redis-sentinel://,a/m", empty},
+	    {"redis-sentinel://:26379/m", "a Redis URL needs a host"},
+	    {"redis-sentinel://a,:26379/m", "a Redis URL needs a host"},
+	    {"redis-sentinel://h/my master", printable},
+	    {"redis-sentinel://h/my\tmaster", printable},
+	    {"redis-sentinel://h/m\xc3\xa9", printable},
+	    {"redis-sentinel://h/m\x7f", printable},
+	    {"redis-sentinel://u:pw@h/m", at},
+	    {"redis-sentinel://a,u@b:26379/m", at},
+	    {"redis-sentinel://h:0/m", port},
+	    {"redis-sentinel://h:65536/m", port},
+	    {"redis-sentinel://h:x/m", port},
+	    {"redis-sentinel://h:/m", port},
+	    {"redis-sentinel://a,h:26379x/m", port},
+	    {"redis-sentinel://[::1/m", "an IPv6 host needs its closing ']'"},
+	    {"redis-sentinel://[::1]x/m", "expected \":PORT\" after the host"},
+	    {"redis-sentinel://h/m/x", db},
+	    {"redis-sentinel://h/m/65536", db},
+	    {"redis-sentinel://h/m/-1", db},
+	    {"redis-sentinel://h/m/0/1", db},
+	    /* the TCP form says the same things about hosts */
+	    {"redis://", "a Redis URL needs a host"},
+	    {"redis://u@h", at},
+	};
+	struct state_url u;
+	const char *err;
+	char url[1024], *p;
+	size_t n;
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++) {
+		err = NULL;
+		if (state_url_parse(ok[i].url, &u, &err) != 0)
+			fail_msg("\"%s\": %s", ok[i].url, err);
+		assert_int_equal(u.kind, STATE_REDIS_SENTINEL);
+		assert_true(state_url_is_redis(ok[i].url));
+		assert_int_equal(u.nsentinels, ok[i].n);
+		for (int j = 0; j < ok[i].n; j++) {
+			assert_string_equal(u.sentinels[j].host, ok[i].hosts[j]);
+			assert_int_equal(u.sentinels[j].port, ok[i].ports[j]);
+		}
+		assert_string_equal(u.host, ok[i].hosts[0]);
+		assert_int_equal(u.port, ok[i].ports[0]);
+		assert_string_equal(u.master, ok[i].master);
+		assert_int_equal(u.db, ok[i].db);
+	}
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		err = NULL;
+		if (state_url_parse(bad[i].url, &u, &err) == 0)
+			fail_msg("\"%s\" parsed", bad[i].url);
+		assert_non_null(err);
+		if (strcmp(err, bad[i].want) != 0)
+			fail_msg("\"%s\": \"%s\", not \"%s\"", bad[i].url, err, bad[i].want);
+	}
+
+	/* 16 Sentinels and no more */
+	p = url + sprintf(url, "redis-sentinel://");
+	for (int i = 0; i < STATE_URL_SENTINELS_MAX; i++)
+		p += sprintf(p, "%s10.0.0.%d:%d", i ? "," : "", i + 1, 26000 + i);
+	strcpy(p, "/m");
+	assert_int_equal(state_url_parse(url, &u, &err), 0);
+	assert_int_equal(u.nsentinels, 16);
+	assert_string_equal(u.sentinels[15].host, "10.0.0.16");
+	assert_int_equal(u.sentinels[15].port, 26015);
+	sprintf(p, ",10.0.0.17/m");
+	assert_int_equal(state_url_parse(url, &u, &err), -1);
+	assert_string_equal(err, "too many Sentinels in the URL (at most 16)");
+
+	/* a master's name of 64 bytes and no more */
+	n = (size_t)sprintf(url, "redis-sentinel://h/");
+	memset(url + n, 'm', STATE_URL_MASTER_MAX);
+	strcpy(url + n + STATE_URL_MASTER_MAX, "/2");
+	assert_int_equal(state_url_parse(url, &u, &err), 0);
+	assert_int_equal(strlen(u.master), 64);
+	assert_int_equal(u.db, 2);
+	memset(url + n, 'm', STATE_URL_MASTER_MAX + 1);
+	url[n + STATE_URL_MASTER_MAX + 1] = '\0';
+	assert_int_equal(state_url_parse(url, &u, &err), -1);
+	assert_string_equal(err, "the master's name is too long (at most 64 bytes)");
+
+	/* the unknown-scheme message names every form */
+	assert_int_equal(state_url_parse("sentinel://h/m", &u, &err), -1);
+	assert_string_equal(err, "unknown state store (expected \"lmdb:DIR\", "
+	                         "\"redis://HOST:PORT/DB\", \"redis+unix:PATH\" or "
+	                         "\"redis-sentinel://HOST:PORT,.../MASTER/DB\")");
+	assert_false(state_url_is_redis("sentinel://h/m"));
+}
+
 static void
 a_minimal_config_gets_the_documented_defaults(void **state)
 {
@@ -399,6 +533,133 @@ a_minimal_config_gets_the_documented_defaults(void **state)
 	assert_null(cfg->admin.http);
 	config_unref(&cfg);
 	free(errs);
+}
+
+/* state_user, sentinel_password_file, state_wait_replicas: Redis settings,
+ * refused beside a store that would not read them; a brace in state_prefix
+ * would move the keys' hash tag. */
+static void
+redis_user_sentinel_password_and_wait_replicas_are_checked(void **state)
+{
+#define SENT "state = \"redis-sentinel://127.0.0.1:26379,[::1]/postern/1\";\n"
+#define TCP  "state = \"redis://127.0.0.1/0\";\n"
+#define LMDB "state = \"lmdb:/var/lib/postern\";\n"
+	static const struct {
+		const char *text, *want; /* want NULL: loads */
+	} rows[] = {
+	    {BASE SENT "state_user = \"postern\";\nstate_password_file = \"@CERT@\";\n"
+	               "sentinel_password_file = \"@KEY@\";\nstate_wait_replicas = 16;\n",
+	     NULL},
+	    {BASE TCP "state_user = \"a!b~c\";\nstate_wait_replicas = 0;\n", NULL},
+	    {BASE "state = \"redis+unix:/run/redis.sock\";\nstate_user = \"u\";\n"
+	          "state_wait_replicas = 1;\n",
+	     NULL},
+	    {BASE SENT "state_prefix = \"fleet-b:\";\n", NULL},
+	    /* state_user */
+	    {BASE TCP "state_user = \"\";\n", "t.conf:6: 'state_user' must not be empty\n"},
+	    {BASE TCP "state_user = \"a b\";\n",
+	     "t.conf:6: 'state_user' must be printable ASCII without spaces\n"},
+	    {BASE TCP "state_user = \"a\\tb\";\n",
+	     "t.conf:6: 'state_user' must be printable ASCII without spaces\n"},
+	    {BASE TCP "state_user = 5;\n", "t.conf:6: 'state_user' must be a string\n"},
+	    {BASE LMDB "state_user = \"u\";\n",
+	     "t.conf:6: 'state_user' is for a Redis store (state = \"redis://...\")\n"},
+	    {BASE "state_user = \"u\";\n",
+	     "t.conf:5: 'state_user' is for a Redis store (state = \"redis://...\")\n"},
+	    /* sentinel_password_file */
+	    {BASE TCP "sentinel_password_file = \"@CERT@\";\n",
+	     "t.conf:6: 'sentinel_password_file' is for state = \"redis-sentinel://...\"\n"},
+	    {BASE "state = \"redis+unix:/run/redis.sock\";\nsentinel_password_file = \"@CERT@\";\n",
+	     "t.conf:6: 'sentinel_password_file' is for state = \"redis-sentinel://...\"\n"},
+	    {BASE LMDB "sentinel_password_file = \"@CERT@\";\n",
+	     "t.conf:6: 'sentinel_password_file' is for a Redis store (state = "
+	     "\"redis://...\")\n"},
+	    {BASE SENT "sentinel_password_file = \"/no/such/pw\";\n",
+	     "t.conf:6: state password file \"/no/such/pw\" is not readable: No such file or "
+	     "directory\n"},
+	    /* state_wait_replicas */
+	    {BASE SENT "state_wait_replicas = 17;\n",
+	     "t.conf:6: 'state_wait_replicas' must be between 0 and 16\n"},
+	    {BASE TCP "state_wait_replicas = -1;\n",
+	     "t.conf:6: 'state_wait_replicas' must be between 0 and 16\n"},
+	    {BASE TCP "state_wait_replicas = \"2\";\n",
+	     "t.conf:6: 'state_wait_replicas' must be an integer 0..16\n"},
+	    {BASE LMDB "state_wait_replicas = 1;\n",
+	     "t.conf:6: 'state_wait_replicas' is for a Redis store (state = \"redis://...\")\n"},
+	    {BASE LMDB "state_wait_replicas = 0;\n",
+	     "t.conf:6: 'state_wait_replicas' is for a Redis store (state = \"redis://...\")\n"},
+	    /* state_prefix: no braces */
+	    {BASE SENT "state_prefix = \"p{x}:\";\n",
+	     "t.conf:6: 'state_prefix' must be printable ASCII without spaces or braces\n"},
+	    {BASE TCP "state_prefix = \"p}\";\n",
+	     "t.conf:6: 'state_prefix' must be printable ASCII without spaces or braces\n"},
+	    /* the URL itself, through the loader */
+	    {BASE "state = \"redis-sentinel://h\";\n",
+	     "t.conf:5: 'state' = \"redis-sentinel://h\": \"redis-sentinel://\" needs the "
+	     "master's name, as in \"redis-sentinel://HOST:26379,HOST:26379/mymaster/0\"\n"},
+	    {BASE "state = \"redis-sentinel://a,,b/m\";\n",
+	     "t.conf:5: 'state' = \"redis-sentinel://a,,b/m\": an empty Sentinel address in the "
+	     "URL\n"},
+	};
+#undef SENT
+#undef TCP
+#undef LMDB
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+		char *errs = NULL;
+		struct config *cfg = parse(rows[i].text, &errs);
+
+		if (rows[i].want == NULL ? errs[0] != '\0' : strcmp(errs, rows[i].want) != 0)
+			print_message("row %zu printed:\n%s", i, errs);
+		if (rows[i].want == NULL) {
+			assert_string_equal(errs, "");
+			assert_non_null(cfg);
+		} else {
+			assert_null(cfg);
+			assert_string_equal(errs, rows[i].want);
+		}
+		if (i == 0) { /* the first row's values */
+			assert_string_equal(cfg->state_user, "postern");
+			assert_string_equal(cfg->state_password_file, cert_path);
+			assert_string_equal(cfg->sentinel_password_file, key_path);
+			assert_int_equal(cfg->state_wait_replicas, 16);
+		}
+		config_unref(&cfg);
+		free(errs);
+	}
+	/* a user of 128 bytes and no more */
+	for (size_t len = 128; len <= 129; len++) {
+		char text[sizeof(BASE) + 256], name[130], *errs = NULL;
+		struct config *cfg;
+
+		memset(name, 'u', len);
+		name[len] = '\0';
+		snprintf(text, sizeof(text), "%sstate = \"redis://h\";\nstate_user = \"%s\";\n",
+		         BASE, name);
+		cfg = parse(text, &errs);
+		if (len == 128) {
+			assert_string_equal(errs, "");
+			assert_int_equal(strlen(cfg->state_user), 128);
+		} else {
+			assert_null(cfg);
+			assert_string_equal(errs, "t.conf:6: 'state_user' must be 1..128 bytes\n");
+		}
+		config_unref(&cfg);
+		free(errs);
+	}
+	/* the defaults */
+	{
+		char *errs = NULL;
+		struct config *cfg = parse(BASE, &errs);
+
+		assert_non_null(cfg);
+		assert_null(cfg->state_user);
+		assert_null(cfg->sentinel_password_file);
+		assert_int_equal(cfg->state_wait_replicas, 0);
+		config_unref(&cfg);
+		free(errs);
+	}
 }
 
 static void
@@ -468,7 +729,8 @@ each_mistake_is_reported_with_its_file_and_line(void **state)
 	     1},
 	    {BASE "state = \"redis://:secret@127.0.0.1\";\n",
 	     "t.conf:5: 'state' = \"redis://:secret@127.0.0.1\": no user or password in the URL: "
-	     "put the password in state_password_file",
+	     "put the password in state_password_file (sentinel_password_file) and the user in "
+	     "state_user",
 	     1},
 	    {BASE "state = \"redis://127.0.0.1:0/0\";\n",
 	     "t.conf:5: 'state' = \"redis://127.0.0.1:0/0\": the port must be a number 1..65535",
@@ -486,7 +748,7 @@ each_mistake_is_reported_with_its_file_and_line(void **state)
 	    {BASE "state_timeout = \"5ms\";\n",
 	     "t.conf:5: 'state_timeout' must be between 10ms and 1m", 1},
 	    {BASE "state_prefix = \"a b\";\n",
-	     "t.conf:5: 'state_prefix' must be printable ASCII without spaces", 1},
+	     "t.conf:5: 'state_prefix' must be printable ASCII without spaces or braces", 1},
 	    {BASE "state_prefix = \"p:\";\n",
 	     "t.conf:5: 'state_prefix' is for a Redis store (state = \"redis://...\")", 1},
 	    {BASE "state = \"redis://127.0.0.1/0\";\nstate_password_file = \"/no/such/pw\";\n",
@@ -497,7 +759,8 @@ each_mistake_is_reported_with_its_file_and_line(void **state)
 	     "t.conf:5: 'state' = \"lmdb:\": name a directory, as in \"lmdb:/var/lib/postern\"", 1},
 	    {BASE "state = \"/var/lib/postern\";\n",
 	     "t.conf:5: 'state' = \"/var/lib/postern\": unknown state store (expected "
-	     "\"lmdb:DIR\", \"redis://HOST:PORT/DB\" or \"redis+unix:PATH\")",
+	     "\"lmdb:DIR\", \"redis://HOST:PORT/DB\", \"redis+unix:PATH\" or "
+	     "\"redis-sentinel://HOST:PORT,.../MASTER/DB\")",
 	     1},
 	    /* policy */
 	    {BASE "policy = { protocol_lock = \"sticky\"; };\n",
@@ -1625,6 +1888,8 @@ main(void)
 	    cmocka_unit_test(compress_is_pass_or_strip_on_imap_listeners_only),
 	    cmocka_unit_test(a_minimal_config_gets_the_documented_defaults),
 	    cmocka_unit_test(redis_state_urls_name_a_host_port_and_db_or_a_socket),
+	    cmocka_unit_test(sentinel_state_urls_list_the_sentinels_and_name_the_master),
+	    cmocka_unit_test(redis_user_sentinel_password_and_wait_replicas_are_checked),
 	    cmocka_unit_test(admin_http_takes_a_numeric_address_and_port),
 	    cmocka_unit_test(each_mistake_is_reported_with_its_file_and_line),
 	    cmocka_unit_test(all_mistakes_are_reported_at_once_in_file_order),

@@ -4,6 +4,9 @@
  * locks round-trip, updates are atomic and answered on the asking loop and
  * never before the call returns, cancelled requests stay silent, and
  * threads racing for a key agree on one winner.
+ * The Redis runs go through a unix socket and again through a Sentinel
+ * (redis_server.h), and a Sentinel form whose Sentinels name no master fails
+ * in bounded time.
  * Then LMDB alone: a lock answered is on disk (the writer is killed with
  * SIGKILL, the store reopened), another process sees and makes changes
  * while the store is open, processes racing agree, unknown records fail
@@ -31,7 +34,7 @@
 #define T0 1700000000000ULL
 
 struct fix {
-	const char *kind; /* "mem", "lmdb" or "redis" */
+	const char *kind; /* "mem", "lmdb", "redis" or "sentinel" */
 	char dir[64];     /* lmdb: the temporary directory */
 	char url[160];
 	struct store *st;
@@ -66,12 +69,22 @@ fix_setup(void **state)
 		snprintf(f->url, sizeof(f->url), "lmdb:%s", f->dir);
 	} else if (strcmp(f->kind, "redis") == 0) {
 		/* a Redis case with no redis-server fails here: it never skips */
+		redis_target = &test_redis;
 		if (redis_server_start() < 0 || redis_server_cmd("FLUSHALL") < 0) {
 			print_error("no redis-server to test with\n");
 			free(f);
 			return -1;
 		}
 		snprintf(f->url, sizeof(f->url), "%s", test_redis.url);
+	} else if (strcmp(f->kind, "sentinel") == 0) {
+		/* the same, through a Sentinel: a missing one fails here too */
+		redis_target = &test_sentinel;
+		if (redis_sentinel_start() < 0 || redis_server_cmd("FLUSHALL") < 0) {
+			print_error("no redis-server and Sentinel to test with\n");
+			free(f);
+			return -1;
+		}
+		snprintf(f->url, sizeof(f->url), "%s", test_sentinel.url);
 	} else {
 		snprintf(f->url, sizeof(f->url), "mem:");
 	}
@@ -632,6 +645,11 @@ store_urls_pick_a_store_or_say_why_not(void **state)
 	assert_string_equal(err, "unknown state store (expected \"lmdb:DIR\", "
 	                         "\"redis://HOST:PORT/DB\", \"redis+unix:PATH\" or "
 	                         "\"redis-sentinel://HOST:PORT,.../MASTER/DB\")");
+	assert_null(store_open("redis-sentinel://127.0.0.1:26379", 0, &err));
+	assert_string_equal(err, "\"redis-sentinel://\" needs the master's name, as in "
+	                         "\"redis-sentinel://HOST:26379,HOST:26379/mymaster/0\"");
+	assert_null(store_open("redis://", 0, &err));
+	assert_string_equal(err, "a Redis URL needs a host");
 	assert_null(store_open(NULL, 0, &err));
 	assert_null(store_open("lmdb:", 0, &err));
 	assert_string_equal(err, "\"lmdb:\" needs a directory");
@@ -915,8 +933,7 @@ redis_a_lost_script_is_loaded_again(void **state)
 static long long
 redis_int(const char *cmd)
 {
-	struct timeval tv = {2, 0};
-	redisContext *c = redisConnectUnixWithTimeout(test_redis.sock, tv);
+	redisContext *c = redis_server_connect();
 	redisReply *r;
 	long long v = -99;
 
@@ -1116,6 +1133,74 @@ redis_a_dropped_link_fails_fast_and_comes_back(void **state)
 	assert_int_equal(a.a.outcome, STORE_CLAIM_HELD);
 	store_worker_free(&sw);
 	ev_loop_destroy(loop);
+}
+
+/* ---- Sentinel ------------------------------------------------------------ */
+
+/* Sentinels that refuse the link, keep it silent, or do not know the
+ * master: the synchronous calls fail with an error within a bounded time
+ * (each Sentinel is asked within state_timeout), never hang. */
+static void
+sentinel_a_master_no_sentinel_names_fails_in_bounded_time(void **state)
+{
+	struct store_params sp = {.timeout_ms = 200};
+	struct sockaddr_in sin = {.sin_family = AF_INET};
+	socklen_t len = sizeof(sin);
+	int silent = socket(AF_INET, SOCK_STREAM, 0), refused, unused;
+	char url[160];
+	const char *err;
+	struct store *st;
+	struct store_lock got, l = {.proto = PROTO_IMAP};
+	bool found;
+	ev_tstamp t0;
+
+	(void)state;
+	/* one port nobody listens on; one that takes the link and never answers */
+	assert_int_equal(redis_free_ports(&refused, &unused), 0);
+	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	assert_true(silent >= 0);
+	assert_int_equal(bind(silent, (struct sockaddr *)&sin, sizeof(sin)), 0);
+	assert_int_equal(listen(silent, 8), 0);
+	assert_int_equal(getsockname(silent, (struct sockaddr *)&sin, &len), 0);
+	snprintf(url, sizeof(url), "redis-sentinel://127.0.0.1:%d/%s", refused,
+	         REDIS_SENTINEL_MASTER);
+	err = NULL;
+	assert_non_null(st = store_open_with(url, &sp, 0, &err));
+	t0 = ev_time();
+	assert_int_equal(store_lock_get(st, "u", 1, &got, &found, &err), -1);
+	assert_non_null(err);
+	assert_true(err[0] != '\0');
+	assert_true(ev_time() - t0 < 2);
+	store_close(&st);
+
+	snprintf(url, sizeof(url), "redis-sentinel://127.0.0.1:%d,127.0.0.1:%d/%s",
+	         ntohs(sin.sin_port), refused, REDIS_SENTINEL_MASTER);
+	err = NULL;
+	assert_non_null(st = store_open_with(url, &sp, 0, &err));
+	t0 = ev_time();
+	assert_int_equal(store_lock_get(st, "u", 1, &got, &found, &err), -1);
+	assert_non_null(err);
+	assert_true(err[0] != '\0');
+	assert_true(ev_time() - t0 < 3);
+	err = NULL;
+	t0 = ev_time();
+	assert_int_equal(store_lock_put(st, "u", 1, &l, &err), -1);
+	assert_non_null(err);
+	assert_true(ev_time() - t0 < 3);
+	store_close(&st);
+	close(silent);
+
+	/* a Sentinel that answers but knows no such master */
+	assert_int_equal(redis_sentinel_start(), 0);
+	snprintf(url, sizeof(url), "redis-sentinel://127.0.0.1:%d/no-such-master",
+	         test_sentinel.sentinel_port);
+	err = NULL;
+	assert_non_null(st = store_open_with(url, &sp, 0, &err));
+	t0 = ev_time();
+	assert_int_equal(store_lock_get(st, "u", 1, &got, &found, &err), -1);
+	assert_non_null(err);
+	assert_true(ev_time() - t0 < 2);
+	store_close(&st);
 }
 
 /* ---- the fleet: live sessions, throttles, routes, the channel ------------- */
@@ -1586,9 +1671,13 @@ stores_that_are_not_shared_refuse_the_fleet_operations(void **state)
 #define CONFORM(t)                                                                                 \
 	cmocka_unit_test_prestate_setup_teardown(t, fix_setup, fix_teardown, "mem"),               \
 	    cmocka_unit_test_prestate_setup_teardown(t, fix_setup, fix_teardown, "lmdb"),          \
-	    cmocka_unit_test_prestate_setup_teardown(t, fix_setup, fix_teardown, "redis")
-#define REDIS(t) cmocka_unit_test_prestate_setup_teardown(t, fix_setup, fix_teardown, "redis")
-#define LMDB(t)  cmocka_unit_test_prestate_setup_teardown(t, fix_setup, fix_teardown, "lmdb")
+	    cmocka_unit_test_prestate_setup_teardown(t, fix_setup, fix_teardown, "redis"),         \
+	    cmocka_unit_test_prestate_setup_teardown(t, fix_setup, fix_teardown, "sentinel")
+/* a Redis case runs on both forms: the socket and the master a Sentinel names */
+#define REDIS(t)                                                                                   \
+	cmocka_unit_test_prestate_setup_teardown(t, fix_setup, fix_teardown, "redis"),             \
+	    cmocka_unit_test_prestate_setup_teardown(t, fix_setup, fix_teardown, "sentinel")
+#define LMDB(t) cmocka_unit_test_prestate_setup_teardown(t, fix_setup, fix_teardown, "lmdb")
 
 int
 main(void)
@@ -1629,6 +1718,7 @@ main(void)
 	    REDIS(redis_a_request_waits_no_longer_than_state_timeout),
 	    REDIS(redis_each_request_behind_a_timed_out_one_times_out_at_its_own_deadline),
 	    REDIS(redis_a_dropped_link_fails_fast_and_comes_back),
+	    cmocka_unit_test(sentinel_a_master_no_sentinel_names_fails_in_bounded_time),
 	};
 	int rc = cmocka_run_group_tests(tests, NULL, NULL);
 
