@@ -249,6 +249,9 @@ store_redis_rw_connect(struct redis_worker *rw)
 void
 store_redis_rw_retry_later(struct redis_worker *rw)
 {
+	/* down: what is decided meanwhile (degraded) is written back when a
+	 * link is ready (state.recovered) */
+	rw->outage = true;
 	/* what waited for the Sentinels' answer is answered now */
 	for (struct rcall *c = rw->head, *next; c != NULL; c = next) {
 		next = c->next;
