@@ -68,6 +68,12 @@ sess_put(struct redis_worker *rw, const struct rsess *e)
 	(void)store_redis_rw_note(rw, "sput", 13, argv, lens);
 }
 
+bool
+store_redis_sess_has(struct redis_worker *rw, uint64_t id)
+{
+	return *sess_find(rw, id) != NULL;
+}
+
 void
 store_redis_sess_confirm(struct redis_worker *rw, uint64_t id)
 {

@@ -94,6 +94,12 @@ struct rcall {
 	bool retried; /* NOSCRIPT: loaded and sent again once */
 	bool waiting; /* a new lock written; WAIT (state_wait_replicas) sent after it */
 	bool queued;  /* not sent yet: the Sentinels are being asked for the master */
+	/* a session registration answered (failed) before Redis did: a late
+	 * "ok" registered a session nobody keeps, which is removed again */
+	bool late_sess;
+	uint64_t late_sid;
+	size_t late_len;
+	char late_key[STORE_KEY_MAX];
 };
 
 struct redis_worker {
@@ -240,6 +246,8 @@ int store_redis_submit(struct store_req *r, const char **err_out);
 void store_redis_sess_drop(struct redis_worker *rw, uint64_t id);
 /* Session id's sreg said ok: the heartbeat keeps it from now on. */
 void store_redis_sess_confirm(struct redis_worker *rw, uint64_t id);
+/* Does rw keep session id (registered, pending or kept while degraded)? */
+bool store_redis_sess_has(struct redis_worker *rw, uint64_t id);
 /* Note session s of user key in rw's table (the existing entry if it is
  * there); NULL when out of memory. */
 struct rsess *store_redis_sess_add(struct redis_worker *rw, const char *key, size_t len,

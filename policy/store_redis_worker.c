@@ -59,6 +59,15 @@ rcall_fail(struct rcall *c, const char *err)
 
 	if (r == NULL)
 		return;
+	if (r->op == STORE_OP_SESSION) {
+		/* the policy hears "not registered": forget it here too, and
+		 * take it out of Redis if the registration still comes */
+		store_redis_sess_drop(c->rw, r->sess.id);
+		c->late_sess = true;
+		c->late_sid = r->sess.id;
+		c->late_len = r->key_len;
+		memcpy(c->late_key, r->key, r->key_len);
+	}
 	c->r = NULL;
 	r->rc = -1;
 	r->err = err;
@@ -394,6 +403,14 @@ on_reply(redisAsyncContext *ac, void *reply, void *privdata)
 			store_redis_sess_confirm(rw, c->r->sess.id);
 		store_req_done(c->r);
 		c->r = NULL;
+	} else if (c->r == NULL && c->late_sess && rep != NULL && rep->type == REDIS_REPLY_ARRAY &&
+	           rep->elements > 0 && store_redis_str_is(rep->element[0], "ok") &&
+	           !store_redis_sess_has(rw, c->late_sid)) {
+		/* registered after its login heard otherwise (timed out) and was
+		 * not kept (state_unavailable = "refuse"): nobody would end it */
+		struct store_session s = {.id = c->late_sid};
+
+		store_redis_session_note(rw->sw, c->late_key, c->late_len, &s, true);
 	} else if (c->r != NULL && c->r->op == STORE_OP_THROTTLE) {
 		store_redis_throttle_answer(c->r, rep);
 		store_req_done(c->r);

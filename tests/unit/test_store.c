@@ -1289,6 +1289,40 @@ redis_the_registry_counts_the_fleet_like_the_local_counters(void **state)
 	ev_loop_destroy(loop);
 }
 
+/* A registration that times out is "not registered" to its login; if Redis
+ * runs it after all (it was only slow), the session is taken out again, and
+ * the heartbeat never writes it: it would count against the user forever
+ * with this live proxy's id (state_unavailable = "refuse" keeps nothing). */
+static void
+redis_a_registration_answered_late_leaves_no_session_behind(void **state)
+{
+	struct fix *f = *state;
+	struct store_params sp = {.timeout_ms = 100, .heartbeat_ms = 150};
+	struct ev_loop *loop = ev_loop_new(EVFLAG_AUTO);
+	const char *err = NULL;
+	struct store *st;
+	struct store_worker *sw;
+	struct sess_answer r;
+
+	assert_non_null(st = store_open_with(f->url, &sp, 0, &err));
+	assert_non_null(sw = store_worker_new(st, loop, &err));
+	/* a live session of the same user: its heartbeat keeps the user's
+	 * sessions hash from expiring, so a stray entry would stay too */
+	r = sess_begin(loop, sw, "late@x", 1, PROTO_IMAP, 0, true);
+	assert_int_equal(r.rc, 0);
+	/* Redis is silent for 0.4 s: the registration times out at 0.1 s, and
+	 * Redis runs it when it is back */
+	assert_int_equal(redis_server_cmd("CLIENT PAUSE 400 ALL"), 0);
+	r = sess_begin(loop, sw, "late@x", 2, PROTO_IMAP, 0, true);
+	assert_int_equal(r.rc, -1);
+	run_until_ms(loop, NULL, 900); /* the late "ok", then heartbeats */
+	assert_int_equal(redis_int("HLEN postern:{late@x}:sess"), 1);
+	assert_int_equal(redis_int("HEXISTS postern:{late@x}:sess 0000000000000002"), 0);
+	store_worker_free(&sw);
+	store_close(&st);
+	ev_loop_destroy(loop);
+}
+
 /* A proxy that stops beating (its heartbeat key lapses, as after kill -9)
  * stops counting; its entries are dropped by the next check. */
 static void
@@ -1716,6 +1750,7 @@ main(void)
 	    REDIS(redis_a_lost_script_is_loaded_again),
 	    REDIS(redis_keys_carry_the_prefix_and_lock_expire_is_their_ttl),
 	    REDIS(redis_a_request_waits_no_longer_than_state_timeout),
+	    REDIS(redis_a_registration_answered_late_leaves_no_session_behind),
 	    REDIS(redis_each_request_behind_a_timed_out_one_times_out_at_its_own_deadline),
 	    REDIS(redis_a_dropped_link_fails_fast_and_comes_back),
 	    cmocka_unit_test(sentinel_a_master_no_sentinel_names_fails_in_bounded_time),
