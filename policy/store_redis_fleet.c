@@ -131,6 +131,10 @@ store_redis_rw_beat_cb(struct ev_loop *loop, ev_timer *t, int revents)
 	(void)loop;
 	(void)revents;
 	store_redis_rw_beat(rw);
+	/* a switch the subscription missed (its Sentinel silent, not closed)
+	 * is found within one heartbeat: ask whether the master moved */
+	if (rw->rs->url.kind == STATE_REDIS_SENTINEL && rw->ready && rw->sn.resolved)
+		store_redis_sentinel_resolve(rw);
 }
 
 /* Back after an outage: say so once, register every live session again

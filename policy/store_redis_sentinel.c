@@ -263,8 +263,9 @@ q_ask(struct redis_worker *rw)
 		if (rw->closing)
 			return;
 		if (sn->q_tried >= rs->url.nsentinels) {
-			sn_log(rw, "store.disconnect", "no Sentinel named the master",
-			       rs->url.master);
+			/* with a link up this is a check that failed, not an outage */
+			sn_log(rw, rw->ac == NULL ? "store.disconnect" : "store.error",
+			       "no Sentinel named the master", rs->url.master);
 			if (rw->ac == NULL)
 				store_redis_rw_retry_later(rw);
 			return;

@@ -629,6 +629,40 @@ def test_a_sentinel_naming_a_wrong_address_first_the_next_ones_are_asked(
         fake.stop()
 
 
+def test_a_switch_the_subscription_never_hears_of_is_found_within_a_heartbeat(
+        ha, make_proxy, ca):
+    """The only Sentinel the postern knows confirms its subscription and
+    then says nothing (silent, not closed): a planned failover by the real
+    Sentinels is never announced to it.  Asked every heartbeat (1 s here),
+    that Sentinel names the new master, and the postern moves within about
+    a heartbeat, long before the Sentinels would demote the old master
+    (several seconds, during which it takes writes)."""
+    old = ha.master()
+    fake = FakeSentinel(("127.0.0.1", old.port))
+    try:
+        p = make_proxy(ha, url=ha.url([fake.addr]))
+        assert p.wait_log(r"event=state\.master\b[^\n]*master=%s\b" % re.escape(old.addr),
+                          timeout=10), p.log()[-3000:]
+        assert ha.failover() == "OK"
+        new, _ = ha.wait_master_change(old, 15)
+        assert new is not None
+        fake.answer = ("127.0.0.1", new.port)
+        t0 = time.time()
+        assert p.wait_log(r"event=state\.failover\b[^\n]*to=%s\b" % re.escape(new.addr),
+                          timeout=10), p.log()[-3000:]
+        line = [x for x in p.log().splitlines()
+                if "event=state.failover" in x and "to=%s" % new.addr in x][0]
+        took = ts_of(line) - t0
+        print("\nno +switch-master heard: moved %.2f s after the Sentinel named the new "
+              "master (state_heartbeat 1 s)" % took)
+        assert took < 1.0 + 1.5 * SCALE, took
+        u = fresh_user()
+        assert imap_login(p, ca, u).ok
+        assert wait_lock(new, u) == "imap"
+    finally:
+        fake.stop()
+
+
 def test_all_sentinels_down_at_start_degraded_then_recovers(ha, make_proxy, ca):
     """No Sentinel answers when the postern starts: it starts, logins are
     decided locally (state_unavailable local) within the bound, a store.*
