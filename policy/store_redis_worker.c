@@ -79,12 +79,15 @@ void
 store_redis_rw_log(struct redis_worker *rw, const char *event, const char *what, const char *detail)
 {
 	ev_tstamp now = ev_now(rw->loop);
+	bool warn = strcmp(event, "store.connect") != 0;
 
-	/* each loop says it at most once a second: an outage is one line */
-	if (now - rw->last_log < 1.0 && strcmp(event, "store.connect") != 0)
+	/* each loop warns at most once a second: an outage is one line (a
+	 * store.connect is always said, and silences no warning after it) */
+	if (warn && now - rw->last_log < 1.0)
 		return;
-	rw->last_log = now;
-	log_kv(strcmp(event, "store.connect") == 0 ? LOG_INFO : LOG_WARN, event,
+	if (warn)
+		rw->last_log = now;
+	log_kv(warn ? LOG_WARN : LOG_INFO, event,
 	       "store=redis what=\"%s\" err=\"%.160s\" retry_ms=%llu", what, detail ? detail : "",
 	       (unsigned long long)rw->backoff_ms);
 }

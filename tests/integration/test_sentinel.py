@@ -439,6 +439,39 @@ def test_wait_replicas_cost_per_login_is_printed(ha, make_proxy, ca):
     assert waits() - before == 20, (waits(), before)
 
 
+@pytest.mark.parametrize("unavailable", ["refuse", "local"])
+def test_a_wait_that_does_not_reach_its_replicas_is_the_store_unavailable(
+        ha, make_proxy, ca, unavailable):
+    """state_wait_replicas = 3 with two replicas: WAIT never reaches 3, so a
+    login that creates a lock is decided as when Redis is unavailable.
+    "refuse": IMAP NO [UNAVAILABLE] and POP3 -ERR [SYS/TEMP], within
+    state_timeout; "local": granted (state.degraded).  Either way the lock is
+    on the master (the script ran; only the replicas' copy is missing), so
+    the next login, which creates nothing and waits for nothing, is let in
+    and the other protocol is refused."""
+    p = make_proxy(ha, wait_replicas=3, unavailable=unavailable)
+    master = ha.master()
+    u, v = fresh_user(), fresh_user()
+    t0 = time.monotonic()
+    first = imap_login(p, ca, u)
+    took = time.monotonic() - t0
+    second = pop3_login(p, ca, v)
+    if unavailable == "refuse":
+        assert first.line == "a1 NO [UNAVAILABLE] Temporary server failure, try again later.", \
+            first.line
+        assert second.line == "-ERR [SYS/TEMP] Temporary server failure, try again later.", \
+            second.line
+    else:
+        assert first.ok and second.ok, (first.line, second.line)
+        assert p.wait_log(r"event=state\.degraded\b[^\n]*state_wait_replicas", timeout=5)
+    assert took < STATE_TIMEOUT + 2 * SCALE, took
+    assert p.wait_log(r'event=store\.error\b[^\n]*what="WAIT"[^\n]*of 3 replicas',
+                      timeout=5), p.log()[-4000:]
+    assert wait_lock(master, u) == "imap"
+    assert imap_login(p, ca, u).ok  # held: no WAIT
+    assert pop3_login(p, ca, u).line == POP3_SET_TO_IMAP
+
+
 def test_the_old_master_restarted_as_a_replica_gets_no_postern_writes(ha, make_proxy, ca):
     """kill -9 the master, the posterns follow the new one; the old master is
     started again (empty, believing it is the master until the Sentinels make
