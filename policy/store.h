@@ -124,7 +124,10 @@ struct store_params {
 	unsigned wait_replicas;      /* a new lock waits (WAIT) for this many replicas; 0: no */
 	uint64_t timeout_ms;         /* a request never waits longer; default 250 */
 	uint64_t lock_expire_ms;     /* TTL of a lock store_lock_put() writes; 0: none */
-	uint64_t heartbeat_ms;       /* live-session refresh; default 10000 */
+	uint64_t heartbeat_ms;       /* Redis: a proxy's heartbeat; default 10000 */
+	uint64_t sess_ttl_ms;        /* Redis: TTL of a user's live-sessions hash, each session
+	                              * written again after half of it; default 24 h, at
+	                              * least 8 heartbeats (tests shorten it) */
 };
 
 /* The store_params of cfg (borrowed strings: keep cfg while opening). */

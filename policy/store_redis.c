@@ -179,7 +179,10 @@ const char store_redis_script[] =
     "  return {'ok'}\n"
     "elseif op == 'sreg' or op == 'sput' then\n"
     "  local sid, me, proto, pp, ttl = ARGV[2], ARGV[3], ARGV[4], ARGV[9], ARGV[8]\n"
-    "  redis.call('SET', pp .. me, '1', 'PX', ttl)\n"
+    "  if redis.call('EXISTS', pp .. me) == 0 then\n"
+    "    redis.call('HSET', pp .. me, '-', '1')\n"
+    "    redis.call('PEXPIRE', pp .. me, ttl)\n"
+    "  end\n"
     "  if op == 'sreg' then\n"
     "    local max, excl = tonumber(ARGV[6]), ARGV[7] == '1'\n"
     "    local all = redis.call('HGETALL', k)\n"
@@ -201,8 +204,12 @@ const char store_redis_script[] =
     "    if max > 0 and total >= max then return {'full'} end\n"
     "  end\n"
     "  redis.call('HSET', k, sid, me .. ' ' .. proto .. ' ' .. ARGV[5])\n"
-    "  redis.call('PEXPIRE', k, ttl)\n"
+    "  redis.call('PEXPIRE', k, ARGV[10])\n"
     "  return {'ok'}\n"
+    "elseif op == 'beat' then\n"
+    "  local new = redis.call('HSET', k, ARGV[2], '1')\n"
+    "  redis.call('PEXPIRE', k, ARGV[3])\n"
+    "  return new\n"
     "elseif op == 'tfail' then\n"
     "  local w = ARGV[3]\n"
     "  local function bump(key)\n"
@@ -507,6 +514,9 @@ store_redis_open(const struct state_url *u, const struct store_params *sp, const
 	rs->timeout_ms = sp && sp->timeout_ms ? sp->timeout_ms : 250;
 	rs->lock_ttl_ms = sp ? sp->lock_expire_ms : 0;
 	rs->heartbeat_ms = sp && sp->heartbeat_ms ? sp->heartbeat_ms : 10000;
+	rs->sess_ttl_ms = sp && sp->sess_ttl_ms ? sp->sess_ttl_ms : REDIS_SESS_TTL_MS;
+	if (rs->sess_ttl_ms < 8 * rs->heartbeat_ms)
+		rs->sess_ttl_ms = 8 * rs->heartbeat_ms; /* refreshed at half, a beat late at most */
 	{
 		/* random per process start: a restarted proxy is a new one, and
 		 * its predecessor's sessions lapse with the old id's heartbeat */
