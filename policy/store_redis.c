@@ -16,15 +16,17 @@
  *   PREFIX "{" USER "}:route"           string, the user's backend
  *   PREFIX "{" IP "}:thr"               counter, failed logins from IP
  *   PREFIX "{" IP "}:thr:" IP "|" USER  counter, failed logins of USER from IP
- *   PREFIX "proxy:" PROXYID             a proxy's heartbeat
+ *   PREFIX "proxy:" PROXYID             hash, a proxy's heartbeat (a field per
+ *                                       worker; PX 3 * state_heartbeat)
  *   PREFIX "events"                     the fleet's pub/sub channel
  * The braces are a Redis Cluster hash tag: the keys of one user (or one
  * address) hash to one slot, so each script's own keys are in one slot
  * (claim, get, put, route and rput: the user's lock or route key; sreg, sput:
  * the user's sessions key; tfail: the two throttle keys of one address).
- * Two things are not: sreg and sput also SET this proxy's PREFIX "proxy:"
- * ID key and read the other proxies' ones (liveness of the sessions they
- * registered), which are not passed in KEYS and are in slots of their own;
+ * Two things are not: sreg and sput also make this proxy's PREFIX "proxy:"
+ * ID key when it is missing and read the other proxies' ones (liveness of
+ * the sessions they registered), which are not passed in KEYS and are in
+ * slots of their own (beat's own key is its KEYS[1]);
  * and the old layout below.  So this runs on one Redis (with replicas and
  * Sentinels), not on a Cluster; the layout is the one a Cluster needs, so a
  * later move to one (the heartbeats aside) needs no re-keying.
@@ -107,14 +109,25 @@
  *
  * Live sessions: KEYS[1] is PREFIX "{" USER "}:sess", a hash of session id ->
  * "PROXYID PROTO BACKEND SINCE"; PREFIX "proxy:" ID is a proxy's heartbeat
- * (PX 3 * state_heartbeat), which the sessions of a dead proxy outlive by
- * at most that much: they are skipped and dropped by the next check.
- *   sreg SID ME PROTO "BACKEND SINCE" MAX EXCL TTL PROXYPREFIX
+ * (PX 3 * state_heartbeat): an entry counts while its proxy's key exists,
+ * so the sessions of a dead proxy stop counting within 3 heartbeats; they
+ * are skipped and dropped by the next check of their user.  The hash's own
+ * TTL (HTTL, 24 h by default) only ends the entries nobody checks again;
+ * every sreg and sput sets it, and each worker writes its sessions again
+ * after half of it (store_redis_fleet.c), so it never lapses under a live
+ * one.
+ *   sreg SID ME PROTO "BACKEND SINCE" MAX EXCL TTL PROXYPREFIX HTTL
  *       count the live sessions of other ids, as connlimit_session() does
  *       (EXCL 1: another protocol live -> {"other", P}; MAX > 0 and as many
- *       live -> {"full"}), else register -> {"ok"}
- *   sput (same arguments)    register without a check (heartbeat, recovery,
- *                            sessions decided while Redis was away)
+ *       live -> {"full"}), else register -> {"ok"}; TTL is the proxy key's,
+ *       set when the key is missing (the heartbeat keeps it)
+ *   sput (same arguments)    register without a check (a session aging
+ *                            toward HTTL, recovery, sessions decided while
+ *                            Redis was away)
+ *   beat WORKER TTL          KEYS[1] is PREFIX "proxy:" ME: HSET the
+ *                            worker's field, PEXPIRE TTL -> 1 when the
+ *                            field was new (the key was lost: the worker
+ *                            writes its sessions again), else 0
  * Failed logins: KEYS[1] the (address, user) key, ARGV[2] the address key
  * (the same hash tag: the address).
  *   tfail KEY2 WINDOW   INCR both, PEXPIRE WINDOW when a window opens ->
