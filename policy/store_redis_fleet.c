@@ -20,7 +20,7 @@
 static size_t
 sess_bucket(uint64_t id)
 {
-	return (size_t)((id * 0x9E3779B97F4A7C15ULL) >> 54) & (RSESS_BUCKETS - 1);
+	return (size_t)((id * 0x9E3779B97F4A7C15ULL) >> (64 - RSESS_BITS)) & (RSESS_BUCKETS - 1);
 }
 
 static struct rsess **

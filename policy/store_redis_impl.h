@@ -29,7 +29,10 @@
 /* the longest key: PREFIX "{" IP "}:thr:" IP "|" USER, where IP "|" USER is
  * at most STORE_KEY_MAX bytes and IP shorter still; and a NUL */
 #define REDIS_KEY_MAX (REDIS_PREFIX_MAX + 2 * STORE_KEY_MAX + 8)
-#define RSESS_BUCKETS 1024 /* live-session table of one worker (chained) */
+/* live-session table of one worker (chained): 128 KiB, chains of ~3 at
+ * 50k sessions a worker */
+#define RSESS_BITS    14
+#define RSESS_BUCKETS (1U << RSESS_BITS)
 /* TTL of a user's live-sessions hash (state_heartbeat is the liveness;
  * this only ends entries nobody removes: a crashed proxy's, of a user who
  * never logs in again); each session is written again after half of it */
