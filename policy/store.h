@@ -124,7 +124,10 @@ struct store_params {
 	unsigned wait_replicas;      /* a new lock waits (WAIT) for this many replicas; 0: no */
 	uint64_t timeout_ms;         /* a request never waits longer; default 250 */
 	uint64_t lock_expire_ms;     /* TTL of a lock store_lock_put() writes; 0: none */
-	uint64_t heartbeat_ms;       /* live-session refresh; default 10000 */
+	uint64_t heartbeat_ms;       /* Redis: a proxy's heartbeat; default 10000 */
+	uint64_t sess_ttl_ms;        /* Redis: TTL of a user's live-sessions hash, each session
+	                              * written again after half of it; default 24 h, at
+	                              * least 8 heartbeats (tests shorten it) */
 };
 
 /* The store_params of cfg (borrowed strings: keep cfg while opening). */
@@ -229,9 +232,11 @@ typedef void (*store_session_cb)(void *arg, int rc, const char *err, enum store_
  * fleet, leaving out those of proxies whose heartbeat lapsed (3 missed
  * state_heartbeat), decide as connlimit_session() does (exclusive: the
  * concurrent lock; max 0: no limit) and register s, in one atomic step.
- * Until store_session_end() the worker refreshes it every heartbeat and
- * registers it again after a reconnect.  deadline_ms (wall clock, 0: none)
- * shortens state_timeout.  Returns the request as store_lock_claim() does.
+ * Until store_session_end() it counts while this proxy's heartbeat goes
+ * on; the worker writes it again after half the hash's TTL (24 h), after a
+ * reconnect, and when it finds Redis lost the proxy's heartbeat key.
+ * deadline_ms (wall clock, 0: none) shortens state_timeout.  Returns the
+ * request as store_lock_claim() does.
  */
 struct store_req *store_session_begin(struct store_worker *sw, const char *key, size_t len,
                                       const struct store_session *s, uint32_t max, bool exclusive,

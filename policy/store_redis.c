@@ -16,15 +16,17 @@
  *   PREFIX "{" USER "}:route"           string, the user's backend
  *   PREFIX "{" IP "}:thr"               counter, failed logins from IP
  *   PREFIX "{" IP "}:thr:" IP "|" USER  counter, failed logins of USER from IP
- *   PREFIX "proxy:" PROXYID             a proxy's heartbeat
+ *   PREFIX "proxy:" PROXYID             hash, a proxy's heartbeat (a field per
+ *                                       worker; PX 3 * state_heartbeat)
  *   PREFIX "events"                     the fleet's pub/sub channel
  * The braces are a Redis Cluster hash tag: the keys of one user (or one
  * address) hash to one slot, so each script's own keys are in one slot
  * (claim, get, put, route and rput: the user's lock or route key; sreg, sput:
  * the user's sessions key; tfail: the two throttle keys of one address).
- * Two things are not: sreg and sput also SET this proxy's PREFIX "proxy:"
- * ID key and read the other proxies' ones (liveness of the sessions they
- * registered), which are not passed in KEYS and are in slots of their own;
+ * Two things are not: sreg and sput also make this proxy's PREFIX "proxy:"
+ * ID key when it is missing and read the other proxies' ones (liveness of
+ * the sessions they registered), which are not passed in KEYS and are in
+ * slots of their own (beat's own key is its KEYS[1]);
  * and the old layout below.  So this runs on one Redis (with replicas and
  * Sentinels), not on a Cluster; the layout is the one a Cluster needs, so a
  * later move to one (the heartbeats aside) needs no re-keying.
@@ -107,14 +109,25 @@
  *
  * Live sessions: KEYS[1] is PREFIX "{" USER "}:sess", a hash of session id ->
  * "PROXYID PROTO BACKEND SINCE"; PREFIX "proxy:" ID is a proxy's heartbeat
- * (PX 3 * state_heartbeat), which the sessions of a dead proxy outlive by
- * at most that much: they are skipped and dropped by the next check.
- *   sreg SID ME PROTO "BACKEND SINCE" MAX EXCL TTL PROXYPREFIX
+ * (PX 3 * state_heartbeat): an entry counts while its proxy's key exists,
+ * so the sessions of a dead proxy stop counting within 3 heartbeats; they
+ * are skipped and dropped by the next check of their user.  The hash's own
+ * TTL (HTTL, 24 h by default) only ends the entries nobody checks again;
+ * every sreg and sput sets it, and each worker writes its sessions again
+ * after half of it (store_redis_fleet.c), so it never lapses under a live
+ * one.
+ *   sreg SID ME PROTO "BACKEND SINCE" MAX EXCL TTL PROXYPREFIX HTTL
  *       count the live sessions of other ids, as connlimit_session() does
  *       (EXCL 1: another protocol live -> {"other", P}; MAX > 0 and as many
- *       live -> {"full"}), else register -> {"ok"}
- *   sput (same arguments)    register without a check (heartbeat, recovery,
- *                            sessions decided while Redis was away)
+ *       live -> {"full"}), else register -> {"ok"}; TTL is the proxy key's,
+ *       set when the key is missing (the heartbeat keeps it)
+ *   sput (same arguments)    register without a check (a session aging
+ *                            toward HTTL, recovery, sessions decided while
+ *                            Redis was away)
+ *   beat WORKER TTL          KEYS[1] is PREFIX "proxy:" ME: HSET the
+ *                            worker's field, PEXPIRE TTL -> 1 when the
+ *                            field was new (the key was lost: the worker
+ *                            writes its sessions again), else 0
  * Failed logins: KEYS[1] the (address, user) key, ARGV[2] the address key
  * (the same hash tag: the address).
  *   tfail KEY2 WINDOW   INCR both, PEXPIRE WINDOW when a window opens ->
@@ -179,7 +192,10 @@ const char store_redis_script[] =
     "  return {'ok'}\n"
     "elseif op == 'sreg' or op == 'sput' then\n"
     "  local sid, me, proto, pp, ttl = ARGV[2], ARGV[3], ARGV[4], ARGV[9], ARGV[8]\n"
-    "  redis.call('SET', pp .. me, '1', 'PX', ttl)\n"
+    "  if redis.call('EXISTS', pp .. me) == 0 then\n"
+    "    redis.call('HSET', pp .. me, '-', '1')\n"
+    "    redis.call('PEXPIRE', pp .. me, ttl)\n"
+    "  end\n"
     "  if op == 'sreg' then\n"
     "    local max, excl = tonumber(ARGV[6]), ARGV[7] == '1'\n"
     "    local all = redis.call('HGETALL', k)\n"
@@ -201,8 +217,12 @@ const char store_redis_script[] =
     "    if max > 0 and total >= max then return {'full'} end\n"
     "  end\n"
     "  redis.call('HSET', k, sid, me .. ' ' .. proto .. ' ' .. ARGV[5])\n"
-    "  redis.call('PEXPIRE', k, ttl)\n"
+    "  redis.call('PEXPIRE', k, ARGV[10])\n"
     "  return {'ok'}\n"
+    "elseif op == 'beat' then\n"
+    "  local new = redis.call('HSET', k, ARGV[2], '1')\n"
+    "  redis.call('PEXPIRE', k, ARGV[3])\n"
+    "  return new\n"
     "elseif op == 'tfail' then\n"
     "  local w = ARGV[3]\n"
     "  local function bump(key)\n"
@@ -507,6 +527,9 @@ store_redis_open(const struct state_url *u, const struct store_params *sp, const
 	rs->timeout_ms = sp && sp->timeout_ms ? sp->timeout_ms : 250;
 	rs->lock_ttl_ms = sp ? sp->lock_expire_ms : 0;
 	rs->heartbeat_ms = sp && sp->heartbeat_ms ? sp->heartbeat_ms : 10000;
+	rs->sess_ttl_ms = sp && sp->sess_ttl_ms ? sp->sess_ttl_ms : REDIS_SESS_TTL_MS;
+	if (rs->sess_ttl_ms < 8 * rs->heartbeat_ms)
+		rs->sess_ttl_ms = 8 * rs->heartbeat_ms; /* refreshed at half, a beat late at most */
 	{
 		/* random per process start: a restarted proxy is a new one, and
 		 * its predecessor's sessions lapse with the old id's heartbeat */

@@ -1,8 +1,10 @@
 /*
  * store_redis_fleet.c: what a worker tells the fleet through Redis and
  * hears from it: the live sessions it registered, the heartbeat that keeps
- * them (and this proxy) alive, re-registration after an outage, blocks
- * announced on the channel, and the one subscriber per process.
+ * this proxy (and so them) alive, re-registration after an outage, blocks
+ * announced on the channel, and the one subscriber per process.  A
+ * heartbeat costs one command per worker, whatever the number of sessions:
+ * it never walks them all (only a new link or a loss found does).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,7 +20,7 @@
 static size_t
 sess_bucket(uint64_t id)
 {
-	return (size_t)((id * 0x9E3779B97F4A7C15ULL) >> 54) & (RSESS_BUCKETS - 1);
+	return (size_t)((id * 0x9E3779B97F4A7C15ULL) >> (64 - RSESS_BITS)) & (RSESS_BUCKETS - 1);
 }
 
 static struct rsess **
@@ -31,6 +33,38 @@ sess_find(struct redis_worker *rw, uint64_t id)
 	return pp;
 }
 
+/* Take e out of the age list. */
+static void
+age_unlink(struct redis_worker *rw, struct rsess *e)
+{
+	if (e->older != NULL)
+		e->older->newer = e->newer;
+	else
+		rw->old_head = e->newer;
+	if (e->newer != NULL)
+		e->newer->older = e->older;
+	else
+		rw->old_tail = e->older;
+	e->older = e->newer = NULL;
+}
+
+/* e was written now: it goes to the young end. */
+static void
+age_touch(struct redis_worker *rw, struct rsess *e)
+{
+	if (rw->old_tail != e) {
+		if (e->older != NULL || e->newer != NULL || rw->old_head == e)
+			age_unlink(rw, e);
+		e->older = rw->old_tail;
+		if (rw->old_tail != NULL)
+			rw->old_tail->newer = e;
+		else
+			rw->old_head = e;
+		rw->old_tail = e;
+	}
+	e->put_at = ev_now(rw->loop);
+}
+
 void
 store_redis_sess_drop(struct redis_worker *rw, uint64_t id)
 {
@@ -39,21 +73,24 @@ store_redis_sess_drop(struct redis_worker *rw, uint64_t id)
 	if (e == NULL)
 		return;
 	*pp = e->next;
+	age_unlink(rw, e);
 	free(e);
 	rw->nsess--;
 }
 
-/* Register e without a check (nobody waits: a lost one is sent again by
- * the next heartbeat; a NOSCRIPT reloads the script and beats again). */
+/* Register e without a check (nobody waits: a lost one is sent again when
+ * the proxy key or the link is found lost; a NOSCRIPT reloads the script
+ * and sends every session again). */
 static void
 sess_put(struct redis_worker *rw, const struct rsess *e)
 {
 	struct redis_store *rs = rw->rs;
-	char key[REDIS_KEY_MAX], pp[REDIS_KEY_MAX], val[STORE_BACKEND_MAX + 32], sid[20], ttl[24];
-	const char *argv[13] = {
-	    "EVALSHA", rs->sha, "1", key, "sput", sid, rs->proxy_id, proto_name(e->s.proto),
-	    val,       "0",     "0", ttl, pp};
-	size_t lens[13];
+	char key[REDIS_KEY_MAX], pp[REDIS_KEY_MAX], val[STORE_BACKEND_MAX + 32], sid[20], ttl[24],
+	    hash_ttl[24];
+	const char *argv[14] = {
+	    "EVALSHA", rs->sha, "1", key, "sput", sid,     rs->proxy_id, proto_name(e->s.proto),
+	    val,       "0",     "0", ttl, pp,     hash_ttl};
+	size_t lens[14];
 
 	if (rw->ac == NULL || !rw->ready || e->pending)
 		return;
@@ -63,9 +100,10 @@ sess_put(struct redis_worker *rw, const struct rsess *e)
 	snprintf(val, sizeof(val), "%s %llu", e->s.backend[0] ? e->s.backend : "-",
 	         (unsigned long long)e->s.since_ms);
 	snprintf(ttl, sizeof(ttl), "%llu", (unsigned long long)rs->heartbeat_ms * 3);
-	for (int i = 0; i < 13; i++)
+	snprintf(hash_ttl, sizeof(hash_ttl), "%llu", (unsigned long long)rs->sess_ttl_ms);
+	for (int i = 0; i < 14; i++)
 		lens[i] = strlen(argv[i]);
-	(void)store_redis_rw_note(rw, "sput", 13, argv, lens);
+	(void)store_redis_rw_note(rw, "sput", 14, argv, lens);
 }
 
 bool
@@ -92,35 +130,99 @@ store_redis_sess_add(struct redis_worker *rw, const char *key, size_t len,
 	if (*pp != NULL)
 		return *pp;
 	if ((e = calloc(1, sizeof(*e))) == NULL)
-		return NULL; /* the heartbeat will not know it: it lapses in Redis */
+		return NULL; /* not kept: it lapses in Redis with the hash */
 	e->s = *s;
 	memcpy(e->key, key, len);
 	e->key_len = len;
 	*pp = e;
+	age_touch(rw, e); /* its sreg or sput is sent now */
 	rw->nsess++;
 	return e;
 }
 
-/* The heartbeat: this proxy is alive, and so are its sessions.  Every
- * session is written again (not only its TTL moved), so a Redis that lost
- * them without our noticing has them back within one heartbeat. */
+/* The reply to a beat: 1 when this worker's field in the proxy key was
+ * new, i.e. the key was gone (Redis restarted or was flushed without our
+ * link noticing, a failover to a replica that lacked it, or our beats were
+ * late by 3 heartbeats and a check dropped our sessions as a dead proxy's):
+ * every session is written again.  The first beat of a worker finds it new
+ * too, and writes the sessions noted before the link was ready. */
+const char store_redis_note_beat[] = "heartbeat";
+
+void
+store_redis_rw_beat_reply(struct redis_worker *rw, const redisReply *rep)
+{
+	bool first = !rw->beat_seen;
+
+	rw->beat_seen = true;
+	if (rep->type != REDIS_REPLY_INTEGER || rep->integer != 1 || rw->outage || !rw->ready ||
+	    rw->closing)
+		return; /* an outage ends in store_redis_rw_recovered(), which writes them */
+	if (rw->nsess > 0 && !first)
+		log_kv(LOG_INFO, "state.resync",
+		       "store=redis proxy_id=%s sessions=%zu why=\"the proxy key was missing\"",
+		       rw->rs->proxy_id, rw->nsess);
+	store_redis_rw_reput(rw);
+}
+
+/* This worker's field in the proxy key, and the key's TTL: one command
+ * whatever the number of sessions. */
+static void
+beat_send(struct redis_worker *rw)
+{
+	struct redis_store *rs = rw->rs;
+	char pk[REDIS_KEY_MAX], ttl[24];
+	const char *argv[] = {"EVALSHA", rs->sha, "1", pk, "beat", rw->field, ttl};
+	size_t lens[7] = {7, 40, 1, 0, 4, strlen(rw->field), 0};
+
+	lens[3] = store_redis_kind_key(rs, "proxy:", rs->proxy_id, strlen(rs->proxy_id), pk);
+	lens[6] =
+	    (size_t)snprintf(ttl, sizeof(ttl), "%llu", (unsigned long long)rs->heartbeat_ms * 3);
+	(void)store_redis_rw_note(rw, store_redis_note_beat, 7, argv, lens);
+}
+
+/* The heartbeat: this proxy is alive (its key; the liveness of every
+ * session it registered), plus the sessions written more than half the
+ * hash TTL ago, oldest first, so that a user's hash outlives its idle
+ * sessions.  At most max(RSESS_REFRESH_MIN, twice the steady rate) per
+ * beat: a burst of logins is spread over a quarter of the TTL, well
+ * before it lapses. */
 void
 store_redis_rw_beat(struct redis_worker *rw)
 {
 	struct redis_store *rs = rw->rs;
-	char pk[REDIS_KEY_MAX], ttl[24];
-	const char *argv[] = {"SET", pk, "1", "PX", ttl};
-	size_t lens[5] = {3, 0, 1, 2, 0};
+	ev_tstamp due = ev_now(rw->loop) - (ev_tstamp)rs->sess_ttl_ms / 2000.;
+	size_t cap = (size_t)((uint64_t)rw->nsess * rs->heartbeat_ms / (rs->sess_ttl_ms / 4));
 
 	if (rw->ac == NULL || !rw->ready)
 		return;
-	lens[1] = store_redis_kind_key(rs, "proxy:", rs->proxy_id, strlen(rs->proxy_id), pk);
-	lens[4] =
-	    (size_t)snprintf(ttl, sizeof(ttl), "%llu", (unsigned long long)rs->heartbeat_ms * 3);
-	(void)store_redis_rw_note(rw, "heartbeat", 5, argv, lens);
-	for (size_t b = 0; b < RSESS_BUCKETS; b++)
-		for (struct rsess *e = rw->sess[b]; e != NULL; e = e->next)
-			sess_put(rw, e);
+	beat_send(rw);
+	if (cap < RSESS_REFRESH_MIN)
+		cap = RSESS_REFRESH_MIN;
+	for (size_t n = 0; n < cap && rw->old_head != NULL && rw->old_head->put_at <= due; n++) {
+		struct rsess *e = rw->old_head;
+
+		sess_put(rw, e); /* not while pending: its sreg writes it */
+		age_touch(rw, e);
+	}
+}
+
+/* The heartbeat and every live session, written again now: after an
+ * outage, on a new link (Redis may have restarted empty, or be a replica
+ * promoted without our last writes), when the proxy key was lost, and
+ * after the script was. */
+void
+store_redis_rw_reput(struct redis_worker *rw)
+{
+	ev_tstamp now = ev_now(rw->loop);
+
+	if (rw->ac == NULL || !rw->ready)
+		return;
+	beat_send(rw);
+	/* oldest first, each to now: the order stays */
+	for (struct rsess *e = rw->old_head; e != NULL; e = e->newer) {
+		sess_put(rw, e);
+		e->put_at = now;
+	}
 }
 
 void
@@ -137,14 +239,14 @@ store_redis_rw_beat_cb(struct ev_loop *loop, ev_timer *t, int revents)
 		store_redis_sentinel_resolve(rw);
 }
 
-/* Back after an outage: say so once, register every live session again
- * (Redis may have restarted empty), then tell the policy (its locks
- * granted meanwhile). */
+/* Back after an outage, or on a new link: say so once, register every
+ * live session again (Redis may have restarted empty), then tell the
+ * policy (its locks granted meanwhile). */
 void
 store_redis_rw_recovered(struct redis_worker *rw)
 {
 	rw->outage = false;
-	store_redis_rw_beat(rw);
+	store_redis_rw_reput(rw);
 	log_kv(LOG_INFO, "state.recovered", "store=redis proxy_id=%s sessions=%zu",
 	       rw->rs->proxy_id, rw->nsess);
 	if (rw->sw->recovered_cb != NULL)

@@ -29,7 +29,16 @@
 /* the longest key: PREFIX "{" IP "}:thr:" IP "|" USER, where IP "|" USER is
  * at most STORE_KEY_MAX bytes and IP shorter still; and a NUL */
 #define REDIS_KEY_MAX (REDIS_PREFIX_MAX + 2 * STORE_KEY_MAX + 8)
-#define RSESS_BUCKETS 1024 /* live-session table of one worker (chained) */
+/* live-session table of one worker (chained): 128 KiB, chains of ~3 at
+ * 50k sessions a worker */
+#define RSESS_BITS    14
+#define RSESS_BUCKETS (1U << RSESS_BITS)
+/* TTL of a user's live-sessions hash (state_heartbeat is the liveness;
+ * this only ends entries nobody removes: a crashed proxy's, of a user who
+ * never logs in again); each session is written again after half of it */
+#define REDIS_SESS_TTL_MS (24ULL * 3600 * 1000)
+/* re-writes of aging sessions per heartbeat and worker, at least */
+#define RSESS_REFRESH_MIN 64
 
 struct redis_store {
 	struct store base;
@@ -56,6 +65,8 @@ struct redis_store {
 	char sha[41]; /* the script's SHA1, hex */
 	char proxy_id[STORE_PROXY_ID_LEN + 1];
 	uint64_t heartbeat_ms;
+	uint64_t sess_ttl_ms;  /* a user's live-sessions hash (REDIS_SESS_TTL_MS) */
+	unsigned workers_made; /* workers opened so far: each one's field in the proxy key */
 
 	/* the fleet channel: one subscriber connection, on the first worker
 	 * made after store_subscribe() */
@@ -134,6 +145,11 @@ struct redis_worker {
 	ev_timer beat; /* state_heartbeat */
 	struct rsess *sess[RSESS_BUCKETS]; /* the live sessions this worker registered */
 	size_t nsess;
+	/* the same sessions, oldest write first: a heartbeat writes again only
+	 * those written more than sess_ttl_ms / 2 ago */
+	struct rsess *old_head, *old_tail;
+	char field[12]; /* this worker's field in the proxy key */
+	bool beat_seen; /* a beat answered: the next one finding the key gone logs it */
 	/* the subscriber (one worker of the process) */
 	bool subscriber;
 	redisAsyncContext *sub; /* NULL while down */
@@ -145,6 +161,8 @@ struct redis_worker {
 /* A live session of this worker, for heartbeats and re-registration. */
 struct rsess {
 	struct rsess *next;
+	struct rsess *older, *newer; /* rw->old_head .. old_tail, by put_at */
+	ev_tstamp put_at;            /* last written to Redis (or noted), ev_now() */
 	struct store_session s;
 	bool pending; /* its sreg is unanswered: the heartbeat must not register it
 	               * unchecked (a refused one would count after all) */
@@ -205,7 +223,7 @@ redisAsyncContext *store_redis_async_open(const struct redis_store *rs, struct e
 /*
  * Send a command nobody waits for (heartbeat, session note, HDEL, DEL,
  * PUBLISH) on rw's link, with a reply handler: NOSCRIPT loads the script
- * and sends the heartbeat again (every live session with it), any other
+ * and writes every live session again (store_redis_rw_reput), any other
  * error is logged (at most once a second), and an unanswered note counts
  * for the dead-link check.  `what` is a static string naming it in logs.
  * 0, or -1 (no link, or hiredis refused it).  Never calls back at once.
@@ -252,10 +270,19 @@ bool store_redis_sess_has(struct redis_worker *rw, uint64_t id);
  * there); NULL when out of memory. */
 struct rsess *store_redis_sess_add(struct redis_worker *rw, const char *key, size_t len,
                                    const struct store_session *s);
-/* The heartbeat: this proxy's key, and every live session written again. */
+/* The heartbeat: this worker's field in the proxy key (one command), and
+ * the sessions written more than sess_ttl_ms / 2 ago (a bounded number). */
 void store_redis_rw_beat(struct redis_worker *rw);
 void store_redis_rw_beat_cb(struct ev_loop *loop, ev_timer *t, int revents);
-/* Back after an outage: log it, register again, tell the policy. */
+/* The heartbeat and every live session written again now (a new link, a
+ * lost proxy key, a lost script). */
+void store_redis_rw_reput(struct redis_worker *rw);
+/* The `what` of a heartbeat's note (compared by address), and its reply:
+ * the proxy key found missing writes every session again. */
+extern const char store_redis_note_beat[];
+void store_redis_rw_beat_reply(struct redis_worker *rw, const redisReply *rep);
+/* Back after an outage or on a new link: log it, register again, tell the
+ * policy. */
 void store_redis_rw_recovered(struct redis_worker *rw);
 /* The subscriber's connection (rw->sub), and its reconnect timer's callback. */
 void store_redis_sub_connect(struct redis_worker *rw);

@@ -500,8 +500,10 @@ on_note_reply(redisAsyncContext *ac, void *reply, void *privdata)
 			store_redis_rw_log(rw, "store.error", what, "unexpected script hash");
 			return;
 		}
-		store_redis_rw_beat(rw);
+		store_redis_rw_reput(rw);
 	}
+	if (what == store_redis_note_beat)
+		store_redis_rw_beat_reply(rw, rep);
 	if (rw->outage && rw->ready && !rw->closing)
 		store_redis_rw_recovered(rw);
 }
@@ -698,6 +700,7 @@ send_req(struct redis_worker *rw, struct rcall *c)
 		snprintf(a[0], sizeof(a[0]), "%016llx", (unsigned long long)r->sess.id);
 		snprintf(a[1], sizeof(a[1]), "%u", r->sess_max);
 		snprintf(a[2], sizeof(a[2]), "%llu", (unsigned long long)rs->heartbeat_ms * 3);
+		snprintf(a[3], sizeof(a[3]), "%llu", (unsigned long long)rs->sess_ttl_ms);
 		argv[n++] = "sreg";
 		argv[n++] = a[0];
 		argv[n++] = rs->proxy_id;
@@ -709,6 +712,7 @@ send_req(struct redis_worker *rw, struct rcall *c)
 		argv[n++] = r->sess_exclusive ? "1" : "0";
 		argv[n++] = a[2];
 		argv[n++] = pp;
+		argv[n++] = a[3];
 		break;
 	case STORE_OP_THROTTLE:
 		store_redis_thr_key(rs, r->key, r->key_len, key);
@@ -823,6 +827,7 @@ store_redis_worker_open(struct store_worker *sw, const char **err_out)
 	rw->sub_retry.data = rw;
 	sw->impl = rw;
 	pthread_mutex_lock(&rw->rs->mu);
+	snprintf(rw->field, sizeof(rw->field), "w%u", rw->rs->workers_made++);
 	if (rw->rs->event_cb != NULL && !rw->rs->sub_taken)
 		rw->subscriber = rw->rs->sub_taken = true;
 	pthread_mutex_unlock(&rw->rs->mu);

@@ -1348,12 +1348,162 @@ redis_a_proxy_whose_heartbeat_lapsed_stops_counting(void **state)
 	assert_int_equal(redis_server_cmd(cmd), 0);
 	assert_int_equal(sess_begin(loop, l, "k@x", 2, PROTO_POP3, 0, true).o, STORE_SESS_OK);
 	assert_int_equal(redis_int("HLEN postern:{k@x}:sess"), 1);
-	/* the sessions key carries a TTL of 3 heartbeats, refreshed by beats */
-	assert_true(redis_int("PTTL postern:{k@x}:sess") > 0);
-	assert_true(redis_int("PTTL postern:{k@x}:sess") <= 300);
+	/* the sessions key outlives the heartbeats: liveness is the proxy key */
+	assert_true(redis_int("PTTL postern:{k@x}:sess") > 300);
+	/* a key that lapses by itself (no beat for 3 heartbeats) does the same */
+	assert_int_equal(sess_begin(loop, l, "k2@x", 3, PROTO_IMAP, 0, true).o, STORE_SESS_OK);
+	store_worker_free(&l);
+	assert_non_null(l = store_worker_new(dead, loop, &err)); /* another proxy */
+	assert_int_equal(sess_begin(loop, l, "k2@x", 4, PROTO_POP3, 0, true).o,
+	                 STORE_SESS_OTHER_PROTO);
+	snprintf(cmd, sizeof(cmd), "PTTL postern:proxy:%s", store_proxy_id(live));
+	assert_true(redis_int(cmd) > 0);
+	run_until_ms(loop, NULL, 450); /* > 3 heartbeats (300 ms) */
+	assert_int_equal(redis_int(cmd), -2);
+	assert_int_equal(sess_begin(loop, l, "k2@x", 4, PROTO_POP3, 0, true).o, STORE_SESS_OK);
+	assert_int_equal(redis_int("HLEN postern:{k2@x}:sess"), 1);
 	store_worker_free(&l);
 	store_close(&dead);
 	store_close(&live);
+	ev_loop_destroy(loop);
+}
+
+/* The calls of one command in INFO commandstats ("evalsha"), or -1. */
+static long long
+redis_calls(const char *cmd)
+{
+	redisContext *c = redis_server_connect();
+	redisReply *r;
+	char pat[64];
+	const char *at;
+	long long v = -1;
+
+	assert_non_null(c);
+	snprintf(pat, sizeof(pat), "cmdstat_%s:calls=", cmd);
+	if ((r = redisCommand(c, "INFO commandstats")) != NULL && r->type == REDIS_REPLY_STRING)
+		v = (at = strstr(r->str, pat)) != NULL ? strtoll(at + strlen(pat), NULL, 10) : 0;
+	freeReplyObject(r);
+	redisFree(c);
+	return v;
+}
+
+/* A heartbeat costs each worker one command whatever the number of its
+ * sessions (3000 here): the proxy key, never every session again.  The
+ * sessions still count: their hash has a long TTL (24 h by default). */
+static void
+redis_a_heartbeat_costs_one_command_per_worker_whatever_the_sessions(void **state)
+{
+	struct fix *f = *state;
+	struct ev_loop *loop = ev_loop_new(EVFLAG_AUTO);
+	const char *err = NULL;
+	struct store_params sp = {.heartbeat_ms = 100};
+	struct store *st = store_open_with(f->url, &sp, 0, &err);
+	struct store_worker *w[2];
+	long long before, after, set0, set1, beats = 10;
+	char user[32];
+
+	assert_non_null(st);
+	for (int i = 0; i < 2; i++)
+		assert_non_null(w[i] = store_worker_new(st, loop, &err));
+	run_until_ms(loop, NULL, 200); /* both links ready */
+	for (uint64_t id = 1; id <= 3000; id++) {
+		struct store_session s = {.id = id, .proto = PROTO_IMAP, .since_ms = T0};
+		int n = snprintf(user, sizeof(user), "u%llu@x", (unsigned long long)(id % 500));
+
+		store_session_keep(w[id % 2], user, (size_t)n, &s);
+	}
+	run_until_ms(loop, NULL, 500); /* every write answered */
+	assert_int_equal(redis_int("HLEN postern:{u0@x}:sess"), 6);
+	assert_true(redis_int("PTTL postern:{u0@x}:sess") > 23LL * 3600 * 1000);
+	before = redis_calls("evalsha");
+	set0 = redis_calls("set");
+	run_until_ms(loop, NULL, (int)beats * 100);
+	after = redis_calls("evalsha");
+	set1 = redis_calls("set");
+	print_message("3000 sessions, 2 workers, heartbeat 100 ms: %lld EVALSHA + %lld SET "
+	              "in %lld heartbeats\n",
+	              after - before, set1 - set0, beats);
+	/* 2 a beat (one per worker), a beat more for the timer's slack */
+	assert_true(after - before + (set1 - set0) <= 2 * (beats + 2));
+	assert_true(after - before >= beats); /* the beats did go */
+	/* and a session of u0 still counts for the fleet */
+	assert_int_equal(sess_begin(loop, w[0], "u0@x", 9000, PROTO_IMAP, 6, true).o,
+	                 STORE_SESS_USER_FULL);
+	for (int i = 0; i < 2; i++)
+		store_worker_free(&w[i]);
+	store_close(&st);
+	ev_loop_destroy(loop);
+}
+
+/* An idle session still counts after the hash's TTL (shortened to 8
+ * heartbeats here) has gone by many heartbeats over: its worker writes it
+ * again after half the TTL, bounded per heartbeat. */
+static void
+redis_an_idle_session_outlives_its_hash_ttl(void **state)
+{
+	struct fix *f = *state;
+	struct ev_loop *loop = ev_loop_new(EVFLAG_AUTO);
+	const char *err = NULL;
+	struct store_params sp = {.heartbeat_ms = 100, .sess_ttl_ms = 800};
+	struct store *st = store_open_with(f->url, &sp, 0, &err);
+	struct store_worker *sw;
+
+	assert_non_null(st);
+	assert_non_null(sw = store_worker_new(st, loop, &err));
+	assert_int_equal(sess_begin(loop, sw, "idle@x", 1, PROTO_IMAP, 0, true).o, STORE_SESS_OK);
+	assert_true(redis_int("PTTL postern:{idle@x}:sess") > 300);
+	assert_true(redis_int("PTTL postern:{idle@x}:sess") <= 800);
+	run_until_ms(loop, NULL, 2000); /* 20 heartbeats, 2.5 TTLs */
+	assert_int_equal(redis_int("HLEN postern:{idle@x}:sess"), 1);
+	assert_int_equal(sess_begin(loop, sw, "idle@x", 2, PROTO_POP3, 0, true).o,
+	                 STORE_SESS_OTHER_PROTO);
+	store_worker_free(&sw);
+	store_close(&st);
+	ev_loop_destroy(loop);
+}
+
+/* Redis lost this proxy's sessions without the link noticing: the proxy
+ * key gone (FLUSHALL, or our beats late and a check dropped them as a dead
+ * proxy's), the next beat finds its field new and writes them all; the
+ * key still there but the link new (a restart, a failover), the new link
+ * writes them all. */
+static void
+redis_lost_sessions_are_written_again_by_the_next_beat_or_link(void **state)
+{
+	struct fix *f = *state;
+	struct ev_loop *loop = ev_loop_new(EVFLAG_AUTO);
+	const char *err = NULL;
+	struct store_params sp = {.heartbeat_ms = 100};
+	struct store *st = store_open_with(f->url, &sp, 0, &err);
+	struct store_worker *sw;
+	char cmd[128];
+	int waited = 0;
+
+	assert_non_null(st);
+	assert_non_null(sw = store_worker_new(st, loop, &err));
+	assert_int_equal(sess_begin(loop, sw, "lost@x", 1, PROTO_IMAP, 0, true).o, STORE_SESS_OK);
+	snprintf(cmd, sizeof(cmd), "DEL postern:proxy:%s postern:{lost@x}:sess",
+	         store_proxy_id(st));
+	assert_int_equal(redis_server_cmd(cmd), 0);
+	while (redis_int("HLEN postern:{lost@x}:sess") != 1 && waited < 1000) {
+		run_until_ms(loop, NULL, 20);
+		waited += 20;
+	}
+	assert_int_equal(redis_int("HLEN postern:{lost@x}:sess"), 1);
+	assert_true(waited <= 500);
+	/* the proxy key stays: only a new link tells */
+	assert_int_equal(redis_server_cmd("DEL postern:{lost@x}:sess"), 0);
+	run_until_ms(loop, NULL, 300);
+	assert_int_equal(redis_int("HLEN postern:{lost@x}:sess"), 0); /* the beat does not */
+	assert_int_equal(redis_server_cmd("CLIENT KILL TYPE normal"), 0);
+	waited = 0;
+	while (redis_int("HLEN postern:{lost@x}:sess") != 1 && waited < 3000) {
+		run_until_ms(loop, NULL, 20);
+		waited += 20;
+	}
+	assert_int_equal(redis_int("HLEN postern:{lost@x}:sess"), 1);
+	store_worker_free(&sw);
+	store_close(&st);
 	ev_loop_destroy(loop);
 }
 
@@ -1733,6 +1883,9 @@ main(void)
 	    LMDB(stores_that_are_not_shared_refuse_the_fleet_operations),
 	    REDIS(redis_the_registry_counts_the_fleet_like_the_local_counters),
 	    REDIS(redis_a_proxy_whose_heartbeat_lapsed_stops_counting),
+	    REDIS(redis_a_heartbeat_costs_one_command_per_worker_whatever_the_sessions),
+	    REDIS(redis_an_idle_session_outlives_its_hash_ttl),
+	    REDIS(redis_lost_sessions_are_written_again_by_the_next_beat_or_link),
 	    REDIS(redis_sessions_are_back_within_a_heartbeat_after_script_flush_and_flushall),
 	    REDIS(redis_failed_logins_are_counted_once_for_the_fleet),
 	    REDIS(redis_old_layout_locks_and_routes_are_still_read),
