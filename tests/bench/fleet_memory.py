@@ -48,26 +48,28 @@ def main():
         # locks: what the claim script writes (HSET v proto origin created used; PEXPIRE)
         lines = []
         for i in range(USERS):
-            k = "%slock:user%06d@example.org" % (PREFIX, i)
+            k = "%s{user%06d@example.org}:lock" % (PREFIX, i)
             lines.append("HSET %s v 1 proto %s origin login created %d used %d"
                          % (k, "imap" if i % 3 else "pop3", now, now))
             lines.append("PEXPIRE %s 7776000000" % k)
         cli(sock, "--pipe", stdin="\n".join(lines) + "\n")
         locks = used(sock)
-        sample = int(cli(sock, "MEMORY", "USAGE", "%slock:user000001@example.org" % PREFIX))
+        sample = int(cli(sock, "MEMORY", "USAGE", "%s{user000001@example.org}:lock" % PREFIX))
         # sessions: what sreg writes (one hash per user; field SID, value
-        # "PROXY PROTO BACKEND SINCE"; PEXPIRE 3 heartbeats) + proxy keys
+        # "PROXY PROTO BACKEND SINCE"; PEXPIRE 24 h) + proxy keys (a hash, one
+        # field per worker, PEXPIRE 3 heartbeats)
         lines = []
         for i in range(SESSIONS):
-            k = "%ssess:user%06d@example.org" % (PREFIX, i)
+            k = "%s{user%06d@example.org}:sess" % (PREFIX, i)
             lines.append("HSET %s %016x \"%s imap mx1 %d\"" % (k, (i * 2654435761) & (2**64 - 1),
                                                              PROXIES[i % 4], now))
-            lines.append("PEXPIRE %s 30000" % k)
+            lines.append("PEXPIRE %s 86400000" % k)
         for p in PROXIES:
-            lines.append("SET %sproxy:%s 1 PX 30000" % (PREFIX, p))
+            lines.append("HSET %sproxy:%s 0 1 1 1" % (PREFIX, p))
+            lines.append("PEXPIRE %sproxy:%s 30000" % (PREFIX, p))
         cli(sock, "--pipe", stdin="\n".join(lines) + "\n")
         sess = used(sock)
-        ssample = int(cli(sock, "MEMORY", "USAGE", "%ssess:user000001@example.org" % PREFIX))
+        ssample = int(cli(sock, "MEMORY", "USAGE", "%s{user000001@example.org}:sess" % PREFIX))
         print("users with locks:      %d: %.1f MB, %.0f bytes/user (MEMORY USAGE of one: %d)"
               % (USERS, (locks - base) / 1e6, (locks - base) / USERS, sample))
         print("live sessions:         %d: %.1f MB, %.0f bytes/session (MEMORY USAGE of one "
