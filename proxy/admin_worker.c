@@ -92,14 +92,51 @@ job_list_add(struct admin_job *job, const struct conn *c)
 	snprintf(r->backend, sizeof(r->backend), "%s", c->backend_name ? c->backend_name : "");
 }
 
+/* Where a job's walk goes: a user's chain, a backend's, or every conn. */
+enum job_walk { WALK_USER, WALK_BACKEND, WALK_ALL };
+
+static struct conn *
+walk_first(struct worker *w, const struct filter *f, enum job_walk *how_out)
+{
+	if (f->user_set) {
+		*how_out = WALK_USER;
+		return conn_index_first(&w->by_user, f->user);
+	}
+	if (f->backend_set) {
+		*how_out = WALK_BACKEND;
+		return conn_index_first(&w->by_backend, f->backend);
+	}
+	*how_out = WALK_ALL;
+	return w->conns;
+}
+
+static struct conn *
+walk_next(struct worker *w, enum job_walk how, const struct conn *c)
+{
+	switch (how) {
+	case WALK_USER:
+		return conn_index_next(&w->by_user, c);
+	case WALK_BACKEND:
+		return conn_index_next(&w->by_backend, c);
+	case WALK_ALL:
+		break;
+	}
+	return c->next;
+}
+
 void
 admin_job_run(struct worker *w, struct worker_job *wj)
 {
 	struct admin_job *job = container_of(wj, struct admin_job, wj);
 	struct conn *next;
+	enum job_walk how;
+	uint64_t visited = 0;
 
-	for (struct conn *c = w->conns; c != NULL; c = next) {
-		next = c->next; /* a kicked c may be closed (unlinked) at once */
+	/* A user's or a backend's chain holds all its conns (and perhaps some
+	 * of a name that hashes alike): the full filter still decides. */
+	for (struct conn *c = walk_first(w, &job->f, &how); c != NULL; c = next) {
+		next = walk_next(w, how, c); /* a kicked c may be closed (unlinked) at once */
+		visited++;
 		if (c->closed || !filter_match(&job->f, c))
 			continue;
 		if (job->kind == JOB_LIST) {
@@ -110,6 +147,7 @@ admin_job_run(struct worker *w, struct worker_job *wj)
 			                  (double)c->cfg->timeouts.drain_ms / 1000.0);
 		}
 	}
+	metrics_admin_visited(&w->metrics, visited);
 	if (job->ac == NULL) {
 		/* A kick from the fleet's channel: nobody waits for the count. */
 		char qu[LOG_QUOTED_MAX];
