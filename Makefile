@@ -38,7 +38,7 @@ CONFIG_SRC = lib/config.c lib/config_check.c lib/config_listen.c lib/config_back
              lib/config_lookup.c lib/state_url.c
 # What unit tests link: the pure code and the config loader.
 UNIT_SRC = $(PURE_SRC) $(CONFIG_SRC) $(POLICY_SRC)
-CORE_SRC = $(CONFIG_SRC) proxy/metrics.c proxy/metrics_http.c proxy/tls.c proxy/link.c proxy/listener.c proxy/conn.c proxy/login.c \
+CORE_SRC = $(CONFIG_SRC) proxy/metrics.c proxy/metrics_http.c proxy/tls.c proxy/link.c proxy/listener.c proxy/conn.c proxy/conn_index.c proxy/login.c \
            proxy/sasl_exchange.c proxy/reason.c proxy/imap_session.c proxy/pop3_session.c proxy/sieve_session.c proxy/backend.c \
            proxy/backend_imap.c proxy/backend_pop3.c proxy/backend_sieve.c proxy/relay.c proxy/worker.c \
            proxy/runtime.c proxy/registry.c proxy/health.c proxy/lifecycle.c proxy/notify.c proxy/admin.c \

@@ -301,6 +301,7 @@ ac_error(struct aclient *ac, const char *fmt, ...)
 		if ((unsigned char)*p < 0x20 || (unsigned char)*p == 0x7f)
 			*p = '?';
 	free(ac->out);
+	ac->more = NULL;
 	n = strlen(text) + 6;
 	ac->out = malloc(n);
 	if (ac->out == NULL) {
@@ -327,7 +328,7 @@ ac_begin(struct aclient *ac)
 }
 
 void
-ac_done(struct aclient *ac, FILE *f)
+ac_done_more(struct aclient *ac, FILE *f, bool (*more)(struct aclient *ac, FILE *f))
 {
 	if (f == NULL || ferror(f)) {
 		if (f != NULL)
@@ -336,7 +337,39 @@ ac_done(struct aclient *ac, FILE *f)
 		return;
 	}
 	fclose(f);
+	ac->more = more;
 	ac_send(ac);
+}
+
+void
+ac_done(struct aclient *ac, FILE *f)
+{
+	ac_done_more(ac, f, NULL);
+}
+
+/* The part of a long answer sent: make the next one in ac->out.  -1 when
+ * out of memory (the answer, begun, cannot turn into an ERR). */
+static int
+ac_refill(struct aclient *ac)
+{
+	FILE *f;
+	bool more;
+
+	free(ac->out);
+	ac->out = NULL;
+	ac->outlen = ac->outoff = 0;
+	if ((f = open_memstream(&ac->out, &ac->outlen)) == NULL)
+		return -1;
+	more = ac->more(ac, f);
+	if (ferror(f)) {
+		fclose(f);
+		return -1;
+	}
+	fclose(f);
+	if (!more)
+		ac->more = NULL;
+	ac_arm(ac, ADMIN_WRITE_SECONDS); /* for each part: a slow reader may take long */
+	return 0;
 }
 
 /* ---- requests: what admin_request.c asks of the workers and main -------- */
@@ -415,16 +448,24 @@ ac_read(struct aclient *ac)
 static void
 ac_write(struct aclient *ac)
 {
-	while (ac->outoff < ac->outlen) {
-		ssize_t n = send(ac->fd, ac->out + ac->outoff, ac->outlen - ac->outoff,
-		                 MSG_NOSIGNAL | MSG_DONTWAIT);
-		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
-			return;
-		if (n <= 0) {
+	for (;;) {
+		while (ac->outoff < ac->outlen) {
+			ssize_t n = send(ac->fd, ac->out + ac->outoff, ac->outlen - ac->outoff,
+			                 MSG_NOSIGNAL | MSG_DONTWAIT);
+			if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+				return;
+			if (n <= 0) {
+				ac_close(ac);
+				return;
+			}
+			ac->outoff += (size_t)n;
+		}
+		if (ac->more == NULL)
+			break;
+		if (ac_refill(ac) < 0) {
 			ac_close(ac);
 			return;
 		}
-		ac->outoff += (size_t)n;
 	}
 	/* Closing with unread input would reset the connection and could
 	 * lose the answer: say we are done, and wait (briefly) for the

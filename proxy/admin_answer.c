@@ -99,43 +99,93 @@ iso_time(char *buf, size_t len, double t)
 	strftime(buf, len, "%Y-%m-%dT%H:%M:%SZ", &tm);
 }
 
-static int
-rec_cmp(const void *a, const void *b)
+/* The worker answer whose next record comes first (each is sorted):
+ * NULL when all are written.  A few workers: a look at each is enough. */
+static struct admin_job *
+next_job(struct aclient *ac)
 {
-	const struct session_rec *x = a, *y = b;
+	struct admin_job *best = NULL;
 
-	if (x->since != y->since)
-		return x->since < y->since ? -1 : 1;
-	return x->cid < y->cid ? -1 : x->cid > y->cid;
+	for (struct admin_job *j = ac->done; j != NULL; j = j->next)
+		if (j->cursor < j->nrecs &&
+		    (best == NULL ||
+		     admin_rec_cmp(&j->recs[j->cursor], &best->recs[best->cursor]) < 0))
+			best = j;
+	return best;
+}
+
+static void
+write_rec(struct aclient *ac, FILE *f, const struct admin_job *j, const struct session_rec *r)
+{
+	const char *user = j->arena + r->user, *client = j->arena + r->client,
+	           *backend = j->arena + r->backend;
+	char since[32], a[CREDS_USER_MAX * 4 + 1], b[ADDR_TEXT_MAX * 4],
+	    c[BACKEND_NAME_MAX * 4 + 1], st[24];
+
+	iso_time(since, sizeof(since), r->since);
+	snprintf(st, sizeof(st), "%s%s", conn_state_name(r->state), r->ending ? "*" : "");
+	if (ac->json) {
+		fprintf(f,
+		        "%s\n {\"cid\": \"%016llx\", \"proto\": \"%s\", \"state\": \"%s\", "
+		        "\"ending\": %s, \"user\": ",
+		        ac->rows ? "," : "", (unsigned long long)r->cid, proto_name(r->proto),
+		        conn_state_name(r->state), r->ending ? "true" : "false");
+		json_str(f, user);
+		fputs(", \"client\": ", f);
+		json_str(f, client);
+		fputs(", \"backend\": ", f);
+		if (backend[0])
+			json_str(f, backend);
+		else
+			fputs("null", f);
+		fprintf(f, ", \"since\": \"%s\", \"age_s\": %.0f, \"in\": %llu, \"out\": %llu}",
+		        since, ac->now - r->since, (unsigned long long)r->in,
+		        (unsigned long long)r->out);
+	} else {
+		fprintf(f,
+		        "%016llx  %-5s  %-8s  %-28s  %-21s  %-8s  %-20s  %7.0fs  %10llu  "
+		        "%10llu\n",
+		        (unsigned long long)r->cid, proto_name(r->proto), st,
+		        text_col(a, sizeof(a), user), text_col(b, sizeof(b), client),
+		        text_col(c, sizeof(c), backend), since, ac->now - r->since,
+		        (unsigned long long)r->in, (unsigned long long)r->out);
+	}
+}
+
+/* The next ADMIN_CHUNK or so of the table, merged from the workers'
+ * sorted answers as the client takes it: never the whole text at once. */
+static bool
+sessions_more(struct aclient *ac, FILE *f)
+{
+	struct admin_job *j;
+
+	while ((j = next_job(ac)) != NULL) {
+		write_rec(ac, f, j, &j->recs[j->cursor++]);
+		ac->rows++;
+		if (ftell(f) >= ADMIN_CHUNK)
+			return true;
+	}
+	if (ac->json)
+		fputs(ac->rows ? "\n]\n" : "]\n", f);
+	else if (ac->trunc)
+		fprintf(f, "(truncated: at most %d sessions per worker are listed)\n",
+		        ADMIN_SESSIONS_MAX);
+	return false;
 }
 
 void
 answer_sessions(struct aclient *ac)
 {
-	size_t n = 0, k = 0;
-	bool truncated = false;
-	struct session_rec *all;
-	double now = ev_time();
 	FILE *f;
 
+	ac->now = ev_time();
+	ac->rows = 0;
+	ac->trunc = false;
 	for (struct admin_job *j = ac->done; j != NULL; j = j->next) {
-		n += j->nrecs;
-		truncated |= j->truncated;
+		ac->trunc |= j->truncated;
+		j->cursor = 0;
 	}
-	all = calloc(n + 1, sizeof(*all));
-	if (all == NULL) {
-		ac_error(ac, "out of memory");
-		return;
-	}
-	for (struct admin_job *j = ac->done; j != NULL; j = j->next) {
-		if (j->nrecs == 0)
-			continue; /* recs may be NULL: no memcpy from it */
-		memcpy(all + k, j->recs, j->nrecs * sizeof(*all));
-		k += j->nrecs;
-	}
-	qsort(all, n, sizeof(*all), rec_cmp);
 	if ((f = ac_begin(ac)) == NULL) {
-		free(all);
 		ac_error(ac, "out of memory");
 		return;
 	}
@@ -144,48 +194,7 @@ answer_sessions(struct aclient *ac)
 	else
 		fprintf(f, "%-16s  %-5s  %-8s  %-28s  %-21s  %-8s  %-20s  %8s  %10s  %10s\n", "CID",
 		        "PROTO", "STATE", "USER", "CLIENT", "BACKEND", "SINCE", "AGE", "IN", "OUT");
-	for (size_t i = 0; i < n; i++) {
-		const struct session_rec *r = &all[i];
-		char since[32], a[CREDS_USER_MAX * 4 + 1], b[ADDR_TEXT_MAX * 4],
-		    c[BACKEND_NAME_MAX * 4 + 1], st[24];
-
-		iso_time(since, sizeof(since), r->since);
-		snprintf(st, sizeof(st), "%s%s", conn_state_name(r->state), r->ending ? "*" : "");
-		if (ac->json) {
-			fprintf(f,
-			        "%s\n {\"cid\": \"%016llx\", \"proto\": \"%s\", \"state\": \"%s\", "
-			        "\"ending\": %s, \"user\": ",
-			        i ? "," : "", (unsigned long long)r->cid, proto_name(r->proto),
-			        conn_state_name(r->state), r->ending ? "true" : "false");
-			json_str(f, r->user);
-			fputs(", \"client\": ", f);
-			json_str(f, r->client);
-			fputs(", \"backend\": ", f);
-			if (r->backend[0])
-				json_str(f, r->backend);
-			else
-				fputs("null", f);
-			fprintf(
-			    f, ", \"since\": \"%s\", \"age_s\": %.0f, \"in\": %llu, \"out\": %llu}",
-			    since, now - r->since, (unsigned long long)r->in,
-			    (unsigned long long)r->out);
-		} else {
-			fprintf(f,
-			        "%016llx  %-5s  %-8s  %-28s  %-21s  %-8s  %-20s  %7.0fs  %10llu  "
-			        "%10llu\n",
-			        (unsigned long long)r->cid, proto_name(r->proto), st,
-			        text_col(a, sizeof(a), r->user), text_col(b, sizeof(b), r->client),
-			        text_col(c, sizeof(c), r->backend), since, now - r->since,
-			        (unsigned long long)r->in, (unsigned long long)r->out);
-		}
-	}
-	if (ac->json)
-		fputs(n ? "\n]\n" : "]\n", f);
-	else if (truncated)
-		fprintf(f, "(truncated: at most %d sessions per worker are listed)\n",
-		        ADMIN_SESSIONS_MAX);
-	free(all);
-	ac_done(ac, f);
+	ac_done_more(ac, f, sessions_more(ac, f) ? sessions_more : NULL);
 }
 
 static uint64_t

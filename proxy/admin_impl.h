@@ -38,16 +38,17 @@ struct filter {
 	struct cidr_conf client;
 };
 
+#define ADMIN_CHUNK (64 * 1024) /* a long answer is made this much at a time */
+
+/* One session of a sessions answer; its strings are in the job's arena. */
 struct session_rec {
 	uint64_t cid;
+	double since; /* wall clock, seconds since the epoch */
+	uint64_t in, out;
+	uint32_t user, client, backend; /* offsets of NUL-terminated strings in job->arena */
 	enum proto_kind proto;
 	enum conn_state state;
 	bool ending;
-	double since; /* wall clock, seconds since the epoch */
-	uint64_t in, out;
-	char user[CREDS_USER_MAX + 1];
-	char client[ADDR_TEXT_MAX];
-	char backend[BACKEND_NAME_MAX + 1];
 };
 
 enum job_kind { JOB_LIST, JOB_KICK };
@@ -60,8 +61,11 @@ struct admin_job {
 	enum job_kind kind;
 	struct filter f;
 	struct aclient *ac;       /* borrowed: the client waiting for it */
-	struct session_rec *recs; /* owned: JOB_LIST's answer */
+	struct session_rec *recs; /* owned: JOB_LIST's answer, in (since, cid) order */
 	size_t nrecs, cap;
+	char *arena; /* owned: the records' strings */
+	size_t arena_len, arena_cap;
+	size_t cursor; /* the next record to write (admin thread) */
 	bool truncated;
 	uint64_t kicked;        /* JOB_KICK's answer */
 	struct admin_job *next; /* in adm.answers, then in ac->done */
@@ -76,8 +80,14 @@ struct aclient {
 	enum ac_state st;
 	char in[ADMIN_REQUEST_MAX];
 	size_t inlen;
-	char *out; /* owned: the answer */
+	char *out; /* owned: the answer, or its part made so far */
 	size_t outlen, outoff;
+	/* A long answer: writes its next part (about ADMIN_CHUNK bytes) to f
+	 * once out is sent; false when that was the last. */
+	bool (*more)(struct aclient *ac, FILE *f);
+	double now;  /* the answer's moment (ages) */
+	size_t rows; /* sessions written so far */
+	bool trunc;  /* a worker listed only ADMIN_SESSIONS_MAX */
 	/* the request */
 	enum admin_cmd cmd;
 	bool json;
@@ -97,6 +107,9 @@ struct aclient {
 FILE *ac_begin(struct aclient *ac);
 /* Finish ac with the answer written to f ("OK" and a body; f is closed). */
 void ac_done(struct aclient *ac, FILE *f);
+/* Likewise, but more (when not NULL) writes the rest, a part at a time as
+ * the client takes them (ac->more). */
+void ac_done_more(struct aclient *ac, FILE *f, bool (*more)(struct aclient *ac, FILE *f));
 /* Finish ac with one "ERR ..." line. */
 void ac_error(struct aclient *ac, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
@@ -105,6 +118,8 @@ void ac_error(struct aclient *ac, const char *fmt, ...) __attribute__((format(pr
  * frees it with admin_job_free() unless a worker took it. */
 struct admin_job *admin_job_new(enum job_kind kind, const struct filter *f, struct aclient *ac);
 void admin_job_free(struct admin_job **jobp);
+/* qsort() order of session records: oldest first, then by cid. */
+int admin_rec_cmp(const void *a, const void *b);
 /* On w's thread (from its mailbox): do the job on w's conns, then hand it
  * back to the admin thread (admin_job_answered) or, nobody waiting, free
  * it (admin_worker.c). */

@@ -37,6 +37,7 @@ admin_job_free(struct admin_job **jobp)
 	if (job == NULL)
 		return;
 	free(job->recs);
+	free(job->arena);
 	free(job);
 	*jobp = NULL;
 }
@@ -60,10 +61,35 @@ filter_match(const struct filter *f, const struct conn *c)
 	return true;
 }
 
+/* s, with its NUL, at the end of job's arena: its offset there.  false
+ * when out of memory. */
+static bool
+job_str(struct admin_job *job, const char *s, uint32_t *off_out)
+{
+	size_t n = strlen(s) + 1;
+
+	if (job->arena_len + n > job->arena_cap) {
+		size_t ncap = job->arena_cap ? job->arena_cap * 2 : 4096;
+		char *na;
+
+		while (ncap < job->arena_len + n)
+			ncap *= 2;
+		if (ncap > UINT32_MAX || (na = realloc(job->arena, ncap)) == NULL)
+			return false;
+		job->arena = na;
+		job->arena_cap = ncap;
+	}
+	memcpy(job->arena + job->arena_len, s, n);
+	*off_out = (uint32_t)job->arena_len;
+	job->arena_len += n;
+	return true;
+}
+
 static void
 job_list_add(struct admin_job *job, const struct conn *c)
 {
 	struct session_rec *r;
+	uint32_t user, client, backend;
 
 	if (job->nrecs == job->cap) {
 		size_t ncap = job->cap ? job->cap * 2 : 64;
@@ -78,6 +104,11 @@ job_list_add(struct admin_job *job, const struct conn *c)
 		job->recs = nr;
 		job->cap = ncap;
 	}
+	if (!job_str(job, c->user, &user) || !job_str(job, c->peer, &client) ||
+	    !job_str(job, c->backend_name ? c->backend_name : "", &backend)) {
+		job->truncated = true;
+		return;
+	}
 	r = &job->recs[job->nrecs++];
 	memset(r, 0, sizeof(*r));
 	r->cid = c->id;
@@ -87,9 +118,51 @@ job_list_add(struct admin_job *job, const struct conn *c)
 	r->since = c->started;
 	r->in = c->bytes_in + c->relay.up_bytes;
 	r->out = c->bytes_out + c->relay.down_bytes;
-	snprintf(r->user, sizeof(r->user), "%s", c->user);
-	snprintf(r->client, sizeof(r->client), "%s", c->peer);
-	snprintf(r->backend, sizeof(r->backend), "%s", c->backend_name ? c->backend_name : "");
+	r->user = user;
+	r->client = client;
+	r->backend = backend;
+}
+
+int
+admin_rec_cmp(const void *a, const void *b)
+{
+	const struct session_rec *x = a, *y = b;
+
+	if (x->since != y->since)
+		return x->since < y->since ? -1 : 1;
+	return x->cid < y->cid ? -1 : x->cid > y->cid;
+}
+
+/* Where a job's walk goes: a user's chain, a backend's, or every conn. */
+enum job_walk { WALK_USER, WALK_BACKEND, WALK_ALL };
+
+static struct conn *
+walk_first(struct worker *w, const struct filter *f, enum job_walk *how_out)
+{
+	if (f->user_set) {
+		*how_out = WALK_USER;
+		return conn_index_first(&w->by_user, f->user);
+	}
+	if (f->backend_set) {
+		*how_out = WALK_BACKEND;
+		return conn_index_first(&w->by_backend, f->backend);
+	}
+	*how_out = WALK_ALL;
+	return w->conns;
+}
+
+static struct conn *
+walk_next(struct worker *w, enum job_walk how, const struct conn *c)
+{
+	switch (how) {
+	case WALK_USER:
+		return conn_index_next(&w->by_user, c);
+	case WALK_BACKEND:
+		return conn_index_next(&w->by_backend, c);
+	case WALK_ALL:
+		break;
+	}
+	return c->next;
 }
 
 void
@@ -97,9 +170,14 @@ admin_job_run(struct worker *w, struct worker_job *wj)
 {
 	struct admin_job *job = container_of(wj, struct admin_job, wj);
 	struct conn *next;
+	enum job_walk how;
+	uint64_t visited = 0;
 
-	for (struct conn *c = w->conns; c != NULL; c = next) {
-		next = c->next; /* a kicked c may be closed (unlinked) at once */
+	/* A user's or a backend's chain holds all its conns (and perhaps some
+	 * of a name that hashes alike): the full filter still decides. */
+	for (struct conn *c = walk_first(w, &job->f, &how); c != NULL; c = next) {
+		next = walk_next(w, how, c); /* a kicked c may be closed (unlinked) at once */
+		visited++;
 		if (c->closed || !filter_match(&job->f, c))
 			continue;
 		if (job->kind == JOB_LIST) {
@@ -110,6 +188,11 @@ admin_job_run(struct worker *w, struct worker_job *wj)
 			                  (double)c->cfg->timeouts.drain_ms / 1000.0);
 		}
 	}
+	metrics_admin_visited(&w->metrics, visited);
+	/* In the answer's order: the admin thread merges the workers' lists
+	 * as it writes, without a copy of them all. */
+	if (job->nrecs > 1)
+		qsort(job->recs, job->nrecs, sizeof(job->recs[0]), admin_rec_cmp);
 	if (job->ac == NULL) {
 		/* A kick from the fleet's channel: nobody waits for the count. */
 		char qu[LOG_QUOTED_MAX];

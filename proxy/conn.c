@@ -558,6 +558,13 @@ conn_relay_start(struct conn *c)
 }
 
 void
+conn_names_changed(struct conn *c)
+{
+	conn_index_set(&c->w->by_user, c, c->user);
+	conn_index_set(&c->w->by_backend, c, c->backend_name);
+}
+
+void
 conn_resume(struct conn *c)
 {
 	if (!c->closed)
@@ -668,8 +675,18 @@ conn_close(struct conn *c, enum close_reason reason)
 	policy_conn_closed(w->policy, &c->pc);
 	registry_sessions_add(c->be_reg, c->lc->proto, -1);
 	c->be_reg = NULL;
-	if (c->ending)
+	if (c->ending) {
+		if (c->end_prev != NULL)
+			c->end_prev->end_next = c->end_next;
+		else
+			w->ending = c->end_next;
+		if (c->end_next != NULL)
+			c->end_next->end_prev = c->end_prev;
+		c->end_next = c->end_prev = NULL;
 		worker_end_done(w);
+	}
+	conn_index_remove(&w->by_user, c);
+	conn_index_remove(&w->by_backend, c);
 	backend_free(&c->be);
 	if (c->sess != NULL)
 		c->proto->free_sess(c);
@@ -738,6 +755,12 @@ conn_end_politely(struct conn *c, enum close_reason reason, double after_s, doub
 	c->end_reason = reason;
 	c->end_after = now + (after_s > 0 ? after_s : 0);
 	c->end_deadline = now + (deadline_s > 0 ? deadline_s : 0);
+	/* The sweep looks at these only, not at every conn of the worker. */
+	c->end_prev = NULL;
+	c->end_next = c->w->ending;
+	if (c->w->ending != NULL)
+		c->w->ending->end_prev = c;
+	c->w->ending = c;
 	worker_end_started(c->w);
 	/* Nothing is cut at once: a handshake or a login under way finishes
 	 * (an upgrade's new postern is already accepting, so a client that
@@ -750,11 +773,13 @@ conn_end_sweep(struct worker *w)
 {
 	ev_tstamp now = ev_now(w->loop);
 	struct conn *next;
+	uint64_t visited = 0;
 	bool quiet;
 
-	for (struct conn *c = w->conns; c != NULL; c = next) {
-		next = c->next; /* closing c unlinks c only */
-		if (!c->ending || c->closed || c->state == CS_CLOSING)
+	for (struct conn *c = w->ending; c != NULL; c = next) {
+		next = c->end_next; /* closing c unlinks c only */
+		visited++;
+		if (c->closed || c->state == CS_CLOSING)
 			continue;
 		if (now >= c->end_deadline) {
 			conn_close(c, c->end_reason);
@@ -776,6 +801,7 @@ conn_end_sweep(struct worker *w)
 		    (relay_opaque(&c->relay) ? relay_idle(&c->relay) : relay_at_rest(&c->relay)))
 			end_relay(c);
 	}
+	metrics_sweep_visited(&w->metrics, visited);
 }
 
 void

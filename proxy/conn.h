@@ -21,6 +21,7 @@
 #include "backend.h"
 #include "buf.h"
 #include "config.h"
+#include "conn_index.h"
 #include "link.h"
 #include "policy.h"
 #include "reason.h"
@@ -153,7 +154,10 @@ struct conn {
 	enum login_mech login_mech; /* how the latest login came, for logs */
 	ev_tstamp login_started;
 
-	struct conn *next, *prev; /* worker->conns */
+	struct conn *next, *prev;          /* worker->conns, newest first */
+	struct conn_index_link by_user;    /* worker->by_user: under c->user */
+	struct conn_index_link by_backend; /* worker->by_backend: under c->backend_name */
+	struct conn *end_next, *end_prev;  /* worker->ending: while c->ending */
 	struct conn *reap_next;
 };
 
@@ -176,6 +180,10 @@ void conn_close(struct conn *c, enum close_reason reason);
 /* Send what c->out holds as last words, then close (bounded by a linger
  * timeout); a held tarpit answer still goes out. */
 void conn_close_after(struct conn *c, enum close_reason reason);
+
+/* c->user or c->backend_name changed: file c under them in its worker's
+ * indexes (the admin's lookups by user and backend). */
+void conn_names_changed(struct conn *c);
 
 /* Go on with the state's work (after an answer came from elsewhere).
  * c may be closed when it returns. */

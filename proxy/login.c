@@ -43,6 +43,7 @@ login_name(struct conn *c, const char *user, size_t len)
 	memcpy(c->user, user, n);
 	c->user[n] = '\0';
 	c->key_len = account_key(c->user, strlen(c->user), c->key, sizeof(c->key));
+	conn_names_changed(c); /* a second login may name another user */
 }
 
 /* Log login.ok / login.fail, count and tarpit failures, wipe the
@@ -221,6 +222,7 @@ backend_done(void *arg, enum fail_class fc, enum login_reason why)
 	struct conn *c = arg;
 
 	c->backend_name = backend_name(c->be); /* failover may have moved on */
+	conn_names_changed(c);
 	if (fc != FAIL_NONE) {
 		login_finish(c, fc, why);
 		return;
@@ -302,6 +304,7 @@ login_backend(struct conn *c, bool pinned, size_t pin_index, const struct dynbac
 		return;
 	}
 	c->backend_name = backend_name(c->be);
+	conn_names_changed(c);
 	conn_set_state(c, CS_BACKEND);
 }
 

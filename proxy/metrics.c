@@ -118,6 +118,20 @@ metrics_refused(struct metrics *m, enum policy_verdict v)
 		bump(&m->refusals[v], 1);
 }
 
+void
+metrics_admin_visited(struct metrics *m, uint64_t n)
+{
+	if (m != NULL && n > 0)
+		bump(&m->admin_visited, n);
+}
+
+void
+metrics_sweep_visited(struct metrics *m, uint64_t n)
+{
+	if (m != NULL && n > 0)
+		bump(&m->sweep_visited, n);
+}
+
 /* Open lookup breakers, process-wide: lookup_breaker.c sets it on each change. */
 static atomic_int lookup_breakers;
 
@@ -182,6 +196,7 @@ struct totals {
 	uint64_t lookups[METRICS_LOOKUP__COUNT];
 	uint64_t lookup_le[METRICS_LOOKUP_BUCKETS + 1];
 	uint64_t lookup_us;
+	uint64_t admin_visited, sweep_visited;
 	/* every backend ever named, by registry id */
 	unsigned nnames;
 	const char *names[REGISTRY_MAX];
@@ -256,6 +271,8 @@ totals_collect(const struct runtime *rt)
 		for (int k = 0; k <= METRICS_LOOKUP_BUCKETS; k++)
 			t->lookup_le[k] += ld(&m->lookup_le[k]);
 		t->lookup_us += ld(&m->lookup_us);
+		t->admin_visited += ld(&m->admin_visited);
+		t->sweep_visited += ld(&m->sweep_visited);
 	}
 	for (size_t bi = 0; bi < rt->cfg->nbackends; bi++) {
 		const struct registry_entry *e = rt->reg[bi];
@@ -494,6 +511,14 @@ write_prometheus(FILE *f, const struct runtime *rt, const struct totals *t,
 		}
 	}
 
+	prom_header(f, "postern_admin_sessions_visited_total", "counter",
+	            "Sessions the admin socket's sessions and kick requests looked at (with a "
+	            "user or backend filter, only that user's or backend's).");
+	prom_sample_u64(f, "postern_admin_sessions_visited_total", NULL, 0, t->admin_visited);
+	prom_header(f, "postern_drain_sweep_visited_total", "counter",
+	            "Sessions the sweep of the sessions being ended (drain, kick) looked at.");
+	prom_sample_u64(f, "postern_drain_sweep_visited_total", NULL, 0, t->sweep_visited);
+
 	prom_header(f, "postern_draining", "gauge",
 	            "1 while postern drains (accepts nothing new and is ending its sessions).");
 	prom_sample(f, "postern_draining", NULL, 0, lifecycle_draining());
@@ -600,6 +625,8 @@ write_summary(FILE *f, const struct runtime *rt, const struct totals *t, const s
 		if (v != POLICY_ALLOW)
 			fprintf(f, " %s %llu", policy_verdict_name[v],
 			        (unsigned long long)t->refusals[v]);
+	fprintf(f, "\nadmin: sessions visited %llu; drain sweep: sessions visited %llu",
+	        (unsigned long long)t->admin_visited, (unsigned long long)t->sweep_visited);
 	fprintf(f, "\nprocess: rss %.1f MiB, %llu open fds, cpu %.2fs\n",
 	        (double)pi->rss_bytes / (1024.0 * 1024.0), (unsigned long long)pi->open_fds,
 	        pi->cpu_seconds);

@@ -63,6 +63,8 @@ struct metrics {
 	atomic_uint_fast64_t lookups[METRICS_LOOKUP__COUNT];
 	atomic_uint_fast64_t lookup_le[METRICS_LOOKUP_BUCKETS + 1]; /* not cumulated */
 	atomic_uint_fast64_t lookup_us;
+	atomic_uint_fast64_t admin_visited; /* conns the admin's jobs looked at */
+	atomic_uint_fast64_t sweep_visited; /* conns the drain sweep looked at */
 };
 
 /* Set m up for nlisteners listeners (zeroed).  -1 when out of memory. */
@@ -80,6 +82,11 @@ void metrics_refused(struct metrics *m, enum policy_verdict v);
 /* A lookup was answered as r; seconds from the question (the duration
  * histogram counts only answers the service gave: service true). */
 void metrics_lookup(struct metrics *m, enum metrics_lookup r, bool service, double seconds);
+/* The admin's sessions/kick job, or the sweep of the conns being ended,
+ * looked at n conns (each is work: proportional to what matches, not to
+ * every conn, when the indexes serve the question). */
+void metrics_admin_visited(struct metrics *m, uint64_t n);
+void metrics_sweep_visited(struct metrics *m, uint64_t n);
 /* How many lookup breakers are open now, process-wide (any thread). */
 void metrics_lookup_breakers(int n);
 

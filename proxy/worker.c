@@ -3,6 +3,7 @@
  * and worker_post() are called from other threads (through ev_async);
  * everything else of a worker runs on its own loop.
  */
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -181,6 +182,11 @@ worker_init(struct worker *w, int id, const struct config *cfg, struct policy *p
 	}
 	if (RAND_bytes((unsigned char *)&w->cid_state, sizeof(w->cid_state)) != 1)
 		w->cid_state = (uint64_t)getpid() * 0x9e3779b97f4a7c15ULL + (uint64_t)id;
+	if (conn_index_init(&w->by_user, offsetof(struct conn, by_user), true,
+	                    hash_splitmix64(&w->cid_state)) < 0 ||
+	    conn_index_init(&w->by_backend, offsetof(struct conn, by_backend), false,
+	                    hash_splitmix64(&w->cid_state)) < 0)
+		return -1;
 	if (metrics_init(&w->metrics, nfds) < 0)
 		return -1;
 	if ((w->lookup = lookup_worker_new(w->loop, &w->metrics)) == NULL)
@@ -238,6 +244,8 @@ worker_join(struct worker *w)
 	pthread_join(w->thread, NULL);
 	listener_set_deinit(&w->listeners);
 	metrics_deinit(&w->metrics);
+	conn_index_deinit(&w->by_user);
+	conn_index_deinit(&w->by_backend);
 	/* mbox_lock stays: a poster may still find the mailbox closed (the
 	 * admin thread until admin_stop()). */
 	ev_loop_destroy(w->loop);

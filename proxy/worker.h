@@ -15,6 +15,7 @@
 #include <ev.h>
 
 #include "config.h"
+#include "conn_index.h"
 #include "listener.h"
 #include "lookup.h"
 #include "metrics.h"
@@ -43,12 +44,14 @@ struct worker {
 	struct listener_set listeners; /* embedded: its sockets, accepting into conns */
 	ev_async stop_async;
 	ev_prepare reap_prepare;
-	struct policy *policy;       /* borrowed: the process's policy */
-	struct policy_worker *pw;    /* owned: this loop's way into it */
-	struct conn *conns;          /* all live conns (for shutdown) */
-	struct conn *reap;           /* closed conns waiting to be freed */
-	atomic_uint_fast64_t nconns; /* written by the worker; main reads it while draining */
-	uint64_t cid_state;          /* splitmix64 state for connection ids */
+	struct policy *policy;        /* borrowed: the process's policy */
+	struct policy_worker *pw;     /* owned: this loop's way into it */
+	struct conn *conns;           /* all live conns (for shutdown) */
+	struct conn_index by_user;    /* the conns by c->user (ASCII case folded) */
+	struct conn_index by_backend; /* the conns by c->backend_name */
+	struct conn *reap;            /* closed conns waiting to be freed */
+	atomic_uint_fast64_t nconns;  /* written by the worker; main reads it while draining */
+	uint64_t cid_state;           /* splitmix64 state for connection ids */
 	bool stopping;
 	struct metrics metrics; /* written by this thread only; read by scrapes */
 	/* owned: this loop's user lookups (libcurl multi, cache); made in
@@ -58,6 +61,7 @@ struct worker {
 	/* Sessions being ended politely (conn_end_politely) and the timer
 	 * that looks at them while there are any. */
 	uint64_t nending;
+	struct conn *ending; /* those conns (c->end_next), for the sweep */
 	ev_timer end_sweep;
 
 	/* SIGTERM: main sets these and sends drain_async. */
