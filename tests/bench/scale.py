@@ -17,7 +17,8 @@ the N held it measures:
   - the time to open them, and how many failed;
   - the proxy's RSS and PSS (its whole process tree) per session, over what
     it used just after start;
-  - the proxy's CPU seconds per second over an IDLE_SECS window (/proc);
+  - the proxy's CPU seconds per second over an IDLE_SECS window (/proc),
+    and over EMPTY_SECS before the client started (no session);
   - p50/p99 of PROBES new logins made one after another (connect to the
     LOGIN's tagged OK);
   - postern only, each 3 times (median): `postern sessions`, `sessions
@@ -40,10 +41,10 @@ Every process it starts is stopped by PID.
 Knobs (environment): N, SCALE_STEPS="10000 50000 100000", PROXIES,
 BACKENDS (8), CONCURRENCY (200), SOURCES (64), PER_USER (10: sessions per
 user, so `--user` matches that many), PROBES (200), IDLE_SECS (10), SETTLE
-(3), DRAIN ("60s"), DRAIN_SPREAD ("5s"), POSTERN_LOG_LEVEL ("warn"),
-SESSION_LIMIT (1000: policy.max_sessions_per_user, which makes postern
-count, and with Redis register, every session), SCALE_PORT_BASE (23000),
-POSTERN, SCALE_BACKEND, SCALE_CLIENT, OUT_DIR, KEEP_RUN_DIR=1.
+(3), EMPTY_SECS (3), DRAIN ("60s"), DRAIN_SPREAD ("5s"), POSTERN_LOG_LEVEL
+("warn"), SESSION_LIMIT (1000: policy.max_sessions_per_user, which makes
+postern count, and with Redis register, every session), SCALE_PORT_BASE
+(61000: above the default ephemeral range), POSTERN, SCALE_BACKEND, SCALE_CLIENT, OUT_DIR, KEEP_RUN_DIR=1.
 """
 
 import json
@@ -83,11 +84,12 @@ PER_USER = env("PER_USER", 10, int)
 PROBES = env("PROBES", 200, int)
 IDLE_SECS = env("IDLE_SECS", 10.0, float)
 SETTLE = env("SETTLE", 3.0, float)
+EMPTY_SECS = env("EMPTY_SECS", 3.0, float)
 DRAIN = env("DRAIN", "60s")
 DRAIN_SPREAD = env("DRAIN_SPREAD", "5s")
 LOG_LEVEL = env("POSTERN_LOG_LEVEL", "warn")
 SESSION_LIMIT = env("SESSION_LIMIT", 1000, int)
-PORT_BASE = env("SCALE_PORT_BASE", 23000, int)
+PORT_BASE = env("SCALE_PORT_BASE", 61000, int)
 POSTERN = env("POSTERN", os.path.join(ROOT, "postern"))
 SCALE_BACKEND = env("SCALE_BACKEND", os.path.join(ROOT, "build", "bench", "scale_backend"))
 SCALE_CLIENT = env("SCALE_CLIENT", os.path.join(ROOT, "build", "bench", "scale_client"))
@@ -159,9 +161,32 @@ def nofile_limit():
     return max(65536, 4 * max(STEPS) + 65536)
 
 
+def nofile_hard():
+    """The nofile limit processes started here can have: nofile_limit(), or
+    the hard limit already set when this process may not raise it (no
+    CAP_SYS_RESOURCE, as in some containers)."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    want = nofile_limit()
+    if hard == resource.RLIM_INFINITY or hard >= want:
+        return want
+    try:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, want))
+        return want
+    except (ValueError, OSError):
+        return hard
+
+
+NOFILE = None  # set by main(): the limit every process started gets
+
+
 def raise_nofile():
-    n = nofile_limit()
-    resource.setrlimit(resource.RLIMIT_NOFILE, (n, n))
+    resource.setrlimit(resource.RLIMIT_NOFILE, (NOFILE, NOFILE))
+
+
+def capacity(nofile):
+    """The most sessions a proxy holds with this many fds: two per session
+    (client and backend), and room for listeners, links, probes."""
+    return (nofile - 500) // 2
 
 
 class Procs:
@@ -437,7 +462,8 @@ admin = {
 def haproxy_conf(port, certs, n):
     servers = "\n".join("    server b%d 127.0.0.1:%d" % (i, p)
                         for i, p in enumerate(backend_ports()))
-    maxconn = n + 20000
+    # HAProxy sizes its fd table from maxconn (2 per connection and some)
+    maxconn = min(n + 2000, capacity(NOFILE))
     return """# HAProxy: TCP mode, TLS terminated here, plaintext to the backends.
 global
     nbthread 2
@@ -489,6 +515,7 @@ class Scale:
         self.procs = Procs()
         self.sysctl = Sysctls()
         self.rows = []  # one dict per (proxy, N)
+        self.notes = []  # what the table should say about the run
 
     def check(self):
         need = [POSTERN, SCALE_BACKEND, SCALE_CLIENT]
@@ -510,7 +537,7 @@ class Scale:
     def tune_kernel(self):
         for k, v in SYSCTLS.items():
             self.sysctl.set(k, v)
-        need = nofile_limit()
+        need = NOFILE
         if int(self.sysctl.get("fs.nr_open")) < need:
             self.sysctl.set("fs.nr_open", str(need))
         if int(self.sysctl.get("fs.file-max")) < 3 * need:
@@ -613,6 +640,11 @@ class Scale:
         p = self.start_proxy(proxy, d, n)
         roots = [p.pid]
         time.sleep(1)
+        # the proxy's CPU with no session: what the idle figure is made of
+        # when no session costs anything
+        c0, w0 = cpu_s(roots), time.monotonic()
+        time.sleep(EMPTY_SECS)
+        row["empty_cpu"] = (cpu_s(roots) - c0) / (time.monotonic() - w0)
         rss0, pss0 = mem_kib(roots)
         tcp0 = sockstat_tcp_kib()
         if redis:
@@ -807,9 +839,10 @@ class Scale:
                      "postern log_level=%s max_sessions_per_user=%d" % (
                          " ".join(map(str, STEPS)), NBACKENDS, CONC, SOURCES, PER_USER, PROBES,
                          IDLE_SECS, SETTLE, DRAIN, DRAIN_SPREAD, LOG_LEVEL, SESSION_LIMIT))
+        lines.extend(self.notes)
         lines.append("")
         cols = ["proxy", "N", "held", "failed", "open s", "RSS KiB/sess", "PSS KiB/sess",
-                "idle CPU s/s", "probe p50 ms", "p99 ms", "sessions s", "sessions --user s",
+                "CPU s/s empty / N idle", "probe p50 ms", "p99 ms", "sessions s", "sessions --user s",
                 "kick --user s", "/metrics s", "drain s (held 0 / exit)", "redis ops/s",
                 "redis MiB/100k"]
         lines.append("| " + " | ".join(cols) + " |")
@@ -825,7 +858,8 @@ class Scale:
             lines.append("| " + " | ".join([
                 r["proxy"], str(r["n"]), str(g(r, "held")), str(g(r, "failed")),
                 f(g(r, "open_s")), f(g(r, "rss_kib_sess"), 2), f(g(r, "pss_kib_sess"), 2),
-                f(g(r, "idle_cpu"), 4), f(g(r, "p50_ms"), 2), f(g(r, "p99_ms"), 2),
+                "%s / %s" % (f(g(r, "empty_cpu"), 4), f(g(r, "idle_cpu"), 4)),
+                f(g(r, "p50_ms"), 2), f(g(r, "p99_ms"), 2),
                 f(g(r, "sessions_s"), 3), f(g(r, "sessions_user_s"), 3), f(g(r, "kick_s"), 3),
                 f(g(r, "metrics_s"), 3), drain, f(g(r, "redis_ops_s"), 1),
                 f(g(r, "redis_mib_100k"), 1)]) + " |")
@@ -897,7 +931,20 @@ class Scale:
         self.check()
         if os.geteuid() != 0:
             raise SystemExit("run as root: the run sets sysctls and nofile limits")
+        global NOFILE, STEPS
+        NOFILE = nofile_hard()
         raise_nofile()
+        cap = capacity(NOFILE)
+        if max(STEPS) > cap:
+            # without CAP_SYS_RESOURCE the hard limit cannot be raised: hold
+            # what fits instead of failing every step above it
+            self.notes.append("nofile: the hard limit is %d and cannot be raised here (no "
+                              "CAP_SYS_RESOURCE): a proxy holds at most %d sessions (2 fds "
+                              "each); steps %s were clipped to %d" % (
+                                  NOFILE, cap, " ".join(str(s) for s in STEPS if s > cap),
+                                  cap))
+            log("WARNING " + self.notes[-1])
+            STEPS = sorted({min(s, cap) for s in STEPS})
         os.makedirs(OUT_DIR, exist_ok=True)
         shutil.rmtree(os.path.join(OUT_DIR, "logs"), ignore_errors=True)
         base = "/dev/shm" if os.access("/dev/shm", os.W_OK) else None
