@@ -229,6 +229,16 @@ $(BUILD)/bench/loadgen: tests/bench/loadgen.c
 	@mkdir -p $(dir $@)
 	$(CC) $(BASE_CFLAGS) $(CFLAGS) -o $@ $< -lssl -lcrypto
 
+# The scale harness (tests/bench/scale.py): a fake IMAP backend that holds
+# any number of sessions cheaply, and a client that opens N TLS sessions.
+$(BUILD)/bench/scale_backend: tests/bench/scale_backend.c
+	@mkdir -p $(dir $@)
+	$(CC) $(BASE_CFLAGS) $(CFLAGS) -o $@ $<
+
+$(BUILD)/bench/scale_client: tests/bench/scale_client.c
+	@mkdir -p $(dir $@)
+	$(CC) $(BASE_CFLAGS) $(CFLAGS) -o $@ $< -lssl -lcrypto
+
 bench:
 	@sh tests/bench/deps.sh
 	$(MAKE) --no-print-directory postern $(BUILD)/bench/loadgen
