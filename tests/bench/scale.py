@@ -186,7 +186,10 @@ def raise_nofile():
 def capacity(nofile):
     """The most sessions a proxy holds with this many fds: two per session
     (client and backend), and room for listeners, links, probes."""
-    return (nofile - 500) // 2
+    return (nofile - 500) // 2 - PROBES_ROOM
+
+
+PROBES_ROOM = 100  # room left for the probes over N (HAProxy's maxconn)
 
 
 class Procs:
@@ -463,7 +466,7 @@ def haproxy_conf(port, certs, n):
     servers = "\n".join("    server b%d 127.0.0.1:%d" % (i, p)
                         for i, p in enumerate(backend_ports()))
     # HAProxy sizes its fd table from maxconn (2 per connection and some)
-    maxconn = min(n + 2000, capacity(NOFILE))
+    maxconn = min(n + 2000, capacity(NOFILE) + PROBES_ROOM)
     return """# HAProxy: TCP mode, TLS terminated here, plaintext to the backends.
 global
     nbthread 2
@@ -709,7 +712,7 @@ class Scale:
             held, row["rss_kib_sess"], row["pss_kib_sess"], row["idle_cpu"],
             "; redis %.1f ops/s %s" % (row["redis_ops_s"], row["redis_cmds"]) if redis else ""))
 
-        line = client.ask("probe %d" % PROBES, 60 + PROBES)
+        line = client.ask("probe %d" % PROBES, 30 + PROBES * 0.5)
         r = kv(line)
         row["probe_ok"] = int(r.get("ok", 0))
         row["p50_ms"] = float(r["p50_ms"]) if "p50_ms" in r else None
