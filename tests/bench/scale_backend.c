@@ -544,8 +544,12 @@ on_accept(struct listener *l)
 		struct epoll_event e = {.events = EPOLLIN};
 
 		if (fd < 0) {
-			if (errno == EMFILE || errno == ENFILE)
-				fprintf(stderr, "scale_backend: accept: %s\n", strerror(errno));
+			static bool said;
+			if ((errno == EMFILE || errno == ENFILE) && !said) {
+				fprintf(stderr, "scale_backend: accept: %s (said once)\n",
+				        strerror(errno));
+				said = true;
+			}
 			return;
 		}
 		c = calloc(1, sizeof(*c));
@@ -641,8 +645,11 @@ main(int argc, char **argv)
 		if (l->fd < 0)
 			die("socket");
 		setsockopt(l->fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-		if (bind(l->fd, (struct sockaddr *)&sin, sizeof(sin)) < 0)
-			die("bind");
+		if (bind(l->fd, (struct sockaddr *)&sin, sizeof(sin)) < 0) {
+			fprintf(stderr, "scale_backend: bind %s:%d: %s\n", cfg.addr, cfg.port + i,
+			        strerror(errno));
+			return 2;
+		}
 		if (listen(l->fd, 65535) < 0)
 			die("listen");
 		e.data.ptr = l;
