@@ -636,8 +636,14 @@ class Scale:
                 if x.endswith((".log", ".out", ".conf", ".cfg")):
                     shutil.copy(os.path.join(d, x), logs)
             for x in ("postern.log", "haproxy.log"):
-                if os.path.exists(os.path.join(d, x)):
-                    row["log_bytes"] = os.path.getsize(os.path.join(d, x))
+                path = os.path.join(d, x)
+                if os.path.exists(path):
+                    row["log_bytes"] = os.path.getsize(path)
+                    events = {}
+                    with open(path, errors="replace") as fh:
+                        for m in re.finditer(r"level=(?:warn|error) event=(\S+)", fh.read()):
+                            events[m.group(1)] = events.get(m.group(1), 0) + 1
+                    row["log_warnings"] = events
 
     def _measure(self, proxy, n, d, row):
         log("== %s, N=%d" % (proxy, n))
@@ -917,7 +923,9 @@ class Scale:
                 extra.append("redis commands in the idle window %s, keys %s" % (
                     json.dumps(r["redis_cmds"], sort_keys=True), r.get("redis_keys")))
             if "log_bytes" in r:
-                extra.append("log %d bytes" % r["log_bytes"])
+                extra.append("log %d bytes%s" % (r["log_bytes"], (
+                    ", warnings %s" % json.dumps(r["log_warnings"], sort_keys=True))
+                    if r.get("log_warnings") else ""))
             if "error" in r:
                 extra.append("ERROR %s" % r["error"])
             lines.append("- %s N=%d: %s" % (r["proxy"], r["n"], "; ".join(extra)))
