@@ -45,8 +45,9 @@ user, so `--user` matches that many), PROBES (200), IDLE_SECS (10), SETTLE
 heartbeats), DRAIN ("60s"), DRAIN_SPREAD ("5s"), POSTERN_LOG_LEVEL
 ("warn"), SESSION_LIMIT (1000: policy.max_sessions_per_user, which makes
 postern count, and with Redis register, every session), SCALE_PORT_BASE
-(61000: above the default ephemeral range), POSTERN, SCALE_BACKEND,
-SCALE_CLIENT, OUT_DIR, KEEP_RUN_DIR=1.
+(61000: above the default ephemeral range), METRICS=0 (no admin.http, no
+/metrics scrape), POSTERN, SCALE_BACKEND, SCALE_CLIENT, OUT_DIR,
+KEEP_RUN_DIR=1.
 """
 
 import json
@@ -98,6 +99,7 @@ SCALE_BACKEND = env("SCALE_BACKEND", os.path.join(ROOT, "build", "bench", "scale
 SCALE_CLIENT = env("SCALE_CLIENT", os.path.join(ROOT, "build", "bench", "scale_client"))
 OUT_DIR = env("OUT_DIR", os.path.join(ROOT, "build", "scale"))
 KEEP_RUN_DIR = env("KEEP_RUN_DIR", "0") == "1"
+METRICS = env("METRICS", "1") == "1"  # postern's admin.http (/metrics)
 ADMIN_RUNS = 3
 
 PORTS = {"backend": PORT_BASE + 100, "postern": PORT_BASE + 993, "postern-redis": PORT_BASE + 1993,
@@ -457,11 +459,11 @@ policy = {
 };
 admin = {
   socket = "%(dir)s/admin.sock";
-  http = "127.0.0.1:%(metrics)d";
-};
+%(http)s};
 """ % {"log": LOG_LEVEL, "cert": certs["cert"], "key": certs["key"], "port": port,
        "backends": backends, "pool": pool, "drain": DRAIN, "spread": DRAIN_SPREAD,
-       "limit": SESSION_LIMIT, "dir": d, "metrics": PORTS["metrics"],
+       "limit": SESSION_LIMIT, "dir": d,
+       "http": '  http = "127.0.0.1:%d";\n' % PORTS["metrics"] if METRICS else "",
        "state": 'state = "redis://127.0.0.1:%d";' % PORTS["redis"] if redis else ""}
 
 
@@ -585,7 +587,8 @@ class Scale:
                 raise SystemExit("postern -t %s: %s" % (conf, (t.stdout + t.stderr).strip()))
             p = self.procs.start(proxy, [POSTERN, "-c", conf], os.path.join(d, "postern.log"))
             self.conf = conf
-        ok = wait_ports([port] + ([PORTS["metrics"]] if proxy != "haproxy" else []), p)
+        ok = wait_ports([port] + ([PORTS["metrics"]] if proxy != "haproxy" and METRICS else []),
+                        p)
         if ok and proxy != "haproxy":
             # the admin socket answers once the workers run
             deadline = time.monotonic() + 20
@@ -793,7 +796,7 @@ class Scale:
                 drops, row["kick_expected"]))
 
         times = []
-        for _ in range(ADMIN_RUNS):
+        for _ in range(ADMIN_RUNS if METRICS else 0):
             t0 = time.monotonic()
             try:
                 with urllib.request.urlopen("http://127.0.0.1:%d/metrics" % PORTS["metrics"],
@@ -810,7 +813,7 @@ class Scale:
         log("   sessions %.3fs (%d lines), sessions --user %.3fs, kick --user %.3fs "
             "(closed after %.2fs), /metrics %s" % (
                 row["sessions_s"], row["sessions_lines"], row["sessions_user_s"], row["kick_s"],
-                row["kick_to_closed_s"], "%.3fs" % row["metrics_s"] if ok else "failed"))
+                row["kick_to_closed_s"], "%.3fs" % row["metrics_s"] if ok else "-"))
 
     def drain(self, p, client, row):
         held = client.held()
@@ -918,7 +921,7 @@ class Scale:
                              "closed %s s after the command; /metrics %s bytes" % (
                                  r["sessions_lines"], r["sessions_bytes"], r.get("kick_dropped"),
                                  r.get("kick_expected"), f(g(r, "kick_to_closed_s"), 2),
-                                 r.get("metrics_bytes")))
+                                 r.get("metrics_bytes", "-")))
             if "redis_cmds" in r:
                 extra.append("redis commands in the idle window %s, keys %s" % (
                     json.dumps(r["redis_cmds"], sort_keys=True), r.get("redis_keys")))
