@@ -64,7 +64,7 @@ FUZZ     = fuzz_imap fuzz_pop3 fuzz_proxyproto fuzz_sasl fuzz_imap_resp fuzz_pop
            fuzz_lookup_nginx fuzz_lookup_json fuzz_sieve fuzz_sieve_resp
 
 .PHONY: all depcheck deps check-structure test unit unit-asan postern-asan fuzz fuzz-short integration integration-asan \
-        demo bench format clean install uninstall install-check docker docker-test
+        demo bench scale format clean install uninstall install-check docker docker-test
 
 all: postern
 
@@ -243,6 +243,19 @@ bench:
 	@sh tests/bench/deps.sh
 	$(MAKE) --no-print-directory postern $(BUILD)/bench/loadgen
 	POSTERN=$(CURDIR)/postern LOADGEN=$(CURDIR)/$(BUILD)/bench/loadgen $(PYTHON) tests/bench/bench.py
+
+# ---- scale: N concurrent idle IMAP sessions through postern and HAProxy ------
+# (not in `test`).  Installs HAProxy and Redis, builds the fake backend and
+# the client, sets the sysctls it needs for the run (and puts them back),
+# prints a table (build/scale/table.txt).  N is the largest step;
+# SCALE_STEPS="1000 2000" picks the steps; tests/bench/scale.py lists the
+# other knobs.
+N ?= 100000
+scale:
+	@sh tests/bench/deps.sh
+	$(MAKE) --no-print-directory postern $(BUILD)/bench/scale_backend $(BUILD)/bench/scale_client
+	N=$(N) POSTERN=$(CURDIR)/postern SCALE_BACKEND=$(CURDIR)/$(BUILD)/bench/scale_backend \
+	  SCALE_CLIENT=$(CURDIR)/$(BUILD)/bench/scale_client $(PYTHON) tests/bench/scale.py
 
 format:
 	clang-format -i lib/*.c lib/*.h proxy/*.c proxy/*.h policy/*.c policy/*.h tests/unit/*.c tests/unit/*.h tests/fuzz/*.c tests/bench/*.c

@@ -1,0 +1,1007 @@
+#!/usr/bin/python3
+"""postern at scale (`make scale N=100000`): N concurrent relayed IMAP sessions.
+
+For each step N of SCALE_STEPS (default 10000 50000 N, those up to N) and
+each proxy of PROXIES (default "postern postern-redis haproxy"), all on
+127.0.0.1 in one run:
+  postern        this checkout's ./postern, no state store (in memory)
+  postern-redis  the same with state = "redis://127.0.0.1:PORT" (a
+                 redis-server of the run's own, no persistence)
+  haproxy        HAProxy in TCP mode terminating TLS, round robin over the
+                 same backend ports (2 threads)
+the run starts a fresh build/bench/scale_backend (fake IMAP backend on
+BACKENDS ports; postern routes by a pool, rendezvous hashing on the user),
+a fresh proxy, and build/bench/scale_client, which opens N TLS sessions from
+64 loopback sources (127.1.x.y), logs each in and leaves it in IDLE.  With
+the N held it measures:
+  - the time to open them, and how many failed;
+  - the proxy's RSS and PSS (its whole process tree) per session, over what
+    it used just after start;
+  - the proxy's CPU seconds per second over an IDLE_SECS window (/proc),
+    and over EMPTY_SECS before the client started (no session);
+  - p50/p99 of PROBES new logins made one after another (connect to the
+    LOGIN's tagged OK);
+  - postern only, each 3 times (median): `postern sessions`, `sessions
+    --user`, `kick --user` (checking that the client's held count drops by
+    the user's sessions), a GET /metrics; then a drain (SIGTERM, with
+    timeouts.drain DRAIN and drain_spread DRAIN_SPREAD): the time until the
+    client holds nothing and until postern has exited;
+  - postern-redis only: Redis commands/s over the idle window (INFO stats;
+    which commands from INFO commandstats) and Redis used_memory per 100k
+    sessions over what it used after postern started.
+It prints a table and the ratios of postern to HAProxy, and writes both to
+OUT_DIR/table.txt with every figure in OUT_DIR/results.json.
+
+For the duration of the run it sets net.core.somaxconn,
+net.ipv4.tcp_max_syn_backlog and net.ipv4.ip_local_port_range (and
+fs.nr_open if it is too low) and puts them back on exit, also on an error,
+SIGINT or SIGTERM; the processes it starts get a nofile limit to match.
+Every process it starts is stopped by PID.
+
+Knobs (environment): N, SCALE_STEPS="10000 50000 100000", PROXIES,
+BACKENDS (8), CONCURRENCY (200), SOURCES (64), PER_USER (10: sessions per
+user, so `--user` matches that many), PROBES (200), IDLE_SECS (10), SETTLE
+(3), EMPTY_SECS (3), REDIS_SECS (30: the idle window with Redis, 3
+heartbeats), DRAIN ("60s"), DRAIN_SPREAD ("5s"), POSTERN_LOG_LEVEL
+("warn"), SESSION_LIMIT (1000: policy.max_sessions_per_user, which makes
+postern count, and with Redis register, every session), SCALE_PORT_BASE
+(61000: above the default ephemeral range), METRICS=0 (no admin.http, no
+/metrics scrape), POSTERN, SCALE_BACKEND, SCALE_CLIENT, OUT_DIR,
+KEEP_RUN_DIR=1.
+"""
+
+import json
+import os
+import re
+import resource
+import select
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.abspath(os.path.join(HERE, "..", ".."))
+HZ = os.sysconf("SC_CLK_TCK")
+PAGE = os.sysconf("SC_PAGE_SIZE")
+
+
+def env(name, default, cast=str):
+    v = os.environ.get(name)
+    return cast(v) if v not in (None, "") else default
+
+
+N_MAX = env("N", 100000, int)
+STEPS = [int(x) for x in env("SCALE_STEPS", " ".join(
+    str(s) for s in sorted({s for s in (10000, 50000) if s < N_MAX} | {N_MAX}))).split()]
+PROXIES = env("PROXIES", "postern postern-redis haproxy").split()
+NBACKENDS = env("BACKENDS", 8, int)
+CONC = env("CONCURRENCY", 200, int)
+SOURCES = env("SOURCES", 64, int)
+PER_USER = env("PER_USER", 10, int)
+PROBES = env("PROBES", 200, int)
+IDLE_SECS = env("IDLE_SECS", 10.0, float)
+SETTLE = env("SETTLE", 3.0, float)
+EMPTY_SECS = env("EMPTY_SECS", 3.0, float)
+REDIS_SECS = env("REDIS_SECS", 30.0, float)
+DRAIN = env("DRAIN", "60s")
+DRAIN_SPREAD = env("DRAIN_SPREAD", "5s")
+LOG_LEVEL = env("POSTERN_LOG_LEVEL", "warn")
+SESSION_LIMIT = env("SESSION_LIMIT", 1000, int)
+PORT_BASE = env("SCALE_PORT_BASE", 61000, int)
+POSTERN = env("POSTERN", os.path.join(ROOT, "postern"))
+SCALE_BACKEND = env("SCALE_BACKEND", os.path.join(ROOT, "build", "bench", "scale_backend"))
+SCALE_CLIENT = env("SCALE_CLIENT", os.path.join(ROOT, "build", "bench", "scale_client"))
+OUT_DIR = env("OUT_DIR", os.path.join(ROOT, "build", "scale"))
+KEEP_RUN_DIR = env("KEEP_RUN_DIR", "0") == "1"
+METRICS = env("METRICS", "1") == "1"  # postern's admin.http (/metrics)
+ADMIN_RUNS = 3
+
+PORTS = {"backend": PORT_BASE + 100, "postern": PORT_BASE + 993, "postern-redis": PORT_BASE + 1993,
+         "haproxy": PORT_BASE + 2993, "metrics": PORT_BASE + 910, "redis": PORT_BASE + 379}
+
+SYSCTLS = {"net.core.somaxconn": "65535", "net.ipv4.tcp_max_syn_backlog": "65535",
+           "net.ipv4.ip_local_port_range": "1024 65000"}
+
+
+def log(msg):
+    sys.stderr.write("[%s] %s\n" % (time.strftime("%H:%M:%S"), msg))
+    sys.stderr.flush()
+
+
+def secs(s):
+    """A postern duration ("60s", "5m", "500ms", "7") in seconds."""
+    m = re.fullmatch(r"([\d.]+)(ms|s|m|h|d)?", s.strip())
+    if not m:
+        raise SystemExit("bad duration %r" % s)
+    return float(m.group(1)) * {"ms": 0.001, "s": 1, None: 1, "m": 60, "h": 3600,
+                                "d": 86400}[m.group(2)]
+
+
+# ---------------------------------------------------------------- the kernel
+
+class Sysctls:
+    """Kernel settings changed for the run, each put back by restore()."""
+
+    def __init__(self):
+        self.old = {}  # name -> value before the run
+
+    @staticmethod
+    def path(name):
+        return "/proc/sys/" + name.replace(".", "/")
+
+    def get(self, name):
+        with open(self.path(name)) as f:
+            return " ".join(f.read().split())
+
+    def set(self, name, value):
+        old = self.get(name)
+        if old == " ".join(value.split()):
+            return
+        self.old.setdefault(name, old)
+        with open(self.path(name), "w") as f:
+            f.write(value)
+        log("sysctl %s: %s -> %s" % (name, old, value))
+
+    def restore(self):
+        for name, value in reversed(list(self.old.items())):
+            try:
+                with open(self.path(name), "w") as f:
+                    f.write(value)
+                log("sysctl %s restored to %s" % (name, value))
+            except OSError as e:
+                log("sysctl %s: could not restore %s: %s" % (name, value, e))
+        self.old = {}
+
+
+# ---------------------------------------------------------------- processes
+
+def nofile_limit():
+    """What every process started gets: room for 2 fds per session and more."""
+    return max(65536, 4 * max(STEPS) + 65536)
+
+
+def nofile_hard():
+    """The nofile limit processes started here can have: nofile_limit(), or
+    the hard limit already set when this process may not raise it (no
+    CAP_SYS_RESOURCE, as in some containers)."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    want = nofile_limit()
+    if hard == resource.RLIM_INFINITY or hard >= want:
+        return want
+    try:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, want))
+        return want
+    except (ValueError, OSError):
+        return hard
+
+
+NOFILE = None  # set by main(): the limit every process started gets
+
+
+def raise_nofile():
+    resource.setrlimit(resource.RLIMIT_NOFILE, (NOFILE, NOFILE))
+
+
+def capacity(nofile):
+    """The most sessions a proxy holds with this many fds: two per session
+    (client and backend), and room for listeners, links, probes."""
+    return (nofile - 500) // 2 - PROBES_ROOM
+
+
+PROBES_ROOM = 100  # room left for the probes over N (HAProxy's maxconn)
+
+
+class Procs:
+    """Every process started, stopped by PID in reverse order (SIGTERM, then
+    SIGKILL for it and whatever it forked that is left)."""
+
+    def __init__(self):
+        self.started = []  # (name, Popen)
+
+    def start(self, name, argv, logfile, stdin=subprocess.DEVNULL, stdout=None):
+        f = open(logfile, "ab")
+        try:
+            p = subprocess.Popen(argv, stdin=stdin, stdout=stdout or f, stderr=f,
+                                 preexec_fn=raise_nofile)
+        finally:
+            f.close()
+        self.started.append((name, p))
+        return p
+
+    def forget(self, p):
+        self.started = [(n, q) for n, q in self.started if q is not p]
+
+    def stop(self, name=None, grace=10):
+        keep, victims = [], []
+        for n, p in reversed(self.started):
+            (victims if name is None or n == name else keep).append((n, p))
+        self.started = list(reversed(keep))
+        for n, p in victims:
+            kids = tree_pids([p.pid]) - {p.pid}
+            if p.poll() is None:
+                try:
+                    p.send_signal(signal.SIGTERM)
+                except OSError:
+                    pass
+            deadline = time.monotonic() + grace
+            while time.monotonic() < deadline:
+                if p.poll() is not None and not any(alive(k) for k in kids):
+                    break
+                time.sleep(0.05)
+            if p.poll() is None:
+                log("%s (pid %d) did not stop in %gs: SIGKILL" % (n, p.pid, grace))
+                p.kill()
+            for pid in sorted(kids):
+                if alive(pid):
+                    try:
+                        os.kill(pid, signal.SIGKILL)
+                    except OSError:
+                        pass
+            try:
+                p.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                pass
+            for s in (p.stdin, p.stdout):
+                if s is not None:
+                    try:
+                        s.close()
+                    except OSError:
+                        pass
+
+
+def alive(pid):
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def _stat(pid):
+    with open("/proc/%d/stat" % pid) as f:
+        rest = f.read().rsplit(")", 1)[1].split()
+    # rest[1] = ppid; rest[11..14] = utime stime cutime cstime
+    return int(rest[1]), sum(int(x) for x in rest[11:15])
+
+
+def tree_pids(roots):
+    """The given PIDs and all their descendants that are alive now."""
+    children = {}
+    for d in os.listdir("/proc"):
+        if d.isdigit():
+            try:
+                ppid, _ = _stat(int(d))
+            except (OSError, ValueError, IndexError):
+                continue
+            children.setdefault(ppid, []).append(int(d))
+    seen, stack = set(), list(roots)
+    while stack:
+        p = stack.pop()
+        if p in seen:
+            continue
+        seen.add(p)
+        stack.extend(children.get(p, []))
+    return seen
+
+
+def cpu_s(roots):
+    """CPU seconds (user + system, plus reaped children) of the trees."""
+    t = 0
+    for pid in tree_pids(roots):
+        try:
+            t += _stat(pid)[1]
+        except (OSError, ValueError, IndexError):
+            pass
+    return t / HZ
+
+
+def mem_kib(roots):
+    """(RSS, PSS) in KiB of the trees: VmRSS and smaps_rollup's Pss summed."""
+    rss = pss = 0
+    for pid in tree_pids(roots):
+        try:
+            with open("/proc/%d/smaps_rollup" % pid) as f:
+                text = f.read()
+            m = re.search(r"^Rss:\s+(\d+)", text, re.M)
+            rss += int(m.group(1)) if m else 0
+            m = re.search(r"^Pss:\s+(\d+)", text, re.M)
+            pss += int(m.group(1)) if m else 0
+        except OSError:
+            pass
+    return rss, pss
+
+
+def sockstat_tcp_kib():
+    """The kernel's TCP buffer memory (sockstat 'mem', pages) in KiB."""
+    with open("/proc/net/sockstat") as f:
+        m = re.search(r"^TCP:.*\bmem (\d+)", f.read(), re.M)
+    return int(m.group(1)) * PAGE // 1024 if m else 0
+
+
+def port_open(port):
+    with socket.socket() as s:
+        s.settimeout(0.2)
+        return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+def wait_ports(ports, proc, secs=20):
+    deadline = time.monotonic() + secs
+    for port in ports:
+        while not port_open(port):
+            if proc.poll() is not None or time.monotonic() > deadline:
+                return False
+            time.sleep(0.05)
+    return True
+
+
+def wait_line(path, pattern, proc, secs):
+    """The first match of pattern in the file a process writes, or None."""
+    deadline = time.monotonic() + secs
+    while time.monotonic() < deadline:
+        try:
+            with open(path) as f:
+                m = re.search(pattern, f.read(), re.M)
+            if m:
+                return m
+        except OSError:
+            pass
+        if proc.poll() is not None:
+            return None
+        time.sleep(0.05)
+    return None
+
+
+class Client:
+    """scale_client on pipes: one command line in, one answer line out."""
+
+    def __init__(self, proc):
+        self.p = proc
+        self.buf = b""
+        os.set_blocking(proc.stdout.fileno(), False)
+
+    def readline(self, timeout):
+        deadline = time.monotonic() + timeout
+        while b"\n" not in self.buf:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return None
+            r, _, _ = select.select([self.p.stdout], [], [], min(left, 1.0))
+            if r:
+                try:
+                    chunk = os.read(self.p.stdout.fileno(), 65536)
+                except BlockingIOError:
+                    continue
+                if not chunk:
+                    return None  # it exited
+                self.buf += chunk
+            elif self.p.poll() is not None:
+                return None
+        line, self.buf = self.buf.split(b"\n", 1)
+        return line.decode(errors="replace").strip()
+
+    def ask(self, cmd, timeout=30):
+        if self.p.poll() is not None:
+            return None
+        try:
+            self.p.stdin.write((cmd + "\n").encode())
+            self.p.stdin.flush()
+        except OSError:
+            return None
+        return self.readline(timeout)
+
+    def held(self):
+        m = re.match(r"HELD n=(\d+)", self.ask("held", 10) or "")
+        return int(m.group(1)) if m else None
+
+
+def kv(line):
+    return dict(x.split("=", 1) for x in (line or "").split()[1:] if "=" in x)
+
+
+# ---------------------------------------------------------------- configs
+
+def make_cert(run):
+    d = os.path.join(run, "tls")
+    os.makedirs(d)
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+                    "ec_paramgen_curve:P-256", "-nodes", "-days", "7", "-subj", "/CN=localhost",
+                    "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1",
+                    "-keyout", os.path.join(d, "key.pem"), "-out", os.path.join(d, "cert.pem")],
+                   check=True, capture_output=True, timeout=60)
+    with open(os.path.join(d, "combined.pem"), "w") as f:
+        for x in ("cert.pem", "key.pem"):
+            with open(os.path.join(d, x)) as g:
+                f.write(g.read())
+    return {"cert": os.path.join(d, "cert.pem"), "key": os.path.join(d, "key.pem"),
+            "combined": os.path.join(d, "combined.pem")}
+
+
+def backend_ports():
+    return [PORTS["backend"] + i for i in range(NBACKENDS)]
+
+
+def postern_conf(d, port, certs, redis):
+    backends = ",\n".join('  { name = "b%d"; host = "127.0.0.1"; imap = %d; tls = "none"; }'
+                          % (i, p) for i, p in enumerate(backend_ports()))
+    pool = ", ".join('"b%d"' % i for i in range(NBACKENDS))
+    return """# postern for the scale run: the defaults but for what holding N idle
+# sessions from a few loopback addresses needs.
+workers = "auto";
+log_level = "%(log)s";
+%(state)s
+tls = {
+  certificates = ( { cert = "%(cert)s"; key = "%(key)s"; } );
+  min_version = "TLSv1.2";
+};
+listeners = (
+  { listen = "127.0.0.1:%(port)d"; protocol = "imap"; tls = "implicit"; }
+);
+backends = (
+%(backends)s
+);
+routes = ( { default = true; pool = [ %(pool)s ]; } );
+timeouts = {
+  login = "60s";
+  idle = "2h";
+  drain = "%(drain)s";
+  drain_quiet = "2s";
+  drain_spread = "%(spread)s";
+};
+policy = {
+  max_connections_per_ip = 0;
+  max_sessions_per_user = %(limit)d;
+};
+admin = {
+  socket = "%(dir)s/admin.sock";
+%(http)s};
+""" % {"log": LOG_LEVEL, "cert": certs["cert"], "key": certs["key"], "port": port,
+       "backends": backends, "pool": pool, "drain": DRAIN, "spread": DRAIN_SPREAD,
+       "limit": SESSION_LIMIT, "dir": d,
+       "http": '  http = "127.0.0.1:%d";\n' % PORTS["metrics"] if METRICS else "",
+       "state": 'state = "redis://127.0.0.1:%d";' % PORTS["redis"] if redis else ""}
+
+
+def haproxy_conf(port, certs, n):
+    servers = "\n".join("    server b%d 127.0.0.1:%d" % (i, p)
+                        for i, p in enumerate(backend_ports()))
+    # HAProxy sizes its fd table from maxconn (2 per connection and some)
+    maxconn = min(n + 2000, capacity(NOFILE) + PROBES_ROOM)
+    return """# HAProxy: TCP mode, TLS terminated here, plaintext to the backends.
+global
+    nbthread 2
+    maxconn %(maxconn)d
+    ssl-default-bind-options ssl-min-ver TLSv1.2
+defaults
+    mode tcp
+    timeout connect 5s
+    timeout client 2h
+    timeout server 2h
+    maxconn %(maxconn)d
+frontend imaps
+    bind 127.0.0.1:%(port)d ssl crt %(combined)s
+    default_backend imap
+backend imap
+    balance roundrobin
+%(servers)s
+""" % {"maxconn": maxconn, "port": port, "combined": certs["combined"], "servers": servers}
+
+
+# ---------------------------------------------------------------- redis
+
+def redis_info(port):
+    res = subprocess.run(["redis-cli", "-h", "127.0.0.1", "-p", str(port), "INFO", "all"],
+                         capture_output=True, text=True, timeout=10)
+    info = {}
+    for line in res.stdout.splitlines():
+        if ":" in line and not line.startswith("#"):
+            k, v = line.split(":", 1)
+            info[k] = v.strip()
+    return info
+
+
+def cmdstats(info):
+    """{command: calls} from INFO commandstats."""
+    out = {}
+    for k, v in info.items():
+        if k.startswith("cmdstat_"):
+            m = re.search(r"calls=(\d+)", v)
+            if m:
+                out[k[len("cmdstat_"):]] = int(m.group(1))
+    return out
+
+
+# ---------------------------------------------------------------- the run
+
+class Scale:
+    def __init__(self):
+        self.procs = Procs()
+        self.sysctl = Sysctls()
+        self.rows = []  # one dict per (proxy, N)
+        self.notes = []  # what the table should say about the run
+
+    def check(self):
+        need = [POSTERN, SCALE_BACKEND, SCALE_CLIENT]
+        for x in need:
+            if not os.access(x, os.X_OK):
+                raise SystemExit("missing %s (run: make scale)" % x)
+        for b in ["openssl"] + (["haproxy"] if "haproxy" in PROXIES else []) + \
+                (["redis-server", "redis-cli"] if "postern-redis" in PROXIES else []):
+            if shutil.which(b) is None:
+                raise SystemExit("missing %s (run: sh tests/bench/deps.sh)" % b)
+        for p in PROXIES:
+            if p not in ("postern", "postern-redis", "haproxy"):
+                raise SystemExit("unknown proxy %s" % p)
+        ports = backend_ports() + [PORTS[p] for p in PROXIES] + [PORTS["metrics"], PORTS["redis"]]
+        for port in ports:
+            if port_open(port):
+                raise SystemExit("port %d on 127.0.0.1 is in use (set SCALE_PORT_BASE)" % port)
+
+    def tune_kernel(self):
+        for k, v in SYSCTLS.items():
+            self.sysctl.set(k, v)
+        need = NOFILE
+        if int(self.sysctl.get("fs.nr_open")) < need:
+            self.sysctl.set("fs.nr_open", str(need))
+        if int(self.sysctl.get("fs.file-max")) < 3 * need:
+            self.sysctl.set("fs.file-max", str(3 * need))
+
+    # -- one proxy at one step
+    def start_backend(self, d):
+        out = os.path.join(d, "backend.out")
+        p = self.procs.start("backend", [SCALE_BACKEND, "-a", "127.0.0.1", "-p",
+                                         str(PORTS["backend"]), "-k", str(NBACKENDS)], out)
+        if not wait_line(out, r"^READY ports=", p, 20):
+            raise SystemExit("scale_backend did not start; see %s" % out)
+        return p
+
+    def start_redis(self, d):
+        p = self.procs.start("redis", ["redis-server", "--bind", "127.0.0.1", "--port",
+                                       str(PORTS["redis"]), "--save", "", "--appendonly", "no",
+                                       "--dir", d, "--maxclients", "10000"],
+                             os.path.join(d, "redis.log"))
+        if not wait_ports([PORTS["redis"]], p):
+            raise SystemExit("redis-server did not start; see %s" % d)
+        return p
+
+    def start_proxy(self, proxy, d, n):
+        port = PORTS[proxy]
+        if proxy == "haproxy":
+            conf = os.path.join(d, "haproxy.cfg")
+            with open(conf, "w") as f:
+                f.write(haproxy_conf(port, self.certs, n))
+            p = self.procs.start(proxy, ["haproxy", "-db", "-f", conf],
+                                 os.path.join(d, "haproxy.log"))
+        else:
+            conf = os.path.join(d, "postern.conf")
+            with open(conf, "w") as f:
+                f.write(postern_conf(d, port, self.certs, proxy == "postern-redis"))
+            t = subprocess.run([POSTERN, "-t", "-c", conf], capture_output=True, text=True,
+                               timeout=30)
+            if t.returncode != 0:
+                raise SystemExit("postern -t %s: %s" % (conf, (t.stdout + t.stderr).strip()))
+            p = self.procs.start(proxy, [POSTERN, "-c", conf], os.path.join(d, "postern.log"))
+            self.conf = conf
+        ok = wait_ports([port] + ([PORTS["metrics"]] if proxy != "haproxy" and METRICS else []),
+                        p)
+        if ok and proxy != "haproxy":
+            # the admin socket answers once the workers run
+            deadline = time.monotonic() + 20
+            while time.monotonic() < deadline:
+                if self.admin(["health"], timeout=5)[0] == 0:
+                    break
+                time.sleep(0.2)
+            else:
+                ok = False
+        if not ok:
+            raise SystemExit("%s did not start; see %s" % (proxy, d))
+        return p
+
+    def admin(self, args, timeout=120):
+        """(exit status, seconds, stdout) of `postern -c CONF ARGS`."""
+        t0 = time.monotonic()
+        try:
+            res = subprocess.run([POSTERN, "-c", self.conf] + args, capture_output=True,
+                                 timeout=timeout)
+        except subprocess.TimeoutExpired:
+            return None, timeout, b""
+        dt = time.monotonic() - t0
+        if res.returncode != 0:
+            log("   postern %s: exit %d: %s" % (" ".join(args), res.returncode,
+                                                 res.stderr.decode(errors="replace").strip()))
+        return res.returncode, dt, res.stdout
+
+    def user_sessions(self, n, k):
+        """How many of the client's n sessions log in as user<k>."""
+        users = max(1, n // PER_USER)
+        return len(range(k, n, users))
+
+    def measure(self, proxy, n):
+        d = os.path.join(self.run, "%s-%d" % (proxy, n))
+        os.makedirs(d)
+        row = {"proxy": proxy, "n": n}
+        self.rows.append(row)
+        try:
+            self._measure(proxy, n, d, row)
+        except Exception as e:  # one failed step does not end the run
+            log("   %s N=%d failed: %s" % (proxy, n, e))
+            row["error"] = str(e)
+        finally:
+            self.procs.stop()
+            logs = os.path.join(OUT_DIR, "logs", "%s-%d" % (proxy, n))
+            os.makedirs(logs, exist_ok=True)
+            for x in os.listdir(d):
+                if x.endswith((".log", ".out", ".conf", ".cfg")):
+                    shutil.copy(os.path.join(d, x), logs)
+            for x in ("postern.log", "haproxy.log"):
+                path = os.path.join(d, x)
+                if os.path.exists(path):
+                    row["log_bytes"] = os.path.getsize(path)
+                    events = {}
+                    with open(path, errors="replace") as fh:
+                        for m in re.finditer(r"level=(?:warn|error) event=(\S+)", fh.read()):
+                            events[m.group(1)] = events.get(m.group(1), 0) + 1
+                    row["log_warnings"] = events
+
+    def _measure(self, proxy, n, d, row):
+        log("== %s, N=%d" % (proxy, n))
+        backend = self.start_backend(d)
+        redis = self.start_redis(d) if proxy == "postern-redis" else None
+        p = self.start_proxy(proxy, d, n)
+        roots = [p.pid]
+        time.sleep(1)
+        # the proxy's CPU with no session: what the idle figure is made of
+        # when no session costs anything
+        c0, w0 = cpu_s(roots), time.monotonic()
+        time.sleep(EMPTY_SECS)
+        row["empty_cpu"] = (cpu_s(roots) - c0) / (time.monotonic() - w0)
+        rss0, pss0 = mem_kib(roots)
+        tcp0 = sockstat_tcp_kib()
+        if redis:
+            r0 = redis_info(PORTS["redis"])
+            row["redis_base_kib"] = int(r0["used_memory"]) / 1024
+        row["rss_base_mib"] = rss0 / 1024
+        row["pss_base_mib"] = pss0 / 1024
+
+        users = max(1, n // PER_USER)
+        argv = [SCALE_CLIENT, "-p", str(PORTS[proxy]), "-h", "127.0.0.1", "-n", str(n),
+                "-c", str(CONC), "-s", str(SOURCES), "-u", str(users), "-t", "120"]
+        t0 = time.monotonic()
+        cp = self.procs.start("client", argv, os.path.join(d, "client.log"),
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+        client = Client(cp)
+        line = client.readline(180 + n / 100)
+        row["open_wall_s"] = time.monotonic() - t0
+        if not line or not line.startswith("READY"):
+            raise RuntimeError("scale_client gave no READY (%r); see %s/client.log" % (line, d))
+        r = kv(line)
+        row["held"], row["failed"] = int(r.get("held", 0)), int(r.get("failed", 0))
+        row["open_s"] = float(r.get("secs", row["open_wall_s"]))
+        log("   %s" % line)
+        if row["held"] == 0:
+            raise RuntimeError("no session held")
+
+        time.sleep(SETTLE)
+        rss1, pss1 = mem_kib(roots)
+        held = client.held() or row["held"]
+        row["held_at_mem"] = held
+        row["rss_mib"], row["pss_mib"] = rss1 / 1024, pss1 / 1024
+        row["rss_kib_sess"] = (rss1 - rss0) / held
+        row["pss_kib_sess"] = (pss1 - pss0) / held
+        row["kernel_tcp_kib_sess"] = (sockstat_tcp_kib() - tcp0) / held
+
+        # the idle window
+        others = [backend.pid, cp.pid] + ([redis.pid] if redis else [])
+        c0, o0 = cpu_s(roots), [cpu_s([x]) for x in others]
+        if redis:
+            i0 = redis_info(PORTS["redis"])
+        w0 = time.monotonic()
+        # with Redis, whole heartbeats (state_heartbeat, 10s): the commands
+        # counted do not depend on where the window falls as much
+        time.sleep(max(IDLE_SECS, REDIS_SECS) if redis else IDLE_SECS)
+        w = time.monotonic() - w0
+        c1, o1 = cpu_s(roots), [cpu_s([x]) for x in others]
+        row["idle_cpu"] = (c1 - c0) / w
+        row["idle_cpu_backend"] = (o1[0] - o0[0]) / w
+        row["idle_cpu_client"] = (o1[1] - o0[1]) / w
+        if redis:
+            i1 = redis_info(PORTS["redis"])
+            row["idle_cpu_redis"] = (o1[2] - o0[2]) / w
+            # minus the INFO of redis_info itself
+            row["redis_ops_s"] = (int(i1["total_commands_processed"]) -
+                                  int(i0["total_commands_processed"]) - 1) / w
+            s0, s1 = cmdstats(i0), cmdstats(i1)
+            row["redis_cmds"] = {k: v - s0.get(k, 0) for k, v in s1.items()
+                                 if v - s0.get(k, 0) > 0 and k != "info"}
+            row["redis_mib_100k"] = ((int(i1["used_memory"]) - int(r0["used_memory"])) /
+                                     held * 100000 / 1048576)
+            row["redis_keys"] = sum(int(m) for m in re.findall(r"keys=(\d+)",
+                                                               i1.get("db0", "")))
+        log("   held %d; RSS %.1f PSS %.1f KiB/session; idle CPU %.4f s/s%s" % (
+            held, row["rss_kib_sess"], row["pss_kib_sess"], row["idle_cpu"],
+            "; redis %.1f ops/s %s" % (row["redis_ops_s"], row["redis_cmds"]) if redis else ""))
+
+        line = client.ask("probe %d" % PROBES, 30 + PROBES * 0.5)
+        r = kv(line)
+        row["probe_ok"] = int(r.get("ok", 0))
+        row["p50_ms"] = float(r["p50_ms"]) if "p50_ms" in r else None
+        row["p99_ms"] = float(r["p99_ms"]) if "p99_ms" in r else None
+        log("   %s" % line)
+
+        if proxy != "haproxy":
+            self.operate(proxy, n, client, row)
+            self.drain(p, client, row)
+
+        client.ask("quit", 30)
+
+    def operate(self, proxy, n, client, row):
+        """postern's admin commands and /metrics with the N held."""
+        times = []
+        for _ in range(ADMIN_RUNS):
+            rc, dt, out = self.admin(["sessions"])
+            times.append(dt)
+            row["sessions_lines"] = sum(1 for x in out.splitlines()
+                                        if re.match(rb"[0-9a-f]{16} ", x))
+            row["sessions_bytes"] = len(out)
+        row["sessions_s"] = statistics.median(times)
+        row["sessions_all"] = times
+
+        k = 7
+        expect = self.user_sessions(n, k)
+        times = []
+        for _ in range(ADMIN_RUNS):
+            rc, dt, out = self.admin(["sessions", "--user", "user%d" % k])
+            times.append(dt)
+            row["sessions_user_lines"] = sum(1 for x in out.splitlines()
+                                             if re.match(rb"[0-9a-f]{16} ", x))
+        row["sessions_user_s"] = statistics.median(times)
+        row["sessions_user_all"] = times
+        if row["sessions_user_lines"] != expect:
+            log("   sessions --user user%d listed %d sessions, the client made %d" % (
+                k, row["sessions_user_lines"], expect))
+
+        times, drops, gone = [], [], []
+        for k in (8, 9, 10):
+            expect = self.user_sessions(n, k)
+            before = client.held()
+            rc, dt, out = self.admin(["kick", "--user", "user%d" % k])
+            t0 = time.monotonic()
+            times.append(dt)
+            m = re.search(rb"kicked (\d+)", out)
+            if m and int(m.group(1)) != expect:
+                log("   kick --user user%d: %s (the client made %d)" % (
+                    k, out.decode().strip(), expect))
+            # the BYEs go at a quiet moment (drain_quiet): wait for them
+            after = before
+            deadline = t0 + 30
+            while before is not None and time.monotonic() < deadline:
+                after = client.held()
+                if after is None or after <= before - expect:
+                    break
+                time.sleep(0.1)
+            drops.append(None if after is None or before is None else before - after)
+            gone.append(dt + time.monotonic() - t0)
+        row["kick_s"] = statistics.median(times)
+        row["kick_all"] = times
+        row["kick_dropped"] = drops
+        row["kick_expected"] = self.user_sessions(n, 8)
+        row["kick_to_closed_s"] = statistics.median(gone)
+        if any(x != row["kick_expected"] for x in drops):
+            log("   kick --user: the client lost %s sessions, expected %d each" % (
+                drops, row["kick_expected"]))
+
+        times = []
+        for _ in range(ADMIN_RUNS if METRICS else 0):
+            t0 = time.monotonic()
+            try:
+                with urllib.request.urlopen("http://127.0.0.1:%d/metrics" % PORTS["metrics"],
+                                            timeout=30) as resp:
+                    body = resp.read()
+                times.append(time.monotonic() - t0)
+                row["metrics_bytes"] = len(body)
+            except OSError as e:
+                log("   /metrics: %s" % e)
+                times.append(None)
+        ok = [t for t in times if t is not None]
+        row["metrics_s"] = statistics.median(ok) if ok else None
+        row["metrics_all"] = times
+        log("   sessions %.3fs (%d lines), sessions --user %.3fs, kick --user %.3fs "
+            "(closed after %.2fs), /metrics %s" % (
+                row["sessions_s"], row["sessions_lines"], row["sessions_user_s"], row["kick_s"],
+                row["kick_to_closed_s"], "%.3fs" % row["metrics_s"] if ok else "-"))
+
+    def drain(self, p, client, row):
+        held = client.held()
+        row["drain_from"] = held
+        t0 = time.monotonic()
+        p.send_signal(signal.SIGTERM)
+        limit = secs(DRAIN) + 30
+        zero = None
+        while time.monotonic() - t0 < limit:
+            if zero is None:
+                h = client.held()
+                if h == 0:
+                    zero = time.monotonic() - t0
+            if p.poll() is not None and zero is not None:
+                break
+            time.sleep(0.1)
+        row["drain_held0_s"] = zero
+        row["drain_exit_s"] = time.monotonic() - t0 if p.poll() is not None else None
+        row["drain_exit_code"] = p.poll()
+        log("   drain of %s sessions: client held 0 after %s s, postern exited (%s) after %s s"
+            % (held, "%.1f" % zero if zero is not None else "-", p.poll(),
+               "%.1f" % row["drain_exit_s"] if row["drain_exit_s"] is not None else "-"))
+
+    # -- report
+    def table(self):
+        def f(v, d=1):
+            if v is None:
+                return "-"
+            return "%.*f" % (d, v)
+
+        g = lambda r, k: r.get(k)  # noqa: E731
+        lines = ["# postern at scale %s" % self.stamp, ""]
+        with open("/proc/cpuinfo") as fh:
+            model = re.search(r"model name\s*:\s*(.*)", fh.read())
+        lines.append("host: %d cores, %s, kernel %s, %.1f GiB" % (
+            os.cpu_count() or 1, model.group(1) if model else "?", os.uname().release,
+            os.sysconf("SC_PHYS_PAGES") * PAGE / 2**30))
+        lines.append("params: steps=%s backends=%d concurrency=%d sources=%d per_user=%d "
+                     "probes=%d idle_secs=%g (redis %g) settle=%g drain=%s drain_spread=%s "
+                     "postern log_level=%s max_sessions_per_user=%d" % (
+                         " ".join(map(str, STEPS)), NBACKENDS, CONC, SOURCES, PER_USER, PROBES,
+                         IDLE_SECS, max(IDLE_SECS, REDIS_SECS), SETTLE, DRAIN, DRAIN_SPREAD,
+                         LOG_LEVEL, SESSION_LIMIT))
+        lines.extend(self.notes)
+        lines.append("")
+        cols = ["proxy", "N", "held", "failed", "open s", "RSS KiB/sess", "PSS KiB/sess",
+                "CPU s/s empty / N idle", "probe p50 ms", "p99 ms", "sessions s",
+                "sessions --user s",
+                "kick --user s", "/metrics s", "drain s (held 0 / exit)", "redis ops/s",
+                "redis MiB/100k"]
+        lines.append("| " + " | ".join(cols) + " |")
+        lines.append("|---" * 2 + "|---:" * (len(cols) - 2) + "|")
+        for r in self.rows:
+            if "error" in r and "held" not in r:
+                lines.append("| %s | %d | failed: %s |" % (r["proxy"], r["n"], r["error"]) +
+                             " |" * (len(cols) - 3))
+                continue
+            drain = "-"
+            if g(r, "drain_held0_s") is not None or g(r, "drain_exit_s") is not None:
+                drain = "%s / %s" % (f(g(r, "drain_held0_s")), f(g(r, "drain_exit_s")))
+            lines.append("| " + " | ".join([
+                r["proxy"], str(r["n"]), str(g(r, "held")), str(g(r, "failed")),
+                f(g(r, "open_s")), f(g(r, "rss_kib_sess"), 2), f(g(r, "pss_kib_sess"), 2),
+                "%s / %s" % (f(g(r, "empty_cpu"), 4), f(g(r, "idle_cpu"), 4)),
+                f(g(r, "p50_ms"), 2), f(g(r, "p99_ms"), 2),
+                f(g(r, "sessions_s"), 3), f(g(r, "sessions_user_s"), 3), f(g(r, "kick_s"), 3),
+                f(g(r, "metrics_s"), 3), drain, f(g(r, "redis_ops_s"), 1),
+                f(g(r, "redis_mib_100k"), 1)]) + " |")
+        lines.append("")
+        ratio_rows = []
+        for n in STEPS:
+            h = next((r for r in self.rows if r["proxy"] == "haproxy" and r["n"] == n), None)
+            for r in self.rows:
+                if r["n"] != n or r["proxy"] == "haproxy" or h is None:
+                    continue
+
+                def ratio(k):
+                    a, b = r.get(k), h.get(k)
+                    return "-" if a is None or b in (None, 0) else "%.2f" % (a / b)
+                ratio_rows.append("| %s / haproxy | %d | %s | %s | %s | %s | %s |" % (
+                    r["proxy"], n, ratio("rss_kib_sess"), ratio("pss_kib_sess"),
+                    ratio("idle_cpu"), ratio("p50_ms"), ratio("p99_ms")))
+        if ratio_rows:
+            lines.append("postern relative to HAProxy (<1 is better for postern):")
+            lines.append("")
+            lines.append("| ratio | N | RSS/sess | PSS/sess | idle CPU | probe p50 | probe p99 |")
+            lines.append("|---|---:|---:|---:|---:|---:|---:|")
+            lines.extend(ratio_rows)
+            lines.append("")
+        lines.append("details:")
+        for r in self.rows:
+            if "held" not in r:
+                continue
+            extra = []
+            extra.append("RSS/PSS after start %s/%s MiB, with N held %s/%s MiB" % (
+                f(g(r, "rss_base_mib")), f(g(r, "pss_base_mib")), f(g(r, "rss_mib")),
+                f(g(r, "pss_mib"))))
+            extra.append("kernel TCP buffers %s KiB/session" % f(g(r, "kernel_tcp_kib_sess"), 2))
+            extra.append("idle CPU of backend %s, client %s%s s/s" % (
+                f(g(r, "idle_cpu_backend"), 4), f(g(r, "idle_cpu_client"), 4),
+                ", redis %s" % f(g(r, "idle_cpu_redis"), 4) if "idle_cpu_redis" in r else ""))
+            extra.append("probes ok %s/%d" % (g(r, "probe_ok"), PROBES))
+            if "sessions_lines" in r:
+                extra.append("sessions listed %d (%d bytes); kick dropped %s (expected %s each), "
+                             "closed %s s after the command; /metrics %s bytes" % (
+                                 r["sessions_lines"], r["sessions_bytes"], r.get("kick_dropped"),
+                                 r.get("kick_expected"), f(g(r, "kick_to_closed_s"), 2),
+                                 r.get("metrics_bytes", "-")))
+            if "redis_cmds" in r:
+                extra.append("redis commands in the idle window %s, keys %s" % (
+                    json.dumps(r["redis_cmds"], sort_keys=True), r.get("redis_keys")))
+            if "log_bytes" in r:
+                extra.append("log %d bytes%s" % (r["log_bytes"], (
+                    ", warnings %s" % json.dumps(r["log_warnings"], sort_keys=True))
+                    if r.get("log_warnings") else ""))
+            if "error" in r:
+                extra.append("ERROR %s" % r["error"])
+            lines.append("- %s N=%d: %s" % (r["proxy"], r["n"], "; ".join(extra)))
+        lines.append("")
+        lines.append("wall time %.0f s" % (time.monotonic() - self.t0))
+        return "\n".join(lines) + "\n"
+
+    def write(self):
+        text = self.table()
+        os.makedirs(OUT_DIR, exist_ok=True)
+        with open(os.path.join(OUT_DIR, "table.txt"), "w") as fh:
+            fh.write(text)
+        with open(os.path.join(OUT_DIR, "results.json"), "w") as fh:
+            json.dump({"stamp": self.stamp, "steps": STEPS, "proxies": PROXIES,
+                       "rows": self.rows}, fh, indent=1, sort_keys=True)
+        return text
+
+    def main(self):
+        self.t0 = time.monotonic()
+        self.stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+        self.check()
+        if os.geteuid() != 0:
+            raise SystemExit("run as root: the run sets sysctls and nofile limits")
+        global NOFILE, STEPS
+        NOFILE = nofile_hard()
+        raise_nofile()
+        cap = capacity(NOFILE)
+        if max(STEPS) > cap:
+            # without CAP_SYS_RESOURCE the hard limit cannot be raised: hold
+            # what fits instead of failing every step above it
+            self.notes.append("nofile: the hard limit is %d and cannot be raised here (no "
+                              "CAP_SYS_RESOURCE): a proxy holds at most %d sessions (2 fds "
+                              "each); steps %s were clipped to %d" % (
+                                  NOFILE, cap, " ".join(str(s) for s in STEPS if s > cap),
+                                  cap))
+            log("WARNING " + self.notes[-1])
+            STEPS = sorted({min(s, cap) for s in STEPS})
+        os.makedirs(OUT_DIR, exist_ok=True)
+        shutil.rmtree(os.path.join(OUT_DIR, "logs"), ignore_errors=True)
+        base = "/dev/shm" if os.access("/dev/shm", os.W_OK) else None
+        self.run = tempfile.mkdtemp(prefix="postern-scale-", dir=base)
+        os.chmod(self.run, 0o755)
+        log("steps %s, proxies %s; run dir %s, results in %s" % (
+            " ".join(map(str, STEPS)), " ".join(PROXIES), self.run, OUT_DIR))
+        failed = True
+        try:
+            self.tune_kernel()
+            self.certs = make_cert(self.run)
+            for n in STEPS:
+                for proxy in PROXIES:
+                    self.measure(proxy, n)
+                    self.write()  # a partial table survives a later failure
+            text = self.write()
+            sys.stdout.write(text)
+            failed = any("error" in r for r in self.rows)
+        finally:
+            # a second ^C must not cut the cleanup short
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
+            signal.signal(signal.SIGTERM, signal.SIG_IGN)
+            self.procs.stop()
+            self.sysctl.restore()
+            if KEEP_RUN_DIR or failed:
+                log("run dir kept: %s" % self.run)
+            else:
+                shutil.rmtree(self.run, ignore_errors=True)
+        return 1 if failed else 0
+
+
+def _raise(signum, frame):
+    raise SystemExit(128 + signum)
+
+
+if __name__ == "__main__":
+    signal.signal(signal.SIGTERM, _raise)
+    signal.signal(signal.SIGINT, _raise)
+    sys.exit(Scale().main())
