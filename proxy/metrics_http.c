@@ -314,16 +314,24 @@ metrics_http_start(struct metrics_http *h, const char **err_out)
 	/* One polling thread, non-blocking sockets: a slow client costs a
 	 * place, never the thread. */
 	unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_AUTO | MHD_USE_ERROR_LOG;
+	pthread_condattr_t ca;
 
 	if (pthread_mutex_init(&h->lock, NULL) != 0) {
 		*err_out = "cannot start the HTTP server";
 		return -1;
 	}
-	if (pthread_cond_init(&h->wake, NULL) != 0) {
+	/* The watchdog's deadlines are CLOCK_MONOTONIC: so is its wait's clock
+	 * (the default, CLOCK_REALTIME, read them as long past and never slept:
+	 * a core spun while postern was idle). */
+	if (pthread_condattr_init(&ca) != 0 ||
+	    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC) != 0 ||
+	    pthread_cond_init(&h->wake, &ca) != 0) {
+		pthread_condattr_destroy(&ca);
 		pthread_mutex_destroy(&h->lock);
 		*err_out = "cannot start the HTTP server";
 		return -1;
 	}
+	pthread_condattr_destroy(&ca);
 	if (pthread_create(&h->watchdog, NULL, watchdog_main, h) != 0) {
 		pthread_cond_destroy(&h->wake);
 		pthread_mutex_destroy(&h->lock);
