@@ -7,6 +7,7 @@ backend is down.  Each test starts its own postern, so no other test's
 traffic shows in its numbers; every wait is bounded."""
 
 import imaplib
+import os
 import poplib
 import select
 import socket
@@ -177,6 +178,24 @@ def test_metrics_parse_as_prometheus_text_with_every_family(mp):
     assert s.get("process_start_time_seconds") > time.time() - 3600
     assert s.get("process_open_fds") > 0
     assert s.get("process_resident_memory_bytes") > 1 << 20
+
+
+def cpu_seconds(pid):
+    """utime + stime of process pid (all its threads), in seconds."""
+    with open("/proc/%d/stat" % pid) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def test_an_idle_postern_with_the_http_server_does_not_spin(mp):
+    # CPU time, not wall time: a busy machine cannot add CPU to a process
+    # that sleeps.  A thread that never sleeps (the HTTP watchdog once
+    # waited on the wrong clock) burns about a core: ~3 s in this window.
+    time.sleep(0.5)
+    before = cpu_seconds(mp.proc.pid)
+    time.sleep(3.0)
+    used = cpu_seconds(mp.proc.pid) - before
+    assert used < 0.6, "an idle postern used %.2f s of CPU in 3 s" % used
 
 
 def test_login_counters_move_by_exactly_the_logins_made(mp, ca):
