@@ -1080,7 +1080,8 @@ class Scale:
             if g(r, "drain_held0_s") is not None or g(r, "drain_exit_s") is not None:
                 drain = "%s / %s" % (f(g(r, "drain_held0_s")), f(g(r, "drain_exit_s")))
             lines.append("| " + " | ".join([
-                r["proxy"], str(r["n"]), str(g(r, "shards")), str(g(r, "held")), str(g(r, "failed")),
+                r["proxy"], str(r["n"]), str(g(r, "shards")), str(g(r, "held")),
+                str(g(r, "failed")),
                 f(g(r, "open_s")), f(g(r, "rss_kib_sess"), 2), f(g(r, "pss_kib_sess"), 2),
                 "%s / %s" % (f(g(r, "empty_cpu"), 4), f(g(r, "idle_cpu"), 4)),
                 f(g(r, "p50_ms"), 2), f(g(r, "p99_ms"), 2),
@@ -1126,11 +1127,13 @@ class Scale:
             if "shard_fds" in r:
                 extra.append("open fds per shard %s" % r["shard_fds"])
             if "sessions_lines" in r:
+                kicked = r.get("kick_kicked") or []
                 extra.append("sessions listed %d (%d bytes); kick kicked %s, dropped %s (expected "
                              "%s each), "
                              "closed %s s after the command; /metrics %s bytes" % (
-                                 r["sessions_lines"], r["sessions_bytes"], r.get("kick_kicked"),
-                                 r.get("kick_dropped"),
+                                 r["sessions_lines"], r["sessions_bytes"],
+                                 "- (sent to the fleet through Redis)" if None in kicked
+                                 else kicked, r.get("kick_dropped"),
                                  r.get("kick_expected"), f(g(r, "kick_to_closed_s"), 2),
                                  r.get("metrics_bytes", "-")))
             if "redis_cmds" in r:
