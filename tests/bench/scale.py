@@ -60,7 +60,8 @@ user, so `--user` matches that many), PROBES (200), IDLE_SECS (10), SETTLE
 heartbeats), DRAIN ("60s"), DRAIN_SPREAD ("5s"), POSTERN_LOG_LEVEL
 ("warn"), SESSION_LIMIT (1000: policy.max_sessions_per_user, which makes
 postern count, and with Redis register, every session), SCALE_PORT_BASE
-(61000: above the default ephemeral range), METRICS=0 (no admin.http, no
+(61000: the run's ports, from it up to +4000; the ephemeral range is set to
+end below it), METRICS=0 (no admin.http, no
 /metrics scrape), PER_PROC (sessions per process, 0: what nofile allows;
 set it to shard at a small N), POSTERN, SCALE_BACKEND, SCALE_CLIENT, OUT_DIR,
 KEEP_RUN_DIR=1.
@@ -123,7 +124,10 @@ PORTS = {"backend": PORT_BASE + 100, "postern": PORT_BASE + 993, "postern-redis"
          "haproxy": PORT_BASE + 2993, "metrics": PORT_BASE + 910, "redis": PORT_BASE + 379}
 
 SYSCTLS = {"net.core.somaxconn": "65535", "net.ipv4.tcp_max_syn_backlog": "65535",
-           "net.ipv4.ip_local_port_range": "1024 65000"}
+           # the ephemeral ports end below the run's own listeners: an outgoing
+           # connection (or its TIME_WAIT) on one of them would make a later
+           # bind fail
+           "net.ipv4.ip_local_port_range": "1024 %d" % min(65000, PORT_BASE - 1)}
 
 
 def log(msg):
