@@ -249,7 +249,8 @@ bench:
 # the client, sets the sysctls it needs for the run (and puts them back),
 # prints a table (build/scale/table.txt).  N is the largest step;
 # SCALE_STEPS="1000 2000" picks the steps; tests/bench/scale.py lists the
-# other knobs.
+# other knobs.  Where the nofile hard limit cannot hold N in one process,
+# each proxy runs as several on one port (PER_PROC=2500 forces it).
 N ?= 100000
 scale:
 	@sh tests/bench/deps.sh

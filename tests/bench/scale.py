@@ -32,6 +32,21 @@ the N held it measures:
 It prints a table and the ratios of postern to HAProxy, and writes both to
 OUT_DIR/table.txt with every figure in OUT_DIR/results.json.
 
+Shards: a process holds as many sessions as its nofile limit allows (a
+proxy 2 fds per session, scale_client and scale_backend 1).  Where the hard
+limit cannot be raised (no CAP_SYS_RESOURCE, as in some containers) and N
+does not fit, each proxy runs as K = ceil(N / per process) processes of the
+same kind listening on the same port (postern and HAProxy bind with
+SO_REUSEPORT: the kernel spreads the connections), with enough
+scale_backend processes (postern's pool and HAProxy's backend list all
+their ports) and scale_clients (whole rounds of the users each, so a user
+still has PER_USER sessions).  postern's shards each have their own admin
+socket, /metrics port and log, and one redis-server for all (each picks its
+own proxy id).  Memory and CPU are summed over the shards; `sessions`,
+`sessions --user`, `kick --user` and /metrics run on every shard in turn
+(the table shows the sum and the slowest shard); the drain sends SIGTERM to
+every shard at once.  Where the limit can be raised, K = 1.
+
 For the duration of the run it sets net.core.somaxconn,
 net.ipv4.tcp_max_syn_backlog and net.ipv4.ip_local_port_range (and
 fs.nr_open if it is too low) and puts them back on exit, also on an error,
@@ -45,8 +60,10 @@ user, so `--user` matches that many), PROBES (200), IDLE_SECS (10), SETTLE
 heartbeats), DRAIN ("60s"), DRAIN_SPREAD ("5s"), POSTERN_LOG_LEVEL
 ("warn"), SESSION_LIMIT (1000: policy.max_sessions_per_user, which makes
 postern count, and with Redis register, every session), SCALE_PORT_BASE
-(61000: above the default ephemeral range), METRICS=0 (no admin.http, no
-/metrics scrape), POSTERN, SCALE_BACKEND, SCALE_CLIENT, OUT_DIR,
+(61000: the run's ports, from it up to +4000; the ephemeral range is set to
+end below it), METRICS=0 (no admin.http, no
+/metrics scrape), PER_PROC (sessions per process, 0: what nofile allows;
+set it to shard at a small N), POSTERN, SCALE_BACKEND, SCALE_CLIENT, OUT_DIR,
 KEEP_RUN_DIR=1.
 """
 
@@ -100,13 +117,17 @@ SCALE_CLIENT = env("SCALE_CLIENT", os.path.join(ROOT, "build", "bench", "scale_c
 OUT_DIR = env("OUT_DIR", os.path.join(ROOT, "build", "scale"))
 KEEP_RUN_DIR = env("KEEP_RUN_DIR", "0") == "1"
 METRICS = env("METRICS", "1") == "1"  # postern's admin.http (/metrics)
+PER_PROC = env("PER_PROC", 0, int)  # sessions per process (0: what nofile allows)
 ADMIN_RUNS = 3
 
 PORTS = {"backend": PORT_BASE + 100, "postern": PORT_BASE + 993, "postern-redis": PORT_BASE + 1993,
          "haproxy": PORT_BASE + 2993, "metrics": PORT_BASE + 910, "redis": PORT_BASE + 379}
 
 SYSCTLS = {"net.core.somaxconn": "65535", "net.ipv4.tcp_max_syn_backlog": "65535",
-           "net.ipv4.ip_local_port_range": "1024 65000"}
+           # the ephemeral ports end below the run's own listeners: an outgoing
+           # connection (or its TIME_WAIT) on one of them would make a later
+           # bind fail
+           "net.ipv4.ip_local_port_range": "1024 %d" % min(65000, PORT_BASE - 1)}
 
 
 def log(msg):
@@ -195,6 +216,48 @@ def capacity(nofile):
 
 
 PROBES_ROOM = 100  # room left for the probes over N (HAProxy's maxconn)
+
+
+def per_proc(kind):
+    """How many sessions one process of a kind ("proxy", "client",
+    "backend") holds under the nofile limit: a proxy 2 fds per session, the
+    client and the backend 1; PER_PROC overrides all three."""
+    if PER_PROC > 0:
+        return PER_PROC
+    if kind == "proxy":
+        return capacity(NOFILE)
+    return NOFILE - 500 - PROBES_ROOM
+
+
+def ceil_div(a, b):
+    return -(-a // b)
+
+
+def proxy_shards(n):
+    """K proxy processes for n sessions (1 when one process holds them)."""
+    return max(1, ceil_div(n, per_proc("proxy")))
+
+
+def backend_procs(n):
+    """scale_backend processes for n sessions: postern's rendezvous hashing
+    spreads them unevenly over the ports, so 10% of room."""
+    return max(1, ceil_div(n + n // 10, per_proc("backend")))
+
+
+def client_split(n):
+    """The sessions of each scale_client for n: whole rounds of the users
+    (session i logs in as user<i % users>) when a round fits in one process,
+    so every user has PER_USER sessions in total as with one client."""
+    users = max(1, n // PER_USER)
+    per = per_proc("client")
+    if users > per or n <= per:
+        k = max(1, ceil_div(n, per))
+        return [n // k + (1 if i < n % k else 0) for i in range(k)]
+    rounds, rest = divmod(n, users)
+    k = ceil_div(rounds, per // users)
+    sizes = [users * (rounds // k + (1 if i < rounds % k else 0)) for i in range(k)]
+    sizes[-1] += rest
+    return sizes
 
 
 class Procs:
@@ -400,6 +463,39 @@ class Client:
         return int(m.group(1)) if m else None
 
 
+class Clients:
+    """Several scale_clients: "held" is their sum."""
+
+    def __init__(self, cs):
+        self.cs = cs
+
+    def held(self):
+        total = 0
+        for c in self.cs:
+            h = c.held()
+            if h is None:
+                return None
+            total += h
+        return total
+
+    def quit(self):
+        for c in self.cs:
+            try:
+                c.p.stdin.write(b"quit\n")
+                c.p.stdin.flush()
+            except OSError:
+                pass
+        for c in self.cs:
+            c.readline(30)
+
+
+def fd_count(pid):
+    try:
+        return len(os.listdir("/proc/%d/fd" % pid))
+    except OSError:
+        return None
+
+
 def kv(line):
     return dict(x.split("=", 1) for x in (line or "").split()[1:] if "=" in x)
 
@@ -422,14 +518,22 @@ def make_cert(run):
             "combined": os.path.join(d, "combined.pem")}
 
 
-def backend_ports():
-    return [PORTS["backend"] + i for i in range(NBACKENDS)]
+def backend_ports(nprocs=1):
+    """The backend ports of nprocs scale_backend processes, one list each:
+    BACKENDS ports in all (at least one per process)."""
+    each = max(1, ceil_div(NBACKENDS, nprocs))
+    return [[PORTS["backend"] + i * each + j for j in range(each)] for i in range(nprocs)]
 
 
-def postern_conf(d, port, certs, redis):
+def metrics_port(i):
+    return PORTS["metrics"] + i
+
+
+def postern_conf(d, i, port, certs, redis, bports):
+    """The config of postern shard i (its own admin socket and /metrics)."""
     backends = ",\n".join('  { name = "b%d"; host = "127.0.0.1"; imap = %d; tls = "none"; }'
-                          % (i, p) for i, p in enumerate(backend_ports()))
-    pool = ", ".join('"b%d"' % i for i in range(NBACKENDS))
+                          % (j, p) for j, p in enumerate(bports))
+    pool = ", ".join('"b%d"' % j for j in range(len(bports)))
     return """# postern for the scale run: the defaults but for what holding N idle
 # sessions from a few loopback addresses needs.
 workers = "auto";
@@ -458,18 +562,17 @@ policy = {
   max_sessions_per_user = %(limit)d;
 };
 admin = {
-  socket = "%(dir)s/admin.sock";
+  socket = "%(dir)s/admin.%(i)d.sock";
 %(http)s};
 """ % {"log": LOG_LEVEL, "cert": certs["cert"], "key": certs["key"], "port": port,
        "backends": backends, "pool": pool, "drain": DRAIN, "spread": DRAIN_SPREAD,
-       "limit": SESSION_LIMIT, "dir": d,
-       "http": '  http = "127.0.0.1:%d";\n' % PORTS["metrics"] if METRICS else "",
+       "limit": SESSION_LIMIT, "dir": d, "i": i,
+       "http": '  http = "127.0.0.1:%d";\n' % metrics_port(i) if METRICS else "",
        "state": 'state = "redis://127.0.0.1:%d";' % PORTS["redis"] if redis else ""}
 
 
-def haproxy_conf(port, certs, n):
-    servers = "\n".join("    server b%d 127.0.0.1:%d" % (i, p)
-                        for i, p in enumerate(backend_ports()))
+def haproxy_conf(port, certs, n, bports):
+    servers = "\n".join("    server b%d 127.0.0.1:%d" % (i, p) for i, p in enumerate(bports))
     # HAProxy sizes its fd table from maxconn (2 per connection and some)
     maxconn = min(n + 2000, capacity(NOFILE) + PROBES_ROOM)
     return """# HAProxy: TCP mode, TLS terminated here, plaintext to the backends.
@@ -537,7 +640,15 @@ class Scale:
         for p in PROXIES:
             if p not in ("postern", "postern-redis", "haproxy"):
                 raise SystemExit("unknown proxy %s" % p)
-        ports = backend_ports() + [PORTS[p] for p in PROXIES] + [PORTS["metrics"], PORTS["redis"]]
+
+    def check_ports(self):
+        top = max(STEPS)
+        ports = [x for b in backend_ports(backend_procs(top)) for x in b]
+        ports += [PORTS[p] for p in PROXIES] + [PORTS["redis"]]
+        ports += [metrics_port(i) for i in range(proxy_shards(top))]
+        if len(set(ports)) != len(ports):
+            raise SystemExit("port plan overlaps (%d backend procs, %d shards): lower BACKENDS "
+                             "or raise PER_PROC" % (backend_procs(top), proxy_shards(top)))
         for port in ports:
             if port_open(port):
                 raise SystemExit("port %d on 127.0.0.1 is in use (set SCALE_PORT_BASE)" % port)
@@ -552,13 +663,18 @@ class Scale:
             self.sysctl.set("fs.file-max", str(3 * need))
 
     # -- one proxy at one step
-    def start_backend(self, d):
-        out = os.path.join(d, "backend.out")
-        p = self.procs.start("backend", [SCALE_BACKEND, "-a", "127.0.0.1", "-p",
-                                         str(PORTS["backend"]), "-k", str(NBACKENDS)], out)
-        if not wait_line(out, r"^READY ports=", p, 20):
-            raise SystemExit("scale_backend did not start; see %s" % out)
-        return p
+    def start_backends(self, d, bports):
+        procs = []
+        for i, ports in enumerate(bports):
+            out = os.path.join(d, "backend.%d.out" % i)
+            procs.append(self.procs.start("backend", [
+                SCALE_BACKEND, "-a", "127.0.0.1", "-p", str(ports[0]), "-k", str(len(ports))],
+                out))
+        for i, p in enumerate(procs):
+            out = os.path.join(d, "backend.%d.out" % i)
+            if not wait_line(out, r"^READY ports=", p, 20):
+                raise SystemExit("scale_backend did not start; see %s" % out)
+        return procs
 
     def start_redis(self, d):
         p = self.procs.start("redis", ["redis-server", "--bind", "127.0.0.1", "--port",
@@ -569,57 +685,85 @@ class Scale:
             raise SystemExit("redis-server did not start; see %s" % d)
         return p
 
-    def start_proxy(self, proxy, d, n):
+    def start_proxies(self, proxy, d, n, k, bports):
+        """k processes of the proxy, all listening on its port (SO_REUSEPORT:
+        the kernel spreads the connections over them); postern's each with
+        its own admin socket, /metrics port and log."""
         port = PORTS[proxy]
-        if proxy == "haproxy":
-            conf = os.path.join(d, "haproxy.cfg")
-            with open(conf, "w") as f:
-                f.write(haproxy_conf(port, self.certs, n))
-            p = self.procs.start(proxy, ["haproxy", "-db", "-f", conf],
-                                 os.path.join(d, "haproxy.log"))
-        else:
-            conf = os.path.join(d, "postern.conf")
-            with open(conf, "w") as f:
-                f.write(postern_conf(d, port, self.certs, proxy == "postern-redis"))
-            t = subprocess.run([POSTERN, "-t", "-c", conf], capture_output=True, text=True,
-                               timeout=30)
-            if t.returncode != 0:
-                raise SystemExit("postern -t %s: %s" % (conf, (t.stdout + t.stderr).strip()))
-            p = self.procs.start(proxy, [POSTERN, "-c", conf], os.path.join(d, "postern.log"))
-            self.conf = conf
-        ok = wait_ports([port] + ([PORTS["metrics"]] if proxy != "haproxy" and METRICS else []),
-                        p)
-        if ok and proxy != "haproxy":
-            # the admin socket answers once the workers run
-            deadline = time.monotonic() + 20
-            while time.monotonic() < deadline:
-                if self.admin(["health"], timeout=5)[0] == 0:
-                    break
-                time.sleep(0.2)
+        procs = []
+        self.confs = []
+        for i in range(k):
+            if proxy == "haproxy":
+                conf = os.path.join(d, "haproxy.%d.cfg" % i)
+                with open(conf, "w") as f:
+                    f.write(haproxy_conf(port, self.certs, n, bports))
+                p = self.procs.start(proxy, ["haproxy", "-db", "-f", conf],
+                                     os.path.join(d, "haproxy.%d.log" % i))
             else:
-                ok = False
-        if not ok:
-            raise SystemExit("%s did not start; see %s" % (proxy, d))
-        return p
+                conf = os.path.join(d, "postern.%d.conf" % i)
+                with open(conf, "w") as f:
+                    f.write(postern_conf(d, i, port, self.certs, proxy == "postern-redis",
+                                         bports))
+                if i == 0:
+                    t = subprocess.run([POSTERN, "-t", "-c", conf], capture_output=True,
+                                       text=True, timeout=30)
+                    if t.returncode != 0:
+                        raise SystemExit("postern -t %s: %s" % (
+                            conf, (t.stdout + t.stderr).strip()))
+                p = self.procs.start(proxy, [POSTERN, "-c", conf],
+                                     os.path.join(d, "postern.%d.log" % i))
+                self.confs.append(conf)
+            procs.append(p)
+            ok = wait_ports([port] + ([metrics_port(i)] if proxy != "haproxy" and METRICS
+                                      else []), p)
+            if ok and proxy != "haproxy":
+                # the admin socket answers once the workers run
+                deadline = time.monotonic() + 20
+                while time.monotonic() < deadline:
+                    if self.admin(["health"], i, timeout=5)[0] == 0:
+                        break
+                    time.sleep(0.2)
+                else:
+                    ok = False
+            if ok and i > 0:
+                # the port answered already: make sure this one still runs
+                # (a bind refused would end it)
+                time.sleep(0.5)
+                ok = p.poll() is None
+            if not ok:
+                raise SystemExit("%s shard %d did not start; see %s" % (proxy, i, d))
+        return procs
 
-    def admin(self, args, timeout=120):
-        """(exit status, seconds, stdout) of `postern -c CONF ARGS`."""
+    def admin(self, args, shard=0, timeout=120):
+        """(exit status, seconds, stdout) of `postern -c CONF ARGS` on a shard."""
         t0 = time.monotonic()
         try:
-            res = subprocess.run([POSTERN, "-c", self.conf] + args, capture_output=True,
-                                 timeout=timeout)
+            res = subprocess.run([POSTERN, "-c", self.confs[shard]] + args,
+                                 capture_output=True, timeout=timeout)
         except subprocess.TimeoutExpired:
             return None, timeout, b""
         dt = time.monotonic() - t0
         if res.returncode != 0:
-            log("   postern %s: exit %d: %s" % (" ".join(args), res.returncode,
-                                                 res.stderr.decode(errors="replace").strip()))
+            log("   postern %s (shard %d): exit %d: %s" % (
+                " ".join(args), shard, res.returncode,
+                res.stderr.decode(errors="replace").strip()))
         return res.returncode, dt, res.stdout
 
-    def user_sessions(self, n, k):
-        """How many of the client's n sessions log in as user<k>."""
-        users = max(1, n // PER_USER)
-        return len(range(k, n, users))
+    def admin_all(self, args):
+        """The admin command on every shard in turn: (total seconds, the
+        largest shard's seconds, the outputs)."""
+        times, outs = [], []
+        for i in range(len(self.confs)):
+            rc, dt, out = self.admin(args, i)
+            times.append(dt)
+            outs.append(out)
+        return sum(times), max(times), outs
+
+    def user_sessions(self, sizes, k):
+        """How many of the clients' sessions (sizes: each client's count)
+        log in as user<k>."""
+        users = max(1, sum(sizes) // PER_USER)
+        return sum(len(range(k, m, users)) for m in sizes)
 
     def measure(self, proxy, n):
         d = os.path.join(self.run, "%s-%d" % (proxy, n))
@@ -638,22 +782,34 @@ class Scale:
             for x in os.listdir(d):
                 if x.endswith((".log", ".out", ".conf", ".cfg")):
                     shutil.copy(os.path.join(d, x), logs)
-            for x in ("postern.log", "haproxy.log"):
+            events, nbytes = {}, None
+            for x in sorted(os.listdir(d)):
+                if not re.fullmatch(r"(postern|haproxy)\.\d+\.log", x):
+                    continue
                 path = os.path.join(d, x)
-                if os.path.exists(path):
-                    row["log_bytes"] = os.path.getsize(path)
-                    events = {}
-                    with open(path, errors="replace") as fh:
-                        for m in re.finditer(r"level=(?:warn|error) event=(\S+)", fh.read()):
-                            events[m.group(1)] = events.get(m.group(1), 0) + 1
-                    row["log_warnings"] = events
+                nbytes = (nbytes or 0) + os.path.getsize(path)
+                with open(path, errors="replace") as fh:
+                    for m in re.finditer(r"level=(?:warn|error) event=(\S+)", fh.read()):
+                        events[m.group(1)] = events.get(m.group(1), 0) + 1
+            if nbytes is not None:
+                row["log_bytes"] = nbytes
+                row["log_warnings"] = events
 
     def _measure(self, proxy, n, d, row):
-        log("== %s, N=%d" % (proxy, n))
-        backend = self.start_backend(d)
+        nshards = proxy_shards(n)
+        bports = backend_ports(backend_procs(n))
+        sizes = client_split(n)
+        row["shards"] = nshards
+        row["backend_procs"] = len(bports)
+        row["backend_ports"] = sum(len(b) for b in bports)
+        row["client_sizes"] = sizes
+        log("== %s, N=%d: %d proxy process%s, %d scale_backend (%d ports), %d scale_client %s"
+            % (proxy, n, nshards, "" if nshards == 1 else "es", len(bports), row["backend_ports"],
+               len(sizes), sizes))
+        backends = self.start_backends(d, bports)
         redis = self.start_redis(d) if proxy == "postern-redis" else None
-        p = self.start_proxy(proxy, d, n)
-        roots = [p.pid]
+        ps = self.start_proxies(proxy, d, n, nshards, [x for b in bports for x in b])
+        roots = [p.pid for p in ps]
         time.sleep(1)
         # the proxy's CPU with no session: what the idle figure is made of
         # when no session costs anything
@@ -669,20 +825,30 @@ class Scale:
         row["pss_base_mib"] = pss0 / 1024
 
         users = max(1, n // PER_USER)
-        argv = [SCALE_CLIENT, "-p", str(PORTS[proxy]), "-h", "127.0.0.1", "-n", str(n),
-                "-c", str(CONC), "-s", str(SOURCES), "-u", str(users), "-t", "120"]
+        conc = max(20, ceil_div(CONC, len(sizes)))
         t0 = time.monotonic()
-        cp = self.procs.start("client", argv, os.path.join(d, "client.log"),
-                              stdin=subprocess.PIPE, stdout=subprocess.PIPE)
-        client = Client(cp)
-        line = client.readline(180 + n / 100)
+        cps = []
+        for i, m in enumerate(sizes):
+            argv = [SCALE_CLIENT, "-p", str(PORTS[proxy]), "-h", "127.0.0.1", "-n", str(m),
+                    "-c", str(conc), "-s", str(SOURCES), "-u", str(users), "-t", "120"]
+            cps.append(self.procs.start("client", argv, os.path.join(d, "client.%d.log" % i),
+                                        stdin=subprocess.PIPE, stdout=subprocess.PIPE))
+        client = Clients([Client(cp) for cp in cps])
+        row["held"] = row["failed"] = 0
+        row["open_s"] = 0.0
+        deadline = t0 + 180 + n / 100
+        for i, c in enumerate(client.cs):
+            line = c.readline(max(1, deadline - time.monotonic()))
+            if not line or not line.startswith("READY"):
+                raise RuntimeError("scale_client %d gave no READY (%r); see %s/client.%d.log" % (
+                    i, line, d, i))
+            r = kv(line)
+            row["held"] += int(r.get("held", 0))
+            row["failed"] += int(r.get("failed", 0))
+            # they run at once: the open time is the slowest one's
+            row["open_s"] = max(row["open_s"], float(r.get("secs", time.monotonic() - t0)))
+            log("   client %d: %s" % (i, line))
         row["open_wall_s"] = time.monotonic() - t0
-        if not line or not line.startswith("READY"):
-            raise RuntimeError("scale_client gave no READY (%r); see %s/client.log" % (line, d))
-        r = kv(line)
-        row["held"], row["failed"] = int(r.get("held", 0)), int(r.get("failed", 0))
-        row["open_s"] = float(r.get("secs", row["open_wall_s"]))
-        log("   %s" % line)
         if row["held"] == 0:
             raise RuntimeError("no session held")
 
@@ -694,10 +860,14 @@ class Scale:
         row["rss_kib_sess"] = (rss1 - rss0) / held
         row["pss_kib_sess"] = (pss1 - pss0) / held
         row["kernel_tcp_kib_sess"] = (sockstat_tcp_kib() - tcp0) / held
+        if nshards > 1:
+            # how evenly the kernel spread them: each shard's open fds
+            row["shard_fds"] = [fd_count(p.pid) for p in ps]
 
         # the idle window
-        others = [backend.pid, cp.pid] + ([redis.pid] if redis else [])
-        c0, o0 = cpu_s(roots), [cpu_s([x]) for x in others]
+        others = [[b.pid for b in backends], [cp.pid for cp in cps]] + \
+            ([[redis.pid]] if redis else [])
+        c0, o0 = cpu_s(roots), [cpu_s(x) for x in others]
         if redis:
             i0 = redis_info(PORTS["redis"])
         w0 = time.monotonic()
@@ -705,7 +875,7 @@ class Scale:
         # counted do not depend on where the window falls as much
         time.sleep(max(IDLE_SECS, REDIS_SECS) if redis else IDLE_SECS)
         w = time.monotonic() - w0
-        c1, o1 = cpu_s(roots), [cpu_s([x]) for x in others]
+        c1, o1 = cpu_s(roots), [cpu_s(x) for x in others]
         row["idle_cpu"] = (c1 - c0) / w
         row["idle_cpu_backend"] = (o1[0] - o0[0]) / w
         row["idle_cpu_client"] = (o1[1] - o0[1]) / w
@@ -716,17 +886,19 @@ class Scale:
             row["redis_ops_s"] = (int(i1["total_commands_processed"]) -
                                   int(i0["total_commands_processed"]) - 1) / w
             s0, s1 = cmdstats(i0), cmdstats(i1)
-            row["redis_cmds"] = {k: v - s0.get(k, 0) for k, v in s1.items()
-                                 if v - s0.get(k, 0) > 0 and k != "info"}
+            row["redis_cmds"] = {c: v - s0.get(c, 0) for c, v in s1.items()
+                                 if v - s0.get(c, 0) > 0 and c != "info"}
             row["redis_mib_100k"] = ((int(i1["used_memory"]) - int(r0["used_memory"])) /
                                      held * 100000 / 1048576)
             row["redis_keys"] = sum(int(m) for m in re.findall(r"keys=(\d+)",
                                                                i1.get("db0", "")))
-        log("   held %d; RSS %.1f PSS %.1f KiB/session; idle CPU %.4f s/s%s" % (
+        log("   held %d; RSS %.1f PSS %.1f KiB/session; idle CPU %.4f s/s%s%s" % (
             held, row["rss_kib_sess"], row["pss_kib_sess"], row["idle_cpu"],
-            "; redis %.1f ops/s %s" % (row["redis_ops_s"], row["redis_cmds"]) if redis else ""))
+            "; redis %.1f ops/s %s" % (row["redis_ops_s"], row["redis_cmds"]) if redis else "",
+            "; fds per shard %s" % row["shard_fds"] if "shard_fds" in row else ""))
 
-        line = client.ask("probe %d" % PROBES, 30 + PROBES * 0.5)
+        # the probes from one client only, while all the clients hold theirs
+        line = client.cs[0].ask("probe %d" % PROBES, 30 + PROBES * 0.5)
         r = kv(line)
         row["probe_ok"] = int(r.get("ok", 0))
         row["p50_ms"] = float(r["p50_ms"]) if "p50_ms" in r else None
@@ -734,48 +906,58 @@ class Scale:
         log("   %s" % line)
 
         if proxy != "haproxy":
-            self.operate(proxy, n, client, row)
-            self.drain(p, client, row)
+            self.operate(proxy, n, sizes, client, row)
+            self.drain(ps, client, row)
 
-        client.ask("quit", 30)
+        client.quit()
 
-    def operate(self, proxy, n, client, row):
-        """postern's admin commands and /metrics with the N held."""
-        times = []
+    def operate(self, proxy, n, sizes, client, row):
+        """postern's admin commands and /metrics with the N held, each on
+        every shard in turn: the time is the sum over the shards (the
+        largest single shard's in *_max_s)."""
+        def lines(out):
+            return sum(1 for x in out.splitlines() if re.match(rb"[0-9a-f]{16} ", x))
+
+        times, maxes = [], []
         for _ in range(ADMIN_RUNS):
-            rc, dt, out = self.admin(["sessions"])
+            dt, mx, outs = self.admin_all(["sessions"])
             times.append(dt)
-            row["sessions_lines"] = sum(1 for x in out.splitlines()
-                                        if re.match(rb"[0-9a-f]{16} ", x))
-            row["sessions_bytes"] = len(out)
+            maxes.append(mx)
+            row["sessions_lines"] = sum(lines(o) for o in outs)
+            row["sessions_bytes"] = sum(len(o) for o in outs)
         row["sessions_s"] = statistics.median(times)
+        row["sessions_max_s"] = statistics.median(maxes)
         row["sessions_all"] = times
 
         k = 7
-        expect = self.user_sessions(n, k)
-        times = []
+        expect = self.user_sessions(sizes, k)
+        times, maxes = [], []
         for _ in range(ADMIN_RUNS):
-            rc, dt, out = self.admin(["sessions", "--user", "user%d" % k])
+            dt, mx, outs = self.admin_all(["sessions", "--user", "user%d" % k])
             times.append(dt)
-            row["sessions_user_lines"] = sum(1 for x in out.splitlines()
-                                             if re.match(rb"[0-9a-f]{16} ", x))
+            maxes.append(mx)
+            row["sessions_user_lines"] = sum(lines(o) for o in outs)
         row["sessions_user_s"] = statistics.median(times)
+        row["sessions_user_max_s"] = statistics.median(maxes)
         row["sessions_user_all"] = times
         if row["sessions_user_lines"] != expect:
-            log("   sessions --user user%d listed %d sessions, the client made %d" % (
+            log("   sessions --user user%d listed %d sessions, the clients made %d" % (
                 k, row["sessions_user_lines"], expect))
 
-        times, drops, gone = [], [], []
+        times, maxes, drops, gone, kicked = [], [], [], [], []
         for k in (8, 9, 10):
-            expect = self.user_sessions(n, k)
+            expect = self.user_sessions(sizes, k)
             before = client.held()
-            rc, dt, out = self.admin(["kick", "--user", "user%d" % k])
+            dt, mx, outs = self.admin_all(["kick", "--user", "user%d" % k])
             t0 = time.monotonic()
             times.append(dt)
-            m = re.search(rb"kicked (\d+)", out)
-            if m and int(m.group(1)) != expect:
-                log("   kick --user user%d: %s (the client made %d)" % (
-                    k, out.decode().strip(), expect))
+            maxes.append(mx)
+            # with Redis the kick goes to the fleet ("kick=sent", no count)
+            said = [re.search(rb"kicked (\d+)", o) for o in outs]
+            kicked.append(sum(int(m.group(1)) for m in said) if all(said) else None)
+            if kicked[-1] is not None and kicked[-1] != expect:
+                log("   kick --user user%d: kicked %d (%s) but the clients made %d" % (
+                    k, kicked[-1], b" | ".join(o.strip() for o in outs).decode(), expect))
             # the BYEs go at a quiet moment (drain_quiet): wait for them
             after = before
             deadline = t0 + 30
@@ -787,39 +969,56 @@ class Scale:
             drops.append(None if after is None or before is None else before - after)
             gone.append(dt + time.monotonic() - t0)
         row["kick_s"] = statistics.median(times)
+        row["kick_max_s"] = statistics.median(maxes)
         row["kick_all"] = times
         row["kick_dropped"] = drops
-        row["kick_expected"] = self.user_sessions(n, 8)
+        row["kick_kicked"] = kicked
+        row["kick_expected"] = self.user_sessions(sizes, 8)
         row["kick_to_closed_s"] = statistics.median(gone)
         if any(x != row["kick_expected"] for x in drops):
-            log("   kick --user: the client lost %s sessions, expected %d each" % (
+            log("   kick --user: the clients lost %s sessions, expected %d each" % (
                 drops, row["kick_expected"]))
 
-        times = []
+        times, maxes = [], []
         for _ in range(ADMIN_RUNS if METRICS else 0):
-            t0 = time.monotonic()
-            try:
-                with urllib.request.urlopen("http://127.0.0.1:%d/metrics" % PORTS["metrics"],
-                                            timeout=30) as resp:
-                    body = resp.read()
-                times.append(time.monotonic() - t0)
-                row["metrics_bytes"] = len(body)
-            except OSError as e:
-                log("   /metrics: %s" % e)
-                times.append(None)
+            each, size = [], 0
+            for i in range(len(self.confs)):
+                t0 = time.monotonic()
+                try:
+                    with urllib.request.urlopen("http://127.0.0.1:%d/metrics" % metrics_port(i),
+                                                timeout=30) as resp:
+                        size += len(resp.read())
+                    each.append(time.monotonic() - t0)
+                except OSError as e:
+                    log("   /metrics of shard %d: %s" % (i, e))
+                    each = None
+                    break
+            times.append(sum(each) if each else None)
+            maxes.append(max(each) if each else None)
+            row["metrics_bytes"] = size
         ok = [t for t in times if t is not None]
         row["metrics_s"] = statistics.median(ok) if ok else None
+        okm = [t for t in maxes if t is not None]
+        row["metrics_max_s"] = statistics.median(okm) if okm else None
         row["metrics_all"] = times
-        log("   sessions %.3fs (%d lines), sessions --user %.3fs, kick --user %.3fs "
-            "(closed after %.2fs), /metrics %s" % (
-                row["sessions_s"], row["sessions_lines"], row["sessions_user_s"], row["kick_s"],
-                row["kick_to_closed_s"], "%.3fs" % row["metrics_s"] if ok else "-"))
+        many = len(self.confs) > 1
+        log("   sessions %.3fs%s (%d lines), sessions --user %.3fs%s, kick --user %.3fs%s "
+            "(closed after %.2fs), /metrics %s%s" % (
+                row["sessions_s"], " (max shard %.3fs)" % row["sessions_max_s"] if many else "",
+                row["sessions_lines"], row["sessions_user_s"],
+                " (max shard %.3fs)" % row["sessions_user_max_s"] if many else "",
+                row["kick_s"], " (max shard %.3fs)" % row["kick_max_s"] if many else "",
+                row["kick_to_closed_s"], "%.3fs" % row["metrics_s"] if ok else "-",
+                " (max shard %.3fs)" % row["metrics_max_s"] if many and okm else ""))
 
-    def drain(self, p, client, row):
+    def drain(self, ps, client, row):
+        """SIGTERM to every shard at the same moment: the time until the
+        clients hold nothing and until every shard has exited."""
         held = client.held()
         row["drain_from"] = held
         t0 = time.monotonic()
-        p.send_signal(signal.SIGTERM)
+        for p in ps:
+            p.send_signal(signal.SIGTERM)
         limit = secs(DRAIN) + 30
         zero = None
         while time.monotonic() - t0 < limit:
@@ -827,17 +1026,18 @@ class Scale:
                 h = client.held()
                 if h == 0:
                     zero = time.monotonic() - t0
-            if p.poll() is not None and zero is not None:
+            if all(p.poll() is not None for p in ps) and zero is not None:
                 break
             time.sleep(0.1)
+        done = all(p.poll() is not None for p in ps)
         row["drain_held0_s"] = zero
-        row["drain_exit_s"] = time.monotonic() - t0 if p.poll() is not None else None
-        row["drain_exit_code"] = p.poll()
-        log("   drain of %s sessions: client held 0 after %s s, postern exited (%s) after %s s"
-            % (held, "%.1f" % zero if zero is not None else "-", p.poll(),
+        row["drain_exit_s"] = time.monotonic() - t0 if done else None
+        codes = [p.poll() for p in ps]
+        row["drain_exit_code"] = codes[0] if len(set(codes)) == 1 else codes
+        log("   drain of %s sessions: clients held 0 after %s s, postern exited (%s) after %s s"
+            % (held, "%.1f" % zero if zero is not None else "-", row["drain_exit_code"],
                "%.1f" % row["drain_exit_s"] if row["drain_exit_s"] is not None else "-"))
 
-    # -- report
     def table(self):
         def f(v, d=1):
             if v is None:
@@ -859,28 +1059,38 @@ class Scale:
                          LOG_LEVEL, SESSION_LIMIT))
         lines.extend(self.notes)
         lines.append("")
-        cols = ["proxy", "N", "held", "failed", "open s", "RSS KiB/sess", "PSS KiB/sess",
+        if any(r.get("shards", 1) > 1 for r in self.rows):
+            lines.append("with shards > 1 an admin or /metrics time \"a / b\" is the sum over "
+                         "the shards / the slowest shard")
+        cols = ["proxy", "N", "shards", "held", "failed", "open s", "RSS KiB/sess", "PSS KiB/sess",
                 "CPU s/s empty / N idle", "probe p50 ms", "p99 ms", "sessions s",
                 "sessions --user s",
                 "kick --user s", "/metrics s", "drain s (held 0 / exit)", "redis ops/s",
                 "redis MiB/100k"]
         lines.append("| " + " | ".join(cols) + " |")
         lines.append("|---" * 2 + "|---:" * (len(cols) - 2) + "|")
+
+        def adm(r, k):
+            if r.get("shards", 1) > 1 and r.get(k + "_max_s") is not None:
+                return "%s / %s" % (f(g(r, k + "_s"), 3), f(g(r, k + "_max_s"), 3))
+            return f(g(r, k + "_s"), 3)
         for r in self.rows:
             if "error" in r and "held" not in r:
-                lines.append("| %s | %d | failed: %s |" % (r["proxy"], r["n"], r["error"]) +
-                             " |" * (len(cols) - 3))
+                lines.append("| %s | %d | %s | failed: %s |" % (
+                    r["proxy"], r["n"], r.get("shards", "-"), r["error"]) +
+                    " |" * (len(cols) - 4))
                 continue
             drain = "-"
             if g(r, "drain_held0_s") is not None or g(r, "drain_exit_s") is not None:
                 drain = "%s / %s" % (f(g(r, "drain_held0_s")), f(g(r, "drain_exit_s")))
             lines.append("| " + " | ".join([
-                r["proxy"], str(r["n"]), str(g(r, "held")), str(g(r, "failed")),
+                r["proxy"], str(r["n"]), str(g(r, "shards")), str(g(r, "held")),
+                str(g(r, "failed")),
                 f(g(r, "open_s")), f(g(r, "rss_kib_sess"), 2), f(g(r, "pss_kib_sess"), 2),
                 "%s / %s" % (f(g(r, "empty_cpu"), 4), f(g(r, "idle_cpu"), 4)),
                 f(g(r, "p50_ms"), 2), f(g(r, "p99_ms"), 2),
-                f(g(r, "sessions_s"), 3), f(g(r, "sessions_user_s"), 3), f(g(r, "kick_s"), 3),
-                f(g(r, "metrics_s"), 3), drain, f(g(r, "redis_ops_s"), 1),
+                adm(r, "sessions"), adm(r, "sessions_user"), adm(r, "kick"),
+                adm(r, "metrics"), drain, f(g(r, "redis_ops_s"), 1),
                 f(g(r, "redis_mib_100k"), 1)]) + " |")
         lines.append("")
         ratio_rows = []
@@ -916,10 +1126,18 @@ class Scale:
                 f(g(r, "idle_cpu_backend"), 4), f(g(r, "idle_cpu_client"), 4),
                 ", redis %s" % f(g(r, "idle_cpu_redis"), 4) if "idle_cpu_redis" in r else ""))
             extra.append("probes ok %s/%d" % (g(r, "probe_ok"), PROBES))
+            extra.append("%s scale_backend (%s ports), scale_client sessions %s" % (
+                g(r, "backend_procs"), g(r, "backend_ports"), g(r, "client_sizes")))
+            if "shard_fds" in r:
+                extra.append("open fds per shard %s" % r["shard_fds"])
             if "sessions_lines" in r:
-                extra.append("sessions listed %d (%d bytes); kick dropped %s (expected %s each), "
+                kicked = r.get("kick_kicked") or []
+                extra.append("sessions listed %d (%d bytes); kick kicked %s, dropped %s (expected "
+                             "%s each), "
                              "closed %s s after the command; /metrics %s bytes" % (
-                                 r["sessions_lines"], r["sessions_bytes"], r.get("kick_dropped"),
+                                 r["sessions_lines"], r["sessions_bytes"],
+                                 "- (sent to the fleet through Redis)" if None in kicked
+                                 else kicked, r.get("kick_dropped"),
                                  r.get("kick_expected"), f(g(r, "kick_to_closed_s"), 2),
                                  r.get("metrics_bytes", "-")))
             if "redis_cmds" in r:
@@ -952,20 +1170,30 @@ class Scale:
         self.check()
         if os.geteuid() != 0:
             raise SystemExit("run as root: the run sets sysctls and nofile limits")
-        global NOFILE, STEPS
+        global NOFILE
         NOFILE = nofile_hard()
         raise_nofile()
-        cap = capacity(NOFILE)
-        if max(STEPS) > cap:
-            # without CAP_SYS_RESOURCE the hard limit cannot be raised: hold
-            # what fits instead of failing every step above it
-            self.notes.append("nofile: the hard limit is %d and cannot be raised here (no "
-                              "CAP_SYS_RESOURCE): a proxy holds at most %d sessions (2 fds "
-                              "each); steps %s were clipped to %d" % (
-                                  NOFILE, cap, " ".join(str(s) for s in STEPS if s > cap),
-                                  cap))
-            log("WARNING " + self.notes[-1])
-            STEPS = sorted({min(s, cap) for s in STEPS})
+        sharded = [s for s in STEPS if proxy_shards(s) > 1]
+        if sharded:
+            # one process cannot hold them: a fleet of proxy processes of the
+            # same kind on one port (SO_REUSEPORT), as on a box with several
+            if PER_PROC > 0:
+                why = "PER_PROC=%d sets how many sessions one process holds" % PER_PROC
+            else:
+                why = ("the nofile hard limit here is %d and cannot be raised (no "
+                       "CAP_SYS_RESOURCE): one process holds at most %d sessions through a "
+                       "proxy (2 fds each), %d in a client or backend (1 fd each); where the "
+                       "limit can be raised, each proxy runs as one process" % (
+                           NOFILE, per_proc("proxy"), per_proc("client")))
+            self.notes.append(
+                "shards: %s; so each proxy runs as K processes listening on the same port "
+                "(SO_REUSEPORT: the kernel spreads the connections), K = %s, postern's each "
+                "with its own admin socket and /metrics (Redis: one server for all); memory "
+                "and CPU are the sum over the K, admin commands and /metrics are run on every "
+                "shard in turn (time = sum, max = the slowest shard), drain signals all K at "
+                "once" % (why, ", ".join("%d at N=%d" % (proxy_shards(s), s) for s in sharded)))
+            log("NOTE " + self.notes[-1])
+        self.check_ports()
         os.makedirs(OUT_DIR, exist_ok=True)
         shutil.rmtree(os.path.join(OUT_DIR, "logs"), ignore_errors=True)
         base = "/dev/shm" if os.access("/dev/shm", os.W_OK) else None
