@@ -1,19 +1,10 @@
 /*
  * log.c: key=value event lines on stderr.  Each line is formatted in a
  * local buffer and written with one write(2), so workers never interleave.
- * A thread that batches (a worker: log_batch_begin()) keeps whole lines in
- * a thread-local buffer and writes them together at log_flush(), which its
- * loop calls once an iteration, before it waits: one write(2) for the
- * several lines a login or a burst of closes makes, instead of one each.
- * The buffer is at most PIPE_BUF bytes, so a batch is still one atomic
- * write into a pipe (journald, a container's log driver).  Errors are
- * written at once, the batch before them.
  * Never given a password: callers pass "***" for secrets.
  */
 #include <errno.h>
-#include <limits.h>
 #include <stdarg.h>
-#include <stdbool.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
@@ -23,49 +14,6 @@
 #include "log.h"
 
 static atomic_int log_level = LOG_INFO;
-
-/* A batching thread's lines not yet written (PIPE_BUF: one atomic write). */
-static _Thread_local struct {
-	bool on;
-	size_t len;
-	char buf[PIPE_BUF];
-} batch;
-
-static void
-write_all(const char *p, size_t n)
-{
-	while (n > 0) {
-		ssize_t w = write(STDERR_FILENO, p, n);
-		if (w < 0) {
-			if (errno == EINTR)
-				continue;
-			return; /* nowhere to say so */
-		}
-		p += w;
-		n -= (size_t)w;
-	}
-}
-
-void
-log_batch_begin(void)
-{
-	batch.on = true;
-}
-
-void
-log_flush(void)
-{
-	if (batch.len > 0)
-		write_all(batch.buf, batch.len);
-	batch.len = 0;
-}
-
-void
-log_batch_end(void)
-{
-	log_flush();
-	batch.on = false;
-}
 
 static const char *const level_names[] = {"debug", "info", "warn", "error"};
 
@@ -85,7 +33,6 @@ void
 log_kv(enum log_level lvl, const char *event, const char *fmt, ...)
 {
 	char line[2048];
-	_Static_assert(sizeof(line) <= PIPE_BUF, "a line must fit a batch");
 	struct timespec ts;
 	struct tm tm;
 	va_list ap;
@@ -112,15 +59,8 @@ log_kv(enum log_level lvl, const char *event, const char *fmt, ...)
 	if (n > sizeof(line) - 2)
 		n = sizeof(line) - 2; /* cut, but keep the newline */
 	line[n++] = '\n';
-	if (!batch.on || lvl >= LOG_ERR) {
-		log_flush(); /* what came before first */
-		write_all(line, n);
-		return;
-	}
-	if (batch.len + n > sizeof(batch.buf))
-		log_flush();
-	memcpy(batch.buf + batch.len, line, n); /* n <= sizeof(line) <= PIPE_BUF */
-	batch.len += n;
+	while (write(STDERR_FILENO, line, n) < 0 && errno == EINTR)
+		;
 }
 
 const char *

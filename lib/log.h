@@ -29,16 +29,6 @@ void log_kv(enum log_level lvl, const char *event, const char *fmt, ...)
  * bytes (then "..." inside the quotes).  Returns dst (NUL-terminated);
  * dstlen >= LOG_QUOTED_MAX always fits.
  */
-/*
- * Batching, for a thread with a loop: after log_batch_begin() that thread's
- * lines (below LOG_ERR) wait in a thread-local buffer until log_flush() or
- * until the next does not fit; the loop calls log_flush() before it waits
- * (an ev_prepare).  log_batch_end() flushes and writes at once again.
- */
-void log_batch_begin(void);
-void log_flush(void);
-void log_batch_end(void);
-
 const char *log_quote(char *dst, size_t dstlen, const char *src, size_t len);
 
 #endif

@@ -28,7 +28,6 @@ reap_cb(struct ev_loop *loop, ev_prepare *p, int revents)
 		/* Descriptors came back: resume accepting if they had run out. */
 		listener_set_resume(&w->listeners);
 	}
-	log_flush(); /* this iteration's lines, in one write, before the loop waits */
 }
 
 #define END_SWEEP_SECONDS 0.1 /* how often sessions being ended are looked at */
@@ -212,7 +211,6 @@ worker_main(void *arg)
 {
 	struct worker *w = arg;
 
-	log_batch_begin();
 	ev_run(w->loop, 0);
 	/* ev_break() lets the rest of the last iteration run: an accept or a
 	 * close queued beside the stop may have opened or closed conns after
@@ -222,7 +220,6 @@ worker_main(void *arg)
 	conn_reap(w);
 	lookup_worker_free(&w->lookup); /* no conn is left to wait for an answer */
 	policy_worker_free(&w->pw);
-	log_batch_end();
 	return NULL;
 }
 
