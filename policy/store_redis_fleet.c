@@ -37,6 +37,8 @@ sess_find(struct redis_worker *rw, uint64_t id)
 static void
 age_unlink(struct redis_worker *rw, struct rsess *e)
 {
+	if (rw->reput_next == e)
+		rw->reput_next = e->newer; /* the rewrite under way keeps its place */
 	if (e->older != NULL)
 		e->older->newer = e->newer;
 	else
@@ -206,22 +208,36 @@ store_redis_rw_beat(struct redis_worker *rw)
 	}
 }
 
-/* The heartbeat and every live session, written again now: after an
- * outage, on a new link (Redis may have restarted empty, or be a replica
- * promoted without our last writes), when the proxy key was lost, and
- * after the script was. */
+/* The heartbeat and every live session, written again: on a new link
+ * (Redis may have restarted empty, or be a replica promoted without our
+ * last writes), when the proxy key was lost, and after the script was.
+ * Oldest first, a window at a time (store_redis_rw_reput_more). */
 void
 store_redis_rw_reput(struct redis_worker *rw)
 {
-	ev_tstamp now = ev_now(rw->loop);
-
 	if (rw->ac == NULL || !rw->ready)
 		return;
 	beat_send(rw);
-	/* oldest first, each to now: the order stays */
-	for (struct rsess *e = rw->old_head; e != NULL; e = e->newer) {
+	rw->reput_next = rw->old_head;
+	rw->reput_at = ev_now(rw->loop);
+	store_redis_rw_reput_more(rw);
+}
+
+void
+store_redis_rw_reput_more(struct redis_worker *rw)
+{
+	if (rw->ac == NULL || !rw->ready) {
+		rw->reput_next = NULL; /* the next link's rewrite starts over */
+		return;
+	}
+	while (rw->reput_next != NULL && rw->nnotes < RSESS_REPUT_WINDOW) {
+		struct rsess *e = rw->reput_next;
+
+		rw->reput_next = e->newer;
+		if (e->put_at >= rw->reput_at)
+			continue; /* written since the rewrite began (a new one, a refresh) */
 		sess_put(rw, e);
-		e->put_at = now;
+		e->put_at = rw->reput_at; /* in place: the order stays */
 	}
 }
 
@@ -246,7 +262,12 @@ void
 store_redis_rw_recovered(struct redis_worker *rw)
 {
 	rw->outage = false;
-	store_redis_rw_reput(rw);
+	if (rw->new_link) {
+		rw->new_link = false;
+		store_redis_rw_reput(rw);
+	} else {
+		beat_send(rw);
+	}
 	log_kv(LOG_INFO, "state.recovered", "store=redis proxy_id=%s sessions=%zu",
 	       rw->rs->proxy_id, rw->nsess);
 	if (rw->sw->recovered_cb != NULL)

@@ -39,6 +39,11 @@
 #define REDIS_SESS_TTL_MS (24ULL * 3600 * 1000)
 /* re-writes of aging sessions per heartbeat and worker, at least */
 #define RSESS_REFRESH_MIN 64
+/* A rewrite of every session (a new link, a lost proxy key) goes out a
+ * window at a time: at most this many notes unanswered, the next sent as
+ * replies come.  Redis stays quick for logins, and a worker with 50k
+ * sessions queues no 50k commands (memory here, a backlog there). */
+#define RSESS_REPUT_WINDOW 256
 
 struct redis_store {
 	struct store base;
@@ -141,6 +146,7 @@ struct redis_worker {
 	ev_tstamp last_log;
 	bool ever_ready;
 	bool outage;   /* lost the link or a request since the last good reply */
+	bool new_link; /* the link was lost since every session was last written */
 	bool stalled;  /* a request timed out and Redis has answered nothing since */
 	ev_timer beat; /* state_heartbeat */
 	struct rsess *sess[RSESS_BUCKETS]; /* the live sessions this worker registered */
@@ -148,6 +154,10 @@ struct redis_worker {
 	/* the same sessions, oldest write first: a heartbeat writes again only
 	 * those written more than sess_ttl_ms / 2 ago */
 	struct rsess *old_head, *old_tail;
+	/* a rewrite of every session under way: the next to write, and when
+	 * it began (one written since then is skipped) */
+	struct rsess *reput_next;
+	ev_tstamp reput_at;
 	char field[12]; /* this worker's field in the proxy key */
 	bool beat_seen; /* a beat answered: the next one finding the key gone logs it */
 	/* the subscriber (one worker of the process) */
@@ -274,15 +284,19 @@ struct rsess *store_redis_sess_add(struct redis_worker *rw, const char *key, siz
  * the sessions written more than sess_ttl_ms / 2 ago (a bounded number). */
 void store_redis_rw_beat(struct redis_worker *rw);
 void store_redis_rw_beat_cb(struct ev_loop *loop, ev_timer *t, int revents);
-/* The heartbeat and every live session written again now (a new link, a
- * lost proxy key, a lost script). */
+/* The heartbeat now, and every live session written again (a new link, a
+ * lost proxy key, a lost script), RSESS_REPUT_WINDOW at a time;
+ * store_redis_rw_reput_more() sends the next ones as notes are answered. */
 void store_redis_rw_reput(struct redis_worker *rw);
+void store_redis_rw_reput_more(struct redis_worker *rw);
 /* The `what` of a heartbeat's note (compared by address), and its reply:
  * the proxy key found missing writes every session again. */
 extern const char store_redis_note_beat[];
 void store_redis_rw_beat_reply(struct redis_worker *rw, const redisReply *rep);
-/* Back after an outage or on a new link: log it, register again, tell the
- * policy. */
+/* Back after an outage or on a new link: log it, tell the policy; on a new
+ * link (Redis may have restarted empty) register every session again.  A
+ * request that only timed out on a link that stayed up writes nothing
+ * again: every note went out on that link meanwhile. */
 void store_redis_rw_recovered(struct redis_worker *rw);
 /* The subscriber's connection (rw->sub), and its reconnect timer's callback. */
 void store_redis_sub_connect(struct redis_worker *rw);

@@ -114,6 +114,7 @@ rw_link_gone(struct redis_worker *rw)
 	rw->ac = NULL;
 	rw->ready = false;
 	rw->outage = true;
+	rw->reput_next = NULL;
 	rw->nnotes = 0;
 	rw->reloading = false;
 }
@@ -471,6 +472,8 @@ on_note_reply(redisAsyncContext *ac, void *reply, void *privdata)
 		return; /* the link is going: the disconnect callback says why */
 	rw->last_reply = ev_now(rw->loop);
 	rw->stalled = false;
+	if (rw->reput_next != NULL && rw->nnotes < RSESS_REPUT_WINDOW / 2)
+		store_redis_rw_reput_more(rw);
 	if (what == note_reload)
 		rw->reloading = false;
 	if (store_redis_is_noscript(rep)) {
@@ -579,9 +582,10 @@ on_setup_reply(redisAsyncContext *ac, void *reply, void *privdata)
 		store_redis_master_seen(rw);
 		if (rw->subscriber && rw->sub == NULL)
 			store_redis_sub_restart(rw); /* not waiting out its backoff */
-		if (rw->outage || rw->ever_ready)
+		if (rw->outage || rw->ever_ready) {
+			rw->new_link = true; /* Redis may have restarted empty */
 			store_redis_rw_recovered(rw);
-		else
+		} else
 			store_redis_rw_beat(rw);
 		rw->ever_ready = true;
 	}

@@ -1435,6 +1435,93 @@ redis_a_heartbeat_costs_one_command_per_worker_whatever_the_sessions(void **stat
 	ev_loop_destroy(loop);
 }
 
+/* A request that timed out on a link that stayed up (Redis busy for a
+ * moment) ends an outage, but writes no session again: every note went out
+ * on that link.  Before, each such timeout sent all of a worker's sessions
+ * again at once, and a Redis slowed by them timed out the next requests:
+ * a fleet of 100k sessions kept Redis at 100k commands a second. */
+static void
+redis_a_timeout_on_a_live_link_writes_no_session_again(void **state)
+{
+	struct fix *f = *state;
+	struct ev_loop *loop = ev_loop_new(EVFLAG_AUTO);
+	const char *err = NULL;
+	struct store_params sp = {.heartbeat_ms = 1000, .timeout_ms = 100};
+	struct store *st = store_open_with(f->url, &sp, 0, &err);
+	struct store_worker *sw;
+	struct store_claim c = as(1);
+	struct answer a = {0};
+	long long before, after;
+	char user[32];
+
+	assert_non_null(st);
+	assert_non_null(sw = store_worker_new(st, loop, &err));
+	run_until_ms(loop, NULL, 200);
+	for (uint64_t id = 1; id <= 3000; id++) {
+		struct store_session s = {.id = id, .proto = PROTO_IMAP, .since_ms = T0};
+		int n = snprintf(user, sizeof(user), "t%llu@x", (unsigned long long)(id % 500));
+
+		store_session_keep(sw, user, (size_t)n, &s);
+	}
+	run_until_ms(loop, NULL, 500);
+	before = redis_calls("evalsha");
+	assert_int_equal(redis_server_cmd("CLIENT PAUSE 400 ALL"), 0);
+	assert_non_null(store_lock_claim(sw, "paused", 6, &c, on_claim, &a, &err));
+	run_until(loop, &a.n, 1);
+	assert_int_equal(a.rc, -1);     /* timed out: an outage */
+	run_until_ms(loop, NULL, 1000); /* Redis answers again: recovered */
+	after = redis_calls("evalsha");
+	print_message("3000 sessions, a request timed out: %lld EVALSHA after it\n",
+	              after - before);
+	/* the claim, a beat at the recovery, a heartbeat or two (1 s: the
+	 * proxy key, 3 s, outlives the pause): not 3000 */
+	assert_true(after - before < 100);
+	assert_int_equal(redis_int("HLEN postern:{t0@x}:sess"), 6);
+	store_worker_free(&sw);
+	store_close(&st);
+	ev_loop_destroy(loop);
+}
+
+/* A new link writes every session again (a window of RSESS_REPUT_WINDOW
+ * unanswered at a time, sent on as replies come): each arrives, once. */
+static void
+redis_a_new_link_writes_every_session_again_once(void **state)
+{
+	struct fix *f = *state;
+	struct ev_loop *loop = ev_loop_new(EVFLAG_AUTO);
+	const char *err = NULL;
+	struct store_params sp = {.heartbeat_ms = 100};
+	struct store *st = store_open_with(f->url, &sp, 0, &err);
+	struct store_worker *sw;
+	long long before;
+	char user[32];
+	int waited = 0;
+
+	assert_non_null(st);
+	assert_non_null(sw = store_worker_new(st, loop, &err));
+	run_until_ms(loop, NULL, 200);
+	for (uint64_t id = 1; id <= 3000; id++) {
+		struct store_session s = {.id = id, .proto = PROTO_IMAP, .since_ms = T0};
+		int n = snprintf(user, sizeof(user), "n%llu@x", (unsigned long long)(id % 500));
+
+		store_session_keep(sw, user, (size_t)n, &s);
+	}
+	run_until_ms(loop, NULL, 500);
+	assert_int_equal(redis_server_cmd("DEL postern:{n0@x}:sess"), 0);
+	before = redis_calls("evalsha");
+	assert_int_equal(redis_server_cmd("CLIENT KILL TYPE normal"), 0);
+	while (redis_int("HLEN postern:{n0@x}:sess") != 6 && waited < 3000) {
+		run_until_ms(loop, NULL, 50);
+		waited += 50;
+	}
+	assert_int_equal(redis_int("HLEN postern:{n0@x}:sess"), 6);
+	assert_true(redis_calls("evalsha") - before >= 3000); /* all of them, once */
+	assert_true(redis_calls("evalsha") - before < 3000 + 200);
+	store_worker_free(&sw);
+	store_close(&st);
+	ev_loop_destroy(loop);
+}
+
 /* An idle session still counts after the hash's TTL (shortened to 8
  * heartbeats here) has gone by many heartbeats over: its worker writes it
  * again after half the TTL, bounded per heartbeat. */
@@ -1885,6 +1972,8 @@ main(void)
 	    REDIS(redis_a_proxy_whose_heartbeat_lapsed_stops_counting),
 	    REDIS(redis_a_heartbeat_costs_one_command_per_worker_whatever_the_sessions),
 	    REDIS(redis_an_idle_session_outlives_its_hash_ttl),
+	    REDIS(redis_a_timeout_on_a_live_link_writes_no_session_again),
+	    REDIS(redis_a_new_link_writes_every_session_again_once),
 	    REDIS(redis_lost_sessions_are_written_again_by_the_next_beat_or_link),
 	    REDIS(redis_sessions_are_back_within_a_heartbeat_after_script_flush_and_flushall),
 	    REDIS(redis_failed_logins_are_counted_once_for_the_fleet),
