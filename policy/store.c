@@ -44,6 +44,7 @@ store_open_with(const char *url, const struct store_params *sp, int flags, const
 void
 store_params_from_config(const struct config *cfg, struct store_params *out)
 {
+	memset(out, 0, sizeof(*out)); /* what the config does not set: the defaults */
 	out->password_file = cfg->state_password_file;
 	out->prefix = cfg->state_prefix;
 	out->user = cfg->state_user;

@@ -218,6 +218,9 @@ store_redis_rw_reput(struct redis_worker *rw)
 	if (rw->ac == NULL || !rw->ready)
 		return;
 	beat_send(rw);
+	if (rw->nsess > 0)
+		log_kv(LOG_INFO, "state.rewrite", "store=redis proxy_id=%s sessions=%zu",
+		       rw->rs->proxy_id, rw->nsess);
 	rw->reput_next = rw->old_head;
 	rw->reput_at = ev_now(rw->loop);
 	store_redis_rw_reput_more(rw);

@@ -278,6 +278,28 @@ def test_logins_in_a_row_on_a_stopped_or_slow_redis_each_wait_state_timeout_at_m
         assert not re.search(r"event=login\.ok\b", p.log().split("event=state.degraded")[1])
 
 
+def test_a_live_session_is_written_once_and_its_hash_lives_a_day(make_proxy, redis, ca):
+    """A user's live-sessions hash lives 24 h (each session is written again
+    after 12 h), whatever state_heartbeat is: the heartbeat writes the proxy
+    key only.  A config that left the TTL unset once made it 8 heartbeats,
+    and every session was written again every few heartbeats."""
+    p = make_proxy(redis, "local", policy=CONCURRENT, heartbeat="1s")
+    user = "rita@redis.test"
+    s = imap_login(p, ca, user, USERS[user], keep=True)
+    assert s.ok, s.line
+    try:
+        ttl = int(redis.cli("PTTL", key(user, "sess")).strip())
+        assert 23 * 3600 * 1000 < ttl <= 24 * 3600 * 1000, ttl
+        calls = lambda: int(re.search(r"cmdstat_evalsha:calls=(\d+)",  # noqa: E731
+                                      redis.cli("INFO", "commandstats")).group(1))
+        before = calls()
+        time.sleep(3.5)  # 3 heartbeats: one beat a worker each, no session written
+        assert calls() - before <= 2 * 5, calls() - before
+        assert int(redis.cli("PTTL", key(user, "sess")).strip()) <= ttl
+    finally:
+        s.close()
+
+
 def test_live_sessions_are_back_within_one_heartbeat_after_script_flush_and_flushall(
         make_proxy, redis, ca):
     """The heartbeat's own NOSCRIPT loads the script and beats again: a Redis

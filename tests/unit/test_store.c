@@ -1435,6 +1435,25 @@ redis_a_heartbeat_costs_one_command_per_worker_whatever_the_sessions(void **stat
 	ev_loop_destroy(loop);
 }
 
+/* The parameters a config gives leave every other one at its default
+ * (zero): a store opened from a config once got stack garbage as its
+ * session-hash TTL, and with it every session written again every few
+ * heartbeats. */
+static void
+params_from_a_config_leave_the_rest_at_their_defaults(void **state)
+{
+	struct config cfg;
+	struct store_params sp;
+
+	(void)state;
+	memset(&cfg, 0, sizeof(cfg));
+	cfg.state_heartbeat_ms = 10000;
+	memset(&sp, 0xaa, sizeof(sp));
+	store_params_from_config(&cfg, &sp);
+	assert_int_equal(sp.heartbeat_ms, 10000);
+	assert_int_equal(sp.sess_ttl_ms, 0);
+}
+
 /* A request that timed out on a link that stayed up (Redis busy for a
  * moment) ends an outage, but writes no session again: every note went out
  * on that link.  Before, each such timeout sent all of a worker's sessions
@@ -1972,6 +1991,7 @@ main(void)
 	    REDIS(redis_a_proxy_whose_heartbeat_lapsed_stops_counting),
 	    REDIS(redis_a_heartbeat_costs_one_command_per_worker_whatever_the_sessions),
 	    REDIS(redis_an_idle_session_outlives_its_hash_ttl),
+	    cmocka_unit_test(params_from_a_config_leave_the_rest_at_their_defaults),
 	    REDIS(redis_a_timeout_on_a_live_link_writes_no_session_again),
 	    REDIS(redis_a_new_link_writes_every_session_again_once),
 	    REDIS(redis_lost_sessions_are_written_again_by_the_next_beat_or_link),
