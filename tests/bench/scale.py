@@ -82,15 +82,14 @@ import tempfile
 import time
 import urllib.request
 
+# shared with the side-by-side benchmark (tests/bench/bench.py)
+from bench import _raise, alive, cpu_s, env, log, port_open, tree_pids, wait_ports  # noqa: E402
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.abspath(os.path.join(HERE, "..", ".."))
 HZ = os.sysconf("SC_CLK_TCK")
 PAGE = os.sysconf("SC_PAGE_SIZE")
 
-
-def env(name, default, cast=str):
-    v = os.environ.get(name)
-    return cast(v) if v not in (None, "") else default
 
 
 N_MAX = env("N", 100000, int)
@@ -129,10 +128,6 @@ SYSCTLS = {"net.core.somaxconn": "65535", "net.ipv4.tcp_max_syn_backlog": "65535
            # bind fail
            "net.ipv4.ip_local_port_range": "1024 %d" % min(65000, PORT_BASE - 1)}
 
-
-def log(msg):
-    sys.stderr.write("[%s] %s\n" % (time.strftime("%H:%M:%S"), msg))
-    sys.stderr.flush()
 
 
 def secs(s):
@@ -318,51 +313,6 @@ class Procs:
                         pass
 
 
-def alive(pid):
-    try:
-        with open("/proc/%d/stat" % pid) as f:
-            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return False
-
-
-def _stat(pid):
-    with open("/proc/%d/stat" % pid) as f:
-        rest = f.read().rsplit(")", 1)[1].split()
-    # rest[1] = ppid; rest[11..14] = utime stime cutime cstime
-    return int(rest[1]), sum(int(x) for x in rest[11:15])
-
-
-def tree_pids(roots):
-    """The given PIDs and all their descendants that are alive now."""
-    children = {}
-    for d in os.listdir("/proc"):
-        if d.isdigit():
-            try:
-                ppid, _ = _stat(int(d))
-            except (OSError, ValueError, IndexError):
-                continue
-            children.setdefault(ppid, []).append(int(d))
-    seen, stack = set(), list(roots)
-    while stack:
-        p = stack.pop()
-        if p in seen:
-            continue
-        seen.add(p)
-        stack.extend(children.get(p, []))
-    return seen
-
-
-def cpu_s(roots):
-    """CPU seconds (user + system, plus reaped children) of the trees."""
-    t = 0
-    for pid in tree_pids(roots):
-        try:
-            t += _stat(pid)[1]
-        except (OSError, ValueError, IndexError):
-            pass
-    return t / HZ
-
 
 def mem_kib(roots):
     """(RSS, PSS) in KiB of the trees: VmRSS and smaps_rollup's Pss summed."""
@@ -386,21 +336,6 @@ def sockstat_tcp_kib():
         m = re.search(r"^TCP:.*\bmem (\d+)", f.read(), re.M)
     return int(m.group(1)) * PAGE // 1024 if m else 0
 
-
-def port_open(port):
-    with socket.socket() as s:
-        s.settimeout(0.2)
-        return s.connect_ex(("127.0.0.1", port)) == 0
-
-
-def wait_ports(ports, proc, secs=20):
-    deadline = time.monotonic() + secs
-    for port in ports:
-        while not port_open(port):
-            if proc.poll() is not None or time.monotonic() > deadline:
-                return False
-            time.sleep(0.05)
-    return True
 
 
 def wait_line(path, pattern, proc, secs):
@@ -1224,9 +1159,6 @@ class Scale:
                 shutil.rmtree(self.run, ignore_errors=True)
         return 1 if failed else 0
 
-
-def _raise(signum, frame):
-    raise SystemExit(128 + signum)
 
 
 if __name__ == "__main__":
