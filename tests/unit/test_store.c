@@ -1387,6 +1387,22 @@ redis_calls(const char *cmd)
 	return v;
 }
 
+/* Sessions 1..n kept unchecked (as a login decided without the registry
+ * does), spread over the nw workers, 500 users named PREFIX<i % 500>@x. */
+static void
+keep_sessions(struct store_worker **w, int nw, const char *prefix, uint64_t n)
+{
+	char user[32];
+
+	for (uint64_t id = 1; id <= n; id++) {
+		struct store_session s = {.id = id, .proto = PROTO_IMAP, .since_ms = T0};
+		int len = snprintf(user, sizeof(user), "%s%llu@x", prefix,
+		                   (unsigned long long)(id % 500));
+
+		store_session_keep(w[id % (uint64_t)nw], user, (size_t)len, &s);
+	}
+}
+
 /* A heartbeat costs each worker one command whatever the number of its
  * sessions (3000 here): the proxy key, never every session again.  The
  * sessions still count: their hash has a long TTL (24 h by default). */
@@ -1400,18 +1416,12 @@ redis_a_heartbeat_costs_one_command_per_worker_whatever_the_sessions(void **stat
 	struct store *st = store_open_with(f->url, &sp, 0, &err);
 	struct store_worker *w[2];
 	long long before, after, set0, set1, beats = 10;
-	char user[32];
 
 	assert_non_null(st);
 	for (int i = 0; i < 2; i++)
 		assert_non_null(w[i] = store_worker_new(st, loop, &err));
 	run_until_ms(loop, NULL, 200); /* both links ready */
-	for (uint64_t id = 1; id <= 3000; id++) {
-		struct store_session s = {.id = id, .proto = PROTO_IMAP, .since_ms = T0};
-		int n = snprintf(user, sizeof(user), "u%llu@x", (unsigned long long)(id % 500));
-
-		store_session_keep(w[id % 2], user, (size_t)n, &s);
-	}
+	keep_sessions(w, 2, "u", 3000);
 	run_until_ms(loop, NULL, 500); /* every write answered */
 	assert_int_equal(redis_int("HLEN postern:{u0@x}:sess"), 6);
 	assert_true(redis_int("PTTL postern:{u0@x}:sess") > 23LL * 3600 * 1000);
@@ -1471,17 +1481,11 @@ redis_a_timeout_on_a_live_link_writes_no_session_again(void **state)
 	struct store_claim c = as(1);
 	struct answer a = {0};
 	long long before, after;
-	char user[32];
 
 	assert_non_null(st);
 	assert_non_null(sw = store_worker_new(st, loop, &err));
 	run_until_ms(loop, NULL, 200);
-	for (uint64_t id = 1; id <= 3000; id++) {
-		struct store_session s = {.id = id, .proto = PROTO_IMAP, .since_ms = T0};
-		int n = snprintf(user, sizeof(user), "t%llu@x", (unsigned long long)(id % 500));
-
-		store_session_keep(sw, user, (size_t)n, &s);
-	}
+	keep_sessions(&sw, 1, "t", 3000);
 	run_until_ms(loop, NULL, 500);
 	before = redis_calls("evalsha");
 	assert_int_equal(redis_server_cmd("CLIENT PAUSE 400 ALL"), 0);
@@ -1513,18 +1517,12 @@ redis_a_new_link_writes_every_session_again_once(void **state)
 	struct store *st = store_open_with(f->url, &sp, 0, &err);
 	struct store_worker *sw;
 	long long before;
-	char user[32];
 	int waited = 0;
 
 	assert_non_null(st);
 	assert_non_null(sw = store_worker_new(st, loop, &err));
 	run_until_ms(loop, NULL, 200);
-	for (uint64_t id = 1; id <= 3000; id++) {
-		struct store_session s = {.id = id, .proto = PROTO_IMAP, .since_ms = T0};
-		int n = snprintf(user, sizeof(user), "n%llu@x", (unsigned long long)(id % 500));
-
-		store_session_keep(sw, user, (size_t)n, &s);
-	}
+	keep_sessions(&sw, 1, "n", 3000);
 	run_until_ms(loop, NULL, 500);
 	assert_int_equal(redis_server_cmd("DEL postern:{n0@x}:sess"), 0);
 	before = redis_calls("evalsha");
